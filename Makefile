@@ -8,10 +8,10 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 
-.PHONY: test vet lint fuzz bench build run fmt
+.PHONY: test vet lint fuzz bench build run fmt tidy standalone
 
-## test: vet, then every module's tests (with the race detector)
-test: vet
+## test: vet, each module built on its own, then every module's tests (race detector on)
+test: vet standalone
 	$(GO) test -race -count=1 -timeout 15m $(MODULES)
 
 vet:
@@ -45,3 +45,11 @@ build:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## tidy: go mod tidy in each module on its own (as it builds outside the workspace)
+tidy:
+	@for dir in $(MODULES:/...=); do (cd $$dir && GOWORK=off $(GO) mod tidy) || exit 1; done
+
+## standalone: every module builds outside the workspace, through its replace lines
+standalone:
+	@for dir in $(MODULES:/...=); do (cd $$dir && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...) || exit 1; done

@@ -2,10 +2,4 @@ module github.com/mycelium-mesh/mycelium/l2-seq
 
 go 1.26
 
-require (
-	github.com/mycelium-mesh/mycelium/l1-link v0.0.0
-)
-
-replace (
-	github.com/mycelium-mesh/mycelium/l1-link => ../l1-link
-)
+replace github.com/mycelium-mesh/mycelium/l1-link => ../l1-link

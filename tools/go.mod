@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/mycelium-mesh/mycelium/l2-seq v0.0.0
+	github.com/mycelium-mesh/mycelium/l3-route v0.0.0-00010101000000-000000000000
 	github.com/spf13/cobra v1.10.2
 )
 
