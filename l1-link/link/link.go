@@ -109,6 +109,17 @@ func Airtime(l Link, n int) time.Duration {
 	return time.Duration(int64(n) * 8 * int64(time.Second) / int64(br))
 }
 
+// Sleeper is implemented by links whose radio can sleep (modem sleep,
+// PROTOCOL 5.3): a sleeping radio hears nothing — frames that arrive are
+// counted as DropAsleep — but still transmits what it is given, as an ESP32
+// in modem sleep wakes to send.
+type Sleeper interface {
+	// SetAwake switches the receiver on or off.
+	SetAwake(on bool)
+	// Awake reports whether the receiver is on.
+	Awake() bool
+}
+
 // Errors a link returns; after Close, net.ErrClosed.
 var (
 	ErrTooBig    = errors.New("link: datagram larger than the link's MTU")

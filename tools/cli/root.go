@@ -47,8 +47,18 @@ func newRoot() *cobra.Command {
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(packetCmd(), packageCmd(), sequenceCmd(), addrCmd(), appidCmd())
+	for _, c := range extra {
+		root.AddCommand(c())
+	}
 	return root
 }
+
+// extra holds the subcommands other files of this package register in their
+// init functions, so that each tool lives in its own file.
+var extra []func() *cobra.Command
+
+// register adds a subcommand constructor to the root command.
+func register(c func() *cobra.Command) { extra = append(extra, c) }
 
 // parseHex decodes a hex argument, tolerating surrounding space, an optional
 // 0x prefix and upper case.

@@ -1,0 +1,76 @@
+// Package sim is the simulated radio medium every higher-layer test and
+// benchmark runs on: radios with addresses, an explicit graph of who hears
+// whom (or positions and a range), per-link loss (independent or bursty,
+// Gilbert–Elliott), airtime from each radio's formula, half-duplex radios,
+// collisions where transmissions overlap at a receiver, and carrier sense
+// where the radio does it. Driven by a clock.Virtual it runs hours of mesh
+// time in seconds, and the same seed gives the same run.
+package sim
+
+import (
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+)
+
+// PHY describes one kind of radio: what its links report and how long its
+// frames occupy the air.
+type PHY struct {
+	Name    string // link name in Info ("espnow", "rylr998")
+	Network string // address kind: "espnow" (6-byte MACs) or "lora" (module addresses)
+	MTU     int
+	Bitrate int // nominal, as Info reports it
+	Schemas []uint8
+	// Airtime is how long a datagram of n bytes occupies the medium.
+	Airtime func(n int) time.Duration
+	// CSMA makes a radio listen before it talks: it transmits when the
+	// medium has been idle for DIFS, and after finding it busy waits for
+	// idle plus DIFS plus a random backoff of 0..CW-1 slots (a simplified
+	// 802.11 DCF). Without it the radio transmits at once (pure ALOHA, as
+	// LoRa modules do).
+	CSMA bool
+	DIFS time.Duration
+	Slot time.Duration
+	CW   int
+	// TxQueue is each radio's transmit queue capacity.
+	TxQueue int
+	// Caps reported by the links.
+	Caps link.Caps
+}
+
+// ESP-NOW on the air: an 802.11 vendor action frame. Between the datagram
+// and the air sit the MAC header (24), category (1), OUI (3), random bytes
+// (4), the vendor element header (2 + OUI 3 + type 1 + version 1) and the
+// FCS (4).
+const espnowOverhead = 24 + 1 + 3 + 4 + 7 + 4
+
+// ESPNOWAirtime is the airtime of an ESP-NOW frame carrying n bytes at
+// rateKbps: 802.11b long preamble and PLCP header (192 µs) at 1 Mbit/s,
+// then the frame at the rate. At 1 Mbit/s a 250-byte datagram takes 2,536 µs.
+func ESPNOWAirtime(n, rateKbps int) time.Duration {
+	bits := int64(espnowOverhead+n) * 8
+	return 192*time.Microsecond + time.Duration(bits*int64(time.Millisecond)/int64(rateKbps))
+}
+
+// ESPNOW is the ESP-NOW radio of an ESP32 (or a Linux monitor-mode card) at
+// 802.11b 1 Mbit/s with long preamble, carrier sense on.
+func ESPNOW() PHY {
+	return PHY{
+		Name: "espnow", Network: "espnow", MTU: 250, Bitrate: link.BitrateESPNOW,
+		Schemas: link.SchemasESPNOW,
+		Airtime: func(n int) time.Duration { return ESPNOWAirtime(n, 1000) },
+		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 32,
+		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep,
+	}
+}
+
+// LoRa is a RYLR-998 module with modulation p: no carrier sense, airtime
+// from the Semtech formula.
+func LoRa(p lora.Params) PHY {
+	return PHY{
+		Name: "rylr998", Network: "lora", MTU: 240, Bitrate: link.BitrateRYLR998,
+		Schemas: link.SchemasLoRa, Airtime: p.Airtime,
+		TxQueue: 4, Caps: link.CapBroadcast,
+	}
+}
