@@ -16,11 +16,11 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // The methods are safe for concurrent use, but determinism needs every
 // AfterFunc to come from the loop itself (or before Run).
 type Virtual struct {
-	mu   sync.Mutex
-	now  time.Time
-	seq  uint64
-	q    eventQueue
-	ran  uint64
+	mu  sync.Mutex
+	now time.Time
+	seq uint64
+	q   eventQueue
+	ran uint64
 }
 
 // NewVirtual returns a virtual clock standing at start (Epoch if zero).

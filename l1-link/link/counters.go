@@ -10,17 +10,17 @@ type DropReason uint8
 
 // Reasons for drops, counted per link.
 const (
-	DropOversize   DropReason = iota // larger than the MTU
-	DropQueueFull                    // transmit queue full
-	DropDutyCycle                    // duty-cycle budget exhausted
-	DropMalformed                    // received bytes that are not a frame of this link
-	DropDuplicate                    // a frame seen before
-	DropNotForUs                     // addressed to another station
-	DropNoHandler                    // nothing attached
-	DropTxError                      // the radio or socket refused it
-	DropCollision                    // overlapped another transmission (simulated medium)
-	DropLoss                         // lost on the air (simulated medium)
-	DropAsleep                       // arrived while the radio slept
+	DropOversize  DropReason = iota // larger than the MTU
+	DropQueueFull                   // transmit queue full
+	DropDutyCycle                   // duty-cycle budget exhausted
+	DropMalformed                   // received bytes that are not a frame of this link
+	DropDuplicate                   // a frame seen before
+	DropNotForUs                    // addressed to another station
+	DropNoHandler                   // nothing attached
+	DropTxError                     // the radio or socket refused it
+	DropCollision                   // overlapped another transmission (simulated medium)
+	DropLoss                        // lost on the air (simulated medium)
+	DropAsleep                      // arrived while the radio slept
 	NumDropReasons
 )
 

@@ -18,7 +18,9 @@ func TestConformance(t *testing.T) {
 		for range 3 {
 			e.Links = append(e.Links, hub.NewLink())
 		}
-		e.Wait = func(cond func() bool) bool { return clk.RunWhile(clk.Now().Add(time.Minute), func() bool { return !cond() }) || cond() }
+		e.Wait = func(cond func() bool) bool {
+			return clk.RunWhile(clk.Now().Add(time.Minute), func() bool { return !cond() }) || cond()
+		}
 		e.Settle = func() { clk.RunFor(time.Second) }
 		return e
 	})
