@@ -1,0 +1,142 @@
+// Package identity is a node's Ed25519 key pair: its public key is the
+// node_id the mesh knows it by (PROTOCOL 1), and it signs what the node
+// vouches for (tree addresses). The private key lives in a file only the
+// node's user can read, created on first start.
+package identity
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// NodeIDSize is the size of a node_id.
+const NodeIDSize = ed25519.PublicKeySize
+
+// NodeID is a node's public key; boards use other opaque 32-byte ids.
+type NodeID [NodeIDSize]byte
+
+// String is the id in hex.
+func (n NodeID) String() string { return hex.EncodeToString(n[:]) }
+
+// Short is the first 8 hex digits, for logs and tables.
+func (n NodeID) Short() string { return hex.EncodeToString(n[:4]) }
+
+// Identity is a node's key pair.
+type Identity struct {
+	Private ed25519.PrivateKey
+}
+
+// ID returns the node_id (the public key).
+func (i Identity) ID() NodeID {
+	var id NodeID
+	copy(id[:], i.Private.Public().(ed25519.PublicKey))
+	return id
+}
+
+// Public returns the public key.
+func (i Identity) Public() ed25519.PublicKey { return i.Private.Public().(ed25519.PublicKey) }
+
+// Sign signs msg.
+func (i Identity) Sign(msg []byte) []byte { return ed25519.Sign(i.Private, msg) }
+
+// Generate makes a new identity from r (crypto/rand.Reader when nil).
+func Generate(r io.Reader) (Identity, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	_, priv, err := ed25519.GenerateKey(r)
+	if err != nil {
+		return Identity{}, fmt.Errorf("identity: %w", err)
+	}
+	return Identity{Private: priv}, nil
+}
+
+// FromSeed derives an identity from a 32-byte seed (for simulations, where
+// every run must give the same keys).
+func FromSeed(seed [ed25519.SeedSize]byte) Identity {
+	return Identity{Private: ed25519.NewKeyFromSeed(seed[:])}
+}
+
+// ErrPermissions reports a key file that others can read.
+var ErrPermissions = errors.New("identity: key file permissions too open (want 0600)")
+
+const pemType = "PRIVATE KEY"
+
+// LoadOrCreate reads the identity at path, or creates one there (mode 0600,
+// in a directory created 0700 if missing) when the file does not exist. It
+// refuses a key file readable by group or others, as ssh does. created
+// reports a new key.
+func LoadOrCreate(path string) (id Identity, created bool, err error) {
+	id, err = Load(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return id, false, err
+	}
+	if id, err = Generate(nil); err != nil {
+		return id, false, err
+	}
+	if err := Save(path, id); err != nil {
+		return Identity{}, false, err
+	}
+	return id, true, nil
+}
+
+// Load reads an identity from a PKCS #8 PEM file.
+func Load(path string) (Identity, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return Identity{}, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return Identity{}, fmt.Errorf("%w: %s is %v", ErrPermissions, path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Identity{}, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != pemType {
+		return Identity{}, fmt.Errorf("identity: %s: not a PEM private key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return Identity{}, fmt.Errorf("identity: %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return Identity{}, fmt.Errorf("identity: %s: not an Ed25519 key", path)
+	}
+	return Identity{Private: priv}, nil
+}
+
+// Save writes id to a new file at path with mode 0600; it never overwrites.
+func Save(path string, id Identity) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(id.Private)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: pemType, Bytes: der}); err != nil {
+		f.Close()
+		return fmt.Errorf("identity: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("identity: %w", err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,58 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestLoadOrCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys", "node.key")
+	id, created, err := LoadOrCreate(path)
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v", st.Mode().Perm(), err)
+	}
+	again, created, err := LoadOrCreate(path)
+	if err != nil || created || again.ID() != id.ID() {
+		t.Fatalf("reload: %v %v", created, err)
+	}
+	msg := []byte("tree address")
+	if !ed25519.Verify(again.Public(), msg, id.Sign(msg)) {
+		t.Fatal("signature")
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreate(path); !errors.Is(err, ErrPermissions) {
+		t.Fatalf("world-readable key accepted: %v", err)
+	}
+	if err := Save(path, id); err == nil {
+		t.Fatal("Save overwrote a key")
+	}
+}
+
+func TestBadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.key")
+	if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreate(path); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}
+
+func TestFromSeed(t *testing.T) {
+	a, b := FromSeed([32]byte{1}), FromSeed([32]byte{1})
+	if a.ID() != b.ID() || a.ID() == FromSeed([32]byte{2}).ID() {
+		t.Fatal("seeded identities")
+	}
+	if len(a.ID().String()) != 64 || len(a.ID().Short()) != 8 {
+		t.Fatal("formatting")
+	}
+}

@@ -1,0 +1,179 @@
+package node
+
+import (
+	"slices"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+)
+
+// Beacon timing (PROTOCOL 5.2).
+const (
+	BeaconBurst   = 4
+	BeaconSpacing = 36 * time.Millisecond
+)
+
+// announced is the app list our beacons carry.
+func (n *Node) announced() []packet.AppID {
+	apps := slices.Clone(n.appOrder)
+	if !n.cfg.Reference {
+		apps = append(apps, beacon.CapabilitiesID)
+		if n.cfg.Sleep && len(n.sleep) > 0 {
+			apps = append(apps, beacon.SleepsID)
+		}
+	}
+	return apps
+}
+
+// burstLen is how many beacons a burst sends on a link: four where airtime
+// is cheap; one on a link with a duty-cycle budget or long frames (LoRa),
+// where four would spend seconds of air a minute for nothing [ours].
+func (t *txLink) burstLen() int {
+	if t.info.Caps.Has(link.CapDutyCycle) || t.airMTU > 100*time.Millisecond {
+		return 1
+	}
+	return BeaconBurst
+}
+
+// beaconBurst sends one burst on every link, then counts peers down.
+func (n *Node) beaconBurst() {
+	if n.closed {
+		return
+	}
+	longest := 0
+	for _, t := range n.links {
+		k := t.burstLen()
+		longest = max(longest, k)
+		for i := range k {
+			n.clk.AfterFunc(time.Duration(i)*BeaconSpacing, func() { n.SendBeacon(t.idx, beacon.OpBeacon) })
+		}
+	}
+	n.clk.AfterFunc(time.Duration(longest)*BeaconSpacing, func() {
+		for _, p := range n.peers.Tick() {
+			n.log.Debug("peer timed out", "peer", p.ID.Short())
+		}
+		n.nodes.Expire(n.clk.Now())
+	})
+	n.beaconTmr = n.clk.AfterFunc(n.cfg.BeaconPeriod, n.beaconBurst)
+}
+
+// SendBeacon broadcasts our beacon messages (op) on link idx.
+func (n *Node) SendBeacon(idx int, op beacon.Op) {
+	if n.closed {
+		return
+	}
+	for _, m := range beacon.Messages(op, n.nodeID, n.announced()) {
+		b, _ := m.AppendTo(nil)
+		n.Broadcast(beacon.AppID, b, &SendOptions{Link: idx})
+	}
+}
+
+func (n *Node) sendDisconnect() {
+	m := beacon.Message{Op: beacon.OpDisconnect, NodeID: n.nodeID}
+	b, _ := m.AppendTo(nil)
+	for _, t := range n.links {
+		n.Broadcast(beacon.AppID, b, &SendOptions{Link: t.idx})
+	}
+}
+
+// receiveBeacon is the Beacon application.
+func (n *Node) receiveBeacon(m Message) {
+	var bm beacon.Message
+	if err := bm.UnmarshalBinary(m.Blob); err != nil {
+		n.drop(DropBeacon)
+		return
+	}
+	id := identity.NodeID(bm.NodeID)
+	if id == n.nodeID {
+		return
+	}
+	now := n.clk.Now()
+	switch bm.Op {
+	case beacon.OpDisconnect:
+		n.peers.Remove(id)
+		return
+	case beacon.OpBeacon, beacon.OpResponse:
+	default:
+		n.drop(DropBeacon)
+		return
+	}
+	p, _ := n.peers.Refresh(id, m.Via, now)
+	// A burst may span several messages (more than ten apps): a message
+	// that comes within a second of the previous one adds to its list.
+	info := n.nodes.Get(id, now)
+	first := info == nil || now.Sub(info.Updated) > time.Second
+	n.nodes.Update(id, bm.Apps, first, now)
+	if first {
+		p.Apps = p.Apps[:0]
+		p.Full, p.Sleeps = false, false
+	}
+	for _, a := range bm.Apps {
+		switch a {
+		case beacon.CapabilitiesID:
+			p.Full = true
+		case beacon.SleepsID:
+			p.Sleeps = true
+		}
+		if !slices.Contains(p.Apps, a) {
+			p.Apps = append(p.Apps, a)
+		}
+	}
+	ep := n.endpointFor(m.Via)
+	ep.awakeUntil = now.Add(awakeWindow)
+	if bm.Op == beacon.OpBeacon {
+		n.respondBeacon(ep, now)
+	}
+}
+
+// respondBeacon answers a beacon, once per burst, after a random delay of a
+// few airtimes so that neighbours who heard the same beacon do not all
+// answer at once [ours; the reference answers at once].
+func (n *Node) respondBeacon(ep *endpoint, now time.Time) {
+	if !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < BeaconBurst*BeaconSpacing+time.Second {
+		return
+	}
+	ep.lastResp = now
+	resp := beacon.Messages(beacon.OpResponse, n.nodeID, n.announced())
+	window := 8 * link.Airtime(ep.tl.l, 160)
+	delay := time.Duration(0)
+	if window > 0 {
+		delay = time.Duration(n.rng.Int64N(int64(window)))
+	}
+	n.clk.AfterFunc(delay, func() {
+		for _, m := range resp {
+			b, _ := m.AppendTo(nil)
+			n.sendPlain(ep, beacon.AppID, b)
+		}
+	})
+}
+
+// sendPlain sends a Package in one packet of the link's plainest schema
+// with flags 0 and no ack expected (beacon responses, PROTOCOL 5.2).
+func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
+	if n.closed {
+		return
+	}
+	pkg := packet.NewPackage(app, blob)
+	p := packet.Packet{Schema: ep.tl.defaultSchema(), PacketID: n.nextPID(), Body: pkg.AppendTo(nil)}
+	if n.congested() {
+		p.Flags |= packet.FlagThrottle
+	}
+	b, err := p.AppendSealed(nil)
+	if err != nil {
+		return
+	}
+	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: b, ep: ep})
+	n.wakeThen(ep, ep.kick)
+}
+
+// Endpoints of a peer, for tests and tools.
+func (n *Node) endpointsOf(id identity.NodeID) []peer.Endpoint {
+	if p := n.peers.Get(id); p != nil {
+		return p.Endpoints
+	}
+	return nil
+}

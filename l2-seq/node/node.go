@@ -1,0 +1,356 @@
+// Package node is the node runtime (the Packager): applications hand it
+// blobs addressed to a peer or to everyone; it picks the schema and the
+// link, cuts the Package into packets, sends them reliably and fairly, and on
+// the other side reassembles, verifies and delivers them. It also keeps the
+// peer table with the Beacon application, answers and sends modem-sleep
+// wake-ups, throttles, and reports every failure to the sender as a typed
+// error.
+//
+// Everything a node owns is touched only on its clock's loop: links call it
+// there, timers fire there, and applications' handlers run there. Methods
+// are to be called on the loop too (from a handler, a timer, or
+// Node.Do from another goroutine).
+package node
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+)
+
+// Config configures a node.
+type Config struct {
+	Clock    clock.Clock
+	Identity identity.Identity
+	Links    []link.Link
+	// Seed drives every random choice the node makes (jitter), so that a
+	// simulation repeats.
+	Seed uint64
+
+	// BeaconPeriod is the time between beacon bursts (60 s); 0 keeps the
+	// default, a negative value turns periodic beacons off (tests).
+	BeaconPeriod time.Duration
+	// Reference makes the node leave the capabilities app_id out of its
+	// beacons, so its beacons are byte-identical to a reference node's.
+	Reference bool
+	// Sleep turns modem sleep on for links that can sleep.
+	Sleep bool
+	// Budgets bound the node's memory; zero fields take the defaults.
+	Budgets Budgets
+	// Logger receives debug events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Budgets bound what a node keeps in memory.
+type Budgets struct {
+	RxPerPeer   int           // reassembly bytes per neighbour (default 128 KiB)
+	RxTotal     int           // reassembly bytes in all (default 512 KiB)
+	RxSequences int           // concurrent reassemblies in all (default 32)
+	RxPerPeerSq int           // concurrent reassemblies per neighbour (default 4)
+	SendCache   int           // bytes of sent Packages kept to answer retransmission requests (default 1 MiB)
+	CacheTTL    time.Duration // how long a finished sequence stays in the cache for late requests (default 2 min)
+	PendingSend int           // sends waiting per neighbour (default 32)
+	Backlog     int           // frames queued before we set the throttle flag (default 64)
+}
+
+func (b *Budgets) fill() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&b.RxPerPeer, 128<<10)
+	def(&b.RxTotal, 512<<10)
+	def(&b.RxSequences, 32)
+	def(&b.RxPerPeerSq, 4)
+	def(&b.SendCache, 1<<20)
+	def(&b.PendingSend, 32)
+	def(&b.Backlog, 64)
+	if b.CacheTTL <= 0 {
+		b.CacheTTL = 2 * time.Minute
+	}
+}
+
+// Handler receives the Packages addressed to an application.
+type Handler func(m Message)
+
+// Message is a delivered Package.
+type Message struct {
+	App  packet.AppID
+	Blob []byte // the application's to keep
+	// From is the sender's node_id when the sender is a known peer.
+	From      identity.NodeID
+	FromKnown bool
+	// Via is where the last packet came from.
+	Via       peer.Endpoint
+	Broadcast bool
+	Schema    uint8
+	// Routed packets: the addresses, tree_state and metric they carried.
+	Routed    bool
+	FromAddr  [16]byte
+	ToAddr    [16]byte
+	TreeState uint8
+	Mode      bool
+	Time      time.Time
+}
+
+// Node is one mesh node.
+type Node struct {
+	cfg    Config
+	clk    clock.Clock
+	id     identity.Identity
+	nodeID identity.NodeID
+	rng    *rand.Rand
+	log    *slog.Logger
+	bud    Budgets
+
+	links []*txLink
+	peers *peer.Table
+	nodes *peer.NodeList
+	eps   map[peer.Endpoint]*endpoint
+
+	apps     map[packet.AppID]Handler
+	appOrder []packet.AppID
+
+	pid     uint16 // next packet_id for non-sequenced packets
+	seqID   uint8  // next seq_id
+	seqUsed [256]time.Time
+
+	rxBytes   int // reassembly bytes held
+	rxSeqs    int // reassemblies open
+	cache     sendCache
+	router    Router
+	stats     Stats
+	started   bool
+	closed    bool
+	beaconTmr clock.Timer
+	sleep     []*sleeper
+	dec       packet.Packet // scratch for decoding
+}
+
+// Router is the routing layer's hook (l3-route implements it): the node
+// hands it every routed packet that arrives and asks it how to send routed
+// Packages. Registered with SetRouter.
+type Router interface {
+	// HandleRouted is given a routed packet (schemas 5–10, 25–30) from a
+	// neighbour. The router delivers it locally (Node.DeliverRouted),
+	// forwards it, or returns it with the error flag.
+	HandleRouted(from peer.Endpoint, p *packet.Packet, raw []byte)
+}
+
+// New builds a node; Start attaches its links and starts beacons.
+func New(cfg Config) (*Node, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.NewLoop()
+	}
+	if cfg.Identity.Private == nil {
+		id, err := identity.Generate(nil)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Identity = id
+	}
+	if cfg.BeaconPeriod == 0 {
+		cfg.BeaconPeriod = 60 * time.Second
+	}
+	cfg.Budgets.fill()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg: cfg, clk: cfg.Clock, id: cfg.Identity, nodeID: cfg.Identity.ID(),
+		rng: rand.New(rand.NewPCG(cfg.Seed, 0x6e6f6465)), log: log, bud: cfg.Budgets,
+		peers: peer.NewTable(), nodes: peer.NewNodeList(),
+		eps: map[peer.Endpoint]*endpoint{}, apps: map[packet.AppID]Handler{},
+	}
+	n.cache.budget = cfg.Budgets.SendCache
+	for i, l := range cfg.Links {
+		n.links = append(n.links, newTxLink(n, i, l))
+	}
+	// The Beacon application is always there (the reference registers it
+	// first, so it leads the app list).
+	n.apps[beacon.AppID] = n.receiveBeacon
+	n.appOrder = append(n.appOrder, beacon.AppID)
+	return n, nil
+}
+
+// ID returns the node's node_id.
+func (n *Node) ID() identity.NodeID { return n.nodeID }
+
+// Identity returns the node's key pair.
+func (n *Node) Identity() identity.Identity { return n.id }
+
+// Clock returns the node's clock.
+func (n *Node) Clock() clock.Clock { return n.clk }
+
+// Links returns the node's links, by index.
+func (n *Node) Links() []link.Link {
+	out := make([]link.Link, len(n.links))
+	for i, t := range n.links {
+		out[i] = t.l
+	}
+	return out
+}
+
+// Rand returns the node's seeded random source (for applications that must
+// stay deterministic in simulation).
+func (n *Node) Rand() *rand.Rand { return n.rng }
+
+// SetRouter registers the routing layer.
+func (n *Node) SetRouter(r Router) { n.router = r }
+
+// Do runs f on the node's loop (from any goroutine).
+func (n *Node) Do(f func()) { n.clk.AfterFunc(0, f) }
+
+// Register adds an application; its app_id is announced in beacons.
+func (n *Node) Register(id packet.AppID, h Handler) {
+	if _, ok := n.apps[id]; !ok {
+		n.appOrder = append(n.appOrder, id)
+	}
+	n.apps[id] = h
+}
+
+// Unregister removes an application.
+func (n *Node) Unregister(id packet.AppID) {
+	if id == beacon.AppID {
+		return
+	}
+	delete(n.apps, id)
+	n.appOrder = slices.DeleteFunc(n.appOrder, func(a packet.AppID) bool { return a == id })
+}
+
+// Start attaches the links and begins beaconing (and modem sleep).
+func (n *Node) Start() {
+	if n.started {
+		return
+	}
+	n.started = true
+	for _, t := range n.links {
+		t.l.Attach(t)
+	}
+	if n.cfg.Sleep {
+		for _, t := range n.links {
+			if s, ok := t.l.(link.Sleeper); ok && t.info.Caps.Has(link.CapSleep) {
+				n.sleep = append(n.sleep, newSleeper(n, t, s))
+			}
+		}
+	}
+	if n.cfg.BeaconPeriod > 0 {
+		// Start at a random point of the period so neighbours booted
+		// together do not beacon together.
+		n.beaconTmr = n.clk.AfterFunc(time.Duration(n.rng.Int64N(int64(n.cfg.BeaconPeriod/10)+1)), n.beaconBurst)
+	}
+}
+
+// Close says goodbye (a disconnect beacon on every link), fails pending
+// sends with ErrClosed and detaches from the links. The links stay open:
+// their owner closes them.
+func (n *Node) Close() {
+	if n.closed {
+		return
+	}
+	if n.started {
+		n.sendDisconnect()
+	}
+	n.closed = true
+	if n.beaconTmr != nil {
+		n.beaconTmr.Stop()
+	}
+	for _, s := range n.sleep {
+		s.stop()
+	}
+	for _, ep := range n.sortedEndpoints() {
+		ep.failAll(ErrClosed)
+		ep.freeRx()
+	}
+	for _, t := range n.links {
+		t.l.Attach(nil)
+	}
+}
+
+// Peers returns the peer table's entries, ordered by node_id.
+func (n *Node) Peers() []*peer.Peer { return n.peers.All() }
+
+// Peer returns a peer by node_id (nil if unknown).
+func (n *Node) Peer(id identity.NodeID) *peer.Peer { return n.peers.Get(id) }
+
+// Nodes returns the node list.
+func (n *Node) Nodes() *peer.NodeList { return n.nodes }
+
+// Apps returns the registered app_ids in registration order.
+func (n *Node) Apps() []packet.AppID { return slices.Clone(n.appOrder) }
+
+func (n *Node) sortedEndpoints() []*endpoint {
+	out := make([]*endpoint, 0, len(n.eps))
+	for _, ep := range n.eps {
+		out = append(out, ep)
+	}
+	slices.SortFunc(out, func(a, b *endpoint) int {
+		if a.key.Link != b.key.Link {
+			return a.key.Link - b.key.Link
+		}
+		if a.key.Addr.String() < b.key.Addr.String() {
+			return -1
+		}
+		if a.key.Addr.String() > b.key.Addr.String() {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// endpointFor returns the state for (link, addr), creating it.
+func (n *Node) endpointFor(key peer.Endpoint) *endpoint {
+	ep := n.eps[key]
+	if ep == nil {
+		ep = &endpoint{n: n, key: key, tl: n.links[key.Link]}
+		n.eps[key] = ep
+	}
+	return ep
+}
+
+// nextPID returns the next packet_id for a non-sequenced packet.
+func (n *Node) nextPID() uint16 {
+	p := n.pid & 0xff
+	n.pid++
+	return p
+}
+
+// seqLinger is how long a receiver remembers a finished sequence, and how
+// long a sender avoids reusing its seq_id.
+const seqLinger = 10 * time.Second
+
+// nextSeqID returns a seq_id not used in the last seqLinger, or false if
+// all 256 were (the send then waits).
+func (n *Node) nextSeqID() (uint8, bool) {
+	now := n.clk.Now()
+	for range 256 {
+		id := n.seqID
+		n.seqID++
+		if t := n.seqUsed[id]; t.IsZero() || now.Sub(t) >= seqLinger {
+			n.seqUsed[id] = now
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// congested reports whether we should ask neighbours to slow down: our
+// transmit backlog or reassembly memory is past its threshold.
+func (n *Node) congested() bool {
+	backlog := 0
+	for _, t := range n.links {
+		backlog += t.backlog()
+	}
+	return backlog > n.bud.Backlog || n.rxBytes > n.bud.RxTotal*3/4
+}

@@ -1,0 +1,245 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+)
+
+// awakeWindow is how long a peer counts as awake after we hear it (PROTOCOL 5.3).
+const awakeWindow = 800 * time.Millisecond
+
+// receive is the entry point for every datagram a link hands up.
+func (n *Node) receive(t *txLink, f link.Frame) {
+	if n.closed {
+		return
+	}
+	n.stats.PacketsRecv++
+	n.stats.BytesRecv += uint64(len(f.Data))
+	p := &n.dec
+	if err := p.UnmarshalBinary(f.Data); err != nil {
+		switch {
+		case errors.Is(err, packet.ErrVersion):
+			n.drop(DropVersion)
+		case errors.Is(err, packet.ErrUnknownSchema):
+			n.drop(DropSchema)
+		default:
+			n.drop(DropMalformed)
+		}
+		return
+	}
+	if !containsSchema(t.info.Schemas, p.Schema) {
+		n.drop(DropSchema) // a LoRa schema on ESP-NOW, say: not for this link
+		return
+	}
+	if err := p.VerifyChecksum(); err != nil {
+		n.drop(DropChecksum)
+		return
+	}
+	key := peer.Endpoint{Link: t.idx, Addr: f.Src}
+	now := f.Time
+	if now.IsZero() {
+		now = n.clk.Now()
+	}
+	pr := n.peers.ByEndpoint(key)
+	var ep *endpoint
+	if pr != nil || n.eps[key] != nil {
+		ep = n.endpointFor(key)
+		ep.awakeUntil = now.Add(awakeWindow)
+	}
+	if pr != nil {
+		pr.LastRx = now
+		if p.Flags.Throttle() {
+			pr.Throttle++
+		} else if pr.Throttle > 0 {
+			pr.Throttle--
+		}
+	}
+	for _, s := range n.sleep {
+		if s.t == t {
+			s.earn()
+		}
+	}
+	if ep != nil && ep.wake != nil {
+		ep.woke() // any packet from it says it is awake
+	}
+	switch p.Flags.Encoded() {
+	case packet.EncRNS:
+		n.answerRNS(t, key, pr)
+		return
+	case packet.EncNIA:
+		return // handled above: it is awake
+	case packet.EncAck:
+		n.receiveAck(key, p)
+		return
+	case packet.EncRtx:
+		n.receiveRtx(key, p)
+		return
+	}
+	s := p.SchemaOf()
+	if s.Routed() {
+		if n.router == nil {
+			n.drop(DropNotForUs)
+			return
+		}
+		n.router.HandleRouted(key, p, f.Data)
+		return
+	}
+	if p.Flags.Error() {
+		n.receiveError(key, p)
+		return
+	}
+	if s.Sequenced() {
+		n.receiveChunk(n.endpointFor(key), p, f.Broadcast, now)
+		return
+	}
+	n.receiveSingle(key, p, f.Broadcast, now)
+}
+
+// receiveSingle handles a Package in one packet.
+func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, now time.Time) {
+	var pkg packet.Package
+	if err := pkg.UnmarshalBinary(p.Body); err != nil {
+		n.drop(DropMalformed)
+		return
+	}
+	ask := p.Flags.Ask()
+	if err := pkg.Verify(); err != nil {
+		n.drop(DropHash)
+		if ask {
+			n.sendAck(key, p, ErrBadHash, nil)
+		}
+		return
+	}
+	if ep := n.eps[key]; ep != nil && !bcast {
+		// A retransmitted single (its ack was lost) is answered, not delivered twice.
+		for i := range min(ep.recentN, len(ep.recent)) {
+			r := ep.recent[i]
+			if r.pid == p.PacketID && r.hash == pkg.Hash && now.Sub(r.at) < seqLinger {
+				n.drop(DropDuplicate)
+				if ask {
+					n.sendAck(key, p, nil, nil)
+				}
+				return
+			}
+		}
+		ep.recent[ep.recentN%len(ep.recent)] = recentSingle{pid: p.PacketID, hash: pkg.Hash, at: now}
+		ep.recentN++
+	}
+	err := n.deliver(key, p, &pkg, bcast, now)
+	if ask {
+		n.sendAck(key, p, err, nil)
+	}
+}
+
+// deliver hands a verified Package to its application.
+func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package, bcast bool, now time.Time) error {
+	h := n.apps[pkg.AppID]
+	if h == nil {
+		n.drop(DropUnknownApp)
+		return ErrUnknownApp
+	}
+	m := Message{App: pkg.AppID, Blob: bytes.Clone(pkg.Blob), Via: key, Broadcast: bcast, Schema: p.Schema, Time: now}
+	if pr := n.peers.ByEndpoint(key); pr != nil {
+		m.From, m.FromKnown = pr.ID, true
+	}
+	if p.SchemaOf().Routed() {
+		m.Routed, m.FromAddr, m.ToAddr, m.TreeState, m.Mode = true, p.From, p.To, p.TreeState, p.Flags.Mode()
+	}
+	n.stats.Delivered++
+	n.stats.DeliveredBytes += uint64(len(m.Blob))
+	h(m)
+	return nil
+}
+
+// sendAck answers packet p: the ack transform of its flags, same ids, an
+// empty body (or the error code, with the error flag, or a status).
+func (n *Node) sendAck(key peer.Endpoint, p *packet.Packet, err error, status []byte) {
+	var a packet.Packet
+	packet.AckFor(p, &a)
+	switch {
+	case err != nil:
+		a.Flags |= packet.FlagError
+		a.Body = []byte{CodeOf(err)}
+	case status != nil:
+		a.Body = status
+	}
+	a.Flags &^= packet.FlagThrottle
+	if n.congested() {
+		a.Flags |= packet.FlagThrottle
+	}
+	if s := a.SchemaOf(); len(a.Body) > s.MaxBody {
+		a.Body = a.Body[:s.MaxBody]
+	}
+	b, e := a.AppendSealed(nil)
+	if e != nil {
+		return
+	}
+	n.links[key.Link].queueCtrl(outFrame{dst: key.Addr, data: b, ep: n.eps[key]})
+}
+
+// receiveAck routes an ack to the send it answers.
+func (n *Node) receiveAck(key peer.Endpoint, p *packet.Packet) {
+	ep := n.eps[key]
+	if ep == nil {
+		n.drop(DropStray)
+		return
+	}
+	if p.SchemaOf().Sequenced() {
+		for _, o := range ep.out {
+			if o.started && !o.finished && o.seqID == p.SeqID && o.count == int(p.SeqSize)+1 {
+				o.onAck(p)
+				return
+			}
+		}
+		n.drop(DropStray)
+		return
+	}
+	if o := ep.singles[p.PacketID]; o != nil {
+		var err error
+		if p.Flags.Error() && len(p.Body) > 0 {
+			err = &RemoteError{Err: ErrorForCode(p.Body[0]), From: key.Addr.String()}
+		}
+		o.acked(err)
+		return
+	}
+	n.drop(DropStray)
+}
+
+// receiveRtx answers a retransmission request from the send cache. A
+// request for a sequence we never sent (a reference node's phantom, PROTOCOL
+// 11) costs nothing but a counter.
+func (n *Node) receiveRtx(key peer.Endpoint, p *packet.Packet) {
+	ep := n.eps[key]
+	if ep == nil || !p.SchemaOf().Sequenced() {
+		n.drop(DropStray)
+		return
+	}
+	o := n.cache.find(ep, p.SeqID)
+	if o == nil || o.count != int(p.SeqSize)+1 {
+		n.drop(DropStray)
+		return
+	}
+	o.onRtx(int(p.PacketID))
+}
+
+// receiveError handles an error-flagged packet that is not an ack: a
+// report about a single packet we sent.
+func (n *Node) receiveError(key peer.Endpoint, p *packet.Packet) {
+	ep := n.eps[key]
+	if ep != nil {
+		if o := ep.singles[p.PacketID]; o != nil {
+			code := uint8(0)
+			if len(p.Body) > 0 {
+				code = p.Body[0]
+			}
+			o.acked(&RemoteError{Err: ErrorForCode(code), From: key.Addr.String()})
+			return
+		}
+	}
+	n.drop(DropStray)
+}

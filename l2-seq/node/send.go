@@ -1,0 +1,353 @@
+package node
+
+import (
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
+)
+
+// SendOptions tune one send.
+type SendOptions struct {
+	// Priority orders sends under memory pressure: the send cache evicts
+	// lower priorities first.
+	Priority int
+	// Deadline: a send still waiting its turn then fails with ErrThrottled.
+	Deadline time.Time
+	// Link names the link for a broadcast (-1 or nil options: every link,
+	// with one schema common to all).
+	Link int
+}
+
+// referenceSchemas are all a reference node understands (PROTOCOL 11).
+var referenceSchemas = map[uint8]bool{0: true, 2: true, 20: true, 22: true}
+
+// broadcastable are the schemas a broadcast may use: non-routed, one-byte
+// packet_id (PROTOCOL 4.1), and of those only what reference nodes read, as
+// a broadcast reaches them too.
+var broadcastable = referenceSchemas
+
+// chooseSchema applies PROTOCOL 4.1 over candidate schema ids: keep those
+// whose largest Package fits size, take the one with the largest body.
+func chooseSchema(ids []uint8, allowed func(*packet.Schema) bool, size int) (*packet.Schema, error) {
+	var best *packet.Schema
+	any := false
+	for _, id := range ids {
+		s, err := packet.Lookup(id)
+		if err != nil || !allowed(s) {
+			continue
+		}
+		any = true
+		if s.MaxPackage() < size {
+			continue
+		}
+		if best == nil || s.MaxBody > best.MaxBody {
+			best = s
+		}
+	}
+	switch {
+	case best != nil:
+		return best, nil
+	case !any:
+		return nil, ErrNoSchema
+	default:
+		return nil, ErrTooLarge
+	}
+}
+
+// bestEndpoint returns the peer's endpoint on its fastest link.
+func (n *Node) bestEndpoint(p *peer.Peer) *endpoint {
+	var best *endpoint
+	for _, e := range p.Endpoints {
+		if e.Link >= len(n.links) {
+			continue
+		}
+		if best == nil || n.links[e.Link].info.Bitrate > best.tl.info.Bitrate {
+			best = n.endpointFor(e)
+		}
+	}
+	return best
+}
+
+// Send sends blob to application app on the peer with node_id to.
+func (n *Node) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *SendOptions) *Result {
+	if n.closed {
+		return failed(ErrClosed)
+	}
+	p := n.peers.Get(to)
+	if p == nil {
+		return n.fail(ErrUnknownPeer)
+	}
+	ep := n.bestEndpoint(p)
+	if ep == nil {
+		return n.fail(ErrUnknownPeer)
+	}
+	return n.sendTo(ep, app, blob, opt)
+}
+
+// SendTo sends blob to application app at a neighbour's link address,
+// known as a peer or not.
+func (n *Node) SendTo(to peer.Endpoint, app packet.AppID, blob []byte, opt *SendOptions) *Result {
+	if n.closed {
+		return failed(ErrClosed)
+	}
+	if to.Link < 0 || to.Link >= len(n.links) || to.Addr == nil || to.Addr.IsBroadcast() {
+		return n.fail(ErrUnknownPeer)
+	}
+	return n.sendTo(n.endpointFor(to), app, blob, opt)
+}
+
+func (n *Node) fail(err error) *Result {
+	r := newResult()
+	n.finishSend(r, err)
+	return r
+}
+
+func (n *Node) sendTo(ep *endpoint, app packet.AppID, blob []byte, opt *SendOptions) *Result {
+	if opt == nil {
+		opt = &SendOptions{}
+	}
+	full := ep.peerFull()
+	pkg := packet.NewPackage(app, blob)
+	size := pkg.Len()
+	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool {
+		return !s.Routed() && (full || referenceSchemas[s.ID])
+	}, size)
+	if err != nil {
+		return n.fail(err)
+	}
+	if ep.waiting >= n.bud.PendingSend {
+		return n.fail(ErrBusy)
+	}
+	res := newResult()
+	data := pkg.AppendTo(make([]byte, 0, size))
+	if !s.Sequenced() {
+		n.queueSingle(ep, s, data, res, opt, full)
+		return res
+	}
+	if err := n.cache.reserve(n, len(data), opt.Priority); err != nil {
+		n.finishSend(res, err)
+		return res
+	}
+	o := &outSeq{ep: ep, res: res, s: s, pkg: data, count: sequence.Count(s, len(data)), full: full, prio: opt.Priority, deadline: opt.Deadline}
+	n.cache.add(o)
+	ep.out = append(ep.out, o)
+	ep.waiting++
+	if !opt.Deadline.IsZero() {
+		o.deadlineTmr = n.clk.AfterFunc(opt.Deadline.Sub(n.clk.Now()), func() {
+			if !o.started {
+				o.finish(ErrThrottled)
+			}
+		})
+	}
+	n.wakeThen(ep, ep.kick)
+	return res
+}
+
+// outSingle is a Package in one packet, waiting for its ack.
+type outSingle struct {
+	ep    *endpoint
+	res   *Result
+	data  []byte // the encoded packet
+	pid   uint16
+	tries int
+	timer interface{ Stop() bool }
+	ask   bool
+	done  bool
+}
+
+const singleTries = 5
+
+func (n *Node) queueSingle(ep *endpoint, s *packet.Schema, pkg []byte, res *Result, opt *SendOptions, full bool) {
+	p := packet.Packet{Schema: s.ID, PacketID: n.nextPID(), Body: pkg}
+	// Ask for an ack from peers that give one; a reference node ignores
+	// acks shorter than 32 bytes anyway, and its own ack is not guaranteed,
+	// so to it a single packet is delivered once transmitted.
+	o := &outSingle{ep: ep, res: res, pid: p.PacketID, ask: full}
+	if o.ask {
+		p.Flags = p.Flags.WithEncoded(packet.EncAsk)
+	}
+	if n.congested() {
+		p.Flags |= packet.FlagThrottle
+	}
+	data, err := p.AppendSealed(nil)
+	if err != nil {
+		n.finishSend(res, err)
+		return
+	}
+	o.data = data
+	if o.ask {
+		if ep.singles == nil {
+			ep.singles = map[uint16]*outSingle{}
+		}
+		if old := ep.singles[o.pid]; old != nil {
+			old.finish(ErrAbandoned) // its id came round again
+		}
+		ep.singles[o.pid] = o
+	}
+	ep.waiting++
+	if !opt.Deadline.IsZero() {
+		n.clk.AfterFunc(opt.Deadline.Sub(n.clk.Now()), func() {
+			if o.tries == 0 {
+				o.finish(ErrThrottled)
+			}
+		})
+	}
+	n.wakeThen(ep, func() { o.transmit() })
+}
+
+func (o *outSingle) transmit() {
+	if o.done {
+		return
+	}
+	ep := o.ep
+	o.tries++
+	if o.tries > 1 {
+		ep.n.stats.Retransmits++
+	}
+	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: o.data, ep: ep, sent: o.sent})
+	ep.kick()
+}
+
+func (o *outSingle) sent(err error) {
+	if o.done {
+		return
+	}
+	n := o.ep.n
+	if err != nil && o.tries < singleTries {
+		// Not on the air: try again shortly.
+		o.timer = n.clk.AfterFunc(o.ep.tl.airMTU, o.transmit)
+		return
+	}
+	if !o.ask {
+		if err != nil {
+			o.finish(ErrLink)
+		} else {
+			o.finish(nil)
+		}
+		return
+	}
+	o.timer = n.clk.AfterFunc(o.ep.fbTimeout()<<min(o.tries-1, 4), func() {
+		if o.done {
+			return
+		}
+		if o.tries >= singleTries {
+			o.finish(ErrAbandoned)
+			return
+		}
+		o.transmit()
+	})
+}
+
+// acked is the peer's answer.
+func (o *outSingle) acked(err error) {
+	o.finish(err)
+}
+
+func (o *outSingle) finish(err error) {
+	if o.done {
+		return
+	}
+	o.done = true
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+	ep := o.ep
+	ep.waiting--
+	if ep.singles[o.pid] == o {
+		delete(ep.singles, o.pid)
+	}
+	ep.n.finishSend(o.res, err)
+}
+
+// Broadcast sends blob to application app on every neighbour, on one link
+// (opt.Link) or on all links with a schema common to them (PROTOCOL 4.1).
+// It completes when every packet has been transmitted.
+func (n *Node) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Result {
+	if n.closed {
+		return failed(ErrClosed)
+	}
+	links := n.links
+	if opt != nil && opt.Link >= 0 {
+		if opt.Link >= len(n.links) {
+			return n.fail(ErrNoSchema)
+		}
+		links = n.links[opt.Link : opt.Link+1]
+	}
+	if len(links) == 0 {
+		return n.fail(ErrNoSchema)
+	}
+	// Schemas every chosen link carries.
+	common := []uint8{}
+	for _, id := range links[0].info.Schemas {
+		inAll := true
+		for _, t := range links[1:] {
+			if !containsSchema(t.info.Schemas, id) {
+				inAll = false
+			}
+		}
+		if inAll {
+			common = append(common, id)
+		}
+	}
+	pkg := packet.NewPackage(app, blob)
+	s, err := chooseSchema(common, func(s *packet.Schema) bool { return broadcastable[s.ID] }, pkg.Len())
+	if err != nil {
+		return n.fail(err)
+	}
+	data := pkg.AppendTo(nil)
+	res := newResult()
+	var tmpl packet.Packet
+	if s.Sequenced() {
+		id, ok := n.nextSeqID()
+		if !ok {
+			return n.fail(ErrBusy)
+		}
+		tmpl.SeqID = id
+	}
+	count := sequence.Count(s, len(data))
+	left := count * len(links)
+	var firstErr error
+	done := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = ErrLink
+		}
+		left--
+		if left == 0 {
+			n.finishSend(res, firstErr)
+		}
+	}
+	for _, t := range links {
+		for i := range count {
+			var p packet.Packet
+			if s.Sequenced() {
+				sequence.Cut(s, data, i, &tmpl, &p)
+			} else {
+				p = packet.Packet{Schema: s.ID, PacketID: n.nextPID(), Body: data}
+			}
+			// No asks: a broadcast has no single answerer (PROTOCOL 4.1).
+			p.Flags = p.Flags.WithEncoded(packet.EncNone)
+			if n.congested() {
+				p.Flags |= packet.FlagThrottle
+			}
+			b, err := p.AppendSealed(nil)
+			if err != nil {
+				return n.fail(err)
+			}
+			t.queueBcast(outFrame{dst: link.Broadcast, data: b, sent: done})
+		}
+	}
+	return res
+}
+
+func containsSchema(ids []uint8, id uint8) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}

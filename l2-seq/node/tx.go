@@ -1,0 +1,273 @@
+package node
+
+import (
+	"errors"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+)
+
+// outFrame is one datagram waiting for its link.
+type outFrame struct {
+	dst  link.Addr
+	data []byte
+	ep   *endpoint   // whose pacing it counts against (nil: none)
+	sent func(error) // called when the link is done with it (nil: nothing to do)
+}
+
+// txLink schedules one link's transmissions and is its Dispatcher.
+//
+// Control frames (acks, status, RNS/NIA, probes, errors) go first; then
+// neighbours take turns, one frame each (round robin), with broadcasts as one
+// more participant, so one busy transfer cannot starve the rest. Only a
+// couple of frames are handed to the link at a time, so that a control frame
+// never waits behind a long queue inside the radio.
+type txLink struct {
+	n     *Node
+	idx   int
+	l     link.Link
+	info  link.Info
+	inflt []func(error) // completions of frames handed to the link, in order
+	max   int
+
+	ctrl   []outFrame
+	bcast  []outFrame
+	active []*endpoint
+	rr     int
+
+	paceTmr clock.Timer
+	paceAt  time.Time
+	retry   clock.Timer
+	buf     []byte
+
+	// Timings measured in airtimes of this link.
+	airMTU  time.Duration // a full datagram
+	airCtrl time.Duration // a status ack
+	fbInit  time.Duration // first guess at how long feedback takes
+	unit    time.Duration // throttle spacing per unit of a peer's counter
+}
+
+const ctrlSize = 48 // bytes of a typical status ack
+
+func newTxLink(n *Node, idx int, l link.Link) *txLink {
+	info := l.Info()
+	t := &txLink{n: n, idx: idx, l: l, info: info, max: min(2, max(info.TxQueue, 1)), buf: make([]byte, 0, 256)}
+	t.airMTU = link.Airtime(l, info.MTU)
+	if info.MTU > packet.MaxPacketSize {
+		t.airMTU = link.Airtime(l, packet.MaxPacketSize)
+	}
+	t.airCtrl = link.Airtime(l, ctrlSize)
+	// Feedback comes after the peer wins the air and sends a short frame:
+	// two short airtimes, a fraction of a long one for contention, and 2 ms
+	// for processing and serial lines.
+	t.fbInit = 2*t.airCtrl + t.airMTU/4 + 2*time.Millisecond
+	t.unit = min(max(4*t.airMTU, 10*time.Millisecond), time.Second)
+	return t
+}
+
+// backlog counts frames waiting on this link.
+func (t *txLink) backlog() int {
+	b := len(t.ctrl) + len(t.bcast)
+	for _, ep := range t.active {
+		b += len(ep.frames)
+		for _, s := range ep.out {
+			b += s.remaining()
+		}
+	}
+	return b
+}
+
+// DeliverFrame is the link handing up a datagram.
+func (t *txLink) DeliverFrame(f link.Frame) { t.n.receive(t, f) }
+
+// TxDone is the link finishing a datagram.
+func (t *txLink) TxDone(err error) {
+	if len(t.inflt) == 0 {
+		return
+	}
+	cb := t.inflt[0]
+	copy(t.inflt, t.inflt[1:])
+	t.inflt = t.inflt[:len(t.inflt)-1]
+	if cb != nil {
+		cb(err)
+	}
+	t.pump()
+}
+
+// queueCtrl puts a control frame at the head of the line.
+func (t *txLink) queueCtrl(f outFrame) {
+	t.ctrl = append(t.ctrl, f)
+	t.pump()
+}
+
+// queueBcast queues a broadcast frame.
+func (t *txLink) queueBcast(f outFrame) {
+	t.bcast = append(t.bcast, f)
+	t.pump()
+}
+
+// activate puts ep in the round robin.
+func (t *txLink) activate(ep *endpoint) {
+	if !ep.inActive {
+		ep.inActive = true
+		t.active = append(t.active, ep)
+	}
+	t.pump()
+}
+
+// pump hands frames to the link while it has room.
+func (t *txLink) pump() {
+	n := t.n
+	if n.closed {
+		return
+	}
+	for len(t.inflt) < t.max {
+		f, ok := t.pick()
+		if !ok {
+			return
+		}
+		if !t.send(f) {
+			return
+		}
+	}
+}
+
+// send hands one frame to the link; false stops the pump for now.
+func (t *txLink) send(f outFrame) bool {
+	n := t.n
+	err := t.l.Send(f.dst, f.data)
+	switch {
+	case err == nil:
+		t.inflt = append(t.inflt, f.sent)
+		n.stats.PacketsSent++
+		n.stats.BytesSent += uint64(len(f.data))
+		now := n.clk.Now()
+		if ep := f.ep; ep != nil {
+			ep.lastTx = now
+			if p := n.peers.ByEndpoint(ep.key); p != nil {
+				p.LastTx = now
+				if p.Throttle > 0 {
+					ep.notBefore = now.Add(time.Duration(p.Throttle) * t.unit)
+				}
+			}
+		}
+		for _, s := range n.sleep {
+			if s.t == t {
+				s.earn()
+			}
+		}
+		return true
+	case errors.Is(err, link.ErrDutyCycle) || errors.Is(err, link.ErrBusy):
+		// The radio cannot take it now: report the frame unsent (its owner
+		// requeues it) and try again later.
+		if f.sent != nil {
+			f.sent(err)
+		}
+		if t.retry == nil {
+			wait := t.airMTU
+			if errors.Is(err, link.ErrDutyCycle) {
+				wait = max(10*t.airMTU, time.Second)
+			}
+			t.retry = n.clk.AfterFunc(wait, func() { t.retry = nil; t.pump() })
+		}
+		return false
+	default:
+		n.log.Debug("link refused a frame", "link", t.idx, "err", err)
+		if f.sent != nil {
+			f.sent(err)
+		}
+		return true
+	}
+}
+
+// pick chooses the next frame: control first, then a round robin over
+// neighbours and broadcasts.
+func (t *txLink) pick() (outFrame, bool) {
+	if t.retry != nil {
+		return outFrame{}, false
+	}
+	if len(t.ctrl) > 0 {
+		f := t.ctrl[0]
+		t.ctrl[0] = outFrame{}
+		t.ctrl = t.ctrl[1:]
+		return f, true
+	}
+	now := t.n.clk.Now()
+	var earliest time.Time
+	parts := len(t.active) + 1 // the broadcast queue takes the last turn
+	for range parts {
+		if t.rr >= parts {
+			t.rr = 0
+		}
+		i := t.rr
+		t.rr++
+		if i == len(t.active) {
+			if len(t.bcast) > 0 {
+				f := t.bcast[0]
+				t.bcast[0] = outFrame{}
+				t.bcast = t.bcast[1:]
+				return f, true
+			}
+			continue
+		}
+		ep := t.active[i]
+		if w := ep.blockedUntil(now); !w.IsZero() {
+			if earliest.IsZero() || w.Before(earliest) {
+				earliest = w
+			}
+			continue
+		}
+		if f, ok := ep.next(t.buf[:0]); ok {
+			return f, true
+		}
+	}
+	t.prune()
+	if !earliest.IsZero() {
+		t.paceUntil(earliest)
+	}
+	return outFrame{}, false
+}
+
+// prune drops endpoints with nothing left from the round robin.
+func (t *txLink) prune() {
+	kept := t.active[:0]
+	for _, ep := range t.active {
+		if ep.idle() {
+			ep.inActive = false
+			continue
+		}
+		kept = append(kept, ep)
+	}
+	for i := len(kept); i < len(t.active); i++ {
+		t.active[i] = nil
+	}
+	t.active = kept
+	if t.rr > len(t.active) {
+		t.rr = 0
+	}
+}
+
+// paceUntil arranges a pump when the earliest paced neighbour may send.
+func (t *txLink) paceUntil(at time.Time) {
+	if t.paceTmr != nil && !t.paceAt.After(at) {
+		return
+	}
+	if t.paceTmr != nil {
+		t.paceTmr.Stop()
+	}
+	t.paceAt = at
+	t.paceTmr = t.n.clk.AfterFunc(at.Sub(t.n.clk.Now()), func() { t.paceTmr = nil; t.pump() })
+}
+
+// defaultSchema is the plainest schema of the link's family (0 on ESP-NOW,
+// 20 on LoRa), used for beacons, RNS and NIA.
+func (t *txLink) defaultSchema() uint8 {
+	for _, s := range t.info.Schemas {
+		if s == 0 || s == 20 {
+			return s
+		}
+	}
+	return t.info.Schemas[0]
+}

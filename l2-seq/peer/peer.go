@@ -1,0 +1,201 @@
+// Package peer is a node's table of neighbours (PROTOCOL 5.1): who is in
+// radio range, on which links and at which link addresses, whether they
+// speak the whole protocol, how congested they say they are, and which
+// tree addresses they hold; plus the node list of every node heard of and
+// the applications it announced. Tables are owned by the node's loop and
+// are not safe for concurrent use.
+package peer
+
+import (
+	"bytes"
+	"slices"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+)
+
+// Endpoint is one way to reach a neighbour: a link of ours (by index) and
+// the neighbour's address on it.
+type Endpoint struct {
+	Link int
+	Addr link.Addr
+}
+
+// DefaultTimeout is the number of beacon bursts a peer survives unheard.
+const DefaultTimeout = 4
+
+// Peer is one neighbour.
+type Peer struct {
+	ID        identity.NodeID
+	Endpoints []Endpoint
+	// Timeout counts down once per beacon burst; the peer is dropped at 0
+	// and refreshed to DefaultTimeout whenever it beacons or answers.
+	Timeout int
+	// Throttle rises with each packet carrying the throttle flag and falls
+	// with each one without (not below 0); sends to the peer are spaced by it.
+	Throttle int
+	LastTx   time.Time
+	LastRx   time.Time
+	// Full is set when the peer lists the capabilities app_id: it speaks the
+	// whole protocol (every schema, routing). Otherwise it is treated as a
+	// reference node (PROTOCOL 11).
+	Full bool
+	// Sleeps is set when the peer lists the modem-sleep app_id: it turns its
+	// radio off between wake windows, so it must be woken (RNS) before
+	// unicasts. Reference nodes may sleep too.
+	Sleeps bool
+	// Apps are the app_ids the peer announced in its last beacons.
+	Apps []packet.AppID
+	// Tree addresses: current and previous epoch (PROTOCOL 6.1).
+	TreeAddr  [2][16]byte
+	TreeState [2]uint8
+	TreeValid [2]bool
+}
+
+// HasEndpoint reports whether ep is one of the peer's endpoints.
+func (p *Peer) HasEndpoint(ep Endpoint) bool { return slices.Contains(p.Endpoints, ep) }
+
+// Table maps node_ids and endpoints to peers.
+type Table struct {
+	byID map[identity.NodeID]*Peer
+	byEP map[Endpoint]*Peer
+}
+
+// NewTable returns an empty table.
+func NewTable() *Table {
+	return &Table{byID: map[identity.NodeID]*Peer{}, byEP: map[Endpoint]*Peer{}}
+}
+
+// Len is the number of peers.
+func (t *Table) Len() int { return len(t.byID) }
+
+// Get returns the peer with node_id id, or nil.
+func (t *Table) Get(id identity.NodeID) *Peer { return t.byID[id] }
+
+// ByEndpoint returns the peer reachable at ep, or nil.
+func (t *Table) ByEndpoint(ep Endpoint) *Peer { return t.byEP[ep] }
+
+// Refresh adds the peer or refreshes it (timeout reset, endpoint added or
+// moved from another peer that claimed it: addresses are reassigned when a
+// node restarts with a new key). It reports whether the peer is new.
+func (t *Table) Refresh(id identity.NodeID, ep Endpoint, now time.Time) (*Peer, bool) {
+	p, ok := t.byID[id]
+	if !ok {
+		p = &Peer{ID: id}
+		t.byID[id] = p
+	}
+	p.Timeout = DefaultTimeout
+	p.LastRx = now
+	if old := t.byEP[ep]; old != p {
+		if old != nil {
+			old.Endpoints = slices.DeleteFunc(old.Endpoints, func(e Endpoint) bool { return e == ep })
+			if len(old.Endpoints) == 0 {
+				t.Remove(old.ID)
+			}
+		}
+		t.byEP[ep] = p
+		p.Endpoints = append(p.Endpoints, ep)
+	}
+	return p, !ok
+}
+
+// Remove forgets a peer.
+func (t *Table) Remove(id identity.NodeID) {
+	p, ok := t.byID[id]
+	if !ok {
+		return
+	}
+	for _, ep := range p.Endpoints {
+		if t.byEP[ep] == p {
+			delete(t.byEP, ep)
+		}
+	}
+	delete(t.byID, id)
+}
+
+// Tick counts every peer's timeout down by one and removes those that reach
+// zero, returning them.
+func (t *Table) Tick() []*Peer {
+	var gone []*Peer
+	for _, p := range t.All() {
+		p.Timeout--
+		if p.Timeout <= 0 {
+			gone = append(gone, p)
+			t.Remove(p.ID)
+		}
+	}
+	return gone
+}
+
+// All returns the peers ordered by node_id, so iteration is deterministic.
+func (t *Table) All() []*Peer {
+	out := make([]*Peer, 0, len(t.byID))
+	for _, p := range t.byID {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *Peer) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return out
+}
+
+// NodeListExpiry is how long a node list entry lives after its last update.
+const NodeListExpiry = 30 * time.Minute
+
+// NodeInfo is what the node list knows of a node.
+type NodeInfo struct {
+	Apps    []packet.AppID
+	Updated time.Time
+}
+
+// NodeList maps node_ids to the applications they announced.
+type NodeList struct {
+	m map[identity.NodeID]*NodeInfo
+}
+
+// NewNodeList returns an empty list.
+func NewNodeList() *NodeList { return &NodeList{m: map[identity.NodeID]*NodeInfo{}} }
+
+// Update records apps for id. first starts a new announcement (the first
+// message of a beacon burst): the app list is replaced; later messages of
+// the same burst add to it.
+func (l *NodeList) Update(id identity.NodeID, apps []packet.AppID, first bool, now time.Time) {
+	e, ok := l.m[id]
+	if !ok {
+		e = &NodeInfo{}
+		l.m[id] = e
+	}
+	if first {
+		e.Apps = e.Apps[:0]
+	}
+	for _, a := range apps {
+		if !slices.Contains(e.Apps, a) {
+			e.Apps = append(e.Apps, a)
+		}
+	}
+	e.Updated = now
+}
+
+// Get returns the entry for id (nil if unknown or expired at now).
+func (l *NodeList) Get(id identity.NodeID, now time.Time) *NodeInfo {
+	e := l.m[id]
+	if e == nil || now.Sub(e.Updated) > NodeListExpiry {
+		return nil
+	}
+	return e
+}
+
+// Expire drops entries older than NodeListExpiry; it returns how many.
+func (l *NodeList) Expire(now time.Time) int {
+	n := 0
+	for id, e := range l.m {
+		if now.Sub(e.Updated) > NodeListExpiry {
+			delete(l.m, id)
+			n++
+		}
+	}
+	return n
+}
+
+// Len is the number of entries.
+func (l *NodeList) Len() int { return len(l.m) }
