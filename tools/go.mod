@@ -1,6 +1,6 @@
 module github.com/mycelium-mesh/mycelium/tools
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/mycelium-mesh/mycelium/l2-seq v0.0.0
