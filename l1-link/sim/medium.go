@@ -74,7 +74,7 @@ func (m *Medium) AddRadio(pos Position) *Radio {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := len(m.radios) + 1
-	r := &Radio{m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now()}
+	r := &Radio{m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), bo: -1}
 	if r.queueCap <= 0 {
 		r.queueCap = 8
 	}
@@ -166,6 +166,9 @@ type Radio struct {
 	active     []*reception // receptions in progress here
 	attempt    clock.Timer  // pending transmit attempt
 	lastHeard  time.Time    // when the last frame r heard (not its own) ended
+	lastOwn    time.Time    // when r's own last frame ended
+	bo         int          // backoff slots left to count (-1: none drawn)
+	boStart    time.Time    // when the current countdown's first slot began
 	awakeTime  time.Duration
 	sinceAwake time.Time
 }
@@ -294,20 +297,76 @@ func (r *Radio) Send(dst link.Addr, data []byte) error {
 	}
 	r.queue = append(r.queue, append([]byte(nil), data...))
 	r.queueDst = append(r.queueDst, dst)
-	r.schedule(0)
+	r.arm()
 	return nil
 }
 
-// schedule arranges a transmit attempt after d unless one is pending or a
-// frame is on the air. Called with m.mu held.
-func (r *Radio) schedule(d time.Duration) {
-	if r.txing != nil || r.attempt != nil || len(r.queue) == 0 {
+// arm arranges the next transmit attempt, if r has a frame, is not on the
+// air and has no attempt pending. Called with m.mu held.
+//
+// Carrier sense is a simplified 802.11 DCF: a radio that finds the medium
+// idle for DIFS transmits at once. Otherwise it draws a backoff of 0..CW-1
+// slots and counts it down only while the medium is idle (after DIFS);
+// when another frame starts it freezes the count and resumes after that
+// frame. After its own frame a radio draws a post-backoff of 0..PostCW-1
+// slots, which is what lets a deferring neighbour in between a busy
+// sender's frames.
+func (r *Radio) arm() {
+	if r.closed || r.txing != nil || r.attempt != nil || len(r.queue) == 0 {
 		return
 	}
-	r.attempt = r.m.clk.AfterFunc(d, r.try)
+	m := r.m
+	p := &m.phy
+	if !p.CSMA {
+		r.attempt = m.clk.AfterFunc(0, r.try)
+		return
+	}
+	if len(r.active) > 0 {
+		// Busy: wait for the medium (finish re-arms us), with a backoff.
+		if r.bo < 0 {
+			r.bo = m.rng.IntN(max(p.CW, 1))
+		}
+		return
+	}
+	now := m.clk.Now()
+	idle := r.lastHeard
+	if r.lastOwn.After(idle) {
+		idle = r.lastOwn
+	}
+	start := idle.Add(p.DIFS)
+	if r.bo < 0 {
+		if !now.Before(start) {
+			r.attempt = m.clk.AfterFunc(0, r.try)
+			return
+		}
+		r.bo = m.rng.IntN(max(p.CW, 1))
+	}
+	r.boStart = start
+	at := start.Add(time.Duration(r.bo) * p.Slot)
+	r.attempt = m.clk.AfterFunc(max(at.Sub(now), 0), r.try)
 }
 
-// try starts the next transmission if the medium allows it.
+// freeze stops r's backoff countdown because it hears a frame start,
+// keeping the slots not yet counted. Called with m.mu held.
+func (r *Radio) freeze(now time.Time) {
+	if r.attempt == nil {
+		return
+	}
+	r.attempt.Stop()
+	r.attempt = nil
+	if r.bo > 0 && now.After(r.boStart) {
+		r.bo -= int(now.Sub(r.boStart) / r.m.phy.Slot)
+		if r.bo < 0 {
+			r.bo = 0
+		}
+	}
+	if r.bo < 0 {
+		// It was about to go at once; it defers now, with a backoff.
+		r.bo = r.m.rng.IntN(max(r.m.phy.CW, 1))
+	}
+}
+
+// try starts the next transmission.
 func (r *Radio) try() {
 	m := r.m
 	m.mu.Lock()
@@ -317,21 +376,13 @@ func (r *Radio) try() {
 		return
 	}
 	p := &m.phy
-	if p.CSMA {
-		// Busy now, or busy less than DIFS ago (every radio that heard the
-		// same frame end wants the air now): wait for DIFS of idle medium
-		// and a random backoff, so that they do not all start together.
-		busy := r.busyUntil()
-		if busy.IsZero() && m.clk.Now().Sub(r.lastHeard) < p.DIFS {
-			busy = r.lastHeard
-		}
-		if !busy.IsZero() {
-			wait := busy.Sub(m.clk.Now()) + p.DIFS + time.Duration(m.rng.IntN(max(p.CW, 1)))*p.Slot
-			r.attempt = m.clk.AfterFunc(wait, r.try)
-			m.mu.Unlock()
-			return
-		}
+	if p.CSMA && len(r.active) > 0 {
+		// A frame started in the same instant: defer behind it.
+		r.arm()
+		m.mu.Unlock()
+		return
 	}
+	r.bo = -1
 	data, dst := r.queue[0], r.queueDst[0]
 	r.queue[0], r.queueDst[0] = nil, nil
 	r.queue, r.queueDst = r.queue[1:], r.queueDst[1:]
@@ -357,6 +408,9 @@ func (r *Radio) try() {
 		}
 		to.active = append(to.active, rx)
 		tx.receivers = append(tx.receivers, rx)
+		if p.CSMA {
+			to.freeze(now)
+		}
 	}
 	m.stats.Transmissions++
 	m.stats.Airtime += air
@@ -429,16 +483,17 @@ func (m *Medium) finish(tx *transmission) {
 	}
 	from := tx.from
 	from.txing = nil
+	from.lastOwn = now
+	if m.phy.CSMA {
+		from.bo = m.rng.IntN(max(m.phy.PostCW, 1))
+	}
+	from.arm()
+	// Radios that deferred for this frame may count down again.
+	for _, rx := range tx.receivers {
+		rx.at.arm()
+	}
 	d := from.d
 	closed := from.closed
-	if !closed {
-		// Next frame after an inter-frame space.
-		gap := time.Duration(0)
-		if m.phy.CSMA {
-			gap = m.phy.DIFS
-		}
-		from.schedule(gap)
-	}
 	m.mu.Unlock()
 	for _, dl := range out {
 		dl.d.DeliverFrame(dl.f)

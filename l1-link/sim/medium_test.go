@@ -99,8 +99,10 @@ func TestAirtimeAndLossFigures(t *testing.T) {
 	if air != want {
 		t.Errorf("ESP-NOW airtime counted %v, formula %v", air, want)
 	}
-	// Back to back from one sender: each frame is airtime + DIFS.
-	wantElapsed := want + time.Duration(n-1)*esp.DIFS
+	// Back to back from one sender: each frame is airtime + DIFS + the mean
+	// post-backoff, (PostCW-1)/2 slots.
+	gap := esp.DIFS + time.Duration(esp.PostCW-1)*esp.Slot/2
+	wantElapsed := want + time.Duration(n-1)*gap
 	if d := math.Abs(float64(elapsed-wantElapsed)) / float64(wantElapsed); d > 0.01 {
 		t.Errorf("ESP-NOW elapsed %v, formula %v (%.2f%% off)", elapsed, wantElapsed, 100*d)
 	}

@@ -24,15 +24,16 @@ type PHY struct {
 	Schemas []uint8
 	// Airtime is how long a datagram of n bytes occupies the medium.
 	Airtime func(n int) time.Duration
-	// CSMA makes a radio listen before it talks: it transmits when the
-	// medium has been idle for DIFS, and after finding it busy waits for
-	// idle plus DIFS plus a random backoff of 0..CW-1 slots (a simplified
-	// 802.11 DCF). Without it the radio transmits at once (pure ALOHA, as
-	// LoRa modules do).
-	CSMA bool
-	DIFS time.Duration
-	Slot time.Duration
-	CW   int
+	// CSMA makes a radio listen before it talks (a simplified 802.11 DCF,
+	// see Radio.arm): DIFS of idle medium, a backoff of 0..CW-1 slots
+	// counted only while idle when it found the medium busy, and a
+	// post-backoff of 0..PostCW-1 slots after each of its own frames.
+	// Without CSMA a radio transmits at once (pure ALOHA, as LoRa modules do).
+	CSMA   bool
+	DIFS   time.Duration
+	Slot   time.Duration
+	CW     int
+	PostCW int
 	// TxQueue is each radio's transmit queue capacity.
 	TxQueue int
 	// Caps reported by the links.
@@ -60,7 +61,7 @@ func ESPNOW() PHY {
 		Name: "espnow", Network: "espnow", MTU: 250, Bitrate: link.BitrateESPNOW,
 		Schemas: link.SchemasESPNOW,
 		Airtime: func(n int) time.Duration { return ESPNOWAirtime(n, 1000) },
-		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 32,
+		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 16, PostCW: 8,
 		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep,
 	}
 }

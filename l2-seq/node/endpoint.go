@@ -135,22 +135,22 @@ func (ep *endpoint) sampleRTT(d time.Duration) {
 	ep.srtt = (7*ep.srtt + d) / 8
 }
 
-// failAll ends every send queued here with err.
+// failAll ends every send queued here with err. The queues are emptied
+// before anyone hears of it, so nothing is sent on the way out.
 func (ep *endpoint) failAll(err error) {
-	for _, s := range ep.out {
+	outs, singles, frames := ep.out, ep.singles, ep.frames
+	ep.out, ep.singles, ep.frames = nil, nil, nil
+	for _, s := range outs {
 		s.finish(err)
 	}
-	ep.out = nil
-	for _, s := range ep.singles {
+	for _, s := range singles {
 		s.finish(err)
 	}
-	ep.singles = nil
-	for _, f := range ep.frames {
+	for _, f := range frames {
 		if f.sent != nil {
 			f.sent(err)
 		}
 	}
-	ep.frames = nil
 }
 
 // freeRx drops every reassembly in progress.

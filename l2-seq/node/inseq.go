@@ -301,7 +301,7 @@ func (n *Node) gap(ep *endpoint, in *inSeq) {
 	}
 	in.lastGrow = len(in.chunks)
 	full := ep.peerFull()
-	limit := maxFruitless
+	limit := maxSilent
 	if !full {
 		limit = 2 // a reference sender never answers
 	}

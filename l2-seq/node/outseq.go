@@ -41,6 +41,7 @@ type outSeq struct {
 	acked  bitset // confirmed received
 	queued bitset // in rq
 	rq     []int  // retransmissions, in order
+	rqLive int    // entries of rq not confirmed since queued
 	fresh  int    // next never-sent index
 	nAcked int
 
@@ -48,19 +49,27 @@ type outSeq struct {
 	burst     uint16
 
 	waiting   bool // an ask is out: send nothing more until the answer
+	askOut    bool // an ask frame is with the link, not yet on the air
 	needAsk   bool // the next frame must carry ask (an ask frame was refused by the link)
 	askAt     time.Time
 	timedOut  bool // the current wait already timed out (no RTT sample then)
-	fruitless int
+	silent    int // feedback timeouts in a row with no answer at all
+	stale     int // answers in a row that brought no progress
 	timer     clock.Timer
 
 	deadlineTmr clock.Timer
 	lastTries   int // reference receivers: times the last packet went out
 }
 
-// maxFruitless is how many feedback rounds may pass without progress before
-// a sequence is abandoned.
-const maxFruitless = 8
+// A sequence is abandoned after maxSilent feedback timeouts in a row
+// without any answer (the receiver is gone: at 30 % loss each way a round
+// fails half the time, so it takes thirteen to be sure), or after maxStale
+// answers in a row that bring no progress (the receiver hears us but cannot
+// take the Package).
+const (
+	maxSilent = 12
+	maxStale  = 32
+)
 
 type bitset []uint64
 
@@ -101,15 +110,24 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		o.rq = o.rq[1:]
 		o.queued.clear(j)
 		if !o.acked.has(j) {
+			o.rqLive--
 			i = j
 			// The last packet of a burst of retransmissions asks for status.
-			ask = len(o.rq) == 0 && o.fresh >= o.count
+			ask = o.fresh >= o.count && !o.moreQueued()
 			o.ep.n.stats.Retransmits++
 			break
 		}
 	}
 	if i < 0 {
 		if o.fresh >= o.count {
+			// Nothing left to send, and no ask out (the queue's last entries
+			// were confirmed meanwhile): wait, and probe if nothing comes.
+			o.waiting = true
+			if o.timer == nil && !o.askOut {
+				o.askAt = o.ep.n.clk.Now()
+				o.timedOut = true
+				o.armTimer(o.feedbackTimeout())
+			}
 			return outFrame{}, false
 		}
 		i = o.fresh
@@ -138,6 +156,7 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 	o.sentBurst[i] = o.burst
 	if ask {
 		o.waiting = true
+		o.askOut = true
 		o.timedOut = false
 		o.burst++
 	}
@@ -145,16 +164,36 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) { o.sent(idx, ask, err) }}, true
 }
 
+// moreQueued reports whether rq still holds a packet not confirmed.
+func (o *outSeq) moreQueued() bool { return o.rqLive > 0 }
+
+// confirm marks packet i received.
+func (o *outSeq) confirm(i int) bool {
+	if i >= o.count || o.acked.has(i) {
+		return false
+	}
+	o.acked.set(i)
+	o.nAcked++
+	if o.queued.has(i) {
+		o.rqLive--
+	}
+	return true
+}
+
 // sent is the link finishing packet i.
 func (o *outSeq) sent(i int, ask bool, err error) {
 	if o.finished {
 		return
+	}
+	if ask {
+		o.askOut = false
 	}
 	if err != nil {
 		// Never on the air: queue it again (and its ask).
 		if !o.acked.has(i) && !o.queued.has(i) {
 			o.rq = append([]int{i}, o.rq...)
 			o.queued.set(i)
+			o.rqLive++
 		}
 		if ask {
 			o.waiting = false
@@ -164,11 +203,25 @@ func (o *outSeq) sent(i int, ask bool, err error) {
 	}
 	if ask {
 		o.askAt = o.ep.n.clk.Now()
+		o.armTimer(o.feedbackTimeout())
 		if !o.full && i == o.count-1 {
 			o.lastTries++
 		}
-		o.armTimer(o.ep.fbTimeout())
 	}
+}
+
+// referenceSlack is added to the feedback timeout for reference receivers:
+// MicroPython on an ESP32 takes milliseconds to tens of milliseconds to
+// answer where our nodes take microseconds.
+const referenceSlack = 50 * time.Millisecond
+
+// feedbackTimeout is how long to wait for the answer to an ask.
+func (o *outSeq) feedbackTimeout() time.Duration {
+	d := o.ep.fbTimeout()
+	if !o.full {
+		d = (d + referenceSlack) << min(o.lastTries, 3)
+	}
+	return d
 }
 
 func (o *outSeq) armTimer(d time.Duration) {
@@ -187,8 +240,8 @@ func (o *outSeq) timeout() {
 		o.referenceTimeout()
 		return
 	}
-	o.fruitless++
-	if o.fruitless > maxFruitless {
+	o.silent++
+	if o.silent > maxSilent {
 		o.finish(ErrAbandoned)
 		return
 	}
@@ -200,7 +253,7 @@ func (o *outSeq) timeout() {
 		p.Flags |= packet.FlagThrottle
 	}
 	b, _ := p.AppendSealed(nil)
-	backoff := o.ep.fbTimeout() << min(o.fruitless, 4)
+	backoff := o.ep.fbTimeout() << min(o.silent, 3)
 	o.ep.tl.queueCtrl(outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) {
 		if o.finished || !o.waiting {
 			return
@@ -222,9 +275,7 @@ func (o *outSeq) referenceTimeout() {
 		o.finish(ErrAbandoned)
 		return
 	}
-	last := o.count - 1
-	o.rq = append(o.rq, last)
-	o.queued.set(last)
+	o.requeue(o.count - 1)
 	o.ep.kick()
 }
 
@@ -248,10 +299,7 @@ func (o *outSeq) onAck(p *packet.Packet) {
 	wasWaiting := o.waiting
 	if len(p.Body) == 0 {
 		// A plain ack (a reference receiver): packet p.PacketID arrived.
-		if i := int(p.PacketID); i < o.count && !o.acked.has(i) {
-			o.acked.set(i)
-			o.nAcked++
-		}
+		o.confirm(int(p.PacketID))
 		if !o.full && int(p.PacketID) == o.count-1 {
 			o.finish(nil)
 			return
@@ -263,22 +311,38 @@ func (o *outSeq) onAck(p *packet.Packet) {
 	if o.finished {
 		return
 	}
+	o.silent = 0
 	if progress {
-		o.fruitless = 0
+		o.stale = 0
+	} else if o.stale++; o.stale > maxStale {
+		o.finish(ErrAbandoned)
+		return
 	}
 	o.resume()
 }
 
-// resume ends a wait and lets the sender go on.
+// resume ends a wait and lets the sender go on. With nothing left to send
+// and the Package not confirmed (a stale or truncated status), it keeps
+// waiting instead, with the timer armed, so that a probe follows: a
+// sequence is never left with neither a frame to send nor a timer.
 func (o *outSeq) resume() {
-	o.waiting = false
-	o.timedOut = false
-	stopTimer(&o.timer)
 	if o.nAcked == o.count && o.full {
 		o.finish(nil)
 		return
 	}
-	o.ep.kick()
+	if len(o.rq) > 0 || o.fresh < o.count || !o.full {
+		o.waiting = false
+		o.timedOut = false
+		stopTimer(&o.timer)
+		o.ep.kick()
+		return
+	}
+	o.waiting = true
+	if o.timer == nil && !o.askOut {
+		o.askAt = o.ep.n.clk.Now()
+		o.timedOut = true // no RTT sample from this wait
+		o.armTimer(o.ep.fbTimeout())
+	}
 }
 
 // Status ack body [ours]: state ‖ hi (u16) ‖ base (u16) ‖ bitmap. hi is
@@ -299,10 +363,7 @@ func (o *outSeq) applyStatus(b []byte, answered bool) (progress bool) {
 	switch b[0] {
 	case stComplete:
 		for i := range o.count {
-			if !o.acked.has(i) {
-				o.acked.set(i)
-				o.nAcked++
-			}
+			o.confirm(i)
 		}
 		o.finish(nil)
 		return true
@@ -324,9 +385,7 @@ func (o *outSeq) applyStatus(b []byte, answered bool) (progress bool) {
 		hi = o.count - 1
 	}
 	mark := func(i int) {
-		if i < o.count && !o.acked.has(i) {
-			o.acked.set(i)
-			o.nAcked++
+		if o.confirm(i) {
 			progress = true
 		}
 	}
@@ -381,6 +440,7 @@ func (o *outSeq) requeue(i int) {
 	}
 	o.queued.set(i)
 	o.rq = append(o.rq, i)
+	o.rqLive++
 }
 
 // onRtx answers a retransmission request (a reference receiver's, or any

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
@@ -217,17 +218,21 @@ func (o *outSingle) sent(err error) {
 		return
 	}
 	n := o.ep.n
-	if err != nil && o.tries < singleTries {
-		// Not on the air: try again shortly.
-		o.timer = n.clk.AfterFunc(o.ep.tl.airMTU, o.transmit)
+	if err != nil {
+		var ce *CodeError
+		switch {
+		case errors.As(err, &ce):
+			o.finish(err) // the node gave up on the peer (asleep, closed)
+		case (errors.Is(err, link.ErrBusy) || errors.Is(err, link.ErrDutyCycle)) && o.tries < singleTries:
+			// Not on the air yet: try again shortly.
+			o.timer = n.clk.AfterFunc(o.ep.tl.airMTU, o.transmit)
+		default:
+			o.finish(ErrLink)
+		}
 		return
 	}
 	if !o.ask {
-		if err != nil {
-			o.finish(ErrLink)
-		} else {
-			o.finish(nil)
-		}
+		o.finish(nil)
 		return
 	}
 	o.timer = n.clk.AfterFunc(o.ep.fbTimeout()<<min(o.tries-1, 4), func() {

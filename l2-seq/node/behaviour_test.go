@@ -1,0 +1,222 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+)
+
+// mangler wraps a link so that what it hands up is delayed at random
+// (reordering) and/or duplicated.
+type mangler struct {
+	link.Link
+	clk     clock.Clock
+	rng     *rand.Rand
+	reorder time.Duration // each frame is delayed by up to this
+	dupP    float64       // probability a frame is delivered twice
+}
+
+type mangleDispatcher struct {
+	m *mangler
+	d link.Dispatcher
+}
+
+func (m *mangler) Attach(d link.Dispatcher) {
+	if d == nil {
+		m.Link.Attach(nil)
+		return
+	}
+	m.Link.Attach(&mangleDispatcher{m: m, d: d})
+}
+
+func (m *mangler) Airtime(n int) time.Duration { return link.Airtime(m.Link, n) }
+
+func (md *mangleDispatcher) TxDone(err error) { md.d.TxDone(err) }
+func (md *mangleDispatcher) DeliverFrame(f link.Frame) {
+	f.Data = bytes.Clone(f.Data)
+	times := 1
+	if md.m.rng.Float64() < md.m.dupP {
+		times = 2
+	}
+	for range times {
+		delay := time.Duration(0)
+		if md.m.reorder > 0 {
+			delay = time.Duration(md.m.rng.Int64N(int64(md.m.reorder)))
+		}
+		md.m.clk.AfterFunc(delay, func() { md.d.DeliverFrame(f) })
+	}
+}
+
+func TestDeliveryUnderLossReorderingAndDuplicates(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		loss    sim.Loss
+		reorder time.Duration
+		dup     float64
+	}{
+		{"loss 0.2", sim.Independent(0.2), 0, 0},
+		{"bursty loss", sim.GilbertElliott(0.05, 0.3, 0.02, 0.7), 0, 0},
+		{"reordering", sim.Independent(0.05), 20 * time.Millisecond, 0},
+		{"duplicates", sim.Independent(0.05), 0, 0.3},
+		{"all at once", sim.Independent(0.2), 15 * time.Millisecond, 0.2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			me := newMesh(t, 2, sim.ESPNOW(), c.loss, 11, func(i int, cfg *Config) {
+				cfg.Links[0] = &mangler{Link: cfg.Links[0], clk: cfg.Clock, rng: rand.New(rand.NewPCG(uint64(i), 9)), reorder: c.reorder, dupP: c.dup}
+			})
+			me.start()
+			me.discover()
+			a, b := me.nodes[0], me.nodes[1]
+			for k, size := range []int{100, 5000, 40000} {
+				data := blob(size, byte(k))
+				r := a.Send(b.ID(), testApp, data, nil)
+				if err := me.wait(r, 5*time.Minute); err != nil {
+					t.Fatalf("size %d: %v", size, err)
+				}
+			}
+			me.clk.RunFor(time.Minute)
+			if len(me.got[1]) != 3 {
+				t.Fatalf("delivered %d Packages, want exactly 3", len(me.got[1]))
+			}
+			for k, size := range []int{100, 5000, 40000} {
+				if !bytes.Equal(me.got[1][k].Blob, blob(size, byte(k))) {
+					t.Fatalf("Package %d corrupted", k)
+				}
+			}
+			if b.RxBytes() != 0 {
+				t.Fatalf("receiver still holds %d bytes", b.RxBytes())
+			}
+		})
+	}
+}
+
+// Two senders to one receiver, both starting their seq_id counters at 0:
+// reassembly is keyed by sender, so neither corrupts the other.
+func TestInterleavedSequencesSameSeqID(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	m := sim.NewMedium(clk, sim.ESPNOW(), 3)
+	me := &mesh{t: t, clk: clk, m: m, got: make([][]Message, 3)}
+	for i := range 3 {
+		r := m.AddRadio(sim.Position{})
+		me.radios = append(me.radios, r)
+		n, _ := New(Config{Clock: clk, Links: []link.Link{r}, Seed: uint64(i), BeaconPeriod: time.Hour})
+		i := i
+		n.Register(testApp, func(msg Message) { me.got[i] = append(me.got[i], msg) })
+		me.nodes = append(me.nodes, n)
+	}
+	m.Connect(me.radios[0], me.radios[1], sim.Independent(0.1), sim.Independent(0.1))
+	m.Connect(me.radios[2], me.radios[1], sim.Independent(0.1), sim.Independent(0.1))
+	m.Connect(me.radios[0], me.radios[2], sim.Independent(0.1), sim.Independent(0.1))
+	me.start()
+	me.discover()
+	b := me.nodes[1]
+	d0, d2 := blob(20000, 1), blob(20000, 2)
+	r0 := me.nodes[0].Send(b.ID(), testApp, d0, nil)
+	r2 := me.nodes[2].Send(b.ID(), testApp, d2, nil)
+	if err := me.wait(r0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := me.wait(r2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if len(me.got[1]) != 2 {
+		t.Fatalf("delivered %d", len(me.got[1]))
+	}
+	byFrom := map[[32]byte][]byte{}
+	for _, msg := range me.got[1] {
+		byFrom[msg.From] = msg.Blob
+	}
+	if !bytes.Equal(byFrom[me.nodes[0].ID()], d0) || !bytes.Equal(byFrom[me.nodes[2].ID()], d2) {
+		t.Fatal("sequences from the two senders mixed up")
+	}
+}
+
+// A receiver that disappears mid-transfer: the sender gives up with
+// ErrAbandoned in bounded (airtime-scaled) time, and the receiver frees the
+// half-built Package.
+func TestGiveUp(t *testing.T) {
+	me := newMesh(t, 2, sim.ESPNOW(), sim.Loss{}, 5, func(i int, c *Config) { c.BeaconPeriod = time.Hour })
+	me.start()
+	me.discover()
+	a, b := me.nodes[0], me.nodes[1]
+	r := a.Send(b.ID(), testApp, blob(50000, 1), nil)
+	me.clk.RunFor(100 * time.Millisecond) // part of it is across
+	if b.RxBytes() == 0 {
+		t.Fatal("nothing received yet")
+	}
+	me.m.Disconnect(me.radios[0], me.radios[1])
+	start := me.clk.Now()
+	err := me.wait(r, time.Hour)
+	if !errors.Is(err, ErrAbandoned) {
+		t.Fatalf("err %v, want ErrAbandoned", err)
+	}
+	took := me.clk.Now().Sub(start)
+	if took > 30*time.Second {
+		t.Fatalf("gave up after %v", took)
+	}
+	me.clk.RunFor(time.Minute)
+	if b.RxBytes() != 0 || b.rxSeqs != 0 {
+		t.Fatalf("receiver holds %d bytes in %d sequences after the sender vanished", b.RxBytes(), b.rxSeqs)
+	}
+	t.Logf("gave up after %v of silence", took)
+}
+
+// Errors at the destination come back as typed errors.
+func TestRemoteErrors(t *testing.T) {
+	me := newMesh(t, 2, sim.ESPNOW(), sim.Loss{}, 6, func(i int, c *Config) {
+		c.BeaconPeriod = time.Hour
+		if i == 1 {
+			c.Budgets.RxPerPeer = 32 << 10
+		}
+	})
+	me.start()
+	me.discover()
+	a, b := me.nodes[0], me.nodes[1]
+	other := packet.NewAppID("nobody", "home", 0)
+	for _, size := range []int{50, 3000} {
+		r := a.Send(b.ID(), other, blob(size, 1), nil)
+		err := me.wait(r, time.Minute)
+		var re *RemoteError
+		if !errors.Is(err, ErrUnknownApp) || !errors.As(err, &re) {
+			t.Fatalf("size %d to an unknown app: %v", size, err)
+		}
+	}
+	// Larger than the receiver's per-peer budget: refused up front.
+	r := a.Send(b.ID(), testApp, blob(60000, 1), nil)
+	if err := me.wait(r, time.Minute); !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("over the receiver's budget: %v", err)
+	}
+	if b.Stats().Drops[DropUnknownApp] != 2 {
+		t.Fatalf("unknown-app drops %d", b.Stats().Drops[DropUnknownApp])
+	}
+	// Sends that cannot start fail at once with their reason.
+	if err := a.Send([32]byte{9}, testApp, nil, nil).Err(); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatal(err)
+	}
+	if err := a.Send(b.ID(), testApp, make([]byte, 65536*237), nil).Err(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over the largest schema: %v", err)
+	}
+}
+
+// LoRa: half-duplex, no carrier sense. The pause after each ask keeps the
+// receiver's answers from colliding with our data.
+func TestLoRaTransfer(t *testing.T) {
+	me := newMesh(t, 2, sim.LoRa(lora.Default), sim.Independent(0.1), 8, func(i int, c *Config) { c.BeaconPeriod = time.Hour })
+	me.start()
+	me.discover()
+	r := me.nodes[0].Send(me.nodes[1].ID(), testApp, blob(4000, 3), nil)
+	if err := me.wait(r, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if c := me.radios[1].Counters().Drops[link.DropCollision]; c != 0 {
+		t.Fatalf("%d collisions at the receiver", c)
+	}
+}
