@@ -48,14 +48,14 @@ type outSeq struct {
 	sentBurst []uint16 // the burst in which each packet was last sent
 	burst     uint16
 
-	waiting   bool // an ask is out: send nothing more until the answer
-	askOut    bool // an ask frame is with the link, not yet on the air
-	needAsk   bool // the next frame must carry ask (an ask frame was refused by the link)
-	askAt     time.Time
-	timedOut  bool // the current wait already timed out (no RTT sample then)
-	silent    int // feedback timeouts in a row with no answer at all
-	stale     int // answers in a row that brought no progress
-	timer     clock.Timer
+	waiting  bool // an ask is out: send nothing more until the answer
+	askOut   bool // an ask frame is with the link, not yet on the air
+	needAsk  bool // the next frame must carry ask (an ask frame was refused by the link)
+	askAt    time.Time
+	timedOut bool // the current wait already timed out (no RTT sample then)
+	silent   int  // feedback timeouts in a row with no answer at all
+	stale    int  // answers in a row that brought no progress
+	timer    clock.Timer
 
 	deadlineTmr clock.Timer
 	lastTries   int // reference receivers: times the last packet went out

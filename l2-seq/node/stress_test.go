@@ -49,11 +49,20 @@ func TestStressNoHang(t *testing.T) {
 			if !r.Finished() {
 				for _, ep := range a.eps {
 					for _, o := range ep.out {
-						t.Logf("res %d seq %d out: started %v fin %v waiting %v askOut %v timer %v fresh %d/%d rq %v acked %d fruitless %d", func() int { for i, r := range rs { if r == o.res { return i } }; return -1 }(), o.seqID, o.started, o.finished, o.waiting, o.askOut, o.timer != nil, o.fresh, o.count, o.rq, o.nAcked, o.silent)
+						t.Logf("res %d seq %d out: started %v fin %v waiting %v askOut %v timer %v fresh %d/%d rq %v acked %d fruitless %d", func() int {
+							for i, r := range rs {
+								if r == o.res {
+									return i
+								}
+							}
+							return -1
+						}(), o.seqID, o.started, o.finished, o.waiting, o.askOut, o.timer != nil, o.fresh, o.count, o.rq, o.nAcked, o.silent)
 					}
 					t.Logf("ep frames %d wake %v notBefore %v inActive %v", len(ep.frames), ep.wake != nil, ep.notBefore, ep.inActive)
 				}
-				for i, r := range rs { t.Logf("rs[%d] finished %v err %v", i, r.Finished(), r.Err()) }
+				for i, r := range rs {
+					t.Logf("rs[%d] finished %v err %v", i, r.Finished(), r.Err())
+				}
 				t.Logf("seqID %d now %v used0 %v", a.seqID, me.clk.Now(), a.seqUsed[0])
 				t.Logf("link inflight %d ctrl %d active %d pending events %d", len(a.links[0].inflt), len(a.links[0].ctrl), len(a.links[0].active), me.clk.Pending())
 				t.Fatalf("%s: send %d (%d bytes) never finished", name, k, sizes[k])
