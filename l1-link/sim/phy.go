@@ -61,7 +61,7 @@ func ESPNOW() PHY {
 		Name: "espnow", Network: "espnow", MTU: 250, Bitrate: link.BitrateESPNOW,
 		Schemas: link.SchemasESPNOW,
 		Airtime: func(n int) time.Duration { return ESPNOWAirtime(n, 1000) },
-		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 16, PostCW: 8,
+		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 16, PostCW: 16,
 		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep,
 	}
 }

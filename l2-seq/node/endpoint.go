@@ -39,6 +39,7 @@ type endpoint struct {
 	awakeUntil time.Time
 	wake       *waker
 	lastResp   time.Time // last beacon response sent here
+	lastSeen   time.Time // last frame received from here
 }
 
 // doneSeq remembers a finished incoming sequence so retransmissions and

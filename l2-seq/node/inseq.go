@@ -309,6 +309,12 @@ func (n *Node) gap(ep *endpoint, in *inSeq) {
 		ep.dropIn(in.id)
 		return
 	}
+	if !full && (in.fruitless > 1 || n.peers.ByEndpoint(ep.key) == nil) {
+		// Strangers get no answers; a reference peer gets one round of
+		// requests (it never answers them, PROTOCOL 11).
+		n.armGap(ep, in)
+		return
+	}
 	q := packet.Packet{Schema: in.s.ID, SeqID: in.id, SeqSize: uint16(in.count - 1), TTL: in.tmpl.TTL, TreeState: in.tmpl.TreeState, To: in.tmpl.To, From: in.tmpl.From}
 	if full {
 		// Unasked status: the sender learns what is missing even if its

@@ -309,6 +309,11 @@ func (n *Node) sortedEndpoints() []*endpoint {
 	return out
 }
 
+// maxStrangers bounds the state kept for senders that are not peers (no
+// beacon heard): a flood from forged addresses costs at most this many
+// endpoints.
+const maxStrangers = 64
+
 // endpointFor returns the state for (link, addr), creating it.
 func (n *Node) endpointFor(key peer.Endpoint) *endpoint {
 	ep := n.eps[key]
@@ -317,6 +322,36 @@ func (n *Node) endpointFor(key peer.Endpoint) *endpoint {
 		n.eps[key] = ep
 	}
 	return ep
+}
+
+// strangerEndpoint is endpointFor for a sender that is not a peer: when
+// maxStrangers are held it forgets the stalest idle stranger, or, if every
+// one is busy, returns nil (the caller drops the frame).
+func (n *Node) strangerEndpoint(key peer.Endpoint, now time.Time) *endpoint {
+	if ep := n.eps[key]; ep != nil || n.peers.ByEndpoint(key) != nil {
+		return n.endpointFor(key)
+	}
+	var victim *endpoint
+	strangers := 0
+	for k, ep := range n.eps {
+		if n.peers.ByEndpoint(k) != nil {
+			continue
+		}
+		strangers++
+		if ep.idle() && len(ep.singles) == 0 && ep.wake == nil &&
+			(victim == nil || ep.lastSeen.Before(victim.lastSeen) ||
+				(ep.lastSeen.Equal(victim.lastSeen) && k.Addr.String() < victim.key.Addr.String())) {
+			victim = ep
+		}
+	}
+	if strangers >= maxStrangers {
+		if victim == nil {
+			return nil
+		}
+		victim.freeRx()
+		delete(n.eps, victim.key)
+	}
+	return n.endpointFor(key)
 }
 
 // nextPID returns the next packet_id for a non-sequenced packet.

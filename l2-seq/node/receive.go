@@ -50,6 +50,7 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	if pr != nil || n.eps[key] != nil {
 		ep = n.endpointFor(key)
 		ep.awakeUntil = now.Add(awakeWindow)
+		ep.lastSeen = now
 	}
 	if pr != nil {
 		pr.LastRx = now
@@ -94,7 +95,13 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		return
 	}
 	if s.Sequenced() {
-		n.receiveChunk(n.endpointFor(key), p, f.Broadcast, now)
+		ep = n.strangerEndpoint(key, now)
+		if ep == nil {
+			n.drop(DropBudget)
+			return
+		}
+		ep.lastSeen = now
+		n.receiveChunk(ep, p, f.Broadcast, now)
 		return
 	}
 	n.receiveSingle(key, p, f.Broadcast, now)

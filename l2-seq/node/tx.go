@@ -32,7 +32,8 @@ type txLink struct {
 	inflt []func(error) // completions of frames handed to the link, in order
 	max   int
 
-	ctrl   []outFrame
+	ctrl     []outFrame
+	lastCtrl link.Addr
 	bcast  []outFrame
 	active []*endpoint
 	rr     int
@@ -96,10 +97,45 @@ func (t *txLink) TxDone(err error) {
 	t.pump()
 }
 
-// queueCtrl puts a control frame at the head of the line.
+// maxCtrlPerDst bounds the control frames queued for one destination, so a
+// neighbour that provokes answers (or a flood from strangers) cannot fill
+// the control queue.
+const maxCtrlPerDst = 16
+
+// queueCtrl puts a control frame ahead of data.
 func (t *txLink) queueCtrl(f outFrame) {
+	same := 0
+	for _, c := range t.ctrl {
+		if c.dst == f.dst {
+			same++
+		}
+	}
+	if same >= maxCtrlPerDst {
+		if f.sent != nil {
+			f.sent(link.ErrBusy)
+		}
+		return
+	}
 	t.ctrl = append(t.ctrl, f)
 	t.pump()
+}
+
+// popCtrl takes the next control frame, preferring another destination
+// than the last one served, so control traffic is shared fairly too.
+func (t *txLink) popCtrl() outFrame {
+	i := 0
+	for j, c := range t.ctrl {
+		if c.dst != t.lastCtrl {
+			i = j
+			break
+		}
+	}
+	f := t.ctrl[i]
+	copy(t.ctrl[i:], t.ctrl[i+1:])
+	t.ctrl[len(t.ctrl)-1] = outFrame{}
+	t.ctrl = t.ctrl[:len(t.ctrl)-1]
+	t.lastCtrl = f.dst
+	return f
 }
 
 // queueBcast queues a broadcast frame.
@@ -189,10 +225,7 @@ func (t *txLink) pick() (outFrame, bool) {
 		return outFrame{}, false
 	}
 	if len(t.ctrl) > 0 {
-		f := t.ctrl[0]
-		t.ctrl[0] = outFrame{}
-		t.ctrl = t.ctrl[1:]
-		return f, true
+		return t.popCtrl(), true
 	}
 	now := t.n.clk.Now()
 	var earliest time.Time

@@ -1,0 +1,490 @@
+// Package udp is the UDP/IP link (PROTOCOL 9): one mesh packet per UDP
+// datagram, nothing added, nothing removed. A broadcast goes to a multicast
+// group (IPv4 or IPv6) or to a subnet broadcast address, whichever the
+// configuration names; unicast goes to the IP address and port a datagram
+// came from. With the defaults, two Linux machines on one LAN find each other
+// with no configuration: both listen on 0.0.0.0:4242, both join
+// 239.255.77.77, and the mesh's own beacons (sent to link.Broadcast) do the
+// rest.
+//
+// Threading: the link owns a reader goroutine per socket and one writer
+// goroutine; the reader copies each datagram and hands it to the clock's
+// loop, where the Dispatcher is called. Send, Info, Counters, Attach and
+// Close may be called from any goroutine.
+package udp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+)
+
+// MTU is the largest datagram the link sends or accepts: 1280 bytes (the
+// IPv6 minimum link MTU) less 40 bytes of IPv6 header and 8 of UDP, the same
+// figure DNS settled on. A datagram this size crosses any IPv6 path and any
+// ordinary IPv4 LAN without fragmentation, so the link never depends on
+// fragment reassembly (which loses the whole datagram when one fragment is
+// lost on Wi-Fi). The mesh itself never sends more than 250 bytes; the head
+// room is for tests and for apps talking over loopback-like LANs.
+const MTU = 1232
+
+// DefaultPort is the UDP port the mesh uses when the configuration names
+// none, for unicast and for the group alike.
+const DefaultPort = 4242
+
+// Default broadcast destinations. The IPv4 group is in the organization-local
+// scope (239.255.0.0/16, RFC 2365), so routers at a site boundary keep it in;
+// the IPv6 group is link-local scope (ff02::/16) and needs an interface. 4d59
+// is "MY" in ASCII.
+var (
+	DefaultGroup  = netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 255, 77, 77}), DefaultPort)
+	DefaultGroup6 = netip.AddrPortFrom(netip.MustParseAddr("ff02::4d59"), DefaultPort)
+)
+
+// Queue sizes used when the configuration leaves them zero.
+const (
+	DefaultTxQueue = 256
+	// RxBacklog bounds how many received datagrams may wait for the clock's
+	// loop; past it they are dropped (DropQueueFull) rather than queued
+	// without limit behind a stalled loop.
+	RxBacklog = 1024
+)
+
+// Config configures a UDP link.
+type Config struct {
+	// Clock is the loop the Dispatcher is called on (required).
+	Clock clock.Clock
+	// Listen is the unicast address and port. Zero means the wildcard of
+	// Group's family on Group's port (0.0.0.0:4242 by default). Port 0 picks
+	// a free port (tests; peers still reach it, because they answer the
+	// source address of what they heard). A specific IP makes every datagram
+	// leave from that IP; group traffic is then received on a second socket
+	// bound to the group address.
+	Listen netip.AddrPort
+	// Group is where broadcasts go: an IPv4 or IPv6 multicast group, or an
+	// IPv4 subnet (or limited) broadcast address such as 192.168.1.255:4242.
+	// Zero means DefaultGroup. An IPv6 link-local group needs Interface or a
+	// zone ([ff02::4d59%eth0]:4242).
+	Group netip.AddrPort
+	// Interface names the interface multicast is joined on and sent from.
+	// Empty: the kernel's choice (the interface of the route to the group),
+	// or the group's zone for IPv6.
+	Interface string
+	// MulticastLoop lets our multicast reach other sockets on this host, so
+	// several nodes can share one machine (give each its own Listen port).
+	// The link still never hands its own datagrams to its own dispatcher.
+	// Default off: the kernel then does not loop our multicast at all.
+	MulticastLoop bool
+	// Hops is the multicast TTL / hop limit; 0 means 1 (this LAN only).
+	Hops int
+	// TxQueue is the transmit queue capacity in datagrams (0: DefaultTxQueue).
+	TxQueue int
+}
+
+// Errors Open returns for a configuration it cannot use.
+var (
+	ErrConfig = errors.New("udp: bad configuration")
+)
+
+// Link is a UDP/IP link. Create it with Open.
+type Link struct {
+	clk   clock.Clock
+	info  link.Info
+	group netip.AddrPort
+	v6    bool
+	stats link.Stats
+
+	uc *sock // unicast socket: every datagram leaves from it
+	gc *sock // group receiver, nil when uc receives the group too
+
+	own  *ownAddrs
+	port uint16 // uc's local port: our datagrams carry it as source port
+
+	q       chan txItem
+	rxWait  atomic.Int32 // datagrams handed to the loop, not yet delivered
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards closed and the send side of q
+	closed  bool
+	isClose atomic.Bool // closed, readable from loop callbacks without mu
+	d       atomic.Pointer[dispatcherBox]
+}
+
+type dispatcherBox struct{ d link.Dispatcher }
+
+type txItem struct {
+	dst  netip.AddrPort
+	data []byte
+}
+
+// Open creates the sockets, joins the group and starts the link.
+func Open(cfg Config) (*Link, error) {
+	if cfg.Clock == nil {
+		return nil, fmt.Errorf("%w: no clock", ErrConfig)
+	}
+	if !cfg.Group.IsValid() {
+		cfg.Group = DefaultGroup
+		if cfg.Listen.Addr().Is6() && !cfg.Listen.Addr().Is4In6() {
+			cfg.Group = DefaultGroup6
+		}
+	}
+	group := netip.AddrPortFrom(cfg.Group.Addr().Unmap(), cfg.Group.Port())
+	if group.Port() == 0 {
+		return nil, fmt.Errorf("%w: group %v has no port", ErrConfig, group)
+	}
+	v6 := group.Addr().Is6()
+	if !cfg.Listen.IsValid() {
+		wild := netip.IPv4Unspecified()
+		if v6 {
+			wild = netip.IPv6Unspecified()
+		}
+		cfg.Listen = netip.AddrPortFrom(wild, group.Port())
+	}
+	listen := netip.AddrPortFrom(cfg.Listen.Addr().Unmap(), cfg.Listen.Port())
+	if listen.Addr().Is6() != v6 {
+		return nil, fmt.Errorf("%w: listen %v and group %v are of different IP families", ErrConfig, listen, group)
+	}
+	multicast := group.Addr().IsMulticast()
+	if v6 && !multicast {
+		return nil, fmt.Errorf("%w: IPv6 has no broadcast; %v is not a multicast group", ErrConfig, group)
+	}
+	var ifi *net.Interface
+	ifname := cfg.Interface
+	if ifname == "" && v6 {
+		ifname = group.Addr().Zone()
+	}
+	if ifname != "" {
+		var err error
+		if ifi, err = net.InterfaceByName(ifname); err != nil {
+			return nil, fmt.Errorf("%w: interface %q: %v", ErrConfig, ifname, err)
+		}
+	}
+	if v6 && (group.Addr().IsLinkLocalMulticast() || group.Addr().IsInterfaceLocalMulticast()) && ifi == nil {
+		return nil, fmt.Errorf("%w: link-local group %v needs an interface", ErrConfig, group)
+	}
+	if ifi != nil && v6 && group.Addr().Zone() == "" && group.Addr().IsLinkLocalMulticast() {
+		group = netip.AddrPortFrom(group.Addr().WithZone(ifi.Name), group.Port())
+	}
+	hops := cfg.Hops
+	if hops <= 0 {
+		hops = 1
+	}
+	txq := cfg.TxQueue
+	if txq <= 0 {
+		txq = DefaultTxQueue
+	}
+
+	l := &Link{clk: cfg.Clock, group: group, v6: v6, q: make(chan txItem, txq), quit: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			l.closeSockets()
+			if l.own != nil {
+				l.own.close()
+			}
+		}
+	}()
+	var err error
+	if l.uc, err = listenSock(listen, v6, true); err != nil {
+		return nil, err
+	}
+	l.port = l.uc.local.Port()
+	// One socket serves unicast and the group when it is bound to the
+	// wildcard on the group's port; otherwise the group needs its own,
+	// bound to the group (or broadcast) address so it hears nothing else.
+	recv := l.uc
+	if !(listen.Addr().IsUnspecified() && l.port == group.Port()) {
+		if l.gc, err = listenSock(netip.AddrPortFrom(group.Addr(), group.Port()), v6, false); err != nil {
+			return nil, err
+		}
+		recv = l.gc
+	}
+	if multicast {
+		if err := recv.join(ifi, group.Addr()); err != nil {
+			return nil, fmt.Errorf("udp: join %v: %w", group.Addr(), err)
+		}
+		if err := l.uc.multicastOut(ifi, hops, cfg.MulticastLoop); err != nil {
+			return nil, fmt.Errorf("udp: multicast options: %w", err)
+		}
+	}
+	if l.own, err = newOwnAddrs(); err != nil {
+		return nil, fmt.Errorf("udp: local addresses: %w", err)
+	}
+	addr := netip.AddrPortFrom(l.uc.local.Addr(), l.port)
+	if listen.Addr().IsUnspecified() {
+		addr = netip.AddrPortFrom(pickAddr(ifi, v6), l.port)
+	}
+	l.info = link.Info{
+		Name: "udp", Addr: link.UDPAddr{AddrPort: addr}, MTU: MTU, Bitrate: link.BitrateUDP,
+		Schemas: link.SchemasAll, Caps: link.CapBroadcast, TxQueue: txq,
+	}
+	l.wg.Add(1)
+	go l.writer()
+	for _, s := range []*sock{l.uc, l.gc} {
+		if s != nil {
+			l.wg.Add(1)
+			go l.reader(s, s == l.gc)
+		}
+	}
+	ok = true
+	return l, nil
+}
+
+// pickAddr chooses the address peers most likely see as our source when we
+// listen on the wildcard: the first global-unicast (or private) address of
+// the multicast interface, else of any up, non-loopback interface; an IPv6
+// link-local address (with its zone) only when nothing better exists. The
+// kernel picks the real source per destination, so on a multi-homed host
+// this is a best guess; received frames always carry the true source.
+func pickAddr(ifi *net.Interface, v6 bool) netip.Addr {
+	var ifs []net.Interface
+	if ifi != nil {
+		ifs = []net.Interface{*ifi}
+	} else if all, err := net.Interfaces(); err == nil {
+		ifs = all
+	}
+	var fallback netip.Addr
+	for _, in := range ifs {
+		if in.Flags&net.FlagUp == 0 || in.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := in.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			pfx, err := netip.ParsePrefix(a.String())
+			if err != nil {
+				continue
+			}
+			ip := pfx.Addr().Unmap()
+			if ip.Is6() != v6 {
+				continue
+			}
+			if ip.IsGlobalUnicast() {
+				return ip
+			}
+			if ip.IsLinkLocalUnicast() && !fallback.IsValid() {
+				fallback = ip.WithZone(in.Name)
+			}
+		}
+	}
+	if fallback.IsValid() {
+		return fallback
+	}
+	if v6 {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
+// Info describes the link. Addr is the unicast address and port: the listen
+// address when it is specific, else the best guess of pickAddr.
+func (l *Link) Info() link.Info { return l.info }
+
+// Group returns the address broadcasts are sent to.
+func (l *Link) Group() netip.AddrPort { return l.group }
+
+// Attach sets the dispatcher (nil detaches).
+func (l *Link) Attach(d link.Dispatcher) {
+	if d == nil {
+		l.d.Store(nil)
+		return
+	}
+	l.d.Store(&dispatcherBox{d})
+}
+
+func (l *Link) dispatcher() link.Dispatcher {
+	if b := l.d.Load(); b != nil {
+		return b.d
+	}
+	return nil
+}
+
+// Send queues one datagram for dst: a link.UDPAddr of the link's IP family,
+// or link.Broadcast (the group). It never blocks.
+func (l *Link) Send(dst link.Addr, data []byte) error {
+	var to netip.AddrPort
+	switch a := dst.(type) {
+	case link.UDPAddr:
+		to = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !to.Addr().IsValid() || to.Port() == 0 || to.Addr().Is6() != l.v6 {
+			return fmt.Errorf("%w: %v is not a %s destination", link.ErrAddr, dst, l.family())
+		}
+	default:
+		if dst == nil || !dst.IsBroadcast() {
+			return link.ErrAddr
+		}
+		to = l.group
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return net.ErrClosed
+	}
+	if len(data) > MTU {
+		l.stats.Drop(link.DropOversize)
+		return link.ErrTooBig
+	}
+	select {
+	case l.q <- txItem{dst: to, data: append([]byte(nil), data...)}:
+		return nil
+	default:
+		l.stats.Drop(link.DropQueueFull)
+		return link.ErrBusy
+	}
+}
+
+func (l *Link) family() string {
+	if l.v6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// writer drains the transmit queue: one datagram, one write, one TxDone.
+func (l *Link) writer() {
+	defer l.wg.Done()
+	for {
+		select {
+		case it := <-l.q:
+			l.transmit(it)
+		case <-l.quit:
+			// Everything accepted still gets its one TxDone.
+			for {
+				select {
+				case <-l.q:
+					l.txDone(net.ErrClosed)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (l *Link) transmit(it txItem) {
+	_, err := l.uc.c.WriteToUDPAddrPort(it.data, it.dst)
+	if err != nil {
+		l.stats.Drop(link.DropTxError)
+	} else {
+		l.stats.Tx(len(it.data), 0)
+	}
+	l.txDone(err)
+}
+
+func (l *Link) txDone(err error) {
+	l.clk.AfterFunc(0, func() {
+		if d := l.dispatcher(); d != nil {
+			d.TxDone(err)
+		}
+	})
+}
+
+// reader reads datagrams from s until it is closed. It survives any
+// datagram: empty ones and ones over the MTU are counted and dropped.
+func (l *Link) reader(s *sock, groupOnly bool) {
+	defer l.wg.Done()
+	l.own.enter()
+	buf := make([]byte, 1<<16)
+	oob := make([]byte, s.oobSize)
+	for {
+		n, oobn, flags, src, err := s.c.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient (an ICMP error surfacing, ENOBUFS): keep reading.
+			continue
+		}
+		now := l.clk.Now()
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		if src.Port() == l.port && l.own.has(src.Addr()) {
+			// Our own broadcast, looped back by the kernel (subnet
+			// broadcast always is; multicast when MulticastLoop is on).
+			continue
+		}
+		switch {
+		case flags&msgTrunc != 0 || n > MTU:
+			l.stats.Drop(link.DropOversize)
+			continue
+		case n == 0:
+			// No mesh packet is empty.
+			l.stats.Drop(link.DropMalformed)
+			continue
+		}
+		bcast := groupOnly
+		if !bcast {
+			if dst, ok := s.dst(oob[:oobn]); ok {
+				bcast = l.isBroadcastDst(dst)
+			}
+		}
+		if l.rxWait.Add(1) > RxBacklog {
+			l.rxWait.Add(-1)
+			l.stats.Drop(link.DropQueueFull)
+			continue
+		}
+		f := link.Frame{Src: link.UDPAddr{AddrPort: src}, Broadcast: bcast, Data: append([]byte(nil), buf[:n]...), Time: now}
+		l.clk.AfterFunc(0, func() { l.deliver(f) })
+	}
+}
+
+func (l *Link) isBroadcastDst(dst netip.Addr) bool {
+	dst = dst.Unmap()
+	return dst.IsMulticast() || dst == l.group.Addr().WithZone("") || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+func (l *Link) deliver(f link.Frame) {
+	l.rxWait.Add(-1)
+	if l.isClose.Load() {
+		return
+	}
+	d := l.dispatcher()
+	if d == nil {
+		l.stats.Drop(link.DropNoHandler)
+		return
+	}
+	l.stats.Rx(len(f.Data))
+	d.DeliverFrame(f)
+}
+
+// Counters returns the link's counters.
+func (l *Link) Counters() link.Counters { return l.stats.Snapshot() }
+
+// Close stops the goroutines and releases the sockets. Datagrams still
+// queued get TxDone(net.ErrClosed); frames not yet delivered are dropped.
+func (l *Link) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return net.ErrClosed
+	}
+	l.closed = true
+	l.isClose.Store(true)
+	close(l.quit)
+	l.mu.Unlock()
+	l.closeSockets()
+	l.wg.Wait()
+	l.own.close() // only now: the readers used it
+	return nil
+}
+
+func (l *Link) closeSockets() {
+	for _, s := range []*sock{l.uc, l.gc} {
+		if s != nil {
+			s.c.Close()
+		}
+	}
+}
+
+// ownRefresh is how stale the set of our own addresses may get before a
+// datagram from our port re-reads it (DHCP may change an address under a
+// running node). Wall-clock by nature: it tracks the host, not the mesh.
+const ownRefresh = 5 * time.Second
