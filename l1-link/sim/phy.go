@@ -10,6 +10,7 @@ package sim
 import (
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 )
@@ -40,27 +41,14 @@ type PHY struct {
 	Caps link.Caps
 }
 
-// ESP-NOW on the air: an 802.11 vendor action frame. Between the datagram
-// and the air sit the MAC header (24), category (1), OUI (3), random bytes
-// (4), the vendor element header (2 + OUI 3 + type 1 + version 1) and the
-// FCS (4).
-const espnowOverhead = 24 + 1 + 3 + 4 + 7 + 4
-
-// ESPNOWAirtime is the airtime of an ESP-NOW frame carrying n bytes at
-// rateKbps: 802.11b long preamble and PLCP header (192 µs) at 1 Mbit/s,
-// then the frame at the rate. At 1 Mbit/s a 250-byte datagram takes 2,536 µs.
-func ESPNOWAirtime(n, rateKbps int) time.Duration {
-	bits := int64(espnowOverhead+n) * 8
-	return 192*time.Microsecond + time.Duration(bits*int64(time.Millisecond)/int64(rateKbps))
-}
-
 // ESPNOW is the ESP-NOW radio of an ESP32 (or a Linux monitor-mode card) at
-// 802.11b 1 Mbit/s with long preamble, carrier sense on.
+// 802.11b 1 Mbit/s with long preamble, carrier sense on; its airtime is
+// espnow.Airtime (2,536 µs for a 250-byte datagram).
 func ESPNOW() PHY {
 	return PHY{
 		Name: "espnow", Network: "espnow", MTU: 250, Bitrate: link.BitrateESPNOW,
 		Schemas: link.SchemasESPNOW,
-		Airtime: func(n int) time.Duration { return ESPNOWAirtime(n, 1000) },
+		Airtime: func(n int) time.Duration { return espnow.Airtime(n, int(espnow.Rate1M)) },
 		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 16, PostCW: 16,
 		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep,
 	}

@@ -2,9 +2,11 @@ package node
 
 import (
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
 )
@@ -188,8 +190,16 @@ func (o *outSeq) sent(i int, ask bool, err error) {
 	if ask {
 		o.askOut = false
 	}
+	if err != nil && !errors.Is(err, link.ErrBusy) && !errors.Is(err, link.ErrDutyCycle) {
+		var ce *CodeError
+		if !errors.As(err, &ce) {
+			err = ErrLink
+		}
+		o.finish(err)
+		return
+	}
 	if err != nil {
-		// Never on the air: queue it again (and its ask).
+		// Not on the air yet: queue it again (and its ask).
 		if !o.acked.has(i) && !o.queued.has(i) {
 			o.rq = append([]int{i}, o.rq...)
 			o.queued.set(i)

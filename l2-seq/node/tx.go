@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"net"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -34,9 +35,9 @@ type txLink struct {
 
 	ctrl     []outFrame
 	lastCtrl link.Addr
-	bcast  []outFrame
-	active []*endpoint
-	rr     int
+	bcast    []outFrame
+	active   []*endpoint
+	rr       int
 
 	paceTmr clock.Timer
 	paceAt  time.Time
@@ -210,11 +211,13 @@ func (t *txLink) send(f outFrame) bool {
 		}
 		return false
 	default:
+		// A closed link, or a frame the link can never take: the owner
+		// hears of it and gives up on it (never requeues it).
 		n.log.Debug("link refused a frame", "link", t.idx, "err", err)
 		if f.sent != nil {
 			f.sent(err)
 		}
-		return true
+		return !errors.Is(err, net.ErrClosed)
 	}
 }
 

@@ -1,0 +1,467 @@
+package espnow
+
+import (
+	"bytes"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/gopacket/layers"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+)
+
+// MTU is the largest datagram the link carries.
+const MTU = MaxBody
+
+// ethPAll is ETH_P_ALL: the socket receives every protocol (802.11 frames
+// on a monitor interface have no Ethernet protocol number).
+const ethPAll = 0x0003
+
+// DefaultTxQueue is the transmit queue capacity when Config.TxQueue is 0.
+const DefaultTxQueue = 16
+
+// readBuf is the receive buffer: an ESP-NOW v1 frame with a generous
+// radiotap header is under 400 bytes, and the 1470-byte payloads of
+// ESP-NOW v2 still fit (they are then refused by Parse, not cut).
+const readBuf = 4096
+
+// readRetry is how long the reader waits after a socket error that is not
+// Close (the interface went down, say) before reading again. Real I/O
+// timing, on the link's clock.
+const readRetry = 100 * time.Millisecond
+
+// Config configures Open.
+type Config struct {
+	// Interface is the monitor-mode interface, e.g. "mon0" (see
+	// docs/espnow-linux.md for setting one up).
+	Interface string
+	// MAC is the link's own address, the source of every frame it sends
+	// and the destination it accepts unicast frames for. Zero means the
+	// interface's address. A card in active monitor mode ACKs only frames
+	// for its interface address, so keep the two equal on real radios.
+	MAC link.MAC
+	// Channel is the Wi-Fi channel to tune to (the reference boards use
+	// 14); 0 leaves the interface's channel as it is.
+	Channel int
+	// SetChannel tunes the interface; nil means SetChannelIW. Tests on
+	// interfaces without a radio (veth) leave Channel 0 instead.
+	SetChannel func(iface string, channel int) error
+	// Rate is the transmit PHY rate; 0 means 1 Mbit/s (802.11b, long
+	// preamble), what ESP32s use for ESP-NOW unless told otherwise. On
+	// channel 14 only the 802.11b rates are allowed.
+	Rate Rate
+	// NoAck asks the driver not to wait for ACKs (nor retry) on unicast
+	// frames. Without active monitor mode nobody ACKs for us anyway, but
+	// the boards do ACK our unicast frames; leave it false to let the
+	// driver retry when a board's ACK is missing.
+	NoAck bool
+	// ActiveMonitor declares that the interface was put in active monitor
+	// mode (`iw dev mon0 set monitor active`, interface down, on drivers
+	// that support it), so the card ACKs unicast frames addressed to its
+	// MAC and boards stop retrying them. Open does not change the mode; the
+	// flag adds link.CapUnicastAck to the link's capabilities.
+	ActiveMonitor bool
+	// Clock is the clock whose loop the link calls its Dispatcher on.
+	Clock clock.Clock
+	// TxQueue is the transmit queue capacity in datagrams; 0 means
+	// DefaultTxQueue.
+	TxQueue int
+}
+
+// SetChannelIW tunes iface to a channel with `iw dev IFACE set channel N`.
+func SetChannelIW(iface string, channel int) error {
+	out, err := exec.Command("iw", "dev", iface, "set", "channel", strconv.Itoa(channel)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("espnow: iw dev %s set channel %d: %v: %s", iface, channel, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// conn is the part of *packet.Conn the link uses; tests substitute a fake.
+type conn interface {
+	ReadFrom(b []byte) (int, net.Addr, error)
+	WriteTo(b []byte, addr net.Addr) (int, error)
+	Close() error
+}
+
+// Link is an ESP-NOW link on a monitor-mode interface. It implements
+// link.Link, link.AirtimeEstimator and capture's Framer.
+type Link struct {
+	info  link.Info
+	mac   link.MAC
+	txopt TxOptions
+	ch    int
+	clk   clock.Clock
+	conn  conn
+	stats link.Stats
+
+	echoes  atomic.Uint64
+	readErr atomic.Uint64
+
+	mu     sync.Mutex
+	d      link.Dispatcher
+	closed bool
+
+	txq  chan txItem
+	free chan *[MaxBody]byte
+	done chan struct{}
+	wg   sync.WaitGroup
+	rng  *rand.Rand // owned by the writer goroutine
+}
+
+type txItem struct {
+	dst link.MAC
+	buf *[MaxBody]byte
+	n   int
+}
+
+// Open opens the link on cfg.Interface: tunes the channel if asked, opens an
+// AF_PACKET raw socket bound to the interface with the ESP-NOW filter
+// attached before bind (so no other frame is ever queued on it), and starts
+// the reader and writer goroutines. It needs CAP_NET_RAW (and CAP_NET_ADMIN
+// for iw).
+func Open(cfg Config) (*Link, error) {
+	if cfg.Interface == "" {
+		return nil, errors.New("espnow: no interface given")
+	}
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("espnow: %v", err)
+	}
+	if cfg.MAC == (link.MAC{}) {
+		if len(ifi.HardwareAddr) != 6 {
+			return nil, fmt.Errorf("espnow: interface %s has no 6-byte MAC address; set Config.MAC", cfg.Interface)
+		}
+		copy(cfg.MAC[:], ifi.HardwareAddr)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Channel != 0 {
+		set := cfg.SetChannel
+		if set == nil {
+			set = SetChannelIW
+		}
+		if err := set(cfg.Interface, cfg.Channel); err != nil {
+			return nil, err
+		}
+	}
+	prog, err := bpf.Assemble(Filter())
+	if err != nil {
+		return nil, fmt.Errorf("espnow: filter: %v", err)
+	}
+	c, err := packet.Listen(ifi, packet.Raw, ethPAll, &packet.Config{Filter: prog})
+	if err != nil {
+		return nil, fmt.Errorf("espnow: %s: %w", cfg.Interface, err)
+	}
+	return newLink(cfg, c), nil
+}
+
+func (cfg *Config) check() error {
+	if cfg.Clock == nil {
+		return errors.New("espnow: no clock")
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = Rate1M
+	}
+	if !cfg.Rate.Valid() {
+		return fmt.Errorf("%w: %d kbit/s", ErrRate, cfg.Rate)
+	}
+	if cfg.TxQueue == 0 {
+		cfg.TxQueue = DefaultTxQueue
+	}
+	if cfg.TxQueue < 0 {
+		return fmt.Errorf("espnow: transmit queue %d", cfg.TxQueue)
+	}
+	if cfg.Channel < 0 || cfg.Channel > 233 {
+		return fmt.Errorf("espnow: channel %d", cfg.Channel)
+	}
+	if cfg.Channel == 14 && !cfg.Rate.DSSS() {
+		// Channel 14 (Japan) allows 802.11b only: OFDM there is illegal
+		// and neither the regulatory database nor the boards allow it.
+		return fmt.Errorf("%w: channel 14 allows only 802.11b rates (1, 2, 5.5, 11 Mbit/s), not %v", ErrRate, cfg.Rate)
+	}
+	if cfg.MAC[0]&1 != 0 {
+		return fmt.Errorf("espnow: own address %v is a group address", cfg.MAC)
+	}
+	return nil
+}
+
+// newLink starts a link on an open socket; cfg is checked.
+func newLink(cfg Config, c conn) *Link {
+	caps := link.CapBroadcast
+	if cfg.ActiveMonitor {
+		caps |= link.CapUnicastAck
+	}
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails on Linux; zero seed would still work
+	l := &Link{
+		info: link.Info{
+			Name: "espnow", Addr: cfg.MAC, MTU: MTU, Bitrate: link.BitrateESPNOW,
+			Schemas: link.SchemasESPNOW, Caps: caps, TxQueue: cfg.TxQueue,
+		},
+		mac:   cfg.MAC,
+		txopt: TxOptions{Rate: cfg.Rate, NoAck: cfg.NoAck},
+		ch:    cfg.Channel,
+		clk:   cfg.Clock,
+		conn:  c,
+		txq:   make(chan txItem, cfg.TxQueue),
+		free:  make(chan *[MaxBody]byte, cfg.TxQueue),
+		done:  make(chan struct{}),
+		rng:   rand.New(rand.NewChaCha8(seed)),
+	}
+	for range cfg.TxQueue {
+		l.free <- new([MaxBody]byte)
+	}
+	l.wg.Add(2)
+	go l.readLoop()
+	go l.writeLoop()
+	return l
+}
+
+// Info describes the link.
+func (l *Link) Info() link.Info { return l.info }
+
+// Attach sets the dispatcher (nil detaches).
+func (l *Link) Attach(d link.Dispatcher) {
+	l.mu.Lock()
+	l.d = d
+	l.mu.Unlock()
+}
+
+// Send queues data for dst (a link.MAC, or link.Broadcast).
+func (l *Link) Send(dst link.Addr, data []byte) error {
+	var to link.MAC
+	switch a := dst.(type) {
+	case link.MAC:
+		to = a
+	default:
+		if dst != link.Broadcast {
+			return link.ErrAddr
+		}
+		to = link.BroadcastMAC
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return net.ErrClosed
+	}
+	if len(data) > MTU {
+		l.stats.Drop(link.DropOversize)
+		return link.ErrTooBig
+	}
+	var buf *[MaxBody]byte
+	select {
+	case buf = <-l.free:
+	default:
+		l.stats.Drop(link.DropQueueFull)
+		return link.ErrBusy
+	}
+	n := copy(buf[:], data)
+	l.txq <- txItem{dst: to, buf: buf, n: n} // never blocks: one slot per buffer
+	return nil
+}
+
+// Counters returns the link's counters.
+func (l *Link) Counters() link.Counters { return l.stats.Snapshot() }
+
+// Echoes returns how many frames with the link's own source address were
+// received and ignored. On a mac80211 monitor interface every frame the
+// link sends comes back once (the TX status report); anything more means
+// another station uses our MAC.
+func (l *Link) Echoes() uint64 { return l.echoes.Load() }
+
+// ReadErrors returns how many socket reads failed (while the interface was
+// down, say).
+func (l *Link) ReadErrors() uint64 { return l.readErr.Load() }
+
+// Airtime is how long a datagram of n bytes occupies the air at the
+// configured rate.
+func (l *Link) Airtime(n int) time.Duration { return Airtime(n, int(l.txopt.Rate)) }
+
+// CaptureFrame builds the radiotap frame for payload from src to dst as the
+// link would send it (with zero random bytes and sequence number, which
+// the capture cannot know), for pcap captures.
+func (l *Link) CaptureFrame(dst, src link.Addr, payload []byte) []byte {
+	f := Frame{Dst: macOf(dst), Src: macOf(src), Body: payload}
+	b, err := AppendFrame(nil, &f, l.txopt)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// CaptureLinkType is LINKTYPE_IEEE802_11_RADIO: captures hold radiotap +
+// 802.11 frames.
+func (l *Link) CaptureLinkType() layers.LinkType { return layers.LinkTypeIEEE80211Radio }
+
+func macOf(a link.Addr) link.MAC {
+	if m, ok := a.(link.MAC); ok {
+		return m
+	}
+	if a != nil && a.IsBroadcast() {
+		return link.BroadcastMAC
+	}
+	return link.MAC{}
+}
+
+// Close stops the goroutines and closes the socket. Datagrams still queued
+// are answered with TxDone(net.ErrClosed).
+func (l *Link) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return net.ErrClosed
+	}
+	l.closed = true
+	close(l.done)
+	l.mu.Unlock()
+	err := l.conn.Close()
+	l.wg.Wait()
+	return err
+}
+
+func (l *Link) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *Link) writeLoop() {
+	defer l.wg.Done()
+	buf := make([]byte, 0, MaxFrameLen)
+	to := &packet.Addr{HardwareAddr: net.HardwareAddr(link.BroadcastMAC[:])} // unused by SOCK_RAW, required by WriteTo
+	var seq uint16
+	for {
+		select {
+		case <-l.done:
+			for {
+				select {
+				case it := <-l.txq:
+					l.free <- it.buf
+					l.txDone(net.ErrClosed)
+				default:
+					return
+				}
+			}
+		case it := <-l.txq:
+			f := Frame{Dst: it.dst, Src: l.mac, Seq: seq, Version: Version, Body: it.buf[:it.n]}
+			seq = (seq + 1) & 0xfff
+			binary.LittleEndian.PutUint32(f.Random[:], l.rng.Uint32())
+			frame, err := AppendFrame(buf[:0], &f, l.txopt)
+			if err == nil {
+				_, err = l.conn.WriteTo(frame, to)
+			}
+			n := it.n
+			l.free <- it.buf
+			if err != nil {
+				if l.isClosed() {
+					err = net.ErrClosed
+				} else {
+					l.stats.Drop(link.DropTxError)
+				}
+			} else {
+				l.stats.Tx(n, l.Airtime(n))
+			}
+			l.txDone(err)
+		}
+	}
+}
+
+// txDone reports a completion on the clock's loop.
+func (l *Link) txDone(err error) {
+	l.clk.AfterFunc(0, func() {
+		l.mu.Lock()
+		d := l.d
+		l.mu.Unlock()
+		if d != nil {
+			d.TxDone(err)
+		}
+	})
+}
+
+func (l *Link) readLoop() {
+	defer l.wg.Done()
+	buf := make([]byte, readBuf)
+	var f Frame
+	var dd dedup
+	for {
+		n, _, err := l.conn.ReadFrom(buf)
+		if err != nil {
+			if l.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.readErr.Add(1)
+			wake := make(chan struct{})
+			t := l.clk.AfterFunc(readRetry, func() { close(wake) })
+			select {
+			case <-l.done:
+				t.Stop()
+				return
+			case <-wake:
+			}
+			continue
+		}
+		l.receive(buf[:n], &f, &dd)
+	}
+}
+
+// receive handles one frame from the socket, on the reader goroutine.
+func (l *Link) receive(b []byte, f *Frame, dd *dedup) {
+	if err := Parse(b, f); err != nil {
+		l.stats.Drop(link.DropMalformed)
+		return
+	}
+	if f.Src == l.mac {
+		l.echoes.Add(1)
+		return
+	}
+	bcast := f.Dst == link.BroadcastMAC
+	if !bcast && f.Dst != l.mac {
+		l.stats.Drop(link.DropNotForUs)
+		return
+	}
+	if dd.seen(keyOf(f)) {
+		l.stats.Drop(link.DropDuplicate)
+		return
+	}
+	lf := link.Frame{
+		Src: f.Src, Broadcast: bcast, Data: bytes.Clone(f.Body), Time: l.clk.Now(),
+		HasSignal: f.HasSignal, RSSI: f.RSSI, Channel: f.Channel,
+	}
+	if !f.HasChannel {
+		lf.Channel = l.ch
+	}
+	l.clk.AfterFunc(0, func() { l.deliver(lf) })
+}
+
+// deliver hands a frame to the dispatcher, on the clock's loop.
+func (l *Link) deliver(f link.Frame) {
+	l.mu.Lock()
+	d, closed := l.d, l.closed
+	l.mu.Unlock()
+	switch {
+	case closed:
+	case d == nil:
+		l.stats.Drop(link.DropNoHandler)
+	default:
+		l.stats.Rx(len(f.Data))
+		d.DeliverFrame(f)
+	}
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+)
+
+func init() { register(espnowCmd) }
+
+// espnowJSON is the output of `mycelium espnow parse`.
+type espnowJSON struct {
+	Src  string `json:"src"`
+	Dst  string `json:"dst"`
+	Body string `json:"body"`
+}
+
+func espnowCmd() *cobra.Command {
+	c := &cobra.Command{Use: "espnow", Short: "Build and parse ESP-NOW frames (radiotap + 802.11 vendor action frames)"}
+	var src, dst, random string
+	frame := &cobra.Command{
+		Use:   "frame --src MAC --dst MAC [--random HEX8] HEX",
+		Short: "Print the radiotap + 802.11 frame carrying HEX as ESP-NOW payload, in hex",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var f espnow.Frame
+			var err error
+			if f.Src, err = link.ParseMAC(src); err != nil {
+				return fmt.Errorf("--src: %v", err)
+			}
+			if f.Dst, err = link.ParseMAC(dst); err != nil {
+				return fmt.Errorf("--dst: %v", err)
+			}
+			if random != "" {
+				r, err := parseFixedHex("--random", random, 4)
+				if err != nil {
+					return err
+				}
+				copy(f.Random[:], r)
+			} else if _, err := crand.Read(f.Random[:]); err != nil {
+				return err
+			}
+			if f.Body, err = parseHex("payload", args[0]); err != nil {
+				return err
+			}
+			b, err := espnow.AppendFrame(nil, &f, espnow.TxOptions{})
+			if errors.Is(err, espnow.ErrBodyTooLong) {
+				return fmt.Errorf("payload: %d bytes, ESP-NOW carries at most %d", len(f.Body), espnow.MaxBody)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), hex.EncodeToString(b))
+			return err
+		},
+	}
+	frame.Flags().StringVar(&src, "src", "", "source MAC, aa:bb:cc:dd:ee:ff")
+	frame.Flags().StringVar(&dst, "dst", "", "destination MAC (ff:ff:ff:ff:ff:ff for broadcast)")
+	frame.Flags().StringVar(&random, "random", "", "the frame's 4 random bytes, 8 hex digits (default: random)")
+	_ = frame.MarkFlagRequired("src")
+	_ = frame.MarkFlagRequired("dst")
+
+	parse := &cobra.Command{
+		Use:   "parse HEX",
+		Short: "Parse a radiotap + 802.11 ESP-NOW frame and print its addresses and payload as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := parseHex("frame", args[0])
+			if err != nil {
+				return err
+			}
+			var f espnow.Frame
+			if err := espnow.Parse(b, &f); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), espnowJSON{Src: f.Src.String(), Dst: f.Dst.String(), Body: hex.EncodeToString(f.Body)})
+		},
+	}
+	c.AddCommand(frame, parse)
+	return c
+}
