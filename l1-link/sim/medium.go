@@ -22,10 +22,21 @@ type Medium struct {
 	clk clock.Clock
 	phy PHY
 
-	mu     sync.Mutex
-	rng    *rand.Rand
-	radios []*Radio
-	stats  MediumStats
+	mu      sync.Mutex
+	rng     *rand.Rand
+	radios  []*Radio
+	stats   MediumStats
+	monitor func(at time.Time, from *Radio, dst link.Addr, data []byte)
+}
+
+// SetMonitor sets a function that sees every frame put on the air (dst nil
+// for broadcast), as a monitor-mode capture would; the medium's lock is held
+// during the call, so it must not call back into the medium, and it must
+// copy data to keep it.
+func (m *Medium) SetMonitor(f func(at time.Time, from *Radio, dst link.Addr, data []byte)) {
+	m.mu.Lock()
+	m.monitor = f
+	m.mu.Unlock()
 }
 
 // MediumStats counts what happened on the air.
@@ -414,6 +425,9 @@ func (r *Radio) try() {
 	}
 	m.stats.Transmissions++
 	m.stats.Airtime += air
+	if m.monitor != nil {
+		m.monitor(now, r, dst, data)
+	}
 	r.stats.Tx(len(data), air)
 	m.clk.AfterFunc(air, func() { m.finish(tx) })
 	m.mu.Unlock()

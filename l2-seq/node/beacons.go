@@ -58,7 +58,12 @@ func (n *Node) beaconBurst() {
 		}
 		n.nodes.Expire(n.clk.Now())
 	})
-	n.beaconTmr = n.clk.AfterFunc(n.cfg.BeaconPeriod, n.beaconBurst)
+	// The period wanders by up to ±10 % [ours; the reference keeps exactly
+	// 60 s]: two neighbours whose bursts collide once do not collide every
+	// minute for ever (LoRa has no carrier sense).
+	p := n.cfg.BeaconPeriod
+	jitter := time.Duration(n.rng.Int64N(int64(p/5)+1)) - p/10
+	n.beaconTmr = n.clk.AfterFunc(p+jitter, n.beaconBurst)
 }
 
 // SendBeacon broadcasts our beacon messages (op) on link idx.
@@ -101,7 +106,7 @@ func (n *Node) receiveBeacon(m Message) {
 		n.drop(DropBeacon)
 		return
 	}
-	p, _ := n.peers.Refresh(id, m.Via, now)
+	p, isNew := n.peers.Refresh(id, m.Via, now)
 	// A burst may span several messages (more than ten apps): a message
 	// that comes within a second of the previous one adds to its list.
 	info := n.nodes.Get(id, now)
@@ -125,15 +130,19 @@ func (n *Node) receiveBeacon(m Message) {
 	ep := n.endpointFor(m.Via)
 	ep.awakeUntil = now.Add(awakeWindow)
 	if bm.Op == beacon.OpBeacon {
-		n.respondBeacon(ep, now)
+		n.respondBeacon(ep, isNew, now)
 	}
 }
 
-// respondBeacon answers a beacon, once per burst, after a random delay of a
-// few airtimes so that neighbours who heard the same beacon do not all
-// answer at once [ours; the reference answers at once].
-func (n *Node) respondBeacon(ep *endpoint, now time.Time) {
-	if !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < BeaconBurst*BeaconSpacing+time.Second {
+// respondBeacon answers a beacon after a random delay of a few airtimes, so
+// that neighbours who heard the same beacon do not all answer at once. It
+// answers a node new to us at once (it wants to be known), and one we know
+// only every other beacon period: it hears our own beacons too, and on a
+// crowded LoRa channel answering every beacon of every neighbour would
+// take more air than the beacons themselves [ours; the reference answers
+// every beacon at once].
+func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
+	if !isNew && !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < 2*n.cfg.BeaconPeriod {
 		return
 	}
 	ep.lastResp = now

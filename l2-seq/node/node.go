@@ -245,7 +245,8 @@ func (n *Node) Start() {
 		}
 	}
 	if n.cfg.BeaconPeriod > 0 {
-		// Start at a random point of the period so neighbours booted
+		// The first burst comes soon (a node wants to be known), at a random
+		// point of the first tenth of the period so neighbours booted
 		// together do not beacon together.
 		n.beaconTmr = n.clk.AfterFunc(time.Duration(n.rng.Int64N(int64(n.cfg.BeaconPeriod/10)+1)), n.beaconBurst)
 	}

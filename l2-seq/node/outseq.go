@@ -214,6 +214,7 @@ func (o *outSeq) sent(i int, ask bool, err error) {
 	if ask {
 		o.askAt = o.ep.n.clk.Now()
 		o.armTimer(o.feedbackTimeout())
+		o.ep.tl.hush(o, o.feedbackTimeout())
 		if !o.full && i == o.count-1 {
 			o.lastTries++
 		}
@@ -245,6 +246,7 @@ func (o *outSeq) timeout() {
 	if o.finished || !o.waiting {
 		return
 	}
+	o.ep.tl.unhush(o)
 	o.timedOut = true
 	if !o.full {
 		o.referenceTimeout()
@@ -270,6 +272,7 @@ func (o *outSeq) timeout() {
 		}
 		o.askAt = n.clk.Now()
 		o.armTimer(backoff)
+		o.ep.tl.hush(o, backoff)
 	}})
 }
 
@@ -331,11 +334,12 @@ func (o *outSeq) onAck(p *packet.Packet) {
 	o.resume()
 }
 
-// resume ends a wait and lets the sender go on. With nothing left to send
+// resume ends a wait and lets the sender go on (and the link talk). With nothing left to send
 // and the Package not confirmed (a stale or truncated status), it keeps
 // waiting instead, with the timer armed, so that a probe follows: a
 // sequence is never left with neither a frame to send nor a timer.
 func (o *outSeq) resume() {
+	o.ep.tl.unhush(o)
 	if o.nAcked == o.count && o.full {
 		o.finish(nil)
 		return
@@ -488,6 +492,7 @@ func (o *outSeq) finish(err error) {
 		return
 	}
 	o.finished = true
+	o.ep.tl.unhush(o)
 	stopTimer(&o.timer)
 	stopTimer(&o.deadlineTmr)
 	n := o.ep.n

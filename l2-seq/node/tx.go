@@ -41,6 +41,10 @@ type txLink struct {
 
 	paceTmr clock.Timer
 	paceAt  time.Time
+	// quiet holds data back while an answer is due on a slow half-duplex
+	// link (see hush).
+	quiet    time.Time
+	quietFor *outSeq
 	retry   clock.Timer
 	buf     []byte
 
@@ -231,6 +235,10 @@ func (t *txLink) pick() (outFrame, bool) {
 		return t.popCtrl(), true
 	}
 	now := t.n.clk.Now()
+	if t.quiet.After(now) {
+		t.paceUntil(t.quiet)
+		return outFrame{}, false
+	}
 	var earliest time.Time
 	parts := len(t.active) + 1 // the broadcast queue takes the last turn
 	for range parts {
@@ -295,6 +303,31 @@ func (t *txLink) paceUntil(at time.Time) {
 	}
 	t.paceAt = at
 	t.paceTmr = t.n.clk.AfterFunc(at.Sub(t.n.clk.Now()), func() { t.paceTmr = nil; t.pump() })
+}
+
+// slow reports a link whose frames are long and whose radio cannot hear
+// while it talks nor sense the carrier (LoRa): there, an answer is lost if
+// we transmit anything while it comes back.
+func (t *txLink) slow() bool { return t.airMTU > 50*time.Millisecond }
+
+// hush keeps the link quiet (control frames aside) for d after an ask of o
+// went out, so the answer has the air; o's answer (or timeout) ends it.
+func (t *txLink) hush(o *outSeq, d time.Duration) {
+	if !t.slow() {
+		return
+	}
+	until := t.n.clk.Now().Add(d)
+	if until.After(t.quiet) {
+		t.quiet, t.quietFor = until, o
+	}
+}
+
+// unhush ends o's quiet time.
+func (t *txLink) unhush(o *outSeq) {
+	if t.quietFor == o {
+		t.quiet, t.quietFor = time.Time{}, nil
+		t.pump()
+	}
 }
 
 // defaultSchema is the plainest schema of the link's family (0 on ESP-NOW,

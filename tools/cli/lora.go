@@ -1,0 +1,365 @@
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
+	"github.com/mycelium-mesh/mycelium/l1-link/rylr998/emulator"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+)
+
+func init() { register(loraCmd) }
+
+func loraCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "lora",
+		Short: "RYLR-998 LoRa modules: emulate them, send AT commands, send and listen",
+	}
+	c.AddCommand(loraEmulateCmd(), loraATCmd(), loraSendCmd(), loraListenCmd())
+	return c
+}
+
+// modulation are the AT+PARAMETER flags.
+type modulation struct {
+	sf, bw, cr, preamble int
+}
+
+func (m *modulation) flags(c *cobra.Command) {
+	c.Flags().IntVar(&m.sf, "sf", 9, "spreading factor (5..11)")
+	c.Flags().IntVar(&m.bw, "bw", 125, "bandwidth in kHz (125, 250 or 500)")
+	c.Flags().IntVar(&m.cr, "cr", 1, "coding rate 1..4 (4/5..4/8)")
+	c.Flags().IntVar(&m.preamble, "preamble", 12, "preamble length (4..24 on network 18, else 12)")
+}
+
+func (m *modulation) params(netID int) (lora.Params, error) {
+	p := lora.Params{SF: m.sf, Bandwidth: m.bw * 1000, CR: m.cr, Preamble: m.preamble}
+	if _, err := rylr998.ParamsCode(p, netID); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// runClock starts a real-time loop for the command; stop ends it.
+func runClock(ctx context.Context) (*clock.Loop, func()) {
+	loop := clock.NewLoop()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { loop.Run(ctx); close(done) }()
+	return loop, func() { cancel(); <-done }
+}
+
+// interrupted is the command's context, ended by SIGINT or SIGTERM.
+func interrupted(c *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := c.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+func loraEmulateCmd() *cobra.Command {
+	var (
+		n    int
+		mod  modulation
+		loss float64
+		seed uint64
+		baud int
+	)
+	c := &cobra.Command{
+		Use:   "emulate",
+		Short: "Emulate RYLR-998 modules on pseudo-terminals, on one simulated medium",
+		Long: `Starts emulated RYLR-998 modules, each on its own pseudo-terminal, all
+within range of each other on one simulated LoRa medium, and prints one line
+per module: its terminal and address ("/dev/pts/5 address 1"). Talk to a
+module with screen or picocom at 115200 baud (AT commands end with CR LF),
+or with "mycelium lora at/send/listen --port". Runs until interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if n < 1 || n > 64 {
+				return fmt.Errorf("--modules %d: want 1..64", n)
+			}
+			if loss < 0 || loss > 1 {
+				return fmt.Errorf("--loss %v: want a probability 0..1", loss)
+			}
+			params, err := mod.params(18)
+			if err != nil {
+				return err
+			}
+			ctx, stop := interrupted(c)
+			defer stop()
+			loop, stopClock := runClock(ctx)
+			defer stopClock()
+			net := emulator.NewNetwork(loop, params, seed)
+			defer net.Close()
+			net.SetLoss(sim.Independent(loss))
+			var ms []*emulator.Module
+			for range n {
+				m, err := net.AddModule(emulator.Options{Baud: baud})
+				if err != nil {
+					return err
+				}
+				ms = append(ms, m)
+			}
+			// Print once they have booted, so that each terminal is ready.
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for _, m := range ms {
+				for !m.Idle() {
+					select {
+					case <-tick.C:
+					case <-ctx.Done():
+						return nil
+					}
+				}
+				fmt.Fprintf(c.OutOrStdout(), "%s address %d\n", m.Path(), m.Settings().Address)
+			}
+			<-ctx.Done()
+			return nil
+		},
+	}
+	c.Flags().IntVar(&n, "modules", 3, "number of modules")
+	mod.flags(c)
+	c.Flags().Float64Var(&loss, "loss", 0, "probability that a frame is lost on each link")
+	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the medium's random choices")
+	c.Flags().IntVar(&baud, "baud", rylr998.DefaultBaud, "the modules' UART rate")
+	return c
+}
+
+func loraATCmd() *cobra.Command {
+	var (
+		port    string
+		baud    int
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "at --port PATH 'AT+VER?'",
+		Short: "Send one raw AT command to a module and print its answer",
+		Long: `Sends one AT command (CR LF is added) and prints the lines the module
+answers, up to the final one (+OK, +ERR=n, the value of a query, +READY
+after AT+RESET). Exits with status 1 if the module answers +ERR or nothing.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if port == "" {
+				return errors.New("--port is required")
+			}
+			p, err := rylr998.OpenPort(port, baud)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			lines, err := rylr998.Exec(p, args[0], timeout)
+			for _, l := range lines {
+				fmt.Fprintln(c.OutOrStdout(), l)
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&port, "port", "", "serial device of the module")
+	c.Flags().IntVar(&baud, "baud", rylr998.DefaultBaud, "UART rate")
+	c.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for the answer")
+	return c
+}
+
+// radio are the flags that configure a module through the driver.
+type radio struct {
+	port     string
+	baud     int
+	address  int
+	netID    int
+	band     int
+	password string
+	power    int
+	timeout  time.Duration
+	mod      modulation
+}
+
+func (r *radio) flags(c *cobra.Command) {
+	c.Flags().StringVar(&r.port, "port", "", "serial device of the module")
+	c.Flags().IntVar(&r.baud, "baud", rylr998.DefaultBaud, "UART rate")
+	c.Flags().IntVar(&r.address, "address", 0, "the module's address, 1..65535")
+	c.Flags().IntVar(&r.netID, "network-id", 18, "network id, 3..15 or 18")
+	c.Flags().IntVar(&r.band, "band", 0, "centre frequency in Hz (0: leave the module's)")
+	c.Flags().StringVar(&r.password, "password", "", "domain password, 8 hex digits (empty: leave the module's)")
+	c.Flags().IntVar(&r.power, "power", 0, "TX power in dBm, 1..22 (0: leave the module's)")
+	c.Flags().DurationVar(&r.timeout, "timeout", time.Second, "command timeout")
+	r.mod.flags(c)
+}
+
+func (r *radio) open(clk clock.Clock) (*rylr998.Link, error) {
+	if r.port == "" {
+		return nil, errors.New("--port is required")
+	}
+	if r.address < 1 || r.address > 65535 {
+		return nil, fmt.Errorf("--address %d: want 1..65535", r.address)
+	}
+	p, err := r.mod.params(r.netID)
+	if err != nil {
+		return nil, err
+	}
+	return rylr998.Open(rylr998.Config{
+		Port: r.port, Baud: r.baud, Address: uint16(r.address), NetworkID: r.netID,
+		Band: r.band, Params: p, Password: r.password, TxPower: r.power,
+		Clock: clk, CommandTimeout: r.timeout,
+	})
+}
+
+// sendDone waits for one TxDone.
+type sendDone struct{ done chan error }
+
+func (s sendDone) DeliverFrame(link.Frame) {}
+func (s sendDone) TxDone(err error) {
+	select {
+	case s.done <- err:
+	default:
+	}
+}
+
+func loraSendCmd() *cobra.Command {
+	var (
+		r  radio
+		to int
+	)
+	c := &cobra.Command{
+		Use:   "send --port PATH --address A --to B HEX",
+		Short: "Send one datagram through a module (address 0 is broadcast)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			data, err := parseHex("datagram", args[0])
+			if err != nil {
+				return err
+			}
+			if len(data) > rylr998.MTU {
+				return fmt.Errorf("datagram of %d bytes: at most %d", len(data), rylr998.MTU)
+			}
+			if to < 0 || to > 65535 {
+				return fmt.Errorf("--to %d: want 0..65535", to)
+			}
+			ctx, stop := interrupted(c)
+			defer stop()
+			loop, stopClock := runClock(ctx)
+			defer stopClock()
+			l, err := r.open(loop)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			s := sendDone{make(chan error, 1)}
+			l.Attach(s)
+			var dst link.Addr = link.LoRaAddr(to)
+			if to == 0 {
+				dst = link.Broadcast
+			}
+			if err := l.Send(dst, data); err != nil {
+				return err
+			}
+			select {
+			case err := <-s.done:
+				if err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			fmt.Fprintf(c.OutOrStdout(), "sent %d bytes to %d (airtime %v)\n", len(data), to, l.Airtime(len(data)))
+			return nil
+		},
+	}
+	r.flags(c)
+	c.Flags().IntVar(&to, "to", 0, "destination address (0: broadcast)")
+	return c
+}
+
+// received is one line of lora listen's output.
+type received struct {
+	Src  int    `json:"src"`
+	RSSI int    `json:"rssi"`
+	SNR  int    `json:"snr"`
+	Data string `json:"data"` // hex
+}
+
+// printer writes each frame as a JSON line, and says when count are done.
+type printer struct {
+	mu    sync.Mutex
+	w     io.Writer
+	n     int
+	count int
+	full  chan struct{}
+	err   error
+}
+
+func (p *printer) TxDone(error) {}
+
+func (p *printer) DeliverFrame(f link.Frame) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.count > 0 && p.n >= p.count {
+		return
+	}
+	src, _ := f.Src.(link.LoRaAddr)
+	b, _ := json.Marshal(received{Src: int(src), RSSI: f.RSSI, SNR: f.SNR, Data: hex.EncodeToString(f.Data)})
+	if _, err := fmt.Fprintf(p.w, "%s\n", b); err != nil && p.err == nil {
+		p.err = err
+	}
+	p.n++
+	if p.count > 0 && p.n == p.count {
+		close(p.full)
+	}
+}
+
+func loraListenCmd() *cobra.Command {
+	var (
+		r     radio
+		count int
+	)
+	c := &cobra.Command{
+		Use:   "listen --port PATH --address A [--count N]",
+		Short: "Print the datagrams a module receives, one JSON object per line",
+		Long: `Configures the module, says so on stderr, then prints each datagram it
+receives as {"src":<address>,"rssi":<dBm>,"snr":<dB>,"data":"<hex>"}, until
+--count datagrams (0: until interrupted).`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if count < 0 {
+				return fmt.Errorf("--count %d", count)
+			}
+			ctx, stop := interrupted(c)
+			defer stop()
+			loop, stopClock := runClock(ctx)
+			defer stopClock()
+			l, err := r.open(loop)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			p := &printer{w: c.OutOrStdout(), count: count, full: make(chan struct{})}
+			l.Attach(p)
+			fmt.Fprintf(c.ErrOrStderr(), "listening on %s, address %d\n", r.port, r.address)
+			select {
+			case <-p.full:
+			case <-ctx.Done():
+			}
+			l.Attach(nil)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.err
+		},
+	}
+	r.flags(c)
+	c.Flags().IntVar(&count, "count", 0, "stop after this many datagrams (0: never)")
+	return c
+}

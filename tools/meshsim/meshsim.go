@@ -1,0 +1,461 @@
+package meshsim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/capture"
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+)
+
+// Config describes one simulated mesh and what it does.
+type Config struct {
+	Nodes    int
+	Topology Topology
+	Degree   float64 // mean degree for Random
+	Link     string  // "espnow", "lora" or "mixed"
+	Gateways int     // mixed: nodes with both radios (0: a tenth of the nodes, at least 2)
+	Loss     float64 // per-frame loss on every link, both ways
+	Bursty   bool    // Gilbert–Elliott loss with the same mean, in bursts of ~5 frames
+	Seed     uint64
+	Duration time.Duration // mesh time
+	LoRa     lora.Params
+
+	// Traffic: each node starts Transfers Packages per minute (Poisson) to a
+	// random peer, sized uniformly in [MinSize, MaxSize] bytes of blob.
+	Transfers float64
+	MinSize   int
+	MaxSize   int
+
+	// PcapDir, when set, receives one capture per medium (espnow.pcap with
+	// radiotap frames, lora.pcap with the datagrams).
+	PcapDir string
+	// Progress, when set, is called as mesh time passes.
+	Progress func(done, total time.Duration)
+}
+
+// Defaults fills what the caller left zero: the meaningful default run.
+func (c *Config) Defaults() {
+	if c.Nodes <= 0 {
+		c.Nodes = 25
+	}
+	if c.Topology == "" {
+		c.Topology = Grid
+	}
+	if c.Degree <= 0 {
+		c.Degree = 6
+	}
+	if c.Link == "" {
+		c.Link = "espnow"
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Minute
+	}
+	if c.LoRa.SF == 0 {
+		c.LoRa = lora.Default
+	}
+	if c.MaxSize <= 0 {
+		c.MinSize, c.MaxSize = 100, 20000
+	}
+	if c.MinSize > c.MaxSize {
+		c.MinSize = c.MaxSize
+	}
+}
+
+// TrafficApp is the application the simulated transfers use.
+var TrafficApp = packet.NewAppID("mycelium-sim", "simulated traffic", 1)
+
+// Mesh is a built simulation.
+type Mesh struct {
+	Cfg     Config
+	Clock   *clock.Virtual
+	Media   map[string]*sim.Medium
+	Nodes   []*node.Node
+	Radios  [][]*sim.Radio // per node
+	Pos     []sim.Position
+	rng     *rand.Rand
+	stats   TrafficStats
+	pcaps   []*capture.Writer
+	heap0   uint64
+	started time.Time
+}
+
+// TrafficStats counts the application transfers.
+type TrafficStats struct {
+	Started         int
+	Confirmed       int // the sender's result was success
+	Failed          map[string]int
+	Received        int // Packages the receivers' application got
+	ReceivedBytes   int
+	BytesOffered    int
+	LatencySum      time.Duration
+	LatencyObserved int
+}
+
+// Build creates the mesh (nodes started, nothing run yet).
+func Build(cfg Config) (*Mesh, error) {
+	cfg.Defaults()
+	switch cfg.Link {
+	case "espnow", "lora", "mixed":
+	default:
+		return nil, fmt.Errorf("unknown link %q (espnow, lora, mixed)", cfg.Link)
+	}
+	if cfg.Nodes > 65000 {
+		return nil, fmt.Errorf("%d nodes: the simulation addresses at most 65,000", cfg.Nodes)
+	}
+	m := &Mesh{Cfg: cfg, Clock: clock.NewVirtual(time.Time{}), Media: map[string]*sim.Medium{}, rng: rand.New(rand.NewPCG(cfg.Seed, 0x73696d))}
+	m.stats.Failed = map[string]int{}
+	m.heap0 = heapAlloc()
+	pl := place(cfg.Topology, cfg.Nodes, cfg.Degree, m.rng)
+	m.Pos = pl.pos
+	hasESP := make([]bool, cfg.Nodes)
+	hasLoRa := make([]bool, cfg.Nodes)
+	switch cfg.Link {
+	case "espnow":
+		for i := range hasESP {
+			hasESP[i] = true
+		}
+	case "lora":
+		for i := range hasLoRa {
+			hasLoRa[i] = true
+		}
+	case "mixed":
+		// Gateways carry both radios; of the others a quarter are LoRa-only
+		// (far sensors), the rest ESP-NOW-only.
+		g := cfg.Gateways
+		if g <= 0 {
+			g = max(2, cfg.Nodes/10)
+		}
+		perm := m.rng.Perm(cfg.Nodes)
+		for k, i := range perm {
+			switch {
+			case k < g:
+				hasESP[i], hasLoRa[i] = true, true
+			case k%4 == 0:
+				hasLoRa[i] = true
+			default:
+				hasESP[i] = true
+			}
+		}
+	}
+	loss := sim.Independent(cfg.Loss)
+	if cfg.Bursty && cfg.Loss > 0 {
+		// Bursts of about five frames losing 80 %, placed so the mean is Loss.
+		bad := min(cfg.Loss/0.8, 0.9)
+		loss = sim.GilbertElliott(0.2*bad/(1-bad), 0.2, 0, 0.8)
+	}
+	var esp, lr *sim.Medium
+	if cfg.Link != "lora" {
+		esp = sim.NewMedium(m.Clock, sim.ESPNOW(), cfg.Seed*2+1)
+		m.Media["espnow"] = esp
+	}
+	if cfg.Link != "espnow" {
+		lr = sim.NewMedium(m.Clock, sim.LoRa(cfg.LoRa), cfg.Seed*2+2)
+		m.Media["lora"] = lr
+	}
+	m.Radios = make([][]*sim.Radio, cfg.Nodes)
+	var espR, loraR []*sim.Radio
+	var espIdx, loraIdx []int
+	for i := range cfg.Nodes {
+		if hasESP[i] {
+			r := esp.AddRadio(pl.pos[i])
+			m.Radios[i] = append(m.Radios[i], r)
+			espR, espIdx = append(espR, r), append(espIdx, i)
+		}
+		if hasLoRa[i] {
+			r := lr.AddRadio(pl.pos[i])
+			m.Radios[i] = append(m.Radios[i], r)
+			loraR, loraIdx = append(loraR, r), append(loraIdx, i)
+		}
+	}
+	connect := func(med *sim.Medium, rs []*sim.Radio, radius float64) {
+		for a := range rs {
+			for b := a + 1; b < len(rs); b++ {
+				if rs[a].Position().Dist(rs[b].Position()) < radius {
+					med.Connect(rs[a], rs[b], loss, loss)
+				}
+			}
+		}
+	}
+	if esp != nil {
+		connect(esp, espR, pl.radius)
+	}
+	if lr != nil {
+		// LoRa reaches far: three ESP-NOW ranges in a mixed mesh (so
+		// LoRa-only sensors reach a gateway), the same graph otherwise.
+		r := pl.radius
+		if cfg.Link == "mixed" {
+			r *= 3
+		}
+		connect(lr, loraR, r)
+	}
+	if cfg.PcapDir != "" {
+		if err := m.capture(cfg.PcapDir); err != nil {
+			return nil, err
+		}
+	}
+	for i := range cfg.Nodes {
+		links := make([]link.Link, len(m.Radios[i]))
+		for k, r := range m.Radios[i] {
+			links[k] = r
+		}
+		var seed [32]byte
+		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(cfg.Seed), byte(cfg.Seed>>8)
+		n, err := node.New(node.Config{Clock: m.Clock, Links: links, Identity: identity.FromSeed(seed), Seed: cfg.Seed<<20 + uint64(i)})
+		if err != nil {
+			return nil, err
+		}
+		n.Register(TrafficApp, func(msg node.Message) {
+			m.stats.Received++
+			m.stats.ReceivedBytes += len(msg.Blob)
+		})
+		m.Nodes = append(m.Nodes, n)
+	}
+	for _, n := range m.Nodes {
+		n.Start()
+	}
+	if cfg.Transfers > 0 {
+		for i := range m.Nodes {
+			m.scheduleTransfer(i)
+		}
+	}
+	return m, nil
+}
+
+// capture writes every frame on each medium to DIR/<medium>.pcap.
+func (m *Mesh) capture(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, med := range m.Media {
+		lt := capture.LinkTypeUser0
+		if rs := med.Radios(); len(rs) > 0 {
+			lt = rs[0].CaptureLinkType()
+		}
+		w, err := capture.Create(filepath.Join(dir, name+".pcap"), lt)
+		if err != nil {
+			return err
+		}
+		m.pcaps = append(m.pcaps, w)
+		med.SetMonitor(func(at time.Time, from *sim.Radio, dst link.Addr, data []byte) {
+			if dst == nil {
+				dst = link.Broadcast
+			}
+			_ = w.Write(at, from.CaptureFrame(dst, from.Addr(), data))
+		})
+	}
+	return nil
+}
+
+// scheduleTransfer arms node i's next transfer.
+func (m *Mesh) scheduleTransfer(i int) {
+	mean := time.Duration(float64(time.Minute) / m.Cfg.Transfers)
+	wait := time.Duration(m.rng.ExpFloat64() * float64(mean))
+	m.Clock.AfterFunc(wait, func() {
+		m.transfer(i)
+		m.scheduleTransfer(i)
+	})
+}
+
+func (m *Mesh) transfer(i int) {
+	n := m.Nodes[i]
+	peers := n.Peers()
+	if len(peers) == 0 {
+		return
+	}
+	to := peers[m.rng.IntN(len(peers))]
+	size := m.Cfg.MinSize
+	if m.Cfg.MaxSize > m.Cfg.MinSize {
+		size += m.rng.IntN(m.Cfg.MaxSize - m.Cfg.MinSize + 1)
+	}
+	blob := make([]byte, size)
+	for k := range blob {
+		blob[k] = byte(k*31 + i)
+	}
+	m.stats.Started++
+	m.stats.BytesOffered += size
+	start := m.Clock.Now()
+	n.Send(to.ID, TrafficApp, blob, nil).OnDone(func(err error) {
+		if err == nil {
+			m.stats.Confirmed++
+			m.stats.LatencySum += m.Clock.Now().Sub(start)
+			m.stats.LatencyObserved++
+			return
+		}
+		m.stats.Failed[failName(err)]++
+	})
+}
+
+func failName(err error) string {
+	switch node.CodeOf(err) {
+	case 0:
+		return "other"
+	default:
+		s := err.Error()
+		if len(s) > 6 && s[:6] == "mesh: " {
+			s = s[6:]
+		}
+		for k := range s {
+			if s[k] == ':' || s[k] == '(' {
+				return s[:k]
+			}
+		}
+		return s
+	}
+}
+
+// Run runs the mesh for its duration (calling Progress about a hundred
+// times) and returns the figures.
+func (m *Mesh) Run() *Result {
+	m.started = time.Now()
+	end := m.Clock.Now().Add(m.Cfg.Duration)
+	step := max(m.Cfg.Duration/100, time.Second)
+	for m.Clock.Now().Before(end) {
+		next := m.Clock.Now().Add(step)
+		if next.After(end) {
+			next = end
+		}
+		m.Clock.RunUntil(next)
+		if m.Cfg.Progress != nil {
+			m.Cfg.Progress(m.Cfg.Duration-end.Sub(m.Clock.Now()), m.Cfg.Duration)
+		}
+	}
+	for _, w := range m.pcaps {
+		_ = w.Close()
+	}
+	return m.result()
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// Result is what a run measured.
+type Result struct {
+	Nodes      int            `json:"nodes"`
+	Topology   string         `json:"topology"`
+	Link       string         `json:"link"`
+	Loss       float64        `json:"loss"`
+	Seed       uint64         `json:"seed"`
+	MeshTimeS  float64        `json:"mesh_time_s"`
+	WallTimeS  float64        `json:"wall_time_s"`
+	Events     uint64         `json:"events"`
+	Edges      map[string]int `json:"edges"`
+	MeanPeers  float64        `json:"mean_peers"`
+	Packets    Counts         `json:"packets"`
+	Bytes      Counts         `json:"bytes"`
+	Transfers  TransferFigs   `json:"transfers"`
+	Drops      map[string]int `json:"drops"`
+	Airtime    map[string]Air `json:"airtime"`
+	GoodputBps float64        `json:"goodput_bps"`
+	Memory     MemoryFigs     `json:"memory"`
+}
+
+// Counts is a sent/received pair.
+type Counts struct {
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+}
+
+// TransferFigs sums up the application transfers.
+type TransferFigs struct {
+	Started        int            `json:"started"`
+	Delivered      int            `json:"delivered"`
+	Confirmed      int            `json:"confirmed"`
+	Failed         map[string]int `json:"failed"`
+	InFlight       int            `json:"in_flight"`
+	BytesDelivered int            `json:"bytes_delivered"`
+	MeanLatencyS   float64        `json:"mean_latency_s"`
+}
+
+// Air is one medium's use.
+type Air struct {
+	Transmissions uint64  `json:"transmissions"`
+	AirtimeS      float64 `json:"airtime_s"`
+	Utilisation   float64 `json:"utilisation"` // airtime / (mesh time × radios / mean degree+1): the busy share of an average neighbourhood
+	Collisions    uint64  `json:"collisions"`
+	Losses        uint64  `json:"losses"`
+}
+
+// MemoryFigs is heap per node and the budgets' peaks.
+type MemoryFigs struct {
+	HeapPerNodeBytes int `json:"heap_per_node_bytes"`
+	PeakRxBytes      int `json:"peak_rx_bytes"`
+	PeakCacheBytes   int `json:"peak_cache_bytes"`
+}
+
+func (m *Mesh) result() *Result {
+	r := &Result{
+		Nodes: m.Cfg.Nodes, Topology: string(m.Cfg.Topology), Link: m.Cfg.Link, Loss: m.Cfg.Loss, Seed: m.Cfg.Seed,
+		MeshTimeS: m.Cfg.Duration.Seconds(), WallTimeS: time.Since(m.started).Seconds(), Events: m.Clock.Ran(),
+		Edges: map[string]int{}, Drops: map[string]int{}, Airtime: map[string]Air{},
+	}
+	peers := 0
+	for _, n := range m.Nodes {
+		s := n.Stats()
+		r.Packets.Sent += s.PacketsSent
+		r.Packets.Received += s.PacketsRecv
+		r.Bytes.Sent += s.BytesSent
+		r.Bytes.Received += s.BytesRecv
+		for k, v := range s.Drops {
+			if v > 0 {
+				r.Drops[node.DropName(k)] += int(v)
+			}
+		}
+		r.Memory.PeakRxBytes = max(r.Memory.PeakRxBytes, s.PeakRxBytes)
+		r.Memory.PeakCacheBytes = max(r.Memory.PeakCacheBytes, s.PeakCacheBytes)
+		peers += len(n.Peers())
+	}
+	r.MeanPeers = float64(peers) / float64(len(m.Nodes))
+	names := make([]string, 0, len(m.Media))
+	for name := range m.Media {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		med := m.Media[name]
+		st := med.Stats()
+		edges, radios := 0, med.Radios()
+		for _, rd := range radios {
+			edges += len(rd.Neighbors())
+		}
+		r.Edges[name] = edges / 2
+		deg := float64(edges) / float64(max(len(radios), 1))
+		util := 0.0
+		if len(radios) > 0 {
+			util = st.Airtime.Seconds() * (deg + 1) / float64(len(radios)) / m.Cfg.Duration.Seconds()
+		}
+		r.Airtime[name] = Air{Transmissions: st.Transmissions, AirtimeS: st.Airtime.Seconds(), Utilisation: util, Collisions: st.Collisions, Losses: st.Losses}
+	}
+	t := &m.stats
+	r.Transfers = TransferFigs{Started: t.Started, Delivered: t.Received, Confirmed: t.Confirmed, Failed: t.Failed, BytesDelivered: t.ReceivedBytes}
+	done := t.Confirmed
+	for _, v := range t.Failed {
+		done += v
+	}
+	r.Transfers.InFlight = t.Started - done
+	if t.LatencyObserved > 0 {
+		r.Transfers.MeanLatencyS = (t.LatencySum / time.Duration(t.LatencyObserved)).Seconds()
+	}
+	r.GoodputBps = float64(t.ReceivedBytes) * 8 / m.Cfg.Duration.Seconds()
+	h := heapAlloc()
+	if h > m.heap0 {
+		r.Memory.HeapPerNodeBytes = int(h-m.heap0) / len(m.Nodes)
+	}
+	runtime.KeepAlive(m.Nodes)
+	return r
+}
