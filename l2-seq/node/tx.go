@@ -45,8 +45,8 @@ type txLink struct {
 	// link (see hush).
 	quiet    time.Time
 	quietFor *outSeq
-	retry   clock.Timer
-	buf     []byte
+	retry    clock.Timer
+	buf      []byte
 
 	// Timings measured in airtimes of this link.
 	airMTU  time.Duration // a full datagram
