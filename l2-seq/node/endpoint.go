@@ -40,6 +40,8 @@ type endpoint struct {
 	wake       *waker
 	lastResp   time.Time // last beacon response sent here
 	lastSeen   time.Time // last frame received from here
+	lastGreet  time.Time // last unicast beacon sent to a stranger here
+	ours       bool      // its traffic shows it speaks our protocol
 }
 
 // doneSeq remembers a finished incoming sequence so retransmissions and
@@ -56,8 +58,13 @@ type recentSingle struct {
 	at   time.Time
 }
 
-// peerFull reports whether the neighbour speaks the whole protocol.
+// peerFull reports whether the neighbour speaks the whole protocol: its
+// beacons say so, or its traffic did (a probe, a status ack, a schema a
+// reference node never sends).
 func (ep *endpoint) peerFull() bool {
+	if ep.ours {
+		return true
+	}
 	p := ep.n.peers.ByEndpoint(ep.key)
 	return p != nil && p.Full
 }

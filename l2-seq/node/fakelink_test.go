@@ -25,9 +25,10 @@ type fakeLink struct {
 }
 
 type sentFrame struct {
-	dst  link.Addr
-	data []byte
-	at   time.Time
+	dst    link.Addr
+	data   []byte
+	at     time.Time // when it went on the air
+	handed time.Time // when the node handed it over
 }
 
 func newFakeLink(clk *clock.Virtual, name string, addr link.Addr, schemas []uint8, bitrate int, air time.Duration, caps link.Caps) *fakeLink {
@@ -61,7 +62,7 @@ func (f *fakeLink) Send(dst link.Addr, data []byte) error {
 		start = f.busy
 	}
 	f.busy = start.Add(f.air)
-	f.sent = append(f.sent, sentFrame{dst: dst, data: bytes.Clone(data), at: start})
+	f.sent = append(f.sent, sentFrame{dst: dst, data: bytes.Clone(data), at: start, handed: now})
 	f.clk.AfterFunc(f.busy.Sub(now), func() {
 		if f.d != nil {
 			f.d.TxDone(nil)

@@ -48,6 +48,8 @@ func (n *Node) receiveChunk(ep *endpoint, p *packet.Packet, bcast bool, now time
 		// an empty packet without ask is a reference node's stray (it files
 		// acks and the like as empty chunks): nothing to keep.
 		if ask {
+			// Only our nodes probe: the sender speaks our protocol.
+			ep.ours = true
 			n.answerStatus(ep, p, ep.in[p.SeqID])
 		} else {
 			n.drop(DropStray)

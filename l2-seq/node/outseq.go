@@ -161,6 +161,10 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		o.askOut = true
 		o.timedOut = false
 		o.burst++
+		// On a slow half-duplex link nothing may follow the ask onto the
+		// air until its answer has had its chance: hush from now (sent
+		// re-arms it from the end of the ask's transmission).
+		o.ep.tl.hush(o, o.ep.tl.airMTU+o.feedbackTimeout())
 	}
 	idx := i
 	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) { o.sent(idx, ask, err) }}, true

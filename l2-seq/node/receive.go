@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
@@ -68,6 +69,15 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	if ep != nil && ep.wake != nil {
 		ep.woke() // any packet from it says it is awake
 	}
+	if ep != nil && !referenceSchemas[p.Schema] {
+		ep.ours = true // reference nodes send only schemas 0, 2, 20, 22
+	}
+	if pr == nil && !f.Broadcast && p.Flags.Encoded() == packet.EncNone {
+		// Unicast data from a node whose beacon we have not heard: greet it
+		// with our beacon, so its response tells us who it is and what it
+		// speaks before its transfer needs answers [ours].
+		n.greet(t, key, now)
+	}
 	switch p.Flags.Encoded() {
 	case packet.EncRNS:
 		n.answerRNS(t, key, pr)
@@ -101,6 +111,9 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 			return
 		}
 		ep.lastSeen = now
+		if !referenceSchemas[p.Schema] {
+			ep.ours = true
+		}
 		n.receiveChunk(ep, p, f.Broadcast, now)
 		return
 	}
@@ -249,4 +262,24 @@ func (n *Node) receiveError(key peer.Endpoint, p *packet.Packet) {
 		}
 	}
 	n.drop(DropStray)
+}
+
+// greet unicasts our beacon to a stranger, at most once a beacon period.
+func (n *Node) greet(t *txLink, key peer.Endpoint, now time.Time) {
+	ep := n.strangerEndpoint(key, now)
+	if ep == nil || (!ep.lastGreet.IsZero() && now.Sub(ep.lastGreet) < n.greetEvery()) {
+		return
+	}
+	ep.lastGreet = now
+	for _, m := range beacon.Messages(beacon.OpBeacon, n.nodeID, n.announced()) {
+		b, _ := m.AppendTo(nil)
+		n.sendPlain(ep, beacon.AppID, b)
+	}
+}
+
+func (n *Node) greetEvery() time.Duration {
+	if n.cfg.BeaconPeriod > 0 {
+		return n.cfg.BeaconPeriod
+	}
+	return time.Minute
 }

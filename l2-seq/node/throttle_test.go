@@ -43,7 +43,7 @@ func TestThrottleSpacing(t *testing.T) {
 		for _, s := range rp.fl.take() {
 			d := s.decoded()
 			if d.Flags.Ask() {
-				times = append(times, s.at)
+				times = append(times, s.handed)
 				counters = append(counters, p.Throttle)
 				var a packet.Packet
 				packet.AckFor(&d, &a)

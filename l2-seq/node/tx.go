@@ -316,10 +316,7 @@ func (t *txLink) hush(o *outSeq, d time.Duration) {
 	if !t.slow() {
 		return
 	}
-	until := t.n.clk.Now().Add(d)
-	if until.After(t.quiet) {
-		t.quiet, t.quietFor = until, o
-	}
+	t.quiet, t.quietFor = t.n.clk.Now().Add(d), o
 }
 
 // unhush ends o's quiet time.

@@ -140,9 +140,13 @@ func transferOnce(phy sim.PHY, size int, loss float64, seed uint64) (time.Durati
 		return n
 	}
 	a, b := mk(ra, 1), mk(rb, 2)
-	if !clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return a.Peer(b.ID()) == nil }) && a.Peer(b.ID()) == nil {
+	if !clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return a.Peer(b.ID()) == nil || b.Peer(a.ID()) == nil }) &&
+		(a.Peer(b.ID()) == nil || b.Peer(a.ID()) == nil) {
 		return 0, 0, 0, fmt.Errorf("the nodes never heard each other")
 	}
+	// Measure in the steady state: both nodes' first beacon bursts (due in
+	// the first tenth of a minute after start) are over, the next a minute off.
+	clk.RunUntil(clk.Now().Add(7 * time.Second))
 	blob := make([]byte, size-packet.PackageOverhead)
 	for i := range blob {
 		blob[i] = byte(i * 13)

@@ -1,0 +1,205 @@
+package meshsim
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/capture"
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+)
+
+func TestDefaultRun(t *testing.T) {
+	m, err := Build(Config{Loss: 0.05, Transfers: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Run()
+	if r.Nodes != 25 || r.MeshTimeS != 600 {
+		t.Fatalf("defaults: %d nodes, %v s", r.Nodes, r.MeshTimeS)
+	}
+	if r.MeanPeers < 3 {
+		t.Fatalf("peers discovered: %.1f per node on a 5x5 grid", r.MeanPeers)
+	}
+	tr := r.Transfers
+	if tr.Started < 150 || float64(tr.Confirmed) < 0.95*float64(tr.Started) || tr.Delivered < tr.Confirmed {
+		t.Fatalf("transfers %+v", tr)
+	}
+	if r.Airtime["espnow"].Transmissions != r.Packets.Sent {
+		t.Fatalf("frames on the air %d, packets sent %d", r.Airtime["espnow"].Transmissions, r.Packets.Sent)
+	}
+	if r.GoodputBps <= 0 || r.Memory.HeapPerNodeBytes <= 0 {
+		t.Fatalf("goodput %v, heap %d", r.GoodputBps, r.Memory.HeapPerNodeBytes)
+	}
+}
+
+// The same seed gives the same run; another seed another.
+func TestDeterministic(t *testing.T) {
+	run := func(seed uint64) Result {
+		m, err := Build(Config{Nodes: 30, Topology: Random, Degree: 5, Loss: 0.1, Transfers: 2, Seed: seed, Duration: 5 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := *m.Run()
+		r.WallTimeS, r.Memory = 0, MemoryFigs{PeakRxBytes: r.Memory.PeakRxBytes, PeakCacheBytes: r.Memory.PeakCacheBytes}
+		return r
+	}
+	a, b, c := run(7), run(7), run(8)
+	if a.Events != b.Events || a.Packets != b.Packets || a.Transfers.Confirmed != b.Transfers.Confirmed || a.Bytes != b.Bytes {
+		t.Fatalf("same seed, different runs:\n%+v\n%+v", a, b)
+	}
+	if a.Events == c.Events && a.Packets == c.Packets {
+		t.Fatal("different seeds, same run")
+	}
+}
+
+func TestMixedAndLoRa(t *testing.T) {
+	for _, l := range []string{"lora", "mixed"} {
+		m, err := Build(Config{Nodes: 20, Link: l, Loss: 0.05, Transfers: 0.2, MaxSize: 1500, Seed: 3, Duration: 15 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := m.Run()
+		if _, ok := r.Airtime["lora"]; !ok {
+			t.Fatalf("%s: no LoRa medium", l)
+		}
+		if l == "mixed" {
+			gw := 0
+			for _, rs := range m.Radios {
+				if len(rs) == 2 {
+					gw++
+				}
+			}
+			if gw != 2 || r.Edges["espnow"] == 0 || r.Edges["lora"] == 0 {
+				t.Fatalf("mixed: %d gateways, edges %v", gw, r.Edges)
+			}
+		}
+		if r.Transfers.Confirmed == 0 || r.MeanPeers < 1 {
+			t.Fatalf("%s: %+v, %.1f peers", l, r.Transfers, r.MeanPeers)
+		}
+	}
+}
+
+func TestPcapDir(t *testing.T) {
+	dir := t.TempDir()
+	m, err := Build(Config{Nodes: 6, Link: "mixed", Seed: 2, Duration: time.Minute, PcapDir: dir, Gateways: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Run()
+	for name, want := range map[string]uint64{"espnow": r.Airtime["espnow"].Transmissions, "lora": r.Airtime["lora"].Transmissions} {
+		f, err := os.Open(filepath.Join(dir, name+".pcap"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd, err := capture.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for {
+			if _, _, err := rd.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		f.Close()
+		if n != want || n == 0 {
+			t.Fatalf("%s.pcap holds %d frames, the medium carried %d", name, n, want)
+		}
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	if _, err := Build(Config{Link: "carrier-pigeon"}); err == nil {
+		t.Fatal("unknown link accepted")
+	}
+	if _, err := ParseTopology("torus"); err == nil {
+		t.Fatal("unknown topology accepted")
+	}
+	if _, err := Transfer(TransferConfig{Link: "espnow", Size: 10}); err == nil {
+		t.Fatal("a Package under 32 bytes accepted")
+	}
+	if _, err := Transfer(TransferConfig{Link: "espnow", Size: 1 << 30}); err == nil {
+		t.Fatal("1 GiB accepted")
+	}
+	if _, err := Transfer(TransferConfig{Link: "lora", Size: 100, LoRa: lora.Params{SF: 99}}); err == nil {
+		t.Fatal("bad LoRa parameters accepted")
+	}
+}
+
+// The node core's targets (issue: reliable sequences near the airtime
+// limit). Virtual time: these figures do not depend on the machine.
+func TestTransferTargets(t *testing.T) {
+	for _, c := range []struct {
+		link string
+		size int
+		loss float64
+		want float64
+	}{
+		{"espnow", 62207, 0, 0.90},
+		{"espnow", 62207, 0.10, 0.80},
+		{"espnow", 62207, 0.30, 0.70},
+		{"lora", 4096, 0.10, 0.85},
+	} {
+		r, err := Transfer(TransferConfig{Link: c.link, Size: c.size, Loss: c.loss, Runs: 7, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Completed != r.Runs {
+			t.Errorf("%s loss %.2f: %d of %d runs completed: %v", c.link, c.loss, r.Completed, r.Runs, r.Errors)
+		}
+		if r.Efficiency < c.want {
+			t.Errorf("%s loss %.2f: efficiency %.3f, target %.2f", c.link, c.loss, r.Efficiency, c.want)
+		}
+		t.Logf("%s %d B loss %.2f: median %.3f s, bound %.3f s, efficiency %.3f", c.link, c.size, c.loss, r.MedianS, r.BoundS, r.Efficiency)
+	}
+}
+
+// BenchmarkTransfer reports the transfer figures as benchmark metrics
+// (efficiency, mesh seconds) alongside the wall time a transfer costs to
+// simulate.
+func BenchmarkTransfer(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		cfg  TransferConfig
+	}{
+		{"espnow/loss0", TransferConfig{Link: "espnow", Size: 62207, Runs: 1}},
+		{"espnow/loss0.1", TransferConfig{Link: "espnow", Size: 62207, Loss: 0.1, Runs: 1}},
+		{"espnow/loss0.3", TransferConfig{Link: "espnow", Size: 62207, Loss: 0.3, Runs: 1}},
+		{"lora/loss0.1", TransferConfig{Link: "lora", Size: 4096, Loss: 0.1, Runs: 1}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var eff, mesh float64
+			i := 0
+			for b.Loop() {
+				cfg := c.cfg
+				cfg.Seed = uint64(i)
+				i++
+				r, err := Transfer(cfg)
+				if err != nil || r.Completed != 1 {
+					b.Fatalf("%v %v", err, r.Errors)
+				}
+				eff += r.Efficiency
+				mesh += r.MedianS
+			}
+			b.ReportMetric(eff/float64(i), "efficiency")
+			b.ReportMetric(mesh/float64(i), "mesh-s/op")
+		})
+	}
+}
+
+// BenchmarkMesh1000 is the 1,000-node hour of `mycelium sim`: wall time per
+// hour of mesh time, and heap per node.
+func BenchmarkMesh1000(b *testing.B) {
+	for b.Loop() {
+		m, err := Build(Config{Nodes: 1000, Topology: Random, Degree: 8, Loss: 0.05, Transfers: 1, Seed: 1, Duration: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := m.Run()
+		b.ReportMetric(float64(r.Memory.HeapPerNodeBytes), "heap-B/node")
+		b.ReportMetric(float64(r.Events), "events")
+	}
+}
