@@ -433,18 +433,6 @@ func (r *Radio) try() {
 	m.mu.Unlock()
 }
 
-// busyUntil returns when the medium as r hears it becomes idle (zero if it
-// is idle now).
-func (r *Radio) busyUntil() time.Time {
-	var t time.Time
-	for _, rx := range r.active {
-		if rx.tx.end.After(t) {
-			t = rx.tx.end
-		}
-	}
-	return t
-}
-
 // delivery is a frame to hand to a dispatcher once the lock is released.
 type delivery struct {
 	d link.Dispatcher

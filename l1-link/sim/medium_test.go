@@ -35,13 +35,12 @@ func conformance(t *testing.T, phy PHY) {
 
 // pump keeps a radio's queue fed with n frames of size bytes to dst.
 type pump struct {
-	r      *Radio
-	dst    link.Addr
-	size   int
-	left   int
-	done   int
-	frames int
-	recv   int
+	r    *Radio
+	dst  link.Addr
+	size int
+	left int
+	done int
+	recv int
 }
 
 func (p *pump) fill() {

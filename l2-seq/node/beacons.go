@@ -8,7 +8,6 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
-	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
 
 // Beacon timing (PROTOCOL 5.2).
@@ -177,12 +176,4 @@ func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
 	}
 	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: b, ep: ep})
 	n.wakeThen(ep, ep.kick)
-}
-
-// Endpoints of a peer, for tests and tools.
-func (n *Node) endpointsOf(id identity.NodeID) []peer.Endpoint {
-	if p := n.peers.Get(id); p != nil {
-		return p.Endpoints
-	}
-	return nil
 }

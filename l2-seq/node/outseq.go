@@ -75,13 +75,11 @@ const (
 
 type bitset []uint64
 
-func newBitset(n int) bitset          { return make(bitset, (n+63)/64) }
-func (b bitset) has(i int) bool       { return b[i>>6]&(1<<(i&63)) != 0 }
-func (b bitset) set(i int)            { b[i>>6] |= 1 << (i & 63) }
-func (b bitset) clear(i int)          { b[i>>6] &^= 1 << (i & 63) }
-func (o *outSeq) remaining() int      { return len(o.rq) + o.count - o.fresh }
-func (o *outSeq) key() (int, uint8)   { return o.ep.key.Link, o.seqID }
-func (o *outSeq) packetLen(i int) int { return min(o.s.MaxBody, len(o.pkg)-i*o.s.MaxBody) }
+func newBitset(n int) bitset     { return make(bitset, (n+63)/64) }
+func (b bitset) has(i int) bool  { return b[i>>6]&(1<<(i&63)) != 0 }
+func (b bitset) set(i int)       { b[i>>6] |= 1 << (i & 63) }
+func (b bitset) clear(i int)     { b[i>>6] &^= 1 << (i & 63) }
+func (o *outSeq) remaining() int { return len(o.rq) + o.count - o.fresh }
 
 // start gives the sequence its seq_id and state; false if no seq_id is free.
 func (o *outSeq) start() bool {

@@ -166,17 +166,16 @@ func Build(cfg Config) (*Mesh, error) {
 	}
 	m.Radios = make([][]*sim.Radio, cfg.Nodes)
 	var espR, loraR []*sim.Radio
-	var espIdx, loraIdx []int
 	for i := range cfg.Nodes {
 		if hasESP[i] {
 			r := esp.AddRadio(pl.pos[i])
 			m.Radios[i] = append(m.Radios[i], r)
-			espR, espIdx = append(espR, r), append(espIdx, i)
+			espR = append(espR, r)
 		}
 		if hasLoRa[i] {
 			r := lr.AddRadio(pl.pos[i])
 			m.Radios[i] = append(m.Radios[i], r)
-			loraR, loraIdx = append(loraR, r), append(loraIdx, i)
+			loraR = append(loraR, r)
 		}
 	}
 	connect := func(med *sim.Medium, rs []*sim.Radio, radius float64) {
