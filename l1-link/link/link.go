@@ -50,7 +50,7 @@ type Dispatcher interface {
 // Frame is one received datagram.
 type Frame struct {
 	Src       Addr      // who sent it
-	Broadcast bool      // it was sent to the broadcast address
+	Broadcast bool      // it was sent to the broadcast address (false when the link cannot tell: CapNoRxDest)
 	Data      []byte    // the datagram, valid only during DeliverFrame
 	Time      time.Time // when it was received, on the link's clock
 	HasSignal bool      // RSSI and SNR hold measurements
@@ -85,6 +85,10 @@ const (
 	CapUnicastAck                  // the radio acknowledges (and retries) unicast frames
 	CapDutyCycle                   // airtime is limited by a duty-cycle budget
 	CapSleep                       // the radio can sleep (modem sleep, PROTOCOL 5.3)
+	// CapNoRxDest: received frames do not say whether they were sent to us
+	// or to everyone (a RYLR-998's +RCV names only the sender), so
+	// Frame.Broadcast is always false.
+	CapNoRxDest
 )
 
 // Has reports whether every capability in c2 is in c.

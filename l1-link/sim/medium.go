@@ -479,7 +479,7 @@ func (m *Medium) finish(tx *transmission) {
 		if tx.from.pos != (Position{}) || to.pos != (Position{}) {
 			f.HasSignal = true
 			f.RSSI = rssi(tx.from.pos.Dist(to.pos))
-			f.SNR = f.RSSI + 100
+			f.SNR = min(max(f.RSSI-m.phy.NoiseFloor, -20), m.phy.MaxSNR)
 		}
 		out = append(out, delivery{to.d, f})
 	}

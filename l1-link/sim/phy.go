@@ -13,6 +13,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 )
 
 // PHY describes one kind of radio: what its links report and how long its
@@ -39,6 +40,12 @@ type PHY struct {
 	TxQueue int
 	// Caps reported by the links.
 	Caps link.Caps
+	// NoiseFloor (dBm) turns a received signal strength into the SNR frames
+	// report: about -95 dBm for 2.4 GHz Wi-Fi at 20 MHz, -120 for LoRa at 125 kHz.
+	NoiseFloor int
+	// MaxSNR caps the SNR a radio reports (an SX127x reports at most about
+	// +10 dB; Wi-Fi chips 40).
+	MaxSNR int
 }
 
 // ESPNOW is the ESP-NOW radio of an ESP32 (or a Linux monitor-mode card) at
@@ -50,16 +57,27 @@ func ESPNOW() PHY {
 		Schemas: link.SchemasESPNOW,
 		Airtime: func(n int) time.Duration { return espnow.Airtime(n, int(espnow.Rate1M)) },
 		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 16, PostCW: 16,
-		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep,
+		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep, NoiseFloor: -95, MaxSNR: 40,
 	}
 }
 
 // LoRa is a RYLR-998 module with modulation p: no carrier sense, airtime
-// from the Semtech formula.
+// from the Semtech formula for the datagram plus the 8 bytes the module
+// adds on the air (rylr998.AirOverhead), as the driver estimates it.
 func LoRa(p lora.Params) PHY {
 	return PHY{
-		Name: "rylr998", Network: "lora", MTU: 240, Bitrate: link.BitrateRYLR998,
-		Schemas: link.SchemasLoRa, Airtime: p.Airtime,
-		TxQueue: 4, Caps: link.CapBroadcast,
+		Name: "rylr998", Network: "lora", MTU: rylr998.MTU, Bitrate: link.BitrateRYLR998,
+		Schemas: link.SchemasLoRa, Airtime: func(n int) time.Duration { return p.Airtime(n + rylr998.AirOverhead) },
+		TxQueue: 4, Caps: link.CapBroadcast, NoiseFloor: -120, MaxSNR: 10,
 	}
+}
+
+// LoRaOnAir is LoRa for frames that already hold the module's header (the
+// RYLR-998 emulator puts it on the medium itself): airtime of the bytes as
+// they are, MTU raised by the header.
+func LoRaOnAir(p lora.Params) PHY {
+	phy := LoRa(p)
+	phy.MTU += rylr998.AirOverhead
+	phy.Airtime = p.Airtime
+	return phy
 }

@@ -150,8 +150,8 @@ func TestLoraSendListen(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(lout.String()), "\n")
 	want := []string{
-		`{"src":5,"rssi":-47,"snr":53,"data":"68656c6c6f"}`,
-		`{"src":5,"rssi":-47,"snr":53,"data":"0d0a2c00"}`,
+		`{"src":5,"rssi":-47,"snr":10,"data":"68656c6c6f"}`,
+		`{"src":5,"rssi":-47,"snr":10,"data":"0d0a2c00"}`,
 	}
 	if len(lines) != 2 || lines[0] != want[0] || lines[1] != want[1] {
 		t.Fatalf("listen printed %q", lout.String())
