@@ -54,6 +54,7 @@ func (n *Node) beaconBurst() {
 	n.clk.AfterFunc(time.Duration(longest)*BeaconSpacing, func() {
 		for _, p := range n.peers.Tick() {
 			n.log.Debug("peer timed out", "peer", p.ID.Short())
+			n.peerEvent(p, false)
 		}
 		n.nodes.Expire(n.clk.Now())
 	})
@@ -98,7 +99,10 @@ func (n *Node) receiveBeacon(m Message) {
 	now := n.clk.Now()
 	switch bm.Op {
 	case beacon.OpDisconnect:
-		n.peers.Remove(id)
+		if p := n.peers.Get(id); p != nil {
+			n.peers.Remove(id)
+			n.peerEvent(p, false)
+		}
 		return
 	case beacon.OpBeacon, beacon.OpResponse:
 	default:
@@ -111,6 +115,7 @@ func (n *Node) receiveBeacon(m Message) {
 	info := n.nodes.Get(id, now)
 	first := info == nil || now.Sub(info.Updated) > time.Second
 	n.nodes.Update(id, bm.Apps, first, now)
+	wasFull := p.Full
 	if first {
 		p.Apps = p.Apps[:0]
 		p.Full, p.Sleeps = false, false
@@ -128,6 +133,9 @@ func (n *Node) receiveBeacon(m Message) {
 	}
 	ep := n.endpointFor(m.Via)
 	ep.awakeUntil = now.Add(awakeWindow)
+	if isNew || (p.Full && !wasFull) {
+		n.peerEvent(p, true)
+	}
 	if bm.Op == beacon.OpBeacon {
 		n.respondBeacon(ep, isNew, now)
 	}

@@ -128,6 +128,7 @@ type Node struct {
 	rxSeqs    int // reassemblies open
 	cache     sendCache
 	router    Router
+	watchers  []func(*peer.Peer, bool)
 	stats     Stats
 	started   bool
 	closed    bool
@@ -136,14 +137,17 @@ type Node struct {
 	dec       packet.Packet // scratch for decoding
 }
 
-// Router is the routing layer's hook (l3-route implements it): the node
-// hands it every routed packet that arrives and asks it how to send routed
-// Packages. Registered with SetRouter.
+// Router is the routing layer's hook (l3-route implements it and registers
+// it with SetRouter). Routed Packages travel hop by hop: each hop is a
+// reliable transfer between neighbours in a routed schema (5–10, 25–30),
+// reassembled and verified before the router sees it — so a Package can
+// change link family (ESP-NOW to LoRa) at any hop, re-cut into the next
+// link's schema.
 type Router interface {
-	// HandleRouted is given a routed packet (schemas 5–10, 25–30) from a
-	// neighbour. The router delivers it locally (Node.DeliverRouted),
-	// forwards it, or returns it with the error flag.
-	HandleRouted(from peer.Endpoint, p *packet.Packet, raw []byte)
+	// HandleRouted is given each routed Package a neighbour handed us. The
+	// router delivers it here (Node.DeliverRouted), forwards it
+	// (Node.SendRouted), or reports an error back toward its origin.
+	HandleRouted(rp RoutedPackage)
 }
 
 // New builds a node; Start attaches its links and starts beacons.
@@ -276,6 +280,30 @@ func (n *Node) Close() {
 	for _, t := range n.links {
 		t.l.Attach(nil)
 	}
+}
+
+// WatchPeers registers f to hear of peers: up when a peer is added (or
+// turns out to speak our protocol), down when it is dropped (timed out or
+// said goodbye). Called on the node's loop.
+func (n *Node) WatchPeers(f func(p *peer.Peer, up bool)) { n.watchers = append(n.watchers, f) }
+
+func (n *Node) peerEvent(p *peer.Peer, up bool) {
+	for _, f := range n.watchers {
+		f(p, up)
+	}
+}
+
+// PeerAt returns the peer reachable at ep (nil if none).
+func (n *Node) PeerAt(ep peer.Endpoint) *peer.Peer { return n.peers.ByEndpoint(ep) }
+
+// SpeaksOurs reports whether the neighbour at ep speaks the whole protocol
+// (routed schemas included).
+func (n *Node) SpeaksOurs(ep peer.Endpoint) bool {
+	if e := n.eps[ep]; e != nil {
+		return e.peerFull()
+	}
+	p := n.peers.ByEndpoint(ep)
+	return p != nil && p.Full
 }
 
 // Peers returns the peer table's entries, ordered by node_id.

@@ -91,7 +91,7 @@ func (o *outSeq) start() bool {
 	}
 	o.started = true
 	o.seqID = id
-	o.tmpl.SeqID = id
+	o.tmpl.SeqID = id // the routed fields, if any, were set at send time
 	o.acked = newBitset(o.count)
 	o.queued = newBitset(o.count)
 	o.sentBurst = make([]uint16, o.count)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
@@ -72,7 +73,7 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	if ep != nil && !referenceSchemas[p.Schema] {
 		ep.ours = true // reference nodes send only schemas 0, 2, 20, 22
 	}
-	if pr == nil && !f.Broadcast && p.Flags.Encoded() == packet.EncNone {
+	if enc := p.Flags.Encoded(); pr == nil && !f.Broadcast && (enc == packet.EncNone || enc == packet.EncAsk) {
 		// Unicast data from a node whose beacon we have not heard: greet it
 		// with our beacon, so its response tells us who it is and what it
 		// speaks before its transfer needs answers [ours].
@@ -92,15 +93,11 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		return
 	}
 	s := p.SchemaOf()
-	if s.Routed() {
-		if n.router == nil {
-			n.drop(DropNotForUs)
-			return
-		}
-		n.router.HandleRouted(key, p, f.Data)
+	if s.Routed() && n.router == nil {
+		n.drop(DropNotForUs) // no routing layer: we neither deliver nor relay routed traffic
 		return
 	}
-	if p.Flags.Error() {
+	if p.Flags.Error() && !s.Routed() {
 		n.receiveError(key, p)
 		return
 	}
@@ -156,8 +153,21 @@ func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, no
 	}
 }
 
-// deliver hands a verified Package to its application.
+// deliver hands a verified Package to its application, or a routed one to
+// the routing layer.
 func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package, bcast bool, now time.Time) error {
+	if p.SchemaOf().Routed() {
+		rp := RoutedPackage{
+			Header:  RouteHeader{To: p.To, From: p.From, TreeState: p.TreeState, TTL: p.TTL, Mode: p.Flags.Mode(), Error: p.Flags.Error()},
+			Package: pkg.AppendTo(make([]byte, 0, pkg.Len())),
+			Via:     key, Time: now,
+		}
+		if pr := n.peers.ByEndpoint(key); pr != nil {
+			rp.From, rp.FromKnown = pr.ID, true
+		}
+		n.router.HandleRouted(rp)
+		return nil
+	}
 	h := n.apps[pkg.AppID]
 	if h == nil {
 		n.drop(DropUnknownApp)
@@ -282,4 +292,39 @@ func (n *Node) greetEvery() time.Duration {
 		return n.cfg.BeaconPeriod
 	}
 	return time.Minute
+}
+
+// RoutedPackage is a routed Package a neighbour handed us (one hop of its
+// journey): the routing layer delivers it here, forwards it, or reports an
+// error back toward its origin.
+type RoutedPackage struct {
+	Header    RouteHeader
+	Package   []byte // serialized, verified; the router's to keep
+	Via       peer.Endpoint
+	From      identity.NodeID // the neighbour it came from, when a known peer
+	FromKnown bool
+	Time      time.Time
+}
+
+// DeliverRouted hands a routed Package addressed to this node to its
+// application; ErrUnknownApp if there is none (the router reports it back).
+func (n *Node) DeliverRouted(rp RoutedPackage) error {
+	var pkg packet.Package
+	if err := pkg.UnmarshalBinary(rp.Package); err != nil {
+		n.drop(DropMalformed)
+		return ErrBadHash
+	}
+	h := n.apps[pkg.AppID]
+	if h == nil {
+		n.drop(DropUnknownApp)
+		return ErrUnknownApp
+	}
+	m := Message{
+		App: pkg.AppID, Blob: bytes.Clone(pkg.Blob), Via: rp.Via, Time: rp.Time,
+		Routed: true, FromAddr: rp.Header.From, ToAddr: rp.Header.To, TreeState: rp.Header.TreeState, Mode: rp.Header.Mode,
+	}
+	n.stats.Delivered++
+	n.stats.DeliveredBytes += uint64(len(m.Blob))
+	h(m)
+	return nil
 }

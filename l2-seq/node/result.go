@@ -18,6 +18,13 @@ type Result struct {
 
 func newResult() *Result { return &Result{done: make(chan struct{})} }
 
+// NewResult returns a pending Result, for layers above the node that
+// complete sends of their own (the routing layer's end-to-end receipts).
+func NewResult() *Result { return newResult() }
+
+// Complete ends the send with err (nil: success); later calls do nothing.
+func (r *Result) Complete(err error) { r.complete(err) }
+
 // failed returns a completed Result.
 func failed(err error) *Result {
 	r := newResult()

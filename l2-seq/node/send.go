@@ -108,15 +108,50 @@ func (n *Node) fail(err error) *Result {
 }
 
 func (n *Node) sendTo(ep *endpoint, app packet.AppID, blob []byte, opt *SendOptions) *Result {
+	pkg := packet.NewPackage(app, blob)
+	return n.sendPackage(ep, pkg.AppendTo(make([]byte, 0, pkg.Len())), nil, opt)
+}
+
+// RouteHeader is what a routed Package carries besides itself (PROTOCOL 6,
+// 7): the addresses, the tree it names, the hop limit and the metric.
+type RouteHeader struct {
+	To, From  [16]byte
+	TreeState uint8
+	TTL       uint8
+	Mode      bool // common-prefix metric (the mode bit)
+	Error     bool // an error report travelling back toward From
+}
+
+// SendRouted sends a serialized Package one hop, to neighbour to, in a
+// routed schema carrying h (the routing layer's forwarding step; the hop is
+// reliable, and the Result reports the neighbour's confirmation). The
+// neighbour must speak our protocol: reference nodes carry no routed
+// schemas (PROTOCOL 11).
+func (n *Node) SendRouted(to peer.Endpoint, h RouteHeader, pkg []byte, opt *SendOptions) *Result {
+	if n.closed {
+		return failed(ErrClosed)
+	}
+	if to.Link < 0 || to.Link >= len(n.links) || to.Addr == nil || to.Addr.IsBroadcast() {
+		return n.fail(ErrUnknownPeer)
+	}
+	ep := n.endpointFor(to)
+	if !ep.peerFull() {
+		return n.fail(ErrNoRoute)
+	}
+	return n.sendPackage(ep, pkg, &h, opt)
+}
+
+// sendPackage sends a serialized Package to ep: in one packet or a
+// sequence, routed when h is given.
+func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendOptions) *Result {
 	if opt == nil {
 		opt = &SendOptions{}
 	}
 	full := ep.peerFull()
-	pkg := packet.NewPackage(app, blob)
-	size := pkg.Len()
+	routed := h != nil
 	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool {
-		return !s.Routed() && (full || referenceSchemas[s.ID])
-	}, size)
+		return s.Routed() == routed && (full || referenceSchemas[s.ID])
+	}, len(data))
 	if err != nil {
 		return n.fail(err)
 	}
@@ -124,16 +159,25 @@ func (n *Node) sendTo(ep *endpoint, app packet.AppID, blob []byte, opt *SendOpti
 		return n.fail(ErrBusy)
 	}
 	res := newResult()
-	data := pkg.AppendTo(make([]byte, 0, size))
+	var tmpl packet.Packet
+	if routed {
+		tmpl = packet.Packet{To: h.To, From: h.From, TreeState: h.TreeState, TTL: h.TTL}
+		if h.Mode {
+			tmpl.Flags |= packet.FlagMode
+		}
+		if h.Error {
+			tmpl.Flags |= packet.FlagError
+		}
+	}
 	if !s.Sequenced() {
-		n.queueSingle(ep, s, data, res, opt, full)
+		n.queueSingle(ep, s, data, &tmpl, res, opt, full)
 		return res
 	}
 	if err := n.cache.reserve(n, len(data), opt.Priority); err != nil {
 		n.finishSend(res, err)
 		return res
 	}
-	o := &outSeq{ep: ep, res: res, s: s, pkg: data, count: sequence.Count(s, len(data)), full: full, prio: opt.Priority, deadline: opt.Deadline}
+	o := &outSeq{ep: ep, res: res, s: s, pkg: data, tmpl: tmpl, count: sequence.Count(s, len(data)), full: full, prio: opt.Priority, deadline: opt.Deadline}
 	n.cache.add(o)
 	ep.out = append(ep.out, o)
 	ep.waiting++
@@ -162,8 +206,9 @@ type outSingle struct {
 
 const singleTries = 5
 
-func (n *Node) queueSingle(ep *endpoint, s *packet.Schema, pkg []byte, res *Result, opt *SendOptions, full bool) {
-	p := packet.Packet{Schema: s.ID, PacketID: n.nextPID(), Body: pkg}
+func (n *Node) queueSingle(ep *endpoint, s *packet.Schema, pkg []byte, tmpl *packet.Packet, res *Result, opt *SendOptions, full bool) {
+	p := *tmpl
+	p.Schema, p.PacketID, p.Body = s.ID, n.nextPID(), pkg
 	// Ask for an ack from peers that give one; a reference node ignores
 	// acks shorter than 32 bytes anyway, and its own ack is not guaranteed,
 	// so to it a single packet is delivered once transmitted.
