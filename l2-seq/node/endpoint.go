@@ -29,11 +29,10 @@ type endpoint struct {
 	rttOK        bool
 
 	// Receiving.
-	in      map[uint8]*inSeq
-	inBytes int
-	done    map[uint8]doneSeq
-	recent  [16]recentSingle
-	recentN int
+	in        map[uint8]*inSeq
+	inBytes   int
+	done      map[uint8]doneSeq
+	rxSingles *singleWindow // single packets received lately (duplicate detection)
 
 	// Modem sleep of the neighbour.
 	awakeUntil time.Time
@@ -52,10 +51,49 @@ type doneSeq struct {
 	at    time.Time
 }
 
-type recentSingle struct {
-	pid  uint16
-	hash [16]byte
-	at   time.Time
+// singleWindow remembers the single packets received lately from one
+// neighbour, by packet_id, so that one sent again (its ack was lost) is
+// answered but not delivered twice. A sender numbers its packets from one
+// counter for all its neighbours, so the window covers the last 256
+// packet_ids it used, whatever their rate: a busy neighbour cannot push a
+// packet out of it before its retransmissions are over, as a short list
+// would. The Package hash's first bytes are kept too, so a sender that
+// restarted its counter is not mistaken for a repeat.
+type singleWindow struct {
+	hi    uint16 // the highest packet_id seen
+	valid [singleSlots / 64]uint64
+	hash  [singleSlots]uint32
+}
+
+const singleSlots = 256
+
+// seen records (pid, h) and reports whether it was there already.
+func (w *singleWindow) seen(pid uint16, h uint32) bool {
+	slot := int(pid) % singleSlots
+	has := func() bool { return w.valid[slot>>6]&(1<<(slot&63)) != 0 }
+	set := func() { w.valid[slot>>6] |= 1 << (slot & 63); w.hash[slot] = h }
+	d := int16(pid - w.hi)
+	switch {
+	case d > 0:
+		if int(d) >= singleSlots {
+			w.valid = [singleSlots / 64]uint64{}
+		} else {
+			for q := w.hi + 1; q != pid+1; q++ {
+				s := int(q) % singleSlots
+				w.valid[s>>6] &^= 1 << (s & 63)
+			}
+		}
+		w.hi = pid
+		set()
+		return false
+	case -int(d) >= singleSlots:
+		return false // older than the window: cannot tell; deliver
+	case has() && w.hash[slot] == h:
+		return true
+	default:
+		set()
+		return false
+	}
 }
 
 // peerFull reports whether the neighbour speaks the whole protocol: its
@@ -88,19 +126,37 @@ func (ep *endpoint) next(buf []byte) (outFrame, bool) {
 		ep.frames = ep.frames[1:]
 		return f, true
 	}
-	for len(ep.out) > 0 {
-		s := ep.out[0]
+	for len(ep.out) > 0 && ep.out[0].finished {
+		ep.out[0] = nil
+		ep.out = ep.out[1:]
+	}
+	// Up to seqWindow sequences go at once: while one waits for the answer
+	// to its last ask, the next streams (the answer's round trip would
+	// otherwise idle the neighbour). A reference node gets one at a time.
+	window := 1
+	if ep.peerFull() {
+		window = seqWindow
+	}
+	for i, s := range ep.out {
+		if i >= window {
+			break
+		}
 		if s.finished {
-			ep.out = ep.out[1:]
 			continue
 		}
 		if !s.started && !s.start() {
 			return outFrame{}, false
 		}
-		return s.next(buf)
+		if f, ok := s.next(buf); ok {
+			return f, true
+		}
 	}
 	return outFrame{}, false
 }
+
+// seqWindow is how many sequences to one neighbour are in flight at once:
+// our receivers reassemble four per neighbour (Budgets.RxPerPeerSq).
+const seqWindow = 4
 
 // idle reports whether ep has nothing to send.
 func (ep *endpoint) idle() bool {
@@ -141,6 +197,18 @@ func (ep *endpoint) sampleRTT(d time.Duration) {
 	}
 	ep.rttvar = (3*ep.rttvar + diff) / 4
 	ep.srtt = (7*ep.srtt + d) / 8
+}
+
+// widenRTT answers a feedback timeout. Late answers give no sample (we
+// cannot tell which ask they answer), so without this the estimate would
+// stay at what a quiet channel measured, and when the air gets busy every
+// ask would time out, and its probe add to the crowd: widen the variance
+// instead; answers that come in time shrink it again.
+func (ep *endpoint) widenRTT() {
+	if !ep.rttOK {
+		ep.srtt, ep.rttvar, ep.rttOK = ep.tl.fbInit, ep.tl.fbInit/2, true
+	}
+	ep.rttvar = min(2*ep.rttvar+ep.tl.airCtrl, 4*ep.tl.fbInit+time.Second)
 }
 
 // failAll ends every send queued here with err. The queues are emptied

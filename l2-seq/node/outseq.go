@@ -154,8 +154,16 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		return outFrame{}, false
 	}
 	o.sentBurst[i] = o.burst
+	// After the last packet (of the sequence, or of a burst of
+	// retransmissions) the sender waits for the answer. After the first and
+	// middle asks it streams on, unless the link is slow and half-duplex:
+	// there an answer sent while we transmit would be lost, and the pause
+	// costs one short airtime; on a fast link it would cost a round trip
+	// per ask, and the answer finds the air anyway (carrier sense). A
+	// reference receiver (MicroPython, slow to answer) gets the pause too.
+	wait := ask && (i == o.count-1 || o.fresh >= o.count || o.ep.tl.slow() || !o.full)
 	if ask {
-		o.waiting = true
+		o.waiting = wait
 		o.askOut = true
 		o.timedOut = false
 		o.burst++
@@ -255,6 +263,7 @@ func (o *outSeq) timeout() {
 		return
 	}
 	o.silent++
+	o.ep.widenRTT()
 	if o.silent > maxSilent {
 		o.finish(ErrAbandoned)
 		return
@@ -267,7 +276,8 @@ func (o *outSeq) timeout() {
 		p.Flags |= packet.FlagThrottle
 	}
 	b, _ := p.AppendSealed(nil)
-	backoff := o.ep.fbTimeout() << min(o.silent, 3)
+	backoff := o.ep.fbTimeout() // widened above: it doubles with each silent round
+	backoff += time.Duration(n.rng.Int64N(int64(backoff/2 + o.ep.tl.airMTU)))
 	o.ep.tl.queueCtrl(outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) {
 		if o.finished || !o.waiting {
 			return

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -134,18 +135,16 @@ func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, no
 	}
 	if ep := n.eps[key]; ep != nil && !bcast {
 		// A retransmitted single (its ack was lost) is answered, not delivered twice.
-		for i := range min(ep.recentN, len(ep.recent)) {
-			r := ep.recent[i]
-			if r.pid == p.PacketID && r.hash == pkg.Hash && now.Sub(r.at) < seqLinger {
-				n.drop(DropDuplicate)
-				if ask {
-					n.sendAck(key, p, nil, nil)
-				}
-				return
-			}
+		if ep.rxSingles == nil {
+			ep.rxSingles = &singleWindow{hi: p.PacketID - 1}
 		}
-		ep.recent[ep.recentN%len(ep.recent)] = recentSingle{pid: p.PacketID, hash: pkg.Hash, at: now}
-		ep.recentN++
+		if ep.rxSingles.seen(p.PacketID, binary.BigEndian.Uint32(pkg.Hash[:4])) {
+			n.drop(DropDuplicate)
+			if ask {
+				n.sendAck(key, p, nil, nil)
+			}
+			return
+		}
 	}
 	err := n.deliver(key, p, &pkg, bcast, now)
 	if ask {

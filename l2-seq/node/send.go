@@ -280,10 +280,15 @@ func (o *outSingle) sent(err error) {
 		o.finish(nil)
 		return
 	}
-	o.timer = n.clk.AfterFunc(o.ep.fbTimeout()<<min(o.tries-1, 4), func() {
+	// Jittered: two hidden neighbours that sent at the same instant (both
+	// answering one broadcast, say) would otherwise collide at every retry.
+	wait := o.ep.fbTimeout() << min(o.tries-1, 4)
+	wait += time.Duration(n.rng.Int64N(int64(wait + o.ep.tl.airMTU)))
+	o.timer = n.clk.AfterFunc(wait, func() {
 		if o.done {
 			return
 		}
+		o.ep.widenRTT() // see outSeq.timeout
 		if o.tries >= singleTries {
 			o.finish(ErrAbandoned)
 			return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 )
@@ -42,9 +43,8 @@ type placement struct {
 }
 
 // place positions n nodes. For Random, the radius is chosen so that the
-// mean degree is about degree (the edge effect of the square lowers it a
-// little; the placement is resampled until the graph is connected, up to a
-// point).
+// mean degree is the one asked for (the placement is resampled until the
+// graph is connected, up to a point).
 func place(t Topology, n int, degree float64, rng *rand.Rand) placement {
 	switch t {
 	case Line:
@@ -55,14 +55,14 @@ func place(t Topology, n int, degree float64, rng *rand.Rand) placement {
 		return p
 	case Random:
 		side := Spacing * math.Sqrt(float64(n))
-		r := side * math.Sqrt(degree/(math.Pi*float64(max(n-1, 1))))
 		var p placement
 		for try := 0; ; try++ {
-			p = placement{radius: r}
+			p = placement{}
 			for range n {
 				p.pos = append(p.pos, sim.Position{X: rng.Float64() * side, Y: rng.Float64() * side})
 			}
-			if try >= 50 || connected(p.pos, r) {
+			p.radius = radiusFor(p.pos, degree)
+			if try >= 50 || connected(p.pos, p.radius) {
 				return p
 			}
 		}
@@ -74,6 +74,33 @@ func place(t Topology, n int, degree float64, rng *rand.Rand) placement {
 		}
 		return p
 	}
+}
+
+// radiusFor finds the radius that gives the nodes at pos the mean degree
+// wanted: the area formula alone gives less (nodes near the edge of the
+// square have fewer neighbours), so the radius is found by bisection on
+// the degree actually counted.
+func radiusFor(pos []sim.Position, degree float64) float64 {
+	n := len(pos)
+	if n < 2 {
+		return Spacing
+	}
+	var d []float64
+	for i := range pos {
+		for j := i + 1; j < n; j++ {
+			d = append(d, pos[i].Dist(pos[j]))
+		}
+	}
+	slices.Sort(d)
+	// Mean degree is 2·edges/n: the radius is just past the right pair.
+	edges := min(int(math.Round(degree*float64(n)/2)), len(d))
+	if edges == 0 {
+		return d[0] / 2
+	}
+	if edges == len(d) {
+		return d[len(d)-1] * 1.001
+	}
+	return (d[edges-1] + d[edges]) / 2
 }
 
 // connected reports whether the unit-disk graph of pos with radius r is

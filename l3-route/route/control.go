@@ -1,0 +1,153 @@
+package route
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+)
+
+// ControlApp is the routing layer's own application: receipts, errors,
+// name lookups, trace route and leases travel as its messages.
+var ControlApp = packet.NewAppID("Mycelium", "route", 1)
+
+// Control message types (the first byte).
+const (
+	msgReceipt     = 0x01 // ‖ hash(16): the Package with that hash was delivered
+	msgError       = 0x02 // ‖ code ‖ hash(16) ‖ reporter addr(16): it was not, and why
+	msgRegister    = 0x10 // ‖ record: store my addresses under my node_id
+	msgLookup      = 0x11 // ‖ node_id(32) ‖ nonce(4): where is this node?
+	msgRegistered  = 0x13 // ‖ node_id(32) ‖ time(8): that record is stored here
+	msgLookupReply = 0x12 // ‖ nonce(4) ‖ found(1) ‖ record
+	msgTrace       = 0x20 // ‖ nonce(4): a trace probe; every relay reports
+	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ addr(16) ‖ final(1) ‖ link name
+	msgLeaseReq    = 0x30 // (one hop) please lease me an address
+	msgLeaseGrant  = 0x31 // (one hop) ‖ count ‖ count × (tree ‖ ts ‖ addr(16))
+)
+
+// ErrControl reports a control message that does not parse.
+var ErrControl = errors.New("route: malformed control message")
+
+// TreeAddr is one address of a node: the tree, its epoch, the coordinates.
+type TreeAddr struct {
+	Tree      uint8
+	TreeState uint8
+	Addr      addr.Address
+}
+
+// Record is what the name lookup stores for a node: its addresses, signed
+// by the node (or, for a node behind a proxy, by the proxy that leased them).
+type Record struct {
+	ID     identity.NodeID
+	Signer identity.NodeID // ID itself, or the proxy
+	Time   int64
+	Addrs  []TreeAddr
+	Sig    [ed25519.SignatureSize]byte
+}
+
+const recordDomain = "mycelium/record/v1"
+
+func (r *Record) signed(b []byte) []byte {
+	b = append(b, recordDomain...)
+	b = append(b, r.ID[:]...)
+	b = append(b, r.Signer[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Time))
+	b = append(b, byte(len(r.Addrs)))
+	for _, a := range r.Addrs {
+		b = append(b, a.Tree, a.TreeState)
+		b = append(b, a.Addr[:]...)
+	}
+	return b
+}
+
+// Sign fills Sig with the signer's key.
+func (r *Record) Sign(id identity.Identity) {
+	copy(r.Sig[:], id.Sign(r.signed(nil)))
+}
+
+// Verify checks the signature by Signer.
+func (r *Record) Verify() bool {
+	return ed25519.Verify(ed25519.PublicKey(r.Signer[:]), r.signed(nil), r.Sig[:])
+}
+
+// Record wire form [ours], compact so that a record (and a lookup reply
+// carrying one) fits a single routed packet, which costs a relay one frame
+// and its ack instead of a sequence's rounds: id(32) ‖ flags(1: bit 0, a
+// proxy signed it and its id follows) ‖ [signer(32)] ‖ time(8) ‖ n(1) ‖ n ×
+// (tree ‖ tree_state ‖ len(1) ‖ the address's first len bytes: the rest
+// are zero) ‖ signature(64). The signature covers the full form (signed).
+const recordProxy = 0x01
+
+// AppendTo encodes the record.
+func (r *Record) AppendTo(b []byte) []byte {
+	b = append(b, r.ID[:]...)
+	if r.Signer == r.ID {
+		b = append(b, 0)
+	} else {
+		b = append(b, recordProxy)
+		b = append(b, r.Signer[:]...)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Time))
+	b = append(b, byte(len(r.Addrs)))
+	for _, a := range r.Addrs {
+		n := addr.Size
+		for n > 0 && a.Addr[n-1] == 0 {
+			n--
+		}
+		b = append(b, a.Tree, a.TreeState, byte(n))
+		b = append(b, a.Addr[:n]...)
+	}
+	return append(b, r.Sig[:]...)
+}
+
+// UnmarshalBinary decodes a record.
+func (r *Record) UnmarshalBinary(b []byte) error {
+	bad := func(why string) error { return fmt.Errorf("%w: record: %s", ErrControl, why) }
+	if len(b) < 32+1+8+1+ed25519.SignatureSize {
+		return bad(fmt.Sprintf("%d bytes", len(b)))
+	}
+	copy(r.ID[:], b[:32])
+	flags := b[32]
+	b = b[33:]
+	switch flags {
+	case 0:
+		r.Signer = r.ID
+	case recordProxy:
+		if len(b) < 32 {
+			return bad("short signer")
+		}
+		copy(r.Signer[:], b[:32])
+		b = b[32:]
+	default:
+		return bad(fmt.Sprintf("flags %#x", flags))
+	}
+	if len(b) < 9 {
+		return bad("short")
+	}
+	r.Time = int64(binary.BigEndian.Uint64(b[:8]))
+	n := int(b[8])
+	b = b[9:]
+	if n > 16 {
+		return bad(fmt.Sprintf("%d addresses", n))
+	}
+	r.Addrs = r.Addrs[:0]
+	for range n {
+		if len(b) < 3 || int(b[2]) > addr.Size || len(b) < 3+int(b[2]) {
+			return bad("truncated address")
+		}
+		var a TreeAddr
+		a.Tree, a.TreeState = b[0], b[1]
+		copy(a.Addr[:], b[3:3+int(b[2])])
+		r.Addrs = append(r.Addrs, a)
+		b = b[3+int(b[2]):]
+	}
+	if len(b) != ed25519.SignatureSize {
+		return bad(fmt.Sprintf("%d bytes where the signature goes", len(b)))
+	}
+	copy(r.Sig[:], b)
+	return nil
+}

@@ -1,0 +1,430 @@
+package route
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// Name lookup [ours]: a node's record (its addresses, signed) is stored at
+// the end of the greedy path toward a key address derived from its node_id
+// (the deepest existing ancestor of the key in that tree, the only place
+// where greedy routing by tree distance can stop), in LookupTrees trees.
+// A lookup follows the same path and finds it there; answers are cached.
+
+// keyLevels and keySpan shape key addresses: twelve coordinates of 1..4,
+// so keys follow existing branches (most nodes have a few children) before
+// they run out, and land across many nodes rather than at the root.
+const (
+	keyLevels = 12
+	keySpan   = 4
+)
+
+// keyAddr is where id's record lives in tree k.
+func keyAddr(id identity.NodeID, k int) addr.Address {
+	h := sha256.Sum256(append(append([]byte("mycelium/lookup/v1"), id[:]...), byte(k)))
+	cs := make([]uint8, keyLevels)
+	for i := range cs {
+		cs[i] = 1 + h[i]%keySpan
+	}
+	a, _ := addr.Encode(cs)
+	return a
+}
+
+type storedRecord struct {
+	rec Record
+	at  time.Time
+}
+
+type cachedRecord struct {
+	d       Destination
+	expires time.Time
+}
+
+type lookupReq struct {
+	id    identity.NodeID
+	cbs   []func(Destination, error)
+	tries int
+	start time.Time
+	timer interface{ Stop() bool }
+}
+
+// lookupTimeout bounds one lookup attempt (a round trip over the mesh);
+// lookupPatience is how long a lookup keeps trying; a record not found yet
+// is asked for again after lookupAgain.
+const (
+	lookupTimeout  = 10 * time.Second
+	lookupPatience = 3 * time.Minute
+	lookupAgain    = 5 * time.Second
+)
+
+// Registration waits for our positions to be quiet for registerQuiet
+// (they change in bursts: an epoch moves every node at once, and at a cold
+// start the trees form one after another), but no longer than registerMax
+// after the first change, and spreads over registerSpread more: the
+// records of a whole mesh head for the same few homes. A change that only
+// adds addresses (a tree formed) leaves the registered record good, so it
+// waits registerMax: only a record with a stale address is urgent.
+const (
+	registerQuiet  = 10 * time.Second
+	registerMax    = time.Minute
+	registerSpread = 20 * time.Second
+)
+
+// scheduleRegister registers our record once our positions settle.
+func (r *Router) scheduleRegister() {
+	now := r.clk.Now()
+	if r.regTmr == nil {
+		r.regFirst = now
+	} else {
+		r.regTmr.Stop()
+	}
+	quiet := registerQuiet
+	if r.recordGood() {
+		quiet = registerMax
+	}
+	wait := min(quiet, r.regFirst.Add(registerMax).Sub(now))
+	wait = max(wait, 0) + time.Duration(r.n.Rand().Int64N(int64(registerSpread)))
+	r.regTmr = r.clk.AfterFunc(wait, func() {
+		r.regTmr = nil
+		r.register()
+	})
+}
+
+// Registered reports whether the record stored under our name is complete
+// and confirmed: it holds every address we have, and the homes in the
+// lookup trees said they stored it.
+func (r *Router) Registered() bool {
+	if !r.recordGood() || len(r.registered) != len(r.Addrs()) {
+		return false
+	}
+	for key := range r.regs {
+		if key.id == r.self {
+			return false
+		}
+	}
+	return true
+}
+
+// recordGood reports whether every address of the record we registered
+// last is still ours.
+func (r *Router) recordGood() bool {
+	if len(r.registered) == 0 {
+		return false
+	}
+	for _, a := range r.registered {
+		p, ok := r.t.ByState(a.TreeState)
+		if !ok || !p.Addr.Equal(a.Addr) {
+			return false
+		}
+	}
+	return true
+}
+
+// register stores our record, and those of nodes we proxy for.
+func (r *Router) register() {
+	rec := Record{ID: r.self, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: r.Addrs()}
+	if len(rec.Addrs) == 0 {
+		return
+	}
+	rec.Sign(r.n.Identity())
+	r.registered = rec.Addrs
+	r.storeLookup(rec)
+	for _, lr := range r.leases.records(r) {
+		r.storeLookup(lr)
+	}
+}
+
+func (r *Router) lookupTrees() int {
+	if r.cfg.LookupTrees > 0 {
+		return min(r.cfg.LookupTrees, r.t.Count())
+	}
+	return r.t.Count()
+}
+
+// storeLookup sends a record toward its keys, and again until the node
+// that stores it confirms (a routed message can be lost on the way; a
+// name nobody can find is a node nobody can reach).
+func (r *Router) storeLookup(rec Record) {
+	sent := 0
+	for k := 0; k < r.t.Count() && sent < r.lookupTrees(); k++ {
+		if _, ok := r.t.Current(k); !ok {
+			continue // lookups try the next trees too
+		}
+		sent++
+		key := regKey{id: rec.ID, tree: k}
+		if old := r.regs[key]; old != nil {
+			stopTimer(&old.timer)
+		}
+		if r.regs == nil {
+			r.regs = map[regKey]*regState{}
+		}
+		st := &regState{rec: rec}
+		r.regs[key] = st
+		r.sendRegister(key, st)
+	}
+}
+
+// regKey names one registration: a record in one tree.
+type regKey struct {
+	id   identity.NodeID
+	tree int
+}
+
+// regState is a registration waiting for its confirmation.
+type regState struct {
+	rec   Record
+	tries int
+	timer clock.Timer
+}
+
+// registerTries bounds the attempts of one registration; they are spaced
+// by registerRetry, doubling.
+const (
+	registerTries = 5
+	registerRetry = 20 * time.Second
+)
+
+func (r *Router) sendRegister(key regKey, st *regState) {
+	p, ok := r.t.Current(key.tree)
+	if !ok || st.tries >= registerTries {
+		delete(r.regs, key)
+		return
+	}
+	st.tries++
+	r.sendControl(p.TreeState, keyAddr(st.rec.ID, key.tree), false, st.rec.AppendTo([]byte{msgRegister}), false)
+	st.timer = r.clk.AfterFunc(registerRetry<<(st.tries-1), func() {
+		if r.regs[key] == st {
+			r.sendRegister(key, st)
+		}
+	})
+}
+
+// onRegistered: the node at a key stored our record.
+func (r *Router) onRegistered(rp node.RoutedPackage, b []byte) {
+	if len(b) != 40 {
+		return
+	}
+	var id identity.NodeID
+	copy(id[:], b[:32])
+	at := int64(binary.BigEndian.Uint64(b[32:]))
+	key := regKey{id: id, tree: tree.TreeOf(rp.Header.TreeState)}
+	if st := r.regs[key]; st != nil && st.rec.Time == at {
+		stopTimer(&st.timer)
+		delete(r.regs, key)
+	}
+}
+
+// onRegister stores a record that reached its key, and confirms it.
+func (r *Router) onRegister(rp node.RoutedPackage, b []byte) {
+	var rec Record
+	if rec.UnmarshalBinary(b) != nil || !rec.Verify() {
+		return
+	}
+	defer func() {
+		ack := append([]byte{msgRegistered}, rec.ID[:]...)
+		ack = binary.BigEndian.AppendUint64(ack, uint64(rec.Time))
+		r.sendControl(rp.Header.TreeState, rp.Header.From, false, ack, false)
+	}()
+	old := r.records[rec.ID]
+	if old != nil {
+		// A record signed by the node itself beats a proxy's; newer beats older.
+		if old.rec.Signer == old.rec.ID && rec.Signer != rec.ID && time.Duration(rec.Time-old.rec.Time) < r.recordLife() {
+			return
+		}
+		if rec.Signer == old.rec.Signer && rec.Time <= old.rec.Time {
+			return
+		}
+	}
+	if old == nil && len(r.records) >= r.cfg.Records {
+		r.evictRecord()
+	}
+	r.records[rec.ID] = &storedRecord{rec: rec, at: r.clk.Now()}
+}
+
+// recordLife is how long a record stays good: two epochs of tree 0.
+func (r *Router) recordLife() time.Duration {
+	c := r.t.Config()
+	periods := c.EpochPeriods
+	if periods <= 0 {
+		periods = 15
+	}
+	return 2 * time.Duration(periods) * c.ClaimPeriod
+}
+
+func (r *Router) evictRecord() {
+	var oldest identity.NodeID
+	var at time.Time
+	first := true
+	for id, s := range r.records {
+		if first || s.at.Before(at) || (s.at.Equal(at) && bytes.Compare(id[:], oldest[:]) < 0) {
+			oldest, at, first = id, s.at, false
+		}
+	}
+	delete(r.records, oldest)
+}
+
+// HasRecord reports whether this node stores id's name record.
+func (r *Router) HasRecord(id identity.NodeID) bool { return r.records[id] != nil }
+
+// Lookup finds a node's addresses: itself, a neighbour (from the trees),
+// the cache, or a lookup over the mesh; cb runs on the node's loop.
+func (r *Router) Lookup(id identity.NodeID, cb func(Destination, error)) {
+	now := r.clk.Now()
+	if id == r.self {
+		cb(Destination{ID: id, Addrs: r.Addrs()}, nil)
+		return
+	}
+	if d, ok := r.neighbourDest(id); ok {
+		cb(d, nil)
+		return
+	}
+	if c := r.cache[id]; c != nil && now.Before(c.expires) {
+		r.stats.LookupHits++
+		cb(c.d, nil)
+		return
+	}
+	for _, q := range r.lookups {
+		if q.id == id {
+			q.cbs = append(q.cbs, cb)
+			return
+		}
+	}
+	q := &lookupReq{id: id, cbs: []func(Destination, error){cb}}
+	nonce := r.n.Rand().Uint32()
+	r.lookups[nonce] = q
+	r.stats.Lookups++
+	r.tryLookup(nonce, q)
+}
+
+func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
+	// The trees holding records are asked in turn, then all of them (a
+	// node without an address in one of the first trees registered in the
+	// next), then the first again: a record may be on its way (nodes
+	// register when their addresses settle).
+	n := r.t.Count()
+	if q.start.IsZero() {
+		q.start = r.clk.Now()
+	}
+	// At least two rounds; and while a node just starting may not have
+	// registered yet (it waits for its addresses to settle), keep at it
+	// for lookupPatience.
+	skipped := 0
+	for q.tries < n+r.lookupTrees() || r.clk.Now().Sub(q.start) < lookupPatience {
+		k := q.tries % n
+		q.tries++
+		p, ok := r.t.Current(k)
+		if !ok {
+			if skipped++; skipped >= n {
+				// No address in any tree (yet): nothing to ask through.
+				q.timer = r.clk.AfterFunc(lookupAgain, func() {
+					if r.lookups[nonce] == q {
+						r.tryLookup(nonce, q)
+					}
+				})
+				return
+			}
+			continue
+		}
+		b := append([]byte{msgLookup}, q.id[:]...)
+		b = append(b, byte(nonce>>24), byte(nonce>>16), byte(nonce>>8), byte(nonce))
+		r.sendControl(p.TreeState, keyAddr(q.id, k), false, b, false)
+		q.timer = r.clk.AfterFunc(lookupTimeout, func() {
+			if r.lookups[nonce] == q {
+				r.tryLookup(nonce, q)
+			}
+		})
+		return
+	}
+	delete(r.lookups, nonce)
+	for _, cb := range q.cbs {
+		cb(Destination{}, ErrUnknownNode)
+	}
+}
+
+// ErrUnknownNode: no lookup found the node.
+var ErrUnknownNode = errors.New("route: no address known for that node")
+
+// neighbourDest builds a neighbour's destination from what the trees know.
+func (r *Router) neighbourDest(id identity.NodeID) (Destination, bool) {
+	d := Destination{ID: id}
+	for k := range r.t.Count() {
+		p, ok := r.t.Current(k)
+		if !ok {
+			continue
+		}
+		for _, nb := range r.t.Neighbors(k, p.TreeState) {
+			if nb.ID == id {
+				d.Addrs = append(d.Addrs, TreeAddr{Tree: uint8(k), TreeState: p.TreeState, Addr: nb.Addr})
+				break
+			}
+		}
+	}
+	return d, len(d.Addrs) > 0
+}
+
+// onLookup answers a lookup that reached the key's home.
+func (r *Router) onLookup(rp node.RoutedPackage, b []byte) {
+	if len(b) != 36 {
+		return
+	}
+	var id identity.NodeID
+	copy(id[:], b[:32])
+	reply := append([]byte{msgLookupReply}, b[32:36]...)
+	if s := r.records[id]; s != nil && r.clk.Now().Sub(s.at) < r.recordLife() {
+		reply = append(reply, 1)
+		reply = s.rec.AppendTo(reply)
+	} else if id == r.self {
+		rec := Record{ID: r.self, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: r.Addrs()}
+		rec.Sign(r.n.Identity())
+		reply = rec.AppendTo(append(reply, 1))
+	} else {
+		reply = append(reply, 0)
+	}
+	r.sendControl(rp.Header.TreeState, rp.Header.From, false, reply, false)
+}
+
+// onLookupReply completes a lookup.
+func (r *Router) onLookupReply(b []byte) {
+	if len(b) < 5 {
+		return
+	}
+	nonce := nonceOf(b)
+	q := r.lookups[nonce]
+	if q == nil {
+		return
+	}
+	if b[4] != 1 {
+		// Not there (yet): ask again a little later.
+		if q.timer != nil {
+			q.timer.Stop()
+		}
+		q.timer = r.clk.AfterFunc(lookupAgain, func() {
+			if r.lookups[nonce] == q {
+				r.tryLookup(nonce, q)
+			}
+		})
+		return
+	}
+	var rec Record
+	if rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() {
+		return
+	}
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	delete(r.lookups, nonce)
+	d := Destination{ID: rec.ID, Addrs: rec.Addrs}
+	r.cache[rec.ID] = &cachedRecord{d: d, expires: r.clk.Now().Add(r.recordLife() / 2)}
+	for _, cb := range q.cbs {
+		cb(d, nil)
+	}
+}

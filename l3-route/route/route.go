@@ -1,0 +1,617 @@
+// Package route is the routing layer: it forwards routed Packages greedily
+// toward their destination's tree coordinates (PROTOCOL 6.3), in the tree
+// the sender chose among K parallel trees, never back to where a Package
+// came from and only with strict progress; it turns failures into errors
+// that travel back to the sender (PROTOCOL 7), confirms delivery end to
+// end, and offers name lookup, trace route and leased addresses (6.4).
+//
+// Hops are reliable transfers between neighbours (the node runtime's
+// sequences, in routed schemas); a relay reassembles and verifies a Package
+// before it passes it on, so a Package crosses from ESP-NOW to LoRa by
+// being cut again into the LoRa schema at the gateway.
+package route
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// Config tunes the router.
+type Config struct {
+	// TTL is the hop limit routed Packages start with (default 64).
+	TTL uint8
+	// ReceiptTimeout is how long a sender waits for the end-to-end receipt
+	// before sending again (default 30 s); Attempts bounds the sends (3).
+	ReceiptTimeout time.Duration
+	Attempts       int
+	// LookupTrees is how many trees hold a node's name record (default 3:
+	// a lookup still succeeds with two of them broken, and registering
+	// costs a routed message per tree).
+	LookupTrees int
+	// Records bounds the name records a node stores for others (4096).
+	Records int
+}
+
+func (c *Config) fill() {
+	if c.TTL == 0 {
+		c.TTL = 64
+	}
+	if c.ReceiptTimeout <= 0 {
+		c.ReceiptTimeout = 30 * time.Second
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 3
+	}
+	if c.LookupTrees <= 0 {
+		c.LookupTrees = 3
+	}
+	if c.Records <= 0 {
+		c.Records = 4096
+	}
+}
+
+// Stats counts the router's work.
+type Stats struct {
+	Originated, Delivered, Forwarded uint64
+	Receipts                         uint64
+	ErrorsSent, ErrorsRecv           uint64
+	NoRoute, HopLimit                uint64
+	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
+	Lookups, LookupHits              uint64
+}
+
+// Hop is what an observer hears for each routing decision: the Package
+// (by hash) left self for next (next zero when delivered here).
+type Hop struct {
+	Hash      [16]byte
+	Self      identity.NodeID
+	Next      identity.NodeID
+	Delivered bool
+	TreeState uint8
+	To        addr.Address // where the Package is going
+	Mode      bool         // the metric: common-prefix distance (else tree distance)
+	Proxy     bool         // handed to a leaseholder, not routed
+	Error     bool
+}
+
+// Router is the routing layer of one node.
+type Router struct {
+	n    *node.Node
+	t    *tree.Trees
+	clk  clock.Clock
+	cfg  Config
+	self identity.NodeID
+
+	pending    map[[16]byte]*pendingSend
+	records    map[identity.NodeID]*storedRecord
+	cache      map[identity.NodeID]*cachedRecord
+	lookups    map[uint32]*lookupReq
+	traces     map[uint32]*traceReq
+	leases     leaseState
+	regTmr     clock.Timer
+	regs       map[regKey]*regState // registrations not yet confirmed
+	regFirst   time.Time            // the first position change the pending registration waits out
+	registered []TreeAddr           // the addresses in the record we registered last
+	stats      Stats
+	obs        []func(Hop)
+}
+
+// New builds the router of n over the trees t and registers it with n.
+func New(n *node.Node, t *tree.Trees, cfg Config) *Router {
+	cfg.fill()
+	r := &Router{
+		n: n, t: t, clk: n.Clock(), cfg: cfg, self: n.ID(),
+		pending: map[[16]byte]*pendingSend{}, records: map[identity.NodeID]*storedRecord{},
+		cache: map[identity.NodeID]*cachedRecord{}, lookups: map[uint32]*lookupReq{}, traces: map[uint32]*traceReq{},
+	}
+	r.leases.init()
+	n.SetRouter(r)
+	n.Register(ControlApp, r.receiveOneHop)
+	t.Subscribe(func(int) { r.scheduleRegister() })
+	n.WatchPeers(r.peerEvent)
+	return r
+}
+
+// Stats returns the counters.
+func (r *Router) Stats() Stats { return r.stats }
+
+// Observe registers f to hear every routing decision (for measurement and
+// loop checks).
+func (r *Router) Observe(f func(Hop)) { r.obs = append(r.obs, f) }
+
+func (r *Router) observe(h Hop) {
+	for _, f := range r.obs {
+		f(h)
+	}
+}
+
+// Addrs returns this node's current addresses, one per tree where it has
+// one (its own, or leased from a proxy).
+func (r *Router) Addrs() []TreeAddr {
+	var out []TreeAddr
+	for k := range r.t.Count() {
+		if p, ok := r.t.Current(k); ok {
+			out = append(out, TreeAddr{Tree: uint8(k), TreeState: p.TreeState, Addr: p.Addr})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, r.leases.mine()...)
+	}
+	return out
+}
+
+// pendingSend is a Package we originated, waiting for its receipt.
+type pendingSend struct {
+	res      *node.Result
+	dst      Destination
+	pkg      []byte
+	opt      *node.SendOptions
+	mode     bool
+	forced   *int
+	attempts int
+	timer    clock.Timer
+}
+
+// Destination is where to send: a node's addresses (from a lookup), and
+// its node_id when known.
+type Destination struct {
+	ID    identity.NodeID
+	Addrs []TreeAddr
+}
+
+// Options tune a routed send.
+type Options struct {
+	// Mode selects the relays' metric: false tree distance, true
+	// common-prefix distance (the flags' mode bit).
+	Mode     bool
+	Priority int
+	// Tree forces a tree (-1 or unset: the one where the destination is closest).
+	Tree *int
+}
+
+// Send looks the node up (once, then from a cache) and sends it blob for
+// application app; the Result completes on the destination's receipt.
+func (r *Router) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *Options) *node.Result {
+	res := newResult()
+	fresh := false
+	var try func()
+	try = func() {
+		r.Lookup(to, func(d Destination, err error) {
+			if err != nil {
+				completeResult(res, err)
+				return
+			}
+			r.SendTo(d, app, blob, opt).OnDone(func(err error) {
+				// Addresses from the cache may be stale (the trees moved
+				// on): look the node up afresh, once.
+				if err != nil && !fresh && (errors.Is(err, node.ErrNoRoute) || errors.Is(err, ErrNoCommonTree)) {
+					if _, cached := r.cache[to]; cached {
+						fresh = true
+						delete(r.cache, to)
+						try()
+						return
+					}
+				}
+				completeResult(res, err)
+			})
+		})
+	}
+	try()
+	return res
+}
+
+// SendTo sends blob to application app at a destination whose addresses
+// are known.
+func (r *Router) SendTo(d Destination, app packet.AppID, blob []byte, opt *Options) *node.Result {
+	if opt == nil {
+		opt = &Options{}
+	}
+	pkg := packet.NewPackage(app, blob)
+	data := pkg.AppendTo(make([]byte, 0, pkg.Len()))
+	res := newResult()
+	p := &pendingSend{res: res, dst: d, pkg: data, opt: &node.SendOptions{Priority: opt.Priority}, mode: opt.Mode}
+	if old := r.pending[pkg.Hash]; old != nil {
+		// The same Package already on its way: both hear the same outcome.
+		old.res.OnDone(func(err error) { completeResult(res, err) })
+		return res
+	}
+	r.pending[pkg.Hash] = p
+	r.stats.Originated++
+	p.forced = opt.Tree
+	r.attempt(pkg.Hash, p, opt.Tree)
+	return res
+}
+
+// attempt sends (or resends) a pending Package.
+func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
+	p.attempts++
+	h, ok := r.header(p.dst, p.mode, forced, p.attempts-1)
+	if !ok {
+		r.finish(hash, ErrNoCommonTree)
+		return
+	}
+	stopTimer(&p.timer)
+	p.timer = r.clk.AfterFunc(r.cfg.ReceiptTimeout, func() {
+		p.timer = nil
+		if p.attempts >= r.cfg.Attempts {
+			r.finish(hash, node.ErrAbandoned)
+			return
+		}
+		r.attempt(hash, p, forced)
+	})
+	r.forward(node.RoutedPackage{Header: h, Package: p.pkg, Time: r.clk.Now()}, true, nil)
+}
+
+// ErrNoCommonTree: the destination has no address in any epoch we are in.
+var ErrNoCommonTree = errors.New("route: no tree in common with the destination")
+
+// header picks the tree in which the destination is closest (by tree
+// distance, a hop estimate, whatever metric the relays then use) among
+// those where both ends have an address of the same epoch.
+//
+// rank 0 is the best tree; a send tried again after a failure takes the
+// next (rank 1, 2, ...: its relays are others, likely past what failed).
+func (r *Router) header(d Destination, mode bool, forced *int, rank int) (node.RouteHeader, bool) {
+	type choice struct {
+		h    node.RouteHeader
+		dist int
+	}
+	var cs []choice
+	for _, da := range d.Addrs {
+		if forced != nil && *forced >= 0 && int(da.Tree) != *forced {
+			continue
+		}
+		self, ok := r.position(da.TreeState)
+		if !ok {
+			continue
+		}
+		cs = append(cs, choice{node.RouteHeader{To: da.Addr, From: self.Addr, TreeState: da.TreeState, TTL: r.cfg.TTL, Mode: mode}, addr.DistTree(self.Addr, da.Addr)})
+	}
+	if len(cs) == 0 {
+		return node.RouteHeader{}, false
+	}
+	slices.SortStableFunc(cs, func(a, b choice) int { return a.dist - b.dist })
+	return cs[rank%len(cs)].h, true
+}
+
+// Position is this node's address in epoch ts: its own, or a lease (a
+// node that cannot join the tree routes with the address its proxy leased
+// it).
+func (r *Router) Position(ts uint8) (tree.Position, bool) { return r.position(ts) }
+
+// position is this node's address in epoch ts: its own, or a lease.
+func (r *Router) position(ts uint8) (tree.Position, bool) {
+	if p, ok := r.t.ByState(ts); ok {
+		return p, true
+	}
+	return r.leases.position(ts)
+}
+
+// retryable reports errors that say "not now" rather than "never": a
+// congested or silent relay on the way. The sender tries again (through
+// another tree) before it gives up.
+func retryable(err error) bool {
+	// No route in one tree is not none in another: the next try takes
+	// the next tree.
+	for _, e := range []error{node.ErrBusy, node.ErrAbandoned, node.ErrThrottled, node.ErrNoMemory, node.ErrLink, node.ErrPeerAsleep, node.ErrNoRoute} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// failed: an attempt of a pending send failed with err; try again after a
+// pause (a congested relay needs a moment) or report it.
+func (r *Router) failed(hash [16]byte, err error) {
+	p := r.pending[hash]
+	if p == nil {
+		return
+	}
+	if !retryable(err) || p.attempts >= r.cfg.Attempts {
+		r.finish(hash, err)
+		return
+	}
+	stopTimer(&p.timer)
+	pause := time.Duration(p.attempts)*time.Second + time.Duration(r.n.Rand().Int64N(int64(time.Second)))
+	p.timer = r.clk.AfterFunc(pause, func() {
+		p.timer = nil
+		if r.pending[hash] == p {
+			r.attempt(hash, p, p.forced)
+		}
+	})
+}
+
+func (r *Router) finish(hash [16]byte, err error) {
+	p := r.pending[hash]
+	if p == nil {
+		return
+	}
+	delete(r.pending, hash)
+	stopTimer(&p.timer)
+	completeResult(p.res, err)
+}
+
+// HandleRouted is the node handing us a routed Package from a neighbour.
+func (r *Router) HandleRouted(rp node.RoutedPackage) {
+	from := rp.Via
+	r.forward(rp, false, &from)
+}
+
+// forward makes the routing decision for a Package here: deliver, pass to
+// the closest neighbour, or report an error back toward its origin.
+func (r *Router) forward(rp node.RoutedPackage, originated bool, from *peer.Endpoint) {
+	h := rp.Header
+	var pkgHash [16]byte
+	copy(pkgHash[:], rp.Package[packet.AppIDSize:packet.PackageOverhead])
+	self, ok := r.position(h.TreeState)
+	if !ok {
+		r.stats.NoRoute++
+		r.reportError(rp, node.ErrNoRoute, from)
+		return
+	}
+	if self.Addr.Equal(h.To) {
+		if lease := r.leases.holder(h.TreeState, h.To); lease != nil {
+			r.proxy(rp, lease)
+			return
+		}
+		r.local(rp, pkgHash)
+		return
+	}
+	if r.leases.proxied && !originated && from != nil {
+		// A leaf's only way out is its proxy; it never relays.
+		r.stats.NoRoute++
+		r.reportError(rp, node.ErrNoRoute, from)
+		return
+	}
+	if !originated {
+		switch {
+		case h.Error && h.TTL == 255:
+			return // an error that cannot travel further is dropped
+		case h.Error:
+			h.TTL++
+		case h.TTL <= 1:
+			r.stats.HopLimit++
+			r.reportError(rp, node.ErrHopLimit, from)
+			return
+		default:
+			h.TTL--
+		}
+	}
+	next, ok := r.nextHop(self, h, from)
+	if r.leases.proxied && originated {
+		// A leaf sends everything through its proxy.
+		next = tree.Neighbor{Via: r.leases.proxy, Addr: self.Addr}
+		if p := r.n.PeerAt(r.leases.proxy); p != nil {
+			next.ID = p.ID
+		}
+		ok = true
+	}
+	if !ok {
+		if isLookup(rp.Package) {
+			// The end of a name's greedy path: its records live here.
+			r.local(rp, pkgHash)
+			return
+		}
+		r.stats.NoRoute++
+		r.reportError(rp, node.ErrNoRoute, from)
+		return
+	}
+	if !originated {
+		r.stats.Forwarded++
+	}
+	r.traceHop(rp, self, h, next)
+	r.observe(Hop{Hash: pkgHash, Self: r.self, Next: next.ID, TreeState: h.TreeState, To: h.To, Mode: h.Mode, Error: h.Error})
+	rp.Header = h
+	res := r.n.SendRouted(next.Via, h, rp.Package, nil)
+	res.OnDone(func(err error) {
+		if err == nil {
+			return
+		}
+		// The hop failed (the neighbour vanished, or refused): say so.
+		var remote *node.RemoteError
+		if errors.As(err, &remote) {
+			err = remote.Err
+		}
+		if originated {
+			r.failed(pkgHash, err)
+			return
+		}
+		r.reportError(rp, err, from)
+	})
+}
+
+// nextHop is the neighbour closest to h.To by the packet's metric, with
+// strict progress over this node's own distance, never the neighbour the
+// Package came from, never a node that does not speak our protocol (a
+// reference node carries no routed schema). Ties go to the lowest node_id.
+// Neighbours' addresses are fixed for their epoch, so strict progress
+// cannot loop.
+func (r *Router) nextHop(self tree.Position, h node.RouteHeader, from *peer.Endpoint) (tree.Neighbor, bool) {
+	m := addr.MetricTree
+	if h.Mode {
+		m = addr.MetricCPL
+	}
+	mine := m.Key(self.Addr, h.To)
+	var best tree.Neighbor
+	bestKey := mine
+	found := false
+	for _, nb := range r.t.Neighbors(int(self.Tree), h.TreeState) {
+		if from != nil && nb.Via == *from {
+			continue
+		}
+		if !r.n.SpeaksOurs(nb.Via) {
+			continue
+		}
+		if k := m.Key(nb.Addr, h.To); k < bestKey {
+			best, bestKey, found = nb, k, true
+		}
+	}
+	return best, found
+}
+
+// local handles a Package addressed to this node.
+func (r *Router) local(rp node.RoutedPackage, hash [16]byte) {
+	h := rp.Header
+	r.observe(Hop{Hash: hash, Self: r.self, Delivered: true, TreeState: h.TreeState, Error: h.Error})
+	var pkg packet.Package
+	if pkg.UnmarshalBinary(rp.Package) != nil {
+		return
+	}
+	if pkg.AppID == ControlApp {
+		r.control(rp, pkg.Blob)
+		return
+	}
+	if h.Error {
+		return // errors are control messages; anything else flagged is noise
+	}
+	err := r.n.DeliverRouted(rp)
+	r.stats.Delivered++
+	if err != nil {
+		r.reportError(rp, err, nil)
+		return
+	}
+	// The end-to-end receipt: the sender's Result completes on it.
+	b := append([]byte{msgReceipt}, hash[:]...)
+	r.sendControl(h.TreeState, h.From, h.Mode, b, false)
+}
+
+// reportError sends an error back toward the Package's origin (PROTOCOL 7):
+// the error flag set, the code, the Package's hash (so the sender knows
+// which send failed) and our address. Errors about errors are not sent.
+func (r *Router) reportError(rp node.RoutedPackage, err error, _ *peer.Endpoint) {
+	h := rp.Header
+	if h.Error || len(rp.Package) < packet.PackageOverhead {
+		return
+	}
+	if isControl(rp.Package) {
+		return // lookups, receipts and traces fail quietly: their senders time out
+	}
+	var hash [16]byte
+	copy(hash[:], rp.Package[packet.AppIDSize:packet.PackageOverhead])
+	self, ok := r.position(h.TreeState)
+	if !ok {
+		return
+	}
+	if self.Addr.Equal(h.From) {
+		// We are the origin: no need to travel.
+		r.finish(hash, err)
+		return
+	}
+	b := []byte{msgError, node.CodeOf(err)}
+	b = append(b, hash[:]...)
+	b = append(b, self.Addr[:]...)
+	r.stats.ErrorsSent++
+	r.sendControl(h.TreeState, h.From, h.Mode, b, true)
+}
+
+// sendControl sends a control message toward to in epoch ts.
+func (r *Router) sendControl(ts uint8, to addr.Address, mode bool, msg []byte, isError bool) {
+	self, ok := r.position(ts)
+	if !ok {
+		return
+	}
+	r.stats.ControlBytesSent += uint64(len(msg))
+	pkg := packet.NewPackage(ControlApp, msg)
+	h := node.RouteHeader{To: to, From: self.Addr, TreeState: ts, TTL: r.cfg.TTL, Mode: mode, Error: isError}
+	if isError {
+		h.TTL = 255 - r.cfg.TTL // errors count up (PROTOCOL 7)
+	}
+	r.forward(node.RoutedPackage{Header: h, Package: pkg.AppendTo(nil), Time: r.clk.Now()}, true, nil)
+}
+
+// control handles a control message that reached us.
+func (r *Router) control(rp node.RoutedPackage, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case msgReceipt:
+		if len(b) == 17 {
+			var hash [16]byte
+			copy(hash[:], b[1:])
+			r.stats.Receipts++
+			r.finish(hash, nil)
+		}
+	case msgError:
+		if len(b) == 34 {
+			var hash [16]byte
+			copy(hash[:], b[2:18])
+			r.stats.ErrorsRecv++
+			var rep addr.Address
+			copy(rep[:], b[18:34])
+			r.failed(hash, &node.RemoteError{Err: node.ErrorForCode(b[1]), From: rep.String()})
+		}
+	case msgRegister:
+		r.onRegister(rp, b[1:])
+	case msgRegistered:
+		r.onRegistered(rp, b[1:])
+	case msgLookup:
+		r.onLookup(rp, b[1:])
+	case msgLookupReply:
+		r.onLookupReply(b[1:])
+	case msgTrace:
+		r.onTraceArrived(rp, b[1:])
+	case msgTraceReport:
+		r.onTraceReport(b[1:])
+	}
+}
+
+// receiveOneHop handles control messages sent to us directly (leases).
+func (r *Router) receiveOneHop(m node.Message) {
+	if m.Routed || len(m.Blob) == 0 {
+		return
+	}
+	switch m.Blob[0] {
+	case msgLeaseReq:
+		r.onLeaseRequest(m)
+	case msgLeaseGrant:
+		r.onLeaseGrant(m)
+	}
+}
+
+func (r *Router) peerEvent(p *peer.Peer, up bool) {
+	r.leases.peerEvent(r, p, up)
+}
+
+// isControl reports whether a serialized Package is a control message.
+func isControl(pkg []byte) bool {
+	return len(pkg) > packet.PackageOverhead && bytes.Equal(pkg[:packet.AppIDSize], ControlApp[:])
+}
+
+// controlType returns a control message's type (0 if not one).
+func controlType(pkg []byte) byte {
+	if !isControl(pkg) {
+		return 0
+	}
+	return pkg[packet.PackageOverhead]
+}
+
+func isLookup(pkg []byte) bool {
+	t := controlType(pkg)
+	return t == msgRegister || t == msgLookup
+}
+
+func nonceOf(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
+
+func stopTimer(t *clock.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}
+
+func newResult() *node.Result { return node.NewResult() }
+
+func completeResult(r *node.Result, err error) { r.Complete(err) }

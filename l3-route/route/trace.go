@@ -1,0 +1,134 @@
+package route
+
+import (
+	"encoding/binary"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// Trace route [ours]: a probe travels like any routed Package; every node
+// that passes it on reports back to the sender (routed, like an error)
+// its hop number, its address and the link it used next, and the
+// destination reports last. The sender sorts the reports by hop.
+
+// TraceHop is one step of a traced path.
+type TraceHop struct {
+	Hop   int
+	Addr  addr.Address
+	Link  string // the link the probe left on ("" at the destination)
+	Final bool   // the destination
+}
+
+type traceReq struct {
+	cb    func([]TraceHop, error)
+	hops  []TraceHop
+	timer interface{ Stop() bool }
+}
+
+// ErrTraceIncomplete: the destination's report did not arrive in time.
+var ErrTraceIncomplete = errors.New("route: trace incomplete")
+
+// traceTimeout bounds a trace.
+const traceTimeout = 30 * time.Second
+
+// Trace sends a probe to d and calls cb with the path (on the node's loop):
+// the hops in order, the last one Final; or, with ErrTraceIncomplete, what
+// arrived.
+func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) {
+	if opt == nil {
+		opt = &Options{}
+	}
+	h, ok := r.header(d, opt.Mode, opt.Tree, 0)
+	if !ok {
+		cb(nil, ErrNoCommonTree)
+		return
+	}
+	nonce := r.n.Rand().Uint32()
+	q := &traceReq{cb: cb}
+	r.traces[nonce] = q
+	q.timer = r.clk.AfterFunc(traceTimeout, func() {
+		if r.traces[nonce] == q {
+			delete(r.traces, nonce)
+			sortHops(q.hops)
+			cb(q.hops, ErrTraceIncomplete)
+		}
+	})
+	b := binary.BigEndian.AppendUint32([]byte{msgTrace}, nonce)
+	pkg := packet.NewPackage(ControlApp, b)
+	r.forward(node.RoutedPackage{Header: h, Package: pkg.AppendTo(nil), Time: r.clk.Now()}, true, nil)
+}
+
+// traceHop reports a probe passing through (next: the neighbour it goes to).
+func (r *Router) traceHop(rp node.RoutedPackage, self tree.Position, h node.RouteHeader, next tree.Neighbor) {
+	if controlType(rp.Package) != msgTrace || h.Error {
+		return
+	}
+	b := rp.Package[packet.PackageOverhead+1:]
+	if len(b) != 4 {
+		return
+	}
+	hop := int(r.cfg.TTL) - int(h.TTL)
+	link := r.n.Links()[next.Via.Link].Info().Name
+	r.sendReport(h, b, hop, self.Addr, link, false)
+}
+
+// onTraceArrived: the probe reached us, the destination.
+func (r *Router) onTraceArrived(rp node.RoutedPackage, b []byte) {
+	if len(b) != 4 {
+		return
+	}
+	h := rp.Header
+	self, ok := r.position(h.TreeState)
+	if !ok {
+		return
+	}
+	r.sendReport(h, b, int(r.cfg.TTL)-int(h.TTL)+1, self.Addr, "", true)
+}
+
+func (r *Router) sendReport(h node.RouteHeader, nonce []byte, hop int, a addr.Address, link string, final bool) {
+	m := append([]byte{msgTraceReport}, nonce...)
+	m = append(m, byte(hop))
+	m = append(m, a[:]...)
+	f := byte(0)
+	if final {
+		f = 1
+	}
+	m = append(m, f)
+	m = append(m, link...)
+	if self, ok := r.position(h.TreeState); ok && self.Addr.Equal(h.From) {
+		r.onTraceReport(m[1:]) // we are the sender: no need to travel
+		return
+	}
+	r.sendControl(h.TreeState, h.From, h.Mode, m, false)
+}
+
+// onTraceReport collects a report.
+func (r *Router) onTraceReport(b []byte) {
+	if len(b) < 4+1+16+1 {
+		return
+	}
+	q := r.traces[nonceOf(b)]
+	if q == nil {
+		return
+	}
+	var hop TraceHop
+	hop.Hop = int(b[4])
+	copy(hop.Addr[:], b[5:21])
+	hop.Final = b[21] == 1
+	hop.Link = string(b[22:])
+	q.hops = append(q.hops, hop)
+	if hop.Final {
+		delete(r.traces, nonceOf(b))
+		q.timer.Stop()
+		sortHops(q.hops)
+		q.cb(q.hops, nil)
+	}
+}
+
+func sortHops(h []TraceHop) { sort.SliceStable(h, func(i, j int) bool { return h[i].Hop < h[j].Hop }) }

@@ -1,0 +1,623 @@
+package meshsim
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/cert"
+	"github.com/mycelium-mesh/mycelium/l3-route/route"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// RouteConfig is one `mycelium sim route` measurement.
+type RouteConfig struct {
+	Nodes    int
+	Degree   float64
+	Topology Topology // random (default), grid, line
+	Graph    string   // a graph file instead: "i j" edges, one a line (# comments)
+	Pairs    int
+	Mode     bool // common-prefix metric
+	Seed     uint64
+	Loss     float64
+	Trees    int
+	FailRoot bool
+	// ClaimPeriod of the trees (default 20 s) and the beacon period of the
+	// nodes (60 s).
+	ClaimPeriod time.Duration
+	// MaxConverge bounds the wait for convergence (default 30 min).
+	MaxConverge time.Duration
+	Progress    func(stage string)
+}
+
+// RouteResult is what the measurement found.
+type RouteResult struct {
+	Nodes                  int          `json:"nodes"`
+	Edges                  int          `json:"edges"`
+	MeanDegree             float64      `json:"mean_degree"`
+	Trees                  int          `json:"trees"`
+	Mode                   int          `json:"mode"`
+	Seed                   uint64       `json:"seed"`
+	ConvergedS             float64      `json:"converged_s"`
+	NamedS                 float64      `json:"named_s"` // until every node's name record was stored
+	BeaconPeriods          float64      `json:"converged_beacon_periods"`
+	Delivered              int          `json:"delivered"`
+	Pairs                  int          `json:"pairs"`
+	DeliveryRatio          float64      `json:"delivery_ratio"`
+	StretchMean            float64      `json:"stretch_mean"`
+	StretchP95             float64      `json:"stretch_p95"`
+	StretchMax             float64      `json:"stretch_max"`
+	MeanHops               float64      `json:"mean_hops"`
+	MeanShortest           float64      `json:"mean_shortest"`
+	MaxDepth               int          `json:"max_depth"`
+	ControlBytesPerNodeMin float64      `json:"control_bytes_per_node_per_min"`
+	ReconvergedS           *float64     `json:"reconverged_s"`
+	ReconvergedPeriods     *float64     `json:"reconverged_claim_periods,omitempty"`
+	AfterFailDelivered     *int         `json:"after_fail_delivered,omitempty"`
+	AfterFailPairs         *int         `json:"after_fail_pairs,omitempty"`
+	Loops                  int          `json:"loops"`
+	Errors                 []string     `json:"errors,omitempty"`
+	WallTimeS              float64      `json:"wall_time_s"`
+	SampleRoute            []int        `json:"sample_route,omitempty"`
+	Positions              [][2]float64 `json:"-"`
+	Graph                  [][]int      `json:"-"`
+	Parents                []int        `json:"-"` // tree 0 parent of each node (-1 root)
+}
+
+// RouteApp carries the measurement's probes.
+var RouteApp = packet.NewAppID("mycelium-sim", "route probe", 1)
+
+// routeMesh is the built simulation.
+type routeMesh struct {
+	cfg    RouteConfig
+	clk    *clock.Virtual
+	med    *sim.Medium
+	radios []*sim.Radio
+	nodes  []*node.Node
+	trees  []*tree.Trees
+	rts    []*route.Router
+	adj    [][]int
+	pos    []sim.Position
+	dead   []bool
+	idx    map[identity.NodeID]int
+	paths  map[pathKey][]int
+	loops  int
+	got    map[[16]byte]bool
+	lastTS map[[16]byte]uint8
+}
+
+// pathKey names one Package's journey in one epoch (a name record goes to
+// every tree with the same bytes).
+type pathKey struct {
+	hash [16]byte
+	ts   uint8
+}
+
+// Route runs the measurement.
+func Route(c RouteConfig) (*RouteResult, error) {
+	wall := time.Now()
+	if c.Nodes <= 0 {
+		c.Nodes = 1000
+	}
+	if c.Degree <= 0 {
+		c.Degree = 8
+	}
+	if c.Topology == "" {
+		c.Topology = Random
+	}
+	if c.Pairs <= 0 {
+		c.Pairs = 1000
+	}
+	if c.Trees <= 0 {
+		c.Trees = 6
+	}
+	if c.ClaimPeriod <= 0 {
+		c.ClaimPeriod = 20 * time.Second
+	}
+	if c.MaxConverge <= 0 {
+		c.MaxConverge = 30 * time.Minute
+	}
+	progress := func(s string) {
+		if c.Progress != nil {
+			c.Progress(s)
+		}
+	}
+	m := &routeMesh{cfg: c, clk: clock.NewVirtual(time.Time{}), idx: map[identity.NodeID]int{}, paths: map[pathKey][]int{}, got: map[[16]byte]bool{}, lastTS: map[[16]byte]uint8{}}
+	rng := rand.New(rand.NewPCG(c.Seed, 0x726f757465))
+	if err := m.topology(rng); err != nil {
+		return nil, err
+	}
+	m.build()
+	res := &RouteResult{Nodes: len(m.nodes), Trees: c.Trees, Seed: c.Seed}
+	if c.Mode {
+		res.Mode = 1
+	}
+	edges := 0
+	for _, a := range m.adj {
+		edges += len(a)
+	}
+	res.Edges = edges / 2
+	res.MeanDegree = float64(edges) / float64(len(m.nodes))
+	progress("converging")
+	start := m.clk.Now()
+	m.runUntil(start.Add(c.MaxConverge), func() bool { return m.converged() })
+	if !m.converged() {
+		return nil, fmt.Errorf("the trees did not converge in %v of mesh time", c.MaxConverge)
+	}
+	conv := m.clk.Now().Sub(start)
+	res.ConvergedS = conv.Seconds()
+	res.BeaconPeriods = conv.Seconds() / 60
+	// Names: every node's record, with all its addresses, stored.
+	m.runUntil(m.clk.Now().Add(c.MaxConverge), m.named)
+	res.NamedS = m.clk.Now().Sub(start).Seconds()
+	for _, t := range m.trees {
+		for k := range t.Count() {
+			if p, ok := t.Current(k); ok {
+				res.MaxDepth = max(res.MaxDepth, p.Depth)
+			}
+		}
+	}
+	progress("routing")
+	delivered, stretches, hops, shortest := m.routePairs(rng, c.Pairs, res)
+	res.Pairs = c.Pairs
+	res.Delivered = delivered
+	res.DeliveryRatio = float64(delivered) / float64(c.Pairs)
+	if len(stretches) > 0 {
+		sort.Float64s(stretches)
+		sum := 0.0
+		for _, s := range stretches {
+			sum += s
+		}
+		res.StretchMean = sum / float64(len(stretches))
+		res.StretchP95 = stretches[int(0.95*float64(len(stretches)-1)+0.5)]
+		res.StretchMax = stretches[len(stretches)-1]
+		res.MeanHops = float64(hops) / float64(len(stretches))
+		res.MeanShortest = float64(shortest) / float64(len(stretches))
+	}
+	minutes := m.clk.Now().Sub(start).Minutes()
+	var ctrl uint64
+	for i := range m.nodes {
+		ctrl += m.trees[i].Stats().BytesSent + m.rts[i].Stats().ControlBytesSent
+	}
+	res.ControlBytesPerNodeMin = float64(ctrl) / float64(len(m.nodes)) / minutes
+	if c.FailRoot {
+		progress("failing the root")
+		m.failRoot(rng, res)
+	}
+	res.Loops = m.loops
+	res.Positions = make([][2]float64, len(m.pos))
+	for i, p := range m.pos {
+		res.Positions[i] = [2]float64{p.X, p.Y}
+	}
+	res.Graph = m.adj
+	res.Parents = m.parents(0)
+	res.WallTimeS = time.Since(wall).Seconds()
+	return res, nil
+}
+
+// topology builds positions and the graph.
+func (m *routeMesh) topology(rng *rand.Rand) error {
+	c := m.cfg
+	if c.Graph != "" {
+		f, err := os.Open(c.Graph)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		adj, err := ReadGraph(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Graph, err)
+		}
+		m.adj = adj
+		n := len(adj)
+		for i := range n {
+			a := 2 * math.Pi * float64(i) / float64(n)
+			m.pos = append(m.pos, sim.Position{X: 1000 + 1000*math.Cos(a), Y: 1000 + 1000*math.Sin(a)})
+		}
+		return nil
+	}
+	pl := place(c.Topology, c.Nodes, c.Degree, rng)
+	m.pos = pl.pos
+	m.adj = make([][]int, c.Nodes)
+	for i := range m.pos {
+		for j := i + 1; j < len(m.pos); j++ {
+			if m.pos[i].Dist(m.pos[j]) < pl.radius {
+				m.adj[i] = append(m.adj[i], j)
+				m.adj[j] = append(m.adj[j], i)
+			}
+		}
+	}
+	if !connectedAdj(m.adj) {
+		return fmt.Errorf("the %s graph is not connected (raise --degree)", c.Topology)
+	}
+	return nil
+}
+
+// ReadGraph reads an edge list: "i j" a line, nodes numbered from 0, "#"
+// starting a comment.
+func ReadGraph(r io.Reader) ([][]int, error) {
+	var edges [][2]int
+	n := 0
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = strings.TrimSpace(s[:i])
+		}
+		if s == "" {
+			continue
+		}
+		f := strings.Fields(s)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("line %d: want two node numbers", line)
+		}
+		a, err1 := strconv.Atoi(f[0])
+		b, err2 := strconv.Atoi(f[1])
+		if err1 != nil || err2 != nil || a < 0 || b < 0 || a > 65000 || b > 65000 || a == b {
+			return nil, fmt.Errorf("line %d: bad edge %q", line, s)
+		}
+		edges = append(edges, [2]int{a, b})
+		n = max(n, a+1, b+1)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if n < 2 {
+		return nil, fmt.Errorf("fewer than two nodes")
+	}
+	adj := make([][]int, n)
+	seen := map[[2]int]bool{}
+	for _, e := range edges {
+		if e[0] > e[1] {
+			e[0], e[1] = e[1], e[0]
+		}
+		if seen[e] {
+			continue
+		}
+		seen[e] = true
+		adj[e[0]] = append(adj[e[0]], e[1])
+		adj[e[1]] = append(adj[e[1]], e[0])
+	}
+	if !connectedAdj(adj) {
+		return nil, fmt.Errorf("the graph is not connected")
+	}
+	return adj, nil
+}
+
+func connectedAdj(adj [][]int) bool {
+	seen := make([]bool, len(adj))
+	stack := []int{0}
+	seen[0] = true
+	count := 1
+	for len(stack) > 0 {
+		u := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, v := range adj[u] {
+			if !seen[v] {
+				seen[v] = true
+				count++
+				stack = append(stack, v)
+			}
+		}
+	}
+	return count == len(adj)
+}
+
+// build creates the nodes, trees and routers.
+
+func (m *routeMesh) build() {
+	c := m.cfg
+	m.med = sim.NewMedium(m.clk, sim.ESPNOW(), c.Seed*2+1)
+	memo := cert.NewMemo()
+	n := len(m.pos)
+	m.dead = make([]bool, n)
+	for i := range n {
+		r := m.med.AddRadio(m.pos[i])
+		m.radios = append(m.radios, r)
+	}
+	loss := sim.Independent(c.Loss)
+	for i, a := range m.adj {
+		for _, j := range a {
+			if i < j {
+				m.med.Connect(m.radios[i], m.radios[j], loss, loss)
+			}
+		}
+	}
+	for i := range n {
+		var seed [32]byte
+		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
+		nd, _ := node.New(node.Config{Clock: m.clk, Links: []link.Link{m.radios[i]}, Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		tr := tree.New(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo})
+		rt := route.New(nd, tr, route.Config{})
+		i := i
+		nd.Register(RouteApp, func(node.Message) {})
+		rt.Observe(func(h route.Hop) { m.onHop(i, h) })
+		m.nodes = append(m.nodes, nd)
+		m.trees = append(m.trees, tr)
+		m.rts = append(m.rts, rt)
+		m.idx[nd.ID()] = i
+	}
+	for i := range m.nodes {
+		m.nodes[i].Start()
+		m.trees[i].Start()
+	}
+}
+
+// runUntil runs the clock until done() holds (checked every 100 ms of mesh
+// time: checking after every event would cost more than the simulation) or
+// the deadline passes.
+func (m *routeMesh) runUntil(deadline time.Time, done func() bool) {
+	for !done() && m.clk.Now().Before(deadline) {
+		m.clk.RunUntil(m.clk.Now().Add(100 * time.Millisecond))
+	}
+}
+
+// onHop records paths and checks the invariant that makes loops
+// impossible: every hop brings the Package strictly closer to its
+// destination by the packet's metric, computed on the true addresses (a
+// relay's view of its neighbours' addresses is what they really are, for
+// the whole epoch). A hop that does not is counted in loops. Paths are
+// kept per Package and epoch for the stretch measurement (a sender's
+// second attempt starts a new one).
+func (m *routeMesh) onHop(i int, h route.Hop) {
+	if h.Error {
+		return
+	}
+	if !h.Delivered && !h.Proxy {
+		if j, ok := m.idx[h.Next]; ok {
+			met := addr.MetricTree
+			if h.Mode {
+				met = addr.MetricCPL
+			}
+			a, okA := m.rts[i].Position(h.TreeState)
+			b, okB := m.rts[j].Position(h.TreeState)
+			if !okA || !okB || met.Key(b.Addr, h.To) >= met.Key(a.Addr, h.To) {
+				m.loops++
+			}
+		}
+	}
+	key := pathKey{h.Hash, h.TreeState}
+	p := m.paths[key]
+	if len(p) > 0 && p[0] == i {
+		p = p[:0] // the sender sent it again: a new journey
+	}
+	m.paths[key] = append(p, i)
+	if h.Delivered {
+		m.got[h.Hash] = true
+		m.lastTS[h.Hash] = h.TreeState
+	}
+}
+
+// named: every live node's name record is complete and stored.
+func (m *routeMesh) named() bool {
+	for i, r := range m.rts {
+		if !m.dead[i] && !r.Registered() {
+			return false
+		}
+	}
+	return true
+}
+
+// converged: every live node has a position in every tree under the same
+// live root (or knows it is too far from that root for an address: 32
+// levels, PROTOCOL 6.2; it is reached through the other trees), and knows
+// the position of every live neighbour that has one.
+func (m *routeMesh) converged() bool {
+	for k := range m.cfg.Trees {
+		var root string
+		first := true
+		for i, t := range m.trees {
+			if m.dead[i] {
+				continue
+			}
+			r, alive := t.Root(k)
+			if !alive {
+				return false
+			}
+			if first {
+				root, first = string(r), false
+			} else if root != string(r) {
+				return false
+			}
+			p, ok := t.Current(k)
+			if !ok {
+				if t.TooDeep(k) {
+					continue
+				}
+				return false
+			}
+			placed := 0
+			for _, j := range m.adj[i] {
+				if q, ok := m.trees[j].Current(k); ok && !m.dead[j] && q.TreeState == p.TreeState {
+					placed++
+				}
+			}
+			if len(t.Neighbors(k, p.TreeState)) < placed {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// routePairs sends a probe between random pairs and measures each path.
+func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult) (delivered int, stretches []float64, hops, shortest int) {
+	type probe struct {
+		src, dst int
+		hash     [16]byte
+		r        *node.Result
+	}
+	var probes []probe
+	live := []int{}
+	for i := range m.nodes {
+		if !m.dead[i] {
+			live = append(live, i)
+		}
+	}
+	for p := 0; p < pairs; p++ {
+		src := live[rng.IntN(len(live))]
+		dst := live[rng.IntN(len(live))]
+		for dst == src {
+			dst = live[rng.IntN(len(live))]
+		}
+		blob := fmt.Appendf(nil, "probe %d from %d to %d seed %d", p, src, dst, m.cfg.Seed)
+		pkg := packet.NewPackage(RouteApp, blob)
+		r := m.rts[src].Send(m.nodes[dst].ID(), RouteApp, blob, &route.Options{Mode: m.cfg.Mode})
+		probes = append(probes, probe{src, dst, pkg.Hash, r})
+		// Spread the probes out: one every 50 ms.
+		m.clk.RunFor(50 * time.Millisecond)
+	}
+	m.clk.RunWhile(m.clk.Now().Add(10*time.Minute), func() bool {
+		for _, p := range probes {
+			if !p.r.Finished() {
+				return true
+			}
+		}
+		return false
+	})
+	for _, p := range probes {
+		if p.r.Err() != nil || !p.r.Finished() || !m.got[p.hash] {
+			if p.r.Err() != nil && len(res.Errors) < 10 {
+				res.Errors = append(res.Errors, fmt.Sprintf("%d→%d: %v", p.src, p.dst, p.r.Err()))
+			}
+			continue
+		}
+		delivered++
+		path := m.paths[pathKey{p.hash, m.lastTS[p.hash]}]
+		h := len(path) - 1
+		sp := m.bfs(p.src)[p.dst]
+		if sp <= 0 || h <= 0 {
+			continue
+		}
+		hops += h
+		shortest += sp
+		stretches = append(stretches, float64(h)/float64(sp))
+		if res.SampleRoute == nil && h >= 4 {
+			res.SampleRoute = append([]int(nil), path...)
+		}
+	}
+	return delivered, stretches, hops, shortest
+}
+
+// bfs: hop distances from s over live nodes.
+func (m *routeMesh) bfs(s int) []int {
+	d := make([]int, len(m.adj))
+	for i := range d {
+		d[i] = -1
+	}
+	d[s] = 0
+	q := []int{s}
+	for len(q) > 0 {
+		u := q[0]
+		q = q[1:]
+		for _, v := range m.adj[u] {
+			if d[v] < 0 && !m.dead[v] {
+				d[v] = d[u] + 1
+				q = append(q, v)
+			}
+		}
+	}
+	return d
+}
+
+// parents returns each node's parent in tree k (-1 for the root or none).
+func (m *routeMesh) parents(k int) []int {
+	out := make([]int, len(m.nodes))
+	byAddr := map[string]int{}
+	for i, t := range m.trees {
+		if p, ok := t.Current(k); ok && !m.dead[i] {
+			byAddr[string(p.Addr.Canonical().Hex())] = i
+		}
+	}
+	for i, t := range m.trees {
+		out[i] = -1
+		if p, ok := t.Current(k); ok && !m.dead[i] {
+			if pa, ok := p.Addr.Parent(); ok {
+				if j, ok := byAddr[pa.Canonical().Hex()]; ok {
+					out[i] = j
+				}
+			}
+		}
+	}
+	return out
+}
+
+// failRoot kills the root of tree 0 and measures how long until every live
+// node is in a tree under a new root again, sending probes meanwhile (no
+// loop may appear), then routes a second batch of pairs.
+func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
+	rootKey, _ := m.trees[0].Root(0)
+	var root identity.NodeID
+	copy(root[:], rootKey)
+	ri, ok := m.idx[root]
+	if !ok {
+		return
+	}
+	m.dead[ri] = true
+	m.nodes[ri].Close()
+	for _, nb := range m.radios[ri].Neighbors() {
+		m.med.Disconnect(m.radios[ri], nb)
+	}
+	start := m.clk.Now()
+	// Traffic during the repair: a probe every second between live nodes.
+	stop := false
+	var tick func()
+	tick = func() {
+		if stop {
+			return
+		}
+		live := []int{}
+		for i := range m.nodes {
+			if !m.dead[i] {
+				live = append(live, i)
+			}
+		}
+		s, d := live[rng.IntN(len(live))], live[rng.IntN(len(live))]
+		if s != d {
+			m.rts[s].Send(m.nodes[d].ID(), RouteApp, fmt.Appendf(nil, "repair probe %v %d %d", m.clk.Now(), s, d), &route.Options{Mode: m.cfg.Mode})
+		}
+		m.clk.AfterFunc(time.Second, tick)
+	}
+	m.clk.AfterFunc(time.Second, tick)
+	m.runUntil(start.Add(m.cfg.MaxConverge), func() bool { return m.converged() && !sameRoot(m.trees, ri, rootKey) })
+	stop = true
+	if !m.converged() {
+		return
+	}
+	took := m.clk.Now().Sub(start).Seconds()
+	res.ReconvergedS = &took
+	periods := took / m.cfg.ClaimPeriod.Seconds()
+	res.ReconvergedPeriods = &periods
+	m.clk.RunFor(5 * time.Second)
+	pairs := min(200, m.cfg.Pairs)
+	d, _, _, _ := m.routePairs(rng, pairs, res)
+	res.AfterFailDelivered, res.AfterFailPairs = &d, &pairs
+}
+
+func sameRoot(ts []*tree.Trees, dead int, root []byte) bool {
+	for i, t := range ts {
+		if i == dead {
+			continue
+		}
+		if r, _ := t.Root(0); string(r) == string(root) {
+			return true
+		}
+	}
+	return false
+}
