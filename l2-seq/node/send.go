@@ -280,6 +280,9 @@ func (o *outSingle) sent(err error) {
 		o.finish(nil)
 		return
 	}
+	// On a slow half-duplex link the ack has the air to itself: a frame of
+	// ours sent while it comes back would lose both (see outSeq.next).
+	o.ep.tl.hush(o, o.ep.fbTimeout())
 	// Jittered: two hidden neighbours that sent at the same instant (both
 	// answering one broadcast, say) would otherwise collide at every retry.
 	wait := o.ep.fbTimeout() << min(o.tries-1, 4)
@@ -307,6 +310,7 @@ func (o *outSingle) finish(err error) {
 		return
 	}
 	o.done = true
+	o.ep.tl.unhush(o)
 	if o.timer != nil {
 		o.timer.Stop()
 	}

@@ -44,7 +44,7 @@ type txLink struct {
 	// quiet holds data back while an answer is due on a slow half-duplex
 	// link (see hush).
 	quiet    time.Time
-	quietFor *outSeq
+	quietFor any // the send whose answer the quiet is for (an *outSeq or *outSingle)
 	retry    clock.Timer
 	buf      []byte
 
@@ -312,7 +312,7 @@ func (t *txLink) slow() bool { return t.airMTU > 50*time.Millisecond }
 
 // hush keeps the link quiet (control frames aside) for d after an ask of o
 // went out, so the answer has the air; o's answer (or timeout) ends it.
-func (t *txLink) hush(o *outSeq, d time.Duration) {
+func (t *txLink) hush(o any, d time.Duration) {
 	if !t.slow() {
 		return
 	}
@@ -320,7 +320,7 @@ func (t *txLink) hush(o *outSeq, d time.Duration) {
 }
 
 // unhush ends o's quiet time.
-func (t *txLink) unhush(o *outSeq) {
+func (t *txLink) unhush(o any) {
 	if t.quietFor == o {
 		t.quiet, t.quietFor = time.Time{}, nil
 		t.pump()

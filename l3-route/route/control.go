@@ -26,6 +26,8 @@ const (
 	msgTrace       = 0x20 // ‖ nonce(4): a trace probe; every relay reports
 	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ addr(16) ‖ final(1) ‖ link name
 	msgLeaseReq    = 0x30 // (one hop) please lease me an address
+	msgRenew       = 0x40 // ‖ tree ‖ tree_state (to that tree's root): my parent there is gone, start a new term
+	msgRenewVia    = 0x41 // (one hop) ‖ tree ‖ tree_state: please send msgRenew to the root for me
 	msgLeaseGrant  = 0x31 // (one hop) ‖ count ‖ count × (tree ‖ ts ‖ addr(16))
 )
 
@@ -121,6 +123,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 			return bad("short signer")
 		}
 		copy(r.Signer[:], b[:32])
+		if r.Signer == r.ID {
+			return bad("proxy flag with the node's own id") // its one form is flags 0
+		}
 		b = b[32:]
 	default:
 		return bad(fmt.Sprintf("flags %#x", flags))
@@ -138,6 +143,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	for range n {
 		if len(b) < 3 || int(b[2]) > addr.Size || len(b) < 3+int(b[2]) {
 			return bad("truncated address")
+		}
+		if n := int(b[2]); n > 0 && b[3+n-1] == 0 {
+			return bad("address with a trailing zero byte") // its one form stops at the last non-zero byte
 		}
 		var a TreeAddr
 		a.Tree, a.TreeState = b[0], b[1]

@@ -2,6 +2,7 @@ package route
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"time"
 
@@ -36,6 +37,9 @@ type leaseState struct {
 	// As a proxy: per tree_state, lease nibble → holder.
 	granted map[uint8]map[uint8]leaseHolder
 	index   map[identity.NodeID]uint8 // a holder keeps its nibble across epochs
+	// holders are all we lease to, granted or not yet: a reference node
+	// heard before we had an address gets its leases when we get ours.
+	holders map[identity.NodeID]leaseHolder
 	next    uint8
 	// As a leaf: our leases and our proxy.
 	proxied bool
@@ -48,6 +52,7 @@ type leaseState struct {
 func (l *leaseState) init() {
 	l.granted = map[uint8]map[uint8]leaseHolder{}
 	l.index = map[identity.NodeID]uint8{}
+	l.holders = map[identity.NodeID]leaseHolder{}
 	l.next = 1
 }
 
@@ -117,6 +122,7 @@ func (r *Router) grant(id identity.NodeID, via peer.Endpoint, ref bool) []TreeAd
 		l.next++
 		l.index[id] = i
 	}
+	l.holders[id] = leaseHolder{id: id, via: via, ref: ref}
 	var out []TreeAddr
 	for k := range r.t.Count() {
 		p, ok := r.t.Current(k)
@@ -136,32 +142,33 @@ func (r *Router) grant(id identity.NodeID, via peer.Endpoint, ref bool) []TreeAd
 	return out
 }
 
-// records are the name records of our leaseholders, signed by us.
+// records are the name records of our leaseholders, signed by us, with
+// leases in every tree we have an address in now. A leaf is told its
+// leases anew: the record must name only leases it holds (a Package in a
+// tree whose lease it never heard of would die there).
 func (l *leaseState) records(r *Router) []Record {
 	var out []Record
-	seen := map[identity.NodeID]bool{}
-	for _, byIdx := range l.granted {
-		for _, h := range byIdx {
-			if seen[h.id] {
-				continue
-			}
-			seen[h.id] = true
-			addrs := r.grant(h.id, h.via, h.ref)
-			if len(addrs) == 0 {
-				continue
-			}
-			rec := Record{ID: h.id, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: addrs}
-			rec.Sign(r.n.Identity())
-			out = append(out, rec)
+	ids := slices.SortedFunc(maps.Keys(l.holders), func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		h := l.holders[id]
+		addrs := r.grant(h.id, h.via, h.ref)
+		if len(addrs) == 0 {
+			continue
 		}
+		if !h.ref {
+			r.sendGrant(h.via, addrs)
+		}
+		rec := Record{ID: h.id, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: addrs}
+		rec.Sign(r.n.Identity())
+		out = append(out, rec)
 	}
-	slices.SortFunc(out, func(a, b Record) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	return out
 }
 
 // peerEvent: a reference node in range gets a lease from us at once.
 func (l *leaseState) peerEvent(r *Router, p *peer.Peer, up bool) {
 	if !up {
+		delete(l.holders, p.ID)
 		for ts, byIdx := range l.granted {
 			for i, h := range byIdx {
 				if h.id == p.ID {
@@ -225,14 +232,19 @@ func (r *Router) onLeaseRequest(m node.Message) {
 	if len(addrs) == 0 {
 		return
 	}
+	r.sendGrant(m.Via, addrs)
+	r.scheduleRegister()
+}
+
+// sendGrant tells a leaf its leases.
+func (r *Router) sendGrant(via peer.Endpoint, addrs []TreeAddr) {
 	b := []byte{msgLeaseGrant, byte(len(addrs))}
 	for _, a := range addrs {
 		b = append(b, a.Tree, a.TreeState)
 		b = append(b, a.Addr[:]...)
 	}
 	r.stats.ControlBytesSent += uint64(len(b))
-	r.n.SendTo(m.Via, ControlApp, b, nil)
-	r.scheduleRegister()
+	r.n.SendTo(via, ControlApp, b, nil)
 }
 
 // onLeaseGrant: our proxy granted leases.

@@ -187,10 +187,10 @@ type regState struct {
 }
 
 // registerTries bounds the attempts of one registration; they are spaced
-// by registerRetry, doubling.
+// by registerRetry, doubling up to four times that.
 const (
-	registerTries = 5
-	registerRetry = 20 * time.Second
+	registerTries = 8
+	registerRetry = 15 * time.Second
 )
 
 func (r *Router) sendRegister(key regKey, st *regState) {
@@ -201,7 +201,7 @@ func (r *Router) sendRegister(key regKey, st *regState) {
 	}
 	st.tries++
 	r.sendControl(p.TreeState, keyAddr(st.rec.ID, key.tree), false, st.rec.AppendTo([]byte{msgRegister}), false)
-	st.timer = r.clk.AfterFunc(registerRetry<<(st.tries-1), func() {
+	st.timer = r.clk.AfterFunc(registerRetry<<min(st.tries-1, 2), func() {
 		if r.regs[key] == st {
 			r.sendRegister(key, st)
 		}
@@ -321,7 +321,7 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 	for q.tries < n+r.lookupTrees() || r.clk.Now().Sub(q.start) < lookupPatience {
 		k := q.tries % n
 		q.tries++
-		p, ok := r.t.Current(k)
+		p, ok := r.current(k)
 		if !ok {
 			if skipped++; skipped >= n {
 				// No address in any tree (yet): nothing to ask through.
@@ -379,7 +379,7 @@ func (r *Router) onLookup(rp node.RoutedPackage, b []byte) {
 	var id identity.NodeID
 	copy(id[:], b[:32])
 	reply := append([]byte{msgLookupReply}, b[32:36]...)
-	if s := r.records[id]; s != nil && r.clk.Now().Sub(s.at) < r.recordLife() {
+	if s := r.records[id]; s != nil && r.clk.Now().Sub(s.at) < r.recordLife() && r.live(s.rec) {
 		reply = append(reply, 1)
 		reply = s.rec.AppendTo(reply)
 	} else if id == r.self {
@@ -402,8 +402,11 @@ func (r *Router) onLookupReply(b []byte) {
 	if q == nil {
 		return
 	}
-	if b[4] != 1 {
-		// Not there (yet): ask again a little later.
+	var rec Record
+	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() || !r.live(rec) {
+		// Not there (yet), or only at addresses of epochs gone by (a
+		// record from before the node re-registered): ask again a little
+		// later.
 		if q.timer != nil {
 			q.timer.Stop()
 		}
@@ -412,10 +415,6 @@ func (r *Router) onLookupReply(b []byte) {
 				r.tryLookup(nonce, q)
 			}
 		})
-		return
-	}
-	var rec Record
-	if rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() {
 		return
 	}
 	if q.timer != nil {
@@ -427,4 +426,32 @@ func (r *Router) onLookupReply(b []byte) {
 	for _, cb := range q.cbs {
 		cb(d, nil)
 	}
+}
+
+// current is this node's position in the current epoch of tree k: its
+// own, or for a leaf, the lease its proxy gave it there (a leaf looks names
+// up like anyone; the lookup leaves through its proxy).
+func (r *Router) current(k int) (tree.Position, bool) {
+	if p, ok := r.t.Current(k); ok {
+		return p, true
+	}
+	for _, a := range r.leases.own {
+		if int(a.Tree) == k {
+			return r.leases.position(a.TreeState)
+		}
+	}
+	return tree.Position{}, false
+}
+
+// live reports whether rec names an address in an epoch this node is in
+// (current or previous, by its own position or a lease): homes change from
+// epoch to epoch, and a home may still hold a record from an epoch since
+// retired, which leads nowhere.
+func (r *Router) live(rec Record) bool {
+	for _, a := range rec.Addrs {
+		if _, ok := r.position(a.TreeState); ok {
+			return true
+		}
+	}
+	return false
 }

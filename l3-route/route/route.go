@@ -32,7 +32,7 @@ type Config struct {
 	// TTL is the hop limit routed Packages start with (default 64).
 	TTL uint8
 	// ReceiptTimeout is how long a sender waits for the end-to-end receipt
-	// before sending again (default 30 s); Attempts bounds the sends (3).
+	// before sending again (default 30 s); Attempts bounds the sends (4).
 	ReceiptTimeout time.Duration
 	Attempts       int
 	// LookupTrees is how many trees hold a node's name record (default 3:
@@ -51,7 +51,7 @@ func (c *Config) fill() {
 		c.ReceiptTimeout = 30 * time.Second
 	}
 	if c.Attempts <= 0 {
-		c.Attempts = 3
+		c.Attempts = 4
 	}
 	if c.LookupTrees <= 0 {
 		c.LookupTrees = 3
@@ -80,6 +80,7 @@ type Hop struct {
 	Delivered bool
 	TreeState uint8
 	To        addr.Address // where the Package is going
+	NextAddr  addr.Address // Next's address in the epoch, as Self knows it
 	Mode      bool         // the metric: common-prefix distance (else tree distance)
 	Proxy     bool         // handed to a leaseholder, not routed
 	Error     bool
@@ -100,11 +101,17 @@ type Router struct {
 	traces     map[uint32]*traceReq
 	leases     leaseState
 	regTmr     clock.Timer
-	regs       map[regKey]*regState // registrations not yet confirmed
-	regFirst   time.Time            // the first position change the pending registration waits out
-	registered []TreeAddr           // the addresses in the record we registered last
+	down       map[peer.Endpoint]time.Time // neighbours that stopped answering, and since when
+	renewed    map[uint8]bool              // epochs for which we passed a neighbour's renew request on
+	regs       map[regKey]*regState        // registrations not yet confirmed
+	regFirst   time.Time                   // the first position change the pending registration waits out
+	registered []TreeAddr                  // the addresses in the record we registered last
 	stats      Stats
 	obs        []func(Hop)
+	// delivered are the Packages (app_id ‖ hash) handed to applications
+	// lately, oldest first in deliveredQ: a copy is answered, not delivered.
+	delivered  map[[32]byte]time.Time
+	deliveredQ [][32]byte
 }
 
 // New builds the router of n over the trees t and registers it with n.
@@ -119,6 +126,7 @@ func New(n *node.Node, t *tree.Trees, cfg Config) *Router {
 	n.SetRouter(r)
 	n.Register(ControlApp, r.receiveOneHop)
 	t.Subscribe(func(int) { r.scheduleRegister() })
+	t.OnParentLost(r.askRenew)
 	n.WatchPeers(r.peerEvent)
 	return r
 }
@@ -195,13 +203,15 @@ func (r *Router) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *Op
 			r.SendTo(d, app, blob, opt).OnDone(func(err error) {
 				// Addresses from the cache may be stale (the trees moved
 				// on): look the node up afresh, once.
+				// (Another send may have dropped or refreshed the entry
+				// meanwhile: drop it only if it is the one we used.)
 				if err != nil && !fresh && (errors.Is(err, node.ErrNoRoute) || errors.Is(err, ErrNoCommonTree)) {
-					if _, cached := r.cache[to]; cached {
-						fresh = true
+					fresh = true
+					if c := r.cache[to]; c != nil && slices.Equal(c.d.Addrs, d.Addrs) {
 						delete(r.cache, to)
-						try()
-						return
 					}
+					try()
+					return
 				}
 				completeResult(res, err)
 			})
@@ -319,12 +329,24 @@ func (r *Router) failed(hash [16]byte, err error) {
 	if p == nil {
 		return
 	}
-	if !retryable(err) || p.attempts >= r.cfg.Attempts {
+	limit := r.cfg.Attempts
+	noRoute := errors.Is(err, node.ErrNoRoute)
+	if noRoute {
+		limit = max(limit, r.t.Count()) // every tree may be tried
+	}
+	if !retryable(err) || p.attempts >= limit {
 		r.finish(hash, err)
 		return
 	}
 	stopTimer(&p.timer)
-	pause := time.Duration(p.attempts)*time.Second + time.Duration(r.n.Rand().Int64N(int64(time.Second)))
+	// 2 s, 4 s, 8 s ...: a relay's queue that was full is drained by then,
+	// and a storm of registrations after a new epoch has passed. No route
+	// in one tree needs no wait before the next.
+	pause := time.Second << min(p.attempts, 4)
+	if noRoute {
+		pause = 100 * time.Millisecond
+	}
+	pause += time.Duration(r.n.Rand().Int64N(int64(pause)))
 	p.timer = r.clk.AfterFunc(pause, func() {
 		p.timer = nil
 		if r.pending[hash] == p {
@@ -412,7 +434,7 @@ func (r *Router) forward(rp node.RoutedPackage, originated bool, from *peer.Endp
 		r.stats.Forwarded++
 	}
 	r.traceHop(rp, self, h, next)
-	r.observe(Hop{Hash: pkgHash, Self: r.self, Next: next.ID, TreeState: h.TreeState, To: h.To, Mode: h.Mode, Error: h.Error})
+	r.observe(Hop{Hash: pkgHash, Self: r.self, Next: next.ID, NextAddr: next.Addr, TreeState: h.TreeState, To: h.To, Mode: h.Mode, Error: h.Error})
 	rp.Header = h
 	res := r.n.SendRouted(next.Via, h, rp.Package, nil)
 	res.OnDone(func(err error) {
@@ -420,6 +442,9 @@ func (r *Router) forward(rp node.RoutedPackage, originated bool, from *peer.Endp
 			return
 		}
 		// The hop failed (the neighbour vanished, or refused): say so.
+		if errors.Is(err, node.ErrAbandoned) || errors.Is(err, node.ErrLink) {
+			r.suspect(next.Via)
+		}
 		var remote *node.RemoteError
 		if errors.As(err, &remote) {
 			err = remote.Err
@@ -430,6 +455,85 @@ func (r *Router) forward(rp node.RoutedPackage, originated bool, from *peer.Endp
 		}
 		r.reportError(rp, err, from)
 	})
+}
+
+// askRenew asks the root of tree k for an early term: our parent there is
+// gone (see tree.Trees.OnParentLost). We send the request toward the root
+// ourselves, and ask our neighbours to send it too (one hop): in tree k
+// greedy routing from here toward the root may well be stuck where the
+// parent was (it was our way up), and a neighbour's own way up is intact.
+func (r *Router) askRenew(k int) {
+	p, ok := r.t.Current(k)
+	if !ok {
+		return
+	}
+	msg := []byte{msgRenew, byte(k), p.TreeState}
+	r.sendControl(p.TreeState, addr.Address{}, false, msg, false)
+	for _, peer := range r.n.Peers() {
+		for _, ep := range peer.Endpoints {
+			if r.n.SpeaksOurs(ep) {
+				r.n.SendTo(ep, ControlApp, []byte{msgRenewVia, byte(k), p.TreeState}, nil)
+			}
+		}
+	}
+}
+
+// onRenewVia passes a neighbour's renew request on toward the root (once
+// per epoch: every orphan of a failure asks every neighbour).
+func (r *Router) onRenewVia(b []byte) {
+	if len(b) != 3 {
+		return
+	}
+	k, ts := int(b[1]), b[2]
+	p, ok := r.t.ByState(ts)
+	if !ok || int(p.Tree) != k {
+		return
+	}
+	if p.Root {
+		r.t.Renew(k)
+		return
+	}
+	if r.renewed == nil {
+		r.renewed = map[uint8]bool{}
+	}
+	if r.renewed[ts] {
+		return
+	}
+	r.renewed[ts] = true
+	r.sendControl(ts, addr.Address{}, false, []byte{msgRenew, byte(k), ts}, false)
+}
+
+// suspectFor is how long a neighbour that stopped answering is left out of
+// routing decisions, unless we hear from it again: the peer table forgets
+// a silent neighbour only after several beacon periods, and every Package
+// sent its way until then would be lost (and its sender's tries with it).
+const suspectFor = 30 * time.Second
+
+// suspect notes that a hop to ep failed for want of answers.
+func (r *Router) suspect(ep peer.Endpoint) {
+	if r.down == nil {
+		r.down = map[peer.Endpoint]time.Time{}
+	}
+	r.down[ep] = r.clk.Now()
+}
+
+// isDown reports whether ep is left out: it failed us lately and has not
+// been heard since.
+func (r *Router) isDown(ep peer.Endpoint) bool {
+	at, ok := r.down[ep]
+	if !ok {
+		return false
+	}
+	now := r.clk.Now()
+	if now.Sub(at) >= suspectFor {
+		delete(r.down, ep)
+		return false
+	}
+	if p := r.n.PeerAt(ep); p != nil && p.LastRx.After(at) {
+		delete(r.down, ep)
+		return false
+	}
+	return true
 }
 
 // nextHop is the neighbour closest to h.To by the packet's metric, with
@@ -449,6 +553,9 @@ func (r *Router) nextHop(self tree.Position, h node.RouteHeader, from *peer.Endp
 	found := false
 	for _, nb := range r.t.Neighbors(int(self.Tree), h.TreeState) {
 		if from != nil && nb.Via == *from {
+			continue
+		}
+		if r.isDown(nb.Via) {
 			continue
 		}
 		if !r.n.SpeaksOurs(nb.Via) {
@@ -476,11 +583,18 @@ func (r *Router) local(rp node.RoutedPackage, hash [16]byte) {
 	if h.Error {
 		return // errors are control messages; anything else flagged is noise
 	}
-	err := r.n.DeliverRouted(rp)
-	r.stats.Delivered++
-	if err != nil {
-		r.reportError(rp, err, nil)
-		return
+	// A copy of a Package delivered lately (its sender tried again because
+	// the receipt was late, or two tries crossed the mesh at once) gets a
+	// receipt again, but the application has it already.
+	key := [32]byte(rp.Package[:packet.PackageOverhead])
+	if !r.isCopy(key) {
+		err := r.n.DeliverRouted(rp)
+		r.stats.Delivered++
+		if err != nil {
+			r.reportError(rp, err, nil)
+			return
+		}
+		r.remember(key)
 	}
 	// The end-to-end receipt: the sender's Result completes on it.
 	b := append([]byte{msgReceipt}, hash[:]...)
@@ -513,7 +627,14 @@ func (r *Router) reportError(rp node.RoutedPackage, err error, _ *peer.Endpoint)
 	b = append(b, hash[:]...)
 	b = append(b, self.Addr[:]...)
 	r.stats.ErrorsSent++
-	r.sendControl(h.TreeState, h.From, h.Mode, b, true)
+	r.stats.ControlBytesSent += uint64(len(b))
+	// The report counts up from the failed Package's remaining hop limit
+	// (PROTOCOL 7: the packet goes back with its ttl, relays increment
+	// it), not from this node's own TTL: it can always travel back as far
+	// as the Package came, whatever hop limit this node gives its sends.
+	pkg := packet.NewPackage(ControlApp, b)
+	eh := node.RouteHeader{To: h.From, From: self.Addr, TreeState: h.TreeState, TTL: min(h.TTL, 254), Mode: h.Mode, Error: true}
+	r.forward(node.RoutedPackage{Header: eh, Package: pkg.AppendTo(nil), Time: r.clk.Now()}, true, nil)
 }
 
 // sendControl sends a control message toward to in epoch ts.
@@ -553,6 +674,13 @@ func (r *Router) control(rp node.RoutedPackage, b []byte) {
 			copy(rep[:], b[18:34])
 			r.failed(hash, &node.RemoteError{Err: node.ErrorForCode(b[1]), From: rep.String()})
 		}
+	case msgRenew:
+		// Only the root of that epoch can; anyone else ignores it.
+		if len(b) == 3 {
+			if p, ok := r.t.ByState(b[2]); ok && p.Root && int(p.Tree) == int(b[1]) {
+				r.t.Renew(int(b[1]))
+			}
+		}
 	case msgRegister:
 		r.onRegister(rp, b[1:])
 	case msgRegistered:
@@ -578,6 +706,8 @@ func (r *Router) receiveOneHop(m node.Message) {
 		r.onLeaseRequest(m)
 	case msgLeaseGrant:
 		r.onLeaseGrant(m)
+	case msgRenewVia:
+		r.onRenewVia(m.Blob)
 	}
 }
 
@@ -615,3 +745,38 @@ func stopTimer(t *clock.Timer) {
 func newResult() *node.Result { return node.NewResult() }
 
 func completeResult(r *node.Result, err error) { r.Complete(err) }
+
+// Copies are recognised for as long as a sender keeps trying (every
+// attempt waits up to ReceiptTimeout, and a pause), among the last
+// maxDelivered Packages.
+const maxDelivered = 1024
+
+func (r *Router) copyWindow() time.Duration {
+	return time.Duration(r.cfg.Attempts) * (r.cfg.ReceiptTimeout + 16*time.Second)
+}
+
+// isCopy reports whether the Package named by key was delivered lately.
+func (r *Router) isCopy(key [32]byte) bool {
+	at, ok := r.delivered[key]
+	return ok && r.clk.Now().Sub(at) < r.copyWindow()
+}
+
+// remember notes a delivery, forgetting the oldest beyond the bounds.
+func (r *Router) remember(key [32]byte) {
+	if r.delivered == nil {
+		r.delivered = map[[32]byte]time.Time{}
+	}
+	now := r.clk.Now()
+	for len(r.deliveredQ) > 0 {
+		old := r.deliveredQ[0]
+		if len(r.deliveredQ) < maxDelivered && now.Sub(r.delivered[old]) < r.copyWindow() {
+			break
+		}
+		delete(r.delivered, old)
+		r.deliveredQ = r.deliveredQ[1:]
+	}
+	if _, ok := r.delivered[key]; !ok {
+		r.deliveredQ = append(r.deliveredQ, key)
+	}
+	r.delivered[key] = now
+}

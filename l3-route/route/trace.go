@@ -3,6 +3,7 @@ package route
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
@@ -28,6 +29,7 @@ type TraceHop struct {
 type traceReq struct {
 	cb    func([]TraceHop, error)
 	hops  []TraceHop
+	final int // the destination's hop number + 1 (0 until its report comes)
 	timer interface{ Stop() bool }
 }
 
@@ -122,8 +124,18 @@ func (r *Router) onTraceReport(b []byte) {
 	copy(hop.Addr[:], b[5:21])
 	hop.Final = b[21] == 1
 	hop.Link = string(b[22:])
+	if slices.ContainsFunc(q.hops, func(h TraceHop) bool { return h.Hop == hop.Hop }) {
+		return // a copy (a report sent again)
+	}
 	q.hops = append(q.hops, hop)
 	if hop.Final {
+		q.final = hop.Hop + 1
+	}
+	// The destination's report can overtake a relay's (that one was sent
+	// again after a loss, or comes from further away): the trace is done
+	// when every hop up to the destination has reported; the timeout
+	// hands over what came.
+	if q.final > 0 && len(q.hops) == q.final {
 		delete(r.traces, nonceOf(b))
 		q.timer.Stop()
 		sortHops(q.hops)

@@ -74,12 +74,15 @@ func (c *Config) fill() {
 		c.MissedClaims = 3
 	}
 	if c.EpochPeriods == 0 {
-		c.EpochPeriods = 45
+		c.EpochPeriods = DefaultEpochPeriods
 	}
 	if c.MaxSkew <= 0 {
 		c.MaxSkew = time.Minute
 	}
 }
+
+// DefaultEpochPeriods is how many claims a root's term lasts by default.
+const DefaultEpochPeriods = 45
 
 // MaxTrees is the most parallel trees: a tree_state names its tree by its
 // value modulo 16.
@@ -126,7 +129,12 @@ type Trees struct {
 	trees []*tree
 	stats Stats
 	subs  []func(k int)
-	buf   []byte
+	// started: until Start, the trees hear nothing and say nothing (a
+	// leaf's are never started: it must not stand for root or take a
+	// place because a claim came by).
+	started bool
+	lost    []func(k int)
+	buf     []byte
 	// orphans are chains heard from neighbours not yet known as peers.
 	orphans map[peer.Endpoint][]cert.Chain
 }
@@ -150,11 +158,40 @@ func New(n *node.Node, cfg Config) *Trees {
 // (tree k's elections run from k periods on): forming a tree is the
 // busiest time a mesh has, and K of them at once would crowd the air.
 func (t *Trees) Start() {
+	if t.started {
+		return
+	}
+	t.started = true
 	for _, tr := range t.trees {
 		tr.startAt = t.clk.Now().Add(time.Duration(tr.k) * t.cfg.ClaimPeriod)
 		tr.scheduleElection(nil)
 		tr.watch()
 	}
+}
+
+// OnParentLost registers f to hear that this node's parent in tree k went
+// silent (its peer entry timed out). The routing layer above asks the root
+// for an early term (Renew), since only a new epoch re-attaches a subtree.
+func (t *Trees) OnParentLost(f func(k int)) { t.lost = append(t.lost, f) }
+
+// MinTermPeriods is how many claim periods a term lasts at least before a
+// Renew may end it: orphans of one failure all ask, and one new term is
+// what they need.
+const MinTermPeriods = 3
+
+// Renew starts a new term of tree k now if this node is its root and the
+// current term is at least MinTermPeriods claim periods old; it reports
+// whether it did.
+func (t *Trees) Renew(k int) bool {
+	if k < 0 || k >= len(t.trees) {
+		return false
+	}
+	tr := t.trees[k]
+	if !tr.amRoot || t.clk.Now().Sub(tr.termAt) < MinTermPeriods*t.cfg.ClaimPeriod {
+		return false
+	}
+	tr.startTerm()
+	return true
 }
 
 // Count is the number of trees.
@@ -207,12 +244,17 @@ func (t *Trees) ByState(ts uint8) (Position, bool) {
 }
 
 // Neighbors returns the neighbours with a verified position in the epoch ts
-// of tree k, in a fixed order.
+// of tree k, in a fixed order (by node_id). The slice is shared and kept
+// until the neighbours change: every routing decision reads it, so it is
+// built once, not per Package. Do not modify it.
 func (t *Trees) Neighbors(k int, ts uint8) []Neighbor {
 	if k < 0 || k >= len(t.trees) {
 		return nil
 	}
 	tr := t.trees[k]
+	if c, ok := tr.nbrList[ts]; ok {
+		return c
+	}
 	out := make([]Neighbor, 0, len(tr.nbrs))
 	for _, byTS := range tr.nbrs {
 		if nb, ok := byTS[ts]; ok {
@@ -220,6 +262,10 @@ func (t *Trees) Neighbors(k int, ts uint8) []Neighbor {
 		}
 	}
 	slices.SortFunc(out, func(a, b Neighbor) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	if tr.nbrList == nil {
+		tr.nbrList = map[uint8][]Neighbor{}
+	}
+	tr.nbrList[ts] = out
 	return out
 }
 
@@ -254,6 +300,17 @@ func (t *Trees) Root(k int) (ed25519.PublicKey, bool) {
 	return tr.root, !tr.rootDead
 }
 
+// LastClaim returns the time the root of tree k stamped on the newest
+// claim we have (zero if none): its term ends MissedClaims claim periods
+// after that if no newer one comes.
+func (t *Trees) LastClaim(k int) time.Time {
+	tr := t.trees[k]
+	if !tr.haveRoot {
+		return time.Time{}
+	}
+	return time.Unix(0, tr.latest.Time)
+}
+
 // Chain returns this node's certificate chain in the current epoch of tree k.
 func (t *Trees) Chain(k int) (cert.Chain, bool) {
 	tr := t.trees[k]
@@ -271,6 +328,7 @@ type slot struct {
 	parent peer.Endpoint
 	// children assigned in this epoch: child key → index.
 	children map[identity.NodeID]uint8
+	answered map[identity.NodeID]time.Time // when each child last got its chain
 	next     uint8
 }
 
@@ -289,10 +347,12 @@ type tree struct {
 	lastFresh time.Time
 	rootDead  bool
 	deadRoot  ed25519.PublicKey
+	deadTime  int64 // the time of the last claim we had from deadRoot
 	amRoot    bool
 
 	cur, prev  *slot
 	nbrs       map[peer.Endpoint]map[uint8]Neighbor // verified positions by tree_state (current and previous epochs)
+	nbrList    map[uint8][]Neighbor                 // Neighbors, sorted, by tree_state (nil: rebuild)
 	ahead      map[peer.Endpoint]cert.Chain         // positions in an epoch we have not entered yet
 	epochAt    time.Time                            // when we entered the current epoch
 	queried    map[peer.Endpoint]time.Time          // neighbours asked for their position, and when
@@ -315,6 +375,8 @@ type tree struct {
 	tried                                map[peer.Endpoint]time.Time       // neighbours that failed us, and when
 	claims                               int                               // claims issued in this term
 	startAt                              time.Time                         // cold-start elections begin no earlier
+	termAt                               time.Time                         // when we started our current term as root
+	left                                 []cert.Term                       // epochs left for good, newest last (see leave)
 }
 
 // electionSpan: delays spread over the top 24 bits of the score gap's log.
@@ -385,6 +447,7 @@ func (tr *tree) startTerm() {
 	}
 	c := cert.NewClaim(t.id.Private, tr.k, term, term)
 	tr.amRoot = true
+	tr.termAt = t.clk.Now()
 	tr.claims = 0
 	t.stats.Terms++
 	tr.adopt(c)
@@ -437,25 +500,49 @@ func (tr *tree) adopt(c cert.Claim) {
 		tr.amRoot = false
 		stopTimer(&tr.claimTmr)
 	}
-	if old := tr.prev; old != nil {
-		t.v.Forget(tr.k, old.pos.TreeState) // the verifier keeps two epochs
-		tr.prev = nil
+	// Back to the epoch we were in before (a rival claim took us away for
+	// a while): our place there is still ours. Taking another would give
+	// us two addresses in one epoch, and a neighbour that knew the first
+	// could route in circles.
+	restore := tr.prev != nil && tr.prev.term == c.Term()
+	leaving := tr.cur
+	// The previous epoch is the last one in which we had a place others
+	// may still route by: an epoch we passed through without one (a
+	// rival's claim at an election, adopted before a better one came), or
+	// a term of our own that nobody joined, must not push it out.
+	if leaving != nil && leaving.pos.Root && len(leaving.children) == 0 && tr.prev != nil {
+		t.v.Forget(tr.k, leaving.pos.TreeState)
+		tr.leave(leaving.term)
+		leaving = nil
 	}
-	if tr.cur != nil && tr.cur.pos.TreeState != tr.ts {
-		tr.prev = tr.cur
-	} else if tr.cur != nil {
+	if restore {
+		tr.cur, tr.prev = tr.prev, nil
+	} else {
+		if old := tr.prev; old != nil && (leaving != nil || old.pos.TreeState == tr.ts) {
+			t.v.Forget(tr.k, old.pos.TreeState) // the verifier keeps two epochs
+			tr.leave(old.term)
+			tr.prev = nil
+		}
+		tr.cur = nil
+	}
+	if leaving != nil && leaving.pos.TreeState != tr.ts {
+		tr.prev = leaving
+	} else if leaving != nil {
 		// The new term's tree_state byte is the old one's (another root
 		// chose it without knowing): the old epoch cannot stay beside it.
-		t.v.Forget(tr.k, tr.cur.pos.TreeState)
+		t.v.Forget(tr.k, leaving.pos.TreeState)
+		tr.leave(leaving.term)
 	}
-	tr.cur = nil
-	// Neighbours' positions of epochs other than the previous one go: those
-	// under the new tree_state byte belonged to an older term.
-	keep := func(ts uint8) bool { return tr.prev != nil && ts == tr.prev.pos.TreeState }
+	// Neighbours' positions of epochs other than these two go: those under
+	// the new tree_state byte belonged to an older term.
+	keep := func(ts uint8) bool {
+		return (tr.prev != nil && ts == tr.prev.pos.TreeState) || (tr.cur != nil && ts == tr.cur.pos.TreeState)
+	}
 	for ep, byTS := range tr.nbrs {
 		for ts := range byTS {
 			if !keep(ts) {
 				delete(byTS, ts)
+				tr.nbrList = nil
 			}
 		}
 		if len(byTS) == 0 {
@@ -466,6 +553,14 @@ func (tr *tree) adopt(c cert.Claim) {
 	tr.upHops = 0
 	tr.heard = nil
 	tr.waiting = nil
+	if restore {
+		tr.epochAt = t.clk.Now()
+		tr.pending = nil
+		stopTimer(&tr.reqTmr)
+		tr.changed()
+		tr.notifyAll()
+		return
+	}
 	if !tr.amRoot {
 		// Listen to the neighbours passing this claim on (and to rival
 		// claims, at a cold start), then pick the closest to the root.
@@ -499,6 +594,22 @@ func (tr *tree) adopt(c cert.Claim) {
 	tr.acquire()
 }
 
+// maxLeft bounds the epochs remembered as left for good.
+const maxLeft = 8
+
+// leave notes an epoch we left without keeping our place in it: we never
+// enter it again (a place taken anew there would be a second address in one
+// epoch; see adopt). Its root's next term is welcome.
+func (tr *tree) leave(term cert.Term) {
+	if slices.Contains(tr.left, term) {
+		return
+	}
+	if len(tr.left) >= maxLeft {
+		tr.left = tr.left[1:]
+	}
+	tr.left = append(tr.left, term)
+}
+
 // watch checks that the root still claims; a silent root's term ends.
 func (tr *tree) watch() {
 	t := tr.t
@@ -510,12 +621,28 @@ func (tr *tree) watch() {
 	if !tr.haveRoot || tr.amRoot || tr.rootDead {
 		return
 	}
-	if t.clk.Now().Sub(tr.lastFresh) > time.Duration(t.cfg.MissedClaims)*t.cfg.ClaimPeriod {
-		tr.rootDead = true
-		tr.deadRoot = tr.root
-		score := tr.rootScore
-		tr.scheduleElection(&score)
+	tr.buryOverdue()
+}
+
+// buryOverdue ends the root's term if it has been silent MissedClaims
+// periods. The watch looks every half period; a claim that comes in
+// between must be judged against a root that is already gone (answering
+// it with the dead root's last claim would bring that root back).
+//
+// The term is not left for good: our place in it stays (as the previous
+// epoch once we follow another root), and if the root was only out of
+// reach (a partition) its newer claims bring us back to it. Only claims
+// no newer than the last we had are late echoes of a dead root.
+func (tr *tree) buryOverdue() {
+	t := tr.t
+	if !tr.haveRoot || tr.amRoot || tr.rootDead || t.clk.Now().Sub(tr.lastFresh) <= time.Duration(t.cfg.MissedClaims)*t.cfg.ClaimPeriod {
+		return
 	}
+	tr.rootDead = true
+	tr.deadRoot = tr.root
+	tr.deadTime = tr.latest.Time
+	score := tr.rootScore
+	tr.scheduleElection(&score)
 }
 
 // onClaimHops handles a claim from the flood, noting which neighbour it
@@ -563,6 +690,10 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 	if now.Sub(time.Unix(0, c.Time)) > stale {
 		return // too old to say the root is alive
 	}
+	if slices.Contains(tr.left, c.Term()) {
+		return // an epoch we left for good (one whose place we gave up)
+	}
+	tr.buryOverdue()
 	same := tr.haveRoot && bytes.Equal(tr.root, c.Root[:])
 	switch {
 	case same && c.TermStart == tr.term:
@@ -578,13 +709,24 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 		tr.flood(&c)
 	case same:
 		// An old term of our root: ignore.
-	case tr.rootDead && bytes.Equal(tr.deadRoot, c.Root[:]):
-		// A late claim of the root we buried: it is gone.
+	case bytes.Equal(tr.deadRoot, c.Root[:]) && c.Time <= tr.deadTime:
+		// A late claim of the root we buried (a neighbour that has not
+		// noticed yet answers our new root's claim with it): it is gone,
+		// whichever root we have followed since.
 	case !tr.haveRoot || tr.rootDead || cert.Less(c.Score(), tr.rootScore):
 		tr.adopt(c)
 		if cert.Less(tr.score, c.Score()) && !tr.amRoot {
-			// We are a better candidate than this root: stand (after our delay).
-			tr.scheduleElection(nil)
+			// We are a better candidate than this root: stand, and soon —
+			// within the neighbours' listening, before the tree forms
+			// under a root that will not last. (The election delays
+			// resolve close scores less finely than their jitter, so the
+			// better of two close candidates often hears the other first.)
+			if now.Before(tr.startAt) {
+				tr.scheduleElection(nil)
+			} else {
+				stopTimer(&tr.electTmr)
+				tr.electTmr = t.clk.AfterFunc(time.Duration(t.n.Rand().Int64N(int64(t.settle()/2)+1)), tr.elect)
+			}
 		} else {
 			stopTimer(&tr.electTmr)
 		}
@@ -738,9 +880,9 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 	stopTimer(&tr.reqTmr)
 	// Until it says it holds the request, we ask again soon; once it has,
 	// rarely (it answers when it can; we only check it is still there).
-	again := t.cfg.ClaimPeriod / 8
+	again := max(t.cfg.ClaimPeriod/8, t.roundTrip(via))
 	if tr.heldAt.After(tr.pendingAt) {
-		again = t.cfg.ClaimPeriod / 3
+		again = max(t.cfg.ClaimPeriod/3, t.roundTrip(via))
 	}
 	again += time.Duration(t.n.Rand().Int64N(int64(again / 2)))
 	tr.reqTmr = t.clk.AfterFunc(again, func() {
@@ -812,6 +954,9 @@ func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
 		return
 	}
 	idx, ok := s.children[child]
+	if at, answered := s.answered[child]; ok && answered && t.clk.Now().Sub(at) < t.roundTrip(from) {
+		return // our answer is on its way (a slow link): a second would only crowd it
+	}
 	if !ok {
 		if s.next == 0 || s.next > addr.MaxCoord {
 			t.sendTo(from, appendResponse(t.buf[:0], StatusFull, nil))
@@ -828,6 +973,10 @@ func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
 		s.children[child] = idx
 		s.next++
 	}
+	if s.answered == nil {
+		s.answered = map[identity.NodeID]time.Time{}
+	}
+	s.answered[child] = t.clk.Now()
 	t.sendTo(from, appendResponse(t.buf[:0], StatusOK, &ch))
 }
 
@@ -1057,6 +1206,7 @@ func (tr *tree) learn(from peer.Endpoint, id identity.NodeID, ts uint8, a addr.A
 		tr.nbrs[from] = byTS
 	}
 	byTS[ts] = Neighbor{Via: from, ID: id, Addr: a}
+	delete(tr.nbrList, ts)
 	if ts == tr.ts && tr.cur == nil {
 		tr.acquire()
 	}
@@ -1156,14 +1306,20 @@ func (tr *tree) queryMissing() {
 	t := tr.t
 	now := t.clk.Now()
 	// Not while the epoch is young: positions are still being handed out,
-	// and would arrive anyway.
-	if !tr.haveRoot || tr.rootDead || tr.cur == nil || now.Sub(tr.epochAt) < t.cfg.ClaimPeriod {
+	// and would arrive anyway. But also while we have no place ourselves:
+	// a neighbour's place is what lets us pick it as our parent, and one
+	// announced before we entered the epoch was dropped.
+	if !tr.haveRoot || tr.rootDead || now.Sub(tr.epochAt) < t.cfg.ClaimPeriod {
 		return
+	}
+	peers := t.n.Peers()
+	if len(t.Neighbors(int(tr.k), tr.ts)) >= len(peers) {
+		return // (the common case, checked cheaply)
 	}
 	if tr.queried == nil {
 		tr.queried = map[peer.Endpoint]time.Time{}
 	}
-	for _, p := range t.n.Peers() {
+	for _, p := range peers {
 		for _, ep := range p.Endpoints {
 			if !t.n.SpeaksOurs(ep) {
 				continue
@@ -1211,6 +1367,9 @@ func (tr *tree) changed() {
 
 // receive is the tree application's handler.
 func (t *Trees) receive(m node.Message) {
+	if !t.started {
+		return
+	}
 	if m.Routed {
 		return // tree messages travel one hop only
 	}
@@ -1294,6 +1453,9 @@ func (t *Trees) keepOrphan(from peer.Endpoint, ch *cert.Chain) {
 
 // peerEvent: a new peer hears where we are; a lost one's positions go.
 func (t *Trees) peerEvent(p *peer.Peer, up bool) {
+	if !t.started {
+		return
+	}
 	if up {
 		for _, ep := range p.Endpoints {
 			if list, ok := t.orphans[ep]; ok {
@@ -1314,9 +1476,21 @@ func (t *Trees) peerEvent(p *peer.Peer, up bool) {
 				}
 				continue
 			}
-			delete(tr.nbrs, ep)
+			if _, ok := tr.nbrs[ep]; ok {
+				delete(tr.nbrs, ep)
+				tr.nbrList = nil
+			}
 			delete(tr.heard, ep)
 			delete(tr.waiting, ep)
+			if tr.cur != nil && !tr.cur.pos.Root && tr.cur.parent == ep {
+				// Our address stays good for the epoch (routing goes round
+				// the gap over other links and trees), but our subtree hangs
+				// by nothing: ask for an early term, in which we attach to
+				// the best responder.
+				for _, f := range t.lost {
+					f(int(tr.k))
+				}
+			}
 			if tr.pending != nil && *tr.pending == ep {
 				tr.pending = nil
 				stopTimer(&tr.reqTmr)
@@ -1341,6 +1515,18 @@ func (t *Trees) sendReliable(ep peer.Endpoint, msg []byte, fail func()) {
 			fail()
 		}
 	})
+}
+
+// roundTrip bounds the time a request and its answer (a chain of a few
+// frames) take on the link to ep: on ESP-NOW milliseconds, on LoRa seconds;
+// asking again sooner only piles answers up on a slow link.
+func (t *Trees) roundTrip(ep peer.Endpoint) time.Duration {
+	links := t.n.Links()
+	if ep.Link < 0 || ep.Link >= len(links) {
+		return 0
+	}
+	l := links[ep.Link]
+	return 12 * link.Airtime(l, l.Info().MTU)
 }
 
 // settle is the listening time at the start of an epoch (Config.Settle).

@@ -61,6 +61,6 @@ one airtime, nothing else. efficiency = bound_s / median_s.`,
 	f.IntVar(&sf, "sf", 9, "LoRa spreading factor")
 	f.IntVar(&bw, "bw", 125, "LoRa bandwidth, kHz")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
-	c.AddCommand(tr)
+	c.AddCommand(tr, benchRouteCmd())
 	return c
 }

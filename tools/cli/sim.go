@@ -105,6 +105,7 @@ The same seed gives the same run.`,
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	f.StringVar(&cfg.PcapDir, "pcap", "", "write a capture per medium into this directory (espnow.pcap, lora.pcap)")
 	f.StringVar(&progress, "progress", "auto", "progress bar on stderr: auto (when a terminal), always, never")
+	c.AddCommand(simRouteCmd())
 	return c
 }
 

@@ -41,7 +41,10 @@ type RouteConfig struct {
 	ClaimPeriod time.Duration
 	// MaxConverge bounds the wait for convergence (default 30 min).
 	MaxConverge time.Duration
-	Progress    func(stage string)
+	// Steady is the quiet window after convergence over which the steady
+	// control traffic is measured (default: one epoch cycle, 15 min).
+	Steady   time.Duration
+	Progress func(stage string)
 }
 
 // RouteResult is what the measurement found.
@@ -53,7 +56,8 @@ type RouteResult struct {
 	Mode                   int          `json:"mode"`
 	Seed                   uint64       `json:"seed"`
 	ConvergedS             float64      `json:"converged_s"`
-	NamedS                 float64      `json:"named_s"` // until every node's name record was stored
+	NamedS                 *float64     `json:"named_s"`       // until every node's name record was stored (null: not within the wait)
+	NamesPending           int          `json:"names_pending"` // nodes whose record was not confirmed stored when routing began
 	BeaconPeriods          float64      `json:"converged_beacon_periods"`
 	Delivered              int          `json:"delivered"`
 	Pairs                  int          `json:"pairs"`
@@ -64,9 +68,13 @@ type RouteResult struct {
 	MeanHops               float64      `json:"mean_hops"`
 	MeanShortest           float64      `json:"mean_shortest"`
 	MaxDepth               int          `json:"max_depth"`
-	ControlBytesPerNodeMin float64      `json:"control_bytes_per_node_per_min"`
+	ControlBytesPerNodeMin float64      `json:"control_bytes_per_node_per_min"`           // tree and routing messages, steady state
+	ControlFormation       float64      `json:"control_bytes_per_node_per_min_formation"` // the same, from cold start to convergence
+	AirBytesPerNodeMin     float64      `json:"air_bytes_per_node_per_min"`               // every frame a node sent (headers, acks, beacons), steady state
 	ReconvergedS           *float64     `json:"reconverged_s"`
 	ReconvergedPeriods     *float64     `json:"reconverged_claim_periods,omitempty"`
+	ReconvergedAfterTerm   *float64     `json:"reconverged_after_term_end_claim_periods,omitempty"` // from the end of the dead root's term (its last claim + MissedClaims periods)
+	RenamedS               *float64     `json:"renamed_s,omitempty"`                                // until every name record held the new addresses again
 	AfterFailDelivered     *int         `json:"after_fail_delivered,omitempty"`
 	AfterFailPairs         *int         `json:"after_fail_pairs,omitempty"`
 	Loops                  int          `json:"loops"`
@@ -75,8 +83,13 @@ type RouteResult struct {
 	SampleRoute            []int        `json:"sample_route,omitempty"`
 	Positions              [][2]float64 `json:"-"`
 	Graph                  [][]int      `json:"-"`
-	Parents                []int        `json:"-"` // tree 0 parent of each node (-1 root)
+	Parents                []int        `json:"-"` // tree 0 parent of each node (-1: the root, or none)
+	Root0                  int          `json:"-"` // the root of tree 0 (-1: none)
 }
+
+// BeaconPeriod is the nodes' beacon period in the route measurement (the
+// node's default); convergence is reported in these.
+const BeaconPeriod = 60 * time.Second
 
 // RouteApp carries the measurement's probes.
 var RouteApp = packet.NewAppID("mycelium-sim", "route probe", 1)
@@ -131,6 +144,12 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	if c.MaxConverge <= 0 {
 		c.MaxConverge = 30 * time.Minute
 	}
+	if c.Steady <= 0 {
+		// A whole epoch cycle: every tree renews its epoch once in it
+		// (tree.Config.EpochPeriods claims), and that belongs to the
+		// steady cost.
+		c.Steady = time.Duration(tree.DefaultEpochPeriods) * c.ClaimPeriod
+	}
 	progress := func(s string) {
 		if c.Progress != nil {
 			c.Progress(s)
@@ -160,10 +179,25 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	}
 	conv := m.clk.Now().Sub(start)
 	res.ConvergedS = conv.Seconds()
-	res.BeaconPeriods = conv.Seconds() / 60
-	// Names: every node's record, with all its addresses, stored.
-	m.runUntil(m.clk.Now().Add(c.MaxConverge), m.named)
-	res.NamedS = m.clk.Now().Sub(start).Seconds()
+	res.BeaconPeriods = conv.Seconds() / BeaconPeriod.Seconds()
+	res.ControlFormation = float64(m.controlBytes()) / float64(len(m.nodes)) / conv.Minutes()
+	// Names: every node's record, with all its addresses, stored (a few
+	// registrations may take their retries: the routing starts anyway
+	// after namesWait, and lookups keep trying).
+	m.runUntil(m.clk.Now().Add(namesWait), m.named)
+	if m.named() {
+		named := m.clk.Now().Sub(start).Seconds()
+		res.NamedS = &named
+	}
+	res.NamesPending = m.namesPending()
+	// Steady state: what the trees and names cost once formed, over a quiet
+	// window (the measurement's probes would count as routing control).
+	progress("steady state")
+	ctrl0, air0 := m.controlBytes(), m.airBytes()
+	m.clk.RunFor(c.Steady)
+	per := float64(len(m.nodes)) * c.Steady.Minutes()
+	res.ControlBytesPerNodeMin = float64(m.controlBytes()-ctrl0) / per
+	res.AirBytesPerNodeMin = float64(m.airBytes()-air0) / per
 	for _, t := range m.trees {
 		for k := range t.Count() {
 			if p, ok := t.Current(k); ok {
@@ -188,12 +222,6 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		res.MeanHops = float64(hops) / float64(len(stretches))
 		res.MeanShortest = float64(shortest) / float64(len(stretches))
 	}
-	minutes := m.clk.Now().Sub(start).Minutes()
-	var ctrl uint64
-	for i := range m.nodes {
-		ctrl += m.trees[i].Stats().BytesSent + m.rts[i].Stats().ControlBytesSent
-	}
-	res.ControlBytesPerNodeMin = float64(ctrl) / float64(len(m.nodes)) / minutes
 	if c.FailRoot {
 		progress("failing the root")
 		m.failRoot(rng, res)
@@ -205,6 +233,12 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	}
 	res.Graph = m.adj
 	res.Parents = m.parents(0)
+	res.Root0 = -1
+	for i, t := range m.trees {
+		if p, ok := t.Current(0); ok && p.Root && !m.dead[i] {
+			res.Root0 = i
+		}
+	}
 	res.WallTimeS = time.Since(wall).Seconds()
 	return res, nil
 }
@@ -342,7 +376,7 @@ func (m *routeMesh) build() {
 	for i := range n {
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
-		nd, _ := node.New(node.Config{Clock: m.clk, Links: []link.Link{m.radios[i]}, Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		nd, _ := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: []link.Link{m.radios[i]}, Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
 		tr := tree.New(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo})
 		rt := route.New(nd, tr, route.Config{})
 		i := i
@@ -359,12 +393,12 @@ func (m *routeMesh) build() {
 	}
 }
 
-// runUntil runs the clock until done() holds (checked every 100 ms of mesh
+// runUntil runs the clock until done() holds (checked every 500 ms of mesh
 // time: checking after every event would cost more than the simulation) or
 // the deadline passes.
 func (m *routeMesh) runUntil(deadline time.Time, done func() bool) {
 	for !done() && m.clk.Now().Before(deadline) {
-		m.clk.RunUntil(m.clk.Now().Add(100 * time.Millisecond))
+		m.clk.RunUntil(m.clk.Now().Add(500 * time.Millisecond))
 	}
 }
 
@@ -376,20 +410,27 @@ func (m *routeMesh) runUntil(deadline time.Time, done func() bool) {
 // kept per Package and epoch for the stretch measurement (a sender's
 // second attempt starts a new one).
 func (m *routeMesh) onHop(i int, h route.Hop) {
-	if h.Error {
-		return
+	if h.Error || m.dead[i] {
+		return // (a dead node's timers still run in the simulation; it sends nothing)
 	}
 	if !h.Delivered && !h.Proxy {
+		// The decision must make strict progress by the address the relay
+		// knows for the next hop, and that address must be the next hop's
+		// own, if it still holds that epoch (a node that moved two epochs
+		// on refuses the Package with an error: no loop there).
+		met := addr.MetricTree
+		if h.Mode {
+			met = addr.MetricCPL
+		}
+		a, okA := m.rts[i].Position(h.TreeState)
+		bad := !okA || met.Key(h.NextAddr, h.To) >= met.Key(a.Addr, h.To)
 		if j, ok := m.idx[h.Next]; ok {
-			met := addr.MetricTree
-			if h.Mode {
-				met = addr.MetricCPL
+			if b, okB := m.rts[j].Position(h.TreeState); okB && !b.Addr.Equal(h.NextAddr) {
+				bad = true
 			}
-			a, okA := m.rts[i].Position(h.TreeState)
-			b, okB := m.rts[j].Position(h.TreeState)
-			if !okA || !okB || met.Key(b.Addr, h.To) >= met.Key(a.Addr, h.To) {
-				m.loops++
-			}
+		}
+		if bad {
+			m.loops++
 		}
 	}
 	key := pathKey{h.Hash, h.TreeState}
@@ -404,14 +445,39 @@ func (m *routeMesh) onHop(i int, h route.Hop) {
 	}
 }
 
+// controlBytes sums the tree and routing control messages sent so far.
+func (m *routeMesh) controlBytes() uint64 {
+	var n uint64
+	for i := range m.nodes {
+		n += m.trees[i].Stats().BytesSent + m.rts[i].Stats().ControlBytesSent
+	}
+	return n
+}
+
+// airBytes sums every frame the nodes sent so far.
+func (m *routeMesh) airBytes() uint64 {
+	var n uint64
+	for _, nd := range m.nodes {
+		n += nd.Stats().BytesSent
+	}
+	return n
+}
+
+// namesWait bounds the wait for name records after convergence.
+const namesWait = 3 * time.Minute
+
 // named: every live node's name record is complete and stored.
-func (m *routeMesh) named() bool {
+func (m *routeMesh) named() bool { return m.namesPending() == 0 }
+
+// namesPending counts the live nodes whose record is not confirmed stored.
+func (m *routeMesh) namesPending() int {
+	n := 0
 	for i, r := range m.rts {
 		if !m.dead[i] && !r.Registered() {
-			return false
+			n++
 		}
 	}
-	return true
+	return n
 }
 
 // converged: every live node has a position in every tree under the same
@@ -569,6 +635,8 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 	if !ok {
 		return
 	}
+	// The root's term ends MissedClaims periods after its last claim.
+	termEnd := m.trees[ri].LastClaim(0).Add(time.Duration(m.trees[ri].Config().MissedClaims) * m.cfg.ClaimPeriod)
 	m.dead[ri] = true
 	m.nodes[ri].Close()
 	for _, nb := range m.radios[ri].Neighbors() {
@@ -602,9 +670,15 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 	}
 	took := m.clk.Now().Sub(start).Seconds()
 	res.ReconvergedS = &took
+	m.runUntil(m.clk.Now().Add(namesWait), m.named)
+	if m.named() {
+		named := m.clk.Now().Sub(start).Seconds()
+		res.RenamedS = &named
+	}
 	periods := took / m.cfg.ClaimPeriod.Seconds()
 	res.ReconvergedPeriods = &periods
-	m.clk.RunFor(5 * time.Second)
+	after := m.clk.Now().Sub(termEnd).Seconds() / m.cfg.ClaimPeriod.Seconds()
+	res.ReconvergedAfterTerm = &after
 	pairs := min(200, m.cfg.Pairs)
 	d, _, _, _ := m.routePairs(rng, pairs, res)
 	res.AfterFailDelivered, res.AfterFailPairs = &d, &pairs

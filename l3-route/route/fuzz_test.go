@@ -1,0 +1,355 @@
+package route
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+var updateCorpus = flag.Bool("update", false, "rewrite the seed corpora in testdata/fuzz")
+
+type fuzzSeed struct {
+	name string
+	data []byte
+}
+
+// Fixed identities and times, so that seeds (and their signatures) are
+// the same on every run: the corpus doubles as a golden test of the wire
+// forms.
+var (
+	fuzzNode  = identity.FromSeed([32]byte{0xf0, 1})
+	fuzzProxy = identity.FromSeed([32]byte{0xf0, 2})
+	fuzzPeer  = identity.FromSeed([32]byte{0xf0, 3})
+)
+
+const fuzzTime = int64(1767225600_000000000) // 2026-01-01 UTC
+
+func signedRecord(id identity.Identity, signer identity.Identity, addrs ...TreeAddr) Record {
+	r := Record{ID: id.ID(), Signer: signer.ID(), Time: fuzzTime, Addrs: addrs}
+	r.Sign(signer)
+	return r
+}
+
+func ta(tree, ts uint8, coords ...uint8) TreeAddr {
+	return TreeAddr{Tree: tree, TreeState: ts, Addr: addr.MustEncode(coords...)}
+}
+
+// recordSeeds are real records and typical damage to them.
+func recordSeeds() []fuzzSeed {
+	own := signedRecord(fuzzNode, fuzzNode, ta(0, 16, 1, 2, 3), ta(1, 33, 4), ta(2, 2))
+	lease, _ := leaseAddr(addr.MustEncode(2, 9, 135), 3)
+	proxied := signedRecord(fuzzPeer, fuzzProxy, TreeAddr{Tree: 0, TreeState: 16, Addr: lease})
+	var many []TreeAddr
+	for k := range 16 {
+		many = append(many, ta(uint8(k), uint8(k+16*k), slices.Repeat([]uint8{135}, 16)...))
+	}
+	full := signedRecord(fuzzNode, fuzzNode, many...)
+	none := signedRecord(fuzzNode, fuzzNode)
+	e := own.AppendTo(nil)
+	with := func(b []byte, i int, v byte) []byte { b = bytes.Clone(b); b[i] = v; return b }
+	// The first address's length byte sits after id(32), flags(1),
+	// time(8), count(1), tree(1), tree_state(1).
+	lenAt := 32 + 1 + 8 + 1 + 2
+	// A non-canonical form: the first address written with a zero byte
+	// more than it needs (length 4 for the 3 bytes of 1,2,3 → 12 30 00).
+	pad := slices.Concat(e[:lenAt], []byte{e[lenAt] + 1}, e[lenAt+1:lenAt+1+int(e[lenAt])], []byte{0}, e[lenAt+1+int(e[lenAt]):])
+	// Another: the proxy flag with the node's own id as the signer.
+	self := slices.Concat(e[:32], []byte{recordProxy}, e[:32], e[33:])
+	return []fuzzSeed{
+		{"own", e},
+		{"proxied_lease", proxied.AppendTo(nil)},
+		{"sixteen_addresses", full.AppendTo(nil)},
+		{"no_address", none.AppendTo(nil)},
+		{"bad_signature", with(e, len(e)-1, e[len(e)-1]^1)},
+		{"truncated", e[:len(e)-1]},
+		{"trailing", append(bytes.Clone(e), 0)},
+		{"flags_2", with(e, 32, 2)},
+		{"count_17", with(full.AppendTo(nil), 41, 17)},
+		{"addr_len_17", with(e, lenAt, 17)},
+		{"noncanonical_addr_len", pad},
+		{"noncanonical_proxy_self", self},
+	}
+}
+
+// FuzzRecord: any bytes decode or fail with ErrControl; what decodes
+// re-encodes to the very same bytes (one record, one wire form: the
+// signature covers the record, not its bytes, so a second form would be a
+// second valid message); Verify never panics.
+func FuzzRecord(f *testing.F) {
+	for _, s := range recordSeeds() {
+		f.Add(s.data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r Record
+		err := r.UnmarshalBinary(data)
+		if err != nil {
+			if !errors.Is(err, ErrControl) {
+				t.Fatalf("decode error of no known kind: %v", err)
+			}
+			return
+		}
+		got := r.AppendTo(nil)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, got)
+		}
+		var again Record
+		if err := again.UnmarshalBinary(got); err != nil || again.ID != r.ID || again.Signer != r.Signer || again.Time != r.Time || !slices.Equal(again.Addrs, r.Addrs) || again.Sig != r.Sig {
+			t.Fatalf("decoding the re-encoding: %v, %+v, want %+v", err, again, r)
+		}
+		_ = r.Verify()
+	})
+}
+
+// controlFixture is a router on a node that never starts (no mesh: no
+// positions, no neighbours) with one of each thing a control message can
+// complete waiting: a send, a lookup, a trace; and it is a leaf, so that
+// lease grants are taken.
+type controlFixture struct {
+	clk       *clock.Virtual
+	r         *Router
+	sendHash  [16]byte
+	sendRes   *node.Result
+	lookupID  identity.NodeID
+	lookupNon uint32
+	lookupGot *Destination
+	lookupErr error
+	lookupN   int
+	traceNon  uint32
+	traceHops []TraceHop
+	traceN    int
+}
+
+func newControlFixture(t testing.TB) *controlFixture {
+	clk := clock.NewVirtual(time.Time{})
+	n, err := node.New(node.Config{Clock: clk, Identity: fuzzNode, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tree.New(n, tree.Config{Trees: 3})
+	fx := &controlFixture{clk: clk, r: New(n, tr, Config{Records: 8})}
+	r := fx.r
+	r.leases.leaf = true
+
+	// A send waiting for its receipt.
+	pkg := packet.NewPackage(testApp, []byte("waiting for a receipt"))
+	fx.sendHash, fx.sendRes = pkg.Hash, node.NewResult()
+	r.pending[pkg.Hash] = &pendingSend{res: fx.sendRes, pkg: pkg.AppendTo(nil), attempts: 1}
+
+	// A lookup under way (it cannot go out: no positions).
+	fx.lookupID = fuzzPeer.ID()
+	r.Lookup(fx.lookupID, func(d Destination, err error) { fx.lookupN++; fx.lookupGot, fx.lookupErr = &d, err })
+	for non := range r.lookups {
+		fx.lookupNon = non
+	}
+	// A trace under way.
+	fx.traceNon = 0x7ace0001
+	q := &traceReq{cb: func(h []TraceHop, err error) { fx.traceN++; fx.traceHops = h }}
+	q.timer = clk.AfterFunc(traceTimeout, func() {})
+	r.traces[fx.traceNon] = q
+	return fx
+}
+
+// controlSeeds are control messages of every type, as the router sends
+// them, aimed at what the fixture waits for, and some damage.
+func controlSeeds(t testing.TB) []fuzzSeed {
+	fx := newControlFixture(t)
+	u32 := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	lookupRec := signedRecord(fuzzPeer, fuzzPeer, ta(0, 16, 1, 1), ta(1, 17, 2))
+	proxyRec := signedRecord(fuzzPeer, fuzzProxy, ta(0, 16, 1, 1))
+	var wrongID Record = signedRecord(fuzzProxy, fuzzProxy, ta(0, 16, 3))
+	nodeAddr := addr.MustEncode(3, 1, 4)
+	cat := slices.Concat[[]byte]
+	return []fuzzSeed{
+		{"receipt", cat([]byte{msgReceipt}, fx.sendHash[:])},
+		{"receipt_other", cat([]byte{msgReceipt}, bytes.Repeat([]byte{1}, 16))},
+		{"receipt_short", cat([]byte{msgReceipt}, fx.sendHash[:15])},
+		{"error_no_route", cat([]byte{msgError, node.ErrNoRoute.Code}, fx.sendHash[:], nodeAddr[:])},
+		{"error_unknown_app", cat([]byte{msgError, node.ErrUnknownApp.Code}, fx.sendHash[:], nodeAddr[:])},
+		{"error_unknown_code", cat([]byte{msgError, 200}, fx.sendHash[:], nodeAddr[:])},
+		{"error_long", cat([]byte{msgError, 2}, fx.sendHash[:], nodeAddr[:], []byte{0})},
+		{"register", cat([]byte{msgRegister}, lookupRec.AppendTo(nil))},
+		{"register_proxied", cat([]byte{msgRegister}, proxyRec.AppendTo(nil))},
+		{"register_bad_sig", func() []byte {
+			b := cat([]byte{msgRegister}, lookupRec.AppendTo(nil))
+			b[len(b)-1] ^= 0x80
+			return b
+		}()},
+		{"registered", cat([]byte{msgRegistered}, idBytes(fuzzNode.ID()), binary.BigEndian.AppendUint64(nil, uint64(fuzzTime)))},
+		{"lookup", cat([]byte{msgLookup}, fx.lookupID[:], u32(0x01020304))},
+		{"lookup_self", cat([]byte{msgLookup}, idBytes(fuzzNode.ID()), u32(9))},
+		{"lookup_reply", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{1}, lookupRec.AppendTo(nil))},
+		{"lookup_reply_proxied", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{1}, proxyRec.AppendTo(nil))},
+		{"lookup_reply_wrong_id", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{1}, wrongID.AppendTo(nil))},
+		{"lookup_reply_not_found", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{0})},
+		{"trace", cat([]byte{msgTrace}, u32(fx.traceNon))},
+		{"trace_report", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{2}, nodeAddr[:], []byte{0}, []byte("espnow"))},
+		{"trace_report_final", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3}, nodeAddr[:], []byte{1})},
+		{"lease_request", []byte{msgLeaseReq}},
+		{"lease_grant", cat([]byte{msgLeaseGrant, 1, 0, 16}, nodeAddr[:])},
+		{"lease_grant_two", cat([]byte{msgLeaseGrant, 2, 0, 16}, nodeAddr[:], []byte{1, 17}, nodeAddr[:])},
+		{"lease_grant_short", cat([]byte{msgLeaseGrant, 2, 0, 16}, nodeAddr[:])},
+		{"empty", nil},
+		{"unknown_type", []byte{0x7f, 1, 2, 3}},
+	}
+}
+
+// FuzzControl feeds any bytes to the router as a control message's blob,
+// both routed (control) and one hop (receiveOneHop, the leases), the
+// way the router parses them, and checks the outcome against what the
+// bytes say: nothing panics; a send, lookup or trace completes only on a
+// well-formed message that names it, and with what it says; a stored or
+// delivered record is one that verifies; a leaf takes a grant only whole.
+func FuzzControl(f *testing.F) {
+	for _, s := range controlSeeds(f) {
+		f.Add(s.data)
+	}
+	from := addr.MustEncode(3, 1, 4)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fx := newControlFixture(t)
+		r := fx.r
+		rp := node.RoutedPackage{Header: node.RouteHeader{To: addr.Address{}, From: from, TreeState: 16, TTL: 60}}
+		r.control(rp, bytes.Clone(data))
+		r.receiveOneHop(node.Message{App: ControlApp, Blob: bytes.Clone(data), FromKnown: true, From: fuzzProxy.ID(), Via: peer.Endpoint{Link: 0}})
+		fx.clk.RunFor(time.Millisecond) // what the handling scheduled at once
+
+		typ := byte(0xff)
+		if len(data) > 0 {
+			typ = data[0]
+		}
+		// The send waiting for its receipt.
+		switch {
+		case typ == msgReceipt && len(data) == 17 && bytes.Equal(data[1:], fx.sendHash[:]):
+			if !fx.sendRes.Finished() || fx.sendRes.Err() != nil {
+				t.Fatalf("receipt for the send: finished %v, err %v", fx.sendRes.Finished(), fx.sendRes.Err())
+			}
+		case typ == msgError && len(data) == 34 && bytes.Equal(data[2:18], fx.sendHash[:]):
+			if fx.sendRes.Finished() {
+				var re *node.RemoteError
+				if !errors.As(fx.sendRes.Err(), &re) || node.CodeOf(re.Err) != node.CodeOf(node.ErrorForCode(data[1])) {
+					t.Fatalf("error code %d for the send finished it with %v", data[1], fx.sendRes.Err())
+				}
+				var rep addr.Address
+				copy(rep[:], data[18:])
+				if re.From != rep.String() {
+					t.Fatalf("reported by %q, the message says %q", re.From, rep.String())
+				}
+			}
+		default:
+			if fx.sendRes.Finished() {
+				t.Fatalf("the send finished (%v) on %x", fx.sendRes.Err(), data)
+			}
+		}
+		// Records stored.
+		if len(r.records) > r.cfg.Records {
+			t.Fatalf("%d records stored, the bound is %d", len(r.records), r.cfg.Records)
+		}
+		for id, s := range r.records {
+			if s.rec.ID != id || !s.rec.Verify() {
+				t.Fatalf("stored a record that does not verify: %+v", s.rec)
+			}
+			if typ != msgRegister {
+				t.Fatalf("a record stored on message type %#x", typ)
+			}
+		}
+		if typ == msgRegister {
+			var rec Record
+			if rec.UnmarshalBinary(data[1:]) == nil && rec.Verify() && !r.HasRecord(rec.ID) {
+				t.Fatal("a valid registration was not stored")
+			}
+		}
+		// The lookup.
+		if fx.lookupN > 1 {
+			t.Fatalf("lookup callback ran %d times", fx.lookupN)
+		}
+		if fx.lookupN == 1 && fx.lookupErr == nil {
+			var rec Record
+			if typ != msgLookupReply || len(data) < 6 || binary.BigEndian.Uint32(data[1:5]) != fx.lookupNon || data[5] != 1 ||
+				rec.UnmarshalBinary(data[6:]) != nil || !rec.Verify() || rec.ID != fx.lookupID {
+				t.Fatalf("lookup answered by %x", data)
+			}
+			if fx.lookupGot.ID != rec.ID || !slices.Equal(fx.lookupGot.Addrs, rec.Addrs) {
+				t.Fatalf("lookup gave %+v, the record says %+v", *fx.lookupGot, rec)
+			}
+			if c := r.cache[rec.ID]; c == nil || !slices.Equal(c.d.Addrs, rec.Addrs) {
+				t.Fatal("the answer was not cached")
+			}
+		}
+		// The trace.
+		if fx.traceN > 1 {
+			t.Fatalf("trace callback ran %d times", fx.traceN)
+		}
+		if fx.traceN == 1 {
+			// type ‖ nonce(4) ‖ hop ‖ addr(16) ‖ final ‖ link
+			if typ != msgTraceReport || len(data) < 23 || binary.BigEndian.Uint32(data[1:5]) != fx.traceNon || data[22] != 1 {
+				t.Fatalf("trace completed by %x", data)
+			}
+			last := fx.traceHops[len(fx.traceHops)-1]
+			if !last.Final || last.Hop != int(data[5]) || !bytes.Equal(last.Addr[:], data[6:22]) || last.Link != string(data[23:]) {
+				t.Fatalf("trace gave %+v for %x", last, data)
+			}
+		}
+		// The leaf's leases.
+		own := r.leases.own
+		if typ == msgLeaseGrant && len(data) >= 2 && data[1] > 0 && len(data) == 2+18*int(data[1]) {
+			if len(own) != int(data[1]) || !r.leases.proxied {
+				t.Fatalf("a whole grant of %d leases gave %d", data[1], len(own))
+			}
+			for i, a := range own {
+				p := data[2+18*i:]
+				if a.Tree != p[0] || a.TreeState != p[1] || !bytes.Equal(a.Addr[:], p[2:18]) {
+					t.Fatalf("lease %d is %+v, the grant says %x", i, a, p[:18])
+				}
+			}
+		} else if len(own) != 0 {
+			t.Fatalf("leases %+v taken from %x", own, data)
+		}
+	})
+}
+
+func idBytes(id identity.NodeID) []byte { return id[:] }
+
+func corpusFile(data []byte) []byte {
+	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
+}
+
+// TestSeedCorpus keeps testdata/fuzz in step with the seeds (regenerate
+// with -update when a wire form changes on purpose).
+func TestSeedCorpus(t *testing.T) {
+	for target, seeds := range map[string][]fuzzSeed{"FuzzRecord": recordSeeds(), "FuzzControl": controlSeeds(t)} {
+		dir := filepath.Join("testdata", "fuzz", target)
+		for _, s := range seeds {
+			path := filepath.Join(dir, s.name)
+			want := corpusFile(s.data)
+			if *updateCorpus {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%v (run go test -run TestSeedCorpus -update)", err)
+			} else if !bytes.Equal(got, want) {
+				t.Errorf("%s is out of date (if the change is meant, run go test -run TestSeedCorpus -update)", path)
+			}
+		}
+	}
+}

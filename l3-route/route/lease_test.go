@@ -1,0 +1,235 @@
+package route
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// TestLeafAndReferenceBehindProxy: node 3 of a line 0–1–2–3 proxies for a
+// leaf (one of ours that joins no tree: SetLeaf) and node 2 for a reference
+// node (PROTOCOL 11: no tree, no router, no capabilities app_id in its
+// beacons) that comes into range once the trees stand. Both get leased
+// addresses under their proxy's, both are found by name and reached from
+// node 0; the reference node gets a plain Package; the leaf sends out
+// through its proxy, by name and by address.
+func TestLeafAndReferenceBehindProxy(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 2}, 51)
+	for range 4 {
+		me.add(hspec{})
+	}
+	leaf := me.add(hspec{leaf: true})
+	ref := me.add(hspec{ref: true})
+	me.edges(append(line(4), [2]int{3, leaf}))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.connect("espnow", 2, ref)
+	proxy := me.nodes[3]
+	L, R := me.nodes[leaf], me.nodes[ref]
+
+	// The leaf's addresses are leases under its proxy's, one per tree (the
+	// trees form one after another: the leaf learns of the later ones
+	// when it renews its leases).
+	start := me.clk.Now()
+	if !me.run(15*time.Minute, func() bool { return len(L.rt.Addrs()) == proxy.tr.Count() }) {
+		t.Fatalf("leaf addresses %v", L.rt.Addrs())
+	}
+	t.Logf("leases in every tree after %v", me.clk.Now().Sub(start))
+	for k := range L.tr.Count() {
+		if p, ok := L.tr.Current(k); ok {
+			t.Errorf("the leaf joined tree %d at %v", k, p.Addr)
+		}
+	}
+	for _, a := range L.rt.Addrs() {
+		p := me.pos(3, int(a.Tree))
+		if a.TreeState != p.TreeState || !a.Addr.Equal(p.Addr) || leaseNibble(a.Addr) == 0 {
+			t.Errorf("leaf address %v (tree %d, ts %d) is no lease under the proxy's %v (ts %d)", a.Addr.Hex(), a.Tree, a.TreeState, p.Addr.Hex(), p.TreeState)
+		}
+	}
+	// Records: the proxies register their leaseholders' names.
+	me.mustRegister(10 * time.Minute)
+	if !me.run(5*time.Minute, func() bool { return me.stored(leaf) && me.stored(ref) }) {
+		t.Fatalf("records stored: leaf %v, reference %v", me.stored(leaf), me.stored(ref))
+	}
+
+	t.Run("to the leaf", func(t *testing.T) {
+		n0 := len(me.hops)
+		res := me.nodes[0].rt.Send(L.n.ID(), testApp, []byte("hello leaf"), nil)
+		if err := me.wait(res, 3*time.Minute); err != nil {
+			t.Fatalf("send to the leaf: %v", err)
+		}
+		if len(L.got) != 1 || !bytes.Equal(L.got[0].Blob, []byte("hello leaf")) || !L.got[0].Routed {
+			t.Fatalf("leaf got %+v", L.got)
+		}
+		// The proxy handed it on.
+		proxied := false
+		for _, h := range me.hops[n0:] {
+			if h.Hash == pkgHash([]byte("hello leaf")) && h.Proxy && h.node == 3 && h.Next == L.n.ID() {
+				proxied = true
+			}
+		}
+		if !proxied {
+			t.Error("no proxy hop at node 3")
+		}
+	})
+
+	t.Run("from the leaf by name", func(t *testing.T) {
+		res := L.rt.Send(me.nodes[0].n.ID(), testApp, []byte("leaf calling node 0"), nil)
+		if err := me.wait(res, 5*time.Minute); err != nil {
+			t.Fatalf("send from the leaf: %v", err)
+		}
+		if got := me.nodes[0].got; len(got) == 0 || !bytes.Equal(got[len(got)-1].Blob, []byte("leaf calling node 0")) {
+			t.Fatal("node 0 did not get the leaf's message")
+		}
+	})
+
+	t.Run("from the leaf by address", func(t *testing.T) {
+		res := L.rt.SendTo(me.dest(0), testApp, []byte("leaf to an address"), nil)
+		if err := me.wait(res, 3*time.Minute); err != nil {
+			t.Fatalf("send from the leaf: %v", err)
+		}
+		got := me.nodes[0].got
+		if len(got) == 0 || !bytes.Equal(got[len(got)-1].Blob, []byte("leaf to an address")) {
+			t.Fatal("node 0 did not get the leaf's message")
+		}
+		// It came from the leaf's lease (the proxy only passed it on).
+		m := got[len(got)-1]
+		if !slices.ContainsFunc(L.rt.Addrs(), func(a TreeAddr) bool { return a.TreeState == m.TreeState && a.Addr == m.FromAddr }) {
+			t.Errorf("from %x (ts %d), not a lease of the leaf %v", m.FromAddr, m.TreeState, L.rt.Addrs())
+		}
+	})
+
+	t.Run("to the reference node", func(t *testing.T) {
+		n0 := len(me.hops)
+		res := me.nodes[0].rt.Send(R.n.ID(), testApp, []byte("hello reference node"), nil)
+		if err := me.wait(res, 3*time.Minute); err != nil {
+			t.Fatalf("send to the reference node: %v", err)
+		}
+		if len(R.got) != 1 {
+			t.Fatalf("reference node got %d messages", len(R.got))
+		}
+		m := R.got[0]
+		if !bytes.Equal(m.Blob, []byte("hello reference node")) || m.Routed || (m.Schema != 0 && m.Schema != 2) {
+			t.Fatalf("reference node got %q routed %v in schema %d; want a plain Package in schema 0 or 2", m.Blob, m.Routed, m.Schema)
+		}
+		if m.From != me.nodes[2].n.ID() || !m.FromKnown {
+			t.Errorf("handed on by %x, want the proxy", m.From[:4])
+		}
+		// Routed to node 2 by the lease, handed on there (the receipt came
+		// from the proxy: a reference node sends none).
+		proxied := false
+		for _, h := range me.hops[n0:] {
+			if h.Hash == pkgHash([]byte("hello reference node")) && h.Proxy && h.node == 2 && h.Next == R.n.ID() {
+				proxied = true
+			}
+		}
+		if !proxied {
+			t.Error("no proxy hop at node 2")
+		}
+	})
+}
+
+// stored reports whether some router stores node i's name record.
+func (me *hmesh) stored(i int) bool {
+	for _, hn := range me.nodes {
+		if hn.rt != nil && hn.rt.HasRecord(me.nodes[i].n.ID()) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReferenceNodeAtColdStart: a reference node in range of a proxy from
+// the start (its beacon arrives long before the proxy has a tree address)
+// still gets a lease once the trees stand, and can be reached by name.
+func TestReferenceNodeAtColdStart(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 1}, 52)
+	for range 3 {
+		me.add(hspec{})
+	}
+	ref := me.add(hspec{ref: true})
+	me.edges(append(line(3), [2]int{2, ref}))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	if !me.run(10*time.Minute, func() bool { return me.stored(ref) }) {
+		t.Fatal("the reference node's record was never stored: its proxy granted it no lease")
+	}
+	res := me.nodes[0].rt.Send(me.nodes[ref].n.ID(), testApp, []byte("hello"), nil)
+	if err := me.wait(res, 3*time.Minute); err != nil {
+		t.Fatalf("send to the reference node: %v", err)
+	}
+	if got := me.nodes[ref].got; len(got) != 1 || got[0].Routed {
+		t.Fatalf("reference node got %+v", got)
+	}
+}
+
+// TestLeafStaysOutOfTrees: a leaf's trees are never started (SetLeaf: "its
+// tree application should not be started"), so it must take no place in
+// any tree, let alone become a root: it routes with leases only.
+func TestLeafStaysOutOfTrees(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 2}, 51)
+	for range 4 {
+		me.add(hspec{})
+	}
+	leaf := me.add(hspec{leaf: true, leafTreeApp: true})
+	me.edges(append(line(4), [2]int{3, leaf}))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.clk.RunFor(time.Minute)
+	L := me.nodes[leaf]
+	for k := range L.tr.Count() {
+		if p, ok := L.tr.Current(k); ok {
+			t.Errorf("the leaf took a place in tree %d: %v (root %v)", k, p.Addr, p.Root)
+		}
+		if r, _ := me.nodes[0].tr.Root(k); bytes.Equal(r, L.n.Identity().Public()) {
+			t.Errorf("the leaf is the root of tree %d", k)
+		}
+	}
+	for _, a := range L.rt.Addrs() {
+		if leaseNibble(a.Addr) == 0 {
+			t.Errorf("leaf address %v in tree %d is no lease", a.Addr.Hex(), a.Tree)
+		}
+	}
+}
+
+// TestLeafLeasesMatchItsRecord: the record a proxy registers for its leaf
+// names only leases the leaf holds, in every tree; a Package sent in any
+// of them reaches the leaf. (The trees form a claim period apart, so the
+// proxy gains addresses after it first leased the leaf some.)
+func TestLeafLeasesMatchItsRecord(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 2}, 53)
+	for range 3 {
+		me.add(hspec{})
+	}
+	leaf := me.add(hspec{leaf: true})
+	me.edges(append(line(3), [2]int{2, leaf}))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	L := me.nodes[leaf]
+	if !me.run(5*time.Minute, func() bool { return me.stored(leaf) }) {
+		t.Fatal("the leaf's record was never stored")
+	}
+	for i, hn := range me.nodes {
+		if hn.rt == nil || hn.rt.records[L.n.ID()] == nil {
+			continue
+		}
+		for _, a := range hn.rt.records[L.n.ID()].rec.Addrs {
+			if !slices.Contains(L.rt.Addrs(), a) {
+				t.Errorf("node %d stores the leaf at %v (tree %d, ts %d), a lease the leaf does not hold (it holds %v)", i, a.Addr.Hex(), a.Tree, a.TreeState, L.rt.Addrs())
+			}
+		}
+	}
+	for k := range 2 {
+		blob := fmt.Appendf(nil, "to the leaf in tree %d", k)
+		res := me.nodes[0].rt.Send(L.n.ID(), testApp, blob, &Options{Tree: &k})
+		if err := me.wait(res, 5*time.Minute); err != nil {
+			t.Errorf("send to the leaf in tree %d: %v", k, err)
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package route
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/cert"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// rankedIDs returns n identities: the first has the best (lowest) score in
+// tree 0, so it wins the election; the others follow in node_id order, so
+// that a test can choose which node wins a tie broken by node_id.
+func rankedIDs(n int, seed uint64) []identity.Identity {
+	ids := make([]identity.Identity, n)
+	for i := range ids {
+		ids[i] = hid(i, seed)
+	}
+	best := 0
+	for i := range ids {
+		if cert.Less(cert.Score(ids[i].Public(), 0), cert.Score(ids[best].Public(), 0)) {
+			best = i
+		}
+	}
+	ids[0], ids[best] = ids[best], ids[0]
+	rest := ids[1:]
+	slices.SortFunc(rest, func(a, b identity.Identity) int {
+		x, y := a.ID(), b.ID()
+		return bytes.Compare(x[:], y[:])
+	})
+	return ids
+}
+
+// greedy is the path PROTOCOL 6.3 prescribes, computed from the graph and
+// the nodes' addresses alone: from each node, the neighbour (never the one
+// the Package came from) whose address is strictly closer to the
+// destination's by the metric, the closest, ties to the lowest node_id.
+// It returns the path and whether it reaches dst.
+func greedy(adj [][]int, pos []addr.Address, ids []identity.NodeID, m addr.Metric, src, dst int) ([]int, bool) {
+	to := pos[dst]
+	path := []int{src}
+	prev := -1
+	for cur := src; ; {
+		if pos[cur].Equal(to) {
+			return path, cur == dst
+		}
+		if len(path) > len(pos) {
+			return path, false // cannot happen with strict progress
+		}
+		best, bestKey := -1, m.Key(pos[cur], to)
+		for _, j := range adj[cur] {
+			if j == prev {
+				continue
+			}
+			k := m.Key(pos[j], to)
+			if k < bestKey || (k == bestKey && best >= 0 && bytes.Compare(ids[j][:], ids[best][:]) < 0) {
+				best, bestKey = j, k
+			}
+		}
+		if best < 0 {
+			return path, false
+		}
+		prev, cur = cur, best
+		path = append(path, cur)
+	}
+}
+
+// TestGreedyPathsBothMetrics checks every routing decision against paths
+// computed by hand, in both metrics, on a fixed graph whose tree is
+// breadth-first from a chosen root: every ordered pair of nodes, mode 0 and
+// mode 1. The graph holds the one shape where the metrics part ways on a
+// breadth-first tree (at S, a neighbour X one level up and a neighbour Y one
+// level down, in the destination's branch one level deeper than X: equal
+// tree distances, ties to the lower node_id X, while the common-prefix
+// distance prefers Y).
+func TestGreedyPathsBothMetrics(t *testing.T) {
+	const n = 9
+	// Roles: 0 root; 1, 2 depth 1; 3, 4 under 1 and 5 under 2 (depth 2);
+	// 6, 7 under 4 and 8 under 5 (depth 3). Chords: 3–6 (S=3, X=1, Y=6,
+	// D=7), 3–5 and 7–8.
+	edges := [][2]int{{0, 1}, {0, 2}, {1, 3}, {1, 4}, {2, 5}, {4, 6}, {4, 7}, {5, 8}, {3, 6}, {3, 5}, {7, 8}}
+	// Identities: the root's wins the election; of the rest, node_ids
+	// ascend in the order 1, 4, 2, 3, 5, 6, 7, 8, so that X=1 < Y=6 (the
+	// tie at S goes to X) and 4 < 3 (6 prefers 4 as its parent when both
+	// are equally near the root).
+	ranked := rankedIDs(n, 11)
+	order := []int{0, 1, 4, 2, 3, 5, 6, 7, 8}
+	ids := make([]identity.Identity, n)
+	for r, i := range order {
+		ids[i] = ranked[r]
+	}
+	me := newHMesh(t, tree.Config{Trees: 1}, 11)
+	for i := range n {
+		me.add(hspec{id: &ids[i]})
+	}
+	me.edges(edges)
+	me.start()
+	took := me.mustConverge(10 * time.Minute)
+	t.Logf("converged in %v", took)
+
+	adj := make([][]int, n)
+	for _, e := range edges {
+		adj[e[0]] = append(adj[e[0]], e[1])
+		adj[e[1]] = append(adj[e[1]], e[0])
+	}
+	pos := make([]addr.Address, n)
+	nid := make([]identity.NodeID, n)
+	for i := range n {
+		pos[i] = me.pos(i, 0).Addr
+		nid[i] = me.nodes[i].n.ID()
+	}
+	// The tree is the one meant: node 0 is the root, every depth is the
+	// hop count from it (breadth first), every parent a neighbour.
+	if p := me.pos(0, 0); !p.Root || p.Depth != 0 {
+		t.Fatalf("node 0 is not the root: %+v", p)
+	}
+	hopsFromRoot := bfs(adj, 0)
+	for i := 1; i < n; i++ {
+		if d := pos[i].Depth(); d != hopsFromRoot[i] {
+			t.Errorf("node %d at depth %d (%v), %d hops from the root", i, d, pos[i], hopsFromRoot[i])
+		}
+		pa, _ := pos[i].Parent()
+		if !slices.ContainsFunc(adj[i], func(j int) bool { return pos[j].Equal(pa) }) {
+			t.Errorf("node %d (%v): parent %v is no neighbour", i, pos[i], pa)
+		}
+	}
+	// What the routers route on: each node's verified neighbours are its
+	// graph neighbours at their true addresses.
+	for i := range n {
+		ts := me.pos(i, 0).TreeState
+		var got []string
+		for _, nb := range me.nodes[i].tr.Neighbors(0, ts) {
+			got = append(got, fmt.Sprintf("%d@%v", me.index(nb.ID), nb.Addr))
+		}
+		var want []string
+		for _, j := range adj[i] {
+			want = append(want, fmt.Sprintf("%d@%v", j, pos[j]))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("node %d routes on neighbours %v, want %v", i, got, want)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i := range n {
+		t.Logf("node %d: %v", i, pos[i])
+	}
+
+	want := map[bool]map[[2]int][]int{false: {}, true: {}}
+	for _, mode := range []bool{false, true} {
+		for s := range n {
+			for d := range n {
+				if s == d {
+					continue
+				}
+				p, ok := greedy(adj, pos, nid, metricOf(mode), s, d)
+				if !ok {
+					t.Fatalf("mode %v: greedy does not reach %d from %d (%v)", mode, d, s, p)
+				}
+				want[mode][[2]int{s, d}] = p
+				blob := fmt.Appendf(nil, "mode %v %d->%d", mode, s, d)
+				res := me.nodes[s].rt.SendTo(me.dest(d), testApp, blob, &Options{Mode: mode})
+				if err := me.wait(res, time.Minute); err != nil {
+					t.Fatalf("mode %v %d->%d: %v", mode, s, d, err)
+				}
+				got, delivered := me.path(pkgHash(blob))
+				if !delivered || !slices.Equal(got, p) {
+					t.Errorf("mode %v %d->%d: routed %v (delivered %v), greedy by hand %v", mode, s, d, got, delivered, p)
+				}
+				if last := me.nodes[d].got; len(last) == 0 || !bytes.Equal(last[len(last)-1].Blob, blob) || last[len(last)-1].Mode != mode {
+					t.Errorf("mode %v %d->%d: not delivered to the application", mode, s, d)
+				}
+			}
+		}
+	}
+	// The metrics part ways where the graph was built for it.
+	var differ []string
+	for pair, p0 := range want[false] {
+		if p1 := want[true][pair]; !slices.Equal(p0, p1) {
+			differ = append(differ, fmt.Sprintf("%d->%d: tree %v, cpl %v", pair[0], pair[1], p0, p1))
+		}
+	}
+	slices.Sort(differ)
+	t.Logf("pairs where the metrics differ: %v", differ)
+	// The construction needs 6 under 4 (not under 3, its other neighbour
+	// one level up: equally near the root, 4 wins by node_id).
+	if pa, _ := pos[6].Parent(); !pa.Equal(pos[4]) {
+		t.Fatalf("node 6 (%v) is not under node 4 (%v): the tree is not the one this test was built for (parent ties go to the lower node_id, placed first)", pos[6], pos[4])
+	}
+	if p0, p1 := want[false][[2]int{3, 7}], want[true][[2]int{3, 7}]; !slices.Equal(p0, []int{3, 1, 4, 7}) || !slices.Equal(p1, []int{3, 6, 4, 7}) {
+		t.Errorf("3->7: tree %v, cpl %v; the graph was built for 3 1 4 7 and 3 6 4 7", p0, p1)
+	}
+}
+
+// bfs returns the hop count from src to every node.
+func bfs(adj [][]int, src int) []int {
+	d := make([]int, len(adj))
+	for i := range d {
+		d[i] = -1
+	}
+	d[src] = 0
+	q := []int{src}
+	for len(q) > 0 {
+		c := q[0]
+		q = q[1:]
+		for _, j := range adj[c] {
+			if d[j] < 0 {
+				d[j] = d[c] + 1
+				q = append(q, j)
+			}
+		}
+	}
+	return d
+}

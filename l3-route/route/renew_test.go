@@ -1,0 +1,78 @@
+package route
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// A node whose parent dies keeps its address for the epoch, tells the root
+// (a routed renew request, through the other tree: in this one its only
+// way up is gone) once its peer table gives the parent up, and the root
+// starts a new term at once rather than at the end of the old one: the
+// orphan re-attaches to the best responder it has left.
+func TestParentLossRenewsTheTerm(t *testing.T) {
+	// 0 - 1 - 2 - 3, and 0 - 4 - 5 - 3: a ring of six, two ways round.
+	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
+	me := newTMesh(t, 6, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 7)
+	me.start()
+	me.runUntilConverged(10 * time.Minute)
+	pos := func(i int) tree.Position { p, _ := me.trees[i].Current(0); return p }
+	// Find a node whose parent is not the root: kill the parent.
+	orphan, parent := -1, -1
+	for i := range me.nodes {
+		p := pos(i)
+		if p.Depth < 2 {
+			continue
+		}
+		pa, _ := p.Addr.Parent()
+		for j := range me.nodes {
+			if pos(j).Addr.Equal(pa) {
+				orphan, parent = i, j
+			}
+		}
+		if orphan >= 0 {
+			break
+		}
+	}
+	if orphan < 0 {
+		t.Fatal("no node two levels down")
+	}
+	before := pos(orphan)
+	me.trees[orphan].OnParentLost(func(k int) { t.Logf("%v: parent lost", me.clk.Now()) })
+	t.Logf("orphan %d parent %d", orphan, parent)
+	me.nodes[parent].Close()
+	for _, nb := range me.radios[parent].Neighbors() {
+		me.m.Disconnect(me.radios[parent], nb)
+	}
+	// Within the epoch the address stands.
+	me.clk.RunFor(time.Minute)
+	if p := pos(orphan); p.TreeState != before.TreeState || !p.Addr.Equal(before.Addr) {
+		t.Fatalf("address changed within the epoch: %v → %v", before, p)
+	}
+	// Terms never end by age here (EpochPeriods < 0): only the renew
+	// request can start a new one. The peer table gives the parent up
+	// after a few beacon periods; then the orphan's new place comes.
+	deadline := me.clk.Now().Add(15 * time.Minute)
+	for me.clk.Now().Before(deadline) {
+		me.clk.RunFor(10 * time.Second)
+		if p, ok := me.trees[orphan].Current(0); ok && p.Term != before.Term {
+			pa, _ := p.Addr.Parent()
+			if pa.Equal(me.addrOf(parent, p.TreeState)) {
+				t.Fatalf("re-attached under the dead node")
+			}
+			t.Logf("new term after %v; orphan at %v (was %v)", me.clk.Now().Sub(deadline.Add(-15*time.Minute)), p.Addr, before.Addr)
+			return
+		}
+	}
+	t.Fatal("no new term after the parent died")
+}
+
+// addrOf is node i's address in epoch ts, or the zero address.
+func (me *tmesh) addrOf(i int, ts uint8) (a [16]byte) {
+	if p, ok := me.trees[i].ByState(ts); ok {
+		return p.Addr
+	}
+	return a
+}

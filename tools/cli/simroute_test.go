@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The JSON of `sim route` carries the keys the issue names, with values
+// that mean what they say; --svg writes a well-formed picture.
+func TestSimRouteJSONAndSVG(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "mesh.svg")
+	out, stderr, st := run("sim", "route", "--nodes", "40", "--pairs", "40", "--seed", "2", "--fail-root", "--json", "--svg", svg)
+	if st != 0 {
+		t.Fatalf("status %d: %s", st, stderr)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, k := range []string{"nodes", "edges", "trees", "converged_s", "delivered", "pairs", "delivery_ratio", "stretch_mean", "stretch_p95", "control_bytes_per_node_per_min", "reconverged_s", "loops"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	if r["nodes"].(float64) != 40 || r["pairs"].(float64) != 40 || r["trees"].(float64) != 6 {
+		t.Errorf("nodes/pairs/trees: %v %v %v", r["nodes"], r["pairs"], r["trees"])
+	}
+	if r["delivery_ratio"].(float64) != 1 || r["loops"].(float64) != 0 {
+		t.Errorf("delivery %v, loops %v: %v", r["delivery_ratio"], r["loops"], r["errors"])
+	}
+	if s := r["stretch_mean"].(float64); s < 1 || s > 1.5 {
+		t.Errorf("stretch %v", s)
+	}
+	if rc, ok := r["reconverged_s"].(float64); !ok || rc <= 0 {
+		t.Errorf("reconverged_s %v after --fail-root", r["reconverged_s"])
+	}
+	f, err := os.Open(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d := xml.NewDecoder(f)
+	circles, lines := 0, 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			if err.Error() != "EOF" {
+				t.Fatalf("svg does not parse: %v", err)
+			}
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			switch se.Name.Local {
+			case "circle":
+				circles++
+			case "line":
+				lines++
+			}
+		}
+	}
+	// A dot per node (plus the root and the route's ends), a line per link
+	// and per tree edge.
+	if circles < 40 || lines < 40+39-1 {
+		t.Errorf("svg has %d circles and %d lines", circles, lines)
+	}
+}
+
+// A graph file gives the topology; the table reports it.
+func TestSimRouteGraphFile(t *testing.T) {
+	g := filepath.Join(t.TempDir(), "ring.txt")
+	var b strings.Builder
+	b.WriteString("# a ring of 12 with two chords\n")
+	for i := range 12 {
+		b.WriteString(strings.Join([]string{itoa(i), itoa((i + 1) % 12)}, " ") + "\n")
+	}
+	b.WriteString("0 6\n3 9\n")
+	if err := os.WriteFile(g, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, st := run("sim", "route", "--graph", g, "--pairs", "20", "--mode", "1")
+	if st != 0 {
+		t.Fatalf("status %d: %s", st, stderr)
+	}
+	for _, want := range []string{"12 nodes, 14 links", "mode 1", "20/20 delivered", "loops      0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRouteBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"sim", "route", "--mode", "2"},
+		{"sim", "route", "--topology", "torus"},
+		{"sim", "route", "--trees", "17"},
+		{"sim", "route", "--graph", "/nonexistent/graph"},
+		{"bench", "route", "--nodes", "1"},
+		{"bench", "route", "--modes", "0,3", "--nodes", "10"},
+	} {
+		if _, _, st := run(args...); st == 0 {
+			t.Errorf("%v: status 0", args)
+		}
+	}
+}
+
+// `bench route` prints a row per size and metric.
+func TestBenchRouteTable(t *testing.T) {
+	out, stderr, st := run("bench", "route", "--nodes", "20,30", "--modes", "0,1", "--pairs", "10")
+	if st != 0 {
+		t.Fatalf("status %d: %s", st, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "nodes") {
+		t.Fatalf("table:\n%s", out)
+	}
+	for i, want := range []string{"20     0", "20     1", "30     0", "30     1"} {
+		if !strings.Contains(lines[i+1], want) {
+			t.Errorf("row %d %q lacks %q", i+1, lines[i+1], want)
+		}
+	}
+}
