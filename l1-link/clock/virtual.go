@@ -16,11 +16,12 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // The methods are safe for concurrent use, but determinism needs every
 // AfterFunc to come from the loop itself (or before Run).
 type Virtual struct {
-	mu  sync.Mutex
-	now time.Time
-	seq uint64
-	q   eventQueue
-	ran uint64
+	mu    sync.Mutex
+	start time.Time
+	now   time.Time
+	seq   uint64
+	q     eventQueue
+	ran   uint64
 }
 
 // NewVirtual returns a virtual clock standing at start (Epoch if zero).
@@ -28,12 +29,13 @@ func NewVirtual(start time.Time) *Virtual {
 	if start.IsZero() {
 		start = Epoch
 	}
-	return &Virtual{now: start}
+	return &Virtual{start: start, now: start}
 }
 
 type vtimer struct {
 	c     *Virtual
 	at    time.Time
+	key   int64 // at as nanoseconds since the clock's start: the heap compares these, not time.Time
 	seq   uint64
 	f     func()
 	index int // in the heap; -1 when not pending
@@ -65,7 +67,8 @@ func (c *Virtual) AfterFunc(d time.Duration, f func()) Timer {
 	if d < 0 {
 		d = 0
 	}
-	t := &vtimer{c: c, at: c.now.Add(d), seq: c.seq, f: f}
+	at := c.now.Add(d)
+	t := &vtimer{c: c, at: at, key: int64(at.Sub(c.start)), seq: c.seq, f: f}
 	c.seq++
 	heap.Push(&c.q, t)
 	return t
@@ -157,8 +160,8 @@ type eventQueue []*vtimer
 
 func (q eventQueue) Len() int { return len(q) }
 func (q eventQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
+	if q[i].key != q[j].key {
+		return q[i].key < q[j].key
 	}
 	return q[i].seq < q[j].seq
 }

@@ -82,6 +82,15 @@ const (
 // scheduleRegister registers our record once our positions settle.
 func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
+	if r.recordGood() && len(r.registered) >= len(r.Addrs()) && now.Sub(r.regAt) < r.recordLife()/2 {
+		// Every address in the record we registered is still ours (a
+		// tree that moved to a new epoch keeps the old one valid one
+		// epoch longer), and no tree was added: the record stands. It is
+		// sent again when an address in it is about to go (the tree's next
+		// epoch calls us again), or to refresh it before the homes forget
+		// it (refreshTmr).
+		return
+	}
 	if r.regTmr == nil {
 		r.regFirst = now
 	} else {
@@ -115,7 +124,7 @@ func (r *Router) Registered() bool {
 }
 
 // recordGood reports whether every address of the record we registered
-// last is still ours.
+// last is still ours (current or previous epoch: both route).
 func (r *Router) recordGood() bool {
 	if len(r.registered) == 0 {
 		return false
@@ -137,6 +146,13 @@ func (r *Router) register() {
 	}
 	rec.Sign(r.n.Identity())
 	r.registered = rec.Addrs
+	r.regAt = r.clk.Now()
+	// Refresh before the homes forget it (a record lives recordLife).
+	stopTimer(&r.refreshTmr)
+	r.refreshTmr = r.clk.AfterFunc(r.recordLife()/2, func() {
+		r.refreshTmr = nil
+		r.scheduleRegister()
+	})
 	r.storeLookup(rec)
 	for _, lr := range r.leases.records(r) {
 		r.storeLookup(lr)

@@ -35,9 +35,11 @@ type Config struct {
 	// before sending again (default 30 s); Attempts bounds the sends (4).
 	ReceiptTimeout time.Duration
 	Attempts       int
-	// LookupTrees is how many trees hold a node's name record (default 3:
-	// a lookup still succeeds with two of them broken, and registering
-	// costs a routed message per tree).
+	// LookupTrees is how many trees hold a node's name record (default:
+	// all of them). A node far from some roots has no address in their
+	// trees (32 levels), and can look names up only in the others; a
+	// record in every tree is found from any of them. A record is one
+	// routed packet per tree.
 	LookupTrees int
 	// Records bounds the name records a node stores for others (4096).
 	Records int
@@ -53,9 +55,7 @@ func (c *Config) fill() {
 	if c.Attempts <= 0 {
 		c.Attempts = 4
 	}
-	if c.LookupTrees <= 0 {
-		c.LookupTrees = 3
-	}
+
 	if c.Records <= 0 {
 		c.Records = 4096
 	}
@@ -106,6 +106,8 @@ type Router struct {
 	regs       map[regKey]*regState        // registrations not yet confirmed
 	regFirst   time.Time                   // the first position change the pending registration waits out
 	registered []TreeAddr                  // the addresses in the record we registered last
+	regAt      time.Time                   // when
+	refreshTmr clock.Timer
 	stats      Stats
 	obs        []func(Hop)
 	// delivered are the Packages (app_id ‖ hash) handed to applications
@@ -548,22 +550,32 @@ func (r *Router) nextHop(self tree.Position, h node.RouteHeader, from *peer.Endp
 		m = addr.MetricCPL
 	}
 	mine := m.Key(self.Addr, h.To)
-	var best tree.Neighbor
-	bestKey := mine
-	found := false
+	var best, suspect tree.Neighbor
+	bestKey, suspectKey := mine, mine
+	found, foundSuspect := false, false
 	for _, nb := range r.t.Neighbors(int(self.Tree), h.TreeState) {
 		if from != nil && nb.Via == *from {
-			continue
-		}
-		if r.isDown(nb.Via) {
 			continue
 		}
 		if !r.n.SpeaksOurs(nb.Via) {
 			continue
 		}
-		if k := m.Key(nb.Addr, h.To); k < bestKey {
+		k := m.Key(nb.Addr, h.To)
+		if r.isDown(nb.Via) {
+			// Left out while another makes progress; if none does, a
+			// neighbour that failed us once is better than no way at all
+			// (a busy neighbour's silence looks like a dead one's).
+			if k < suspectKey {
+				suspect, suspectKey, foundSuspect = nb, k, true
+			}
+			continue
+		}
+		if k < bestKey {
 			best, bestKey, found = nb, k, true
 		}
+	}
+	if !found && foundSuspect {
+		return suspect, true
 	}
 	return best, found
 }

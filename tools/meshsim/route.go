@@ -464,7 +464,7 @@ func (m *routeMesh) airBytes() uint64 {
 }
 
 // namesWait bounds the wait for name records after convergence.
-const namesWait = 3 * time.Minute
+const namesWait = 2 * time.Minute
 
 // named: every live node's name record is complete and stored.
 func (m *routeMesh) named() bool { return m.namesPending() == 0 }
@@ -635,8 +635,15 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 	if !ok {
 		return
 	}
-	// The root's term ends MissedClaims periods after its last claim.
-	termEnd := m.trees[ri].LastClaim(0).Add(time.Duration(m.trees[ri].Config().MissedClaims) * m.cfg.ClaimPeriod)
+	// The root's term ends MissedClaims periods after its last claim (the
+	// newest any node has: the root's own may be a term it just began).
+	var last time.Time
+	for _, t := range m.trees {
+		if r, _ := t.Root(0); string(r) == string(rootKey) && t.LastClaim(0).After(last) {
+			last = t.LastClaim(0)
+		}
+	}
+	termEnd := last.Add(time.Duration(m.trees[ri].Config().MissedClaims) * m.cfg.ClaimPeriod)
 	m.dead[ri] = true
 	m.nodes[ri].Close()
 	for _, nb := range m.radios[ri].Neighbors() {
@@ -670,6 +677,8 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 	}
 	took := m.clk.Now().Sub(start).Seconds()
 	res.ReconvergedS = &took
+	after := m.clk.Now().Sub(termEnd).Seconds() / m.cfg.ClaimPeriod.Seconds()
+	res.ReconvergedAfterTerm = &after
 	m.runUntil(m.clk.Now().Add(namesWait), m.named)
 	if m.named() {
 		named := m.clk.Now().Sub(start).Seconds()
@@ -677,8 +686,6 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 	}
 	periods := took / m.cfg.ClaimPeriod.Seconds()
 	res.ReconvergedPeriods = &periods
-	after := m.clk.Now().Sub(termEnd).Seconds() / m.cfg.ClaimPeriod.Seconds()
-	res.ReconvergedAfterTerm = &after
 	pairs := min(200, m.cfg.Pairs)
 	d, _, _, _ := m.routePairs(rng, pairs, res)
 	res.AfterFailDelivered, res.AfterFailPairs = &d, &pairs
