@@ -34,6 +34,45 @@ const (
 // ErrControl reports a control message that does not parse.
 var ErrControl = errors.New("route: malformed control message")
 
+// checkControl checks a control message's type and length (records inside
+// are checked when decoded): a malformed one is dropped and counted
+// (Stats.Malformed), never half-read.
+func checkControl(b []byte) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty", ErrControl)
+	}
+	n := len(b) - 1
+	ok := false
+	switch b[0] {
+	case msgReceipt:
+		ok = n == 16
+	case msgError:
+		ok = n == 33
+	case msgRenew, msgRenewVia:
+		ok = n == 2
+	case msgRegister:
+		ok = n >= 32+1+8+1+64
+	case msgRegistered:
+		ok = n == 40
+	case msgLookup:
+		ok = n == 36
+	case msgLookupReply:
+		ok = n >= 5
+	case msgTrace:
+		ok = n == 4
+	case msgTraceReport:
+		ok = n >= 22
+	case msgLeaseReq:
+		ok = n == 0
+	case msgLeaseGrant:
+		ok = n >= 1 && n == 1+int(b[1])*18
+	}
+	if !ok {
+		return fmt.Errorf("%w: type %#02x of %d bytes", ErrControl, b[0], len(b))
+	}
+	return nil
+}
+
 // TreeAddr is one address of a node: the tree, its epoch, the coordinates.
 type TreeAddr struct {
 	Tree      uint8

@@ -242,7 +242,11 @@ func (r *Router) onRegistered(rp node.RoutedPackage, b []byte) {
 // onRegister stores a record that reached its key, and confirms it.
 func (r *Router) onRegister(rp node.RoutedPackage, b []byte) {
 	var rec Record
-	if rec.UnmarshalBinary(b) != nil || !rec.Verify() {
+	if rec.UnmarshalBinary(b) != nil {
+		r.stats.Malformed++
+		return
+	}
+	if !rec.Verify() {
 		return
 	}
 	defer func() {

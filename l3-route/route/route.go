@@ -68,6 +68,7 @@ type Stats struct {
 	ErrorsSent, ErrorsRecv           uint64
 	NoRoute, HopLimit                uint64
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
+	Malformed                        uint64 // control messages and records that did not parse, dropped
 	Lookups, LookupHits              uint64
 }
 
@@ -666,7 +667,8 @@ func (r *Router) sendControl(ts uint8, to addr.Address, mode bool, msg []byte, i
 
 // control handles a control message that reached us.
 func (r *Router) control(rp node.RoutedPackage, b []byte) {
-	if len(b) == 0 {
+	if checkControl(b) != nil {
+		r.stats.Malformed++
 		return
 	}
 	switch b[0] {
@@ -710,7 +712,11 @@ func (r *Router) control(rp node.RoutedPackage, b []byte) {
 
 // receiveOneHop handles control messages sent to us directly (leases).
 func (r *Router) receiveOneHop(m node.Message) {
-	if m.Routed || len(m.Blob) == 0 {
+	if m.Routed {
+		return
+	}
+	if checkControl(m.Blob) != nil {
+		r.stats.Malformed++
 		return
 	}
 	switch m.Blob[0] {
