@@ -218,6 +218,21 @@ func (r *radio) open(clk clock.Clock) (*rylr998.Link, error) {
 	})
 }
 
+// session opens the module on a wall-clock loop, runs f, and closes both;
+// ctx ends on an interrupt.
+func (r *radio) session(c *cobra.Command, f func(ctx context.Context, l *rylr998.Link) error) error {
+	ctx, stop := interrupted(c)
+	defer stop()
+	loop, stopClock := runClock(ctx)
+	defer stopClock()
+	l, err := r.open(loop)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return f(ctx, l)
+}
+
 // sendDone waits for one TxDone.
 type sendDone struct{ done chan error }
 
@@ -249,34 +264,27 @@ func loraSendCmd() *cobra.Command {
 			if to < 0 || to > 65535 {
 				return fmt.Errorf("--to %d: want 0..65535", to)
 			}
-			ctx, stop := interrupted(c)
-			defer stop()
-			loop, stopClock := runClock(ctx)
-			defer stopClock()
-			l, err := r.open(loop)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			s := sendDone{make(chan error, 1)}
-			l.Attach(s)
-			var dst link.Addr = link.LoRaAddr(to)
-			if to == 0 {
-				dst = link.Broadcast
-			}
-			if err := l.Send(dst, data); err != nil {
-				return err
-			}
-			select {
-			case err := <-s.done:
-				if err != nil {
+			return r.session(c, func(ctx context.Context, l *rylr998.Link) error {
+				s := sendDone{make(chan error, 1)}
+				l.Attach(s)
+				var dst link.Addr = link.LoRaAddr(to)
+				if to == 0 {
+					dst = link.Broadcast
+				}
+				if err := l.Send(dst, data); err != nil {
 					return err
 				}
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			fmt.Fprintf(c.OutOrStdout(), "sent %d bytes to %d (airtime %v)\n", len(data), to, l.Airtime(len(data)))
-			return nil
+				select {
+				case err := <-s.done:
+					if err != nil {
+						return err
+					}
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				fmt.Fprintf(c.OutOrStdout(), "sent %d bytes to %d (airtime %v)\n", len(data), to, l.Airtime(len(data)))
+				return nil
+			})
 		},
 	}
 	r.flags(c)
@@ -337,26 +345,19 @@ receives as {"src":<address>,"rssi":<dBm>,"snr":<dB>,"data":"<hex>"}, until
 			if count < 0 {
 				return fmt.Errorf("--count %d", count)
 			}
-			ctx, stop := interrupted(c)
-			defer stop()
-			loop, stopClock := runClock(ctx)
-			defer stopClock()
-			l, err := r.open(loop)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			p := &printer{w: c.OutOrStdout(), count: count, full: make(chan struct{})}
-			l.Attach(p)
-			fmt.Fprintf(c.ErrOrStderr(), "listening on %s, address %d\n", r.port, r.address)
-			select {
-			case <-p.full:
-			case <-ctx.Done():
-			}
-			l.Attach(nil)
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return p.err
+			return r.session(c, func(ctx context.Context, l *rylr998.Link) error {
+				p := &printer{w: c.OutOrStdout(), count: count, full: make(chan struct{})}
+				l.Attach(p)
+				fmt.Fprintf(c.ErrOrStderr(), "listening on %s, address %d\n", r.port, r.address)
+				select {
+				case <-p.full:
+				case <-ctx.Done():
+				}
+				l.Attach(nil)
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				return p.err
+			})
 		},
 	}
 	r.flags(c)
