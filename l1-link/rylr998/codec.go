@@ -68,9 +68,11 @@ type ParserStats struct {
 // panics and holds at most MaxLine bytes: bytes that do not form a line
 // the module sends (noise, half a line, binary junk, an over-long line)
 // are skipped and counted, and decoding resumes at the next '+', which
-// starts every line the module sends. A +RCV is read by its declared
-// length, so its data may hold commas, CR, LF or text that looks like a
-// response. The zero value is ready to use; not safe for concurrent use.
+// starts every line the module sends. A +RCV (and the +SEND= that
+// answers AT+SEND?) is read by its declared length, so its data may hold
+// commas, CR, LF or text that looks like a response; the guide's spacing,
+// one space after each comma, is taken too. The zero value is ready to
+// use; not safe for concurrent use.
 type Parser struct {
 	buf   [MaxLine]byte
 	n     int
@@ -176,18 +178,35 @@ func nextStart(s []byte) int {
 }
 
 var (
-	pfxRCV = []byte("+RCV=")
-	pfxERR = []byte("+ERR=")
+	pfxRCV  = []byte("+RCV=")
+	pfxSEND = []byte("+SEND=")
+	pfxERR  = []byte("+ERR=")
 )
 
 // parse decodes the line at the start of s (s[0] == '+') into p.resp.
 func (p *Parser) parse(s []byte) (int, status) {
-	if len(s) < len(pfxRCV) && bytes.HasPrefix(pfxRCV, s) {
-		return 0, stMore
+	for _, pfx := range [][]byte{pfxRCV, pfxSEND} {
+		if len(s) < len(pfx) && bytes.HasPrefix(pfx, s) {
+			return 0, stMore
+		}
 	}
 	if bytes.HasPrefix(s, pfxRCV) {
 		return p.parseRCV(s)
 	}
+	if bytes.HasPrefix(s, pfxSEND) {
+		// +SEND=<addr>,<len>,<data> answers AT+SEND?: its data is read by
+		// its length, as +RCV's. Only a line that does not start
+		// "<addr>,<len>," is read as a plain value line, so that no plain
+		// value could be read otherwise once written back.
+		if _, _, _, st := dataHead(s, len(pfxSEND)); st != stBad {
+			return p.parseSEND(s)
+		}
+	}
+	return p.parsePlain(s)
+}
+
+// parsePlain decodes a line other than +RCV: +OK, +ERR=n, +NAME=value...
+func (p *Parser) parsePlain(s []byte) (int, status) {
 	end := lineEnd(s)
 	if end < 0 && len(s) <= maxPlainLine {
 		return 0, stMore
@@ -225,60 +244,124 @@ func (p *Parser) parse(s []byte) (int, status) {
 	return end + 1, stDone
 }
 
-// maxPlainLine bounds a line other than +RCV: the longest the module sends
-// is +SEND=<addr>,<len>,<data> answering AT+SEND?, which this parser treats
-// as a value line only when its data is printable.
+// maxPlainLine bounds a line other than +RCV and +SEND (the longest is a
+// +UID or +VER value).
 const maxPlainLine = 300
 
-func (p *Parser) parseRCV(s []byte) (int, status) {
-	i := len(pfxRCV)
-	src, i, st := number(s, i, false, 5)
+// dataHead reads "<addr>,<len>," after a prefix: the address, the data's
+// declared length and where the field after it starts.
+func dataHead(s []byte, i int) (addr, n, at int, st status) {
+	addr, i, st = number(s, i, false, 5)
 	if st != stDone {
-		return 0, st
+		return 0, 0, 0, st
 	}
-	if src > 65535 {
-		return 0, stBad
+	if addr > 65535 {
+		return 0, 0, 0, stBad
 	}
 	if i, st = expect(s, i, ','); st != stDone {
-		return 0, st
+		return 0, 0, 0, st
 	}
-	n, i, st := number(s, i, false, 3)
+	n, i, st = number(s, i, false, 3)
 	if st != stDone {
-		return 0, st
+		return 0, 0, 0, st
 	}
 	if n > MTU {
-		return 0, stBad
+		return 0, 0, 0, stBad
 	}
 	if i, st = expect(s, i, ','); st != stDone {
-		return 0, st
+		return 0, 0, 0, st
 	}
-	if len(s) < i+n {
-		return 0, stMore
+	return addr, n, i, stDone
+}
+
+// dataField finds the n bytes of data that start at s[at] or, after the
+// one space the guide prints after each comma ("+RCV=50, 5, HELLO, -99,
+// 40"), at s[at+1], and hands what follows them to tail. The declared
+// length governs, and data may itself start with a space or hold commas:
+// the reading without the space is taken whenever it is whole, the other
+// only when the first cannot be. For +RCV at most one can be whole (the
+// field after the data is a comma followed by a digit, a sign or a space,
+// never by another comma), and either way the choice is made only once
+// the first reading is decided, so it does not depend on how the bytes
+// were split.
+func dataField(s []byte, at, n int, tail func(s []byte, i int) (int, status)) (data []byte, used int, st status) {
+	read := func(from int) (int, status) {
+		if len(s) < from+n {
+			return 0, stMore
+		}
+		return tail(s, from+n)
 	}
-	data := s[i : i+n]
-	i += n
-	if i, st = expect(s, i, ','); st != stDone {
-		return 0, st
+	usedA, stA := read(at)
+	if stA == stDone {
+		return s[at : at+n], usedA, stDone
 	}
-	rssi, i, st := number(s, i, true, 4)
-	if st != stDone {
-		return 0, st
+	stB := stBad
+	if len(s) <= at {
+		stB = stMore
+	} else if s[at] == ' ' {
+		var usedB int
+		if usedB, stB = read(at + 1); stB == stDone {
+			return s[at+1 : at+1+n], usedB, stDone
+		}
 	}
-	if i, st = expect(s, i, ','); st != stDone {
-		return 0, st
+	if stA == stMore || stB == stMore {
+		return nil, 0, stMore
 	}
-	snr, i, st := number(s, i, true, 4)
-	if st != stDone {
-		return 0, st
-	}
+	return nil, 0, stBad
+}
+
+// lineEndAt expects the end of a line at s[i].
+func lineEndAt(s []byte, i int) (int, status) {
 	if i >= len(s) {
 		return 0, stMore
 	}
 	if s[i] != '\r' && s[i] != '\n' {
 		return 0, stBad
 	}
-	p.resp = Response{Kind: KindRCV, Src: uint16(src), Data: data, RSSI: rssi, SNR: snr, Line: s[:i]}
 	return i + 1, stDone
+}
+
+func (p *Parser) parseSEND(s []byte) (int, status) {
+	_, n, at, st := dataHead(s, len(pfxSEND))
+	if st != stDone {
+		return 0, st
+	}
+	_, used, st := dataField(s, at, n, lineEndAt)
+	if st != stDone {
+		return 0, st
+	}
+	p.resp = Response{Kind: KindValue, Name: s[1:5], Value: s[len(pfxSEND) : used-1], Line: s[:used-1]}
+	return used, stDone
+}
+
+func (p *Parser) parseRCV(s []byte) (int, status) {
+	src, n, at, st := dataHead(s, len(pfxRCV))
+	if st != stDone {
+		return 0, st
+	}
+	var rssi, snr int
+	tail := func(s []byte, i int) (int, status) {
+		var st status
+		if i, st = expect(s, i, ','); st != stDone {
+			return 0, st
+		}
+		if rssi, i, st = number(s, i, true, 4); st != stDone {
+			return 0, st
+		}
+		if i, st = expect(s, i, ','); st != stDone {
+			return 0, st
+		}
+		if snr, i, st = number(s, i, true, 4); st != stDone {
+			return 0, st
+		}
+		return lineEndAt(s, i)
+	}
+	data, used, st := dataField(s, at, n, tail)
+	if st != stDone {
+		return 0, st
+	}
+	p.resp = Response{Kind: KindRCV, Src: uint16(src), Data: data, RSSI: rssi, SNR: snr, Line: s[:used-1]}
+	return used, stDone
 }
 
 // number reads an optionally signed decimal of at most maxDigits digits at

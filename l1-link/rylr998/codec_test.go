@@ -200,14 +200,20 @@ func TestParserNoAlloc(t *testing.T) {
 	}
 }
 
-// Every documented +ERR number maps to a typed error usable with
-// errors.Is, whose message is the guide's meaning.
+// Every +ERR number the RYLR998 guide documents (1, 2, 4, 5, 10, 12–15,
+// 17–20) maps to a typed error usable with errors.Is, whose message is the
+// guide's meaning; the RYLR896's 3 and 11 are named but not listed.
 func TestModuleErrors(t *testing.T) {
 	meaning := map[int]string{
-		1: "0x0D 0x0A", 2: `"AT"`, 3: `"="`, 4: "unknown command", 5: "does not match the actual length",
-		10: "TX is over times", 11: "RX is over times", 12: "CRC error", 13: "exceeds 240 bytes",
+		1: "0x0D 0x0A", 2: `"AT"`, 4: "unknown command", 5: "does not match the actual length",
+		10: "TX is over times", 12: "CRC error", 13: "exceeds 240 bytes",
 		14: "flash", 15: "unknown failure", 17: "last TX was not completed", 18: "preamble",
 		19: "header error", 20: "smart receiving power saving mode",
+	}
+	for _, e := range []rylr998.ModuleError{rylr998.ErrNoEquals, rylr998.ErrRxOverTimes} {
+		if e.Documented() || !strings.Contains(e.Error(), "RYLR896") {
+			t.Errorf("+ERR=%d: documented %v, %q", int(e), e.Documented(), e.Error())
+		}
 	}
 	if len(rylr998.ModuleErrors) != len(meaning) {
 		t.Fatalf("%d errors listed, %d documented", len(rylr998.ModuleErrors), len(meaning))
@@ -265,7 +271,13 @@ type cmd struct {
 }
 
 func parseCommands(in []byte, sizes []int, idle bool) []cmd {
-	var p rylr998.CommandParser
+	return parseCommandsMode(in, sizes, idle, false)
+}
+
+// parseCommandsMode is parseCommands with AT+SEND's data read to CR LF
+// when crlf.
+func parseCommandsMode(in []byte, sizes []int, idle, crlf bool) []cmd {
+	p := rylr998.CommandParser{DataEndsAtCRLF: crlf}
 	var out []cmd
 	emit := func(c *rylr998.Command) {
 		out = append(out, cmd{c.Kind, string(c.Name), string(c.Args), c.Addr, string(c.Data), c.Err, c.End})
@@ -334,5 +346,137 @@ func TestCommandParser(t *testing.T) {
 	gotc = parseCommands([]byte("AT+"+strings.Repeat("A", 2000)+"\r\nAT\r\n"), []int{100}, false)
 	if len(gotc) != 2 || gotc[0].Err != rylr998.ErrNoCRLF || gotc[1].Kind != rylr998.CmdTest {
 		t.Fatalf("over-long %+v", gotc)
+	}
+}
+
+// The guide prints its example with a space after each comma,
+// "+RCV=50, 5, HELLO, -99, 40": the parser takes it. The declared length
+// governs: data that starts with a space, or holds ", ", is read as it is.
+func TestParserGuideSpacing(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"+RCV=50, 5, HELLO, -99, 40\r\n", `RCV(50,"HELLO",-99,40)`},
+		{"+RCV=50,5,HELLO,-99,40\r\n", `RCV(50,"HELLO",-99,40)`},
+		// Data " ab" without the guide's space, and with it.
+		{"+RCV=1,3, ab,-1,2\r\n", `RCV(1," ab",-1,2)`},
+		{"+RCV=1, 3,  ab, -1, 2\r\n", `RCV(1," ab",-1,2)`},
+		// Data holding ", " and digits, spaced and not.
+		{"+RCV=7,8,a, -5, 6,-70,3\r\n", `RCV(7,"a, -5, 6",-70,3)`},
+		{"+RCV=7, 8, a, -5, 6, -70, 3\r\n", `RCV(7,"a, -5, 6",-70,3)`},
+		// Data that is a space.
+		{"+RCV=2,1, ,-9,1\r\n", `RCV(2," ",-9,1)`},
+		{"+RCV=2, 1,  , -9, 1\r\n", `RCV(2," ",-9,1)`},
+		// +SEND= answering AT+SEND?, read by its length too.
+		{"+SEND=50, 5, HELLO\r\n", "SEND=50, 5, HELLO"},
+		{"+SEND=0,0,\r\n", "SEND=0,0,"},
+	}
+	for _, c := range cases {
+		for _, sizes := range [][]int{nil, {1}, {4, 3}} {
+			gs, st := parseChunks([]byte(c.in), sizes, false)
+			if s := summary(gs); s != c.want || st.Garbage != 0 {
+				t.Errorf("%q (chunks %v): %s, garbage %d; want %s", c.in, sizes, s, st.Garbage, c.want)
+			}
+		}
+	}
+	// Two spaces are not the guide's spacing: the data does not line up.
+	gs, st := parseChunks([]byte("+RCV=50,5,  HELLO,-99,40\r\n+OK\r\n"), nil, false)
+	if summary(gs) != "OK" || st.Garbage != 1 {
+		t.Fatalf("two spaces: %s %+v", summary(gs), st)
+	}
+}
+
+// +SEND=<addr>,<len>,<data> is read by its length, so binary data (a
+// framed datagram) answers AT+SEND? as a value line; a +SEND= line that
+// is not of that form is still a plain value.
+func TestParserSendLine(t *testing.T) {
+	data := "\x0dHI\r\x0b,\x00\xff"
+	in := "+SEND=3," + fmt.Sprint(len(data)) + "," + data + "\r\n+SEND=hello\r\n+OK\r\n"
+	for _, sizes := range [][]int{nil, {1}} {
+		gs, st := parseChunks([]byte(in), sizes, false)
+		if len(gs) != 3 || st.Garbage != 0 || gs[0].Name != "SEND" || gs[0].Value != fmt.Sprintf("3,%d,%s", len(data), data) ||
+			gs[1].Value != "hello" || gs[2].Kind != rylr998.KindOK {
+			t.Fatalf("chunks %v: %q %+v", sizes, gs, st)
+		}
+	}
+}
+
+// AT+SEND with less data than declared is answered +ERR=5 and the next
+// command is read as a command, in both ways a module may read the data;
+// data holding CR LF is taken by length, and cut by a module that ends
+// the data at CR LF.
+func TestCommandParserSendData(t *testing.T) {
+	cases := []struct {
+		in             string
+		byLen, toCRLF  string // the commands decoded, with Idle at the end
+		shortSendAfter bool   // ShortSend before Idle (by length)
+	}{
+		// Shorter than declared, the next command right behind.
+		{"AT+SEND=2,10,HELLO\r\nAT\r\n", "ERR5 TEST", "ERR5 TEST", false},
+		{"AT+SEND=2,6,HELLO\r\nAT\r\n", "ERR5 TEST", "ERR5 TEST", false},
+		// Shorter than declared, then nothing: by length, the line going
+		// quiet decides (ShortSend says so at once).
+		{"AT+SEND=2,10,HELLO\r\n", "ERR5", "ERR5", true},
+		{"AT+SEND=2,7,HELLO\r\n", "ERR5", "ERR5", true},
+		// CR LF inside data of the declared length.
+		{"AT+SEND=2,7,HE\r\nLLO\r\nAT\r\n", `SEND(2,"HE\r\nLLO") TEST`, "ERR5 ERR2 TEST", false},
+		// Lone CR, lone LF, 0x00, 0xFF: data either way.
+		{"AT+SEND=2,6,a\rb\nc\x00\r\n", `SEND(2,"a\rb\nc\x00")`, `SEND(2,"a\rb\nc\x00")`, false},
+		{"AT+SEND=2,2,\xff\xfe\r\n", `SEND(2,"\xff\xfe")`, `SEND(2,"\xff\xfe")`, false},
+		// Longer than declared.
+		{"AT+SEND=2,3,HELLO\r\nAT\r\n", "ERR5 TEST", "ERR5 TEST", false},
+		{"AT+SEND=2,3,a\r\nbcd\r\n", "ERR5 ERR2", `ERR5 ERR2`, false},
+		// Empty data.
+		{"AT+SEND=2,0,\r\n", `SEND(2,"")`, `SEND(2,"")`, false},
+		// No CR LF at all.
+		{"AT+SEND=2,3,abc", "ERR5", "ERR1", false},
+	}
+	show := func(cs []cmd) string {
+		var b strings.Builder
+		for i, c := range cs {
+			if i > 0 {
+				b.WriteString(" ")
+			}
+			switch c.Kind {
+			case rylr998.CmdBad:
+				fmt.Fprintf(&b, "ERR%d", int(c.Err))
+			case rylr998.CmdSend:
+				fmt.Fprintf(&b, "SEND(%d,%q)", c.Addr, c.Data)
+			case rylr998.CmdTest:
+				b.WriteString("TEST")
+			default:
+				fmt.Fprintf(&b, "%+v", c)
+			}
+		}
+		return b.String()
+	}
+	for _, c := range cases {
+		for _, crlf := range []bool{false, true} {
+			want := c.byLen
+			if crlf {
+				want = c.toCRLF
+			}
+			for _, sizes := range [][]int{nil, {1}, {3, 5}} {
+				p := rylr998.CommandParser{DataEndsAtCRLF: crlf}
+				var out []cmd
+				emit := func(c *rylr998.Command) {
+					out = append(out, cmd{c.Kind, string(c.Name), string(c.Args), c.Addr, string(c.Data), c.Err, c.End})
+				}
+				in := []byte(c.in)
+				for i := 0; len(in) > 0; i++ {
+					n := len(in)
+					if len(sizes) > 0 {
+						n = min(sizes[i%len(sizes)], len(in))
+					}
+					p.Feed(in[:n], emit)
+					in = in[n:]
+				}
+				if got := p.ShortSend(); got != (c.shortSendAfter && !crlf) {
+					t.Errorf("%q crlf=%v chunks %v: ShortSend %v", c.in, crlf, sizes, got)
+				}
+				p.Idle(emit)
+				if got := show(out); got != want {
+					t.Errorf("%q crlf=%v chunks %v: %s, want %s", c.in, crlf, sizes, got, want)
+				}
+			}
+		}
 	}
 }

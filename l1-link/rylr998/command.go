@@ -38,9 +38,23 @@ type Command struct {
 // CommandParser decodes the byte stream a host sends to a module. It never
 // panics and holds at most MaxLine bytes. A command ends at CR (a CR LF
 // pair counts once); a line ended by a lone LF is answered ErrNoCRLF, as the
-// module requires CR LF. AT+SEND is read by its declared length, so its data
-// may contain anything. Empty lines are ignored. The zero value is ready.
+// module requires CR LF. Empty lines are ignored. The zero value is ready,
+// and reads AT+SEND's data by its declared length.
+//
+// AT+SEND's data, by length (the default): the data may hold any byte,
+// CR LF included, when the command ends right after the declared length;
+// a command whose data is shorter than declared ended at its first CR LF
+// (ErrLengthMismatch), and what follows is read as the next command — when
+// the bytes after the declared length show it, or when the line goes quiet
+// (Idle) while ShortSend holds. With DataEndsAtCRLF the data ends at its
+// first CR LF whatever the length says, as a module that reads its
+// commands line by line does.
 type CommandParser struct {
+	// DataEndsAtCRLF ends AT+SEND's data at the first CR LF (a lone CR or
+	// LF is data): a datagram holding that pair is cut, and answered
+	// ErrLengthMismatch.
+	DataEndsAtCRLF bool
+
 	buf     [MaxLine]byte
 	n       int
 	afterCR bool // the last line ended with CR: a LF right after belongs to it
@@ -78,6 +92,22 @@ func (p *CommandParser) Idle(emit func(*Command)) {
 // Buffered returns the number of bytes held waiting for the rest of a
 // command.
 func (p *CommandParser) Buffered() int { return p.n }
+
+// ShortSend reports whether the bytes held are an AT+SEND read by length
+// whose data, still short of its declared length, already holds a CR LF:
+// if the line goes quiet now, the command ended there. A module notices
+// that within a few byte times, so the emulator calls Idle after a short
+// quiet gap rather than the long one for a half-typed command.
+func (p *CommandParser) ShortSend() bool {
+	if p.DataEndsAtCRLF || p.discard || !bytes.HasPrefix(p.buf[:p.n], pfxSend) {
+		return false
+	}
+	// The address and length fields hold no CR LF (one would have ended
+	// the command already): a CR LF held is in the data.
+	return bytes.Contains(p.buf[len(pfxSend):p.n], crlf)
+}
+
+var crlf = []byte("\r\n")
 
 var pfxSend = []byte("AT+SEND=")
 
@@ -197,12 +227,14 @@ func (p *CommandParser) line(line []byte) {
 	case rest[i] == '=':
 		c.Kind, c.Args = CmdSet, rest[i+1:]
 	default:
-		p.bad(ErrNoEquals, 0)
+		// The RYLR998 guide has no number for a malformed form (the
+		// RYLR896's 3, "no =", is not in it): an unknown command.
+		p.bad(ErrUnknownCommand, 0)
 		c.Name = nil
 	}
 }
 
-// parseSend reads AT+SEND=<addr>,<len>,<data> by the declared length.
+// parseSend reads AT+SEND=<addr>,<len>,<data>.
 func (p *CommandParser) parseSend(s []byte, final bool) (int, status) {
 	i := len(pfxSend)
 	if e := lineEnd(s); e >= 0 && e < i+1 {
@@ -242,18 +274,67 @@ func (p *CommandParser) parseSend(s []byte, final bool) (int, status) {
 		p.discard = true
 		return i, stDone
 	}
-	if len(s) < i+n+1 {
-		if final {
-			p.bad(ErrLengthMismatch, 0)
-			return len(s), stDone
-		}
-		return 0, stMore
+	if p.DataEndsAtCRLF {
+		return p.sendToCRLF(s, i, n, addr, final)
 	}
-	data := s[i : i+n]
-	switch s[i+n] {
-	case '\r':
+	return p.sendByLength(s, i, n, addr, final)
+}
+
+// sendToCRLF reads AT+SEND's data up to its first CR LF.
+func (p *CommandParser) sendToCRLF(s []byte, i, n, addr int, final bool) (int, status) {
+	j := bytes.Index(s[i:], crlf)
+	if j < 0 {
+		if !final {
+			return 0, stMore
+		}
+		// The line went quiet with no CR LF: the command never ended.
+		p.bad(ErrNoCRLF, 0)
+		return len(s), stDone
+	}
+	if j != n {
+		p.bad(ErrLengthMismatch, 0)
+		return i + j + 2, stDone
+	}
+	p.cmd = Command{Kind: CmdSend, Name: s[3:7], Addr: uint16(addr), Data: s[i : i+n]}
+	return i + n + 2, stDone
+}
+
+// sendByLength reads AT+SEND's data by its declared length n.
+func (p *CommandParser) sendByLength(s []byte, i, n, addr int, final bool) (int, status) {
+	// The first CR LF whose CR lies within the declared length: where the
+	// command ended if its data turns out to be short.
+	cut := -1
+	for j := i; j < i+n && j+1 < len(s); j++ {
+		if s[j] == '\r' && s[j+1] == '\n' {
+			cut = j
+			break
+		}
+	}
+	if len(s) < i+n+1 {
+		if !final {
+			return 0, stMore
+		}
+		// The line went quiet before the declared length was reached.
+		p.bad(ErrLengthMismatch, 0)
+		if cut >= 0 {
+			return cut + 2, stDone
+		}
+		if k := bytes.IndexByte(s[i:], '\r'); k >= 0 {
+			// A terminal's Enter (a lone CR) ended it.
+			p.afterCR = true
+			return i + k + 1, stDone
+		}
+		return len(s), stDone
+	}
+	switch {
+	case s[i+n] == '\r':
 		p.afterCR = true
-	case '\n':
+	case cut >= 0:
+		// Shorter than declared: the command ended at its first CR LF, and
+		// what follows is the next command.
+		p.bad(ErrLengthMismatch, 0)
+		return cut + 2, stDone
+	case s[i+n] == '\n':
 		p.bad(ErrNoCRLF, 0)
 		return i + n + 1, stDone
 	default:
@@ -262,6 +343,6 @@ func (p *CommandParser) parseSend(s []byte, final bool) (int, status) {
 		p.discard = true
 		return i + n, stDone
 	}
-	p.cmd = Command{Kind: CmdSend, Name: s[3:7], Addr: uint16(addr), Data: data}
+	p.cmd = Command{Kind: CmdSend, Name: s[3:7], Addr: uint16(addr), Data: s[i : i+n]}
 	return i + n + 1, stDone
 }

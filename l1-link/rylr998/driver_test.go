@@ -30,7 +30,7 @@ func attachAll(e *env) []*recorder {
 func TestRCVDataAndSignal(t *testing.T) {
 	e := newEnv(t, 2, nil)
 	rs := attachAll(e)
-	all := make([]byte, 240)
+	all := make([]byte, rylr998.MaxLFFree)
 	for i := range all {
 		all[i] = byte(i)
 	}
@@ -70,15 +70,16 @@ func TestAirtime(t *testing.T) {
 	e := newEnv(t, 2, nil)
 	rs := attachAll(e)
 	l := e.links[0]
-	for _, n := range []int{0, 1, 10, 100, 240} {
-		if got, want := l.Airtime(n), fast.Airtime(n+rylr998.AirOverhead); got != want {
+	for _, n := range []int{0, 1, 10, 100, 239} {
+		// FrameBytes: the frame is one byte longer than the datagram.
+		if got, want := l.Airtime(n), fast.Airtime(n+1+rylr998.AirOverhead); got != want {
 			t.Fatalf("Airtime(%d) = %v, want %v", n, got, want)
 		}
 		if link.Airtime(l, n) != l.Airtime(n) {
 			t.Fatal("link.Airtime does not use the estimator")
 		}
 	}
-	sizes := []int{1, 50, 240, 17}
+	sizes := []int{1, 50, 239, 17}
 	var want time.Duration
 	for _, n := range sizes {
 		if err := l.Send(e.links[1].Info().Addr, bytes.Repeat([]byte{'x'}, n)); err != nil {
@@ -103,7 +104,7 @@ func TestAirtime(t *testing.T) {
 // A datagram over the budget is refused with ErrDutyCycle and counted; the
 // link reports what it used.
 func TestDutyCycle(t *testing.T) {
-	air := fast.Airtime(20 + rylr998.AirOverhead)
+	air := fast.Airtime(rylr998.FrameBytes.FrameLen(20) + rylr998.AirOverhead)
 	// Room for two datagrams of 20 bytes and a bit: not a third, but an
 	// empty one.
 	budget := lora.DutyCycle{Fraction: float64(27*air/10) / float64(time.Hour), Window: time.Hour}
@@ -170,7 +171,8 @@ func TestSendErrors(t *testing.T) {
 		_, errs := rs[0].Done()
 		err := errs[len(errs)-1]
 		var ce *rylr998.CommandError
-		if !errors.Is(err, code) || !errors.As(err, &ce) || ce.Cmd != "AT+SEND=11,1" {
+		// The command names the frame's length: 2 bytes for 1 (FrameBytes).
+		if !errors.Is(err, code) || !errors.As(err, &ce) || ce.Cmd != "AT+SEND=11,2" {
 			t.Fatalf("+ERR=%d: TxDone(%v)", int(code), err)
 		}
 	}
@@ -395,6 +397,10 @@ func TestConfigValidation(t *testing.T) {
 		{Port: port, Address: 1, Clock: e.drvClk, Params: lora.Params{SF: 9, Bandwidth: 125000, CR: 1, Preamble: 30}},
 		{Port: port, Address: 1, Clock: e.drvClk, Password: "xyz"},
 		{Port: port, Address: 1, Clock: e.drvClk, Password: "00000000"},
+		// 32 hex digits, as older REYAX modules took: an RYLR998 answers +ERR=5.
+		{Port: port, Address: 1, Clock: e.drvClk, Password: "0123456789ABCDEF0123456789ABCDEF"},
+		{Port: port, Address: 1, Clock: e.drvClk, Password: "EEDCAA90,M"},
+		{Port: port, Address: 1, Clock: e.drvClk, Framing: rylr998.FrameNone + 1},
 		{Port: port, Address: 1, Clock: e.drvClk, TxPower: 23},
 		{Port: port, Address: 1, Clock: e.drvClk, Baud: 12345},
 		{Address: 1, Clock: e.drvClk},
@@ -443,7 +449,7 @@ func TestConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := rylr998.Open(rylr998.Config{Conn: f, Address: 42, Params: fast, Clock: e.drvClk, CommandTimeout: 2 * time.Second})
+	l, err := rylr998.Open(rylr998.Config{Conn: f, Address: 42, Params: fast, Clock: e.drvClk, CommandTimeout: 2 * time.Second, Framing: rylr998.FrameBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,14 +71,20 @@ type env struct {
 }
 
 // newEnv starts n modules and opens a driver on each through its pty, as
-// a serial device; edit adjusts driver i's Config.
+// a serial device; edit adjusts driver i's Config. The drivers use
+// FrameBytes (most tests send text); edit may set another framing.
 func newEnv(t *testing.T, n int, edit func(i int, c *rylr998.Config)) *env {
+	return newEnvWith(t, n, emulator.Options{}, edit)
+}
+
+// newEnvWith is newEnv with modules made with o.
+func newEnvWith(t *testing.T, n int, o emulator.Options, edit func(i int, c *rylr998.Config)) *env {
 	t.Helper()
 	e := &env{t: t, netClk: runLoop(t), drvClk: runLoop(t)}
 	e.net = emulator.NewNetwork(e.netClk, fast, 1)
 	t.Cleanup(func() { e.net.Close() })
 	for range n {
-		m, err := e.net.AddModule(emulator.Options{})
+		m, err := e.net.AddModule(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +106,7 @@ func newEnv(t *testing.T, n int, edit func(i int, c *rylr998.Config)) *env {
 	for i, m := range e.mods {
 		c := rylr998.Config{
 			Port: m.Path(), Address: uint16(10 + i), Params: fast, Clock: e.drvClk,
+			Framing: rylr998.FrameBytes,
 			// Generous: the machine running the tests may be loaded; the
 			// timeout tests set their own.
 			CommandTimeout: 2 * time.Second,
@@ -124,6 +131,18 @@ func newEnv(t *testing.T, n int, edit func(i int, c *rylr998.Config)) *env {
 		e.links = append(e.links, l)
 	}
 	return e
+}
+
+// dataModes runs f against modules that read AT+SEND's data by its length
+// and against modules that end it at the first CR LF.
+func dataModes(t *testing.T, f func(t *testing.T, o emulator.Options)) {
+	for _, crlf := range []bool{false, true} {
+		name := "by-length"
+		if crlf {
+			name = "ends-at-crlf"
+		}
+		t.Run(name, func(t *testing.T) { f(t, emulator.Options{DataEndsAtCRLF: crlf}) })
+	}
 }
 
 // settle waits until nothing is in flight: every module idle, and every

@@ -11,17 +11,18 @@ import (
 type ModuleError int
 
 // The module's error numbers, with the meanings its AT command guide gives
-// (RYLR998/RYLR498 guide, 2023 and 2025 editions; 3 and 11 come from the
-// earlier RYLR896 guide and are kept because the firmware family shares
-// them).
+// (RYLR998/RYLR498 guide, 2021, 2023 and 2025 editions: 1, 2, 4, 5, 10,
+// 12–15 and 17–20). 3 and 11 come from the earlier RYLR896 guide: an
+// RYLR998 is not documented to send them, and the emulator never does, but
+// the driver still names them if one comes.
 const (
 	ErrNoCRLF          ModuleError = 1  // no CR LF at the end of the command
 	ErrNotAT           ModuleError = 2  // the command does not start with "AT"
-	ErrNoEquals        ModuleError = 3  // no "=" in the command (RYLR896 guide)
+	ErrNoEquals        ModuleError = 3  // no "=" in the command (RYLR896 guide only)
 	ErrUnknownCommand  ModuleError = 4  // unknown command
 	ErrLengthMismatch  ModuleError = 5  // AT+SEND data does not match the declared length
 	ErrTxOverTimes     ModuleError = 10 // TX is over times
-	ErrRxOverTimes     ModuleError = 11 // RX is over times (RYLR896 guide)
+	ErrRxOverTimes     ModuleError = 11 // RX is over times (RYLR896 guide only)
 	ErrCRC             ModuleError = 12 // CRC error
 	ErrTxTooLong       ModuleError = 13 // TX data exceeds 240 bytes
 	ErrFlash           ModuleError = 14 // failed to write flash memory
@@ -32,15 +33,15 @@ const (
 	ErrSmartModeTiming ModuleError = 20 // AT+MODE=2 time values not allowed
 )
 
-// moduleErrorText holds the guide's wording for each documented number.
+// moduleErrorText holds the guides' wording for each number.
 var moduleErrorText = map[ModuleError]string{
 	ErrNoCRLF:          `there is no "enter" (0x0D 0x0A) at the end of the AT command`,
 	ErrNotAT:           `the head of the AT command is not the "AT" string`,
-	ErrNoEquals:        `there is no "=" symbol in the AT command`,
+	ErrNoEquals:        `there is no "=" symbol in the AT command (RYLR896 guide; not in the RYLR998's)`,
 	ErrUnknownCommand:  "unknown command",
 	ErrLengthMismatch:  "the data to be sent does not match the actual length",
 	ErrTxOverTimes:     "TX is over times",
-	ErrRxOverTimes:     "RX is over times",
+	ErrRxOverTimes:     "RX is over times (RYLR896 guide; not in the RYLR998's)",
 	ErrCRC:             "CRC error",
 	ErrTxTooLong:       "TX data exceeds 240 bytes",
 	ErrFlash:           "failed to write flash memory",
@@ -51,11 +52,11 @@ var moduleErrorText = map[ModuleError]string{
 	ErrSmartModeTiming: `the time setting value of the "smart receiving power saving mode" is not allowed`,
 }
 
-// ModuleErrors lists every documented error number, in order.
+// ModuleErrors lists every number the RYLR998 guide documents, in order.
 var ModuleErrors = []ModuleError{
-	ErrNoCRLF, ErrNotAT, ErrNoEquals, ErrUnknownCommand, ErrLengthMismatch,
-	ErrTxOverTimes, ErrRxOverTimes, ErrCRC, ErrTxTooLong, ErrFlash,
-	ErrUnknownFailure, ErrTxNotCompleted, ErrPreamble, ErrRxHeader, ErrSmartModeTiming,
+	ErrNoCRLF, ErrNotAT, ErrUnknownCommand, ErrLengthMismatch, ErrTxOverTimes,
+	ErrCRC, ErrTxTooLong, ErrFlash, ErrUnknownFailure, ErrTxNotCompleted,
+	ErrPreamble, ErrRxHeader, ErrSmartModeTiming,
 }
 
 // Error returns "rylr998: +ERR=<n>: <the guide's meaning>".
@@ -67,10 +68,14 @@ func (e ModuleError) Error() string {
 	return s + "undocumented error number"
 }
 
-// Documented reports whether the guide lists the number.
+// Documented reports whether the RYLR998 guide lists the number.
 func (e ModuleError) Documented() bool {
-	_, ok := moduleErrorText[e]
-	return ok
+	for _, d := range ModuleErrors {
+		if d == e {
+			return true
+		}
+	}
+	return false
 }
 
 // Errors of the driver itself.

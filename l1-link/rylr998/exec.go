@@ -29,13 +29,9 @@ func Exec(p serial.Port, cmd string, timeout time.Duration) ([]string, error) {
 	if _, err := p.Write(AppendCommand(nil, cmd)); err != nil {
 		return nil, err
 	}
-	if err := p.SetReadTimeout(20 * time.Millisecond); err != nil {
-		return nil, err
-	}
 	var lines []string
 	var final bool
 	var merr error
-	var ps Parser
 	emit := func(r *Response) {
 		if final {
 			return // a line after the answer: not ours
@@ -52,18 +48,8 @@ func Exec(p serial.Port, cmd string, timeout time.Duration) ([]string, error) {
 		lines = append(lines, string(r.Line))
 		final = true
 	}
-	buf := make([]byte, 512)
-	deadline := time.Now().Add(timeout)
-	for !final && time.Now().Before(deadline) {
-		n, err := p.Read(buf)
-		if n > 0 {
-			ps.Feed(buf[:n], emit)
-		} else if err == nil {
-			ps.Idle(emit)
-		}
-		if err != nil {
-			return lines, err
-		}
+	if err := readUntil(p, time.Now().Add(timeout), emit, func() bool { return final }); err != nil {
+		return lines, err
 	}
 	if !final {
 		return lines, fmt.Errorf("%w: no answer to %s within %v", ErrTimeout, strings.TrimSpace(cmd), timeout)
@@ -72,4 +58,27 @@ func Exec(p serial.Port, cmd string, timeout time.Duration) ([]string, error) {
 		return lines, &CommandError{Cmd: cmd, Err: merr}
 	}
 	return lines, nil
+}
+
+// readUntil feeds what the port reads to a Parser, which calls emit, until
+// done reports true or the deadline passes. A read that finds the line
+// quiet for 20 ms lets the parser drop a line that will never complete.
+func readUntil(p serial.Port, deadline time.Time, emit func(*Response), done func() bool) error {
+	if err := p.SetReadTimeout(20 * time.Millisecond); err != nil {
+		return err
+	}
+	var ps Parser
+	buf := make([]byte, 512)
+	for !done() && time.Now().Before(deadline) {
+		n, err := p.Read(buf)
+		if n > 0 {
+			ps.Feed(buf[:n], emit)
+		} else if err == nil {
+			ps.Idle(emit)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package rylr998_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
@@ -19,6 +20,8 @@ var parserSeeds = []string{
 	"+PARAMETER=9,7,1,12\r\n+BAND=868500000\r\n+UID=104737333437353600170029\r\n",
 	"+SEND=50,5,HELLO\r\n+FACTORY\r\n",
 	"+ERR=1\r\n+ERR=2\r\n+ERR=4\r\n+ERR=5\r\n+ERR=10\r\n+ERR=12\r\n+ERR=13\r\n+ERR=14\r\n+ERR=15\r\n+ERR=18\r\n+ERR=19\r\n+ERR=20\r\n",
+	"+RCV=50, 5, HELLO, -99, 40\r\n+RCV=1, 3,  ab, -1, 2\r\n+RCV=2,1, ,-9,1\r\n",
+	"+SEND=0,0,\r\n+SEND=3,4,\x0b\r\x0c\x00\r\n+SEND=hello\r\n",
 }
 
 // FuzzParser: any byte stream, split anywhere, decodes without panic, in
@@ -75,30 +78,39 @@ var commandSeeds = []string{
 	"AT\rAT\r\nAT+VER?\r",
 	"AT+SEND=1,10,abc",
 	"\x00\xffAT+UID?\r\n",
+	"AT+SEND=2,10,HELLO\r\nAT\r\nAT+SEND=2,7,HE\r\nLLO\r\nAT+SEND=2,6,HELLO\r\n",
+	"AT+SEND=2,7,HELLO\r\n",
 }
 
 // FuzzCommandParser: any byte stream, split anywhere, decodes without
-// panic, in bounded memory, to the same commands however it is split.
+// panic, in bounded memory, to the same commands however it is split,
+// whichever way AT+SEND's data is read (chunk's top bit picks it); data
+// read to CR LF never holds that pair.
 func FuzzCommandParser(f *testing.F) {
 	for i, s := range commandSeeds {
 		f.Add([]byte(s), uint8(i+1))
+		f.Add([]byte(s), uint8(i+1)|0x80)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		crlf := chunk&0x80 != 0
 		strip := func(cs []cmd) []cmd {
 			for i := range cs {
 				cs[i].End = 0
 				if cs[i].Kind == rylr998.CmdSend && len(cs[i].Data) > rylr998.MTU {
 					t.Fatalf("send of %d bytes", len(cs[i].Data))
 				}
+				if crlf && cs[i].Kind == rylr998.CmdSend && strings.Contains(cs[i].Data, "\r\n") {
+					t.Fatalf("CR LF in data read to CR LF: %q", cs[i].Data)
+				}
 			}
 			return cs
 		}
-		whole := strip(parseCommands(in, nil, false))
-		split := strip(parseCommands(in, []int{int(chunk%32) + 1, 1}, false))
+		whole := strip(parseCommandsMode(in, nil, false, crlf))
+		split := strip(parseCommandsMode(in, []int{int(chunk%32) + 1, 1}, false, crlf))
 		if !reflect.DeepEqual(whole, split) {
 			t.Fatalf("split changes the result:\n%+v\n%+v", whole, split)
 		}
-		var p rylr998.CommandParser
+		p := rylr998.CommandParser{DataEndsAtCRLF: crlf}
 		p.Feed(in, func(*rylr998.Command) {})
 		if p.Buffered() > rylr998.MaxLine {
 			t.Fatalf("buffered %d", p.Buffered())

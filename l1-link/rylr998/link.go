@@ -3,6 +3,16 @@
 // shares it) and a link.Link driver that configures the module, sends one
 // datagram per AT+SEND and hands up every +RCV.
 //
+// # Framing
+//
+// A module may end AT+SEND's data at the first CR LF (its guide calls the
+// data ASCII), so datagrams never go raw: Config.Framing picks how they go
+// in the data field (frame.go). The default, FramePacket, is the mesh's
+// rule for LoRa (docs/protocol.md): a packet's leading version byte (0) is
+// left out and the rest LF-free encoded, which costs nothing, so a
+// 240-byte packet fits; FrameBytes carries any bytes (at most 239);
+// FrameNone puts them raw, as third-party clients do.
+//
 // # Threading
 //
 // One goroutine (the owner) writes to the port and holds the command
@@ -86,9 +96,10 @@ type Config struct {
 	// SF10, SF11 on them), CR 1..4, and a preamble of 4..24 on network 18
 	// or exactly 12 on any other.
 	Params lora.Params
-	// Password is the domain password AT+CPIN sets: 8 hex digits (the
-	// RYLR998 guide; 32 as older firmware took are passed through too).
-	// Empty leaves the module's.
+	// Password is the domain password AT+CPIN sets: 8 hex digits,
+	// 00000001..FFFFFFFF (the RYLR998 guide; the module answers +ERR=5 to
+	// another length). The module keeps it in RAM only, so the driver sets
+	// it again after every reset. Empty leaves the module's.
 	Password string
 	// TxPower is the output power in dBm, 1..22 (AT+CRFOP); 0 leaves the
 	// module's (22 from the factory; the guide says below 14 for CE).
@@ -103,6 +114,10 @@ type Config struct {
 	// TxGuard is the pause after a datagram's airtime before the next
 	// AT+SEND (default DefaultTxGuard).
 	TxGuard time.Duration
+	// Framing is how datagrams go in AT+SEND's data field (default
+	// FramePacket: mesh packets, up to 240 bytes, each starting with 0x00).
+	// Every module on the network must use the same.
+	Framing Framing
 	// DutyCycle is the transmit budget (zero: none). EU868 sub-band g1
 	// (868.0–868.6 MHz): Fraction 0.01, Window an hour; g3 (869.4–869.65):
 	// 0.10.
@@ -134,6 +149,7 @@ type Link struct {
 	configs   atomic.Uint64 // configurations completed
 	strays    atomic.Uint64 // answers with no command waiting for them
 	rcvLines  atomic.Uint64 // +RCV lines read
+	badFrames atomic.Uint64 // +RCV lines whose data is not a frame
 	lineResp  atomic.Uint64 // the parser's counters, copied after each read
 	lineJunk  atomic.Uint64
 	lineJunkB atomic.Uint64
@@ -162,7 +178,8 @@ type Link struct {
 
 type outgoing struct {
 	to      uint16
-	data    []byte
+	n       int    // the datagram's length
+	frame   []byte // what goes in the data field
 	air     time.Duration
 	retries int
 }
@@ -236,7 +253,7 @@ func Open(cfg Config) (*Link, error) {
 		caps |= link.CapDutyCycle
 	}
 	l.info = link.Info{
-		Name: "rylr998", Addr: link.LoRaAddr(cfg.Address), MTU: MTU,
+		Name: "rylr998", Addr: link.LoRaAddr(cfg.Address), MTU: cfg.Framing.MaxDatagram(),
 		Bitrate: link.BitrateRYLR998, Schemas: link.SchemasLoRa, Caps: caps,
 		TxQueue: cfg.TxQueue, DutyCycle: l.dc.Fraction, DutyWindow: l.dc.Window,
 	}
@@ -279,7 +296,10 @@ func (c *Config) normalize() error {
 		return err
 	}
 	if c.Password != "" && !ValidPassword(c.Password) {
-		return fmt.Errorf("%w: password %q is not 8 (or 32) hex digits", ErrConfig, c.Password)
+		return fmt.Errorf("%w: password %q is not 8 hex digits, 00000001..FFFFFFFF", ErrConfig, c.Password)
+	}
+	if !c.Framing.valid() {
+		return fmt.Errorf("%w: framing %d", ErrConfig, int(c.Framing))
 	}
 	if c.TxPower < 0 || c.TxPower > 22 {
 		return fmt.Errorf("%w: TX power %d dBm not in 0..22", ErrConfig, c.TxPower)
@@ -309,9 +329,10 @@ func validBaud(b int) bool {
 func ValidNetworkID(id int) bool { return (id >= 3 && id <= 15) || id == 18 }
 
 // ValidPassword reports whether s is a password AT+CPIN takes: 8 hex
-// digits, not all zero (00000001..FFFFFFFF), or 32 as older firmware took.
+// digits, not all zero (00000001..FFFFFFFF). The 32-digit passwords of
+// older REYAX modules are refused: an RYLR998 answers them +ERR=5.
 func ValidPassword(s string) bool {
-	if len(s) != 8 && len(s) != 32 {
+	if len(s) != 8 {
 		return false
 	}
 	b, err := hex.DecodeString(s)
@@ -370,8 +391,11 @@ func (l *Link) Info() link.Info { return l.info }
 func (l *Link) Params() lora.Params { return l.cfg.Params }
 
 // Airtime is the time on air of a datagram of n bytes: the Semtech formula
-// for the module's parameters, over n plus the module's 8 bytes.
-func (l *Link) Airtime(n int) time.Duration { return l.cfg.Params.Airtime(n + AirOverhead) }
+// for the module's parameters, over its frame (n bytes, n+1 with
+// FrameBytes) plus the module's 8 bytes.
+func (l *Link) Airtime(n int) time.Duration {
+	return l.cfg.Params.Airtime(l.cfg.Framing.FrameLen(n) + AirOverhead)
+}
 
 // Attach sets the dispatcher.
 func (l *Link) Attach(d link.Dispatcher) {
@@ -396,19 +420,20 @@ func (l *Link) DutyCycle() (used, budget time.Duration) {
 
 // Health is what the driver has seen of the module.
 type Health struct {
-	Configs  uint64      // configurations completed (the first, then one per recovery)
-	Resets   uint64      // +READY the driver did not ask for
-	Timeouts uint64      // commands the module did not answer
-	Strays   uint64      // answers with no command waiting
-	Frames   uint64      // +RCV lines read (each handed to the loop)
-	Line     ParserStats // the serial line's parser
+	Configs   uint64      // configurations completed (the first, then one per recovery)
+	Resets    uint64      // +READY the driver did not ask for
+	Timeouts  uint64      // commands the module did not answer
+	Strays    uint64      // answers with no command waiting
+	Frames    uint64      // +RCV lines read (each handed to the loop, or counted in BadFrames)
+	BadFrames uint64      // +RCV lines whose data is not a frame of the link's framing (DropMalformed)
+	Line      ParserStats // the serial line's parser
 }
 
 // Health returns the counters of the module's behaviour.
 func (l *Link) Health() Health {
 	return Health{
 		Configs: l.configs.Load(), Resets: l.resets.Load(), Timeouts: l.timeouts.Load(),
-		Strays: l.strays.Load(), Frames: l.rcvLines.Load(),
+		Strays: l.strays.Load(), Frames: l.rcvLines.Load(), BadFrames: l.badFrames.Load(),
 		Line: ParserStats{Responses: l.lineResp.Load(), Garbage: l.lineJunk.Load(), GarbageBytes: l.lineJunkB.Load()},
 	}
 }
@@ -441,9 +466,15 @@ func (l *Link) Send(dst link.Addr, data []byte) error {
 	if l.closed {
 		return net.ErrClosed
 	}
-	if len(data) > MTU {
+	if len(data) > l.info.MTU {
 		l.stats.Drop(link.DropOversize)
 		return link.ErrTooBig
+	}
+	frame, err := l.cfg.Framing.AppendFrame(nil, data)
+	if err != nil {
+		// FramePacket and a datagram that is not a packet.
+		l.stats.Drop(link.DropTxError)
+		return err
 	}
 	if l.inflight >= l.cfg.TxQueue {
 		l.stats.Drop(link.DropQueueFull)
@@ -456,7 +487,7 @@ func (l *Link) Send(dst link.Addr, data []byte) error {
 	}
 	l.inflight++
 	l.reserved += air
-	l.queue = append(l.queue, &outgoing{to: to, data: append([]byte(nil), data...), air: air})
+	l.queue = append(l.queue, &outgoing{to: to, n: len(data), frame: frame, air: air})
 	l.poke(l.kick)
 	return nil
 }
@@ -538,8 +569,15 @@ func (l *Link) reader() {
 // onResponse runs on the reader goroutine.
 func (l *Link) onResponse(r *Response) {
 	if r.Kind == KindRCV {
+		data, err := l.cfg.Framing.DecodeFrame(nil, r.Data)
+		if err != nil {
+			l.stats.Drop(link.DropMalformed)
+			l.badFrames.Add(1)
+			l.rcvLines.Add(1)
+			return
+		}
 		f := link.Frame{
-			Src: link.LoRaAddr(r.Src), Data: append([]byte(nil), r.Data...),
+			Src: link.LoRaAddr(r.Src), Data: data,
 			Time: l.clk.Now(), HasSignal: true, RSSI: r.RSSI, SNR: r.SNR,
 		}
 		l.clk.AfterFunc(0, func() { l.deliver(f) })
@@ -751,8 +789,8 @@ func (l *Link) startConfig() {
 		steps = append(steps, step{query: "AT+CRFOP?", name: "CRFOP", line: "AT+CRFOP=" + strconv.Itoa(c.TxPower), want: intIs(c.TxPower)})
 	}
 	if c.Password != "" {
-		// The module forgets a password not stored with ",M" at reset; the
-		// driver re-applies it rather than wear the flash.
+		// The module keeps the password in RAM only and forgets it at a
+		// reset: it is set at every configuration (no query first).
 		steps = append(steps, step{line: "AT+CPIN=" + strings.ToUpper(c.Password)})
 	}
 	if !l.awakeWant.Load() {
@@ -900,16 +938,16 @@ func (l *Link) setMode(awake bool) {
 const maxBusyRetries = 50
 
 func (l *Link) startSend(dg *outgoing) {
-	l.wbuf = AppendSend(l.wbuf[:0], dg.to, dg.data)
-	label := "AT+SEND=" + strconv.Itoa(int(dg.to)) + "," + strconv.Itoa(len(dg.data))
+	l.wbuf = AppendSend(l.wbuf[:0], dg.to, dg.frame)
+	label := "AT+SEND=" + strconv.Itoa(int(dg.to)) + "," + strconv.Itoa(len(dg.frame))
 	l.issue(&command{line: l.wbuf, label: label, done: func(_ string, err error) { l.sendDone(dg, err) }})
 }
 
 func (l *Link) sendDone(dg *outgoing, err error) {
 	now := l.clk.Now()
 	if err == nil {
-		air := l.Airtime(len(dg.data))
-		l.stats.Tx(len(dg.data), air)
+		air := l.Airtime(dg.n)
+		l.stats.Tx(dg.n, air)
 		l.mu.Lock()
 		l.reserved -= dg.air
 		l.dc.Spend(now, air)

@@ -6,6 +6,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/link/linktest"
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
+	"github.com/mycelium-mesh/mycelium/l1-link/rylr998/emulator"
 )
 
 var (
@@ -21,6 +22,19 @@ var (
 func TestConformance(t *testing.T) {
 	linktest.Run(t, func(t *testing.T) *linktest.Env {
 		e := newEnv(t, 3, nil)
+		le := &linktest.Env{Wait: waitFor, Settle: e.settle}
+		for _, l := range e.links {
+			le.Links = append(le.Links, l)
+		}
+		return le
+	})
+}
+
+// The suite again, through modules that end AT+SEND's data at the first CR
+// LF: with the framing, any bytes still cross.
+func TestConformanceDataToCRLF(t *testing.T) {
+	linktest.Run(t, func(t *testing.T) *linktest.Env {
+		e := newEnvWith(t, 3, emulator.Options{DataEndsAtCRLF: true}, nil)
 		le := &linktest.Env{Wait: waitFor, Settle: e.settle}
 		for _, l := range e.links {
 			le.Links = append(le.Links, l)

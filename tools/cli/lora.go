@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.bug.st/serial"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
@@ -28,9 +30,9 @@ func init() { register(loraCmd) }
 func loraCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "lora",
-		Short: "RYLR-998 LoRa modules: emulate them, send AT commands, send and listen",
+		Short: "RYLR-998 LoRa modules: emulate them, send AT commands, send and listen, probe",
 	}
-	c.AddCommand(loraEmulateCmd(), loraATCmd(), loraSendCmd(), loraListenCmd())
+	c.AddCommand(loraEmulateCmd(), loraATCmd(), loraSendCmd(), loraListenCmd(), loraProbeCmd())
 	return c
 }
 
@@ -79,6 +81,7 @@ func loraEmulateCmd() *cobra.Command {
 		loss float64
 		seed uint64
 		baud int
+		crlf bool
 	)
 	c := &cobra.Command{
 		Use:   "emulate",
@@ -87,7 +90,12 @@ func loraEmulateCmd() *cobra.Command {
 within range of each other on one simulated LoRa medium, and prints one line
 per module: its terminal and address ("/dev/pts/5 address 1"). Talk to a
 module with screen or picocom at 115200 baud (AT commands end with CR LF),
-or with "mycelium lora at/send/listen --port". Runs until interrupted.`,
+or with "mycelium lora at/send/listen/probe --port". Runs until interrupted.
+
+The modules read AT+SEND's data by its declared length; with
+--data-ends-at-crlf they end it at the first CR LF, as a module reading its
+commands line by line does, so a datagram sent raw with CR LF in it is cut
+(+ERR=5).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if n < 1 || n > 64 {
@@ -109,7 +117,7 @@ or with "mycelium lora at/send/listen --port". Runs until interrupted.`,
 			net.SetLoss(sim.Independent(loss))
 			var ms []*emulator.Module
 			for range n {
-				m, err := net.AddModule(emulator.Options{Baud: baud})
+				m, err := net.AddModule(emulator.Options{Baud: baud, DataEndsAtCRLF: crlf})
 				if err != nil {
 					return err
 				}
@@ -137,6 +145,7 @@ or with "mycelium lora at/send/listen --port". Runs until interrupted.`,
 	c.Flags().Float64Var(&loss, "loss", 0, "probability that a frame is lost on each link")
 	c.Flags().Uint64Var(&seed, "seed", 1, "seed of the medium's random choices")
 	c.Flags().IntVar(&baud, "baud", rylr998.DefaultBaud, "the modules' UART rate")
+	c.Flags().BoolVar(&crlf, "data-ends-at-crlf", false, "end AT+SEND's data at the first CR LF instead of reading it by its length")
 	return c
 }
 
@@ -154,10 +163,7 @@ answers, up to the final one (+OK, +ERR=n, the value of a query, +READY
 after AT+RESET). Exits with status 1 if the module answers +ERR or nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if port == "" {
-				return errors.New("--port is required")
-			}
-			p, err := rylr998.OpenPort(port, baud)
+			p, err := atPort(port, baud)
 			if err != nil {
 				return err
 			}
@@ -175,6 +181,14 @@ after AT+RESET). Exits with status 1 if the module answers +ERR or nothing.`,
 	return c
 }
 
+// atPort opens --port for AT commands of one's own, without the driver.
+func atPort(port string, baud int) (serial.Port, error) {
+	if port == "" {
+		return nil, errors.New("--port is required")
+	}
+	return rylr998.OpenPort(port, baud)
+}
+
 // radio are the flags that configure a module through the driver.
 type radio struct {
 	port     string
@@ -185,6 +199,7 @@ type radio struct {
 	password string
 	power    int
 	timeout  time.Duration
+	framing  string
 	mod      modulation
 }
 
@@ -197,7 +212,17 @@ func (r *radio) flags(c *cobra.Command) {
 	c.Flags().StringVar(&r.password, "password", "", "domain password, 8 hex digits (empty: leave the module's)")
 	c.Flags().IntVar(&r.power, "power", 0, "TX power in dBm, 1..22 (0: leave the module's)")
 	c.Flags().DurationVar(&r.timeout, "timeout", time.Second, "command timeout")
+	c.Flags().StringVar(&r.framing, "framing", "bytes", "how datagrams go in AT+SEND's data: bytes (any bytes, at most 239), packet (mesh packets, first byte 0x00, at most 240) or none (raw, as third-party clients send)")
 	r.mod.flags(c)
+}
+
+// framingOf parses --framing.
+func (r *radio) framingOf() (rylr998.Framing, error) {
+	f, err := rylr998.ParseFraming(r.framing)
+	if err != nil {
+		return f, fmt.Errorf("--framing %q: want bytes, packet or none", r.framing)
+	}
+	return f, nil
 }
 
 func (r *radio) open(clk clock.Clock) (*rylr998.Link, error) {
@@ -211,10 +236,14 @@ func (r *radio) open(clk clock.Clock) (*rylr998.Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	f, err := r.framingOf()
+	if err != nil {
+		return nil, err
+	}
 	return rylr998.Open(rylr998.Config{
 		Port: r.port, Baud: r.baud, Address: uint16(r.address), NetworkID: r.netID,
 		Band: r.band, Params: p, Password: r.password, TxPower: r.power,
-		Clock: clk, CommandTimeout: r.timeout,
+		Clock: clk, CommandTimeout: r.timeout, Framing: f,
 	})
 }
 
@@ -252,14 +281,22 @@ func loraSendCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "send --port PATH --address A --to B HEX",
 		Short: "Send one datagram through a module (address 0 is broadcast)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Configures the module as the driver does and sends one datagram, given in
+hex, framed as --framing says (default bytes: any bytes, at most 239, so
+that CR LF in the data reaches the other side whichever way the module reads
+AT+SEND's data). The receiver must use the same framing.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			data, err := parseHex("datagram", args[0])
 			if err != nil {
 				return err
 			}
-			if len(data) > rylr998.MTU {
-				return fmt.Errorf("datagram of %d bytes: at most %d", len(data), rylr998.MTU)
+			f, err := r.framingOf()
+			if err != nil {
+				return err
+			}
+			if len(data) > f.MaxDatagram() {
+				return fmt.Errorf("datagram of %d bytes: at most %d with --framing %s", len(data), f.MaxDatagram(), f)
 			}
 			if to < 0 || to > 65535 {
 				return fmt.Errorf("--to %d: want 0..65535", to)
@@ -339,7 +376,8 @@ func loraListenCmd() *cobra.Command {
 		Short: "Print the datagrams a module receives, one JSON object per line",
 		Long: `Configures the module, says so on stderr, then prints each datagram it
 receives as {"src":<address>,"rssi":<dBm>,"snr":<dB>,"data":"<hex>"}, until
---count datagrams (0: until interrupted).`,
+--count datagrams (0: until interrupted). Datagrams are unframed as
+--framing says (default bytes); one that is not a frame of it is dropped.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if count < 0 {
@@ -362,5 +400,47 @@ receives as {"src":<address>,"rssi":<dBm>,"snr":<dB>,"data":"<hex>"}, until
 	}
 	r.flags(c)
 	c.Flags().IntVar(&count, "count", 0, "stop after this many datagrams (0: never)")
+	return c
+}
+
+func loraProbeCmd() *cobra.Command {
+	var (
+		port    string
+		baud    int
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "probe --port PATH",
+		Short: "Find out how a module reads AT+SEND's data (by length, or up to CR LF)",
+		Long: `Sends two short datagrams to the module's own address (no other module
+should hear them; 65535 if the module's address is 0): one holding CR LF,
+which a module reading AT+SEND's data by length takes and a module reading
+to the first CR LF refuses (+ERR=5), and one holding a lone CR, 0x00 and
+0xFF, which the link's framing needs every module to take. Prints what it
+found; exits with status 1 if the framing's bytes are not carried, or the
+module answers neither way.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			p, err := atPort(port, baud)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			r, err := rylr998.Probe(p, timeout)
+			if err != nil {
+				return err
+			}
+			out := c.OutOrStdout()
+			fmt.Fprintf(out, "AT+SEND data: %s (a datagram holding CR LF was answered %s)\n", r.DataEnd, strings.Join(r.CRLFAnswer, " "))
+			if !r.FramesCarried {
+				return fmt.Errorf("a datagram holding a lone CR, 0x00 and 0xFF was answered %s: the link's framing cannot carry datagrams through this module", strings.Join(r.FrameAnswer, " "))
+			}
+			fmt.Fprintln(out, "framed data (lone CR, 0x00, 0xFF): carried")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&port, "port", "", "serial device of the module")
+	c.Flags().IntVar(&baud, "baud", rylr998.DefaultBaud, "UART rate")
+	c.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for each answer")
 	return c
 }

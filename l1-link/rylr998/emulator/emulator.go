@@ -10,6 +10,16 @@
 // delivers the frame, with the frame's RSSI and SNR. The emulator runs in
 // real time: run the network's clock as a clock.Loop.
 //
+// # AT+SEND's data
+//
+// The guide does not say whether a module reads AT+SEND's data by its
+// declared length or ends it at the first CR LF, as a module reading its
+// commands line by line would; a module emulates either
+// (Options.DataEndsAtCRLF), so that hosts are tested against both. Either
+// way a command whose data is shorter than declared is answered +ERR=5
+// as soon as the bytes show it, and what follows it is the next command
+// (rylr998.CommandParser).
+//
 // # On the air
 //
 // The module adds 8 bytes to every payload (its guide says so, without
@@ -129,6 +139,17 @@ type Options struct {
 	// Isolated leaves the radio unconnected (connect it with Medium().Connect);
 	// otherwise it hears, and is heard by, every module already added.
 	Isolated bool
+	// DataEndsAtCRLF makes the module end AT+SEND's data at the first CR
+	// LF, as a module reading its commands line by line does, instead of
+	// reading it by its declared length: a datagram holding CR LF is then
+	// cut and answered +ERR=5.
+	DataEndsAtCRLF bool
+	// IdleGap is how long the line must be quiet for a command without
+	// its CR LF to count as abandoned (default 50 ms). An AT+SEND whose
+	// data is short of its length but holds a CR LF ended there, and is
+	// answered after 20 byte times of quiet (at least 2 ms), as a UART's
+	// idle-line detection sees it.
+	IdleGap time.Duration
 }
 
 // Settings are a module's AT settings.
@@ -174,6 +195,8 @@ type Module struct {
 	path     string
 	uid      string
 	bootTime time.Duration
+	crlfEnd  bool
+	idleGap  time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -197,7 +220,6 @@ type Module struct {
 	smartGen  uint64
 	lastAddr  uint16
 	lastData  []byte
-	hasLast   bool
 	stats     Stats
 	heard     []Heard
 }
@@ -229,6 +251,9 @@ func (n *Network) AddModule(o Options) (*Module, error) {
 	if o.BootTime <= 0 {
 		o.BootTime = 20 * time.Millisecond
 	}
+	if o.IdleGap <= 0 {
+		o.IdleGap = defaultIdleGap
+	}
 	pos := sim.Position{X: 10 * float64(index)}
 	if o.Position != nil {
 		pos = *o.Position
@@ -243,6 +268,7 @@ func (n *Network) AddModule(o Options) (*Module, error) {
 	m := &Module{
 		net: n, index: index, master: master, slave: slave, path: slave.Name(),
 		uid: strings.ToUpper(hex.EncodeToString(uid[:])), bootTime: o.BootTime,
+		crlfEnd: o.DataEndsAtCRLF, idleGap: o.IdleGap,
 		out: make(chan []byte, 256),
 		// It boots from the start: Idle is false until +READY is out.
 		booting: true,
@@ -334,8 +360,9 @@ func (m *Module) InjectGarbage(b []byte) {
 }
 
 // Reset makes the module reset by itself (a brown-out, its watchdog): it
-// forgets what it keeps only in RAM (a band or password set without ",M",
-// the mode), ignores the line while it boots and then says +READY.
+// forgets what it keeps only in RAM (a band set without ",M", the
+// password, the mode), ignores the line while it boots and then says
+// +READY.
 func (m *Module) Reset() { m.net.clk.AfterFunc(0, func() { m.reboot(false) }) }
 
 // FactoryReset is Reset after AT+FACTORY: every setting returns to the
@@ -388,22 +415,33 @@ type timedCmd struct {
 	due time.Time
 }
 
-// idleGap is how long the line must be quiet for a half-received command
-// to count as abandoned.
-const idleGap = 50 * time.Millisecond
+// defaultIdleGap is how long the line must be quiet for a half-received
+// command to count as abandoned.
+const defaultIdleGap = 50 * time.Millisecond
+
+// shortSendGap is the quiet after which an AT+SEND short of its declared
+// length, with a CR LF in its data, ended at that CR LF: 20 byte times,
+// at least 2 ms.
+func (m *Module) shortSendGap() time.Duration {
+	return max(2*time.Millisecond, 20*m.byteTime())
+}
 
 // reader takes the host's bytes at the line's pace and hands each command
 // to the clock's loop when its last byte has crossed.
 func (m *Module) reader() {
 	defer m.wg.Done()
-	var p rylr998.CommandParser
+	p := rylr998.CommandParser{DataEndsAtCRLF: m.crlfEnd}
 	var lineFree time.Time
 	buf := make([]byte, 512)
 	var cmds []timedCmd
 	canIdle := m.master.SetReadDeadline(time.Time{}) == nil
 	for {
 		if canIdle && p.Buffered() > 0 {
-			m.master.SetReadDeadline(time.Now().Add(idleGap))
+			gap := m.idleGap
+			if p.ShortSend() {
+				gap = min(gap, m.shortSendGap())
+			}
+			m.master.SetReadDeadline(time.Now().Add(gap))
 		}
 		n, err := m.master.Read(buf)
 		if canIdle && p.Buffered() > 0 {
@@ -606,21 +644,18 @@ func (m *Module) handle(c *rylr998.Command) {
 			m.flash = factory()
 			m.cur = m.flash
 			m.wakeUp()
+			// The last message sent goes too (AT+SEND? answers as on a
+			// fresh module).
+			m.lastAddr, m.lastData = 0, nil
 			m.emit([]byte("+FACTORY\r\n"))
 			m.baud.Store(FactoryBaud)
 		default:
-			if known[string(c.Name)] {
-				m.fail(rylr998.ErrNoEquals)
-			} else {
-				m.fail(rylr998.ErrUnknownCommand)
-			}
+			// A known command without "=" or "?" (AT+ADDRESS) too: the
+			// RYLR998 guide has no other number for it (3, "no =", is the
+			// RYLR896's).
+			m.fail(rylr998.ErrUnknownCommand)
 		}
 	}
-}
-
-var known = map[string]bool{
-	"MODE": true, "IPR": true, "BAND": true, "PARAMETER": true, "ADDRESS": true, "NETWORKID": true,
-	"CPIN": true, "CRFOP": true, "SEND": true, "UID": true, "VER": true, "FCCT": true,
 }
 
 func (m *Module) busy() bool {
@@ -655,10 +690,9 @@ func (m *Module) query(name string) {
 	case "CRFOP":
 		m.value("CRFOP", strconv.Itoa(s.Power))
 	case "SEND":
-		if !m.hasLast {
-			m.fail(rylr998.ErrUnknownFailure)
-			return
-		}
+		// The last message sent; a fresh module answers with an empty one
+		// to address 0 ("+SEND=0,0,": what a module that has sent nothing
+		// holds is not documented).
 		b := append([]byte("+SEND="), strconv.Itoa(int(m.lastAddr))...)
 		b = append(b, ',')
 		b = strconv.AppendInt(b, int64(len(m.lastData)), 10)
@@ -792,15 +826,17 @@ func (m *Module) set(name, args string) {
 		s.NetworkID, m.flash.NetworkID = v, v
 		m.ok()
 	case "CPIN":
-		v, mem, ok := memory(args)
-		if !ok || !rylr998.ValidPassword(v) {
+		// 8 hex digits (the RYLR998 guide), kept in RAM only: a reset
+		// forgets it. Another length, ",M" included, is +ERR=5.
+		if len(args) != 8 {
+			m.fail(rylr998.ErrLengthMismatch)
+			return
+		}
+		if !rylr998.ValidPassword(args) {
 			m.fail(rylr998.ErrUnknownCommand)
 			return
 		}
-		s.Password = strings.ToUpper(v)
-		if mem {
-			m.flash.Password = s.Password
-		}
+		s.Password = strings.ToUpper(args)
 		m.ok()
 	case "CRFOP":
 		v, err := strconv.Atoi(args)
@@ -875,7 +911,7 @@ func (m *Module) send(addr uint16, data []byte) {
 	}
 	m.txing = true
 	m.busyUntil = m.net.clk.Now().Add(s.Params.Airtime(len(frame)))
-	m.lastAddr, m.lastData, m.hasLast = addr, append(m.lastData[:0], data...), true
+	m.lastAddr, m.lastData = addr, append(m.lastData[:0], data...)
 	m.stats.Sent++
 	m.ok()
 }

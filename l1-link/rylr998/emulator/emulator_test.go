@@ -29,7 +29,8 @@ type line struct {
 	data string
 	rssi int
 	snr  int
-	at   time.Time // when the host read it
+	code rylr998.ModuleError // +ERR=n
+	at   time.Time           // when the host read it
 }
 
 // host is a terminal program on a module's pty, opened as a serial device.
@@ -59,7 +60,7 @@ func dial(t *testing.T, m *emulator.Module) *host {
 			n, err := p.Read(buf)
 			now := time.Now()
 			ps.Feed(buf[:n], func(r *rylr998.Response) {
-				h.lines <- line{r.Kind, string(r.Line), r.Src, string(r.Data), r.RSSI, r.SNR, now}
+				h.lines <- line{r.Kind, string(r.Line), r.Src, string(r.Data), r.RSSI, r.SNR, r.Code, now}
 			})
 			if err != nil {
 				return
@@ -198,7 +199,7 @@ func TestCommands(t *testing.T) {
 	h.expect("AT+BAND=868500000\r\n", "+OK")
 	h.expect("AT+BAND?\r\n", "+BAND=868500000")
 	h.expect("AT+CPIN?\r\n", "+CPIN=No Password!")
-	h.expect("AT+CPIN=EEDCAA9\r\n", "+ERR=4")
+	h.expect("AT+CPIN=EEDCAA9\r\n", "+ERR=5")
 	h.expect("AT+CPIN=eedcaa90\r\n", "+OK")
 	h.expect("AT+CPIN?\r\n", "+CPIN=EEDCAA90")
 	h.expect("AT+CRFOP?\r\n", "+CRFOP=22")
@@ -212,7 +213,7 @@ func TestCommands(t *testing.T) {
 	}
 	// Any activity on the line wakes the module: the query finds mode 0.
 	h.expect("AT+MODE?\r\n", "+MODE=0")
-	h.expect("AT+SEND?\r\n", "+ERR=15")
+	h.expect("AT+SEND?\r\n", "+SEND=0,0,")
 	h.expect("AT+SEND=0,5,HELLO\r\n", "+OK")
 	h.expect("AT+SEND?\r\n", "+SEND=0,5,HELLO")
 	h.expect("AT+FCCT=0\r\n", "+OK")
@@ -221,23 +222,24 @@ func TestCommands(t *testing.T) {
 	h.expect("AT\n", "+ERR=1")
 	h.expect("AT+FOO?\r\n", "+ERR=4")
 	h.expect("ATI\r\n", "+ERR=4")
-	h.expect("AT+ADDRESS\r\n", "+ERR=3")
+	h.expect("AT+ADDRESS\r\n", "+ERR=4")
 	h.expect("AT+SEND=1,2,abc\r\n", "+ERR=5")
 	h.expect("AT+SEND=1,241,abc\r\n", "+ERR=13")
 	// A terminal's Enter (CR alone) ends a command too.
 	h.expect("AT\r", "+OK")
-	// Settings kept in flash survive a reset; a band or password set
-	// without ",M" does not.
+	// Settings kept in flash survive a reset; a band set without ",M"
+	// does not, nor a password (kept in RAM only).
 	h.expect("AT+RESET\r\n", "+RESET", "+READY")
 	s := m.Settings()
 	if s.Address != 120 || s.NetworkID != 18 || s.Params.Preamble != 15 || s.Power != 10 || s.Band != 915000000 || s.Password != "" {
 		t.Fatalf("after reset %+v", s)
 	}
 	h.expect("AT+BAND=868500000,M\r\n", "+OK")
-	h.expect("AT+CPIN=EEDCAA90,M\r\n", "+OK")
+	h.expect("AT+CPIN=EEDCAA90,M\r\n", "+ERR=5") // no ",M" for the password
+	h.expect("AT+CPIN=EEDCAA90\r\n", "+OK")
 	h.expect("AT+RESET\r\n", "+RESET", "+READY")
-	if s := m.Settings(); s.Band != 868500000 || s.Password != "EEDCAA90" {
-		t.Fatalf("memorized settings lost: %+v", s)
+	if s := m.Settings(); s.Band != 868500000 || s.Password != "" {
+		t.Fatalf("after reset: %+v", s)
 	}
 	h.expect("AT+FACTORY\r\n", "+FACTORY")
 	if s := m.Settings(); s.Address != 0 || s.Band != emulator.FactoryBand || s.Params != lora.Default || s.Password != "" || s.Power != 22 {
