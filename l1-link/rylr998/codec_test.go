@@ -328,9 +328,14 @@ func TestCommandParser(t *testing.T) {
 			}
 		}
 	}
-	// End: where in the Feed's bytes the command finished.
+	// End: where in the Feed's bytes the command finished, its CR LF
+	// included; a LF still to come is not counted.
 	gotc := parseCommands([]byte("AT\r\nAT+SEND=1,2,ab\r\n"), nil, false)
-	if len(gotc) != 2 || gotc[0].End != 3 || gotc[1].End != 19 {
+	if len(gotc) != 2 || gotc[0].End != 4 || gotc[1].End != 20 {
+		t.Fatalf("ends %+v", gotc)
+	}
+	gotc = parseCommands([]byte("AT\r\nAT\r"), nil, false)
+	if len(gotc) != 2 || gotc[0].End != 4 || gotc[1].End != 7 {
 		t.Fatalf("ends %+v", gotc)
 	}
 	// A command cut off: the module answers when the line goes quiet.

@@ -29,7 +29,8 @@ type Command struct {
 	// Err is the module's answer to a CmdBad line.
 	Err ModuleError
 	// End is the offset, in the bytes given to the Feed call that completed
-	// the command, just past its last byte (-1 when Idle completed it): a
+	// the command, just past its last byte — past the LF of its CR LF when
+	// that LF came in the same bytes — (-1 when Idle completed it): a
 	// module emulator uses it to time when the command finished crossing
 	// the serial line.
 	End int
@@ -152,6 +153,9 @@ func (p *CommandParser) drain(emit func(*Command), final bool) {
 		off += used
 		if p.cmd.Kind != 0 {
 			p.cmd.End = p.base + off
+			if p.afterCR && off < p.n && p.buf[off] == '\n' {
+				p.cmd.End++ // the LF of its CR LF is here too: it ends there
+			}
 			if final {
 				p.cmd.End = -1
 			}

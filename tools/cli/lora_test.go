@@ -120,7 +120,8 @@ func TestLoraSendListen(t *testing.T) {
 	if !waitFor(func() bool { return ms[0].Idle() && ms[1].Idle() }) {
 		t.Fatal("modules did not boot")
 	}
-	radio := []string{"--sf", "7", "--bw", "500", "--network-id", "5"}
+	// Generous command timeouts: the machine running the tests may be loaded.
+	radio := []string{"--sf", "7", "--bw", "500", "--network-id", "5", "--timeout", "3s"}
 	var lout, lerr syncBuffer
 	done := make(chan int, 1)
 	go func() {
