@@ -132,7 +132,7 @@ func (n *Node) receiveBeacon(m Message) {
 		}
 	}
 	ep := n.endpointFor(m.Via)
-	ep.awakeUntil = now.Add(awakeWindow)
+	ep.lastSeen = now
 	if isNew || (p.Full && !wasFull) {
 		n.peerEvent(p, true)
 	}
@@ -183,5 +183,5 @@ func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
 		return
 	}
 	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: b, ep: ep})
-	n.wakeThen(ep, ep.kick)
+	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
 }

@@ -1,52 +1,26 @@
 package node
 
-import (
-	"time"
-)
-
-// sendCache holds the Packages of sent sequences so that retransmission
-// requests can be answered: those on the air, and for a while those that
-// finished toward reference nodes (which ask late, PROTOCOL 11). It has a
-// memory budget; under pressure finished entries go first, lowest priority
-// and oldest first, then sends not yet started of lower priority than the
-// newcomer.
+// sendCache holds the Packages of sequences being sent, so that lost
+// packets can be sent again, within a memory budget. A Package leaves it
+// when its send ends: our receivers confirm it first, and a reference
+// receiver's late retransmission requests are never answered (PROTOCOL 11),
+// so nothing is kept for them. Under pressure a newcomer takes the place of
+// sends not yet started of lower priority.
 type sendCache struct {
 	budget  int
 	bytes   int
-	entries []*cacheEntry
-}
-
-type cacheEntry struct {
-	o       *outSeq
-	size    int
-	expires time.Time // zero while the send is active
+	entries []*outSeq
 }
 
 // reserve makes room for size bytes at priority prio, or fails.
-func (c *sendCache) reserve(n *Node, size, prio int) error {
+func (c *sendCache) reserve(size, prio int) error {
 	if size > c.budget {
 		return ErrNoMemory
 	}
-	now := n.clk.Now()
-	c.expire(now)
 	for c.bytes+size > c.budget {
 		victim := -1
-		for i, e := range c.entries {
-			if e.expires.IsZero() {
-				continue
-			}
-			if victim < 0 || e.o.prio < c.entries[victim].o.prio ||
-				(e.o.prio == c.entries[victim].o.prio && e.expires.Before(c.entries[victim].expires)) {
-				victim = i
-			}
-		}
-		if victim >= 0 {
-			c.drop(victim)
-			continue
-		}
-		// Only live sends left: give up a lower-priority one not yet started.
 		for i := len(c.entries) - 1; i >= 0; i-- {
-			if e := c.entries[i]; !e.o.started && e.o.prio < prio {
+			if o := c.entries[i]; !o.started && o.prio < prio {
 				victim = i
 				break
 			}
@@ -54,64 +28,35 @@ func (c *sendCache) reserve(n *Node, size, prio int) error {
 		if victim < 0 {
 			return ErrNoMemory
 		}
-		c.entries[victim].o.finish(ErrNoMemory)
+		c.entries[victim].finish(ErrNoMemory) // removes it
 	}
 	return nil
 }
 
 func (c *sendCache) add(o *outSeq) {
-	c.entries = append(c.entries, &cacheEntry{o: o, size: len(o.pkg)})
+	c.entries = append(c.entries, o)
 	c.bytes += len(o.pkg)
 	if n := o.ep.n; c.bytes > n.stats.PeakCacheBytes {
 		n.stats.PeakCacheBytes = c.bytes
 	}
 }
 
-func (c *sendCache) indexOf(o *outSeq) int {
-	for i, e := range c.entries {
-		if e.o == o {
-			return i
-		}
-	}
-	return -1
-}
-
 func (c *sendCache) remove(o *outSeq) {
-	if i := c.indexOf(o); i >= 0 {
-		c.drop(i)
-	}
-}
-
-// retire keeps a finished sequence until expires.
-func (c *sendCache) retire(o *outSeq, expires time.Time) {
-	if i := c.indexOf(o); i >= 0 {
-		c.entries[i].expires = expires
-		n := o.ep.n
-		n.clk.AfterFunc(expires.Sub(n.clk.Now()), func() { c.expire(n.clk.Now()) })
-	}
-}
-
-func (c *sendCache) drop(i int) {
-	c.bytes -= c.entries[i].size
-	c.entries[i].o.pkg = nil
-	c.entries = append(c.entries[:i], c.entries[i+1:]...)
-}
-
-func (c *sendCache) expire(now time.Time) {
-	for i := 0; i < len(c.entries); {
-		if e := c.entries[i]; !e.expires.IsZero() && !now.Before(e.expires) {
-			c.drop(i)
-			continue
+	for i, e := range c.entries {
+		if e == o {
+			c.bytes -= len(o.pkg)
+			o.pkg = nil
+			c.entries = append(c.entries[:i], c.entries[i+1:]...)
+			return
 		}
-		i++
 	}
 }
 
-// find returns the cached sequence sent to (link, addr) with seq_id id.
+// find returns the sequence being sent to ep with seq_id id.
 func (c *sendCache) find(ep *endpoint, id uint8) *outSeq {
 	for i := len(c.entries) - 1; i >= 0; i-- {
-		o := c.entries[i].o
-		if o.ep == ep && o.started && o.seqID == id && o.pkg != nil {
+		o := c.entries[i]
+		if o.ep == ep && o.started && !o.finished && o.seqID == id {
 			return o
 		}
 	}

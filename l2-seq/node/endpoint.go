@@ -35,12 +35,15 @@ type endpoint struct {
 	rxSingles *singleWindow // single packets received lately (duplicate detection)
 
 	// Modem sleep of the neighbour.
-	awakeUntil time.Time
-	wake       *waker
-	lastResp   time.Time // last beacon response sent here
-	lastSeen   time.Time // last frame received from here
-	lastGreet  time.Time // last unicast beacon sent to a stranger here
-	ours       bool      // its traffic shows it speaks our protocol
+	wake      *waker
+	lastResp  time.Time // last beacon response sent here
+	lastSeen  time.Time // last frame received from here (it was awake then)
+	lastGreet time.Time // last unicast beacon sent to a stranger here
+	ours      bool      // its traffic shows it speaks our protocol
+
+	// refSlots are the seq_ids a reference neighbour may hold a stray
+	// reassembly under, until when (see quarantine).
+	refSlots map[uint8]time.Time
 }
 
 // doneSeq remembers a finished incoming sequence so retransmissions and
@@ -118,8 +121,12 @@ func (ep *endpoint) blockedUntil(now time.Time) time.Time {
 	return time.Time{}
 }
 
-// next returns ep's next frame, encoded into buf when it is built now.
+// next returns ep's next frame, encoded into buf when it is built now. A
+// neighbour that may be asleep is woken first: the frame is then the RNS.
 func (ep *endpoint) next(buf []byte) (outFrame, bool) {
+	if ep.wake == nil && ep.n.needsWake(ep) && ep.ready() {
+		return ep.n.startWake(ep), true
+	}
 	if len(ep.frames) > 0 {
 		f := ep.frames[0]
 		ep.frames[0] = outFrame{}
@@ -133,10 +140,7 @@ func (ep *endpoint) next(buf []byte) (outFrame, bool) {
 	// Up to seqWindow sequences go at once: while one waits for the answer
 	// to its last ask, the next streams (the answer's round trip would
 	// otherwise idle the neighbour). A reference node gets one at a time.
-	window := 1
-	if ep.peerFull() {
-		window = seqWindow
-	}
+	window := ep.window()
 	for i, s := range ep.out {
 		if i >= window {
 			break
@@ -152,6 +156,31 @@ func (ep *endpoint) next(buf []byte) (outFrame, bool) {
 		}
 	}
 	return outFrame{}, false
+}
+
+// window is how many sequences to this neighbour are in flight at once.
+func (ep *endpoint) window() int {
+	if ep.peerFull() {
+		return seqWindow
+	}
+	return 1
+}
+
+// ready reports whether next would send a data frame (without building it).
+func (ep *endpoint) ready() bool {
+	if len(ep.frames) > 0 {
+		return true
+	}
+	w := ep.window()
+	for i, s := range ep.out {
+		if i >= w {
+			break
+		}
+		if s.ready() {
+			return true
+		}
+	}
+	return false
 }
 
 // seqWindow is how many sequences to one neighbour are in flight at once:

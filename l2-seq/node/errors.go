@@ -10,28 +10,31 @@ import (
 // with the code, PROTOCOL 7 [ours]); errors.Is works on what Result.Err
 // returns, whether the error arose here or came back from the mesh.
 var (
-	ErrNoRoute       = &CodeError{Code: 1, msg: "no route to the destination"}
-	ErrHopLimit      = &CodeError{Code: 2, msg: "hop limit reached"}
-	ErrUnknownApp    = &CodeError{Code: 3, msg: "no such application at the destination"}
-	ErrPeerAsleep    = &CodeError{Code: 4, msg: "peer asleep: it never answered the wake-up requests"}
-	ErrAbandoned     = &CodeError{Code: 5, msg: "sequence abandoned: no progress after every retry"}
-	ErrChecksum      = &CodeError{Code: 6, msg: "checksum failed"}
-	ErrNoMemory      = &CodeError{Code: 7, msg: "the receiver has no room for the Package"}
-	ErrBadHash       = &CodeError{Code: 8, msg: "the Package's hash did not match its blob"}
-	ErrThrottled     = &CodeError{Code: 9, msg: "throttled past the send's deadline"}
-	ErrTooLarge      = &CodeError{Code: 10, msg: "Package larger than any schema the peer shares can carry"}
-	ErrNoSchema      = &CodeError{Code: 11, msg: "no schema common to the destination's links"}
-	ErrUnknownPeer   = &CodeError{Code: 12, msg: "unknown peer"}
-	ErrBusy          = &CodeError{Code: 13, msg: "too many sends waiting for this peer"}
-	ErrClosed        = &CodeError{Code: 14, msg: "node closed"}
-	ErrLink          = &CodeError{Code: 15, msg: "the link refused the datagram"}
-	errUnknownRemote = &CodeError{Code: 255, msg: "the peer reported an error we do not know"}
+	ErrNoRoute     = &CodeError{Code: 1, msg: "no route to the destination"}
+	ErrHopLimit    = &CodeError{Code: 2, msg: "hop limit reached"}
+	ErrUnknownApp  = &CodeError{Code: 3, msg: "no such application at the destination"}
+	ErrPeerAsleep  = &CodeError{Code: 4, msg: "peer asleep: it never answered the wake-up requests"}
+	ErrAbandoned   = &CodeError{Code: 5, msg: "sequence abandoned: no progress after every retry"}
+	ErrChecksum    = &CodeError{Code: 6, msg: "checksum failed"}
+	ErrNoMemory    = &CodeError{Code: 7, msg: "the receiver has no room for the Package"}
+	ErrBadHash     = &CodeError{Code: 8, msg: "the Package's hash did not match its blob"}
+	ErrThrottled   = &CodeError{Code: 9, msg: "throttled past the send's deadline"}
+	ErrTooLarge    = &CodeError{Code: 10, msg: "Package larger than any schema the peer shares can carry"}
+	ErrNoSchema    = &CodeError{Code: 11, msg: "no schema common to the destination's links"}
+	ErrUnknownPeer = &CodeError{Code: 12, msg: "unknown peer"}
+	ErrBusy        = &CodeError{Code: 13, msg: "too many sends waiting for this peer"}
+	ErrClosed      = &CodeError{Code: 14, msg: "node closed"}
+	ErrLink        = &CodeError{Code: 15, msg: "the link refused the datagram"}
+	// ErrReferenceLength: a reference node never delivers a sequence whose
+	// Package fills its last packet exactly (PROTOCOL 4), so we do not send one.
+	ErrReferenceLength = &CodeError{Code: 16, msg: "Package length a multiple of the body size: a reference node cannot reassemble it"}
+	errUnknownRemote   = &CodeError{Code: 255, msg: "the peer reported an error we do not know"}
 )
 
 var byCode = map[uint8]*CodeError{}
 
 func init() {
-	for _, e := range []*CodeError{ErrNoRoute, ErrHopLimit, ErrUnknownApp, ErrPeerAsleep, ErrAbandoned, ErrChecksum, ErrNoMemory, ErrBadHash, ErrThrottled, ErrTooLarge, ErrNoSchema, ErrUnknownPeer, ErrBusy, ErrClosed, ErrLink} {
+	for _, e := range []*CodeError{ErrNoRoute, ErrHopLimit, ErrUnknownApp, ErrPeerAsleep, ErrAbandoned, ErrChecksum, ErrNoMemory, ErrBadHash, ErrThrottled, ErrTooLarge, ErrNoSchema, ErrUnknownPeer, ErrBusy, ErrClosed, ErrLink, ErrReferenceLength} {
 		byCode[e.Code] = e
 	}
 }

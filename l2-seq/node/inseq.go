@@ -56,6 +56,17 @@ func (n *Node) receiveChunk(ep *endpoint, p *packet.Packet, bcast bool, now time
 		}
 		return
 	}
+	if idx >= count && count == 1 {
+		// A copy of a sequence's last packet with seq_size 0, as we send
+		// to a peer we take for a reference node (refNext): it belongs to
+		// the sequence of that id it ends.
+		if in := ep.in[p.SeqID]; in != nil && idx == in.count-1 {
+			count = in.count
+		} else if d, ok := ep.done[p.SeqID]; ok && idx == d.count-1 {
+			count = d.count
+		}
+		p.SeqSize = uint16(count - 1)
+	}
 	if idx >= count {
 		n.drop(DropMalformed)
 		return
@@ -334,6 +345,7 @@ func (n *Node) gap(ep *endpoint, in *inSeq) {
 			r := q
 			r.PacketID = uint16(i)
 			r.Flags = r.Flags.WithEncoded(packet.EncRtx)
+			ep.quarantine(in.id, true) // it files the request as a chunk of in.id
 			if b, err := r.AppendSealed(nil); err == nil {
 				n.links[ep.key.Link].queueCtrl(outFrame{dst: ep.key.Addr, data: b, ep: ep})
 			}

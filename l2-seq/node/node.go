@@ -51,14 +51,13 @@ type Config struct {
 
 // Budgets bound what a node keeps in memory.
 type Budgets struct {
-	RxPerPeer   int           // reassembly bytes per neighbour (default 128 KiB)
-	RxTotal     int           // reassembly bytes in all (default 512 KiB)
-	RxSequences int           // concurrent reassemblies in all (default 32)
-	RxPerPeerSq int           // concurrent reassemblies per neighbour (default 4)
-	SendCache   int           // bytes of sent Packages kept to answer retransmission requests (default 1 MiB)
-	CacheTTL    time.Duration // how long a finished sequence stays in the cache for late requests (default 2 min)
-	PendingSend int           // sends waiting per neighbour (default 32)
-	Backlog     int           // frames queued before we set the throttle flag (default 64)
+	RxPerPeer   int // reassembly bytes per neighbour (default 128 KiB)
+	RxTotal     int // reassembly bytes in all (default 512 KiB)
+	RxSequences int // concurrent reassemblies in all (default 32)
+	RxPerPeerSq int // concurrent reassemblies per neighbour (default 4)
+	SendCache   int // bytes of Packages being sent as sequences (default 1 MiB)
+	PendingSend int // sends waiting per neighbour (default 32)
+	Backlog     int // frames queued before we set the throttle flag (default 64)
 }
 
 func (b *Budgets) fill() {
@@ -74,9 +73,6 @@ func (b *Budgets) fill() {
 	def(&b.SendCache, 1<<20)
 	def(&b.PendingSend, 32)
 	def(&b.Backlog, 64)
-	if b.CacheTTL <= 0 {
-		b.CacheTTL = 2 * time.Minute
-	}
 }
 
 // Handler receives the Packages addressed to an application.

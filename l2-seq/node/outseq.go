@@ -26,6 +26,8 @@ import (
 // and backs off; after maxFruitless rounds without progress the send fails
 // with ErrAbandoned. Everything is measured in airtimes of the link
 // (feedback delay is estimated from the answers themselves), not seconds.
+// Toward a reference receiver, which has no status to give, it works
+// otherwise: every packet asks and is sent until acked (refseq.go).
 type outSeq struct {
 	ep       *endpoint
 	res      *Result
@@ -60,7 +62,8 @@ type outSeq struct {
 	timer    clock.Timer
 
 	deadlineTmr clock.Timer
-	lastTries   int // reference receivers: times the last packet went out
+
+	ref refState // toward a reference receiver (refseq.go)
 }
 
 // A sequence is abandoned after maxSilent feedback timeouts in a row
@@ -83,7 +86,13 @@ func (o *outSeq) remaining() int { return len(o.rq) + o.count - o.fresh }
 
 // start gives the sequence its seq_id and state; false if no seq_id is free.
 func (o *outSeq) start() bool {
-	id, ok := o.ep.n.nextSeqID()
+	var id uint8
+	var ok bool
+	if o.full {
+		id, ok = o.ep.n.nextSeqID()
+	} else {
+		id, ok = o.ep.refSeqID()
+	}
 	if !ok {
 		// All 256 ids were used within the linger time: try again soon.
 		o.ep.n.clk.AfterFunc(time.Second, o.ep.kick)
@@ -94,13 +103,33 @@ func (o *outSeq) start() bool {
 	o.tmpl.SeqID = id // the routed fields, if any, were set at send time
 	o.acked = newBitset(o.count)
 	o.queued = newBitset(o.count)
-	o.sentBurst = make([]uint16, o.count)
+	if o.full {
+		o.sentBurst = make([]uint16, o.count)
+	} else {
+		o.ref.init(o.count, o.ep.n.clk.Now())
+	}
 	stopTimer(&o.deadlineTmr)
 	return true
 }
 
+// ready reports whether next would send a packet now (without building it).
+func (o *outSeq) ready() bool {
+	switch {
+	case o.finished:
+		return false
+	case !o.started:
+		return true
+	case !o.full:
+		return o.refReady()
+	}
+	return !o.waiting && (len(o.rq) > 0 || o.fresh < o.count)
+}
+
 // next builds the next packet into buf.
 func (o *outSeq) next(buf []byte) (outFrame, bool) {
+	if !o.full && !o.finished {
+		return o.refNext(buf)
+	}
 	if o.finished || o.waiting {
 		return outFrame{}, false
 	}
@@ -137,7 +166,6 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 	if o.needAsk {
 		ask, o.needAsk = true, false
 	}
-	n := o.ep.n
 	var p packet.Packet
 	sequence.Cut(o.s, o.pkg, i, &o.tmpl, &p)
 	enc := packet.EncNone
@@ -145,12 +173,8 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		enc = packet.EncAsk
 	}
 	p.Flags = p.Flags.WithEncoded(enc)
-	if n.congested() {
-		p.Flags |= packet.FlagThrottle
-	}
-	b, err := p.AppendTo(buf)
-	if err != nil { // cannot happen: sizes were checked at send time
-		o.finish(err)
+	b, ok := o.encode(&p, buf)
+	if !ok {
 		return outFrame{}, false
 	}
 	o.sentBurst[i] = o.burst
@@ -159,9 +183,8 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 	// middle asks it streams on, unless the link is slow and half-duplex:
 	// there an answer sent while we transmit would be lost, and the pause
 	// costs one short airtime; on a fast link it would cost a round trip
-	// per ask, and the answer finds the air anyway (carrier sense). A
-	// reference receiver (MicroPython, slow to answer) gets the pause too.
-	wait := ask && (i == o.count-1 || o.fresh >= o.count || o.ep.tl.slow() || !o.full)
+	// per ask, and the answer finds the air anyway (carrier sense).
+	wait := ask && (i == o.count-1 || o.fresh >= o.count || o.ep.tl.slow())
 	if ask {
 		o.waiting = wait
 		o.askOut = true
@@ -174,6 +197,20 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 	}
 	idx := i
 	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) { o.sent(idx, ask, err) }}, true
+}
+
+// encode appends packet p of the sequence to buf, with the throttle flag
+// when we are congested.
+func (o *outSeq) encode(p *packet.Packet, buf []byte) ([]byte, bool) {
+	if o.ep.n.congested() {
+		p.Flags |= packet.FlagThrottle
+	}
+	b, err := p.AppendTo(buf)
+	if err != nil { // cannot happen: sizes were checked at send time
+		o.finish(err)
+		return nil, false
+	}
+	return b, true
 }
 
 // moreQueued reports whether rq still holds a packet not confirmed.
@@ -200,22 +237,9 @@ func (o *outSeq) sent(i int, ask bool, err error) {
 	if ask {
 		o.askOut = false
 	}
-	if err != nil && !errors.Is(err, link.ErrBusy) && !errors.Is(err, link.ErrDutyCycle) {
-		var ce *CodeError
-		if !errors.As(err, &ce) {
-			err = ErrLink
-		}
-		o.finish(err)
-		return
-	}
-	if err != nil {
-		// Not on the air yet: queue it again (and its ask).
-		if !o.acked.has(i) && !o.queued.has(i) {
-			o.rq = append([]int{i}, o.rq...)
-			o.queued.set(i)
-			o.rqLive++
-		}
-		if ask {
+	if !o.linkDone(i, err) {
+		if ask && !o.finished {
+			// Not on the air: its ask goes with the next packet.
 			o.waiting = false
 			o.needAsk = true
 		}
@@ -225,22 +249,52 @@ func (o *outSeq) sent(i int, ask bool, err error) {
 		o.askAt = o.ep.n.clk.Now()
 		o.armTimer(o.feedbackTimeout())
 		o.ep.tl.hush(o, o.feedbackTimeout())
-		if !o.full && i == o.count-1 {
-			o.lastTries++
-		}
 	}
 }
 
-// referenceSlack is added to the feedback timeout for reference receivers:
-// MicroPython on an ESP32 takes milliseconds to tens of milliseconds to
-// answer where our nodes take microseconds.
-const referenceSlack = 50 * time.Millisecond
+// linkDone handles what the link said of packet i and reports whether it
+// went on the air: a refusal ends the send (ErrLink, or the node's own
+// reason: the peer never woke, the node closed); a full queue or an
+// exhausted duty cycle puts the packet first in line again.
+func (o *outSeq) linkDone(i int, err error) bool {
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, link.ErrBusy) && !errors.Is(err, link.ErrDutyCycle) {
+		var ce *CodeError
+		if !errors.As(err, &ce) {
+			err = ErrLink
+		}
+		o.finish(err)
+		return false
+	}
+	if !o.acked.has(i) && !o.queued.has(i) {
+		o.rq = append([]int{i}, o.rq...)
+		o.queued.set(i)
+		o.rqLive++
+	}
+	return false
+}
+
+// referenceSlack is added to the feedback timeout for a reference
+// receiver: MicroPython on an ESP32 takes milliseconds to tens of
+// milliseconds to answer (a pass of its loop, a garbage collection, an RNS
+// to us first when it has not heard our beacon lately) where our nodes take
+// microseconds. Until an answer was measured, 50 ms; then the estimate
+// holds most of it (a sequence to a reference node samples every packet),
+// and 10 ms covers the rest.
+func (ep *endpoint) referenceSlack() time.Duration {
+	if ep.rttOK {
+		return 10 * time.Millisecond
+	}
+	return 50 * time.Millisecond
+}
 
 // feedbackTimeout is how long to wait for the answer to an ask.
 func (o *outSeq) feedbackTimeout() time.Duration {
 	d := o.ep.fbTimeout()
 	if !o.full {
-		d = (d + referenceSlack) << min(o.lastTries, 3)
+		d += o.ep.referenceSlack()
 	}
 	return d
 }
@@ -258,10 +312,6 @@ func (o *outSeq) timeout() {
 	}
 	o.ep.tl.unhush(o)
 	o.timedOut = true
-	if !o.full {
-		o.referenceTimeout()
-		return
-	}
 	o.silent++
 	o.ep.widenRTT()
 	if o.silent > maxSilent {
@@ -288,22 +338,6 @@ func (o *outSeq) timeout() {
 	}})
 }
 
-// referenceTimeout handles a silent reference receiver: a middle ask just
-// moves on; the last packet is sent again a few times, then the send fails.
-func (o *outSeq) referenceTimeout() {
-	o.waiting = false
-	if o.fresh < o.count {
-		o.ep.kick()
-		return
-	}
-	if o.lastTries >= 3 {
-		o.finish(ErrAbandoned)
-		return
-	}
-	o.requeue(o.count - 1)
-	o.ep.kick()
-}
-
 // onAck handles an ack (or the peer's error report) for this sequence.
 func (o *outSeq) onAck(p *packet.Packet) {
 	if o.finished {
@@ -318,17 +352,18 @@ func (o *outSeq) onAck(p *packet.Packet) {
 		o.finish(&RemoteError{Err: ErrorForCode(code), From: o.ep.key.Addr.String()})
 		return
 	}
+	if !o.full {
+		o.refAck(p)
+		return
+	}
 	if o.waiting && !o.timedOut {
 		o.ep.sampleRTT(n.clk.Now().Sub(o.askAt))
 	}
 	wasWaiting := o.waiting
 	if len(p.Body) == 0 {
-		// A plain ack (a reference receiver): packet p.PacketID arrived.
+		// A plain ack (from a receiver that takes us for a reference
+		// node): packet p.PacketID arrived, and nothing more is known.
 		o.confirm(int(p.PacketID))
-		if !o.full && int(p.PacketID) == o.count-1 {
-			o.finish(nil)
-			return
-		}
 		o.resume()
 		return
 	}
@@ -356,7 +391,7 @@ func (o *outSeq) resume() {
 		o.finish(nil)
 		return
 	}
-	if len(o.rq) > 0 || o.fresh < o.count || !o.full {
+	if len(o.rq) > 0 || o.fresh < o.count {
 		o.waiting = false
 		o.timedOut = false
 		stopTimer(&o.timer)
@@ -395,8 +430,14 @@ func (o *outSeq) applyStatus(b []byte, answered bool) (progress bool) {
 		return true
 	case stUnknown, stEmpty:
 		// The receiver has nothing (it restarted, or freed the sequence):
-		// everything sent so far goes again.
+		// everything sent so far goes again, what it confirmed before too,
+		// gone with the reassembly (counting it still held would end the
+		// send confirmed with the receiver missing those packets).
 		for i := 0; i < o.fresh; i++ {
+			if o.acked.has(i) {
+				o.acked.clear(i)
+				o.nAcked--
+			}
 			o.requeue(i)
 		}
 		return false
@@ -469,16 +510,10 @@ func (o *outSeq) requeue(i int) {
 	o.rqLive++
 }
 
-// onRtx answers a retransmission request (a reference receiver's, or any
-// wire-format rtx): send packet p.PacketID again.
+// onRtx answers a wire-format retransmission request: send packet i again.
+// (A reference node's requests are never answered: receiveRtx drops them.)
 func (o *outSeq) onRtx(i int) {
-	if i >= o.count {
-		return
-	}
-	if o.finished {
-		// Finished but still cached (a reference receiver asks late).
-		o.ep.frames = append(o.ep.frames, o.frameFor(i))
-		o.ep.kick()
+	if i >= o.count || o.finished {
 		return
 	}
 	o.requeue(i)
@@ -487,18 +522,9 @@ func (o *outSeq) onRtx(i int) {
 	}
 }
 
-// frameFor builds packet i as a standalone frame (no ask).
-func (o *outSeq) frameFor(i int) outFrame {
-	var p packet.Packet
-	sequence.Cut(o.s, o.pkg, i, &o.tmpl, &p)
-	p.Flags = p.Flags.WithEncoded(packet.EncNone)
-	b, _ := p.AppendTo(nil)
-	o.ep.n.stats.Retransmits++
-	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep}
-}
-
-// finish ends the send. A sequence to a reference receiver stays in the
-// send cache for late retransmission requests; ours is freed at once.
+// finish ends the send and frees its Package: nothing is kept for late
+// requests (our receivers confirm a Package before we let go of it, and a
+// reference receiver's requests are never answered, PROTOCOL 11).
 func (o *outSeq) finish(err error) {
 	if o.finished {
 		return
@@ -509,12 +535,11 @@ func (o *outSeq) finish(err error) {
 	stopTimer(&o.deadlineTmr)
 	n := o.ep.n
 	o.ep.waiting--
-	n.finishSend(o.res, err)
-	if o.full || !o.started || err != nil {
-		n.cache.remove(o)
-	} else {
-		n.cache.retire(o, n.clk.Now().Add(n.bud.CacheTTL))
+	if !o.full && o.started {
+		o.refFinish(err)
 	}
+	n.finishSend(o.res, err)
+	n.cache.remove(o)
 	o.rq = nil
 	o.ep.kick()
 }

@@ -13,9 +13,6 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
 
-// awakeWindow is how long a peer counts as awake after we hear it (PROTOCOL 5.3).
-const awakeWindow = 800 * time.Millisecond
-
 // receive is the entry point for every datagram a link hands up.
 func (n *Node) receive(t *txLink, f link.Frame) {
 	if n.closed {
@@ -52,7 +49,6 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	var ep *endpoint
 	if pr != nil || n.eps[key] != nil {
 		ep = n.endpointFor(key)
-		ep.awakeUntil = now.Add(awakeWindow)
 		ep.lastSeen = now
 	}
 	if pr != nil {
@@ -208,7 +204,11 @@ func (n *Node) sendAck(key peer.Endpoint, p *packet.Packet, err error, status []
 	if e != nil {
 		return
 	}
-	n.links[key.Link].queueCtrl(outFrame{dst: key.Addr, data: b, ep: n.eps[key]})
+	ep := n.eps[key]
+	if ep != nil && !ep.peerFull() && a.SchemaOf().Sequenced() {
+		ep.quarantine(a.SeqID, true) // a reference node files this ack as a chunk of a.SeqID
+	}
+	n.links[key.Link].queueCtrl(outFrame{dst: key.Addr, data: b, ep: ep})
 }
 
 // receiveAck routes an ack to the send it answers.
@@ -220,7 +220,10 @@ func (n *Node) receiveAck(key peer.Endpoint, p *packet.Packet) {
 	}
 	if p.SchemaOf().Sequenced() {
 		for _, o := range ep.out {
-			if o.started && !o.finished && o.seqID == p.SeqID && o.count == int(p.SeqSize)+1 {
+			// A reference node's ack of a copy of the last packet echoes
+			// the seq_size 0 the copy carried (refNext).
+			if o.started && !o.finished && o.seqID == p.SeqID && (o.count == int(p.SeqSize)+1 ||
+				(!o.full && p.SeqSize == 0 && int(p.PacketID) == o.count-1)) {
 				o.onAck(p)
 				return
 			}
@@ -239,12 +242,14 @@ func (n *Node) receiveAck(key peer.Endpoint, p *packet.Packet) {
 	n.drop(DropStray)
 }
 
-// receiveRtx answers a retransmission request from the send cache. A
-// request for a sequence we never sent (a reference node's phantom, PROTOCOL
-// 11) costs nothing but a counter.
+// receiveRtx answers a retransmission request for a sequence being sent. A
+// reference node's requests cost nothing but a counter (PROTOCOL 11): they
+// come 30 s late, or for a sequence that never existed (it files our acks
+// as chunks of their seq_id and asks for the rest), and our sequences to it
+// need none: every packet of them is acked before the send ends.
 func (n *Node) receiveRtx(key peer.Endpoint, p *packet.Packet) {
 	ep := n.eps[key]
-	if ep == nil || !p.SchemaOf().Sequenced() {
+	if ep == nil || !ep.peerFull() || !p.SchemaOf().Sequenced() {
 		n.drop(DropStray)
 		return
 	}

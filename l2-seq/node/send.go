@@ -170,10 +170,17 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 		}
 	}
 	if !s.Sequenced() {
-		n.queueSingle(ep, s, data, &tmpl, res, opt, full)
+		n.queueSingle(ep, s, data, &tmpl, res, opt)
 		return res
 	}
-	if err := n.cache.reserve(n, len(data), opt.Priority); err != nil {
+	if !full && len(data)%s.MaxBody == 0 {
+		// A reference receiver trims a last chunk that fills its packet to
+		// nothing (PROTOCOL 4), so it never delivers such a Package; no
+		// cut of it avoids that. Say so now rather than after the retries.
+		n.finishSend(res, ErrReferenceLength)
+		return res
+	}
+	if err := n.cache.reserve(len(data), opt.Priority); err != nil {
 		n.finishSend(res, err)
 		return res
 	}
@@ -188,7 +195,7 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 			}
 		})
 	}
-	n.wakeThen(ep, ep.kick)
+	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
 	return res
 }
 
@@ -200,22 +207,23 @@ type outSingle struct {
 	pid   uint16
 	tries int
 	timer interface{ Stop() bool }
-	ask   bool
 	done  bool
 }
 
 const singleTries = 5
 
-func (n *Node) queueSingle(ep *endpoint, s *packet.Schema, pkg []byte, tmpl *packet.Packet, res *Result, opt *SendOptions, full bool) {
+// queueSingle sends a Package in one packet with ask, and retries until the
+// neighbour acks it. Our nodes ack every asked single; so does a reference
+// node (PROTOCOL 11: it acks every packet that asks, after waking us with
+// RNS if it has not heard us lately), so a single to it is confirmed too,
+// never counted delivered merely for being on the air. A reference node
+// keeps no record of singles: one sent again because its ack was lost is
+// delivered there twice.
+func (n *Node) queueSingle(ep *endpoint, s *packet.Schema, pkg []byte, tmpl *packet.Packet, res *Result, opt *SendOptions) {
 	p := *tmpl
 	p.Schema, p.PacketID, p.Body = s.ID, n.nextPID(), pkg
-	// Ask for an ack from peers that give one; a reference node ignores
-	// acks shorter than 32 bytes anyway, and its own ack is not guaranteed,
-	// so to it a single packet is delivered once transmitted.
-	o := &outSingle{ep: ep, res: res, pid: p.PacketID, ask: full}
-	if o.ask {
-		p.Flags = p.Flags.WithEncoded(packet.EncAsk)
-	}
+	o := &outSingle{ep: ep, res: res, pid: p.PacketID}
+	p.Flags = p.Flags.WithEncoded(packet.EncAsk)
 	if n.congested() {
 		p.Flags |= packet.FlagThrottle
 	}
@@ -225,15 +233,13 @@ func (n *Node) queueSingle(ep *endpoint, s *packet.Schema, pkg []byte, tmpl *pac
 		return
 	}
 	o.data = data
-	if o.ask {
-		if ep.singles == nil {
-			ep.singles = map[uint16]*outSingle{}
-		}
-		if old := ep.singles[o.pid]; old != nil {
-			old.finish(ErrAbandoned) // its id came round again
-		}
-		ep.singles[o.pid] = o
+	if ep.singles == nil {
+		ep.singles = map[uint16]*outSingle{}
 	}
+	if old := ep.singles[o.pid]; old != nil {
+		old.finish(ErrAbandoned) // its id came round again
+	}
+	ep.singles[o.pid] = o
 	ep.waiting++
 	if !opt.Deadline.IsZero() {
 		n.clk.AfterFunc(opt.Deadline.Sub(n.clk.Now()), func() {
@@ -242,7 +248,7 @@ func (n *Node) queueSingle(ep *endpoint, s *packet.Schema, pkg []byte, tmpl *pac
 			}
 		})
 	}
-	n.wakeThen(ep, func() { o.transmit() })
+	o.transmit() // a neighbour that may sleep is woken first (endpoint.next)
 }
 
 func (o *outSingle) transmit() {
@@ -276,16 +282,16 @@ func (o *outSingle) sent(err error) {
 		}
 		return
 	}
-	if !o.ask {
-		o.finish(nil)
-		return
+	base := o.ep.fbTimeout()
+	if !o.ep.peerFull() {
+		base += o.ep.referenceSlack()
 	}
 	// On a slow half-duplex link the ack has the air to itself: a frame of
 	// ours sent while it comes back would lose both (see outSeq.next).
-	o.ep.tl.hush(o, o.ep.fbTimeout())
+	o.ep.tl.hush(o, base)
 	// Jittered: two hidden neighbours that sent at the same instant (both
 	// answering one broadcast, say) would otherwise collide at every retry.
-	wait := o.ep.fbTimeout() << min(o.tries-1, 4)
+	wait := base << min(o.tries-1, 4)
 	wait += time.Duration(n.rng.Int64N(int64(wait + o.ep.tl.airMTU)))
 	o.timer = n.clk.AfterFunc(wait, func() {
 		if o.done {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
@@ -70,58 +71,100 @@ func (sl *sleeper) stop() {
 	sl.s.SetAwake(true)
 }
 
-// waker wakes a neighbour before we send to it: RNS up to four times, 36 ms
-// apart, until it answers (NIA, or anything else).
+// Waking a neighbour that may sleep [ours, after PROTOCOL 5.3].
+const (
+	// WakeTries is how many RNS one wake-up sends, IntersectSpacing apart,
+	// before every send waiting for the neighbour fails with ErrPeerAsleep:
+	// four sleep cycles' worth of the reference's four. Spaced 36 ms, at
+	// least one RNS of every four lands in a 40 ms awake window; with four
+	// cycles a lossy channel (10 % each way) leaves a live board unwoken
+	// about once in a thousand wake-ups instead of once in five.
+	WakeTries = 4 * IntersectTries
+	// wakeWindow is how long after we last heard a neighbour that may sleep
+	// we trust it to be awake. A board that sends or receives a packet
+	// banks one skipped sleep, so it stays up at least one more 40 ms
+	// window (ours: 130 ms) from about when it sent; less the few
+	// milliseconds a board takes to answer. The reference trusts 800 ms
+	// (PROTOCOL 5.3), which is why its packets fall into sleep windows.
+	wakeWindow = ModemWake - 10*time.Millisecond
+)
+
+// waker wakes a neighbour before we send to it: RNS up to WakeTries times,
+// 36 ms apart, until it answers (NIA, or anything else).
 type waker struct {
 	tries int
 	timer clock.Timer
 }
 
-// needsWake reports whether ep's neighbour may be asleep: the link can
-// sleep, the neighbour is a peer that may sleep (a reference node, or one of
-// ours that said so), and we have not heard it for 800 ms.
-func (n *Node) needsWake(ep *endpoint) bool {
-	if !ep.tl.info.Caps.Has(link.CapSleep) {
-		return false
-	}
+// maySleep reports whether ep's neighbour may be asleep when we want to
+// send: a peer that is a reference node (boards modem-sleep by default:
+// 90 ms off, at least 40 ms on), or one of ours that says it sleeps. It is a
+// property of the peer, not of our radio: an ESP-NOW link on Linux never
+// sleeps, the board at the other end does.
+func (n *Node) maySleep(ep *endpoint) bool {
 	p := n.peers.ByEndpoint(ep.key)
-	if p == nil || (p.Full && !p.Sleeps) {
-		return false
-	}
-	return !n.clk.Now().Before(ep.awakeUntil)
+	return p != nil && (p.Sleeps || !ep.peerFull())
 }
 
-// wakeThen runs f (which queues a send at ep) after making sure the
-// neighbour is woken first when it may be asleep: while waking, ep sends
-// nothing.
-func (n *Node) wakeThen(ep *endpoint, f func()) {
-	if ep.wake == nil && n.needsWake(ep) {
-		ep.wake = &waker{}
-		n.sendRNS(ep)
-	}
-	f()
+// needsWake reports whether ep's neighbour must be woken before data goes
+// to it: it may sleep, and we have not heard it within wakeWindow.
+func (n *Node) needsWake(ep *endpoint) bool {
+	return n.maySleep(ep) && n.clk.Now().Sub(ep.lastSeen) >= wakeWindow
 }
 
-func (n *Node) sendRNS(ep *endpoint) {
+// startWake begins waking ep's neighbour and returns the first RNS, which
+// the caller sends at once; until the neighbour answers, ep sends nothing
+// else (blockedUntil), and the next RNS follow as control frames.
+func (n *Node) startWake(ep *endpoint) outFrame {
+	ep.wake = &waker{}
+	return n.rnsFrame(ep)
+}
+
+// rnsFrame builds the next RNS of ep's wake-up and arms the one after it.
+func (n *Node) rnsFrame(ep *endpoint) outFrame {
 	w := ep.wake
-	if w == nil {
-		return
-	}
-	if w.tries >= IntersectTries {
-		// Four RNS unanswered: the peer never woke. Its queue is dropped,
-		// and every send in it reports why (PROTOCOL 5.3 [ours]).
-		ep.wake = nil
-		ep.failAll(ErrPeerAsleep)
-		return
-	}
 	w.tries++
 	t := ep.tl
 	p := packet.Packet{Schema: t.defaultSchema(), PacketID: n.nextPID()}
 	p.Flags = p.Flags.WithEncoded(packet.EncRNS)
 	b, _ := p.AppendSealed(nil)
 	n.stats.RNSSent++
-	t.queueCtrl(outFrame{dst: ep.key.Addr, data: b})
-	w.timer = n.clk.AfterFunc(IntersectSpacing, func() { n.sendRNS(ep) })
+	w.timer = n.clk.AfterFunc(IntersectSpacing, func() { n.retryWake(ep, w) })
+	return outFrame{dst: ep.key.Addr, data: b}
+}
+
+// retryWake sends the next RNS, or gives up after WakeTries.
+func (n *Node) retryWake(ep *endpoint, w *waker) {
+	if ep.wake != w || n.closed {
+		return
+	}
+	if w.tries >= WakeTries {
+		// The peer never woke. Every send waiting for it reports why
+		// (PROTOCOL 5.3 [ours]: the loss is reported, not silent).
+		ep.wake = nil
+		ep.failAll(ErrPeerAsleep)
+		return
+	}
+	if w.tries%IntersectTries == 0 && !ep.peerFull() {
+		// A sleep cycle's worth of RNS and no answer: a reference node
+		// answers RNS only from peers it knows, and it learns them only
+		// from beacons; it may have missed ours (asleep, or it timed us
+		// out). Our beacon, unicast, makes us known again.
+		n.beaconTo(ep)
+	}
+	ep.tl.queueCtrl(n.rnsFrame(ep))
+}
+
+// beaconTo sends our beacon (op 0) to ep's neighbour as control frames,
+// past the wake-up that holds its data back.
+func (n *Node) beaconTo(ep *endpoint) {
+	for _, m := range beacon.Messages(beacon.OpBeacon, n.nodeID, n.announced()) {
+		b, _ := m.AppendTo(nil)
+		p := packet.Packet{Schema: ep.tl.defaultSchema(), PacketID: n.nextPID(), Body: packet.NewPackage(beacon.AppID, b).AppendTo(nil)}
+		if data, err := p.AppendSealed(nil); err == nil {
+			ep.tl.queueCtrl(outFrame{dst: ep.key.Addr, data: data})
+		}
+	}
 }
 
 // woke: the neighbour answered; send what waited.

@@ -42,7 +42,10 @@ one airtime, nothing else. efficiency = bound_s / median_s.`,
 			fmt.Fprintf(tw, "package\t%d bytes in %d packets of schema %d\n", r.Size, r.Packets, r.Schema)
 			fmt.Fprintf(tw, "loss\t%.2f each way\n", r.Loss)
 			fmt.Fprintf(tw, "runs\t%d, %d completed\n", r.Runs, r.Completed)
-			fmt.Fprintf(tw, "time\tmedian %.3f s (p10 %.3f, p90 %.3f)\n", r.MedianS, r.P10S, r.P90S)
+			if r.Reference {
+				fmt.Fprintf(tw, "receiver\ta reference board (MicroPython, modem sleep on)\n")
+			}
+			fmt.Fprintf(tw, "time\tmedian %.3f s (p10 %.3f, p90 %.3f); mean %.3f s, p95 %.3f\n", r.MedianS, r.P10S, r.P90S, r.MeanS, r.P95S)
 			fmt.Fprintf(tw, "bound\t%.3f s (airtime of the data frames the loss forces)\n", r.BoundS)
 			fmt.Fprintf(tw, "efficiency\t%.3f\n", r.Efficiency)
 			fmt.Fprintf(tw, "frames\t%.1f on the air per run, %.1f retransmissions\n", r.FramesPerRun, r.RetransMean)
@@ -60,6 +63,7 @@ one airtime, nothing else. efficiency = bound_s / median_s.`,
 	f.Uint64Var(&tc.Seed, "seed", 1, "random seed")
 	f.IntVar(&sf, "sf", 9, "LoRa spreading factor")
 	f.IntVar(&bw, "bw", 125, "LoRa bandwidth, kHz")
+	f.BoolVar(&tc.Reference, "reference", false, "the receiver is a reference board: MicroPython, modem sleep on (espnow only)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	c.AddCommand(tr, benchRouteCmd())
 	return c

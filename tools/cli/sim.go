@@ -93,6 +93,7 @@ The same seed gives the same run.`,
 	f.Float64Var(&cfg.Degree, "degree", 6, "mean degree of a random topology")
 	f.StringVar(&cfg.Link, "link", "espnow", "espnow, lora, or mixed (ESP-NOW and LoRa nodes with gateways carrying both)")
 	f.IntVar(&cfg.Gateways, "gateways", 0, "mixed: nodes with both radios (default a tenth)")
+	f.IntVar(&cfg.ReferenceNodes, "reference-nodes", 0, "how many of the nodes are reference boards (the MicroPython implementation, modem sleep on; ESP-NOW only)")
 	f.Float64Var(&cfg.Loss, "loss", 0.05, "frame loss on every link, each direction")
 	f.BoolVar(&cfg.Bursty, "bursty", false, "bursty (Gilbert–Elliott) loss with the same mean")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed gives the same run")
@@ -137,6 +138,7 @@ func printSimTable(w io.Writer, r *meshsim.Result) error {
 	p("bytes\t%d sent, %d received", r.Bytes.Sent, r.Bytes.Received)
 	t := r.Transfers
 	p("transfers\t%d started, %d delivered, %d confirmed to the sender, %d in flight at the end", t.Started, t.Delivered, t.Confirmed, t.InFlight)
+	p("unreported\t%d confirmed but never delivered (must be 0); %d delivered more than once", t.Unreported, t.Duplicates)
 	fails := []string{}
 	for _, k := range sortedKeys(t.Failed) {
 		fails = append(fails, fmt.Sprintf("%s %d", k, t.Failed[k]))
@@ -145,6 +147,9 @@ func printSimTable(w io.Writer, r *meshsim.Result) error {
 		fails = append(fails, "none")
 	}
 	p("failed\t%s", strings.Join(fails, ", "))
+	if b := t.Boards; b != nil {
+		p("reference boards\t%d; our sends to them %d: %d confirmed, %d failed; they sent %d, %d delivered", b.Nodes, b.SentTo, b.ConfirmedTo, b.FailedTo, b.SentBy, b.DeliveredBy)
+	}
 	if t.MeanLatencyS > 0 {
 		p("latency\t%.3f s mean, send to confirmation", t.MeanLatencyS)
 	}

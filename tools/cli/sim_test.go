@@ -56,6 +56,10 @@ func TestSimBadFlags(t *testing.T) {
 		{"sim", "--link", "smoke-signals"},
 		{"sim", "--loss", "1.5"},
 		{"sim", "--link", "lora", "--sf", "99"},
+		{"sim", "--reference-nodes", "-1"},
+		{"sim", "--nodes", "10", "--reference-nodes", "11"},
+		{"sim", "--link", "lora", "--reference-nodes", "1"},
+		{"bench", "transfer", "--link", "lora", "--reference"},
 		{"bench", "transfer", "--size", "10"},
 		{"bench", "transfer", "--link", "ble"},
 		{"bench", "transfer", "--loss", "1"},
@@ -90,5 +94,56 @@ func TestBenchTransferJSON(t *testing.T) {
 	tbl, _, st := run("bench", "transfer", "--link", "lora", "--size", "2000", "--runs", "1")
 	if st != 0 || !strings.Contains(tbl, "efficiency") || !strings.Contains(tbl, "SF9/BW125") {
 		t.Fatalf("%d %s", st, tbl)
+	}
+}
+
+func TestSimReferenceNodes(t *testing.T) {
+	out, stderr, st := run("sim", "--reference-nodes", "5", "--duration", "3m", "--json")
+	if st != 0 {
+		t.Fatalf("status %d: %s", st, stderr)
+	}
+	var r struct {
+		Transfers struct {
+			Unreported *int `json:"unreported"`
+			Boards     *struct {
+				Nodes       int `json:"nodes"`
+				SentTo      int `json:"sent_to"`
+				ConfirmedTo int `json:"confirmed_to"`
+				FailedTo    int `json:"failed_to"`
+			} `json:"reference_boards"`
+		} `json:"transfers"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	b := r.Transfers.Boards
+	if r.Transfers.Unreported == nil || *r.Transfers.Unreported != 0 || b == nil || b.Nodes != 5 || b.SentTo == 0 {
+		t.Fatalf("%s", out)
+	}
+	tbl, _, st := run("sim", "--reference-nodes", "5", "--duration", "3m")
+	if st != 0 || !strings.Contains(tbl, "reference boards  5; our sends to them") || !strings.Contains(tbl, "unreported        0 confirmed but never delivered") {
+		t.Fatalf("%d\n%s", st, tbl)
+	}
+	// Without boards the table still says nothing went unreported.
+	tbl, _, _ = run("sim", "--duration", "1m")
+	if strings.Contains(tbl, "reference boards") || !strings.Contains(tbl, "unreported") {
+		t.Fatalf("%s", tbl)
+	}
+}
+
+func TestBenchTransferReference(t *testing.T) {
+	out, stderr, st := run("bench", "transfer", "--reference", "--size", "10272", "--loss", "0.1", "--runs", "5", "--json")
+	if st != 0 {
+		t.Fatalf("%d %s", st, stderr)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r["reference"] != true || r["schema"].(float64) != 2 || r["packets"].(float64) != 43 || r["completed"].(float64) != 5 {
+		t.Fatalf("%v", r)
+	}
+	if m, p := r["mean_s"].(float64), r["p95_s"].(float64); m <= 0 || p < m*0.5 {
+		t.Fatalf("mean %v p95 %v", m, p)
 	}
 }

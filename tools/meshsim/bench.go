@@ -2,6 +2,7 @@ package meshsim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/refnode"
 	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
 )
 
@@ -24,6 +26,11 @@ type TransferConfig struct {
 	Runs int
 	Seed uint64
 	LoRa lora.Params
+	// Reference makes the receiver a reference board (refnode: the
+	// MicroPython Packager, modem sleep on, each run at another point of
+	// its sleep cycle) and the sender's radio one that cannot sleep, as
+	// espnow.Link is. ESP-NOW only.
+	Reference bool
 }
 
 // TransferResult is what the runs measured.
@@ -34,11 +41,14 @@ type TransferResult struct {
 	Runs       int     `json:"runs"`
 	Completed  int     `json:"completed"`
 	MedianS    float64 `json:"median_s"`
+	MeanS      float64 `json:"mean_s"`
+	P95S       float64 `json:"p95_s"`
 	BoundS     float64 `json:"bound_s"`
 	Efficiency float64 `json:"efficiency"`
 	P10S       float64 `json:"p10_s"`
 	P90S       float64 `json:"p90_s"`
 	Schema     uint8   `json:"schema"`
+	Reference  bool    `json:"reference,omitempty"`
 	Packets    int     `json:"packets"`
 	// FramesPerRun is the mean number of frames both nodes put on the air
 	// during a transfer (data, retransmissions, acks, probes).
@@ -70,6 +80,9 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	default:
 		return nil, fmt.Errorf("unknown link %q (espnow, lora)", c.Link)
 	}
+	if c.Reference && c.Link != "espnow" {
+		return nil, fmt.Errorf("a reference board on %s: the reference implements an ESP-NOW interface only", c.Link)
+	}
 	if c.Size < packet.PackageOverhead {
 		return nil, fmt.Errorf("size %d: a Package is at least %d bytes", c.Size, packet.PackageOverhead)
 	}
@@ -81,7 +94,7 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	var s *packet.Schema
 	for _, id := range phy.Schemas {
 		x := packet.MustLookup(id)
-		if x.Routed() || x.MaxPackage() < c.Size {
+		if x.Routed() || x.MaxPackage() < c.Size || (c.Reference && id != 0 && id != 2) {
 			continue
 		}
 		if s == nil || x.MaxBody > s.MaxBody {
@@ -94,7 +107,7 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	count := sequence.Count(s, c.Size)
 	last := c.Size - (count-1)*s.MaxBody
 	data := time.Duration(count-1)*phy.Airtime(s.MaxPacket()) + phy.Airtime(s.HeaderSize+last)
-	r := &TransferResult{Link: c.Link, Size: c.Size, Loss: c.Loss, Runs: c.Runs, Schema: s.ID, Packets: count, PHY: phy.Name}
+	r := &TransferResult{Link: c.Link, Size: c.Size, Loss: c.Loss, Runs: c.Runs, Schema: s.ID, Packets: count, PHY: phy.Name, Reference: c.Reference}
 	if c.Link == "lora" {
 		r.PHY = c.LoRa.String()
 	} else {
@@ -103,7 +116,11 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	r.BoundS = data.Seconds() / (1 - c.Loss)
 	var frames, retrans float64
 	for run := range c.Runs {
-		d, f, rt, err := transferOnce(phy, c.Size, c.Loss, c.Seed*1000+uint64(run))
+		once := transferOnce
+		if c.Reference {
+			once = transferToBoard
+		}
+		d, f, rt, err := once(phy, c.Size, c.Loss, c.Seed*1000+uint64(run))
 		frames += float64(f)
 		retrans += float64(rt)
 		if err != nil {
@@ -119,7 +136,10 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 		ts := append([]float64(nil), r.Times...)
 		sort.Float64s(ts)
 		q := func(p float64) float64 { return ts[int(p*float64(len(ts)-1)+0.5)] }
-		r.MedianS, r.P10S, r.P90S = q(0.5), q(0.1), q(0.9)
+		r.MedianS, r.P10S, r.P90S, r.P95S = q(0.5), q(0.1), q(0.9), q(0.95)
+		for _, t := range ts {
+			r.MeanS += t / float64(len(ts))
+		}
 		r.Efficiency = r.BoundS / r.MedianS
 	}
 	return r, nil
@@ -147,6 +167,17 @@ func transferOnce(phy sim.PHY, size int, loss float64, seed uint64) (time.Durati
 	// Measure in the steady state: both nodes' first beacon bursts (due in
 	// the first tenth of a minute after start) are over, the next a minute off.
 	clk.RunUntil(clk.Now().Add(7 * time.Second))
+	d, frames, rt, res := timeSend(clk, med, a, b.ID(), size, 24*time.Hour)
+	if !res.Finished() {
+		return d, frames, rt, fmt.Errorf("did not finish in a day of mesh time")
+	}
+	return d, frames, rt, res.Err()
+}
+
+// timeSend sends a Package of size bytes from a to its peer to and runs
+// the clock until the sender's result (or limit): the time it took, the
+// frames put on the air meanwhile, and a's retransmissions.
+func timeSend(clk *clock.Virtual, med *sim.Medium, a *node.Node, to identity.NodeID, size int, limit time.Duration) (time.Duration, uint64, uint64, *node.Result) {
 	blob := make([]byte, size-packet.PackageOverhead)
 	for i := range blob {
 		blob[i] = byte(i * 13)
@@ -154,12 +185,48 @@ func transferOnce(phy sim.PHY, size int, loss float64, seed uint64) (time.Durati
 	before := med.Stats().Transmissions
 	rt0 := a.Stats().Retransmits
 	start := clk.Now()
-	res := a.Send(b.ID(), TrafficApp, blob, nil)
-	clk.RunWhile(start.Add(24*time.Hour), func() bool { return !res.Finished() })
-	d := clk.Now().Sub(start)
-	frames := med.Stats().Transmissions - before
-	if !res.Finished() {
-		return d, frames, a.Stats().Retransmits - rt0, fmt.Errorf("did not finish in a day of mesh time")
+	res := a.Send(to, TrafficApp, blob, nil)
+	clk.RunWhile(start.Add(limit), func() bool { return !res.Finished() })
+	return clk.Now().Sub(start), med.Stats().Transmissions - before, a.Stats().Retransmits - rt0, res
+}
+
+// transferToBoard is transferOnce to a reference board: once the two know
+// each other, the board is left to fall back into its sleep rhythm (its
+// phase depends on the seed), then timed from the send to the sender's
+// confirmation, which comes only when the board has acked every packet.
+// A confirmation for a Package the board did not deliver is an error.
+func transferToBoard(phy sim.PHY, size int, loss float64, seed uint64) (time.Duration, uint64, uint64, error) {
+	clk := clock.NewVirtual(time.Time{})
+	phy.Caps &^= link.CapSleep // our radio, like espnow.Link, cannot sleep
+	med := sim.NewMedium(clk, phy, seed)
+	ra, rb := med.AddRadio(sim.Position{}), med.AddRadio(sim.Position{X: 10})
+	l := sim.Independent(loss)
+	med.Connect(ra, rb, l, l)
+	a, _ := node.New(node.Config{Clock: clk, Links: []link.Link{ra}, Identity: identity.FromSeed([32]byte{1, byte(seed), byte(seed >> 8)}), Seed: seed * 2})
+	a.Start()
+	cycle := int64(refnode.ModemSleep + refnode.ModemWake)
+	rng := rand.New(rand.NewPCG(seed, 0x7068617365))
+	b := refnode.New(refnode.Config{
+		Clock: clk, Link: rb, NodeID: identity.FromSeed([32]byte{2, byte(seed), byte(seed >> 8)}).ID(), Seed: seed*2 + 1,
+		Sleep: true, Phase: time.Duration(rng.Int64N(cycle)),
+	})
+	delivered := 0
+	b.Register(TrafficApp, func(refnode.Message) { delivered++ })
+	b.Start()
+	bid := identity.NodeID(b.ID())
+	if !clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return a.Peer(bid) == nil || len(b.Peers()) == 0 }) &&
+		(a.Peer(bid) == nil || len(b.Peers()) == 0) {
+		return 0, 0, 0, fmt.Errorf("the node and the board never heard each other")
 	}
-	return d, frames, a.Stats().Retransmits - rt0, res.Err()
+	// Steady state, and a start at a point of the board's cycle that
+	// varies with the seed.
+	clk.RunUntil(clk.Now().Add(7*time.Second + time.Duration(rng.Int64N(cycle))))
+	d, frames, rt, res := timeSend(clk, med, a, bid, size, time.Hour)
+	switch {
+	case !res.Finished():
+		return d, frames, rt, fmt.Errorf("did not finish in an hour of mesh time")
+	case res.Err() == nil && delivered != 1:
+		return d, frames, rt, fmt.Errorf("confirmed, but the board delivered it %d times", delivered)
+	}
+	return d, frames, rt, res.Err()
 }

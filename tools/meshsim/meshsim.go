@@ -1,6 +1,7 @@
 package meshsim
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/refnode"
 )
 
 // Config describes one simulated mesh and what it does.
@@ -31,9 +33,16 @@ type Config struct {
 	Seed     uint64
 	Duration time.Duration // mesh time
 	LoRa     lora.Params
+	// ReferenceNodes of the nodes, picked at random, are reference boards
+	// (refnode: the MicroPython Packager, modem sleep on, each at a random
+	// point of its sleep cycle) instead of our nodes. The reference has an
+	// ESP-NOW interface only: in a mixed mesh they are among the ESP-NOW-only
+	// nodes, and a LoRa mesh has none.
+	ReferenceNodes int
 
 	// Traffic: each node starts Transfers Packages per minute (Poisson) to a
-	// random peer, sized uniformly in [MinSize, MaxSize] bytes of blob.
+	// random peer, sized uniformly in [MinSize, MaxSize] bytes of blob (at
+	// least 4: a blob starts with its transfer's number).
 	Transfers float64
 	MinSize   int
 	MaxSize   int
@@ -78,10 +87,13 @@ var TrafficApp = packet.NewAppID("mycelium-sim", "simulated traffic", 1)
 
 // Mesh is a built simulation.
 type Mesh struct {
-	Cfg     Config
-	Clock   *clock.Virtual
-	Media   map[string]*sim.Medium
+	Cfg   Config
+	Clock *clock.Virtual
+	Media map[string]*sim.Medium
+	// Nodes[i] is node i when it is one of ours; where it is a reference
+	// board it is nil, and Boards[i] the board.
 	Nodes   []*node.Node
+	Boards  []*refnode.Board
 	Radios  [][]*sim.Radio // per node
 	Pos     []sim.Position
 	rng     *rand.Rand
@@ -96,11 +108,21 @@ type TrafficStats struct {
 	Started         int
 	Confirmed       int // the sender's result was success
 	Failed          map[string]int
-	Received        int // Packages the receivers' application got
+	Received        int // our transfers an application got (once each)
 	ReceivedBytes   int
 	BytesOffered    int
 	LatencySum      time.Duration
 	LatencyObserved int
+
+	// Transfers by number: which of ours were confirmed, and how many
+	// times each was delivered.
+	confirmed []bool
+	delivered []int
+	fromBoard []bool
+	ToBoards  struct{ Started, Confirmed, Failed int }
+	// Transfers reference boards started (the reference learns nothing of
+	// what becomes of them).
+	BoardStarted, BoardDelivered int
 }
 
 // Build creates the mesh (nodes started, nothing run yet).
@@ -113,6 +135,12 @@ func Build(cfg Config) (*Mesh, error) {
 	}
 	if cfg.Nodes > 65000 {
 		return nil, fmt.Errorf("%d nodes: the simulation addresses at most 65,000", cfg.Nodes)
+	}
+	if cfg.ReferenceNodes < 0 || cfg.ReferenceNodes > cfg.Nodes {
+		return nil, fmt.Errorf("%d reference nodes: must be between 0 and the number of nodes (%d)", cfg.ReferenceNodes, cfg.Nodes)
+	}
+	if cfg.ReferenceNodes > 0 && cfg.Link == "lora" {
+		return nil, fmt.Errorf("%d reference nodes on a LoRa mesh: the reference implements an ESP-NOW interface only", cfg.ReferenceNodes)
 	}
 	m := &Mesh{Cfg: cfg, Clock: clock.NewVirtual(time.Time{}), Media: map[string]*sim.Medium{}, rng: rand.New(rand.NewPCG(cfg.Seed, 0x73696d))}
 	m.stats.Failed = map[string]int{}
@@ -204,6 +232,24 @@ func Build(cfg Config) (*Mesh, error) {
 			return nil, err
 		}
 	}
+	// Reference boards: at random among the ESP-NOW-only nodes.
+	board := make([]bool, cfg.Nodes)
+	if cfg.ReferenceNodes > 0 {
+		var espOnly []int
+		for i := range cfg.Nodes {
+			if hasESP[i] && !hasLoRa[i] {
+				espOnly = append(espOnly, i)
+			}
+		}
+		if cfg.ReferenceNodes > len(espOnly) {
+			return nil, fmt.Errorf("%d reference nodes: only %d nodes of this mixed mesh have ESP-NOW alone (the reference has no LoRa interface)", cfg.ReferenceNodes, len(espOnly))
+		}
+		for _, k := range m.rng.Perm(len(espOnly))[:cfg.ReferenceNodes] {
+			board[espOnly[k]] = true
+		}
+	}
+	m.Nodes = make([]*node.Node, cfg.Nodes)
+	m.Boards = make([]*refnode.Board, cfg.Nodes)
 	for i := range cfg.Nodes {
 		links := make([]link.Link, len(m.Radios[i]))
 		for k, r := range m.Radios[i] {
@@ -211,21 +257,31 @@ func Build(cfg Config) (*Mesh, error) {
 		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(cfg.Seed), byte(cfg.Seed>>8)
+		if board[i] {
+			b := refnode.New(refnode.Config{
+				Clock: m.Clock, Link: m.Radios[i][0], NodeID: identity.FromSeed(seed).ID(), Seed: cfg.Seed<<20 + uint64(i),
+				Sleep: true, Phase: time.Duration(m.rng.Int64N(int64(refnode.ModemSleep + refnode.ModemWake))),
+			})
+			b.Register(TrafficApp, func(msg refnode.Message) { m.received(msg.Blob) })
+			m.Boards[i] = b
+			continue
+		}
 		n, err := node.New(node.Config{Clock: m.Clock, Links: links, Identity: identity.FromSeed(seed), Seed: cfg.Seed<<20 + uint64(i)})
 		if err != nil {
 			return nil, err
 		}
-		n.Register(TrafficApp, func(msg node.Message) {
-			m.stats.Received++
-			m.stats.ReceivedBytes += len(msg.Blob)
-		})
-		m.Nodes = append(m.Nodes, n)
+		n.Register(TrafficApp, func(msg node.Message) { m.received(msg.Blob) })
+		m.Nodes[i] = n
 	}
-	for _, n := range m.Nodes {
-		n.Start()
+	for i := range cfg.Nodes {
+		if m.Nodes[i] != nil {
+			m.Nodes[i].Start()
+		} else {
+			m.Boards[i].Start()
+		}
 	}
 	if cfg.Transfers > 0 {
-		for i := range m.Nodes {
+		for i := range cfg.Nodes {
 			m.scheduleTransfer(i)
 		}
 	}
@@ -267,33 +323,87 @@ func (m *Mesh) scheduleTransfer(i int) {
 	})
 }
 
+// received counts a Package an application got, by its transfer number:
+// Received counts each of our transfers once (later copies are Duplicates),
+// the bytes count every copy.
+func (m *Mesh) received(blob []byte) {
+	m.stats.ReceivedBytes += len(blob)
+	k := int(binary.BigEndian.Uint32(blob)) // every blob is at least 4 bytes
+	if k >= len(m.stats.delivered) {
+		return
+	}
+	m.stats.delivered[k]++
+	if m.stats.delivered[k] > 1 {
+		return
+	}
+	if m.stats.fromBoard[k] {
+		m.stats.BoardDelivered++
+	} else {
+		m.stats.Received++
+	}
+}
+
 func (m *Mesh) transfer(i int) {
+	size := m.Cfg.MinSize
+	if m.Cfg.MaxSize > m.Cfg.MinSize {
+		size += m.rng.IntN(m.Cfg.MaxSize - m.Cfg.MinSize + 1)
+	}
+	size = max(size, 4)
+	k := len(m.stats.delivered)
+	blob := make([]byte, size)
+	for j := range blob {
+		blob[j] = byte(j*31 + i)
+	}
+	binary.BigEndian.PutUint32(blob, uint32(k))
+	if b := m.Boards[i]; b != nil {
+		peers := b.Peers()
+		if len(peers) == 0 {
+			return
+		}
+		to := peers[m.rng.IntN(len(peers))]
+		m.track(true)
+		if b.Send(to, TrafficApp, blob) {
+			m.stats.BoardStarted++
+		}
+		return
+	}
 	n := m.Nodes[i]
 	peers := n.Peers()
 	if len(peers) == 0 {
 		return
 	}
 	to := peers[m.rng.IntN(len(peers))]
-	size := m.Cfg.MinSize
-	if m.Cfg.MaxSize > m.Cfg.MinSize {
-		size += m.rng.IntN(m.Cfg.MaxSize - m.Cfg.MinSize + 1)
-	}
-	blob := make([]byte, size)
-	for k := range blob {
-		blob[k] = byte(k*31 + i)
-	}
+	toBoard := !to.Full
+	m.track(false)
 	m.stats.Started++
 	m.stats.BytesOffered += size
+	if toBoard {
+		m.stats.ToBoards.Started++
+	}
 	start := m.Clock.Now()
 	n.Send(to.ID, TrafficApp, blob, nil).OnDone(func(err error) {
 		if err == nil {
 			m.stats.Confirmed++
+			m.stats.confirmed[k] = true
 			m.stats.LatencySum += m.Clock.Now().Sub(start)
 			m.stats.LatencyObserved++
+			if toBoard {
+				m.stats.ToBoards.Confirmed++
+			}
 			return
 		}
 		m.stats.Failed[failName(err)]++
+		if toBoard {
+			m.stats.ToBoards.Failed++
+		}
 	})
+}
+
+// track numbers a new transfer.
+func (m *Mesh) track(fromBoard bool) {
+	m.stats.confirmed = append(m.stats.confirmed, false)
+	m.stats.delivered = append(m.stats.delivered, 0)
+	m.stats.fromBoard = append(m.stats.fromBoard, fromBoard)
 }
 
 func failName(err error) string {
@@ -370,15 +480,37 @@ type Counts struct {
 	Received uint64 `json:"received"`
 }
 
-// TransferFigs sums up the application transfers.
+// TransferFigs sums up the application transfers our nodes started (and,
+// under Boards, those to and from reference boards).
 type TransferFigs struct {
-	Started        int            `json:"started"`
-	Delivered      int            `json:"delivered"`
-	Confirmed      int            `json:"confirmed"`
-	Failed         map[string]int `json:"failed"`
-	InFlight       int            `json:"in_flight"`
-	BytesDelivered int            `json:"bytes_delivered"`
-	MeanLatencyS   float64        `json:"mean_latency_s"`
+	Started   int            `json:"started"`
+	Delivered int            `json:"delivered"`
+	Confirmed int            `json:"confirmed"`
+	Failed    map[string]int `json:"failed"`
+	// Unreported counts sends confirmed to the sender that no application
+	// ever got: a silent loss. It must be 0.
+	Unreported int `json:"unreported"`
+	// Duplicates counts deliveries beyond the first (a reference board
+	// delivers a single again when its ack was lost and it came again).
+	Duplicates     int        `json:"duplicates"`
+	InFlight       int        `json:"in_flight"`
+	BytesDelivered int        `json:"bytes_delivered"`
+	MeanLatencyS   float64    `json:"mean_latency_s"`
+	Boards         *BoardFigs `json:"reference_boards,omitempty"`
+}
+
+// BoardFigs is the traffic to and from reference boards.
+type BoardFigs struct {
+	Nodes int `json:"nodes"`
+	// Our nodes' sends to boards (part of the figures above).
+	SentTo      int `json:"sent_to"`
+	ConfirmedTo int `json:"confirmed_to"`
+	FailedTo    int `json:"failed_to"`
+	// Sends the boards started, and of those how many arrived: the
+	// reference confirms nothing, and drops what it queues for a peer it
+	// has not heard lately beyond ten packets.
+	SentBy      int `json:"sent_by"`
+	DeliveredBy int `json:"delivered_by"`
 }
 
 // Air is one medium's use.
@@ -403,8 +535,12 @@ func (m *Mesh) result() *Result {
 		MeshTimeS: m.Cfg.Duration.Seconds(), WallTimeS: time.Since(m.started).Seconds(), Events: m.Clock.Ran(),
 		Edges: map[string]int{}, Drops: map[string]int{}, Airtime: map[string]Air{},
 	}
-	peers := 0
+	peers, ours := 0, 0
 	for _, n := range m.Nodes {
+		if n == nil {
+			continue
+		}
+		ours++
 		s := n.Stats()
 		r.Packets.Sent += s.PacketsSent
 		r.Packets.Received += s.PacketsRecv
@@ -419,7 +555,7 @@ func (m *Mesh) result() *Result {
 		r.Memory.PeakCacheBytes = max(r.Memory.PeakCacheBytes, s.PeakCacheBytes)
 		peers += len(n.Peers())
 	}
-	r.MeanPeers = float64(peers) / float64(len(m.Nodes))
+	r.MeanPeers = float64(peers) / float64(max(ours, 1))
 	names := make([]string, 0, len(m.Media))
 	for name := range m.Media {
 		names = append(names, name)
@@ -447,6 +583,20 @@ func (m *Mesh) result() *Result {
 		done += v
 	}
 	r.Transfers.InFlight = t.Started - done
+	for k, c := range t.confirmed {
+		if c && t.delivered[k] == 0 {
+			r.Transfers.Unreported++
+		}
+		if t.delivered[k] > 1 {
+			r.Transfers.Duplicates += t.delivered[k] - 1
+		}
+	}
+	if m.Cfg.ReferenceNodes > 0 {
+		r.Transfers.Boards = &BoardFigs{
+			Nodes: m.Cfg.ReferenceNodes, SentTo: t.ToBoards.Started, ConfirmedTo: t.ToBoards.Confirmed, FailedTo: t.ToBoards.Failed,
+			SentBy: t.BoardStarted, DeliveredBy: t.BoardDelivered,
+		}
+	}
 	if t.LatencyObserved > 0 {
 		r.Transfers.MeanLatencyS = (t.LatencySum / time.Duration(t.LatencyObserved)).Seconds()
 	}
