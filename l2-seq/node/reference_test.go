@@ -410,3 +410,46 @@ func TestReferenceSequenceReceived(t *testing.T) {
 	hexOK := hex.EncodeToString(data[:2])
 	_ = hexOK
 }
+
+// A copy of a sequence's last packet with seq_size 0 (what we send a
+// reference node, refNext) is read as the last packet of the sequence of
+// that id: acked, and neither a new reassembly nor a second delivery.
+func TestLastPacketCopyWithSeqSizeZero(t *testing.T) {
+	rp := newRefPeer(t)
+	rp.beacon()
+	tmpl := packet.Packet{SeqID: 5}
+	pkts, _ := sequence.Split(packet.MustLookup(2), packet.NewPackage(testApp, blob(600, 3)).AppendTo(nil), &tmpl)
+	var last packet.Packet
+	if err := last.UnmarshalBinary(pkts[len(pkts)-1]); err != nil {
+		t.Fatal(err)
+	}
+	// Everything but the last; then the last as a copy would come.
+	for _, b := range pkts[:len(pkts)-1] {
+		rp.fl.deliver(rp.mac, b)
+	}
+	last.SeqSize = 0
+	last.Flags = last.Flags.WithEncoded(packet.EncAsk)
+	rp.send(last)
+	rp.clk.RunFor(100 * time.Millisecond)
+	if len(rp.seen) != 1 {
+		t.Fatalf("delivered %d", len(rp.seen))
+	}
+	acked := false
+	for _, g := range rp.fl.take() {
+		if d := g.decoded(); d.Flags.Ack() && int(d.PacketID) == len(pkts)-1 && d.SeqID == 5 {
+			acked = true
+		}
+	}
+	// Again, after delivery: acked again, not delivered again.
+	rp.send(last)
+	rp.clk.RunFor(100 * time.Millisecond)
+	again := false
+	for _, g := range rp.fl.take() {
+		if d := g.decoded(); d.Flags.Ack() && int(d.PacketID) == len(pkts)-1 {
+			again = true
+		}
+	}
+	if !acked || !again || len(rp.seen) != 1 || rp.n.Stats().Drops[DropMalformed] != 0 {
+		t.Fatalf("acked %v/%v, delivered %d, malformed %d", acked, again, len(rp.seen), rp.n.Stats().Drops[DropMalformed])
+	}
+}
