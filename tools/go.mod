@@ -3,24 +3,21 @@ module github.com/mycelium-mesh/mycelium/tools
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/google/gopacket v1.1.19
 	github.com/mycelium-mesh/mycelium/l1-link v0.0.0-00010101000000-000000000000
 	github.com/mycelium-mesh/mycelium/l2-seq v0.0.0
 	github.com/mycelium-mesh/mycelium/l3-route v0.0.0-00010101000000-000000000000
-	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
+	github.com/spf13/pflag v1.0.9
 	go.bug.st/serial v1.8.0
 	golang.org/x/term v0.48.0
 )
 
 require (
-	github.com/creack/pty v1.1.24 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/mdlayher/packet v1.2.0 // indirect
 	github.com/mdlayher/socket v0.7.0 // indirect
-	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
-	github.com/rivo/uniseg v0.4.7 // indirect
-	github.com/spf13/pflag v1.0.9 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect

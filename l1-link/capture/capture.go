@@ -8,6 +8,7 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -37,8 +38,8 @@ const (
 // frame read back: the pcap default, above any link's MTU.
 const SnapLen = 262144
 
-// ErrNotPcap means the input is not a pcap capture.
-var ErrNotPcap = errors.New("capture: not a pcap file")
+// ErrNotPcap means the input is neither a pcap nor a pcapng capture.
+var ErrNotPcap = errors.New("capture: not a pcap or pcapng capture")
 
 // Writer writes frames to a pcap file with nanosecond timestamps. It is safe
 // for concurrent use.
@@ -127,18 +128,33 @@ func (w *Writer) Close() error {
 }
 
 // Reader reads frames from a pcap capture (microsecond or nanosecond, either
-// byte order, optionally gzipped). pcapng is refused with a hint: gopacket's
-// pcapng reader trusts length fields enough to allocate gigabytes for a
-// corrupt file, and `editcap -F pcap` converts losslessly for one link type.
+// byte order, optionally gzipped) or a pcapng one (what Wireshark, tshark
+// and dumpcap write by default), as a stream: a pipe will do. pcapng is
+// read by this package's own reader (gopacket's trusts length fields enough
+// to allocate gigabytes for a corrupt file); it bounds every frame by
+// SnapLen and skips the blocks it does not need without holding them.
 type Reader struct {
-	r *pcapgo.Reader
+	r  *pcapgo.Reader
+	ng *ngReader
 }
 
 // NewReader reads the file header from r.
 func NewReader(r io.Reader) (*Reader, error) {
 	br := bufio.NewReader(r)
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		// Gzipped (pcapgo would take a gzipped pcap, not a pcapng).
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNotPcap, err)
+		}
+		br = bufio.NewReader(zr)
+	}
 	if magic, err := br.Peek(4); err == nil && bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
-		return nil, fmt.Errorf("%w: pcapng is not supported; convert it with editcap -F pcap IN OUT", ErrNotPcap)
+		ng, err := newNgReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return &Reader{ng: ng}, nil
 	}
 	pr, err := pcapgo.NewReader(br)
 	if err != nil {
@@ -155,13 +171,36 @@ func NewReader(r io.Reader) (*Reader, error) {
 	return &Reader{r: pr}, nil
 }
 
-// LinkType returns the capture's link type.
-func (r *Reader) LinkType() layers.LinkType { return r.r.LinkType() }
+// LinkType returns the capture's link type: in pcapng, that of its first
+// interface (known once its description has been read; FrameLinkType
+// gives each frame's).
+func (r *Reader) LinkType() layers.LinkType {
+	if r.ng != nil {
+		return r.ng.first
+	}
+	return r.r.LinkType()
+}
+
+// FrameLinkType returns the link type of the frame Next returned last: a
+// pcapng capture may hold interfaces of several.
+func (r *Reader) FrameLinkType() layers.LinkType {
+	if r.ng != nil {
+		return r.ng.lt
+	}
+	return r.r.LinkType()
+}
 
 // Next returns the next frame and its timestamp; the bytes are valid until
 // the following call. At the end it returns io.EOF; a record cut short by
 // the end of the file is io.ErrUnexpectedEOF.
 func (r *Reader) Next() (time.Time, []byte, error) {
+	if r.ng != nil {
+		ts, b, err := r.ng.next()
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			err = fmt.Errorf("capture: %w", err)
+		}
+		return ts, b, err
+	}
 	data, ci, err := r.r.ZeroCopyReadPacketData()
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(data) == 0 && ci.CaptureLength == 0 {

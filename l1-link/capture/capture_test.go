@@ -203,14 +203,13 @@ func TestReaderBadInput(t *testing.T) {
 		{"empty", nil},
 		{"text", []byte("this is not a capture, just some text\n")},
 		{"short header", pcapHeader(65535, 127)[:20]},
-		{"pcapng", append([]byte{0x0a, 0x0d, 0x0d, 0x0a}, make([]byte, 40)...)},
+		{"pcapng without byte-order magic", append([]byte{0x0a, 0x0d, 0x0d, 0x0a}, make([]byte, 40)...)},
+		{"pcapng cut in its header", []byte{0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0}},
+		{"not gzip after all", []byte{0x1f, 0x8b, 0, 0}},
 	} {
 		_, err := NewReader(bytes.NewReader(c.in))
 		if !errors.Is(err, ErrNotPcap) {
 			t.Errorf("%s: %v", c.name, err)
-		}
-		if c.name == "pcapng" && !strings.Contains(err.Error(), "editcap") {
-			t.Errorf("pcapng: no hint in %q", err)
 		}
 	}
 

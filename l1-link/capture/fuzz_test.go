@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"io"
 	"testing"
 	"time"
@@ -30,6 +31,12 @@ func FuzzReader(f *testing.F) {
 	f.Add(append(pcapHeader(0xffffffff, 127), recordHeader(1, 0, 0x7fffffff, 0x7fffffff)...))
 	f.Add(append(pcapHeader(65535, 105), recordHeader(10, 500000, 2, 2)...))
 	f.Add([]byte{0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 0})
+	le := &ngBuilder{order: binary.LittleEndian}
+	le.section().iface(LinkTypeRadiotap, 9).enhanced(0, 7, []byte("frame"), true).simple([]byte("x")).obsolete(0, 1, []byte("yy")).block(5, make([]byte, 8))
+	f.Add(le.b)
+	be := &ngBuilder{order: binary.BigEndian}
+	be.section().iface(LinkTypeDot11, 0x80|20).enhanced(0, 1<<40, bytes.Repeat([]byte{0xd0}, 30), false)
+	f.Add(be.b)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := NewReader(bytes.NewReader(in))
 		if err != nil {

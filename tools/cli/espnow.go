@@ -25,17 +25,20 @@ func espnowCmd() *cobra.Command {
 	c := &cobra.Command{Use: "espnow", Short: "Build and parse ESP-NOW frames (radiotap + 802.11 vendor action frames)"}
 	var src, dst, random string
 	frame := &cobra.Command{
-		Use:   "frame --src MAC --dst MAC [--random HEX8] HEX",
+		Use:   "frame --src MAC --dst MAC [--random HEX8] HEX|-",
 		Short: "Print the radiotap + 802.11 frame carrying HEX as ESP-NOW payload, in hex",
-		Args:  cobra.ExactArgs(1),
+		Long: `Prints the radiotap + 802.11 vendor action frame that carries the payload
+(hex, at most 250 bytes; "-" reads it from standard input) as ESP-NOW, in hex.`,
+		Example: `  mycelium espnow frame --src 24:0a:c4:00:00:01 --dst ff:ff:ff:ff:ff:ff 68656c6c6f`,
+		Args:    args("HEX"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var f espnow.Frame
 			var err error
 			if f.Src, err = link.ParseMAC(src); err != nil {
-				return fmt.Errorf("--src: %v", err)
+				return fmt.Errorf("--src %q: not a MAC address like 24:0a:c4:00:00:01", src)
 			}
 			if f.Dst, err = link.ParseMAC(dst); err != nil {
-				return fmt.Errorf("--dst: %v", err)
+				return fmt.Errorf("--dst %q: not a MAC address like 24:0a:c4:00:00:01", dst)
 			}
 			if random != "" {
 				r, err := parseFixedHex("--random", random, 4)
@@ -46,12 +49,12 @@ func espnowCmd() *cobra.Command {
 			} else if _, err := crand.Read(f.Random[:]); err != nil {
 				return err
 			}
-			if f.Body, err = parseHex("payload", args[0]); err != nil {
+			if f.Body, err = hexInput(cmd, "payload", args[0]); err != nil {
 				return err
 			}
 			b, err := espnow.AppendFrame(nil, &f, espnow.TxOptions{})
 			if errors.Is(err, espnow.ErrBodyTooLong) {
-				return fmt.Errorf("payload: %d bytes, ESP-NOW carries at most %d", len(f.Body), espnow.MaxBody)
+				return fmt.Errorf("payload: %s, ESP-NOW carries at most %d", plural(len(f.Body), "byte", "bytes"), espnow.MaxBody)
 			}
 			if err != nil {
 				return err
@@ -67,11 +70,12 @@ func espnowCmd() *cobra.Command {
 	_ = frame.MarkFlagRequired("dst")
 
 	parse := &cobra.Command{
-		Use:   "parse HEX",
-		Short: "Parse a radiotap + 802.11 ESP-NOW frame and print its addresses and payload as JSON",
-		Args:  cobra.ExactArgs(1),
+		Use:     "parse HEX|-",
+		Short:   "Parse a radiotap + 802.11 ESP-NOW frame and print its addresses and payload as JSON",
+		Example: `  mycelium espnow frame --src 24:0a:c4:00:00:01 --dst ff:ff:ff:ff:ff:ff 68656c6c6f | mycelium espnow parse -`,
+		Args:    args("HEX"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := parseHex("frame", args[0])
+			b, err := hexInput(cmd, "frame", args[0])
 			if err != nil {
 				return err
 			}

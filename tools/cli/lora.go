@@ -96,13 +96,15 @@ The modules read AT+SEND's data by its declared length; with
 --data-ends-at-crlf they end it at the first CR LF, as a module reading its
 commands line by line does, so a datagram sent raw with CR LF in it is cut
 (+ERR=5).`,
-		Args: cobra.NoArgs,
+		Example: `  mycelium lora emulate --modules 2 --loss 0.1
+  mycelium lora emulate --modules 2 --data-ends-at-crlf`,
+		Args: args(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if n < 1 || n > 64 {
 				return fmt.Errorf("--modules %d: want 1..64", n)
 			}
-			if loss < 0 || loss > 1 {
-				return fmt.Errorf("--loss %v: want a probability 0..1", loss)
+			if err := between("loss", loss, 0, 1); err != nil {
+				return err
 			}
 			params, err := mod.params(18)
 			if err != nil {
@@ -161,7 +163,8 @@ func loraATCmd() *cobra.Command {
 		Long: `Sends one AT command (CR LF is added) and prints the lines the module
 answers, up to the final one (+OK, +ERR=n, the value of a query, +READY
 after AT+RESET). Exits with status 1 if the module answers +ERR or nothing.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  mycelium lora at --port /dev/ttyUSB0 'AT+VER?'`,
+		Args:    args("COMMAND"),
 		RunE: func(c *cobra.Command, args []string) error {
 			p, err := atPort(port, baud)
 			if err != nil {
@@ -279,15 +282,16 @@ func loraSendCmd() *cobra.Command {
 		to int
 	)
 	c := &cobra.Command{
-		Use:   "send --port PATH --address A --to B HEX",
+		Use:   "send --port PATH --address A --to B HEX|-",
 		Short: "Send one datagram through a module (address 0 is broadcast)",
 		Long: `Configures the module as the driver does and sends one datagram, given in
-hex, framed as --framing says (default bytes: any bytes, at most 239, so
+hex ("-": standard input), framed as --framing says (default bytes: any bytes, at most 239, so
 that CR LF in the data reaches the other side whichever way the module reads
 AT+SEND's data). The receiver must use the same framing.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  mycelium lora send --port /dev/pts/5 --address 1 --to 2 68656c6c6f`,
+		Args:    args("HEX"),
 		RunE: func(c *cobra.Command, args []string) error {
-			data, err := parseHex("datagram", args[0])
+			data, err := hexInput(c, "datagram", args[0])
 			if err != nil {
 				return err
 			}
@@ -296,7 +300,7 @@ AT+SEND's data). The receiver must use the same framing.`,
 				return err
 			}
 			if len(data) > f.MaxDatagram() {
-				return fmt.Errorf("datagram of %d bytes: at most %d with --framing %s", len(data), f.MaxDatagram(), f)
+				return fmt.Errorf("datagram of %s: at most %d with --framing %s", plural(len(data), "byte", "bytes"), f.MaxDatagram(), f)
 			}
 			if to < 0 || to > 65535 {
 				return fmt.Errorf("--to %d: want 0..65535", to)
@@ -319,7 +323,7 @@ AT+SEND's data). The receiver must use the same framing.`,
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				fmt.Fprintf(c.OutOrStdout(), "sent %d bytes to %d (airtime %v)\n", len(data), to, l.Airtime(len(data)))
+				fmt.Fprintf(c.OutOrStdout(), "sent %s to %d (airtime %v)\n", plural(len(data), "byte", "bytes"), to, l.Airtime(len(data)))
 				return nil
 			})
 		},
@@ -378,10 +382,11 @@ func loraListenCmd() *cobra.Command {
 receives as {"src":<address>,"rssi":<dBm>,"snr":<dB>,"data":"<hex>"}, until
 --count datagrams (0: until interrupted). Datagrams are unframed as
 --framing says (default bytes); one that is not a frame of it is dropped.`,
-		Args: cobra.NoArgs,
+		Example: `  mycelium lora listen --port /dev/pts/6 --address 2 --count 1`,
+		Args:    args(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if count < 0 {
-				return fmt.Errorf("--count %d", count)
+				return fmt.Errorf("--count %d: want 0 (until interrupted) or more", count)
 			}
 			return r.session(c, func(ctx context.Context, l *rylr998.Link) error {
 				p := &printer{w: c.OutOrStdout(), count: count, full: make(chan struct{})}
@@ -419,7 +424,8 @@ to the first CR LF refuses (+ERR=5), and one holding a lone CR, 0x00 and
 0xFF, which the link's framing needs every module to take. Prints what it
 found; exits with status 1 if the framing's bytes are not carried, or the
 module answers neither way.`,
-		Args: cobra.NoArgs,
+		Example: `  mycelium lora probe --port /dev/ttyUSB0`,
+		Args:    args(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			p, err := atPort(port, baud)
 			if err != nil {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
@@ -61,7 +64,7 @@ func decodePacketJSON(in []byte) (packet.Packet, bool, error) {
 	d := json.NewDecoder(bytes.NewReader(in))
 	d.UseNumber()
 	if err := d.Decode(&raw); err != nil {
-		return p, false, fmt.Errorf("packet JSON: %v", err)
+		return p, false, jsonError(in, err)
 	}
 	if d.More() {
 		return p, false, fmt.Errorf("packet JSON: trailing data after the object")
@@ -102,7 +105,7 @@ func decodePacketJSON(in []byte) (packet.Packet, bool, error) {
 	}
 	s, err := packet.Lookup(uint8(schema))
 	if err != nil {
-		return p, false, err
+		return p, false, fmt.Errorf("packet JSON: schema %d: no such schema (0-10, 20-30)", schema)
 	}
 	p.Schema = s.ID
 	known["schema"] = true
@@ -148,7 +151,7 @@ func decodePacketJSON(in []byte) (packet.Packet, bool, error) {
 		if !s.Routed() {
 			return p, false, fmt.Errorf("packet JSON: schema %d has no %s", s.ID, a.key)
 		}
-		b, err := parseFixedHex(a.key, h, 16)
+		b, err := parseFixedHex("packet JSON: "+a.key, h, 16)
 		if err != nil {
 			return p, false, err
 		}
@@ -163,7 +166,7 @@ func decodePacketJSON(in []byte) (packet.Packet, bool, error) {
 		if !s.HasChecksum() {
 			return p, false, fmt.Errorf("packet JSON: schema %d has no checksum", s.ID)
 		}
-		b, err := parseFixedHex("checksum", ck, 4)
+		b, err := parseFixedHex("packet JSON: checksum", ck, 4)
 		if err != nil {
 			return p, false, err
 		}
@@ -175,7 +178,7 @@ func decodePacketJSON(in []byte) (packet.Packet, bool, error) {
 	}
 	known["body"] = true
 	if present {
-		if p.Body, err = parseHex("body", body); err != nil {
+		if p.Body, err = parseHex("packet JSON: body", body); err != nil {
 			return p, false, err
 		}
 	}
@@ -185,4 +188,50 @@ func decodePacketJSON(in []byte) (packet.Packet, bool, error) {
 		}
 	}
 	return p, haveCK, nil
+}
+
+// jsonError says what is wrong with the packet JSON without the decoder's
+// Go vocabulary ("cannot unmarshal array into Go value of type map...").
+func jsonError(in []byte, err error) error {
+	if t := bytes.TrimSpace(in); len(t) > 0 && t[0] != '{' {
+		return fmt.Errorf("packet JSON: want one object {...}, got %q", shorten(string(t), 20))
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("packet JSON: not valid JSON at byte %d (%s)", syn.Offset, strings.TrimPrefix(syn.Error(), "invalid character "))
+	case errors.As(err, &typ):
+		return fmt.Errorf("packet JSON: want one object {...}, got %s", jsonKind(typ.Value))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		if len(bytes.TrimSpace(in)) == 0 {
+			return errors.New("packet JSON: empty; want one object {...}")
+		}
+		return errors.New("packet JSON: ends inside the object")
+	}
+	return fmt.Errorf("packet JSON: %v", err)
+}
+
+// jsonKind names a JSON value kind as encoding/json reports it.
+func jsonKind(v string) string {
+	switch v {
+	case "array":
+		return "an array"
+	case "number":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	}
+	return v
+}
+
+// shorten cuts s to n runes for a message.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "..."
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,29 +30,34 @@ type pcapFrameJSON struct {
 
 func pcapCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "pcap FILE",
-		Short: "Print the mesh packets in the ESP-NOW frames of a pcap capture, one JSON object per line",
-		Long: "Reads a pcap capture of radiotap + 802.11 frames (link type 127, what a monitor interface\n" +
-			"gives) or bare 802.11 frames (105) and prints one JSON object per ESP-NOW frame.\n" +
-			"Frames that are not ESP-NOW are skipped and counted on stderr.",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			fh, err := os.Open(args[0])
-			if err != nil {
-				return err
+		Use:   "pcap FILE|-",
+		Short: "Print the mesh packets in the ESP-NOW frames of a capture, one JSON object per line",
+		Long: "Reads a pcap or pcapng capture (what tcpdump, tshark and dumpcap write; gzipped too;\n" +
+			"\"-\" reads standard input, so a live capture can be piped in) of radiotap + 802.11\n" +
+			"frames (link type 127, what a monitor interface gives) or bare 802.11 frames (105)\n" +
+			"and prints one JSON object per ESP-NOW frame:\n" +
+			"{\"src\",\"dst\",\"channel\"?,\"rssi\"?,\"packet\":{...}} or, when the payload is not a valid\n" +
+			"packet, \"error\" instead of \"packet\". Frames that are not ESP-NOW are skipped and\n" +
+			"counted on stderr.",
+		Example: `  mycelium pcap capture.pcapng
+  tshark -i wlan0mon -w - | mycelium pcap -`,
+		Args: args("FILE"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			name := a[0]
+			var in io.Reader = cmd.InOrStdin()
+			if name == "-" {
+				name = "standard input"
+			} else {
+				fh, err := os.Open(name)
+				if err != nil {
+					return fmt.Errorf("%s: %v", name, unwrapPath(err))
+				}
+				defer fh.Close()
+				in = fh
 			}
-			defer fh.Close()
-			r, err := capture.NewReader(fh)
+			r, err := capture.NewReader(in)
 			if err != nil {
-				return fmt.Errorf("%s: %v", args[0], err)
-			}
-			parse := espnow.Parse
-			switch r.LinkType() {
-			case capture.LinkTypeRadiotap:
-			case capture.LinkTypeDot11:
-				parse = espnow.ParseDot11
-			default:
-				parse = nil // no ESP-NOW frames in this link type
+				return fmt.Errorf("%s: %v", name, strings.TrimPrefix(err.Error(), "capture: "))
 			}
 			out := cmd.OutOrStdout()
 			skipped := 0
@@ -62,12 +68,21 @@ func pcapCmd() *cobra.Command {
 				}
 				if err != nil {
 					if errors.Is(err, io.ErrUnexpectedEOF) {
-						err = errors.New("the file ends inside a frame")
+						err = errors.New("the capture ends inside a frame")
 					}
-					return fmt.Errorf("%s: frame %d: %v", args[0], n+1, err)
+					return fmt.Errorf("%s: frame %d: %s", name, n+1, strings.TrimPrefix(err.Error(), "capture: "))
 				}
 				var f espnow.Frame
-				if parse == nil || parse(b, &f) != nil {
+				var perr error
+				switch r.FrameLinkType() {
+				case capture.LinkTypeRadiotap:
+					perr = espnow.Parse(b, &f)
+				case capture.LinkTypeDot11:
+					perr = espnow.ParseDot11(b, &f)
+				default:
+					perr = errNotESPNOW // no ESP-NOW frames in this link type
+				}
+				if perr != nil {
 					skipped++
 					continue
 				}
@@ -86,6 +101,8 @@ func pcapCmd() *cobra.Command {
 		},
 	}
 }
+
+var errNotESPNOW = errors.New("not ESP-NOW")
 
 func viewESPNOW(f *espnow.Frame) pcapFrameJSON {
 	v := pcapFrameJSON{Src: f.Src.String(), Dst: f.Dst.String()}

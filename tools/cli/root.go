@@ -1,21 +1,29 @@
 // Package cli implements the mycelium command's subcommands. Output formats
 // here are a contract (scripts and checks parse them): change them only with
 // the README.
+//
+// The contract on bad input: exit status 1 and one line on stderr, before
+// any work is done, never a hang, a panic or a silent default.
 package cli
 
 import (
-	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 )
 
-// Main runs the command with args, writing to stdout and stderr, and returns
-// the exit status: 0 on success, 1 on any error (reported as one line on
-// stderr).
-func Main(args []string, stdout, stderr io.Writer) (status int) {
+// Main runs the command with args, reading standard input from os.Stdin
+// (for the "-" argument), and returns the exit status: 0 on success, 1 on
+// any error (reported as one line on stderr).
+func Main(args []string, stdout, stderr io.Writer) int {
+	return Run(args, os.Stdin, stdout, stderr)
+}
+
+// Run is Main with standard input given.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) (status int) {
 	defer func() {
 		// A panic is a bug, but the contract is one line and status 1.
 		if r := recover(); r != nil {
@@ -25,6 +33,7 @@ func Main(args []string, stdout, stderr io.Writer) (status int) {
 	}()
 	root := newRoot()
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
@@ -40,16 +49,28 @@ func oneLine(s string) string {
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "mycelium",
-		Short:         "Mycelium mesh stack: codecs, simulator and link tools",
+		Use:   "mycelium",
+		Short: "Mycelium mesh stack: codecs, simulator and link tools",
+		Long: `Mycelium mesh stack: codecs, simulator and link tools.
+
+Every subcommand prints its result on stdout. On bad input it exits with
+status 1 and one line on stderr, before doing any work. Arguments given as
+HEX or JSON may be "-" to read them from standard input.`,
+		Example: `  mycelium packet decode 0000000007366821dafdaf45e9bc5cfecb1c2a065c2cf24dba5fb0a30e26e83b2ac5b9e29e68656c6c6f
+  mycelium sim --nodes 50 --duration 5m
+  mycelium sim route --nodes 200 --svg mesh.svg`,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(packetCmd(), packageCmd(), sequenceCmd(), addrCmd(), appidCmd())
 	for _, c := range extra {
 		root.AddCommand(c())
 	}
+	finish(root)
 	return root
 }
 
@@ -60,26 +81,30 @@ var extra []func() *cobra.Command
 // register adds a subcommand constructor to the root command.
 func register(c func() *cobra.Command) { extra = append(extra, c) }
 
-// parseHex decodes a hex argument, tolerating surrounding space, an optional
-// 0x prefix and upper case.
-func parseHex(what, s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("%s: not hex: %v", what, err)
+// finish applies the rules every command follows, so that no subcommand
+// has to remember them: a group (a command with subcommands and nothing to
+// run) refuses an unknown subcommand with status 1 (cobra would print its
+// help and exit 0), and the help of a required flag says so.
+func finish(c *cobra.Command) {
+	if c.HasSubCommands() && c.RunE == nil && c.Run == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			hint := ""
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return fmt.Errorf("unknown command %q for %q%s; see %q", args[0], cmd.CommandPath(), hint, cmd.CommandPath()+" --help")
+		}
 	}
-	return b, nil
-}
-
-// parseFixedHex decodes a hex argument of exactly n bytes.
-func parseFixedHex(what, s string, n int) ([]byte, error) {
-	b, err := parseHex(what, s)
-	if err != nil {
-		return nil, err
+	c.LocalFlags().VisitAll(func(f *pflagFlag) {
+		if _, ok := f.Annotations[cobra.BashCompOneRequiredFlag]; ok && !strings.HasSuffix(f.Usage, "(required)") {
+			f.Usage += " (required)"
+		}
+	})
+	for _, s := range c.Commands() {
+		finish(s)
 	}
-	if len(b) != n {
-		return nil, fmt.Errorf("%s: %d bytes, want %d", what, len(b), n)
-	}
-	return b, nil
 }

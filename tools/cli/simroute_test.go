@@ -62,9 +62,26 @@ func TestSimRouteJSONAndSVG(t *testing.T) {
 			}
 		}
 	}
+	// The legend explains every colour and mark.
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legend := string(b)
+	if i := strings.Index(legend, `<g id="legend"`); i < 0 {
+		t.Error("svg has no legend")
+	} else {
+		legend = legend[i:]
+		legend = legend[:strings.Index(legend, "</g>\n</g>")]
+		for _, want := range []string{"radio link", "tree 0", "#20a040", "root of tree 0", "a sampled route", "its source", "its destination"} {
+			if !strings.Contains(legend, want) {
+				t.Errorf("legend lacks %q", want)
+			}
+		}
+	}
 	// A dot per node (plus the root and the route's ends), a line per link
 	// and per tree edge.
-	if circles < 40 || lines < 40+39-1 {
+	if circles < 40+3 || lines < 40+39-1 {
 		t.Errorf("svg has %d circles and %d lines", circles, lines)
 	}
 }

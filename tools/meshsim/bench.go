@@ -31,25 +31,30 @@ type TransferConfig struct {
 	// its sleep cycle) and the sender's radio one that cannot sleep, as
 	// espnow.Link is. ESP-NOW only.
 	Reference bool
+	// Progress, when set, is told each run as it starts ("9 runs", done
+	// of Runs).
+	Progress Progress
 }
 
-// TransferResult is what the runs measured.
+// TransferResult is what the runs measured. Times are mesh time (the
+// simulated clock), in seconds; the figures over the completed runs are
+// nil (null in JSON) when none completed.
 type TransferResult struct {
-	Link       string  `json:"link"`
-	Size       int     `json:"size"`
-	Loss       float64 `json:"loss"`
-	Runs       int     `json:"runs"`
-	Completed  int     `json:"completed"`
-	MedianS    float64 `json:"median_s"`
-	MeanS      float64 `json:"mean_s"`
-	P95S       float64 `json:"p95_s"`
-	BoundS     float64 `json:"bound_s"`
-	Efficiency float64 `json:"efficiency"`
-	P10S       float64 `json:"p10_s"`
-	P90S       float64 `json:"p90_s"`
-	Schema     uint8   `json:"schema"`
-	Reference  bool    `json:"reference,omitempty"`
-	Packets    int     `json:"packets"`
+	Link       string   `json:"link"`
+	Size       int      `json:"size"`
+	Loss       float64  `json:"loss"`
+	Runs       int      `json:"runs"`
+	Completed  int      `json:"completed"`
+	MedianS    *float64 `json:"median_s"`
+	BoundS     float64  `json:"bound_s"`
+	Efficiency *float64 `json:"efficiency"` // bound_s / median_s
+	MeanS      *float64 `json:"mean_s"`
+	P95S       *float64 `json:"p95_s"`
+	P10S       *float64 `json:"p10_s"`
+	P90S       *float64 `json:"p90_s"`
+	Schema     uint8    `json:"schema"`
+	Reference  bool     `json:"reference,omitempty"`
+	Packets    int      `json:"packets"`
 	// FramesPerRun is the mean number of frames both nodes put on the air
 	// during a transfer (data, retransmissions, acks, probes).
 	FramesPerRun float64   `json:"frames_per_run"`
@@ -59,35 +64,25 @@ type TransferResult struct {
 	PHY          string    `json:"phy"`
 }
 
-// Transfer runs the benchmark.
+// Transfer runs the benchmark. Zero fields of c take the defaults (9 runs,
+// ESP-NOW, LoRa at SF9/BW125); a setting out of range is an error
+// (Validate).
 func Transfer(c TransferConfig) (*TransferResult, error) {
-	if c.Runs <= 0 {
+	if c.Runs == 0 {
 		c.Runs = 9
 	}
 	if c.LoRa.SF == 0 {
 		c.LoRa = lora.Params{SF: 9, Bandwidth: 125000, CR: 1, Preamble: 12}
 	}
-	var phy sim.PHY
-	switch c.Link {
-	case "espnow", "":
+	if c.Link == "" {
 		c.Link = "espnow"
-		phy = sim.ESPNOW()
-	case "lora":
-		if err := c.LoRa.Validate(); err != nil {
-			return nil, err
-		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	phy := sim.ESPNOW()
+	if c.Link == "lora" {
 		phy = sim.LoRa(c.LoRa)
-	default:
-		return nil, fmt.Errorf("unknown link %q (espnow, lora)", c.Link)
-	}
-	if c.Reference && c.Link != "espnow" {
-		return nil, fmt.Errorf("a reference board on %s: the reference implements an ESP-NOW interface only", c.Link)
-	}
-	if c.Size < packet.PackageOverhead {
-		return nil, fmt.Errorf("size %d: a Package is at least %d bytes", c.Size, packet.PackageOverhead)
-	}
-	if c.Loss < 0 || c.Loss >= 1 {
-		return nil, fmt.Errorf("loss %v not in [0, 1)", c.Loss)
 	}
 	// The schema two of our nodes pick (PROTOCOL 4.1), and the airtime-only
 	// bound: the data frames the loss forces, N/(1-p), each one airtime.
@@ -102,7 +97,11 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 		}
 	}
 	if s == nil {
-		return nil, fmt.Errorf("size %d: larger than any schema of %s carries", c.Size, c.Link)
+		want := fmt.Sprintf("larger than any schema of %s carries between neighbours", c.Link)
+		if c.Reference {
+			want = "larger than a reference board takes (schemas 0 and 2)"
+		}
+		return nil, &SettingError{Name: "size", Value: fmt.Sprint(c.Size), Want: want}
 	}
 	count := sequence.Count(s, c.Size)
 	last := c.Size - (count-1)*s.MaxBody
@@ -116,6 +115,9 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	r.BoundS = data.Seconds() / (1 - c.Loss)
 	var frames, retrans float64
 	for run := range c.Runs {
+		if c.Progress != nil {
+			c.Progress(fmt.Sprintf("%d runs", c.Runs), run, c.Runs)
+		}
 		once := transferOnce
 		if c.Reference {
 			once = transferToBoard
@@ -135,12 +137,15 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	if len(r.Times) > 0 {
 		ts := append([]float64(nil), r.Times...)
 		sort.Float64s(ts)
-		q := func(p float64) float64 { return ts[int(p*float64(len(ts)-1)+0.5)] }
+		q := func(p float64) *float64 { v := ts[int(p*float64(len(ts)-1)+0.5)]; return &v }
 		r.MedianS, r.P10S, r.P90S, r.P95S = q(0.5), q(0.1), q(0.9), q(0.95)
+		sum := 0.0
 		for _, t := range ts {
-			r.MeanS += t / float64(len(ts))
+			sum += t
 		}
-		r.Efficiency = r.BoundS / r.MedianS
+		mean := sum / float64(len(ts))
+		eff := r.BoundS / *r.MedianS
+		r.MeanS, r.Efficiency = &mean, &eff
 	}
 	return r, nil
 }

@@ -50,35 +50,40 @@ type Config struct {
 	// PcapDir, when set, receives one capture per medium (espnow.pcap with
 	// radiotap frames, lora.pcap with the datagrams).
 	PcapDir string
-	// Progress, when set, is called as mesh time passes.
-	Progress func(done, total time.Duration)
+	// Progress, when set, is told the stage ("building nodes", then
+	// "simulating ... of mesh time", in seconds) and how far through it the
+	// run is.
+	Progress Progress
 }
 
+// Progress is told, as a run goes, which stage it is in and how far
+// through it: done of total steps (total 0: not known). It is called from
+// the run's goroutine, often: it must be quick.
+type Progress func(stage string, done, total int)
+
 // Defaults fills what the caller left zero: the meaningful default run.
+// Values out of range are left for Validate to refuse.
 func (c *Config) Defaults() {
-	if c.Nodes <= 0 {
+	if c.Nodes == 0 {
 		c.Nodes = 25
 	}
 	if c.Topology == "" {
 		c.Topology = Grid
 	}
-	if c.Degree <= 0 {
+	if c.Degree == 0 {
 		c.Degree = 6
 	}
 	if c.Link == "" {
 		c.Link = "espnow"
 	}
-	if c.Duration <= 0 {
+	if c.Duration == 0 {
 		c.Duration = 10 * time.Minute
 	}
 	if c.LoRa.SF == 0 {
 		c.LoRa = lora.Default
 	}
-	if c.MaxSize <= 0 {
+	if c.MaxSize == 0 && c.MinSize == 0 {
 		c.MinSize, c.MaxSize = 100, 20000
-	}
-	if c.MinSize > c.MaxSize {
-		c.MinSize = c.MaxSize
 	}
 }
 
@@ -100,6 +105,7 @@ type Mesh struct {
 	stats   TrafficStats
 	pcaps   []*capture.Writer
 	heap0   uint64
+	setup   time.Duration
 	started time.Time
 }
 
@@ -125,23 +131,20 @@ type TrafficStats struct {
 	BoardStarted, BoardDelivered int
 }
 
-// Build creates the mesh (nodes started, nothing run yet).
+// Build creates the mesh (nodes started, nothing run yet). Zero fields of
+// cfg take the defaults; a setting out of range is an error (Validate).
 func Build(cfg Config) (*Mesh, error) {
+	began := time.Now()
 	cfg.Defaults()
-	switch cfg.Link {
-	case "espnow", "lora", "mixed":
-	default:
-		return nil, fmt.Errorf("unknown link %q (espnow, lora, mixed)", cfg.Link)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Nodes > 65000 {
-		return nil, fmt.Errorf("%d nodes: the simulation addresses at most 65,000", cfg.Nodes)
+	progress := func(done int) {
+		if cfg.Progress != nil {
+			cfg.Progress("building nodes", done, cfg.Nodes)
+		}
 	}
-	if cfg.ReferenceNodes < 0 || cfg.ReferenceNodes > cfg.Nodes {
-		return nil, fmt.Errorf("%d reference nodes: must be between 0 and the number of nodes (%d)", cfg.ReferenceNodes, cfg.Nodes)
-	}
-	if cfg.ReferenceNodes > 0 && cfg.Link == "lora" {
-		return nil, fmt.Errorf("%d reference nodes on a LoRa mesh: the reference implements an ESP-NOW interface only", cfg.ReferenceNodes)
-	}
+	progress(0)
 	m := &Mesh{Cfg: cfg, Clock: clock.NewVirtual(time.Time{}), Media: map[string]*sim.Medium{}, rng: rand.New(rand.NewPCG(cfg.Seed, 0x73696d))}
 	m.stats.Failed = map[string]int{}
 	m.heap0 = heapAlloc()
@@ -207,9 +210,13 @@ func Build(cfg Config) (*Mesh, error) {
 		}
 	}
 	connect := func(med *sim.Medium, rs []*sim.Radio, radius float64) {
-		for a := range rs {
-			for b := a + 1; b < len(rs); b++ {
-				if rs[a].Position().Dist(rs[b].Position()) < radius {
+		pos := make([]sim.Position, len(rs))
+		for i, r := range rs {
+			pos[i] = r.Position()
+		}
+		for a, nb := range neighbours(pos, radius) {
+			for _, b := range nb {
+				if b > a {
 					med.Connect(rs[a], rs[b], loss, loss)
 				}
 			}
@@ -251,6 +258,9 @@ func Build(cfg Config) (*Mesh, error) {
 	m.Nodes = make([]*node.Node, cfg.Nodes)
 	m.Boards = make([]*refnode.Board, cfg.Nodes)
 	for i := range cfg.Nodes {
+		if i%100 == 0 {
+			progress(i)
+		}
 		links := make([]link.Link, len(m.Radios[i]))
 		for k, r := range m.Radios[i] {
 			links[k] = r
@@ -285,6 +295,7 @@ func Build(cfg Config) (*Mesh, error) {
 			m.scheduleTransfer(i)
 		}
 	}
+	m.setup = time.Since(began)
 	return m, nil
 }
 
@@ -424,12 +435,14 @@ func failName(err error) string {
 	}
 }
 
-// Run runs the mesh for its duration (calling Progress about a hundred
-// times) and returns the figures.
+// Run runs the mesh for its duration (telling Progress about a hundred
+// times, in seconds of mesh time) and returns the figures.
 func (m *Mesh) Run() *Result {
 	m.started = time.Now()
 	end := m.Clock.Now().Add(m.Cfg.Duration)
 	step := max(m.Cfg.Duration/100, time.Second)
+	total := int(m.Cfg.Duration / time.Second)
+	stage := "simulating " + FormatDuration(m.Cfg.Duration) + " of mesh time"
 	for m.Clock.Now().Before(end) {
 		next := m.Clock.Now().Add(step)
 		if next.After(end) {
@@ -437,7 +450,7 @@ func (m *Mesh) Run() *Result {
 		}
 		m.Clock.RunUntil(next)
 		if m.Cfg.Progress != nil {
-			m.Cfg.Progress(m.Cfg.Duration-end.Sub(m.Clock.Now()), m.Cfg.Duration)
+			m.Cfg.Progress(stage, total-int(end.Sub(m.Clock.Now())/time.Second), total)
 		}
 	}
 	for _, w := range m.pcaps {
@@ -455,13 +468,15 @@ func heapAlloc() uint64 {
 
 // Result is what a run measured.
 type Result struct {
-	Nodes      int            `json:"nodes"`
-	Topology   string         `json:"topology"`
-	Link       string         `json:"link"`
-	Loss       float64        `json:"loss"`
-	Seed       uint64         `json:"seed"`
-	MeshTimeS  float64        `json:"mesh_time_s"`
-	WallTimeS  float64        `json:"wall_time_s"`
+	Nodes      int     `json:"nodes"`
+	Topology   string  `json:"topology"`
+	Link       string  `json:"link"`
+	Loss       float64 `json:"loss"`
+	Seed       uint64  `json:"seed"`
+	MeshTimeS  float64 `json:"mesh_time_s"`
+	WallTimeS  float64 `json:"wall_time_s"`       // running the mesh
+	SetupWallS float64 `json:"setup_wall_time_s"` // building it (placement, links, nodes) before
+
 	Events     uint64         `json:"events"`
 	Edges      map[string]int `json:"edges"`
 	MeanPeers  float64        `json:"mean_peers"`
@@ -518,21 +533,21 @@ type Air struct {
 	Transmissions uint64  `json:"transmissions"`
 	AirtimeS      float64 `json:"airtime_s"`
 	Utilisation   float64 `json:"utilisation"` // airtime / (mesh time × radios / mean degree+1): the busy share of an average neighbourhood
-	Collisions    uint64  `json:"collisions"`
-	Losses        uint64  `json:"losses"`
+	Collisions    uint64  `json:"collisions"`  // receptions corrupted by an overlap or a half-duplex radio, counted per receiver (one frame can collide at several)
+	Losses        uint64  `json:"losses"`      // receptions the loss model dropped, counted per receiver
 }
 
-// MemoryFigs is heap per node and the budgets' peaks.
+// MemoryFigs is heap per node and the budgets' peaks, in bytes.
 type MemoryFigs struct {
 	HeapPerNodeBytes int `json:"heap_per_node_bytes"`
-	PeakRxBytes      int `json:"peak_rx_bytes"`
-	PeakCacheBytes   int `json:"peak_cache_bytes"`
+	PeakRxBytes      int `json:"peak_rx_bytes"`    // the most any one node held in reassembly buffers
+	PeakCacheBytes   int `json:"peak_cache_bytes"` // the most any one node held in its send cache
 }
 
 func (m *Mesh) result() *Result {
 	r := &Result{
 		Nodes: m.Cfg.Nodes, Topology: string(m.Cfg.Topology), Link: m.Cfg.Link, Loss: m.Cfg.Loss, Seed: m.Cfg.Seed,
-		MeshTimeS: m.Cfg.Duration.Seconds(), WallTimeS: time.Since(m.started).Seconds(), Events: m.Clock.Ran(),
+		MeshTimeS: m.Cfg.Duration.Seconds(), WallTimeS: time.Since(m.started).Seconds(), SetupWallS: m.setup.Seconds(), Events: m.Clock.Ran(),
 		Edges: map[string]int{}, Drops: map[string]int{}, Airtime: map[string]Air{},
 	}
 	peers, ours := 0, 0

@@ -150,12 +150,12 @@ func TestTransferTargets(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.Completed != r.Runs {
-			t.Errorf("%s loss %.2f: %d of %d runs completed: %v", c.link, c.loss, r.Completed, r.Runs, r.Errors)
+			t.Fatalf("%s loss %.2f: %d of %d runs completed: %v", c.link, c.loss, r.Completed, r.Runs, r.Errors)
 		}
-		if r.Efficiency < c.want {
-			t.Errorf("%s loss %.2f: efficiency %.3f, target %.2f", c.link, c.loss, r.Efficiency, c.want)
+		if *r.Efficiency < c.want {
+			t.Errorf("%s loss %.2f: efficiency %.3f, target %.2f", c.link, c.loss, *r.Efficiency, c.want)
 		}
-		t.Logf("%s %d B loss %.2f: median %.3f s, bound %.3f s, efficiency %.3f", c.link, c.size, c.loss, r.MedianS, r.BoundS, r.Efficiency)
+		t.Logf("%s %d B loss %.2f: median %.3f s (mean %.3f, p95 %.3f), bound %.3f s, efficiency %.3f", c.link, c.size, c.loss, *r.MedianS, *r.MeanS, *r.P95S, r.BoundS, *r.Efficiency)
 	}
 }
 
@@ -183,8 +183,8 @@ func BenchmarkTransfer(b *testing.B) {
 				if err != nil || r.Completed != 1 {
 					b.Fatalf("%v %v", err, r.Errors)
 				}
-				eff += r.Efficiency
-				mesh += r.MedianS
+				eff += *r.Efficiency
+				mesh += *r.MedianS
 			}
 			b.ReportMetric(eff/float64(i), "efficiency")
 			b.ReportMetric(mesh/float64(i), "mesh-s/op")

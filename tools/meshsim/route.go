@@ -2,6 +2,7 @@ package meshsim
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -43,8 +44,10 @@ type RouteConfig struct {
 	MaxConverge time.Duration
 	// Steady is the quiet window after convergence over which the steady
 	// control traffic is measured (default: one epoch cycle, 15 min).
-	Steady   time.Duration
-	Progress func(stage string)
+	Steady time.Duration
+	// Progress, when set, is told the stage and how far through it the
+	// measurement is.
+	Progress Progress
 }
 
 // RouteResult is what the measurement found.
@@ -71,7 +74,8 @@ type RouteResult struct {
 	ControlBytesPerNodeMin float64      `json:"control_bytes_per_node_per_min"`           // tree and routing messages, steady state
 	ControlFormation       float64      `json:"control_bytes_per_node_per_min_formation"` // the same, from cold start to convergence
 	AirBytesPerNodeMin     float64      `json:"air_bytes_per_node_per_min"`               // every frame a node sent (headers, acks, beacons), steady state
-	ReconvergedS           *float64     `json:"reconverged_s"`
+	RootFailed             bool         `json:"root_failed"`                              // --fail-root killed the root of tree 0
+	ReconvergedS           *float64     `json:"reconverged_s"`                            // null: not re-converged within MaxConverge (or no root failed)
 	ReconvergedPeriods     *float64     `json:"reconverged_claim_periods,omitempty"`
 	ReconvergedAfterTerm   *float64     `json:"reconverged_after_term_end_claim_periods,omitempty"` // from the end of the dead root's term (its last claim + MissedClaims periods)
 	RenamedS               *float64     `json:"renamed_s,omitempty"`                                // until every name record held the new addresses again
@@ -80,12 +84,17 @@ type RouteResult struct {
 	Loops                  int          `json:"loops"`
 	Errors                 []string     `json:"errors,omitempty"`
 	WallTimeS              float64      `json:"wall_time_s"`
+	SetupWallS             float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
 	SampleRoute            []int        `json:"sample_route,omitempty"`
 	Positions              [][2]float64 `json:"-"`
 	Graph                  [][]int      `json:"-"`
 	Parents                []int        `json:"-"` // tree 0 parent of each node (-1: the root, or none)
 	Root0                  int          `json:"-"` // the root of tree 0 (-1: none)
 }
+
+// DefaultMaxConverge bounds the wait for the trees to converge, and to
+// re-converge after a root failure.
+const DefaultMaxConverge = 30 * time.Minute
 
 // BeaconPeriod is the nodes' beacon period in the route measurement (the
 // node's default); convergence is reported in these.
@@ -111,6 +120,9 @@ type routeMesh struct {
 	loops  int
 	got    map[[16]byte]bool
 	lastTS map[[16]byte]uint8
+	prog   Progress
+	stage  string
+	total  int
 }
 
 // pathKey names one Package's journey in one epoch (a name record goes to
@@ -120,29 +132,35 @@ type pathKey struct {
 	ts   uint8
 }
 
-// Route runs the measurement.
+// Route runs the measurement. Zero fields of c take the defaults (1,000
+// nodes of random geometric graph of mean degree 8, 1,000 pairs, 6 trees);
+// a setting out of range is an error (see Validate) and so is a graph file
+// of more than MaxRouteNodes nodes.
 func Route(c RouteConfig) (*RouteResult, error) {
 	wall := time.Now()
-	if c.Nodes <= 0 {
+	if c.Nodes == 0 {
 		c.Nodes = 1000
 	}
-	if c.Degree <= 0 {
+	if c.Degree == 0 {
 		c.Degree = 8
 	}
 	if c.Topology == "" {
 		c.Topology = Random
 	}
-	if c.Pairs <= 0 {
+	if c.Pairs == 0 {
 		c.Pairs = 1000
 	}
-	if c.Trees <= 0 {
+	if c.Trees == 0 {
 		c.Trees = 6
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	if c.ClaimPeriod <= 0 {
 		c.ClaimPeriod = 20 * time.Second
 	}
 	if c.MaxConverge <= 0 {
-		c.MaxConverge = 30 * time.Minute
+		c.MaxConverge = DefaultMaxConverge
 	}
 	if c.Steady <= 0 {
 		// A whole epoch cycle: every tree renews its epoch once in it
@@ -150,18 +168,19 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		// steady cost.
 		c.Steady = time.Duration(tree.DefaultEpochPeriods) * c.ClaimPeriod
 	}
-	progress := func(s string) {
-		if c.Progress != nil {
-			c.Progress(s)
+	m := &routeMesh{cfg: c, clk: clock.NewVirtual(time.Time{}), idx: map[identity.NodeID]int{}, paths: map[pathKey][]int{}, got: map[[16]byte]bool{}, lastTS: map[[16]byte]uint8{}, prog: c.Progress}
+	rng := rand.New(rand.NewPCG(c.Seed, 0x726f757465))
+	if c.Graph != "" {
+		// Read first: a bad file is bad input, refused before any work.
+		if err := m.readGraph(); err != nil {
+			return nil, err
 		}
 	}
-	m := &routeMesh{cfg: c, clk: clock.NewVirtual(time.Time{}), idx: map[identity.NodeID]int{}, paths: map[pathKey][]int{}, got: map[[16]byte]bool{}, lastTS: map[[16]byte]uint8{}}
-	rng := rand.New(rand.NewPCG(c.Seed, 0x726f757465))
 	if err := m.topology(rng); err != nil {
 		return nil, err
 	}
 	m.build()
-	res := &RouteResult{Nodes: len(m.nodes), Trees: c.Trees, Seed: c.Seed}
+	res := &RouteResult{Nodes: len(m.nodes), Trees: c.Trees, Seed: c.Seed, SetupWallS: time.Since(wall).Seconds()}
 	if c.Mode {
 		res.Mode = 1
 	}
@@ -171,9 +190,9 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	}
 	res.Edges = edges / 2
 	res.MeanDegree = float64(edges) / float64(len(m.nodes))
-	progress("converging")
+	m.begin("converging", len(m.nodes))
 	start := m.clk.Now()
-	m.runUntil(start.Add(c.MaxConverge), func() bool { return m.converged() })
+	m.runUntil(start.Add(c.MaxConverge), func() bool { return m.converged() }, m.placed)
 	if !m.converged() {
 		return nil, fmt.Errorf("the trees did not converge in %v of mesh time", c.MaxConverge)
 	}
@@ -184,7 +203,8 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	// Names: every node's record, with all its addresses, stored (a few
 	// registrations may take their retries: the routing starts anyway
 	// after namesWait, and lookups keep trying).
-	m.runUntil(m.clk.Now().Add(namesWait), m.named)
+	m.begin("storing names", len(m.nodes))
+	m.runUntil(m.clk.Now().Add(namesWait), m.named, m.namesStored)
 	if m.named() {
 		named := m.clk.Now().Sub(start).Seconds()
 		res.NamedS = &named
@@ -192,9 +212,12 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	res.NamesPending = m.namesPending()
 	// Steady state: what the trees and names cost once formed, over a quiet
 	// window (the measurement's probes would count as routing control).
-	progress("steady state")
+	m.begin("steady state", int(c.Steady/time.Second))
 	ctrl0, air0 := m.controlBytes(), m.airBytes()
-	m.clk.RunFor(c.Steady)
+	for end, step := m.clk.Now().Add(c.Steady), c.Steady/100; m.clk.Now().Before(end); {
+		m.clk.RunUntil(minTime(m.clk.Now().Add(step), end))
+		m.tick(int(c.Steady/time.Second - end.Sub(m.clk.Now())/time.Second))
+	}
 	per := float64(len(m.nodes)) * c.Steady.Minutes()
 	res.ControlBytesPerNodeMin = float64(m.controlBytes()-ctrl0) / per
 	res.AirBytesPerNodeMin = float64(m.airBytes()-air0) / per
@@ -205,8 +228,7 @@ func Route(c RouteConfig) (*RouteResult, error) {
 			}
 		}
 	}
-	progress("routing")
-	delivered, stretches, hops, shortest := m.routePairs(rng, c.Pairs, res)
+	delivered, stretches, hops, shortest := m.routePairs(rng, c.Pairs, res, "")
 	res.Pairs = c.Pairs
 	res.Delivered = delivered
 	res.DeliveryRatio = float64(delivered) / float64(c.Pairs)
@@ -223,7 +245,6 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		res.MeanShortest = float64(shortest) / float64(len(stretches))
 	}
 	if c.FailRoot {
-		progress("failing the root")
 		m.failRoot(rng, res)
 	}
 	res.Loops = m.loops
@@ -246,18 +267,8 @@ func Route(c RouteConfig) (*RouteResult, error) {
 // topology builds positions and the graph.
 func (m *routeMesh) topology(rng *rand.Rand) error {
 	c := m.cfg
-	if c.Graph != "" {
-		f, err := os.Open(c.Graph)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		adj, err := ReadGraph(f)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.Graph, err)
-		}
-		m.adj = adj
-		n := len(adj)
+	if m.adj != nil {
+		n := len(m.adj)
 		for i := range n {
 			a := 2 * math.Pi * float64(i) / float64(n)
 			m.pos = append(m.pos, sim.Position{X: 1000 + 1000*math.Cos(a), Y: 1000 + 1000*math.Sin(a)})
@@ -266,18 +277,32 @@ func (m *routeMesh) topology(rng *rand.Rand) error {
 	}
 	pl := place(c.Topology, c.Nodes, c.Degree, rng)
 	m.pos = pl.pos
-	m.adj = make([][]int, c.Nodes)
-	for i := range m.pos {
-		for j := i + 1; j < len(m.pos); j++ {
-			if m.pos[i].Dist(m.pos[j]) < pl.radius {
-				m.adj[i] = append(m.adj[i], j)
-				m.adj[j] = append(m.adj[j], i)
-			}
-		}
-	}
+	m.adj = neighbours(m.pos, pl.radius)
 	if !connectedAdj(m.adj) {
 		return fmt.Errorf("the %s graph is not connected (raise --degree)", c.Topology)
 	}
+	return nil
+}
+
+// readGraph reads the graph file into m.adj.
+func (m *routeMesh) readGraph() error {
+	f, err := os.Open(m.cfg.Graph)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("%s: %w", m.cfg.Graph, err)
+	}
+	defer f.Close()
+	adj, err := ReadGraph(f)
+	if err == nil {
+		err = m.cfg.checkGraph(len(adj))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.cfg.Graph, err)
+	}
+	m.adj = adj
 	return nil
 }
 
@@ -303,13 +328,22 @@ func ReadGraph(r io.Reader) ([][]int, error) {
 		}
 		a, err1 := strconv.Atoi(f[0])
 		b, err2 := strconv.Atoi(f[1])
-		if err1 != nil || err2 != nil || a < 0 || b < 0 || a > 65000 || b > 65000 || a == b {
+		if err1 != nil || err2 != nil || a < 0 || b < 0 || a == b {
 			return nil, fmt.Errorf("line %d: bad edge %q", line, s)
+		}
+		if a >= MaxRouteNodes || b >= MaxRouteNodes {
+			return nil, fmt.Errorf("line %d: node %d: a graph has at most %s nodes (0..%s)", line, max(a, b), Group(MaxRouteNodes), Group(MaxRouteNodes-1))
+		}
+		if len(edges) == MaxGraphEdges {
+			return nil, fmt.Errorf("line %d: more than %s edges", line, Group(MaxGraphEdges))
 		}
 		edges = append(edges, [2]int{a, b})
 		n = max(n, a+1, b+1)
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("line %d: longer than %d bytes", line+1, bufio.MaxScanTokenSize)
+		}
 		return nil, err
 	}
 	if n < 2 {
@@ -373,7 +407,11 @@ func (m *routeMesh) build() {
 			}
 		}
 	}
+	m.begin("building nodes", n)
 	for i := range n {
+		if i%100 == 0 {
+			m.tick(i)
+		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
 		nd, _ := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: []link.Link{m.radios[i]}, Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
@@ -395,11 +433,71 @@ func (m *routeMesh) build() {
 
 // runUntil runs the clock until done() holds (checked every 500 ms of mesh
 // time: checking after every event would cost more than the simulation) or
-// the deadline passes.
-func (m *routeMesh) runUntil(deadline time.Time, done func() bool) {
-	for !done() && m.clk.Now().Before(deadline) {
+// the deadline passes; progress, when given, counts what is done of the
+// stage (checked every 5 s of mesh time).
+func (m *routeMesh) runUntil(deadline time.Time, done func() bool, progress func() int) {
+	for k := 0; !done() && m.clk.Now().Before(deadline); k++ {
 		m.clk.RunUntil(m.clk.Now().Add(500 * time.Millisecond))
+		if progress != nil && m.prog != nil && k%10 == 9 {
+			m.tick(progress())
+		}
 	}
+}
+
+// begin tells the progress a stage began, of total steps (0: unknown).
+func (m *routeMesh) begin(stage string, total int) {
+	m.stage = stage
+	m.total = total
+	if m.prog != nil {
+		m.prog(stage, 0, total)
+	}
+}
+
+// tick tells the progress how far the stage is.
+func (m *routeMesh) tick(done int) {
+	if m.prog != nil {
+		m.prog(m.stage, done, m.total)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// placed counts the live nodes with a position in every tree (or too deep
+// for one): convergence's progress.
+func (m *routeMesh) placed() int {
+	n := 0
+	for i, t := range m.trees {
+		if m.dead[i] {
+			continue
+		}
+		all := true
+		for k := range m.cfg.Trees {
+			if _, ok := t.Current(k); !ok && !t.TooDeep(k) {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// namesStored counts the live nodes whose name record is stored.
+func (m *routeMesh) namesStored() int {
+	live := 0
+	for i := range m.nodes {
+		if !m.dead[i] {
+			live++
+		}
+	}
+	return live - m.namesPending()
 }
 
 // onHop records paths and checks the invariant that makes loops
@@ -522,8 +620,9 @@ func (m *routeMesh) converged() bool {
 	return true
 }
 
-// routePairs sends a probe between random pairs and measures each path.
-func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult) (delivered int, stretches []float64, hops, shortest int) {
+// routePairs sends a probe between random pairs and measures each path;
+// what names the batch in the progress ("" or " after the failure").
+func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult, what string) (delivered int, stretches []float64, hops, shortest int) {
 	type probe struct {
 		src, dst int
 		hash     [16]byte
@@ -536,7 +635,17 @@ func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult) (del
 			live = append(live, i)
 		}
 	}
+	if len(live) < 2 {
+		// No pair to route between (the loop below would never find a
+		// destination other than the source).
+		res.Errors = append(res.Errors, fmt.Sprintf("%d live nodes: no pair to route%s", len(live), what))
+		return 0, nil, 0, 0
+	}
+	m.begin("routing"+what, pairs)
 	for p := 0; p < pairs; p++ {
+		if p%50 == 0 {
+			m.tick(p)
+		}
 		src := live[rng.IntN(len(live))]
 		dst := live[rng.IntN(len(live))]
 		for dst == src {
@@ -549,13 +658,18 @@ func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult) (del
 		// Spread the probes out: one every 50 ms.
 		m.clk.RunFor(50 * time.Millisecond)
 	}
+	// Wait for every probe's result. Results come back roughly in order:
+	// skip the finished ones in front, and count them for the progress.
+	m.begin("waiting for receipts"+what, len(probes))
+	first, checks := 0, 0
 	m.clk.RunWhile(m.clk.Now().Add(10*time.Minute), func() bool {
-		for _, p := range probes {
-			if !p.r.Finished() {
-				return true
-			}
+		for first < len(probes) && probes[first].r.Finished() {
+			first++
 		}
-		return false
+		if checks++; checks%10000 == 0 {
+			m.tick(first)
+		}
+		return first < len(probes)
 	})
 	for _, p := range probes {
 		if p.r.Err() != nil || !p.r.Finished() || !m.got[p.hash] {
@@ -644,6 +758,7 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 		}
 	}
 	termEnd := last.Add(time.Duration(m.trees[ri].Config().MissedClaims) * m.cfg.ClaimPeriod)
+	res.RootFailed = true
 	m.dead[ri] = true
 	m.nodes[ri].Close()
 	for _, nb := range m.radios[ri].Neighbors() {
@@ -670,7 +785,8 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 		m.clk.AfterFunc(time.Second, tick)
 	}
 	m.clk.AfterFunc(time.Second, tick)
-	m.runUntil(start.Add(m.cfg.MaxConverge), func() bool { return m.converged() && !sameRoot(m.trees, ri, rootKey) })
+	m.begin("re-converging after the root failed", len(m.nodes)-1)
+	m.runUntil(start.Add(m.cfg.MaxConverge), func() bool { return m.converged() && !sameRoot(m.trees, ri, rootKey) }, m.placed)
 	stop = true
 	if !m.converged() {
 		return
@@ -679,7 +795,8 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 	res.ReconvergedS = &took
 	after := m.clk.Now().Sub(termEnd).Seconds() / m.cfg.ClaimPeriod.Seconds()
 	res.ReconvergedAfterTerm = &after
-	m.runUntil(m.clk.Now().Add(namesWait), m.named)
+	m.begin("storing names again", len(m.nodes)-1)
+	m.runUntil(m.clk.Now().Add(namesWait), m.named, m.namesStored)
 	if m.named() {
 		named := m.clk.Now().Sub(start).Seconds()
 		res.RenamedS = &named
@@ -687,7 +804,7 @@ func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
 	periods := took / m.cfg.ClaimPeriod.Seconds()
 	res.ReconvergedPeriods = &periods
 	pairs := min(200, m.cfg.Pairs)
-	d, _, _, _ := m.routePairs(rng, pairs, res)
+	d, _, _, _ := m.routePairs(rng, pairs, res, " after the failure")
 	res.AfterFailDelivered, res.AfterFailPairs = &d, &pairs
 }
 
