@@ -206,6 +206,9 @@ func TestContract(t *testing.T) {
 		bad("sim takes no argument", `sim takes no arguments, got "bogus"`, "sim", "bogus"),
 		bad("bench transfer takes none", `bench transfer takes no arguments`, "bench", "transfer", "x"),
 		ok("a group alone prints its help", "Available Commands:", "packet"),
+		ok("help on a command", "Decodes one packet", "help", "packet", "decode"),
+		bad("help on nothing", `no help topic "bogus" for "mycelium"`, "help", "bogus"),
+		bad("help on a missing subcommand", `no help topic "bogus" for "mycelium packet"`, "help", "packet", "bogus"),
 		ok("the root alone prints its help", "Available Commands:", ""),
 
 		// Go internals and grammar in messages.

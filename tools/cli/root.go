@@ -66,6 +66,23 @@ HEX or JSON may be "-" to read them from standard input.`,
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(flagError)
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			// cobra's own prints the root's help with status 0 for a topic
+			// that does not exist.
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return fmt.Errorf("no help topic %q for %q; see %q", rest[0], cmd.CommandPath(), cmd.CommandPath()+" --help")
+			}
+			return cmd.Help()
+		},
+	})
 	root.AddCommand(packetCmd(), packageCmd(), sequenceCmd(), addrCmd(), appidCmd())
 	for _, c := range extra {
 		root.AddCommand(c())
