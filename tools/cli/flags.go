@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/mycelium-mesh/mycelium/tools/meshsim"
 )
 
 type pflagFlag = pflag.Flag
@@ -120,18 +122,7 @@ func num(v float64) string {
 	if v != math.Trunc(v) || math.Abs(v) >= 1e15 {
 		return strconv.FormatFloat(v, 'g', -1, 64)
 	}
-	s := strconv.FormatInt(int64(math.Abs(v)), 10)
-	var b strings.Builder
-	if v < 0 {
-		b.WriteByte('-')
-	}
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return meshsim.Group(int(v))
 }
 
 // plural says "1 byte", "2 bytes".

@@ -170,12 +170,12 @@ func TestLoraProcesses(t *testing.T) {
 				return string(b), err
 			}
 			for _, d := range anyBytes {
-				if o, err := send("bytes", 2, d); err != nil || !strings.HasPrefix(o, fmt.Sprintf("sent %d bytes to 2", len(d))) {
+				if o, err := send("bytes", 2, d); err != nil || !strings.HasPrefix(o, "sent "+plural(len(d), "byte", "bytes")+" to 2") {
 					t.Fatalf("send %x: %v: %s", d, err, o)
 				}
 			}
 			for _, d := range packets {
-				if o, err := send("packet", 3, d); err != nil || !strings.HasPrefix(o, fmt.Sprintf("sent %d bytes to 3", len(d))) {
+				if o, err := send("packet", 3, d); err != nil || !strings.HasPrefix(o, "sent "+plural(len(d), "byte", "bytes")+" to 3") {
 					t.Fatalf("send packet %x: %v: %s", d, err, o)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,15 @@ func TestHonestNumbers(t *testing.T) {
 	out, _, _ = runIn(t, strings.NewReader(""), "sim", "--duration", "1m", "--nodes", "4", "--json", "--progress", "never")
 	if !strings.Contains(out, `"setup_wall_time_s":`) {
 		t.Errorf("sim JSON lacks the setup time: %s", out)
+	}
+	// No transfer, no latency: null and "none confirmed", not 0.000.
+	out, _, _ = runIn(t, strings.NewReader(""), "sim", "--duration", "1m", "--nodes", "4", "--transfers", "0", "--json", "--progress", "never")
+	if !strings.Contains(out, `"mean_latency_s":null`) {
+		t.Errorf("sim JSON without transfers: %s", out)
+	}
+	out, _, _ = runIn(t, strings.NewReader(""), "sim", "--duration", "1m", "--nodes", "4", "--transfers", "0", "--progress", "never")
+	if !regexp.MustCompile(`\nlatency +none confirmed\n`).MatchString(out) {
+		t.Errorf("sim table without transfers:\n%s", out)
 	}
 	out, _, _ = runIn(t, strings.NewReader(""), "sim", "route", "--nodes", "2", "--degree", "1", "--pairs", "2", "--progress", "never")
 	for _, want := range []string{"2 nodes, 1 link ", "deepest    1 level\n", "s building the mesh"} {

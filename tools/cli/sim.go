@@ -71,9 +71,9 @@ The same seed gives the same run.
 Limits (checked before anything runs): --nodes %s..%s, --degree up to %d,
 --duration 1s..%s of mesh time, --transfers 0..%d per node per minute,
 --max-size up to %s bytes, and the traffic offered (nodes × transfers per
-minute × minutes × mean size) at most %g GB. The simulator handles 5 to
-7 MB of it per second of wall time (a 5 GB run takes about a quarter of an
-hour).`,
+minute × minutes × mean size) at most %g GB. The simulator handles 7 to
+40 MB of it per second of wall time, by the machine's load: a 5 GB run
+takes 2 to 13 minutes.`,
 			meshsim.Group(meshsim.MinNodes), meshsim.Group(meshsim.MaxNodes), meshsim.MaxDegree, meshsim.FormatDuration(meshsim.MaxDuration),
 			meshsim.MaxTransfersPerMin, meshsim.Group(meshsim.MaxTransferSize), meshsim.MaxOfferedBytes/1e9),
 		Example: `  mycelium sim
@@ -189,8 +189,8 @@ func printSimTable(w io.Writer, r *meshsim.Result) error {
 	if b := t.Boards; b != nil {
 		p("reference boards\t%d; our sends to them %d: %d confirmed, %d failed; they sent %d, %d delivered", b.Nodes, b.SentTo, b.ConfirmedTo, b.FailedTo, b.SentBy, b.DeliveredBy)
 	}
-	if t.Confirmed > 0 {
-		p("latency\t%.3f s of mesh time on average, send to confirmation", t.MeanLatencyS)
+	if t.MeanLatencyS != nil {
+		p("latency\t%.3f s of mesh time on average, send to confirmation", *t.MeanLatencyS)
 	} else {
 		p("latency\tnone confirmed")
 	}

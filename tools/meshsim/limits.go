@@ -17,12 +17,12 @@ import (
 const (
 	// MinNodes: a mesh needs two nodes.
 	MinNodes = 2
-	// MaxNodes bounds `sim`: about 25 KB of heap per node, beacons for
-	// 10,000 nodes cost seconds of wall time per mesh-minute.
+	// MaxNodes bounds `sim`: about 25 KB of heap per node; 10 minutes of a
+	// 10,000-node mesh with its transfers took 54 to 224 s of wall time.
 	MaxNodes = 10000
 	// MaxRouteNodes bounds `sim route`: six trees and a router per node,
-	// about 0.45 MB each, and wall time growing as N^1.45 (2,000 nodes take
-	// about 4 minutes).
+	// about 0.45 MB each, and wall time growing faster than N (2,000 nodes
+	// took 4 to 5 minutes, 5,000 most of an hour).
 	MaxRouteNodes = 5000
 	// MaxDegree bounds the mean degree of a random topology.
 	MaxDegree = 50
@@ -34,9 +34,9 @@ const (
 	MaxTransferSize = 1000000
 	// MaxOfferedBytes bounds the application bytes a `sim` run is expected
 	// to offer (nodes × transfers per minute × minutes × mean size): the
-	// simulator moves 5 to 7 MB of them per second of wall time (1 GB took
-	// 149 s at 1,000 nodes, 206 s at 10,000), so the largest run takes
-	// about a quarter of an hour.
+	// simulator moved 1 GB of them in 26 s alone on one core, in 149 s with
+	// the machine's two cores shared by several jobs, so the largest run
+	// takes between 2 and 13 minutes.
 	MaxOfferedBytes = 5e9
 	// MaxRuns bounds `bench transfer`.
 	MaxRuns = 10000

@@ -510,7 +510,7 @@ type TransferFigs struct {
 	Duplicates     int        `json:"duplicates"`
 	InFlight       int        `json:"in_flight"`
 	BytesDelivered int        `json:"bytes_delivered"`
-	MeanLatencyS   float64    `json:"mean_latency_s"`
+	MeanLatencyS   *float64   `json:"mean_latency_s"` // mesh time from send to confirmation; null when none was confirmed
 	Boards         *BoardFigs `json:"reference_boards,omitempty"`
 }
 
@@ -613,7 +613,8 @@ func (m *Mesh) result() *Result {
 		}
 	}
 	if t.LatencyObserved > 0 {
-		r.Transfers.MeanLatencyS = (t.LatencySum / time.Duration(t.LatencyObserved)).Seconds()
+		mean := (t.LatencySum / time.Duration(t.LatencyObserved)).Seconds()
+		r.Transfers.MeanLatencyS = &mean
 	}
 	r.GoodputBps = float64(t.ReceivedBytes) * 8 / m.Cfg.Duration.Seconds()
 	h := heapAlloc()
