@@ -100,32 +100,27 @@ type Events struct {
 
 // Link is a BLE link. Create it with Open.
 type Link struct {
-	clk   clock.Clock
-	tr    Transport
-	cfg   Config
-	info  link.Info
-	self  link.BLEAddr
-	stats link.Stats
+	link.Base
+	port *link.Port
+	clk  clock.Clock
+	tr   Transport
+	cfg  Config
+	info link.Info
+	self Addr
 
 	connects, disconnects, refused, duplicates, dials, dialFailures atomic.Uint64
-
-	d      atomic.Pointer[dispatcherBox]
-	rxWait atomic.Int32
 
 	mu       sync.Mutex // guards closed and inflight
 	closed   bool
 	inflight int
-	isClosed atomic.Bool
 
 	peerMu  sync.Mutex
-	peerSet []link.BLEAddr // connected peers, for Peers()
+	peerSet []Addr // connected peers, for Peers()
 
 	// Owned by the clock's loop.
-	conns map[link.BLEAddr]Conn
-	peers map[link.BLEAddr]*peer
+	conns map[Addr]Conn
+	peers map[Addr]*peer
 }
-
-type dispatcherBox struct{ d link.Dispatcher }
 
 // peer is what the link remembers about a peripheral it may dial.
 type peer struct {
@@ -169,9 +164,11 @@ func Open(cfg Config) (*Link, error) {
 	if cfg.Forget <= 0 {
 		cfg.Forget = DefaultForget
 	}
+	port := link.NewPort(cfg.Clock, RxBacklog)
 	l := &Link{
+		Base: port.Base(), port: port,
 		clk: cfg.Clock, tr: cfg.Transport, cfg: cfg, self: cfg.Transport.Addr(),
-		conns: map[link.BLEAddr]Conn{}, peers: map[link.BLEAddr]*peer{},
+		conns: map[Addr]Conn{}, peers: map[Addr]*peer{},
 	}
 	l.info = link.Info{
 		Name: "ble", Addr: l.self, MTU: mtu, Bitrate: cfg.Bitrate, Schemas: schemas,
@@ -202,26 +199,6 @@ func SchemasFor(payload int) ([]uint8, error) {
 // carries.
 func (l *Link) Info() link.Info { return l.info }
 
-// Attach sets the dispatcher (nil detaches).
-func (l *Link) Attach(d link.Dispatcher) {
-	if d == nil {
-		l.d.Store(nil)
-		return
-	}
-	l.d.Store(&dispatcherBox{d})
-}
-
-func (l *Link) dispatcher() link.Dispatcher {
-	if b := l.d.Load(); b != nil {
-		return b.d
-	}
-	return nil
-}
-
-// Counters returns the traffic counters. A broadcast counts as one
-// transmitted datagram however many peers it was written to.
-func (l *Link) Counters() link.Counters { return l.stats.Snapshot() }
-
 // Events returns the connection event counters.
 func (l *Link) Events() Events {
 	return Events{
@@ -231,27 +208,29 @@ func (l *Link) Events() Events {
 }
 
 // Peers returns the addresses of the connected peers, in order.
-func (l *Link) Peers() []link.BLEAddr {
+func (l *Link) Peers() []Addr {
 	l.peerMu.Lock()
 	defer l.peerMu.Unlock()
 	return slices.Clone(l.peerSet)
 }
 
-// Send queues one datagram for a connected peer (a link.BLEAddr) or for
+// Send queues one datagram for a connected peer (a Addr) or for
 // every connected peer (link.Broadcast). A unicast to a peer that is not
 // connected is accepted and fails in TxDone with ErrNotConnected (counted
 // as DropTxError): whether it is connected is known only on the loop.
-func (l *Link) Send(dst link.Addr, data []byte) error {
-	var to link.BLEAddr
-	bcast := false
-	switch a := dst.(type) {
-	case link.BLEAddr:
-		to = a
-	default:
-		if dst == nil || !dst.IsBroadcast() {
-			return link.ErrAddr
-		}
-		bcast = true
+//
+// Completions come back as each write finishes: writes to different peers
+// finish in any order, and the tags say which datagram each one ends.
+// Counters count a broadcast as one transmitted datagram however many peers
+// it was written to.
+func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	bcast, err := link.Dest(dst, Network)
+	if err != nil {
+		return err
+	}
+	var to Addr
+	if !bcast {
+		to = dst.(Addr)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -259,23 +238,23 @@ func (l *Link) Send(dst link.Addr, data []byte) error {
 		return net.ErrClosed
 	}
 	if len(data) > l.info.MTU {
-		l.stats.Drop(link.DropOversize)
+		l.port.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
 	if l.inflight >= l.cfg.TxQueue {
-		l.stats.Drop(link.DropQueueFull)
+		l.port.Drop(link.DropQueueFull)
 		return link.ErrBusy
 	}
 	l.inflight++
 	buf := bytes.Clone(data)
-	l.clk.AfterFunc(0, func() { l.transmit(to, bcast, buf) })
+	l.clk.AfterFunc(0, func() { l.transmit(to, bcast, buf, tag) })
 	return nil
 }
 
 // transmit runs on the loop: it writes buf to one peer or to all.
-func (l *Link) transmit(to link.BLEAddr, bcast bool, buf []byte) {
-	if l.isClosed.Load() {
-		l.finish(net.ErrClosed)
+func (l *Link) transmit(to Addr, bcast bool, buf []byte, tag link.Tag) {
+	if l.port.Closed() {
+		l.finish(tag, net.ErrClosed)
 		return
 	}
 	var targets []Conn
@@ -289,11 +268,11 @@ func (l *Link) transmit(to link.BLEAddr, bcast bool, buf []byte) {
 	if len(targets) == 0 {
 		if bcast {
 			// Nobody to reach: nothing left the radio, nothing failed.
-			l.finish(nil)
+			l.finish(tag, nil)
 			return
 		}
-		l.stats.Drop(link.DropTxError)
-		l.finish(fmt.Errorf("%w: %v", ErrNotConnected, to))
+		l.port.Drop(link.DropTxError)
+		l.finish(tag, fmt.Errorf("%w: %v", ErrNotConnected, to))
 		return
 	}
 	left, sent := len(targets), 0
@@ -303,7 +282,7 @@ func (l *Link) transmit(to link.BLEAddr, bcast bool, buf []byte) {
 			// Cannot happen for an accepted connection (MTU ≥ MinMTU);
 			// kept so that a transport misreporting its MTU cannot make
 			// the link hand it a packet it must truncate.
-			l.stats.Drop(link.DropOversize)
+			l.port.Drop(link.DropOversize)
 			left--
 			if firstErr == nil {
 				firstErr = link.ErrTooBig
@@ -313,7 +292,7 @@ func (l *Link) transmit(to link.BLEAddr, bcast bool, buf []byte) {
 		c.Send(buf, bcast, func(err error) {
 			l.clk.AfterFunc(0, func() {
 				if err != nil {
-					l.stats.Drop(link.DropTxError)
+					l.port.Drop(link.DropTxError)
 					if firstErr == nil {
 						firstErr = err
 					}
@@ -322,41 +301,39 @@ func (l *Link) transmit(to link.BLEAddr, bcast bool, buf []byte) {
 				}
 				left--
 				if left == 0 {
-					l.completed(buf, sent, firstErr)
+					l.completed(buf, sent, firstErr, tag)
 				}
 			})
 		})
 	}
 	if left == 0 {
-		l.completed(buf, sent, firstErr)
+		l.completed(buf, sent, firstErr, tag)
 	}
 }
 
 // completed ends a transmission: it succeeded if it reached anyone.
-func (l *Link) completed(buf []byte, sent int, err error) {
+func (l *Link) completed(buf []byte, sent int, err error, tag link.Tag) {
 	if sent > 0 {
-		l.stats.Tx(len(buf), link.Airtime(l, len(buf)))
+		l.port.Tx(len(buf), link.Airtime(l, len(buf)))
 		err = nil
 	}
-	l.finish(err)
+	l.finish(tag, err)
 }
 
 // finish frees the queue slot and reports the completion (on the loop).
-func (l *Link) finish(err error) {
+func (l *Link) finish(tag link.Tag, err error) {
 	l.mu.Lock()
 	l.inflight--
 	l.mu.Unlock()
-	if d := l.dispatcher(); d != nil {
-		d.TxDone(err)
-	}
+	l.port.CompleteNow(tag, err)
 }
 
-func (l *Link) sortedPeers() []link.BLEAddr {
-	as := make([]link.BLEAddr, 0, len(l.conns))
+func (l *Link) sortedPeers() []Addr {
+	as := make([]Addr, 0, len(l.conns))
 	for a := range l.conns {
 		as = append(as, a)
 	}
-	slices.SortFunc(as, func(a, b link.BLEAddr) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(as, func(a, b Addr) int { return bytes.Compare(a[:], b[:]) })
 	return as
 }
 
@@ -376,7 +353,7 @@ func (l *Link) Close() error {
 		return net.ErrClosed
 	}
 	l.closed = true
-	l.isClosed.Store(true)
+	l.port.SetClosed()
 	l.mu.Unlock()
 	err := l.tr.Close()
 	l.clk.AfterFunc(0, func() {
@@ -396,9 +373,9 @@ func (l *Link) Close() error {
 // to the loop.
 type events struct{ l *Link }
 
-func (e events) Found(addr link.BLEAddr) { e.l.clk.AfterFunc(0, func() { e.l.found(addr) }) }
-func (e events) Connected(c Conn)        { e.l.clk.AfterFunc(0, func() { e.l.connected(c) }) }
-func (e events) DialFailed(addr link.BLEAddr, err error) {
+func (e events) Found(addr Addr)  { e.l.clk.AfterFunc(0, func() { e.l.found(addr) }) }
+func (e events) Connected(c Conn) { e.l.clk.AfterFunc(0, func() { e.l.connected(c) }) }
+func (e events) DialFailed(addr Addr, err error) {
 	e.l.clk.AfterFunc(0, func() { e.l.dialFailed(addr, err) })
 }
 func (e events) Disconnected(c Conn, err error) {
@@ -406,45 +383,24 @@ func (e events) Disconnected(c Conn, err error) {
 }
 func (e events) Received(c Conn, p []byte, bcast bool) {
 	l := e.l
-	if l.rxWait.Add(1) > RxBacklog {
-		l.rxWait.Add(-1)
-		l.stats.Drop(link.DropQueueFull)
-		return
-	}
-	f := link.Frame{Src: c.Peer(), Broadcast: bcast, Data: bytes.Clone(p), Time: l.clk.Now()}
-	l.clk.AfterFunc(0, func() { l.receive(c, f) })
-}
-
-// receive hands one packet up (on the loop).
-func (l *Link) receive(c Conn, f link.Frame) {
-	l.rxWait.Add(-1)
-	if l.isClosed.Load() {
-		return
-	}
-	switch n := len(f.Data); {
+	switch n := len(p); {
 	case n > Payload(c.MTU()) || n > MaxPayload:
 		// A peer (or a stack) handing us more than the connection can
 		// carry is misbehaving; what it sent is no packet of ours.
-		l.stats.Drop(link.DropOversize)
+		l.port.Drop(link.DropOversize)
 		return
 	case n == 0:
-		l.stats.Drop(link.DropMalformed)
+		l.port.Drop(link.DropMalformed)
 		return
 	}
-	d := l.dispatcher()
-	if d == nil {
-		l.stats.Drop(link.DropNoHandler)
-		return
-	}
-	l.stats.Rx(len(f.Data))
-	d.DeliverFrame(f)
+	l.port.HandUp(link.Frame{Src: c.Peer(), Broadcast: bcast, Data: bytes.Clone(p), Time: l.clk.Now()})
 }
 
 // found: a peer advertises the mesh service. Dial it unless connected or
 // already trying. A peer with a lower address is the preferred central of
 // the pair, so give it a head start (one backoff) to dial us first.
-func (l *Link) found(addr link.BLEAddr) {
-	if l.isClosed.Load() || addr == l.self {
+func (l *Link) found(addr Addr) {
+	if l.port.Closed() || addr == l.self {
 		return
 	}
 	p := l.peers[addr]
@@ -463,7 +419,7 @@ func (l *Link) found(addr link.BLEAddr) {
 	l.dial(addr, p)
 }
 
-func (l *Link) dial(addr link.BLEAddr, p *peer) {
+func (l *Link) dial(addr Addr, p *peer) {
 	p.dialing = true
 	l.dials.Add(1)
 	p.timer = l.clk.AfterFunc(l.cfg.DialTimeout, func() {
@@ -475,13 +431,13 @@ func (l *Link) dial(addr link.BLEAddr, p *peer) {
 
 // schedule redials addr after d, unless it connects (or is forgotten)
 // meanwhile.
-func (l *Link) schedule(addr link.BLEAddr, p *peer, d time.Duration) {
+func (l *Link) schedule(addr Addr, p *peer, d time.Duration) {
 	if p.timer != nil {
 		p.timer.Stop()
 	}
 	p.timer = l.clk.AfterFunc(d, func() {
 		p.timer = nil
-		if l.isClosed.Load() || l.conns[addr] != nil || p.dialing {
+		if l.port.Closed() || l.conns[addr] != nil || p.dialing {
 			return
 		}
 		if l.clk.Now().Sub(p.seen) > l.cfg.Forget {
@@ -492,7 +448,7 @@ func (l *Link) schedule(addr link.BLEAddr, p *peer, d time.Duration) {
 	})
 }
 
-func (l *Link) dialFailed(addr link.BLEAddr, _ error) {
+func (l *Link) dialFailed(addr Addr, _ error) {
 	p := l.peers[addr]
 	if p == nil || !p.dialing {
 		return // a late report of an attempt already given up on
@@ -503,7 +459,7 @@ func (l *Link) dialFailed(addr link.BLEAddr, _ error) {
 		p.timer.Stop()
 		p.timer = nil
 	}
-	if l.isClosed.Load() {
+	if l.port.Closed() {
 		return
 	}
 	l.schedule(addr, p, p.backoff)
@@ -511,7 +467,7 @@ func (l *Link) dialFailed(addr link.BLEAddr, _ error) {
 }
 
 // centralOf is the address of the central of c.
-func (l *Link) centralOf(c Conn) link.BLEAddr {
+func (l *Link) centralOf(c Conn) Addr {
 	if c.Central() {
 		return l.self
 	}
@@ -520,7 +476,7 @@ func (l *Link) centralOf(c Conn) link.BLEAddr {
 
 // connected decides whether to keep a new connection.
 func (l *Link) connected(c Conn) {
-	if l.isClosed.Load() {
+	if l.port.Closed() {
 		c.Close()
 		return
 	}
@@ -580,7 +536,7 @@ func (l *Link) disconnected(c Conn, _ error) {
 	delete(l.conns, addr)
 	l.disconnects.Add(1)
 	l.publishPeers()
-	if l.isClosed.Load() || !c.Central() {
+	if l.port.Closed() || !c.Central() {
 		return
 	}
 	p := l.peers[addr]

@@ -15,7 +15,7 @@ import (
 
 var _ link.Link = (*ble.Link)(nil)
 
-func addr(n byte) link.BLEAddr { return link.BLEAddr{0xc0, 0, 0, 0, 0, n} }
+func addr(n byte) ble.Addr { return ble.Addr{0xc0, 0, 0, 0, 0, n} }
 
 // net is an air with links on it, all on one virtual clock.
 type testNet struct {
@@ -43,7 +43,7 @@ func (n *testNet) add(t *testing.T, rc bletest.RadioConfig, cfg ble.Config) *ble
 }
 
 // both is a node playing both roles with a full-size MTU.
-func both(a link.BLEAddr) bletest.RadioConfig {
+func both(a ble.Addr) bletest.RadioConfig {
 	return bletest.RadioConfig{Addr: a, Central: true, Peripheral: true}
 }
 
@@ -128,7 +128,7 @@ func TestSimultaneousDials(t *testing.T) {
 	if len(a.Peers()) != 1 || len(b.Peers()) != 1 || a.Events().Disconnects != 0 || b.Events().Disconnects != 0 {
 		t.Fatalf("a %v %+v, b %v %+v", a.Peers(), a.Events(), b.Peers(), b.Events())
 	}
-	if err := b.Send(addr(1), []byte("over the survivor")); err != nil {
+	if err := b.Send(addr(1), []byte("over the survivor"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !n.runUntil(time.Second, func() bool { return len(ra.frames) == 1 && len(rb.done) == 1 }) || rb.done[0] != nil {
@@ -145,7 +145,7 @@ func (r *rec) DeliverFrame(f link.Frame) {
 	f.Data = bytes.Clone(f.Data)
 	r.frames = append(r.frames, f)
 }
-func (r *rec) TxDone(err error) { r.done = append(r.done, err) }
+func (r *rec) TxDone(_ link.Tag, err error) { r.done = append(r.done, err) }
 
 // Info follows the minimum MTU: the payload and the schema family.
 func TestInfoFollowsMinMTU(t *testing.T) {
@@ -198,20 +198,20 @@ func TestMTUEnforcement(t *testing.T) {
 	}
 	_ = small
 	full := bytes.Repeat([]byte{7}, a.Info().MTU)
-	if err := a.Send(addr(3), full); err != nil {
+	if err := a.Send(addr(3), full, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := exact.Send(addr(1), full); err != nil {
+	if err := exact.Send(addr(1), full, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Send(addr(3), append(full, 0)); !errors.Is(err, link.ErrTooBig) {
+	if err := a.Send(addr(3), append(full, 0), 0); !errors.Is(err, link.ErrTooBig) {
 		t.Fatalf("MTU+1: %v", err)
 	}
 	if !n.runUntil(time.Minute, func() bool { return len(ra.frames) == 1 && len(rx.frames) == 1 }) {
 		t.Fatalf("full-size packets: a got %d, exact got %d", len(ra.frames), len(rx.frames))
 	}
 	// Unicast to the refused peer fails, counted.
-	if err := a.Send(addr(2), []byte("x")); err != nil {
+	if err := a.Send(addr(2), []byte("x"), 0); err != nil {
 		t.Fatal(err)
 	}
 	n.clk.RunFor(time.Second)
@@ -237,7 +237,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatal("no connection")
 	}
 	for i := range 5 {
-		if err := a.Send(addr(2), []byte{byte(i)}); err != nil {
+		if err := a.Send(addr(2), []byte{byte(i)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -264,7 +264,7 @@ func TestReconnect(t *testing.T) {
 	if len(a.Peers()) != 0 || len(b.Peers()) != 0 {
 		t.Fatal("peers still listed after the drop")
 	}
-	if err := a.Send(addr(2), []byte("while away")); err != nil {
+	if err := a.Send(addr(2), []byte("while away"), 0); err != nil {
 		t.Fatal(err)
 	}
 	n.clk.RunFor(time.Millisecond)
@@ -284,7 +284,7 @@ func TestReconnect(t *testing.T) {
 	if !n.runUntil(2*time.Minute, n.meshed) {
 		t.Fatal("did not reconnect")
 	}
-	if err := a.Send(addr(2), []byte("back")); err != nil {
+	if err := a.Send(addr(2), []byte("back"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !n.runUntil(time.Second, func() bool { return len(rb.frames) == 3 && string(rb.frames[2].Data) == "back" }) {
@@ -332,7 +332,7 @@ func TestBroadcastToEveryPeer(t *testing.T) {
 	lone := n.add(t, bletest.RadioConfig{Addr: addr(9), Central: true}, ble.Config{})
 	rl := &rec{}
 	lone.Attach(rl)
-	if err := lone.Send(link.Broadcast, []byte("anyone?")); err != nil {
+	if err := lone.Send(link.Broadcast, []byte("anyone?"), 0); err != nil {
 		t.Fatal(err)
 	}
 	n.clk.RunFor(time.Millisecond)
@@ -357,7 +357,7 @@ func TestRoles(t *testing.T) {
 	}) {
 		t.Fatalf("peers hub %v phone %v sensor %v", hub.Peers(), phone.Peers(), sensor.Peers())
 	}
-	if err := hub.Send(link.Broadcast, []byte("all")); err != nil {
+	if err := hub.Send(link.Broadcast, []byte("all"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !n.runUntil(time.Second, func() bool { return len(rp.frames) == 1 && len(rs.frames) == 1 }) {
@@ -378,7 +378,7 @@ func TestCloseDisconnects(t *testing.T) {
 	}
 	ra := &rec{}
 	a.Attach(ra)
-	if err := a.Send(addr(2), []byte("last words")); err != nil {
+	if err := a.Send(addr(2), []byte("last words"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {

@@ -51,7 +51,7 @@ type BlueZConfig struct {
 type BlueZ struct {
 	cfg     BlueZConfig
 	adapter *bluetooth.Adapter
-	addr    link.BLEAddr
+	addr    Addr
 
 	h       Handler
 	pktChar bluetooth.Characteristic // our service's characteristics (peripheral)
@@ -62,9 +62,9 @@ type BlueZ struct {
 
 	mu      sync.Mutex
 	closed  bool
-	dialing map[link.BLEAddr]bool
-	central map[link.BLEAddr]*bluezConn // connections we dialed
-	served  *bluezConn                  // the central connected to us
+	dialing map[Addr]bool
+	central map[Addr]*bluezConn // connections we dialed
+	served  *bluezConn          // the central connected to us
 	stop    chan struct{}
 }
 
@@ -90,7 +90,7 @@ func NewBlueZ(ctx context.Context, cfg BlueZConfig) (*BlueZ, error) {
 	}
 	b := &BlueZ{
 		cfg: cfg, adapter: bluetooth.NewAdapter(cfg.Adapter),
-		dialing: map[link.BLEAddr]bool{}, central: map[link.BLEAddr]*bluezConn{}, stop: make(chan struct{}),
+		dialing: map[Addr]bool{}, central: map[Addr]*bluezConn{}, stop: make(chan struct{}),
 	}
 	err := within(ctx, func() error {
 		if err := b.adapter.Enable(); err != nil {
@@ -123,9 +123,9 @@ func within(ctx context.Context, f func() error) error {
 
 // fromMAC converts tinygo's little-endian MAC to the order addresses are
 // written in.
-func fromMAC(m bluetooth.MAC) link.BLEAddr { return link.BLEAddr(m.Address()) }
+func fromMAC(m bluetooth.MAC) Addr { return Addr(m.Address()) }
 
-func toAddress(a link.BLEAddr) bluetooth.Address {
+func toAddress(a Addr) bluetooth.Address {
 	var m bluetooth.MAC
 	for i := range 6 {
 		m[i] = a[5-i]
@@ -137,7 +137,7 @@ func tinyUUID(u UUID) bluetooth.UUID { return bluetooth.NewUUID(u) }
 
 // Addr returns the adapter's address. With LE privacy on, peers see a
 // resolvable random address instead; the mesh then knows us by that.
-func (b *BlueZ) Addr() link.BLEAddr { return b.addr }
+func (b *BlueZ) Addr() Addr { return b.addr }
 
 // Start registers the GATT service and advertises it (peripheral) and scans
 // (central).
@@ -201,7 +201,7 @@ func (b *BlueZ) scan() {
 
 // Dial connects to addr in a goroutine: tinygo's Connect blocks (without a
 // limit of its own; the link gives up on it after its DialTimeout).
-func (b *BlueZ) Dial(addr link.BLEAddr) {
+func (b *BlueZ) Dial(addr Addr) {
 	b.mu.Lock()
 	if b.closed || b.dialing[addr] || b.central[addr] != nil {
 		b.mu.Unlock()
@@ -213,7 +213,7 @@ func (b *BlueZ) Dial(addr link.BLEAddr) {
 	go b.dial(addr)
 }
 
-func (b *BlueZ) dial(addr link.BLEAddr) {
+func (b *BlueZ) dial(addr Addr) {
 	c, err := b.connect(addr)
 	b.mu.Lock()
 	delete(b.dialing, addr)
@@ -247,7 +247,7 @@ func (b *BlueZ) dial(addr link.BLEAddr) {
 }
 
 // connect does the blocking part of a dial.
-func (b *BlueZ) connect(addr link.BLEAddr) (*bluezConn, error) {
+func (b *BlueZ) connect(addr Addr) (*bluezConn, error) {
 	dev, err := b.adapter.Connect(toAddress(addr), bluetooth.ConnectionParams{})
 	if err != nil {
 		return nil, err
@@ -369,7 +369,7 @@ func (b *BlueZ) Close() error {
 // bluezConn is one connection, in either role.
 type bluezConn struct {
 	b       *BlueZ
-	peer    link.BLEAddr
+	peer    Addr
 	central bool
 	mtu     int
 	dev     bluetooth.Device
@@ -389,13 +389,13 @@ type bluezTx struct {
 // its TxQueue in flight, so this only overflows if a link is misconfigured.
 const connQueue = 256
 
-func newConn(b *BlueZ, peer link.BLEAddr, central bool) *bluezConn {
+func newConn(b *BlueZ, peer Addr, central bool) *bluezConn {
 	return &bluezConn{b: b, peer: peer, central: central, q: make(chan bluezTx, connQueue), gone: make(chan struct{})}
 }
 
-func (c *bluezConn) Peer() link.BLEAddr { return c.peer }
-func (c *bluezConn) Central() bool      { return c.central }
-func (c *bluezConn) MTU() int           { return c.mtu }
+func (c *bluezConn) Peer() Addr    { return c.peer }
+func (c *bluezConn) Central() bool { return c.central }
+func (c *bluezConn) MTU() int      { return c.mtu }
 
 // Send queues p for the connection's writer goroutine.
 func (c *bluezConn) Send(p []byte, bcast bool, done func(error)) {

@@ -18,7 +18,6 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/ble"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // These tests run the real BlueZ transport where there is no Bluetooth, as
@@ -175,8 +174,8 @@ func TestBlueZNoBlueZ(t *testing.T) {
 // noticed.
 func TestBlueZCentral(t *testing.T) {
 	f := startFakeBlueZ(t)
-	peer := link.BLEAddr{0xf0, 0, 0, 0, 0, 0x0d}
-	other := link.BLEAddr{0xf0, 0, 0, 0, 0, 0x0e}
+	peer := ble.Addr{0xf0, 0, 0, 0, 0, 0x0d}
+	other := ble.Addr{0xf0, 0, 0, 0, 0, 0x0e}
 	d := f.addDevice(peer, true, 247)
 	f.addDevice(other, false, 0)
 	b := newBlueZ(t, ble.BlueZConfig{Central: true, Poll: 20 * time.Millisecond})
@@ -283,7 +282,7 @@ func TestBlueZPeripheral(t *testing.T) {
 	sigs := make(chan *dbus.Signal, 16)
 	f.conn.Signal(sigs)
 
-	phone := link.BLEAddr{0x42, 0, 0, 0, 0, 1}
+	phone := ble.Addr{0x42, 0, 0, 0, 0, 1}
 	p := f.addDevice(phone, false, 0)
 	p.setConnected(true)
 	c := next(t, ev.conns, "central's connection")
@@ -325,7 +324,7 @@ func TestBlueZPeripheral(t *testing.T) {
 	default:
 	}
 	// A second central while the first is served is disconnected.
-	second := link.BLEAddr{0x42, 0, 0, 0, 0, 2}
+	second := ble.Addr{0x42, 0, 0, 0, 0, 2}
 	f.addDevice(second, false, 0).setConnected(true)
 	if got := next(t, f.discon, "disconnect of the second central"); got != second {
 		t.Fatalf("disconnected %v", got)

@@ -12,7 +12,6 @@ import (
 	"github.com/godbus/dbus/v5/prop"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/ble"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // fakeBlueZ plays org.bluez on a private system bus, with just enough of
@@ -30,7 +29,7 @@ type fakeBlueZ struct {
 	app    chan fakeApp
 	adv    chan dbus.ObjectPath
 	writes chan fakeWrite
-	discon chan link.BLEAddr // Device1.Disconnect calls
+	discon chan ble.Addr // Device1.Disconnect calls
 }
 
 type fakeApp struct {
@@ -45,7 +44,7 @@ type fakeWrite struct {
 }
 
 type fakeDev struct {
-	addr  link.BLEAddr
+	addr  ble.Addr
 	path  dbus.ObjectPath
 	props *prop.Properties
 	mesh  bool
@@ -54,7 +53,7 @@ type fakeDev struct {
 
 const hciPath = dbus.ObjectPath("/org/bluez/hci0")
 
-var fakeAdapterAddr = link.BLEAddr{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}
+var fakeAdapterAddr = ble.Addr{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}
 
 func startFakeBlueZ(t *testing.T) *fakeBlueZ {
 	startBus(t)
@@ -69,7 +68,7 @@ func startFakeBlueZ(t *testing.T) *fakeBlueZ {
 	f := &fakeBlueZ{
 		t: t, conn: conn, devs: map[dbus.ObjectPath]*fakeDev{},
 		app: make(chan fakeApp, 4), adv: make(chan dbus.ObjectPath, 4),
-		writes: make(chan fakeWrite, 16), discon: make(chan link.BLEAddr, 4),
+		writes: make(chan fakeWrite, 16), discon: make(chan ble.Addr, 4),
 	}
 	f.adapter, err = prop.Export(conn, hciPath, prop.Map{"org.bluez.Adapter1": {
 		"Address":      {Value: fakeAdapterAddr.String(), Emit: prop.EmitConst},
@@ -94,13 +93,13 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func devPath(a link.BLEAddr) dbus.ObjectPath {
+func devPath(a ble.Addr) dbus.ObjectPath {
 	return hciPath + dbus.ObjectPath("/dev_"+strings.ReplaceAll(a.String(), ":", "_"))
 }
 
 // addDevice adds a remote device; a mesh one has the mesh service with both
 // characteristics and negotiates mtu.
-func (f *fakeBlueZ) addDevice(a link.BLEAddr, mesh bool, mtu uint16) *fakeDev {
+func (f *fakeBlueZ) addDevice(a ble.Addr, mesh bool, mtu uint16) *fakeDev {
 	d := &fakeDev{addr: a, path: devPath(a), mesh: mesh, chars: map[string]*prop.Properties{}}
 	var uuids []string
 	if mesh {
@@ -250,7 +249,7 @@ func (c fakeChar) WriteValue(v []byte, opts map[string]dbus.Variant) *dbus.Error
 
 // events records a Transport's events on channels.
 type events struct {
-	found   chan link.BLEAddr
+	found   chan ble.Addr
 	conns   chan ble.Conn
 	failed  chan error
 	rx      chan rxEvent
@@ -258,26 +257,26 @@ type events struct {
 }
 
 type rxEvent struct {
-	from  link.BLEAddr
+	from  ble.Addr
 	data  string
 	bcast bool
 }
 
 func newEvents() *events {
 	return &events{
-		found: make(chan link.BLEAddr, 64), conns: make(chan ble.Conn, 4), failed: make(chan error, 4),
+		found: make(chan ble.Addr, 64), conns: make(chan ble.Conn, 4), failed: make(chan error, 4),
 		rx: make(chan rxEvent, 16), discons: make(chan ble.Conn, 4),
 	}
 }
 
-func (e *events) Found(a link.BLEAddr) {
+func (e *events) Found(a ble.Addr) {
 	select {
 	case e.found <- a:
 	default:
 	}
 }
-func (e *events) Connected(c ble.Conn)                 { e.conns <- c }
-func (e *events) DialFailed(_ link.BLEAddr, err error) { e.failed <- err }
+func (e *events) Connected(c ble.Conn)             { e.conns <- c }
+func (e *events) DialFailed(_ ble.Addr, err error) { e.failed <- err }
 func (e *events) Received(c ble.Conn, p []byte, bcast bool) {
 	e.rx <- rxEvent{c.Peer(), string(p), bcast}
 }

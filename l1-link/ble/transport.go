@@ -3,8 +3,6 @@ package ble
 import (
 	"errors"
 	"fmt"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // UUID is a 128-bit Bluetooth UUID, most significant byte first (the order
@@ -64,7 +62,7 @@ func Payload(attMTU int) int { return min(attMTU-ATTHeader, MaxPayload) }
 // packets of one characteristic arrive in order.
 type Transport interface {
 	// Addr is the local adapter's address.
-	Addr() link.BLEAddr
+	Addr() Addr
 	// Start begins the roles the transport was built for — scanning for
 	// the mesh service (central), advertising it and accepting centrals
 	// (peripheral) — and reports events to h until Close.
@@ -72,7 +70,7 @@ type Transport interface {
 	// Dial starts connecting, as central, to a peer seen advertising the
 	// mesh service: service and characteristics discovered, notifications
 	// enabled. The outcome is h.Connected or h.DialFailed.
-	Dial(addr link.BLEAddr)
+	Dial(addr Addr)
 	// Close disconnects everything and stops the roles.
 	Close() error
 }
@@ -80,7 +78,7 @@ type Transport interface {
 // Conn is one connection to a peer, in either role.
 type Conn interface {
 	// Peer is the other side's address.
-	Peer() link.BLEAddr
+	Peer() Addr
 	// Central reports whether we are the central (we dialed; we write and
 	// the peer notifies); false when the peer dialed us.
 	Central() bool
@@ -100,12 +98,12 @@ type Conn interface {
 type Handler interface {
 	// Found reports a peer advertising the mesh service (repeatedly, while
 	// it advertises).
-	Found(addr link.BLEAddr)
+	Found(addr Addr)
 	// Connected reports a new connection: one we dialed or one a central
 	// made to us. It comes before any Received or Disconnected for c.
 	Connected(c Conn)
 	// DialFailed reports that a Dial did not produce a connection.
-	DialFailed(addr link.BLEAddr, err error)
+	DialFailed(addr Addr, err error)
 	// Received hands up one packet the peer wrote (or notified); p is valid
 	// only during the call. bcast tells which characteristic it came on.
 	Received(c Conn, p []byte, bcast bool)

@@ -73,8 +73,8 @@ func (t *tap) Attach(d link.Dispatcher) {
 }
 
 // Send passes the datagram on and records it once the inner link took it.
-func (t *tap) Send(dst link.Addr, data []byte) error {
-	err := t.inner.Send(dst, data)
+func (t *tap) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	err := t.inner.Send(dst, data, tag)
 	if err == nil {
 		t.record(t.clk.Now(), dst, t.inner.Info().Addr, data)
 	}
@@ -117,7 +117,7 @@ func (td *tapDispatcher) DeliverFrame(f link.Frame) {
 	td.d.DeliverFrame(f)
 }
 
-func (td *tapDispatcher) TxDone(err error) { td.d.TxDone(err) }
+func (td *tapDispatcher) TxDone(tag link.Tag, err error) { td.d.TxDone(tag, err) }
 
 // sleeperTap is a tap of a link whose radio sleeps.
 type sleeperTap struct {

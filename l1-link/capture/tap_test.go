@@ -86,20 +86,20 @@ func TestTapRecords(t *testing.T) {
 
 	clk.RunFor(time.Second)
 	t1 := clk.Now()
-	if err := a.Send(b.Info().Addr, []byte("one")); err != nil {
+	if err := a.Send(b.Info().Addr, []byte("one"), 0); err != nil {
 		t.Fatal(err)
 	}
 	clk.RunFor(time.Second)
 	t2 := clk.Now()
-	if err := a.Send(link.Broadcast, []byte("two")); err != nil {
+	if err := a.Send(link.Broadcast, []byte("two"), 0); err != nil {
 		t.Fatal(err)
 	}
 	// Refused datagrams are not recorded.
-	if err := a.Send(b.Info().Addr, make([]byte, loopback.MTU+1)); err == nil {
+	if err := a.Send(b.Info().Addr, make([]byte, loopback.MTU+1), 0); err == nil {
 		t.Fatal("oversize accepted")
 	}
 	clk.RunFor(time.Second)
-	if err := b.Send(a.Info().Addr, []byte("three")); err != nil {
+	if err := b.Send(a.Info().Addr, []byte("three"), 0); err != nil {
 		t.Fatal(err)
 	}
 	t3 := clk.Now()
@@ -137,11 +137,11 @@ type framerLink struct {
 	*loopback.Link
 }
 
-func macFor(a link.Addr) link.MAC {
+func macFor(a link.Addr) espnow.MAC {
 	if a.IsBroadcast() {
-		return link.BroadcastMAC
+		return espnow.BroadcastMAC
 	}
-	return link.MAC{2, 0, 0, 0, 0, byte(a.(link.LoopAddr))}
+	return espnow.MAC{2, 0, 0, 0, 0, byte(a.(loopback.Addr))}
 }
 
 func (f framerLink) CaptureFrame(dst, src link.Addr, payload []byte) []byte {
@@ -171,18 +171,18 @@ func TestTapFramer(t *testing.T) {
 	for _, l := range []link.Link{ta, tb, tr} {
 		l.Attach(&linktest.Recorder{})
 	}
-	if err := ta.Send(tb.Info().Addr, []byte("uni")); err != nil {
+	if err := ta.Send(tb.Info().Addr, []byte("uni"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := tb.Send(link.Broadcast, []byte("bcast")); err != nil {
+	if err := tb.Send(link.Broadcast, []byte("bcast"), 0); err != nil {
 		t.Fatal(err)
 	}
 	clk.RunFor(time.Second)
 
 	recs := readBack(t, &buf, capture.LinkTypeRadiotap)
-	macA, macB := link.MAC{2, 0, 0, 0, 0, 1}, link.MAC{2, 0, 0, 0, 0, 2}
+	macA, macB := espnow.MAC{2, 0, 0, 0, 0, 1}, espnow.MAC{2, 0, 0, 0, 0, 2}
 	type seen struct {
-		src, dst link.MAC
+		src, dst espnow.MAC
 		body     string
 	}
 	var got []seen
@@ -194,10 +194,10 @@ func TestTapFramer(t *testing.T) {
 		got = append(got, seen{f.Src, f.Dst, string(f.Body)})
 	}
 	want := []seen{
-		{macA, macB, "uni"},                // a sent
-		{macB, link.BroadcastMAC, "bcast"}, // b sent
-		{macA, macB, "uni"},                // b received
-		{macB, link.BroadcastMAC, "bcast"}, // a received
+		{macA, macB, "uni"},                  // a sent
+		{macB, espnow.BroadcastMAC, "bcast"}, // b sent
+		{macA, macB, "uni"},                  // b received
+		{macB, espnow.BroadcastMAC, "bcast"}, // a received
 	}
 	// Order: sends are recorded in Send, receptions when the clock runs.
 	if len(got) != len(want) {

@@ -2,8 +2,6 @@ package espnow
 
 import (
 	"hash/crc32"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // dedupSize is how many recent frames the duplicate filter remembers. An
@@ -17,7 +15,7 @@ const dedupSize = 128
 // its body, so that a sender whose random bytes repeat still gets distinct
 // payloads through.
 type dupKey struct {
-	src    link.MAC
+	src    MAC
 	random [4]byte
 	sum    uint32
 }

@@ -14,8 +14,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"time"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // MaxBody is the largest ESP-NOW payload (ESP-NOW v1, what the reference
@@ -61,6 +59,7 @@ const (
 	rtFlagFCS    = 0x10 // radiotap flags: the frame ends with its FCS
 	rtFlagBadFCS = 0x40 // radiotap flags: the FCS check failed
 
+	rtTxFail  = 0x0001 // radiotap TX flags (status report): not acknowledged after every retry
 	rtTxNoAck = 0x0008 // radiotap TX flags: do not wait for an ACK
 	rtTxNoSeq = 0x0010 // radiotap TX flags: keep our sequence number
 )
@@ -91,11 +90,11 @@ var (
 
 // Frame is one ESP-NOW frame.
 type Frame struct {
-	Dst     link.MAC // addr1, the receiver (ff:ff:ff:ff:ff:ff for broadcast)
-	Src     link.MAC // addr2, the transmitter
-	Random  [4]byte  // per-frame random bytes after the action OUI
-	Version uint8    // vendor element version (0 when building means Version)
-	Seq     uint16   // 802.11 sequence number, 12 bits
+	Dst     MAC     // addr1, the receiver (ff:ff:ff:ff:ff:ff for broadcast)
+	Src     MAC     // addr2, the transmitter
+	Random  [4]byte // per-frame random bytes after the action OUI
+	Version uint8   // vendor element version (0 when building means Version)
+	Seq     uint16  // 802.11 sequence number, 12 bits
 	// Body is the ESP-NOW payload, a mesh packet. After Parse it aliases
 	// the parsed bytes.
 	Body []byte
@@ -105,6 +104,12 @@ type Frame struct {
 	HasChannel bool // Channel holds a value
 	RSSI       int  // antenna signal, dBm
 	HasSignal  bool // RSSI holds a value
+	// TxStatus marks a transmit status report: mac80211 hands a frame we
+	// sent back to monitor interfaces with the TX flags field, after the
+	// card is done with it. TxFailed says the unicast was never
+	// acknowledged (meaningless for broadcasts and no-ack frames).
+	TxStatus bool
+	TxFailed bool
 }
 
 // TxOptions are the transmit settings AppendFrame puts in the radiotap
@@ -162,14 +167,14 @@ func AppendFrame(b []byte, f *Frame, opt TxOptions) ([]byte, error) {
 	h := p[TxRadiotapLen:]
 	h[0], h[1] = fcAction, 0
 	var dur uint16
-	if f.Dst != link.BroadcastMAC && !opt.NoAck {
+	if f.Dst != BroadcastMAC && !opt.NoAck {
 		// Unicast: reserve the medium for SIFS + the ACK, as 802.11 does.
 		dur = uint16(ackDuration(rate) / time.Microsecond)
 	}
 	binary.LittleEndian.PutUint16(h[2:], dur)
 	copy(h[4:10], f.Dst[:])
 	copy(h[10:16], f.Src[:])
-	copy(h[16:22], link.BroadcastMAC[:])
+	copy(h[16:22], BroadcastMAC[:])
 	binary.LittleEndian.PutUint16(h[22:], (f.Seq&0xfff)<<4)
 
 	a := h[HeaderLen:]
@@ -247,9 +252,9 @@ func parseRadiotap(b []byte, f *Frame) (n int, flags byte, err error) {
 		w = binary.LittleEndian.Uint32(hdr[off:])
 		off += 4
 	}
-	// Walk fields 0..5 of the standard namespace; each is aligned to its
+	// Walk fields 0..15 of the standard namespace; each is aligned to its
 	// natural size relative to the start of the header.
-	for bit := range 6 {
+	for bit := range len(rtFields) {
 		if present&(1<<bit) == 0 {
 			continue
 		}
@@ -267,16 +272,21 @@ func parseRadiotap(b []byte, f *Frame) (n int, flags byte, err error) {
 			}
 		case 5: // antenna signal, dBm
 			f.RSSI, f.HasSignal = int(int8(hdr[off])), true
+		case 15: // TX flags: a transmit status report
+			f.TxStatus = true
+			f.TxFailed = binary.LittleEndian.Uint16(hdr[off:])&rtTxFail != 0
 		}
 		off += size
 	}
 	return n, flags, nil
 }
 
-// rtFields holds {alignment, size} of radiotap fields 0..5: TSFT, flags,
-// rate, channel, FHSS, antenna signal (dBm), as Linux's radiotap iterator
-// defines them.
-var rtFields = [6][2]int{{8, 8}, {1, 1}, {1, 1}, {2, 4}, {2, 2}, {1, 1}}
+// rtFields holds {alignment, size} of radiotap fields 0..15, as Linux's
+// radiotap iterator defines them: TSFT, flags, rate, channel, FHSS,
+// antenna signal (dBm), antenna noise, lock quality, TX attenuation, dB TX
+// attenuation, dBm TX power, antenna, dB antenna signal, dB antenna noise,
+// RX flags, TX flags.
+var rtFields = [16][2]int{{8, 8}, {1, 1}, {1, 1}, {2, 4}, {2, 2}, {1, 1}, {1, 1}, {2, 2}, {2, 2}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {2, 2}, {2, 2}}
 
 // parseDot11 decodes the 802.11 action frame in b; fcs says the last 4 bytes
 // are known to be the FCS.

@@ -11,13 +11,11 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 var (
-	macA = link.MAC{0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01}
-	macB = link.MAC{0x24, 0x0a, 0xc4, 0x00, 0x00, 0x02}
+	macA = MAC{0x24, 0x0a, 0xc4, 0x00, 0x00, 0x01}
+	macB = MAC{0x24, 0x0a, 0xc4, 0x00, 0x00, 0x02}
 )
 
 func mustHex(s string) []byte {
@@ -78,7 +76,7 @@ func TestAppendFrameBytes(t *testing.T) {
 	}
 
 	// Broadcast with no-ack at 24 Mbit/s: duration 0, rate 48, flags NOACK|NOSEQ.
-	f.Dst = link.BroadcastMAC
+	f.Dst = BroadcastMAC
 	got = mustBuild(t, &f, TxOptions{Rate: Rate24M, NoAck: true})
 	if hex.EncodeToString(got[:16]) != "00000c000480000030001800d0000000" {
 		t.Fatalf("broadcast header %x", got[:16])

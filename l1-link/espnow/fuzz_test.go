@@ -7,8 +7,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/net/bpf"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // FuzzParse feeds Parse arbitrary bytes: it must never panic, and whatever
@@ -19,7 +17,7 @@ func FuzzParse(f *testing.F) {
 	for _, v := range variants(f) {
 		f.Add(v.b)
 	}
-	in := Frame{Dst: link.BroadcastMAC, Src: macA, Body: []byte{0, 0, 1, 0, 5, 'h', 'i'}}
+	in := Frame{Dst: BroadcastMAC, Src: macA, Body: []byte{0, 0, 1, 0, 5, 'h', 'i'}}
 	d := dot11Of(mustBuild(f, &in, TxOptions{}))
 	f.Add(cat(rtMinimal, d[:len(d)-1]))
 	f.Add(cat(mustHex("000009000200000050"), withFCS(d)))

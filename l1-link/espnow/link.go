@@ -52,7 +52,7 @@ type Config struct {
 	// and the destination it accepts unicast frames for. Zero means the
 	// interface's address. A card in active monitor mode ACKs only frames
 	// for its interface address, so keep the two equal on real radios.
-	MAC link.MAC
+	MAC MAC
 	// Channel is the Wi-Fi channel to tune to (the reference boards use
 	// 14); 0 leaves the interface's channel as it is.
 	Channel int
@@ -79,13 +79,19 @@ type Config struct {
 	// TxQueue is the transmit queue capacity in datagrams; 0 means
 	// DefaultTxQueue.
 	TxQueue int
+	// RxBacklog bounds the received frames waiting for the clock's loop
+	// (0: link.DefaultRxBacklog); past it frames are dropped and counted.
+	RxBacklog int
+	// StatusWait is how long a sent datagram waits for the card's transmit
+	// status report before it completes without one (0: DefaultStatusWait).
+	StatusWait time.Duration
 }
 
 // SetChannelIW tunes iface to a channel with `iw dev IFACE set channel N`.
 func SetChannelIW(iface string, channel int) error {
 	out, err := exec.Command("iw", "dev", iface, "set", "channel", strconv.Itoa(channel)).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("espnow: iw dev %s set channel %d: %v: %s", iface, channel, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("espnow: iw dev %s set channel %d: %w: %s", iface, channel, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -99,20 +105,28 @@ type conn interface {
 
 // Link is an ESP-NOW link on a monitor-mode interface. It implements
 // link.Link, link.AirtimeEstimator and capture's Framer.
+//
+// Transmit completions: where the card reports transmit status (mac80211
+// hands every frame we send back to monitor interfaces with radiotap TX
+// flags once the card is done with it), a datagram's TxDone waits for that
+// report, and a unicast the receiver never acknowledged completes with
+// link.ErrNoAck. Until the first report is seen, and on cards that send
+// none, a datagram completes when the socket took it.
 type Link struct {
+	link.Base
+	port  *link.Port
 	info  link.Info
-	mac   link.MAC
+	mac   MAC
 	txopt TxOptions
 	ch    int
 	clk   clock.Clock
 	conn  conn
-	stats link.Stats
 
 	echoes  atomic.Uint64
 	readErr atomic.Uint64
+	status  txStatus
 
-	mu     sync.Mutex
-	d      link.Dispatcher
+	mu     sync.Mutex // guards the send side of txq against Close
 	closed bool
 
 	txq  chan txItem
@@ -123,9 +137,10 @@ type Link struct {
 }
 
 type txItem struct {
-	dst link.MAC
+	dst MAC
 	buf *[MaxBody]byte
 	n   int
+	tag link.Tag
 }
 
 // Open opens the link on cfg.Interface: tunes the channel if asked, opens an
@@ -139,9 +154,9 @@ func Open(cfg Config) (*Link, error) {
 	}
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("espnow: %v", err)
+		return nil, fmt.Errorf("espnow: %w", err)
 	}
-	if cfg.MAC == (link.MAC{}) {
+	if cfg.MAC == (MAC{}) {
 		if len(ifi.HardwareAddr) != 6 {
 			return nil, fmt.Errorf("espnow: interface %s has no 6-byte MAC address; set Config.MAC", cfg.Interface)
 		}
@@ -161,7 +176,7 @@ func Open(cfg Config) (*Link, error) {
 	}
 	prog, err := bpf.Assemble(Filter())
 	if err != nil {
-		return nil, fmt.Errorf("espnow: filter: %v", err)
+		return nil, fmt.Errorf("espnow: filter: %w", err)
 	}
 	c, err := packet.Listen(ifi, packet.Raw, ethPAll, &packet.Config{Filter: prog})
 	if err != nil {
@@ -182,6 +197,9 @@ func (cfg *Config) check() error {
 	}
 	if cfg.TxQueue == 0 {
 		cfg.TxQueue = DefaultTxQueue
+	}
+	if cfg.StatusWait <= 0 {
+		cfg.StatusWait = DefaultStatusWait
 	}
 	if cfg.TxQueue < 0 {
 		return fmt.Errorf("espnow: transmit queue %d", cfg.TxQueue)
@@ -208,9 +226,11 @@ func newLink(cfg Config, c conn) *Link {
 	}
 	var seed [32]byte
 	_, _ = crand.Read(seed[:]) // never fails on Linux; zero seed would still work
+	port := link.NewPort(cfg.Clock, cfg.RxBacklog)
 	l := &Link{
+		Base: port.Base(), port: port,
 		info: link.Info{
-			Name: "espnow", Addr: cfg.MAC, MTU: MTU, Bitrate: link.BitrateESPNOW,
+			Name: "espnow", Addr: cfg.MAC, MTU: MTU, Bitrate: Bitrate,
 			Schemas: link.SchemasESPNOW, Caps: caps, TxQueue: cfg.TxQueue,
 		},
 		mac:   cfg.MAC,
@@ -223,6 +243,8 @@ func newLink(cfg Config, c conn) *Link {
 		done:  make(chan struct{}),
 		rng:   rand.New(rand.NewChaCha8(seed)),
 	}
+	l.status.pending = map[statusKey]*pendingTx{}
+	l.status.wait = cfg.StatusWait
 	for range cfg.TxQueue {
 		l.free <- new([MaxBody]byte)
 	}
@@ -235,24 +257,15 @@ func newLink(cfg Config, c conn) *Link {
 // Info describes the link.
 func (l *Link) Info() link.Info { return l.info }
 
-// Attach sets the dispatcher (nil detaches).
-func (l *Link) Attach(d link.Dispatcher) {
-	l.mu.Lock()
-	l.d = d
-	l.mu.Unlock()
-}
-
-// Send queues data for dst (a link.MAC, or link.Broadcast).
-func (l *Link) Send(dst link.Addr, data []byte) error {
-	var to link.MAC
-	switch a := dst.(type) {
-	case link.MAC:
-		to = a
-	default:
-		if dst != link.Broadcast {
-			return link.ErrAddr
-		}
-		to = link.BroadcastMAC
+// Send queues data for dst (a MAC, or link.Broadcast).
+func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	bcast, err := link.Dest(dst, Network)
+	if err != nil {
+		return err
+	}
+	to := BroadcastMAC
+	if !bcast {
+		to = dst.(MAC)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -260,28 +273,25 @@ func (l *Link) Send(dst link.Addr, data []byte) error {
 		return net.ErrClosed
 	}
 	if len(data) > MTU {
-		l.stats.Drop(link.DropOversize)
+		l.port.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
 	var buf *[MaxBody]byte
 	select {
 	case buf = <-l.free:
 	default:
-		l.stats.Drop(link.DropQueueFull)
+		l.port.Drop(link.DropQueueFull)
 		return link.ErrBusy
 	}
 	n := copy(buf[:], data)
-	l.txq <- txItem{dst: to, buf: buf, n: n} // never blocks: one slot per buffer
+	l.txq <- txItem{dst: to, buf: buf, n: n, tag: tag} // never blocks: one slot per buffer
 	return nil
 }
 
-// Counters returns the link's counters.
-func (l *Link) Counters() link.Counters { return l.stats.Snapshot() }
-
 // Echoes returns how many frames with the link's own source address were
-// received and ignored. On a mac80211 monitor interface every frame the
-// link sends comes back once (the TX status report); anything more means
-// another station uses our MAC.
+// received. On a mac80211 monitor interface every frame the link sends
+// comes back once (the TX status report, which completes the datagram);
+// anything more means another station uses our MAC.
 func (l *Link) Echoes() uint64 { return l.echoes.Load() }
 
 // ReadErrors returns how many socket reads failed (while the interface was
@@ -308,18 +318,19 @@ func (l *Link) CaptureFrame(dst, src link.Addr, payload []byte) []byte {
 // 802.11 frames.
 func (l *Link) CaptureLinkType() layers.LinkType { return layers.LinkTypeIEEE80211Radio }
 
-func macOf(a link.Addr) link.MAC {
-	if m, ok := a.(link.MAC); ok {
+func macOf(a link.Addr) MAC {
+	if m, ok := a.(MAC); ok {
 		return m
 	}
 	if a != nil && a.IsBroadcast() {
-		return link.BroadcastMAC
+		return BroadcastMAC
 	}
-	return link.MAC{}
+	return MAC{}
 }
 
 // Close stops the goroutines and closes the socket. Datagrams still queued
-// are answered with TxDone(net.ErrClosed).
+// are answered with TxDone(net.ErrClosed); those sent and still waiting for
+// their status report with TxDone(nil).
 func (l *Link) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -327,10 +338,12 @@ func (l *Link) Close() error {
 		return net.ErrClosed
 	}
 	l.closed = true
+	l.port.SetClosed()
 	close(l.done)
 	l.mu.Unlock()
 	err := l.conn.Close()
 	l.wg.Wait()
+	l.status.drain(l.port)
 	return err
 }
 
@@ -346,7 +359,7 @@ func (l *Link) isClosed() bool {
 func (l *Link) writeLoop() {
 	defer l.wg.Done()
 	buf := make([]byte, 0, MaxFrameLen)
-	to := &packet.Addr{HardwareAddr: net.HardwareAddr(link.BroadcastMAC[:])} // unused by SOCK_RAW, required by WriteTo
+	to := &packet.Addr{HardwareAddr: net.HardwareAddr(BroadcastMAC[:])} // unused by SOCK_RAW, required by WriteTo
 	var seq uint16
 	for {
 		select {
@@ -355,7 +368,7 @@ func (l *Link) writeLoop() {
 				select {
 				case it := <-l.txq:
 					l.free <- it.buf
-					l.txDone(net.ErrClosed)
+					l.port.Complete(it.tag, net.ErrClosed)
 				default:
 					return
 				}
@@ -364,6 +377,11 @@ func (l *Link) writeLoop() {
 			f := Frame{Dst: it.dst, Src: l.mac, Seq: seq, Version: Version, Body: it.buf[:it.n]}
 			seq = (seq + 1) & 0xfff
 			binary.LittleEndian.PutUint32(f.Random[:], l.rng.Uint32())
+			key := statusKey{seq: f.Seq, random: f.Random}
+			// Waiting for the status report is arranged before the write:
+			// the report may come back before WriteTo returns.
+			acked := it.dst != BroadcastMAC && !l.txopt.NoAck
+			waits := l.status.await(key, it.tag, acked, l)
 			frame, err := AppendFrame(buf[:0], &f, l.txopt)
 			if err == nil {
 				_, err = l.conn.WriteTo(frame, to)
@@ -371,29 +389,23 @@ func (l *Link) writeLoop() {
 			n := it.n
 			l.free <- it.buf
 			if err != nil {
+				if waits {
+					l.status.forget(key)
+				}
 				if l.isClosed() {
 					err = net.ErrClosed
 				} else {
-					l.stats.Drop(link.DropTxError)
+					l.port.Drop(link.DropTxError)
 				}
-			} else {
-				l.stats.Tx(n, l.Airtime(n))
+				l.port.Complete(it.tag, err)
+				continue
 			}
-			l.txDone(err)
+			l.port.Tx(n, l.Airtime(n))
+			if !waits {
+				l.port.Complete(it.tag, nil)
+			}
 		}
 	}
-}
-
-// txDone reports a completion on the clock's loop.
-func (l *Link) txDone(err error) {
-	l.clk.AfterFunc(0, func() {
-		l.mu.Lock()
-		d := l.d
-		l.mu.Unlock()
-		if d != nil {
-			d.TxDone(err)
-		}
-	})
 }
 
 func (l *Link) readLoop() {
@@ -425,20 +437,23 @@ func (l *Link) readLoop() {
 // receive handles one frame from the socket, on the reader goroutine.
 func (l *Link) receive(b []byte, f *Frame, dd *dedup) {
 	if err := Parse(b, f); err != nil {
-		l.stats.Drop(link.DropMalformed)
+		l.port.Drop(link.DropMalformed)
 		return
 	}
 	if f.Src == l.mac {
 		l.echoes.Add(1)
+		if f.TxStatus {
+			l.status.report(statusKey{seq: f.Seq, random: f.Random}, f.TxFailed, l.port)
+		}
 		return
 	}
-	bcast := f.Dst == link.BroadcastMAC
+	bcast := f.Dst == BroadcastMAC
 	if !bcast && f.Dst != l.mac {
-		l.stats.Drop(link.DropNotForUs)
+		l.port.Drop(link.DropNotForUs)
 		return
 	}
 	if dd.seen(keyOf(f)) {
-		l.stats.Drop(link.DropDuplicate)
+		l.port.Drop(link.DropDuplicate)
 		return
 	}
 	lf := link.Frame{
@@ -448,20 +463,5 @@ func (l *Link) receive(b []byte, f *Frame, dd *dedup) {
 	if !f.HasChannel {
 		lf.Channel = l.ch
 	}
-	l.clk.AfterFunc(0, func() { l.deliver(lf) })
-}
-
-// deliver hands a frame to the dispatcher, on the clock's loop.
-func (l *Link) deliver(f link.Frame) {
-	l.mu.Lock()
-	d, closed := l.d, l.closed
-	l.mu.Unlock()
-	switch {
-	case closed:
-	case d == nil:
-		l.stats.Drop(link.DropNoHandler)
-	default:
-		l.stats.Rx(len(f.Data))
-		d.DeliverFrame(f)
-	}
+	l.port.HandUp(lf)
 }

@@ -105,11 +105,11 @@ type errRecorder struct {
 	errs []error
 }
 
-func (r *errRecorder) TxDone(err error) {
+func (r *errRecorder) TxDone(tag link.Tag, err error) {
 	r.mu.Lock()
 	r.errs = append(r.errs, err)
 	r.mu.Unlock()
-	r.Recorder.TxDone(err)
+	r.Recorder.TxDone(tag, err)
 }
 
 func (r *errRecorder) Errs() []error {
@@ -122,7 +122,7 @@ func newFakeLink(t *testing.T, cfg Config) (*Link, *fakeConn, *clock.Loop) {
 	t.Helper()
 	loop := runLoop(t)
 	cfg.Clock = loop
-	if cfg.MAC == (link.MAC{}) {
+	if cfg.MAC == (MAC{}) {
 		cfg.MAC = macA
 	}
 	if err := cfg.check(); err != nil {
@@ -157,7 +157,7 @@ func TestConfigCheck(t *testing.T) {
 		{MAC: macA, Clock: clk, Rate: 3000},
 		{MAC: macA, Clock: clk, TxQueue: -1},
 		{MAC: macA, Clock: clk, Channel: -1},
-		{MAC: link.BroadcastMAC, Clock: clk},
+		{MAC: BroadcastMAC, Clock: clk},
 		{MAC: macA, Clock: clk, Channel: 14, Rate: Rate6M},
 	} {
 		if err := c.check(); err == nil {
@@ -193,14 +193,14 @@ func TestLinkSend(t *testing.T) {
 	r := &errRecorder{}
 	l.Attach(r)
 	payload := []byte("mesh packet")
-	if err := l.Send(macB, payload); err != nil {
+	if err := l.Send(macB, payload, 0); err != nil {
 		t.Fatal(err)
 	}
 	payload[0] = 'X' // the link copied it
-	if err := l.Send(link.Broadcast, []byte("to all")); err != nil {
+	if err := l.Send(link.Broadcast, []byte("to all"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Send(link.BroadcastMAC, []byte("to all, by MAC")); err != nil {
+	if err := l.Send(BroadcastMAC, []byte("to all, by MAC"), 0); err != nil {
 		t.Fatal(err)
 	}
 	var got [3]Frame
@@ -213,7 +213,7 @@ func TestLinkSend(t *testing.T) {
 			t.Fatalf("frame %d: %+v", i, got[i])
 		}
 	}
-	if got[0].Dst != macB || string(got[0].Body) != "mesh packet" || got[1].Dst != link.BroadcastMAC || string(got[2].Body) != "to all, by MAC" {
+	if got[0].Dst != macB || string(got[0].Body) != "mesh packet" || got[1].Dst != BroadcastMAC || string(got[2].Body) != "to all, by MAC" {
 		t.Fatalf("frames %+v", got)
 	}
 	if got[0].Random == got[1].Random || got[1].Random == got[2].Random {
@@ -234,19 +234,19 @@ func TestLinkSend(t *testing.T) {
 	}
 
 	// Addresses of another kind, even broadcast ones, are refused.
-	for _, a := range []link.Addr{link.LoRaAddr(0), link.LoopAddr(0), nil} {
-		if err := l.Send(a, []byte("x")); !errors.Is(err, link.ErrAddr) {
+	for _, a := range []link.Addr{otherKind(0), otherKind(1), nil} {
+		if err := l.Send(a, []byte("x"), 0); !errors.Is(err, link.ErrAddr) {
 			t.Fatalf("send to %v: %v", a, err)
 		}
 	}
-	if err := l.Send(macB, make([]byte, MTU+1)); !errors.Is(err, link.ErrTooBig) || l.Counters().Drops[link.DropOversize] != 1 {
+	if err := l.Send(macB, make([]byte, MTU+1), 0); !errors.Is(err, link.ErrTooBig) || l.Counters().Drops[link.DropOversize] != 1 {
 		t.Fatalf("oversize: %v", err)
 	}
 }
 
 func TestLinkSendOptions(t *testing.T) {
 	l, c, _ := newFakeLink(t, Config{Rate: Rate12M, NoAck: true})
-	if err := l.Send(macB, []byte{1}); err != nil {
+	if err := l.Send(macB, []byte{1}, 0); err != nil {
 		t.Fatal(err)
 	}
 	b := <-c.out
@@ -262,11 +262,11 @@ func TestLinkQueueFull(t *testing.T) {
 	r := &errRecorder{}
 	l.Attach(r)
 	for i := range 2 {
-		if err := l.Send(macB, []byte{byte(i)}); err != nil {
+		if err := l.Send(macB, []byte{byte(i)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Send(macB, []byte{2}); !errors.Is(err, link.ErrBusy) {
+	if err := l.Send(macB, []byte{2}, 0); !errors.Is(err, link.ErrBusy) {
 		t.Fatalf("third send: %v", err)
 	}
 	if l.Counters().Drops[link.DropQueueFull] != 1 {
@@ -277,7 +277,7 @@ func TestLinkQueueFull(t *testing.T) {
 		t.Fatal("no TxDone")
 	}
 	// A completion frees a slot.
-	if err := l.Send(macB, []byte{3}); err != nil {
+	if err := l.Send(macB, []byte{3}, 0); err != nil {
 		t.Fatal(err)
 	}
 	c.gate <- struct{}{}
@@ -293,14 +293,14 @@ func TestLinkClose(t *testing.T) {
 	r := &errRecorder{}
 	l.Attach(r)
 	for range 3 {
-		if err := l.Send(macB, []byte("pending")); err != nil {
+		if err := l.Send(macB, []byte("pending"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Send(macB, []byte("x")); !errors.Is(err, net.ErrClosed) {
+	if err := l.Send(macB, []byte("x"), 0); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("send after close: %v", err)
 	}
 	if err := l.Close(); !errors.Is(err, net.ErrClosed) {
@@ -327,19 +327,19 @@ func TestLinkReceive(t *testing.T) {
 	build := func(f Frame) []byte {
 		return mustBuild(t, &f, TxOptions{})
 	}
-	macC := link.MAC{2, 0, 0, 0, 0, 3}
-	bcast := build(Frame{Dst: link.BroadcastMAC, Src: macB, Random: [4]byte{1}, Body: []byte("hello all")})
+	macC := MAC{2, 0, 0, 0, 0, 3}
+	bcast := build(Frame{Dst: BroadcastMAC, Src: macB, Random: [4]byte{1}, Body: []byte("hello all")})
 	uni := cat(rtChanSignal, withFCS(dot11Of(build(Frame{Dst: macA, Src: macB, Random: [4]byte{2}, Body: []byte("hello A")}))))
-	sameRandom := build(Frame{Dst: link.BroadcastMAC, Src: macB, Random: [4]byte{1}, Body: []byte("different body")})
+	sameRandom := build(Frame{Dst: BroadcastMAC, Src: macB, Random: [4]byte{1}, Body: []byte("different body")})
 	frames := [][]byte{
 		bcast,
 		bcast, // a retransmission
 		uni,
 		build(Frame{Dst: macC, Src: macB, Random: [4]byte{3}, Body: []byte("for C")}),
-		build(Frame{Dst: link.BroadcastMAC, Src: macA, Random: [4]byte{4}, Body: []byte("our own")}),
+		build(Frame{Dst: BroadcastMAC, Src: macA, Random: [4]byte{4}, Body: []byte("our own")}),
 		[]byte("garbage"),
 		sameRandom,
-		build(Frame{Dst: link.BroadcastMAC, Src: macC, Random: [4]byte{1}, Body: []byte("hello all")}), // same random, other sender
+		build(Frame{Dst: BroadcastMAC, Src: macC, Random: [4]byte{1}, Body: []byte("hello all")}), // same random, other sender
 	}
 	for _, f := range frames {
 		c.in <- f
@@ -357,7 +357,7 @@ func TestLinkReceive(t *testing.T) {
 		t.Fatalf("frames %+v", got)
 	}
 	want := []struct {
-		src       link.MAC
+		src       MAC
 		data      string
 		bcast     bool
 		ch, rssi  int
@@ -382,7 +382,7 @@ func TestLinkReceive(t *testing.T) {
 
 	// Detached: counted, not delivered.
 	l.Attach(nil)
-	c.in <- build(Frame{Dst: link.BroadcastMAC, Src: macB, Random: [4]byte{9}, Body: []byte("nobody")})
+	c.in <- build(Frame{Dst: BroadcastMAC, Src: macB, Random: [4]byte{9}, Body: []byte("nobody")})
 	if !waitFor(func() bool { return l.Counters().Drops[link.DropNoHandler] == 1 }) {
 		t.Fatalf("counters %+v", l.Counters())
 	}
@@ -417,7 +417,7 @@ func TestLinkReadErrorRetries(t *testing.T) {
 	r := &errRecorder{}
 	l.Attach(r)
 	c.readErr <- errors.New("network is down")
-	c.in <- mustBuild(t, &Frame{Dst: link.BroadcastMAC, Src: macB, Body: []byte("after")}, TxOptions{})
+	c.in <- mustBuild(t, &Frame{Dst: BroadcastMAC, Src: macB, Body: []byte("after")}, TxOptions{})
 	if !waitFor(func() bool { return len(r.Frames()) == 1 }) {
 		t.Fatal("reader did not recover")
 	}
@@ -430,7 +430,7 @@ func TestCaptureFrame(t *testing.T) {
 	l, _, _ := newFakeLink(t, Config{})
 	b := l.CaptureFrame(link.Broadcast, macA, []byte("payload"))
 	var f Frame
-	if err := Parse(b, &f); err != nil || f.Dst != link.BroadcastMAC || f.Src != macA || string(f.Body) != "payload" {
+	if err := Parse(b, &f); err != nil || f.Dst != BroadcastMAC || f.Src != macA || string(f.Body) != "payload" {
 		t.Fatalf("%+v %v", f, err)
 	}
 	if l.CaptureLinkType() != 127 {
@@ -443,3 +443,10 @@ func TestCaptureFrame(t *testing.T) {
 
 var _ link.Link = (*Link)(nil)
 var _ link.AirtimeEstimator = (*Link)(nil)
+
+// otherKind is an address of another kind of link; 0 is its broadcast.
+type otherKind uint8
+
+func (otherKind) Network() string     { return "other" }
+func (otherKind) String() string      { return "other" }
+func (k otherKind) IsBroadcast() bool { return k == 0 }

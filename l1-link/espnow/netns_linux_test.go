@@ -140,7 +140,7 @@ func (n *netns) do(fn func() error) error {
 // station is one veth end with its link and a send-only probe socket that
 // injects hand-made frames onto the same wire.
 type station struct {
-	mac   link.MAC
+	mac   MAC
 	link  *Link
 	probe *packet.Conn
 }
@@ -148,7 +148,7 @@ type station struct {
 // inject writes a raw frame from the station's wire.
 func (s *station) inject(t *testing.T, b []byte) {
 	t.Helper()
-	if _, err := s.probe.WriteTo(b, &packet.Addr{HardwareAddr: net.HardwareAddr(link.BroadcastMAC[:])}); err != nil {
+	if _, err := s.probe.WriteTo(b, &packet.Addr{HardwareAddr: net.HardwareAddr(BroadcastMAC[:])}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -170,7 +170,7 @@ func newVeths(t *testing.T, n int) *veths {
 	sb.WriteString("link set lo up\nlink add br0 type bridge ageing_time 0 stp_state 0\nlink set br0 up\n")
 	v := &veths{ns: ns, loop: runLoop(t)}
 	for i := range n {
-		mac := link.MAC{0x02, 0xe5, 0x90, 0x00, 0x00, byte(i + 1)}
+		mac := MAC{0x02, 0xe5, 0x90, 0x00, 0x00, byte(i + 1)}
 		fmt.Fprintf(&sb, "link add s%d address %v type veth peer name p%d\n", i, mac, i)
 		fmt.Fprintf(&sb, "link set p%d master br0\nlink set p%d up\nlink set s%d up\n", i, i, i)
 		v.stations = append(v.stations, &station{mac: mac})
@@ -208,7 +208,7 @@ func newVeths(t *testing.T, n int) *veths {
 }
 
 // nobody is a unicast address no station has.
-var nobody = link.MAC{0x02, 0xe5, 0x90, 0xff, 0xff, 0xff}
+var nobody = MAC{0x02, 0xe5, 0x90, 0xff, 0xff, 0xff}
 
 // settle makes sure that every frame already written has been handled: each
 // station injects a barrier frame for nobody, which every other station
@@ -285,12 +285,12 @@ func TestVethFiltering(t *testing.T) {
 		a.inject(t, f)
 	}
 	a.inject(t, badLen)
-	dup := mustBuild(t, &Frame{Dst: link.BroadcastMAC, Src: a.mac, Random: [4]byte{1, 2, 3, 4}, Body: []byte("once")}, TxOptions{})
+	dup := mustBuild(t, &Frame{Dst: BroadcastMAC, Src: a.mac, Random: [4]byte{1, 2, 3, 4}, Body: []byte("once")}, TxOptions{})
 	a.inject(t, dup)
 	a.inject(t, dup)
 	a.inject(t, mustBuild(t, &Frame{Dst: nobody, Src: a.mac, Body: []byte("not for b")}, TxOptions{}))
 	// The link's own transmissions do not come back to it.
-	if err := b.link.Send(link.Broadcast, []byte("from b")); err != nil {
+	if err := b.link.Send(link.Broadcast, []byte("from b"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return r.TxDoneCount() == 1 }) {

@@ -13,8 +13,6 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // writePcap writes frames to a nanosecond pcap with pcapgo and checks that
@@ -73,7 +71,7 @@ func TestTshark(t *testing.T) {
 	}
 	body := []byte{0x00, 0x00, 0x01, 0x00, 0x03, 0xaa, 0xbb, 0xcc}
 	uni := mustBuild(t, &Frame{Dst: macB, Src: macA, Random: [4]byte{1, 2, 3, 4}, Seq: 42, Body: body}, TxOptions{})
-	bc := mustBuild(t, &Frame{Dst: link.BroadcastMAC, Src: macA, Random: [4]byte{5, 6, 7, 8}, Body: body}, TxOptions{Rate: Rate24M, NoAck: true})
+	bc := mustBuild(t, &Frame{Dst: BroadcastMAC, Src: macA, Random: [4]byte{5, 6, 7, 8}, Body: body}, TxOptions{Rate: Rate24M, NoAck: true})
 	rx := cat(rtMac80211, withFCS(dot11Of(uni)))
 	path := writePcap(t, layers.LinkTypeIEEE80211Radio, [][]byte{uni, bc, rx})
 

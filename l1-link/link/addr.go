@@ -2,15 +2,17 @@ package link
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
+	"slices"
+	"sync"
 )
 
 // Addr is a link-layer address. Every implementation is a comparable value,
-// so addresses key maps directly.
+// so addresses key maps directly. Each driver defines its own kind (a MAC,
+// a LoRa module address, an IP address and port...) and registers it with
+// RegisterNetwork, so that this package names no driver.
 type Addr interface {
-	// Network names the kind of link: "espnow", "lora", "udp", "ble", "loop".
+	// Network names the kind of address, as its driver registered it
+	// ("espnow", "lora", "udp", "ble", "loop"...).
 	Network() string
 	String() string
 	// IsBroadcast reports whether the address means every neighbour.
@@ -18,7 +20,8 @@ type Addr interface {
 }
 
 // Broadcast is the generic broadcast address every link accepts in Send and
-// maps to its own (ff:ff:ff:ff:ff:ff, LoRa address 0, the multicast group...).
+// maps to its own broadcast (ff:ff:ff:ff:ff:ff, LoRa address 0, the
+// multicast group...).
 var Broadcast Addr = broadcast{}
 
 type broadcast struct{}
@@ -27,82 +30,71 @@ func (broadcast) Network() string   { return "any" }
 func (broadcast) String() string    { return "broadcast" }
 func (broadcast) IsBroadcast() bool { return true }
 
-// MAC is a 6-byte 802.11 address, as ESP-NOW uses.
-type MAC [6]byte
-
-// BroadcastMAC is ff:ff:ff:ff:ff:ff.
-var BroadcastMAC = MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-
-// Network returns "espnow".
-func (MAC) Network() string { return "espnow" }
-
-// String formats the MAC as aa:bb:cc:dd:ee:ff.
-func (m MAC) String() string { return net.HardwareAddr(m[:]).String() }
-
-// IsBroadcast reports m == ff:ff:ff:ff:ff:ff.
-func (m MAC) IsBroadcast() bool { return m == BroadcastMAC }
-
-// ParseMAC parses aa:bb:cc:dd:ee:ff (or with dashes, or 12 hex digits).
-func ParseMAC(s string) (MAC, error) {
-	var m MAC
-	if len(s) == 12 {
-		s = s[0:2] + ":" + s[2:4] + ":" + s[4:6] + ":" + s[6:8] + ":" + s[8:10] + ":" + s[10:12]
+// Dest applies the destination rules every link keeps in Send, for a link
+// whose addresses are of kind network: Broadcast, or a broadcast address of
+// the link's own kind, means every neighbour (bcast true); another address
+// of the link's own kind is a unicast destination; nil, or an address of
+// another kind (even another kind's broadcast address, which means nothing
+// here), is ErrAddr.
+func Dest(dst Addr, network string) (bcast bool, err error) {
+	switch {
+	case dst == nil:
+		return false, fmt.Errorf("%w: no destination", ErrAddr)
+	case dst == Broadcast:
+		return true, nil
+	case dst.Network() != network:
+		return false, fmt.Errorf("%w: %s address %v on a %s link", ErrAddr, dst.Network(), dst, network)
 	}
-	hw, err := net.ParseMAC(s)
-	if err != nil || len(hw) != 6 {
-		return m, fmt.Errorf("link: bad MAC %q", s)
+	return dst.IsBroadcast(), nil
+}
+
+// ParseFunc parses the text form of one kind of address.
+type ParseFunc func(s string) (Addr, error)
+
+var (
+	networksMu sync.RWMutex
+	networks   = map[string]ParseFunc{}
+)
+
+// RegisterNetwork makes ParseAddr know a kind of address; drivers call it
+// from an init function. Registering a name twice panics, as registering
+// two flags of one name does: it is a programming error found at start.
+func RegisterNetwork(name string, parse ParseFunc) {
+	networksMu.Lock()
+	defer networksMu.Unlock()
+	if _, dup := networks[name]; dup || name == "" || name == Broadcast.Network() {
+		panic("link: address kind " + name + " registered twice (or reserved)")
 	}
-	copy(m[:], hw)
-	return m, nil
+	networks[name] = parse
 }
 
-// LoRaAddr is a RYLR-998 module address, 0–65535; 0 is broadcast.
-type LoRaAddr uint16
-
-// Network returns "lora".
-func (LoRaAddr) Network() string { return "lora" }
-
-// String formats the address in decimal.
-func (a LoRaAddr) String() string { return strconv.Itoa(int(a)) }
-
-// IsBroadcast reports a == 0.
-func (a LoRaAddr) IsBroadcast() bool { return a == 0 }
-
-// UDPAddr is an IP address and port.
-type UDPAddr struct{ netip.AddrPort }
-
-// Network returns "udp".
-func (UDPAddr) Network() string { return "udp" }
-
-// IsBroadcast reports a multicast or limited-broadcast destination.
-func (a UDPAddr) IsBroadcast() bool {
-	ip := a.Addr()
-	return ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+// ParseAddr parses s as an address of the registered kind network ("any"
+// and "broadcast" parse as Broadcast whatever the kind).
+func ParseAddr(network, s string) (Addr, error) {
+	if s == Broadcast.String() {
+		return Broadcast, nil
+	}
+	networksMu.RLock()
+	parse := networks[network]
+	networksMu.RUnlock()
+	if parse == nil {
+		return nil, fmt.Errorf("%w: unknown kind %q (known: %v)", ErrAddr, network, Networks())
+	}
+	a, err := parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrAddr, err)
+	}
+	return a, nil
 }
 
-// BLEAddr is a Bluetooth device address.
-type BLEAddr [6]byte
-
-// Network returns "ble".
-func (BLEAddr) Network() string { return "ble" }
-
-// String formats the address as AA:BB:CC:DD:EE:FF, as BlueZ does.
-func (a BLEAddr) String() string {
-	return fmt.Sprintf("%02X:%02X:%02X:%02X:%02X:%02X", a[0], a[1], a[2], a[3], a[4], a[5])
+// Networks lists the registered kinds of address, sorted.
+func Networks() []string {
+	networksMu.RLock()
+	defer networksMu.RUnlock()
+	out := make([]string, 0, len(networks))
+	for n := range networks {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
-
-// IsBroadcast is false: BLE has no broadcast destination (a BLE link
-// broadcasts by writing to every connected peer).
-func (BLEAddr) IsBroadcast() bool { return false }
-
-// LoopAddr is an endpoint number on a loopback hub; 0 is broadcast.
-type LoopAddr uint32
-
-// Network returns "loop".
-func (LoopAddr) Network() string { return "loop" }
-
-// String formats the endpoint number.
-func (a LoopAddr) String() string { return "loop:" + strconv.Itoa(int(a)) }
-
-// IsBroadcast reports a == 0.
-func (a LoopAddr) IsBroadcast() bool { return a == 0 }

@@ -25,11 +25,13 @@ type Link interface {
 	// detaches: frames are then dropped and counted as DropNoHandler).
 	Attach(d Dispatcher)
 	// Send queues one datagram for dst (an address of the link's own kind,
-	// or Broadcast). It does not block: a full transmit queue is ErrBusy, a
-	// datagram over the MTU ErrTooBig, an exhausted duty-cycle budget
-	// ErrDutyCycle. Every accepted datagram is later answered by exactly one
-	// Dispatcher.TxDone call. The link copies data before Send returns.
-	Send(dst Addr, data []byte) error
+	// or Broadcast; see Dest for the rules every link keeps). It does not
+	// block: a full transmit queue is ErrBusy, a datagram over the MTU
+	// ErrTooBig, an exhausted duty-cycle budget ErrDutyCycle. Every accepted
+	// datagram is later answered by exactly one Dispatcher.TxDone call
+	// carrying the same tag, in whatever order the radio finishes them; a
+	// refused one by none. The link copies data before Send returns.
+	Send(dst Addr, data []byte, tag Tag) error
 	// Counters returns a snapshot of the link's counters.
 	Counters() Counters
 	// Close stops the link; afterwards Send and Close return net.ErrClosed.
@@ -42,10 +44,18 @@ type Dispatcher interface {
 	// DeliverFrame hands up one received datagram. f.Data is valid only
 	// during the call: copy what must be kept.
 	DeliverFrame(f Frame)
-	// TxDone reports that a datagram accepted by Send has left the radio (or
-	// was lost trying): the transmit queue has room for one more.
-	TxDone(err error)
+	// TxDone reports that the datagram Send accepted with tag has left the
+	// radio (or was lost trying): the transmit queue has room for one more.
+	// err is nil when it left (and, where the radio reports it, a unicast
+	// was acknowledged: ErrNoAck otherwise).
+	TxDone(tag Tag, err error)
 }
+
+// Tag names one datagram handed to Send; it comes back in the TxDone that
+// completes it. The sender chooses it (a counter, an index): links only
+// carry it, so completions that come back out of order (a BLE link writes
+// to each peer on its own) still name the right datagram.
+type Tag uint64
 
 // Frame is one received datagram.
 type Frame struct {
@@ -131,6 +141,9 @@ var (
 	ErrDutyCycle = errors.New("link: duty-cycle budget exhausted")
 	ErrAddr      = errors.New("link: address of another kind of link")
 	ErrAsleep    = errors.New("link: radio asleep")
+	// ErrNoAck: the radio sent a unicast datagram and the receiver never
+	// acknowledged it (ESP-NOW on a card that reports transmit status).
+	ErrNoAck = errors.New("link: unicast not acknowledged")
 )
 
 // InterfaceID is the first 4 bytes of SHA-256(name ‖ u32(bitrate) ‖ one byte
@@ -148,18 +161,11 @@ func InterfaceID(name string, bitrate uint32, schemas []uint8) [4]byte {
 	return id
 }
 
-// Schema families as links declare them.
+// The schema families of PROTOCOL 4.1, as links declare them: the ESP-NOW
+// family (packets up to 250 bytes), the LoRa family (240 bytes), and both
+// for links that carry anything.
 var (
 	SchemasESPNOW = []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	SchemasLoRa   = []uint8{20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
 	SchemasAll    = []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
-)
-
-// Nominal bitrates the reference gives its interfaces (used to rank links
-// and in interface ids).
-const (
-	BitrateESPNOW   = 12_000_000
-	BitrateRYLR998  = 9_600
-	BitrateUDP      = 100_000_000
-	BitrateLoopback = 1_000_000_000
 )

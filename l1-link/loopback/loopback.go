@@ -4,7 +4,10 @@
 package loopback
 
 import (
+	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -17,24 +20,57 @@ const MTU = 65535
 // TxQueue is how many datagrams may be in flight from one endpoint.
 const TxQueue = 1024
 
+// Bitrate is the nominal rate loopback links declare (it ranks them above
+// every radio).
+const Bitrate = 1_000_000_000
+
+// Network is the kind of a loopback address.
+const Network = "loop"
+
+// Addr is an endpoint number on a loopback hub; 0 is broadcast.
+type Addr uint32
+
+// Network returns "loop".
+func (Addr) Network() string { return Network }
+
+// String formats the endpoint number.
+func (a Addr) String() string { return "loop:" + strconv.Itoa(int(a)) }
+
+// IsBroadcast reports a == 0.
+func (a Addr) IsBroadcast() bool { return a == 0 }
+
+// ParseAddr parses "loop:N" or "N".
+func ParseAddr(s string) (Addr, error) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "loop:"), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("loopback: bad address %q", s)
+	}
+	return Addr(n), nil
+}
+
+func init() {
+	link.RegisterNetwork(Network, func(s string) (link.Addr, error) { return ParseAddr(s) })
+}
+
 // Hub connects loopback links; a broadcast reaches every other link on it.
 type Hub struct {
 	clk  clock.Clock
 	mu   sync.Mutex
-	eps  map[link.LoopAddr]*Link
-	next link.LoopAddr
+	eps  map[Addr]*Link
+	next Addr
 }
 
 // NewHub returns an empty hub whose links deliver on clk's loop.
 func NewHub(clk clock.Clock) *Hub {
-	return &Hub{clk: clk, eps: map[link.LoopAddr]*Link{}, next: 1}
+	return &Hub{clk: clk, eps: map[Addr]*Link{}, next: 1}
 }
 
 // NewLink adds an endpoint to the hub.
 func (h *Hub) NewLink() *Link {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	l := &Link{hub: h, addr: h.next}
+	port := link.NewPort(h.clk, 0)
+	l := &Link{Base: port.Base(), port: port, hub: h, addr: h.next}
 	h.next++
 	h.eps[l.addr] = l
 	return l
@@ -42,63 +78,54 @@ func (h *Hub) NewLink() *Link {
 
 // Link is one endpoint of a Hub.
 type Link struct {
+	link.Base
+	port     *link.Port
 	hub      *Hub
-	addr     link.LoopAddr
-	stats    link.Stats
+	addr     Addr
 	mu       sync.Mutex
-	d        link.Dispatcher
 	inflight int
-	closed   bool
 }
 
 // Info describes the endpoint.
 func (l *Link) Info() link.Info {
 	return link.Info{
-		Name: "loopback", Addr: l.addr, MTU: MTU, Bitrate: link.BitrateLoopback,
+		Name: "loopback", Addr: l.addr, MTU: MTU, Bitrate: Bitrate,
 		Schemas: link.SchemasAll, Caps: link.CapBroadcast, TxQueue: TxQueue,
 	}
 }
 
-// Attach sets the dispatcher.
-func (l *Link) Attach(d link.Dispatcher) {
-	l.mu.Lock()
-	l.d = d
-	l.mu.Unlock()
-}
-
 // Send delivers a copy of data to dst (or every other endpoint) on the
 // hub's loop.
-func (l *Link) Send(dst link.Addr, data []byte) error {
-	var to link.LoopAddr
-	switch a := dst.(type) {
-	case link.LoopAddr:
-		to = a
-	default:
-		if dst == nil || !dst.IsBroadcast() {
-			return link.ErrAddr
-		}
+func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	bcast, err := link.Dest(dst, Network)
+	if err != nil {
+		return err
+	}
+	var to Addr
+	if !bcast {
+		to = dst.(Addr)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.port.Closed() {
 		return net.ErrClosed
 	}
 	if len(data) > MTU {
-		l.stats.Drop(link.DropOversize)
+		l.port.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
 	if l.inflight >= TxQueue {
-		l.stats.Drop(link.DropQueueFull)
+		l.port.Drop(link.DropQueueFull)
 		return link.ErrBusy
 	}
 	l.inflight++
 	buf := append([]byte(nil), data...)
-	l.stats.Tx(len(buf), 0)
-	l.hub.clk.AfterFunc(0, func() { l.hub.deliver(l, to, buf) })
+	l.port.Tx(len(buf), 0)
+	l.hub.clk.AfterFunc(0, func() { l.hub.deliver(l, to, buf, tag) })
 	return nil
 }
 
-func (h *Hub) deliver(from *Link, to link.LoopAddr, buf []byte) {
+func (h *Hub) deliver(from *Link, to Addr, buf []byte, tag link.Tag) {
 	h.mu.Lock()
 	var dsts []*Link
 	if to == 0 {
@@ -115,29 +142,12 @@ func (h *Hub) deliver(from *Link, to link.LoopAddr, buf []byte) {
 	h.mu.Unlock()
 	now := h.clk.Now()
 	for _, ep := range dsts {
-		ep.receive(link.Frame{Src: from.addr, Broadcast: to == 0, Data: buf, Time: now})
+		ep.port.Deliver(link.Frame{Src: from.addr, Broadcast: to == 0, Data: buf, Time: now})
 	}
 	from.mu.Lock()
 	from.inflight--
-	d := from.d
 	from.mu.Unlock()
-	if d != nil {
-		d.TxDone(nil)
-	}
-}
-
-func (l *Link) receive(f link.Frame) {
-	l.mu.Lock()
-	d, closed := l.d, l.closed
-	l.mu.Unlock()
-	switch {
-	case closed:
-	case d == nil:
-		l.stats.Drop(link.DropNoHandler)
-	default:
-		l.stats.Rx(len(f.Data))
-		d.DeliverFrame(f)
-	}
+	from.port.CompleteNow(tag, nil)
 }
 
 func sortLinks(ls []*Link) {
@@ -148,18 +158,14 @@ func sortLinks(ls []*Link) {
 	}
 }
 
-// Counters returns the endpoint's counters.
-func (l *Link) Counters() link.Counters { return l.stats.Snapshot() }
-
 // Close removes the endpoint from the hub.
 func (l *Link) Close() error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	ok := l.port.SetClosed()
+	l.mu.Unlock()
+	if !ok {
 		return net.ErrClosed
 	}
-	l.closed = true
-	l.mu.Unlock()
 	l.hub.mu.Lock()
 	delete(l.hub.eps, l.addr)
 	l.hub.mu.Unlock()

@@ -47,7 +47,7 @@ func TestFramingThroughBothModules(t *testing.T) {
 				t.Fatalf("%v: MTU %d", c.f, a.Info().MTU)
 			}
 			for _, d := range c.dg {
-				if err := a.Send(b.Info().Addr, d); err != nil {
+				if err := a.Send(b.Info().Addr, d, 0); err != nil {
 					t.Fatalf("%v: send %d bytes: %v", c.f, len(d), err)
 				}
 				if !waitFor(func() bool { return rs[1].has(d) }) {
@@ -76,7 +76,7 @@ func TestFramingThroughBothModules(t *testing.T) {
 		// Unframed, CR LF goes raw.
 		e := newEnvWith(t, 2, o, func(i int, cfg *rylr998.Config) { cfg.Framing = rylr998.FrameNone })
 		rs := attachAll(e)
-		if err := e.links[0].Send(e.links[1].Info().Addr, []byte("A\r\nB")); err != nil {
+		if err := e.links[0].Send(e.links[1].Info().Addr, []byte("A\r\nB"), 0); err != nil {
 			t.Fatal(err)
 		}
 		if !waitFor(func() bool { d, _ := rs[0].Done(); return d == 1 }) {
@@ -98,7 +98,7 @@ func TestFramingThroughBothModules(t *testing.T) {
 func TestPacketFraming(t *testing.T) {
 	e := newEnv(t, 1, func(i int, c *rylr998.Config) { c.Framing = rylr998.FramePacket })
 	l := e.links[0]
-	if err := l.Send(link.Broadcast, []byte("hello")); !errors.Is(err, rylr998.ErrFrame) {
+	if err := l.Send(link.Broadcast, []byte("hello"), 0); !errors.Is(err, rylr998.ErrFrame) {
 		t.Fatalf("send of text as a packet: %v", err)
 	}
 	if got := l.Counters().Drops[link.DropTxError]; got != 1 {
@@ -130,7 +130,7 @@ func TestGuideRCVLine(t *testing.T) {
 			t.Fatalf("frames %d, health %+v", len(rs[0].Frames()), e.links[1].Health())
 		}
 		f := rs[0].Frames()[0]
-		if string(f.Data) != "HELLO" || f.Src != link.LoRaAddr(50) || f.RSSI != -99 || f.SNR != 40 {
+		if string(f.Data) != "HELLO" || f.Src != rylr998.Addr(50) || f.RSSI != -99 || f.SNR != 40 {
 			t.Fatalf("frame %+v", f)
 		}
 		if h := e.links[0].Health(); h.Line.Garbage != 0 {

@@ -40,7 +40,7 @@ func TestRCVDataAndSignal(t *testing.T) {
 		all,
 	}
 	for _, m := range msgs {
-		if err := e.links[0].Send(e.links[1].Info().Addr, m); err != nil {
+		if err := e.links[0].Send(e.links[1].Info().Addr, m, 0); err != nil {
 			t.Fatal(err)
 		}
 		if !waitFor(func() bool { return rs[1].has(m) }) {
@@ -53,7 +53,7 @@ func TestRCVDataAndSignal(t *testing.T) {
 		if !f.HasSignal || f.RSSI != heard[i].RSSI || f.SNR != heard[i].SNR || f.RSSI != -47 {
 			t.Fatalf("frame %d: signal %v %d/%d, module reported %d/%d", i, f.HasSignal, f.RSSI, f.SNR, heard[i].RSSI, heard[i].SNR)
 		}
-		if f.Src != link.LoRaAddr(10) || f.Time.IsZero() {
+		if f.Src != rylr998.Addr(10) || f.Time.IsZero() {
 			t.Fatalf("frame %d: %+v", i, f)
 		}
 	}
@@ -82,7 +82,7 @@ func TestAirtime(t *testing.T) {
 	sizes := []int{1, 50, 239, 17}
 	var want time.Duration
 	for _, n := range sizes {
-		if err := l.Send(e.links[1].Info().Addr, bytes.Repeat([]byte{'x'}, n)); err != nil {
+		if err := l.Send(e.links[1].Info().Addr, bytes.Repeat([]byte{'x'}, n), 0); err != nil {
 			t.Fatal(err)
 		}
 		want += l.Airtime(n)
@@ -117,11 +117,11 @@ func TestDutyCycle(t *testing.T) {
 	}
 	msg := make([]byte, 20)
 	for range 2 {
-		if err := l.Send(e.links[1].Info().Addr, msg); err != nil {
+		if err := l.Send(e.links[1].Info().Addr, msg, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := l.Send(e.links[1].Info().Addr, msg)
+	err := l.Send(e.links[1].Info().Addr, msg, 0)
 	if !errors.Is(err, link.ErrDutyCycle) {
 		t.Fatalf("third datagram: %v, want ErrDutyCycle", err)
 	}
@@ -133,7 +133,7 @@ func TestDutyCycle(t *testing.T) {
 		t.Fatalf("DutyCycle() = %v, %v; want %v, %v", used, b, 2*air, budget.Budget())
 	}
 	// A smaller datagram still fits.
-	if err := l.Send(e.links[1].Info().Addr, nil); err != nil {
+	if err := l.Send(e.links[1].Info().Addr, nil, 0); err != nil {
 		t.Fatalf("small datagram within the budget: %v", err)
 	}
 	if !waitFor(func() bool { d, errs := rs[0].Done(); return d == 3 && len(errs) == 0 }) {
@@ -161,7 +161,7 @@ func TestSendErrors(t *testing.T) {
 			continue
 		}
 		e.mods[0].FailNext(code)
-		if err := l.Send(to, []byte("x")); err != nil {
+		if err := l.Send(to, []byte("x"), 0); err != nil {
 			t.Fatal(err)
 		}
 		n++
@@ -181,7 +181,7 @@ func TestSendErrors(t *testing.T) {
 	}
 	// Busy: retried, delivered, no error.
 	e.mods[0].FailNext(rylr998.ErrTxNotCompleted)
-	if err := l.Send(to, []byte("after busy")); err != nil {
+	if err := l.Send(to, []byte("after busy"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return rs[1].has([]byte("after busy")) }) {
@@ -214,7 +214,7 @@ func TestCommandTimeout(t *testing.T) {
 	t.Logf("open of a mute module failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 
 	e.mods[0].SetMute(true)
-	if err := l.Send(to, []byte("lost")); err != nil {
+	if err := l.Send(to, []byte("lost"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { d, _ := rs[0].Done(); return d == 1 }) {
@@ -227,7 +227,7 @@ func TestCommandTimeout(t *testing.T) {
 		t.Fatalf("health %+v", h)
 	}
 	e.mods[0].SetMute(false)
-	if err := l.Send(to, []byte("back")); err != nil {
+	if err := l.Send(to, []byte("back"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return rs[1].has([]byte("back")) }) {
@@ -251,7 +251,7 @@ func TestRecoveryAfterReset(t *testing.T) {
 	}
 	exchange := func(msg string) {
 		t.Helper()
-		if err := e.links[0].Send(l.Info().Addr, []byte(msg)); err != nil {
+		if err := e.links[0].Send(l.Info().Addr, []byte(msg), 0); err != nil {
 			t.Fatal(err)
 		}
 		if !waitFor(func() bool { return rs[1].has([]byte(msg)) }) {
@@ -290,7 +290,7 @@ func TestRecoveryAfterGarbage(t *testing.T) {
 	}
 	send := func(from, to int, msg string) {
 		t.Helper()
-		if err := e.links[from].Send(e.links[to].Info().Addr, []byte(msg)); err != nil {
+		if err := e.links[from].Send(e.links[to].Info().Addr, []byte(msg), 0); err != nil {
 			t.Fatal(err)
 		}
 		if !waitFor(func() bool { return rs[to].has([]byte(msg)) }) {
@@ -324,13 +324,13 @@ func TestSleep(t *testing.T) {
 	if !waitFor(func() bool { return mb.Settings().Mode == 1 }) {
 		t.Fatal("module not asleep")
 	}
-	if err := a.Send(b.Info().Addr, []byte("while asleep")); err != nil {
+	if err := a.Send(b.Info().Addr, []byte("while asleep"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return mb.Radio().Counters().Drops[link.DropAsleep] == 1 }) {
 		t.Fatal("the sleeping radio did not miss the frame")
 	}
-	if err := b.Send(a.Info().Addr, []byte("sent asleep")); err != nil {
+	if err := b.Send(a.Info().Addr, []byte("sent asleep"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return rs[0].has([]byte("sent asleep")) }) {
@@ -343,7 +343,7 @@ func TestSleep(t *testing.T) {
 	if !waitFor(func() bool { return mb.Settings().Mode == 0 }) {
 		t.Fatal("module not awake")
 	}
-	if err := a.Send(b.Info().Addr, []byte("awake")); err != nil {
+	if err := a.Send(b.Info().Addr, []byte("awake"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return rs[1].has([]byte("awake")) }) {
@@ -419,7 +419,7 @@ func TestPortGone(t *testing.T) {
 	rs := attachAll(e)
 	l := e.links[0]
 	e.mods[0].Close()
-	if err := l.Send(link.Broadcast, []byte("into the void")); err != nil {
+	if err := l.Send(link.Broadcast, []byte("into the void"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { d, errs := rs[0].Done(); return d == 1 && len(errs) == 1 }) {
@@ -456,7 +456,7 @@ func TestConn(t *testing.T) {
 	var r recorder
 	l.Attach(&r)
 	e.links[0].Attach(&recorder{})
-	if err := e.links[0].Send(link.LoRaAddr(42), []byte("to a file")); err != nil {
+	if err := e.links[0].Send(rylr998.Addr(42), []byte("to a file"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return r.has([]byte("to a file")) }) {

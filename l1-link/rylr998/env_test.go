@@ -178,7 +178,7 @@ func (r *recorder) DeliverFrame(f link.Frame) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) TxDone(err error) {
+func (r *recorder) TxDone(_ link.Tag, err error) {
 	r.mu.Lock()
 	r.done++
 	if err != nil {

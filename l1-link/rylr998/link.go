@@ -127,16 +127,16 @@ type Config struct {
 // Link is a RYLR-998 module as a link.Link. It also implements
 // link.AirtimeEstimator and link.Sleeper.
 type Link struct {
+	link.Base
+	lp     *link.Port
 	cfg    Config
 	clk    clock.Clock
 	port   io.ReadWriteCloser
 	info   link.Info
-	stats  link.Stats
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	d        link.Dispatcher
 	closed   bool
 	queue    []*outgoing
 	inflight int // accepted and not yet TxDone
@@ -177,6 +177,7 @@ type Link struct {
 }
 
 type outgoing struct {
+	tag     link.Tag
 	to      uint16
 	n       int    // the datagram's length
 	frame   []byte // what goes in the data field
@@ -238,7 +239,9 @@ func Open(cfg Config) (*Link, error) {
 		}
 		port = p
 	}
+	lp := link.NewPort(cfg.Clock, 0)
 	l := &Link{
+		Base: lp.Base(), lp: lp,
 		cfg: cfg, clk: cfg.Clock, port: port,
 		kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		events: make(chan event, 16), opened: make(chan error, 1),
@@ -253,8 +256,8 @@ func Open(cfg Config) (*Link, error) {
 		caps |= link.CapDutyCycle
 	}
 	l.info = link.Info{
-		Name: "rylr998", Addr: link.LoRaAddr(cfg.Address), MTU: cfg.Framing.MaxDatagram(),
-		Bitrate: link.BitrateRYLR998, Schemas: link.SchemasLoRa, Caps: caps,
+		Name: "rylr998", Addr: Addr(cfg.Address), MTU: cfg.Framing.MaxDatagram(),
+		Bitrate: Bitrate, Schemas: link.SchemasLoRa, Caps: caps,
 		TxQueue: cfg.TxQueue, DutyCycle: l.dc.Fraction, DutyWindow: l.dc.Window,
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -397,16 +400,6 @@ func (l *Link) Airtime(n int) time.Duration {
 	return l.cfg.Params.Airtime(l.cfg.Framing.FrameLen(n) + AirOverhead)
 }
 
-// Attach sets the dispatcher.
-func (l *Link) Attach(d link.Dispatcher) {
-	l.mu.Lock()
-	l.d = d
-	l.mu.Unlock()
-}
-
-// Counters returns the link's counters.
-func (l *Link) Counters() link.Counters { return l.stats.Snapshot() }
-
 // DutyCycle returns the airtime spent or committed (accepted, not yet
 // sent) in the current window, and the budget per window (0: no limit).
 func (l *Link) DutyCycle() (used, budget time.Duration) {
@@ -450,16 +443,15 @@ func (l *Link) SetAwake(on bool) {
 // Awake reports whether the receiver is meant to be on.
 func (l *Link) Awake() bool { return l.awakeWant.Load() }
 
-// Send queues one datagram for dst (a link.LoRaAddr or link.Broadcast).
-func (l *Link) Send(dst link.Addr, data []byte) error {
+// Send queues one datagram for dst (an Addr or link.Broadcast).
+func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	bcast, err := link.Dest(dst, Network)
+	if err != nil {
+		return err
+	}
 	var to uint16
-	switch a := dst.(type) {
-	case link.LoRaAddr:
-		to = uint16(a)
-	default:
-		if dst == nil || !dst.IsBroadcast() {
-			return link.ErrAddr
-		}
+	if !bcast {
+		to = uint16(dst.(Addr))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -467,27 +459,27 @@ func (l *Link) Send(dst link.Addr, data []byte) error {
 		return net.ErrClosed
 	}
 	if len(data) > l.info.MTU {
-		l.stats.Drop(link.DropOversize)
+		l.lp.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
 	frame, err := l.cfg.Framing.AppendFrame(nil, data)
 	if err != nil {
 		// FramePacket and a datagram that is not a packet.
-		l.stats.Drop(link.DropTxError)
+		l.lp.Drop(link.DropTxError)
 		return err
 	}
 	if l.inflight >= l.cfg.TxQueue {
-		l.stats.Drop(link.DropQueueFull)
+		l.lp.Drop(link.DropQueueFull)
 		return link.ErrBusy
 	}
 	air := l.Airtime(len(data))
 	if l.dc.Enabled() && !l.dc.Allow(l.clk.Now(), l.reserved+air) {
-		l.stats.Drop(link.DropDutyCycle)
+		l.lp.Drop(link.DropDutyCycle)
 		return link.ErrDutyCycle
 	}
 	l.inflight++
 	l.reserved += air
-	l.queue = append(l.queue, &outgoing{to: to, n: len(data), frame: frame, air: air})
+	l.queue = append(l.queue, &outgoing{tag: tag, to: to, n: len(data), frame: frame, air: air})
 	l.poke(l.kick)
 	return nil
 }
@@ -501,6 +493,7 @@ func (l *Link) Close() error {
 		return net.ErrClosed
 	}
 	l.closed = true
+	l.lp.SetClosed()
 	l.mu.Unlock()
 	l.cancel()
 	err := l.port.Close()
@@ -549,7 +542,7 @@ func (l *Link) reader() {
 		}
 		st := p.Stats()
 		for ; lastGarbage < st.Garbage; lastGarbage++ {
-			l.stats.Drop(link.DropMalformed)
+			l.lp.Drop(link.DropMalformed)
 		}
 		l.lineResp.Store(st.Responses)
 		l.lineJunk.Store(st.Garbage)
@@ -571,17 +564,18 @@ func (l *Link) onResponse(r *Response) {
 	if r.Kind == KindRCV {
 		data, err := l.cfg.Framing.DecodeFrame(nil, r.Data)
 		if err != nil {
-			l.stats.Drop(link.DropMalformed)
+			l.lp.Drop(link.DropMalformed)
 			l.badFrames.Add(1)
 			l.rcvLines.Add(1)
 			return
 		}
-		f := link.Frame{
-			Src: link.LoRaAddr(r.Src), Data: data,
+		// The module does not say whether a frame was sent to its address
+		// or to 0, so Frame.Broadcast is false (link.CapNoRxDest).
+		l.lp.HandUp(link.Frame{
+			Src: Addr(r.Src), Data: data,
 			Time: l.clk.Now(), HasSignal: true, RSSI: r.RSSI, SNR: r.SNR,
-		}
-		l.clk.AfterFunc(0, func() { l.deliver(f) })
-		l.rcvLines.Add(1) // after the hand-over: a count seen means it is queued
+		})
+		l.rcvLines.Add(1) // after the hand-over: a count seen means it is queued (or dropped)
 		return
 	}
 	ev := event{kind: r.Kind, code: r.Code}
@@ -594,31 +588,12 @@ func (l *Link) onResponse(r *Response) {
 	}
 }
 
-// deliver runs on the clock's loop. The module does not say whether a
-// frame was sent to its address or to 0, so Frame.Broadcast is false.
-func (l *Link) deliver(f link.Frame) {
-	l.mu.Lock()
-	d, closed := l.d, l.closed
-	l.mu.Unlock()
-	switch {
-	case closed:
-	case d == nil:
-		l.stats.Drop(link.DropNoHandler)
-	default:
-		l.stats.Rx(len(f.Data))
-		d.DeliverFrame(f)
-	}
-}
-
 // txDone runs on the clock's loop.
-func (l *Link) txDone(err error) {
+func (l *Link) txDone(tag link.Tag, err error) {
 	l.mu.Lock()
 	l.inflight--
-	d := l.d
 	l.mu.Unlock()
-	if d != nil {
-		d.TxDone(err)
-	}
+	l.lp.CompleteNow(tag, err)
 }
 
 // owner is the goroutine that writes to the port.
@@ -907,9 +882,9 @@ func (l *Link) failQueue(err error) {
 		l.reserved -= dg.air
 	}
 	l.mu.Unlock()
-	for range q {
-		l.stats.Drop(link.DropTxError)
-		l.clk.AfterFunc(0, func() { l.txDone(err) })
+	for _, dg := range q {
+		l.lp.Drop(link.DropTxError)
+		l.clk.AfterFunc(0, func() { l.txDone(dg.tag, err) })
 	}
 }
 
@@ -947,7 +922,7 @@ func (l *Link) sendDone(dg *outgoing, err error) {
 	now := l.clk.Now()
 	if err == nil {
 		air := l.Airtime(dg.n)
-		l.stats.Tx(dg.n, air)
+		l.lp.Tx(dg.n, air)
 		l.mu.Lock()
 		l.reserved -= dg.air
 		l.dc.Spend(now, air)
@@ -956,7 +931,7 @@ func (l *Link) sendDone(dg *outgoing, err error) {
 		// Any UART traffic wakes a sleeping module: after the datagram,
 		// advance puts it back to sleep.
 		l.awake = true
-		l.clk.AfterFunc(air, func() { l.txDone(nil) })
+		l.clk.AfterFunc(air, func() { l.txDone(dg.tag, nil) })
 		return
 	}
 	if errors.Is(err, ErrTxNotCompleted) && dg.retries < maxBusyRetries {
@@ -971,6 +946,6 @@ func (l *Link) sendDone(dg *outgoing, err error) {
 	l.mu.Lock()
 	l.reserved -= dg.air
 	l.mu.Unlock()
-	l.stats.Drop(link.DropTxError)
-	l.clk.AfterFunc(0, func() { l.txDone(err) })
+	l.lp.Drop(link.DropTxError)
+	l.clk.AfterFunc(0, func() { l.txDone(dg.tag, err) })
 }

@@ -50,10 +50,10 @@ func TestBroadcastFlagUnknown(t *testing.T) {
 	var r recorder
 	e.links[1].Attach(&r)
 	e.links[0].Attach(&recorder{})
-	if err := e.links[0].Send(link.Broadcast, []byte("all")); err != nil {
+	if err := e.links[0].Send(link.Broadcast, []byte("all"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.links[0].Send(e.links[1].Info().Addr, []byte("one")); err != nil {
+	if err := e.links[0].Send(e.links[1].Info().Addr, []byte("one"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if !waitFor(func() bool { return len(r.Frames()) == 2 }) {
@@ -63,7 +63,7 @@ func TestBroadcastFlagUnknown(t *testing.T) {
 		if f.Broadcast {
 			t.Fatalf("frame %q marked broadcast", f.Data)
 		}
-		if f.Src != link.LoRaAddr(10) {
+		if f.Src != rylr998.Addr(10) {
 			t.Fatalf("source %v", f.Src)
 		}
 	}

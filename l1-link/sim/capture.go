@@ -4,38 +4,26 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/capture"
-	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
-// CaptureLinkType makes captures of simulated ESP-NOW radios hold the
-// radiotap + 802.11 frames a real one would put on the air (Wireshark
-// dissects them); other radios capture the datagrams as they are.
+// CaptureLinkType is the PHY's capture link type (capture.LinkTypeUser0
+// when it names none): a capture of a simulated ESP-NOW radio holds the
+// radiotap + 802.11 frames a real one would put on the air.
 func (r *Radio) CaptureLinkType() layers.LinkType {
-	if r.m.phy.Network == "espnow" {
-		return layers.LinkTypeIEEE80211Radio
+	if r.m.phy.CaptureType != 0 {
+		return r.m.phy.CaptureType
 	}
 	return capture.LinkTypeUser0
 }
 
-// CaptureFrame is the on-air frame carrying payload (capture.Framer).
+// CaptureFrame is the on-air frame carrying payload (capture.Framer): the
+// PHY's frame when it builds one, else the payload as it is.
 func (r *Radio) CaptureFrame(dst, src link.Addr, payload []byte) []byte {
-	if r.m.phy.Network != "espnow" {
+	if r.m.phy.CaptureFrame == nil {
 		return payload
 	}
-	f := espnow.Frame{Dst: macOf(dst), Src: macOf(src), Body: payload}
-	b, err := espnow.AppendFrame(nil, &f, espnow.TxOptions{})
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-func macOf(a link.Addr) link.MAC {
-	if m, ok := a.(link.MAC); ok {
-		return m
-	}
-	return link.BroadcastMAC
+	return r.m.phy.CaptureFrame(dst, src, payload)
 }
 
 var _ capture.Framer = (*Radio)(nil)

@@ -78,23 +78,18 @@ type Position struct{ X, Y float64 }
 // Dist is the Euclidean distance.
 func (p Position) Dist(q Position) float64 { return math.Hypot(p.X-q.X, p.Y-q.Y) }
 
-// AddRadio puts a new radio on the medium at pos. Its address follows the
-// PHY's kind: a locally administered MAC 02:00:00:00:hh:ll, or LoRa module
-// address n, from its index n (1-based).
+// AddRadio puts a new radio on the medium at pos. Its address is the PHY's
+// address for its index n (1-based).
 func (m *Medium) AddRadio(pos Position) *Radio {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := len(m.radios) + 1
-	r := &Radio{m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), bo: -1}
+	port := link.NewPort(m.clk, 0)
+	r := &Radio{Base: port.Base(), port: port, m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), bo: -1}
 	if r.queueCap <= 0 {
 		r.queueCap = 8
 	}
-	switch m.phy.Network {
-	case "lora":
-		r.addr = link.LoRaAddr(n)
-	default:
-		r.addr = link.MAC{0x02, 0, 0, byte(n >> 16), byte(n >> 8), byte(n)}
-	}
+	r.addr = m.phy.Addr(n)
 	m.radios = append(m.radios, r)
 	return r
 }
@@ -143,6 +138,7 @@ type transmission struct {
 	from      *Radio
 	dst       link.Addr // nil: broadcast
 	data      []byte
+	tag       link.Tag
 	start     time.Time
 	end       time.Time
 	receivers []*reception
@@ -159,19 +155,18 @@ type reception struct {
 
 // Radio is one node's radio on a medium; it is a link.Link.
 type Radio struct {
+	link.Base
+	port  *link.Port
 	m     *Medium
 	index int
 	addr  link.Addr
 	pos   Position
 	edges []*edge
-	stats link.Stats
 
 	// Guarded by m.mu.
-	d          link.Dispatcher
 	closed     bool
 	awake      bool
-	queue      [][]byte // pending datagrams; queueDst parallel
-	queueDst   []link.Addr
+	queue      []queued // pending datagrams
 	queueCap   int
 	txing      *transmission
 	active     []*reception // receptions in progress here
@@ -232,15 +227,12 @@ func (r *Radio) Info() link.Info {
 // Airtime is the PHY's airtime for n bytes.
 func (r *Radio) Airtime(n int) time.Duration { return r.m.phy.Airtime(n) }
 
-// Attach sets the dispatcher.
-func (r *Radio) Attach(d link.Dispatcher) {
-	r.m.mu.Lock()
-	r.d = d
-	r.m.mu.Unlock()
+// queued is a datagram waiting in a radio's transmit queue.
+type queued struct {
+	dst  link.Addr // nil: broadcast
+	data []byte
+	tag  link.Tag
 }
-
-// Counters returns the radio's counters.
-func (r *Radio) Counters() link.Counters { return r.stats.Snapshot() }
 
 // SetAwake switches the receiver on or off (link.Sleeper). Receptions in
 // progress when it goes off are lost.
@@ -282,12 +274,10 @@ func (r *Radio) AwakeTime() time.Duration {
 }
 
 // Send queues a datagram.
-func (r *Radio) Send(dst link.Addr, data []byte) error {
-	if dst == nil {
-		return link.ErrAddr
-	}
-	if !dst.IsBroadcast() && dst.Network() != r.m.phy.Network {
-		return link.ErrAddr
+func (r *Radio) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	bcast, err := link.Dest(dst, r.m.phy.Network)
+	if err != nil {
+		return err
 	}
 	m := r.m
 	m.mu.Lock()
@@ -296,18 +286,17 @@ func (r *Radio) Send(dst link.Addr, data []byte) error {
 		return net.ErrClosed
 	}
 	if len(data) > m.phy.MTU {
-		r.stats.Drop(link.DropOversize)
+		r.port.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
 	if len(r.queue) >= r.queueCap {
-		r.stats.Drop(link.DropQueueFull)
+		r.port.Drop(link.DropQueueFull)
 		return link.ErrBusy
 	}
-	if dst.IsBroadcast() {
+	if bcast {
 		dst = nil
 	}
-	r.queue = append(r.queue, append([]byte(nil), data...))
-	r.queueDst = append(r.queueDst, dst)
+	r.queue = append(r.queue, queued{dst: dst, data: append([]byte(nil), data...), tag: tag})
 	r.arm()
 	return nil
 }
@@ -394,12 +383,13 @@ func (r *Radio) try() {
 		return
 	}
 	r.bo = -1
-	data, dst := r.queue[0], r.queueDst[0]
-	r.queue[0], r.queueDst[0] = nil, nil
-	r.queue, r.queueDst = r.queue[1:], r.queueDst[1:]
+	q := r.queue[0]
+	r.queue[0] = queued{}
+	r.queue = r.queue[1:]
+	data, dst := q.data, q.dst
 	now := m.clk.Now()
 	air := p.Airtime(len(data))
-	tx := &transmission{from: r, dst: dst, data: data, start: now, end: now.Add(air)}
+	tx := &transmission{from: r, dst: dst, data: data, tag: q.tag, start: now, end: now.Add(air)}
 	r.txing = tx
 	// Half-duplex: whatever r was receiving is lost.
 	for _, rx := range r.active {
@@ -428,15 +418,15 @@ func (r *Radio) try() {
 	if m.monitor != nil {
 		m.monitor(now, r, dst, data)
 	}
-	r.stats.Tx(len(data), air)
+	r.port.Tx(len(data), air)
 	m.clk.AfterFunc(air, func() { m.finish(tx) })
 	m.mu.Unlock()
 }
 
-// delivery is a frame to hand to a dispatcher once the lock is released.
+// delivery is a frame to hand to a radio once the lock is released.
 type delivery struct {
-	d link.Dispatcher
-	f link.Frame
+	to *Radio
+	f  link.Frame
 }
 
 // finish ends a transmission: decide each reception, deliver, and tell the
@@ -456,32 +446,31 @@ func (m *Medium) finish(tx *transmission) {
 		switch {
 		case rx.asleep || !to.awake:
 			m.stats.Asleep++
-			to.stats.Drop(link.DropAsleep)
+			to.port.Drop(link.DropAsleep)
 			continue
 		case rx.corrupted:
 			m.stats.Collisions++
-			to.stats.Drop(link.DropCollision)
+			to.port.Drop(link.DropCollision)
 			continue
 		}
 		// The loss model steps for every frame meant for this receiver.
 		if rx.edge.loss.lost(m.rng) {
 			m.stats.Losses++
-			to.stats.Drop(link.DropLoss)
+			to.port.Drop(link.DropLoss)
 			continue
 		}
-		if to.d == nil {
-			to.stats.Drop(link.DropNoHandler)
+		if to.port.Dispatcher() == nil {
+			to.port.Drop(link.DropNoHandler)
 			continue
 		}
 		m.stats.Deliveries++
-		to.stats.Rx(len(tx.data))
 		f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: now}
 		if tx.from.pos != (Position{}) || to.pos != (Position{}) {
 			f.HasSignal = true
 			f.RSSI = rssi(tx.from.pos.Dist(to.pos))
 			f.SNR = min(max(f.RSSI-m.phy.NoiseFloor, -20), m.phy.MaxSNR)
 		}
-		out = append(out, delivery{to.d, f})
+		out = append(out, delivery{to, f})
 	}
 	from := tx.from
 	from.txing = nil
@@ -494,15 +483,13 @@ func (m *Medium) finish(tx *transmission) {
 	for _, rx := range tx.receivers {
 		rx.at.arm()
 	}
-	d := from.d
-	closed := from.closed
 	m.mu.Unlock()
 	for _, dl := range out {
-		dl.d.DeliverFrame(dl.f)
+		dl.to.port.Deliver(dl.f)
 	}
-	if d != nil && !closed {
-		d.TxDone(nil)
-	}
+	// The frame left, even if its radio closed meanwhile: its one
+	// completion is owed either way.
+	from.port.CompleteNow(tx.tag, nil)
 }
 
 func (r *Radio) removeActive(rx *reception) {
@@ -536,19 +523,15 @@ func (r *Radio) Close() error {
 		return net.ErrClosed
 	}
 	r.closed = true
+	r.port.SetClosed()
 	if r.attempt != nil {
 		r.attempt.Stop()
 		r.attempt = nil
 	}
 	// Queued frames will never be sent; their TxDone is owed.
-	n := len(r.queue)
-	r.queue, r.queueDst = nil, nil
-	if d := r.d; d != nil && n > 0 {
-		m.clk.AfterFunc(0, func() {
-			for range n {
-				d.TxDone(net.ErrClosed)
-			}
-		})
+	for _, q := range r.queue {
+		r.port.Complete(q.tag, net.ErrClosed)
 	}
+	r.queue = nil
 	return nil
 }

@@ -1,4 +1,4 @@
-package sim
+package sim_test
 
 import (
 	"math"
@@ -9,19 +9,21 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/link/linktest"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 )
 
-func TestConformanceESPNOW(t *testing.T) { conformance(t, ESPNOW()) }
-func TestConformanceLoRa(t *testing.T)   { conformance(t, LoRa(lora.Default)) }
+func TestConformanceESPNOW(t *testing.T) { conformance(t, phys.ESPNOW()) }
+func TestConformanceLoRa(t *testing.T)   { conformance(t, phys.LoRa(lora.Default)) }
 
-func conformance(t *testing.T, phy PHY) {
+func conformance(t *testing.T, phy sim.PHY) {
 	linktest.Run(t, func(t *testing.T) *linktest.Env {
 		clk := clock.NewVirtual(time.Time{})
-		m := NewMedium(clk, phy, 1)
-		rs := []*Radio{m.AddRadio(Position{}), m.AddRadio(Position{}), m.AddRadio(Position{})}
+		m := sim.NewMedium(clk, phy, 1)
+		rs := []*sim.Radio{m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})}
 		for i := range rs {
 			for j := i + 1; j < len(rs); j++ {
-				m.Connect(rs[i], rs[j], Loss{}, Loss{})
+				m.Connect(rs[i], rs[j], sim.Loss{}, sim.Loss{})
 			}
 		}
 		e := &linktest.Env{Links: []link.Link{rs[0], rs[1], rs[2]}}
@@ -35,7 +37,7 @@ func conformance(t *testing.T, phy PHY) {
 
 // pump keeps a radio's queue fed with n frames of size bytes to dst.
 type pump struct {
-	r    *Radio
+	r    *sim.Radio
 	dst  link.Addr
 	size int
 	left int
@@ -45,18 +47,18 @@ type pump struct {
 
 func (p *pump) fill() {
 	for p.left > 0 {
-		if err := p.r.Send(p.dst, make([]byte, p.size)); err != nil {
+		if err := p.r.Send(p.dst, make([]byte, p.size), 0); err != nil {
 			return
 		}
 		p.left--
 	}
 }
-func (p *pump) TxDone(error)              { p.done++; p.fill() }
+func (p *pump) TxDone(link.Tag, error)    { p.done++; p.fill() }
 func (p *pump) DeliverFrame(f link.Frame) { p.recv++ }
 
 type counter struct{ n, bcast int }
 
-func (c *counter) TxDone(error) {}
+func (c *counter) TxDone(link.Tag, error) {}
 func (c *counter) DeliverFrame(f link.Frame) {
 	c.n++
 	if f.Broadcast {
@@ -66,11 +68,11 @@ func (c *counter) DeliverFrame(f link.Frame) {
 
 // figures sends n frames from one radio to its neighbour over loss and
 // returns the elapsed time, the airtime counted and the delivered fraction.
-func figures(t *testing.T, phy PHY, loss Loss, n, size int, seed uint64) (time.Duration, time.Duration, float64) {
+func figures(t *testing.T, phy sim.PHY, loss sim.Loss, n, size int, seed uint64) (time.Duration, time.Duration, float64) {
 	t.Helper()
 	clk := clock.NewVirtual(time.Time{})
-	m := NewMedium(clk, phy, seed)
-	a, b := m.AddRadio(Position{}), m.AddRadio(Position{})
+	m := sim.NewMedium(clk, phy, seed)
+	a, b := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
 	m.Connect(a, b, loss, loss)
 	p := &pump{r: a, dst: b.Addr(), size: size, left: n}
 	var c counter
@@ -89,11 +91,11 @@ func figures(t *testing.T, phy PHY, loss Loss, n, size int, seed uint64) (time.D
 // 10,000 frames (the link-layer acceptance figure: within 1 %).
 func TestAirtimeAndLossFigures(t *testing.T) {
 	const n = 10000
-	esp := ESPNOW()
+	esp := phys.ESPNOW()
 	if got := esp.Airtime(250); got != 2536*time.Microsecond {
 		t.Fatalf("ESP-NOW 250-byte airtime %v, want 2.536 ms", got)
 	}
-	elapsed, air, got := figures(t, esp, Loss{}, n, 250, 1)
+	elapsed, air, got := figures(t, esp, sim.Loss{}, n, 250, 1)
 	want := time.Duration(n) * esp.Airtime(250)
 	if air != want {
 		t.Errorf("ESP-NOW airtime counted %v, formula %v", air, want)
@@ -110,8 +112,8 @@ func TestAirtimeAndLossFigures(t *testing.T) {
 	}
 	t.Logf("ESP-NOW: %d frames of 250 B in %v (airtime %v, %.2f%% of elapsed)", n, elapsed, air, 100*float64(air)/float64(elapsed))
 
-	lp := LoRa(lora.Default)
-	elapsed, air, _ = figures(t, lp, Loss{}, n, 240, 2)
+	lp := phys.LoRa(lora.Default)
+	elapsed, air, _ = figures(t, lp, sim.Loss{}, n, 240, 2)
 	// The RYLR-998 adds 8 bytes on the air.
 	want = time.Duration(n) * lora.Default.Airtime(240+8)
 	if air != want || elapsed != want {
@@ -120,7 +122,7 @@ func TestAirtimeAndLossFigures(t *testing.T) {
 	t.Logf("LoRa %v: %d frames of 240 B (+8 on the air): %v on air (%.4f s each)", lora.Default, n, elapsed, lora.Default.Airtime(248).Seconds())
 
 	for _, p := range []float64{0.01, 0.1, 0.3} {
-		_, _, got := figures(t, esp, Independent(p), n, 50, 3)
+		_, _, got := figures(t, esp, sim.Independent(p), n, 50, 3)
 		if d := math.Abs((1 - got) - p); d > 0.01 {
 			t.Errorf("independent loss %.2f: measured %.4f", p, 1-got)
 		}
@@ -130,10 +132,10 @@ func TestAirtimeAndLossFigures(t *testing.T) {
 
 func TestGilbertElliott(t *testing.T) {
 	const n = 100000
-	ge := GilbertElliott(0.02, 0.2, 0.01, 0.8) // bursts of 5 frames
+	ge := sim.GilbertElliott(0.02, 0.2, 0.01, 0.8) // bursts of 5 frames
 	clk := clock.NewVirtual(time.Time{})
-	m := NewMedium(clk, LoRa(lora.Params{SF: 7, Bandwidth: 500000, CR: 1, Preamble: 8}), 4)
-	a, b := m.AddRadio(Position{}), m.AddRadio(Position{})
+	m := sim.NewMedium(clk, phys.LoRa(lora.Params{SF: 7, Bandwidth: 500000, CR: 1, Preamble: 8}), 4)
+	a, b := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
 	m.Connect(a, b, ge, ge)
 	// Record the loss pattern in order: frame i carries its index.
 	got := make([]bool, n)
@@ -168,14 +170,14 @@ func TestGilbertElliott(t *testing.T) {
 
 type indexRecorder struct{ got []bool }
 
-func (r *indexRecorder) TxDone(error) {}
+func (r *indexRecorder) TxDone(link.Tag, error) {}
 func (r *indexRecorder) DeliverFrame(f link.Frame) {
 	i := int(f.Data[0])<<16 | int(f.Data[1])<<8 | int(f.Data[2])
 	r.got[i] = true
 }
 
 type seqPump struct {
-	r       *Radio
+	r       *sim.Radio
 	dst     link.Addr
 	n, next int
 	done    int
@@ -184,32 +186,32 @@ type seqPump struct {
 func (p *seqPump) fill() {
 	for p.next < p.n {
 		i := p.next
-		if p.r.Send(p.dst, []byte{byte(i >> 16), byte(i >> 8), byte(i)}) != nil {
+		if p.r.Send(p.dst, []byte{byte(i >> 16), byte(i >> 8), byte(i)}, 0) != nil {
 			return
 		}
 		p.next++
 	}
 }
-func (p *seqPump) TxDone(error)            { p.done++; p.fill() }
+func (p *seqPump) TxDone(link.Tag, error)  { p.done++; p.fill() }
 func (p *seqPump) DeliverFrame(link.Frame) {}
 
 // Hidden terminals on an ALOHA radio: a and c cannot hear each other, both
 // reach b; frames that overlap at b are both lost.
 func TestCollisionHiddenTerminal(t *testing.T) {
 	clk := clock.NewVirtual(time.Time{})
-	m := NewMedium(clk, LoRa(lora.Default), 5)
-	a, b, c := m.AddRadio(Position{}), m.AddRadio(Position{}), m.AddRadio(Position{})
-	m.Connect(a, b, Loss{}, Loss{})
-	m.Connect(c, b, Loss{}, Loss{})
+	m := sim.NewMedium(clk, phys.LoRa(lora.Default), 5)
+	a, b, c := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
+	m.Connect(a, b, sim.Loss{}, sim.Loss{})
+	m.Connect(c, b, sim.Loss{}, sim.Loss{})
 	var rb counter
 	b.Attach(&rb)
 	a.Attach(&counter{})
 	c.Attach(&counter{})
-	if err := a.Send(b.Addr(), make([]byte, 100)); err != nil {
+	if err := a.Send(b.Addr(), make([]byte, 100), 0); err != nil {
 		t.Fatal(err)
 	}
 	clk.RunFor(100 * time.Millisecond) // a's frame is on the air (it lasts ~0.6 s)
-	if err := c.Send(link.Broadcast, make([]byte, 10)); err != nil {
+	if err := c.Send(link.Broadcast, make([]byte, 10), 0); err != nil {
 		t.Fatal(err)
 	}
 	clk.RunFor(10 * time.Second)
@@ -220,9 +222,9 @@ func TestCollisionHiddenTerminal(t *testing.T) {
 		t.Fatalf("collisions counted %d, want 2", got)
 	}
 	// Apart in time, both arrive.
-	_ = a.Send(b.Addr(), make([]byte, 100))
+	_ = a.Send(b.Addr(), make([]byte, 100), 0)
 	clk.RunFor(10 * time.Second)
-	_ = c.Send(b.Addr(), make([]byte, 100))
+	_ = c.Send(b.Addr(), make([]byte, 100), 0)
 	clk.RunFor(10 * time.Second)
 	if rb.n != 2 {
 		t.Fatalf("b received %d frames sent apart, want 2", rb.n)
@@ -232,15 +234,15 @@ func TestCollisionHiddenTerminal(t *testing.T) {
 // A half-duplex radio hears nothing while it transmits.
 func TestHalfDuplex(t *testing.T) {
 	clk := clock.NewVirtual(time.Time{})
-	m := NewMedium(clk, LoRa(lora.Default), 6)
-	a, b := m.AddRadio(Position{}), m.AddRadio(Position{})
-	m.Connect(a, b, Loss{}, Loss{})
+	m := sim.NewMedium(clk, phys.LoRa(lora.Default), 6)
+	a, b := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
+	m.Connect(a, b, sim.Loss{}, sim.Loss{})
 	var ra, rb counter
 	a.Attach(&ra)
 	b.Attach(&rb)
-	_ = b.Send(link.Broadcast, make([]byte, 200)) // b talks for ~1 s
+	_ = b.Send(link.Broadcast, make([]byte, 200), 0) // b talks for ~1 s
 	clk.RunFor(50 * time.Millisecond)
-	_ = a.Send(b.Addr(), make([]byte, 10))
+	_ = a.Send(b.Addr(), make([]byte, 10), 0)
 	clk.RunFor(10 * time.Second)
 	if rb.n != 0 {
 		t.Fatal("b heard a frame while it was transmitting")
@@ -254,23 +256,23 @@ func TestHalfDuplex(t *testing.T) {
 // not all collide; with CSMA most answers get through.
 func TestCSMASpreadsAnswers(t *testing.T) {
 	clk := clock.NewVirtual(time.Time{})
-	m := NewMedium(clk, ESPNOW(), 7)
-	hub := m.AddRadio(Position{})
+	m := sim.NewMedium(clk, phys.ESPNOW(), 7)
+	hub := m.AddRadio(sim.Position{})
 	var got counter
 	hub.Attach(&got)
-	var leaves []*Radio
+	var leaves []*sim.Radio
 	for range 6 {
-		r := m.AddRadio(Position{})
+		r := m.AddRadio(sim.Position{})
 		leaves = append(leaves, r)
 	}
 	for i, r := range leaves {
-		m.Connect(hub, r, Loss{}, Loss{})
+		m.Connect(hub, r, sim.Loss{}, sim.Loss{})
 		for _, o := range leaves[i+1:] {
-			m.Connect(r, o, Loss{}, Loss{})
+			m.Connect(r, o, sim.Loss{}, sim.Loss{})
 		}
 		r.Attach(&answerer{r: r, to: hub.Addr()})
 	}
-	_ = hub.Send(link.Broadcast, []byte("beacon"))
+	_ = hub.Send(link.Broadcast, []byte("beacon"), 0)
 	clk.RunFor(time.Second)
 	if got.n < 4 {
 		t.Fatalf("hub heard %d of 6 answers (collisions %d)", got.n, hub.Counters().Drops[link.DropCollision])
@@ -279,34 +281,34 @@ func TestCSMASpreadsAnswers(t *testing.T) {
 }
 
 type answerer struct {
-	r  *Radio
+	r  *sim.Radio
 	to link.Addr
 }
 
-func (a *answerer) TxDone(error) {}
+func (a *answerer) TxDone(link.Tag, error) {}
 func (a *answerer) DeliverFrame(f link.Frame) {
 	if f.Broadcast {
-		_ = a.r.Send(a.to, []byte("answer"))
+		_ = a.r.Send(a.to, []byte("answer"), 0)
 	}
 }
 
 func TestSleep(t *testing.T) {
 	clk := clock.NewVirtual(time.Time{})
-	m := NewMedium(clk, ESPNOW(), 8)
-	a, b := m.AddRadio(Position{}), m.AddRadio(Position{})
-	m.Connect(a, b, Loss{}, Loss{})
+	m := sim.NewMedium(clk, phys.ESPNOW(), 8)
+	a, b := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
+	m.Connect(a, b, sim.Loss{}, sim.Loss{})
 	var rb counter
 	a.Attach(&counter{})
 	b.Attach(&rb)
 	var s link.Sleeper = b
 	s.SetAwake(false)
-	_ = a.Send(b.Addr(), []byte("x"))
+	_ = a.Send(b.Addr(), []byte("x"), 0)
 	clk.RunFor(time.Second)
 	if rb.n != 0 || b.Counters().Drops[link.DropAsleep] != 1 {
 		t.Fatalf("sleeping radio: received %d, drops %+v", rb.n, b.Counters().Drops)
 	}
 	s.SetAwake(true)
-	_ = a.Send(b.Addr(), []byte("y"))
+	_ = a.Send(b.Addr(), []byte("y"), 0)
 	clk.RunFor(time.Second)
 	if rb.n != 1 {
 		t.Fatal("woken radio did not receive")
@@ -319,7 +321,7 @@ func TestSleep(t *testing.T) {
 	s.SetAwake(false)
 	var ra counter
 	a.Attach(&ra)
-	_ = b.Send(a.Addr(), []byte("z"))
+	_ = b.Send(a.Addr(), []byte("z"), 0)
 	clk.RunFor(time.Second)
 	if ra.n != 1 {
 		t.Fatal("sleeping radio could not transmit")
@@ -328,20 +330,20 @@ func TestSleep(t *testing.T) {
 
 // The same seed gives the same run, event for event.
 func TestDeterministic(t *testing.T) {
-	run := func(seed uint64) MediumStats {
+	run := func(seed uint64) sim.MediumStats {
 		clk := clock.NewVirtual(time.Time{})
-		m := NewMedium(clk, ESPNOW(), seed)
-		var rs []*Radio
+		m := sim.NewMedium(clk, phys.ESPNOW(), seed)
+		var rs []*sim.Radio
 		for i := range 20 {
-			rs = append(rs, m.AddRadio(Position{X: float64(i%5) * 10, Y: float64(i/5) * 10}))
+			rs = append(rs, m.AddRadio(sim.Position{X: float64(i%5) * 10, Y: float64(i/5) * 10}))
 		}
-		m.ConnectWithin(15, Independent(0.2))
+		m.ConnectWithin(15, sim.Independent(0.2))
 		for _, r := range rs {
 			r.Attach(&answerer{r: r, to: rs[0].Addr()})
 		}
 		for i := range 200 {
 			r := rs[i%len(rs)]
-			clk.AfterFunc(time.Duration(i)*3*time.Millisecond, func() { _ = r.Send(link.Broadcast, []byte("hello")) })
+			clk.AfterFunc(time.Duration(i)*3*time.Millisecond, func() { _ = r.Send(link.Broadcast, []byte("hello"), 0) })
 		}
 		clk.RunFor(time.Minute)
 		return m.Stats()
@@ -363,12 +365,12 @@ func TestDeterministic(t *testing.T) {
 func BenchmarkMeshHour(b *testing.B) {
 	for b.Loop() {
 		clk := clock.NewVirtual(time.Time{})
-		m := NewMedium(clk, ESPNOW(), 1)
-		var rs []*Radio
+		m := sim.NewMedium(clk, phys.ESPNOW(), 1)
+		var rs []*sim.Radio
 		for i := range 100 {
-			rs = append(rs, m.AddRadio(Position{X: float64(i%10) * 10, Y: float64(i/10) * 10}))
+			rs = append(rs, m.AddRadio(sim.Position{X: float64(i%10) * 10, Y: float64(i/10) * 10}))
 		}
-		m.ConnectWithin(25, Independent(0.05))
+		m.ConnectWithin(25, sim.Independent(0.05))
 		for _, r := range rs {
 			r.Attach(&counter{})
 		}
@@ -377,7 +379,7 @@ func BenchmarkMeshHour(b *testing.B) {
 			var tick func()
 			tick = func() {
 				for range 4 {
-					_ = r.Send(link.Broadcast, make([]byte, 100))
+					_ = r.Send(link.Broadcast, make([]byte, 100), 0)
 				}
 				clk.AfterFunc(time.Minute, tick)
 			}

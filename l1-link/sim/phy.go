@@ -7,20 +7,26 @@
 // time in seconds, and the same seed gives the same run.
 package sim
 
+//
+// The medium knows no driver: what a kind of radio is (its addresses, its
+// airtime, the frames a capture of it holds) comes in its PHY, and the
+// profiles of the project's radios live in package sim/phys, next to the
+// drivers they describe.
 import (
 	"time"
 
-	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
+	"github.com/google/gopacket/layers"
+
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
-	"github.com/mycelium-mesh/mycelium/l1-link/lora"
-	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 )
 
 // PHY describes one kind of radio: what its links report and how long its
 // frames occupy the air.
 type PHY struct {
 	Name    string // link name in Info ("espnow", "rylr998")
-	Network string // address kind: "espnow" (6-byte MACs) or "lora" (module addresses)
+	Network string // the kind of the radios' addresses (link.Addr.Network)
+	// Addr is the address of the medium's n-th radio (1-based).
+	Addr    func(n int) link.Addr
 	MTU     int
 	Bitrate int // nominal, as Info reports it
 	Schemas []uint8
@@ -46,38 +52,10 @@ type PHY struct {
 	// MaxSNR caps the SNR a radio reports (an SX127x reports at most about
 	// +10 dB; Wi-Fi chips 40).
 	MaxSNR int
-}
-
-// ESPNOW is the ESP-NOW radio of an ESP32 (or a Linux monitor-mode card) at
-// 802.11b 1 Mbit/s with long preamble, carrier sense on; its airtime is
-// espnow.Airtime (2,536 µs for a 250-byte datagram).
-func ESPNOW() PHY {
-	return PHY{
-		Name: "espnow", Network: "espnow", MTU: 250, Bitrate: link.BitrateESPNOW,
-		Schemas: link.SchemasESPNOW,
-		Airtime: func(n int) time.Duration { return espnow.Airtime(n, int(espnow.Rate1M)) },
-		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 16, PostCW: 16,
-		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep, NoiseFloor: -95, MaxSNR: 40,
-	}
-}
-
-// LoRa is a RYLR-998 module with modulation p: no carrier sense, airtime
-// from the Semtech formula for the datagram plus the 8 bytes the module
-// adds on the air (rylr998.AirOverhead), as the driver estimates it.
-func LoRa(p lora.Params) PHY {
-	return PHY{
-		Name: "rylr998", Network: "lora", MTU: rylr998.MTU, Bitrate: link.BitrateRYLR998,
-		Schemas: link.SchemasLoRa, Airtime: func(n int) time.Duration { return p.Airtime(n + rylr998.AirOverhead) },
-		TxQueue: 4, Caps: link.CapBroadcast, NoiseFloor: -120, MaxSNR: 10,
-	}
-}
-
-// LoRaOnAir is LoRa for frames that already hold the module's header (the
-// RYLR-998 emulator puts it on the medium itself): airtime of the bytes as
-// they are, MTU raised by the header.
-func LoRaOnAir(p lora.Params) PHY {
-	phy := LoRa(p)
-	phy.MTU += rylr998.AirOverhead
-	phy.Airtime = p.Airtime
-	return phy
+	// CaptureType is the pcap link type of the medium's captures; zero
+	// means capture.LinkTypeUser0 (the datagrams as they are).
+	CaptureType layers.LinkType
+	// CaptureFrame, when set, builds the on-air frame a capture holds for a
+	// datagram (an ESP-NOW radio's radiotap + 802.11 frame).
+	CaptureFrame func(dst, src link.Addr, payload []byte) []byte
 }

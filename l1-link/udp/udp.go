@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -88,6 +87,39 @@ type Config struct {
 	TxQueue int
 }
 
+// Bitrate is the nominal rate UDP links declare (it ranks them above the
+// radios).
+const Bitrate = 100_000_000
+
+// Network is the kind of a UDP address (link.Addr.Network).
+const Network = "udp"
+
+// Addr is an IP address and port; it is a link.Addr.
+type Addr struct{ netip.AddrPort }
+
+// Network returns "udp".
+func (Addr) Network() string { return Network }
+
+// IsBroadcast reports a multicast or limited-broadcast destination: Send
+// takes either as a broadcast (to the link's group).
+func (a Addr) IsBroadcast() bool {
+	ip := a.Addr()
+	return ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// ParseAddr parses "ip:port" or "[ipv6]:port".
+func ParseAddr(s string) (Addr, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return Addr{}, fmt.Errorf("udp: bad address %q: %w", s, err)
+	}
+	return Addr{ap}, nil
+}
+
+func init() {
+	link.RegisterNetwork(Network, func(s string) (link.Addr, error) { return ParseAddr(s) })
+}
+
 // Errors Open returns for a configuration it cannot use.
 var (
 	ErrConfig = errors.New("udp: bad configuration")
@@ -95,11 +127,12 @@ var (
 
 // Link is a UDP/IP link. Create it with Open.
 type Link struct {
+	link.Base
+	lp    *link.Port
 	clk   clock.Clock
 	info  link.Info
 	group netip.AddrPort
 	v6    bool
-	stats link.Stats
 
 	uc *sock // unicast socket: every datagram leaves from it
 	gc *sock // group receiver, nil when uc receives the group too
@@ -107,21 +140,17 @@ type Link struct {
 	own  *ownAddrs
 	port uint16 // uc's local port: our datagrams carry it as source port
 
-	q       chan txItem
-	rxWait  atomic.Int32 // datagrams handed to the loop, not yet delivered
-	quit    chan struct{}
-	wg      sync.WaitGroup
-	mu      sync.Mutex // guards closed and the send side of q
-	closed  bool
-	isClose atomic.Bool // closed, readable from loop callbacks without mu
-	d       atomic.Pointer[dispatcherBox]
+	q      chan txItem
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards closed and the send side of q
+	closed bool
 }
-
-type dispatcherBox struct{ d link.Dispatcher }
 
 type txItem struct {
 	dst  netip.AddrPort
 	data []byte
+	tag  link.Tag
 }
 
 // Open creates the sockets, joins the group and starts the link.
@@ -163,7 +192,7 @@ func Open(cfg Config) (*Link, error) {
 	if ifname != "" {
 		var err error
 		if ifi, err = net.InterfaceByName(ifname); err != nil {
-			return nil, fmt.Errorf("%w: interface %q: %v", ErrConfig, ifname, err)
+			return nil, fmt.Errorf("%w: interface %q: %w", ErrConfig, ifname, err)
 		}
 	}
 	if v6 && (group.Addr().IsLinkLocalMulticast() || group.Addr().IsInterfaceLocalMulticast()) && ifi == nil {
@@ -181,7 +210,8 @@ func Open(cfg Config) (*Link, error) {
 		txq = DefaultTxQueue
 	}
 
-	l := &Link{clk: cfg.Clock, group: group, v6: v6, q: make(chan txItem, txq), quit: make(chan struct{})}
+	lp := link.NewPort(cfg.Clock, RxBacklog)
+	l := &Link{Base: lp.Base(), lp: lp, clk: cfg.Clock, group: group, v6: v6, q: make(chan txItem, txq), quit: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -222,7 +252,7 @@ func Open(cfg Config) (*Link, error) {
 		addr = netip.AddrPortFrom(pickAddr(ifi, v6), l.port)
 	}
 	l.info = link.Info{
-		Name: "udp", Addr: link.UDPAddr{AddrPort: addr}, MTU: MTU, Bitrate: link.BitrateUDP,
+		Name: "udp", Addr: Addr{addr}, MTU: MTU, Bitrate: Bitrate,
 		Schemas: link.SchemasAll, Caps: link.CapBroadcast, TxQueue: txq,
 	}
 	l.wg.Add(1)
@@ -292,37 +322,21 @@ func (l *Link) Info() link.Info { return l.info }
 // Group returns the address broadcasts are sent to.
 func (l *Link) Group() netip.AddrPort { return l.group }
 
-// Attach sets the dispatcher (nil detaches).
-func (l *Link) Attach(d link.Dispatcher) {
-	if d == nil {
-		l.d.Store(nil)
-		return
+// Send queues one datagram for dst: an Addr of the link's IP family, or
+// link.Broadcast (the group; a multicast or broadcast Addr means the group
+// too). It never blocks.
+func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	bcast, err := link.Dest(dst, Network)
+	if err != nil {
+		return err
 	}
-	l.d.Store(&dispatcherBox{d})
-}
-
-func (l *Link) dispatcher() link.Dispatcher {
-	if b := l.d.Load(); b != nil {
-		return b.d
-	}
-	return nil
-}
-
-// Send queues one datagram for dst: a link.UDPAddr of the link's IP family,
-// or link.Broadcast (the group). It never blocks.
-func (l *Link) Send(dst link.Addr, data []byte) error {
-	var to netip.AddrPort
-	switch a := dst.(type) {
-	case link.UDPAddr:
+	to := l.group
+	if !bcast {
+		a := dst.(Addr)
 		to = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !to.Addr().IsValid() || to.Port() == 0 || to.Addr().Is6() != l.v6 {
 			return fmt.Errorf("%w: %v is not a %s destination", link.ErrAddr, dst, l.family())
 		}
-	default:
-		if dst == nil || !dst.IsBroadcast() {
-			return link.ErrAddr
-		}
-		to = l.group
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -330,14 +344,14 @@ func (l *Link) Send(dst link.Addr, data []byte) error {
 		return net.ErrClosed
 	}
 	if len(data) > MTU {
-		l.stats.Drop(link.DropOversize)
+		l.lp.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
 	select {
-	case l.q <- txItem{dst: to, data: append([]byte(nil), data...)}:
+	case l.q <- txItem{dst: to, data: append([]byte(nil), data...), tag: tag}:
 		return nil
 	default:
-		l.stats.Drop(link.DropQueueFull)
+		l.lp.Drop(link.DropQueueFull)
 		return link.ErrBusy
 	}
 }
@@ -360,8 +374,8 @@ func (l *Link) writer() {
 			// Everything accepted still gets its one TxDone.
 			for {
 				select {
-				case <-l.q:
-					l.txDone(net.ErrClosed)
+				case it := <-l.q:
+					l.lp.Complete(it.tag, net.ErrClosed)
 				default:
 					return
 				}
@@ -373,19 +387,11 @@ func (l *Link) writer() {
 func (l *Link) transmit(it txItem) {
 	_, err := l.uc.c.WriteToUDPAddrPort(it.data, it.dst)
 	if err != nil {
-		l.stats.Drop(link.DropTxError)
+		l.lp.Drop(link.DropTxError)
 	} else {
-		l.stats.Tx(len(it.data), 0)
+		l.lp.Tx(len(it.data), 0)
 	}
-	l.txDone(err)
-}
-
-func (l *Link) txDone(err error) {
-	l.clk.AfterFunc(0, func() {
-		if d := l.dispatcher(); d != nil {
-			d.TxDone(err)
-		}
-	})
+	l.lp.Complete(it.tag, err)
 }
 
 // reader reads datagrams from s until it is closed. It survives any
@@ -413,11 +419,11 @@ func (l *Link) reader(s *sock, groupOnly bool) {
 		}
 		switch {
 		case flags&msgTrunc != 0 || n > MTU:
-			l.stats.Drop(link.DropOversize)
+			l.lp.Drop(link.DropOversize)
 			continue
 		case n == 0:
 			// No mesh packet is empty.
-			l.stats.Drop(link.DropMalformed)
+			l.lp.Drop(link.DropMalformed)
 			continue
 		}
 		bcast := groupOnly
@@ -426,13 +432,7 @@ func (l *Link) reader(s *sock, groupOnly bool) {
 				bcast = l.isBroadcastDst(dst)
 			}
 		}
-		if l.rxWait.Add(1) > RxBacklog {
-			l.rxWait.Add(-1)
-			l.stats.Drop(link.DropQueueFull)
-			continue
-		}
-		f := link.Frame{Src: link.UDPAddr{AddrPort: src}, Broadcast: bcast, Data: append([]byte(nil), buf[:n]...), Time: now}
-		l.clk.AfterFunc(0, func() { l.deliver(f) })
+		l.lp.HandUp(link.Frame{Src: Addr{src}, Broadcast: bcast, Data: append([]byte(nil), buf[:n]...), Time: now})
 	}
 }
 
@@ -440,23 +440,6 @@ func (l *Link) isBroadcastDst(dst netip.Addr) bool {
 	dst = dst.Unmap()
 	return dst.IsMulticast() || dst == l.group.Addr().WithZone("") || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
-
-func (l *Link) deliver(f link.Frame) {
-	l.rxWait.Add(-1)
-	if l.isClose.Load() {
-		return
-	}
-	d := l.dispatcher()
-	if d == nil {
-		l.stats.Drop(link.DropNoHandler)
-		return
-	}
-	l.stats.Rx(len(f.Data))
-	d.DeliverFrame(f)
-}
-
-// Counters returns the link's counters.
-func (l *Link) Counters() link.Counters { return l.stats.Snapshot() }
 
 // Close stops the goroutines and releases the sockets. Datagrams still
 // queued get TxDone(net.ErrClosed); frames not yet delivered are dropped.
@@ -467,7 +450,7 @@ func (l *Link) Close() error {
 		return net.ErrClosed
 	}
 	l.closed = true
-	l.isClose.Store(true)
+	l.lp.SetClosed()
 	close(l.quit)
 	l.mu.Unlock()
 	l.closeSockets()

@@ -119,7 +119,7 @@ func (r *recorder) DeliverFrame(f link.Frame) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) TxDone(err error) {
+func (r *recorder) TxDone(_ link.Tag, err error) {
 	r.mu.Lock()
 	r.done = append(r.done, err)
 	r.mu.Unlock()
@@ -155,11 +155,11 @@ func TestUnknownSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stranger.Close()
-	me := l.Info().Addr.(link.UDPAddr).AddrPort
+	me := l.Info().Addr.(udp.Addr).AddrPort
 	if _, err := stranger.WriteToUDPAddrPort([]byte("hello from nowhere"), me); err != nil {
 		t.Fatal(err)
 	}
-	want := link.UDPAddr{AddrPort: stranger.LocalAddr().(*net.UDPAddr).AddrPort()}
+	want := udp.Addr{AddrPort: stranger.LocalAddr().(*net.UDPAddr).AddrPort()}
 	var got link.Frame
 	if !waitFor(loop, func() bool {
 		if fs := r.frames(); len(fs) == 1 {
@@ -173,7 +173,7 @@ func TestUnknownSender(t *testing.T) {
 	if got.Src != want || string(got.Data) != "hello from nowhere" || got.Broadcast {
 		t.Fatalf("frame %+v, want from %v, unicast", got, want)
 	}
-	if err := l.Send(got.Src, []byte("reply")); err != nil {
+	if err := l.Send(got.Src, []byte("reply"), 0); err != nil {
 		t.Fatal(err)
 	}
 	stranger.SetReadDeadline(time.Now().Add(patience))
@@ -194,7 +194,7 @@ func TestGarbageSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	me := l.Info().Addr.(link.UDPAddr).AddrPort
+	me := l.Info().Addr.(udp.Addr).AddrPort
 	sizes := []int{0, 1, udp.MTU, udp.MTU + 1, 9000, 65507, 0, 17}
 	for i, n := range sizes {
 		b := bytes.Repeat([]byte{byte(i + 1)}, n)
@@ -229,21 +229,21 @@ func TestSendAddressChecks(t *testing.T) {
 	loop := runLoop(t)
 	l, _ := openLocal(t, loop)
 	for _, dst := range []link.Addr{
-		link.MAC{1, 2, 3, 4, 5, 6},
-		link.UDPAddr{AddrPort: netip.MustParseAddrPort("[fd00::1]:4242")},
-		link.UDPAddr{AddrPort: netip.MustParseAddrPort("127.0.0.1:0")},
-		link.UDPAddr{},
+		otherKind{},
+		udp.Addr{AddrPort: netip.MustParseAddrPort("[fd00::1]:4242")},
+		udp.Addr{AddrPort: netip.MustParseAddrPort("127.0.0.1:0")},
+		udp.Addr{},
 		nil,
 	} {
-		if err := l.Send(dst, []byte("x")); !errors.Is(err, link.ErrAddr) {
+		if err := l.Send(dst, []byte("x"), 0); !errors.Is(err, link.ErrAddr) {
 			t.Errorf("send to %v: %v, want ErrAddr", dst, err)
 		}
 	}
 	// The generic broadcast and our own group are both broadcasts; an IPv4
 	// address written as IPv4-in-IPv6 is still IPv4.
-	for _, dst := range []link.Addr{link.Broadcast, link.UDPAddr{AddrPort: l.Group()},
-		link.UDPAddr{AddrPort: netip.AddrPortFrom(netip.MustParseAddr("::ffff:127.0.0.1"), 9)}} {
-		if err := l.Send(dst, []byte("x")); err != nil {
+	for _, dst := range []link.Addr{link.Broadcast, udp.Addr{AddrPort: l.Group()},
+		udp.Addr{AddrPort: netip.AddrPortFrom(netip.MustParseAddr("::ffff:127.0.0.1"), 9)}} {
+		if err := l.Send(dst, []byte("x"), 0); err != nil {
 			t.Errorf("send to %v: %v", dst, err)
 		}
 	}
@@ -272,7 +272,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 func TestCloseReleasesPort(t *testing.T) {
 	loop := runLoop(t)
 	l, _ := openLocal(t, loop)
-	addr := l.Info().Addr.(link.UDPAddr).AddrPort
+	addr := l.Info().Addr.(udp.Addr).AddrPort
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestRxBacklogBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	me := l.Info().Addr.(link.UDPAddr).AddrPort
+	me := l.Info().Addr.(udp.Addr).AddrPort
 	const n = udp.RxBacklog + 100
 	taken := func() int { return clk.Pending() + int(l.Counters().Drops[link.DropQueueFull]) }
 	for i := range n {
@@ -327,3 +327,10 @@ func TestRxBacklogBounded(t *testing.T) {
 		t.Fatalf("delivered %d, want %d", got, udp.RxBacklog)
 	}
 }
+
+// otherKind is an address of another kind of link.
+type otherKind struct{}
+
+func (otherKind) Network() string   { return "other" }
+func (otherKind) String() string    { return "other" }
+func (otherKind) IsBroadcast() bool { return false }

@@ -11,6 +11,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
 
@@ -39,7 +40,7 @@ func (m *mangler) Attach(d link.Dispatcher) {
 
 func (m *mangler) Airtime(n int) time.Duration { return link.Airtime(m.Link, n) }
 
-func (md *mangleDispatcher) TxDone(err error) { md.d.TxDone(err) }
+func (md *mangleDispatcher) TxDone(tag link.Tag, err error) { md.d.TxDone(tag, err) }
 func (md *mangleDispatcher) DeliverFrame(f link.Frame) {
 	f.Data = bytes.Clone(f.Data)
 	times := 1
@@ -69,7 +70,7 @@ func TestDeliveryUnderLossReorderingAndDuplicates(t *testing.T) {
 		{"all at once", sim.Independent(0.2), 15 * time.Millisecond, 0.2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			me := newMesh(t, 2, sim.ESPNOW(), c.loss, 11, func(i int, cfg *Config) {
+			me := newMesh(t, 2, phys.ESPNOW(), c.loss, 11, func(i int, cfg *Config) {
 				cfg.Links[0] = &mangler{Link: cfg.Links[0], clk: cfg.Clock, rng: rand.New(rand.NewPCG(uint64(i), 9)), reorder: c.reorder, dupP: c.dup}
 			})
 			me.start()
@@ -102,7 +103,7 @@ func TestDeliveryUnderLossReorderingAndDuplicates(t *testing.T) {
 // reassembly is keyed by sender, so neither corrupts the other.
 func TestInterleavedSequencesSameSeqID(t *testing.T) {
 	clk := clock.NewVirtual(time.Time{})
-	m := sim.NewMedium(clk, sim.ESPNOW(), 3)
+	m := sim.NewMedium(clk, phys.ESPNOW(), 3)
 	me := &mesh{t: t, clk: clk, m: m, got: make([][]Message, 3)}
 	for i := range 3 {
 		r := m.AddRadio(sim.Position{})
@@ -143,7 +144,7 @@ func TestInterleavedSequencesSameSeqID(t *testing.T) {
 // ErrAbandoned in bounded (airtime-scaled) time, and the receiver frees the
 // half-built Package.
 func TestGiveUp(t *testing.T) {
-	me := newMesh(t, 2, sim.ESPNOW(), sim.Loss{}, 5, func(i int, c *Config) { c.BeaconPeriod = time.Hour })
+	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 5, func(i int, c *Config) { c.BeaconPeriod = time.Hour })
 	me.start()
 	me.discover()
 	a, b := me.nodes[0], me.nodes[1]
@@ -171,7 +172,7 @@ func TestGiveUp(t *testing.T) {
 
 // Errors at the destination come back as typed errors.
 func TestRemoteErrors(t *testing.T) {
-	me := newMesh(t, 2, sim.ESPNOW(), sim.Loss{}, 6, func(i int, c *Config) {
+	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 6, func(i int, c *Config) {
 		c.BeaconPeriod = time.Hour
 		if i == 1 {
 			c.Budgets.RxPerPeer = 32 << 10
@@ -209,7 +210,7 @@ func TestRemoteErrors(t *testing.T) {
 // LoRa: half-duplex, no carrier sense. The pause after each ask keeps the
 // receiver's answers from colliding with our data.
 func TestLoRaTransfer(t *testing.T) {
-	me := newMesh(t, 2, sim.LoRa(lora.Default), sim.Independent(0.1), 8, func(i int, c *Config) { c.BeaconPeriod = time.Hour })
+	me := newMesh(t, 2, phys.LoRa(lora.Default), sim.Independent(0.1), 8, func(i int, c *Config) { c.BeaconPeriod = time.Hour })
 	me.start()
 	me.discover()
 	me.clk.RunFor(7 * time.Minute) // both first beacon bursts are over

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
 )
@@ -30,10 +31,10 @@ func TestTransferEfficiency(t *testing.T) {
 		size int
 		loss float64
 	}{
-		{"espnow/0", sim.ESPNOW(), 62207, 0},
-		{"espnow/0.1", sim.ESPNOW(), 62207, 0.1},
-		{"espnow/0.3", sim.ESPNOW(), 62207, 0.3},
-		{"lora/0.1", sim.LoRa(lora.Default), 4096, 0.1},
+		{"espnow/0", phys.ESPNOW(), 62207, 0},
+		{"espnow/0.1", phys.ESPNOW(), 62207, 0.1},
+		{"espnow/0.3", phys.ESPNOW(), 62207, 0.3},
+		{"lora/0.1", phys.LoRa(lora.Default), 4096, 0.1},
 	}
 	for _, c := range cases {
 		var ds []float64

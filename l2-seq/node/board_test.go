@@ -11,6 +11,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/refnode"
@@ -42,7 +43,7 @@ type airFrame struct {
 
 func newBoardRig(t *testing.T, seed uint64, loss float64, phase time.Duration) *boardRig {
 	clk := clock.NewVirtual(time.Time{})
-	phy := sim.ESPNOW()
+	phy := phys.ESPNOW()
 	phy.Caps &^= link.CapSleep
 	med := sim.NewMedium(clk, phy, seed)
 	rn, rb := med.AddRadio(sim.Position{}), med.AddRadio(sim.Position{X: 10})

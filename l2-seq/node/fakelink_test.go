@@ -49,7 +49,7 @@ func (f *fakeLink) deliverAt(src link.Addr, b []byte, bcast bool) {
 	}
 }
 
-func (f *fakeLink) Send(dst link.Addr, data []byte) error {
+func (f *fakeLink) Send(dst link.Addr, data []byte, tag link.Tag) error {
 	if f.closed {
 		return net.ErrClosed
 	}
@@ -65,7 +65,7 @@ func (f *fakeLink) Send(dst link.Addr, data []byte) error {
 	f.sent = append(f.sent, sentFrame{dst: dst, data: bytes.Clone(data), at: start, handed: now})
 	f.clk.AfterFunc(f.busy.Sub(now), func() {
 		if f.d != nil {
-			f.d.TxDone(nil)
+			f.d.TxDone(tag, nil)
 		}
 	})
 	return nil

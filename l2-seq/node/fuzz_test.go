@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
@@ -44,7 +45,7 @@ func FuzzReceive(f *testing.F) {
 func fuzzReceiveBody(t *testing.T, stream []byte) {
 	{
 		clk := clock.NewVirtual(time.Time{})
-		fl := newFakeLink(clk, "espnow", link.MAC{2, 0, 0, 0, 0, 1}, link.SchemasESPNOW, link.BitrateESPNOW, time.Millisecond, link.CapBroadcast|link.CapSleep)
+		fl := newFakeLink(clk, "espnow", espnow.MAC{2, 0, 0, 0, 0, 1}, link.SchemasESPNOW, espnow.Bitrate, time.Millisecond, link.CapBroadcast|link.CapSleep)
 		bud := Budgets{RxTotal: 64 << 10, RxPerPeer: 32 << 10, SendCache: 64 << 10}
 		n, err := New(Config{Clock: clk, Links: []link.Link{fl}, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{1}), Budgets: bud})
 		if err != nil {
@@ -53,12 +54,12 @@ func fuzzReceiveBody(t *testing.T, stream []byte) {
 		n.Register(testApp, func(Message) {})
 		n.Start()
 		// Something of ours in flight, so acks and rtx have a target.
-		n.SendTo(peer.Endpoint{Addr: link.MAC{0x24, 0, 0, 0, 0, 0}}, testApp, make([]byte, 3000), nil)
+		n.SendTo(peer.Endpoint{Addr: espnow.MAC{0x24, 0, 0, 0, 0, 0}}, testApp, make([]byte, 3000), nil)
 		for len(stream) >= 3 {
 			src, step, l := stream[0], stream[1], int(stream[2])
 			stream = stream[3:]
 			l = min(l, len(stream))
-			fl.deliver(link.MAC{0x24, 0, 0, 0, 0, src % 8}, stream[:l])
+			fl.deliver(espnow.MAC{0x24, 0, 0, 0, 0, src % 8}, stream[:l])
 			stream = stream[l:]
 			runBounded(t, clk, time.Duration(step)*time.Millisecond)
 			if n.RxBytes() > bud.RxTotal {

@@ -8,6 +8,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
@@ -93,7 +94,7 @@ func blob(n int, seed byte) []byte {
 }
 
 func TestSmallAndLargeSend(t *testing.T) {
-	me := newMesh(t, 2, sim.ESPNOW(), sim.Loss{}, 1, nil)
+	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 1, nil)
 	me.start()
 	me.discover()
 	a, b := me.nodes[0], me.nodes[1]

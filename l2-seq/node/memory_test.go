@@ -8,6 +8,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 )
 
@@ -23,7 +24,7 @@ func heapInUse() uint64 {
 func TestIdleNodeHeap(t *testing.T) {
 	const count = 100
 	clk := clock.NewVirtual(time.Time{})
-	m := sim.NewMedium(clk, sim.ESPNOW(), 1)
+	m := sim.NewMedium(clk, phys.ESPNOW(), 1)
 	var radios []*sim.Radio
 	for i := range count {
 		radios = append(radios, m.AddRadio(sim.Position{X: float64(i)}))

@@ -257,7 +257,9 @@ func (o *outSeq) sent(i int, ask bool, err error) {
 // reason: the peer never woke, the node closed); a full queue or an
 // exhausted duty cycle puts the packet first in line again.
 func (o *outSeq) linkDone(i int, err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, link.ErrNoAck) {
+		// ErrNoAck: on the air, unheard; the receiver's status (or the
+		// feedback timeout) asks for it again, as for any loss.
 		return true
 	}
 	if !errors.Is(err, link.ErrBusy) && !errors.Is(err, link.ErrDutyCycle) {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/internal/vectors"
@@ -74,7 +76,7 @@ func TestBeaconVectors(t *testing.T) {
 		case "broadcast":
 			seen++
 			clk := clock.NewVirtual(time.Time{})
-			fl := newFakeLink(clk, "rylr998", link.LoRaAddr(1), v.Schemas, link.BitrateRYLR998, time.Millisecond, link.CapBroadcast)
+			fl := newFakeLink(clk, "rylr998", rylr998.Addr(1), v.Schemas, rylr998.Bitrate, time.Millisecond, link.CapBroadcast)
 			n, _ := New(Config{Clock: clk, Links: []link.Link{fl}, Reference: true, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{7})})
 			for _, a := range v.Apps[1:] {
 				var id packet.AppID
@@ -100,12 +102,12 @@ func TestBeaconVectors(t *testing.T) {
 		case "receive":
 			seen++
 			clk := clock.NewVirtual(time.Time{})
-			fl := newFakeLink(clk, "espnow", link.MAC{2, 0, 0, 0, 0, 9}, link.SchemasESPNOW, link.BitrateESPNOW, 2*time.Millisecond, link.CapBroadcast)
+			fl := newFakeLink(clk, "espnow", espnow.MAC{2, 0, 0, 0, 0, 9}, link.SchemasESPNOW, espnow.Bitrate, 2*time.Millisecond, link.CapBroadcast)
 			n, _ := New(Config{Clock: clk, Links: []link.Link{fl}, Reference: true, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{7})})
 			n.Register(packet.AppID(mustHex("9580e5aff95dea1fdb4c986f5aba7acf")), func(Message) {})
 			n.Start()
 			n.pid = 48
-			from, _ := link.ParseMAC(v.FromMAC)
+			from, _ := espnow.ParseMAC(v.FromMAC)
 			fl.broadcast(from, v.Input)
 			clk.RunFor(time.Second)
 			got := fl.take()
@@ -146,7 +148,7 @@ type refPeer struct {
 	clk  *clock.Virtual
 	fl   *fakeLink
 	n    *Node
-	mac  link.MAC
+	mac  espnow.MAC
 	id   identity.NodeID
 	pid  uint8
 	seen []Message
@@ -155,12 +157,12 @@ type refPeer struct {
 func newRefPeer(t *testing.T) *refPeer {
 	clk := clock.NewVirtual(time.Time{})
 	// Like espnow.Link: no CapSleep.
-	fl := newFakeLink(clk, "espnow", link.MAC{2, 0, 0, 0, 0, 1}, link.SchemasESPNOW, link.BitrateESPNOW, 2*time.Millisecond, link.CapBroadcast)
+	fl := newFakeLink(clk, "espnow", espnow.MAC{2, 0, 0, 0, 0, 1}, link.SchemasESPNOW, espnow.Bitrate, 2*time.Millisecond, link.CapBroadcast)
 	n, err := New(Config{Clock: clk, Links: []link.Link{fl}, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{8})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := &refPeer{t: t, clk: clk, fl: fl, n: n, mac: link.MAC{0x24, 0x0a, 0xc4, 0, 0, 2}}
+	rp := &refPeer{t: t, clk: clk, fl: fl, n: n, mac: espnow.MAC{0x24, 0x0a, 0xc4, 0, 0, 2}}
 	copy(rp.id[:], bytes.Repeat([]byte{0xb2}, 32))
 	n.Register(testApp, func(m Message) { rp.seen = append(rp.seen, m) })
 	n.Start()
@@ -315,7 +317,7 @@ func TestReferenceRNSAnsweredInWindow(t *testing.T) {
 		t.Fatalf("NIA after %v, the reference's window is %v", d, IntersectSpacing*IntersectTries)
 	}
 	// An RNS from a stranger is not answered.
-	rp.fl.deliver(link.MAC{9, 9, 9, 9, 9, 9}, mustPack(rns))
+	rp.fl.deliver(espnow.MAC{9, 9, 9, 9, 9, 9}, mustPack(rns))
 	rp.clk.RunFor(time.Second)
 	if len(rp.fl.take()) != 0 {
 		t.Fatal("answered a stranger's RNS")

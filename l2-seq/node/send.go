@@ -274,9 +274,13 @@ func (o *outSingle) sent(err error) {
 		switch {
 		case errors.As(err, &ce):
 			o.finish(err) // the node gave up on the peer (asleep, closed)
-		case (errors.Is(err, link.ErrBusy) || errors.Is(err, link.ErrDutyCycle)) && o.tries < singleTries:
-			// Not on the air yet: try again shortly.
+		case (errors.Is(err, link.ErrBusy) || errors.Is(err, link.ErrDutyCycle) || errors.Is(err, link.ErrNoAck)) && o.tries < singleTries:
+			// Not on the air yet, or the radio heard no acknowledgement
+			// (the peer missed it, even where no ack of ours was asked
+			// for): try again shortly.
 			o.timer = n.clk.AfterFunc(o.ep.tl.airMTU, o.transmit)
+		case errors.Is(err, link.ErrNoAck):
+			o.finish(ErrAbandoned)
 		default:
 			o.finish(ErrLink)
 		}

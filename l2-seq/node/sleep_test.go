@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 )
 
 // A node in modem sleep: its radio is off most of the time; peers learn it
 // sleeps from its beacons, wake it with RNS, and deliver.
 func TestModemSleepAndWake(t *testing.T) {
-	me := newMesh(t, 2, sim.ESPNOW(), sim.Loss{}, 21, func(i int, c *Config) { c.Sleep = i == 1 })
+	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 21, func(i int, c *Config) { c.Sleep = i == 1 })
 	me.start()
 	me.discover()
 	a, b := me.nodes[0], me.nodes[1]

@@ -40,8 +40,10 @@ type Stats struct {
 	SendsFailed              map[uint8]uint64
 	Drops                    [numDrops]uint64
 	RNSSent, NIASent         uint64
-	PeakRxBytes              int // largest reassembly memory held
-	PeakCacheBytes           int // largest send cache held
+	NoAcks                   uint64 // unicast frames the link reports the receiver never acknowledged
+	StrayTxDone              uint64 // completions a link reported for no frame it had taken
+	PeakRxBytes              int    // largest reassembly memory held
+	PeakCacheBytes           int    // largest send cache held
 }
 
 // Stats returns a copy of the node's counters.

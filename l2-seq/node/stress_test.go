@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 )
 
 // Every send ends — delivered, or a typed error — under random loss,
@@ -23,7 +24,7 @@ func TestStressNoHang(t *testing.T) {
 		reorder := time.Duration(rng.IntN(3)) * 10 * time.Millisecond
 		dup := rng.Float64() * 0.3 * float64(rng.IntN(2))
 		name := fmt.Sprintf("seed%d/loss%.2f/reorder%v/dup%.2f", seed, loss, reorder, dup)
-		me := newMesh(t, 2, sim.ESPNOW(), sim.Independent(loss), seed, func(i int, cfg *Config) {
+		me := newMesh(t, 2, phys.ESPNOW(), sim.Independent(loss), seed, func(i int, cfg *Config) {
 			cfg.Links[0] = &mangler{Link: cfg.Links[0], clk: cfg.Clock, rng: rand.New(rand.NewPCG(seed, uint64(i))), reorder: reorder, dupP: dup}
 		})
 		me.start()

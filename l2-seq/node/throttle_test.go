@@ -8,6 +8,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -73,7 +74,7 @@ func TestThrottleSpacing(t *testing.T) {
 
 // A congested node says so: its frames carry the throttle flag.
 func TestCongestedNodeSetsThrottle(t *testing.T) {
-	me := newMesh(t, 2, sim.ESPNOW(), sim.Loss{}, 31, func(i int, c *Config) {
+	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 31, func(i int, c *Config) {
 		c.BeaconPeriod = time.Hour
 		if i == 1 {
 			c.Budgets.RxTotal = 40 << 10 // three quarters of it is 30 KiB
@@ -110,7 +111,7 @@ type flooder struct {
 	count int
 }
 
-func (f *flooder) TxDone(error)            { f.next() }
+func (f *flooder) TxDone(link.Tag, error)  { f.next() }
 func (f *flooder) DeliverFrame(link.Frame) {}
 func (f *flooder) next() {
 	// Every frame a chunk of another sequence, each claiming 200 packets
@@ -121,7 +122,7 @@ func (f *flooder) next() {
 		f.idx++
 	}
 	b, _ := p.AppendSealed(nil)
-	if f.r.Send(f.dst, b) == nil {
+	if f.r.Send(f.dst, b, 0) == nil {
 		f.count++
 	}
 }
@@ -131,7 +132,7 @@ func (f *flooder) next() {
 // transfer still completes.
 func TestFlooderCannotStarveOthers(t *testing.T) {
 	clk := clock.NewVirtual(time.Time{})
-	m := sim.NewMedium(clk, sim.ESPNOW(), 41)
+	m := sim.NewMedium(clk, phys.ESPNOW(), 41)
 	ra, rb, rf := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
 	m.Connect(ra, rb, sim.Loss{}, sim.Loss{})
 	m.Connect(rf, rb, sim.Loss{}, sim.Loss{})

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -30,7 +31,8 @@ type txLink struct {
 	idx   int
 	l     link.Link
 	info  link.Info
-	inflt []func(error) // completions of frames handed to the link, in order
+	inflt []inflight // frames handed to the link and not yet completed
+	tag   link.Tag   // the tag of the last frame handed over
 	max   int
 
 	ctrl     []outFrame
@@ -53,6 +55,12 @@ type txLink struct {
 	airCtrl time.Duration // a status ack
 	fbInit  time.Duration // first guess at how long feedback takes
 	unit    time.Duration // throttle spacing per unit of a peer's counter
+}
+
+// inflight is a frame the link took: its tag names it in TxDone.
+type inflight struct {
+	tag  link.Tag
+	sent func(error)
 }
 
 const ctrlSize = 48 // bytes of a typical status ack
@@ -88,14 +96,20 @@ func (t *txLink) backlog() int {
 // DeliverFrame is the link handing up a datagram.
 func (t *txLink) DeliverFrame(f link.Frame) { t.n.receive(t, f) }
 
-// TxDone is the link finishing a datagram.
-func (t *txLink) TxDone(err error) {
-	if len(t.inflt) == 0 {
+// TxDone is the link finishing the datagram it took with tag; links may
+// finish them in any order. A tag we do not hold (a link that completed a
+// datagram twice) is ignored.
+func (t *txLink) TxDone(tag link.Tag, err error) {
+	i := slices.IndexFunc(t.inflt, func(f inflight) bool { return f.tag == tag })
+	if i < 0 {
+		t.n.stats.StrayTxDone++
 		return
 	}
-	cb := t.inflt[0]
-	copy(t.inflt, t.inflt[1:])
-	t.inflt = t.inflt[:len(t.inflt)-1]
+	cb := t.inflt[i].sent
+	t.inflt = slices.Delete(t.inflt, i, i+1)
+	if errors.Is(err, link.ErrNoAck) {
+		t.n.stats.NoAcks++
+	}
 	if cb != nil {
 		cb(err)
 	}
@@ -178,10 +192,11 @@ func (t *txLink) pump() {
 // send hands one frame to the link; false stops the pump for now.
 func (t *txLink) send(f outFrame) bool {
 	n := t.n
-	err := t.l.Send(f.dst, f.data)
+	t.tag++
+	err := t.l.Send(f.dst, f.data, t.tag)
 	switch {
 	case err == nil:
-		t.inflt = append(t.inflt, f.sent)
+		t.inflt = append(t.inflt, inflight{tag: t.tag, sent: f.sent})
 		n.stats.PacketsSent++
 		n.stats.BytesSent += uint64(len(f.data))
 		now := n.clk.Now()

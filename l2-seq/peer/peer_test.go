@@ -4,7 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
+	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
@@ -13,8 +14,8 @@ func TestTable(t *testing.T) {
 	tb := NewTable()
 	now := time.Unix(0, 0)
 	a, b := identity.NodeID{1}, identity.NodeID{2}
-	epA := Endpoint{Link: 0, Addr: link.MAC{2, 0, 0, 0, 0, 1}}
-	epA2 := Endpoint{Link: 1, Addr: link.LoRaAddr(1)}
+	epA := Endpoint{Link: 0, Addr: espnow.MAC{2, 0, 0, 0, 0, 1}}
+	epA2 := Endpoint{Link: 1, Addr: rylr998.Addr(1)}
 	p, isNew := tb.Refresh(a, epA, now)
 	if !isNew || p.Timeout != DefaultTimeout || tb.ByEndpoint(epA) != p {
 		t.Fatal("add")

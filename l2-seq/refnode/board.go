@@ -287,7 +287,7 @@ func (b *Board) DeliverFrame(f link.Frame) {
 }
 
 // TxDone: the board sends without waiting (ESPNow.send with sync off).
-func (b *Board) TxDone(error) {}
+func (b *Board) TxDone(link.Tag, error) {}
 
 // kick makes sure a pass of the loop comes: when the board idles, its loop
 // is somewhere in its round of pass and pause.
@@ -379,7 +379,7 @@ func (b *Board) pass() {
 }
 
 func (b *Board) transmit(dst link.Addr, data []byte) {
-	if err := b.l.Send(dst, data); err == nil {
+	if err := b.l.Send(dst, data, 0); err == nil {
 		b.stats.FramesSent++
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
@@ -43,14 +44,14 @@ func (p *probe) DeliverFrame(f link.Frame) {
 	}
 }
 
-func (p *probe) TxDone(error) {}
+func (p *probe) TxDone(link.Tag, error) {}
 
 func (p *probe) send(q packet.Packet) {
 	b, err := q.AppendTo(nil)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	if err := p.r.Send(p.b.Addr(), b); err != nil {
+	if err := p.r.Send(p.b.Addr(), b, 0); err != nil {
 		p.t.Fatal(err)
 	}
 }
@@ -72,7 +73,7 @@ func (p *probe) beacon() {
 // on a lossless medium.
 func newPair(t *testing.T, sleep bool, phase time.Duration) *probe {
 	clk := clock.NewVirtual(time.Time{})
-	med := sim.NewMedium(clk, sim.ESPNOW(), 1)
+	med := sim.NewMedium(clk, phys.ESPNOW(), 1)
 	rb, rp := med.AddRadio(sim.Position{}), med.AddRadio(sim.Position{X: 5})
 	med.Connect(rb, rp, sim.Loss{}, sim.Loss{})
 	b := New(Config{Clock: clk, Link: rb, NodeID: [32]byte{0xb1}, Seed: 1, Sleep: sleep, Phase: phase, BeaconPeriod: -1})

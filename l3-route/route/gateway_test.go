@@ -9,6 +9,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -92,8 +93,8 @@ func carried(frames []airFrame, from *sim.Radio, pkg []byte) (schema uint8, coun
 // backlog).
 func TestGatewayResequences(t *testing.T) {
 	me := newHMesh(t, tree.Config{Trees: 1}, 61)
-	me.medium("espnow", sim.ESPNOW())
-	me.medium("lora", sim.LoRa(lora.Default))
+	me.medium("espnow", phys.ESPNOW())
+	me.medium("lora", phys.LoRa(lora.Default))
 	a := me.add(hspec{media: []string{"espnow"}})
 	g := me.add(hspec{media: []string{"espnow", "lora"}})
 	b := me.add(hspec{media: []string{"lora"}})

@@ -9,6 +9,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -92,7 +93,7 @@ func (me *hmesh) add(s hspec) int {
 		s.media = []string{"espnow"}
 	}
 	if _, ok := me.media["espnow"]; !ok && slices.Contains(s.media, "espnow") {
-		me.medium("espnow", sim.ESPNOW())
+		me.medium("espnow", phys.ESPNOW())
 	}
 	hn := &hnode{idx: i, radios: map[string]*sim.Radio{}, ref: s.ref, leaf: s.leaf}
 	var links []link.Link

@@ -7,6 +7,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -30,7 +31,7 @@ type tmesh struct {
 // newTMesh builds n routing nodes; edges lists the graph (pairs of indices).
 func newTMesh(t testing.TB, n int, edges [][2]int, loss float64, tcfg tree.Config, seed uint64) *tmesh {
 	clk := clock.NewVirtual(time.Time{})
-	me := &tmesh{t: t, clk: clk, m: sim.NewMedium(clk, sim.ESPNOW(), seed), got: make([][]node.Message, n)}
+	me := &tmesh{t: t, clk: clk, m: sim.NewMedium(clk, phys.ESPNOW(), seed), got: make([][]node.Message, n)}
 	if tcfg.Memo == nil {
 		tcfg.Memo = cert.NewMemo()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
@@ -43,7 +44,7 @@ type mesh struct {
 func newMesh(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64) *mesh {
 	t.Helper()
 	clk := clock.NewVirtual(time.Time{})
-	m := &mesh{t: t, seed: seed, clk: clk, med: sim.NewMedium(clk, sim.ESPNOW(), seed), memo: cert.NewMemo()}
+	m := &mesh{t: t, seed: seed, clk: clk, med: sim.NewMedium(clk, phys.ESPNOW(), seed), memo: cert.NewMemo()}
 	if cfg.Memo == nil {
 		cfg.Memo = m.memo
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/capture"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 )
 
 var (
@@ -111,7 +111,7 @@ func TestBinaryContract(t *testing.T) {
 
 // A pcapng capture (what tshark writes by default) piped into `pcap -`.
 func TestBinaryPcapngFromAPipe(t *testing.T) {
-	frame := buildESPNOW(t, link.BroadcastMAC, "0000000107544b")
+	frame := buildESPNOW(t, espnow.BroadcastMAC, "0000000107544b")
 	ng := pcapngOf(capture.LinkTypeRadiotap, frame, []byte("not ESP-NOW"))
 	out, stderr, st := runBinary(t, ng, "pcap", "-")
 	if st != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"src":"24:0a:c4:00:00:01"`) || stderr != "mycelium: skipped 1 frame that is not ESP-NOW\n" {

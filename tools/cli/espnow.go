@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 func init() { register(espnowCmd) }
@@ -34,10 +33,10 @@ func espnowCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var f espnow.Frame
 			var err error
-			if f.Src, err = link.ParseMAC(src); err != nil {
+			if f.Src, err = espnow.ParseMAC(src); err != nil {
 				return fmt.Errorf("--src %q: not a MAC address like 24:0a:c4:00:00:01", src)
 			}
-			if f.Dst, err = link.ParseMAC(dst); err != nil {
+			if f.Dst, err = espnow.ParseMAC(dst); err != nil {
 				return fmt.Errorf("--dst %q: not a MAC address like 24:0a:c4:00:00:01", dst)
 			}
 			if random != "" {

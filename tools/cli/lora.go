@@ -269,7 +269,7 @@ func (r *radio) session(c *cobra.Command, f func(ctx context.Context, l *rylr998
 type sendDone struct{ done chan error }
 
 func (s sendDone) DeliverFrame(link.Frame) {}
-func (s sendDone) TxDone(err error) {
+func (s sendDone) TxDone(_ link.Tag, err error) {
 	select {
 	case s.done <- err:
 	default:
@@ -308,11 +308,11 @@ AT+SEND's data). The receiver must use the same framing.`,
 			return r.session(c, func(ctx context.Context, l *rylr998.Link) error {
 				s := sendDone{make(chan error, 1)}
 				l.Attach(s)
-				var dst link.Addr = link.LoRaAddr(to)
+				var dst link.Addr = rylr998.Addr(to)
 				if to == 0 {
 					dst = link.Broadcast
 				}
-				if err := l.Send(dst, data); err != nil {
+				if err := l.Send(dst, data, 0); err != nil {
 					return err
 				}
 				select {
@@ -351,7 +351,7 @@ type printer struct {
 	err   error
 }
 
-func (p *printer) TxDone(error) {}
+func (p *printer) TxDone(link.Tag, error) {}
 
 func (p *printer) DeliverFrame(f link.Frame) {
 	p.mu.Lock()
@@ -359,7 +359,7 @@ func (p *printer) DeliverFrame(f link.Frame) {
 	if p.count > 0 && p.n >= p.count {
 		return
 	}
-	src, _ := f.Src.(link.LoRaAddr)
+	src, _ := f.Src.(rylr998.Addr)
 	b, _ := json.Marshal(received{Src: int(src), RSSI: f.RSSI, SNR: f.SNR, Data: hex.EncodeToString(f.Data)})
 	if _, err := fmt.Fprintf(p.w, "%s\n", b); err != nil && p.err == nil {
 		p.err = err

@@ -16,15 +16,14 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/capture"
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 var (
-	pcapSrc = link.MAC{0x24, 0x0a, 0xc4, 0, 0, 1}
-	pcapDst = link.MAC{0x24, 0x0a, 0xc4, 0, 0, 2}
+	pcapSrc = espnow.MAC{0x24, 0x0a, 0xc4, 0, 0, 1}
+	pcapDst = espnow.MAC{0x24, 0x0a, 0xc4, 0, 0, 2}
 )
 
-func buildESPNOW(t *testing.T, dst link.MAC, bodyHex string) []byte {
+func buildESPNOW(t *testing.T, dst espnow.MAC, bodyHex string) []byte {
 	t.Helper()
 	body, err := hex.DecodeString(bodyHex)
 	if err != nil {
@@ -98,7 +97,7 @@ func TestPcapRadiotap(t *testing.T) {
 	rx = binary.LittleEndian.AppendUint32(rx, crc32.ChecksumIEEE(d))
 	beacon := append(mustHexCLI("0000080000000000"), 0x80, 0x00, 0x00, 0x00)
 	path := writeCapture(t, capture.LinkTypeRadiotap,
-		buildESPNOW(t, link.BroadcastMAC, pkt1),
+		buildESPNOW(t, espnow.BroadcastMAC, pkt1),
 		beacon,
 		rx,
 		[]byte("garbage"),

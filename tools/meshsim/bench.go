@@ -10,6 +10,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -80,9 +81,9 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	phy := sim.ESPNOW()
+	phy := phys.ESPNOW()
 	if c.Link == "lora" {
-		phy = sim.LoRa(c.LoRa)
+		phy = phys.LoRa(c.LoRa)
 	}
 	// The schema two of our nodes pick (PROTOCOL 4.1), and the airtime-only
 	// bound: the data frames the loss forces, N/(1-p), each one airtime.

@@ -15,6 +15,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -188,11 +189,11 @@ func Build(cfg Config) (*Mesh, error) {
 	}
 	var esp, lr *sim.Medium
 	if cfg.Link != "lora" {
-		esp = sim.NewMedium(m.Clock, sim.ESPNOW(), cfg.Seed*2+1)
+		esp = sim.NewMedium(m.Clock, phys.ESPNOW(), cfg.Seed*2+1)
 		m.Media["espnow"] = esp
 	}
 	if cfg.Link != "espnow" {
-		lr = sim.NewMedium(m.Clock, sim.LoRa(cfg.LoRa), cfg.Seed*2+2)
+		lr = sim.NewMedium(m.Clock, phys.LoRa(cfg.LoRa), cfg.Seed*2+2)
 		m.Media["lora"] = lr
 	}
 	m.Radios = make([][]*sim.Radio, cfg.Nodes)

@@ -16,6 +16,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -391,7 +392,7 @@ func connectedAdj(adj [][]int) bool {
 
 func (m *routeMesh) build() {
 	c := m.cfg
-	m.med = sim.NewMedium(m.clk, sim.ESPNOW(), c.Seed*2+1)
+	m.med = sim.NewMedium(m.clk, phys.ESPNOW(), c.Seed*2+1)
 	memo := cert.NewMemo()
 	n := len(m.pos)
 	m.dead = make([]bool, n)

@@ -41,19 +41,19 @@ var (
 type Air struct {
 	clk     clock.Clock
 	mu      sync.Mutex
-	radios  map[link.BLEAddr]*Radio
+	radios  map[ble.Addr]*Radio
 	conns   []*conn
-	blocked map[[2]link.BLEAddr]bool
+	blocked map[[2]ble.Addr]bool
 }
 
 // NewAir returns an empty air whose events happen on clk.
 func NewAir(clk clock.Clock) *Air {
-	return &Air{clk: clk, radios: map[link.BLEAddr]*Radio{}, blocked: map[[2]link.BLEAddr]bool{}}
+	return &Air{clk: clk, radios: map[ble.Addr]*Radio{}, blocked: map[[2]ble.Addr]bool{}}
 }
 
 // RadioConfig describes one radio.
 type RadioConfig struct {
-	Addr       link.BLEAddr
+	Addr       ble.Addr
 	Central    bool // scans and dials
 	Peripheral bool // advertises and accepts centrals
 	// MTU is the ATT MTU this side offers (0: ble.MaxATTMTU); a
@@ -94,7 +94,7 @@ func (a *Air) NewRadio(cfg RadioConfig) *Radio {
 }
 
 // Addr returns the radio's address.
-func (r *Radio) Addr() link.BLEAddr { return r.cfg.Addr }
+func (r *Radio) Addr() ble.Addr { return r.cfg.Addr }
 
 // Start begins advertising (peripheral) and scanning (central).
 func (r *Radio) Start(h ble.Handler) error {
@@ -147,7 +147,7 @@ func (a *Air) sortedRadios() []*Radio {
 }
 
 // Dial connects r, as central, to the peripheral at addr after ConnectDelay.
-func (r *Radio) Dial(addr link.BLEAddr) {
+func (r *Radio) Dial(addr ble.Addr) {
 	a := r.air
 	a.clk.AfterFunc(ConnectDelay, func() {
 		a.mu.Lock()
@@ -212,19 +212,19 @@ func (r *Radio) Close() error {
 	return nil
 }
 
-func pair(x, y link.BLEAddr) [2]link.BLEAddr {
+func pair(x, y ble.Addr) [2]ble.Addr {
 	if slices.Compare(x[:], y[:]) > 0 {
 		x, y = y, x
 	}
-	return [2]link.BLEAddr{x, y}
+	return [2]ble.Addr{x, y}
 }
 
-func (a *Air) isBlocked(x, y link.BLEAddr) bool { return a.blocked[pair(x, y)] }
+func (a *Air) isBlocked(x, y ble.Addr) bool { return a.blocked[pair(x, y)] }
 
 // SetInRange puts x and y in or out of each other's range: out of range,
 // they neither see each other's advertisements nor connect. Existing
 // connections are not touched (use Disconnect).
-func (a *Air) SetInRange(x, y link.BLEAddr, in bool) {
+func (a *Air) SetInRange(x, y ble.Addr, in bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if in {
@@ -236,7 +236,7 @@ func (a *Air) SetInRange(x, y link.BLEAddr, in bool) {
 
 // Disconnect drops every connection between x and y, as a radio fading out
 // would; both sides see Disconnected. It reports how many it dropped.
-func (a *Air) Disconnect(x, y link.BLEAddr) int {
+func (a *Air) Disconnect(x, y ble.Addr) int {
 	a.mu.Lock()
 	var dead []*conn
 	for _, c := range a.conns {
@@ -253,12 +253,12 @@ func (a *Air) Disconnect(x, y link.BLEAddr) int {
 
 // ConnInfo describes a live connection.
 type ConnInfo struct {
-	Central, Peripheral link.BLEAddr
+	Central, Peripheral ble.Addr
 	MTU                 int
 }
 
 // Conns lists the live connections between x and y.
-func (a *Air) Conns(x, y link.BLEAddr) []ConnInfo {
+func (a *Air) Conns(x, y ble.Addr) []ConnInfo {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var cs []ConnInfo
@@ -273,7 +273,7 @@ func (a *Air) Conns(x, y link.BLEAddr) []ConnInfo {
 // Inject makes from send p to to over their connection, bypassing every
 // check (a misbehaving peer or stack: oversize, empty...). It reports
 // whether a connection existed.
-func (a *Air) Inject(from, to link.BLEAddr, p []byte, bcast bool) bool {
+func (a *Air) Inject(from, to ble.Addr, p []byte, bcast bool) bool {
 	a.mu.Lock()
 	var dst *End
 	for _, c := range a.conns {
@@ -335,14 +335,14 @@ func (c *conn) kill(err error) {
 type End struct {
 	c       *conn
 	r       *Radio
-	peer    link.BLEAddr
+	peer    ble.Addr
 	central bool
 }
 
 var _ ble.Conn = (*End)(nil)
 
 // Peer returns the other side's address.
-func (e *End) Peer() link.BLEAddr { return e.peer }
+func (e *End) Peer() ble.Addr { return e.peer }
 
 // Central reports whether this side is the central.
 func (e *End) Central() bool { return e.central }

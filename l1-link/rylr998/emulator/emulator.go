@@ -57,6 +57,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 )
 
 // Factory settings of a RYLR-998 (AT+FACTORY).
@@ -84,11 +85,11 @@ type Network struct {
 }
 
 // NewNetwork returns a network whose medium carries LoRa with params
-// (sim.LoRa) on clk, its random choices seeded with seed. The medium's
+// (phys.LoRaOnAir) on clk, its random choices seeded with seed. The medium's
 // frames are what the modules put on the air, each datagram with the 8
 // bytes a module adds, so its MTU is 248.
 func NewNetwork(clk clock.Clock, params lora.Params, seed uint64) *Network {
-	phy := sim.LoRaOnAir(params)
+	phy := phys.LoRaOnAir(params)
 	return &Network{clk: clk, medium: sim.NewMedium(clk, phy, seed), params: params, seed: seed}
 }
 
@@ -905,7 +906,7 @@ func (m *Module) send(addr uint16, data []byte) {
 	k := m.key(s)
 	copy(frame[5:8], k[:])
 	copy(frame[8:], data)
-	if err := m.radio.Send(link.Broadcast, frame); err != nil {
+	if err := m.radio.Send(link.Broadcast, frame, 0); err != nil {
 		m.fail(rylr998.ErrUnknownFailure)
 		return
 	}
@@ -917,7 +918,7 @@ func (m *Module) send(addr uint16, data []byte) {
 }
 
 // TxDone is the radio telling the module its frame has left (link.Dispatcher).
-func (m *Module) TxDone(error) {
+func (m *Module) TxDone(link.Tag, error) {
 	m.mu.Lock()
 	m.txing = false
 	m.mu.Unlock()
