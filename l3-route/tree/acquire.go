@@ -1,0 +1,340 @@
+package tree
+
+// Acquiring a place: the request to the neighbour closest to the root, the
+// parent's answer with a signed chain, and the chain's notification.
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"math"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/cert"
+)
+
+// acquire asks the neighbour closest to the root for an address under it.
+// Which neighbour that is, the claim's flood told: each neighbour passed
+// the claim on with its distance to the root, so the one with the least is
+// our step on a shortest path. It may not have an address yet (it is
+// asking its own parent); it answers when it has. Parents chosen this way
+// make a breadth-first tree: the shortest addresses and the shortest tree
+// routes. A neighbour that cannot serve us is tried again only a claim
+// period later; meanwhile the next best is asked.
+func (tr *tree) acquire() {
+	t := tr.t
+	if !tr.haveRoot || tr.cur != nil || tr.pending != nil || tr.amRoot {
+		return
+	}
+	now := t.clk.Now()
+	if now.Before(tr.listenEnd) {
+		return // the listening's end calls again
+	}
+	if tr.upHops == 0 && now.Sub(tr.epochAt) < t.cfg.ClaimPeriod+t.settle() {
+		// We came into this epoch without a hop count (by a chain, or a
+		// claim passed on by a node that had none): the root's next claim
+		// brings one; a parent picked blind could be anywhere.
+		if tr.blindTmr == nil {
+			tr.blindTmr = t.clk.AfterFunc(tr.epochAt.Add(t.cfg.ClaimPeriod+t.settle()).Sub(now), func() {
+				tr.blindTmr = nil
+				tr.acquire()
+			})
+		}
+		return
+	}
+	// How deep a parent we accept: one on a shortest way to the root (as
+	// the claims told) at first, and a level deeper for every claim period
+	// the epoch has run without our getting a place: a node whose shortest
+	// way is broken still finds one, but not a hasty one (a deep parent
+	// makes a deep subtree, and every route through it longer).
+	slack := int(now.Sub(tr.epochAt) / t.cfg.ClaimPeriod)
+	limit := math.MaxInt
+	if tr.upHops > 0 {
+		limit = int(tr.upHops) - 1 + slack
+	}
+	var best *candidate
+	consider := func(c candidate) {
+		if at, ok := tr.tried[c.via]; (ok && now.Sub(at) < t.cfg.ClaimPeriod/2) || !t.n.SpeaksOurs(c.via) || c.dist > limit {
+			return
+		}
+		if best == nil || c.better(best) {
+			best = &c
+		}
+	}
+	for _, nb := range t.Neighbors(int(tr.k), tr.ts) {
+		consider(candidate{via: nb.Via, dist: nb.Addr.Depth(), placed: true, id: nb.ID})
+	}
+	for _, ep := range sortedEndpoints(tr.heard) {
+		// Only one nearer the root than we are: waiting on each other
+		// would deadlock, and the distances along a chain of waits fall.
+		if _, placed := tr.nbrs[ep][tr.ts]; !placed && tr.heard[ep] < tr.upHops {
+			var id identity.NodeID
+			if p := t.n.PeerAt(ep); p != nil {
+				id = p.ID
+			}
+			consider(candidate{via: ep, dist: int(tr.heard[ep]), id: id})
+		}
+	}
+	if best == nil {
+		// Nothing acceptable yet: look again when the limit grows (news of
+		// a place or a claim calls us sooner).
+		if tr.blindTmr == nil {
+			next := tr.epochAt.Add(time.Duration(slack+1) * t.cfg.ClaimPeriod)
+			tr.blindTmr = t.clk.AfterFunc(next.Sub(now), func() {
+				tr.blindTmr = nil
+				tr.acquire()
+			})
+		}
+		return
+	}
+	via := best.via
+	tr.pending = &via
+	tr.pendingAt, tr.heldAt = now, now
+	tr.sendRequest(via)
+}
+
+// sendRequest asks via for an address, and watches for the answer. A
+// neighbour still getting its own place holds the request and says so
+// (StatusWait) each time we ask again; we wait for it as long as it does,
+// up to a claim period (it may be waiting on us, through others), and
+// move on at once if the hop fails or it falls silent.
+func (tr *tree) sendRequest(via peer.Endpoint) {
+	t := tr.t
+	ts, term := tr.ts, tr.term
+	current := func() bool { return tr.pending != nil && *tr.pending == via && tr.ts == ts && tr.term == term }
+	giveUp := func(why string) {
+		tr.tried[via] = t.clk.Now()
+		tr.pending = nil
+		stopTimer(&tr.reqTmr)
+		tr.acquire()
+	}
+	t.sendReliable(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk), func() {
+		// (Unless it has told us it holds the request: then an ack was
+		// lost, not the neighbour.)
+		if current() && !tr.heldAt.After(tr.pendingAt) {
+			giveUp("the hop failed")
+		}
+	})
+	stopTimer(&tr.reqTmr)
+	// Until it says it holds the request, we ask again soon; once it has,
+	// rarely (it answers when it can; we only check it is still there).
+	again := max(t.cfg.ClaimPeriod/8, t.roundTrip(via))
+	if tr.heldAt.After(tr.pendingAt) {
+		again = max(t.cfg.ClaimPeriod/3, t.roundTrip(via))
+	}
+	again += time.Duration(t.n.Rand().Int64N(int64(again / 2)))
+	tr.reqTmr = t.clk.AfterFunc(again, func() {
+		tr.reqTmr = nil
+		if !current() {
+			return
+		}
+		now := t.clk.Now()
+		switch {
+		case now.Sub(tr.heldAt) > t.cfg.ClaimPeriod:
+			giveUp("silent")
+		case now.Sub(tr.pendingAt) > t.cfg.ClaimPeriod:
+			giveUp("still waiting")
+		default:
+			tr.sendRequest(via)
+		}
+	})
+}
+
+// candidate is a possible parent: a neighbour with a verified place, or
+// one that passed the claim on and says how far it is from the root.
+type candidate struct {
+	via    peer.Endpoint
+	dist   int
+	placed bool
+	id     identity.NodeID
+}
+
+// better ranks parent candidates: nearer the root, then one with a place
+// already (no wait), then by node_id (a fixed order).
+func (c *candidate) better(o *candidate) bool {
+	if c.dist != o.dist {
+		return c.dist < o.dist
+	}
+	if c.placed != o.placed {
+		return c.placed
+	}
+	return bytes.Compare(c.id[:], o.id[:]) < 0
+}
+
+// onRequest: a neighbour asks us for an address for its key. We need not
+// know it as a peer: the certificate is for the key it gives, and worthless
+// to anyone without that key's private half.
+func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
+	t := tr.t
+	if p := t.n.PeerAt(from); p != nil && p.ID != child {
+		t.stats.Rejected++ // a known neighbour asking for someone else's key
+		t.sendTo(from, appendResponse(t.buf[:0], StatusRefused, nil))
+		return
+	}
+	s := tr.cur
+	if s == nil && tr.deep && ts == tr.ts {
+		t.sendTo(from, appendResponse(t.buf[:0], StatusTooDeep, nil))
+		return
+	}
+	if s == nil && tr.haveRoot && !tr.rootDead && ts == tr.ts {
+		// We are getting a place in this epoch ourselves: answer then.
+		if tr.waiting == nil {
+			tr.waiting = map[peer.Endpoint]identity.NodeID{}
+		}
+		if _, ok := tr.waiting[from]; ok || len(tr.waiting) < addr.MaxCoord {
+			tr.waiting[from] = child
+			t.sendTo(from, appendResponse(t.buf[:0], StatusWait, nil))
+			return
+		}
+	}
+	if s == nil || s.pos.TreeState != ts {
+		t.sendTo(from, appendResponse(t.buf[:0], StatusNoPosition, nil))
+		return
+	}
+	idx, ok := s.children[child]
+	if at, answered := s.answered[child]; ok && answered && t.clk.Now().Sub(at) < t.roundTrip(from) {
+		return // our answer is on its way (a slow link): a second would only crowd it
+	}
+	if !ok {
+		if s.next == 0 || s.next > addr.MaxCoord {
+			t.sendTo(from, appendResponse(t.buf[:0], StatusFull, nil))
+			return
+		}
+		idx = s.next
+	}
+	ch, err := s.chain.Extend(t.id.Private, ed25519.PublicKey(child[:]), idx)
+	if err != nil {
+		t.sendTo(from, appendResponse(t.buf[:0], StatusTooDeep, nil))
+		return
+	}
+	if !ok {
+		s.children[child] = idx
+		s.next++
+	}
+	if s.answered == nil {
+		s.answered = map[identity.NodeID]time.Time{}
+	}
+	s.answered[child] = t.clk.Now()
+	t.sendTo(from, appendResponse(t.buf[:0], StatusOK, &ch))
+}
+
+// onResponse: the neighbour we asked answers.
+func (tr *tree) onResponse(from peer.Endpoint, m *message) {
+	t := tr.t
+	if tr.pending == nil || *tr.pending != from {
+		return
+	}
+	if m.status == StatusWait {
+		tr.heldAt = t.clk.Now()
+		return
+	}
+	if m.status != StatusOK {
+		if m.status == StatusTooDeep && !tr.deep {
+			// Those waiting on us would be deeper still: tell them now
+			// (they try elsewhere) rather than when they give up.
+			tr.deep = true
+			w := tr.waiting
+			tr.waiting = nil
+			for _, ep := range sortedEndpoints(w) {
+				t.sendTo(ep, appendResponse(t.buf[:0], StatusTooDeep, nil))
+			}
+		}
+		tr.tried[from] = t.clk.Now()
+		tr.pending = nil
+		stopTimer(&tr.reqTmr)
+		tr.acquire()
+		return
+	}
+	ch := m.chain
+	if !bytes.Equal(ch.Holder(), t.pk) || ch.Claim.Term() != tr.curTerm() {
+		t.stats.Rejected++
+		return
+	}
+	a, err := t.v.Verify(&ch)
+	if err != nil {
+		t.stats.Rejected++
+		tr.tried[from] = t.clk.Now()
+		tr.pending = nil
+		stopTimer(&tr.reqTmr)
+		tr.acquire()
+		return
+	}
+	tr.pending = nil
+	stopTimer(&tr.reqTmr)
+	tr.cur = &slot{
+		pos:    Position{Tree: tr.k, TreeState: tr.ts, Term: tr.term, Addr: a, Depth: ch.Depth()},
+		term:   ch.Claim.Term(),
+		chain:  cloneChain(ch),
+		parent: from, children: map[identity.NodeID]uint8{}, next: 1,
+	}
+	// Our chain proves our parent's place too (its broadcast may have been
+	// lost): routing needs at least that neighbour.
+	if pa, ok := a.Parent(); ok {
+		var pid identity.NodeID
+		if n := len(ch.Certs); n > 1 {
+			pid = identity.NodeID(ch.Certs[n-2].Child)
+		} else {
+			pid = identity.NodeID(ch.Claim.Root)
+		}
+		if p := t.n.PeerAt(from); p != nil && p.ID == pid {
+			tr.learn(from, pid, tr.ts, pa)
+		}
+	}
+	tr.changed()
+	tr.notifyAll()
+	tr.serveWaiting()
+}
+
+// serveWaiting answers the requests held until we had a place.
+func (tr *tree) serveWaiting() {
+	w := tr.waiting
+	tr.waiting = nil
+	for _, ep := range sortedEndpoints(w) {
+		tr.onRequest(ep, tr.ts, w[ep])
+	}
+}
+
+// onNotify: a neighbour tells us its position.
+func (tr *tree) onNotify(from peer.Endpoint, ch *cert.Chain) {
+	t := tr.t
+	p := t.n.PeerAt(from)
+	if p == nil {
+		// Not a peer yet (its beacon has not reached us): keep its chain
+		// until it is, so that we need not ask again.
+		t.keepOrphan(from, ch)
+		return
+	}
+	if !bytes.Equal(ch.Holder(), p.ID[:]) {
+		t.stats.Rejected++ // someone else's chain: a neighbour lying about its place
+		return
+	}
+	term := ch.Claim.Term()
+	if _, ok := tr.termFor(term.TreeState); !ok || !tr.knownTerm(term) {
+		// A position in an epoch we have not entered: maybe its claim is
+		// still on its way. Keep it for then (one per neighbour), and if its
+		// root is better than ours (the term-start claim is signed), go.
+		if err := t.v.VerifyClaim(&ch.Claim); err != nil {
+			t.stats.Rejected++
+			return
+		}
+		if tr.ahead == nil {
+			tr.ahead = map[peer.Endpoint]cert.Chain{}
+		}
+		if len(tr.ahead) < maxOrphans {
+			tr.ahead[from] = cloneChain(*ch)
+		}
+		// Its depth is a hop count to the root (an upper bound: a good one).
+		tr.onClaimHops(ch.Claim, &from, uint8(min(len(ch.Certs), 254)))
+		if !tr.knownTerm(term) {
+			return
+		}
+	}
+	a, err := t.v.Verify(ch)
+	if err != nil {
+		t.stats.Rejected++
+		return
+	}
+	tr.learn(from, p.ID, term.TreeState, a)
+}

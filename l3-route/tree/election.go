@@ -1,0 +1,412 @@
+package tree
+
+// Root election and terms: candidacy delayed by score, claims, their flood,
+// epochs entered and left (PROTOCOL 6.1).
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"math"
+	"math/big"
+	"slices"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/cert"
+)
+
+const electionBits = 24
+
+// scheduleElection arms this node's candidacy: it claims root after a delay
+// proportional to log2 of the gap between its score and ref (the dead root's
+// score; nil at a cold start), so that the best candidate claims first and
+// its claim silences the others (PROTOCOL 6.1).
+func (tr *tree) scheduleElection(ref *[32]byte) {
+	stopTimer(&tr.electTmr)
+	var r [32]byte
+	if ref != nil {
+		r = *ref
+	}
+	a, b := new(big.Int).SetBytes(tr.score[:]), new(big.Int).SetBytes(r[:])
+	gap := a.Sub(a, b)
+	gap.Abs(gap)
+	lg := log2(gap)
+	frac := (lg - float64(256-electionBits)) / electionBits
+	frac = min(max(frac, 0), 1)
+	p := tr.t.cfg.ClaimPeriod
+	jitter := time.Duration(tr.t.n.Rand().Int64N(int64(p/100) + 1))
+	wait := time.Duration(frac*float64(p)) + jitter
+	if now := tr.t.clk.Now(); ref == nil && tr.startAt.After(now) {
+		wait += tr.startAt.Sub(now)
+	}
+	tr.electTmr = tr.t.clk.AfterFunc(wait, tr.elect)
+}
+
+// log2 of a big integer, with the fraction from its next bits.
+func log2(x *big.Int) float64 {
+	n := x.BitLen()
+	if n == 0 {
+		return 0
+	}
+	if n <= 53 {
+		return math.Log2(float64(x.Int64()))
+	}
+	top := new(big.Int).Rsh(x, uint(n-53))
+	return math.Log2(float64(top.Int64())) + float64(n-53)
+}
+
+// elect: claim root unless a live root better than us is known.
+func (tr *tree) elect() {
+	tr.electTmr = nil
+	if tr.haveRoot && !tr.rootDead && (tr.amRoot || cert.Less(tr.rootScore, tr.score)) {
+		return
+	}
+	tr.startTerm()
+}
+
+// startTerm makes this node the root with a new term (a new epoch).
+func (tr *tree) startTerm() {
+	t := tr.t
+	now := t.clk.Now().UnixNano()
+	term := max(now, tr.term+1)
+	// Keep tree_states unambiguous [ours]: the root picks its term start
+	// (nanoseconds: a shift of a few is nothing) so that tree_state ≡ tree
+	// (mod 16) — no two trees ever share one — and differs from the tree's
+	// current and previous epochs (a new root knows them: it was in them).
+	for range 4096 {
+		ts := cert.TreeState(t.pk, tr.k, term)
+		if ts%MaxTrees == tr.k && !(tr.haveRoot && ts == tr.ts) && (tr.prev == nil || ts != tr.prev.pos.TreeState) {
+			break
+		}
+		term++
+	}
+	c := cert.NewClaim(t.id.Private, tr.k, term, term)
+	tr.amRoot = true
+	tr.termAt = t.clk.Now()
+	tr.claims = 0
+	t.stats.Terms++
+	tr.adopt(c)
+	tr.cur = &slot{pos: Position{Tree: tr.k, TreeState: tr.ts, Term: term, Root: true}, term: c.Term(), chain: cert.Chain{Claim: c}, children: map[identity.NodeID]uint8{}, next: 1}
+	tr.changed()
+	tr.flood(&c)
+	tr.notifyAll()
+	tr.serveWaiting()
+	stopTimer(&tr.claimTmr)
+	tr.claimTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod, tr.reclaim)
+}
+
+// reclaim: the root's periodic claim; every EpochPeriods, a new term.
+func (tr *tree) reclaim() {
+	tr.claimTmr = nil
+	if !tr.amRoot {
+		return
+	}
+	t := tr.t
+	tr.claims++
+	if t.cfg.EpochPeriods > 0 && tr.claims >= t.cfg.EpochPeriods {
+		tr.startTerm()
+		return
+	}
+	c := cert.NewClaim(t.id.Private, tr.k, tr.term, t.clk.Now().UnixNano())
+	tr.latest = c
+	tr.lastFresh = t.clk.Now()
+	tr.flood(&c)
+	tr.claimTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod, tr.reclaim)
+}
+
+// adopt makes c's root and term current: a new epoch (the old one is kept
+// as the previous).
+func (tr *tree) adopt(c cert.Claim) {
+	t := tr.t
+	newTerm := !tr.haveRoot || !bytes.Equal(tr.root, c.Root[:]) || tr.term != c.TermStart
+	tr.haveRoot = true
+	tr.root = ed25519.PublicKey(bytes.Clone(c.Root[:]))
+	tr.rootScore = c.Score()
+	tr.term = c.TermStart
+	tr.ts = c.TreeState()
+	tr.latest = c
+	tr.lastFresh = t.clk.Now()
+	tr.rootDead = false
+	if !newTerm {
+		return
+	}
+	t.stats.Epochs++
+	if !bytes.Equal(c.Root[:], t.pk) {
+		tr.amRoot = false
+		stopTimer(&tr.claimTmr)
+	}
+	// Back to the epoch we were in before (a rival claim took us away for
+	// a while): our place there is still ours. Taking another would give
+	// us two addresses in one epoch, and a neighbour that knew the first
+	// could route in circles.
+	restore := tr.prev != nil && tr.prev.term == c.Term()
+	leaving := tr.cur
+	// The previous epoch is the last one in which we had a place others
+	// may still route by: an epoch we passed through without one (a
+	// rival's claim at an election, adopted before a better one came), or
+	// a term of our own that nobody joined, must not push it out.
+	if leaving != nil && leaving.pos.Root && len(leaving.children) == 0 && tr.prev != nil {
+		t.v.Forget(tr.k, leaving.pos.TreeState)
+		tr.leave(leaving.term)
+		leaving = nil
+	}
+	if restore {
+		tr.cur, tr.prev = tr.prev, nil
+	} else {
+		if old := tr.prev; old != nil && (leaving != nil || old.pos.TreeState == tr.ts) {
+			t.v.Forget(tr.k, old.pos.TreeState) // the verifier keeps two epochs
+			tr.leave(old.term)
+			tr.prev = nil
+		}
+		tr.cur = nil
+	}
+	if leaving != nil && leaving.pos.TreeState != tr.ts {
+		tr.prev = leaving
+	} else if leaving != nil {
+		// The new term's tree_state byte is the old one's (another root
+		// chose it without knowing): the old epoch cannot stay beside it.
+		t.v.Forget(tr.k, leaving.pos.TreeState)
+		tr.leave(leaving.term)
+	}
+	// Neighbours' positions of epochs other than these two go: those under
+	// the new tree_state byte belonged to an older term.
+	keep := func(ts uint8) bool {
+		return (tr.prev != nil && ts == tr.prev.pos.TreeState) || (tr.cur != nil && ts == tr.cur.pos.TreeState)
+	}
+	for ep, byTS := range tr.nbrs {
+		for ts := range byTS {
+			if !keep(ts) {
+				delete(byTS, ts)
+				tr.nbrList = nil
+			}
+		}
+		if len(byTS) == 0 {
+			delete(tr.nbrs, ep)
+		}
+	}
+	tr.tried = map[peer.Endpoint]time.Time{}
+	tr.upHops = 0
+	tr.heard = nil
+	tr.waiting = nil
+	if restore {
+		tr.epochAt = t.clk.Now()
+		tr.pending = nil
+		stopTimer(&tr.reqTmr)
+		tr.changed()
+		tr.notifyAll()
+		return
+	}
+	if !tr.amRoot {
+		// Listen to the neighbours passing this claim on (and to rival
+		// claims, at a cold start), then pick the closest to the root.
+		// Jittered: neighbours that heard the claim from one broadcast
+		// would all ask at once, and the hidden among them collide.
+		listen := t.settle() + time.Duration(t.n.Rand().Int64N(int64(t.settle()/2)))
+		tr.listenEnd = t.clk.Now().Add(listen)
+		ts, term := tr.ts, tr.term
+		t.clk.AfterFunc(listen, func() {
+			if tr.ts == ts && tr.term == term {
+				tr.acquire()
+			}
+		})
+	}
+	tr.queried = nil
+	tr.asked = nil
+	tr.pendingPos = nil
+	tr.epochAt = t.clk.Now()
+	tr.deep = false
+	tr.pending = nil
+	stopTimer(&tr.reqTmr)
+	// Positions neighbours announced in this epoch before we entered it.
+	ahead := tr.ahead
+	tr.ahead = nil
+	for _, ep := range sortedEndpoints(ahead) {
+		if ch := ahead[ep]; ch.Claim.Term() == tr.curTerm() {
+			tr.onNotify(ep, &ch)
+		}
+	}
+	tr.changed()
+	tr.acquire()
+}
+
+// maxLeft bounds the epochs remembered as left for good.
+const maxLeft = 8
+
+// leave notes an epoch we left without keeping our place in it: we never
+// enter it again (a place taken anew there would be a second address in one
+// epoch; see adopt). Its root's next term is welcome.
+func (tr *tree) leave(term cert.Term) {
+	if slices.Contains(tr.left, term) {
+		return
+	}
+	if len(tr.left) >= maxLeft {
+		tr.left = tr.left[1:]
+	}
+	tr.left = append(tr.left, term)
+}
+
+// watch checks that the root still claims; a silent root's term ends.
+func (tr *tree) watch() {
+	t := tr.t
+	tr.watchTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod/2, tr.watch)
+	if tr.cur == nil && tr.pending == nil {
+		tr.acquire() // candidates that failed us may do better now
+	}
+	tr.queryMissing()
+	if !tr.haveRoot || tr.amRoot || tr.rootDead {
+		return
+	}
+	tr.buryOverdue()
+}
+
+// buryOverdue ends the root's term if it has been silent MissedClaims
+// periods. The watch looks every half period; a claim that comes in
+// between must be judged against a root that is already gone (answering
+// it with the dead root's last claim would bring that root back).
+//
+// The term is not left for good: our place in it stays (as the previous
+// epoch once we follow another root), and if the root was only out of
+// reach (a partition) its newer claims bring us back to it. Only claims
+// no newer than the last we had are late echoes of a dead root.
+func (tr *tree) buryOverdue() {
+	t := tr.t
+	if !tr.haveRoot || tr.amRoot || tr.rootDead || t.clk.Now().Sub(tr.lastFresh) <= time.Duration(t.cfg.MissedClaims)*t.cfg.ClaimPeriod {
+		return
+	}
+	tr.rootDead = true
+	tr.deadRoot = tr.root
+	tr.deadTime = tr.latest.Time
+	score := tr.rootScore
+	tr.scheduleElection(&score)
+}
+
+// onClaimHops handles a claim from the flood, noting which neighbour it
+// came through first, and how far: the flood spreads breadth first, so
+// that neighbour is our next step toward the root, and the parent we want
+// (a breadth-first tree is shallow: shorter addresses, shorter routes).
+func (tr *tree) onClaimHops(c cert.Claim, from *peer.Endpoint, hops uint8) {
+	tr.hops = hops
+	tr.onClaim(c, from)
+	tr.hops = 255
+	if from == nil || hops == 255 {
+		return
+	}
+	if !bytes.Equal(tr.root, c.Root[:]) || c.TermStart != tr.term {
+		return // not (or no longer) our epoch
+	}
+	// The shortest way heard in this epoch (adopt resets it).
+	if tr.heard == nil {
+		tr.heard = map[peer.Endpoint]uint8{}
+	}
+	if h, ok := tr.heard[*from]; !ok || hops < h {
+		if !ok && len(tr.heard) >= maxOrphans {
+			return
+		}
+		tr.heard[*from] = hops
+	}
+	if tr.upHops == 0 || hops+1 < tr.upHops {
+		tr.upHops = hops + 1
+	}
+	if tr.cur == nil && tr.pending == nil {
+		tr.acquire()
+	}
+}
+
+// onClaim handles a verified root claim heard from a neighbour (or read
+// from a chain).
+func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
+	t := tr.t
+	now := t.clk.Now()
+	if time.Duration(c.Time-now.UnixNano()) > t.cfg.MaxSkew {
+		t.stats.Rejected++ // from the future: a forgery or a broken clock
+		return
+	}
+	stale := time.Duration(t.cfg.MissedClaims)*t.cfg.ClaimPeriod + t.cfg.MaxSkew
+	if now.Sub(time.Unix(0, c.Time)) > stale {
+		return // too old to say the root is alive
+	}
+	if slices.Contains(tr.left, c.Term()) {
+		return // an epoch we left for good (one whose place we gave up)
+	}
+	tr.buryOverdue()
+	same := tr.haveRoot && bytes.Equal(tr.root, c.Root[:])
+	switch {
+	case same && c.TermStart == tr.term:
+		if c.Time > tr.latest.Time {
+			tr.latest = c
+			tr.lastFresh = now
+			tr.rootDead = false
+			tr.flood(&c)
+		}
+	case same && c.TermStart > tr.term:
+		tr.adopt(c)
+		stopTimer(&tr.electTmr)
+		tr.flood(&c)
+	case same:
+		// An old term of our root: ignore.
+	case bytes.Equal(tr.deadRoot, c.Root[:]) && c.Time <= tr.deadTime:
+		// A late claim of the root we buried (a neighbour that has not
+		// noticed yet answers our new root's claim with it): it is gone,
+		// whichever root we have followed since.
+	case !tr.haveRoot || tr.rootDead || cert.Less(c.Score(), tr.rootScore):
+		tr.adopt(c)
+		if cert.Less(tr.score, c.Score()) && !tr.amRoot {
+			// We are a better candidate than this root: stand, and soon —
+			// within the neighbours' listening, before the tree forms
+			// under a root that will not last. (The election delays
+			// resolve close scores less finely than their jitter, so the
+			// better of two close candidates often hears the other first.)
+			if now.Before(tr.startAt) {
+				tr.scheduleElection(nil)
+			} else {
+				stopTimer(&tr.electTmr)
+				tr.electTmr = t.clk.AfterFunc(time.Duration(t.n.Rand().Int64N(int64(t.settle()/2)+1)), tr.elect)
+			}
+		} else {
+			stopTimer(&tr.electTmr)
+		}
+		tr.flood(&c)
+	default:
+		// A worse root than ours: tell the claimant about ours (PROTOCOL 6.1).
+		if from != nil {
+			if tr.answered == nil {
+				tr.answered = map[peer.Endpoint]time.Time{}
+			}
+			if last, ok := tr.answered[*from]; !ok || now.Sub(last) > t.cfg.ClaimPeriod {
+				tr.answered[*from] = now
+				t.sendTo(*from, appendClaim(t.buf[:0], &tr.latest, tr.distance()))
+			}
+		}
+	}
+}
+
+// distance is our hop count to the root as far as we know (255: unknown).
+func (tr *tree) distance() uint8 {
+	switch {
+	case tr.amRoot:
+		return 0
+	case tr.upHops > 0:
+		return tr.upHops
+	case tr.cur != nil:
+		return uint8(min(tr.cur.pos.Depth, 254))
+	}
+	return 255
+}
+
+// flood broadcasts a claim on every link (each node passes each claim on
+// once), after a random delay: every neighbour that heard the same claim
+// wants to pass it on at the same instant.
+func (tr *tree) flood(c *cert.Claim) {
+	hops := uint8(0)
+	if !tr.amRoot {
+		hops = 255
+		if tr.hops != 255 {
+			hops = min(tr.hops, 253) + 1
+		}
+		if tr.upHops > 0 && tr.upHops < hops {
+			hops = tr.upHops
+		}
+	}
+	tr.t.broadcastJittered(appendClaim(tr.t.buf[:0], c, hops))
+}

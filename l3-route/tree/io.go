@@ -1,0 +1,238 @@
+package tree
+
+// The tree application's traffic: decoding what neighbours send, peer
+// events, and sending on the node's links.
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/cert"
+)
+
+// receive is the tree application's handler.
+func (t *Trees) receive(m node.Message) {
+	if !t.started {
+		return
+	}
+	if m.Routed {
+		return // tree messages travel one hop only
+	}
+	t.stats.MsgsRecv++
+	t.stats.BytesRecv += uint64(len(m.Blob))
+	var msg message
+	if err := msg.decode(m.Blob); err != nil {
+		t.stats.Malformed++
+		return
+	}
+	switch msg.typ {
+	case MsgClaim:
+		if int(msg.claim.Tree) >= len(t.trees) || TreeOf(msg.claim.TreeState()) != int(msg.claim.Tree) {
+			return
+		}
+		if err := t.v.VerifyClaim(&msg.claim); err != nil {
+			t.stats.Rejected++
+			return
+		}
+		from := m.Via
+		t.trees[msg.claim.Tree].onClaimHops(msg.claim, &from, msg.hops)
+	case MsgNotify:
+		if int(msg.chain.Claim.Tree) >= len(t.trees) {
+			return
+		}
+		t.trees[msg.chain.Claim.Tree].onNotify(m.Via, &msg.chain)
+	case MsgRequest:
+		if int(msg.tree) < len(t.trees) {
+			t.trees[msg.tree].onRequest(m.Via, msg.treeState, identity.NodeID(msg.parent))
+		}
+	case MsgQuery:
+		if int(msg.tree) < len(t.trees) {
+			t.trees[msg.tree].onQuery(m.Via, msg.treeState, msg.want)
+		}
+	case MsgSuffix:
+		if int(msg.tree) < len(t.trees) {
+			t.trees[msg.tree].onSuffix(m.Via, &msg)
+		}
+	case MsgPosition:
+		if int(msg.tree) < len(t.trees) {
+			t.trees[msg.tree].onPosition(m.Via, &msg)
+		}
+	case MsgResponse:
+		k := -1
+		if msg.status == StatusOK {
+			k = int(msg.chain.Claim.Tree)
+		} else {
+			for i, tr := range t.trees {
+				if tr.pending != nil && *tr.pending == m.Via {
+					k = i
+					break
+				}
+			}
+		}
+		if k >= 0 && k < len(t.trees) {
+			t.trees[k].onResponse(m.Via, &msg)
+		}
+	}
+}
+
+// maxOrphans bounds the chains kept from strangers.
+const maxOrphans = 64
+
+// keepOrphan keeps a chain heard from a stranger, one per endpoint and tree.
+func (t *Trees) keepOrphan(from peer.Endpoint, ch *cert.Chain) {
+	if t.orphans == nil {
+		t.orphans = map[peer.Endpoint][]cert.Chain{}
+	}
+	list := t.orphans[from]
+	if list == nil && len(t.orphans) >= maxOrphans {
+		return
+	}
+	for i := range list {
+		if list[i].Claim.Tree == ch.Claim.Tree {
+			list[i] = cloneChain(*ch)
+			return
+		}
+	}
+	t.orphans[from] = append(list, cloneChain(*ch))
+}
+
+// peerEvent: a new peer hears where we are; a lost one's positions go.
+func (t *Trees) peerEvent(p *peer.Peer, up bool) {
+	if !t.started {
+		return
+	}
+	if up {
+		for _, ep := range p.Endpoints {
+			if list, ok := t.orphans[ep]; ok {
+				delete(t.orphans, ep)
+				for i := range list {
+					if k := int(list[i].Claim.Tree); k < len(t.trees) {
+						t.trees[k].onNotify(ep, &list[i])
+					}
+				}
+			}
+		}
+	}
+	for _, tr := range t.trees {
+		for _, ep := range p.Endpoints {
+			if up {
+				if tr.cur != nil && t.n.SpeaksOurs(ep) {
+					t.sendTo(ep, appendPosition(t.buf[:0], &tr.cur.chain))
+				}
+				continue
+			}
+			if _, ok := tr.nbrs[ep]; ok {
+				delete(tr.nbrs, ep)
+				tr.nbrList = nil
+			}
+			delete(tr.heard, ep)
+			delete(tr.waiting, ep)
+			if tr.cur != nil && !tr.cur.pos.Root && tr.cur.parent == ep {
+				// Our address stays good for the epoch (routing goes round
+				// the gap over other links and trees), but our subtree hangs
+				// by nothing: ask for an early term, in which we attach to
+				// the best responder.
+				for _, f := range t.lost {
+					f(int(tr.k))
+				}
+			}
+			if tr.pending != nil && *tr.pending == ep {
+				tr.pending = nil
+				stopTimer(&tr.reqTmr)
+				tr.acquire()
+			}
+		}
+	}
+}
+
+func (t *Trees) sendTo(ep peer.Endpoint, msg []byte) *node.Result {
+	t.stats.MsgsSent++
+	t.stats.BytesSent += uint64(len(msg))
+	return t.n.SendTo(ep, AppID, bytes.Clone(msg), nil)
+}
+
+// sendReliable sends msg to ep and calls fail if the hop could not deliver it.
+func (t *Trees) sendReliable(ep peer.Endpoint, msg []byte, fail func()) {
+	t.stats.MsgsSent++
+	t.stats.BytesSent += uint64(len(msg))
+	t.n.SendTo(ep, AppID, bytes.Clone(msg), nil).OnDone(func(err error) {
+		if err != nil {
+			fail()
+		}
+	})
+}
+
+// roundTrip bounds the time a request and its answer (a chain of a few
+// frames) take on the link to ep: on ESP-NOW milliseconds, on LoRa seconds;
+// asking again sooner only piles answers up on a slow link.
+func (t *Trees) roundTrip(ep peer.Endpoint) time.Duration {
+	links := t.n.Links()
+	if ep.Link < 0 || ep.Link >= len(links) {
+		return 0
+	}
+	l := links[ep.Link]
+	return 12 * link.Airtime(l, l.Info().MTU)
+}
+
+// settle is the listening time at the start of an epoch (Config.Settle).
+func (t *Trees) settle() time.Duration {
+	if t.cfg.Settle > 0 {
+		return t.cfg.Settle
+	}
+	d := time.Second
+	for _, l := range t.n.Links() {
+		d = max(d, 256*link.Airtime(l, cert.ClaimSize+2+packet.PackageOverhead+8))
+	}
+	return d
+}
+
+// broadcastJittered broadcasts msg on every link after a random delay of up
+// to 16 airtimes of it on that link (a few milliseconds on ESP-NOW, seconds
+// on LoRa), so that neighbours relaying the same flood do not all collide.
+func (t *Trees) broadcastJittered(msg []byte) {
+	m := bytes.Clone(msg)
+	for i, l := range t.n.Links() {
+		t.stats.MsgsSent++
+		t.stats.BytesSent += uint64(len(m))
+		window := 16 * link.Airtime(l, len(m)+packet.PackageOverhead+8)
+		d := time.Duration(t.n.Rand().Int64N(int64(window) + 1))
+		t.clk.AfterFunc(d, func() { t.n.Broadcast(AppID, m, &node.SendOptions{Link: i}) })
+	}
+}
+
+// sortedEndpoints returns m's keys in a fixed order: what a node does must
+// follow from its inputs alone (simulations replay from a seed), and map
+// order is random.
+func sortedEndpoints[V any](m map[peer.Endpoint]V) []peer.Endpoint {
+	out := make([]peer.Endpoint, 0, len(m))
+	for ep := range m {
+		out = append(out, ep)
+	}
+	slices.SortFunc(out, func(a, b peer.Endpoint) int {
+		if a.Link != b.Link {
+			return a.Link - b.Link
+		}
+		return strings.Compare(a.Addr.String(), b.Addr.String())
+	})
+	return out
+}
+
+func cloneChain(ch cert.Chain) cert.Chain {
+	ch.Certs = slices.Clone(ch.Certs)
+	return ch
+}
+
+func stopTimer(t *clock.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}

@@ -1,0 +1,281 @@
+package tree
+
+// Neighbours' positions: learning them from chains and suffixes, asking
+// for the missing ones, and telling every neighbour ours.
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/cert"
+)
+
+// curTerm is the current epoch in full.
+func (tr *tree) curTerm() cert.Term {
+	var root [32]byte
+	copy(root[:], tr.root)
+	return cert.Term{Tree: tr.k, TreeState: tr.ts, Root: root, Start: tr.term}
+}
+
+// termFor returns the epoch (current or previous) named by tree_state ts.
+func (tr *tree) termFor(ts uint8) (cert.Term, bool) {
+	if tr.haveRoot && ts == tr.ts {
+		return tr.curTerm(), true
+	}
+	if tr.prev != nil && ts == tr.prev.pos.TreeState {
+		return tr.prev.term, true
+	}
+	return cert.Term{}, false
+}
+
+// knownTerm reports whether term is our current or previous epoch.
+func (tr *tree) knownTerm(term cert.Term) bool {
+	got, ok := tr.termFor(term.TreeState)
+	return ok && got == term
+}
+
+// onPosition: a neighbour announces its position by its certificate. If
+// we know its parent's place in that epoch one signature check settles it;
+// otherwise we ask for the whole chain.
+func (tr *tree) onPosition(from peer.Endpoint, m *message) {
+	t := tr.t
+	p := t.n.PeerAt(from)
+	if p == nil || !t.n.SpeaksOurs(from) {
+		tr.keepPending(from, m) // its beacon may still be on its way
+		return
+	}
+	if m.cert.Child != [32]byte(p.ID) {
+		t.stats.Rejected++ // someone else's certificate: a neighbour lying about its place
+		return
+	}
+	ts := m.treeState
+	term, ok := tr.termFor(ts)
+	if !ok {
+		return // an epoch we are not in: queryMissing asks again once we are
+	}
+	a, err := t.v.VerifyCert(term, ed25519.PublicKey(m.parent[:]), &m.cert)
+	if errors.Is(err, cert.ErrUnknownParent) {
+		// We do not know its parent's place yet; we may soon (the parent is
+		// often our neighbour too). Keep it; if it is still unknown later,
+		// ask for the end of its chain (see keepPending).
+		tr.keepPending(from, m)
+		return
+	}
+	if err != nil {
+		t.stats.Rejected++
+		return
+	}
+	tr.learn(from, p.ID, ts, a)
+}
+
+// keepPending keeps a position we could not check yet (one per
+// neighbour); after a few settle times (spread: the whole neighbourhood
+// is in the same state), whatever is still unchecked is asked for: the
+// last two certificates of its chain first (its parent's place is usually
+// one we know the parent of), more only if need be (onSuffix).
+func (tr *tree) keepPending(from peer.Endpoint, m *message) {
+	if tr.pendingPos == nil {
+		tr.pendingPos = map[peer.Endpoint]message{}
+	}
+	if _, ok := tr.pendingPos[from]; ok || len(tr.pendingPos) < maxOrphans {
+		tr.pendingPos[from] = *m
+	}
+	if tr.pendingTmr == nil {
+		t := tr.t
+		wait := 2*t.settle() + time.Duration(t.n.Rand().Int64N(int64(2*t.settle())))
+		tr.pendingTmr = t.clk.AfterFunc(wait, func() {
+			tr.pendingTmr = nil
+			tr.retryPending()
+			for _, ep := range sortedEndpoints(tr.pendingPos) {
+				if m := tr.pendingPos[ep]; t.n.PeerAt(ep) != nil {
+					tr.ask(ep, m.treeState, 2)
+				}
+			}
+		})
+	}
+}
+
+// retryPending checks the positions kept for lack of their parent's place,
+// now that we may know more.
+func (tr *tree) retryPending() {
+	if len(tr.pendingPos) == 0 {
+		return
+	}
+	list := tr.pendingPos
+	tr.pendingPos = nil
+	for _, ep := range sortedEndpoints(list) {
+		m := list[ep]
+		tr.onPosition(ep, &m)
+	}
+}
+
+// learn records a neighbour's verified position.
+func (tr *tree) learn(from peer.Endpoint, id identity.NodeID, ts uint8, a addr.Address) {
+	byTS := tr.nbrs[from]
+	if byTS == nil {
+		byTS = map[uint8]Neighbor{}
+		tr.nbrs[from] = byTS
+	}
+	byTS[ts] = Neighbor{Via: from, ID: id, Addr: a}
+	delete(tr.nbrList, ts)
+	if ts == tr.ts && tr.cur == nil {
+		tr.acquire()
+	}
+	if !tr.retrying {
+		tr.retrying = true
+		tr.retryPending() // this position may be the parent another was waiting for
+		tr.retrying = false
+	}
+}
+
+// ask queries a neighbour for the last want certificates of its chain in
+// epoch ts (0: all), once per claim period for each length.
+func (tr *tree) ask(ep peer.Endpoint, ts, want uint8) {
+	t := tr.t
+	now := t.clk.Now()
+	if tr.asked == nil {
+		tr.asked = map[peer.Endpoint]askState{}
+	}
+	if a, ok := tr.asked[ep]; ok && a.want == want && a.ts == ts && now.Sub(a.at) < t.cfg.ClaimPeriod {
+		return
+	}
+	if _, ok := tr.asked[ep]; !ok && len(tr.asked) >= maxOrphans {
+		return
+	}
+	tr.asked[ep] = askState{ts: ts, want: want, at: now}
+	t.sendTo(ep, appendQuery(t.buf[:0], tr.k, ts, want))
+}
+
+// askState is the last query to a neighbour.
+type askState struct {
+	ts, want uint8
+	at       time.Time
+}
+
+// onSuffix checks the end of a neighbour's chain: its first certificate's
+// issuer must be one whose place we know; if not, we ask for twice as much
+// (the whole chain once that would be most of it).
+func (tr *tree) onSuffix(from peer.Endpoint, m *message) {
+	t := tr.t
+	p := t.n.PeerAt(from)
+	if p == nil || len(m.certs) == 0 {
+		return
+	}
+	if m.certs[len(m.certs)-1].Child != [32]byte(p.ID) {
+		t.stats.Rejected++ // someone else's chain: a neighbour lying about its place
+		return
+	}
+	term, ok := tr.termFor(m.treeState)
+	if !ok {
+		return
+	}
+	parent := m.parent
+	var a addr.Address
+	for i := range m.certs {
+		var err error
+		a, err = t.v.VerifyCert(term, ed25519.PublicKey(parent[:]), &m.certs[i])
+		if errors.Is(err, cert.ErrUnknownParent) && i == 0 {
+			want := 2 * len(m.certs)
+			if want >= 8 {
+				want = 0 // the whole chain
+			}
+			tr.ask(from, m.treeState, uint8(want))
+			return
+		}
+		if err != nil {
+			t.stats.Rejected++
+			return
+		}
+		parent = m.certs[i].Child
+	}
+	delete(tr.pendingPos, from)
+	tr.learn(from, p.ID, m.treeState, a)
+}
+
+// onQuery answers a neighbour that asks where we are in epoch ts.
+func (tr *tree) onQuery(from peer.Endpoint, ts, want uint8) {
+	var s *slot
+	switch {
+	case tr.cur != nil && tr.cur.pos.TreeState == ts:
+		s = tr.cur
+	case tr.prev != nil && tr.prev.pos.TreeState == ts:
+		s = tr.prev
+	default:
+		return
+	}
+	// Answered whoever asks: the asker verifies what it gets.
+	if want == 0 || int(want) >= len(s.chain.Certs) {
+		tr.t.sendTo(from, appendNotify(tr.t.buf[:0], &s.chain))
+		return
+	}
+	tr.t.sendTo(from, appendSuffix(tr.t.buf[:0], &s.chain, int(want)))
+}
+
+// queryMissing asks neighbours whose position in the current epoch we do
+// not know (their notification was lost, or came before we knew the epoch).
+func (tr *tree) queryMissing() {
+	t := tr.t
+	now := t.clk.Now()
+	// Not while the epoch is young: positions are still being handed out,
+	// and would arrive anyway. But also while we have no place ourselves:
+	// a neighbour's place is what lets us pick it as our parent, and one
+	// announced before we entered the epoch was dropped.
+	if !tr.haveRoot || tr.rootDead || now.Sub(tr.epochAt) < t.cfg.ClaimPeriod {
+		return
+	}
+	peers := t.n.Peers()
+	if len(t.Neighbors(int(tr.k), tr.ts)) >= len(peers) {
+		return // (the common case, checked cheaply)
+	}
+	if tr.queried == nil {
+		tr.queried = map[peer.Endpoint]time.Time{}
+	}
+	for _, p := range peers {
+		for _, ep := range p.Endpoints {
+			if !t.n.SpeaksOurs(ep) {
+				continue
+			}
+			if _, ok := tr.nbrs[ep][tr.ts]; ok {
+				continue
+			}
+			if at, ok := tr.queried[ep]; ok && now.Sub(at) < 2*t.cfg.ClaimPeriod {
+				continue
+			}
+			tr.queried[ep] = now
+			tr.ask(ep, tr.ts, 1)
+		}
+	}
+}
+
+// notifyAll tells the neighbours where we are: one broadcast of our
+// certificate (neighbours that miss it ask, see queryMissing).
+func (tr *tree) notifyAll() {
+	if tr.cur == nil {
+		return
+	}
+	t := tr.t
+	t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
+	if !tr.cur.pos.Root {
+		// Our parent must know us (greedy routing toward an address below
+		// us ends at it otherwise): tell it reliably.
+		t.sendTo(tr.cur.parent, appendPosition(t.buf[:0], &tr.cur.chain))
+	}
+	// Once more a little later: a broadcast has no ack, and in the rush of
+	// an epoch's start a neighbour may well miss one (a query costs more).
+	ts, term := tr.ts, tr.term
+	t.clk.AfterFunc(t.settle()+time.Duration(t.n.Rand().Int64N(int64(2*t.settle()))), func() {
+		if tr.cur != nil && tr.ts == ts && tr.term == term {
+			t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
+		}
+	})
+}
+
+func (tr *tree) changed() {
+	for _, f := range tr.t.subs {
+		f(int(tr.k))
+	}
+}

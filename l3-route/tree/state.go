@@ -1,0 +1,75 @@
+package tree
+
+// What a node keeps per tree: its place in the current and previous epochs,
+// the root it follows, and its neighbours' verified positions.
+
+import (
+	"crypto/ed25519"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/cert"
+)
+
+// slot is this node's position and the chain proving it.
+type slot struct {
+	pos    Position
+	term   cert.Term // the epoch in full (tree_state alone may repeat across terms)
+	chain  cert.Chain
+	parent peer.Endpoint
+	// children assigned in this epoch: child key → index.
+	children map[identity.NodeID]uint8
+	answered map[identity.NodeID]time.Time // when each child last got its chain
+	next     uint8
+}
+
+// tree is one of the K trees.
+type tree struct {
+	t     *Trees
+	k     uint8
+	score [32]byte
+
+	haveRoot  bool
+	root      ed25519.PublicKey
+	rootScore [32]byte
+	term      int64
+	ts        uint8
+	latest    cert.Claim // the newest claim of the current root, for flooding
+	lastFresh time.Time
+	rootDead  bool
+	deadRoot  ed25519.PublicKey
+	deadTime  int64 // the time of the last claim we had from deadRoot
+	amRoot    bool
+
+	cur, prev  *slot
+	nbrs       map[peer.Endpoint]map[uint8]Neighbor // verified positions by tree_state (current and previous epochs)
+	nbrList    map[uint8][]Neighbor                 // Neighbors, sorted, by tree_state (nil: rebuild)
+	ahead      map[peer.Endpoint]cert.Chain         // positions in an epoch we have not entered yet
+	epochAt    time.Time                            // when we entered the current epoch
+	queried    map[peer.Endpoint]time.Time          // neighbours asked for their position, and when
+	pendingPos map[peer.Endpoint]message            // positions waiting for their parent's place
+	pendingTmr clock.Timer
+	retrying   bool
+	answered   map[peer.Endpoint]time.Time // last time we answered a worse claim there
+
+	electTmr, claimTmr, watchTmr, reqTmr clock.Timer
+	blindTmr                             clock.Timer
+	pending                              *peer.Endpoint
+	pendingAt, heldAt                    time.Time                         // when we asked pending, and when it last said it holds our request
+	deep                                 bool                              // a parent refused us: our address would not fit 16 bytes
+	hops                                 uint8                             // hop count of the claim being handled (255: none)
+	upHops                               uint8                             // our distance to the root as the claims told (0: unknown)
+	heard                                map[peer.Endpoint]uint8           // neighbours' distances to the root, from the claims they passed on
+	listenEnd                            time.Time                         // the end of the listening at the start of the epoch
+	waiting                              map[peer.Endpoint]identity.NodeID // requests held until we have a place ourselves
+	asked                                map[peer.Endpoint]askState        // queries out in this epoch
+	tried                                map[peer.Endpoint]time.Time       // neighbours that failed us, and when
+	claims                               int                               // claims issued in this term
+	startAt                              time.Time                         // cold-start elections begin no earlier
+	termAt                               time.Time                         // when we started our current term as root
+	left                                 []cert.Term                       // epochs left for good, newest last (see leave)
+}
+
+// electionSpan: delays spread over the top 24 bits of the score gap's log.
