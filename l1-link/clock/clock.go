@@ -26,3 +26,12 @@ type Timer interface {
 	// Stop cancels the callback; it reports whether it was still pending.
 	Stop() bool
 }
+
+// Stop stops the timer *t holds, if any, and clears it: the one way code
+// that keeps a pending callback in a field cancels it.
+func Stop(t *Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}

@@ -80,3 +80,20 @@ func TestLoopSerial(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLoopRunsOnce(t *testing.T) {
+	l := NewLoop()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	l.AfterFunc(0, func() { close(started) })
+	done := make(chan error)
+	go func() { done <- l.Run(ctx) }()
+	<-started
+	if err := l.Run(context.Background()); err != ErrRunning {
+		t.Fatalf("second Run: %v", err)
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,7 @@ package clock
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,12 @@ type Loop struct {
 	mu      sync.Mutex
 	pending []*loopTimer
 	wake    chan struct{}
+	running atomic.Bool
 }
+
+// ErrRunning: Run was called while the loop already runs (two goroutines
+// running one loop would break the serial-callback contract).
+var ErrRunning = errors.New("clock: loop already running")
 
 // NewLoop returns a Loop; callbacks run once Run is called.
 func NewLoop() *Loop {
@@ -68,8 +74,17 @@ func (l *Loop) enqueue(t *loopTimer) {
 	}
 }
 
-// Run executes callbacks until ctx is done, then returns ctx.Err().
+// Running reports whether a goroutine is in Run.
+func (l *Loop) Running() bool { return l.running.Load() }
+
+// Run executes callbacks until ctx is done, then returns ctx.Err(). One
+// goroutine at a time runs a loop: a second concurrent Run returns
+// ErrRunning at once.
 func (l *Loop) Run(ctx context.Context) error {
+	if !l.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer l.running.Store(false)
 	var batch []*loopTimer
 	for {
 		l.mu.Lock()

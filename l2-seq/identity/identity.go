@@ -30,23 +30,37 @@ func (n NodeID) String() string { return hex.EncodeToString(n[:]) }
 // Short is the first 8 hex digits, for logs and tables.
 func (n NodeID) Short() string { return hex.EncodeToString(n[:4]) }
 
-// Identity is a node's key pair.
+// Identity is a node's key pair. Its private key never leaves it: what
+// needs signatures is handed the Identity as a Signer, and only Save writes
+// the key out (to a file only the node's user can read).
 type Identity struct {
-	Private ed25519.PrivateKey
+	priv ed25519.PrivateKey
 }
+
+// Signer signs on a node's behalf without handing out its private key;
+// an Identity is one.
+type Signer interface {
+	// Public returns the public key signatures verify with.
+	Public() ed25519.PublicKey
+	// Sign returns the Ed25519 signature of msg.
+	Sign(msg []byte) []byte
+}
+
+// IsZero reports an Identity with no key (the zero value).
+func (i Identity) IsZero() bool { return i.priv == nil }
 
 // ID returns the node_id (the public key).
 func (i Identity) ID() NodeID {
 	var id NodeID
-	copy(id[:], i.Private.Public().(ed25519.PublicKey))
+	copy(id[:], i.Public())
 	return id
 }
 
 // Public returns the public key.
-func (i Identity) Public() ed25519.PublicKey { return i.Private.Public().(ed25519.PublicKey) }
+func (i Identity) Public() ed25519.PublicKey { return i.priv.Public().(ed25519.PublicKey) }
 
 // Sign signs msg.
-func (i Identity) Sign(msg []byte) []byte { return ed25519.Sign(i.Private, msg) }
+func (i Identity) Sign(msg []byte) []byte { return ed25519.Sign(i.priv, msg) }
 
 // Generate makes a new identity from r (crypto/rand.Reader when nil).
 func Generate(r io.Reader) (Identity, error) {
@@ -57,13 +71,13 @@ func Generate(r io.Reader) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("identity: %w", err)
 	}
-	return Identity{Private: priv}, nil
+	return Identity{priv: priv}, nil
 }
 
 // FromSeed derives an identity from a 32-byte seed (for simulations, where
 // every run must give the same keys).
 func FromSeed(seed [ed25519.SeedSize]byte) Identity {
-	return Identity{Private: ed25519.NewKeyFromSeed(seed[:])}
+	return Identity{priv: ed25519.NewKeyFromSeed(seed[:])}
 }
 
 // ErrPermissions reports a key file that others can read.
@@ -114,7 +128,7 @@ func Load(path string) (Identity, error) {
 	if !ok {
 		return Identity{}, fmt.Errorf("identity: %s: not an Ed25519 key", path)
 	}
-	return Identity{Private: priv}, nil
+	return Identity{priv: priv}, nil
 }
 
 // Save writes id to a new file at path with mode 0600; it never overwrites.
@@ -122,7 +136,10 @@ func Save(path string, id Identity) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(id.Private)
+	if id.IsZero() {
+		return errors.New("identity: no key to save")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(id.priv)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}

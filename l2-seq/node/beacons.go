@@ -73,16 +73,21 @@ func (n *Node) SendBeacon(idx int, op beacon.Op) {
 	}
 	for _, m := range beacon.Messages(op, n.nodeID, n.announced()) {
 		b, _ := m.AppendTo(nil)
-		n.Broadcast(beacon.AppID, b, &SendOptions{Link: idx})
+		n.Broadcast(beacon.AppID, b, &SendOptions{Links: []int{idx}})
 	}
 }
 
-func (n *Node) sendDisconnect() {
+// sendDisconnect broadcasts our goodbye on every link; the Results
+// complete when each has left.
+func (n *Node) sendDisconnect() []*Result {
+	n.byeSent = true
 	m := beacon.Message{Op: beacon.OpDisconnect, NodeID: n.nodeID}
 	b, _ := m.AppendTo(nil)
+	var rs []*Result
 	for _, t := range n.links {
-		n.Broadcast(beacon.AppID, b, &SendOptions{Link: t.idx})
+		rs = append(rs, n.Broadcast(beacon.AppID, b, &SendOptions{Links: []int{t.idx}}))
 	}
+	return rs
 }
 
 // receiveBeacon is the Beacon application.

@@ -3,7 +3,6 @@ package node
 import (
 	"time"
 
-	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
 
@@ -262,13 +261,5 @@ func (ep *endpoint) failAll(err error) {
 func (ep *endpoint) freeRx() {
 	for id := range ep.in {
 		ep.dropIn(id)
-	}
-}
-
-// timer is a small helper: stop t if set.
-func stopTimer(t *clock.Timer) {
-	if *t != nil {
-		(*t).Stop()
-		*t = nil
 	}
 }

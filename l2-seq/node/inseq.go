@@ -296,7 +296,7 @@ func (n *Node) gapTimeout(ep *endpoint) time.Duration {
 
 // armGap (re)starts the gap timer of a reassembly.
 func (n *Node) armGap(ep *endpoint, in *inSeq) {
-	stopTimer(&in.timer)
+	clock.Stop(&in.timer)
 	d := n.gapTimeout(ep) << min(in.fruitless, 5)
 	in.timer = n.clk.AfterFunc(d, func() { n.gap(ep, in) })
 }
@@ -361,7 +361,7 @@ func (ep *endpoint) dropIn(id uint8) {
 	if in == nil {
 		return
 	}
-	stopTimer(&in.timer)
+	clock.Stop(&in.timer)
 	n := ep.n
 	n.rxBytes -= in.bytes
 	ep.inBytes -= in.bytes

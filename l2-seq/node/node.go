@@ -10,9 +10,15 @@
 // there, timers fire there, and applications' handlers run there. Methods
 // are to be called on the loop too (from a handler, a timer, or
 // Node.Do from another goroutine).
+//
+// Life: on a virtual clock (simulations, tests) the owner calls Start and
+// Close on the loop and runs the clock itself. In the field, Run owns the
+// wall-clock loop: it starts the node, runs until its context ends, says
+// goodbye and returns once the loop has stopped.
 package node
 
 import (
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -28,6 +34,9 @@ import (
 
 // Config configures a node.
 type Config struct {
+	// Clock is the node's loop (required): a clock.Loop in the field (Run
+	// runs it), a clock.Virtual in simulations. The node's links must call
+	// it on the same clock.
 	Clock    clock.Clock
 	Identity identity.Identity
 	Links    []link.Link
@@ -82,20 +91,18 @@ type Handler func(m Message)
 type Message struct {
 	App  packet.AppID
 	Blob []byte // the application's to keep
-	// From is the sender's node_id when the sender is a known peer.
+	// From is the sender's node_id when the sender is a known peer (for a
+	// routed Package: the neighbour that handed it over).
 	From      identity.NodeID
 	FromKnown bool
 	// Via is where the last packet came from.
 	Via       peer.Endpoint
 	Broadcast bool
 	Schema    uint8
-	// Routed packets: the addresses, tree_state and metric they carried.
-	Routed    bool
-	FromAddr  [16]byte
-	ToAddr    [16]byte
-	TreeState uint8
-	Mode      bool
-	Time      time.Time
+	// Route is the header a routed Package carried to us (nil for a
+	// Package from a neighbour to us, one hop).
+	Route *RouteHeader
+	Time  time.Time
 }
 
 // Node is one mesh node.
@@ -123,35 +130,26 @@ type Node struct {
 	rxBytes   int // reassembly bytes held
 	rxSeqs    int // reassemblies open
 	cache     sendCache
-	router    Router
-	watchers  []func(*peer.Peer, bool)
+	layer     Layer // the layer above (Attach), nil if none
 	stats     Stats
 	started   bool
 	closed    bool
+	byeSent   bool // the goodbye went out (shutdown)
 	beaconTmr clock.Timer
 	sleep     []*sleeper
 	dec       packet.Packet // scratch for decoding
 }
 
-// Router is the routing layer's hook (l3-route implements it and registers
-// it with SetRouter). Routed Packages travel hop by hop: each hop is a
-// reliable transfer between neighbours in a routed schema (5–10, 25–30),
-// reassembled and verified before the router sees it — so a Package can
-// change link family (ESP-NOW to LoRa) at any hop, re-cut into the next
-// link's schema.
-type Router interface {
-	// HandleRouted is given each routed Package a neighbour handed us. The
-	// router delivers it here (Node.DeliverRouted), forwards it
-	// (Node.SendRouted), or reports an error back toward its origin.
-	HandleRouted(rp RoutedPackage)
-}
+// ErrNoClock: Config.Clock is required (a node on a clock nobody runs
+// would do nothing).
+var ErrNoClock = errors.New("node: no clock: give Config.Clock (a clock.Loop for Run, a clock.Virtual in simulations)")
 
-// New builds a node; Start attaches its links and starts beacons.
+// New builds a node; Start (or Run) attaches its links and starts beacons.
 func New(cfg Config) (*Node, error) {
 	if cfg.Clock == nil {
-		cfg.Clock = clock.NewLoop()
+		return nil, ErrNoClock
 	}
-	if cfg.Identity.Private == nil {
+	if cfg.Identity.IsZero() {
 		id, err := identity.Generate(nil)
 		if err != nil {
 			return nil, err
@@ -186,8 +184,9 @@ func New(cfg Config) (*Node, error) {
 // ID returns the node's node_id.
 func (n *Node) ID() identity.NodeID { return n.nodeID }
 
-// Identity returns the node's key pair.
-func (n *Node) Identity() identity.Identity { return n.id }
+// Signer signs on the node's behalf (tree certificates, name records); the
+// private key stays in the node.
+func (n *Node) Signer() identity.Signer { return n.id }
 
 // Clock returns the node's clock.
 func (n *Node) Clock() clock.Clock { return n.clk }
@@ -200,13 +199,6 @@ func (n *Node) Links() []link.Link {
 	}
 	return out
 }
-
-// Rand returns the node's seeded random source (for applications that must
-// stay deterministic in simulation).
-func (n *Node) Rand() *rand.Rand { return n.rng }
-
-// SetRouter registers the routing layer.
-func (n *Node) SetRouter(r Router) { n.router = r }
 
 // Do runs f on the node's loop (from any goroutine).
 func (n *Node) Do(f func()) { n.clk.AfterFunc(0, f) }
@@ -259,7 +251,7 @@ func (n *Node) Close() {
 	if n.closed {
 		return
 	}
-	if n.started {
+	if n.started && !n.byeSent {
 		n.sendDisconnect()
 	}
 	n.closed = true
@@ -278,23 +270,20 @@ func (n *Node) Close() {
 	}
 }
 
-// WatchPeers registers f to hear of peers: up when a peer is added (or
-// turns out to speak our protocol), down when it is dropped (timed out or
-// said goodbye). Called on the node's loop.
-func (n *Node) WatchPeers(f func(p *peer.Peer, up bool)) { n.watchers = append(n.watchers, f) }
-
+// peerEvent tells the layer above of a peer that came (or turned out to
+// speak our protocol) or went.
 func (n *Node) peerEvent(p *peer.Peer, up bool) {
-	for _, f := range n.watchers {
-		f(p, up)
+	if n.layer != nil {
+		n.layer.PeerChanged(p, up)
 	}
 }
 
 // PeerAt returns the peer reachable at ep (nil if none).
 func (n *Node) PeerAt(ep peer.Endpoint) *peer.Peer { return n.peers.ByEndpoint(ep) }
 
-// SpeaksOurs reports whether the neighbour at ep speaks the whole protocol
+// speaksOurs reports whether the neighbour at ep speaks the whole protocol
 // (routed schemas included).
-func (n *Node) SpeaksOurs(ep peer.Endpoint) bool {
+func (n *Node) speaksOurs(ep peer.Endpoint) bool {
 	if e := n.eps[ep]; e != nil {
 		return e.peerFull()
 	}

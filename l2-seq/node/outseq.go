@@ -108,7 +108,7 @@ func (o *outSeq) start() bool {
 	} else {
 		o.ref.init(o.count, o.ep.n.clk.Now())
 	}
-	stopTimer(&o.deadlineTmr)
+	clock.Stop(&o.deadlineTmr)
 	return true
 }
 
@@ -302,7 +302,7 @@ func (o *outSeq) feedbackTimeout() time.Duration {
 }
 
 func (o *outSeq) armTimer(d time.Duration) {
-	stopTimer(&o.timer)
+	clock.Stop(&o.timer)
 	o.timer = o.ep.n.clk.AfterFunc(d, o.timeout)
 }
 
@@ -396,7 +396,7 @@ func (o *outSeq) resume() {
 	if len(o.rq) > 0 || o.fresh < o.count {
 		o.waiting = false
 		o.timedOut = false
-		stopTimer(&o.timer)
+		clock.Stop(&o.timer)
 		o.ep.kick()
 		return
 	}
@@ -533,8 +533,8 @@ func (o *outSeq) finish(err error) {
 	}
 	o.finished = true
 	o.ep.tl.unhush(o)
-	stopTimer(&o.timer)
-	stopTimer(&o.deadlineTmr)
+	clock.Stop(&o.timer)
+	clock.Stop(&o.deadlineTmr)
 	n := o.ep.n
 	o.ep.waiting--
 	if !o.full && o.started {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
-	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
@@ -90,7 +89,7 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		return
 	}
 	s := p.SchemaOf()
-	if s.Routed() && n.router == nil {
+	if s.Routed() && n.layer == nil {
 		n.drop(DropNotForUs) // no routing layer: we neither deliver nor relay routed traffic
 		return
 	}
@@ -148,32 +147,29 @@ func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, no
 	}
 }
 
-// deliver hands a verified Package to its application, or a routed one to
-// the routing layer.
+// deliver hands a verified Package to its application, or a routed one,
+// decoded once, to the layer above (which delivers it here with
+// Bind.Deliver, or passes it on).
 func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package, bcast bool, now time.Time) error {
 	if p.SchemaOf().Routed() {
-		rp := RoutedPackage{
-			Header:  RouteHeader{To: p.To, From: p.From, TreeState: p.TreeState, TTL: p.TTL, Mode: p.Flags.Mode(), Error: p.Flags.Error()},
-			Package: pkg.AppendTo(make([]byte, 0, pkg.Len())),
-			Via:     key, Time: now,
-		}
-		if pr := n.peers.ByEndpoint(key); pr != nil {
-			rp.From, rp.FromKnown = pr.ID, true
-		}
-		n.router.HandleRouted(rp)
+		h := RouteHeader{To: p.To, From: p.From, TreeState: p.TreeState, TTL: p.TTL, Mode: p.Flags.Mode(), Error: p.Flags.Error()}
+		own := *pkg
+		own.Blob = bytes.Clone(pkg.Blob) // it aliased a frame or a reassembly
+		n.layer.HandleRouted(h, &own, key, now)
 		return nil
 	}
-	h := n.apps[pkg.AppID]
+	return n.deliverApp(Message{App: pkg.AppID, Blob: bytes.Clone(pkg.Blob), Via: key, Broadcast: bcast, Schema: p.Schema, Time: now})
+}
+
+// deliverApp hands m to its application.
+func (n *Node) deliverApp(m Message) error {
+	h := n.apps[m.App]
 	if h == nil {
 		n.drop(DropUnknownApp)
 		return ErrUnknownApp
 	}
-	m := Message{App: pkg.AppID, Blob: bytes.Clone(pkg.Blob), Via: key, Broadcast: bcast, Schema: p.Schema, Time: now}
-	if pr := n.peers.ByEndpoint(key); pr != nil {
+	if pr := n.peers.ByEndpoint(m.Via); pr != nil {
 		m.From, m.FromKnown = pr.ID, true
-	}
-	if p.SchemaOf().Routed() {
-		m.Routed, m.FromAddr, m.ToAddr, m.TreeState, m.Mode = true, p.From, p.To, p.TreeState, p.Flags.Mode()
 	}
 	n.stats.Delivered++
 	n.stats.DeliveredBytes += uint64(len(m.Blob))
@@ -296,39 +292,4 @@ func (n *Node) greetEvery() time.Duration {
 		return n.cfg.BeaconPeriod
 	}
 	return time.Minute
-}
-
-// RoutedPackage is a routed Package a neighbour handed us (one hop of its
-// journey): the routing layer delivers it here, forwards it, or reports an
-// error back toward its origin.
-type RoutedPackage struct {
-	Header    RouteHeader
-	Package   []byte // serialized, verified; the router's to keep
-	Via       peer.Endpoint
-	From      identity.NodeID // the neighbour it came from, when a known peer
-	FromKnown bool
-	Time      time.Time
-}
-
-// DeliverRouted hands a routed Package addressed to this node to its
-// application; ErrUnknownApp if there is none (the router reports it back).
-func (n *Node) DeliverRouted(rp RoutedPackage) error {
-	var pkg packet.Package
-	if err := pkg.UnmarshalBinary(rp.Package); err != nil {
-		n.drop(DropMalformed)
-		return ErrBadHash
-	}
-	h := n.apps[pkg.AppID]
-	if h == nil {
-		n.drop(DropUnknownApp)
-		return ErrUnknownApp
-	}
-	m := Message{
-		App: pkg.AppID, Blob: bytes.Clone(pkg.Blob), Via: rp.Via, Time: rp.Time,
-		Routed: true, FromAddr: rp.Header.From, ToAddr: rp.Header.To, TreeState: rp.Header.TreeState, Mode: rp.Header.Mode,
-	}
-	n.stats.Delivered++
-	n.stats.DeliveredBytes += uint64(len(m.Blob))
-	h(m)
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
 )
@@ -226,7 +227,7 @@ func (o *outSeq) refAck(p *packet.Packet) {
 	if progress {
 		o.silent = 0
 		r.heard = n.clk.Now()
-		stopTimer(&o.timer)
+		clock.Stop(&o.timer)
 		if r.nFlight > 0 {
 			o.timer = n.clk.AfterFunc(o.refRTO(), o.refTimeout)
 		}

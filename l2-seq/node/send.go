@@ -11,16 +11,16 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
 )
 
-// SendOptions tune one send.
+// SendOptions tune one send; the zero value (or nil) is the default send.
 type SendOptions struct {
 	// Priority orders sends under memory pressure: the send cache evicts
 	// lower priorities first.
 	Priority int
 	// Deadline: a send still waiting its turn then fails with ErrThrottled.
 	Deadline time.Time
-	// Link names the link for a broadcast (-1 or nil options: every link,
-	// with one schema common to all).
-	Link int
+	// Links are the links a broadcast goes out on, by index (nil: every
+	// link, with one schema common to all).
+	Links []int
 }
 
 // referenceSchemas are all a reference node understands (PROTOCOL 11).
@@ -122,12 +122,12 @@ type RouteHeader struct {
 	Error     bool // an error report travelling back toward From
 }
 
-// SendRouted sends a serialized Package one hop, to neighbour to, in a
-// routed schema carrying h (the routing layer's forwarding step; the hop is
-// reliable, and the Result reports the neighbour's confirmation). The
-// neighbour must speak our protocol: reference nodes carry no routed
-// schemas (PROTOCOL 11).
-func (n *Node) SendRouted(to peer.Endpoint, h RouteHeader, pkg []byte, opt *SendOptions) *Result {
+// sendRouted sends a Package one hop, to neighbour to, in a routed schema
+// carrying h (the routing layer's forwarding step; the hop is reliable, and
+// the Result reports the neighbour's confirmation). The neighbour must
+// speak our protocol: reference nodes carry no routed schemas (PROTOCOL
+// 11).
+func (n *Node) sendRouted(to peer.Endpoint, h RouteHeader, pkg *packet.Package, opt *SendOptions) *Result {
 	if n.closed {
 		return failed(ErrClosed)
 	}
@@ -138,7 +138,7 @@ func (n *Node) SendRouted(to peer.Endpoint, h RouteHeader, pkg []byte, opt *Send
 	if !ep.peerFull() {
 		return n.fail(ErrNoRoute)
 	}
-	return n.sendPackage(ep, pkg, &h, opt)
+	return n.sendPackage(ep, pkg.AppendTo(make([]byte, 0, pkg.Len())), &h, opt)
 }
 
 // sendPackage sends a serialized Package to ep: in one packet or a
@@ -332,19 +332,22 @@ func (o *outSingle) finish(err error) {
 	ep.n.finishSend(o.res, err)
 }
 
-// Broadcast sends blob to application app on every neighbour, on one link
-// (opt.Link) or on all links with a schema common to them (PROTOCOL 4.1).
+// Broadcast sends blob to application app on every neighbour, on the links
+// opt.Links names or on all, with a schema common to them (PROTOCOL 4.1).
 // It completes when every packet has been transmitted.
 func (n *Node) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Result {
 	if n.closed {
 		return failed(ErrClosed)
 	}
 	links := n.links
-	if opt != nil && opt.Link >= 0 {
-		if opt.Link >= len(n.links) {
-			return n.fail(ErrNoSchema)
+	if opt != nil && opt.Links != nil {
+		links = make([]*txLink, 0, len(opt.Links))
+		for _, i := range opt.Links {
+			if i < 0 || i >= len(n.links) {
+				return n.fail(ErrNoSchema)
+			}
+			links = append(links, n.links[i])
 		}
-		links = n.links[opt.Link : opt.Link+1]
 	}
 	if len(links) == 0 {
 		return n.fail(ErrNoSchema)

@@ -67,7 +67,7 @@ func (sl *sleeper) earn() {
 
 func (sl *sleeper) stop() {
 	sl.stopped = true
-	stopTimer(&sl.timer)
+	clock.Stop(&sl.timer)
 	sl.s.SetAwake(true)
 }
 
@@ -172,7 +172,7 @@ func (ep *endpoint) woke() {
 	if ep.wake == nil {
 		return
 	}
-	stopTimer(&ep.wake.timer)
+	clock.Stop(&ep.wake.timer)
 	ep.wake = nil
 	ep.kick()
 }

@@ -81,13 +81,20 @@ func newTxLink(n *Node, idx int, l link.Link) *txLink {
 	return t
 }
 
-// backlog counts frames waiting on this link.
+// backlog counts what waits on this link: frames, and each sequence not
+// finished as one. A sequence's own packets are not counted one by one: a
+// node streaming one large Package would flag every packet of it as
+// congested, and the receiver, counting the flags, would pace its own
+// sends back to us by hundreds of units (a 100 KiB Package over UDP left
+// the answer crawling at seconds per frame).
 func (t *txLink) backlog() int {
 	b := len(t.ctrl) + len(t.bcast)
 	for _, ep := range t.active {
 		b += len(ep.frames)
 		for _, s := range ep.out {
-			b += s.remaining()
+			if !s.finished {
+				b++
+			}
 		}
 	}
 	return b

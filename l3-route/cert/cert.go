@@ -146,13 +146,39 @@ type Claim struct {
 	Sig       [ed25519.SignatureSize]byte
 }
 
-// NewClaim returns the claim of priv's key to tree, for the term started at
+// Signer signs with an Ed25519 key it does not hand out: a node's
+// identity.Identity is one, and Key makes one of a bare private key.
+type Signer interface {
+	Public() ed25519.PublicKey
+	Sign(msg []byte) []byte
+}
+
+// Key is a bare Ed25519 private key as a Signer (tests, tools).
+type Key ed25519.PrivateKey
+
+// Public returns the key's public half (nil for a key of the wrong size).
+func (k Key) Public() ed25519.PublicKey {
+	if len(k) != ed25519.PrivateKeySize {
+		return nil
+	}
+	return ed25519.PrivateKey(k).Public().(ed25519.PublicKey)
+}
+
+// Sign signs msg (nil for a key of the wrong size: no signature verifies).
+func (k Key) Sign(msg []byte) []byte {
+	if len(k) != ed25519.PrivateKeySize {
+		return nil
+	}
+	return ed25519.Sign(ed25519.PrivateKey(k), msg)
+}
+
+// NewClaim returns the claim of s's key to tree, for the term started at
 // termStart, issued at now.
-func NewClaim(priv ed25519.PrivateKey, tree uint8, termStart, now int64) Claim {
+func NewClaim(s Signer, tree uint8, termStart, now int64) Claim {
 	c := Claim{Tree: tree, TermStart: termStart, Time: now}
-	copy(c.Root[:], priv.Public().(ed25519.PublicKey))
+	copy(c.Root[:], s.Public())
 	var buf [claimMsgSize]byte
-	copy(c.Sig[:], ed25519.Sign(priv, c.SignedBytes(buf[:0])))
+	copy(c.Sig[:], s.Sign(c.SignedBytes(buf[:0])))
 	return c
 }
 
@@ -264,14 +290,14 @@ func (c *Claim) Term() Term {
 // tree, another epoch (even one whose tree_state byte is the same) or at
 // another position. It panics if child is not 32 bytes long, as
 // ed25519.Sign does for a bad private key: keys come from fixed-size fields.
-func IssueCert(parent ed25519.PrivateKey, term Term, child ed25519.PublicKey, childAddr addr.Address, index uint8) Cert {
+func IssueCert(parent Signer, term Term, child ed25519.PublicKey, childAddr addr.Address, index uint8) Cert {
 	if len(child) != ed25519.PublicKeySize {
 		panic(fmt.Sprintf("cert: IssueCert: child public key of %d bytes", len(child)))
 	}
 	c := Cert{Index: index}
 	copy(c.Child[:], child)
 	var buf [certMsgSize]byte
-	copy(c.Sig[:], ed25519.Sign(parent, appendCertMsg(buf[:0], &term, &c.Child, &childAddr)))
+	copy(c.Sig[:], parent.Sign(appendCertMsg(buf[:0], &term, &c.Child, &childAddr)))
 	return c
 }
 

@@ -23,11 +23,11 @@ const (
 
 var (
 	keysMu sync.Mutex
-	keys   = map[int]ed25519.PrivateKey{}
+	keys   = map[int]Key{}
 )
 
 // key returns test node i's deterministic private key.
-func key(i int) ed25519.PrivateKey {
+func key(i int) Key {
 	keysMu.Lock()
 	defer keysMu.Unlock()
 	if k, ok := keys[i]; ok {
@@ -36,12 +36,12 @@ func key(i int) ed25519.PrivateKey {
 	var seed [ed25519.SeedSize]byte
 	binary.BigEndian.PutUint32(seed[:], uint32(i))
 	copy(seed[4:], "cert test node")
-	k := ed25519.NewKeyFromSeed(seed[:])
+	k := Key(ed25519.NewKeyFromSeed(seed[:]))
 	keys[i] = k
 	return k
 }
 
-func pub(i int) ed25519.PublicKey { return key(i).Public().(ed25519.PublicKey) }
+func pub(i int) ed25519.PublicKey { return key(i).Public() }
 
 // buildChain makes the chain of tree/termStart rooted at node 0, where node
 // l+1 sits at level l+1 with index indices[l] under node l (keys offset by
@@ -478,7 +478,7 @@ func TestExtendLimits(t *testing.T) {
 	base := buildChain(t, 0, testTerm, 500, 4)
 	for _, tc := range []struct {
 		name   string
-		parent ed25519.PrivateKey
+		parent Key
 		child  ed25519.PublicKey
 		index  uint8
 		want   error
@@ -544,7 +544,7 @@ func TestForgeries(t *testing.T) {
 		forgery{"claim tree changed", mutate(good, func(c *Chain) { c.Claim.Tree = 1 }), -1},
 		forgery{"claim signed by another key", mutate(good, func(c *Chain) {
 			msg := c.Claim.SignedBytes(nil)
-			copy(c.Claim.Sig[:], ed25519.Sign(key(99), msg))
+			copy(c.Claim.Sig[:], key(99).Sign(msg))
 		}), -1},
 		forgery{"claim by another key with the root's certs", mutate(good, func(c *Chain) {
 			c.Claim = NewClaim(key(99), 0, testTerm, testNow)

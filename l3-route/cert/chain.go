@@ -75,19 +75,19 @@ func childAddr(parent addr.Address, index uint8, i int) (addr.Address, error) {
 }
 
 // Extend returns a new chain for child at index under ch's holder, which
-// parent must be the private key of (else an error wrapping ErrNotHolder):
+// parent must sign for (else an error wrapping ErrNotHolder):
 // what a parent hands a child it assigns an address to. The new chain has
 // its own copy of the certificates. Errors wrap ErrIndex, ErrTooLong (no
 // room below ch's holder for this index) or ErrLength (a child key that is
 // not 32 bytes). Extend does not verify ch.
-func (ch *Chain) Extend(parent ed25519.PrivateKey, child ed25519.PublicKey, index uint8) (Chain, error) {
-	if len(parent) != ed25519.PrivateKeySize {
-		return Chain{}, fmt.Errorf("%w: parent private key of %d bytes", ErrNotHolder, len(parent))
+func (ch *Chain) Extend(parent Signer, child ed25519.PublicKey, index uint8) (Chain, error) {
+	if parent == nil || len(parent.Public()) != ed25519.PublicKeySize {
+		return Chain{}, fmt.Errorf("%w: no parent key", ErrNotHolder)
 	}
 	if len(child) != ed25519.PublicKeySize {
 		return Chain{}, fmt.Errorf("%w: child public key of %d bytes, want %d", ErrLength, len(child), ed25519.PublicKeySize)
 	}
-	if err := ch.CheckHolder(parent.Public().(ed25519.PublicKey)); err != nil {
+	if err := ch.CheckHolder(parent.Public()); err != nil {
 		return Chain{}, err
 	}
 	n := len(ch.Certs)

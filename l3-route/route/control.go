@@ -106,7 +106,7 @@ func (r *Record) signed(b []byte) []byte {
 }
 
 // Sign fills Sig with the signer's key.
-func (r *Record) Sign(id identity.Identity) {
+func (r *Record) Sign(id identity.Signer) {
 	copy(r.Sig[:], id.Sign(r.signed(nil)))
 }
 

@@ -140,15 +140,18 @@ func newControlFixture(t testing.TB) *controlFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tree.New(n, tree.Config{Trees: 3})
-	fx := &controlFixture{clk: clk, r: New(n, tr, Config{Records: 8})}
+	rt, err := Attach(n, tree.Config{Trees: 3}, Config{Records: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := &controlFixture{clk: clk, r: rt}
 	r := fx.r
 	r.leases.leaf = true
 
 	// A send waiting for its receipt.
 	pkg := packet.NewPackage(testApp, []byte("waiting for a receipt"))
 	fx.sendHash, fx.sendRes = pkg.Hash, node.NewResult()
-	r.pending[pkg.Hash] = &pendingSend{res: fx.sendRes, pkg: pkg.AppendTo(nil), attempts: 1}
+	r.pending[pkg.Hash] = &pendingSend{res: fx.sendRes, pkg: pkg, attempts: 1}
 
 	// A lookup under way (it cannot go out: no positions).
 	fx.lookupID = fuzzPeer.ID()
@@ -222,7 +225,7 @@ func FuzzControl(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fx := newControlFixture(t)
 		r := fx.r
-		rp := node.RoutedPackage{Header: node.RouteHeader{To: addr.Address{}, From: from, TreeState: 16, TTL: 60}}
+		rp := &routed{Header: node.RouteHeader{To: addr.Address{}, From: from, TreeState: 16, TTL: 60}}
 		r.control(rp, bytes.Clone(data))
 		r.receiveOneHop(node.Message{App: ControlApp, Blob: bytes.Clone(data), FromKnown: true, From: fuzzProxy.ID(), Via: peer.Endpoint{Link: 0}})
 		fx.clk.RunFor(time.Millisecond) // what the handling scheduled at once

@@ -125,11 +125,11 @@ func TestGatewayResequences(t *testing.T) {
 		} else {
 			t.Logf("A to B in %v", took)
 		}
-		if len(got) != 1 || !bytes.Equal(got[0].Blob, blob) || !got[0].Routed {
+		if len(got) != 1 || !bytes.Equal(got[0].Blob, blob) || got[0].Route == nil {
 			t.Fatalf("B got %d copies, want the Package once", len(got))
 		}
-		if p, ok := me.nodes[b].rt.Position(got[0].TreeState); !ok || got[0].ToAddr != [16]byte(p.Addr) {
-			t.Errorf("delivered with to_addr %x in epoch %d, B is at %x there", got[0].ToAddr, got[0].TreeState, p.Addr)
+		if p, ok := me.nodes[b].rt.Position(got[0].Route.TreeState); !ok || got[0].Route.To != [16]byte(p.Addr) {
+			t.Errorf("delivered with to_addr %x in epoch %d, B is at %x there", got[0].Route.To, got[0].Route.TreeState, p.Addr)
 		}
 		espSchema, espCount := carried(*onESP, me.nodes[a].radios["espnow"], wire)
 		loraSchema, loraCount := carried(*onLoRa, me.nodes[g].radios["lora"], wire)

@@ -117,8 +117,11 @@ func (me *hmesh) add(s hspec) int {
 	hn.n = n
 	n.Register(testApp, func(m node.Message) { hn.got = append(hn.got, m) })
 	if !s.ref {
-		hn.tr = tree.New(n, me.tcfg)
-		hn.rt = New(n, hn.tr, s.rcfg)
+		rt, err := Attach(n, me.tcfg, s.rcfg)
+		if err != nil {
+			me.t.Fatal(err)
+		}
+		hn.rt, hn.tr = rt, rt.Trees()
 		hn.rt.Observe(func(h Hop) { me.hops = append(me.hops, hopAt{Hop: h, node: i, at: me.clk.Now()}) })
 		if s.leaf && !s.leafTreeApp {
 			n.Unregister(tree.AppID)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
-	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
@@ -159,7 +158,7 @@ func (l *leaseState) records(r *Router) []Record {
 			r.sendGrant(h.via, addrs)
 		}
 		rec := Record{ID: h.id, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: addrs}
-		rec.Sign(r.n.Identity())
+		rec.Sign(r.b.Signer())
 		out = append(out, rec)
 	}
 	return out
@@ -209,16 +208,16 @@ func (r *Router) askLease() {
 	wait := r.recordLife() / 4
 	if len(l.own) == 0 {
 		wait = 5 * time.Second
-		for _, p := range r.n.Peers() {
+		for _, p := range r.b.Peers() {
 			for _, ep := range p.Endpoints {
-				if r.n.SpeaksOurs(ep) {
-					r.n.SendTo(ep, ControlApp, []byte{msgLeaseReq}, nil)
+				if r.b.SpeaksOurs(ep) {
+					r.b.Send(ep, ControlApp, []byte{msgLeaseReq}, nil)
 					break
 				}
 			}
 		}
 	} else {
-		r.n.SendTo(l.proxy, ControlApp, []byte{msgLeaseReq}, nil)
+		r.b.Send(l.proxy, ControlApp, []byte{msgLeaseReq}, nil)
 	}
 	l.askTmr = r.clk.AfterFunc(wait, r.askLease)
 }
@@ -244,7 +243,7 @@ func (r *Router) sendGrant(via peer.Endpoint, addrs []TreeAddr) {
 		b = append(b, a.Addr[:]...)
 	}
 	r.stats.ControlBytesSent += uint64(len(b))
-	r.n.SendTo(via, ControlApp, b, nil)
+	r.b.Send(via, ControlApp, b, nil)
 }
 
 // onLeaseGrant: our proxy granted leases.
@@ -270,19 +269,15 @@ func (r *Router) onLeaseGrant(m node.Message) {
 }
 
 // proxy hands a Package for a leaseholder on, one hop.
-func (r *Router) proxy(rp node.RoutedPackage, h *leaseHolder) {
-	var pkg packet.Package
-	if pkg.UnmarshalBinary(rp.Package) != nil {
-		return
-	}
-	var hash [16]byte
-	copy(hash[:], rp.Package[packet.AppIDSize:packet.PackageOverhead])
+func (r *Router) proxy(rp *routed, h *leaseHolder) {
+	pkg := &rp.Pkg
+	hash := pkg.Hash
 	r.observe(Hop{Hash: hash, Self: r.self, Next: h.id, TreeState: rp.Header.TreeState, To: rp.Header.To, Mode: rp.Header.Mode, Proxy: true, Error: rp.Header.Error})
 	var res *node.Result
 	if h.ref {
-		res = r.n.SendTo(h.via, pkg.AppID, pkg.Blob, nil)
+		res = r.b.Send(h.via, pkg.AppID, pkg.Blob, nil)
 	} else {
-		res = r.n.SendRouted(h.via, rp.Header, rp.Package, nil)
+		res = r.b.SendRouted(h.via, rp.Header, pkg, nil)
 	}
 	hdr := rp.Header
 	res.OnDone(func(err error) {
@@ -290,7 +285,7 @@ func (r *Router) proxy(rp node.RoutedPackage, h *leaseHolder) {
 			r.reportError(rp, err, nil)
 			return
 		}
-		if h.ref && !hdr.Error && !isControl(rp.Package) {
+		if h.ref && !hdr.Error && !isControl(pkg) {
 			// A reference node sends no receipt: the proxy confirms.
 			b := append([]byte{msgReceipt}, hash[:]...)
 			r.sendControl(hdr.TreeState, hdr.From, hdr.Mode, b, false)

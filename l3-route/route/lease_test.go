@@ -62,7 +62,7 @@ func TestLeafAndReferenceBehindProxy(t *testing.T) {
 		if err := me.wait(res, 3*time.Minute); err != nil {
 			t.Fatalf("send to the leaf: %v", err)
 		}
-		if len(L.got) != 1 || !bytes.Equal(L.got[0].Blob, []byte("hello leaf")) || !L.got[0].Routed {
+		if len(L.got) != 1 || !bytes.Equal(L.got[0].Blob, []byte("hello leaf")) || L.got[0].Route == nil {
 			t.Fatalf("leaf got %+v", L.got)
 		}
 		// The proxy handed it on.
@@ -98,8 +98,8 @@ func TestLeafAndReferenceBehindProxy(t *testing.T) {
 		}
 		// It came from the leaf's lease (the proxy only passed it on).
 		m := got[len(got)-1]
-		if !slices.ContainsFunc(L.rt.Addrs(), func(a TreeAddr) bool { return a.TreeState == m.TreeState && a.Addr == m.FromAddr }) {
-			t.Errorf("from %x (ts %d), not a lease of the leaf %v", m.FromAddr, m.TreeState, L.rt.Addrs())
+		if !slices.ContainsFunc(L.rt.Addrs(), func(a TreeAddr) bool { return a.TreeState == m.Route.TreeState && a.Addr == m.Route.From }) {
+			t.Errorf("from %x (ts %d), not a lease of the leaf %v", m.Route.From, m.Route.TreeState, L.rt.Addrs())
 		}
 	})
 
@@ -113,8 +113,8 @@ func TestLeafAndReferenceBehindProxy(t *testing.T) {
 			t.Fatalf("reference node got %d messages", len(R.got))
 		}
 		m := R.got[0]
-		if !bytes.Equal(m.Blob, []byte("hello reference node")) || m.Routed || (m.Schema != 0 && m.Schema != 2) {
-			t.Fatalf("reference node got %q routed %v in schema %d; want a plain Package in schema 0 or 2", m.Blob, m.Routed, m.Schema)
+		if !bytes.Equal(m.Blob, []byte("hello reference node")) || m.Route != nil || (m.Schema != 0 && m.Schema != 2) {
+			t.Fatalf("reference node got %q routed %v in schema %d; want a plain Package in schema 0 or 2", m.Blob, m.Route != nil, m.Schema)
 		}
 		if m.From != me.nodes[2].n.ID() || !m.FromKnown {
 			t.Errorf("handed on by %x, want the proxy", m.From[:4])
@@ -163,7 +163,7 @@ func TestReferenceNodeAtColdStart(t *testing.T) {
 	if err := me.wait(res, 3*time.Minute); err != nil {
 		t.Fatalf("send to the reference node: %v", err)
 	}
-	if got := me.nodes[ref].got; len(got) != 1 || got[0].Routed {
+	if got := me.nodes[ref].got; len(got) != 1 || got[0].Route != nil {
 		t.Fatalf("reference node got %+v", got)
 	}
 }
@@ -186,7 +186,7 @@ func TestLeafStaysOutOfTrees(t *testing.T) {
 		if p, ok := L.tr.Current(k); ok {
 			t.Errorf("the leaf took a place in tree %d: %v (root %v)", k, p.Addr, p.Root)
 		}
-		if r, _ := me.nodes[0].tr.Root(k); bytes.Equal(r, L.n.Identity().Public()) {
+		if r, _ := me.nodes[0].tr.Root(k); bytes.Equal(r, L.n.Signer().Public()) {
 			t.Errorf("the leaf is the root of tree %d", k)
 		}
 	}

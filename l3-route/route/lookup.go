@@ -9,7 +9,6 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -101,7 +100,7 @@ func (r *Router) scheduleRegister() {
 		quiet = registerMax
 	}
 	wait := min(quiet, r.regFirst.Add(registerMax).Sub(now))
-	wait = max(wait, 0) + time.Duration(r.n.Rand().Int64N(int64(registerSpread)))
+	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(registerSpread)))
 	r.regTmr = r.clk.AfterFunc(wait, func() {
 		r.regTmr = nil
 		r.register()
@@ -144,11 +143,11 @@ func (r *Router) register() {
 	if len(rec.Addrs) == 0 {
 		return
 	}
-	rec.Sign(r.n.Identity())
+	rec.Sign(r.b.Signer())
 	r.registered = rec.Addrs
 	r.regAt = r.clk.Now()
 	// Refresh before the homes forget it (a record lives recordLife).
-	stopTimer(&r.refreshTmr)
+	clock.Stop(&r.refreshTmr)
 	r.refreshTmr = r.clk.AfterFunc(r.recordLife()/2, func() {
 		r.refreshTmr = nil
 		r.scheduleRegister()
@@ -178,7 +177,7 @@ func (r *Router) storeLookup(rec Record) {
 		sent++
 		key := regKey{id: rec.ID, tree: k}
 		if old := r.regs[key]; old != nil {
-			stopTimer(&old.timer)
+			clock.Stop(&old.timer)
 		}
 		if r.regs == nil {
 			r.regs = map[regKey]*regState{}
@@ -225,7 +224,7 @@ func (r *Router) sendRegister(key regKey, st *regState) {
 }
 
 // onRegistered: the node at a key stored our record.
-func (r *Router) onRegistered(rp node.RoutedPackage, b []byte) {
+func (r *Router) onRegistered(rp *routed, b []byte) {
 	if len(b) != 40 {
 		return
 	}
@@ -234,13 +233,13 @@ func (r *Router) onRegistered(rp node.RoutedPackage, b []byte) {
 	at := int64(binary.BigEndian.Uint64(b[32:]))
 	key := regKey{id: id, tree: tree.TreeOf(rp.Header.TreeState)}
 	if st := r.regs[key]; st != nil && st.rec.Time == at {
-		stopTimer(&st.timer)
+		clock.Stop(&st.timer)
 		delete(r.regs, key)
 	}
 }
 
 // onRegister stores a record that reached its key, and confirms it.
-func (r *Router) onRegister(rp node.RoutedPackage, b []byte) {
+func (r *Router) onRegister(rp *routed, b []byte) {
 	var rec Record
 	if rec.UnmarshalBinary(b) != nil {
 		r.stats.Malformed++
@@ -319,7 +318,7 @@ func (r *Router) Lookup(id identity.NodeID, cb func(Destination, error)) {
 		}
 	}
 	q := &lookupReq{id: id, cbs: []func(Destination, error){cb}}
-	nonce := r.n.Rand().Uint32()
+	nonce := r.rng.Uint32()
 	r.lookups[nonce] = q
 	r.stats.Lookups++
 	r.tryLookup(nonce, q)
@@ -392,7 +391,7 @@ func (r *Router) neighbourDest(id identity.NodeID) (Destination, bool) {
 }
 
 // onLookup answers a lookup that reached the key's home.
-func (r *Router) onLookup(rp node.RoutedPackage, b []byte) {
+func (r *Router) onLookup(rp *routed, b []byte) {
 	if len(b) != 36 {
 		return
 	}
@@ -404,7 +403,7 @@ func (r *Router) onLookup(rp node.RoutedPackage, b []byte) {
 		reply = s.rec.AppendTo(reply)
 	} else if id == r.self {
 		rec := Record{ID: r.self, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: r.Addrs()}
-		rec.Sign(r.n.Identity())
+		rec.Sign(r.b.Signer())
 		reply = rec.AppendTo(append(reply, 1))
 	} else {
 		reply = append(reply, 0)

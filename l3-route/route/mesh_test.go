@@ -44,10 +44,13 @@ func newTMesh(t testing.TB, n int, edges [][2]int, loss float64, tcfg tree.Confi
 		}
 		i := i
 		nd.Register(testApp, func(m node.Message) { me.got[i] = append(me.got[i], m) })
-		tr := tree.New(nd, tcfg)
+		rt, err := Attach(nd, tcfg, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		me.nodes = append(me.nodes, nd)
-		me.trees = append(me.trees, tr)
-		me.rts = append(me.rts, New(nd, tr, Config{}))
+		me.trees = append(me.trees, rt.Trees())
+		me.rts = append(me.rts, rt)
 	}
 	l := sim.Independent(loss)
 	for _, e := range edges {
@@ -124,7 +127,7 @@ func TestLineConvergesAndRoutes(t *testing.T) {
 	if err := res.Err(); err != nil || !res.Finished() {
 		t.Fatalf("send: finished %v err %v", res.Finished(), err)
 	}
-	if len(me.got[5]) != 1 || string(me.got[5][0].Blob) != "hello over five hops" || !me.got[5][0].Routed {
+	if len(me.got[5]) != 1 || string(me.got[5][0].Blob) != "hello over five hops" || me.got[5][0].Route == nil {
 		t.Fatalf("delivered %+v", me.got[5])
 	}
 	_ = dst

@@ -94,7 +94,14 @@ func TestGreedyPathsBothMetrics(t *testing.T) {
 	for r, i := range order {
 		ids[i] = ranked[r]
 	}
-	me := newHMesh(t, tree.Config{Trees: 1}, 11)
+	// The breadth-first shape checked below is this test's precondition,
+	// not the property under test (the paths are): the tree forms breadth
+	// first only when no relay of the root's first claim is lost, and the
+	// hidden relays 5 and 7 collide at 8 in some runs (seeds 11 and 16
+	// among 11..16 with the trees' own random source; it happened as well
+	// when they drew from the node's, at seed 17). The seed is one where
+	// it forms as meant.
+	me := newHMesh(t, tree.Config{Trees: 1}, 12)
 	for i := range n {
 		me.add(hspec{id: &ids[i]})
 	}
@@ -175,7 +182,7 @@ func TestGreedyPathsBothMetrics(t *testing.T) {
 				if !delivered || !slices.Equal(got, p) {
 					t.Errorf("mode %v %d->%d: routed %v (delivered %v), greedy by hand %v", mode, s, d, got, delivered, p)
 				}
-				if last := me.nodes[d].got; len(last) == 0 || !bytes.Equal(last[len(last)-1].Blob, blob) || last[len(last)-1].Mode != mode {
+				if last := me.nodes[d].got; len(last) == 0 || !bytes.Equal(last[len(last)-1].Blob, blob) || last[len(last)-1].Route.Mode != mode {
 					t.Errorf("mode %v %d->%d: not delivered to the application", mode, s, d)
 				}
 			}

@@ -12,9 +12,9 @@
 package route
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -87,13 +87,16 @@ type Hop struct {
 	Error     bool
 }
 
-// Router is the routing layer of one node.
+// Router is the routing layer of one node. It is the layer above the node
+// (node.Layer): it reaches the node through one handle (node.Bind), and
+// runs the node's trees over the same handle.
 type Router struct {
-	n    *node.Node
+	b    *node.Bind
 	t    *tree.Trees
 	clk  clock.Clock
 	cfg  Config
 	self identity.NodeID
+	rng  *rand.Rand
 
 	pending    map[[16]byte]*pendingSend
 	records    map[identity.NodeID]*storedRecord
@@ -117,21 +120,48 @@ type Router struct {
 	deliveredQ [][32]byte
 }
 
-// New builds the router of n over the trees t and registers it with n.
-func New(n *node.Node, t *tree.Trees, cfg Config) *Router {
+// Attach builds the routing layer of n, with its trees (tcfg), and
+// attaches it to n: one call, one handle. Call Trees().Start after the node
+// starts (a leaf's trees are never started: SetLeaf).
+func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 	cfg.fill()
 	r := &Router{
-		n: n, t: t, clk: n.Clock(), cfg: cfg, self: n.ID(),
 		pending: map[[16]byte]*pendingSend{}, records: map[identity.NodeID]*storedRecord{},
 		cache: map[identity.NodeID]*cachedRecord{}, lookups: map[uint32]*lookupReq{}, traces: map[uint32]*traceReq{},
+		cfg: cfg,
 	}
+	b, err := n.Attach(r, tree.AppID, ControlApp)
+	if err != nil {
+		return nil, err
+	}
+	r.b, r.clk, r.self = b, b.Clock(), b.ID()
+	r.rng = rand.New(rand.NewPCG(b.Seed(), 0x726f757465))
+	r.t = tree.New(b, tcfg)
 	r.leases.init()
-	n.SetRouter(r)
-	n.Register(ControlApp, r.receiveOneHop)
-	t.Subscribe(func(int) { r.scheduleRegister() })
-	t.OnParentLost(r.askRenew)
-	n.WatchPeers(r.peerEvent)
-	return r
+	r.t.Subscribe(func(int) { r.scheduleRegister() })
+	r.t.OnParentLost(r.askRenew)
+	return r, nil
+}
+
+// Trees returns the node's trees.
+func (r *Router) Trees() *tree.Trees { return r.t }
+
+// HandleMessage is the node handing us a one-hop Package of the trees or
+// of the router's control app (node.Layer).
+func (r *Router) HandleMessage(m node.Message) {
+	switch m.App {
+	case tree.AppID:
+		r.t.HandleMessage(m)
+	case ControlApp:
+		r.receiveOneHop(m)
+	}
+}
+
+// PeerChanged is the node telling us of a peer that came or went
+// (node.Layer).
+func (r *Router) PeerChanged(p *peer.Peer, up bool) {
+	r.t.PeerChanged(p, up)
+	r.peerEvent(p, up)
 }
 
 // Stats returns the counters.
@@ -166,7 +196,7 @@ func (r *Router) Addrs() []TreeAddr {
 type pendingSend struct {
 	res      *node.Result
 	dst      Destination
-	pkg      []byte
+	pkg      packet.Package
 	opt      *node.SendOptions
 	mode     bool
 	forced   *int
@@ -231,9 +261,8 @@ func (r *Router) SendTo(d Destination, app packet.AppID, blob []byte, opt *Optio
 		opt = &Options{}
 	}
 	pkg := packet.NewPackage(app, blob)
-	data := pkg.AppendTo(make([]byte, 0, pkg.Len()))
 	res := newResult()
-	p := &pendingSend{res: res, dst: d, pkg: data, opt: &node.SendOptions{Priority: opt.Priority}, mode: opt.Mode}
+	p := &pendingSend{res: res, dst: d, pkg: pkg, opt: &node.SendOptions{Priority: opt.Priority}, mode: opt.Mode}
 	if old := r.pending[pkg.Hash]; old != nil {
 		// The same Package already on its way: both hear the same outcome.
 		old.res.OnDone(func(err error) { completeResult(res, err) })
@@ -254,7 +283,7 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		r.finish(hash, ErrNoCommonTree)
 		return
 	}
-	stopTimer(&p.timer)
+	clock.Stop(&p.timer)
 	p.timer = r.clk.AfterFunc(r.cfg.ReceiptTimeout, func() {
 		p.timer = nil
 		if p.attempts >= r.cfg.Attempts {
@@ -263,7 +292,7 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		}
 		r.attempt(hash, p, forced)
 	})
-	r.forward(node.RoutedPackage{Header: h, Package: p.pkg, Time: r.clk.Now()}, true, nil)
+	r.forward(&routed{Header: h, Pkg: p.pkg, Time: r.clk.Now()}, true, nil)
 }
 
 // ErrNoCommonTree: the destination has no address in any epoch we are in.
@@ -341,7 +370,7 @@ func (r *Router) failed(hash [16]byte, err error) {
 		r.finish(hash, err)
 		return
 	}
-	stopTimer(&p.timer)
+	clock.Stop(&p.timer)
 	// 2 s, 4 s, 8 s ...: a relay's queue that was full is drained by then,
 	// and a storm of registrations after a new epoch has passed. No route
 	// in one tree needs no wait before the next.
@@ -349,7 +378,7 @@ func (r *Router) failed(hash [16]byte, err error) {
 	if noRoute {
 		pause = 100 * time.Millisecond
 	}
-	pause += time.Duration(r.n.Rand().Int64N(int64(pause)))
+	pause += time.Duration(r.rng.Int64N(int64(pause)))
 	p.timer = r.clk.AfterFunc(pause, func() {
 		p.timer = nil
 		if r.pending[hash] == p {
@@ -364,22 +393,32 @@ func (r *Router) finish(hash [16]byte, err error) {
 		return
 	}
 	delete(r.pending, hash)
-	stopTimer(&p.timer)
+	clock.Stop(&p.timer)
 	completeResult(p.res, err)
 }
 
-// HandleRouted is the node handing us a routed Package from a neighbour.
-func (r *Router) HandleRouted(rp node.RoutedPackage) {
-	from := rp.Via
-	r.forward(rp, false, &from)
+// routed is a routed Package at this node: the header it carries, the
+// Package (decoded once, when it arrived or was made), and the neighbour
+// it came from (zero when we originated it).
+type routed struct {
+	Header node.RouteHeader
+	Pkg    packet.Package
+	Via    peer.Endpoint
+	Time   time.Time
+}
+
+// HandleRouted is the node handing us a routed Package from a neighbour
+// (node.Layer).
+func (r *Router) HandleRouted(h node.RouteHeader, pkg *packet.Package, via peer.Endpoint, at time.Time) {
+	from := via
+	r.forward(&routed{Header: h, Pkg: *pkg, Via: via, Time: at}, false, &from)
 }
 
 // forward makes the routing decision for a Package here: deliver, pass to
 // the closest neighbour, or report an error back toward its origin.
-func (r *Router) forward(rp node.RoutedPackage, originated bool, from *peer.Endpoint) {
+func (r *Router) forward(rp *routed, originated bool, from *peer.Endpoint) {
 	h := rp.Header
-	var pkgHash [16]byte
-	copy(pkgHash[:], rp.Package[packet.AppIDSize:packet.PackageOverhead])
+	pkgHash := rp.Pkg.Hash
 	self, ok := r.position(h.TreeState)
 	if !ok {
 		r.stats.NoRoute++
@@ -418,13 +457,13 @@ func (r *Router) forward(rp node.RoutedPackage, originated bool, from *peer.Endp
 	if r.leases.proxied && originated {
 		// A leaf sends everything through its proxy.
 		next = tree.Neighbor{Via: r.leases.proxy, Addr: self.Addr}
-		if p := r.n.PeerAt(r.leases.proxy); p != nil {
+		if p := r.b.PeerAt(r.leases.proxy); p != nil {
 			next.ID = p.ID
 		}
 		ok = true
 	}
 	if !ok {
-		if isLookup(rp.Package) {
+		if isLookup(&rp.Pkg) {
 			// The end of a name's greedy path: its records live here.
 			r.local(rp, pkgHash)
 			return
@@ -439,7 +478,7 @@ func (r *Router) forward(rp node.RoutedPackage, originated bool, from *peer.Endp
 	r.traceHop(rp, self, h, next)
 	r.observe(Hop{Hash: pkgHash, Self: r.self, Next: next.ID, NextAddr: next.Addr, TreeState: h.TreeState, To: h.To, Mode: h.Mode, Error: h.Error})
 	rp.Header = h
-	res := r.n.SendRouted(next.Via, h, rp.Package, nil)
+	res := r.b.SendRouted(next.Via, h, &rp.Pkg, nil)
 	res.OnDone(func(err error) {
 		if err == nil {
 			return
@@ -472,10 +511,10 @@ func (r *Router) askRenew(k int) {
 	}
 	msg := []byte{msgRenew, byte(k), p.TreeState}
 	r.sendControl(p.TreeState, addr.Address{}, false, msg, false)
-	for _, peer := range r.n.Peers() {
+	for _, peer := range r.b.Peers() {
 		for _, ep := range peer.Endpoints {
-			if r.n.SpeaksOurs(ep) {
-				r.n.SendTo(ep, ControlApp, []byte{msgRenewVia, byte(k), p.TreeState}, nil)
+			if r.b.SpeaksOurs(ep) {
+				r.b.Send(ep, ControlApp, []byte{msgRenewVia, byte(k), p.TreeState}, nil)
 			}
 		}
 	}
@@ -532,7 +571,7 @@ func (r *Router) isDown(ep peer.Endpoint) bool {
 		delete(r.down, ep)
 		return false
 	}
-	if p := r.n.PeerAt(ep); p != nil && p.LastRx.After(at) {
+	if p := r.b.PeerAt(ep); p != nil && p.LastRx.After(at) {
 		delete(r.down, ep)
 		return false
 	}
@@ -558,7 +597,7 @@ func (r *Router) nextHop(self tree.Position, h node.RouteHeader, from *peer.Endp
 		if from != nil && nb.Via == *from {
 			continue
 		}
-		if !r.n.SpeaksOurs(nb.Via) {
+		if !r.b.SpeaksOurs(nb.Via) {
 			continue
 		}
 		k := m.Key(nb.Addr, h.To)
@@ -582,13 +621,10 @@ func (r *Router) nextHop(self tree.Position, h node.RouteHeader, from *peer.Endp
 }
 
 // local handles a Package addressed to this node.
-func (r *Router) local(rp node.RoutedPackage, hash [16]byte) {
+func (r *Router) local(rp *routed, hash [16]byte) {
 	h := rp.Header
 	r.observe(Hop{Hash: hash, Self: r.self, Delivered: true, TreeState: h.TreeState, Error: h.Error})
-	var pkg packet.Package
-	if pkg.UnmarshalBinary(rp.Package) != nil {
-		return
-	}
+	pkg := &rp.Pkg
 	if pkg.AppID == ControlApp {
 		r.control(rp, pkg.Blob)
 		return
@@ -599,9 +635,11 @@ func (r *Router) local(rp node.RoutedPackage, hash [16]byte) {
 	// A copy of a Package delivered lately (its sender tried again because
 	// the receipt was late, or two tries crossed the mesh at once) gets a
 	// receipt again, but the application has it already.
-	key := [32]byte(rp.Package[:packet.PackageOverhead])
+	var key [32]byte
+	copy(key[:], pkg.AppID[:])
+	copy(key[packet.AppIDSize:], pkg.Hash[:])
 	if !r.isCopy(key) {
-		err := r.n.DeliverRouted(rp)
+		err := r.b.Deliver(h, pkg, rp.Via, rp.Time)
 		r.stats.Delivered++
 		if err != nil {
 			r.reportError(rp, err, nil)
@@ -617,16 +655,15 @@ func (r *Router) local(rp node.RoutedPackage, hash [16]byte) {
 // reportError sends an error back toward the Package's origin (PROTOCOL 7):
 // the error flag set, the code, the Package's hash (so the sender knows
 // which send failed) and our address. Errors about errors are not sent.
-func (r *Router) reportError(rp node.RoutedPackage, err error, _ *peer.Endpoint) {
+func (r *Router) reportError(rp *routed, err error, _ *peer.Endpoint) {
 	h := rp.Header
-	if h.Error || len(rp.Package) < packet.PackageOverhead {
+	if h.Error {
 		return
 	}
-	if isControl(rp.Package) {
+	if isControl(&rp.Pkg) {
 		return // lookups, receipts and traces fail quietly: their senders time out
 	}
-	var hash [16]byte
-	copy(hash[:], rp.Package[packet.AppIDSize:packet.PackageOverhead])
+	hash := rp.Pkg.Hash
 	self, ok := r.position(h.TreeState)
 	if !ok {
 		return
@@ -647,7 +684,7 @@ func (r *Router) reportError(rp node.RoutedPackage, err error, _ *peer.Endpoint)
 	// as the Package came, whatever hop limit this node gives its sends.
 	pkg := packet.NewPackage(ControlApp, b)
 	eh := node.RouteHeader{To: h.From, From: self.Addr, TreeState: h.TreeState, TTL: min(h.TTL, 254), Mode: h.Mode, Error: true}
-	r.forward(node.RoutedPackage{Header: eh, Package: pkg.AppendTo(nil), Time: r.clk.Now()}, true, nil)
+	r.forward(&routed{Header: eh, Pkg: pkg, Time: r.clk.Now()}, true, nil)
 }
 
 // sendControl sends a control message toward to in epoch ts.
@@ -662,11 +699,11 @@ func (r *Router) sendControl(ts uint8, to addr.Address, mode bool, msg []byte, i
 	if isError {
 		h.TTL = 255 - r.cfg.TTL // errors count up (PROTOCOL 7)
 	}
-	r.forward(node.RoutedPackage{Header: h, Package: pkg.AppendTo(nil), Time: r.clk.Now()}, true, nil)
+	r.forward(&routed{Header: h, Pkg: pkg, Time: r.clk.Now()}, true, nil)
 }
 
 // control handles a control message that reached us.
-func (r *Router) control(rp node.RoutedPackage, b []byte) {
+func (r *Router) control(rp *routed, b []byte) {
 	if checkControl(b) != nil {
 		r.stats.Malformed++
 		return
@@ -712,7 +749,7 @@ func (r *Router) control(rp node.RoutedPackage, b []byte) {
 
 // receiveOneHop handles control messages sent to us directly (leases).
 func (r *Router) receiveOneHop(m node.Message) {
-	if m.Routed {
+	if m.Route != nil {
 		return
 	}
 	if checkControl(m.Blob) != nil {
@@ -733,32 +770,25 @@ func (r *Router) peerEvent(p *peer.Peer, up bool) {
 	r.leases.peerEvent(r, p, up)
 }
 
-// isControl reports whether a serialized Package is a control message.
-func isControl(pkg []byte) bool {
-	return len(pkg) > packet.PackageOverhead && bytes.Equal(pkg[:packet.AppIDSize], ControlApp[:])
+// isControl reports whether a Package is a control message.
+func isControl(pkg *packet.Package) bool {
+	return pkg.AppID == ControlApp && len(pkg.Blob) > 0
 }
 
 // controlType returns a control message's type (0 if not one).
-func controlType(pkg []byte) byte {
+func controlType(pkg *packet.Package) byte {
 	if !isControl(pkg) {
 		return 0
 	}
-	return pkg[packet.PackageOverhead]
+	return pkg.Blob[0]
 }
 
-func isLookup(pkg []byte) bool {
+func isLookup(pkg *packet.Package) bool {
 	t := controlType(pkg)
 	return t == msgRegister || t == msgLookup
 }
 
 func nonceOf(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
-
-func stopTimer(t *clock.Timer) {
-	if *t != nil {
-		(*t).Stop()
-		*t = nil
-	}
-}
 
 func newResult() *node.Result { return node.NewResult() }
 

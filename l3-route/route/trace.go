@@ -51,7 +51,7 @@ func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) 
 		cb(nil, ErrNoCommonTree)
 		return
 	}
-	nonce := r.n.Rand().Uint32()
+	nonce := r.rng.Uint32()
 	q := &traceReq{cb: cb}
 	r.traces[nonce] = q
 	q.timer = r.clk.AfterFunc(traceTimeout, func() {
@@ -63,25 +63,25 @@ func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) 
 	})
 	b := binary.BigEndian.AppendUint32([]byte{msgTrace}, nonce)
 	pkg := packet.NewPackage(ControlApp, b)
-	r.forward(node.RoutedPackage{Header: h, Package: pkg.AppendTo(nil), Time: r.clk.Now()}, true, nil)
+	r.forward(&routed{Header: h, Pkg: pkg, Time: r.clk.Now()}, true, nil)
 }
 
 // traceHop reports a probe passing through (next: the neighbour it goes to).
-func (r *Router) traceHop(rp node.RoutedPackage, self tree.Position, h node.RouteHeader, next tree.Neighbor) {
-	if controlType(rp.Package) != msgTrace || h.Error {
+func (r *Router) traceHop(rp *routed, self tree.Position, h node.RouteHeader, next tree.Neighbor) {
+	if controlType(&rp.Pkg) != msgTrace || h.Error {
 		return
 	}
-	b := rp.Package[packet.PackageOverhead+1:]
+	b := rp.Pkg.Blob[1:]
 	if len(b) != 4 {
 		return
 	}
 	hop := int(r.cfg.TTL) - int(h.TTL)
-	link := r.n.Links()[next.Via.Link].Info().Name
+	link := r.b.LinkName(next.Via.Link)
 	r.sendReport(h, b, hop, self.Addr, link, false)
 }
 
 // onTraceArrived: the probe reached us, the destination.
-func (r *Router) onTraceArrived(rp node.RoutedPackage, b []byte) {
+func (r *Router) onTraceArrived(rp *routed, b []byte) {
 	if len(b) != 4 {
 		return
 	}

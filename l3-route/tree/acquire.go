@@ -9,6 +9,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
@@ -56,7 +57,7 @@ func (tr *tree) acquire() {
 	}
 	var best *candidate
 	consider := func(c candidate) {
-		if at, ok := tr.tried[c.via]; (ok && now.Sub(at) < t.cfg.ClaimPeriod/2) || !t.n.SpeaksOurs(c.via) || c.dist > limit {
+		if at, ok := tr.tried[c.via]; (ok && now.Sub(at) < t.cfg.ClaimPeriod/2) || !t.b.SpeaksOurs(c.via) || c.dist > limit {
 			return
 		}
 		if best == nil || c.better(best) {
@@ -71,7 +72,7 @@ func (tr *tree) acquire() {
 		// would deadlock, and the distances along a chain of waits fall.
 		if _, placed := tr.nbrs[ep][tr.ts]; !placed && tr.heard[ep] < tr.upHops {
 			var id identity.NodeID
-			if p := t.n.PeerAt(ep); p != nil {
+			if p := t.b.PeerAt(ep); p != nil {
 				id = p.ID
 			}
 			consider(candidate{via: ep, dist: int(tr.heard[ep]), id: id})
@@ -107,7 +108,7 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 	giveUp := func(why string) {
 		tr.tried[via] = t.clk.Now()
 		tr.pending = nil
-		stopTimer(&tr.reqTmr)
+		clock.Stop(&tr.reqTmr)
 		tr.acquire()
 	}
 	t.sendReliable(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk), func() {
@@ -117,14 +118,14 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 			giveUp("the hop failed")
 		}
 	})
-	stopTimer(&tr.reqTmr)
+	clock.Stop(&tr.reqTmr)
 	// Until it says it holds the request, we ask again soon; once it has,
 	// rarely (it answers when it can; we only check it is still there).
 	again := max(t.cfg.ClaimPeriod/8, t.roundTrip(via))
 	if tr.heldAt.After(tr.pendingAt) {
 		again = max(t.cfg.ClaimPeriod/3, t.roundTrip(via))
 	}
-	again += time.Duration(t.n.Rand().Int64N(int64(again / 2)))
+	again += time.Duration(t.rng.Int64N(int64(again / 2)))
 	tr.reqTmr = t.clk.AfterFunc(again, func() {
 		tr.reqTmr = nil
 		if !current() {
@@ -168,7 +169,7 @@ func (c *candidate) better(o *candidate) bool {
 // to anyone without that key's private half.
 func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
 	t := tr.t
-	if p := t.n.PeerAt(from); p != nil && p.ID != child {
+	if p := t.b.PeerAt(from); p != nil && p.ID != child {
 		t.stats.Rejected++ // a known neighbour asking for someone else's key
 		t.sendTo(from, appendResponse(t.buf[:0], StatusRefused, nil))
 		return
@@ -204,7 +205,7 @@ func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
 		}
 		idx = s.next
 	}
-	ch, err := s.chain.Extend(t.id.Private, ed25519.PublicKey(child[:]), idx)
+	ch, err := s.chain.Extend(t.id, ed25519.PublicKey(child[:]), idx)
 	if err != nil {
 		t.sendTo(from, appendResponse(t.buf[:0], StatusTooDeep, nil))
 		return
@@ -243,7 +244,7 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 		}
 		tr.tried[from] = t.clk.Now()
 		tr.pending = nil
-		stopTimer(&tr.reqTmr)
+		clock.Stop(&tr.reqTmr)
 		tr.acquire()
 		return
 	}
@@ -257,12 +258,12 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 		t.stats.Rejected++
 		tr.tried[from] = t.clk.Now()
 		tr.pending = nil
-		stopTimer(&tr.reqTmr)
+		clock.Stop(&tr.reqTmr)
 		tr.acquire()
 		return
 	}
 	tr.pending = nil
-	stopTimer(&tr.reqTmr)
+	clock.Stop(&tr.reqTmr)
 	tr.cur = &slot{
 		pos:    Position{Tree: tr.k, TreeState: tr.ts, Term: tr.term, Addr: a, Depth: ch.Depth()},
 		term:   ch.Claim.Term(),
@@ -278,7 +279,7 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 		} else {
 			pid = identity.NodeID(ch.Claim.Root)
 		}
-		if p := t.n.PeerAt(from); p != nil && p.ID == pid {
+		if p := t.b.PeerAt(from); p != nil && p.ID == pid {
 			tr.learn(from, pid, tr.ts, pa)
 		}
 	}
@@ -299,7 +300,7 @@ func (tr *tree) serveWaiting() {
 // onNotify: a neighbour tells us its position.
 func (tr *tree) onNotify(from peer.Endpoint, ch *cert.Chain) {
 	t := tr.t
-	p := t.n.PeerAt(from)
+	p := t.b.PeerAt(from)
 	if p == nil {
 		// Not a peer yet (its beacon has not reached us): keep its chain
 		// until it is, so that we need not ask again.

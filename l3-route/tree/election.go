@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
@@ -23,7 +24,7 @@ const electionBits = 24
 // score; nil at a cold start), so that the best candidate claims first and
 // its claim silences the others (PROTOCOL 6.1).
 func (tr *tree) scheduleElection(ref *[32]byte) {
-	stopTimer(&tr.electTmr)
+	clock.Stop(&tr.electTmr)
 	var r [32]byte
 	if ref != nil {
 		r = *ref
@@ -35,7 +36,7 @@ func (tr *tree) scheduleElection(ref *[32]byte) {
 	frac := (lg - float64(256-electionBits)) / electionBits
 	frac = min(max(frac, 0), 1)
 	p := tr.t.cfg.ClaimPeriod
-	jitter := time.Duration(tr.t.n.Rand().Int64N(int64(p/100) + 1))
+	jitter := time.Duration(tr.t.rng.Int64N(int64(p/100) + 1))
 	wait := time.Duration(frac*float64(p)) + jitter
 	if now := tr.t.clk.Now(); ref == nil && tr.startAt.After(now) {
 		wait += tr.startAt.Sub(now)
@@ -81,7 +82,7 @@ func (tr *tree) startTerm() {
 		}
 		term++
 	}
-	c := cert.NewClaim(t.id.Private, tr.k, term, term)
+	c := cert.NewClaim(t.id, tr.k, term, term)
 	tr.amRoot = true
 	tr.termAt = t.clk.Now()
 	tr.claims = 0
@@ -92,7 +93,7 @@ func (tr *tree) startTerm() {
 	tr.flood(&c)
 	tr.notifyAll()
 	tr.serveWaiting()
-	stopTimer(&tr.claimTmr)
+	clock.Stop(&tr.claimTmr)
 	tr.claimTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod, tr.reclaim)
 }
 
@@ -108,7 +109,7 @@ func (tr *tree) reclaim() {
 		tr.startTerm()
 		return
 	}
-	c := cert.NewClaim(t.id.Private, tr.k, tr.term, t.clk.Now().UnixNano())
+	c := cert.NewClaim(t.id, tr.k, tr.term, t.clk.Now().UnixNano())
 	tr.latest = c
 	tr.lastFresh = t.clk.Now()
 	tr.flood(&c)
@@ -134,7 +135,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	t.stats.Epochs++
 	if !bytes.Equal(c.Root[:], t.pk) {
 		tr.amRoot = false
-		stopTimer(&tr.claimTmr)
+		clock.Stop(&tr.claimTmr)
 	}
 	// Back to the epoch we were in before (a rival claim took us away for
 	// a while): our place there is still ours. Taking another would give
@@ -192,7 +193,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	if restore {
 		tr.epochAt = t.clk.Now()
 		tr.pending = nil
-		stopTimer(&tr.reqTmr)
+		clock.Stop(&tr.reqTmr)
 		tr.changed()
 		tr.notifyAll()
 		return
@@ -202,7 +203,7 @@ func (tr *tree) adopt(c cert.Claim) {
 		// claims, at a cold start), then pick the closest to the root.
 		// Jittered: neighbours that heard the claim from one broadcast
 		// would all ask at once, and the hidden among them collide.
-		listen := t.settle() + time.Duration(t.n.Rand().Int64N(int64(t.settle()/2)))
+		listen := t.settle() + time.Duration(t.rng.Int64N(int64(t.settle()/2)))
 		tr.listenEnd = t.clk.Now().Add(listen)
 		ts, term := tr.ts, tr.term
 		t.clk.AfterFunc(listen, func() {
@@ -217,7 +218,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	tr.epochAt = t.clk.Now()
 	tr.deep = false
 	tr.pending = nil
-	stopTimer(&tr.reqTmr)
+	clock.Stop(&tr.reqTmr)
 	// Positions neighbours announced in this epoch before we entered it.
 	ahead := tr.ahead
 	tr.ahead = nil
@@ -341,7 +342,7 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 		}
 	case same && c.TermStart > tr.term:
 		tr.adopt(c)
-		stopTimer(&tr.electTmr)
+		clock.Stop(&tr.electTmr)
 		tr.flood(&c)
 	case same:
 		// An old term of our root: ignore.
@@ -360,11 +361,11 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 			if now.Before(tr.startAt) {
 				tr.scheduleElection(nil)
 			} else {
-				stopTimer(&tr.electTmr)
-				tr.electTmr = t.clk.AfterFunc(time.Duration(t.n.Rand().Int64N(int64(t.settle()/2)+1)), tr.elect)
+				clock.Stop(&tr.electTmr)
+				tr.electTmr = t.clk.AfterFunc(time.Duration(t.rng.Int64N(int64(t.settle()/2)+1)), tr.elect)
 			}
 		} else {
-			stopTimer(&tr.electTmr)
+			clock.Stop(&tr.electTmr)
 		}
 		tr.flood(&c)
 	default:

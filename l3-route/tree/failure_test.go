@@ -327,7 +327,7 @@ func TestPartitionAndMerge(t *testing.T) {
 		}
 		a, b := split[k][0], split[k][1]
 		better := a
-		if cert.Less(cert.Score(m.nodes[b].Identity().Public(), uint8(k)), cert.Score(m.nodes[a].Identity().Public(), uint8(k))) {
+		if cert.Less(cert.Score(m.nodes[b].Signer().Public(), uint8(k)), cert.Score(m.nodes[a].Signer().Public(), uint8(k))) {
 			better = b
 		}
 		if sh.root != better {

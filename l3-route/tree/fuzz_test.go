@@ -28,14 +28,14 @@ func messageSeeds(t testing.TB) []seed {
 	root := key(0)
 	const start = int64(1767225600000000000) // clock.Epoch
 	term := termIn(root.Public(), 1, start)
-	claim := cert.NewClaim(root.Private, 1, term, term+20e9)
+	claim := cert.NewClaim(root, 1, term, term+20e9)
 	chain := func(depth int) cert.Chain {
 		ch := cert.Chain{Claim: claim}
 		holder := root
 		for i := range depth {
 			next := key(byte(i + 1))
 			var err error
-			if ch, err = ch.Extend(holder.Private, next.Public(), uint8(2*i+1)); err != nil {
+			if ch, err = ch.Extend(holder, next.Public(), uint8(2*i+1)); err != nil {
 				t.Fatal(err)
 			}
 			holder = next

@@ -59,7 +59,11 @@ func newMesh(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64) *mesh
 		}
 		m.radios = append(m.radios, r)
 		m.nodes = append(m.nodes, nd)
-		m.trees = append(m.trees, New(nd, cfg))
+		tr, err := Attach(nd, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.trees = append(m.trees, tr)
 	}
 	for _, e := range edges {
 		m.connect(e[0], e[1])
@@ -413,7 +417,7 @@ func (m *mesh) bestScore(k int, group []int) int {
 	best := -1
 	var bs [32]byte
 	for _, i := range group {
-		s := cert.Score(m.nodes[i].Identity().Public(), uint8(k))
+		s := cert.Score(m.nodes[i].Signer().Public(), uint8(k))
 		if best < 0 || cert.Less(s, bs) {
 			best, bs = i, s
 		}

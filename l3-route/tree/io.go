@@ -13,17 +13,17 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
-	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
 )
 
-// receive is the tree application's handler.
-func (t *Trees) receive(m node.Message) {
+// HandleMessage is the tree application's handler: the layer the trees
+// run in passes it every one-hop Package for AppID.
+func (t *Trees) HandleMessage(m node.Message) {
 	if !t.started {
 		return
 	}
-	if m.Routed {
+	if m.Route != nil {
 		return // tree messages travel one hop only
 	}
 	t.stats.MsgsRecv++
@@ -104,8 +104,9 @@ func (t *Trees) keepOrphan(from peer.Endpoint, ch *cert.Chain) {
 	t.orphans[from] = append(list, cloneChain(*ch))
 }
 
-// peerEvent: a new peer hears where we are; a lost one's positions go.
-func (t *Trees) peerEvent(p *peer.Peer, up bool) {
+// PeerChanged: a new peer hears where we are; a lost one's positions go.
+// The layer the trees run in passes it the node's peer events.
+func (t *Trees) PeerChanged(p *peer.Peer, up bool) {
 	if !t.started {
 		return
 	}
@@ -124,7 +125,7 @@ func (t *Trees) peerEvent(p *peer.Peer, up bool) {
 	for _, tr := range t.trees {
 		for _, ep := range p.Endpoints {
 			if up {
-				if tr.cur != nil && t.n.SpeaksOurs(ep) {
+				if tr.cur != nil && t.b.SpeaksOurs(ep) {
 					t.sendTo(ep, appendPosition(t.buf[:0], &tr.cur.chain))
 				}
 				continue
@@ -146,7 +147,7 @@ func (t *Trees) peerEvent(p *peer.Peer, up bool) {
 			}
 			if tr.pending != nil && *tr.pending == ep {
 				tr.pending = nil
-				stopTimer(&tr.reqTmr)
+				clock.Stop(&tr.reqTmr)
 				tr.acquire()
 			}
 		}
@@ -156,14 +157,14 @@ func (t *Trees) peerEvent(p *peer.Peer, up bool) {
 func (t *Trees) sendTo(ep peer.Endpoint, msg []byte) *node.Result {
 	t.stats.MsgsSent++
 	t.stats.BytesSent += uint64(len(msg))
-	return t.n.SendTo(ep, AppID, bytes.Clone(msg), nil)
+	return t.b.Send(ep, AppID, bytes.Clone(msg), nil)
 }
 
 // sendReliable sends msg to ep and calls fail if the hop could not deliver it.
 func (t *Trees) sendReliable(ep peer.Endpoint, msg []byte, fail func()) {
 	t.stats.MsgsSent++
 	t.stats.BytesSent += uint64(len(msg))
-	t.n.SendTo(ep, AppID, bytes.Clone(msg), nil).OnDone(func(err error) {
+	t.b.Send(ep, AppID, bytes.Clone(msg), nil).OnDone(func(err error) {
 		if err != nil {
 			fail()
 		}
@@ -172,24 +173,26 @@ func (t *Trees) sendReliable(ep peer.Endpoint, msg []byte, fail func()) {
 
 // roundTrip bounds the time a request and its answer (a chain of a few
 // frames) take on the link to ep: on ESP-NOW milliseconds, on LoRa seconds;
-// asking again sooner only piles answers up on a slow link.
+// asking again sooner only piles answers up on a slow link. Twelve
+// airtimes of a full single packet to ep, as the node measures them.
 func (t *Trees) roundTrip(ep peer.Endpoint) time.Duration {
-	links := t.n.Links()
-	if ep.Link < 0 || ep.Link >= len(links) {
-		return 0
-	}
-	l := links[ep.Link]
-	return 12 * link.Airtime(l, l.Info().MTU)
+	return 12 * t.b.Airtime(ep, fullSingle)
 }
 
-// settle is the listening time at the start of an epoch (Config.Settle).
+// fullSingle is a blob that fills one packet of either family (a 240-byte
+// LoRa packet less the largest one-hop header and the Package's own
+// overhead).
+const fullSingle = 200
+
+// settle is the listening time at the start of an epoch (Config.Settle):
+// 256 airtimes of a claim broadcast on the slowest link, at least 1 s.
 func (t *Trees) settle() time.Duration {
 	if t.cfg.Settle > 0 {
 		return t.cfg.Settle
 	}
 	d := time.Second
-	for _, l := range t.n.Links() {
-		d = max(d, 256*link.Airtime(l, cert.ClaimSize+2+packet.PackageOverhead+8))
+	for i := range t.b.Links() {
+		d = max(d, 256*t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, cert.ClaimSize+2))
 	}
 	return d
 }
@@ -199,12 +202,12 @@ func (t *Trees) settle() time.Duration {
 // on LoRa), so that neighbours relaying the same flood do not all collide.
 func (t *Trees) broadcastJittered(msg []byte) {
 	m := bytes.Clone(msg)
-	for i, l := range t.n.Links() {
+	for i := range t.b.Links() {
 		t.stats.MsgsSent++
 		t.stats.BytesSent += uint64(len(m))
-		window := 16 * link.Airtime(l, len(m)+packet.PackageOverhead+8)
-		d := time.Duration(t.n.Rand().Int64N(int64(window) + 1))
-		t.clk.AfterFunc(d, func() { t.n.Broadcast(AppID, m, &node.SendOptions{Link: i}) })
+		window := 16 * t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, len(m))
+		d := time.Duration(t.rng.Int64N(int64(window) + 1))
+		t.clk.AfterFunc(d, func() { t.b.Broadcast(AppID, m, &node.SendOptions{Links: []int{i}}) })
 	}
 }
 
@@ -228,11 +231,4 @@ func sortedEndpoints[V any](m map[peer.Endpoint]V) []peer.Endpoint {
 func cloneChain(ch cert.Chain) cert.Chain {
 	ch.Certs = slices.Clone(ch.Certs)
 	return ch
-}
-
-func stopTimer(t *clock.Timer) {
-	if *t != nil {
-		(*t).Stop()
-		*t = nil
-	}
 }

@@ -181,7 +181,7 @@ func TestDistanceLiarInTree(t *testing.T) {
 	tr := m.trees[liar]
 	passed := map[int64]bool{}
 	m.nodes[liar].Register(AppID, func(msg node.Message) {
-		tr.receive(msg)
+		tr.HandleMessage(msg)
 		var mm message
 		if mm.decode(msg.Blob) == nil && mm.typ == MsgClaim && !passed[mm.claim.Time] {
 			passed[mm.claim.Time] = true

@@ -43,8 +43,8 @@ func (tr *tree) knownTerm(term cert.Term) bool {
 // otherwise we ask for the whole chain.
 func (tr *tree) onPosition(from peer.Endpoint, m *message) {
 	t := tr.t
-	p := t.n.PeerAt(from)
-	if p == nil || !t.n.SpeaksOurs(from) {
+	p := t.b.PeerAt(from)
+	if p == nil || !t.b.SpeaksOurs(from) {
 		tr.keepPending(from, m) // its beacon may still be on its way
 		return
 	}
@@ -86,12 +86,12 @@ func (tr *tree) keepPending(from peer.Endpoint, m *message) {
 	}
 	if tr.pendingTmr == nil {
 		t := tr.t
-		wait := 2*t.settle() + time.Duration(t.n.Rand().Int64N(int64(2*t.settle())))
+		wait := 2*t.settle() + time.Duration(t.rng.Int64N(int64(2*t.settle())))
 		tr.pendingTmr = t.clk.AfterFunc(wait, func() {
 			tr.pendingTmr = nil
 			tr.retryPending()
 			for _, ep := range sortedEndpoints(tr.pendingPos) {
-				if m := tr.pendingPos[ep]; t.n.PeerAt(ep) != nil {
+				if m := tr.pendingPos[ep]; t.b.PeerAt(ep) != nil {
 					tr.ask(ep, m.treeState, 2)
 				}
 			}
@@ -161,7 +161,7 @@ type askState struct {
 // (the whole chain once that would be most of it).
 func (tr *tree) onSuffix(from peer.Endpoint, m *message) {
 	t := tr.t
-	p := t.n.PeerAt(from)
+	p := t.b.PeerAt(from)
 	if p == nil || len(m.certs) == 0 {
 		return
 	}
@@ -227,7 +227,7 @@ func (tr *tree) queryMissing() {
 	if !tr.haveRoot || tr.rootDead || now.Sub(tr.epochAt) < t.cfg.ClaimPeriod {
 		return
 	}
-	peers := t.n.Peers()
+	peers := t.b.Peers()
 	if len(t.Neighbors(int(tr.k), tr.ts)) >= len(peers) {
 		return // (the common case, checked cheaply)
 	}
@@ -236,7 +236,7 @@ func (tr *tree) queryMissing() {
 	}
 	for _, p := range peers {
 		for _, ep := range p.Endpoints {
-			if !t.n.SpeaksOurs(ep) {
+			if !t.b.SpeaksOurs(ep) {
 				continue
 			}
 			if _, ok := tr.nbrs[ep][tr.ts]; ok {
@@ -267,7 +267,7 @@ func (tr *tree) notifyAll() {
 	// Once more a little later: a broadcast has no ack, and in the rush of
 	// an epoch's start a neighbour may well miss one (a query costs more).
 	ts, term := tr.ts, tr.term
-	t.clk.AfterFunc(t.settle()+time.Duration(t.n.Rand().Int64N(int64(2*t.settle()))), func() {
+	t.clk.AfterFunc(t.settle()+time.Duration(t.rng.Int64N(int64(2*t.settle()))), func() {
 		if tr.cur != nil && tr.ts == ts && tr.term == term {
 			t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
 		}

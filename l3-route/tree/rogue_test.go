@@ -81,7 +81,7 @@ func (r *rogue) waitKnown(nodes ...int) {
 	m.t.Helper()
 	if _, ok := m.runUntil(3*beaconPeriod, func() bool {
 		for _, i := range nodes {
-			if !m.nodes[i].SpeaksOurs(r.ep()) {
+			if !m.trees[i].b.SpeaksOurs(r.ep()) {
 				return false
 			}
 		}
@@ -94,7 +94,7 @@ func (r *rogue) waitKnown(nodes ...int) {
 // betterKey returns a key (not a mesh node's) whose score in tree k beats
 // every node's: a claim by it, if believed, would take the tree over.
 func (m *mesh) betterKey(k uint8) identity.Identity {
-	best := cert.Score(m.nodes[m.bestScore(int(k), m.alive())].Identity().Public(), k)
+	best := cert.Score(m.nodes[m.bestScore(int(k), m.alive())].Signer().Public(), k)
 	for i := 0; ; i++ {
 		id := identity.FromSeed([32]byte{0xbe, byte(i), byte(i >> 8), byte(m.seed)})
 		if cert.Less(cert.Score(id.Public(), k), best) {
@@ -146,7 +146,7 @@ func TestForgeries(t *testing.T) {
 	m.waitConverged(time.Minute)
 
 	cfg := m.trees[v].Config()
-	rootID := m.nodes[sh.root].Identity()
+	rootID := testIdentity(sh.root, m.seed)
 	vch, _ := m.trees[v].Chain(0)
 	claim := vch.Claim // the current term's claim, as the victim holds it
 	term := claim.Term()
@@ -155,7 +155,7 @@ func TestForgeries(t *testing.T) {
 
 	// A chain of the current term down to the rogue, one certificate per
 	// index given, all signed by signer (the rogue has no other key).
-	rogueChain := func(signer ed25519.PrivateKey, indices ...uint8) cert.Chain {
+	rogueChain := func(signer cert.Signer, indices ...uint8) cert.Chain {
 		ch := cert.Chain{Claim: claim}
 		var a addr.Address
 		for _, idx := range indices {
@@ -166,19 +166,19 @@ func TestForgeries(t *testing.T) {
 	}
 
 	// Claims.
-	badSig := cert.NewClaim(better.Private, 0, termIn(better.Public(), 0, now()), now())
+	badSig := cert.NewClaim(better, 0, termIn(better.Public(), 0, now()), now())
 	badSig.Sig[10] ^= 0x40
 	kept := claim // the real root's claim with a newer time it never signed: would keep a dead root alive
 	kept.Time = now()
-	future := cert.NewClaim(better.Private, 0, termIn(better.Public(), 0, now()), now()+int64(cfg.MaxSkew+time.Minute))
+	future := cert.NewClaim(better, 0, termIn(better.Public(), 0, now()), now()+int64(cfg.MaxSkew+time.Minute))
 
 	// Chains and positions.
-	wrongSigner := rogueChain(rg.id.Private, 7)                         // the rogue certifies itself at 7, as if the root had
-	deep := rogueChain(rg.id.Private, slices.Repeat([]uint8{1}, 20)...) // well-formed, 20 levels, none signed by the right key
+	wrongSigner := rogueChain(rg.id, 7)                         // the rogue certifies itself at 7, as if the root had
+	deep := rogueChain(rg.id, slices.Repeat([]uint8{1}, 20)...) // well-formed, 20 levels, none signed by the right key
 	oldTerm := cert.Term{Tree: 0, Root: term.Root, Start: termIn(rootID.Public(), 0, term.Start-int64(15*time.Minute))}
 	oldTerm.TreeState = cert.TreeState(rootID.Public(), 0, oldTerm.Start)
 	child3, _ := addr.Address{}.Child(3)
-	replayed := cert.Chain{Claim: claim, Certs: []cert.Cert{cert.IssueCert(rootID.Private, oldTerm, rg.pk(), child3, 3)}} // a real certificate of the root's earlier term
+	replayed := cert.Chain{Claim: claim, Certs: []cert.Cert{cert.IssueCert(rootID, oldTerm, rg.pk(), child3, 3)}} // a real certificate of the root's earlier term
 
 	// Over-long and overflowing chains, which no encoder makes.
 	rawChain := func(count int, index uint8) []byte {
@@ -262,7 +262,7 @@ func TestForgeries(t *testing.T) {
 
 	// The control: the same better key's claim, honestly timed, is
 	// believed (so the rejections above are the forgeries' doing).
-	good := cert.NewClaim(better.Private, 0, termIn(better.Public(), 0, now()), now())
+	good := cert.NewClaim(better, 0, termIn(better.Public(), 0, now()), now())
 	rg.send(v, appendClaim(nil, &good, 0))
 	if r, alive := m.trees[v].Root(0); !alive || !bytes.Equal(r, better.Public()) {
 		t.Errorf("an honest claim by a better key was not adopted (root %d)", m.index(r))

@@ -18,12 +18,14 @@ package tree
 import (
 	"bytes"
 	"crypto/ed25519"
+	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
@@ -112,13 +114,15 @@ type Stats struct {
 	Terms                uint64 // terms started as root
 }
 
-// Trees runs the K trees for one node.
+// Trees runs the K trees for one node. It reaches the node through the
+// handle of the layer it runs in (the router's, or its own: Attach).
 type Trees struct {
-	n     *node.Node
+	b     *node.Bind
 	clk   clock.Clock
 	cfg   Config
-	id    identity.Identity
+	id    identity.Signer
 	pk    ed25519.PublicKey
+	rng   *rand.Rand
 	v     *cert.Verifier
 	trees []*tree
 	stats Stats
@@ -133,17 +137,48 @@ type Trees struct {
 	orphans map[peer.Endpoint][]cert.Chain
 }
 
-// New attaches the tree application to n. Call Start after the node starts.
-func New(n *node.Node, cfg Config) *Trees {
+// New builds the trees of the node b is the handle of, for a layer that
+// owns that handle and passes the trees their traffic (HandleMessage for
+// AppID, PeerChanged): the routing layer does. Call Start after the node
+// starts.
+func New(b *node.Bind, cfg Config) *Trees {
+	t := &Trees{}
+	t.init(b, cfg)
+	return t
+}
+
+// Attach runs trees alone on n (no routing above them): the trees are the
+// layer above the node. Call Start after the node starts.
+func Attach(n *node.Node, cfg Config) (*Trees, error) {
+	t := &Trees{}
+	b, err := n.Attach(layer{t}, AppID)
+	if err != nil {
+		return nil, err
+	}
+	t.init(b, cfg)
+	return t, nil
+}
+
+func (t *Trees) init(b *node.Bind, cfg Config) {
 	cfg.fill()
-	t := &Trees{n: n, clk: n.Clock(), cfg: cfg, id: n.Identity(), pk: n.Identity().Public(), v: cert.NewVerifier(cfg.Memo)}
+	s := b.Signer()
+	*t = Trees{
+		b: b, clk: b.Clock(), cfg: cfg, id: s, pk: s.Public(), v: cert.NewVerifier(cfg.Memo),
+		rng: rand.New(rand.NewPCG(b.Seed(), 0x74726565)),
+	}
 	for k := range cfg.Trees {
 		tr := &tree{t: t, k: uint8(k), score: cert.Score(t.pk, uint8(k)), nbrs: map[peer.Endpoint]map[uint8]Neighbor{}, hops: 255}
 		t.trees = append(t.trees, tr)
 	}
-	n.Register(AppID, t.receive)
-	n.WatchPeers(t.peerEvent)
-	return t
+}
+
+// layer is Trees as the layer above a node, when nothing routes.
+type layer struct{ t *Trees }
+
+func (l layer) HandleMessage(m node.Message)      { l.t.HandleMessage(m) }
+func (l layer) PeerChanged(p *peer.Peer, up bool) { l.t.PeerChanged(p, up) }
+func (l layer) HandleRouted(node.RouteHeader, *packet.Package, peer.Endpoint, time.Time) {
+	// Nothing routes here: routed Packages are dropped.
 }
 
 // Start begins the elections.

@@ -180,7 +180,9 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	if err := m.topology(rng); err != nil {
 		return nil, err
 	}
-	m.build()
+	if err := m.build(); err != nil {
+		return nil, err
+	}
 	res := &RouteResult{Nodes: len(m.nodes), Trees: c.Trees, Seed: c.Seed, SetupWallS: time.Since(wall).Seconds()}
 	if c.Mode {
 		res.Mode = 1
@@ -390,7 +392,7 @@ func connectedAdj(adj [][]int) bool {
 
 // build creates the nodes, trees and routers.
 
-func (m *routeMesh) build() {
+func (m *routeMesh) build() error {
 	c := m.cfg
 	m.med = sim.NewMedium(m.clk, phys.ESPNOW(), c.Seed*2+1)
 	memo := cert.NewMemo()
@@ -415,9 +417,15 @@ func (m *routeMesh) build() {
 		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
-		nd, _ := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: []link.Link{m.radios[i]}, Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
-		tr := tree.New(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo})
-		rt := route.New(nd, tr, route.Config{})
+		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: []link.Link{m.radios[i]}, Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		if err != nil {
+			return err
+		}
+		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo}, route.Config{})
+		if err != nil {
+			return err
+		}
+		tr := rt.Trees()
 		i := i
 		nd.Register(RouteApp, func(node.Message) {})
 		rt.Observe(func(h route.Hop) { m.onHop(i, h) })
@@ -430,6 +438,7 @@ func (m *routeMesh) build() {
 		m.nodes[i].Start()
 		m.trees[i].Start()
 	}
+	return nil
 }
 
 // runUntil runs the clock until done() holds (checked every 500 ms of mesh

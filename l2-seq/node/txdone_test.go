@@ -1,0 +1,75 @@
+package node
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+)
+
+// heldLink takes datagrams and completes them only when the test says,
+// in whatever order it says.
+type heldLink struct {
+	info  link.Info
+	d     link.Dispatcher
+	sent  []heldFrame
+	stats link.Stats
+}
+
+type heldFrame struct {
+	tag link.Tag
+	dst link.Addr
+}
+
+func (h *heldLink) Info() link.Info          { return h.info }
+func (h *heldLink) Attach(d link.Dispatcher) { h.d = d }
+func (h *heldLink) Counters() link.Counters  { return h.stats.Snapshot() }
+func (h *heldLink) Close() error             { return nil }
+func (h *heldLink) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	h.sent = append(h.sent, heldFrame{tag, dst})
+	return nil
+}
+
+// TestTxDoneOutOfOrder: a link that finishes datagrams out of order (a
+// BLE link writing to two peers) reports each completion with its tag,
+// and the node puts each outcome on the send it belongs to.
+func TestTxDoneOutOfOrder(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	hl := &heldLink{info: link.Info{Name: "held", Addr: espnow.MAC{2, 0, 0, 0, 0, 1}, MTU: 250, Bitrate: 1_000_000, Schemas: link.SchemasESPNOW, Caps: link.CapBroadcast, TxQueue: 8}}
+	n, err := New(Config{Clock: clk, Identity: identity.FromSeed([32]byte{7}), Links: []link.Link{hl}, BeaconPeriod: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	a, b := espnow.MAC{2, 0, 0, 0, 0, 0xa}, espnow.MAC{2, 0, 0, 0, 0, 0xb}
+	// Strangers: nothing is asked of them, so a single completes when its
+	// datagram leaves (or fails when it cannot).
+	ra := n.SendTo(peer.Endpoint{Addr: a}, testApp, []byte("to a"), nil)
+	rb := n.SendTo(peer.Endpoint{Addr: b}, testApp, []byte("to b"), nil)
+	clk.RunFor(time.Millisecond)
+	if len(hl.sent) != 2 || hl.sent[0].dst != a || hl.sent[1].dst != b {
+		t.Fatalf("handed over %+v", hl.sent)
+	}
+	// b's datagram finishes first, and well; a's second, refused by the
+	// radio. In the order sent, a would have taken b's success.
+	hl.d.TxDone(hl.sent[1].tag, nil)
+	hl.d.TxDone(hl.sent[0].tag, errors.New("the radio refused it"))
+	clk.RunFor(time.Millisecond)
+	if !rb.Finished() || rb.Err() != nil {
+		t.Fatalf("b's send: finished %v, %v", rb.Finished(), rb.Err())
+	}
+	if !ra.Finished() || !errors.Is(ra.Err(), ErrLink) {
+		t.Fatalf("a's send: finished %v, %v; want ErrLink", ra.Finished(), ra.Err())
+	}
+	// A completion for a tag the node never handed over is ignored and
+	// counted, not pinned on anything.
+	hl.d.TxDone(999, nil)
+	if st := n.Stats(); st.StrayTxDone != 1 {
+		t.Fatalf("stray completions %d", st.StrayTxDone)
+	}
+}
