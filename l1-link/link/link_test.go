@@ -4,16 +4,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/vectors"
 )
 
 func TestInterfaceIDVectors(t *testing.T) {
-	b, err := os.ReadFile("../testdata/vectors/identifiers.json")
+	b, err := vectors.Read("identifiers.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,18 +5,18 @@ import (
 	"errors"
 	"math"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/vectors"
 )
 
-// vectorPath is the spec-derived vector file (see its README: computed from
+// vectorFileName is the spec-derived vector file (see its README: computed from
 // the design text, not executed on the reference).
-var vectorPath = filepath.Join("..", "testdata", "vectors", "tree_addresses_spec.json")
+const vectorFileName = "tree_addresses_spec.json"
 
 // The JSON holds coordinates as number arrays; []uint8 would make
 // encoding/json expect base64, so they are read as []int and converted.
@@ -50,7 +50,7 @@ type distVector struct {
 
 func loadVectors(t testing.TB) *vectorFile {
 	t.Helper()
-	b, err := os.ReadFile(vectorPath)
+	b, err := vectors.Read(vectorFileName)
 	if err != nil {
 		t.Fatalf("vectors: %v", err)
 	}

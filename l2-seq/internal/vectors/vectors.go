@@ -1,28 +1,21 @@
-// Package vectors loads the wire test vectors (testdata/vectors, copied from
-// the reference implementation's runs) for this module's tests.
+// Package vectors decodes the wire test vectors (kept once, in l1-link's
+// package vectors) for this module's tests.
 package vectors
 
 import (
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
-)
 
-// Dir is the directory holding the vector files.
-func Dir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "vectors")
-}
+	"github.com/mycelium-mesh/mycelium/l1-link/vectors"
+)
 
 // Load decodes vector file name (e.g. "packets.json") into v, failing t on error.
 func Load(t testing.TB, name string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(Dir(), name))
+	b, err := vectors.Read(name)
 	if err != nil {
-		t.Fatalf("vectors: %v", err)
+		t.Fatal(err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("vectors: %s: %v", name, err)
