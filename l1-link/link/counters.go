@@ -5,10 +5,12 @@ import (
 	"time"
 )
 
-// DropReason says why a link dropped a datagram.
+// DropReason says why a datagram, a packet or a message was dropped: one
+// enum for every layer, so that counters name drops alike from the radio
+// up (links count the first group, nodes the second).
 type DropReason uint8
 
-// Reasons for drops, counted per link.
+// Reasons for drops.
 const (
 	DropOversize  DropReason = iota // larger than the MTU
 	DropQueueFull                   // transmit queue full
@@ -21,10 +23,23 @@ const (
 	DropCollision                   // overlapped another transmission (simulated medium)
 	DropLoss                        // lost on the air (simulated medium)
 	DropAsleep                      // arrived while the radio slept
+	// Reasons a node counts for what its links hand up (besides
+	// malformed, duplicate and not_for_us above).
+	DropVersion    // a protocol version above ours
+	DropSchema     // unknown schema id, or a schema of another link's family
+	DropChecksum   // checksum mismatch
+	DropHash       // Package hash mismatch
+	DropUnknownApp // no application with that app_id
+	DropBudget     // no memory left for it within the budgets
+	DropStray      // control packet for nothing we know (a reference node's rtx for a sequence that never existed)
+	DropBeacon     // beacon message that does not parse
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"oversize", "queue_full", "duty_cycle", "malformed", "duplicate", "not_for_us", "no_handler", "tx_error", "collision", "loss", "asleep"}
+var dropNames = [NumDropReasons]string{
+	"oversize", "queue_full", "duty_cycle", "malformed", "duplicate", "not_for_us", "no_handler", "tx_error", "collision", "loss", "asleep",
+	"version", "schema", "checksum", "hash", "unknown_app", "budget", "stray", "beacon",
+}
 
 // String names the reason.
 func (r DropReason) String() string {

@@ -1,33 +1,22 @@
 package node
 
-// Drop reasons a node counts for what it receives.
+import "github.com/mycelium-mesh/mycelium/l1-link/link"
+
+// Drop reasons a node counts for what it receives: link.DropReason, the
+// one enum every layer counts drops with.
 const (
-	DropMalformed  = iota // not a packet (too short, bad lengths)
-	DropVersion           // a protocol version above ours
-	DropSchema            // unknown schema id
-	DropChecksum          // checksum mismatch
-	DropHash              // Package hash mismatch
-	DropUnknownApp        // no application with that app_id
-	DropDuplicate         // seen before
-	DropBudget            // no memory left for it within the budgets
-	DropStray             // control packet for nothing we know (e.g. a reference node's rtx for a sequence that never existed)
-	DropNotForUs          // routed elsewhere with no router to forward it
-	DropBeacon            // beacon message that does not parse
-	numDrops
+	DropMalformed  = link.DropMalformed  // not a packet (too short, bad lengths)
+	DropVersion    = link.DropVersion    // a protocol version above ours
+	DropSchema     = link.DropSchema     // unknown schema id
+	DropChecksum   = link.DropChecksum   // checksum mismatch
+	DropHash       = link.DropHash       // Package hash mismatch
+	DropUnknownApp = link.DropUnknownApp // no application with that app_id
+	DropDuplicate  = link.DropDuplicate  // seen before
+	DropBudget     = link.DropBudget     // no memory left for it within the budgets
+	DropStray      = link.DropStray      // control packet for nothing we know
+	DropNotForUs   = link.DropNotForUs   // routed elsewhere with no router to forward it
+	DropBeacon     = link.DropBeacon     // beacon message that does not parse
 )
-
-var dropNames = [numDrops]string{"malformed", "version", "schema", "checksum", "hash", "unknown_app", "duplicate", "budget", "stray", "not_for_us", "beacon"}
-
-// DropName names a drop reason.
-func DropName(i int) string {
-	if i >= 0 && i < numDrops {
-		return dropNames[i]
-	}
-	return "unknown"
-}
-
-// NumDrops is the number of drop reasons.
-const NumDrops = numDrops
 
 // Stats counts a node's traffic.
 type Stats struct {
@@ -38,7 +27,7 @@ type Stats struct {
 	DeliveredBytes           uint64 // their blob bytes
 	SendsOK                  uint64 // sends that completed successfully
 	SendsFailed              map[uint8]uint64
-	Drops                    [numDrops]uint64
+	Drops                    [link.NumDropReasons]uint64 // by link.DropReason
 	RNSSent, NIASent         uint64
 	NoAcks                   uint64 // unicast frames the link reports the receiver never acknowledged
 	StrayTxDone              uint64 // completions a link reported for no frame it had taken
@@ -62,7 +51,7 @@ func (n *Node) RxBytes() int { return n.rxBytes }
 // CacheBytes is the send cache held now.
 func (n *Node) CacheBytes() int { return n.cache.bytes }
 
-func (n *Node) drop(reason int) { n.stats.Drops[reason]++ }
+func (n *Node) drop(reason link.DropReason) { n.stats.Drops[reason]++ }
 
 // finishSend completes a send's result and counts it.
 func (n *Node) finishSend(r *Result, err error) {

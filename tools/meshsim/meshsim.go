@@ -564,7 +564,7 @@ func (m *Mesh) result() *Result {
 		r.Bytes.Received += s.BytesRecv
 		for k, v := range s.Drops {
 			if v > 0 {
-				r.Drops[node.DropName(k)] += int(v)
+				r.Drops[link.DropReason(k).String()] += int(v)
 			}
 		}
 		r.Memory.PeakRxBytes = max(r.Memory.PeakRxBytes, s.PeakRxBytes)
