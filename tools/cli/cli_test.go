@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/vectors"
 )
 
 // run executes the command and returns stdout, stderr and the status.
@@ -19,7 +19,7 @@ func run(args ...string) (string, string, int) {
 
 func loadVectors(t *testing.T, name string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "l2-seq", "testdata", "vectors", name))
+	b, err := vectors.Read(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestAddrCommands(t *testing.T) {
 			Mode1 float64 `json:"d_cpl_mode1"`
 		} `json:"distances"`
 	}
-	b, err := os.ReadFile(filepath.Join("..", "..", "l3-route", "testdata", "vectors", "tree_addresses_spec.json"))
+	b, err := vectors.Read("tree_addresses_spec.json")
 	if err != nil {
 		t.Fatal(err)
 	}
