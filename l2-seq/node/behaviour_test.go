@@ -102,20 +102,13 @@ func TestDeliveryUnderLossReorderingAndDuplicates(t *testing.T) {
 // Two senders to one receiver, both starting their seq_id counters at 0:
 // reassembly is keyed by sender, so neither corrupts the other.
 func TestInterleavedSequencesSameSeqID(t *testing.T) {
-	clk := clock.NewVirtual(time.Time{})
-	m := sim.NewMedium(clk, phys.ESPNOW(), 3)
-	me := &mesh{t: t, clk: clk, m: m, got: make([][]Message, 3)}
+	me := emptyMesh(t, phys.ESPNOW(), 3)
 	for i := range 3 {
-		r := m.AddRadio(sim.Position{})
-		me.radios = append(me.radios, r)
-		n, _ := New(Config{Clock: clk, Links: []link.Link{r}, Seed: uint64(i), BeaconPeriod: time.Hour})
-		i := i
-		n.Register(testApp, func(msg Message) { me.got[i] = append(me.got[i], msg) })
-		me.nodes = append(me.nodes, n)
+		me.add(sim.Position{}, Config{Seed: uint64(i), BeaconPeriod: time.Hour})
 	}
-	m.Connect(me.radios[0], me.radios[1], sim.Independent(0.1), sim.Independent(0.1))
-	m.Connect(me.radios[2], me.radios[1], sim.Independent(0.1), sim.Independent(0.1))
-	m.Connect(me.radios[0], me.radios[2], sim.Independent(0.1), sim.Independent(0.1))
+	me.connect(0, 1, sim.Independent(0.1))
+	me.connect(2, 1, sim.Independent(0.1))
+	me.connect(0, 2, sim.Independent(0.1))
 	me.start()
 	me.discover()
 	b := me.nodes[1]
@@ -153,7 +146,7 @@ func TestGiveUp(t *testing.T) {
 	if b.RxBytes() == 0 {
 		t.Fatal("nothing received yet")
 	}
-	me.m.Disconnect(me.radios[0], me.radios[1])
+	me.net.Disconnect("m", 0, 1)
 	start := me.clk.Now()
 	err := me.wait(r, time.Hour)
 	if !errors.Is(err, ErrAbandoned) {

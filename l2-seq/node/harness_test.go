@@ -6,18 +6,19 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
 
 var testApp = packet.NewAppID("test", "node tests", 1)
 
-// mesh is a set of nodes on one simulated medium.
+// mesh is a set of nodes on one simulated medium (a simnet.Net).
 type mesh struct {
 	t      testing.TB
+	net    *simnet.Net
 	clk    *clock.Virtual
 	m      *sim.Medium
 	radios []*sim.Radio
@@ -25,27 +26,49 @@ type mesh struct {
 	got    [][]Message
 }
 
-// newMesh builds n nodes on phy; connect decides the graph (nil: a line).
+// emptyMesh is a network with one medium of phy and no nodes yet.
+func emptyMesh(t testing.TB, phy sim.PHY, seed uint64) *mesh {
+	net := simnet.New()
+	return &mesh{t: t, net: net, clk: net.Clock, m: net.AddMedium("m", phy, seed)}
+}
+
+// add puts a node on a new station at pos; c's Clock and Links are filled
+// in, then adjust (if any) may change them.
+func (me *mesh) add(pos sim.Position, c Config, adjust ...func(*Config)) *Node {
+	me.t.Helper()
+	i := me.net.AddStation(pos, "m")
+	me.radios = append(me.radios, me.net.Radio(i, "m"))
+	c.Clock, c.Links = me.clk, me.net.Links(i)
+	for _, f := range adjust {
+		f(&c)
+	}
+	nd, err := New(c)
+	if err != nil {
+		me.t.Fatal(err)
+	}
+	me.got = append(me.got, nil)
+	nd.Register(testApp, func(m Message) { me.got[i] = append(me.got[i], m) })
+	me.nodes = append(me.nodes, nd)
+	return nd
+}
+
+// connect joins nodes a and b with loss both ways.
+func (me *mesh) connect(a, b int, loss sim.Loss) { me.net.Connect("m", a, b, loss, loss) }
+
+// newMesh builds n nodes on phy joined in a line; cfg adjusts each node's
+// configuration.
 func newMesh(t testing.TB, n int, phy sim.PHY, loss sim.Loss, seed uint64, cfg func(i int, c *Config)) *mesh {
-	clk := clock.NewVirtual(time.Time{})
-	me := &mesh{t: t, clk: clk, m: sim.NewMedium(clk, phy, seed), got: make([][]Message, n)}
+	me := emptyMesh(t, phy, seed)
 	for i := range n {
-		r := me.m.AddRadio(sim.Position{})
-		me.radios = append(me.radios, r)
-		c := Config{Clock: clk, Identity: identity.FromSeed([32]byte{byte(i + 1), byte(seed)}), Links: []link.Link{r}, Seed: seed*1000 + uint64(i)}
-		if cfg != nil {
-			cfg(i, &c)
-		}
-		nd, err := New(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := i
-		nd.Register(testApp, func(m Message) { me.got[i] = append(me.got[i], m) })
-		me.nodes = append(me.nodes, nd)
+		c := Config{Identity: identity.FromSeed([32]byte{byte(i + 1), byte(seed)}), Seed: seed*1000 + uint64(i)}
+		me.add(sim.Position{}, c, func(c *Config) {
+			if cfg != nil {
+				cfg(i, c)
+			}
+		})
 	}
 	for i := 1; i < n; i++ {
-		me.m.Connect(me.radios[i-1], me.radios[i], loss, loss)
+		me.connect(i-1, i, loss)
 	}
 	return me
 }

@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mycelium-mesh/mycelium/l1-link/clock"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 )
 
@@ -23,14 +22,14 @@ func heapInUse() uint64 {
 // An idle node (started, beaconing, with a few peers) holds under 64 KiB.
 func TestIdleNodeHeap(t *testing.T) {
 	const count = 100
-	clk := clock.NewVirtual(time.Time{})
-	m := sim.NewMedium(clk, phys.ESPNOW(), 1)
-	var radios []*sim.Radio
+	net := simnet.New()
+	clk := net.Clock
+	net.AddMedium("espnow", phys.ESPNOW(), 1)
 	for i := range count {
-		radios = append(radios, m.AddRadio(sim.Position{X: float64(i)}))
+		net.AddStation(sim.Position{X: float64(i)}, "espnow")
 	}
 	for i := 1; i < count; i++ {
-		m.Connect(radios[i-1], radios[i], sim.Loss{}, sim.Loss{})
+		net.Connect("espnow", i-1, i, sim.Loss{}, sim.Loss{})
 	}
 	ids := make([]identity.Identity, count)
 	for i := range ids {
@@ -39,7 +38,7 @@ func TestIdleNodeHeap(t *testing.T) {
 	before := heapInUse()
 	nodes := make([]*Node, count)
 	for i := range nodes {
-		n, err := New(Config{Clock: clk, Links: []link.Link{radios[i]}, Identity: ids[i], Seed: uint64(i)})
+		n, err := New(Config{Clock: clk, Links: net.Links(i), Identity: ids[i], Seed: uint64(i)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -131,12 +131,16 @@ func (f *flooder) next() {
 // receiver's memory stays within its budget and a well-behaved sender's
 // transfer still completes.
 func TestFlooderCannotStarveOthers(t *testing.T) {
-	clk := clock.NewVirtual(time.Time{})
-	m := sim.NewMedium(clk, phys.ESPNOW(), 41)
-	ra, rb, rf := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
-	m.Connect(ra, rb, sim.Loss{}, sim.Loss{})
-	m.Connect(rf, rb, sim.Loss{}, sim.Loss{})
-	m.Connect(ra, rf, sim.Loss{}, sim.Loss{})
+	net := simnet.New()
+	clk := net.Clock
+	net.AddMedium("espnow", phys.ESPNOW(), 41)
+	for range 3 {
+		net.AddStation(sim.Position{}, "espnow")
+	}
+	ra, rb, rf := net.Radio(0, "espnow"), net.Radio(1, "espnow"), net.Radio(2, "espnow")
+	net.Connect("espnow", 0, 1, sim.Loss{}, sim.Loss{})
+	net.Connect("espnow", 2, 1, sim.Loss{}, sim.Loss{})
+	net.Connect("espnow", 0, 2, sim.Loss{}, sim.Loss{})
 	bud := Budgets{RxTotal: 256 << 10, RxPerPeer: 128 << 10}
 	a, _ := New(Config{Clock: clk, Links: []link.Link{ra}, Seed: 1, Identity: identity.FromSeed([32]byte{1})})
 	b, _ := New(Config{Clock: clk, Links: []link.Link{rb}, Seed: 2, Identity: identity.FromSeed([32]byte{2}), Budgets: bud})

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -26,6 +26,7 @@ import (
 type hmesh struct {
 	t     testing.TB
 	seed  uint64
+	net   *simnet.Net
 	clk   *clock.Virtual
 	tcfg  tree.Config
 	media map[string]*sim.Medium
@@ -70,13 +71,13 @@ func newHMesh(t testing.TB, tcfg tree.Config, seed uint64) *hmesh {
 	if tcfg.Memo == nil {
 		tcfg.Memo = cert.NewMemo()
 	}
-	clk := clock.NewVirtual(time.Time{})
-	return &hmesh{t: t, seed: seed, clk: clk, tcfg: tcfg, media: map[string]*sim.Medium{}}
+	net := simnet.New()
+	return &hmesh{t: t, seed: seed, net: net, clk: net.Clock, tcfg: tcfg, media: map[string]*sim.Medium{}}
 }
 
 // medium adds a medium named name.
 func (me *hmesh) medium(name string, phy sim.PHY) *sim.Medium {
-	m := sim.NewMedium(me.clk, phy, me.seed*7+uint64(len(me.media)))
+	m := me.net.AddMedium(name, phy, me.seed*7+uint64(len(me.media)))
 	me.media[name] = m
 	return m
 }
@@ -96,16 +97,16 @@ func (me *hmesh) add(s hspec) int {
 		me.medium("espnow", phys.ESPNOW())
 	}
 	hn := &hnode{idx: i, radios: map[string]*sim.Radio{}, ref: s.ref, leaf: s.leaf}
-	var links []link.Link
 	for _, name := range s.media {
-		m := me.media[name]
-		if m == nil {
+		if me.media[name] == nil {
 			me.t.Fatalf("no medium %q", name)
 		}
-		r := m.AddRadio(sim.Position{X: float64(i)})
-		hn.radios[name] = r
-		links = append(links, r)
 	}
+	me.net.AddStation(sim.Position{X: float64(i)}, s.media...)
+	for _, name := range s.media {
+		hn.radios[name] = me.net.Radio(i, name)
+	}
+	links := me.net.Links(i)
 	id := hid(i, me.seed)
 	if s.id != nil {
 		id = *s.id
@@ -133,11 +134,10 @@ func (me *hmesh) add(s hspec) int {
 
 // connect links nodes a and b on the named medium, without loss.
 func (me *hmesh) connect(medium string, a, b int) {
-	ra, rb := me.nodes[a].radios[medium], me.nodes[b].radios[medium]
-	if ra == nil || rb == nil {
+	if me.nodes[a].radios[medium] == nil || me.nodes[b].radios[medium] == nil {
 		me.t.Fatalf("nodes %d and %d do not both have a radio on %q", a, b, medium)
 	}
-	me.media[medium].Connect(ra, rb, sim.Independent(0), sim.Independent(0))
+	me.net.Connect(medium, a, b, sim.Independent(0), sim.Independent(0))
 }
 
 // edges connects pairs on ESP-NOW.
@@ -165,20 +165,7 @@ func (me *hmesh) start() {
 func (me *hmesh) full(i int) bool { return !me.nodes[i].ref && !me.nodes[i].leaf }
 
 // neighbours returns the nodes within radio reach of i, on any medium.
-func (me *hmesh) neighbours(i int) []int {
-	var out []int
-	for name, r := range me.nodes[i].radios {
-		for _, o := range r.Neighbors() {
-			for j, hn := range me.nodes {
-				if hn.radios[name] == o && !slices.Contains(out, j) {
-					out = append(out, j)
-				}
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
+func (me *hmesh) neighbours(i int) []int { return me.net.Neighbors(i) }
 
 // converged reports whether every full node has a position in every tree
 // under one live root and knows the positions of all its full neighbours.
@@ -216,10 +203,7 @@ func (me *hmesh) converged() bool {
 }
 
 // run runs the mesh until cond holds or limit passes; it reports cond.
-func (me *hmesh) run(limit time.Duration, cond func() bool) bool {
-	me.clk.RunWhile(me.clk.Now().Add(limit), func() bool { return !cond() })
-	return cond()
-}
+func (me *hmesh) run(limit time.Duration, cond func() bool) bool { return me.net.RunUntil(limit, cond) }
 
 func (me *hmesh) mustConverge(limit time.Duration) time.Duration {
 	me.t.Helper()

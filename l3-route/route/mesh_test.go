@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -19,6 +19,7 @@ var testApp = packet.NewAppID("test", "route tests", 1)
 
 type tmesh struct {
 	t      testing.TB
+	net    *simnet.Net
 	clk    *clock.Virtual
 	m      *sim.Medium
 	radios []*sim.Radio
@@ -30,15 +31,16 @@ type tmesh struct {
 
 // newTMesh builds n routing nodes; edges lists the graph (pairs of indices).
 func newTMesh(t testing.TB, n int, edges [][2]int, loss float64, tcfg tree.Config, seed uint64) *tmesh {
-	clk := clock.NewVirtual(time.Time{})
-	me := &tmesh{t: t, clk: clk, m: sim.NewMedium(clk, phys.ESPNOW(), seed), got: make([][]node.Message, n)}
+	net := simnet.New()
+	clk := net.Clock
+	me := &tmesh{t: t, net: net, clk: clk, m: net.AddMedium("espnow", phys.ESPNOW(), seed), got: make([][]node.Message, n)}
 	if tcfg.Memo == nil {
 		tcfg.Memo = cert.NewMemo()
 	}
 	for i := range n {
-		r := me.m.AddRadio(sim.Position{X: float64(i)})
-		me.radios = append(me.radios, r)
-		nd, err := node.New(node.Config{Clock: clk, Links: []link.Link{r}, Identity: identity.FromSeed([32]byte{byte(i), byte(i >> 8), byte(seed)}), Seed: seed*1000 + uint64(i)})
+		net.AddStation(sim.Position{X: float64(i)}, "espnow")
+		me.radios = append(me.radios, net.Radio(i, "espnow"))
+		nd, err := node.New(node.Config{Clock: clk, Links: net.Links(i), Identity: identity.FromSeed([32]byte{byte(i), byte(i >> 8), byte(seed)}), Seed: seed*1000 + uint64(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +56,7 @@ func newTMesh(t testing.TB, n int, edges [][2]int, loss float64, tcfg tree.Confi
 	}
 	l := sim.Independent(loss)
 	for _, e := range edges {
-		me.m.Connect(me.radios[e[0]], me.radios[e[1]], l, l)
+		net.Connect("espnow", e[0], e[1], l, l)
 	}
 	return me
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
@@ -29,6 +29,7 @@ const beaconPeriod = 60 * time.Second
 type mesh struct {
 	t      testing.TB
 	seed   uint64
+	net    *simnet.Net
 	clk    *clock.Virtual
 	med    *sim.Medium
 	memo   *cert.Memo
@@ -43,8 +44,9 @@ type mesh struct {
 // Node i's identity is identity.FromSeed({i, i>>8, seed}): reproducible.
 func newMesh(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64) *mesh {
 	t.Helper()
-	clk := clock.NewVirtual(time.Time{})
-	m := &mesh{t: t, seed: seed, clk: clk, med: sim.NewMedium(clk, phys.ESPNOW(), seed), memo: cert.NewMemo()}
+	net := simnet.New()
+	clk := net.Clock
+	m := &mesh{t: t, seed: seed, net: net, clk: clk, med: net.AddMedium("espnow", phys.ESPNOW(), seed), memo: cert.NewMemo()}
 	if cfg.Memo == nil {
 		cfg.Memo = m.memo
 	}
@@ -52,8 +54,9 @@ func newMesh(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64) *mesh
 	m.dead = make([]bool, n)
 	for i := range n {
 		m.adj[i] = make([]bool, n)
-		r := m.med.AddRadio(sim.Position{X: float64(i)})
-		nd, err := node.New(node.Config{Clock: clk, Links: []link.Link{r}, Identity: testIdentity(i, seed), Seed: seed*1000 + uint64(i), BeaconPeriod: beaconPeriod})
+		net.AddStation(sim.Position{X: float64(i)}, "espnow")
+		r := net.Radio(i, "espnow")
+		nd, err := node.New(node.Config{Clock: clk, Links: net.Links(i), Identity: testIdentity(i, seed), Seed: seed*1000 + uint64(i), BeaconPeriod: beaconPeriod})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,12 +86,12 @@ func (m *mesh) start() {
 }
 
 func (m *mesh) connect(a, b int) {
-	m.med.Connect(m.radios[a], m.radios[b], sim.Independent(0), sim.Independent(0))
+	m.net.Connect("espnow", a, b, sim.Independent(0), sim.Independent(0))
 	m.adj[a][b], m.adj[b][a] = true, true
 }
 
 func (m *mesh) disconnect(a, b int) {
-	m.med.Disconnect(m.radios[a], m.radios[b])
+	m.net.Disconnect("espnow", a, b)
 	m.adj[a][b], m.adj[b][a] = false, false
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -154,18 +155,20 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 // transferOnce builds two nodes, lets them find each other, then times one
 // Package from the first to the second, until the sender's result.
 func transferOnce(phy sim.PHY, size int, loss float64, seed uint64) (time.Duration, uint64, uint64, error) {
-	clk := clock.NewVirtual(time.Time{})
-	med := sim.NewMedium(clk, phy, seed)
-	ra, rb := med.AddRadio(sim.Position{}), med.AddRadio(sim.Position{X: 10})
+	net := simnet.New()
+	clk := net.Clock
+	med := net.AddMedium("m", phy, seed)
+	net.AddStation(sim.Position{}, "m")
+	net.AddStation(sim.Position{X: 10}, "m")
 	l := sim.Independent(loss)
-	med.Connect(ra, rb, l, l)
-	mk := func(r *sim.Radio, k byte) *node.Node {
-		n, _ := node.New(node.Config{Clock: clk, Links: []link.Link{r}, Identity: identity.FromSeed([32]byte{k, byte(seed), byte(seed >> 8)}), Seed: seed*2 + uint64(k)})
+	net.Connect("m", 0, 1, l, l)
+	mk := func(i int, k byte) *node.Node {
+		n, _ := node.New(node.Config{Clock: clk, Links: net.Links(i), Identity: identity.FromSeed([32]byte{k, byte(seed), byte(seed >> 8)}), Seed: seed*2 + uint64(k)})
 		n.Register(TrafficApp, func(node.Message) {})
 		n.Start()
 		return n
 	}
-	a, b := mk(ra, 1), mk(rb, 2)
+	a, b := mk(0, 1), mk(1, 2)
 	if !clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return a.Peer(b.ID()) == nil || b.Peer(a.ID()) == nil }) &&
 		(a.Peer(b.ID()) == nil || b.Peer(a.ID()) == nil) {
 		return 0, 0, 0, fmt.Errorf("the nodes never heard each other")

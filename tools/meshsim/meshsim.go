@@ -16,6 +16,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -146,7 +147,8 @@ func Build(cfg Config) (*Mesh, error) {
 		}
 	}
 	progress(0)
-	m := &Mesh{Cfg: cfg, Clock: clock.NewVirtual(time.Time{}), Media: map[string]*sim.Medium{}, rng: rand.New(rand.NewPCG(cfg.Seed, 0x73696d))}
+	net := simnet.New()
+	m := &Mesh{Cfg: cfg, Clock: net.Clock, Media: map[string]*sim.Medium{}, rng: rand.New(rand.NewPCG(cfg.Seed, 0x73696d))}
 	m.stats.Failed = map[string]int{}
 	m.heap0 = heapAlloc()
 	pl := place(cfg.Topology, cfg.Nodes, cfg.Degree, m.rng)
@@ -187,53 +189,54 @@ func Build(cfg Config) (*Mesh, error) {
 		bad := min(cfg.Loss/0.8, 0.9)
 		loss = sim.GilbertElliott(0.2*bad/(1-bad), 0.2, 0, 0.8)
 	}
-	var esp, lr *sim.Medium
 	if cfg.Link != "lora" {
-		esp = sim.NewMedium(m.Clock, phys.ESPNOW(), cfg.Seed*2+1)
-		m.Media["espnow"] = esp
+		m.Media["espnow"] = net.AddMedium("espnow", phys.ESPNOW(), cfg.Seed*2+1)
 	}
 	if cfg.Link != "espnow" {
-		lr = sim.NewMedium(m.Clock, phys.LoRa(cfg.LoRa), cfg.Seed*2+2)
-		m.Media["lora"] = lr
+		m.Media["lora"] = net.AddMedium("lora", phys.LoRa(cfg.LoRa), cfg.Seed*2+2)
 	}
 	m.Radios = make([][]*sim.Radio, cfg.Nodes)
-	var espR, loraR []*sim.Radio
+	var espS, loraS []int // the stations on each medium
 	for i := range cfg.Nodes {
+		var on []string
 		if hasESP[i] {
-			r := esp.AddRadio(pl.pos[i])
-			m.Radios[i] = append(m.Radios[i], r)
-			espR = append(espR, r)
+			on = append(on, "espnow")
+			espS = append(espS, i)
 		}
 		if hasLoRa[i] {
-			r := lr.AddRadio(pl.pos[i])
-			m.Radios[i] = append(m.Radios[i], r)
-			loraR = append(loraR, r)
+			on = append(on, "lora")
+			loraS = append(loraS, i)
 		}
+		net.AddStation(pl.pos[i], on...)
+		m.Radios[i] = net.Radios(i)
 	}
-	connect := func(med *sim.Medium, rs []*sim.Radio, radius float64) {
-		pos := make([]sim.Position, len(rs))
-		for i, r := range rs {
-			pos[i] = r.Position()
+	// Pairs within reach, found on a grid (the nested loop over all pairs,
+	// which simnet.ConnectWithin is, costs minutes at 5,000 nodes), in the
+	// nested loop's order.
+	connect := func(medium string, st []int, radius float64) {
+		pos := make([]sim.Position, len(st))
+		for k, i := range st {
+			pos[k] = net.Position(i)
 		}
 		for a, nb := range neighbours(pos, radius) {
 			for _, b := range nb {
 				if b > a {
-					med.Connect(rs[a], rs[b], loss, loss)
+					net.Connect(medium, st[a], st[b], loss, loss)
 				}
 			}
 		}
 	}
-	if esp != nil {
-		connect(esp, espR, pl.radius)
+	if m.Media["espnow"] != nil {
+		connect("espnow", espS, pl.radius)
 	}
-	if lr != nil {
+	if m.Media["lora"] != nil {
 		// LoRa reaches far: three ESP-NOW ranges in a mixed mesh (so
 		// LoRa-only sensors reach a gateway), the same graph otherwise.
 		r := pl.radius
 		if cfg.Link == "mixed" {
 			r *= 3
 		}
-		connect(lr, loraR, r)
+		connect("lora", loraS, r)
 	}
 	if cfg.PcapDir != "" {
 		if err := m.capture(cfg.PcapDir); err != nil {
@@ -262,10 +265,7 @@ func Build(cfg Config) (*Mesh, error) {
 		if i%100 == 0 {
 			progress(i)
 		}
-		links := make([]link.Link, len(m.Radios[i]))
-		for k, r := range m.Radios[i] {
-			links[k] = r
-		}
+		links := net.Links(i)
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(cfg.Seed), byte(cfg.Seed>>8)
 		if board[i] {

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -169,7 +169,7 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		// steady cost.
 		c.Steady = time.Duration(tree.DefaultEpochPeriods) * c.ClaimPeriod
 	}
-	m := &routeMesh{cfg: c, clk: clock.NewVirtual(time.Time{}), idx: map[identity.NodeID]int{}, paths: map[pathKey][]int{}, got: map[[16]byte]bool{}, lastTS: map[[16]byte]uint8{}, prog: c.Progress}
+	m := &routeMesh{cfg: c, idx: map[identity.NodeID]int{}, paths: map[pathKey][]int{}, got: map[[16]byte]bool{}, lastTS: map[[16]byte]uint8{}, prog: c.Progress}
 	rng := rand.New(rand.NewPCG(c.Seed, 0x726f757465))
 	if c.Graph != "" {
 		// Read first: a bad file is bad input, refused before any work.
@@ -394,19 +394,21 @@ func connectedAdj(adj [][]int) bool {
 
 func (m *routeMesh) build() error {
 	c := m.cfg
-	m.med = sim.NewMedium(m.clk, phys.ESPNOW(), c.Seed*2+1)
+	net := simnet.New()
+	m.clk = net.Clock
+	m.med = net.AddMedium("espnow", phys.ESPNOW(), c.Seed*2+1)
 	memo := cert.NewMemo()
 	n := len(m.pos)
 	m.dead = make([]bool, n)
 	for i := range n {
-		r := m.med.AddRadio(m.pos[i])
-		m.radios = append(m.radios, r)
+		net.AddStation(m.pos[i], "espnow")
+		m.radios = append(m.radios, net.Radio(i, "espnow"))
 	}
 	loss := sim.Independent(c.Loss)
 	for i, a := range m.adj {
 		for _, j := range a {
 			if i < j {
-				m.med.Connect(m.radios[i], m.radios[j], loss, loss)
+				net.Connect("espnow", i, j, loss, loss)
 			}
 		}
 	}
@@ -417,7 +419,7 @@ func (m *routeMesh) build() error {
 		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
-		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: []link.Link{m.radios[i]}, Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: net.Links(i), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
 		if err != nil {
 			return err
 		}
