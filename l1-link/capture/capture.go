@@ -161,7 +161,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = errors.New("too short for a pcap header")
 		}
-		return nil, fmt.Errorf("%w: %v", ErrNotPcap, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotPcap, err)
 	}
 	// A corrupt header could claim a 4 GB snapshot length, and pcapgo
 	// allocates what each record claims up to it: clamp.
