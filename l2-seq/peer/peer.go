@@ -1,7 +1,6 @@
 // Package peer is a node's table of neighbours (PROTOCOL 5.1): who is in
 // radio range, on which links and at which link addresses, whether they
-// speak the whole protocol, how congested they say they are, and which
-// tree addresses they hold; plus the node list of every node heard of and
+// speak the whole protocol and how congested they say they are; plus the node list of every node heard of and
 // the applications it announced. Tables are owned by the node's loop and
 // are not safe for concurrent use.
 package peer
@@ -48,10 +47,6 @@ type Peer struct {
 	Sleeps bool
 	// Apps are the app_ids the peer announced in its last beacons.
 	Apps []packet.AppID
-	// Tree addresses: current and previous epoch (PROTOCOL 6.1).
-	TreeAddr  [2][16]byte
-	TreeState [2]uint8
-	TreeValid [2]bool
 }
 
 // HasEndpoint reports whether ep is one of the peer's endpoints.
