@@ -1,8 +1,8 @@
 // Package peer is a node's table of neighbours (PROTOCOL 5.1): who is in
 // radio range, on which links and at which link addresses, whether they
-// speak the whole protocol and how congested they say they are; plus the node list of every node heard of and
-// the applications it announced. Tables are owned by the node's loop and
-// are not safe for concurrent use.
+// speak the whole protocol and how congested they say they are; plus the
+// node list of every node heard of and the applications it announced.
+// Tables are owned by the node's loop and are not safe for concurrent use.
 package peer
 
 import (
