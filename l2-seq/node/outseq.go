@@ -78,11 +78,10 @@ const (
 
 type bitset []uint64
 
-func newBitset(n int) bitset     { return make(bitset, (n+63)/64) }
-func (b bitset) has(i int) bool  { return b[i>>6]&(1<<(i&63)) != 0 }
-func (b bitset) set(i int)       { b[i>>6] |= 1 << (i & 63) }
-func (b bitset) clear(i int)     { b[i>>6] &^= 1 << (i & 63) }
-func (o *outSeq) remaining() int { return len(o.rq) + o.count - o.fresh }
+func newBitset(n int) bitset    { return make(bitset, (n+63)/64) }
+func (b bitset) has(i int) bool { return b[i>>6]&(1<<(i&63)) != 0 }
+func (b bitset) set(i int)      { b[i>>6] |= 1 << (i & 63) }
+func (b bitset) clear(i int)    { b[i>>6] &^= 1 << (i & 63) }
 
 // start gives the sequence its seq_id and state; false if no seq_id is free.
 func (o *outSeq) start() bool {
