@@ -224,13 +224,9 @@ func (l *Link) Peers() []Addr {
 // Counters count a broadcast as one transmitted datagram however many peers
 // it was written to.
 func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
-	bcast, err := link.Dest(dst, Network)
+	to, bcast, err := link.Dest[Addr](dst)
 	if err != nil {
 		return err
-	}
-	var to Addr
-	if !bcast {
-		to = dst.(Addr)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -259,13 +259,12 @@ func (l *Link) Info() link.Info { return l.info }
 
 // Send queues data for dst (a MAC, or link.Broadcast).
 func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
-	bcast, err := link.Dest(dst, Network)
+	to, bcast, err := link.Dest[MAC](dst)
 	if err != nil {
 		return err
 	}
-	to := BroadcastMAC
-	if !bcast {
-		to = dst.(MAC)
+	if bcast {
+		to = BroadcastMAC
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -30,13 +30,13 @@ func (broadcast) Network() string   { return "any" }
 func (broadcast) String() string    { return "broadcast" }
 func (broadcast) IsBroadcast() bool { return true }
 
-// Dest applies the destination rules every link keeps in Send, for a link
-// whose addresses are of kind network: Broadcast, or a broadcast address of
-// the link's own kind, means every neighbour (bcast true); another address
-// of the link's own kind is a unicast destination; nil, or an address of
-// another kind (even another kind's broadcast address, which means nothing
-// here), is ErrAddr.
-func Dest(dst Addr, network string) (bcast bool, err error) {
+// DestKind applies the destination rules every link keeps in Send, for a
+// link whose addresses are of kind network: Broadcast, or a broadcast
+// address of the link's own kind, means every neighbour (bcast true);
+// another address of the link's own kind is a unicast destination; nil,
+// or an address of another kind (even another kind's broadcast address,
+// which means nothing here), is ErrAddr.
+func DestKind(dst Addr, network string) (bcast bool, err error) {
 	switch {
 	case dst == nil:
 		return false, fmt.Errorf("%w: no destination", ErrAddr)
@@ -46,6 +46,16 @@ func Dest(dst Addr, network string) (bcast bool, err error) {
 		return false, fmt.Errorf("%w: %s address %v on a %s link", ErrAddr, dst.Network(), dst, network)
 	}
 	return dst.IsBroadcast(), nil
+}
+
+// Dest is DestKind for a driver whose addresses are of type A (whose zero
+// value names the kind): it also returns the unicast destination as an A.
+func Dest[A Addr](dst Addr) (to A, bcast bool, err error) {
+	bcast, err = DestKind(dst, to.Network())
+	if err == nil && !bcast {
+		to = dst.(A)
+	}
+	return to, bcast, err
 }
 
 // ParseFunc parses the text form of one kind of address.

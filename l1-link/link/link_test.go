@@ -118,9 +118,12 @@ func TestDest(t *testing.T) {
 		{other{}, false, true},  // another kind's broadcast means nothing here
 		{nil, false, true},
 	} {
-		bcast, err := link.Dest(c.dst, "test-kind")
+		to, bcast, err := link.Dest[kind](c.dst)
 		if bcast != c.bcast || (err != nil) != c.err || (err != nil && !errors.Is(err, link.ErrAddr)) {
 			t.Errorf("Dest(%v): %v %v", c.dst, bcast, err)
+		}
+		if err == nil && !bcast && to != c.dst {
+			t.Errorf("Dest(%v) = %v", c.dst, to)
 		}
 	}
 }

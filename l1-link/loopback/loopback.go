@@ -97,13 +97,9 @@ func (l *Link) Info() link.Info {
 // Send delivers a copy of data to dst (or every other endpoint) on the
 // hub's loop.
 func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
-	bcast, err := link.Dest(dst, Network)
+	to, _, err := link.Dest[Addr](dst) // a broadcast leaves to 0, the hub's broadcast
 	if err != nil {
 		return err
-	}
-	var to Addr
-	if !bcast {
-		to = dst.(Addr)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

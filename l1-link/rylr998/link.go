@@ -445,14 +445,11 @@ func (l *Link) Awake() bool { return l.awakeWant.Load() }
 
 // Send queues one datagram for dst (an Addr or link.Broadcast).
 func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
-	bcast, err := link.Dest(dst, Network)
+	a, _, err := link.Dest[Addr](dst)
 	if err != nil {
 		return err
 	}
-	var to uint16
-	if !bcast {
-		to = uint16(dst.(Addr))
-	}
+	to := uint16(a) // 0 for a broadcast
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

@@ -275,7 +275,7 @@ func (r *Radio) AwakeTime() time.Duration {
 
 // Send queues a datagram.
 func (r *Radio) Send(dst link.Addr, data []byte, tag link.Tag) error {
-	bcast, err := link.Dest(dst, r.m.phy.Network)
+	bcast, err := link.DestKind(dst, r.m.phy.Network)
 	if err != nil {
 		return err
 	}

@@ -326,13 +326,12 @@ func (l *Link) Group() netip.AddrPort { return l.group }
 // link.Broadcast (the group; a multicast or broadcast Addr means the group
 // too). It never blocks.
 func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
-	bcast, err := link.Dest(dst, Network)
+	a, bcast, err := link.Dest[Addr](dst)
 	if err != nil {
 		return err
 	}
 	to := l.group
 	if !bcast {
-		a := dst.(Addr)
 		to = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !to.Addr().IsValid() || to.Port() == 0 || to.Addr().Is6() != l.v6 {
 			return fmt.Errorf("%w: %v is not a %s destination", link.ErrAddr, dst, l.family())
