@@ -17,13 +17,7 @@ import (
 )
 
 func virtualEnv(clk *clock.Virtual, links []link.Link) *linktest.Env {
-	return &linktest.Env{
-		Links: links,
-		Wait: func(cond func() bool) bool {
-			return clk.RunWhile(clk.Now().Add(time.Minute), func() bool { return !cond() }) || cond()
-		},
-		Settle: func() { clk.RunFor(time.Second) },
-	}
+	return linktest.Virtual(clk, time.Minute, time.Second, links...)
 }
 
 // TestTapConformance: a tapped link is still a link.

@@ -14,15 +14,7 @@ func TestConformance(t *testing.T) {
 	linktest.Run(t, func(t *testing.T) *linktest.Env {
 		clk := clock.NewVirtual(time.Time{})
 		hub := loopback.NewHub(clk)
-		e := &linktest.Env{}
-		for range 3 {
-			e.Links = append(e.Links, hub.NewLink())
-		}
-		e.Wait = func(cond func() bool) bool {
-			return clk.RunWhile(clk.Now().Add(time.Minute), func() bool { return !cond() }) || cond()
-		}
-		e.Settle = func() { clk.RunFor(time.Second) }
-		return e
+		return linktest.Virtual(clk, time.Minute, time.Second, hub.NewLink(), hub.NewLink(), hub.NewLink())
 	})
 }
 

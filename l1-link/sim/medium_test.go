@@ -26,12 +26,7 @@ func conformance(t *testing.T, phy sim.PHY) {
 				m.Connect(rs[i], rs[j], sim.Loss{}, sim.Loss{})
 			}
 		}
-		e := &linktest.Env{Links: []link.Link{rs[0], rs[1], rs[2]}}
-		e.Wait = func(cond func() bool) bool {
-			return clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return !cond() }) || cond()
-		}
-		e.Settle = func() { clk.RunFor(time.Minute) }
-		return e
+		return linktest.Virtual(clk, time.Hour, time.Minute, rs[0], rs[1], rs[2])
 	})
 }
 

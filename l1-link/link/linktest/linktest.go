@@ -15,7 +15,9 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
@@ -394,3 +396,15 @@ type foreign struct{ bcast bool }
 func (foreign) Network() string     { return "foreign" }
 func (foreign) String() string      { return "foreign" }
 func (f foreign) IsBroadcast() bool { return f.bcast }
+
+// Virtual returns an Env of links that run on the virtual clock clk: Wait
+// runs it for at most patience of its time, Settle for settle.
+func Virtual(clk *clock.Virtual, patience, settle time.Duration, links ...link.Link) *Env {
+	return &Env{
+		Links: links,
+		Wait: func(cond func() bool) bool {
+			return clk.RunWhile(clk.Now().Add(patience), func() bool { return !cond() }) || cond()
+		},
+		Settle: func() { clk.RunFor(settle) },
+	}
+}

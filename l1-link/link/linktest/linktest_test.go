@@ -70,15 +70,11 @@ func TestOutOfOrder(t *testing.T) {
 	linktest.Run(t, func(t *testing.T) *linktest.Env {
 		clk := clock.NewVirtual(time.Time{})
 		hub := loopback.NewHub(clk)
-		e := &linktest.Env{}
+		var ls []link.Link
 		for range 3 {
-			e.Links = append(e.Links, &reversing{Link: hub.NewLink(), clk: clk})
+			ls = append(ls, &reversing{Link: hub.NewLink(), clk: clk})
 		}
-		e.Wait = func(cond func() bool) bool {
-			return clk.RunWhile(clk.Now().Add(time.Minute), func() bool { return !cond() }) || cond()
-		}
-		e.Settle = func() { clk.RunFor(time.Second) }
-		return e
+		return linktest.Virtual(clk, time.Minute, time.Second, ls...)
 	})
 }
 
