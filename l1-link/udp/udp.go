@@ -18,7 +18,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -85,6 +87,14 @@ type Config struct {
 	Hops int
 	// TxQueue is the transmit queue capacity in datagrams (0: DefaultTxQueue).
 	TxQueue int
+	// NoGroup sends broadcasts to Peers only: no group is joined and no
+	// group socket opened (networks without multicast, or a fixed set of
+	// neighbours such as a ring of nodes on one host). Group is ignored.
+	NoGroup bool
+	// Peers are static neighbours: every broadcast is also sent to each of
+	// them as a unicast datagram. Received copies cannot be told from
+	// unicast, so with peers the link declares link.CapNoRxDest.
+	Peers []netip.AddrPort
 }
 
 // Bitrate is the nominal rate UDP links declare (it ranks them above the
@@ -140,17 +150,21 @@ type Link struct {
 	own  *ownAddrs
 	port uint16 // uc's local port: our datagrams carry it as source port
 
-	q      chan txItem
-	quit   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex // guards closed and the send side of q
-	closed bool
+	peers atomic.Pointer[[]netip.AddrPort] // static peers, replaced whole by SetPeers
+
+	q          chan txItem
+	quit       chan struct{}
+	writerDone chan struct{}
+	wg         sync.WaitGroup // the readers
+	mu         sync.Mutex     // guards closed and the send side of q
+	closed     bool
 }
 
 type txItem struct {
-	dst  netip.AddrPort
-	data []byte
-	tag  link.Tag
+	dst   netip.AddrPort
+	bcast bool // to the group (if any) and every static peer
+	data  []byte
+	tag   link.Tag
 }
 
 // Open creates the sockets, joins the group and starts the link.
@@ -158,39 +172,50 @@ func Open(cfg Config) (*Link, error) {
 	if cfg.Clock == nil {
 		return nil, fmt.Errorf("%w: no clock", ErrConfig)
 	}
-	if !cfg.Group.IsValid() {
-		cfg.Group = DefaultGroup
-		if cfg.Listen.Addr().Is6() && !cfg.Listen.Addr().Is4In6() {
-			cfg.Group = DefaultGroup6
+	var group netip.AddrPort // invalid: no group (NoGroup)
+	v6 := cfg.Listen.Addr().Is6() && !cfg.Listen.Addr().Is4In6()
+	if !cfg.NoGroup {
+		if !cfg.Group.IsValid() {
+			cfg.Group = DefaultGroup
+			if v6 {
+				cfg.Group = DefaultGroup6
+			}
 		}
+		group = netip.AddrPortFrom(cfg.Group.Addr().Unmap(), cfg.Group.Port())
+		if group.Port() == 0 {
+			return nil, fmt.Errorf("%w: group %v has no port", ErrConfig, group)
+		}
+		v6 = group.Addr().Is6()
 	}
-	group := netip.AddrPortFrom(cfg.Group.Addr().Unmap(), cfg.Group.Port())
-	if group.Port() == 0 {
-		return nil, fmt.Errorf("%w: group %v has no port", ErrConfig, group)
-	}
-	v6 := group.Addr().Is6()
 	if !cfg.Listen.IsValid() {
 		wild := netip.IPv4Unspecified()
 		if v6 {
 			wild = netip.IPv6Unspecified()
 		}
-		cfg.Listen = netip.AddrPortFrom(wild, group.Port())
+		port := uint16(DefaultPort)
+		if group.IsValid() {
+			port = group.Port()
+		}
+		cfg.Listen = netip.AddrPortFrom(wild, port)
 	}
 	listen := netip.AddrPortFrom(cfg.Listen.Addr().Unmap(), cfg.Listen.Port())
 	if listen.Addr().Is6() != v6 {
 		return nil, fmt.Errorf("%w: listen %v and group %v are of different IP families", ErrConfig, listen, group)
 	}
-	multicast := group.Addr().IsMulticast()
-	if v6 && !multicast {
+	peers, err := checkPeers(cfg.Peers, v6)
+	if err != nil {
+		return nil, err
+	}
+	multicast := group.IsValid() && group.Addr().IsMulticast()
+	if v6 && group.IsValid() && !multicast {
 		return nil, fmt.Errorf("%w: IPv6 has no broadcast; %v is not a multicast group", ErrConfig, group)
 	}
 	var ifi *net.Interface
 	ifname := cfg.Interface
-	if ifname == "" && v6 {
+	if ifname == "" && v6 && group.IsValid() {
 		ifname = group.Addr().Zone()
 	}
 	if ifname != "" {
-		var err error
 		if ifi, err = net.InterfaceByName(ifname); err != nil {
 			return nil, fmt.Errorf("%w: interface %q: %w", ErrConfig, ifname, err)
 		}
@@ -211,7 +236,8 @@ func Open(cfg Config) (*Link, error) {
 	}
 
 	lp := link.NewPort(cfg.Clock, RxBacklog)
-	l := &Link{Base: lp.Base(), lp: lp, clk: cfg.Clock, group: group, v6: v6, q: make(chan txItem, txq), quit: make(chan struct{})}
+	l := &Link{Base: lp.Base(), lp: lp, clk: cfg.Clock, group: group, v6: v6, q: make(chan txItem, txq), quit: make(chan struct{}), writerDone: make(chan struct{})}
+	l.peers.Store(&peers)
 	ok := false
 	defer func() {
 		if !ok {
@@ -221,7 +247,6 @@ func Open(cfg Config) (*Link, error) {
 			}
 		}
 	}()
-	var err error
 	if l.uc, err = listenSock(listen, v6, true); err != nil {
 		return nil, err
 	}
@@ -230,7 +255,7 @@ func Open(cfg Config) (*Link, error) {
 	// wildcard on the group's port; otherwise the group needs its own,
 	// bound to the group (or broadcast) address so it hears nothing else.
 	recv := l.uc
-	if !(listen.Addr().IsUnspecified() && l.port == group.Port()) {
+	if group.IsValid() && !(listen.Addr().IsUnspecified() && l.port == group.Port()) {
 		if l.gc, err = listenSock(netip.AddrPortFrom(group.Addr(), group.Port()), v6, false); err != nil {
 			return nil, err
 		}
@@ -251,11 +276,14 @@ func Open(cfg Config) (*Link, error) {
 	if listen.Addr().IsUnspecified() {
 		addr = netip.AddrPortFrom(pickAddr(ifi, v6), l.port)
 	}
+	caps := link.CapBroadcast
+	if len(peers) > 0 || !group.IsValid() {
+		caps |= link.CapNoRxDest
+	}
 	l.info = link.Info{
 		Name: "udp", Addr: Addr{addr}, MTU: MTU, Bitrate: Bitrate,
-		Schemas: link.SchemasAll, Caps: link.CapBroadcast, TxQueue: txq,
+		Schemas: link.SchemasAll, Caps: caps, TxQueue: txq,
 	}
-	l.wg.Add(1)
 	go l.writer()
 	for _, s := range []*sock{l.uc, l.gc} {
 		if s != nil {
@@ -266,6 +294,39 @@ func Open(cfg Config) (*Link, error) {
 	ok = true
 	return l, nil
 }
+
+// checkPeers validates static peers: addresses with ports, of the link's
+// IP family, no duplicates.
+func checkPeers(in []netip.AddrPort, v6 bool) ([]netip.AddrPort, error) {
+	out := make([]netip.AddrPort, 0, len(in))
+	for _, p := range in {
+		p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+		switch {
+		case !p.Addr().IsValid() || p.Port() == 0:
+			return nil, fmt.Errorf("%w: peer %v: want an address and a port", ErrConfig, p)
+		case p.Addr().Is6() != v6:
+			return nil, fmt.Errorf("%w: peer %v is not of the link's IP family", ErrConfig, p)
+		case slices.Contains(out, p):
+			return nil, fmt.Errorf("%w: peer %v listed twice", ErrConfig, p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// SetPeers replaces the static peers (a configuration reload); broadcasts
+// queued already go to the new set.
+func (l *Link) SetPeers(peers []netip.AddrPort) error {
+	p, err := checkPeers(peers, l.v6)
+	if err != nil {
+		return err
+	}
+	l.peers.Store(&p)
+	return nil
+}
+
+// Peers returns the static peers.
+func (l *Link) Peers() []netip.AddrPort { return slices.Clone(*l.peers.Load()) }
 
 // pickAddr chooses the address peers most likely see as our source when we
 // listen on the wildcard: the first global-unicast (or private) address of
@@ -319,12 +380,13 @@ func pickAddr(ifi *net.Interface, v6 bool) netip.Addr {
 // address when it is specific, else the best guess of pickAddr.
 func (l *Link) Info() link.Info { return l.info }
 
-// Group returns the address broadcasts are sent to.
+// Group returns the group broadcasts are sent to (not valid with NoGroup).
 func (l *Link) Group() netip.AddrPort { return l.group }
 
 // Send queues one datagram for dst: an Addr of the link's IP family, or
-// link.Broadcast (the group; a multicast or broadcast Addr means the group
-// too). It never blocks.
+// link.Broadcast (the group and every static peer, one datagram each and
+// one TxDone for all; a multicast or broadcast Addr is a broadcast too).
+// It never blocks.
 func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
 	a, bcast, err := link.Dest[Addr](dst)
 	if err != nil {
@@ -347,7 +409,7 @@ func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
 		return link.ErrTooBig
 	}
 	select {
-	case l.q <- txItem{dst: to, data: append([]byte(nil), data...), tag: tag}:
+	case l.q <- txItem{dst: to, bcast: bcast, data: append([]byte(nil), data...), tag: tag}:
 		return nil
 	default:
 		l.lp.Drop(link.DropQueueFull)
@@ -362,19 +424,21 @@ func (l *Link) family() string {
 	return "IPv4"
 }
 
-// writer drains the transmit queue: one datagram, one write, one TxDone.
+// writer drains the transmit queue: one datagram (or one per destination
+// of a broadcast), one TxDone. On Close it sends what was accepted before
+// (a node's goodbye is the last thing it queues), within flushTimeout.
 func (l *Link) writer() {
-	defer l.wg.Done()
+	defer close(l.writerDone)
 	for {
 		select {
 		case it := <-l.q:
 			l.transmit(it)
 		case <-l.quit:
-			// Everything accepted still gets its one TxDone.
+			_ = l.uc.c.SetWriteDeadline(time.Now().Add(flushTimeout))
 			for {
 				select {
 				case it := <-l.q:
-					l.lp.Complete(it.tag, net.ErrClosed)
+					l.transmit(it)
 				default:
 					return
 				}
@@ -383,14 +447,44 @@ func (l *Link) writer() {
 	}
 }
 
+// flushTimeout bounds how long Close spends sending what was queued.
+const flushTimeout = 500 * time.Millisecond
+
 func (l *Link) transmit(it txItem) {
-	_, err := l.uc.c.WriteToUDPAddrPort(it.data, it.dst)
+	if !it.bcast {
+		l.lp.Complete(it.tag, l.write(it.data, it.dst))
+		return
+	}
+	// A broadcast succeeds if any destination took it (the group, or a
+	// static peer: one unreachable peer must not fail the rest).
+	var err error
+	sent := 0
+	if l.group.IsValid() {
+		if err = l.write(it.data, l.group); err == nil {
+			sent++
+		}
+	}
+	for _, p := range *l.peers.Load() {
+		if e := l.write(it.data, p); e == nil {
+			sent++
+		} else if err == nil {
+			err = e
+		}
+	}
+	if sent > 0 {
+		err = nil
+	}
+	l.lp.Complete(it.tag, err)
+}
+
+func (l *Link) write(data []byte, to netip.AddrPort) error {
+	_, err := l.uc.c.WriteToUDPAddrPort(data, to)
 	if err != nil {
 		l.lp.Drop(link.DropTxError)
 	} else {
-		l.lp.Tx(len(it.data), 0)
+		l.lp.Tx(len(data), 0)
 	}
-	l.lp.Complete(it.tag, err)
+	return err
 }
 
 // reader reads datagrams from s until it is closed. It survives any
@@ -440,8 +534,9 @@ func (l *Link) isBroadcastDst(dst netip.Addr) bool {
 	return dst.IsMulticast() || dst == l.group.Addr().WithZone("") || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
-// Close stops the goroutines and releases the sockets. Datagrams still
-// queued get TxDone(net.ErrClosed); frames not yet delivered are dropped.
+// Close sends the datagrams still queued (within flushTimeout), stops the
+// goroutines and releases the sockets; frames not yet delivered are
+// dropped.
 func (l *Link) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -449,9 +544,10 @@ func (l *Link) Close() error {
 		return net.ErrClosed
 	}
 	l.closed = true
-	l.lp.SetClosed()
 	close(l.quit)
 	l.mu.Unlock()
+	<-l.writerDone
+	l.lp.SetClosed()
 	l.closeSockets()
 	l.wg.Wait()
 	l.own.close() // only now: the readers used it
