@@ -131,9 +131,13 @@ func Load(path string) (Identity, error) {
 	return Identity{priv: priv}, nil
 }
 
-// Save writes id to a new file at path with mode 0600; it never overwrites.
+// Save writes id to a new file at path with mode 0600, atomically: the key
+// goes to a temporary file in the same directory, is synced, and is linked
+// to path only when complete, so a crash never leaves a half-written key
+// and an existing file is never overwritten (the link fails instead).
 func Save(path string, id Identity) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	if id.IsZero() {
@@ -143,8 +147,17 @@ func Save(path string, id Identity) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("identity: %s: %w", path, fs.ErrExist)
+	}
+	f, err := os.CreateTemp(dir, ".identity-*.tmp") // mode 0600
 	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return fmt.Errorf("identity: %w", err)
 	}
 	if err := pem.Encode(f, &pem.Block{Type: pemType, Bytes: der}); err != nil {
@@ -155,5 +168,16 @@ func Save(path string, id Identity) error {
 		f.Close()
 		return fmt.Errorf("identity: %w", err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	// The new name must survive a crash too.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }

@@ -56,3 +56,35 @@ func TestFromSeed(t *testing.T) {
 		t.Fatal("formatting")
 	}
 }
+
+// Save leaves nothing behind but the key: no temporary file, whether it
+// succeeds or refuses an existing file, and an existing file keeps its
+// bytes.
+func TestSaveAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "identity.pem")
+	id, err := Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(path, id); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	other, _ := Generate(nil)
+	if err := Save(path, other); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("second save: %v, want ErrExist", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("a refused save changed the key file")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "identity.pem" {
+		t.Fatalf("directory holds %v", ents)
+	}
+	got, err := Load(path)
+	if err != nil || got.ID() != id.ID() {
+		t.Fatalf("load: %v", err)
+	}
+}
