@@ -24,11 +24,17 @@ const (
 	msgRegistered  = 0x13 // ‖ node_id(32) ‖ time(8): that record is stored here
 	msgLookupReply = 0x12 // ‖ nonce(4) ‖ found(1) ‖ record
 	msgTrace       = 0x20 // ‖ nonce(4): a trace probe; every relay reports
-	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ addr(16) ‖ final(1) ‖ link name
+	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ addr(16) ‖ final(1) ‖ node_id(32) ‖ link name
 	msgLeaseReq    = 0x30 // (one hop) please lease me an address
 	msgRenew       = 0x40 // ‖ tree ‖ tree_state (to that tree's root): my parent there is gone, start a new term
 	msgRenewVia    = 0x41 // (one hop) ‖ tree ‖ tree_state: please send msgRenew to the root for me
 	msgLeaseGrant  = 0x31 // (one hop) ‖ count ‖ count × (tree ‖ ts ‖ addr(16))
+
+	msgNameRegister = 0x14 // ‖ name record: store my name
+	msgNameStored   = 0x15 // ‖ node_id(32) ‖ time(8) ‖ status(1): the name is stored (0), or held for that node (1)
+	msgNameLookup   = 0x16 // ‖ nonce(4) ‖ name: whose is this name?
+	msgNameReply    = 0x17 // ‖ nonce(4) ‖ found(1) ‖ name record
+	msgNameHello    = 0x18 // (one hop) ‖ name record: my name, neighbour
 )
 
 // ErrControl reports a control message that does not parse.
@@ -61,7 +67,15 @@ func checkControl(b []byte) error {
 	case msgTrace:
 		ok = n == 4
 	case msgTraceReport:
-		ok = n >= 22
+		ok = n >= 54
+	case msgNameRegister, msgNameHello:
+		ok = n >= nameRecordMin && n <= nameRecordMin-1+MaxName
+	case msgNameStored:
+		ok = n == 41
+	case msgNameLookup:
+		ok = n >= 5 && n <= 4+MaxName
+	case msgNameReply:
+		ok = n >= 5
 	case msgLeaseReq:
 		ok = n == 0
 	case msgLeaseGrant:

@@ -132,6 +132,19 @@ type controlFixture struct {
 	traceNon  uint32
 	traceHops []TraceHop
 	traceN    int
+	nameNon   uint32
+	nameGot   identity.NodeID
+	nameErr   error
+	nameN     int
+}
+
+// fuzzName is the name the fixture's pending name lookup asks for.
+const fuzzName = "fuzz-peer"
+
+func signedName(id identity.Identity, name string) NameRecord {
+	rec := NameRecord{Name: name, ID: id.ID(), Time: fuzzTime}
+	rec.Sign(id)
+	return rec
 }
 
 func newControlFixture(t testing.TB) *controlFixture {
@@ -164,6 +177,13 @@ func newControlFixture(t testing.TB) *controlFixture {
 	q := &traceReq{cb: func(h []TraceHop, err error) { fx.traceN++; fx.traceHops = h }}
 	q.timer = clk.AfterFunc(traceTimeout, func() {})
 	r.traces[fx.traceNon] = q
+	// A name lookup under way (set up by hand: with no positions it could
+	// not go out).
+	fx.nameNon = 0x4a4e0001
+	r.names.lookups = map[uint32]*nameLookup{fx.nameNon: {name: fuzzName, cbs: []func(identity.NodeID, error){func(id identity.NodeID, err error) {
+		fx.nameN++
+		fx.nameGot, fx.nameErr = id, err
+	}}}}
 	return fx
 }
 
@@ -176,6 +196,10 @@ func controlSeeds(t testing.TB) []fuzzSeed {
 	proxyRec := signedRecord(fuzzPeer, fuzzProxy, ta(0, 16, 1, 1))
 	var wrongID Record = signedRecord(fuzzProxy, fuzzProxy, ta(0, 16, 3))
 	nodeAddr := addr.MustEncode(3, 1, 4)
+	nameRec := signedName(fuzzPeer, fuzzName)
+	otherName := signedName(fuzzPeer, "someone-else")
+	proxyName := signedName(fuzzProxy, "the-proxy")
+	badName := signedName(fuzzPeer, "Not A Name")
 	cat := slices.Concat[[]byte]
 	return []fuzzSeed{
 		{"receipt", cat([]byte{msgReceipt}, fx.sendHash[:])},
@@ -200,8 +224,23 @@ func controlSeeds(t testing.TB) []fuzzSeed {
 		{"lookup_reply_wrong_id", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{1}, wrongID.AppendTo(nil))},
 		{"lookup_reply_not_found", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{0})},
 		{"trace", cat([]byte{msgTrace}, u32(fx.traceNon))},
-		{"trace_report", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{2}, nodeAddr[:], []byte{0}, []byte("espnow"))},
-		{"trace_report_final", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3}, nodeAddr[:], []byte{1})},
+		{"trace_report", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{2}, nodeAddr[:], []byte{0}, idBytes(fuzzPeer.ID()), []byte("espnow"))},
+		{"trace_report_final", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3}, nodeAddr[:], []byte{1}, idBytes(fuzzPeer.ID()))},
+		{"trace_report_short", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3}, nodeAddr[:], []byte{1}, idBytes(fuzzPeer.ID())[:31])},
+		{"name_register", cat([]byte{msgNameRegister}, nameRec.AppendTo(nil))},
+		{"name_register_bad_sig", func() []byte {
+			b := cat([]byte{msgNameRegister}, nameRec.AppendTo(nil))
+			b[len(b)-1] ^= 0x80
+			return b
+		}()},
+		{"name_register_bad_name", cat([]byte{msgNameRegister}, badName.AppendTo(nil))},
+		{"name_stored", cat([]byte{msgNameStored}, idBytes(fuzzNode.ID()), binary.BigEndian.AppendUint64(nil, uint64(fuzzTime)), []byte{1})},
+		{"name_lookup", cat([]byte{msgNameLookup}, u32(7), []byte(fuzzName))},
+		{"name_reply", cat([]byte{msgNameReply}, u32(fx.nameNon), []byte{1}, nameRec.AppendTo(nil))},
+		{"name_reply_other_name", cat([]byte{msgNameReply}, u32(fx.nameNon), []byte{1}, otherName.AppendTo(nil))},
+		{"name_reply_not_found", cat([]byte{msgNameReply}, u32(fx.nameNon), []byte{0})},
+		{"name_hello", cat([]byte{msgNameHello}, proxyName.AppendTo(nil))},
+		{"name_hello_not_sender", cat([]byte{msgNameHello}, nameRec.AppendTo(nil))},
 		{"lease_request", []byte{msgLeaseReq}},
 		{"lease_grant", cat([]byte{msgLeaseGrant, 1, 0, 16}, nodeAddr[:])},
 		{"lease_grant_two", cat([]byte{msgLeaseGrant, 2, 0, 16}, nodeAddr[:], []byte{1, 17}, nodeAddr[:])},
@@ -297,13 +336,44 @@ func FuzzControl(f *testing.F) {
 			t.Fatalf("trace callback ran %d times", fx.traceN)
 		}
 		if fx.traceN == 1 {
-			// type ‖ nonce(4) ‖ hop ‖ addr(16) ‖ final ‖ link
-			if typ != msgTraceReport || len(data) < 23 || binary.BigEndian.Uint32(data[1:5]) != fx.traceNon || data[22] != 1 {
+			// type ‖ nonce(4) ‖ hop ‖ addr(16) ‖ final ‖ node_id(32) ‖ link
+			if typ != msgTraceReport || len(data) < 55 || binary.BigEndian.Uint32(data[1:5]) != fx.traceNon || data[22] != 1 {
 				t.Fatalf("trace completed by %x", data)
 			}
 			last := fx.traceHops[len(fx.traceHops)-1]
-			if !last.Final || last.Hop != int(data[5]) || !bytes.Equal(last.Addr[:], data[6:22]) || last.Link != string(data[23:]) {
+			if !last.Final || last.Hop != int(data[5]) || !bytes.Equal(last.Addr[:], data[6:22]) || !bytes.Equal(last.ID[:], data[23:55]) || last.Link != string(data[55:]) {
 				t.Fatalf("trace gave %+v for %x", last, data)
+			}
+		}
+		// Names: stored and learnt only from records that verify, a
+		// neighbour's only from itself, the lookup completed only by its
+		// own name's record.
+		for name, st := range r.names.stored {
+			if typ != msgNameRegister || st.rec.Name != name || !st.rec.Verify() {
+				t.Fatalf("stored name %q on %x", name, data)
+			}
+		}
+		for id, name := range r.names.known {
+			var rec NameRecord
+			off := 1
+			if typ == msgNameReply {
+				off = 6
+			}
+			if len(data) < off || rec.UnmarshalBinary(data[off:]) != nil || rec.ID != id || rec.Name != name || !rec.Verify() {
+				t.Fatalf("learnt %q for %x from %x", name, id[:4], data)
+			}
+			if typ == msgNameHello && id != fuzzProxy.ID() {
+				t.Fatalf("a hello taught the name of a node that did not send it: %x", data)
+			}
+		}
+		if fx.nameN > 1 {
+			t.Fatalf("name lookup callback ran %d times", fx.nameN)
+		}
+		if fx.nameN == 1 && fx.nameErr == nil {
+			var rec NameRecord
+			if typ != msgNameReply || len(data) < 6 || binary.BigEndian.Uint32(data[1:5]) != fx.nameNon || data[5] != 1 ||
+				rec.UnmarshalBinary(data[6:]) != nil || !rec.Verify() || rec.Name != fuzzName || rec.ID != fx.nameGot {
+				t.Fatalf("name lookup answered %x by %x", fx.nameGot[:4], data)
 			}
 		}
 		// The leaf's leases.

@@ -65,13 +65,14 @@ const (
 	lookupAgain    = 5 * time.Second
 )
 
-// Registration waits for our positions to be quiet for registerQuiet
+// Registration waits for our positions to be quiet for RegisterQuiet
 // (they change in bursts: an epoch moves every node at once, and at a cold
-// start the trees form one after another), but no longer than registerMax
-// after the first change, and spreads over registerSpread more: the
+// start the trees form one after another), but no longer than RegisterMax
+// after the first change, and spreads over RegisterSpread more: the
 // records of a whole mesh head for the same few homes. A change that only
 // adds addresses (a tree formed) leaves the registered record good, so it
-// waits registerMax: only a record with a stale address is urgent.
+// waits RegisterMax: only a record with a stale address is urgent. These
+// are the defaults of Config's fields.
 const (
 	registerQuiet  = 10 * time.Second
 	registerMax    = time.Minute
@@ -95,12 +96,12 @@ func (r *Router) scheduleRegister() {
 	} else {
 		r.regTmr.Stop()
 	}
-	quiet := registerQuiet
+	quiet := r.cfg.RegisterQuiet
 	if r.recordGood() {
-		quiet = registerMax
+		quiet = r.cfg.RegisterMax
 	}
-	wait := min(quiet, r.regFirst.Add(registerMax).Sub(now))
-	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(registerSpread)))
+	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
+	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(r.cfg.RegisterSpread)))
 	r.regTmr = r.clk.AfterFunc(wait, func() {
 		r.regTmr = nil
 		r.register()
@@ -156,6 +157,7 @@ func (r *Router) register() {
 	for _, lr := range r.leases.records(r) {
 		r.storeLookup(lr)
 	}
+	r.registerName()
 }
 
 func (r *Router) lookupTrees() int {

@@ -14,6 +14,7 @@ package route
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -41,8 +42,19 @@ type Config struct {
 	// record in every tree is found from any of them. A record is one
 	// routed packet per tree.
 	LookupTrees int
-	// Records bounds the name records a node stores for others (4096).
+	// Records bounds the name records a node stores for others (4096),
+	// and separately the names it stores and remembers.
 	Records int
+	// RegisterQuiet, RegisterMax and RegisterSpread time the registration
+	// of this node's record (defaults 10 s, 1 min, 20 s): it waits for the
+	// node's positions to be quiet for RegisterQuiet, but no longer than
+	// RegisterMax after the first change, plus up to RegisterSpread (see
+	// scheduleRegister). A small mesh on fast links may shorten them.
+	RegisterQuiet, RegisterMax, RegisterSpread time.Duration
+	// Name is this node's name for name lookup ("" for none; see
+	// ValidName). It is registered with the node's record and told to
+	// neighbours.
+	Name string
 }
 
 func (c *Config) fill() {
@@ -59,6 +71,15 @@ func (c *Config) fill() {
 	if c.Records <= 0 {
 		c.Records = 4096
 	}
+	if c.RegisterQuiet <= 0 {
+		c.RegisterQuiet = registerQuiet
+	}
+	if c.RegisterMax <= 0 {
+		c.RegisterMax = registerMax
+	}
+	if c.RegisterSpread <= 0 {
+		c.RegisterSpread = registerSpread
+	}
 }
 
 // Stats counts the router's work.
@@ -70,6 +91,12 @@ type Stats struct {
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
 	Lookups, LookupHits              uint64
+	NameLookups                      uint64
+	NameConflicts                    uint64 // a home said our name is another node's
+	// Failed counts the sends this node originated that ended in an
+	// error, by the error's wire code (0: errors without one, such as
+	// ErrNoCommonTree or ErrUnknownNode).
+	Failed map[uint8]uint64
 }
 
 // Hop is what an observer hears for each routing decision: the Package
@@ -118,6 +145,7 @@ type Router struct {
 	// lately, oldest first in deliveredQ: a copy is answered, not delivered.
 	delivered  map[[32]byte]time.Time
 	deliveredQ [][32]byte
+	names      nameState
 }
 
 // Attach builds the routing layer of n, with its trees (tcfg), and
@@ -138,6 +166,10 @@ func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 	r.rng = rand.New(rand.NewPCG(b.Seed(), 0x726f757465))
 	r.t = tree.New(b, tcfg)
 	r.leases.init()
+	if cfg.Name != "" && ValidName(cfg.Name) != nil {
+		cfg.Name = "" // the caller checks with ValidName; a bad name is never sent
+		r.cfg.Name = ""
+	}
 	r.t.Subscribe(func(int) { r.scheduleRegister() })
 	r.t.OnParentLost(r.askRenew)
 	return r, nil
@@ -165,7 +197,11 @@ func (r *Router) PeerChanged(p *peer.Peer, up bool) {
 }
 
 // Stats returns the counters.
-func (r *Router) Stats() Stats { return r.stats }
+func (r *Router) Stats() Stats {
+	s := r.stats
+	s.Failed = maps.Clone(r.stats.Failed)
+	return s
+}
 
 // Observe registers f to hear every routing decision (for measurement and
 // loop checks).
@@ -394,6 +430,12 @@ func (r *Router) finish(hash [16]byte, err error) {
 	}
 	delete(r.pending, hash)
 	clock.Stop(&p.timer)
+	if err != nil {
+		if r.stats.Failed == nil {
+			r.stats.Failed = map[uint8]uint64{}
+		}
+		r.stats.Failed[node.CodeOf(err)]++
+	}
 	completeResult(p.res, err)
 }
 
@@ -744,6 +786,14 @@ func (r *Router) control(rp *routed, b []byte) {
 		r.onTraceArrived(rp, b[1:])
 	case msgTraceReport:
 		r.onTraceReport(b[1:])
+	case msgNameRegister:
+		r.onNameRegister(rp, b[1:])
+	case msgNameStored:
+		r.onNameStored(rp, b[1:])
+	case msgNameLookup:
+		r.onNameLookup(rp, b[1:])
+	case msgNameReply:
+		r.onNameReply(b[1:])
 	}
 }
 
@@ -763,11 +813,16 @@ func (r *Router) receiveOneHop(m node.Message) {
 		r.onLeaseGrant(m)
 	case msgRenewVia:
 		r.onRenewVia(m.Blob)
+	case msgNameHello:
+		r.onNameHello(m)
 	}
 }
 
 func (r *Router) peerEvent(p *peer.Peer, up bool) {
 	r.leases.peerEvent(r, p, up)
+	if up {
+		r.helloName(p)
+	}
 }
 
 // isControl reports whether a Package is a control message.
@@ -784,8 +839,11 @@ func controlType(pkg *packet.Package) byte {
 }
 
 func isLookup(pkg *packet.Package) bool {
-	t := controlType(pkg)
-	return t == msgRegister || t == msgLookup
+	switch controlType(pkg) {
+	case msgRegister, msgLookup, msgNameRegister, msgNameLookup:
+		return true
+	}
+	return false
 }
 
 func nonceOf(b []byte) uint32 { return binary.BigEndian.Uint32(b) }

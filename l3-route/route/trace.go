@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
@@ -15,21 +16,27 @@ import (
 
 // Trace route [ours]: a probe travels like any routed Package; every node
 // that passes it on reports back to the sender (routed, like an error)
-// its hop number, its address and the link it used next, and the
-// destination reports last. The sender sorts the reports by hop.
+// its hop number, its address, its node_id and the link it used next, and
+// the destination reports last. The sender sorts the reports by hop and
+// notes when each came back.
 
 // TraceHop is one step of a traced path.
 type TraceHop struct {
 	Hop   int
 	Addr  addr.Address
-	Link  string // the link the probe left on ("" at the destination)
-	Final bool   // the destination
+	ID    identity.NodeID // the node that reported (as it says: reports are not signed)
+	Link  string          // the link the probe left on ("" at the destination)
+	Final bool            // the destination
+	// RTT is the time from the probe's start until this report came back:
+	// the probe's way out to this hop and the report's way back.
+	RTT time.Duration
 }
 
 type traceReq struct {
 	cb    func([]TraceHop, error)
 	hops  []TraceHop
 	final int // the destination's hop number + 1 (0 until its report comes)
+	start time.Time
 	timer interface{ Stop() bool }
 }
 
@@ -52,7 +59,7 @@ func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) 
 		return
 	}
 	nonce := r.rng.Uint32()
-	q := &traceReq{cb: cb}
+	q := &traceReq{cb: cb, start: r.clk.Now()}
 	r.traces[nonce] = q
 	q.timer = r.clk.AfterFunc(traceTimeout, func() {
 		if r.traces[nonce] == q {
@@ -102,6 +109,7 @@ func (r *Router) sendReport(h node.RouteHeader, nonce []byte, hop int, a addr.Ad
 		f = 1
 	}
 	m = append(m, f)
+	m = append(m, r.self[:]...)
 	m = append(m, link...)
 	if self, ok := r.position(h.TreeState); ok && self.Addr.Equal(h.From) {
 		r.onTraceReport(m[1:]) // we are the sender: no need to travel
@@ -112,7 +120,7 @@ func (r *Router) sendReport(h node.RouteHeader, nonce []byte, hop int, a addr.Ad
 
 // onTraceReport collects a report.
 func (r *Router) onTraceReport(b []byte) {
-	if len(b) < 4+1+16+1 {
+	if len(b) < 4+1+16+1+32 {
 		return
 	}
 	q := r.traces[nonceOf(b)]
@@ -123,7 +131,9 @@ func (r *Router) onTraceReport(b []byte) {
 	hop.Hop = int(b[4])
 	copy(hop.Addr[:], b[5:21])
 	hop.Final = b[21] == 1
-	hop.Link = string(b[22:])
+	copy(hop.ID[:], b[22:54])
+	hop.Link = string(b[54:])
+	hop.RTT = r.clk.Now().Sub(q.start)
 	if slices.ContainsFunc(q.hops, func(h TraceHop) bool { return h.Hop == hop.Hop }) {
 		return // a copy (a report sent again)
 	}
