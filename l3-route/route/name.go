@@ -140,8 +140,8 @@ func keyName(name string, k int) addr.Address {
 
 // nameState is the router's part in names.
 type nameState struct {
-	own     *NameRecord          // ours, signed when first needed and at each registration
-	regs    map[int]*nameReg     // registrations in flight, by tree
+	own     *NameRecord            // ours, signed when first needed and at each registration
+	regs    map[int]*nameReg       // registrations in flight, by tree
 	stored  map[string]*storedName // the records whose home we are
 	cache   map[string]*cachedName // lookups answered lately
 	known   map[identity.NodeID]string
