@@ -17,9 +17,9 @@ import (
 // The nl80211 ABI (include/uapi/linux/nl80211.h): stable numbers, written
 // out so the messages are built the same on every platform.
 const (
-	cmdGetInterface = 5  // NL80211_CMD_GET_INTERFACE
-	cmdSetInterface = 6  // NL80211_CMD_SET_INTERFACE
-	cmdSetWiphy     = 2  // NL80211_CMD_SET_WIPHY
+	cmdGetInterface = 5 // NL80211_CMD_GET_INTERFACE
+	cmdSetInterface = 6 // NL80211_CMD_SET_INTERFACE
+	cmdSetWiphy     = 2 // NL80211_CMD_SET_WIPHY
 	familyName      = "nl80211"
 
 	attrWiphy            = 1    // NL80211_ATTR_WIPHY, u32

@@ -203,7 +203,9 @@ func TestStreamDestinationDies(t *testing.T) {
 	me := newLine(t, 3, Config{Chunk: 4096}, 5)
 	blob := blobOf(256<<10, 5)
 	res := me.svcs[0].Send(me.nodes[2].ID(), fileApp, blob, nil)
-	if !me.run(10*time.Minute, func() bool { return me.svcs[2].in != nil && len(me.svcs[2].in) == 1 && me.svcs[2].in[firstKey(me.svcs[2].in)].left < 40 }) {
+	if !me.run(10*time.Minute, func() bool {
+		return me.svcs[2].in != nil && len(me.svcs[2].in) == 1 && me.svcs[2].in[firstKey(me.svcs[2].in)].left < 40
+	}) {
 		t.Fatal("stream did not get going")
 	}
 	me.med.Disconnect(me.radios[1], me.radios[2])
