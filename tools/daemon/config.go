@@ -1,0 +1,459 @@
+// Package daemon is `mycelium node`: a mesh node on real links (UDP,
+// ESP-NOW on a monitor-mode card, RYLR-998 LoRa on a serial port) with
+// its trees, router and stream service, configured from a TOML file,
+// answering the control API on a unix socket, exporting Prometheus
+// metrics, logging with slog, and handling SIGINT/SIGTERM (goodbye, exit)
+// and SIGHUP (reload).
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
+	"github.com/mycelium-mesh/mycelium/l1-link/udp"
+	"github.com/mycelium-mesh/mycelium/l3-route/route"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+	"github.com/mycelium-mesh/mycelium/l4-apps/stream"
+)
+
+// Config is the daemon's configuration file.
+type Config struct {
+	Node    NodeConfig    `toml:"node"`
+	Control ControlConfig `toml:"control"`
+	Metrics MetricsConfig `toml:"metrics"`
+	Log     LogConfig     `toml:"log"`
+	Routing RoutingConfig `toml:"routing"`
+	Budgets BudgetConfig  `toml:"budgets"`
+	Stream  StreamConfig  `toml:"stream"`
+	Links   []LinkConfig  `toml:"-"` // from the [[link]] tables, by type
+
+	// Path is the file's path; relative paths in it are relative to its
+	// directory.
+	Path string `toml:"-"`
+}
+
+// NodeConfig is [node].
+type NodeConfig struct {
+	Name         string        `toml:"name"`
+	Identity     string        `toml:"identity"`
+	BeaconPeriod time.Duration `toml:"beacon_period"`
+	Sleep        bool          `toml:"sleep"`
+}
+
+// ControlConfig is [control].
+type ControlConfig struct {
+	Socket string `toml:"socket"`
+	Group  string `toml:"group"`
+}
+
+// MetricsConfig is [metrics].
+type MetricsConfig struct {
+	Listen string `toml:"listen"`
+}
+
+// LogConfig is [log].
+type LogConfig struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// RoutingConfig is [routing]: the trees' and the router's settings.
+type RoutingConfig struct {
+	Trees          int           `toml:"trees"`
+	ClaimPeriod    time.Duration `toml:"claim_period"`
+	MissedClaims   int           `toml:"missed_claims"`
+	EpochPeriods   int           `toml:"epoch_periods"`
+	MaxSkew        time.Duration `toml:"max_skew"`
+	Metric         string        `toml:"metric"`
+	TTL            int           `toml:"ttl"`
+	ReceiptTimeout time.Duration `toml:"receipt_timeout"`
+	Attempts       int           `toml:"attempts"`
+	LookupTrees    int           `toml:"lookup_trees"`
+	Records        int           `toml:"records"`
+	RegisterQuiet  time.Duration `toml:"register_quiet"`
+	RegisterMax    time.Duration `toml:"register_max"`
+	RegisterSpread time.Duration `toml:"register_spread"`
+}
+
+// BudgetConfig is [budgets]: the node runtime's memory bounds.
+type BudgetConfig struct {
+	RxPerPeer       int           `toml:"rx_per_peer"`
+	RxTotal         int           `toml:"rx_total"`
+	RxSequences     int           `toml:"rx_sequences"`
+	RxPerPeerSeqs   int           `toml:"rx_per_peer_sequences"`
+	SendCache       int           `toml:"send_cache"`
+	SendCacheTTL    time.Duration `toml:"send_cache_ttl"`
+	PendingPerPeer  int           `toml:"pending_per_peer"`
+	ThrottleBacklog int           `toml:"throttle_backlog"`
+}
+
+// StreamConfig is [stream]: large Packages.
+type StreamConfig struct {
+	Chunk       int           `toml:"chunk"`
+	Window      int           `toml:"window"`
+	MaxSize     int           `toml:"max_size"`
+	MaxBuffered int           `toml:"max_buffered"`
+	MaxIncoming int           `toml:"max_incoming"`
+	Idle        time.Duration `toml:"idle"`
+	ResultWait  time.Duration `toml:"result_wait"`
+}
+
+// LinkConfig is one [[link]] table; which fields apply depends on Type.
+type LinkConfig struct {
+	Type string `toml:"type"`
+
+	// udp
+	Listen        string   `toml:"listen"`
+	Group         string   `toml:"group"`
+	Peers         []string `toml:"peers"`
+	MulticastLoop bool     `toml:"multicast_loop"`
+	Hops          int      `toml:"hops"`
+
+	// udp (multicast interface) and espnow
+	Interface string `toml:"interface"`
+
+	// espnow
+	Channel int    `toml:"channel"`
+	Rate    string `toml:"rate"`
+	MAC     string `toml:"mac"`
+	Monitor bool   `toml:"monitor"`
+	Active  bool   `toml:"active"`
+
+	// rylr998
+	Port       string        `toml:"port"`
+	Baud       int           `toml:"baud"`
+	Address    int           `toml:"address"`
+	NetworkID  int           `toml:"network_id"`
+	Band       int           `toml:"band"`
+	SF         int           `toml:"sf"`
+	BW         int           `toml:"bw"`
+	CR         int           `toml:"cr"`
+	Preamble   int           `toml:"preamble"`
+	Power      int           `toml:"power"`
+	Password   string        `toml:"password"`
+	DutyCycle  float64       `toml:"duty_cycle"`
+	DutyWindow time.Duration `toml:"duty_window"`
+}
+
+// linkKeys are the keys each link type takes.
+var linkKeys = map[string][]string{
+	"udp":     {"type", "listen", "group", "peers", "interface", "multicast_loop", "hops"},
+	"espnow":  {"type", "interface", "channel", "rate", "mac", "monitor", "active"},
+	"rylr998": {"type", "port", "baud", "address", "network_id", "band", "sf", "bw", "cr", "preamble", "power", "password", "duty_cycle", "duty_window"},
+}
+
+// Defaults returns the configuration with every default filled: the
+// simulator's figures for routing and budgets.
+func Defaults() Config {
+	return Config{
+		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: 60 * time.Second},
+		Control: ControlConfig{Socket: "mycelium.sock"},
+		Log:     LogConfig{Level: "info", Format: "auto"},
+		Routing: RoutingConfig{
+			Trees: 6, ClaimPeriod: 20 * time.Second, MissedClaims: 3, EpochPeriods: tree.DefaultEpochPeriods,
+			MaxSkew: time.Minute, Metric: "tree", TTL: 64, ReceiptTimeout: 30 * time.Second, Attempts: 4,
+			Records: 4096, RegisterQuiet: 10 * time.Second, RegisterMax: time.Minute, RegisterSpread: 20 * time.Second,
+		},
+		Budgets: BudgetConfig{
+			RxPerPeer: 128 << 10, RxTotal: 512 << 10, RxSequences: 32, RxPerPeerSeqs: 4,
+			SendCache: 1 << 20, SendCacheTTL: 2 * time.Minute, PendingPerPeer: 32, ThrottleBacklog: 64,
+		},
+		Stream: StreamConfig{Chunk: 16 << 10, Window: 8, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
+	}
+}
+
+// linkDefaults are the defaults of a link of each type.
+func linkDefaults(typ string) LinkConfig {
+	switch typ {
+	case "udp":
+		return LinkConfig{Type: typ, Listen: fmt.Sprintf("0.0.0.0:%d", udp.DefaultPort), Group: udp.DefaultGroup.String(), Hops: 1}
+	case "espnow":
+		return LinkConfig{Type: typ, Channel: 1, Rate: "1M"}
+	case "rylr998":
+		return LinkConfig{Type: typ, Baud: 115200, Address: 1, NetworkID: 18, SF: lora.Default.SF, BW: lora.Default.Bandwidth / 1000, CR: lora.Default.CR, Preamble: lora.Default.Preamble}
+	}
+	return LinkConfig{Type: typ}
+}
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("config")
+
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+}
+
+// Load reads and checks a configuration file. Unknown keys, keys of
+// another link type, values out of range: an error naming the key.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return Parse(string(b), abs)
+}
+
+// Parse reads a configuration from text; path is where it came from
+// (relative paths in it are resolved against its directory).
+func Parse(text, path string) (*Config, error) {
+	var raw struct {
+		Config
+		Link []toml.Primitive `toml:"link"`
+	}
+	raw.Config = Defaults()
+	md, err := toml.Decode(text, &raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %s", ErrConfig, filepath.Base(path), oneLine(err.Error()))
+	}
+	cfg := raw.Config
+	cfg.Path = path
+	for i, p := range raw.Link {
+		var keys map[string]any
+		if err := md.PrimitiveDecode(p, &keys); err != nil {
+			return nil, configErr("link %d: %v", i+1, err)
+		}
+		typ, _ := keys["type"].(string)
+		allowed, ok := linkKeys[typ]
+		if !ok {
+			return nil, configErr("link %d: type %q (udp, espnow or rylr998)", i+1, typ)
+		}
+		for _, k := range sortedKeys(keys) {
+			if !slices.Contains(allowed, k) {
+				return nil, configErr("link %d (%s): unknown key %q (a %s link takes %s)", i+1, typ, k, typ, strings.Join(allowed[1:], ", "))
+			}
+		}
+		lc := linkDefaults(typ)
+		if err := md.PrimitiveDecode(p, &lc); err != nil {
+			return nil, configErr("link %d (%s): %s", i+1, typ, oneLine(err.Error()))
+		}
+		cfg.Links = append(cfg.Links, lc)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, configErr("unknown key %q", und[0].String())
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// Resolve makes a path from the file relative to the file's directory.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.Path), p)
+}
+
+// check validates every value; the error names the key.
+func (c *Config) check() error {
+	if c.Node.Name != "" {
+		if err := route.ValidName(c.Node.Name); err != nil {
+			return configErr("node.name: %v", strings.TrimPrefix(err.Error(), "route: "))
+		}
+	}
+	if c.Node.Identity == "" {
+		return configErr("node.identity: empty (the key file's path)")
+	}
+	if c.Node.BeaconPeriod < time.Second {
+		return configErr("node.beacon_period %v: at least 1s", c.Node.BeaconPeriod)
+	}
+	if c.Control.Socket == "" {
+		return configErr("control.socket: empty (the control API's unix socket)")
+	}
+	if c.Metrics.Listen != "" {
+		if _, err := netip.ParseAddrPort(c.Metrics.Listen); err != nil {
+			return configErr("metrics.listen %q: want IP:port, e.g. 127.0.0.1:9477", c.Metrics.Listen)
+		}
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return err
+	}
+	switch c.Log.Format {
+	case "auto", "text", "json":
+	default:
+		return configErr("log.format %q: auto, text or json", c.Log.Format)
+	}
+	r := c.Routing
+	type rng struct {
+		key      string
+		v, lo, hi int
+	}
+	for _, x := range []rng{
+		{"routing.trees", r.Trees, 1, tree.MaxTrees},
+		{"routing.missed_claims", r.MissedClaims, 1, 100},
+		{"routing.ttl", r.TTL, 1, 254},
+		{"routing.attempts", r.Attempts, 1, 100},
+		{"routing.lookup_trees", r.LookupTrees, 0, tree.MaxTrees},
+		{"routing.records", r.Records, 1, 1 << 20},
+		{"budgets.rx_per_peer", c.Budgets.RxPerPeer, 1 << 10, 1 << 30},
+		{"budgets.rx_total", c.Budgets.RxTotal, 1 << 10, 1 << 30},
+		{"budgets.rx_sequences", c.Budgets.RxSequences, 1, 1 << 16},
+		{"budgets.rx_per_peer_sequences", c.Budgets.RxPerPeerSeqs, 1, 1 << 16},
+		{"budgets.send_cache", c.Budgets.SendCache, 1 << 10, 1 << 30},
+		{"budgets.pending_per_peer", c.Budgets.PendingPerPeer, 1, 1 << 16},
+		{"budgets.throttle_backlog", c.Budgets.ThrottleBacklog, 1, 1 << 16},
+		{"stream.chunk", c.Stream.Chunk, 256, stream.MaxChunk},
+		{"stream.window", c.Stream.Window, 1, 64},
+		{"stream.max_size", c.Stream.MaxSize, 1, 1 << 30},
+		{"stream.max_buffered", c.Stream.MaxBuffered, 1, 1 << 31},
+		{"stream.max_incoming", c.Stream.MaxIncoming, 1, 1024},
+	} {
+		if x.v < x.lo || x.v > x.hi {
+			return configErr("%s = %d: out of range %d..%d", x.key, x.v, x.lo, x.hi)
+		}
+	}
+	if r.EpochPeriods == 0 || r.EpochPeriods > 1<<16 {
+		return configErr("routing.epoch_periods = %d: 1..65536, or negative for never", r.EpochPeriods)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+		lo  time.Duration
+	}{
+		{"routing.claim_period", r.ClaimPeriod, 100 * time.Millisecond},
+		{"routing.max_skew", r.MaxSkew, time.Second},
+		{"routing.receipt_timeout", r.ReceiptTimeout, 100 * time.Millisecond},
+		{"routing.register_quiet", r.RegisterQuiet, time.Millisecond},
+		{"routing.register_max", r.RegisterMax, time.Millisecond},
+		{"routing.register_spread", r.RegisterSpread, time.Millisecond},
+		{"budgets.send_cache_ttl", c.Budgets.SendCacheTTL, time.Second},
+		{"stream.idle", c.Stream.Idle, time.Second},
+		{"stream.result_wait", c.Stream.ResultWait, 100 * time.Millisecond},
+	} {
+		if d.v < d.lo {
+			return configErr("%s = %v: at least %v", d.key, d.v, d.lo)
+		}
+	}
+	switch r.Metric {
+	case "tree", "prefix":
+	default:
+		return configErr("routing.metric %q: tree or prefix", r.Metric)
+	}
+	if len(c.Links) == 0 {
+		return configErr("no [[link]]: a node needs at least one link")
+	}
+	for i := range c.Links {
+		if err := c.Links[i].check(); err != nil {
+			return fmt.Errorf("%w: link %d (%s): %v", ErrConfig, i+1, c.Links[i].Type, err)
+		}
+	}
+	for i := range c.Links {
+		for j := range i {
+			if a, b := c.Links[i], c.Links[j]; a.Type == b.Type && a.key() == b.key() {
+				return configErr("links %d and %d are the same %s link (%s)", j+1, i+1, a.Type, a.key())
+			}
+		}
+	}
+	return nil
+}
+
+// key identifies a link's device: two links may not share one.
+func (l *LinkConfig) key() string {
+	switch l.Type {
+	case "udp":
+		return l.Listen
+	case "espnow":
+		return l.Interface
+	}
+	return l.Port
+}
+
+func (l *LinkConfig) check() error {
+	switch l.Type {
+	case "udp":
+		if _, err := netip.ParseAddrPort(l.Listen); err != nil {
+			return fmt.Errorf("listen %q: want IP:port", l.Listen)
+		}
+		if l.Group != "" {
+			if _, err := netip.ParseAddrPort(l.Group); err != nil {
+				return fmt.Errorf("group %q: want a multicast or broadcast IP:port, or \"\" for none", l.Group)
+			}
+		}
+		for _, p := range l.Peers {
+			if _, err := netip.ParseAddrPort(p); err != nil {
+				return fmt.Errorf("peers: %q: want IP:port", p)
+			}
+		}
+		if l.Group == "" && len(l.Peers) == 0 {
+			return errors.New(`group "" and no peers: broadcasts (and so beacons) would reach nobody`)
+		}
+		if l.Hops < 1 || l.Hops > 255 {
+			return fmt.Errorf("hops = %d: 1..255", l.Hops)
+		}
+	case "espnow":
+		if l.Interface == "" {
+			return errors.New("interface: empty (a monitor-mode Wi-Fi interface, e.g. wlan1)")
+		}
+		if l.Channel < 0 || l.Channel > 177 {
+			return fmt.Errorf("channel = %d: 1..14 (2.4 GHz), 32..177 (5 GHz), or 0 to leave it", l.Channel)
+		}
+		if _, err := espnow.ParseRate(l.Rate); err != nil {
+			return fmt.Errorf("rate %q: %v", l.Rate, err)
+		}
+		if l.MAC != "" {
+			if _, err := link.ParseMAC(l.MAC); err != nil {
+				return fmt.Errorf("mac %q: %v", l.MAC, err)
+			}
+		}
+		if l.Active && !l.Monitor {
+			return errors.New("active = true needs monitor = true (the daemon sets active monitor mode when it sets monitor mode)")
+		}
+	case "rylr998":
+		if l.Port == "" {
+			return errors.New("port: empty (the module's serial port, e.g. /dev/serial0)")
+		}
+		if l.Address < 1 || l.Address > 65535 {
+			return fmt.Errorf("address = %d: 1..65535", l.Address)
+		}
+		if !rylr998.ValidNetworkID(l.NetworkID) {
+			return fmt.Errorf("network_id = %d: 3..15 or 18", l.NetworkID)
+		}
+		if _, err := rylr998.ParamsCode(l.loraParams(), l.NetworkID); err != nil {
+			return fmt.Errorf("sf/bw/cr/preamble: %v", err)
+		}
+		if l.Power < 0 || l.Power > 22 {
+			return fmt.Errorf("power = %d: 1..22 dBm, or 0 to leave the module's", l.Power)
+		}
+		if l.Password != "" && !rylr998.ValidPassword(l.Password) {
+			return fmt.Errorf("password: 8 hex digits")
+		}
+		if l.DutyCycle < 0 || l.DutyCycle > 1 {
+			return fmt.Errorf("duty_cycle = %v: 0 (none) .. 1", l.DutyCycle)
+		}
+		if l.DutyCycle > 0 && l.DutyWindow < time.Second {
+			return fmt.Errorf("duty_window = %v: at least 1s with a duty cycle", l.DutyWindow)
+		}
+	}
+	return nil
+}
+
+func (l *LinkConfig) loraParams() lora.Params {
+	return lora.Params{SF: l.SF, Bandwidth: l.BW * 1000, CR: l.CR, Preamble: l.Preamble}
+}

@@ -1,0 +1,303 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l3-route/route"
+)
+
+// InitOptions are what `mycelium init` writes.
+type InitOptions struct {
+	Dir  string
+	Name string
+	// Listen and Peers shape the UDP link: with peers, no multicast group
+	// (static neighbours only); without, the default group.
+	Listen string
+	Peers  []string
+	// Socket is the control socket ("mycelium.sock" next to the file by
+	// default).
+	Socket string
+}
+
+// ConfigFile and IdentityFile are the names init writes in its directory.
+const (
+	ConfigFile   = "mycelium.toml"
+	IdentityFile = "identity.pem"
+)
+
+// Init writes DIR/mycelium.toml (every option present and commented, the
+// defaults filled) and a new identity DIR/identity.pem (0600, atomically).
+// It refuses to overwrite either, and writes neither if one exists. It
+// returns the new node_id.
+func Init(opt InitOptions) (identity.NodeID, error) {
+	if opt.Dir == "" {
+		return identity.NodeID{}, errors.New("init: --dir is required")
+	}
+	if opt.Name != "" {
+		if err := route.ValidName(opt.Name); err != nil {
+			return identity.NodeID{}, fmt.Errorf("init: --name: %v", strings.TrimPrefix(err.Error(), "route: "))
+		}
+	}
+	text, err := Template(opt)
+	if err != nil {
+		return identity.NodeID{}, err
+	}
+	cfgPath := filepath.Join(opt.Dir, ConfigFile)
+	idPath := filepath.Join(opt.Dir, IdentityFile)
+	// The text must be a configuration the node accepts.
+	if _, err := Parse(text, cfgPath); err != nil {
+		return identity.NodeID{}, fmt.Errorf("init: %v", err)
+	}
+	for _, p := range []string{cfgPath, idPath} {
+		if _, err := os.Lstat(p); err == nil {
+			return identity.NodeID{}, fmt.Errorf("init: %s exists: not overwritten", p)
+		}
+	}
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return identity.NodeID{}, fmt.Errorf("init: %v", err)
+	}
+	id, err := identity.Generate(nil)
+	if err != nil {
+		return identity.NodeID{}, err
+	}
+	if err := identity.Save(idPath, id); err != nil {
+		return identity.NodeID{}, fmt.Errorf("init: %v", err)
+	}
+	if err := writeNew(cfgPath, []byte(text), 0o644); err != nil {
+		os.Remove(idPath) // both or neither
+		return identity.NodeID{}, fmt.Errorf("init: %v", err)
+	}
+	return id.ID(), nil
+}
+
+// writeNew writes a file atomically (temporary file, sync, link) and never
+// over an existing one.
+func writeNew(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".init-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s exists: not overwritten", path)
+		}
+		return err
+	}
+	return nil
+}
+
+// Template is the configuration file init writes: every option, with its
+// default and a comment.
+func Template(opt InitOptions) (string, error) {
+	def := Defaults()
+	udp := linkDefaults("udp")
+	esp := linkDefaults("espnow")
+	lr := linkDefaults("rylr998")
+	if opt.Listen != "" {
+		udp.Listen = opt.Listen
+	}
+	if len(opt.Peers) > 0 {
+		udp.Group = ""
+		udp.Peers = opt.Peers
+	}
+	if opt.Socket == "" {
+		opt.Socket = def.Control.Socket
+	}
+	var buf bytes.Buffer
+	err := configTemplate.Execute(&buf, map[string]any{
+		"Name": opt.Name, "Socket": opt.Socket, "D": def, "UDP": udp, "ESP": esp, "LoRa": lr,
+	})
+	return buf.String(), err
+}
+
+var configTemplate = template.Must(template.New("config").Funcs(template.FuncMap{
+	"q": strconv.Quote,
+	"list": func(ss []string) string {
+		q := make([]string, len(ss))
+		for i, s := range ss {
+			q[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	},
+}).Parse(`# Mycelium node configuration: mycelium node --config FILE
+# Every option is here, set to its default unless mycelium init was told
+# otherwise. Relative paths are relative to this file's directory.
+# Durations: "500ms", "20s", "1m30s". Sizes: bytes.
+
+[node]
+# This node's name in name lookup ("" for none): 1-63 of a-z 0-9 - _ .,
+# starting with a letter, not only hex digits. Others can ping it by name.
+name = {{q .Name}}
+# The node's key (Ed25519, PKCS #8 PEM, mode 0600). Its public key is the
+# node_id. Keep it: a new key is a new node.
+identity = {{q .D.Node.Identity}}
+# Time between beacon bursts (how neighbours find and keep us).
+beacon_period = {{q .D.Node.BeaconPeriod.String}}
+# Let links that can (LoRa) sleep between beacons (modem sleep).
+sleep = {{.D.Node.Sleep}}
+
+[control]
+# The control API (HTTP/JSON, docs/control-api.md) on a unix socket, mode
+# 0660; the CLI's verbs (status, peers, ping, ...) talk to it.
+socket = {{q .Socket}}
+# Group owning the socket, so its members can use the CLI ("" leaves it).
+group = {{q .D.Control.Group}}
+
+[metrics]
+# Prometheus metrics at http://LISTEN/metrics, e.g. "127.0.0.1:9477";
+# "" turns them off.
+listen = {{q .D.Metrics.Listen}}
+
+[log]
+# debug, info, warn or error.
+level = {{q .D.Log.Level}}
+# auto (text on a terminal, JSON otherwise: under systemd), text or json.
+format = {{q .D.Log.Format}}
+
+[routing]
+# Parallel spanning trees (1-16); each has its own root.
+trees = {{.D.Routing.Trees}}
+# How often a root re-claims its tree; trees form about one period apart.
+claim_period = {{q .D.Routing.ClaimPeriod.String}}
+# A root silent for this many periods is replaced.
+missed_claims = {{.D.Routing.MissedClaims}}
+# A root renews its tree (fresh addresses) every this many claims
+# (negative: never).
+epoch_periods = {{.D.Routing.EpochPeriods}}
+# How far a claim's time may be ahead of our clock.
+max_skew = {{q .D.Routing.MaxSkew.String}}
+# The metric our sends ask relays to use: tree (tree distance) or prefix
+# (common-prefix distance).
+metric = {{q .D.Routing.Metric}}
+# Hop limit of routed Packages.
+ttl = {{.D.Routing.TTL}}
+# How long a send waits for the destination's receipt before trying
+# again, and how many times it tries.
+receipt_timeout = {{q .D.Routing.ReceiptTimeout.String}}
+attempts = {{.D.Routing.Attempts}}
+# Trees that hold this node's name record (0: all of them).
+lookup_trees = {{.D.Routing.LookupTrees}}
+# Name records (and names) this node stores for others, at most.
+records = {{.D.Routing.Records}}
+# Registration waits for our addresses to be quiet this long, at most
+# register_max after the first change, plus up to register_spread.
+register_quiet = {{q .D.Routing.RegisterQuiet.String}}
+register_max = {{q .D.Routing.RegisterMax.String}}
+register_spread = {{q .D.Routing.RegisterSpread.String}}
+
+[budgets]
+# Reassembly memory per neighbour and in all, concurrent reassemblies in
+# all and per neighbour.
+rx_per_peer = {{.D.Budgets.RxPerPeer}}
+rx_total = {{.D.Budgets.RxTotal}}
+rx_sequences = {{.D.Budgets.RxSequences}}
+rx_per_peer_sequences = {{.D.Budgets.RxPerPeerSeqs}}
+# Sent Packages kept to answer retransmission requests, and for how long.
+send_cache = {{.D.Budgets.SendCache}}
+send_cache_ttl = {{q .D.Budgets.SendCacheTTL.String}}
+# Sends waiting per neighbour; frames queued before we ask neighbours to
+# slow down.
+pending_per_peer = {{.D.Budgets.PendingPerPeer}}
+throttle_backlog = {{.D.Budgets.ThrottleBacklog}}
+
+[stream]
+# Packages larger than one chunk travel as a stream of chunks, each
+# confirmed end to end, the whole checked by SHA-256 at the destination.
+chunk = {{.D.Stream.Chunk}}
+# Chunks in flight.
+window = {{.D.Stream.Window}}
+# The largest Package this node sends or takes, the bytes of all streams
+# it receives at once, and how many at once.
+max_size = {{.D.Stream.MaxSize}}
+max_buffered = {{.D.Stream.MaxBuffered}}
+max_incoming = {{.D.Stream.MaxIncoming}}
+# An incoming stream with nothing new for this long is dropped.
+idle = {{q .D.Stream.Idle.String}}
+# How long a sender waits for the destination's verdict after the last
+# chunk before asking again (three times).
+result_wait = {{q .D.Stream.ResultWait.String}}
+
+# Links: one [[link]] table each; type is udp, espnow or rylr998.
+
+[[link]]
+type = "udp"
+# Our address and port.
+listen = {{q .UDP.Listen}}
+# Where broadcasts (beacons) go: a multicast group or a subnet broadcast
+# address; "" for none (then only to peers).
+group = {{q .UDP.Group}}
+# Static neighbours: every broadcast also goes to each (for networks
+# without multicast, or a fixed set of nodes).
+peers = {{list .UDP.Peers}}
+# The interface multicast is joined on ("" : the route's).
+interface = {{q .UDP.Interface}}
+# Let our multicast reach other nodes on this host.
+multicast_loop = {{.UDP.MulticastLoop}}
+# Multicast TTL (1: this LAN).
+hops = {{.UDP.Hops}}
+
+# ESP-NOW on a Wi-Fi card that injects in monitor mode
+# (docs/deploy-raspberry-pi.md says which).
+# [[link]]
+# type = "espnow"
+# interface = "wlan1"
+# # Wi-Fi channel (the boards' channel); 0 leaves the card's.
+# channel = {{.ESP.Channel}}
+# # PHY rate put in radiotap: 1M 2M 5.5M 11M (802.11b), 6M ... 54M.
+# rate = {{q .ESP.Rate}}
+# # Our MAC address ("": the card's).
+# mac = ""
+# # Put the card into monitor mode at start (nl80211; needs CAP_NET_ADMIN).
+# monitor = false
+# # Active monitor mode: the card ACKs frames to its MAC (drivers that can).
+# active = false
+
+# A RYLR-998 LoRa module on a serial port.
+# [[link]]
+# type = "rylr998"
+# port = "/dev/serial0"
+# baud = {{.LoRa.Baud}}
+# # The module's address (1-65535) and network id (3-15, or 18).
+# address = {{.LoRa.Address}}
+# network_id = {{.LoRa.NetworkID}}
+# # Centre frequency in Hz (0 leaves the module's), e.g. 868100000.
+# band = 0
+# # Spreading factor, bandwidth (kHz), coding rate (1-4: 4/5..4/8), preamble.
+# sf = {{.LoRa.SF}}
+# bw = {{.LoRa.BW}}
+# cr = {{.LoRa.CR}}
+# preamble = {{.LoRa.Preamble}}
+# # Output power in dBm (1-22; 0 leaves the module's).
+# power = 0
+# # The module's domain password, 8 hex digits ("" leaves it).
+# password = ""
+# # Duty-cycle budget: a fraction of each window (0: none). EU868 g1: 0.01, 1h.
+# duty_cycle = 0.0
+# duty_window = "1h0m0s"
+`))
