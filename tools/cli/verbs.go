@@ -343,4 +343,3 @@ func statsCmd() *cobra.Command {
 	f.add(c)
 	return c
 }
-

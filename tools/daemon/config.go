@@ -302,7 +302,7 @@ func (c *Config) check() error {
 	}
 	r := c.Routing
 	type rng struct {
-		key      string
+		key       string
 		v, lo, hi int
 	}
 	for _, x := range []rng{
