@@ -711,8 +711,9 @@ func (r *Router) reportError(rp *routed, err error, _ *peer.Endpoint) {
 		return
 	}
 	if self.Addr.Equal(h.From) {
-		// We are the origin: no need to travel.
-		r.finish(hash, err)
+		// We are the origin: no need to travel. No route from here in
+		// this tree may be one in another: retried like a relay's report.
+		r.failed(hash, err)
 		return
 	}
 	b := []byte{msgError, node.CodeOf(err)}

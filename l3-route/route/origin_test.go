@@ -1,0 +1,40 @@
+package route
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// No route at the origin itself, in the tree it chose first, is not the
+// end: the next tree is tried, as when a relay reports no route. Node 0
+// sends to node 3 with a tree-0 address that leads nowhere from node 0 (a
+// child of its own it does not have) and node 3's true tree-1 address.
+func TestOriginNoRouteTriesNextTree(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 2}, 61)
+	for range 4 {
+		me.add(hspec{})
+	}
+	me.edges(line(4))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	ghost, err := me.pos(0, 0).Addr.Child(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := me.pos(3, 1)
+	d := Destination{ID: me.nodes[3].n.ID(), Addrs: []TreeAddr{
+		{Tree: 0, TreeState: me.pos(0, 0).TreeState, Addr: ghost},
+		{Tree: 1, TreeState: p1.TreeState, Addr: p1.Addr},
+	}}
+	// The ghost is one hop from node 0 by tree distance, node 3 three:
+	// tree 0 is tried first.
+	res := me.nodes[0].rt.SendTo(d, testApp, []byte("the other tree"), nil)
+	if err := me.wait(res, 2*time.Minute); err != nil {
+		t.Fatalf("send with one dead-end tree and one good one: %v", err)
+	}
+	if len(me.nodes[3].got) == 0 {
+		t.Fatal("not delivered")
+	}
+}
