@@ -414,7 +414,7 @@ func (l *LinkConfig) check() error {
 		if l.Channel < 0 || l.Channel > 177 {
 			return fmt.Errorf("channel = %d: 1..14 (2.4 GHz), 32..177 (5 GHz), or 0 to leave it", l.Channel)
 		}
-		if _, err := espnow.ParseRate(l.Rate); err != nil {
+		if _, err := parseRate(l.Rate); err != nil {
 			return fmt.Errorf("rate %q: %v", l.Rate, err)
 		}
 		if l.MAC != "" {
@@ -456,4 +456,14 @@ func (l *LinkConfig) check() error {
 
 func (l *LinkConfig) loraParams() lora.Params {
 	return lora.Params{SF: l.SF, Bandwidth: l.BW * 1000, CR: l.CR, Preamble: l.Preamble}
+}
+
+// parseRate reads an ESP-NOW PHY rate in Mbit/s: "1M", "5.5M", "24M" (the M
+// may be left out).
+func parseRate(s string) (espnow.Rate, error) {
+	r, err := espnow.ParseRate(strings.TrimSuffix(strings.TrimSuffix(s, "M"), "m"))
+	if err != nil {
+		return 0, fmt.Errorf("want 1M, 2M, 5.5M or 11M (802.11b), or 6M..54M (OFDM)")
+	}
+	return r, nil
 }

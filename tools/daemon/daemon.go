@@ -56,7 +56,8 @@ func Run(ctx context.Context, opt Options) error {
 		return err
 	}
 	d := &daemon{cfg: cfg, path: opt.ConfigPath, version: opt.Version, level: new(slog.LevelVar), started: time.Now()}
-	d.log = newLogger(opt.Logs, cfg.Log, d.level)
+	gate := &startGate{w: opt.Logs}
+	d.log = newLogger(gate, opt.Logs, cfg.Log, d.level)
 
 	// Signals first: a SIGTERM during start-up must not kill us half-way.
 	sigs := make(chan os.Signal, 4)
@@ -94,6 +95,7 @@ func Run(ctx context.Context, opt Options) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	gate.release()
 	var nodeID string
 	_ = d.st.do(ctx, func() { nodeID = d.st.node.ID().String() })
 	d.log.Info("node started", "node_id", nodeID, "name", cfg.Node.Name, "socket", cfg.Resolve(cfg.Control.Socket),

@@ -87,7 +87,7 @@ func openLinkConfig(c *LinkConfig, loop clock.Clock, log *slog.Logger) (*openLin
 			}
 			log.Info("monitor mode set", "interface", c.Interface, "channel", c.Channel, "active", c.Active)
 		}
-		rate, _ := espnow.ParseRate(c.Rate) // checked by Load
+		rate, _ := parseRate(c.Rate) // checked by Load
 		ec := espnow.Config{Interface: c.Interface, Channel: c.Channel, Rate: rate, Clock: loop, ActiveMonitor: c.Active, SetChannel: nl80211.SetChannel}
 		if c.MAC != "" {
 			ec.MAC, _ = link.ParseMAC(c.MAC)
