@@ -8,7 +8,14 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 FUZZTIME ?= 5s
 BENCHTIME ?= 1s
 
-.PHONY: test vet lint fuzz bench build run fmt tidy standalone
+# The release version: the latest vN.N.N tag (and how far past it), or
+# 0.0.0+git<commit> with no tag (a .deb version must start with a digit).
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo 0.0.0+git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
+# GOOS/GOARCH[/GOARM] of the release builds: 64-bit PCs and Pis, ARMv6
+# (Pi Zero and 1; Raspberry Pi OS 32-bit) and ARMv7 (Pi 2, other boards).
+RELEASE_TARGETS := linux/amd64 linux/arm64 linux/arm/6 linux/arm/7
+
+.PHONY: test vet lint fuzz bench build run fmt tidy standalone release
 
 ## test: vet, each module built on its own, then every module's tests (race detector on)
 test: vet standalone
@@ -39,6 +46,22 @@ bench:
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 build:
 	$(GO) build -ldflags "-X github.com/mycelium-mesh/mycelium/tools/cli.Version=$(VERSION)" -o bin/mycelium ./tools/cmd/mycelium
+
+## release: static binaries for RELEASE_TARGETS in dist/, a .deb for amd64, arm64 and armhf (the ARMv6 build: it runs on ARMv7 too)
+release:
+	@rm -rf dist && mkdir -p dist
+	@set -e; for t in $(RELEASE_TARGETS); do \
+	  os=$$(echo $$t | cut -d/ -f1); arch=$$(echo $$t | cut -d/ -f2); arm=$$(echo $$t | cut -d/ -f3); \
+	  name=mycelium-$(VERSION)-$$os-$$arch$${arm:+v$$arm}; \
+	  echo "== $$name"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath \
+	    -ldflags "-s -w -X github.com/mycelium-mesh/mycelium/tools/cli.Version=$(VERSION)" \
+	    -o dist/$$name/mycelium ./tools/cmd/mycelium; \
+	  tar -C dist -czf dist/$$name.tar.gz $$name; \
+	  case $$arch$$arm in amd64) deb=amd64;; arm64) deb=arm64;; arm6) deb=armhf;; *) deb=;; esac; \
+	  if [ -n "$$deb" ]; then $(GO) run ./tools/cmd/mkdeb --bin dist/$$name/mycelium --arch $$deb --version $(VERSION) --out dist; fi; \
+	done
+	@cd dist && sha256sum *.tar.gz *.deb > SHA256SUMS && cat SHA256SUMS
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

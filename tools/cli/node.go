@@ -23,7 +23,8 @@ func initCmd() *cobra.Command {
 		Short: "Write a node's configuration and a new identity into DIR",
 		Long: `Writes DIR/mycelium.toml (every option present and commented, the
 defaults filled) and a new identity DIR/identity.pem (mode 0600, written
-atomically). Refuses to overwrite either. Prints the new node_id.
+atomically). Refuses to overwrite either. Prints the new node_id. With
+--key-only it writes the identity alone.
 
 --listen and --peer shape the UDP link: with peers, broadcasts go to those
 static neighbours only (no multicast group).`,
@@ -31,11 +32,18 @@ static neighbours only (no multicast group).`,
   mycelium init --dir /etc/mycelium --name pi-1`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if opt.KeyOnly && (opt.Name != "" || opt.Listen != "" || len(opt.Peers) > 0 || opt.Socket != "") {
+				return errors.New("--key-only writes the identity alone: it takes no --name, --listen, --peer or --socket")
+			}
 			id, err := daemon.Init(opt)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "%s\n", id)
+			if opt.KeyOnly {
+				fmt.Fprintf(c.ErrOrStderr(), "wrote %s\n", filepath.Join(opt.Dir, daemon.IdentityFile))
+				return nil
+			}
 			fmt.Fprintf(c.ErrOrStderr(), "wrote %s and %s\n", filepath.Join(opt.Dir, daemon.ConfigFile), filepath.Join(opt.Dir, daemon.IdentityFile))
 			return nil
 		},
@@ -45,6 +53,7 @@ static neighbours only (no multicast group).`,
 	c.Flags().StringVar(&opt.Listen, "listen", "", "the UDP link's address and port (default 0.0.0.0:4242)")
 	c.Flags().StringArrayVar(&opt.Peers, "peer", nil, "a static UDP neighbour IP:port (repeatable; then no multicast group)")
 	c.Flags().StringVar(&opt.Socket, "socket", "", "the control socket's path (default mycelium.sock next to the configuration)")
+	c.Flags().BoolVar(&opt.KeyOnly, "key-only", false, "write only DIR/identity.pem (a package installs the configuration)")
 	return c
 }
 

@@ -322,7 +322,7 @@ func (c *Config) check() error {
 		{"stream.chunk", c.Stream.Chunk, 256, stream.MaxChunk},
 		{"stream.window", c.Stream.Window, 1, 64},
 		{"stream.max_size", c.Stream.MaxSize, 1, 1 << 30},
-		{"stream.max_buffered", c.Stream.MaxBuffered, 1, 1 << 31},
+		{"stream.max_buffered", c.Stream.MaxBuffered, 1, 1 << 30},
 		{"stream.max_incoming", c.Stream.MaxIncoming, 1, 1024},
 	} {
 		if x.v < x.lo || x.v > x.hi {

@@ -24,8 +24,12 @@ type InitOptions struct {
 	Listen string
 	Peers  []string
 	// Socket is the control socket ("mycelium.sock" next to the file by
-	// default).
-	Socket string
+	// default); Group the group owning it (none by default); Identity
+	// the key's path in the file (IdentityFile next to it by default).
+	Socket, Group, Identity string
+	// KeyOnly writes the identity alone (a package's post-install step:
+	// the configuration comes with the package).
+	KeyOnly bool
 }
 
 // ConfigFile and IdentityFile are the names init writes in its directory.
@@ -41,6 +45,9 @@ const (
 func Init(opt InitOptions) (identity.NodeID, error) {
 	if opt.Dir == "" {
 		return identity.NodeID{}, errors.New("init: --dir is required")
+	}
+	if opt.KeyOnly {
+		return initKey(filepath.Join(opt.Dir, IdentityFile))
 	}
 	if opt.Name != "" {
 		if err := route.ValidName(opt.Name); err != nil {
@@ -74,6 +81,24 @@ func Init(opt InitOptions) (identity.NodeID, error) {
 	}
 	if err := writeNew(cfgPath, []byte(text), 0o644); err != nil {
 		os.Remove(idPath) // both or neither
+		return identity.NodeID{}, fmt.Errorf("init: %v", err)
+	}
+	return id.ID(), nil
+}
+
+// initKey writes a new identity at path, refusing to replace one.
+func initKey(path string) (identity.NodeID, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return identity.NodeID{}, fmt.Errorf("init: %v", err)
+	}
+	id, err := identity.Generate(nil)
+	if err != nil {
+		return identity.NodeID{}, err
+	}
+	if err := identity.Save(path, id); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return identity.NodeID{}, fmt.Errorf("init: %s exists: not overwritten", path)
+		}
 		return identity.NodeID{}, fmt.Errorf("init: %v", err)
 	}
 	return id.ID(), nil
@@ -126,12 +151,18 @@ func Template(opt InitOptions) (string, error) {
 		udp.Group = ""
 		udp.Peers = opt.Peers
 	}
-	if opt.Socket == "" {
-		opt.Socket = def.Control.Socket
+	if opt.Socket != "" {
+		def.Control.Socket = opt.Socket
+	}
+	if opt.Group != "" {
+		def.Control.Group = opt.Group
+	}
+	if opt.Identity != "" {
+		def.Node.Identity = opt.Identity
 	}
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
-		"Name": opt.Name, "Socket": opt.Socket, "D": def, "UDP": udp, "ESP": esp, "LoRa": lr,
+		"Name": opt.Name, "D": def, "UDP": udp, "ESP": esp, "LoRa": lr,
 	})
 	return buf.String(), err
 }
@@ -165,7 +196,7 @@ sleep = {{.D.Node.Sleep}}
 [control]
 # The control API (HTTP/JSON, docs/control-api.md) on a unix socket, mode
 # 0660; the CLI's verbs (status, peers, ping, ...) talk to it.
-socket = {{q .Socket}}
+socket = {{q .D.Control.Socket}}
 # Group owning the socket, so its members can use the CLI ("" leaves it).
 group = {{q .D.Control.Group}}
 
