@@ -226,6 +226,16 @@ func (n *Node) Running() bool {
 	}
 }
 
+// Pid is the running process's id (0 if none).
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Kill ends the process at once (SIGKILL) and waits for it.
 func (n *Node) Kill() {
 	if n.Running() {
