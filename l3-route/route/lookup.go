@@ -29,7 +29,13 @@ const (
 
 // keyAddr is where id's record lives in tree k.
 func keyAddr(id identity.NodeID, k int) addr.Address {
-	h := sha256.Sum256(append(append([]byte("mycelium/lookup/v1"), id[:]...), byte(k)))
+	return keyOf("mycelium/lookup/v1", id[:], k)
+}
+
+// keyOf is the key address of what (in a domain) in tree k: keyLevels
+// coordinates of 1..keySpan from SHA-256(domain ‖ what ‖ k).
+func keyOf(domain string, what []byte, k int) addr.Address {
+	h := sha256.Sum256(append(append([]byte(domain), what...), byte(k)))
 	cs := make([]uint8, keyLevels)
 	for i := range cs {
 		cs[i] = 1 + h[i]%keySpan

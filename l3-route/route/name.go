@@ -3,7 +3,6 @@ package route
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -128,15 +127,7 @@ func (r *NameRecord) UnmarshalBinary(b []byte) error {
 }
 
 // keyName is where a name's record lives in tree k.
-func keyName(name string, k int) addr.Address {
-	h := sha256.Sum256(append(append([]byte(nameDomain), name...), byte(k)))
-	cs := make([]uint8, keyLevels)
-	for i := range cs {
-		cs[i] = 1 + h[i]%keySpan
-	}
-	a, _ := addr.Encode(cs)
-	return a
-}
+func keyName(name string, k int) addr.Address { return keyOf(nameDomain, []byte(name), k) }
 
 // nameState is the router's part in names.
 type nameState struct {

@@ -204,7 +204,7 @@ func TestStreamDestinationDies(t *testing.T) {
 	blob := blobOf(256<<10, 5)
 	res := me.svcs[0].Send(me.nodes[2].ID(), fileApp, blob, nil)
 	if !me.run(10*time.Minute, func() bool {
-		return me.svcs[2].in != nil && len(me.svcs[2].in) == 1 && me.svcs[2].in[firstKey(me.svcs[2].in)].left < 40
+		return len(me.svcs[2].in) == 1 && me.svcs[2].in[firstKey(me.svcs[2].in)].left < 40
 	}) {
 		t.Fatal("stream did not get going")
 	}

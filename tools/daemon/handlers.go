@@ -139,14 +139,8 @@ func (d *daemon) handleLookup(w http.ResponseWriter, r *http.Request) {
 		failure(w, badRequestf("lookup: target missing (?target=NAME|NODE_ID)"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
-	defer cancel()
-	id, err := d.resolve(ctx, target)
-	if err != nil {
-		failure(w, err)
-		return
-	}
-	dst, err := d.destination(ctx, id)
+	ctx := r.Context()
+	id, dst, err := d.find(ctx, target)
 	if err != nil {
 		failure(w, err)
 		return

@@ -71,14 +71,7 @@ func (d *daemon) handlePing(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	// Finding the node (a name lookup, then its addresses) has its own
-	// patience: a ping's timeout is for the echo.
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	id, err := d.resolve(lctx, req.Target)
-	if err == nil {
-		_, err = d.destination(lctx, id)
-	}
-	cancel()
+	id, _, err := d.find(ctx, req.Target)
 	if err != nil {
 		failure(w, err)
 		return
@@ -152,13 +145,7 @@ func (d *daemon) handleTrace(w http.ResponseWriter, r *http.Request) {
 		failure(w, err)
 		return
 	}
-	lctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
-	id, err := d.resolve(lctx, req.Target)
-	var dst route.Destination
-	if err == nil {
-		dst, err = d.destination(lctx, id)
-	}
-	cancel()
+	id, dst, err := d.find(r.Context(), req.Target)
 	if err != nil {
 		failure(w, err)
 		return

@@ -5,10 +5,28 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 )
+
+// findPatience bounds finding a node (a name lookup, then its addresses):
+// a mesh still forming may take a while; a ping's or send's own timeout is
+// for what follows.
+const findPatience = 2 * time.Minute
+
+// find resolves a TARGET and looks its addresses up.
+func (d *daemon) find(ctx context.Context, target string) (identity.NodeID, route.Destination, error) {
+	ctx, cancel := context.WithTimeout(ctx, findPatience)
+	defer cancel()
+	id, err := d.resolve(ctx, target)
+	if err != nil {
+		return id, route.Destination{}, err
+	}
+	dst, err := d.destination(ctx, id)
+	return id, dst, err
+}
 
 // targetError is a TARGET the daemon cannot turn into a node.
 type targetError struct {

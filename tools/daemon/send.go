@@ -56,12 +56,7 @@ func (d *daemon) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), sendPatience)
 	defer cancel()
-	lctx, lcancel := context.WithTimeout(ctx, 2*time.Minute)
-	id, err := d.resolve(lctx, target)
-	if err == nil {
-		_, err = d.destination(lctx, id)
-	}
-	lcancel()
+	id, _, err := d.find(ctx, target)
 	if err != nil {
 		failure(w, err)
 		return

@@ -320,13 +320,13 @@ func Ring(bin, dir, prefix string, n int, edits map[string]string) ([]*Node, err
 	return nodes, nil
 }
 
-// Converged reports whether every node has its peers, a place in every
+// Converged reports whether every node runs and has its peers, a place in every
 // tree under the same roots as the others, and its records registered.
 func Converged(ctx context.Context, nodes []*Node, peers, trees int) bool {
 	var roots []string
 	for _, n := range nodes {
 		if !n.Running() {
-			continue
+			return false
 		}
 		s, err := n.Client().Status(ctx)
 		if err != nil || s.Peers < peers || len(s.Trees) != trees || !s.Registered {

@@ -4,7 +4,7 @@
 // over three, how long traffic takes to flow round a SIGKILLed relay, and a
 // node's idle memory and CPU. Each figure over --runs rings, mean and p95.
 //
-//	go run ./tools/cmd/meshlab --runs 5 [--timing fast|default] [--idle 60s] [--json]
+//	go run ./tools/cmd/meshlab --runs 5 [--timing fast|default] [--idle 60s] [--set section.key=value]... [--json]
 package main
 
 import (
@@ -14,9 +14,11 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/tools/control"
@@ -39,6 +41,14 @@ func main() {
 	timing := flag.String("timing", "fast", "fast (claims every 1 s, beacons every 2 s: as the tests) or default (the configuration's defaults)")
 	idle := flag.Duration("idle", 0, "also sample one node's memory and CPU over this long once the ring is idle (e.g. 60s)")
 	asJSON := flag.Bool("json", false, "print every run and the summary as JSON")
+	var sets []string
+	flag.Func("set", "section.key=TOML value for every node's configuration (repeatable), e.g. stream.window=4", func(s string) error {
+		if !strings.Contains(s, "=") {
+			return fmt.Errorf("want section.key=value")
+		}
+		sets = append(sets, s)
+		return nil
+	})
 	flag.Parse()
 	if *nodes < 4 || *runs < 1 || (*timing != "fast" && *timing != "default") {
 		fmt.Fprintln(os.Stderr, "meshlab: --nodes >= 4, --runs >= 1, --timing fast|default")
@@ -53,9 +63,13 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	edits := lab.FastTiming
+	edits := maps.Clone(lab.FastTiming)
 	if *timing == "default" {
 		edits = map[string]string{}
+	}
+	for _, kv := range sets {
+		k, v, _ := strings.Cut(kv, "=")
+		edits[k] = v
 	}
 	var rs []run
 	for i := range *runs {
