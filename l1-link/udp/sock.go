@@ -43,6 +43,9 @@ func listenSock(addr netip.AddrPort, v6, sender bool) (*sock, error) {
 			if serr == nil && sender && !v6 {
 				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
 			}
+			if serr == nil {
+				setRcvBuf(int(fd))
+			}
 		})
 		if err != nil {
 			return err
@@ -73,6 +76,23 @@ func listenSock(addr netip.AddrPort, v6, sender bool) (*sock, error) {
 		return nil, fmt.Errorf("udp: packet info on %v: %w", addr, err)
 	}
 	return s, nil
+}
+
+// rcvBuf is the receive buffer a socket asks for. A burst of a few
+// thousand datagrams (a sequence, a relay passing one on) arrives faster
+// than a busy host's reader may be scheduled; the kernel's default (208
+// KiB, a few hundred datagrams once its per-datagram overhead is counted)
+// would lose most of it, and the sequence would crawl through its
+// retransmission rounds.
+const rcvBuf = 4 << 20
+
+// setRcvBuf asks for rcvBuf: forced past net.core.rmem_max where the
+// process may (CAP_NET_ADMIN), else as much as rmem_max allows. Best
+// effort: a smaller buffer only costs retransmissions.
+func setRcvBuf(fd int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+	}
 }
 
 // join joins the multicast group on ifi (nil: the kernel's choice).

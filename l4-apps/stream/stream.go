@@ -78,8 +78,13 @@ type Config struct {
 	Router Router
 	Rand   *rand.Rand // stream ids (the node's seeded source)
 	Self   identity.NodeID
-	// Chunk is the blob bytes per chunk (default 16 KiB, at most MaxChunk);
-	// Window the chunks in flight (default 8).
+	// Chunk is the blob bytes per chunk (default 24 KiB, at most MaxChunk);
+	// Window the chunks in flight (default 4). A relay reassembles at most
+	// four sequences from one neighbour in 128 KiB (the node's default
+	// budgets), so four chunks of 24 KiB go through with room to spare;
+	// and every chunk takes one of a node's 256 sequence ids for ten
+	// seconds at each hop, so the larger the chunk the more a node can
+	// stream before the ids run out (about 25 chunks a second sustained).
 	Chunk, Window int
 	// MaxSize is the largest blob a receiver takes (default 64 MiB);
 	// MaxBuffered bounds the bytes of all streams being received together
@@ -109,9 +114,9 @@ func (c *Config) fill() {
 			*v = d
 		}
 	}
-	def(&c.Chunk, 16<<10)
+	def(&c.Chunk, 24<<10)
 	c.Chunk = min(c.Chunk, MaxChunk)
-	def(&c.Window, 8)
+	def(&c.Window, 4)
 	def(&c.MaxSize, 64<<20)
 	def(&c.MaxBuffered, 64<<20)
 	def(&c.MaxIncoming, 4)

@@ -170,7 +170,7 @@ func Defaults() Config {
 			RxPerPeer: 128 << 10, RxTotal: 512 << 10, RxSequences: 32, RxPerPeerSeqs: 4,
 			SendCache: 1 << 20, SendCacheTTL: 2 * time.Minute, PendingPerPeer: 32, ThrottleBacklog: 64,
 		},
-		Stream: StreamConfig{Chunk: 16 << 10, Window: 8, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
+		Stream: StreamConfig{Chunk: 24 << 10, Window: 4, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
 	}
 }
 

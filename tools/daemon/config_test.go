@@ -90,7 +90,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{`level = "info"`, `level = "loud"`, "log.level"},
 		{`format = "auto"`, `format = "xml"`, "log.format"},
 		{`socket = "mycelium.sock"`, `socket = ""`, "control.socket"},
-		{`chunk = 16384`, `chunk = 100000`, "stream.chunk"},
+		{`chunk = 24576`, `chunk = 100000`, "stream.chunk"},
 		{`beacon_period = "1m0s"`, `beacon_period = "10ms"`, "node.beacon_period"},
 		{`hops = 1`, `hops = 0`, "hops"},
 		{`listen = "0.0.0.0:4242"`, `listen = "nowhere"`, "listen"},

@@ -260,6 +260,9 @@ throttle_backlog = {{.D.Budgets.ThrottleBacklog}}
 [stream]
 # Packages larger than one chunk travel as a stream of chunks, each
 # confirmed end to end, the whole checked by SHA-256 at the destination.
+# Every relay holds a chunk whole (at most four from one neighbour within
+# budgets.rx_per_peer); each chunk takes one of the node's 256 sequence
+# ids for ten seconds, so larger chunks stream faster.
 chunk = {{.D.Stream.Chunk}}
 # Chunks in flight.
 window = {{.D.Stream.Window}}

@@ -208,6 +208,9 @@ func measure(bin, dir string, n int, edits map[string]string, idle time.Duration
 	killed := time.Now()
 	if !lab.Poll(ctx, 5*time.Minute, 100*time.Millisecond, func(ctx context.Context) bool {
 		p, err := c.Ping(ctx, control.PingRequest{Target: far.Name, Count: 1, TimeoutMS: 1000})
+		if os.Getenv("MESHLAB_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "  %.1fs after the kill: %+v %v\n", time.Since(killed).Seconds(), p.Errors, err)
+		}
 		return err == nil && p.Received == 1
 	}) {
 		return r, fmt.Errorf("no way round the killed relay in 5 minutes")
