@@ -58,6 +58,28 @@ func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) 
 		cb(nil, ErrNoCommonTree)
 		return
 	}
+	// The closest tree first, but one where the probe can leave from here:
+	// with no neighbour closer to the destination, nothing would come back
+	// to say so (a probe fails quietly, as lookups do). A leaf sends
+	// everything through its proxy.
+	if !r.leases.proxied {
+		found := false
+		for rank := range len(d.Addrs) {
+			hr, _ := r.header(d, opt.Mode, opt.Tree, rank)
+			self, ok := r.position(hr.TreeState)
+			if !ok {
+				continue
+			}
+			if _, next := r.nextHop(self, hr, nil); next || self.Addr.Equal(hr.To) {
+				h, found = hr, true
+				break
+			}
+		}
+		if !found {
+			cb(nil, node.ErrNoRoute)
+			return
+		}
+	}
 	nonce := r.rng.Uint32()
 	q := &traceReq{cb: cb, start: r.clk.Now()}
 	r.traces[nonce] = q
