@@ -89,14 +89,13 @@ type RoutingConfig struct {
 
 // BudgetConfig is [budgets]: the node runtime's memory bounds.
 type BudgetConfig struct {
-	RxPerPeer       int           `toml:"rx_per_peer"`
-	RxTotal         int           `toml:"rx_total"`
-	RxSequences     int           `toml:"rx_sequences"`
-	RxPerPeerSeqs   int           `toml:"rx_per_peer_sequences"`
-	SendCache       int           `toml:"send_cache"`
-	SendCacheTTL    time.Duration `toml:"send_cache_ttl"`
-	PendingPerPeer  int           `toml:"pending_per_peer"`
-	ThrottleBacklog int           `toml:"throttle_backlog"`
+	RxPerPeer       int `toml:"rx_per_peer"`
+	RxTotal         int `toml:"rx_total"`
+	RxSequences     int `toml:"rx_sequences"`
+	RxPerPeerSeqs   int `toml:"rx_per_peer_sequences"`
+	SendCache       int `toml:"send_cache"`
+	PendingPerPeer  int `toml:"pending_per_peer"`
+	ThrottleBacklog int `toml:"throttle_backlog"`
 }
 
 // StreamConfig is [stream]: large Packages.
@@ -168,7 +167,7 @@ func Defaults() Config {
 		},
 		Budgets: BudgetConfig{
 			RxPerPeer: 128 << 10, RxTotal: 512 << 10, RxSequences: 32, RxPerPeerSeqs: 4,
-			SendCache: 1 << 20, SendCacheTTL: 2 * time.Minute, PendingPerPeer: 32, ThrottleBacklog: 64,
+			SendCache: 1 << 20, PendingPerPeer: 32, ThrottleBacklog: 64,
 		},
 		Stream: StreamConfig{Chunk: 24 << 10, Window: 4, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
 	}
@@ -343,7 +342,6 @@ func (c *Config) check() error {
 		{"routing.register_quiet", r.RegisterQuiet, time.Millisecond},
 		{"routing.register_max", r.RegisterMax, time.Millisecond},
 		{"routing.register_spread", r.RegisterSpread, time.Millisecond},
-		{"budgets.send_cache_ttl", c.Budgets.SendCacheTTL, time.Second},
 		{"stream.idle", c.Stream.Idle, time.Second},
 		{"stream.result_wait", c.Stream.ResultWait, 100 * time.Millisecond},
 	} {

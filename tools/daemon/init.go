@@ -249,9 +249,8 @@ rx_per_peer = {{.D.Budgets.RxPerPeer}}
 rx_total = {{.D.Budgets.RxTotal}}
 rx_sequences = {{.D.Budgets.RxSequences}}
 rx_per_peer_sequences = {{.D.Budgets.RxPerPeerSeqs}}
-# Sent Packages kept to answer retransmission requests, and for how long.
+# Bytes of Packages being sent as sequences, held until confirmed.
 send_cache = {{.D.Budgets.SendCache}}
-send_cache_ttl = {{q .D.Budgets.SendCacheTTL.String}}
 # Sends waiting per neighbour; frames queued before we ask neighbours to
 # slow down.
 pending_per_peer = {{.D.Budgets.PendingPerPeer}}

@@ -78,7 +78,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 			BeaconPeriod: cfg.Node.BeaconPeriod, Sleep: cfg.Node.Sleep, Logger: log.With("layer", "node"),
 			Budgets: node.Budgets{
 				RxPerPeer: b.RxPerPeer, RxTotal: b.RxTotal, RxSequences: b.RxSequences, RxPerPeerSq: b.RxPerPeerSeqs,
-				SendCache: b.SendCache, CacheTTL: b.SendCacheTTL, PendingSend: b.PendingPerPeer, Backlog: b.ThrottleBacklog,
+				SendCache: b.SendCache, PendingSend: b.PendingPerPeer, Backlog: b.ThrottleBacklog,
 			},
 		})
 		if err != nil {
