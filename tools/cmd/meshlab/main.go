@@ -41,6 +41,8 @@ func main() {
 	timing := flag.String("timing", "fast", "fast (claims every 1 s, beacons every 2 s: as the tests) or default (the configuration's defaults)")
 	idle := flag.Duration("idle", 0, "also sample one node's memory and CPU over this long once the ring is idle (e.g. 60s)")
 	asJSON := flag.Bool("json", false, "print every run and the summary as JSON")
+	reroute := flag.Bool("reroute", true, "kill the first relay toward the far side and time how long until ping gets through again (up to --reroute-wait)")
+	rerouteWait := flag.Duration("reroute-wait", 5*time.Minute, "how long to wait for traffic to flow round the killed relay")
 	var sets []string
 	flag.Func("set", "section.key=TOML value for every node's configuration (repeatable), e.g. stream.window=4", func(s string) error {
 		if !strings.Contains(s, "=") {
@@ -73,7 +75,7 @@ func main() {
 	}
 	var rs []run
 	for i := range *runs {
-		r, err := measure(bin, fmt.Sprintf("%s/run%d", dir, i), *nodes, edits, *idle)
+		r, err := measure(bin, fmt.Sprintf("%s/run%d", dir, i), *nodes, edits, *idle, *reroute, *rerouteWait)
 		if err != nil {
 			fail(fmt.Errorf("run %d: %w", i+1, err))
 		}
@@ -131,7 +133,7 @@ func p95(v []float64) float64 {
 	return s[int(math.Ceil(0.95*float64(len(s))))-1]
 }
 
-func measure(bin, dir string, n int, edits map[string]string, idle time.Duration) (run, error) {
+func measure(bin, dir string, n int, edits map[string]string, idle time.Duration, reroute bool, rerouteWait time.Duration) (run, error) {
 	var r run
 	nodes, err := lab.Ring(bin, dir, "m", n, edits)
 	if err != nil {
@@ -196,6 +198,9 @@ func measure(bin, dir string, n int, edits map[string]string, idle time.Duration
 		}
 		*to.out = res.GoodputBps / 1000
 	}
+	if !reroute {
+		return r, nil
+	}
 	tr, err := c.Traceroute(ctx, control.TraceRequest{Target: far.Name})
 	if err != nil || len(tr.Hops) < 2 {
 		return r, fmt.Errorf("traceroute: %+v %v", tr, err)
@@ -206,14 +211,14 @@ func measure(bin, dir string, n int, edits map[string]string, idle time.Duration
 	}
 	nodes[relay].Kill()
 	killed := time.Now()
-	if !lab.Poll(ctx, 5*time.Minute, 100*time.Millisecond, func(ctx context.Context) bool {
+	if !lab.Poll(ctx, rerouteWait, 100*time.Millisecond, func(ctx context.Context) bool {
 		p, err := c.Ping(ctx, control.PingRequest{Target: far.Name, Count: 1, TimeoutMS: 1000})
 		if os.Getenv("MESHLAB_DEBUG") != "" {
 			fmt.Fprintf(os.Stderr, "  %.1fs after the kill: %+v %v\n", time.Since(killed).Seconds(), p.Errors, err)
 		}
 		return err == nil && p.Received == 1
 	}) {
-		return r, fmt.Errorf("no way round the killed relay in 5 minutes")
+		return r, fmt.Errorf("no way round the killed relay in %v", rerouteWait)
 	}
 	r.RerouteS = time.Since(killed).Seconds()
 	return r, nil
