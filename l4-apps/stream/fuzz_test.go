@@ -78,7 +78,7 @@ func FuzzHandle(f *testing.F) {
 			if n > len(in) {
 				n = len(in)
 			}
-			s.Handle(node.Message{App: AppID, Blob: slices.Clone(in[:n]), Routed: true})
+			s.Handle(node.Message{App: AppID, Blob: slices.Clone(in[:n]), Route: &node.RouteHeader{}})
 			in = in[n:]
 			if s.held > s.cfg.MaxBuffered || len(s.in) > s.cfg.MaxIncoming || len(s.done) > doneMax {
 				t.Fatalf("budgets broken: %d bytes, %d streams, %d remembered", s.held, len(s.in), len(s.done))

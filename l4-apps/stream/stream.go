@@ -189,7 +189,7 @@ var (
 // Handle is the stream application's handler (node.Handler).
 func (s *Service) Handle(m node.Message) {
 	b := m.Blob
-	if !m.Routed || len(b) == 0 {
+	if m.Route == nil || len(b) == 0 {
 		s.stats.Malformed++
 		return
 	}
@@ -224,7 +224,8 @@ type replyTo struct {
 }
 
 func replyOf(m node.Message, id identity.NodeID) replyTo {
-	return replyTo{id: id, d: route.Destination{ID: id, Addrs: []route.TreeAddr{{Tree: uint8(tree.TreeOf(m.TreeState)), TreeState: m.TreeState, Addr: m.FromAddr}}}}
+	h := m.Route
+	return replyTo{id: id, d: route.Destination{ID: id, Addrs: []route.TreeAddr{{Tree: uint8(tree.TreeOf(h.TreeState)), TreeState: h.TreeState, Addr: h.From}}}}
 }
 
 func (s *Service) reply(to replyTo, msg []byte) {

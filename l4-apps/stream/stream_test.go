@@ -11,6 +11,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -38,7 +39,7 @@ type mesh struct {
 
 func newLine(t *testing.T, n int, cfg Config, seed uint64) *mesh {
 	me := &mesh{t: t, clk: clock.NewVirtual(time.Time{}), got: make([][]Message, n), plain: make([][]node.Message, n), refuse: make([]bool, n)}
-	me.med = sim.NewMedium(me.clk, sim.ESPNOW(), seed)
+	me.med = sim.NewMedium(me.clk, phys.ESPNOW(), seed)
 	memo := cert.NewMemo()
 	var trs []*tree.Trees
 	for i := range n {
@@ -51,10 +52,13 @@ func newLine(t *testing.T, n int, cfg Config, seed uint64) *mesh {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tree.New(nd, tree.Config{Trees: 2, Memo: memo})
-		rt := route.New(nd, tr, route.Config{})
+		rt, err := route.Attach(nd, tree.Config{Trees: 2, Memo: memo}, route.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := rt.Trees()
 		c := cfg
-		c.Clock, c.Router, c.Rand, c.Self = me.clk, rt, nd.Rand(), nd.ID()
+		c.Clock, c.Router, c.Rand, c.Self = me.clk, rt, rand.New(rand.NewPCG(seed, uint64(i))), nd.ID()
 		c.Accept = func(app packet.AppID) bool { return app == fileApp }
 		c.Deliver = func(m Message) error {
 			if me.refuse[i] {

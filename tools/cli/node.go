@@ -12,10 +12,6 @@ import (
 
 func init() { register(initCmd); register(nodeCmd) }
 
-// Version is the command's version, set at build time
-// (-ldflags "-X github.com/mycelium-mesh/mycelium/tools/cli.Version=v1.2.3").
-var Version = "dev"
-
 func initCmd() *cobra.Command {
 	var opt daemon.InitOptions
 	c := &cobra.Command{
@@ -76,7 +72,7 @@ error: text on a terminal, JSON otherwise.`,
 				return errors.New("--config is required")
 			}
 			ctx := c.Context()
-			return daemon.Run(ctx, daemon.Options{ConfigPath: cfgPath, Version: Version, Logs: c.ErrOrStderr()})
+			return daemon.Run(ctx, daemon.Options{ConfigPath: cfgPath, Version: version(), Logs: c.ErrOrStderr()})
 		},
 	}
 	c.Flags().StringVar(&cfgPath, "config", "", "the configuration file (mycelium init writes one)")

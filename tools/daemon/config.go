@@ -19,7 +19,6 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 	"github.com/mycelium-mesh/mycelium/l1-link/udp"
@@ -416,7 +415,7 @@ func (l *LinkConfig) check() error {
 			return fmt.Errorf("rate %q: %v", l.Rate, err)
 		}
 		if l.MAC != "" {
-			if _, err := link.ParseMAC(l.MAC); err != nil {
+			if _, err := espnow.ParseMAC(l.MAC); err != nil {
 				return fmt.Errorf("mac %q: %v", l.MAC, err)
 			}
 		}

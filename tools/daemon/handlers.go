@@ -9,7 +9,6 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/tools/control"
 )
@@ -170,7 +169,7 @@ func (d *daemon) handleStats(w http.ResponseWriter, r *http.Request) {
 		}
 		s.Drops = map[string]uint64{}
 		for i, n := range ns.Drops {
-			s.Drops[node.DropName(i)] = n
+			s.Drops[link.DropReason(i).String()] = n
 		}
 		rs := d.st.router.Stats()
 		s.Route = map[string]uint64{

@@ -90,7 +90,7 @@ func openLinkConfig(c *LinkConfig, loop clock.Clock, log *slog.Logger) (*openLin
 		rate, _ := parseRate(c.Rate) // checked by Load
 		ec := espnow.Config{Interface: c.Interface, Channel: c.Channel, Rate: rate, Clock: loop, ActiveMonitor: c.Active, SetChannel: nl80211.SetChannel}
 		if c.MAC != "" {
-			ec.MAC, _ = link.ParseMAC(c.MAC)
+			ec.MAC, _ = espnow.ParseMAC(c.MAC)
 		}
 		l, err := espnow.Open(ec)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // collector exports the node's counters to Prometheus. Every scrape takes
@@ -106,7 +106,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.bytes, ns.BytesRecv, "rx")
 			counter(c.retransmits, ns.Retransmits)
 			for i, n := range ns.Drops {
-				counter(c.drops, n, node.DropName(i))
+				counter(c.drops, n, link.DropReason(i).String())
 			}
 			counter(c.delivered, ns.Delivered)
 			counter(c.sends, ns.SendsOK, "ok")

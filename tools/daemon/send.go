@@ -207,12 +207,15 @@ func received(app packet.AppID, from string, blob []byte, at time.Time) control.
 // onPlain is the node handler of a listened application: a Package in one
 // piece (on the loop).
 func (d *daemon) onPlain(m node.Message) {
+	// A routed Package does not say who sent it (From is the neighbour
+	// that handed it over); one from a neighbour, one hop, does.
 	from := ""
-	if m.FromKnown {
+	direct := m.Route == nil && m.FromKnown
+	if direct {
 		from = m.From.String()
 	}
 	r := received(m.App, from, m.Blob, m.Time)
-	if m.FromKnown {
+	if direct {
 		r.FromName, _ = d.st.router.NameOf(m.From)
 	}
 	d.lis.deliver(m.App, r)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"time"
+	"sync"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
@@ -19,14 +19,17 @@ import (
 )
 
 // stack is one node with everything above and below it: the links, the
-// node runtime, the trees, the router and the stream service, on one
-// wall-clock loop. This file is the one place the daemon assembles the
-// layers; the rest of the daemon reaches them through the stack's fields
-// on the loop (do).
+// node runtime, the trees and router, and the stream service, on one
+// wall-clock loop that the node's Run runs. This file is the one place the
+// daemon assembles the layers; the rest of the daemon reaches them through
+// the stack's fields on the loop (do).
 type stack struct {
-	loop     *clock.Loop
-	stopLoop context.CancelFunc
-	loopDone chan struct{}
+	loop    *clock.Loop
+	stopRun context.CancelFunc
+	ran     chan error // Run's result
+	once    sync.Once
+	stopped chan struct{} // closed when Run has returned
+	runErr  error
 
 	links   []*openLink
 	node    *node.Node
@@ -45,72 +48,78 @@ type stackHooks struct {
 	deliver func(m stream.Message) error
 }
 
-// startStack opens the links and starts the node, trees and router. On
-// error everything opened is closed again.
+// startStack opens the links, builds the node, trees, router and streams
+// and runs the node. On error everything opened is closed again.
 func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stackHooks) (*stack, error) {
-	s := &stack{loop: clock.NewLoop(), loopDone: make(chan struct{})}
-	// The loop runs from the start: some links (RYLR-998) talk to their
-	// device through it while they open.
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopLoop = cancel
-	go func() { s.loop.Run(ctx); close(s.loopDone) }()
-	ok := false
-	defer func() {
-		if !ok {
-			s.closeLinks()
-			s.stopLoop()
-			<-s.loopDone
-		}
-	}()
+	s := &stack{loop: clock.NewLoop(), ran: make(chan error, 1)}
+	// The loop runs while the links open: some (RYLR-998) talk to their
+	// device through it. It stops again before the node's Run takes it
+	// over; what the links handed it meanwhile waits for Run.
+	openCtx, stopOpen := context.WithCancel(context.Background())
+	opened := make(chan struct{})
+	go func() { s.loop.Run(openCtx); close(opened) }()
 	for i := range cfg.Links {
 		ol, err := openLinkConfig(&cfg.Links[i], s.loop, log)
 		if err != nil {
+			stopOpen()
+			<-opened
+			s.closeLinks()
 			return nil, fmt.Errorf("link %d (%s): %w", i+1, cfg.Links[i].Type, err)
 		}
 		s.links = append(s.links, ol)
 	}
+	stopOpen()
+	<-opened
+	fail := func(err error) (*stack, error) {
+		s.closeLinks()
+		return nil, err
+	}
 	b := cfg.Budgets
 	r := cfg.Routing
 	s.mode = r.Metric == "prefix"
-	err := s.doErr(context.Background(), func() error {
-		n, err := node.New(node.Config{
-			Clock: s.loop, Identity: id, Links: s.linkList(), Seed: rand.Uint64(), // a real node need not repeat itself: jitter differs per run and node
-			BeaconPeriod: cfg.Node.BeaconPeriod, Sleep: cfg.Node.Sleep, Logger: log.With("layer", "node"),
-			Budgets: node.Budgets{
-				RxPerPeer: b.RxPerPeer, RxTotal: b.RxTotal, RxSequences: b.RxSequences, RxPerPeerSq: b.RxPerPeerSeqs,
-				SendCache: b.SendCache, PendingSend: b.PendingPerPeer, Backlog: b.ThrottleBacklog,
-			},
-		})
-		if err != nil {
-			return err
-		}
-		s.node = n
-		s.trees = tree.New(n, tree.Config{
-			Trees: r.Trees, ClaimPeriod: r.ClaimPeriod, MissedClaims: r.MissedClaims,
-			EpochPeriods: r.EpochPeriods, MaxSkew: r.MaxSkew,
-		})
-		s.router = route.New(n, s.trees, route.Config{
-			TTL: uint8(r.TTL), ReceiptTimeout: r.ReceiptTimeout, Attempts: r.Attempts, LookupTrees: r.LookupTrees,
-			Records: r.Records, RegisterQuiet: r.RegisterQuiet, RegisterMax: r.RegisterMax, RegisterSpread: r.RegisterSpread,
-			Name: cfg.Node.Name,
-		})
-		st := cfg.Stream
-		s.streams = stream.New(stream.Config{
-			Clock: s.loop, Router: s.router, Rand: n.Rand(), Self: n.ID(),
-			Chunk: st.Chunk, Window: st.Window, MaxSize: st.MaxSize, MaxBuffered: st.MaxBuffered, MaxIncoming: st.MaxIncoming,
-			Idle: st.Idle, ResultWait: st.ResultWait, Accept: hooks.accepts, Deliver: hooks.deliver,
-			Logger: log.With("layer", "stream"),
-		})
-		n.Register(stream.AppID, s.streams.Handle)
-		n.Register(PingApp, func(node.Message) {}) // pings need only their receipts
-		n.Start()
-		s.trees.Start()
-		return nil
+	// Built before Run: nothing runs on the loop yet.
+	n, err := node.New(node.Config{
+		Clock: s.loop, Identity: id, Links: s.linkList(),
+		Seed:         rand.Uint64(), // a real node need not repeat itself: jitter differs per run and node
+		BeaconPeriod: cfg.Node.BeaconPeriod, Sleep: cfg.Node.Sleep, Logger: log.With("layer", "node"),
+		Budgets: node.Budgets{
+			RxPerPeer: b.RxPerPeer, RxTotal: b.RxTotal, RxSequences: b.RxSequences, RxPerPeerSq: b.RxPerPeerSeqs,
+			SendCache: b.SendCache, PendingSend: b.PendingPerPeer, Backlog: b.ThrottleBacklog,
+		},
 	})
 	if err != nil {
+		return fail(err)
+	}
+	s.node = n
+	s.router, err = route.Attach(n, tree.Config{
+		Trees: r.Trees, ClaimPeriod: r.ClaimPeriod, MissedClaims: r.MissedClaims,
+		EpochPeriods: r.EpochPeriods, MaxSkew: r.MaxSkew,
+	}, route.Config{
+		TTL: uint8(r.TTL), ReceiptTimeout: r.ReceiptTimeout, Attempts: r.Attempts, LookupTrees: r.LookupTrees,
+		Records: r.Records, RegisterQuiet: r.RegisterQuiet, RegisterMax: r.RegisterMax, RegisterSpread: r.RegisterSpread,
+		Name: cfg.Node.Name,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	s.trees = s.router.Trees()
+	st := cfg.Stream
+	s.streams = stream.New(stream.Config{
+		Clock: s.loop, Router: s.router, Rand: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), Self: n.ID(),
+		Chunk: st.Chunk, Window: st.Window, MaxSize: st.MaxSize, MaxBuffered: st.MaxBuffered, MaxIncoming: st.MaxIncoming,
+		Idle: st.Idle, ResultWait: st.ResultWait, Accept: hooks.accepts, Deliver: hooks.deliver,
+		Logger: log.With("layer", "stream"),
+	})
+	n.Register(stream.AppID, s.streams.Handle)
+	n.Register(PingApp, func(node.Message) {}) // pings need only their receipts
+	runCtx, stopRun := context.WithCancel(context.Background())
+	s.stopRun = stopRun
+	go func() { s.ran <- n.Run(runCtx); close(s.ran) }()
+	// The trees start once the node has: Run queued its start first.
+	if err := s.do(context.Background(), func() { s.trees.Start() }); err != nil {
+		s.close()
 		return nil, err
 	}
-	ok = true
 	return s, nil
 }
 
@@ -119,7 +128,7 @@ func (s *stack) do(ctx context.Context, f func()) error {
 	return s.doErr(ctx, func() error { f(); return nil })
 }
 
-// errStopped: the stack's loop is gone.
+// errStopped: the node has stopped.
 var errStopped = errors.New("the node is shutting down")
 
 func (s *stack) doErr(ctx context.Context, f func() error) error {
@@ -130,20 +139,31 @@ func (s *stack) doErr(ctx context.Context, f func() error) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-s.loopDone:
+	case <-s.ranDone():
 		return errStopped
 	}
 }
 
-// close says goodbye, closes the links (which send what is queued, the
-// goodbye included) and stops the loop.
-func (s *stack) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = s.do(ctx, func() { s.node.Close() })
-	cancel()
+// ranDone is closed once the node's Run has returned.
+func (s *stack) ranDone() <-chan struct{} {
+	s.once.Do(func() {
+		s.stopped = make(chan struct{})
+		go func() {
+			err := <-s.ran
+			s.runErr = err
+			close(s.stopped)
+		}()
+	})
+	return s.stopped
+}
+
+// close ends the node's Run (a goodbye on every link, waited for), then
+// closes the links.
+func (s *stack) close() error {
+	s.stopRun()
+	<-s.ranDone()
 	s.closeLinks()
-	s.stopLoop()
-	<-s.loopDone
+	return s.runErr
 }
 
 // linkList is the links as the node takes them, in configuration order.
