@@ -68,10 +68,14 @@ func ParseRate(s string) (Rate, error) {
 // occupies the air at rateKbps, from the start of the preamble to the end of
 // the FCS (no inter-frame space, no ACK).
 //
+// The MAC frame is the header (24 bytes), the action frame's category, OUI
+// and random bytes (8), one vendor element of 7 bytes' overhead per 250
+// bytes of payload or part of it (ESP-NOW v1 carries one; v2 splits up to
+// 1,470 bytes over as many as six), the payload and the FCS (4).
+//
 // DSSS/CCK rates (1, 2, 5.5, 11 Mbit/s, and any rate that is not an OFDM
-// rate): the 802.11b long preamble and PLCP header, 192 µs at 1 Mbit/s,
-// then the MAC frame (header 24 + action/vendor overhead 15 + n + FCS 4
-// bytes) at the rate. At 1 Mbit/s a 250-byte payload takes 2,536 µs.
+// rate): the 802.11b long preamble and PLCP header, 192 µs, then the MAC
+// frame at the rate. At 1 Mbit/s a 250-byte payload takes 2,536 µs.
 //
 // OFDM rates (6..54 Mbit/s): 20 µs of preamble and SIGNAL, 4 µs symbols
 // carrying the 16-bit SERVICE field, the frame and 6 tail bits, and the
@@ -82,8 +86,15 @@ func Airtime(n int, rateKbps int) time.Duration {
 	if rateKbps <= 0 {
 		rateKbps = int(Rate1M)
 	}
-	bytes := int64(HeaderLen + Overhead + n + FCSLen)
-	return frameAirtime(bytes, Rate(rateKbps))
+	return frameAirtime(int64(FrameLen(n)), Rate(rateKbps))
+}
+
+// FrameLen is the length of the MAC frame (FCS included) that carries an
+// n-byte payload: HeaderLen + Overhead + n + FCSLen for a v1 frame, plus 7
+// bytes for each further vendor element of a v2 frame.
+func FrameLen(n int) int {
+	elems := max(1, (n+MaxBody-1)/MaxBody)
+	return HeaderLen + Overhead + 7*(elems-1) + n + FCSLen
 }
 
 // frameAirtime is the airtime of a PPDU carrying a MAC frame of the given
@@ -97,21 +108,67 @@ func frameAirtime(bytes int64, r Rate) time.Duration {
 	return 192*time.Microsecond + time.Duration(bytes*8*int64(time.Millisecond)/int64(r))
 }
 
-// ackDuration is SIFS plus the ACK that answers a unicast frame sent at r:
-// the value 802.11 puts in the frame's Duration field. The ACK goes at the
-// highest mandatory rate not above r (1 Mbit/s for DSSS; 6, 12 or 24 for
-// OFDM).
-func ackDuration(r Rate) time.Duration {
-	const sifs = 10 * time.Microsecond
-	const ackLen = 14
-	resp := Rate1M
+// The 802.11 DCF timing of a 2.4 GHz radio sending ESP-NOW frames outside
+// any BSS (IEEE 802.11-2020 clauses 15, 16 and 18): nothing negotiates the
+// short slot, so the long 20 µs slot of 802.11b and ERP's long-slot mode
+// applies to every rate.
+const (
+	SIFS = 10 * time.Microsecond // short inter-frame space
+	Slot = 20 * time.Microsecond // slot time (long slot)
+	DIFS = SIFS + 2*Slot         // distributed (coordination function) inter-frame space
+	// EIFS follows a frame received in error: SIFS, the ACK at 1 Mbit/s
+	// (the lowest basic rate) and DIFS.
+	EIFS = SIFS + 304*time.Microsecond + DIFS
+	// CWMax is the ceiling the contention window doubles to.
+	CWMax = 1023
+	// RetryLimit is how many times a unicast frame goes on the air at most
+	// before the sender gives up on its ACK: dot11ShortRetryLimit, 7 (the
+	// default of mac80211 and of the ESP32's Wi-Fi stack).
+	RetryLimit = 7
+	// ackLen is the ACK frame: frame control, duration, receiver address, FCS.
+	ackLen = 14
+)
+
+// CWMin is the contention window a frame sent at r starts with (the backoff
+// is drawn from 0..CWMin slots): aCWmin of the PHY that sends it, 31 for
+// DSSS/CCK, 15 for ERP-OFDM.
+func CWMin(r Rate) int {
+	if r.OFDM() {
+		return 15
+	}
+	return 31
+}
+
+// AckRate is the rate of the ACK that answers a frame sent at r: the
+// highest mandatory rate not above r (1 Mbit/s for DSSS/CCK, as a station
+// with only the 1 Mbit/s basic rate answers; 6, 12 or 24 for OFDM).
+func AckRate(r Rate) Rate {
 	switch {
 	case r >= Rate24M && r.OFDM():
-		resp = Rate24M
+		return Rate24M
 	case r >= Rate12M && r.OFDM():
-		resp = Rate12M
+		return Rate12M
 	case r.OFDM():
-		resp = Rate6M
+		return Rate6M
 	}
-	return sifs + frameAirtime(ackLen, resp)
+	return Rate1M
 }
+
+// AckAirtime is how long the ACK answering a frame sent at r lasts.
+func AckAirtime(r Rate) time.Duration { return frameAirtime(ackLen, AckRate(r)) }
+
+// AckTimeout is how long after the end of a unicast frame sent at r the
+// sender waits for its ACK to begin: SIFS, a slot and the PHY's receive
+// start delay (the preamble and header: 192 µs for DSSS long preamble,
+// 24 µs for ERP-OFDM).
+func AckTimeout(r Rate) time.Duration {
+	delay := 192 * time.Microsecond
+	if AckRate(r).OFDM() {
+		delay = 24 * time.Microsecond
+	}
+	return SIFS + Slot + delay
+}
+
+// ackDuration is SIFS plus the ACK that answers a unicast frame sent at r:
+// the value 802.11 puts in the frame's Duration field.
+func ackDuration(r Rate) time.Duration { return SIFS + AckAirtime(r) }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,40 +20,84 @@ import (
 // loop, and dispatchers are called with the mutex released, so a node may
 // Send from inside DeliverFrame or TxDone.
 type Medium struct {
-	clk clock.Clock
-	phy PHY
+	clk  clock.Clock
+	phy  PHY
+	seed uint64
 
-	mu      sync.Mutex
-	rng     *rand.Rand
-	radios  []*Radio
-	stats   MediumStats
-	monitor func(at time.Time, from *Radio, dst link.Addr, data []byte)
+	mu       sync.Mutex
+	rng      *rand.Rand
+	radios   []*Radio
+	stats    MediumStats
+	monitor  func(at time.Time, from *Radio, dst link.Addr, data []byte)
+	attempts func(a *Attempt)
+	// Completions and deliveries owed once the lock is released.
+	done []completion
+	out  []delivery
 }
 
 // SetMonitor sets a function that sees every frame put on the air (dst nil
-// for broadcast), as a monitor-mode capture would; the medium's lock is held
-// during the call, so it must not call back into the medium, and it must
-// copy data to keep it.
+// for broadcast; 802.11 ACKs are not shown), as a monitor-mode capture
+// would; the medium's lock is held during the call, so it must not call
+// back into the medium, and it must copy data to keep it.
 func (m *Medium) SetMonitor(f func(at time.Time, from *Radio, dst link.Addr, data []byte)) {
 	m.mu.Lock()
 	m.monitor = f
 	m.mu.Unlock()
 }
 
+// SetAttemptLog sets a function told of every transmission of a datagram
+// once its sender knows how it fared (see Attempt). The medium's lock is
+// held during the call: it must not call back into the medium, and it must
+// copy a.Data to keep it.
+func (m *Medium) SetAttemptLog(f func(a *Attempt)) {
+	m.mu.Lock()
+	m.attempts = f
+	m.mu.Unlock()
+}
+
+// Attempt is one transmission of a datagram, as its sender lived it.
+type Attempt struct {
+	From *Radio
+	Dst  link.Addr // nil: broadcast
+	Data []byte    // valid only during the call
+	Rate int       // kbit/s
+	// Try is 1 for a datagram's first transmission, 2.. for MAC retries.
+	Try int
+	// Wait is the idle time the sender counted before it (the inter-frame
+	// space and backoff slots of its last countdown, and the slots of the
+	// countdowns the medium interrupted); zero when it went at once.
+	Wait time.Duration
+	// Start and End bound the frame on the air; Done is when the sender
+	// knew the outcome: the end of the ACK, or the ACK timeout (End for
+	// frames that get no ACK).
+	Start, End, Done time.Time
+	// Delivered: the addressee of a unicast frame decoded it.
+	Delivered bool
+	// Acked: the sender heard the ACK (802.11 unicast only).
+	Acked bool
+}
+
 // MediumStats counts what happened on the air.
 type MediumStats struct {
-	Transmissions uint64        // frames put on the air
+	Transmissions uint64        // datagram frames put on the air, MAC retries included
 	Deliveries    uint64        // frames handed to a receiver
 	Collisions    uint64        // receptions corrupted by overlap or half-duplex
-	Losses        uint64        // receptions lost by the loss model
+	Losses        uint64        // receptions lost by the loss model or the PHY's error rate
 	Asleep        uint64        // receptions missed by sleeping radios
-	Airtime       time.Duration // total transmit time
+	Airtime       time.Duration // total transmit time, ACKs included
+	Acks          uint64        // 802.11 ACKs sent
+	Retries       uint64        // MAC retransmissions (a unicast frame's second and later attempts)
+	NoAcks        uint64        // unicast frames given up after the retry limit
+	Duplicates    uint64        // MAC retries of frames already received, acknowledged and not delivered again
 }
 
 // NewMedium returns an empty medium for phy on clk whose random choices
 // (loss, backoff) come from seed.
 func NewMedium(clk clock.Clock, phy PHY, seed uint64) *Medium {
-	return &Medium{clk: clk, phy: phy, rng: rand.New(rand.NewPCG(seed, 0x6d79636c))}
+	if phy.Rate == 0 && len(phy.Rates) > 0 {
+		phy.Rate = phy.Rates[0]
+	}
+	return &Medium{clk: clk, phy: phy, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6d79636c))}
 }
 
 // PHY returns the medium's radio description.
@@ -85,9 +130,13 @@ func (m *Medium) AddRadio(pos Position) *Radio {
 	defer m.mu.Unlock()
 	n := len(m.radios) + 1
 	port := link.NewPort(m.clk, 0)
-	r := &Radio{Base: port.Base(), port: port, m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), bo: -1}
+	r := &Radio{Base: port.Base(), port: port, m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), rate: m.phy.Rate}
+	r.bo = -1
 	if r.queueCap <= 0 {
 		r.queueCap = 8
+	}
+	if m.phy.NewRateControl != nil {
+		r.rc = m.phy.NewRateControl(m.seed*1000003 + uint64(n))
 	}
 	r.addr = m.phy.Addr(n)
 	m.radios = append(m.radios, r)
@@ -133,26 +182,6 @@ type edge struct {
 	loss lossState
 }
 
-// transmission is one frame on the air.
-type transmission struct {
-	from      *Radio
-	dst       link.Addr // nil: broadcast
-	data      []byte
-	tag       link.Tag
-	start     time.Time
-	end       time.Time
-	receivers []*reception
-}
-
-// reception is one radio hearing one transmission.
-type reception struct {
-	tx        *transmission
-	at        *Radio
-	edge      *edge
-	corrupted bool // overlapped another frame, or the receiver transmitted
-	asleep    bool // the receiver slept through part of it
-}
-
 // Radio is one node's radio on a medium; it is a link.Link.
 type Radio struct {
 	link.Base
@@ -166,17 +195,35 @@ type Radio struct {
 	// Guarded by m.mu.
 	closed     bool
 	awake      bool
-	queue      []queued // pending datagrams
+	queue      []queued // datagrams waiting for the MAC
 	queueCap   int
-	txing      *transmission
+	cur        *macFrame     // the datagram the MAC is sending (nil: none)
+	txing      *transmission // r's frame on the air
+	awaiting   *transmission // r's unicast frame waiting for its ACK
+	ackTimer   clock.Timer
 	active     []*reception // receptions in progress here
 	attempt    clock.Timer  // pending transmit attempt
+	attemptAt  time.Time    // when it fires
 	lastHeard  time.Time    // when the last frame r heard (not its own) ended
 	lastOwn    time.Time    // when r's own last frame ended
-	bo         int          // backoff slots left to count (-1: none drawn)
-	boStart    time.Time    // when the current countdown's first slot began
+	nav        time.Time    // virtual carrier sense: busy until then
+	rate       int          // the rate r sends at without rate control
+	rc         RateControl  // per-destination rate choice for unicast (nil: rate)
+	seq        uint16       // 802.11 sequence number of r's next datagram
+	lastSeq    map[*Radio]uint16
 	awakeTime  time.Duration
 	sinceAwake time.Time
+	dcfState
+}
+
+// macFrame is a datagram in the MAC's hands: its attempts so far and the
+// rate they go at.
+type macFrame struct {
+	queued
+	seq   uint16
+	tries int
+	rate  int
+	cw    int
 }
 
 func (r *Radio) setEdge(to *Radio, l Loss) {
@@ -224,8 +271,43 @@ func (r *Radio) Info() link.Info {
 	}
 }
 
-// Airtime is the PHY's airtime for n bytes.
-func (r *Radio) Airtime(n int) time.Duration { return r.m.phy.Airtime(n) }
+// Airtime is how long n bytes occupy the air at the rate the radio sends
+// at (its fixed rate; with rate control, the PHY's default).
+func (r *Radio) Airtime(n int) time.Duration {
+	r.m.mu.Lock()
+	rate := r.rate
+	r.m.mu.Unlock()
+	return r.m.airtime(n, rate)
+}
+
+// airtime is the PHY's airtime of n bytes at rate.
+func (m *Medium) airtime(n, rate int) time.Duration {
+	if m.phy.AirtimeAt == nil || len(m.phy.Rates) == 0 {
+		return m.phy.Airtime(n)
+	}
+	return m.phy.AirtimeAt(n, rate)
+}
+
+// SetRate makes the radio send every frame at rate (kbit/s), one of the
+// PHY's rates; it ends any rate control. It reports false for a rate the
+// PHY does not have.
+func (r *Radio) SetRate(rate int) bool {
+	if !slices.Contains(r.m.phy.Rates, rate) {
+		return false
+	}
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	r.rate, r.rc = rate, nil
+	return true
+}
+
+// SetRateControl lets rc choose the rate of the radio's unicast frames
+// (broadcasts keep the radio's rate); nil ends it.
+func (r *Radio) SetRateControl(rc RateControl) {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	r.rc = rc
+}
 
 // queued is a datagram waiting in a radio's transmit queue.
 type queued struct {
@@ -301,209 +383,6 @@ func (r *Radio) Send(dst link.Addr, data []byte, tag link.Tag) error {
 	return nil
 }
 
-// arm arranges the next transmit attempt, if r has a frame, is not on the
-// air and has no attempt pending. Called with m.mu held.
-//
-// Carrier sense is a simplified 802.11 DCF: a radio that finds the medium
-// idle for DIFS transmits at once. Otherwise it draws a backoff of 0..CW-1
-// slots and counts it down only while the medium is idle (after DIFS);
-// when another frame starts it freezes the count and resumes after that
-// frame. After its own frame a radio draws a post-backoff of 0..PostCW-1
-// slots, which is what lets a deferring neighbour in between a busy
-// sender's frames.
-func (r *Radio) arm() {
-	if r.closed || r.txing != nil || r.attempt != nil || len(r.queue) == 0 {
-		return
-	}
-	m := r.m
-	p := &m.phy
-	if !p.CSMA {
-		r.attempt = m.clk.AfterFunc(0, r.try)
-		return
-	}
-	if len(r.active) > 0 {
-		// Busy: wait for the medium (finish re-arms us), with a backoff.
-		if r.bo < 0 {
-			r.bo = m.rng.IntN(max(p.CW, 1))
-		}
-		return
-	}
-	now := m.clk.Now()
-	idle := r.lastHeard
-	if r.lastOwn.After(idle) {
-		idle = r.lastOwn
-	}
-	start := idle.Add(p.DIFS)
-	if r.bo < 0 {
-		if !now.Before(start) {
-			r.attempt = m.clk.AfterFunc(0, r.try)
-			return
-		}
-		r.bo = m.rng.IntN(max(p.CW, 1))
-	}
-	r.boStart = start
-	at := start.Add(time.Duration(r.bo) * p.Slot)
-	r.attempt = m.clk.AfterFunc(max(at.Sub(now), 0), r.try)
-}
-
-// freeze stops r's backoff countdown because it hears a frame start,
-// keeping the slots not yet counted. Called with m.mu held.
-func (r *Radio) freeze(now time.Time) {
-	if r.attempt == nil {
-		return
-	}
-	r.attempt.Stop()
-	r.attempt = nil
-	if r.bo > 0 && now.After(r.boStart) {
-		r.bo -= int(now.Sub(r.boStart) / r.m.phy.Slot)
-		if r.bo < 0 {
-			r.bo = 0
-		}
-	}
-	if r.bo < 0 {
-		// It was about to go at once; it defers now, with a backoff.
-		r.bo = r.m.rng.IntN(max(r.m.phy.CW, 1))
-	}
-}
-
-// try starts the next transmission.
-func (r *Radio) try() {
-	m := r.m
-	m.mu.Lock()
-	r.attempt = nil
-	if r.closed || r.txing != nil || len(r.queue) == 0 {
-		m.mu.Unlock()
-		return
-	}
-	p := &m.phy
-	if p.CSMA && len(r.active) > 0 {
-		// A frame started in the same instant: defer behind it.
-		r.arm()
-		m.mu.Unlock()
-		return
-	}
-	r.bo = -1
-	q := r.queue[0]
-	r.queue[0] = queued{}
-	r.queue = r.queue[1:]
-	data, dst := q.data, q.dst
-	now := m.clk.Now()
-	air := p.Airtime(len(data))
-	tx := &transmission{from: r, dst: dst, data: data, tag: q.tag, start: now, end: now.Add(air)}
-	r.txing = tx
-	// Half-duplex: whatever r was receiving is lost.
-	for _, rx := range r.active {
-		rx.corrupted = true
-	}
-	for _, e := range r.edges {
-		to := e.to
-		rx := &reception{tx: tx, at: to, edge: e}
-		rx.corrupted = to.txing != nil
-		rx.asleep = !to.awake
-		if len(to.active) > 0 {
-			// Overlap at this receiver: neither frame survives.
-			rx.corrupted = true
-			for _, other := range to.active {
-				other.corrupted = true
-			}
-		}
-		to.active = append(to.active, rx)
-		tx.receivers = append(tx.receivers, rx)
-		if p.CSMA {
-			to.freeze(now)
-		}
-	}
-	m.stats.Transmissions++
-	m.stats.Airtime += air
-	if m.monitor != nil {
-		m.monitor(now, r, dst, data)
-	}
-	r.port.Tx(len(data), air)
-	m.clk.AfterFunc(air, func() { m.finish(tx) })
-	m.mu.Unlock()
-}
-
-// delivery is a frame to hand to a radio once the lock is released.
-type delivery struct {
-	to *Radio
-	f  link.Frame
-}
-
-// finish ends a transmission: decide each reception, deliver, and tell the
-// sender.
-func (m *Medium) finish(tx *transmission) {
-	m.mu.Lock()
-	now := m.clk.Now()
-	var out []delivery
-	for _, rx := range tx.receivers {
-		to := rx.at
-		to.removeActive(rx)
-		to.lastHeard = now
-		intended := tx.dst == nil || tx.dst == to.addr
-		if !intended || to.closed {
-			continue
-		}
-		switch {
-		case rx.asleep || !to.awake:
-			m.stats.Asleep++
-			to.port.Drop(link.DropAsleep)
-			continue
-		case rx.corrupted:
-			m.stats.Collisions++
-			to.port.Drop(link.DropCollision)
-			continue
-		}
-		// The loss model steps for every frame meant for this receiver.
-		if rx.edge.loss.lost(m.rng) {
-			m.stats.Losses++
-			to.port.Drop(link.DropLoss)
-			continue
-		}
-		if to.port.Dispatcher() == nil {
-			to.port.Drop(link.DropNoHandler)
-			continue
-		}
-		m.stats.Deliveries++
-		f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: now}
-		if tx.from.pos != (Position{}) || to.pos != (Position{}) {
-			f.HasSignal = true
-			f.RSSI = rssi(tx.from.pos.Dist(to.pos))
-			f.SNR = min(max(f.RSSI-m.phy.NoiseFloor, -20), m.phy.MaxSNR)
-		}
-		out = append(out, delivery{to, f})
-	}
-	from := tx.from
-	from.txing = nil
-	from.lastOwn = now
-	if m.phy.CSMA {
-		from.bo = m.rng.IntN(max(m.phy.PostCW, 1))
-	}
-	from.arm()
-	// Radios that deferred for this frame may count down again.
-	for _, rx := range tx.receivers {
-		rx.at.arm()
-	}
-	m.mu.Unlock()
-	for _, dl := range out {
-		dl.to.port.Deliver(dl.f)
-	}
-	// The frame left, even if its radio closed meanwhile: its one
-	// completion is owed either way.
-	from.port.CompleteNow(tx.tag, nil)
-}
-
-func (r *Radio) removeActive(rx *reception) {
-	for i, x := range r.active {
-		if x == rx {
-			last := len(r.active) - 1
-			r.active[i] = r.active[last]
-			r.active[last] = nil
-			r.active = r.active[:last]
-			return
-		}
-	}
-}
-
 // rssi is a log-distance path loss figure for display and for tests that
 // want a signal: 20 dBm transmit power, 40 dB at 1 m, exponent 2.7.
 func rssi(d float64) int {
@@ -514,7 +393,8 @@ func rssi(d float64) int {
 }
 
 // Close takes the radio off the medium: queued frames are dropped, and it
-// neither sends nor hears anything more.
+// neither sends nor hears anything more. A frame already on the air (or
+// waiting for its ACK) completes when its exchange ends.
 func (r *Radio) Close() error {
 	m := r.m
 	m.mu.Lock()
@@ -524,11 +404,12 @@ func (r *Radio) Close() error {
 	}
 	r.closed = true
 	r.port.SetClosed()
-	if r.attempt != nil {
-		r.attempt.Stop()
-		r.attempt = nil
-	}
+	clock.Stop(&r.attempt)
 	// Queued frames will never be sent; their TxDone is owed.
+	if r.cur != nil && r.txing == nil && r.awaiting == nil {
+		r.port.Complete(r.cur.tag, net.ErrClosed)
+		r.cur = nil
+	}
 	for _, q := range r.queue {
 		r.port.Complete(q.tag, net.ErrClosed)
 	}

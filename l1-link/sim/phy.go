@@ -1,10 +1,13 @@
 // Package sim is the simulated radio medium every higher-layer test and
 // benchmark runs on: radios with addresses, an explicit graph of who hears
 // whom (or positions and a range), per-link loss (independent or bursty,
-// Gilbert–Elliott), airtime from each radio's formula, half-duplex radios,
-// collisions where transmissions overlap at a receiver, and carrier sense
-// where the radio does it. Driven by a clock.Virtual it runs hours of mesh
-// time in seconds, and the same seed gives the same run.
+// Gilbert–Elliott), airtime from each radio's formula at the rate of each
+// frame, half-duplex radios, collisions where transmissions overlap at a
+// receiver, and, for 802.11 radios, the distributed coordination function
+// as the standard defines it: carrier sense in slots, binary exponential
+// backoff, NAV, and unicast frames acknowledged after SIFS and retried up
+// to the radio's retry limit. Driven by a clock.Virtual it runs hours of
+// mesh time in seconds, and the same seed gives the same run.
 package sim
 
 //
@@ -30,18 +33,32 @@ type PHY struct {
 	MTU     int
 	Bitrate int // nominal, as Info reports it
 	Schemas []uint8
-	// Airtime is how long a datagram of n bytes occupies the medium.
+	// Airtime is how long a datagram of n bytes occupies the medium at the
+	// PHY's default rate.
 	Airtime func(n int) time.Duration
-	// CSMA makes a radio listen before it talks (a simplified 802.11 DCF,
-	// see Radio.arm): DIFS of idle medium, a backoff of 0..CW-1 slots
-	// counted only while idle when it found the medium busy, and a
-	// post-backoff of 0..PostCW-1 slots after each of its own frames.
-	// Without CSMA a radio transmits at once (pure ALOHA, as LoRa modules do).
-	CSMA   bool
-	DIFS   time.Duration
-	Slot   time.Duration
-	CW     int
-	PostCW int
+	// Rates are the PHY rates (kbit/s) a radio may send at, slowest first;
+	// Rate is the one it sends at unless told otherwise (SetRate,
+	// SetRateControl). Empty Rates: the PHY has one rate, and AirtimeAt
+	// is not used.
+	Rates []int
+	Rate  int
+	// AirtimeAt is how long a datagram of n bytes occupies the medium at
+	// rate (kbit/s).
+	AirtimeAt func(n, rate int) time.Duration
+	// PER, when set, is the probability that a frame at rate is lost at a
+	// receiver whose signal-to-noise ratio is snr dB (thermal noise: rates
+	// that need more SNR fail first as radios move apart); n is the
+	// datagram's length, or -1 for an 802.11 ACK. It applies between radios
+	// placed at positions (the SNR comes from their distance), on top of
+	// the link's loss model.
+	PER func(rate, n int, snr float64) float64
+	// NewRateControl, when set, gives each radio its own rate control for
+	// unicast frames (seeded from the medium's seed and the radio's index,
+	// so runs repeat).
+	NewRateControl func(seed uint64) RateControl
+	// DCF makes every radio an 802.11 station (see DCF); nil leaves them
+	// ALOHA radios that transmit at once, as LoRa modules do.
+	DCF *DCF
 	// TxQueue is each radio's transmit queue capacity.
 	TxQueue int
 	// Caps reported by the links.
@@ -58,4 +75,56 @@ type PHY struct {
 	// CaptureFrame, when set, builds the on-air frame a capture holds for a
 	// datagram (an ESP-NOW radio's radiotap + 802.11 frame).
 	CaptureFrame func(dst, src link.Addr, payload []byte) []byte
+}
+
+// DCF is the 802.11 distributed coordination function of a PHY (IEEE
+// 802.11-2020 10.3): the figures come from the PHY's clause, the behaviour
+// is the medium's.
+//
+// A radio with a frame to send transmits at once if the medium has been
+// idle for DIFS (EIFS after a frame it received in error); otherwise it
+// draws a backoff of 0..CW slots and counts it down only while the medium
+// is idle, freezing while it is busy. The medium is busy while a frame the
+// radio hears is on the air (sensed one slot after it starts: two radios
+// whose countdowns end in the same slot both transmit, and collide) and
+// while the NAV it set from an overheard frame's Duration field runs.
+// A unicast frame is answered, SIFS after it ends, by an ACK from its
+// addressee at the ACK rate; without one by the ACK timeout the sender
+// doubles CW (up to CWMax) and sends again, at most RetryLimit times in
+// all, then reports link.ErrNoAck. A retry the addressee already received
+// is acknowledged but not delivered twice. Broadcasts get no ACK and no
+// retry. After every frame, sent or given up, the sender draws a
+// post-backoff from CWMin.
+type DCF struct {
+	Slot time.Duration
+	SIFS time.Duration
+	// EIFS replaces DIFS after a frame received in error.
+	EIFS time.Duration
+	// CWMin is the contention window of a frame's first attempt at rate;
+	// CWMax the ceiling of its doublings.
+	CWMin func(rate int) int
+	CWMax int
+	// RetryLimit is how many times a unicast frame goes on the air at most.
+	RetryLimit int
+	// AckRate is the rate of the ACK to a frame sent at rate, AckAirtime
+	// how long that ACK lasts, and AckTimeout how long after the frame's
+	// end its sender waits for the ACK to begin.
+	AckRate    func(rate int) int
+	AckAirtime func(rate int) time.Duration
+	AckTimeout func(rate int) time.Duration
+}
+
+// DIFS is SIFS plus two slots.
+func (d *DCF) DIFS() time.Duration { return d.SIFS + 2*d.Slot }
+
+// RateControl chooses the rate of a radio's unicast frames, per
+// destination, and learns from how they fared. Every attempt of a frame
+// (its MAC retries) goes at the rate chosen for its first, as a Linux card
+// injecting frames does.
+type RateControl interface {
+	// Rate is the rate for the next frame to dst.
+	Rate(dst link.Addr) int
+	// Report tells how a frame sent to dst at rate fared: attempts times on
+	// the air, acknowledged at the last of them or never.
+	Report(dst link.Addr, rate, attempts int, acked bool)
 }

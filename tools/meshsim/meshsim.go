@@ -531,7 +531,9 @@ type BoardFigs struct {
 
 // Air is one medium's use.
 type Air struct {
-	Transmissions uint64  `json:"transmissions"`
+	Transmissions uint64  `json:"transmissions"` // datagram frames, 802.11 MAC retries included
+	MACRetries    uint64  `json:"mac_retries"`   // of which retries
+	Acks          uint64  `json:"acks"`          // 802.11 ACKs
 	AirtimeS      float64 `json:"airtime_s"`
 	Utilisation   float64 `json:"utilisation"` // airtime / (mesh time × radios / mean degree+1): the busy share of an average neighbourhood
 	Collisions    uint64  `json:"collisions"`  // receptions corrupted by an overlap or a half-duplex radio, counted per receiver (one frame can collide at several)
@@ -590,7 +592,7 @@ func (m *Mesh) result() *Result {
 		if len(radios) > 0 {
 			util = st.Airtime.Seconds() * (deg + 1) / float64(len(radios)) / m.Cfg.Duration.Seconds()
 		}
-		r.Airtime[name] = Air{Transmissions: st.Transmissions, AirtimeS: st.Airtime.Seconds(), Utilisation: util, Collisions: st.Collisions, Losses: st.Losses}
+		r.Airtime[name] = Air{Transmissions: st.Transmissions, MACRetries: st.Retries, Acks: st.Acks, AirtimeS: st.Airtime.Seconds(), Utilisation: util, Collisions: st.Collisions, Losses: st.Losses}
 	}
 	t := &m.stats
 	r.Transfers = TransferFigs{Started: t.Started, Delivered: t.Received, Confirmed: t.Confirmed, Failed: t.Failed, BytesDelivered: t.ReceivedBytes}

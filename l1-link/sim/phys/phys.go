@@ -5,6 +5,7 @@
 package phys
 
 import (
+	"math"
 	"time"
 
 	"github.com/google/gopacket/layers"
@@ -16,24 +17,76 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 )
 
-// ESPNOW is the ESP-NOW radio of an ESP32 (or a Linux monitor-mode card) at
-// 802.11b 1 Mbit/s with long preamble, carrier sense on; its airtime is
-// espnow.Airtime (2,536 µs for a 250-byte datagram). Radio n is
-// 02:00:00:nn:nn:nn, a locally administered MAC. Captures hold radiotap +
-// 802.11 frames, as a monitor interface would show them.
-func ESPNOW() sim.PHY {
+// ESPNOW is the ESP-NOW radio of an ESP32 (or a Linux monitor-mode card)
+// sending at 802.11b 1 Mbit/s with long preamble, the ESP32's default:
+// ESPNOWAt(espnow.Rate1M).
+func ESPNOW() sim.PHY { return ESPNOWAt(espnow.Rate1M) }
+
+// ESPNOWAt is the ESP-NOW radio sending at rate: an 802.11b/g station
+// outside any BSS (package espnow's timing: long slot, DIFS 50 µs, CWmin
+// 31 for DSSS and 15 for OFDM, CWmax 1,023, retry limit 7, ACKs at the
+// mandatory rate below the frame's), airtime from espnow.Airtime (2,536 µs
+// for a 250-byte datagram at 1 Mbit/s), and frame errors that grow with
+// distance faster for faster rates (ESPNOWPER). Radio n is 02:00:00:nn:nn:nn,
+// a locally administered MAC. Captures hold radiotap + 802.11 frames, as a
+// monitor interface would show them.
+func ESPNOWAt(rate espnow.Rate) sim.PHY {
 	return sim.PHY{
 		Name: "espnow", Network: espnow.Network, MTU: espnow.MTU, Bitrate: espnow.Bitrate,
 		Schemas: link.SchemasESPNOW,
 		Addr: func(n int) link.Addr {
 			return espnow.MAC{0x02, 0, 0, byte(n >> 16), byte(n >> 8), byte(n)}
 		},
-		Airtime: func(n int) time.Duration { return espnow.Airtime(n, int(espnow.Rate1M)) },
-		CSMA:    true, DIFS: 50 * time.Microsecond, Slot: 20 * time.Microsecond, CW: 16, PostCW: 16,
-		TxQueue: 8, Caps: link.CapBroadcast | link.CapSleep, NoiseFloor: -95, MaxSNR: 40,
+		Airtime:   func(n int) time.Duration { return espnow.Airtime(n, int(rate)) },
+		Rates:     espnowRates,
+		Rate:      int(rate),
+		AirtimeAt: espnow.Airtime,
+		PER:       ESPNOWPER,
+		DCF: &sim.DCF{
+			Slot: espnow.Slot, SIFS: espnow.SIFS, EIFS: espnow.EIFS,
+			CWMin:      func(r int) int { return espnow.CWMin(espnow.Rate(r)) },
+			CWMax:      espnow.CWMax,
+			RetryLimit: espnow.RetryLimit,
+			AckRate:    func(r int) int { return int(espnow.AckRate(espnow.Rate(r))) },
+			AckAirtime: func(r int) time.Duration { return espnow.AckAirtime(espnow.Rate(r)) },
+			AckTimeout: func(r int) time.Duration { return espnow.AckTimeout(espnow.Rate(r)) },
+		},
+		TxQueue: 8, Caps: link.CapBroadcast | link.CapUnicastAck | link.CapSleep, NoiseFloor: -95, MaxSNR: 40,
 		CaptureType:  layers.LinkTypeIEEE80211Radio,
 		CaptureFrame: espnowFrame,
 	}
+}
+
+// espnowRates are the 802.11b/g rates, slowest first.
+var espnowRates = []int{1000, 2000, 5500, 6000, 9000, 11000, 12000, 18000, 24000, 36000, 48000, 54000}
+
+// sensitivity is an ESP32's receive sensitivity per rate (dBm, its
+// datasheet's typical figures: 8 % PER for 1,024-byte frames at 802.11b
+// rates, 10 % for 1,000 bytes at 802.11g rates).
+var sensitivity = map[int]float64{
+	1000: -98, 2000: -96, 5500: -93, 11000: -88,
+	6000: -93, 9000: -91, 12000: -89, 18000: -87, 24000: -84, 36000: -80, 48000: -77, 54000: -75,
+}
+
+// ESPNOWPER is the frame error rate model of ESPNOWAt: a frame of 1,000
+// bytes at a rate is lost with probability 10 % at the SNR where the
+// ESP32's sensitivity for that rate meets the -95 dBm noise floor, on a
+// logistic waterfall 0.75 dB wide (10 % to 90 % over 3.3 dB, what coded
+// OFDM and CCK show); longer frames fail more, as 1-(1-p)^(bytes/1000).
+// n is the datagram's length, -1 for an ACK (14 bytes).
+func ESPNOWPER(rate, n int, snr float64) float64 {
+	sens, ok := sensitivity[rate]
+	if !ok {
+		return 0
+	}
+	const width = 0.75
+	mid := sens + 95 - width*math.Log(9)
+	p := 1 / (1 + math.Exp((snr-mid)/width))
+	bytes := 14
+	if n >= 0 {
+		bytes = espnow.FrameLen(n)
+	}
+	return 1 - math.Pow(1-p, float64(bytes)/1000)
 }
 
 func espnowFrame(dst, src link.Addr, payload []byte) []byte {

@@ -1,0 +1,395 @@
+package sim
+
+import (
+	"math"
+	"net"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+)
+
+// transmission is one frame on the air: a datagram (f set) or an 802.11
+// ACK (acks set).
+type transmission struct {
+	from  *Radio
+	dst   link.Addr // nil: broadcast
+	data  []byte
+	f     *macFrame     // the datagram's MAC state
+	acks  *transmission // an ACK: the frame it answers
+	rate  int
+	start time.Time
+	end   time.Time
+	// nav is the frame's Duration field: how long after its end the
+	// medium stays reserved (SIFS + ACK for a unicast frame).
+	nav       time.Duration
+	wait      time.Duration // idle time its sender counted before it
+	receivers []*reception
+	delivered bool // the addressee decoded it
+}
+
+// reception is one radio hearing one transmission.
+type reception struct {
+	tx        *transmission
+	at        *Radio
+	edge      *edge
+	corrupted bool // overlapped another frame, or the receiver transmitted
+	asleep    bool // the receiver slept through part of it
+}
+
+// delivery is a frame to hand to a radio once the lock is released.
+type delivery struct {
+	to *Radio
+	f  link.Frame
+}
+
+// completion is a TxDone owed once the lock is released.
+type completion struct {
+	r   *Radio
+	tag link.Tag
+	err error
+}
+
+// unlockFlush releases the lock, then hands over the deliveries and
+// completions the events under it produced, in that order.
+func (m *Medium) unlockFlush() {
+	out, done := m.out, m.done
+	m.out, m.done = nil, nil
+	m.mu.Unlock()
+	for _, dl := range out {
+		dl.to.port.Deliver(dl.f)
+	}
+	for _, c := range done {
+		c.r.port.CompleteNow(c.tag, c.err)
+	}
+}
+
+// transmit puts r's current frame on the air. Called with m.mu held.
+func (m *Medium) transmit(r *Radio, now time.Time) {
+	f := r.cur
+	f.tries++
+	air := m.airtime(len(f.data), f.rate)
+	tx := &transmission{from: r, dst: f.dst, data: f.data, f: f, rate: f.rate, start: now, end: now.Add(air), wait: r.waited}
+	r.waited, r.immediate = 0, false
+	if d := m.phy.DCF; d != nil && f.dst != nil {
+		tx.nav = d.SIFS + d.AckAirtime(f.rate)
+	}
+	m.stats.Transmissions++
+	if f.tries > 1 {
+		m.stats.Retries++
+	}
+	if m.monitor != nil {
+		m.monitor(now, r, f.dst, f.data)
+	}
+	r.port.Tx(len(f.data), air)
+	m.put(tx)
+}
+
+// put starts tx on the air: its sender stops hearing (half-duplex), every
+// radio in range starts receiving it, and frames that overlap at a
+// receiver corrupt each other.
+func (m *Medium) put(tx *transmission) {
+	r := tx.from
+	r.txing = tx
+	d := m.phy.DCF
+	if d != nil {
+		r.freeze(tx.start, true)
+	}
+	for _, rx := range r.active {
+		rx.corrupted = true
+	}
+	for _, e := range r.edges {
+		to := e.to
+		rx := &reception{tx: tx, at: to, edge: e}
+		rx.corrupted = to.txing != nil
+		rx.asleep = !to.awake
+		if len(to.active) > 0 {
+			// Overlap at this receiver: neither frame survives.
+			rx.corrupted = true
+			for _, other := range to.active {
+				other.corrupted = true
+			}
+		}
+		to.active = append(to.active, rx)
+		tx.receivers = append(tx.receivers, rx)
+		if d != nil {
+			to.freeze(tx.start, false)
+		}
+	}
+	m.stats.Airtime += tx.end.Sub(tx.start)
+	m.clk.AfterFunc(tx.end.Sub(tx.start), func() { m.finish(tx) })
+}
+
+// finish ends a transmission: every receiver decides what it heard, the
+// addressee of a unicast 802.11 frame answers with an ACK, and the sender
+// learns how it fared.
+func (m *Medium) finish(tx *transmission) {
+	m.mu.Lock()
+	now := m.clk.Now()
+	r := tx.from
+	r.txing = nil
+	r.lastOwn = now
+	var acker *Radio
+	acked := false
+	for _, rx := range tx.receivers {
+		to := rx.at
+		to.removeActive(rx)
+		to.lastHeard = now
+		if to.closed {
+			continue
+		}
+		if tx.acks != nil {
+			if to == tx.acks.from {
+				acked = m.hearAck(rx, now)
+			} else {
+				to.overhear(rx, now)
+			}
+			continue
+		}
+		if m.hear(rx, now) && tx.dst != nil && m.phy.DCF != nil {
+			acker = to
+		}
+	}
+	switch {
+	case tx.acks != nil:
+		// r answered; the frame's sender now knows.
+		if acked {
+			m.succeed(tx.acks, now)
+		} else {
+			m.fail(tx.acks, now)
+		}
+		// (The sender may no longer hear r: arm it here.)
+		tx.acks.from.arm()
+	case tx.dst != nil && m.phy.DCF != nil:
+		r.awaiting = tx
+		d := m.phy.DCF
+		if acker != nil {
+			m.clk.AfterFunc(d.SIFS, func() { m.sendAck(acker, tx) })
+		} else {
+			r.ackTimer = m.clk.AfterFunc(d.AckTimeout(tx.rate), func() { m.ackTimedOut(tx) })
+		}
+	default:
+		m.done = append(m.done, completion{r, tx.f.tag, nil})
+		m.logAttempt(tx, now, false)
+		r.cur = nil
+		if m.phy.DCF != nil {
+			r.postBackoff(tx.rate, now)
+		}
+	}
+	r.arm()
+	// Radios that deferred for this frame may count down again.
+	for _, rx := range tx.receivers {
+		rx.at.arm()
+	}
+	m.unlockFlush()
+}
+
+// hear decides a datagram's reception at rx.at and queues its delivery;
+// it reports whether the addressee of a unicast frame decoded it.
+func (m *Medium) hear(rx *reception, now time.Time) bool {
+	tx, to := rx.tx, rx.at
+	heard := !rx.asleep && to.awake
+	if tx.dst != nil && tx.dst != to.addr {
+		to.overhear(rx, now)
+		return false
+	}
+	switch {
+	case !heard:
+		m.stats.Asleep++
+		to.port.Drop(link.DropAsleep)
+		return false
+	case rx.corrupted:
+		m.stats.Collisions++
+		to.port.Drop(link.DropCollision)
+		to.garbled(now)
+		return false
+	}
+	// The loss model steps for every frame meant for this receiver.
+	if rx.edge.loss.lost(m.rng) || m.errs(tx, to, len(tx.data)) {
+		m.stats.Losses++
+		to.port.Drop(link.DropLoss)
+		to.garbled(now)
+		return false
+	}
+	to.eifs = false
+	if tx.dst != nil {
+		tx.delivered = true
+		if m.phy.DCF != nil {
+			// The receiving MAC drops a retry of a frame it already has
+			// (same transmitter, same sequence number); it still ACKs it.
+			last, seen := to.lastSeq[tx.from]
+			if to.lastSeq == nil {
+				to.lastSeq = map[*Radio]uint16{}
+			}
+			to.lastSeq[tx.from] = tx.f.seq
+			if seen && last == tx.f.seq && tx.f.tries > 1 {
+				m.stats.Duplicates++
+				return true
+			}
+		}
+	}
+	if to.port.Dispatcher() == nil {
+		to.port.Drop(link.DropNoHandler)
+		return tx.dst != nil
+	}
+	m.stats.Deliveries++
+	f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: now}
+	if tx.from.pos != (Position{}) || to.pos != (Position{}) {
+		f.HasSignal = true
+		f.RSSI = rssi(tx.from.pos.Dist(to.pos))
+		f.SNR = min(max(f.RSSI-m.phy.NoiseFloor, -20), m.phy.MaxSNR)
+	}
+	m.out = append(m.out, delivery{to, f})
+	return tx.dst != nil
+}
+
+// garbled notes a frame r received in error.
+func (r *Radio) garbled(now time.Time) {
+	r.eifs = true
+	r.errAt = now
+}
+
+// overhear is a radio hearing a frame meant for another: decoded, its
+// Duration field sets the NAV; garbled, EIFS follows.
+func (r *Radio) overhear(rx *reception, now time.Time) {
+	if rx.asleep || !r.awake {
+		return
+	}
+	if rx.corrupted {
+		r.garbled(now)
+		return
+	}
+	r.eifs = false
+	if end := now.Add(rx.tx.nav); end.After(r.nav) {
+		r.nav = end
+	}
+}
+
+// hearAck decides whether the sender waiting for an ACK decoded it (a
+// radio waiting for its ACK listens, even one in modem sleep).
+func (m *Medium) hearAck(rx *reception, now time.Time) bool {
+	to := rx.at
+	if to.awaiting != rx.tx.acks {
+		return false
+	}
+	if rx.corrupted || rx.edge.loss.lost(m.rng) || m.errs(rx.tx, to, -1) {
+		to.garbled(now)
+		return false
+	}
+	to.eifs = false
+	return true
+}
+
+// errs reports whether the PHY's error rate loses a frame of n bytes (-1:
+// an ACK) from tx's sender at to, given the SNR their distance gives.
+func (m *Medium) errs(tx *transmission, to *Radio, n int) bool {
+	if m.phy.PER == nil || (tx.from.pos == (Position{}) && to.pos == (Position{})) {
+		return false
+	}
+	d := max(tx.from.pos.Dist(to.pos), 1)
+	snr := 20 - 40 - 27*math.Log10(d) - float64(m.phy.NoiseFloor)
+	p := m.phy.PER(tx.rate, n, snr)
+	return p > 0 && m.rng.Float64() < p
+}
+
+// sendAck puts the ACK for frame data on the air from its addressee r,
+// SIFS after data ended.
+func (m *Medium) sendAck(r *Radio, data *transmission) {
+	m.mu.Lock()
+	d := m.phy.DCF
+	sender := data.from
+	if r.closed || r.txing != nil || sender.awaiting != data {
+		if sender.awaiting == data {
+			sender.ackTimer = m.clk.AfterFunc(d.AckTimeout(data.rate)-d.SIFS, func() { m.ackTimedOut(data) })
+		}
+		m.unlockFlush()
+		return
+	}
+	now := m.clk.Now()
+	rate := data.rate
+	if d.AckRate != nil {
+		rate = d.AckRate(data.rate)
+	}
+	ack := &transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.Add(d.AckAirtime(data.rate))}
+	m.stats.Acks++
+	m.put(ack)
+	m.unlockFlush()
+}
+
+// ackTimedOut: no ACK began within the ACK timeout.
+func (m *Medium) ackTimedOut(tx *transmission) {
+	m.mu.Lock()
+	tx.from.ackTimer = nil
+	if tx.from.awaiting == tx {
+		m.fail(tx, m.clk.Now())
+		tx.from.arm()
+	}
+	m.unlockFlush()
+}
+
+// succeed: the sender heard the ACK for tx.
+func (m *Medium) succeed(tx *transmission, now time.Time) {
+	r := tx.from
+	r.awaiting = nil
+	clock.Stop(&r.ackTimer)
+	m.logAttempt(tx, now, true)
+	f := r.cur
+	r.cur = nil
+	if r.rc != nil {
+		r.rc.Report(f.dst, f.rate, f.tries, true)
+	}
+	r.postBackoff(f.rate, now)
+	m.done = append(m.done, completion{r, f.tag, nil})
+}
+
+// fail: no ACK for tx. The sender tries again with a doubled contention
+// window, or, at its retry limit, gives the frame up.
+func (m *Medium) fail(tx *transmission, now time.Time) {
+	r := tx.from
+	r.awaiting = nil
+	clock.Stop(&r.ackTimer)
+	m.logAttempt(tx, now, false)
+	f := r.cur
+	d := m.phy.DCF
+	switch {
+	case r.closed:
+		r.cur = nil
+		m.done = append(m.done, completion{r, f.tag, net.ErrClosed})
+	case f.tries >= d.RetryLimit:
+		m.stats.NoAcks++
+		r.port.Drop(link.DropTxError)
+		if r.rc != nil {
+			r.rc.Report(f.dst, f.rate, f.tries, false)
+		}
+		r.cur = nil
+		r.postBackoff(f.rate, now)
+		m.done = append(m.done, completion{r, f.tag, link.ErrNoAck})
+	default:
+		f.cw = min(2*f.cw+1, d.CWMax)
+		r.bo = r.draw(f.cw)
+		r.boFloor = now
+	}
+}
+
+// logAttempt tells the attempt log how tx fared.
+func (m *Medium) logAttempt(tx *transmission, done time.Time, acked bool) {
+	if m.attempts == nil {
+		return
+	}
+	m.attempts(&Attempt{
+		From: tx.from, Dst: tx.dst, Data: tx.data, Rate: tx.rate, Try: tx.f.tries, Wait: tx.wait,
+		Start: tx.start, End: tx.end, Done: done, Delivered: tx.delivered, Acked: acked,
+	})
+}
+
+func (r *Radio) removeActive(rx *reception) {
+	for i, x := range r.active {
+		if x == rx {
+			last := len(r.active) - 1
+			r.active[i] = r.active[last]
+			r.active[last] = nil
+			r.active = r.active[:last]
+			return
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package sim
+
+import (
+	"slices"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
+)
+
+// dcfState is a radio's channel access state (see DCF), guarded by m.mu.
+type dcfState struct {
+	bo        int           // backoff slots left to count (-1: none drawn)
+	segStart  time.Time     // when the current countdown's first slot began
+	segIFS    time.Duration // the inter-frame space before it, counted as waiting
+	waited    time.Duration // idle time counted before the coming attempt
+	boFloor   time.Time     // the countdown starts no earlier (own outcome)
+	immediate bool          // the pending attempt goes without backoff
+	eifs      bool          // the last frame r heard was received in error
+	errAt     time.Time     // when it ended
+}
+
+// draw is a backoff of 0..cw slots.
+func (r *Radio) draw(cw int) int { return r.m.rng.IntN(max(cw, 0) + 1) }
+
+// busyEnd is when the medium last stopped being busy for r, as far as r
+// knows: the end of the last frame it heard or sent, or of its NAV.
+func (r *Radio) busyEnd() time.Time {
+	t := r.lastHeard
+	if r.lastOwn.After(t) {
+		t = r.lastOwn
+	}
+	if r.nav.After(t) {
+		t = r.nav
+	}
+	return t
+}
+
+// senses reports whether r, deciding at t, knows the medium is busy with a
+// frame on the air now: a frame is sensed one slot after it starts.
+func (r *Radio) senses(t time.Time) bool {
+	slot := r.m.phy.DCF.Slot
+	for _, rx := range r.active {
+		if !rx.tx.start.Add(slot).After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// take makes the head of the queue the MAC's current frame, choosing its
+// rate; false if there is none.
+func (r *Radio) take() bool {
+	if r.cur != nil {
+		return true
+	}
+	if len(r.queue) == 0 {
+		return false
+	}
+	q := r.queue[0]
+	r.queue[0] = queued{}
+	r.queue = r.queue[1:]
+	f := &macFrame{queued: q, seq: r.seq, rate: r.rateFor(q.dst)}
+	r.seq = (r.seq + 1) & 0xfff
+	if d := r.m.phy.DCF; d != nil {
+		f.cw = d.CWMin(f.rate)
+	}
+	r.cur = f
+	return true
+}
+
+// rateFor is the rate of the next frame to dst: the rate control's choice
+// for a unicast frame (if it names one of the PHY's rates), else r's rate.
+func (r *Radio) rateFor(dst link.Addr) int {
+	if r.rc == nil || dst == nil {
+		return r.rate
+	}
+	if rate := r.rc.Rate(dst); slices.Contains(r.m.phy.Rates, rate) {
+		return rate
+	}
+	return r.rate
+}
+
+// arm arranges r's next transmit attempt (or the rest of its
+// post-backoff), if it is free to contend and has nothing pending. Called
+// with m.mu held, whenever something r waits for has happened: a frame
+// queued, a frame it heard or sent ended, its own exchange finished.
+func (r *Radio) arm() {
+	if r.closed || r.txing != nil || r.awaiting != nil || r.attempt != nil {
+		return
+	}
+	m := r.m
+	d := m.phy.DCF
+	now := m.clk.Now()
+	has := r.take()
+	if d == nil {
+		if has {
+			r.schedule(now)
+		}
+		return
+	}
+	if !has && r.bo < 0 {
+		return
+	}
+	ifs := d.DIFS()
+	if r.eifs && !r.lastOwn.After(r.errAt) {
+		// EIFS follows a frame received in error while nothing since
+		// (a frame decoded, or one of r's own) has ended.
+		ifs = d.EIFS
+	}
+	busy := r.busyEnd()
+	idleAt := busy.Add(ifs)
+	if r.bo < 0 {
+		// A frame and no backoff pending: it goes at once if the medium
+		// has been idle for the inter-frame space.
+		if !now.Before(idleAt) && !r.senses(now) {
+			r.immediate = true
+			r.schedule(now)
+			return
+		}
+		r.bo = r.draw(r.cur.cw)
+	}
+	seg := idleAt
+	if r.boFloor.After(seg) {
+		seg = r.boFloor
+	}
+	at := seg.Add(time.Duration(r.bo) * d.Slot)
+	if r.senses(at) {
+		// A frame on the air will be sensed before the countdown ends:
+		// wait for it (its end arms r again).
+		return
+	}
+	r.segStart = seg
+	// The inter-frame space counts as waiting only where it follows r's
+	// own last exchange (an ACK timeout already waited through it).
+	from := busy
+	if r.boFloor.After(from) {
+		from = r.boFloor
+	}
+	r.segIFS = min(ifs, max(seg.Sub(from), 0))
+	if at.Before(now) {
+		at = now
+	}
+	r.schedule(at)
+}
+
+// schedule sets r's attempt for time at.
+func (r *Radio) schedule(at time.Time) {
+	m := r.m
+	r.attemptAt = at
+	r.attempt = m.clk.AfterFunc(at.Sub(m.clk.Now()), r.try)
+}
+
+// freeze stops r's countdown because a frame started at start: r keeps
+// the slots not yet counted. An attempt due before r can sense the frame
+// (within its first slot) goes ahead, and collides, unless the frame is
+// r's own (own). Called with m.mu held.
+func (r *Radio) freeze(start time.Time, own bool) {
+	if r.attempt == nil {
+		return
+	}
+	d := r.m.phy.DCF
+	if !own && r.attemptAt.Before(start.Add(d.Slot)) {
+		return
+	}
+	clock.Stop(&r.attempt)
+	if r.immediate {
+		// It was about to go at once; it defers now, with a backoff.
+		r.immediate = false
+		r.bo = r.draw(r.cur.cw)
+		return
+	}
+	if start.After(r.segStart) {
+		k := int(start.Sub(r.segStart) / d.Slot)
+		r.waited += r.segIFS + time.Duration(k)*d.Slot
+		r.bo = max(r.bo-k, 0)
+	}
+}
+
+// try is r's attempt coming due: it transmits its frame, or ends its
+// post-backoff.
+func (r *Radio) try() {
+	m := r.m
+	m.mu.Lock()
+	r.attempt = nil
+	if r.closed || r.txing != nil || r.awaiting != nil {
+		m.mu.Unlock()
+		return
+	}
+	now := m.clk.Now()
+	if d := m.phy.DCF; d != nil {
+		if r.senses(now) {
+			// Defensive: freeze should have stopped this attempt.
+			if r.immediate || r.bo < 0 {
+				r.immediate = false
+				if r.take() {
+					r.bo = r.draw(r.cur.cw)
+				}
+			}
+			m.mu.Unlock()
+			return
+		}
+		if !r.immediate {
+			r.waited += r.segIFS + now.Sub(r.segStart)
+		}
+		r.bo, r.boFloor = -1, time.Time{}
+		if !r.take() {
+			// The post-backoff ran out with nothing to send.
+			r.waited = 0
+			m.mu.Unlock()
+			return
+		}
+	}
+	if r.cur == nil && !r.take() {
+		m.mu.Unlock()
+		return
+	}
+	m.transmit(r, now)
+	m.unlockFlush()
+}
+
+// postBackoff draws the backoff every 802.11 frame is followed by, counted
+// from when its sender learned how it fared.
+func (r *Radio) postBackoff(rate int, now time.Time) {
+	d := r.m.phy.DCF
+	r.bo = r.draw(d.CWMin(rate))
+	r.boFloor = now
+	r.immediate = false
+	r.waited = 0
+}
