@@ -24,6 +24,8 @@ type transmission struct {
 	// medium stays reserved (SIFS + ACK for a unicast frame).
 	nav       time.Duration
 	wait      time.Duration // idle time its sender counted before it
+	backoff   int           // the backoff slots drawn for it, from 0..cw
+	cw        int
 	receivers []*reception
 	delivered bool // the addressee decoded it
 }
@@ -70,7 +72,10 @@ func (m *Medium) transmit(r *Radio, now time.Time) {
 	f.tries++
 	air := m.airtime(len(f.data), f.rate)
 	tx := &transmission{from: r, dst: f.dst, data: f.data, f: f, rate: f.rate, start: now, end: now.Add(air), wait: r.waited}
-	r.waited, r.immediate = 0, false
+	if !r.immediate {
+		tx.backoff, tx.cw = r.drawn, r.drawnCW
+	}
+	r.waited, r.immediate, r.drawn, r.drawnCW = 0, false, 0, 0
 	if d := m.phy.DCF; d != nil && f.dst != nil {
 		tx.nav = d.SIFS + d.AckAirtime(f.rate)
 	}
@@ -366,7 +371,7 @@ func (m *Medium) fail(tx *transmission, now time.Time) {
 		m.done = append(m.done, completion{r, f.tag, link.ErrNoAck})
 	default:
 		f.cw = min(2*f.cw+1, d.CWMax)
-		r.bo = r.draw(f.cw)
+		r.backoff(f.cw)
 		r.boFloor = now
 	}
 }
@@ -377,7 +382,7 @@ func (m *Medium) logAttempt(tx *transmission, done time.Time, acked bool) {
 		return
 	}
 	m.attempts(&Attempt{
-		From: tx.from, Dst: tx.dst, Data: tx.data, Rate: tx.rate, Try: tx.f.tries, Wait: tx.wait,
+		From: tx.from, Dst: tx.dst, Data: tx.data, Rate: tx.rate, Try: tx.f.tries, Wait: tx.wait, Backoff: tx.backoff, CW: tx.cw,
 		Start: tx.start, End: tx.end, Done: done, Delivered: tx.delivered, Acked: acked,
 	})
 }

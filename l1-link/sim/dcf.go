@@ -16,12 +16,17 @@ type dcfState struct {
 	waited    time.Duration // idle time counted before the coming attempt
 	boFloor   time.Time     // the countdown starts no earlier (own outcome)
 	immediate bool          // the pending attempt goes without backoff
+	drawn     int           // the backoff drawn for the coming attempt (slots)
+	drawnCW   int           // from 0..drawnCW
 	eifs      bool          // the last frame r heard was received in error
 	errAt     time.Time     // when it ended
 }
 
-// draw is a backoff of 0..cw slots.
-func (r *Radio) draw(cw int) int { return r.m.rng.IntN(max(cw, 0) + 1) }
+// backoff draws a backoff of 0..cw slots for r to count down.
+func (r *Radio) backoff(cw int) {
+	r.bo = r.m.rng.IntN(max(cw, 0) + 1)
+	r.drawn, r.drawnCW = r.bo, cw
+}
 
 // busyEnd is when the medium last stopped being busy for r, as far as r
 // knows: the end of the last frame it heard or sent, or of its NAV.
@@ -118,7 +123,7 @@ func (r *Radio) arm() {
 			r.schedule(now)
 			return
 		}
-		r.bo = r.draw(r.cur.cw)
+		r.backoff(r.cur.cw)
 	}
 	seg := idleAt
 	if r.boFloor.After(seg) {
@@ -167,7 +172,7 @@ func (r *Radio) freeze(start time.Time, own bool) {
 	if r.immediate {
 		// It was about to go at once; it defers now, with a backoff.
 		r.immediate = false
-		r.bo = r.draw(r.cur.cw)
+		r.backoff(r.cur.cw)
 		return
 	}
 	if start.After(r.segStart) {
@@ -194,7 +199,7 @@ func (r *Radio) try() {
 			if r.immediate || r.bo < 0 {
 				r.immediate = false
 				if r.take() {
-					r.bo = r.draw(r.cur.cw)
+					r.backoff(r.cur.cw)
 				}
 			}
 			m.mu.Unlock()
@@ -206,7 +211,7 @@ func (r *Radio) try() {
 		r.bo, r.boFloor = -1, time.Time{}
 		if !r.take() {
 			// The post-backoff ran out with nothing to send.
-			r.waited = 0
+			r.waited, r.drawn, r.drawnCW = 0, 0, 0
 			m.mu.Unlock()
 			return
 		}
@@ -223,7 +228,7 @@ func (r *Radio) try() {
 // from when its sender learned how it fared.
 func (r *Radio) postBackoff(rate int, now time.Time) {
 	d := r.m.phy.DCF
-	r.bo = r.draw(d.CWMin(rate))
+	r.backoff(d.CWMin(rate))
 	r.boFloor = now
 	r.immediate = false
 	r.waited = 0

@@ -322,6 +322,9 @@ func TestMACRetries(t *testing.T) {
 			if prev.Done.Sub(prev.End) != espnow.AckTimeout(espnow.Rate1M) || !at.Start.Equal(prev.Done.Add(at.Wait)) {
 				t.Fatalf("retry %d: starts %v after the timeout, waited %v; timeout %v after the frame", at.Try, at.Start.Sub(prev.Done), at.Wait, prev.Done.Sub(prev.End))
 			}
+			if cw := min(32<<(at.Try-1), 1024) - 1; at.CW != cw || at.Backoff < 0 || at.Backoff > cw || at.Wait != time.Duration(at.Backoff)*slot {
+				t.Fatalf("retry %d: backoff %d of 0..%d, waited %v; want a window of %d, counted from the timeout", at.Try, at.Backoff, at.CW, at.Wait, cw)
+			}
 			waits[at.Try] += at.Wait
 		}
 	}

@@ -67,6 +67,9 @@ type Attempt struct {
 	// space and backoff slots of its last countdown, and the slots of the
 	// countdowns the medium interrupted); zero when it went at once.
 	Wait time.Duration
+	// Backoff is the number of slots drawn for it, from 0..CW (zero when
+	// it went at once): a retry's window has doubled.
+	Backoff, CW int
 	// Start and End bound the frame on the air; Done is when the sender
 	// knew the outcome: the end of the ACK, or the ACK timeout (End for
 	// frames that get no ACK).

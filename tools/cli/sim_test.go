@@ -63,6 +63,8 @@ func TestSimBadFlags(t *testing.T) {
 		{"bench", "transfer", "--size", "10"},
 		{"bench", "transfer", "--link", "ble"},
 		{"bench", "transfer", "--loss", "1"},
+		{"bench", "transfer", "--rate", "7"},
+		{"bench", "transfer", "--link", "lora", "--rate", "1"},
 	} {
 		_, stderr, st := run(args...)
 		if st != 1 || strings.Count(stderr, "\n") != 1 {
@@ -80,7 +82,7 @@ func TestBenchTransferJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"link", "size", "loss", "runs", "completed", "median_s", "bound_s", "efficiency"} {
+	for _, k := range []string{"link", "size", "loss", "runs", "completed", "bound_s", "mean_s", "p95_s", "efficiency_mean", "efficiency_p95", "goodput_kbps"} {
 		if _, ok := r[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
@@ -88,8 +90,8 @@ func TestBenchTransferJSON(t *testing.T) {
 	if r["link"] != "espnow" || r["size"].(float64) != 20000 || r["completed"].(float64) != 3 {
 		t.Fatalf("%v", r)
 	}
-	if e := r["efficiency"].(float64); e <= 0.5 || e > 1.2 {
-		t.Fatalf("efficiency %v", e)
+	if e, p := r["efficiency_mean"].(float64), r["efficiency_p95"].(float64); e <= 0.5 || e > 1 || p > e {
+		t.Fatalf("efficiency mean %v, p95 %v", e, p)
 	}
 	tbl, _, st := run("bench", "transfer", "--link", "lora", "--size", "2000", "--runs", "1")
 	if st != 0 || !strings.Contains(tbl, "efficiency") || !strings.Contains(tbl, "SF9/BW125") {

@@ -2,11 +2,14 @@ package meshsim
 
 import (
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
@@ -16,15 +19,23 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/refnode"
-	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
 )
 
 // TransferConfig is one `mycelium bench transfer` measurement: a Package of
-// Size bytes (app_id, hash and blob) from one node to its neighbour.
+// Size bytes (app_id, hash and blob) from one node to its neighbour. Up to
+// streamFrom bytes it goes with Node.Send (one sequence, or a stream of
+// segments past one); above, with Node.SendStream from a reader that holds
+// nothing, to a receiver that takes it chunk by chunk: any size up to
+// node.MaxStream, with the memory of a few segments at each end.
 type TransferConfig struct {
 	Link string // "espnow" or "lora"
 	Size int
-	Loss float64 // independent loss on every frame, both directions
+	// Loss is the mean loss on every frame, both directions: independent,
+	// or in bursts (Bursty: Gilbert–Elliott, see LossModel).
+	Loss   float64
+	Bursty bool
+	// Rate is the ESP-NOW PHY rate (0: 1 Mbit/s).
+	Rate espnow.Rate
 	Runs int
 	Seed uint64
 	LoRa lora.Params
@@ -39,36 +50,63 @@ type TransferConfig struct {
 }
 
 // TransferResult is what the runs measured. Times are mesh time (the
-// simulated clock), in seconds; the figures over the completed runs are
-// nil (null in JSON) when none completed.
+// simulated clock), in seconds; every figure is over the runs that
+// completed, nil (null in JSON) when none did; efficiency is each run's
+// true lower bound over its time.
 type TransferResult struct {
-	Link       string   `json:"link"`
-	Size       int      `json:"size"`
-	Loss       float64  `json:"loss"`
-	Runs       int      `json:"runs"`
-	Completed  int      `json:"completed"`
-	MedianS    *float64 `json:"median_s"`
-	BoundS     float64  `json:"bound_s"`
-	Efficiency *float64 `json:"efficiency"` // bound_s / median_s
-	MeanS      *float64 `json:"mean_s"`
-	P95S       *float64 `json:"p95_s"`
-	P10S       *float64 `json:"p10_s"`
-	P90S       *float64 `json:"p90_s"`
-	Schema     uint8    `json:"schema"`
-	Reference  bool     `json:"reference,omitempty"`
-	Packets    int      `json:"packets"`
+	Link      string  `json:"link"`
+	Size      int     `json:"size"`
+	Loss      float64 `json:"loss"`
+	Bursty    bool    `json:"bursty"`
+	RateKbps  int     `json:"rate_kbps,omitempty"`
+	Runs      int     `json:"runs"`
+	Completed int     `json:"completed"`
+	// BoundS is the mean of the runs' true lower bounds: the data frames
+	// the realised losses forced, each with the MAC's cost (see
+	// boundMeter).
+	BoundS *float64 `json:"bound_s"`
+	MeanS  *float64 `json:"mean_s"`
+	P95S   *float64 `json:"p95_s"`
+	WorstS *float64 `json:"worst_s"`
+	// EfficiencyMean is the mean over runs of bound/time; EfficiencyP95
+	// the efficiency 95 % of the runs reach or beat (the 5th percentile);
+	// EfficiencyWorst the lowest. Never above 1.
+	EfficiencyMean  *float64 `json:"efficiency_mean"`
+	EfficiencyP95   *float64 `json:"efficiency_p95"`
+	EfficiencyWorst *float64 `json:"efficiency_worst"`
+	// GoodputKbps is the transfer's bits over the mean time.
+	GoodputKbps *float64 `json:"goodput_kbps"`
+	Schema      uint8   `json:"schema"`
+	Reference   bool    `json:"reference,omitempty"`
+	Packets     int     `json:"packets"`
 	// FramesPerRun is the mean number of frames both nodes put on the air
-	// during a transfer (data, retransmissions, acks, probes).
-	FramesPerRun float64   `json:"frames_per_run"`
-	RetransMean  float64   `json:"retransmissions_per_run"`
-	Times        []float64 `json:"times_s"`
-	Errors       []string  `json:"errors,omitempty"`
-	PHY          string    `json:"phy"`
+	// during a transfer (data, retransmissions, acks, probes; MAC retries
+	// included, 802.11 ACKs not).
+	FramesPerRun float64 `json:"frames_per_run"`
+	// RetransMean counts the sequencer's retransmissions, MACRetriesMean
+	// the radio's.
+	RetransMean    float64   `json:"retransmissions_per_run"`
+	MACRetriesMean float64   `json:"mac_retries_per_run"`
+	Times          []float64 `json:"times_s"`
+	effs           []float64
+	Errors         []string `json:"errors,omitempty"`
+	PHY            string   `json:"phy"`
+}
+
+// LossModel is the loss of `mycelium sim` and `mycelium bench`: independent
+// with probability loss, or, bursty, Gilbert–Elliott with the same mean in
+// bursts of about five frames losing 80 %.
+func LossModel(loss float64, bursty bool) sim.Loss {
+	if !bursty || loss <= 0 {
+		return sim.Independent(loss)
+	}
+	bad := min(loss/0.8, 0.9)
+	return sim.GilbertElliott(0.2*bad/(1-bad), 0.2, 0, 0.8)
 }
 
 // Transfer runs the benchmark. Zero fields of c take the defaults (9 runs,
-// ESP-NOW, LoRa at SF9/BW125); a setting out of range is an error
-// (Validate).
+// ESP-NOW at 1 Mbit/s, LoRa at SF9/BW125); a setting out of range is an
+// error (Validate).
 func Transfer(c TransferConfig) (*TransferResult, error) {
 	if c.Runs == 0 {
 		c.Runs = 9
@@ -79,43 +117,29 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	if c.Link == "" {
 		c.Link = "espnow"
 	}
+	if c.Link == "espnow" && c.Rate == 0 {
+		c.Rate = espnow.Rate1M
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	phy := phys.ESPNOW()
+	phy := phys.ESPNOWAt(c.Rate)
 	if c.Link == "lora" {
 		phy = phys.LoRa(c.LoRa)
 	}
-	// The schema two of our nodes pick (PROTOCOL 4.1), and the airtime-only
-	// bound: the data frames the loss forces, N/(1-p), each one airtime.
-	var s *packet.Schema
-	for _, id := range phy.Schemas {
-		x := packet.MustLookup(id)
-		if x.Routed() || x.MaxPackage() < c.Size || (c.Reference && id != 0 && id != 2) {
-			continue
-		}
-		if s == nil || x.MaxBody > s.MaxBody {
-			s = x
-		}
-	}
-	if s == nil {
-		want := fmt.Sprintf("larger than any schema of %s carries between neighbours", c.Link)
-		if c.Reference {
-			want = "larger than a reference board takes (schemas 0 and 2)"
-		}
-		return nil, &SettingError{Name: "size", Value: fmt.Sprint(c.Size), Want: want}
-	}
-	count := sequence.Count(s, c.Size)
-	last := c.Size - (count-1)*s.MaxBody
-	data := time.Duration(count-1)*phy.Airtime(s.MaxPacket()) + phy.Airtime(s.HeaderSize+last)
-	r := &TransferResult{Link: c.Link, Size: c.Size, Loss: c.Loss, Runs: c.Runs, Schema: s.ID, Packets: count, PHY: phy.Name, Reference: c.Reference}
+	r := &TransferResult{Link: c.Link, Size: c.Size, Loss: c.Loss, Bursty: c.Bursty, Runs: c.Runs, PHY: phy.Name, Reference: c.Reference}
 	if c.Link == "lora" {
 		r.PHY = c.LoRa.String()
 	} else {
-		r.PHY = "802.11b 1 Mbit/s long preamble"
+		r.RateKbps = int(c.Rate)
+		r.PHY = "802.11b/g " + c.Rate.String()
+		if c.Rate.DSSS() {
+			r.PHY += " long preamble"
+		}
 	}
-	r.BoundS = data.Seconds() / (1 - c.Loss)
-	var frames, retrans float64
+	loss := LossModel(c.Loss, c.Bursty)
+	var frames, retrans, macRetries float64
+	var bounds []float64
 	for run := range c.Runs {
 		if c.Progress != nil {
 			c.Progress(fmt.Sprintf("%d runs", c.Runs), run, c.Runs)
@@ -124,44 +148,74 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 		if c.Reference {
 			once = transferToBoard
 		}
-		d, f, rt, err := once(phy, c.Size, c.Loss, c.Seed*1000+uint64(run))
-		frames += float64(f)
-		retrans += float64(rt)
+		o, err := once(phy, c.Size, loss, c.Seed*1000+uint64(run))
+		if r.Packets == 0 {
+			r.Packets, r.Schema = o.packets, o.schema
+		}
+		frames += float64(o.frames)
+		retrans += float64(o.retrans)
+		macRetries += float64(o.macRetries)
 		if err != nil {
 			r.Errors = append(r.Errors, err.Error())
 			continue
 		}
 		r.Completed++
-		r.Times = append(r.Times, d.Seconds())
+		r.Times = append(r.Times, o.took.Seconds())
+		bounds = append(bounds, o.bound.Seconds())
+		r.effs = append(r.effs, o.bound.Seconds()/o.took.Seconds())
 	}
 	r.FramesPerRun = frames / float64(c.Runs)
 	r.RetransMean = retrans / float64(c.Runs)
-	if len(r.Times) > 0 {
-		ts := append([]float64(nil), r.Times...)
-		sort.Float64s(ts)
-		q := func(p float64) *float64 { v := ts[int(p*float64(len(ts)-1)+0.5)]; return &v }
-		r.MedianS, r.P10S, r.P90S, r.P95S = q(0.5), q(0.1), q(0.9), q(0.95)
-		sum := 0.0
-		for _, t := range ts {
-			sum += t
-		}
-		mean := sum / float64(len(ts))
-		eff := r.BoundS / *r.MedianS
-		r.MeanS, r.Efficiency = &mean, &eff
+	r.MACRetriesMean = macRetries / float64(c.Runs)
+	if r.Completed > 0 {
+		f := func(v float64) *float64 { return &v }
+		r.BoundS = f(mean(bounds))
+		r.MeanS = f(mean(r.Times))
+		r.P95S = f(quantile(r.Times, 0.95))
+		r.WorstS = f(quantile(r.Times, 1))
+		r.EfficiencyMean = f(mean(r.effs))
+		r.EfficiencyP95 = f(quantile(r.effs, 0.05))
+		r.EfficiencyWorst = f(quantile(r.effs, 0))
+		r.GoodputKbps = f(float64(c.Size) * 8 / *r.MeanS / 1000)
 	}
 	return r, nil
 }
 
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// quantile is the q-quantile of xs by the nearest rank (0: the least, 1:
+// the greatest).
+func quantile(xs []float64, q float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// outcome is one run's figures.
+type outcome struct {
+	took, bound                 time.Duration
+	frames, retrans, macRetries uint64
+	packets                     int
+	schema                      uint8
+}
+
 // transferOnce builds two nodes, lets them find each other, then times one
-// Package from the first to the second, until the sender's result.
-func transferOnce(phy sim.PHY, size int, loss float64, seed uint64) (time.Duration, uint64, uint64, error) {
+// Package from the first to the second, until the sender's result, and
+// measures the run's true lower bound.
+func transferOnce(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome, error) {
 	net := simnet.New()
 	clk := net.Clock
 	med := net.AddMedium("m", phy, seed)
 	net.AddStation(sim.Position{}, "m")
 	net.AddStation(sim.Position{X: 10}, "m")
-	l := sim.Independent(loss)
-	net.Connect("m", 0, 1, l, l)
+	net.Connect("m", 0, 1, loss, loss)
 	mk := func(i int, k byte) *node.Node {
 		n, _ := node.New(node.Config{Clock: clk, Links: net.Links(i), Identity: identity.FromSeed([32]byte{k, byte(seed), byte(seed >> 8)}), Seed: seed*2 + uint64(k)})
 		n.Register(TrafficApp, func(node.Message) {})
@@ -171,32 +225,64 @@ func transferOnce(phy sim.PHY, size int, loss float64, seed uint64) (time.Durati
 	a, b := mk(0, 1), mk(1, 2)
 	if !clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return a.Peer(b.ID()) == nil || b.Peer(a.ID()) == nil }) &&
 		(a.Peer(b.ID()) == nil || b.Peer(a.ID()) == nil) {
-		return 0, 0, 0, fmt.Errorf("the nodes never heard each other")
+		return outcome{}, fmt.Errorf("the nodes never heard each other")
 	}
 	// Measure in the steady state: both nodes' first beacon bursts (due in
 	// the first tenth of a minute after start) are over, the next a minute off.
 	clk.RunUntil(clk.Now().Add(7 * time.Second))
-	d, frames, rt, res := timeSend(clk, med, a, b.ID(), size, 24*time.Hour)
+	o, res := timeSend(clk, med, phy, net.Radio(0, "m"), net.Radio(1, "m"), a, b.ID(), size, 24*time.Hour)
 	if !res.Finished() {
-		return d, frames, rt, fmt.Errorf("did not finish in a day of mesh time")
+		return o, fmt.Errorf("did not finish in a day of mesh time")
 	}
-	return d, frames, rt, res.Err()
+	return o, res.Err()
 }
 
-// timeSend sends a Package of size bytes from a to its peer to and runs
-// the clock until the sender's result (or limit): the time it took, the
-// frames put on the air meanwhile, and a's retransmissions.
-func timeSend(clk *clock.Virtual, med *sim.Medium, a *node.Node, to identity.NodeID, size int, limit time.Duration) (time.Duration, uint64, uint64, *node.Result) {
-	blob := make([]byte, size-packet.PackageOverhead)
-	for i := range blob {
-		blob[i] = byte(i * 13)
-	}
-	before := med.Stats().Transmissions
+// MaxTransfer is the largest transfer the bench simulates (the node
+// streams up to node.MaxStream): 256 MiB, about 8 s of wall time a run.
+const MaxTransfer = 256 << 20
+
+// streamFrom is the size above which the bench sends with SendStream.
+const streamFrom = 1 << 20
+
+// timeSend sends a Package of size bytes from a (on radio ra) to its peer
+// to (on radio rb) and runs the clock until the sender's result (or
+// limit): the time it took, its true lower bound, the frames put on the
+// air meanwhile, and the retransmissions.
+func timeSend(clk *clock.Virtual, med *sim.Medium, phy sim.PHY, ra, rb *sim.Radio, a *node.Node, to identity.NodeID, size int, limit time.Duration) (outcome, *node.Result) {
+	st0 := med.Stats()
 	rt0 := a.Stats().Retransmits
 	start := clk.Now()
+	meter := newBoundMeter(phy, ra, rb, start)
+	med.SetAttemptLog(meter.attempt)
+	blob := make([]byte, size-packet.PackageOverhead)
+	_, _ = (&patternReader{n: int64(len(blob))}).Read(blob)
 	res := a.Send(to, TrafficApp, blob, nil)
 	clk.RunWhile(start.Add(limit), func() bool { return !res.Finished() })
-	return clk.Now().Sub(start), med.Stats().Transmissions - before, a.Stats().Retransmits - rt0, res
+	med.SetAttemptLog(nil)
+	end := clk.Now()
+	st := med.Stats()
+	packets, schema := meter.packets()
+	return outcome{
+		packets: packets, schema: schema,
+		took: end.Sub(start), bound: meter.bound(end),
+		frames: st.Transmissions - st0.Transmissions, retrans: a.Stats().Retransmits - rt0, macRetries: st.Retries - st0.Retries,
+	}, res
+}
+
+// patternReader yields n bytes of a pattern, holding none of them.
+type patternReader struct{ off, n int64 }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	k := int(min(int64(len(b)), p.n-p.off))
+	for j := range k {
+		i := p.off + int64(j)
+		b[j] = byte(i*13 + i>>9)
+	}
+	p.off += int64(k)
+	return k, nil
 }
 
 // transferToBoard is transferOnce to a reference board: once the two know
@@ -204,13 +290,12 @@ func timeSend(clk *clock.Virtual, med *sim.Medium, a *node.Node, to identity.Nod
 // phase depends on the seed), then timed from the send to the sender's
 // confirmation, which comes only when the board has acked every packet.
 // A confirmation for a Package the board did not deliver is an error.
-func transferToBoard(phy sim.PHY, size int, loss float64, seed uint64) (time.Duration, uint64, uint64, error) {
+func transferToBoard(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome, error) {
 	clk := clock.NewVirtual(time.Time{})
 	phy.Caps &^= link.CapSleep // our radio, like espnow.Link, cannot sleep
 	med := sim.NewMedium(clk, phy, seed)
 	ra, rb := med.AddRadio(sim.Position{}), med.AddRadio(sim.Position{X: 10})
-	l := sim.Independent(loss)
-	med.Connect(ra, rb, l, l)
+	med.Connect(ra, rb, loss, loss)
 	a, _ := node.New(node.Config{Clock: clk, Links: []link.Link{ra}, Identity: identity.FromSeed([32]byte{1, byte(seed), byte(seed >> 8)}), Seed: seed * 2})
 	a.Start()
 	cycle := int64(refnode.ModemSleep + refnode.ModemWake)
@@ -225,17 +310,17 @@ func transferToBoard(phy sim.PHY, size int, loss float64, seed uint64) (time.Dur
 	bid := identity.NodeID(b.ID())
 	if !clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return a.Peer(bid) == nil || len(b.Peers()) == 0 }) &&
 		(a.Peer(bid) == nil || len(b.Peers()) == 0) {
-		return 0, 0, 0, fmt.Errorf("the node and the board never heard each other")
+		return outcome{}, fmt.Errorf("the node and the board never heard each other")
 	}
 	// Steady state, and a start at a point of the board's cycle that
 	// varies with the seed.
 	clk.RunUntil(clk.Now().Add(7*time.Second + time.Duration(rng.Int64N(cycle))))
-	d, frames, rt, res := timeSend(clk, med, a, bid, size, time.Hour)
+	o, res := timeSend(clk, med, phy, ra, rb, a, bid, size, time.Hour)
 	switch {
 	case !res.Finished():
-		return d, frames, rt, fmt.Errorf("did not finish in an hour of mesh time")
+		return o, fmt.Errorf("did not finish in an hour of mesh time")
 	case res.Err() == nil && delivered != 1:
-		return d, frames, rt, fmt.Errorf("confirmed, but the board delivered it %d times", delivered)
+		return o, fmt.Errorf("confirmed, but the board delivered it %d times", delivered)
 	}
-	return d, frames, rt, res.Err()
+	return o, res.Err()
 }

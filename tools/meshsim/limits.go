@@ -280,8 +280,20 @@ func (c *TransferConfig) Validate() error {
 	if c.Reference && c.Link != "espnow" {
 		return settingf("reference", "on "+c.Link, "the reference implements an ESP-NOW interface only")
 	}
+	switch {
+	case c.Link == "lora" && c.Rate != 0:
+		return settingf("rate", c.Rate, "LoRa's rate is its modulation (sf, bw)")
+	case c.Link == "espnow" && c.Rate != 0 && !c.Rate.Valid():
+		return settingf("rate", c.Rate, "want an 802.11b/g rate: 1, 2, 5.5, 11, 6, 9, 12, 18, 24, 36, 48 or 54 Mbit/s")
+	}
 	if c.Size < packet.PackageOverhead {
 		return settingf("size", c.Size, "a Package is at least %d bytes (app_id and hash)", packet.PackageOverhead)
+	}
+	if c.Size > MaxTransfer {
+		return settingf("size", c.Size, "the bench sends at most %s bytes (256 MiB; the node streams up to 1 TiB)", Group(MaxTransfer))
+	}
+	if ref := packet.MustLookup(2).MaxPackage(); c.Reference && c.Size > ref {
+		return settingf("size", c.Size, "larger than a reference board takes (%s bytes, schemas 0 and 2)", Group(ref))
 	}
 	if err := checkProb("loss", c.Loss); err != nil {
 		return err

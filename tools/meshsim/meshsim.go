@@ -183,12 +183,7 @@ func Build(cfg Config) (*Mesh, error) {
 			}
 		}
 	}
-	loss := sim.Independent(cfg.Loss)
-	if cfg.Bursty && cfg.Loss > 0 {
-		// Bursts of about five frames losing 80 %, placed so the mean is Loss.
-		bad := min(cfg.Loss/0.8, 0.9)
-		loss = sim.GilbertElliott(0.2*bad/(1-bad), 0.2, 0, 0.8)
-	}
+	loss := LossModel(cfg.Loss, cfg.Bursty)
 	if cfg.Link != "lora" {
 		m.Media["espnow"] = net.AddMedium("espnow", phys.ESPNOW(), cfg.Seed*2+1)
 	}
