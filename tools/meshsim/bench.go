@@ -76,9 +76,9 @@ type TransferResult struct {
 	EfficiencyWorst *float64 `json:"efficiency_worst"`
 	// GoodputKbps is the transfer's bits over the mean time.
 	GoodputKbps *float64 `json:"goodput_kbps"`
-	Schema      uint8   `json:"schema"`
-	Reference   bool    `json:"reference,omitempty"`
-	Packets     int     `json:"packets"`
+	Schema      uint8    `json:"schema"`
+	Reference   bool     `json:"reference,omitempty"`
+	Packets     int      `json:"packets"`
 	// FramesPerRun is the mean number of frames both nodes put on the air
 	// during a transfer (data, retransmissions, acks, probes; MAC retries
 	// included, 802.11 ACKs not).
