@@ -172,3 +172,10 @@ func AckTimeout(r Rate) time.Duration {
 // ackDuration is SIFS plus the ACK that answers a unicast frame sent at r:
 // the value 802.11 puts in the frame's Duration field.
 func ackDuration(r Rate) time.Duration { return SIFS + AckAirtime(r) }
+
+// ExchangeTime is the mean time one attempt of a unicast n-byte frame at r
+// takes when nothing else contends: DIFS, the mean backoff (CWMin/2
+// slots), the frame, SIFS and the ACK. Rate control weighs rates by it.
+func ExchangeTime(n int, r Rate) time.Duration {
+	return DIFS + time.Duration(CWMin(r))*Slot/2 + Airtime(n, int(r)) + SIFS + AckAirtime(r)
+}

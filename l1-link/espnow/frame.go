@@ -16,18 +16,31 @@ import (
 	"time"
 )
 
-// MaxBody is the largest ESP-NOW payload (ESP-NOW v1, what the reference
-// boards speak): the vendor element's one-byte length minus its 5 header bytes.
+// MaxBody is the largest ESP-NOW v1 payload (what the reference boards
+// speak), and the most one vendor element carries: the element's one-byte
+// length minus its 5 header bytes.
 const MaxBody = 250
+
+// MaxBodyV2 is the largest ESP-NOW v2 payload: up to six vendor elements
+// of MaxBody bytes each, every one but the last flagged "more data".
+// Devices that speak v2 take v1 frames too; v1 devices drop (or cut) v2
+// frames longer than MaxBody, so a sender uses them only toward peers that
+// said they accept them.
+const MaxBodyV2 = 1470
 
 // Codes that identify an ESP-NOW frame.
 const (
 	CategoryVendor = 127  // action category: vendor specific
 	ElementVendor  = 0xdd // information element: vendor specific
 	TypeESPNOW     = 4    // Espressif vendor element type for ESP-NOW
-	// Version is what AppendFrame writes when Frame.Version is 0. Receivers
+	// Version is what AppendFrame writes when Frame.Version is 0 and the
+	// body fits one element; VersionV2 when it takes several. Receivers
 	// accept any version.
-	Version = 1
+	Version   = 1
+	VersionV2 = 2
+	// moreData flags a v2 element that another element of the same body
+	// follows (bit 4 of the element's version byte, reserved in v1).
+	moreData = 0x10
 )
 
 // OUI is Espressif's organisationally unique identifier, 18:fe:34.
@@ -46,8 +59,13 @@ const (
 	FCSLen = 4
 	// TxRadiotapLen is the radiotap header AppendFrame writes.
 	TxRadiotapLen = 12
-	// MaxFrameLen is the longest frame AppendFrame produces.
-	MaxFrameLen = TxRadiotapLen + HeaderLen + Overhead + MaxBody
+	// MaxFrameLen is the longest v1 frame AppendFrame produces;
+	// MaxFrameLenV2 the longest v2 frame (six elements).
+	MaxFrameLen   = TxRadiotapLen + HeaderLen + Overhead + MaxBody
+	MaxFrameLenV2 = TxRadiotapLen + HeaderLen + Overhead + 5*elemHeader + MaxBodyV2
+	// elemHeader is a vendor element's own bytes: id, length, OUI, type,
+	// version.
+	elemHeader = 7
 )
 
 const (
@@ -82,8 +100,8 @@ var (
 	ErrBadLength = errors.New("espnow: vendor element length disagrees with the frame")
 	// ErrBadFCS: the frame check sequence is wrong (the frame was damaged).
 	ErrBadFCS = errors.New("espnow: bad frame check sequence")
-	// ErrBodyTooLong: a payload over MaxBody bytes.
-	ErrBodyTooLong = errors.New("espnow: body longer than 250 bytes")
+	// ErrBodyTooLong: a payload over MaxBodyV2 bytes.
+	ErrBodyTooLong = errors.New("espnow: body longer than 1470 bytes")
 	// ErrRate: a transmit rate 802.11b/g does not define.
 	ErrRate = errors.New("espnow: unsupported transmit rate")
 )
@@ -93,7 +111,7 @@ type Frame struct {
 	Dst     MAC     // addr1, the receiver (ff:ff:ff:ff:ff:ff for broadcast)
 	Src     MAC     // addr2, the transmitter
 	Random  [4]byte // per-frame random bytes after the action OUI
-	Version uint8   // vendor element version (0 when building means Version)
+	Version uint8   // vendor element version, 4 bits (0 when building: Version, or VersionV2 for a body over MaxBody)
 	Seq     uint16  // 802.11 sequence number, 12 bits
 	// Body is the ESP-NOW payload, a mesh packet. After Parse it aliases
 	// the parsed bytes.
@@ -126,10 +144,13 @@ type TxOptions struct {
 
 // AppendFrame appends the radiotap header and 802.11 action frame carrying f
 // to b, ready to write to a monitor interface (no FCS: the radio adds it).
-// Version 0 is written as Version. It does not allocate when b has room for
-// MaxFrameLen more bytes.
+// A body of up to MaxBody bytes goes in one vendor element (ESP-NOW v1,
+// version 0 written as Version); a longer one, up to MaxBodyV2, in as many
+// elements of MaxBody bytes as it takes (ESP-NOW v2, version 0 written as
+// VersionV2). It does not allocate when b has room for the frame
+// (MaxFrameLen, or MaxFrameLenV2, more bytes).
 func AppendFrame(b []byte, f *Frame, opt TxOptions) ([]byte, error) {
-	if len(f.Body) > MaxBody {
+	if len(f.Body) > MaxBodyV2 {
 		return b, ErrBodyTooLong
 	}
 	rate := opt.Rate
@@ -139,8 +160,9 @@ func AppendFrame(b []byte, f *Frame, opt TxOptions) ([]byte, error) {
 	if !rate.Valid() {
 		return b, ErrRate
 	}
+	elems := max(1, (len(f.Body)+MaxBody-1)/MaxBody)
 	n := len(b)
-	total := TxRadiotapLen + HeaderLen + Overhead + len(f.Body)
+	total := TxRadiotapLen + HeaderLen + Overhead + (elems-1)*elemHeader + len(f.Body)
 	if cap(b)-n < total {
 		nb := make([]byte, n, n+total)
 		copy(nb, b)
@@ -181,25 +203,46 @@ func AppendFrame(b []byte, f *Frame, opt TxOptions) ([]byte, error) {
 	a[0] = CategoryVendor
 	copy(a[1:4], OUI[:])
 	copy(a[4:8], f.Random[:])
-	a[8] = ElementVendor
-	a[9] = byte(5 + len(f.Body))
-	copy(a[10:13], OUI[:])
-	a[13] = TypeESPNOW
-	v := f.Version
+	v := f.Version &^ moreData
 	if v == 0 {
-		v = Version
+		v = defaultVersion(len(f.Body))
 	}
-	a[14] = v
-	copy(a[Overhead:], f.Body)
+	e, body := a[8:], f.Body
+	for i := range elems {
+		chunk := body[:min(len(body), MaxBody)]
+		body = body[len(chunk):]
+		e[0] = ElementVendor
+		e[1] = byte(5 + len(chunk))
+		copy(e[2:5], OUI[:])
+		e[5] = TypeESPNOW
+		e[6] = v
+		if i < elems-1 {
+			e[6] |= moreData
+		}
+		copy(e[elemHeader:], chunk)
+		e = e[elemHeader+len(chunk):]
+	}
 	return b, nil
+}
+
+// defaultVersion is the version AppendFrame writes for an n-byte body
+// when the frame names none.
+func defaultVersion(n int) uint8 {
+	if n > MaxBody {
+		return VersionV2
+	}
+	return Version
 }
 
 // Parse decodes a radiotap + 802.11 frame as Linux hands it up from a
 // monitor interface (or as a LINKTYPE_IEEE802_11_RADIO capture holds it)
 // into f; f.Body aliases b. It accepts what drivers hand up: radiotap fields
 // present or not, with or without FCS (flagged in radiotap, or recognised by
-// its CRC when the vendor element is 4 bytes short of the frame), and with
-// the action category byte stripped. It never allocates and never panics.
+// its CRC when the vendor elements end 4 bytes short of the frame), and with
+// the action category byte stripped; and v1 frames (one vendor element) as
+// well as v2 ones (a chain of elements, the bodies of which Parse moves
+// together inside b, so b no longer holds the frame as it came). It never
+// allocates and never panics.
 func Parse(b []byte, f *Frame) error {
 	*f = Frame{}
 	n, flags, err := parseRadiotap(b, f)
@@ -349,24 +392,67 @@ func parseDot11(b []byte, f *Frame, fcs bool) error {
 	if body[7] != ElementVendor || body[9] != OUI[0] || body[10] != OUI[1] || body[11] != OUI[2] || body[12] != TypeESPNOW {
 		return ErrNotESPNOW
 	}
-	el := int(body[8])
-	if el < 5 {
-		return ErrBadLength
-	}
-	rest := len(body) - 9 // bytes after the element length byte
-	switch {
-	case rest == el:
-	case !fcs && rest == el+FCSLen && fcsOK(b):
-		// A driver left the FCS on without saying so in radiotap.
-	case rest < el:
-		return ErrTruncated
-	default:
-		return ErrBadLength
+	// The vendor elements: one (v1), or a v2 chain whose every element but
+	// the last is flagged more data. A chain's bodies are moved together
+	// in b so that Body is one slice.
+	if fcs || (fcsOK(b) && !chainFits(body[7:])) {
+		// (A trailing FCS the driver did not flag is recognised by its CRC
+		// when the elements do not fill the frame exactly.)
+		if !fcs {
+			body = body[:len(body)-FCSLen]
+		}
 	}
 	copy(f.Random[:], body[3:7])
-	f.Version = body[13]
-	f.Body = body[fixed : fixed+el-5]
+	f.Version = body[13] &^ moreData
+	out := body[fixed:fixed]
+	rest := body[7:]
+	for k := 0; ; k++ {
+		if len(rest) < 2 {
+			return ErrTruncated
+		}
+		el := int(rest[1])
+		if el < 5 {
+			return ErrBadLength
+		}
+		if len(rest) < 2+el {
+			return ErrTruncated
+		}
+		if k > 0 && (rest[0] != ElementVendor || rest[2] != OUI[0] || rest[3] != OUI[1] || rest[4] != OUI[2] || rest[5] != TypeESPNOW) {
+			return ErrNotESPNOW
+		}
+		chunk := rest[elemHeader : 2+el]
+		if len(out)+len(chunk) > MaxBodyV2 {
+			return ErrBodyTooLong
+		}
+		more := rest[6]&moreData != 0
+		rest = rest[2+el:]
+		out = append(out, chunk...) // within b: moves the chunk down, over its element's header
+		if !more {
+			break
+		}
+	}
+	if len(rest) != 0 {
+		return ErrBadLength
+	}
+	f.Body = out
 	return nil
+}
+
+// chainFits reports whether the vendor elements starting at e fill it
+// exactly (a chain ending where the bytes do).
+func chainFits(e []byte) bool {
+	for len(e) >= 2 {
+		el := int(e[1])
+		if el < 5 || len(e) < 2+el || len(e) < 7 {
+			return false
+		}
+		more := e[6]&moreData != 0
+		e = e[2+el:]
+		if !more {
+			return len(e) == 0
+		}
+	}
+	return false
 }
 
 // fcsOK reports whether the last 4 bytes of b are the 802.11 FCS (CRC-32,

@@ -98,9 +98,9 @@ func TestAppendFrameBytes(t *testing.T) {
 }
 
 func TestAppendFrameErrors(t *testing.T) {
-	f := Frame{Body: make([]byte, MaxBody+1)}
+	f := Frame{Body: make([]byte, MaxBodyV2+1)}
 	if _, err := AppendFrame(nil, &f, TxOptions{}); !errors.Is(err, ErrBodyTooLong) {
-		t.Fatalf("251-byte body: %v", err)
+		t.Fatalf("1,471-byte body: %v", err)
 	}
 	f.Body = nil
 	if _, err := AppendFrame(nil, &f, TxOptions{Rate: 3000}); !errors.Is(err, ErrRate) {
@@ -131,11 +131,64 @@ func TestParseRoundTrip(t *testing.T) {
 			t.Fatal("body does not alias the frame")
 		}
 	}
+	// v2: bodies over 250 bytes in a chain of elements.
+	for _, n := range []int{MaxBody + 1, 500, 1000, MaxBodyV2} {
+		body := make([]byte, n)
+		for i := range body {
+			body[i] = byte(i * 7)
+		}
+		in := Frame{Dst: macB, Src: macA, Random: [4]byte{9, 8, 7, 6}, Version: VersionV2, Seq: 12, Body: body}
+		b := mustBuild(t, &in, TxOptions{Rate: Rate24M})
+		if len(b) != TxRadiotapLen+FrameLen(n)-FCSLen {
+			t.Fatalf("%d bytes: frame of %d, want %d", n, len(b), TxRadiotapLen+FrameLen(n)-FCSLen)
+		}
+		// (Parse moves a v2 frame's bodies together in place: each parse
+		// gets its own copy.)
+		for _, raw := range [][]byte{bytes.Clone(b), cat(rtFlagsFCS, withFCS(dot11Of(b))), cat(rtMinimal, withFCS(dot11Of(b)))} {
+			var out Frame
+			if err := Parse(raw, &out); err != nil || !sameFrame(&in, &out) {
+				t.Fatalf("%d bytes: %v, body of %d", n, err, len(out.Body))
+			}
+		}
+	}
 	// Version 0 is sent as 1.
 	b := mustBuild(t, &Frame{Src: macA, Dst: macB}, TxOptions{})
 	var out Frame
 	if err := Parse(b, &out); err != nil || out.Version != Version {
 		t.Fatalf("version %d, %v", out.Version, err)
+	}
+	// And as 2 over 250 bytes.
+	b = mustBuild(t, &Frame{Src: macA, Dst: macB, Body: make([]byte, 300)}, TxOptions{})
+	if err := Parse(b, &out); err != nil || out.Version != VersionV2 {
+		t.Fatalf("version %d, %v", out.Version, err)
+	}
+}
+
+// A v2 frame, byte for byte (ESP-IDF's format: elements of up to 250
+// bytes, "more data" in bit 4 of each version byte but the last).
+func TestAppendFrameV2Bytes(t *testing.T) {
+	body := bytes.Repeat([]byte{0xab}, 260)
+	b := mustBuild(t, &Frame{Dst: macB, Src: macA, Body: body}, TxOptions{})
+	a := dot11Of(b)[HeaderLen+8:]
+	want := cat(mustHex("dd"+"ff"+"18fe34"+"04"+"12"), body[:250], mustHex("dd"+"0f"+"18fe34"+"04"+"02"), body[250:])
+	if !bytes.Equal(a, want) {
+		t.Fatalf("elements\n got %x\nwant %x", a, want)
+	}
+	// A chain that ends too soon, or that a foreign element interrupts.
+	var f Frame
+	if err := Parse(bytes.Clone(b[:len(b)-12]), &f); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("cut chain: %v", err)
+	}
+	c := bytes.Clone(b)
+	c[len(c)-10-5] = 0x99 // the second element's type
+	if err := Parse(c, &f); !errors.Is(err, ErrNotESPNOW) {
+		t.Fatalf("foreign element: %v", err)
+	}
+	big := mustBuild(t, &Frame{Dst: macB, Src: macA, Body: make([]byte, MaxBodyV2)}, TxOptions{})
+	big = cat(big, mustHex("dd"+"06"+"18fe34"+"04"+"02"+"00"))
+	big[len(big)-8-220-elemHeader+6] |= moreData // the sixth element says more follows
+	if err := Parse(big, &f); !errors.Is(err, ErrBodyTooLong) {
+		t.Fatalf("seven elements: %v", err)
 	}
 }
 

@@ -23,6 +23,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(cat(mustHex("000009000200000050"), withFCS(d)))
 	f.Add(cat(rtChanSignal, []byte{0x80, 0}, d[2:]))
 	f.Add(mustHex("0000080000000080"))
+	f.Add(mustBuild(f, &Frame{Dst: macB, Src: macA, Body: bytes.Repeat([]byte{1}, 700)}, TxOptions{}))
 	f.Add([]byte{})
 	vm, err := bpf.NewVM(filter(false))
 	if err != nil {
@@ -30,10 +31,11 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fr Frame
+		orig := bytes.Clone(b)
 		if err := Parse(b, &fr); err != nil {
 			return
 		}
-		if len(fr.Body) > MaxBody {
+		if len(fr.Body) > MaxBodyV2 {
 			t.Fatalf("body of %d bytes", len(fr.Body))
 		}
 		if len(fr.Body) > 0 {
@@ -42,7 +44,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatal("body does not alias the input")
 			}
 		}
-		if n, err := vm.Run(b); err != nil || n == 0 {
+		if n, err := vm.Run(orig); err != nil || n == 0 {
 			t.Fatalf("filter drops a frame Parse accepts: %d %v", n, err)
 		}
 		re, err := AppendFrame(nil, &fr, TxOptions{})
@@ -51,7 +53,7 @@ func FuzzParse(f *testing.F) {
 		}
 		want := fr
 		if want.Version == 0 {
-			want.Version = Version // AppendFrame writes 0 as Version
+			want.Version = defaultVersion(len(fr.Body)) // AppendFrame writes 0 as Version
 		}
 		var again Frame
 		if err := Parse(re, &again); err != nil || !sameFrame(&want, &again) {
@@ -66,6 +68,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add(uint64(0xffffffffffff), uint64(0x240ac4000001), uint32(0xdeadbeef), uint8(1), uint16(0), []byte("hello"), uint8(0), false)
 	f.Add(uint64(0x240ac4000002), uint64(0x240ac4000001), uint32(0), uint8(0), uint16(4095), bytes.Repeat([]byte{0xff}, MaxBody), uint8(7), true)
 	f.Add(uint64(0), uint64(0), uint32(1), uint8(255), uint16(0xffff), []byte{}, uint8(11), false)
+	f.Add(uint64(0x240ac4000002), uint64(0x240ac4000001), uint32(5), uint8(0x12), uint16(1), bytes.Repeat([]byte{0x5a}, MaxBodyV2), uint8(8), false)
 	rates := []Rate{Rate1M, Rate2M, Rate5M5, Rate11M, Rate6M, Rate9M, Rate12M, Rate18M, Rate24M, Rate36M, Rate48M, Rate54M}
 	f.Fuzz(func(t *testing.T, dst, src uint64, random uint32, version uint8, seq uint16, body []byte, rate uint8, noAck bool) {
 		var in Frame
@@ -78,7 +81,7 @@ func FuzzRoundTrip(f *testing.F) {
 		in.Version, in.Seq, in.Body = version, seq, body
 		opt := TxOptions{Rate: rates[int(rate)%len(rates)], NoAck: noAck}
 		b, err := AppendFrame(nil, &in, opt)
-		if len(body) > MaxBody {
+		if len(body) > MaxBodyV2 {
 			if err == nil {
 				t.Fatal("oversized body built")
 			}
@@ -88,12 +91,13 @@ func FuzzRoundTrip(f *testing.F) {
 			t.Fatal(err)
 		}
 		var out Frame
-		if err := Parse(b, &out); err != nil {
+		if err := Parse(bytes.Clone(b), &out); err != nil {
 			t.Fatal(err)
 		}
 		want := in
+		want.Version &^= moreData
 		if want.Version == 0 {
-			want.Version = Version
+			want.Version = defaultVersion(len(body))
 		}
 		want.Seq &= 0xfff
 		if !sameFrame(&want, &out) {

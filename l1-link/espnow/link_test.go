@@ -436,7 +436,7 @@ func TestCaptureFrame(t *testing.T) {
 	if l.CaptureLinkType() != 127 {
 		t.Fatal(l.CaptureLinkType())
 	}
-	if l.CaptureFrame(macB, macA, make([]byte, MaxBody+1)) != nil {
+	if l.CaptureFrame(macB, macA, make([]byte, MaxBodyV2+1)) != nil {
 		t.Fatal("oversized capture frame")
 	}
 }

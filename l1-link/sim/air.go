@@ -69,6 +69,9 @@ func (m *Medium) unlockFlush() {
 // transmit puts r's current frame on the air. Called with m.mu held.
 func (m *Medium) transmit(r *Radio, now time.Time) {
 	f := r.cur
+	if f.n > 0 && f.tries >= f.n {
+		f.rate = f.then
+	}
 	f.tries++
 	air := m.airtime(len(f.data), f.rate)
 	tx := &transmission{from: r, dst: f.dst, data: f.data, f: f, rate: f.rate, start: now, end: now.Add(air), wait: r.waited}
@@ -340,9 +343,7 @@ func (m *Medium) succeed(tx *transmission, now time.Time) {
 	m.logAttempt(tx, now, true)
 	f := r.cur
 	r.cur = nil
-	if r.rc != nil {
-		r.rc.Report(f.dst, f.rate, f.tries, true)
-	}
+	r.report(f, true)
 	r.postBackoff(f.rate, now)
 	m.done = append(m.done, completion{r, f.tag, nil})
 }
@@ -363,9 +364,7 @@ func (m *Medium) fail(tx *transmission, now time.Time) {
 	case f.tries >= d.RetryLimit:
 		m.stats.NoAcks++
 		r.port.Drop(link.DropTxError)
-		if r.rc != nil {
-			r.rc.Report(f.dst, f.rate, f.tries, false)
-		}
+		r.report(f, false)
 		r.cur = nil
 		r.postBackoff(f.rate, now)
 		m.done = append(m.done, completion{r, f.tag, link.ErrNoAck})

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
-	"github.com/mycelium-mesh/mycelium/l1-link/link"
 )
 
 // dcfState is a radio's channel access state (see DCF), guarded by m.mu.
@@ -65,7 +64,9 @@ func (r *Radio) take() bool {
 	q := r.queue[0]
 	r.queue[0] = queued{}
 	r.queue = r.queue[1:]
-	f := &macFrame{queued: q, seq: r.seq, rate: r.rateFor(q.dst)}
+	f := &macFrame{queued: q, seq: r.seq}
+	r.chainFor(f)
+	f.rate = f.first
 	r.seq = (r.seq + 1) & 0xfff
 	if d := r.m.phy.DCF; d != nil {
 		f.cw = d.CWMin(f.rate)
@@ -74,16 +75,34 @@ func (r *Radio) take() bool {
 	return true
 }
 
-// rateFor is the rate of the next frame to dst: the rate control's choice
-// for a unicast frame (if it names one of the PHY's rates), else r's rate.
-func (r *Radio) rateFor(dst link.Addr) int {
-	if r.rc == nil || dst == nil {
-		return r.rate
+// chainFor sets f's rates: the rate control's chain for a unicast frame
+// (if it names the PHY's rates), else r's rate for every attempt.
+func (r *Radio) chainFor(f *macFrame) {
+	f.first, f.then, f.n = r.rate, r.rate, 0
+	if r.rc == nil || f.dst == nil {
+		return
 	}
-	if rate := r.rc.Rate(dst); slices.Contains(r.m.phy.Rates, rate) {
-		return rate
+	first, n, then := r.rc.Rate(f.dst)
+	if !slices.Contains(r.m.phy.Rates, first) {
+		return
 	}
-	return r.rate
+	f.first, f.then = first, first
+	if n > 0 && slices.Contains(r.m.phy.Rates, then) {
+		f.n, f.then = n, then
+	}
+}
+
+// report tells the rate control how frame f fared after its attempts.
+func (r *Radio) report(f *macFrame, acked bool) {
+	if r.rc == nil || f.dst == nil {
+		return
+	}
+	if f.n == 0 || f.tries <= f.n {
+		r.rc.Report(f.dst, f.first, f.tries, acked)
+		return
+	}
+	r.rc.Report(f.dst, f.first, f.n, false)
+	r.rc.Report(f.dst, f.then, f.tries-f.n, acked)
 }
 
 // arm arranges r's next transmit attempt (or the rest of its

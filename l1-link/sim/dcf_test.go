@@ -536,8 +536,8 @@ type fixedRates struct {
 	reports int
 }
 
-func (f *fixedRates) Rate(dst link.Addr) int           { return f.rates[dst.String()] }
-func (f *fixedRates) Report(link.Addr, int, int, bool) { f.reports++ }
+func (f *fixedRates) Rate(dst link.Addr) (int, int, int) { r := f.rates[dst.String()]; return r, 0, r }
+func (f *fixedRates) Report(link.Addr, int, int, bool)   { f.reports++ }
 
 // The PHY's error rate grows with distance, for fast rates first: where 1
 // Mbit/s loses nothing, 54 Mbit/s loses most frames and 24 Mbit/s some.
@@ -588,5 +588,50 @@ func TestVanishMidExchange(t *testing.T) {
 	clk.RunFor(time.Second)
 	if done.noAck != 1 {
 		t.Fatalf("completions %+v", done)
+	}
+}
+
+// With rate control a radio finds, per destination, a rate near the best
+// for that link: a near peer gets fast OFDM, a far one a slow rate, each
+// within 15 % of the goodput of the best fixed rate for it.
+func TestRateAdaptation(t *testing.T) {
+	// SNR 75-27·log10(d): 30 dB at 46 m, 5 dB at 390 m.
+	near, far := 46.0, 390.0
+	goodput := func(phy sim.PHY, dist float64, seed uint64) (float64, int) {
+		clk := clock.NewVirtual(time.Time{})
+		m := sim.NewMedium(clk, phy, seed)
+		a, b := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{X: dist})
+		m.Connect(a, b, sim.Loss{}, sim.Loss{})
+		log := attempts(m)
+		s := &saturate{r: a, dst: b.Addr(), n: 250}
+		a.Attach(s)
+		rc := &clockedCounter{clk: clk, mark: 600}
+		b.Attach(rc)
+		s.fill()
+		clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return rc.n < 3000 })
+		rates := map[int]int{}
+		for _, at := range (*log)[len(*log)/2:] {
+			rates[at.Rate]++
+		}
+		most := 0
+		for r, n := range rates {
+			if n > rates[most] {
+				most = r
+			}
+		}
+		return float64((rc.n-rc.mark)*250*8) / clk.Now().Sub(rc.at).Seconds(), most
+	}
+	for _, dist := range []float64{near, far} {
+		got, rate := goodput(phys.ESPNOWAdaptive(espnow.Rate1M), dist, 1)
+		best, at := 0.0, 0
+		for _, r := range []espnow.Rate{espnow.Rate1M, espnow.Rate2M, espnow.Rate5M5, espnow.Rate6M, espnow.Rate9M, espnow.Rate11M, espnow.Rate12M, espnow.Rate18M, espnow.Rate24M, espnow.Rate36M, espnow.Rate48M, espnow.Rate54M} {
+			if g, _ := goodput(phys.ESPNOWAt(r), dist, 2); g > best {
+				best, at = g, int(r)
+			}
+		}
+		if got < 0.85*best {
+			t.Errorf("at %.0f m: adaptive %.2f Mbit/s (mostly %d kbit/s), best fixed %d kbit/s %.2f", dist, got/1e6, rate, at, best/1e6)
+		}
+		t.Logf("at %.0f m: adaptive %.2f Mbit/s (mostly %d kbit/s), best fixed %d kbit/s %.2f", dist, got/1e6, rate, at, best/1e6)
 	}
 }

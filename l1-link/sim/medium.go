@@ -225,8 +225,10 @@ type macFrame struct {
 	queued
 	seq   uint16
 	tries int
-	rate  int
+	rate  int // of the coming attempt
 	cw    int
+	// The rate chain: n attempts at first, the rest at then.
+	first, then, n int
 }
 
 func (r *Radio) setEdge(to *Radio, l Loss) {

@@ -117,14 +117,16 @@ type DCF struct {
 // DIFS is SIFS plus two slots.
 func (d *DCF) DIFS() time.Duration { return d.SIFS + 2*d.Slot }
 
-// RateControl chooses the rate of a radio's unicast frames, per
-// destination, and learns from how they fared. Every attempt of a frame
-// (its MAC retries) goes at the rate chosen for its first, as a Linux card
-// injecting frames does.
+// RateControl chooses the rates of a radio's unicast frames, per
+// destination, and learns from how they fared.
 type RateControl interface {
-	// Rate is the rate for the next frame to dst.
-	Rate(dst link.Addr) int
-	// Report tells how a frame sent to dst at rate fared: attempts times on
+	// Rate is the rate chain for the next frame to dst: its first n
+	// attempts at first, the rest at then (n 0: every attempt at first).
+	// A rate control samples a rate that way at little cost: one attempt,
+	// and the frame's retries at a rate known to work (as mac80211's
+	// minstrel does with its retry chains).
+	Rate(dst link.Addr) (first, n, then int)
+	// Report tells how attempts at rate to dst fared: attempts times on
 	// the air, acknowledged at the last of them or never.
 	Report(dst link.Addr, rate, attempts int, acked bool)
 }

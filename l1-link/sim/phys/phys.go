@@ -13,6 +13,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/minstrel"
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 )
@@ -55,6 +56,26 @@ func ESPNOWAt(rate espnow.Rate) sim.PHY {
 		CaptureType:  layers.LinkTypeIEEE80211Radio,
 		CaptureFrame: espnowFrame,
 	}
+}
+
+// ESPNOWAdaptive is ESPNOWAt(start) with every radio choosing the rate of
+// its unicast frames per destination (ESPNOWRateControl); broadcasts stay
+// at start.
+func ESPNOWAdaptive(start espnow.Rate) sim.PHY {
+	phy := ESPNOWAt(start)
+	phy.NewRateControl = func(seed uint64) sim.RateControl { return ESPNOWRateControl(start, seed) }
+	return phy
+}
+
+// ESPNOWRateControl is the rate control of an ESP-NOW radio, the simulated
+// one and espnow.Link alike: minstrel over the 802.11b/g rates, each
+// weighed by the time an attempt of a full frame takes
+// (espnow.ExchangeTime), starting from start.
+func ESPNOWRateControl(start espnow.Rate, seed uint64) *minstrel.Minstrel {
+	return minstrel.New(minstrel.Config{
+		Rates: espnowRates, Start: int(start), Seed: seed,
+		Cost: func(r int) time.Duration { return espnow.ExchangeTime(espnow.MaxBody, espnow.Rate(r)) },
+	})
 }
 
 // espnowRates are the 802.11b/g rates, slowest first.
