@@ -57,12 +57,13 @@ const (
 	Overhead = 15
 	// FCSLen is the frame check sequence the radio appends.
 	FCSLen = 4
-	// TxRadiotapLen is the radiotap header AppendFrame writes.
+	// TxRadiotapLen is the radiotap header AppendFrame writes (one byte
+	// more with TxOptions.Tries).
 	TxRadiotapLen = 12
 	// MaxFrameLen is the longest v1 frame AppendFrame produces;
 	// MaxFrameLenV2 the longest v2 frame (six elements).
 	MaxFrameLen   = TxRadiotapLen + HeaderLen + Overhead + MaxBody
-	MaxFrameLenV2 = TxRadiotapLen + HeaderLen + Overhead + 5*elemHeader + MaxBodyV2
+	MaxFrameLenV2 = TxRadiotapLen + 1 + HeaderLen + Overhead + 5*elemHeader + MaxBodyV2
 	// elemHeader is a vendor element's own bytes: id, length, OUI, type,
 	// version.
 	elemHeader = 7
@@ -128,6 +129,10 @@ type Frame struct {
 	// acknowledged (meaningless for broadcasts and no-ack frames).
 	TxStatus bool
 	TxFailed bool
+	// TxRetries is how many times a reported frame was sent again after
+	// its first attempt, when the report says (HasTxRetries).
+	TxRetries    int
+	HasTxRetries bool
 }
 
 // TxOptions are the transmit settings AppendFrame puts in the radiotap
@@ -140,6 +145,10 @@ type TxOptions struct {
 	// unicast frame: the reference boards' frames are usually broadcast,
 	// and a card in plain monitor mode never hears the ACK it asked for.
 	NoAck bool
+	// Tries, when positive, bounds the times the card sends a unicast
+	// frame (the radiotap data retries field, Tries-1, which mac80211
+	// honours for injected frames); 0 leaves the card's retry limit.
+	Tries int
 }
 
 // AppendFrame appends the radiotap header and 802.11 action frame carrying f
@@ -161,8 +170,12 @@ func AppendFrame(b []byte, f *Frame, opt TxOptions) ([]byte, error) {
 		return b, ErrRate
 	}
 	elems := max(1, (len(f.Body)+MaxBody-1)/MaxBody)
+	rtLen := TxRadiotapLen
+	if opt.Tries > 0 {
+		rtLen++
+	}
 	n := len(b)
-	total := TxRadiotapLen + HeaderLen + Overhead + (elems-1)*elemHeader + len(f.Body)
+	total := rtLen + HeaderLen + Overhead + (elems-1)*elemHeader + len(f.Body)
 	if cap(b)-n < total {
 		nb := make([]byte, n, n+total)
 		copy(nb, b)
@@ -174,10 +187,16 @@ func AppendFrame(b []byte, f *Frame, opt TxOptions) ([]byte, error) {
 	// Radiotap: version 0, pad, length 12, present = rate (bit 2) and TX
 	// flags (bit 15); rate at offset 8, pad, TX flags aligned at 10. This
 	// is the header injection tools (aireplay-ng) use, which every
-	// mac80211 driver that injects accepts.
+	// mac80211 driver that injects accepts. With Tries, data retries (bit
+	// 17) follows at 12.
 	p[0], p[1] = 0, 0
-	binary.LittleEndian.PutUint16(p[2:], TxRadiotapLen)
-	binary.LittleEndian.PutUint32(p[4:], 1<<2|1<<15)
+	binary.LittleEndian.PutUint16(p[2:], uint16(rtLen))
+	present := uint32(1<<2 | 1<<15)
+	if opt.Tries > 0 {
+		present |= 1 << 17
+		p[12] = byte(min(opt.Tries, 256) - 1)
+	}
+	binary.LittleEndian.PutUint32(p[4:], present)
 	p[8] = byte(rate / 500)
 	p[9] = 0
 	tx := uint16(rtTxNoSeq)
@@ -186,7 +205,7 @@ func AppendFrame(b []byte, f *Frame, opt TxOptions) ([]byte, error) {
 	}
 	binary.LittleEndian.PutUint16(p[10:], tx)
 
-	h := p[TxRadiotapLen:]
+	h := p[rtLen:]
 	h[0], h[1] = fcAction, 0
 	var dur uint16
 	if f.Dst != BroadcastMAC && !opt.NoAck {
@@ -323,18 +342,20 @@ func parseRadiotap(b []byte, f *Frame) (n int, flags byte, err error) {
 		case 15: // TX flags: a transmit status report
 			f.TxStatus = true
 			f.TxFailed = binary.LittleEndian.Uint16(hdr[off:])&rtTxFail != 0
+		case 17: // data retries: in a status report, the retries the frame took
+			f.TxRetries, f.HasTxRetries = int(hdr[off]), true
 		}
 		off += size
 	}
 	return n, flags, nil
 }
 
-// rtFields holds {alignment, size} of radiotap fields 0..15, as Linux's
+// rtFields holds {alignment, size} of radiotap fields 0..17, as Linux's
 // radiotap iterator defines them: TSFT, flags, rate, channel, FHSS,
 // antenna signal (dBm), antenna noise, lock quality, TX attenuation, dB TX
 // attenuation, dBm TX power, antenna, dB antenna signal, dB antenna noise,
-// RX flags, TX flags.
-var rtFields = [16][2]int{{8, 8}, {1, 1}, {1, 1}, {2, 4}, {2, 2}, {1, 1}, {1, 1}, {2, 2}, {2, 2}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {2, 2}, {2, 2}}
+// RX flags, TX flags, RTS retries, data retries.
+var rtFields = [18][2]int{{8, 8}, {1, 1}, {1, 1}, {2, 4}, {2, 2}, {1, 1}, {1, 1}, {2, 2}, {2, 2}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {2, 2}, {2, 2}, {1, 1}, {1, 1}}
 
 // parseDot11 decodes the 802.11 action frame in b; fcs says the last 4 bytes
 // are known to be the FCS.

@@ -21,9 +21,11 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l1-link/minstrel"
 )
 
-// MTU is the largest datagram the link carries.
+// MTU is the largest datagram the link carries (with Config.V2,
+// MaxBodyV2).
 const MTU = MaxBody
 
 // ethPAll is ETH_P_ALL: the socket receives every protocol (802.11 frames
@@ -74,6 +76,17 @@ type Config struct {
 	// MAC and boards stop retrying them. Open does not change the mode; the
 	// flag adds link.CapUnicastAck to the link's capabilities.
 	ActiveMonitor bool
+	// V2 lets the link send ESP-NOW v2 frames: datagrams of up to
+	// MaxBodyV2 bytes (Info.MTU). Send more than MaxBody bytes only to
+	// peers that said they accept them: v1 devices, the reference boards
+	// among them, drop such frames.
+	V2 bool
+	// Adapt makes the link choose the rate of each unicast frame per
+	// destination from the card's transmit status reports (package
+	// minstrel), starting from Rate; broadcasts, and every frame until
+	// the card is seen to report status, go at Rate. On channel 14 it
+	// keeps to the 802.11b rates.
+	Adapt bool
 	// Clock is the clock whose loop the link calls its Dispatcher on.
 	Clock clock.Clock
 	// TxQueue is the transmit queue capacity in datagrams; 0 means
@@ -130,17 +143,23 @@ type Link struct {
 	closed bool
 
 	txq  chan txItem
-	free chan *[MaxBody]byte
+	free chan []byte
 	done chan struct{}
 	wg   sync.WaitGroup
 	rng  *rand.Rand // owned by the writer goroutine
+
+	rcMu sync.Mutex // the writer chooses, the reader reports
+	rc   *minstrel.Minstrel
 }
 
 type txItem struct {
 	dst MAC
-	buf *[MaxBody]byte
+	buf []byte // from free, cap MTU
 	n   int
 	tag link.Tag
+	// rate, when set, is the rate of a sample's fallback: the datagram
+	// again, all its attempts at the best rate.
+	rate Rate
 }
 
 // Open opens the link on cfg.Interface: tunes the channel if asked, opens an
@@ -227,10 +246,14 @@ func newLink(cfg Config, c conn) *Link {
 	var seed [32]byte
 	_, _ = crand.Read(seed[:]) // never fails on Linux; zero seed would still work
 	port := link.NewPort(cfg.Clock, cfg.RxBacklog)
+	mtu := MTU
+	if cfg.V2 {
+		mtu = MaxBodyV2
+	}
 	l := &Link{
 		Base: port.Base(), port: port,
 		info: link.Info{
-			Name: "espnow", Addr: cfg.MAC, MTU: MTU, Bitrate: Bitrate,
+			Name: "espnow", Addr: cfg.MAC, MTU: mtu, Bitrate: Bitrate,
 			Schemas: link.SchemasESPNOW, Caps: caps, TxQueue: cfg.TxQueue,
 		},
 		mac:   cfg.MAC,
@@ -239,14 +262,24 @@ func newLink(cfg Config, c conn) *Link {
 		clk:   cfg.Clock,
 		conn:  c,
 		txq:   make(chan txItem, cfg.TxQueue),
-		free:  make(chan *[MaxBody]byte, cfg.TxQueue),
+		free:  make(chan []byte, cfg.TxQueue),
 		done:  make(chan struct{}),
 		rng:   rand.New(rand.NewChaCha8(seed)),
 	}
 	l.status.pending = map[statusKey]*pendingTx{}
 	l.status.wait = cfg.StatusWait
 	for range cfg.TxQueue {
-		l.free <- new([MaxBody]byte)
+		l.free <- make([]byte, mtu)
+	}
+	if cfg.Adapt {
+		rates := []int{1000, 2000, 5500, 6000, 9000, 11000, 12000, 18000, 24000, 36000, 48000, 54000}
+		if cfg.Channel == 14 {
+			rates = []int{1000, 2000, 5500, 11000}
+		}
+		l.rc = minstrel.New(minstrel.Config{
+			Rates: rates, Start: int(cfg.Rate), Seed: uint64(l.rng.Uint64()),
+			Cost: func(r int) time.Duration { return ExchangeTime(MaxBody, Rate(r)) },
+		})
 	}
 	l.wg.Add(2)
 	go l.readLoop()
@@ -271,18 +304,18 @@ func (l *Link) Send(dst link.Addr, data []byte, tag link.Tag) error {
 	if l.closed {
 		return net.ErrClosed
 	}
-	if len(data) > MTU {
+	if len(data) > l.info.MTU {
 		l.port.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
-	var buf *[MaxBody]byte
+	var buf []byte
 	select {
 	case buf = <-l.free:
 	default:
 		l.port.Drop(link.DropQueueFull)
 		return link.ErrBusy
 	}
-	n := copy(buf[:], data)
+	n := copy(buf, data)
 	l.txq <- txItem{dst: to, buf: buf, n: n, tag: tag} // never blocks: one slot per buffer
 	return nil
 }
@@ -342,6 +375,11 @@ func (l *Link) Close() error {
 	l.mu.Unlock()
 	err := l.conn.Close()
 	l.wg.Wait()
+	// A sample's fallback the reader queued as the writer left.
+	for len(l.txq) > 0 {
+		it := <-l.txq
+		l.port.Complete(it.tag, net.ErrClosed)
+	}
 	l.status.drain(l.port)
 	return err
 }
@@ -357,7 +395,7 @@ func (l *Link) isClosed() bool {
 
 func (l *Link) writeLoop() {
 	defer l.wg.Done()
-	buf := make([]byte, 0, MaxFrameLen)
+	buf := make([]byte, 0, MaxFrameLenV2)
 	to := &packet.Addr{HardwareAddr: net.HardwareAddr(BroadcastMAC[:])} // unused by SOCK_RAW, required by WriteTo
 	var seq uint16
 	for {
@@ -373,23 +411,32 @@ func (l *Link) writeLoop() {
 				}
 			}
 		case it := <-l.txq:
-			f := Frame{Dst: it.dst, Src: l.mac, Seq: seq, Version: Version, Body: it.buf[:it.n]}
+			f := Frame{Dst: it.dst, Src: l.mac, Seq: seq, Body: it.buf[:it.n]}
 			seq = (seq + 1) & 0xfff
 			binary.LittleEndian.PutUint32(f.Random[:], l.rng.Uint32())
 			key := statusKey{seq: f.Seq, random: f.Random}
+			acked := it.dst != BroadcastMAC && !l.txopt.NoAck
+			opt, p := l.txopt, &pendingTx{tag: it.tag, acked: acked}
+			if acked && l.rc != nil && l.status.seen.Load() {
+				l.chooseRate(&it, &opt, p)
+			}
 			// Waiting for the status report is arranged before the write:
 			// the report may come back before WriteTo returns.
-			acked := it.dst != BroadcastMAC && !l.txopt.NoAck
-			waits := l.status.await(key, it.tag, acked, l)
-			frame, err := AppendFrame(buf[:0], &f, l.txopt)
+			waits := l.status.await(key, p, l)
+			// A sample's buffer belongs to its pending report from here (the
+			// report may come before WriteTo returns).
+			kept := waits && p.buf != nil
+			frame, err := AppendFrame(buf[:0], &f, opt)
 			if err == nil {
 				_, err = l.conn.WriteTo(frame, to)
 			}
 			n := it.n
-			l.free <- it.buf
+			if !kept {
+				l.free <- it.buf
+			}
 			if err != nil {
-				if waits {
-					l.status.forget(key)
+				if waits && l.status.forget(key) && kept {
+					l.free <- it.buf
 				}
 				if l.isClosed() {
 					err = net.ErrClosed
@@ -399,7 +446,7 @@ func (l *Link) writeLoop() {
 				l.port.Complete(it.tag, err)
 				continue
 			}
-			l.port.Tx(n, l.Airtime(n))
+			l.port.Tx(n, Airtime(n, int(opt.Rate)))
 			if !waits {
 				l.port.Complete(it.tag, nil)
 			}
@@ -442,7 +489,7 @@ func (l *Link) receive(b []byte, f *Frame, dd *dedup) {
 	if f.Src == l.mac {
 		l.echoes.Add(1)
 		if f.TxStatus {
-			l.status.report(statusKey{seq: f.Seq, random: f.Random}, f.TxFailed, l.port)
+			l.status.report(statusKey{seq: f.Seq, random: f.Random}, f, l)
 		}
 		return
 	}
@@ -463,4 +510,36 @@ func (l *Link) receive(b []byte, f *Frame, dd *dedup) {
 		lf.Channel = l.ch
 	}
 	l.port.HandUp(lf)
+}
+
+// chooseRate sets the rate of unicast datagram it from the rate control
+// (or, for a sample's fallback, the rate it carries), and notes in p what
+// the status report must tell it. A sample keeps its buffer until its
+// report: if the attempt at the sampled rate fails, the datagram goes
+// again at the best rate before it completes.
+func (l *Link) chooseRate(it *txItem, opt *TxOptions, p *pendingTx) {
+	p.dst = it.dst
+	if it.rate != 0 {
+		opt.Rate, p.rate = it.rate, it.rate
+		return
+	}
+	l.rcMu.Lock()
+	first, n, then := l.rc.Rate(it.dst)
+	l.rcMu.Unlock()
+	opt.Rate, p.rate = Rate(first), Rate(first)
+	if n > 0 {
+		opt.Tries, p.tries, p.then = n, n, Rate(then)
+		p.buf, p.n = it.buf, it.n
+	}
+}
+
+// Rate is the rate the link sends unicast frames to dst at now (with
+// Config.Adapt, its rate control's choice; else Config.Rate).
+func (l *Link) Rate(dst MAC) Rate {
+	if l.rc == nil {
+		return l.txopt.Rate
+	}
+	l.rcMu.Lock()
+	defer l.rcMu.Unlock()
+	return Rate(l.rc.Best(dst))
 }

@@ -450,3 +450,34 @@ type otherKind uint8
 func (otherKind) Network() string     { return "other" }
 func (otherKind) String() string      { return "other" }
 func (k otherKind) IsBroadcast() bool { return k == 0 }
+
+// With Config.V2 the link carries datagrams up to 1,470 bytes, as ESP-NOW
+// v2 frames; without, 250.
+func TestLinkV2(t *testing.T) {
+	l, c, _ := newFakeLink(t, Config{V2: true})
+	if l.Info().MTU != MaxBodyV2 {
+		t.Fatalf("MTU %d", l.Info().MTU)
+	}
+	var r linktest.Recorder
+	l.Attach(&r)
+	body := bytes.Repeat([]byte{0x42}, MaxBodyV2)
+	if _, err := r.Send(l, macB, body); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Send(l, macB, append(body, 1)); !errors.Is(err, link.ErrTooBig) {
+		t.Fatalf("1,471 bytes: %v", err)
+	}
+	var f Frame
+	select {
+	case b := <-c.out:
+		if err := Parse(b, &f); err != nil || !bytes.Equal(f.Body, body) || f.Version != VersionV2 {
+			t.Fatalf("%v: body of %d, version %d", err, len(f.Body), f.Version)
+		}
+	case <-time.After(patience):
+		t.Fatal("nothing written")
+	}
+	v1, _, _ := newFakeLink(t, Config{})
+	if err := v1.Send(macB, make([]byte, MaxBody+1), 1); !errors.Is(err, link.ErrTooBig) {
+		t.Fatalf("251 bytes on a v1 link: %v", err)
+	}
+}

@@ -26,6 +26,14 @@ type pendingTx struct {
 	tag   link.Tag
 	acked bool // a unicast the receiver must acknowledge
 	timer clock.Timer
+	// With rate control: where it went, at what rate; for a sample, the
+	// attempts allowed, the fallback rate, and the datagram to send again.
+	dst   MAC
+	rate  Rate
+	tries int
+	then  Rate
+	buf   []byte
+	n     int
 }
 
 // txStatus matches transmit status reports to the datagrams they complete.
@@ -43,11 +51,12 @@ type txStatus struct {
 // await arranges for the datagram sent as key to complete on its status
 // report, if the card sends them; it reports whether it will (else the
 // writer completes the datagram itself).
-func (s *txStatus) await(key statusKey, tag link.Tag, acked bool, l *Link) bool {
+func (s *txStatus) await(key statusKey, p *pendingTx, l *Link) bool {
 	if !s.seen.Load() {
+		p.buf = nil
 		return false
 	}
-	p := &pendingTx{tag: tag, acked: acked}
+	tag := p.tag
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending[key] = p
@@ -56,6 +65,7 @@ func (s *txStatus) await(key statusKey, tag link.Tag, acked bool, l *Link) bool 
 	p.timer = l.clk.AfterFunc(s.wait, func() {
 		if s.take(key, p) {
 			s.missing.Add(1)
+			l.release(p)
 			l.port.CompleteNow(tag, nil)
 		}
 	})
@@ -73,18 +83,24 @@ func (s *txStatus) take(key statusKey, p *pendingTx) bool {
 	return true
 }
 
-// forget drops key's entry (the write failed; the writer completes it).
-func (s *txStatus) forget(key statusKey) {
+// forget drops key's entry (the write failed; the writer completes it);
+// false if a report or the timer took it first.
+func (s *txStatus) forget(key statusKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.pending[key]; p != nil {
-		delete(s.pending, key)
-		p.timer.Stop()
+	p := s.pending[key]
+	if p == nil {
+		return false
 	}
+	delete(s.pending, key)
+	p.timer.Stop()
+	return true
 }
 
-// report completes the datagram a status report is about.
-func (s *txStatus) report(key statusKey, failed bool, port *link.Port) {
+// report completes the datagram a status report is about, after telling
+// the rate control how it fared; a failed sample goes again at the best
+// rate instead.
+func (s *txStatus) report(key statusKey, f *Frame, l *Link) {
 	s.seen.Store(true)
 	s.reports.Add(1)
 	s.mu.Lock()
@@ -97,13 +113,43 @@ func (s *txStatus) report(key statusKey, failed bool, port *link.Port) {
 	if p == nil {
 		return // sent before the first report was seen, or already timed out
 	}
+	failed := f.TxFailed
+	if p.rate != 0 && l.rc != nil {
+		attempts := 1
+		switch {
+		case f.HasTxRetries:
+			attempts = f.TxRetries + 1
+		case failed && p.tries > 0:
+			attempts = p.tries
+		case failed:
+			attempts = RetryLimit
+		}
+		l.rcMu.Lock()
+		l.rc.Report(p.dst, int(p.rate), attempts, !failed)
+		l.rcMu.Unlock()
+	}
+	if failed && p.acked && p.buf != nil && !l.isClosed() {
+		// The sampled rate did not get through: the same datagram at the
+		// best rate (its buffer is out of the pool, so txq has its slot).
+		l.txq <- txItem{dst: p.dst, buf: p.buf, n: p.n, tag: p.tag, rate: p.then}
+		return
+	}
+	l.release(p)
 	var err error
 	if failed && p.acked {
 		s.noAcks.Add(1)
-		port.Drop(link.DropTxError)
+		l.port.Drop(link.DropTxError)
 		err = link.ErrNoAck
 	}
-	port.Complete(p.tag, err)
+	l.port.Complete(p.tag, err)
+}
+
+// release returns a sample's buffer to the pool.
+func (l *Link) release(p *pendingTx) {
+	if p.buf != nil {
+		l.free <- p.buf
+		p.buf = nil
+	}
 }
 
 // drain completes whatever still waits (at Close: the frames left).
@@ -116,6 +162,7 @@ func (s *txStatus) drain(port *link.Port) {
 	}
 	s.mu.Unlock()
 	for _, p := range ps {
+		p.buf = nil // the pool is done with
 		port.Complete(p.tag, nil)
 	}
 }

@@ -1,6 +1,7 @@
 package espnow
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -113,4 +114,62 @@ func TestLinkTxStatus(t *testing.T) {
 		t.Fatalf("status counters %+v", st)
 	}
 	r.Check(t)
+}
+
+// With Config.Adapt the link learns, from the card's status reports, the
+// rate of best throughput toward a peer: here one that hears every frame
+// sent at up to 11 Mbit/s and none faster (9 Mbit/s OFDM is the best of
+// those). Samples go with one try and, failing, again at the best rate
+// under the same tag: every datagram completes once.
+func TestLinkAdaptsRate(t *testing.T) {
+	l, c, loop := newFakeLink(t, Config{Adapt: true, StatusWait: time.Minute, TxQueue: 4})
+	var r linktest.Recorder
+	l.Attach(&r)
+	// The card: reports each frame, failed above 11 Mbit/s.
+	samples := 0
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case b := <-c.out:
+				var f Frame
+				if err := Parse(bytes.Clone(b), &f); err != nil || f.Dst == BroadcastMAC {
+					continue
+				}
+				rate := Rate(int(b[8]) * 500)
+				if b[2] == TxRadiotapLen+1 && b[12] == 0 {
+					samples++ // one try at a sampled rate
+				}
+				c.in <- statusOf(b, rate > Rate11M)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var tags []link.Tag
+	for i := range 3000 {
+		for {
+			tag, err := r.Send(l, macB, []byte{byte(i), byte(i >> 8)})
+			if err == nil {
+				tags = append(tags, tag)
+				break
+			}
+			if !errors.Is(err, link.ErrBusy) {
+				t.Fatal(err)
+			}
+			flushLoop(t, loop)
+		}
+	}
+	if !waitFor(func() bool { flushLoop(t, loop); return r.TxDoneCount() == len(tags) }) {
+		t.Fatalf("%d of %d completed", r.TxDoneCount(), len(tags))
+	}
+	if got := l.Rate(macB); got != Rate9M {
+		t.Fatalf("settled at %v, want 9 Mbit/s", got)
+	}
+	if samples == 0 {
+		t.Fatal("no samples")
+	}
+	r.Check(t)
+	t.Logf("settled at %v after %d samples", l.Rate(macB), samples)
 }
