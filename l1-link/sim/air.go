@@ -236,6 +236,12 @@ func (m *Medium) hear(rx *reception, now time.Time) bool {
 			}
 		}
 	}
+	if len(tx.data) > to.mtu() {
+		// A v1 device drops a v2 frame it cannot hold (it still ACKs it:
+		// the 802.11 MAC below ESP-NOW received it).
+		to.port.Drop(link.DropOversize)
+		return tx.dst != nil
+	}
 	if to.port.Dispatcher() == nil {
 		to.port.Drop(link.DropNoHandler)
 		return tx.dst != nil

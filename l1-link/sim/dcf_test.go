@@ -635,3 +635,29 @@ func TestRateAdaptation(t *testing.T) {
 		t.Logf("at %.0f m: adaptive %.2f Mbit/s (mostly %d kbit/s), best fixed %d kbit/s %.2f", dist, got/1e6, rate, at, best/1e6)
 	}
 }
+
+// On an ESP-NOW v2 medium a v1 radio takes and sends 250 bytes at most and
+// drops the longer frames it hears; v2 radios carry 1,470.
+func TestV1RadioOnV2Medium(t *testing.T) {
+	phy := phys.ESPNOW()
+	phy.MTU = espnow.MaxBodyV2
+	clk := clock.NewVirtual(time.Time{})
+	m := sim.NewMedium(clk, phy, 11)
+	a, b, old := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
+	old.SetMTU(espnow.MaxBody)
+	m.Connect(a, b, sim.Loss{}, sim.Loss{})
+	m.Connect(a, old, sim.Loss{}, sim.Loss{})
+	var rb, rold counter
+	a.Attach(&counter{})
+	b.Attach(&rb)
+	old.Attach(&rold)
+	if old.Info().MTU != 250 || b.Info().MTU != 1470 || old.Send(a.Addr(), make([]byte, 251), 0) == nil {
+		t.Fatal("MTUs")
+	}
+	_ = a.Send(link.Broadcast, make([]byte, 1470), 0)
+	_ = a.Send(link.Broadcast, make([]byte, 200), 0)
+	clk.RunFor(time.Second)
+	if rb.n != 2 || rold.n != 1 || old.Counters().Drops[link.DropOversize] != 2 { // its own refused send, and the frame it heard
+		t.Fatalf("v2 radio got %d, v1 radio %d (drops %v)", rb.n, rold.n, old.Counters().Drops)
+	}
+}

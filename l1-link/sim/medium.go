@@ -200,6 +200,7 @@ type Radio struct {
 	awake      bool
 	queue      []queued // datagrams waiting for the MAC
 	queueCap   int
+	maxLen     int           // SetMTU (0: the PHY's)
 	cur        *macFrame     // the datagram the MAC is sending (nil: none)
 	txing      *transmission // r's frame on the air
 	awaiting   *transmission // r's unicast frame waiting for its ACK
@@ -271,9 +272,27 @@ func (r *Radio) Position() Position { return r.pos }
 func (r *Radio) Info() link.Info {
 	p := &r.m.phy
 	return link.Info{
-		Name: p.Name, Addr: r.addr, MTU: p.MTU, Bitrate: p.Bitrate, Schemas: p.Schemas,
+		Name: p.Name, Addr: r.addr, MTU: r.mtu(), Bitrate: p.Bitrate, Schemas: p.Schemas,
 		Caps: p.Caps, TxQueue: r.queueCap,
 	}
+}
+
+// SetMTU makes the radio one that sends and takes datagrams of at most n
+// bytes, below the PHY's MTU: on an ESP-NOW v2 medium, a v1 device (a
+// reference board), which drops the longer frames it hears (counted as
+// link.DropOversize). Call it before the radio is used.
+func (r *Radio) SetMTU(n int) {
+	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	r.maxLen = n
+}
+
+// mtu is the largest datagram the radio sends and takes.
+func (r *Radio) mtu() int {
+	if r.maxLen > 0 && r.maxLen < r.m.phy.MTU {
+		return r.maxLen
+	}
+	return r.m.phy.MTU
 }
 
 // Airtime is how long n bytes occupy the air at the rate the radio sends
@@ -372,7 +391,7 @@ func (r *Radio) Send(dst link.Addr, data []byte, tag link.Tag) error {
 	if r.closed {
 		return net.ErrClosed
 	}
-	if len(data) > m.phy.MTU {
+	if len(data) > r.mtu() {
 		r.port.Drop(link.DropOversize)
 		return link.ErrTooBig
 	}
