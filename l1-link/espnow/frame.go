@@ -314,12 +314,13 @@ func parseRadiotap(b []byte, f *Frame) (n int, flags byte, err error) {
 		w = binary.LittleEndian.Uint32(hdr[off:])
 		off += 4
 	}
-	// Walk fields 0..5 of the standard namespace, and on to 15 (TX flags)
-	// when a transmit status report has it; each is aligned to its natural
-	// size relative to the start of the header.
+	// Walk fields 0..5 of the standard namespace, and on to 17 (TX flags,
+	// RTS and data retries) when a transmit status report has TX flags;
+	// each is aligned to its natural size relative to the start of the
+	// header.
 	last := 5
 	if present&(1<<15) != 0 {
-		last = 15
+		last = 17
 	}
 	for bit := 0; bit <= last; bit++ {
 		if present&(1<<bit) == 0 {
