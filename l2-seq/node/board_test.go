@@ -373,3 +373,43 @@ func TestBoardGoneFailsTyped(t *testing.T) {
 }
 
 func (f airFrame) String() string { return fmt.Sprintf("%v ours=%v %v", f.at, f.ours, f.p.Flags) }
+
+// noAckOnce is a link that loses the first last packet of a sequence
+// (schema 2) it is given in every retry: the radio reports link.ErrNoAck
+// for it, as an ESP-NOW radio does when a board's never acknowledged it.
+type noAckOnce struct {
+	*sim.Radio
+	clk  *clock.Virtual
+	d    link.Dispatcher
+	done bool
+}
+
+func (l *noAckOnce) Attach(d link.Dispatcher) { l.d = d; l.Radio.Attach(d) }
+func (l *noAckOnce) Send(dst link.Addr, data []byte, tag link.Tag) error {
+	var p packet.Packet
+	if !l.done && p.UnmarshalBinary(data) == nil && p.Schema == 2 && len(p.Body) > 0 && p.PacketID == p.SeqSize {
+		l.done = true
+		l.clk.AfterFunc(30*time.Millisecond, func() { l.d.TxDone(tag, link.ErrNoAck) })
+		return nil
+	}
+	return l.Radio.Send(dst, data, tag)
+}
+
+// A packet to a board that its radio never acknowledged (link.ErrNoAck) is
+// lost like any other and goes again: the send ends confirmed, not stuck.
+func TestBoardPacketNeverAcked(t *testing.T) {
+	r := newBoardRig(t, 3, 0, 0)
+	r.n.Close()
+	l := &noAckOnce{Radio: r.rn, clk: r.clk}
+	n, err := New(Config{Clock: r.clk, Links: []link.Link{l}, Identity: identity.FromSeed([32]byte{9}), Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	r.clk.RunWhile(r.clk.Now().Add(10*time.Minute), func() bool { return n.Peer(r.boardID()) == nil })
+	res := n.Send(r.boardID(), testApp, taggedBlob(5, 2000), nil)
+	r.wait(res)
+	if res.Err() != nil || !l.done || r.byTag[5] != 1 {
+		t.Fatalf("send: %v (frame lost: %v), board delivered it %d times", res.Err(), l.done, r.byTag[5])
+	}
+}

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"errors"
 	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/sequence"
 )
@@ -181,6 +183,16 @@ func (o *outSeq) refSent(i int, err error) {
 	if err != nil && r.flight.has(i) {
 		r.flight.clear(i)
 		r.nFlight--
+	}
+	if errors.Is(err, link.ErrNoAck) {
+		// On the air, and the board's radio never acknowledged it (asleep,
+		// or the frame lost every retry): lost. It goes again, behind a
+		// wake-up when the board has been quiet (endpoint.next); left out
+		// of flight with no timer it would wait for ever.
+		r.txEnd[i] = o.ep.n.clk.Now().Sub(r.t0)
+		o.requeue(i)
+		o.ep.kick()
+		return
 	}
 	if !o.linkDone(i, err) {
 		return
