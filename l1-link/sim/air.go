@@ -301,7 +301,7 @@ func (m *Medium) errs(tx *transmission, to *Radio, n int) bool {
 		return false
 	}
 	d := max(tx.from.pos.Dist(to.pos), 1)
-	snr := 20 - 40 - 27*math.Log10(d) - float64(m.phy.NoiseFloor)
+	snr := max(20-40-27*math.Log10(d)-float64(m.phy.NoiseFloor), m.phy.FloorSNR)
 	p := m.phy.PER(tx.rate, n, snr)
 	return p > 0 && m.rng.Float64() < p
 }

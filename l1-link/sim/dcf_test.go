@@ -566,6 +566,14 @@ func TestPERWithDistance(t *testing.T) {
 	if l1 != 0 || l24 > 0.01 || l54 < 0.02 || l54 > 0.2 {
 		t.Errorf("at %.0f m: loss %.3f at 1M, %.3f at 24M, %.3f at 54M", d, l1, l24, l54)
 	}
+	// Connected radios hear each other at 1 Mbit/s however far apart
+	// (a graph's edges stay up), and faster rates fade.
+	if l := loss(espnow.Rate1M, 2000); l != 0 {
+		t.Errorf("2 km at 1 Mbit/s: loss %.3f", l)
+	}
+	if l := loss(espnow.Rate11M, 2000); l < 0.5 {
+		t.Errorf("2 km at 11 Mbit/s: loss %.3f", l)
+	}
 	far := math.Pow(10, (75-12.0)/27) // SNR 12 dB
 	if l24, l54 := loss(espnow.Rate24M, far), loss(espnow.Rate54M, far); l54 < 0.9 || l24 > 0.2 {
 		t.Errorf("at %.0f m: loss %.3f at 24M, %.3f at 54M", far, l24, l54)

@@ -50,8 +50,12 @@ type PHY struct {
 	// that need more SNR fail first as radios move apart); n is the
 	// datagram's length, or -1 for an 802.11 ACK. It applies between radios
 	// placed at positions (the SNR comes from their distance), on top of
-	// the link's loss model.
-	PER func(rate, n int, snr float64) float64
+	// the link's loss model. Radios the medium connects hear each other at
+	// the slowest rate whatever their distance: the SNR is taken as at
+	// least FloorSNR, so a graph's long edges stay up and only faster
+	// rates fade with distance.
+	PER      func(rate, n int, snr float64) float64
+	FloorSNR float64
 	// NewRateControl, when set, gives each radio its own rate control for
 	// unicast frames (seeded from the medium's seed and the radio's index,
 	// so runs repeat).

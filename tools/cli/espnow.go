@@ -3,7 +3,6 @@ package cli
 import (
 	crand "crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -51,10 +50,11 @@ func espnowCmd() *cobra.Command {
 			if f.Body, err = hexInput(cmd, "payload", args[0]); err != nil {
 				return err
 			}
-			b, err := espnow.AppendFrame(nil, &f, espnow.TxOptions{})
-			if errors.Is(err, espnow.ErrBodyTooLong) {
+			if len(f.Body) > espnow.MaxBody {
+				// (ESP-NOW v1, what every board takes.)
 				return fmt.Errorf("payload: %s, ESP-NOW carries at most %d", plural(len(f.Body), "byte", "bytes"), espnow.MaxBody)
 			}
+			b, err := espnow.AppendFrame(nil, &f, espnow.TxOptions{})
 			if err != nil {
 				return err
 			}

@@ -43,6 +43,7 @@ func ESPNOWAt(rate espnow.Rate) sim.PHY {
 		Rate:      int(rate),
 		AirtimeAt: espnow.Airtime,
 		PER:       ESPNOWPER,
+		FloorSNR:  3, // 1 Mbit/s loses nothing there (its 10 % is at -3 dB)
 		DCF: &sim.DCF{
 			Slot: espnow.Slot, SIFS: espnow.SIFS, EIFS: espnow.EIFS,
 			CWMin:      func(r int) int { return espnow.CWMin(espnow.Rate(r)) },
