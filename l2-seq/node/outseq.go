@@ -53,6 +53,7 @@ type outSeq struct {
 	burst     uint16
 
 	waiting  bool // an ask is out: send nothing more until the answer
+	lastAsk  int  // the packet_id our latest ask (or probe) carried
 	askOut   bool // an ask frame is with the link, not yet on the air
 	needAsk  bool // the next frame must carry ask (an ask frame was refused by the link)
 	askAt    time.Time
@@ -160,7 +161,7 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		}
 		i = o.fresh
 		o.fresh++
-		ask = sequence.Asks(i, o.count)
+		ask = o.asks(i)
 	}
 	if o.needAsk {
 		ask, o.needAsk = true, false
@@ -188,6 +189,7 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		o.waiting = wait
 		o.askOut = true
 		o.timedOut = false
+		o.lastAsk = i
 		o.burst++
 		// On a slow half-duplex link nothing may follow the ask onto the
 		// air until its answer has had its chance: hush from now (sent
@@ -196,6 +198,18 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 	}
 	idx := i
 	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) { o.sent(idx, ask, err) }}, true
+}
+
+// shortSeq: a sequence of fewer packets asks on its last only.
+const shortSeq = 16
+
+// asks reports whether fresh packet i asks for status: the last always;
+// the first and the middle (the wire's pattern) only in a sequence of
+// shortSeq packets or more [ours]: in a short one their answers cost more
+// air than they tell (three status acks around five frames of 1 KiB), and
+// our receivers take any pattern of asks.
+func (o *outSeq) asks(i int) bool {
+	return i == o.count-1 || (o.count >= shortSeq && sequence.Asks(i, o.count))
 }
 
 // encode appends packet p of the sequence to buf, with the throttle flag
@@ -322,6 +336,7 @@ func (o *outSeq) timeout() {
 	// Probe: an empty ask on the last index asks for the receiver's status.
 	n := o.ep.n
 	p := packet.Packet{Schema: o.s.ID, PacketID: uint16(o.count - 1), SeqID: o.seqID, SeqSize: uint16(o.count - 1)}
+	o.lastAsk = o.count - 1
 	p.Flags = p.Flags.WithEncoded(packet.EncAsk)
 	if n.congested() {
 		p.Flags |= packet.FlagThrottle
@@ -357,10 +372,15 @@ func (o *outSeq) onAck(p *packet.Packet) {
 		o.refAck(p)
 		return
 	}
-	if o.waiting && !o.timedOut {
+	// The answer to our latest ask (it carries the ask's packet_id), or a
+	// late one to an earlier ask, which tells nothing of what was sent
+	// since: packets sent after that ask are not lost for being missing
+	// from it, and the time it took is no round trip.
+	current := int(p.PacketID) == o.lastAsk
+	if o.waiting && !o.timedOut && current {
 		o.ep.sampleRTT(n.clk.Now().Sub(o.askAt))
 	}
-	wasWaiting := o.waiting
+	wasWaiting := o.waiting && current
 	if len(p.Body) == 0 {
 		// A plain ack (from a receiver that takes us for a reference
 		// node): packet p.PacketID arrived, and nothing more is known.
