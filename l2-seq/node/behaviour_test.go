@@ -183,10 +183,17 @@ func TestRemoteErrors(t *testing.T) {
 			t.Fatalf("size %d to an unknown app: %v", size, err)
 		}
 	}
-	// Larger than the receiver's per-peer budget: refused up front.
+	// Larger than the receiver's per-peer reassembly budget: it goes as a
+	// stream of segments that fit, and arrives (no cliff at the budget).
 	r := a.Send(b.ID(), testApp, blob(60000, 1), nil)
-	if err := me.wait(r, time.Minute); !errors.Is(err, ErrNoMemory) {
-		t.Fatalf("over the receiver's budget: %v", err)
+	if err := me.wait(r, time.Minute); err != nil || len(me.got[1]) != 1 || !bytes.Equal(me.got[1][0].Blob, blob(60000, 1)) {
+		t.Fatalf("over the receiver's reassembly budget: %v, %d delivered", err, len(me.got[1]))
+	}
+	// Larger than it assembles into one Message: refused by the receiver.
+	b.bud.Assembly = 100 << 10
+	r = a.Send(b.ID(), testApp, blob(200000, 1), nil)
+	if err := me.wait(r, time.Minute); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over the receiver's assembly budget: %v", err)
 	}
 	if b.Stats().Drops[DropUnknownApp] != 2 {
 		t.Fatalf("unknown-app drops %d", b.Stats().Drops[DropUnknownApp])
@@ -195,8 +202,8 @@ func TestRemoteErrors(t *testing.T) {
 	if err := a.Send([32]byte{9}, testApp, nil, nil).Err(); !errors.Is(err, ErrUnknownPeer) {
 		t.Fatal(err)
 	}
-	if err := a.Send(b.ID(), testApp, make([]byte, 65536*237), nil).Err(); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("over the largest schema: %v", err)
+	if err := a.SendStream(b.ID(), testApp, bytes.NewReader(nil), MaxStream+1, nil).Err(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over the largest stream: %v", err)
 	}
 }
 

@@ -28,10 +28,12 @@ type endpoint struct {
 	rttOK        bool
 
 	// Receiving.
-	in        map[uint8]*inSeq
-	inBytes   int
-	done      map[uint8]doneSeq
-	rxSingles *singleWindow // single packets received lately (duplicate detection)
+	streams     map[uint32]*inStream
+	doneStreams map[uint32]bool // streams delivered lately, for late copies of their segments
+	in          map[uint8]*inSeq
+	inBytes     int
+	done        map[uint8]doneSeq
+	rxSingles   *singleWindow // single packets received lately (duplicate detection)
 
 	// Modem sleep of the neighbour.
 	wake      *waker
@@ -261,5 +263,8 @@ func (ep *endpoint) failAll(err error) {
 func (ep *endpoint) freeRx() {
 	for id := range ep.in {
 		ep.dropIn(id)
+	}
+	for id := range ep.streams {
+		ep.dropStream(id)
 	}
 }

@@ -28,13 +28,18 @@ var (
 	// ErrReferenceLength: a reference node never delivers a sequence whose
 	// Package fills its last packet exactly (PROTOCOL 4), so we do not send one.
 	ErrReferenceLength = &CodeError{Code: 16, msg: "Package length a multiple of the body size: a reference node cannot reassemble it"}
-	errUnknownRemote   = &CodeError{Code: 255, msg: "the peer reported an error we do not know"}
+	// ErrSource: the reader a stream was sent from failed or ended early.
+	ErrSource = &CodeError{Code: 17, msg: "the stream's source could not be read"}
+	// ErrStreamLost: the receiver no longer knows a stream whose first
+	// segment it had confirmed (it restarted, or the stream went idle).
+	ErrStreamLost    = &CodeError{Code: 18, msg: "the receiver lost the stream"}
+	errUnknownRemote = &CodeError{Code: 255, msg: "the peer reported an error we do not know"}
 )
 
 var byCode = map[uint8]*CodeError{}
 
 func init() {
-	for _, e := range []*CodeError{ErrNoRoute, ErrHopLimit, ErrUnknownApp, ErrPeerAsleep, ErrAbandoned, ErrChecksum, ErrNoMemory, ErrBadHash, ErrThrottled, ErrTooLarge, ErrNoSchema, ErrUnknownPeer, ErrBusy, ErrClosed, ErrLink, ErrReferenceLength} {
+	for _, e := range []*CodeError{ErrNoRoute, ErrHopLimit, ErrUnknownApp, ErrPeerAsleep, ErrAbandoned, ErrChecksum, ErrNoMemory, ErrBadHash, ErrThrottled, ErrTooLarge, ErrNoSchema, ErrUnknownPeer, ErrBusy, ErrClosed, ErrLink, ErrReferenceLength, ErrSource, ErrStreamLost} {
 		byCode[e.Code] = e
 	}
 }

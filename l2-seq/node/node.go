@@ -67,6 +67,10 @@ type Budgets struct {
 	SendCache   int // bytes of Packages being sent as sequences (default 1 MiB)
 	PendingSend int // sends waiting per neighbour (default 32)
 	Backlog     int // frames queued before we set the throttle flag (default 64)
+	// Assembly is what the node reserves for streams it assembles into
+	// whole Messages for applications that take no chunks (default 16
+	// MiB); a stream larger than it goes only to a StreamHandler.
+	Assembly int
 }
 
 func (b *Budgets) fill() {
@@ -82,6 +86,7 @@ func (b *Budgets) fill() {
 	def(&b.SendCache, 1<<20)
 	def(&b.PendingSend, 32)
 	def(&b.Backlog, 64)
+	def(&b.Assembly, 16<<20)
 }
 
 // Handler receives the Packages addressed to an application.
@@ -120,8 +125,11 @@ type Node struct {
 	nodes *peer.NodeList
 	eps   map[peer.Endpoint]*endpoint
 
-	apps     map[packet.AppID]Handler
-	appOrder []packet.AppID
+	apps       map[packet.AppID]Handler
+	streamApps map[packet.AppID]StreamHandler
+	appOrder   []packet.AppID
+	streamID   uint32 // the last stream_id we used
+	assembly   int    // bytes reserved for streams assembled into Messages
 
 	pid     uint16 // next packet_id for non-sequenced packets
 	seqID   uint8  // next seq_id
@@ -171,6 +179,7 @@ func New(cfg Config) (*Node, error) {
 		eps: map[peer.Endpoint]*endpoint{}, apps: map[packet.AppID]Handler{},
 	}
 	n.cache.budget = cfg.Budgets.SendCache
+	n.streamID = n.rng.Uint32() // a restarted node does not reuse its ids at once
 	for i, l := range cfg.Links {
 		n.links = append(n.links, newTxLink(n, i, l))
 	}
@@ -217,6 +226,7 @@ func (n *Node) Unregister(id packet.AppID) {
 		return
 	}
 	delete(n.apps, id)
+	delete(n.streamApps, id)
 	n.appOrder = slices.DeleteFunc(n.appOrder, func(a packet.AppID) bool { return a == id })
 }
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"time"
 
@@ -108,6 +109,11 @@ func (n *Node) fail(err error) *Result {
 }
 
 func (n *Node) sendTo(ep *endpoint, app packet.AppID, blob []byte, opt *SendOptions) *Result {
+	if ep.peerFull() && len(blob)+packet.PackageOverhead > n.segCap(ep)+segHeader+segDigest {
+		// More than a segment: a stream, read from blob a segment at a
+		// time (the receiver's memory stays bounded, and so does ours).
+		return n.sendStream(ep, app, bytes.NewReader(blob), int64(len(blob)), opt)
+	}
 	pkg := packet.NewPackage(app, blob)
 	return n.sendPackage(ep, pkg.AppendTo(make([]byte, 0, pkg.Len())), nil, opt)
 }

@@ -33,6 +33,7 @@ type Stats struct {
 	StrayTxDone              uint64 // completions a link reported for no frame it had taken
 	PeakRxBytes              int    // largest reassembly memory held
 	PeakCacheBytes           int    // largest send cache held
+	Streams                  uint64 // streams sent (SendStream, and Sends too large for one segment)
 }
 
 // Stats returns a copy of the node's counters.

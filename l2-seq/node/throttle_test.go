@@ -72,13 +72,14 @@ func TestThrottleSpacing(t *testing.T) {
 	}
 }
 
-// A congested node says so: its frames carry the throttle flag.
+// A congested node says so: its frames carry the throttle flag. Here its
+// transmit backlog is past its threshold (two Packages of its own queued
+// for a, with Backlog 1) while a sends to it.
 func TestCongestedNodeSetsThrottle(t *testing.T) {
 	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 31, func(i int, c *Config) {
 		c.BeaconPeriod = time.Hour
 		if i == 1 {
-			c.Budgets.RxTotal = 40 << 10 // three quarters of it is 30 KiB
-			c.Budgets.RxPerPeer = 40 << 10
+			c.Budgets.Backlog = 1
 		}
 	})
 	me.start()
@@ -86,18 +87,21 @@ func TestCongestedNodeSetsThrottle(t *testing.T) {
 	a, b := me.nodes[0], me.nodes[1]
 	sawThrottle := false
 	peerB := a.Peer(b.ID())
-	r := a.Send(b.ID(), testApp, blob(36000, 1), nil)
+	r := a.Send(b.ID(), testApp, blob(20000, 1), nil)
+	rb1, rb2 := b.Send(a.ID(), testApp, blob(20000, 2), nil), b.Send(a.ID(), testApp, blob(20000, 3), nil)
 	me.clk.RunWhile(me.clk.Now().Add(time.Minute), func() bool {
 		if peerB.Throttle > 0 {
 			sawThrottle = true
 		}
-		return !r.Finished()
+		return !r.Finished() || !rb1.Finished() || !rb2.Finished()
 	})
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
+	for _, x := range []*Result{r, rb1, rb2} {
+		if err := x.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if !sawThrottle {
-		t.Fatal("the congested receiver never set the throttle flag")
+		t.Fatal("the congested node never set the throttle flag")
 	}
 }
 

@@ -219,6 +219,7 @@ func transferOnce(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome, e
 	mk := func(i int, k byte) *node.Node {
 		n, _ := node.New(node.Config{Clock: clk, Links: net.Links(i), Identity: identity.FromSeed([32]byte{k, byte(seed), byte(seed >> 8)}), Seed: seed*2 + uint64(k)})
 		n.Register(TrafficApp, func(node.Message) {})
+		n.RegisterStream(TrafficApp, func(node.StreamChunk) {})
 		n.Start()
 		return n
 	}
@@ -254,9 +255,15 @@ func timeSend(clk *clock.Virtual, med *sim.Medium, phy sim.PHY, ra, rb *sim.Radi
 	start := clk.Now()
 	meter := newBoundMeter(phy, ra, rb, start)
 	med.SetAttemptLog(meter.attempt)
-	blob := make([]byte, size-packet.PackageOverhead)
-	_, _ = (&patternReader{n: int64(len(blob))}).Read(blob)
-	res := a.Send(to, TrafficApp, blob, nil)
+	var res *node.Result
+	n := size - packet.PackageOverhead
+	if size > streamFrom {
+		res = a.SendStream(to, TrafficApp, &patternReader{n: int64(n)}, int64(n), nil)
+	} else {
+		blob := make([]byte, n)
+		_, _ = (&patternReader{n: int64(n)}).Read(blob)
+		res = a.Send(to, TrafficApp, blob, nil)
+	}
 	clk.RunWhile(start.Add(limit), func() bool { return !res.Finished() })
 	med.SetAttemptLog(nil)
 	end := clk.Now()

@@ -1,0 +1,233 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+)
+
+// pattern is a reader of n bytes that holds nothing: byte i is a function
+// of i, so a receiver can check every byte it gets.
+type pattern struct{ off, n int64 }
+
+func patternByte(i int64) byte { return byte(i*131 + i>>8) }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	k := int(min(int64(len(b)), p.n-p.off))
+	for j := range k {
+		b[j] = patternByte(p.off + int64(j))
+	}
+	p.off += int64(k)
+	return k, nil
+}
+
+// A Package larger than a segment goes as a stream, and arrives whole,
+// once, at 0 and 10 % loss; the sender's and receiver's memory stay within
+// a few segments whatever the size.
+func TestLargeSendStreams(t *testing.T) {
+	for _, loss := range []float64{0, 0.1} {
+		me := newMesh(t, 2, phys.ESPNOW(), sim.Independent(loss), 3, nil)
+		me.start()
+		me.discover()
+		a, b := me.nodes[0], me.nodes[1]
+		data := blob(1<<20, 9)
+		r := a.Send(b.ID(), testApp, data, nil)
+		if err := me.wait(r, time.Hour); err != nil {
+			t.Fatalf("loss %.1f: %v", loss, err)
+		}
+		if len(me.got[1]) != 1 || !bytes.Equal(me.got[1][0].Blob, data) || me.got[1][0].From != a.ID() {
+			t.Fatalf("loss %.1f: delivered %d", loss, len(me.got[1]))
+		}
+		sa, sb := a.Stats(), b.Stats()
+		seg := a.segCap(a.bestEndpoint(a.Peer(b.ID())))
+		if sa.Streams != 1 || sa.PeakCacheBytes > 2*(seg+200) || sb.PeakRxBytes > b.bud.RxPerPeer {
+			t.Fatalf("loss %.1f: %d streams, sender cache peak %d (segment %d), receiver reassembly peak %d", loss, sa.Streams, sa.PeakCacheBytes, seg, sb.PeakRxBytes)
+		}
+		if loss == 0 && sa.Retransmits != 0 {
+			t.Fatalf("%d retransmissions at zero loss", sa.Retransmits)
+		}
+		if b.assembly != 0 || len(b.eps[me.nodes[1].bestEndpoint(b.Peer(a.ID())).key].streams) != 0 {
+			t.Fatalf("receiver still holds the stream: %d bytes reserved", b.assembly)
+		}
+		t.Logf("loss %.1f: 1 MiB in %v; cache peak %d B, reassembly peak %d B, %d retransmissions", loss, me.clk.Now(), sa.PeakCacheBytes, sb.PeakRxBytes, sa.Retransmits)
+	}
+}
+
+// SendStream takes any size from a reader; a StreamHandler gets it in
+// order, chunk by chunk, the last one saying the whole matched. Neither end
+// holds more than a few segments.
+func TestSendStreamChunks(t *testing.T) {
+	me := newMesh(t, 2, phys.ESPNOWAt(24000), sim.Loss{}, 4, nil)
+	me.start()
+	me.discover()
+	a, b := me.nodes[0], me.nodes[1]
+	const size = 5<<20 + 123
+	var next int64
+	ends := 0
+	var bad error
+	b.RegisterStream(testApp, func(c StreamChunk) {
+		if c.Offset != next || c.Total != size || !c.FromKnown || c.From != a.ID() {
+			bad = errors.New("chunk out of order or mislabelled")
+		}
+		for j, x := range c.Data {
+			if x != patternByte(c.Offset+int64(j)) {
+				bad = errors.New("wrong byte")
+				break
+			}
+		}
+		next += int64(len(c.Data))
+		if c.End {
+			ends++
+			if c.Err != nil || next != size {
+				bad = c.Err
+			}
+		}
+	})
+	r := a.SendStream(b.ID(), testApp, &pattern{n: size}, size, nil)
+	if err := me.wait(r, time.Hour); err != nil || bad != nil || ends != 1 || next != size {
+		t.Fatalf("send %v, receiver %v, %d ends, %d of %d bytes", err, bad, ends, next, size)
+	}
+	if len(me.got[1]) != 0 {
+		t.Fatal("the whole-Message handler got the stream too")
+	}
+	if a.Stats().PeakCacheBytes > 64<<10 || b.Stats().PeakRxBytes > b.bud.RxPerPeer {
+		t.Fatalf("memory: cache %d, reassembly %d", a.Stats().PeakCacheBytes, b.Stats().PeakRxBytes)
+	}
+	// An empty stream is a stream too.
+	r = a.SendStream(b.ID(), testApp, &pattern{}, 0, nil)
+	if err := me.wait(r, time.Minute); err != nil || ends != 2 {
+		t.Fatalf("empty stream: %v, %d ends", err, ends)
+	}
+}
+
+// Failures are typed and reach the sender: a reader that ends early
+// (ErrSource), a stream too large for a whole-Message application
+// (ErrTooLarge), a receiver that lost the stream midway (ErrStreamLost),
+// and a reference node (ErrTooLarge: it takes no streams).
+func TestStreamErrors(t *testing.T) {
+	me := newMesh(t, 2, phys.ESPNOWAt(24000), sim.Loss{}, 5, func(i int, c *Config) {
+		c.Budgets.Assembly = 200 << 10
+	})
+	me.start()
+	me.discover()
+	a, b := me.nodes[0], me.nodes[1]
+	if err := me.wait(a.SendStream(b.ID(), testApp, &pattern{n: 1000}, 100000, nil), time.Minute); !errors.Is(err, ErrSource) {
+		t.Fatalf("short reader: %v", err)
+	}
+	if err := me.wait(a.Send(b.ID(), testApp, blob(300<<10, 1), nil), time.Minute); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over the assembly budget: %v", err)
+	}
+	// The receiver forgets the stream (as a restart would) once a few
+	// segments are across.
+	r := a.Send(b.ID(), testApp, blob(150<<10, 2), nil)
+	me.clk.RunWhile(me.clk.Now().Add(time.Minute), func() bool {
+		return b.Stats().DeliveredBytes == 0 && len(b.eps) > 0 && b.assembly < 0 || streamBytes(b) < 60<<10
+	})
+	for _, ep := range b.eps {
+		ep.freeRx()
+	}
+	if err := me.wait(r, time.Minute); !errors.Is(err, ErrStreamLost) {
+		t.Fatalf("receiver lost the stream: %v", err)
+	}
+	if b.assembly != 0 {
+		t.Fatalf("%d bytes still reserved", b.assembly)
+	}
+	if len(me.got[1]) != 0 {
+		t.Fatal("delivered")
+	}
+}
+
+// streamBytes is what n has assembled of streams so far.
+func streamBytes(n *Node) int {
+	k := 0
+	for _, ep := range n.eps {
+		for _, st := range ep.streams {
+			k += int(st.next)
+		}
+	}
+	return k
+}
+
+// segment builds a stream segment's blob.
+func segment(app packet.AppID, id uint32, off, total int64, flags byte, digest, data []byte) []byte {
+	b := make([]byte, segHeader)
+	copy(b, app[:])
+	binary.BigEndian.PutUint32(b[16:], id)
+	binary.BigEndian.PutUint64(b[20:], uint64(off))
+	binary.BigEndian.PutUint64(b[28:], uint64(total))
+	b[36] = flags
+	b = append(b, digest...)
+	return append(b, data...)
+}
+
+// The receiver checks what segments claim: lengths and offsets that do not
+// add up are malformed; a stream whose bytes do not match the digest of
+// its last segment is ErrBadHash, to the sender and to the application;
+// segments that come ahead are kept (within the budget) and delivered in
+// order; copies are answered and not delivered twice.
+func TestReceiveSegment(t *testing.T) {
+	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 6, nil)
+	me.start()
+	me.discover()
+	b := me.nodes[1]
+	key := b.bestEndpoint(b.Peer(me.nodes[0].ID())).key
+	now := me.clk.Now()
+	var got []StreamChunk
+	b.RegisterStream(testApp, func(c StreamChunk) { c.Data = bytes.Clone(c.Data); got = append(got, c) })
+	for _, seg := range [][]byte{
+		nil, {1, 2, 3},
+		segment(testApp, 1, 0, 10, 0, nil, make([]byte, 11)),                   // past the total
+		segment(testApp, 1, 5, 10, 0, nil, make([]byte, 5)),                    // reaches the end, not flagged last
+		segment(testApp, 1, 0, 10, segLast, make([]byte, 16), make([]byte, 4)), // flagged last, short of the end
+		segment(testApp, 1, 0, -1, 0, nil, nil),
+		segment(testApp, 1, 0, MaxStream+1, 0, nil, nil),
+		segment(testApp, 1, 0, 10, segLast, make([]byte, 3), nil), // no room for the digest
+	} {
+		if err := b.receiveSegment(key, seg, now); err == nil {
+			t.Fatalf("accepted %x", seg)
+		}
+	}
+	data := []byte("0123456789")
+	sum := sha256.Sum256(data)
+	// Second half first, then a copy of it, then the first half.
+	if err := b.receiveSegment(key, segment(testApp, 2, 5, 10, segLast, sum[:16], data[5:]), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.receiveSegment(key, segment(testApp, 2, 5, 10, segLast, sum[:16], data[5:]), now); err != nil || len(got) != 0 {
+		t.Fatalf("copy: %v, %d chunks", err, len(got))
+	}
+	if err := b.receiveSegment(key, segment(testApp, 2, 0, 10, 0, nil, data[:5]), now); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || string(got[0].Data)+string(got[1].Data) != string(data) || !got[1].End || got[1].Err != nil {
+		t.Fatalf("chunks %+v", got)
+	}
+	// A late copy after the end: answered, nothing delivered.
+	if err := b.receiveSegment(key, segment(testApp, 2, 0, 10, 0, nil, data[:5]), now); err != nil || len(got) != 2 {
+		t.Fatalf("late copy: %v", err)
+	}
+	// A wrong digest.
+	got = nil
+	if err := b.receiveSegment(key, segment(testApp, 3, 0, 10, segLast, make([]byte, 16), data), now); !errors.Is(err, ErrBadHash) || len(got) != 1 || !errors.Is(got[0].Err, ErrBadHash) {
+		t.Fatalf("bad digest: %v, %+v", err, got)
+	}
+	// Unknown application; a stream lost midway.
+	other := packet.NewAppID("nobody", "", 0)
+	if err := b.receiveSegment(key, segment(other, 4, 0, 10, 0, nil, data[:5]), now); !errors.Is(err, ErrUnknownApp) {
+		t.Fatalf("unknown app: %v", err)
+	}
+	if err := b.receiveSegment(key, segment(testApp, 5, 5, 10, segBaseOK|segLast, sum[:16], data[5:]), now); !errors.Is(err, ErrStreamLost) {
+		t.Fatalf("lost stream: %v", err)
+	}
+}
