@@ -312,7 +312,7 @@ func (n *Node) receiveSegment(key peer.Endpoint, blob []byte, now time.Time) err
 		// Ahead of a segment still on its way: kept until it comes, within
 		// the neighbour's reassembly budget.
 		if _, ok := st.pending[off]; !ok {
-			if ep.inBytes+st.pendLen+len(data) > n.bud.RxPerPeer {
+			if ep.inBytes+ep.pendingBytes()+len(data) > n.bud.RxPerPeer {
 				n.drop(DropBudget)
 				return ErrNoMemory
 			}
@@ -339,6 +339,15 @@ func (n *Node) receiveSegment(key peer.Endpoint, blob []byte, now time.Time) err
 		}
 	}
 	return nil
+}
+
+// pendingBytes is what ep's streams hold ahead of their next byte.
+func (ep *endpoint) pendingBytes() int {
+	k := 0
+	for _, st := range ep.streams {
+		k += st.pendLen
+	}
+	return k
 }
 
 // openStream starts receiving stream id for app.

@@ -12,6 +12,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
 
 // pattern is a reader of n bytes that holds nothing: byte i is a function
@@ -230,4 +231,59 @@ func TestReceiveSegment(t *testing.T) {
 	if err := b.receiveSegment(key, segment(testApp, 5, 5, 10, segBaseOK|segLast, sum[:16], data[5:]), now); !errors.Is(err, ErrStreamLost) {
 		t.Fatalf("lost stream: %v", err)
 	}
+}
+
+// FuzzSegment feeds a node arbitrary stream segments (a run of records:
+// length (2 bytes), then the segment) from one neighbour: nothing may
+// panic it, and what it holds stays within its budgets.
+func FuzzSegment(f *testing.F) {
+	data := []byte("0123456789")
+	sum := sha256.Sum256(data)
+	rec := func(segs ...[]byte) []byte {
+		var b []byte
+		for _, s := range segs {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+			b = append(b, s...)
+		}
+		return b
+	}
+	f.Add(rec(segment(testApp, 1, 0, 10, segLast, sum[:16], data)))
+	f.Add(rec(segment(testApp, 2, 5, 10, segLast, sum[:16], data[5:]), segment(testApp, 2, 0, 10, 0, nil, data[:5])))
+	f.Add(rec(segment(testApp, 3, 0, 1<<40, 0, nil, data), segment(testApp, 3, 1<<39, 1<<40, 0, nil, data)))
+	f.Add(rec(segment(testApp, 4, 3, 10, segBaseOK, nil, data[:3]), []byte{1, 2}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 7, func(i int, c *Config) {
+			c.BeaconPeriod = -1
+			c.Budgets.RxPerPeer = 16 << 10
+			c.Budgets.Assembly = 64 << 10
+		})
+		n := me.nodes[1]
+		key := n.links[0].info.Addr
+		ep := peer.Endpoint{Addr: key}
+		n.RegisterStream(testApp, func(StreamChunk) {})
+		now := me.clk.Now()
+		for len(b) >= 2 {
+			l := int(binary.BigEndian.Uint16(b))
+			b = b[2:]
+			if l > len(b) {
+				l = len(b)
+			}
+			_ = n.receiveSegment(ep, b[:l], now)
+			b = b[l:]
+			now = now.Add(time.Second)
+		}
+		for _, e := range n.eps {
+			if len(e.streams) > maxStreams || e.inBytes+e.pendingBytes() > n.bud.RxPerPeer {
+				t.Fatalf("%d streams, %d bytes held ahead", len(e.streams), e.pendingBytes())
+			}
+			for _, st := range e.streams {
+				if st.pendLen > n.bud.RxPerPeer || st.next > st.total {
+					t.Fatalf("stream holds %d bytes ahead, %d of %d taken", st.pendLen, st.next, st.total)
+				}
+			}
+		}
+		if n.assembly > n.bud.Assembly || n.assembly < 0 {
+			t.Fatalf("assembly %d", n.assembly)
+		}
+	})
 }
