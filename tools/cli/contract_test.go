@@ -170,7 +170,10 @@ func TestContract(t *testing.T) {
 		bad("unknown link", `--link "smoke": want espnow, lora or mixed`, "sim", "--link", "smoke"),
 		bad("bench unknown link", `--link "ble": want espnow or lora`, "bench", "transfer", "--link", "ble"),
 		bad("bench size", "--size 10: a Package is at least 32 bytes", "bench", "transfer", "--size", "10"),
-		bad("bench size too large", "--size 20000000: larger than any schema of espnow carries", "bench", "transfer", "--size", "20000000"),
+		bad("bench size too large", "--size 300000000: the bench sends at most 268,435,456 bytes", "bench", "transfer", "--size", "300000000"),
+		bad("bench size too large for a board", "--size 70000: larger than a reference board takes", "bench", "transfer", "--size", "70000", "--reference"),
+		bad("bench rate", "--rate \"7\": want an 802.11b/g rate", "bench", "transfer", "--rate", "7"),
+		bad("bench rate on LoRa", "--rate applies only to --link espnow", "bench", "transfer", "--link", "lora", "--rate", "1"),
 		bad("lora emulate modules", "--modules 0: want 1..64", "lora", "emulate", "--modules", "0"),
 		bad("lora listen count", "--count -1: want 0", "lora", "listen", "--port", "/dev/null", "--address", "1", "--count", "-1"),
 
