@@ -246,15 +246,15 @@ func newLink(cfg Config, c conn) *Link {
 	var seed [32]byte
 	_, _ = crand.Read(seed[:]) // never fails on Linux; zero seed would still work
 	port := link.NewPort(cfg.Clock, cfg.RxBacklog)
-	mtu := MTU
+	mtu, schemas := MTU, link.SchemasESPNOW
 	if cfg.V2 {
-		mtu = MaxBodyV2
+		mtu, schemas = MaxBodyV2, link.SchemasESPNOWV2
 	}
 	l := &Link{
 		Base: port.Base(), port: port,
 		info: link.Info{
 			Name: "espnow", Addr: cfg.MAC, MTU: mtu, Bitrate: Bitrate,
-			Schemas: link.SchemasESPNOW, Caps: caps, TxQueue: cfg.TxQueue,
+			Schemas: schemas, Caps: caps, TxQueue: cfg.TxQueue,
 		},
 		mac:   cfg.MAC,
 		txopt: TxOptions{Rate: cfg.Rate, NoAck: cfg.NoAck},

@@ -455,7 +455,7 @@ func (k otherKind) IsBroadcast() bool { return k == 0 }
 // v2 frames; without, 250.
 func TestLinkV2(t *testing.T) {
 	l, c, _ := newFakeLink(t, Config{V2: true})
-	if l.Info().MTU != MaxBodyV2 {
+	if l.Info().MTU != MaxBodyV2 || len(l.Info().Schemas) != 22 {
 		t.Fatalf("MTU %d", l.Info().MTU)
 	}
 	var r linktest.Recorder

@@ -166,6 +166,9 @@ func InterfaceID(name string, bitrate uint32, schemas []uint8) [4]byte {
 // for links that carry anything.
 var (
 	SchemasESPNOW = []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	SchemasLoRa   = []uint8{20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
-	SchemasAll    = []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
+	// SchemasESPNOWV2 is an ESP-NOW link that carries v2 frames (1,470
+	// bytes): the ESP-NOW family and ours for v2 [ours], 40–50.
+	SchemasESPNOWV2 = []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50}
+	SchemasLoRa     = []uint8{20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
+	SchemasAll      = []uint8{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
 )

@@ -647,19 +647,18 @@ func TestRateAdaptation(t *testing.T) {
 // On an ESP-NOW v2 medium a v1 radio takes and sends 250 bytes at most and
 // drops the longer frames it hears; v2 radios carry 1,470.
 func TestV1RadioOnV2Medium(t *testing.T) {
-	phy := phys.ESPNOW()
-	phy.MTU = espnow.MaxBodyV2
+	phy := phys.ESPNOWV2(phys.ESPNOW())
 	clk := clock.NewVirtual(time.Time{})
 	m := sim.NewMedium(clk, phy, 11)
 	a, b, old := m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{}), m.AddRadio(sim.Position{})
-	old.SetMTU(espnow.MaxBody)
+	old.SetLimits(espnow.MaxBody, link.SchemasESPNOW)
 	m.Connect(a, b, sim.Loss{}, sim.Loss{})
 	m.Connect(a, old, sim.Loss{}, sim.Loss{})
 	var rb, rold counter
 	a.Attach(&counter{})
 	b.Attach(&rb)
 	old.Attach(&rold)
-	if old.Info().MTU != 250 || b.Info().MTU != 1470 || old.Send(a.Addr(), make([]byte, 251), 0) == nil {
+	if old.Info().MTU != 250 || b.Info().MTU != 1470 || len(old.Info().Schemas) != 11 || old.Send(a.Addr(), make([]byte, 251), 0) == nil {
 		t.Fatal("MTUs")
 	}
 	_ = a.Send(link.Broadcast, make([]byte, 1470), 0)

@@ -200,7 +200,8 @@ type Radio struct {
 	awake      bool
 	queue      []queued // datagrams waiting for the MAC
 	queueCap   int
-	maxLen     int           // SetMTU (0: the PHY's)
+	maxLen     int           // SetLimits (0: the PHY's MTU)
+	maxSchemas []uint8       // SetLimits (nil: the PHY's)
 	cur        *macFrame     // the datagram the MAC is sending (nil: none)
 	txing      *transmission // r's frame on the air
 	awaiting   *transmission // r's unicast frame waiting for its ACK
@@ -272,19 +273,28 @@ func (r *Radio) Position() Position { return r.pos }
 func (r *Radio) Info() link.Info {
 	p := &r.m.phy
 	return link.Info{
-		Name: p.Name, Addr: r.addr, MTU: r.mtu(), Bitrate: p.Bitrate, Schemas: p.Schemas,
+		Name: p.Name, Addr: r.addr, MTU: r.mtu(), Bitrate: p.Bitrate, Schemas: r.schemas(),
 		Caps: p.Caps, TxQueue: r.queueCap,
 	}
 }
 
-// SetMTU makes the radio one that sends and takes datagrams of at most n
-// bytes, below the PHY's MTU: on an ESP-NOW v2 medium, a v1 device (a
-// reference board), which drops the longer frames it hears (counted as
-// link.DropOversize). Call it before the radio is used.
-func (r *Radio) SetMTU(n int) {
+// SetLimits makes the radio one that sends and takes datagrams of at most
+// mtu bytes, below the PHY's MTU, and carries schemas (nil: the PHY's): on
+// an ESP-NOW v2 medium, a v1 device (a reference board), which drops the
+// longer frames it hears (counted as link.DropOversize). Call it before
+// the radio is used.
+func (r *Radio) SetLimits(mtu int, schemas []uint8) {
 	r.m.mu.Lock()
 	defer r.m.mu.Unlock()
-	r.maxLen = n
+	r.maxLen, r.maxSchemas = mtu, schemas
+}
+
+// schemas are the packet schemas the radio's link carries.
+func (r *Radio) schemas() []uint8 {
+	if r.maxSchemas != nil {
+		return r.maxSchemas
+	}
+	return r.m.phy.Schemas
 }
 
 // mtu is the largest datagram the radio sends and takes.

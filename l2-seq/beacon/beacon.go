@@ -22,6 +22,12 @@ var CapabilitiesID = packet.NewAppID("Mycelium", "capabilities", 1)
 // know to wake them (RNS) before sending: ("Mycelium", "modem sleep", 1).
 var SleepsID = packet.NewAppID("Mycelium", "modem sleep", 1)
 
+// ESPNOWV2ID is the app_id our nodes list in the beacons they send on an
+// ESP-NOW link that takes v2 frames (up to 1,470 bytes) [ours]: a peer that
+// hears it there may send them the v2 schemas, 40–50, on that link;
+// ("Mycelium", "espnow v2", 1).
+var ESPNOWV2ID = packet.NewAppID("Mycelium", "espnow v2", 1)
+
 // Op is the message type.
 type Op uint8
 

@@ -16,17 +16,24 @@ const (
 	BeaconSpacing = 36 * time.Millisecond
 )
 
-// announced is the app list our beacons carry.
-func (n *Node) announced() []packet.AppID {
+// announced is the app list our beacons on link idx carry: with the
+// capabilities, and on a link that takes ESP-NOW v2 frames, that it does.
+func (n *Node) announced(idx int) []packet.AppID {
 	apps := slices.Clone(n.appOrder)
 	if !n.cfg.Reference {
 		apps = append(apps, beacon.CapabilitiesID)
 		if n.cfg.Sleep && len(n.sleep) > 0 {
 			apps = append(apps, beacon.SleepsID)
 		}
+		if idx < len(n.links) && n.links[idx].v2() {
+			apps = append(apps, beacon.ESPNOWV2ID)
+		}
 	}
 	return apps
 }
+
+// v2 reports whether the link carries our ESP-NOW v2 schemas.
+func (t *txLink) v2() bool { return containsSchema(t.info.Schemas, 40) }
 
 // burstLen is how many beacons a burst sends on a link: four where airtime
 // is cheap; one on a link with a duty-cycle budget or long frames (LoRa),
@@ -71,7 +78,7 @@ func (n *Node) SendBeacon(idx int, op beacon.Op) {
 	if n.closed {
 		return
 	}
-	for _, m := range beacon.Messages(op, n.nodeID, n.announced()) {
+	for _, m := range beacon.Messages(op, n.nodeID, n.announced(idx)) {
 		b, _ := m.AppendTo(nil)
 		n.Broadcast(beacon.AppID, b, &SendOptions{Links: []int{idx}})
 	}
@@ -121,9 +128,11 @@ func (n *Node) receiveBeacon(m Message) {
 	first := info == nil || now.Sub(info.Updated) > time.Second
 	n.nodes.Update(id, bm.Apps, first, now)
 	wasFull := p.Full
+	ep := n.endpointFor(m.Via)
 	if first {
 		p.Apps = p.Apps[:0]
 		p.Full, p.Sleeps = false, false
+		ep.v2 = false
 	}
 	for _, a := range bm.Apps {
 		switch a {
@@ -131,12 +140,14 @@ func (n *Node) receiveBeacon(m Message) {
 			p.Full = true
 		case beacon.SleepsID:
 			p.Sleeps = true
+		case beacon.ESPNOWV2ID:
+			// It takes v2 frames on the link this beacon came on.
+			ep.v2 = ep.tl.v2()
 		}
 		if !slices.Contains(p.Apps, a) {
 			p.Apps = append(p.Apps, a)
 		}
 	}
-	ep := n.endpointFor(m.Via)
 	ep.lastSeen = now
 	if isNew || (p.Full && !wasFull) {
 		n.peerEvent(p, true)
@@ -158,7 +169,7 @@ func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
 		return
 	}
 	ep.lastResp = now
-	resp := beacon.Messages(beacon.OpResponse, n.nodeID, n.announced())
+	resp := beacon.Messages(beacon.OpResponse, n.nodeID, n.announced(ep.key.Link))
 	window := 8 * link.Airtime(ep.tl.l, 160)
 	delay := time.Duration(0)
 	if window > 0 {

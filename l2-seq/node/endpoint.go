@@ -41,6 +41,7 @@ type endpoint struct {
 	lastSeen  time.Time // last frame received from here (it was awake then)
 	lastGreet time.Time // last unicast beacon sent to a stranger here
 	ours      bool      // its traffic shows it speaks our protocol
+	v2        bool      // its beacons on this link say it takes ESP-NOW v2 frames
 
 	// refSlots are the seq_ids a reference neighbour may hold a stray
 	// reassembly under, until when (see quarantine).

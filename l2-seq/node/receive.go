@@ -284,7 +284,7 @@ func (n *Node) greet(t *txLink, key peer.Endpoint, now time.Time) {
 		return
 	}
 	ep.lastGreet = now
-	for _, m := range beacon.Messages(beacon.OpBeacon, n.nodeID, n.announced()) {
+	for _, m := range beacon.Messages(beacon.OpBeacon, n.nodeID, n.announced(ep.key.Link)) {
 		b, _ := m.AppendTo(nil)
 		n.sendPlain(ep, beacon.AppID, b)
 	}

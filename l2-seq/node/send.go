@@ -60,6 +60,12 @@ func chooseSchema(ids []uint8, allowed func(*packet.Schema) bool, size int) (*pa
 	}
 }
 
+// takes reports whether ep's neighbour takes packets of schema s: those of
+// our ESP-NOW v2 family only if it said so on this link.
+func (ep *endpoint) takes(s *packet.Schema) bool {
+	return s.Family != packet.FamilyESPNOWV2 || ep.v2
+}
+
 // bestEndpoint returns the peer's endpoint on its fastest link.
 func (n *Node) bestEndpoint(p *peer.Peer) *endpoint {
 	var best *endpoint
@@ -156,7 +162,7 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 	full := ep.peerFull()
 	routed := h != nil
 	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool {
-		return s.Routed() == routed && (full || referenceSchemas[s.ID])
+		return s.Routed() == routed && (full || referenceSchemas[s.ID]) && ep.takes(s)
 	}, len(data))
 	if err != nil {
 		return n.fail(err)

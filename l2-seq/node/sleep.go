@@ -158,7 +158,7 @@ func (n *Node) retryWake(ep *endpoint, w *waker) {
 // beaconTo sends our beacon (op 0) to ep's neighbour as control frames,
 // past the wake-up that holds its data back.
 func (n *Node) beaconTo(ep *endpoint) {
-	for _, m := range beacon.Messages(beacon.OpBeacon, n.nodeID, n.announced()) {
+	for _, m := range beacon.Messages(beacon.OpBeacon, n.nodeID, n.announced(ep.key.Link)) {
 		b, _ := m.AppendTo(nil)
 		p := packet.Packet{Schema: ep.tl.defaultSchema(), PacketID: n.nextPID(), Body: packet.NewPackage(beacon.AppID, b).AppendTo(nil)}
 		if data, err := p.AppendSealed(nil); err == nil {

@@ -14,8 +14,8 @@ import (
 )
 
 // Streams [ours]: a transfer larger than one segment goes to one of our
-// neighbours as consecutive sequences, each a Package of StreamAppID whose
-// blob is a segment:
+// neighbours as consecutive sequences (segments of segBytes of reassembly
+// at most), each a Package of StreamAppID whose blob is a segment:
 //
 //	app_id (16) ‖ stream_id (4) ‖ offset (8) ‖ total (8) ‖ flags (1) ‖ [digest (16)] ‖ data
 //
@@ -31,8 +31,7 @@ import (
 // The sender keeps streamWindow segments in flight and reads the next one
 // only when one is confirmed: its memory holds two segments whatever the
 // stream's size, and the receiver never holds more than two segments' worth
-// of reassembly for it (its per-neighbour budget takes four sequences of
-// segPackets packets). The receiver hands each segment's data to the
+// of reassembly for it (its per-neighbour budget takes four). The receiver hands each segment's data to the
 // application in order as it comes (RegisterStream), or, for an
 // application that takes whole Messages, assembles the stream up to
 // Budgets.MaxMessage and delivers it once, checked.
@@ -41,9 +40,11 @@ import (
 var StreamAppID = packet.NewAppID("Mycelium", "stream", 1)
 
 const (
-	// segPackets is how many packets a segment fills: four segments' worth
-	// of reassembly (96 × (243 + 64) bytes) fit a receiver's default
-	// per-neighbour budget of 128 KiB.
+	// segBytes is the reassembly a segment costs its receiver at most, and
+	// segPackets the packets it fills at most: four segments' worth fit a
+	// receiver's default per-neighbour budget of 128 KiB (96 ESP-NOW
+	// packets of 243 bytes, or 19 of ESP-NOW v2's 1,463).
+	segBytes   = 29 << 10
 	segPackets = 96
 	// streamWindow is how many segments of one stream are in flight.
 	streamWindow = 2
@@ -98,14 +99,16 @@ func (n *Node) RegisterStream(id packet.AppID, h StreamHandler) {
 	n.streamApps[id] = h
 }
 
-// segCap is the data a segment carries to ep: segPackets packets of the
-// largest-bodied schema a sequence to it may use, less the headers.
+// segCap is the data a segment carries to ep: as many packets of the
+// largest-bodied schema a sequence to it may use as segBytes of reassembly
+// hold (at most segPackets), less the headers.
 func (n *Node) segCap(ep *endpoint) int {
-	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool { return !s.Routed() && s.Sequenced() }, 0)
+	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool { return !s.Routed() && s.Sequenced() && ep.takes(s) }, 0)
 	if err != nil {
 		return 0
 	}
-	return segPackets*s.MaxBody - 1 - packet.PackageOverhead - segHeader - segDigest
+	k := min(segPackets, max(2, segBytes/(s.MaxBody+chunkOverhead)))
+	return k*s.MaxBody - 1 - packet.PackageOverhead - segHeader - segDigest
 }
 
 // SendStream sends size bytes read from r to application app on the peer

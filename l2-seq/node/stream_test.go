@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
@@ -286,4 +288,44 @@ func FuzzSegment(f *testing.F) {
 			t.Fatalf("assembly %d", n.assembly)
 		}
 	})
+}
+
+// On an ESP-NOW v2 medium our nodes that announce v2 frames send each
+// other the v2 schemas (datagrams up to 1,470 bytes), and v1 frames to a
+// node whose radio takes only those; every Package arrives.
+func TestESPNOWV2PerPeer(t *testing.T) {
+	me := emptyMesh(t, phys.ESPNOWV2(phys.ESPNOWAt(24000)), 8)
+	for i := range 3 {
+		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 8}), Seed: uint64(i)}, func(*Config) {
+			if i == 2 {
+				me.radios[i].SetLimits(250, link.SchemasESPNOW) // a v1 device
+			}
+		})
+	}
+	me.connect(0, 1, sim.Loss{})
+	me.connect(0, 2, sim.Loss{})
+	var longest [3]int
+	schemas := map[uint8]bool{}
+	me.m.SetMonitor(func(_ time.Time, from *sim.Radio, dst link.Addr, data []byte) {
+		if from == me.radios[0] && dst != nil {
+			for i, r := range me.radios {
+				if dst == r.Addr() {
+					longest[i] = max(longest[i], len(data))
+				}
+			}
+			schemas[data[2]] = true
+		}
+	})
+	me.start()
+	me.discover()
+	a := me.nodes[0]
+	for i := 1; i <= 2; i++ {
+		data := blob(100000, byte(i))
+		if err := me.wait(a.Send(me.nodes[i].ID(), testApp, data, nil), time.Minute); err != nil || len(me.got[i]) != 1 || !bytes.Equal(me.got[i][0].Blob, data) {
+			t.Fatalf("to node %d: %v, %d delivered", i, err, len(me.got[i]))
+		}
+	}
+	if longest[1] <= 250 || longest[1] > 1470 || longest[2] > 250 || !schemas[42] || !schemas[2] {
+		t.Fatalf("longest frame to the v2 node %d, to the v1 node %d; schemas %v", longest[1], longest[2], schemas)
+	}
 }

@@ -85,8 +85,17 @@ func TestMaxPackage(t *testing.T) {
 	if s2.MaxPackage() != 62207 {
 		t.Fatalf("schema 2 max package %d", s2.MaxPackage())
 	}
-	if got := packet.MaxPackage(packet.Schemas()); got != 65536*237-1 {
-		t.Fatalf("max over all schemas %d", got)
+	var wire []*packet.Schema
+	for _, s := range packet.Schemas() {
+		if s.Family != packet.FamilyESPNOWV2 {
+			wire = append(wire, s)
+		}
+	}
+	if got := packet.MaxPackage(wire); got != 65536*237-1 {
+		t.Fatalf("max over the wire's schemas %d", got)
+	}
+	if got := packet.MaxPackage(packet.Schemas()); got != 65536*(1470-13)-1 {
+		t.Fatalf("max over all schemas (ours for ESP-NOW v2 included) %d", got)
 	}
 	if packet.MaxPackage(nil) != 0 {
 		t.Fatal("empty set")

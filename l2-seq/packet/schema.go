@@ -29,10 +29,13 @@ func (f Field) String() string {
 // Family is the link family a schema belongs to.
 type Family uint8
 
-// Schema families: ESP-NOW datagrams are at most 250 bytes, RYLR-998 at most 240.
+// Schema families: ESP-NOW datagrams are at most 250 bytes, RYLR-998 at most
+// 240; ESP-NOW v2 frames carry up to 1,470 [ours: the v2 family is ours,
+// used only between our nodes that announce they take v2 frames].
 const (
-	FamilyESPNOW Family = 1
-	FamilyLoRa   Family = 2
+	FamilyESPNOW   Family = 1
+	FamilyLoRa     Family = 2
+	FamilyESPNOWV2 Family = 3
 )
 
 // String names the family.
@@ -42,6 +45,8 @@ func (f Family) String() string {
 		return "espnow"
 	case FamilyLoRa:
 		return "lora"
+	case FamilyESPNOWV2:
+		return "espnow-v2"
 	}
 	return "family?"
 }
@@ -53,6 +58,8 @@ const (
 	MaxESPNOW     = 250 // largest ESP-NOW datagram
 	MaxLoRa       = 240 // largest RYLR-998 datagram
 	MaxPacketSize = MaxESPNOW
+	// MaxESPNOWV2 is the largest ESP-NOW v2 datagram [ours].
+	MaxESPNOWV2 = 1470
 )
 
 // Schema describes one packet layout. Schemas are immutable data; Lookup
@@ -156,7 +163,8 @@ func (s *Schema) MaxPackage() int { return s.MaxSeq*s.MaxBody - 1 }
 func (s *Schema) MaxPackageRecv() int { return s.MaxSeq * s.MaxBody }
 
 // The schema table: ids 0–10 (ESP-NOW) and 20–30 (LoRa, same fields, bodies
-// 10 bytes smaller). Indexed by id; nil entries are invalid ids.
+// 10 bytes smaller), and ours, 40–50 (ESP-NOW v2, same fields, bodies up to
+// a 1,470-byte datagram). Indexed by id; nil entries are invalid ids.
 var table [256]*Schema
 
 // layout of ids 0..10: pid, sid, ssz, ttl, ck, route sizes.
@@ -177,10 +185,13 @@ var layouts = [11][6]int{
 var all []*Schema
 
 func init() {
-	for fam, base := range map[Family]int{FamilyESPNOW: 0, FamilyLoRa: 20} {
+	for fam, base := range map[Family]int{FamilyESPNOW: 0, FamilyLoRa: 20, FamilyESPNOWV2: 40} {
 		limit := MaxESPNOW
-		if fam == FamilyLoRa {
+		switch fam {
+		case FamilyLoRa:
 			limit = MaxLoRa
+		case FamilyESPNOWV2:
+			limit = MaxESPNOWV2
 		}
 		for i, l := range layouts {
 			s := &Schema{

@@ -43,6 +43,7 @@ board, 62,207).`, meshsim.Group(meshsim.MaxRuns)),
   mycelium bench transfer --loss 0.3 --runs 100 --json
   mycelium bench transfer --loss 0.1 --bursty --size 1048576
   mycelium bench transfer --rate 24
+  mycelium bench transfer --rate 24 --v2 --size 1048576
   mycelium bench transfer --reference --size 10272 --loss 0.1 --runs 200
   mycelium bench transfer --link lora --sf 7 --size 4096`,
 		Args: args(),
@@ -53,7 +54,7 @@ board, 62,207).`, meshsim.Group(meshsim.MaxRuns)),
 			if err := onlyWith(cmd, tc.Link == "lora", "to --link lora", "sf", "bw"); err != nil {
 				return err
 			}
-			if err := onlyWith(cmd, tc.Link == "espnow", "to --link espnow (LoRa's rate is --sf and --bw)", "rate"); err != nil {
+			if err := onlyWith(cmd, tc.Link == "espnow", "to --link espnow (LoRa's rate is --sf and --bw)", "rate", "adapt", "v2"); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("rate") {
@@ -118,6 +119,8 @@ board, 62,207).`, meshsim.Group(meshsim.MaxRuns)),
 	f.Float64Var(&tc.Loss, "loss", 0, "mean loss on every frame, both directions: at least 0, below 1")
 	f.BoolVar(&tc.Bursty, "bursty", false, "bursty (Gilbert–Elliott) loss with the same mean")
 	f.StringVar(&rate, "rate", "1", "ESP-NOW PHY rate, Mbit/s: 1, 2, 5.5, 11, 6, 9, 12, 18, 24, 36, 48 or 54 (--link espnow only)")
+	f.BoolVar(&tc.Adapt, "adapt", false, "ESP-NOW radios choose each frame's rate per peer (minstrel), starting from --rate")
+	f.BoolVar(&tc.V2, "v2", false, "ESP-NOW v2 radios: frames up to 1,470 bytes between our nodes")
 	f.IntVar(&tc.Runs, "runs", 9, fmt.Sprintf("number of runs, 1..%s", meshsim.Group(meshsim.MaxRuns)))
 	f.Uint64Var(&tc.Seed, "seed", 1, "random seed")
 	lf.add(tr)

@@ -34,8 +34,13 @@ type TransferConfig struct {
 	// or in bursts (Bursty: Gilbert–Elliott, see LossModel).
 	Loss   float64
 	Bursty bool
-	// Rate is the ESP-NOW PHY rate (0: 1 Mbit/s).
-	Rate espnow.Rate
+	// Rate is the ESP-NOW PHY rate (0: 1 Mbit/s); with Adapt, the rate
+	// each radio starts from before its rate control (minstrel) takes over.
+	Rate  espnow.Rate
+	Adapt bool
+	// V2 gives both nodes ESP-NOW v2 radios (datagrams up to 1,470 bytes,
+	// our v2 schemas).
+	V2   bool
 	Runs int
 	Seed uint64
 	LoRa lora.Params
@@ -59,6 +64,8 @@ type TransferResult struct {
 	Loss      float64 `json:"loss"`
 	Bursty    bool    `json:"bursty"`
 	RateKbps  int     `json:"rate_kbps,omitempty"`
+	Adapt     bool    `json:"adapt,omitempty"`
+	V2        bool    `json:"v2,omitempty"`
 	Runs      int     `json:"runs"`
 	Completed int     `json:"completed"`
 	// BoundS is the mean of the runs' true lower bounds: the data frames
@@ -124,17 +131,29 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 		return nil, err
 	}
 	phy := phys.ESPNOWAt(c.Rate)
-	if c.Link == "lora" {
+	switch {
+	case c.Link == "lora":
 		phy = phys.LoRa(c.LoRa)
+	case c.Adapt:
+		phy = phys.ESPNOWAdaptive(c.Rate)
+	}
+	if c.V2 {
+		phy = phys.ESPNOWV2(phy)
 	}
 	r := &TransferResult{Link: c.Link, Size: c.Size, Loss: c.Loss, Bursty: c.Bursty, Runs: c.Runs, PHY: phy.Name, Reference: c.Reference}
 	if c.Link == "lora" {
 		r.PHY = c.LoRa.String()
 	} else {
-		r.RateKbps = int(c.Rate)
+		r.RateKbps, r.Adapt, r.V2 = int(c.Rate), c.Adapt, c.V2
 		r.PHY = "802.11b/g " + c.Rate.String()
 		if c.Rate.DSSS() {
 			r.PHY += " long preamble"
+		}
+		if c.Adapt {
+			r.PHY += ", then per-peer rate control"
+		}
+		if c.V2 {
+			r.PHY += ", ESP-NOW v2 frames"
 		}
 	}
 	loss := LossModel(c.Loss, c.Bursty)

@@ -283,6 +283,10 @@ func (c *TransferConfig) Validate() error {
 	switch {
 	case c.Link == "lora" && c.Rate != 0:
 		return settingf("rate", c.Rate, "LoRa's rate is its modulation (sf, bw)")
+	case c.Link == "lora" && c.Adapt:
+		return settingf("adapt", "on lora", "rate control is for ESP-NOW radios")
+	case c.Link == "lora" && c.V2:
+		return settingf("v2", "on lora", "ESP-NOW v2 is an ESP-NOW radio")
 	case c.Link == "espnow" && c.Rate != 0 && !c.Rate.Valid():
 		return settingf("rate", c.Rate, "want an 802.11b/g rate: 1, 2, 5.5, 11, 6, 9, 12, 18, 24, 36, 48 or 54 Mbit/s")
 	}
@@ -291,6 +295,9 @@ func (c *TransferConfig) Validate() error {
 	}
 	if c.Size > MaxTransfer {
 		return settingf("size", c.Size, "the bench sends at most %s bytes (256 MiB; the node streams up to 1 TiB)", Group(MaxTransfer))
+	}
+	if c.Reference && c.V2 {
+		return settingf("v2", "to a reference board", "the boards speak ESP-NOW v1")
 	}
 	if ref := packet.MustLookup(2).MaxPackage(); c.Reference && c.Size > ref {
 		return settingf("size", c.Size, "larger than a reference board takes (%s bytes, schemas 0 and 2)", Group(ref))

@@ -59,6 +59,16 @@ func ESPNOWAt(rate espnow.Rate) sim.PHY {
 	}
 }
 
+// ESPNOWV2 is phy with ESP-NOW v2 radios: datagrams up to 1,470 bytes, and
+// our v2 schemas besides the ESP-NOW family (link.SchemasESPNOWV2). A v1
+// device on the medium is a radio limited with Radio.SetLimits(250,
+// link.SchemasESPNOW).
+func ESPNOWV2(phy sim.PHY) sim.PHY {
+	phy.MTU = espnow.MaxBodyV2
+	phy.Schemas = link.SchemasESPNOWV2
+	return phy
+}
+
 // ESPNOWAdaptive is ESPNOWAt(start) with every radio choosing the rate of
 // its unicast frames per destination (ESPNOWRateControl); broadcasts stay
 // at start.
