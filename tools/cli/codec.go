@@ -229,7 +229,7 @@ one packet and takes no --seq-id. Only routed schemas take --ttl,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := packet.Lookup(schema)
 			if err != nil {
-				return fmt.Errorf("--schema %d: no such schema (0-10, 20-30)", schema)
+				return fmt.Errorf("--schema %d: no such schema (0-10, 20-30, 40-50)", schema)
 			}
 			if err := onlyWith(cmd, s.Routed(), fmt.Sprintf("to routed schemas (5-10, 25-30), not schema %d", s.ID), "ttl", "tree-state", "to", "from", "mode"); err != nil {
 				return err

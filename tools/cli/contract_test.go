@@ -239,7 +239,7 @@ func TestContract(t *testing.T) {
 		bad("two arguments", `packet decode takes HEX (or "-" for standard input), got 2 arguments: "b"`, "packet", "decode", "a", "b"),
 		bad("bad MAC", `--src "1": not a MAC address`, "espnow", "frame", "--src", "1", "--dst", "ff:ff:ff:ff:ff:ff", "00"),
 		bad("payload too long", "payload: 251 bytes, ESP-NOW carries at most 250", "espnow", "frame", "--src", "24:0a:c4:00:00:01", "--dst", "ff:ff:ff:ff:ff:ff", strings.Repeat("00", 251)),
-		bad("unknown schema", "--schema 40: no such schema", "sequence", "split", "--schema", "40", "--app-id", zero16, "--blob", ""),
+		bad("unknown schema", "--schema 60: no such schema", "sequence", "split", "--schema", "60", "--app-id", zero16, "--blob", ""),
 		bad("required flag", `"app-id" not set`, "package", "encode", "--blob", "00"),
 
 		// Input: "-" for standard input; 0x.

@@ -105,7 +105,7 @@ func decodePacketJSON(in []byte) (packet.Packet, bool, error) {
 	}
 	s, err := packet.Lookup(uint8(schema))
 	if err != nil {
-		return p, false, fmt.Errorf("packet JSON: schema %d: no such schema (0-10, 20-30)", schema)
+		return p, false, fmt.Errorf("packet JSON: schema %d: no such schema (0-10, 20-30, 40-50)", schema)
 	}
 	p.Schema = s.ID
 	known["schema"] = true
