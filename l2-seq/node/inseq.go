@@ -298,6 +298,11 @@ func (n *Node) gapTimeout(ep *endpoint) time.Duration {
 func (n *Node) armGap(ep *endpoint, in *inSeq) {
 	clock.Stop(&in.timer)
 	d := n.gapTimeout(ep) << min(in.fruitless, 5)
+	if ep.peerFull() {
+		// Our sender gives up after GiveUp without progress; keep asking
+		// often enough to be there when the air clears.
+		d = min(d, n.cfg.GiveUp/4)
+	}
 	in.timer = n.clk.AfterFunc(d, func() { n.gap(ep, in) })
 }
 
@@ -314,11 +319,13 @@ func (n *Node) gap(ep *endpoint, in *inSeq) {
 	}
 	in.lastGrow = len(in.chunks)
 	full := ep.peerFull()
-	limit := maxSilent
-	if !full {
-		limit = 2 // a reference sender never answers
-	}
-	if in.bcast || in.fruitless >= limit {
+	switch {
+	case in.bcast,
+		// Our sender: it gives up after GiveUp without progress; nothing
+		// for twice that, and it has.
+		full && n.clk.Now().Sub(in.lastRx) >= 2*n.cfg.GiveUp,
+		// A reference sender never answers: two rounds.
+		!full && in.fruitless >= 2:
 		ep.dropIn(in.id)
 		return
 	}

@@ -54,6 +54,11 @@ type Config struct {
 	Sleep bool
 	// Budgets bound the node's memory; zero fields take the defaults.
 	Budgets Budgets
+	// GiveUp is how long a send to one of our neighbours may go without
+	// progress (no packet of it newly confirmed, no ack) before it ends
+	// with ErrAbandoned (0: DefaultGiveUp, 30 s). Until then lost frames
+	// and silence only cost time.
+	GiveUp time.Duration
 	// Logger receives debug events; nil discards them.
 	Logger *slog.Logger
 }
@@ -168,6 +173,9 @@ func New(cfg Config) (*Node, error) {
 		cfg.BeaconPeriod = 60 * time.Second
 	}
 	cfg.Budgets.fill()
+	if cfg.GiveUp <= 0 {
+		cfg.GiveUp = DefaultGiveUp
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

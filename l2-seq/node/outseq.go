@@ -58,8 +58,8 @@ type outSeq struct {
 	needAsk  bool // the next frame must carry ask (an ask frame was refused by the link)
 	askAt    time.Time
 	timedOut bool // the current wait already timed out (no RTT sample then)
-	silent   int  // feedback timeouts in a row with no answer at all
-	stale    int  // answers in a row that brought no progress
+	silent   int       // feedback timeouts in a row with no answer at all (reference receivers)
+	progress time.Time // when a packet was last newly confirmed (or the start)
 	timer    clock.Timer
 
 	deadlineTmr clock.Timer
@@ -67,15 +67,16 @@ type outSeq struct {
 	ref refState // toward a reference receiver (refseq.go)
 }
 
-// A sequence is abandoned after maxSilent feedback timeouts in a row
-// without any answer (the receiver is gone: at 30 % loss each way a round
-// fails half the time, so it takes thirteen to be sure), or after maxStale
-// answers in a row that bring no progress (the receiver hears us but cannot
-// take the Package).
-const (
-	maxSilent = 12
-	maxStale  = 32
-)
+// A sequence to one of our receivers is abandoned only when it has made no
+// progress (no packet newly confirmed) for Config.GiveUp: neither silence
+// nor answers that bring nothing end it while there is time, so a burst of
+// loss, however long its frames go unanswered, costs time and no transfer
+// [ours; it used to count rounds]. Toward a reference receiver, and for a
+// reference sender's reassembly, maxSilent rounds still count.
+const maxSilent = 12
+
+// DefaultGiveUp is Config.GiveUp's default.
+const DefaultGiveUp = 30 * time.Second
 
 type bitset []uint64
 
@@ -99,6 +100,7 @@ func (o *outSeq) start() bool {
 		return false
 	}
 	o.started = true
+	o.progress = o.ep.n.clk.Now()
 	o.seqID = id
 	o.tmpl.SeqID = id // the routed fields, if any, were set at send time
 	o.acked = newBitset(o.count)
@@ -329,8 +331,7 @@ func (o *outSeq) timeout() {
 	o.timedOut = true
 	o.silent++
 	o.ep.widenRTT()
-	if o.silent > maxSilent {
-		o.finish(ErrAbandoned)
+	if o.givenUp() {
 		return
 	}
 	// Probe: an empty ask on the last index asks for the receiver's status.
@@ -394,12 +395,23 @@ func (o *outSeq) onAck(p *packet.Packet) {
 	}
 	o.silent = 0
 	if progress {
-		o.stale = 0
-	} else if o.stale++; o.stale > maxStale {
-		o.finish(ErrAbandoned)
+		o.progress = n.clk.Now()
+	} else if o.givenUp() {
 		return
 	}
 	o.resume()
+}
+
+// givenUp ends the send with ErrAbandoned, reporting true, when it has
+// made no progress for the node's GiveUp.
+func (o *outSeq) givenUp() bool {
+	n := o.ep.n
+	if n.clk.Now().Sub(o.progress) < n.cfg.GiveUp {
+		return false
+	}
+	n.log.Debug("sequence abandoned", "peer", o.ep.key.Addr, "confirmed", o.nAcked, "of", o.count, "silent", o.silent)
+	o.finish(ErrAbandoned)
+	return true
 }
 
 // resume ends a wait and lets the sender go on (and the link talk). With nothing left to send
@@ -489,8 +501,21 @@ func (o *outSeq) applyStatus(b []byte, answered bool) (progress bool) {
 			mark(i)
 		}
 	}
+	// What the status says the receiver lacks, it lacks, whatever it
+	// confirmed before: its reassembly may have gone and begun again (a
+	// receiver that took us for a reference node, whose reassemblies it
+	// drops after two quiet rounds, had acked packets of the one it
+	// dropped). Counting them held would end the send confirmed with
+	// packets missing. Statuses come in the order the receiver wrote them.
+	lacks := func(i int) {
+		if o.unconfirm(i) {
+			o.requeue(i) // it had it, and lost it: no ask will bring it back
+		} else {
+			o.requeueIf(i, answered)
+		}
+	}
 	if base <= hi {
-		o.requeueIf(base, answered)
+		lacks(base)
 	}
 	for j := 0; j < 8*len(bm); j++ {
 		i := base + 1 + j
@@ -498,7 +523,12 @@ func (o *outSeq) applyStatus(b []byte, answered bool) (progress bool) {
 			break
 		}
 		if bm[j>>3]&(0x80>>(j&7)) != 0 {
-			o.requeueIf(i, answered)
+			lacks(i)
+		}
+	}
+	for i := hi + 1; i < o.fresh; i++ {
+		if o.unconfirm(i) {
+			o.requeue(i)
 		}
 	}
 	// Sent before the ask and above the highest the receiver saw: lost.
@@ -508,6 +538,17 @@ func (o *outSeq) applyStatus(b []byte, answered bool) (progress bool) {
 		}
 	}
 	return progress
+}
+
+// unconfirm takes back packet i's confirmation: the receiver says it does
+// not hold it. It reports whether i was confirmed.
+func (o *outSeq) unconfirm(i int) bool {
+	if i >= o.count || !o.acked.has(i) {
+		return false
+	}
+	o.acked.clear(i)
+	o.nAcked--
+	return true
 }
 
 // requeueIf queues i again if it was lost: any packet sent before the ask

@@ -218,6 +218,7 @@ type outSingle struct {
 	data  []byte // the encoded packet
 	pid   uint16
 	tries int
+	first time.Time // the first transmission
 	timer interface{ Stop() bool }
 	done  bool
 }
@@ -271,6 +272,8 @@ func (o *outSingle) transmit() {
 	o.tries++
 	if o.tries > 1 {
 		ep.n.stats.Retransmits++
+	} else {
+		o.first = ep.n.clk.Now()
 	}
 	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: o.data, ep: ep, sent: o.sent})
 	ep.kick()
@@ -286,7 +289,7 @@ func (o *outSingle) sent(err error) {
 		switch {
 		case errors.As(err, &ce):
 			o.finish(err) // the node gave up on the peer (asleep, closed)
-		case (errors.Is(err, link.ErrBusy) || errors.Is(err, link.ErrDutyCycle) || errors.Is(err, link.ErrNoAck)) && o.tries < singleTries:
+		case (errors.Is(err, link.ErrBusy) || errors.Is(err, link.ErrDutyCycle) || errors.Is(err, link.ErrNoAck)) && !o.spent():
 			// Not on the air yet, or the radio heard no acknowledgement
 			// (the peer missed it, even where no ack of ours was asked
 			// for): try again shortly.
@@ -308,18 +311,31 @@ func (o *outSingle) sent(err error) {
 	// Jittered: two hidden neighbours that sent at the same instant (both
 	// answering one broadcast, say) would otherwise collide at every retry.
 	wait := base << min(o.tries-1, 4)
+	if o.ep.peerFull() {
+		wait = min(wait, n.cfg.GiveUp/8)
+	}
 	wait += time.Duration(n.rng.Int64N(int64(wait + o.ep.tl.airMTU)))
 	o.timer = n.clk.AfterFunc(wait, func() {
 		if o.done {
 			return
 		}
 		o.ep.widenRTT() // see outSeq.timeout
-		if o.tries >= singleTries {
+		if o.spent() {
 			o.finish(ErrAbandoned)
 			return
 		}
 		o.transmit()
 	})
+}
+
+// spent reports whether the single has had its chances: to one of our
+// peers, GiveUp since its first transmission (a burst of loss costs time,
+// not the send); to a reference node, singleTries transmissions.
+func (o *outSingle) spent() bool {
+	if o.ep.peerFull() {
+		return o.ep.n.clk.Now().Sub(o.first) >= o.ep.n.cfg.GiveUp
+	}
+	return o.tries >= singleTries
 }
 
 // acked is the peer's answer.
