@@ -57,7 +57,7 @@ type outSeq struct {
 	askOut   bool // an ask frame is with the link, not yet on the air
 	needAsk  bool // the next frame must carry ask (an ask frame was refused by the link)
 	askAt    time.Time
-	timedOut bool // the current wait already timed out (no RTT sample then)
+	timedOut bool      // the current wait already timed out (no RTT sample then)
 	silent   int       // feedback timeouts in a row with no answer at all (reference receivers)
 	progress time.Time // when a packet was last newly confirmed (or the start)
 	timer    clock.Timer
