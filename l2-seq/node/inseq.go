@@ -301,7 +301,7 @@ func (n *Node) armGap(ep *endpoint, in *inSeq) {
 	if ep.peerFull() {
 		// Our sender gives up after GiveUp without progress; keep asking
 		// often enough to be there when the air clears.
-		d = min(d, n.cfg.GiveUp/4)
+		d = min(d, ep.tl.giveUp/4)
 	}
 	in.timer = n.clk.AfterFunc(d, func() { n.gap(ep, in) })
 }
@@ -323,7 +323,7 @@ func (n *Node) gap(ep *endpoint, in *inSeq) {
 	case in.bcast,
 		// Our sender: it gives up after GiveUp without progress; nothing
 		// for twice that, and it has.
-		full && n.clk.Now().Sub(in.lastRx) >= 2*n.cfg.GiveUp,
+		full && n.clk.Now().Sub(in.lastRx) >= 2*ep.tl.giveUp,
 		// A reference sender never answers: two rounds.
 		!full && in.fruitless >= 2:
 		ep.dropIn(in.id)

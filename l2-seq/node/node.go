@@ -56,8 +56,9 @@ type Config struct {
 	Budgets Budgets
 	// GiveUp is how long a send to one of our neighbours may go without
 	// progress (no packet of it newly confirmed, no ack) before it ends
-	// with ErrAbandoned (0: DefaultGiveUp, 30 s). Until then lost frames
-	// and silence only cost time.
+	// with ErrAbandoned (0: DefaultGiveUp, 30 s; on a link whose full
+	// frame takes longer than a hundredth of it, 100 such airtimes). Until
+	// then lost frames and silence only cost time.
 	GiveUp time.Duration
 	// Logger receives debug events; nil discards them.
 	Logger *slog.Logger

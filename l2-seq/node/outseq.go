@@ -406,7 +406,7 @@ func (o *outSeq) onAck(p *packet.Packet) {
 // made no progress for the node's GiveUp.
 func (o *outSeq) givenUp() bool {
 	n := o.ep.n
-	if n.clk.Now().Sub(o.progress) < n.cfg.GiveUp {
+	if n.clk.Now().Sub(o.progress) < o.ep.tl.giveUp {
 		return false
 	}
 	n.log.Debug("sequence abandoned", "peer", o.ep.key.Addr, "confirmed", o.nAcked, "of", o.count, "silent", o.silent)

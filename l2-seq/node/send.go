@@ -312,7 +312,7 @@ func (o *outSingle) sent(err error) {
 	// answering one broadcast, say) would otherwise collide at every retry.
 	wait := base << min(o.tries-1, 4)
 	if o.ep.peerFull() {
-		wait = min(wait, n.cfg.GiveUp/8)
+		wait = min(wait, o.ep.tl.giveUp/8)
 	}
 	wait += time.Duration(n.rng.Int64N(int64(wait + o.ep.tl.airMTU)))
 	o.timer = n.clk.AfterFunc(wait, func() {
@@ -333,7 +333,7 @@ func (o *outSingle) sent(err error) {
 // not the send); to a reference node, singleTries transmissions.
 func (o *outSingle) spent() bool {
 	if o.ep.peerFull() {
-		return o.ep.n.clk.Now().Sub(o.first) >= o.ep.n.cfg.GiveUp
+		return o.ep.n.clk.Now().Sub(o.first) >= o.ep.tl.giveUp
 	}
 	return o.tries >= singleTries
 }

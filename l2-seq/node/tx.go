@@ -55,6 +55,10 @@ type txLink struct {
 	airCtrl time.Duration // a status ack
 	fbInit  time.Duration // first guess at how long feedback takes
 	unit    time.Duration // throttle spacing per unit of a peer's counter
+	// giveUp is how long a send on this link may go without progress:
+	// Config.GiveUp, or 100 full airtimes on a slow link (LoRa's rounds
+	// take seconds), whichever is longer.
+	giveUp time.Duration
 }
 
 // inflight is a frame the link took: its tag names it in TxDone.
@@ -78,6 +82,7 @@ func newTxLink(n *Node, idx int, l link.Link) *txLink {
 	// for processing and serial lines.
 	t.fbInit = 2*t.airCtrl + t.airMTU/4 + 2*time.Millisecond
 	t.unit = min(max(4*t.airMTU, 10*time.Millisecond), time.Second)
+	t.giveUp = max(n.cfg.GiveUp, 100*t.airMTU)
 	return t
 }
 
