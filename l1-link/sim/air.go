@@ -341,13 +341,20 @@ func (m *Medium) ackTimedOut(tx *transmission) {
 	m.unlockFlush()
 }
 
-// succeed: the sender heard the ACK for tx.
-func (m *Medium) succeed(tx *transmission, now time.Time) {
+// settle ends tx's wait for its ACK, logs how it fared, and returns its
+// frame.
+func (m *Medium) settle(tx *transmission, now time.Time, acked bool) *macFrame {
 	r := tx.from
 	r.awaiting = nil
 	clock.Stop(&r.ackTimer)
-	m.logAttempt(tx, now, true)
-	f := r.cur
+	m.logAttempt(tx, now, acked)
+	return r.cur
+}
+
+// succeed: the sender heard the ACK for tx.
+func (m *Medium) succeed(tx *transmission, now time.Time) {
+	r := tx.from
+	f := m.settle(tx, now, true)
 	r.cur = nil
 	r.report(f, true)
 	r.postBackoff(f.rate, now)
@@ -358,10 +365,7 @@ func (m *Medium) succeed(tx *transmission, now time.Time) {
 // window, or, at its retry limit, gives the frame up.
 func (m *Medium) fail(tx *transmission, now time.Time) {
 	r := tx.from
-	r.awaiting = nil
-	clock.Stop(&r.ackTimer)
-	m.logAttempt(tx, now, false)
-	f := r.cur
+	f := m.settle(tx, now, false)
 	d := m.phy.DCF
 	switch {
 	case r.closed:

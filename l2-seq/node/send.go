@@ -66,6 +66,23 @@ func (ep *endpoint) takes(s *packet.Schema) bool {
 	return s.Family != packet.FamilyESPNOWV2 || ep.v2
 }
 
+// peerEndpoint is where a send to the peer with node_id to goes, or the
+// Result it fails with at once.
+func (n *Node) peerEndpoint(to identity.NodeID) (*endpoint, *Result) {
+	if n.closed {
+		return nil, failed(ErrClosed)
+	}
+	p := n.peers.Get(to)
+	if p == nil {
+		return nil, n.fail(ErrUnknownPeer)
+	}
+	ep := n.bestEndpoint(p)
+	if ep == nil {
+		return nil, n.fail(ErrUnknownPeer)
+	}
+	return ep, nil
+}
+
 // bestEndpoint returns the peer's endpoint on its fastest link.
 func (n *Node) bestEndpoint(p *peer.Peer) *endpoint {
 	var best *endpoint
@@ -82,16 +99,9 @@ func (n *Node) bestEndpoint(p *peer.Peer) *endpoint {
 
 // Send sends blob to application app on the peer with node_id to.
 func (n *Node) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *SendOptions) *Result {
-	if n.closed {
-		return failed(ErrClosed)
-	}
-	p := n.peers.Get(to)
-	if p == nil {
-		return n.fail(ErrUnknownPeer)
-	}
-	ep := n.bestEndpoint(p)
-	if ep == nil {
-		return n.fail(ErrUnknownPeer)
+	ep, fail := n.peerEndpoint(to)
+	if fail != nil {
+		return fail
 	}
 	return n.sendTo(ep, app, blob, opt)
 }

@@ -120,16 +120,9 @@ func (n *Node) segCap(ep *endpoint) int {
 // file), not a reader that blocks. Only our nodes take streams: to a
 // reference node it is ErrTooLarge.
 func (n *Node) SendStream(to identity.NodeID, app packet.AppID, r io.Reader, size int64, opt *SendOptions) *Result {
-	if n.closed {
-		return failed(ErrClosed)
-	}
-	p := n.peers.Get(to)
-	if p == nil {
-		return n.fail(ErrUnknownPeer)
-	}
-	ep := n.bestEndpoint(p)
-	if ep == nil {
-		return n.fail(ErrUnknownPeer)
+	ep, fail := n.peerEndpoint(to)
+	if fail != nil {
+		return fail
 	}
 	return n.sendStream(ep, app, r, size, opt)
 }
