@@ -118,7 +118,7 @@ func (c *clockedCounter) DeliverFrame(link.Frame) {
 func TestThroughputFormula(t *testing.T) {
 	for _, rate := range []espnow.Rate{espnow.Rate1M, espnow.Rate2M, espnow.Rate5M5, espnow.Rate11M, espnow.Rate6M, espnow.Rate24M, espnow.Rate54M} {
 		for _, unicast := range []bool{false, true} {
-			got := throughput(t, phys.ESPNOWAt(rate), 250, unicast, 20000, uint64(rate))
+			got := throughput(t, phys.ESPNOWAt(rate), 250, unicast, 5000, uint64(rate))
 			want := 250 * 8 / exchange(250, rate, unicast).Seconds()
 			if d := math.Abs(got-want) / want; d > 0.01 {
 				t.Errorf("%v unicast=%v: %.3f Mbit/s, formula %.3f (%.2f%% off)", rate, unicast, got/1e6, want/1e6, 100*d)
@@ -146,7 +146,7 @@ func TestESPythoNOWAnchors(t *testing.T) {
 		{"1M unicast without waiting", espnow.Rate1M, true, 0.61},
 		{"24M unicast", espnow.Rate24M, true, 5.2},
 	} {
-		got := throughput(t, phys.ESPNOWAt(c.rate), 250, c.unicast, 20000, 7) / 1e6
+		got := throughput(t, phys.ESPNOWAt(c.rate), 250, c.unicast, 8000, 7) / 1e6
 		d := math.Abs(got-c.mbps) / c.mbps
 		if d > 0.05 {
 			t.Errorf("%s: %.3f Mbit/s, ESPythoNOW %.2f (%.1f%% off)", c.name, got, c.mbps, 100*d)
@@ -228,7 +228,7 @@ func TestBianchiSaturation(t *testing.T) {
 			r.Attach(s)
 			s.fill()
 		}
-		const frames = 20000
+		const frames = 10000
 		clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return rc.n < frames })
 		got := float64((frames-rc.mark)*250*8) / clk.Now().Sub(rc.at).Seconds()
 		want := bianchi(n, 250, espnow.Rate1M)
@@ -447,7 +447,7 @@ func TestNAVProtectsAck(t *testing.T) {
 	b.Attach(&counter{})
 	sa.fill()
 	sc.fill()
-	clk.RunFor(20 * time.Second)
+	clk.RunFor(8 * time.Second)
 	var fromA, fromC []sim.Attempt
 	for _, at := range *log {
 		if at.From == a {
@@ -467,7 +467,7 @@ func TestNAVProtectsAck(t *testing.T) {
 			}
 		}
 	}
-	if len(fromA) < 2000 || inAck != 0 || sameSlot == 0 {
+	if len(fromA) < 1000 || inAck != 0 || sameSlot == 0 {
 		t.Fatalf("%d unicast attempts; the hidden radio started %d frames during their ACKs (%d in the same slot as the data)", len(fromA), inAck, sameSlot)
 	}
 	t.Logf("%d unicast attempts next to a saturated radio that cannot hear the ACKs: none of its %d frames started during an ACK (%d same-slot collisions)", len(fromA), len(fromC), sameSlot)
@@ -613,10 +613,13 @@ func TestRateAdaptation(t *testing.T) {
 		log := attempts(m)
 		s := &saturate{r: a, dst: b.Addr(), n: 250}
 		a.Attach(s)
-		rc := &clockedCounter{clk: clk, mark: 600}
+		rc := &clockedCounter{clk: clk, mark: 1}
 		b.Attach(rc)
 		s.fill()
-		clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return rc.n < 3000 })
+		// Until the sender is done with 2,000 frames: at a rate the link
+		// cannot carry few of them arrive.
+		start := clk.Now()
+		clk.RunWhile(clk.Now().Add(time.Hour), func() bool { return s.done < 2000 })
 		rates := map[int]int{}
 		for _, at := range (*log)[len(*log)/2:] {
 			rates[at.Rate]++
@@ -627,7 +630,7 @@ func TestRateAdaptation(t *testing.T) {
 				most = r
 			}
 		}
-		return float64((rc.n-rc.mark)*250*8) / clk.Now().Sub(rc.at).Seconds(), most
+		return float64(rc.n*250*8) / clk.Now().Sub(start).Seconds(), most
 	}
 	for _, dist := range []float64{near, far} {
 		got, rate := goodput(phys.ESPNOWAdaptive(espnow.Rate1M), dist, 1)
