@@ -158,7 +158,7 @@ func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package,
 		n.layer.HandleRouted(h, &own, key, now)
 		return nil
 	}
-	if pkg.AppID == StreamAppID && !bcast {
+	if pkg.AppID == SegmentAppID && !bcast {
 		return n.receiveSegment(key, pkg.Blob, now)
 	}
 	return n.deliverApp(Message{App: pkg.AppID, Blob: bytes.Clone(pkg.Blob), Via: key, Broadcast: bcast, Schema: p.Schema, Time: now})

@@ -14,8 +14,9 @@ import (
 )
 
 // Streams [ours]: a transfer larger than one segment goes to one of our
-// neighbours as consecutive sequences (segments of segBytes of reassembly
-// at most), each a Package of StreamAppID whose blob is a segment:
+// neighbours (one hop; l4-apps/stream carries blobs end to end over routes)
+// as consecutive sequences (segments of segBytes of reassembly
+// at most), each a Package of SegmentAppID whose blob is a segment:
 //
 //	app_id (16) ‖ stream_id (4) ‖ offset (8) ‖ total (8) ‖ flags (1) ‖ [digest (16)] ‖ data
 //
@@ -36,8 +37,10 @@ import (
 // application that takes whole Messages, assembles the stream up to
 // Budgets.MaxMessage and delivers it once, checked.
 
-// StreamAppID is the app_id of stream segments.
-var StreamAppID = packet.NewAppID("Mycelium", "stream", 1)
+// SegmentAppID is the app_id of stream segments, ("Mycelium", "segment",
+// 1). (l4-apps/stream's routed, end-to-end streams are another thing, with
+// an app_id of their own.)
+var SegmentAppID = packet.NewAppID("Mycelium", "segment", 1)
 
 const (
 	// segBytes is the reassembly a segment costs its receiver at most, and
@@ -192,7 +195,7 @@ func (s *outStream) fill() {
 		s.read += int64(k)
 		s.started = true
 		s.inflight++
-		pkg := packet.NewPackage(StreamAppID, blob)
+		pkg := packet.NewPackage(SegmentAppID, blob)
 		res := s.n.sendPackage(s.ep, pkg.AppendTo(make([]byte, 0, pkg.Len())), nil, &s.opt)
 		res.OnDone(func(err error) {
 			// After the send that finished has unwound.
