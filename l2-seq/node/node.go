@@ -188,7 +188,10 @@ func New(cfg Config) (*Node, error) {
 		eps: map[peer.Endpoint]*endpoint{}, apps: map[packet.AppID]Handler{},
 	}
 	n.cache.budget = cfg.Budgets.SendCache
-	n.streamID = n.rng.Uint32() // a restarted node does not reuse its ids at once
+	// A restarted node does not reuse its stream ids at once (a stream of
+	// its own, not the node's, so that the node's other choices stay as
+	// they were).
+	n.streamID = rand.New(rand.NewPCG(cfg.Seed, 0x73747265616d)).Uint32()
 	for i, l := range cfg.Links {
 		n.links = append(n.links, newTxLink(n, i, l))
 	}
