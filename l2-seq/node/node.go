@@ -1,7 +1,9 @@
 // Package node is the node runtime (the Packager): applications hand it
 // blobs addressed to a peer or to everyone; it picks the schema and the
-// link, cuts the Package into packets, sends them reliably and fairly, and on
-// the other side reassembles, verifies and delivers them. It also keeps the
+// link, cuts the Package into packets, sends them reliably and fairly (a blob
+// of any size to a neighbour of ours as a stream of sequences, stream.go),
+// and on the other side reassembles, verifies and delivers them. It also
+// keeps the
 // peer table with the Beacon application, answers and sends modem-sleep
 // wake-ups, throttles, and reports every failure to the sender as a typed
 // error.
