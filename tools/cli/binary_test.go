@@ -114,7 +114,7 @@ func TestBinaryPcapngFromAPipe(t *testing.T) {
 	frame := buildESPNOW(t, espnow.BroadcastMAC, "0000000107544b")
 	ng := pcapngOf(capture.LinkTypeRadiotap, frame, []byte("not ESP-NOW"))
 	out, stderr, st := runBinary(t, ng, "pcap", "-")
-	if st != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"src":"24:0a:c4:00:00:01"`) || stderr != "mycelium: skipped 1 frame that is not ESP-NOW\n" {
+	if st != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"src":"24:0a:c4:00:00:01"`) || stderr != "mycelium: skipped 1 frame that is not ESP-NOW or UDP on port 4242\n" {
 		t.Fatalf("%d %q %q", st, out, stderr)
 	}
 	// The same from a file.

@@ -107,7 +107,7 @@ func TestPcapRadiotap(t *testing.T) {
 	if st != 0 {
 		t.Fatalf("status %d: %s", st, stderr)
 	}
-	if stderr != "mycelium: skipped 2 frames that are not ESP-NOW\n" {
+	if stderr != "mycelium: skipped 2 frames that are not ESP-NOW or UDP on port 4242\n" {
 		t.Fatalf("stderr %q", stderr)
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
@@ -152,9 +152,10 @@ func TestPcapOtherLinkTypes(t *testing.T) {
 	if st != 0 || stderr != "" || strings.Count(out, "\n") != 2 || !strings.Contains(out, `"src":"24:0a:c4:00:00:01"`) {
 		t.Fatalf("802.11 capture: %d %q %q", st, out, stderr)
 	}
-	// USER0 (a capture of another link): nothing is ESP-NOW.
-	out, stderr, st = run("pcap", writeCapture(t, capture.LinkTypeUser0, []byte("x")))
-	if st != 0 || out != "" || stderr != "mycelium: skipped 1 frame that is not ESP-NOW\n" {
+	// USER0 (a capture of another link): bare packets, no addresses.
+	out, stderr, st = run("pcap", writeCapture(t, capture.LinkTypeUser0, mustHexCLI("0000000107544b"), []byte("x")))
+	want, _, _ := run("packet", "decode", "0000000107544b")
+	if st != 0 || stderr != "" || out != `{"packet":`+strings.TrimSuffix(want, "\n")+"}\n"+`{"error":"packet: too short: packet is 1 bytes, want at least 4"}`+"\n" {
 		t.Fatalf("USER0 capture: %d %q %q", st, out, stderr)
 	}
 	// An empty capture: no output at all.

@@ -142,6 +142,7 @@ that makes loops impossible (each hop strictly closer to the destination);
 	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, "kill the root of tree 0 after convergence and time the re-convergence (3 nodes or more)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	f.StringVar(&svg, "svg", "", "write a picture of the graph, tree 0 and one sampled route to this file")
+	f.StringVar(&rf.cfg.Pcap, "pcap", "", "write every frame on the medium to this capture file (radiotap + 802.11; tools/wireshark/mycelium.lua dissects it)")
 	return c
 }
 

@@ -49,6 +49,9 @@ type RouteConfig struct {
 	// Progress, when set, is told the stage and how far through it the
 	// measurement is.
 	Progress Progress
+	// Pcap, when set, is a file that receives every frame on the medium
+	// (radiotap + 802.11, as capture writes ESP-NOW).
+	Pcap string
 }
 
 // RouteResult is what the measurement found.
@@ -91,7 +94,14 @@ type RouteResult struct {
 	Graph                  [][]int      `json:"-"`
 	Parents                []int        `json:"-"` // tree 0 parent of each node (-1: the root, or none)
 	Root0                  int          `json:"-"` // the root of tree 0 (-1: none)
+	TreeParents            [][]int      `json:"-"` // each tree's parent of each node, as Parents
+	Roots                  []int        `json:"-"` // each tree's root (-1: none)
+	SampleRoutes           [][]int      `json:"-"` // the paths of the first delivered pairs (at most MaxSampleRoutes)
+	Stretches              []float64    `json:"-"` // every delivered pair's stretch, sorted
 }
+
+// MaxSampleRoutes bounds RouteResult.SampleRoutes.
+const MaxSampleRoutes = 20
 
 // DefaultMaxConverge bounds the wait for the trees to converge, and to
 // re-converge after a root failure.
@@ -183,6 +193,13 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	if err := m.build(); err != nil {
 		return nil, err
 	}
+	if c.Pcap != "" {
+		w, err := m.capture(c.Pcap)
+		if err != nil {
+			return nil, err
+		}
+		defer w.Close()
+	}
 	res := &RouteResult{Nodes: len(m.nodes), Trees: c.Trees, Seed: c.Seed, SetupWallS: time.Since(wall).Seconds()}
 	if c.Mode {
 		res.Mode = 1
@@ -237,6 +254,7 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	res.DeliveryRatio = float64(delivered) / float64(c.Pairs)
 	if len(stretches) > 0 {
 		sort.Float64s(stretches)
+		res.Stretches = stretches
 		sum := 0.0
 		for _, s := range stretches {
 			sum += s
@@ -263,6 +281,7 @@ func Route(c RouteConfig) (*RouteResult, error) {
 			res.Root0 = i
 		}
 	}
+	m.drawTrees(res)
 	res.WallTimeS = time.Since(wall).Seconds()
 	return res, nil
 }
@@ -702,6 +721,9 @@ func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult, what
 		stretches = append(stretches, float64(h)/float64(sp))
 		if res.SampleRoute == nil && h >= 4 {
 			res.SampleRoute = append([]int(nil), path...)
+		}
+		if len(res.SampleRoutes) < MaxSampleRoutes {
+			res.SampleRoutes = append(res.SampleRoutes, append([]int(nil), path...))
 		}
 	}
 	return delivered, stretches, hops, shortest
