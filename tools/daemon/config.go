@@ -60,6 +60,9 @@ type ControlConfig struct {
 // MetricsConfig is [metrics].
 type MetricsConfig struct {
 	Listen string `toml:"listen"`
+	// Dashboard serves the web dashboard at http://LISTEN/ (LISTEN
+	// defaults to DefaultDashboardListen, this machine only, when empty).
+	Dashboard bool `toml:"dashboard"`
 }
 
 // LogConfig is [log].

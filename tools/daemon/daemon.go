@@ -82,11 +82,9 @@ func Run(ctx context.Context, opt Options) error {
 			d.st.close()
 		}
 	}()
-	var metrics *http.Server
-	if cfg.Metrics.Listen != "" {
-		if metrics, err = d.serveMetrics(cfg.Metrics.Listen); err != nil {
-			return err
-		}
+	stopHTTP, err := d.serveHTTP(ctx, cfg.Metrics)
+	if err != nil {
+		return err
 	}
 	// Handlers end with the server's base context: long requests (listen,
 	// a send) stop at shutdown instead of holding it up.
@@ -124,9 +122,7 @@ wait:
 	stopHandlers()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	srv.Shutdown(sctx)
-	if metrics != nil {
-		metrics.Shutdown(sctx)
-	}
+	stopHTTP(sctx)
 	cancel()
 	d.st.close()
 	stackUp = false

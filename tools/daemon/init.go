@@ -204,6 +204,11 @@ group = {{q .D.Control.Group}}
 # Prometheus metrics at http://LISTEN/metrics, e.g. "127.0.0.1:9477";
 # "" turns them off.
 listen = {{q .D.Metrics.Listen}}
+# The web dashboard at http://LISTEN/ (the node, its peers, trees, traffic,
+# a ping form); with listen "" it is served on 127.0.0.1:9477. Anyone who
+# reaches LISTEN sees it and can ping from this node: keep it on localhost
+# unless the network is yours.
+dashboard = {{.D.Metrics.Dashboard}}
 
 [log]
 # debug, info, warn or error.

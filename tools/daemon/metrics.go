@@ -152,8 +152,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // serveMetrics listens on addr and serves /metrics (the node's collector,
-// the Go runtime's and the process's).
-func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
+// the Go runtime's and the process's) and, when page is not nil, the
+// dashboard at every other path.
+func (d *daemon) serveMetrics(addr string, page http.Handler) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(d), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
@@ -165,6 +166,9 @@ func (d *daemon) serveMetrics(addr string) (*http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	if page != nil {
+		mux.Handle("/", page)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil
