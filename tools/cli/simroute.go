@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mycelium-mesh/mycelium/tools/dashboard"
 	"github.com/mycelium-mesh/mycelium/tools/meshsim"
 )
 
@@ -66,6 +67,7 @@ func simRouteCmd() *cobra.Command {
 		mode   int
 		asJSON bool
 		svg    string
+		page   string
 	)
 	c := &cobra.Command{
 		Use:   "route",
@@ -84,7 +86,8 @@ that makes loops impossible (each hop strictly closer to the destination);
 ` + routeLimits,
 		Example: `  mycelium sim route --nodes 200
   mycelium sim route --nodes 500 --mode 1 --fail-root --json
-  mycelium sim route --graph ring.txt --pairs 100 --svg ring.svg`,
+  mycelium sim route --graph ring.txt --pairs 100 --svg ring.svg
+  mycelium sim route --nodes 200 --html mesh.html`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := rf.config(cmd)
@@ -112,6 +115,13 @@ that makes loops impossible (each hop strictly closer to the destination);
 				}
 				defer out.discard()
 			}
+			var htmlOut *pendingFile
+			if page != "" {
+				if htmlOut, err = createPending(page); err != nil {
+					return fmt.Errorf("--html: %v", err)
+				}
+				defer htmlOut.discard()
+			}
 			prog := newProgress(rf.progress, cmd.ErrOrStderr())
 			defer prog.finish()
 			cfg.Progress = prog.fn()
@@ -128,6 +138,14 @@ that makes loops impossible (each hop strictly closer to the destination);
 					return fmt.Errorf("--svg: %v", err)
 				}
 			}
+			if htmlOut != nil {
+				if err := dashboard.WriteRoutePage(htmlOut.f, r); err != nil {
+					return fmt.Errorf("--html: %v", err)
+				}
+				if err := htmlOut.commit(); err != nil {
+					return fmt.Errorf("--html: %v", err)
+				}
+			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), r)
 			}
@@ -142,6 +160,7 @@ that makes loops impossible (each hop strictly closer to the destination);
 	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, "kill the root of tree 0 after convergence and time the re-convergence (3 nodes or more)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	f.StringVar(&svg, "svg", "", "write a picture of the graph, tree 0 and one sampled route to this file")
+	f.StringVar(&page, "html", "", "write a self-contained web page of the run to this file: the graph, every tree, sampled routes, the stretch histogram")
 	f.StringVar(&rf.cfg.Pcap, "pcap", "", "write every frame on the medium to this capture file (radiotap + 802.11; tools/wireshark/mycelium.lua dissects it)")
 	return c
 }

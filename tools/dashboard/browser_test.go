@@ -2,16 +2,20 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mycelium-mesh/mycelium/tools/cli"
 	"github.com/mycelium-mesh/mycelium/tools/internal/headless"
 	"github.com/mycelium-mesh/mycelium/tools/lab"
 )
@@ -165,6 +169,54 @@ func TestDashboardInBrowser(t *testing.T) {
 		document.getElementById('path-graph').textContent.includes('bravo')`, 5*time.Second)
 	screenshot(t, b, out, "dashboard-ping.png")
 
+	if p := b.Problems(); len(p) > 0 {
+		t.Fatalf("the page reported problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestRoutePageInBrowser writes the simulator's page (`mycelium sim route
+// --html`) and opens it in headless Chromium: no console error, every node
+// drawn, each tree a spanning tree over them, a sampled route drawn hop by
+// hop, and a histogram holding every delivered route's stretch.
+func TestRoutePageInBrowser(t *testing.T) {
+	b := headless.Start(t, 1300, 1000)
+	out := artifacts(t)
+	page := filepath.Join(t.TempDir(), "mesh.html")
+	var stdout, stderr strings.Builder
+	if st := cli.Run([]string{"sim", "route", "--nodes", "40", "--pairs", "40", "--html", page, "--progress", "never", "--json"}, strings.NewReader(""), &stdout, &stderr); st != 0 {
+		t.Fatalf("sim route: %d %s", st, stderr.String())
+	}
+	var res struct {
+		Nodes, Delivered, Trees int
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(b.Ctx, chromedp.Navigate("file://"+page)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b, "every node", fmt.Sprintf(`document.querySelectorAll('#mesh-graph circle').length === %d`, res.Nodes), 10*time.Second)
+	for k := range res.Trees {
+		if err := chromedp.Run(b.Ctx, chromedp.SetValue("#tree-select", strconv.Itoa(k), chromedp.ByID),
+			chromedp.Evaluate(`document.getElementById('tree-select').dispatchEvent(new Event('change'))`, nil)); err != nil {
+			t.Fatal(err)
+		}
+		// A spanning tree: every node but the root has its parent edge.
+		waitFor(t, b, fmt.Sprintf("tree %d spanning all %d nodes", k, res.Nodes),
+			fmt.Sprintf(`document.querySelectorAll('#mesh-graph line.tree-edge').length === %d && document.querySelectorAll('#mesh-graph g.root').length === 1`, res.Nodes-1), 5*time.Second)
+	}
+	waitFor(t, b, "the first sampled route, hop by hop", `(() => {
+		const r = D.routes[0];
+		return r.length >= 2 && document.querySelectorAll('#mesh-graph line.route-edge').length === r.length - 1 &&
+			document.querySelectorAll('#mesh-graph g.route-start').length === 1 && document.querySelectorAll('#mesh-graph g.route-end').length === 1;
+	})()`, 5*time.Second)
+	waitFor(t, b, "the histogram of every delivered route", fmt.Sprintf(`document.querySelectorAll('#histogram rect.bar').length === D.histogram.length &&
+		D.histogram.reduce((a, x) => a + x.n, 0) === %d`, res.Delivered), 5*time.Second)
+	if err := chromedp.Run(b.Ctx, chromedp.SetValue("#tree-select", "0", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById('tree-select').dispatchEvent(new Event('change'))`, nil)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, b, out, "sim-route.png")
 	if p := b.Problems(); len(p) > 0 {
 		t.Fatalf("the page reported problems:\n%s", strings.Join(p, "\n"))
 	}
