@@ -381,7 +381,9 @@ end
 
 local function addAddr(t, fa, fc, r)
 	t:add(fa, r)
-	t:add(fc, r, coords(r:raw()))
+	local c = coords(r:raw())
+	local it = t:add(fc, r, c)
+	if c == "" then it:append_text("(the root)") end
 end
 
 local function dissectBeacon(r, t)
@@ -809,7 +811,7 @@ local function dissectPacket(tvb, pinfo, tree, addressed)
 	if flagNames ~= "" then info[#info + 1] = "[" .. flagNames .. "]" end
 	info[#info + 1] = "pid " .. pid
 	if seqID then info[#info + 1] = string.format("seq %d/%d", seqID, seqSize) end
-	if toS then info[#info + 1] = "to (" .. toS .. ")" end
+	if toS == "" then info[#info + 1] = "to the root" elseif toS then info[#info + 1] = "to (" .. toS .. ")" end
 	if not ckOK then info[#info + 1] = "[BAD CHECKSUM]" end
 
 	-- What the body is: an answer (ack, error, status), a control frame
