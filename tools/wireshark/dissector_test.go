@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -513,4 +514,101 @@ func udpFrame(t *testing.T, payload []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestDissectorBadInput feeds the dissector what a radio also brings:
+// every prefix of valid packets, random bytes, and valid headers carrying
+// random Packages of every application it decodes, in USER0 and in ESP-NOW
+// frames. Each must end in a dissection (with expert info where it is
+// bad), never a Lua error.
+func TestDissectorBadInput(t *testing.T) {
+	ts := tshark(t)
+	rng := rand.New(rand.NewPCG(13, 1))
+	apps := []packet.AppID{beacon.AppID, packet.NewAppID("Mycelium", "tree", 1), packet.NewAppID("Mycelium", "route", 1),
+		packet.NewAppID("Mycelium", "stream", 1), packet.NewAppID("Mycelium", "segment", 1)}
+	var frames [][]byte
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	for _, id := range []uint8{0, 1, 2, 4, 5, 8, 10, 22, 30, 40, 44} {
+		s := packet.MustLookup(id)
+		for _, app := range apps {
+			for _, size := range []int{0, 1, 2, 5, 17, 34, 40, 60, 113, 114, 150, s.MaxBody - packet.PackageOverhead} {
+				if size > s.MaxBody-packet.PackageOverhead {
+					continue
+				}
+				blob := random(size)
+				if size > 0 {
+					blob[0] = []byte{0x00, 0x01, 0x02, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x12, 0x14, 0x17, 0x21, 0x31, 0xf0, 0xff}[rng.IntN(15)]
+				}
+				body, _ := packet.NewPackage(app, blob).MarshalBinary()
+				p := packet.Packet{Schema: id, Body: body, Flags: packet.Flags(rng.IntN(256)) &^ 0x38}
+				b, err := p.AppendSealed(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				frames = append(frames, b)
+			}
+		}
+		// Every prefix of one packet of the schema, and its answers.
+		full, _ := (&packet.Packet{Schema: id, Flags: packet.Flags(0x10), Body: random(12)}).AppendSealed(nil)
+		for n := range len(full) {
+			frames = append(frames, full[:n])
+		}
+	}
+	for range 300 {
+		frames = append(frames, random(rng.IntN(300)))
+	}
+	write := func(name string, lt layers.LinkType, fs [][]byte) string {
+		path := filepath.Join(t.TempDir(), name)
+		w, err := capture.Create(path, lt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range fs {
+			if err := w.Write(time.Unix(int64(i), 0), f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	var esp [][]byte
+	src := espnow.MAC{2, 0, 0, 0, 0, 1}
+	for i, f := range frames {
+		if len(f) > espnow.MaxBodyV2 {
+			continue
+		}
+		b, err := espnow.AppendFrame(nil, &espnow.Frame{Src: src, Dst: espnow.BroadcastMAC, Body: f, Seq: uint16(i)}, espnow.TxOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		esp = append(esp, b)
+		// And a vendor element chain cut short or lying about its length.
+		if i%7 == 0 && len(b) > espnow.TxRadiotapLen+espnow.HeaderLen+12 {
+			cut := bytes.Clone(b[:len(b)-1-rng.IntN(len(f)+1)])
+			esp = append(esp, cut)
+		}
+	}
+	for _, path := range []string{write("user0.pcap", capture.LinkTypeUser0, frames), write("espnow.pcap", capture.LinkTypeRadiotap, esp)} {
+		out, err := exec.Command(ts, "-n", "-X", "lua_script:"+script(t), "-r", path, "-V").CombinedOutput()
+		if err != nil {
+			t.Fatalf("tshark: %v", err)
+		}
+		for _, bad := range []string{"Lua Error", "Dissector bug"} {
+			if i := bytes.Index(out, []byte(bad)); i >= 0 {
+				t.Fatalf("%s: %s: ...%s", filepath.Base(path), bad, out[max(0, i-3000):min(len(out), i+300)])
+			}
+		}
+		if n := bytes.Count(out, []byte("\nMycelium mesh\n")) + bytes.Count(out, []byte("\n        Mycelium mesh\n")); n == 0 {
+			t.Fatalf("%s: nothing dissected", filepath.Base(path))
+		}
+	}
+	t.Logf("%d packets, %d ESP-NOW frames", len(frames), len(esp))
 }
