@@ -146,20 +146,13 @@ func (s *dashSource) Sample(ctx context.Context) (*dashboard.Sample, error) {
 	if err := s.call(ctx, http.MethodGet, "/v1/peers", nil, &smp.Peers); err != nil {
 		return nil, err
 	}
-	for i, ol := range s.d.st.links {
-		info, k := ol.l.Info(), ol.l.Counters()
-		l := dashboard.Link{
-			Index: i, Type: ol.cfg.Type, Addr: info.Addr.String(), MTU: info.MTU, Bitrate: info.Bitrate,
-			TxFrames: k.TxFrames, RxFrames: k.RxFrames, TxBytes: k.TxBytes, RxBytes: k.RxBytes,
-			AirtimeS: k.TxAirtime.Seconds(), Drops: map[string]uint64{},
-		}
+	for i, cl := range s.d.links() {
+		k := s.d.st.links[i].l.Counters()
+		l := dashboard.Link{Link: cl, AirtimeS: k.TxAirtime.Seconds(), DropsByReason: map[string]uint64{}}
 		for r := link.DropReason(0); r < link.NumDropReasons; r++ {
 			if n := k.Drops[r]; n > 0 {
-				l.Drops[r.String()] = n
+				l.DropsByReason[r.String()] = n
 			}
-		}
-		if u, ok := ol.dutyUsed(); ok {
-			l.DutyUsed = &u
 		}
 		smp.Links = append(smp.Links, l)
 	}
@@ -232,7 +225,7 @@ func (s *dashSource) trees() []dashboard.Tree {
 // Trace pings the target once, then traces the route to it, through the
 // control API's handlers (as `mycelium ping` and `traceroute` do).
 func (s *dashSource) Trace(ctx context.Context, target string) (*dashboard.TraceResult, error) {
-	res := &dashboard.TraceResult{Target: target, Hops: []control.Hop{}}
+	res := &dashboard.TraceResult{TraceResult: control.TraceResult{Target: target, Hops: []control.Hop{}}}
 	var ping control.PingResult
 	if err := s.call(ctx, http.MethodPost, "/v1/ping", control.PingRequest{Target: target, Count: 1}, &ping); err != nil {
 		return nil, err
@@ -250,7 +243,7 @@ func (s *dashSource) Trace(ctx context.Context, target string) (*dashboard.Trace
 		}
 		return res, nil
 	}
-	res.Hops, res.Complete = tr.Hops, tr.Complete
+	res.TraceResult = tr
 	return res, nil
 }
 

@@ -57,20 +57,12 @@ type Node struct {
 	Registered bool    `json:"registered"`
 }
 
-// Link is one link's counters (cumulative: the page plots their rates).
+// Link is one link's counters (cumulative: the page plots their rates):
+// the control API's view of it, and more.
 type Link struct {
-	Index    int               `json:"index"`
-	Type     string            `json:"type"`
-	Addr     string            `json:"addr"`
-	MTU      int               `json:"mtu"`
-	Bitrate  int               `json:"bitrate"`
-	TxFrames uint64            `json:"tx_frames"`
-	RxFrames uint64            `json:"rx_frames"`
-	TxBytes  uint64            `json:"tx_bytes"`
-	RxBytes  uint64            `json:"rx_bytes"`
-	AirtimeS float64           `json:"airtime_s"`           // time spent transmitting, where the link knows
-	DutyUsed *float64          `json:"duty_used,omitempty"` // of the duty-cycle budget, links with one
-	Drops    map[string]uint64 `json:"drops"`               // by reason, non-zero only
+	control.Link
+	AirtimeS      float64           `json:"airtime_s"`       // time spent transmitting, where the link knows
+	DropsByReason map[string]uint64 `json:"drops_by_reason"` // non-zero only
 }
 
 // Tree is this node's place in one tree.
@@ -101,14 +93,12 @@ type RoutedError struct {
 	What string    `json:"what"`
 }
 
-// TraceResult answers the page's ping form.
+// TraceResult answers the page's ping form: the trace (as the control
+// API's), and the ping's round trip.
 type TraceResult struct {
-	Target   string        `json:"target"`
-	NodeID   string        `json:"node_id"`
-	Hops     []control.Hop `json:"hops"`
-	Complete bool          `json:"complete"`
-	RTTms    *float64      `json:"rtt_ms,omitempty"` // the ping's round trip, if it came back
-	Error    string        `json:"error,omitempty"`  // why the ping or the trace failed
+	control.TraceResult
+	RTTms *float64 `json:"rtt_ms,omitempty"` // the ping's round trip, if it came back
+	Error string   `json:"error,omitempty"`  // why the ping or the trace failed
 }
 
 // Config sets the server's pace.

@@ -40,7 +40,7 @@ func (f *fakeSource) Trace(ctx context.Context, target string) (*TraceResult, er
 	if target == "nobody" {
 		return nil, errors.New("unknown target")
 	}
-	return &TraceResult{Target: target, Hops: []control.Hop{{Hop: 1, NodeID: "cd"}}, Complete: true}, nil
+	return &TraceResult{TraceResult: control.TraceResult{Target: target, Hops: []control.Hop{{Hop: 1, NodeID: "cd"}}, Complete: true}}, nil
 }
 
 // streamRecorder is a ResponseWriter that flushes into a buffer.

@@ -11,30 +11,16 @@ import (
 	"github.com/mycelium-mesh/mycelium/tools/meshsim"
 )
 
-// routeView is what the simulator's page draws (positions scaled to the
-// unit square).
+// routeView is what the simulator's page draws: the measurement's figures
+// (its JSON), and the drawing's data (positions scaled to the unit square).
 type routeView struct {
-	Nodes         int          `json:"nodes"`
-	Edges         int          `json:"edges"`
-	MeanDegree    float64      `json:"mean_degree"`
-	Trees         int          `json:"trees"`
-	Mode          int          `json:"mode"`
-	Seed          uint64       `json:"seed"`
-	ConvergedS    float64      `json:"converged_s"`
-	BeaconPeriods float64      `json:"beacon_periods"`
-	Delivered     int          `json:"delivered"`
-	Pairs         int          `json:"pairs"`
-	StretchMean   float64      `json:"stretch_mean"`
-	StretchP95    float64      `json:"stretch_p95"`
-	StretchMax    float64      `json:"stretch_max"`
-	MaxDepth      int          `json:"max_depth"`
-	Loops         int          `json:"loops"`
-	Positions     [][2]float64 `json:"positions"`
-	Links         [][2]int     `json:"links"`
-	Parents       [][]int      `json:"parents"` // per tree, per node (-1: none)
-	Roots         []int        `json:"roots"`
-	Routes        [][]int      `json:"routes"`
-	Histogram     []bin        `json:"histogram"`
+	*meshsim.RouteResult
+	Positions [][2]float64 `json:"positions"`
+	Links     [][2]int     `json:"links"`
+	Parents   [][]int      `json:"parents"` // per tree, per node (-1: none)
+	Roots     []int        `json:"roots"`
+	Routes    [][]int      `json:"routes"`
+	Histogram []bin        `json:"histogram"`
 }
 
 type bin struct {
@@ -79,10 +65,8 @@ func WriteRoutePage(w io.Writer, r *meshsim.RouteResult) error {
 		return fmt.Errorf("html: the result holds no positions")
 	}
 	v := routeView{
-		Nodes: r.Nodes, Edges: r.Edges, MeanDegree: r.MeanDegree, Trees: r.Trees, Mode: r.Mode, Seed: r.Seed,
-		ConvergedS: r.ConvergedS, BeaconPeriods: r.BeaconPeriods, Delivered: r.Delivered, Pairs: r.Pairs,
-		StretchMean: r.StretchMean, StretchP95: r.StretchP95, StretchMax: r.StretchMax, MaxDepth: r.MaxDepth, Loops: r.Loops,
-		Links: [][2]int{}, Parents: r.TreeParents, Roots: r.Roots, Routes: r.SampleRoutes, Histogram: stretchBins(r.Stretches),
+		RouteResult: r, Links: [][2]int{}, Parents: r.TreeParents, Roots: r.Roots, Routes: r.SampleRoutes,
+		Histogram: stretchBins(r.Stretches),
 	}
 	if v.Parents == nil {
 		v.Parents = [][]int{}

@@ -33,9 +33,8 @@ function renderHeader(s) {
 
 function renderLinks(s) {
 	fillTable($('links').tBodies[0], s.links.map((l) => {
-		const drops = Object.values(l.drops || {}).reduce((a, b) => a + b, 0);
 		const air = l.duty_used !== undefined ? `${(100 * l.duty_used).toFixed(1)} % duty` : `${l.airtime_s.toFixed(2)} s`;
-		return [String(l.index), l.type, el('td', { class: 'mono' }, l.addr), String(l.mtu), fmtNum(l.tx_frames), fmtNum(l.rx_frames), String(drops), air];
+		return [String(l.index), l.type, el('td', { class: 'mono' }, l.addr), String(l.mtu), fmtNum(l.tx_frames), fmtNum(l.rx_frames), String(l.drops), air];
 	}));
 }
 
@@ -79,8 +78,8 @@ function renderCharts(s) {
 			charts.push(lineChart(`${name}: airtime`, [{ name: '% of time', points: rates((x) => at(x)?.airtime_s).map(([t, v]) => [t, 100 * v]) }], '%'));
 		}
 		const reasons = new Set();
-		for (const x of samples) for (const r of Object.keys(at(x)?.drops || {})) reasons.add(r);
-		charts.push(lineChart(`${name}: drops/s by reason`, [...reasons].map((r) => ({ name: r, points: rates((x) => (at(x) ? (at(x).drops || {})[r] || 0 : undefined)) }))));
+		for (const x of samples) for (const r of Object.keys(at(x)?.drops_by_reason || {})) reasons.add(r);
+		charts.push(lineChart(`${name}: drops/s by reason`, [...reasons].map((r) => ({ name: r, points: rates((x) => (at(x) ? (at(x).drops_by_reason || {})[r] || 0 : undefined)) }))));
 	}
 	box.replaceChildren(...charts);
 }

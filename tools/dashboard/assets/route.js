@@ -43,7 +43,7 @@ function init() {
 	g('hist').replaceChildren(histogram(`${D.delivered} of ${D.pairs} routes delivered`, D.histogram, 'stretch (hops taken / shortest)'));
 	g('hist-note').textContent = `mean ${D.stretch_mean.toFixed(3)}, p95 ${D.stretch_p95.toFixed(3)}, max ${D.stretch_max.toFixed(3)}`;
 	const rows = [
-		['converged', `${D.converged_s.toFixed(1)} s of mesh time (${D.beacon_periods.toFixed(2)} beacon periods)`],
+		['converged', `${D.converged_s.toFixed(1)} s of mesh time (${D.converged_beacon_periods.toFixed(2)} beacon periods)`],
 		['delivered', `${D.delivered} / ${D.pairs}`],
 		['stretch', `mean ${D.stretch_mean.toFixed(3)}, p95 ${D.stretch_p95.toFixed(3)}, max ${D.stretch_max.toFixed(3)}`],
 		['deepest', `${D.max_depth} levels`],
