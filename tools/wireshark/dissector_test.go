@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,15 +270,54 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
+var (
+	capOnce sync.Once
+	capDir  string
+	capErr  error
+)
+
+// TestMain removes the simulator's captures the tests share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if capDir != "" {
+		os.RemoveAll(capDir)
+	}
+	os.Exit(code)
+}
+
+// simCaptures writes, once for the package's tests, the captures of
+// `mycelium sim --pcap` (espnow.pcap, lora.pcap: 8 nodes, ESP-NOW and LoRa
+// with gateways, transfers) and `mycelium sim route --pcap` (route.pcap:
+// 10 nodes, two trees, from a cold start to routed probes).
+func simCaptures(t *testing.T) string {
+	t.Helper()
+	capOnce.Do(func() {
+		if capDir, capErr = os.MkdirTemp("", "mycelium-wireshark-"); capErr != nil {
+			return
+		}
+		for _, args := range [][]string{
+			{"sim", "--nodes", "8", "--link", "mixed", "--gateways", "3", "--duration", "3m", "--transfers", "2", "--max-size", "3000", "--pcap", capDir, "--progress", "never"},
+			{"sim", "route", "--nodes", "10", "--trees", "2", "--pairs", "10", "--pcap", filepath.Join(capDir, "route.pcap"), "--progress", "never"},
+		} {
+			var out, errb bytes.Buffer
+			if st := cli.Run(args, strings.NewReader(""), &out, &errb); st != 0 {
+				capErr = fmt.Errorf("mycelium %s: status %d: %s", strings.Join(args, " "), st, errb.String())
+				return
+			}
+		}
+	})
+	if capErr != nil {
+		t.Fatal(capErr)
+	}
+	return capDir
+}
+
 // TestDissectorOnSimulatorCaptures runs the dissector over what `mycelium
 // sim --pcap` (ESP-NOW radiotap frames and LoRa USER0 frames) and `mycelium
 // sim route --pcap` (trees and routing) write.
 func TestDissectorOnSimulatorCaptures(t *testing.T) {
 	ts := tshark(t)
-	dir := t.TempDir()
-	mycelium(t, "sim", "--nodes", "8", "--link", "mixed", "--gateways", "3", "--duration", "3m", "--transfers", "2", "--max-size", "3000", "--pcap", dir, "--progress", "never")
-	route := filepath.Join(dir, "route.pcap")
-	mycelium(t, "sim", "route", "--nodes", "10", "--pairs", "10", "--pcap", route, "--progress", "never")
+	dir := simCaptures(t)
 
 	frames := map[string]int{}
 	for _, name := range []string{"espnow.pcap", "lora.pcap", "route.pcap"} {

@@ -265,7 +265,6 @@ local F = {
 	st_base = ProtoField.uint16("mycelium.status.base", "First missing", base.DEC),
 	st_bitmap = ProtoField.bytes("mycelium.status.bitmap", "Missing bitmap"),
 	seq_chunk = ProtoField.string("mycelium.sequence", "Sequence"),
-	reassembled = ProtoField.framenum("mycelium.reassembled_in", "Reassembled in"),
 
 	pkg_app = ProtoField.bytes("mycelium.package.app_id", "app_id"),
 	pkg_app_name = ProtoField.string("mycelium.package.app_name", "Application"),

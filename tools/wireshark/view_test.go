@@ -60,8 +60,7 @@ func TestWiresharkView(t *testing.T) {
 	ts := tshark(t)
 	b := headless.Start(t, 1200, 900)
 	dir := t.TempDir()
-	route := filepath.Join(dir, "route.pcap")
-	mycelium(t, "sim", "route", "--nodes", "10", "--pairs", "10", "--pcap", route, "--progress", "never")
+	route := filepath.Join(simCaptures(t), "route.pcap")
 	lua := "lua_script:" + script(t)
 	run := func(args ...string) string {
 		out, err := exec.Command(ts, append([]string{"-n", "-X", lua, "-r", route}, args...)...).Output()
@@ -116,7 +115,7 @@ func TestWiresharkView(t *testing.T) {
 	v, _, _ := strings.Cut(string(version), "\n")
 	var page bytes.Buffer
 	err := viewPage.Execute(&page, map[string]any{
-		"Title":   "route.pcap (mycelium sim route --nodes 10 --pcap) with tools/wireshark/mycelium.lua",
+		"Title":   "route.pcap (mycelium sim route --nodes 10 --trees 2 --pcap) with tools/wireshark/mycelium.lua",
 		"Filter":  filter,
 		"Rows":    rows,
 		"Details": d.String(),
