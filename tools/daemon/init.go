@@ -276,6 +276,24 @@ idle = {{q .D.Stream.Idle.String}}
 # chunk before asking again (three times).
 result_wait = {{q .D.Stream.ResultWait.String}}
 
+[gossip]
+# Gossip (mycelium publish / subscribe) spreads Messages to every node.
+# Each node says hello to its neighbours this often (its neighbours, its
+# relays, a filter of the Messages it saw): one broadcast a period.
+hello_period = {{q .D.Gossip.HelloPeriod.String}}
+
+[services]
+# This node announces its [[service]] tables (below) to every node through
+# gossip this often; an entry not refreshed for three periods expires.
+refresh = {{q .D.Services.Refresh.String}}
+
+# Services this node runs, as [[service]] tables listed by
+# mycelium services on every node; for example:
+# [[service]]
+# name = "wx-roof"         # what it is called
+# app = "weather"          # the application it speaks
+# meta = "temp, humidity"  # anything else, at most 255 bytes
+
 # Links: one [[link]] table each; type is udp, espnow or rylr998.
 
 [[link]]

@@ -36,7 +36,8 @@ type stack struct {
 	trees   *tree.Trees
 	router  *route.Router
 	streams *stream.Service
-	mode    bool // the metric our sends ask relays to use (prefix: true)
+	apps    *apps // gossip, the service directory (apps.go)
+	mode    bool  // the metric our sends ask relays to use (prefix: true)
 }
 
 // stackHooks are what the daemon plugs into the stack: where Packages for
@@ -112,11 +113,14 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	})
 	n.Register(stream.AppID, s.streams.Handle)
 	n.Register(PingApp, func(node.Message) {}) // pings need only their receipts
+	if err := startApps(cfg, n, id, s, log); err != nil {
+		return fail(err)
+	}
 	runCtx, stopRun := context.WithCancel(context.Background())
 	s.stopRun = stopRun
 	go func() { s.ran <- n.Run(runCtx); close(s.ran) }()
 	// The trees start once the node has: Run queued its start first.
-	if err := s.do(context.Background(), func() { s.trees.Start() }); err != nil {
+	if err := s.do(context.Background(), func() { s.trees.Start(); s.apps.start() }); err != nil {
 		s.close()
 		return nil, err
 	}
