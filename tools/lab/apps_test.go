@@ -1,0 +1,112 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/tools/control"
+)
+
+// line writes n nodes in a line over UDP on 127.0.0.1: each has the nodes
+// beside it as static peers, so the ends are n-1 hops apart. Default
+// timing (60 s beacons and hellos).
+func line(t *testing.T, n int) []*Node {
+	t.Helper()
+	bin := binary(t)
+	dir := t.TempDir()
+	addrs, err := FreeUDP(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*Node
+	for i := range n {
+		var peers []string
+		if i > 0 {
+			peers = append(peers, addrs[i-1])
+		}
+		if i < n-1 {
+			peers = append(peers, addrs[i+1])
+		}
+		nd, err := Init(bin, filepath.Join(dir, fmt.Sprintf("l%d", i)), fmt.Sprintf("l%d", i), addrs[i], peers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, nd)
+	}
+	return nodes
+}
+
+// addService appends a [[service]] table to a node's configuration.
+func addService(t *testing.T, n *Node, name, app, meta string) {
+	t.Helper()
+	f, err := os.OpenFile(n.Config(), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "\n[[service]]\nname = %q\napp = %q\nmeta = %q\n", name, app, meta)
+}
+
+// TestServicesFourHops is the check: a service announced on one
+// node is listed on a node four hops away, within 30 s of the start (the
+// first announcement goes 10 s after a node starts, once the gossip hellos
+// are out); and a Message published at one end reaches a subscriber at the
+// other.
+func TestServicesFourHops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
+	nodes := line(t, 5)
+	addService(t, nodes[0], "wx-roof", "weather", "temp, humidity")
+	start := time.Now()
+	startAll(t, nodes)
+	far := nodes[4].Client()
+	var got []control.ServiceEntry
+	mustPoll(t, 30*time.Second, "service listed four hops away", func(ctx context.Context) bool {
+		l, err := far.Services(ctx, "weather")
+		if err != nil || len(l) == 0 {
+			return false
+		}
+		got = l
+		return true
+	})
+	took := time.Since(start)
+	e := got[0]
+	if len(got) != 1 || e.NodeID != nodes[0].ID || e.Name != "wx-roof" || e.Meta != "temp, humidity" || e.Beacon {
+		t.Fatalf("node 4 lists %+v", got)
+	}
+	t.Logf("node 4 listed node 0's service %.1f s after the nodes started", took.Seconds())
+
+	// Publish at one end, subscribe at the other.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	recv := make(chan control.GossipMessage, 1)
+	subscribed := make(chan error, 1)
+	go func() {
+		subscribed <- far.Subscribe(ctx, "news", func(m control.GossipMessage) error {
+			recv <- m
+			return context.Canceled
+		})
+	}()
+	// The subscription is registered once the stream started; publish
+	// until it hears (each publish is a new Message).
+	for i := 0; ; i++ {
+		if _, err := nodes[0].Client().Publish(ctx, "news", []byte(fmt.Sprintf("hello %d", i))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-recv:
+			if m.Topic != "news" || m.Local || len(m.Data) < 6 {
+				t.Fatalf("subscriber got %+v", m)
+			}
+			return
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			t.Fatal("nothing published at one end reached the other within 20 s")
+		}
+	}
+}
