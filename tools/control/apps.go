@@ -88,3 +88,51 @@ func (c *Client) Subscribe(ctx context.Context, topic string, f func(GossipMessa
 		}
 	}
 }
+
+// MsgSendRequest is POST /v1/msg/send: a text to a node, sealed to it,
+// held by storage nodes while it is away.
+type MsgSendRequest struct {
+	Target string `json:"target"` // a name, a node_id or a unique prefix
+	Text   string `json:"text"`
+	WaitMS int    `json:"wait_ms"` // how long to wait for the receipt, 0..60,000
+}
+
+// MsgSent is a sent message (the answer to a send, and GET /v1/msg/outbox).
+type MsgSent struct {
+	ID          string `json:"id"`
+	To          string `json:"to"`
+	State       string `json:"state"`  // sending, waiting, stored, delivered, expired
+	Stores      int    `json:"stores"` // storage nodes that took it
+	Created     string `json:"created"`
+	DeliveredAt string `json:"delivered_at,omitempty"`
+}
+
+// MsgReceived is one element of GET /v1/msg/inbox.
+type MsgReceived struct {
+	ID       string `json:"id"`
+	From     string `json:"from"`
+	Text     string `json:"text"`
+	Created  string `json:"created"`  // the sender's clock
+	Received string `json:"received"` // ours
+}
+
+// MsgSend sends a message and waits up to wait for its receipt.
+func (c *Client) MsgSend(ctx context.Context, req MsgSendRequest) (MsgSent, error) {
+	var out MsgSent
+	err := c.postJSON(ctx, "/v1/msg/send", req, &out)
+	return out, err
+}
+
+// MsgInbox lists the messages received.
+func (c *Client) MsgInbox(ctx context.Context) ([]MsgReceived, error) {
+	var out []MsgReceived
+	err := c.getJSON(ctx, "/v1/msg/inbox", nil, &out)
+	return out, err
+}
+
+// MsgOutbox lists the messages sent and still followed.
+func (c *Client) MsgOutbox(ctx context.Context) ([]MsgSent, error) {
+	var out []MsgSent
+	err := c.getJSON(ctx, "/v1/msg/outbox", nil, &out)
+	return out, err
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 	"github.com/mycelium-mesh/mycelium/l4-apps/gossip"
+	"github.com/mycelium-mesh/mycelium/l4-apps/messages"
 	"github.com/mycelium-mesh/mycelium/l4-apps/services"
 	"github.com/mycelium-mesh/mycelium/l4-apps/stream"
 	"github.com/mycelium-mesh/mycelium/tools/control"
@@ -42,6 +44,9 @@ type ServicesConfig struct {
 }
 
 func (c *Config) checkApps() error {
+	if err := c.checkMessages(); err != nil {
+		return err
+	}
 	if p := c.Gossip.HelloPeriod; p < time.Second || p > time.Hour {
 		return configErr("gossip.hello_period %v: 1s..1h", p)
 	}
@@ -69,12 +74,13 @@ func (c *Config) checkApps() error {
 type apps struct {
 	gossip *gossip.Service
 	dir    *services.Directory
+	msgs   *messages.Service
 }
 
 // appNames name the app_ids a neighbour's beacon may list, for the
 // directory's summaries; "" hides the protocol's own.
 var appNames = map[packet.AppID]string{
-	gossip.AppID: "gossip", services.AppID: "services", stream.AppID: "stream",
+	gossip.AppID: "gossip", services.AppID: "services", stream.AppID: "stream", messages.AppID: "messages",
 	PingApp: "", tree.AppID: "", route.ControlApp: "", node.SegmentAppID: "",
 	beacon.AppID: "", beacon.CapabilitiesID: "", beacon.SleepsID: "", beacon.ESPNOWV2ID: "",
 }
@@ -101,7 +107,7 @@ func startApps(cfg *Config, n *node.Node, id identity.Identity, s *stack, log *s
 	// Listed in the beacons: neighbours see a directory here.
 	n.Register(services.AppID, func(node.Message) {})
 	s.apps = a
-	return nil
+	return startMessages(cfg, s, id)
 }
 
 // start begins the hellos and announcements (on the loop, once the node
@@ -109,6 +115,7 @@ func startApps(cfg *Config, n *node.Node, id identity.Identity, s *stack, log *s
 func (a *apps) start() {
 	a.gossip.Start()
 	a.dir.Start()
+	a.msgs.Start()
 }
 
 // appRoutes adds the applications' endpoints to the control API.
@@ -116,6 +123,7 @@ func (d *daemon) appRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/publish", d.handlePublish)
 	mux.HandleFunc("GET /v1/subscribe", d.handleSubscribe)
 	mux.HandleFunc("GET /v1/services", d.handleServices)
+	d.msgRoutes(mux)
 }
 
 // maxPublish bounds a published Message's data (gossip's 4 KiB Message
@@ -220,4 +228,20 @@ func (d *daemon) handleServices(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	writeJSON(w, out)
+}
+
+// appsChanged names the applications' section that changed ("" if none):
+// they apply only at start.
+func appsChanged(old, cfg *Config) string {
+	switch {
+	case old.Gossip != cfg.Gossip:
+		return "[gossip]"
+	case old.Services != cfg.Services:
+		return "[services]"
+	case !slices.Equal(old.Service, cfg.Service):
+		return "[[service]]"
+	case old.Messages != cfg.Messages:
+		return "[messages]"
+	}
+	return ""
 }

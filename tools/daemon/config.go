@@ -40,6 +40,7 @@ type Config struct {
 	Gossip   GossipConfig    `toml:"gossip"`
 	Services ServicesConfig  `toml:"services"`
 	Service  []ServiceConfig `toml:"service"`
+	Messages MessagesConfig  `toml:"messages"`
 	Links    []LinkConfig    `toml:"-"` // from the [[link]] tables, by type
 
 	// Path is the file's path; relative paths in it are relative to its
@@ -175,6 +176,7 @@ func Defaults() Config {
 		Stream:   StreamConfig{Chunk: 24 << 10, Window: 4, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
 		Gossip:   GossipConfig{HelloPeriod: 60 * time.Second},
 		Services: ServicesConfig{Refresh: 10 * time.Minute},
+		Messages: MessagesConfig{Key: "messages.key", TTL: 7 * 24 * time.Hour},
 	}
 }
 

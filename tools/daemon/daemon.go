@@ -198,6 +198,8 @@ func (d *daemon) changedBeyondReload(cfg *Config) string {
 		return "[budgets]"
 	case !reflect.DeepEqual(old.Stream, cfg.Stream):
 		return "[stream]"
+	case appsChanged(old, cfg) != "":
+		return appsChanged(old, cfg)
 	case len(cfg.Links) != len(d.st.links):
 		return fmt.Sprintf("links added or removed (%d to %d): a link is opened or closed only at start", len(d.st.links), len(cfg.Links))
 	}

@@ -287,6 +287,16 @@ hello_period = {{q .D.Gossip.HelloPeriod.String}}
 # gossip this often; an entry not refreshed for three periods expires.
 refresh = {{q .D.Services.Refresh.String}}
 
+[messages]
+# Store-and-forward messages (mycelium msg send / inbox), sealed to the
+# target's key: this node's X25519 key, written on first start (0600).
+key = {{q .D.Messages.Key}}
+# Keep messages for nodes that are away (bounded: 1,000 messages, 1 MiB)
+# and deliver them when they are back.
+store = {{.D.Messages.Store}}
+# How long a message sent from here may wait for its target.
+ttl = {{q .D.Messages.TTL.String}}
+
 # Services this node runs, as [[service]] tables listed by
 # mycelium services on every node; for example:
 # [[service]]

@@ -110,3 +110,78 @@ func TestServicesFourHops(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageToDownNode is the issue's check: a message sent to a node
+// that is down is kept by a storage node and delivered after the target
+// comes back; the sender sees "delivered" only then.
+func TestMessageToDownNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
+	bin := binary(t)
+	edits := map[string]string{"services.refresh": `"10s"`}
+	for k, v := range FastTiming {
+		edits[k] = v
+	}
+	nodes, err := Ring(bin, t.TempDir(), "m", 4, edits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, store, target := nodes[0], nodes[1], nodes[2]
+	if err := store.Set(map[string]string{"messages.store": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	startAll(t, nodes)
+	mustPoll(t, 90*time.Second, "ring converged", func(ctx context.Context) bool { return Converged(ctx, nodes, 2, 6) })
+	c := sender.Client()
+	ctx := context.Background()
+	// While the target is up: delivered at once (once its key came by).
+	mustPoll(t, 30*time.Second, "a message delivered to a running node", func(ctx context.Context) bool {
+		s, err := c.MsgSend(ctx, control.MsgSendRequest{Target: target.Name, Text: "first", WaitMS: 5000})
+		return err == nil && s.State == "delivered"
+	})
+
+	target.Kill()
+	s, err := c.MsgSend(ctx, control.MsgSendRequest{Target: target.ID, Text: "while you were down", WaitMS: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPoll(t, 60*time.Second, "the message stored", func(ctx context.Context) bool {
+		out, err := c.MsgOutbox(ctx)
+		for _, o := range out {
+			if o.ID == s.ID {
+				s = o
+			}
+		}
+		return err == nil && s.State == "stored"
+	})
+	if s.Stores < 1 {
+		t.Fatalf("stored with %d stores", s.Stores)
+	}
+	t.Logf("target down: the message is %s (%d store)", s.State, s.Stores)
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	mustPoll(t, 90*time.Second, "delivered after the target came back", func(ctx context.Context) bool {
+		out, err := c.MsgOutbox(ctx)
+		for _, o := range out {
+			if o.ID == s.ID {
+				s = o
+			}
+		}
+		return err == nil && s.State == "delivered"
+	})
+	t.Logf("delivered %.1f s after the target restarted", time.Since(back).Seconds())
+	in, err := target.Client().MsgInbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range in {
+		found = found || (m.ID == s.ID && m.Text == "while you were down" && m.From == sender.ID)
+	}
+	if !found {
+		t.Fatalf("target inbox: %+v", in)
+	}
+}
