@@ -36,11 +36,11 @@ const (
 	// little more, never less.
 	MaxHelloNeighbours = 20
 	// MaxHello is the size of a hello: one ESP-NOW or LoRa packet. The
-	// bloom filter takes what the lists leave: 136 bytes with 12
-	// neighbours and 3 relays (mean degree 8); holding 120 ids (four hello
-	// periods of Messages at one every two seconds), 1,088 bits answer
-	// "seen" wrongly for 2 % of the ids a node lacks. Rounds salt the
-	// filter differently, so a hole hidden once shows next round.
+	// bloom filter takes what the lists leave: about 150 bytes with 8
+	// neighbours and 3 relays; holding 120 ids (four hello periods of
+	// Messages at one every two seconds), 1,200 bits answer "seen" wrongly
+	// for 1.5 % of the ids a node lacks. Rounds salt the filter
+	// differently, so a hole hidden once shows next round.
 	MaxHello = 200
 	// MinBloom is the smallest bloom filter a hello carries.
 	MinBloom = 8
