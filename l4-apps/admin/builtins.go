@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -131,6 +132,15 @@ func toStarlark(v any) (starlark.Value, error) {
 		return starlark.MakeUint64(x), nil
 	case float64:
 		return starlark.Float(x), nil
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return starlark.MakeInt64(i), nil
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return nil, err
+		}
+		return starlark.Float(f), nil
 	case []any:
 		l := make([]starlark.Value, 0, len(x))
 		for _, e := range x {

@@ -136,3 +136,56 @@ func (c *Client) MsgOutbox(ctx context.Context) ([]MsgSent, error) {
 	err := c.getJSON(ctx, "/v1/msg/outbox", nil, &out)
 	return out, err
 }
+
+// AdminExec is POST /v1/admin/exec: one Starlark command on this node.
+type AdminExec struct {
+	Command string `json:"command"`
+}
+
+// AdminResult answers a command (local or remote).
+type AdminResult struct {
+	Outcome string `json:"outcome"` // ok, error, refused, rate_limited
+	Result  string `json:"result"`  // the value or what it printed; the error
+}
+
+// AdminNonceRequest is POST /v1/admin/nonce: ask a node for a nonce to
+// sign a command over.
+type AdminNonceRequest struct {
+	Target string `json:"target"`
+}
+
+// AdminNonce is a node's nonce (single use, good for 30 s).
+type AdminNonce struct {
+	NodeID string `json:"node_id"`
+	Nonce  string `json:"nonce"` // hex
+}
+
+// AdminRemote is POST /v1/admin/remote: a signed command for another node.
+type AdminRemote struct {
+	NodeID    string `json:"node_id"`
+	Operator  string `json:"operator"`  // the operator's Ed25519 public key, hex
+	Nonce     string `json:"nonce"`     // hex, from /v1/admin/nonce
+	Signature string `json:"signature"` // hex: Ed25519 over admin.SignedBytes
+	Command   string `json:"command"`
+}
+
+// AdminExec runs a command on this node.
+func (c *Client) AdminExec(ctx context.Context, command string) (AdminResult, error) {
+	var out AdminResult
+	err := c.postJSON(ctx, "/v1/admin/exec", AdminExec{Command: command}, &out)
+	return out, err
+}
+
+// AdminNonce asks target for a nonce.
+func (c *Client) AdminNonce(ctx context.Context, target string) (AdminNonce, error) {
+	var out AdminNonce
+	err := c.postJSON(ctx, "/v1/admin/nonce", AdminNonceRequest{Target: target}, &out)
+	return out, err
+}
+
+// AdminRemote sends a signed command to another node through this one.
+func (c *Client) AdminRemote(ctx context.Context, req AdminRemote) (AdminResult, error) {
+	var out AdminResult
+	err := c.postJSON(ctx, "/v1/admin/remote", req, &out)
+	return out, err
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+	"github.com/mycelium-mesh/mycelium/l4-apps/admin"
 	"github.com/mycelium-mesh/mycelium/l4-apps/gossip"
 	"github.com/mycelium-mesh/mycelium/l4-apps/messages"
 	"github.com/mycelium-mesh/mycelium/l4-apps/services"
@@ -45,6 +47,9 @@ type ServicesConfig struct {
 
 func (c *Config) checkApps() error {
 	if err := c.checkMessages(); err != nil {
+		return err
+	}
+	if err := c.checkAdmin(); err != nil {
 		return err
 	}
 	if p := c.Gossip.HelloPeriod; p < time.Second || p > time.Hour {
@@ -80,7 +85,7 @@ type apps struct {
 // appNames name the app_ids a neighbour's beacon may list, for the
 // directory's summaries; "" hides the protocol's own.
 var appNames = map[packet.AppID]string{
-	gossip.AppID: "gossip", services.AppID: "services", stream.AppID: "stream", messages.AppID: "messages",
+	gossip.AppID: "gossip", services.AppID: "services", stream.AppID: "stream", messages.AppID: "messages", admin.AppID: "admin",
 	PingApp: "", tree.AppID: "", route.ControlApp: "", node.SegmentAppID: "",
 	beacon.AppID: "", beacon.CapabilitiesID: "", beacon.SleepsID: "", beacon.ESPNOWV2ID: "",
 }
@@ -124,6 +129,7 @@ func (d *daemon) appRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/subscribe", d.handleSubscribe)
 	mux.HandleFunc("GET /v1/services", d.handleServices)
 	d.msgRoutes(mux)
+	d.adminRoutes(mux)
 }
 
 // maxPublish bounds a published Message's data (gossip's 4 KiB Message
@@ -242,6 +248,8 @@ func appsChanged(old, cfg *Config) string {
 		return "[[service]]"
 	case old.Messages != cfg.Messages:
 		return "[messages]"
+	case !reflect.DeepEqual(old.Admin, cfg.Admin):
+		return "[admin]"
 	}
 	return ""
 }

@@ -41,6 +41,7 @@ type Config struct {
 	Services ServicesConfig  `toml:"services"`
 	Service  []ServiceConfig `toml:"service"`
 	Messages MessagesConfig  `toml:"messages"`
+	Admin    AdminConfig     `toml:"admin"`
 	Links    []LinkConfig    `toml:"-"` // from the [[link]] tables, by type
 
 	// Path is the file's path; relative paths in it are relative to its
@@ -177,6 +178,7 @@ func Defaults() Config {
 		Gossip:   GossipConfig{HelloPeriod: 60 * time.Second},
 		Services: ServicesConfig{Refresh: 10 * time.Minute},
 		Messages: MessagesConfig{Key: "messages.key", TTL: 7 * 24 * time.Hour},
+		Admin:    AdminConfig{AuditFile: "admin-audit.log", Steps: 1_000_000, Rate: 30, Burst: 10, Operators: []string{}},
 	}
 }
 

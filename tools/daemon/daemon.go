@@ -39,6 +39,8 @@ type daemon struct {
 	started time.Time
 	lis     listeners
 
+	admin *adminState // admin.go
+
 	seenMu sync.Mutex
 	seenQ  []identity.NodeID
 }
@@ -82,6 +84,10 @@ func Run(ctx context.Context, opt Options) error {
 			d.st.close()
 		}
 	}()
+	if err := d.startAdmin(); err != nil {
+		return err
+	}
+	defer d.admin.adm.Close()
 	var metrics *http.Server
 	if cfg.Metrics.Listen != "" {
 		if metrics, err = d.serveMetrics(cfg.Metrics.Listen); err != nil {

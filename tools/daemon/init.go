@@ -297,6 +297,20 @@ store = {{.D.Messages.Store}}
 # How long a message sent from here may wait for its target.
 ttl = {{q .D.Messages.TTL.String}}
 
+[admin]
+# Node management in sandboxed Starlark (mycelium admin): local over the
+# control socket, remote for the operator keys below. Every command is
+# audited in the log and in this append-only file (0600).
+audit_file = {{q .D.Admin.AuditFile}}
+# Starlark steps one command may take (a loop that never ends is stopped).
+steps = {{.D.Admin.Steps}}
+# Each operator: burst commands at once, then rate a minute.
+rate = {{.D.Admin.Rate}}
+burst = {{.D.Admin.Burst}}
+# Operator keys allowed to run commands from other nodes: Ed25519 public
+# keys in hex (mycelium init --dir OP --key-only prints one).
+operators = []
+
 # Services this node runs, as [[service]] tables listed by
 # mycelium services on every node; for example:
 # [[service]]

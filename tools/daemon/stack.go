@@ -36,8 +36,9 @@ type stack struct {
 	trees   *tree.Trees
 	router  *route.Router
 	streams *stream.Service
-	apps    *apps // gossip, the service directory (apps.go)
-	mode    bool  // the metric our sends ask relays to use (prefix: true)
+	apps    *apps   // gossip, the service directory, messages (apps.go)
+	gates   []*gate // the links as the node has them: admin switches them (gate.go)
+	mode    bool    // the metric our sends ask relays to use (prefix: true)
 }
 
 // stackHooks are what the daemon plugs into the stack: where Packages for
@@ -173,8 +174,9 @@ func (s *stack) close() error {
 // linkList is the links as the node takes them, in configuration order.
 func (s *stack) linkList() []link.Link {
 	out := make([]link.Link, len(s.links))
+	s.gates = make([]*gate, len(s.links))
 	for i, ol := range s.links {
-		out[i] = ol.l
+		s.gates[i], out[i] = gated(ol.l)
 	}
 	return out
 }

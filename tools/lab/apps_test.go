@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,5 +185,73 @@ func TestMessageToDownNode(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("target inbox: %+v", in)
+	}
+}
+
+// TestAdmin is the issue's check: admin -c works for an operator key on a
+// node two hops away and is refused, and audited, for any other key; a
+// Starlark loop that never ends is stopped by the step limit; all through
+// the real command.
+func TestAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	opID, err := exec.Command(bin, "init", "--dir", filepath.Join(dir, "op"), "--key-only").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.Command(bin, "init", "--dir", filepath.Join(dir, "stranger"), "--key-only").Output(); err != nil {
+		t.Fatal(err)
+	}
+	op := strings.TrimSpace(string(opID))
+	nodes, err := Ring(bin, dir, "adm", 4, FastTiming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := nodes[2]
+	if err := target.Set(map[string]string{"admin.operators": `["` + op + `"]`}); err != nil {
+		t.Fatal(err)
+	}
+	startAll(t, nodes)
+	mustPoll(t, 90*time.Second, "ring converged", func(ctx context.Context) bool { return Converged(ctx, nodes, 2, 6) })
+	admin := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"admin", "--socket", nodes[0].Socket()}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	// Local.
+	if out, err := admin("-c", "len(peers())"); err != nil || out != "2" {
+		t.Fatalf("local admin -c: %q %v", out, err)
+	}
+	// The operator, two hops away.
+	out, err := admin(target.Name, "--key", filepath.Join(dir, "op", "identity.pem"), "-c", "status()['name']")
+	if err != nil || out != `"`+target.Name+`"` {
+		t.Fatalf("operator: %q %v", out, err)
+	}
+	// Another key: refused, and audited on the target.
+	out, err = admin(target.Name, "--key", filepath.Join(dir, "stranger", "identity.pem"), "-c", "peers()")
+	if err == nil || !strings.Contains(out, "refused") {
+		t.Fatalf("stranger: %q %v", out, err)
+	}
+	// A loop that never ends, stopped.
+	start := time.Now()
+	out, err = admin(target.Name, "--key", filepath.Join(dir, "op", "identity.pem"), "-c", "while True:\n  pass")
+	if err == nil || !strings.Contains(out, "step limit") {
+		t.Fatalf("endless loop: %q %v", out, err)
+	}
+	t.Logf("an endless loop stopped by the step limit: the answer came %.2f s after the request", time.Since(start).Seconds())
+	b, err := os.ReadFile(filepath.Join(target.Dir, "admin-audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], `"outcome":"ok"`) || !strings.Contains(lines[1], `"outcome":"refused"`) ||
+		!strings.Contains(lines[2], "step limit") || strings.Contains(lines[1], op) {
+		t.Fatalf("audit file:\n%s", b)
+	}
+	if !strings.Contains(target.Stderr(), "admin command") {
+		t.Error("the node's log has no admin line")
 	}
 }
