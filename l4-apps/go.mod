@@ -6,6 +6,7 @@ require (
 	github.com/mycelium-mesh/mycelium/l1-link v0.0.0-00010101000000-000000000000
 	github.com/mycelium-mesh/mycelium/l2-seq v0.0.0
 	github.com/mycelium-mesh/mycelium/l3-route v0.0.0-00010101000000-000000000000
+	go.starlark.net v0.0.0-20260908191801-89a6a09411d5
 )
 
 require (

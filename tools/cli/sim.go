@@ -160,6 +160,7 @@ takes 2 to 13 minutes.`,
 	f.StringVar(&cfg.PcapDir, "pcap", "", "write a capture per medium into this directory (espnow.pcap, lora.pcap)")
 	f.StringVar(&progMode, "progress", "auto", progressHelp)
 	c.AddCommand(simRouteCmd())
+	c.AddCommand(simGossipCmd())
 	return c
 }
 

@@ -36,7 +36,13 @@ type Config struct {
 	Routing RoutingConfig `toml:"routing"`
 	Budgets BudgetConfig  `toml:"budgets"`
 	Stream  StreamConfig  `toml:"stream"`
-	Links   []LinkConfig  `toml:"-"` // from the [[link]] tables, by type
+	// The applications' (apps.go).
+	Gossip   GossipConfig    `toml:"gossip"`
+	Services ServicesConfig  `toml:"services"`
+	Service  []ServiceConfig `toml:"service"`
+	Messages MessagesConfig  `toml:"messages"`
+	Admin    AdminConfig     `toml:"admin"`
+	Links    []LinkConfig    `toml:"-"` // from the [[link]] tables, by type
 
 	// Path is the file's path; relative paths in it are relative to its
 	// directory.
@@ -171,7 +177,11 @@ func Defaults() Config {
 			RxPerPeer: 128 << 10, RxTotal: 512 << 10, RxSequences: 32, RxPerPeerSeqs: 4,
 			SendCache: 1 << 20, PendingPerPeer: 32, ThrottleBacklog: 64,
 		},
-		Stream: StreamConfig{Chunk: 24 << 10, Window: 4, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
+		Stream:   StreamConfig{Chunk: 24 << 10, Window: 4, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
+		Gossip:   GossipConfig{HelloPeriod: 60 * time.Second},
+		Services: ServicesConfig{Refresh: 10 * time.Minute},
+		Messages: MessagesConfig{Key: "messages.key", TTL: 7 * 24 * time.Hour},
+		Admin:    AdminConfig{AuditFile: "admin-audit.log", Steps: 1_000_000, Rate: 30, Burst: 10, Operators: []string{}},
 	}
 }
 
@@ -274,6 +284,9 @@ func (c *Config) Resolve(p string) string {
 
 // check validates every value; the error names the key.
 func (c *Config) check() error {
+	if err := c.checkApps(); err != nil {
+		return err
+	}
 	if c.Node.Name != "" {
 		if err := route.ValidName(c.Node.Name); err != nil {
 			return configErr("node.name: %v", strings.TrimPrefix(err.Error(), "route: "))

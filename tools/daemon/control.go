@@ -74,6 +74,7 @@ func (d *daemon) routes() http.Handler {
 	mux.HandleFunc("POST /v1/traceroute", d.handleTrace)
 	mux.HandleFunc("POST /v1/send", d.handleSend)
 	mux.HandleFunc("GET /v1/listen", d.handleListen)
+	d.appRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s (see docs/control-api.md)", r.Method, r.URL.Path), "not_found")
 	})

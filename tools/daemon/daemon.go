@@ -39,6 +39,8 @@ type daemon struct {
 	started time.Time
 	lis     listeners
 
+	admin *adminState // admin.go
+
 	seenMu sync.Mutex
 	seenQ  []identity.NodeID
 }
@@ -82,6 +84,10 @@ func Run(ctx context.Context, opt Options) error {
 			d.st.close()
 		}
 	}()
+	if err := d.startAdmin(); err != nil {
+		return err
+	}
+	defer d.admin.adm.Close()
 	stopHTTP, err := d.serveHTTP(ctx, cfg.Metrics)
 	if err != nil {
 		return err
@@ -194,6 +200,8 @@ func (d *daemon) changedBeyondReload(cfg *Config) string {
 		return "[budgets]"
 	case !reflect.DeepEqual(old.Stream, cfg.Stream):
 		return "[stream]"
+	case appsChanged(old, cfg) != "":
+		return appsChanged(old, cfg)
 	case len(cfg.Links) != len(d.st.links):
 		return fmt.Sprintf("links added or removed (%d to %d): a link is opened or closed only at start", len(d.st.links), len(cfg.Links))
 	}

@@ -274,13 +274,3 @@ func (s *dashSource) call(ctx context.Context, method, path string, body, out an
 	return json.Unmarshal(rec.body.Bytes(), out)
 }
 
-// recorder is the ResponseWriter of an in-process API call.
-type recorder struct {
-	h      http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header         { return r.h }
-func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *recorder) WriteHeader(status int)      { r.status = status }

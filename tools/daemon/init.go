@@ -281,6 +281,48 @@ idle = {{q .D.Stream.Idle.String}}
 # chunk before asking again (three times).
 result_wait = {{q .D.Stream.ResultWait.String}}
 
+[gossip]
+# Gossip (mycelium publish / subscribe) spreads Messages to every node.
+# Each node says hello to its neighbours this often (its neighbours, its
+# relays, a filter of the Messages it saw): one broadcast a period.
+hello_period = {{q .D.Gossip.HelloPeriod.String}}
+
+[services]
+# This node announces its [[service]] tables (below) to every node through
+# gossip this often; an entry not refreshed for three periods expires.
+refresh = {{q .D.Services.Refresh.String}}
+
+[messages]
+# Store-and-forward messages (mycelium msg send / inbox), sealed to the
+# target's key: this node's X25519 key, written on first start (0600).
+key = {{q .D.Messages.Key}}
+# Keep messages for nodes that are away (bounded: 1,000 messages, 1 MiB)
+# and deliver them when they are back.
+store = {{.D.Messages.Store}}
+# How long a message sent from here may wait for its target.
+ttl = {{q .D.Messages.TTL.String}}
+
+[admin]
+# Node management in sandboxed Starlark (mycelium admin): local over the
+# control socket, remote for the operator keys below. Every command is
+# audited in the log and in this append-only file (0600).
+audit_file = {{q .D.Admin.AuditFile}}
+# Starlark steps one command may take (a loop that never ends is stopped).
+steps = {{.D.Admin.Steps}}
+# Each operator: burst commands at once, then rate a minute.
+rate = {{.D.Admin.Rate}}
+burst = {{.D.Admin.Burst}}
+# Operator keys allowed to run commands from other nodes: Ed25519 public
+# keys in hex (mycelium init --dir OP --key-only prints one).
+operators = []
+
+# Services this node runs, as [[service]] tables listed by
+# mycelium services on every node; for example:
+# [[service]]
+# name = "wx-roof"         # what it is called
+# app = "weather"          # the application it speaks
+# meta = "temp, humidity"  # anything else, at most 255 bytes
+
 # Links: one [[link]] table each; type is udp, espnow or rylr998.
 
 [[link]]

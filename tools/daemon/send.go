@@ -14,6 +14,10 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l4-apps/admin"
+	"github.com/mycelium-mesh/mycelium/l4-apps/gossip"
+	"github.com/mycelium-mesh/mycelium/l4-apps/messages"
+	"github.com/mycelium-mesh/mycelium/l4-apps/services"
 	"github.com/mycelium-mesh/mycelium/l4-apps/stream"
 	"github.com/mycelium-mesh/mycelium/tools/control"
 )
@@ -236,7 +240,7 @@ func (d *daemon) handleListen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch app {
-	case stream.AppID, PingApp:
+	case stream.AppID, PingApp, gossip.AppID, services.AppID, messages.AppID, admin.AppID:
 		failure(w, badRequestf("listen: %x is the node's own application", app[:]))
 		return
 	}

@@ -36,7 +36,9 @@ type stack struct {
 	trees   *tree.Trees
 	router  *route.Router
 	streams *stream.Service
-	mode    bool // the metric our sends ask relays to use (prefix: true)
+	apps    *apps   // gossip, the service directory, messages (apps.go)
+	gates   []*gate // the links as the node has them: admin switches them (gate.go)
+	mode    bool    // the metric our sends ask relays to use (prefix: true)
 }
 
 // stackHooks are what the daemon plugs into the stack: where Packages for
@@ -112,11 +114,14 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	})
 	n.Register(stream.AppID, s.streams.Handle)
 	n.Register(PingApp, func(node.Message) {}) // pings need only their receipts
+	if err := startApps(cfg, n, id, s, log); err != nil {
+		return fail(err)
+	}
 	runCtx, stopRun := context.WithCancel(context.Background())
 	s.stopRun = stopRun
 	go func() { s.ran <- n.Run(runCtx); close(s.ran) }()
 	// The trees start once the node has: Run queued its start first.
-	if err := s.do(context.Background(), func() { s.trees.Start() }); err != nil {
+	if err := s.do(context.Background(), func() { s.trees.Start(); s.apps.start() }); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -169,8 +174,9 @@ func (s *stack) close() error {
 // linkList is the links as the node takes them, in configuration order.
 func (s *stack) linkList() []link.Link {
 	out := make([]link.Link, len(s.links))
+	s.gates = make([]*gate, len(s.links))
 	for i, ol := range s.links {
-		out[i] = ol.l
+		s.gates[i], out[i] = gated(ol.l)
 	}
 	return out
 }

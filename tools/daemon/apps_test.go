@@ -1,0 +1,35 @@
+package daemon
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestAppsConfig(t *testing.T) {
+	good, err := Template(InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(good+"\n[[service]]\nname = \"wx\"\napp = \"weather\"\nmeta = \"temp\"\n", "/x/m.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Service) != 1 || cfg.Service[0].App != "weather" {
+		t.Fatalf("%+v", cfg.Service)
+	}
+	for _, tc := range []struct{ from, to, want string }{
+		{`hello_period = "1m0s"`, `hello_period = "10ms"`, "gossip.hello_period"},
+		{`refresh = "10m0s"`, `refresh = "1s"`, "services.refresh"},
+		{`[services]`, "[[service]]\napp = \"x\"\n[services]", "service 1: name"},
+		{`[services]`, "[[service]]\nname = \"" + strings.Repeat("n", 256) + "\"\n[services]", "service 1: name"},
+	} {
+		if !strings.Contains(good, tc.from) {
+			t.Fatalf("template has no %q", tc.from)
+		}
+		_, err := Parse(strings.Replace(good, tc.from, tc.to, 1), "/x/mycelium.toml")
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s -> %s: %v, want an error naming %s", tc.from, tc.to, err, tc.want)
+		}
+	}
+}
