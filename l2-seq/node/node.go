@@ -21,6 +21,7 @@ package node
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -32,6 +33,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
 
 // Config configures a node.
@@ -45,6 +47,12 @@ type Config struct {
 	// Seed drives every random choice the node makes (jitter), so that a
 	// simulation repeats.
 	Seed uint64
+
+	// Entropy is where the neighbour proof's nonces come from. nil: a
+	// ChaCha8 stream keyed by the node's signature over Seed, so a
+	// simulation repeats; a node in the field gives crypto/rand.Reader
+	// (the daemon does), so no two runs share a nonce whatever their Seed.
+	Entropy io.Reader
 
 	// BeaconPeriod is the time between beacon bursts (60 s); 0 keeps the
 	// default, a negative value turns periodic beacons off (tests).
@@ -154,6 +162,11 @@ type Node struct {
 	beaconTmr clock.Timer
 	sleep     []*sleeper
 	dec       packet.Packet // scratch for decoding
+
+	entropy     io.Reader  // nonces (trust.go)
+	boot        proof.Boot // this run's nonce
+	proofTokens int        // signatures we may still spend on challenges
+	proofAt     time.Time  // when the bucket was last refilled
 }
 
 // ErrNoClock: Config.Clock is required (a node on a clock nobody runs
@@ -201,6 +214,11 @@ func New(cfg Config) (*Node, error) {
 	// first, so it leads the app list).
 	n.apps[beacon.AppID] = n.receiveBeacon
 	n.appOrder = append(n.appOrder, beacon.AppID)
+	n.initTrust()
+	if !cfg.Reference {
+		// Not announced: the capabilities app_id implies it.
+		n.apps[proof.AppID] = n.receiveProof
+	}
 	return n, nil
 }
 

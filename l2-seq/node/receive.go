@@ -152,6 +152,12 @@ func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, no
 // Bind.Deliver, or passes it on).
 func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package, bcast bool, now time.Time) error {
 	if p.SchemaOf().Routed() {
+		if !n.proven(key) {
+			// Routed traffic only from a proven neighbour: anything
+			// else could be anyone's.
+			n.stats.Trust.UnprovenRouted++
+			return ErrNoRoute
+		}
 		h := RouteHeader{To: p.To, From: p.From, TreeState: p.TreeState, TTL: p.TTL, Mode: p.Flags.Mode(), Error: p.Flags.Error()}
 		own := *pkg
 		own.Blob = bytes.Clone(pkg.Blob) // it aliased a frame or a reassembly
