@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	n, err := node.New(node.Config{
 		Clock: s.loop, Identity: id, Links: s.linkList(),
 		Seed:         rand.Uint64(), // a real node need not repeat itself: jitter differs per run and node
+		Entropy:      crand.Reader,  // the neighbour proof's nonces: unpredictable, never repeated across runs
 		BeaconPeriod: cfg.Node.BeaconPeriod, Sleep: cfg.Node.Sleep, Logger: log.With("layer", "node"),
 		Budgets: node.Budgets{
 			RxPerPeer: b.RxPerPeer, RxTotal: b.RxTotal, RxSequences: b.RxSequences, RxPerPeerSq: b.RxPerPeerSeqs,
