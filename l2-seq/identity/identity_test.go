@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"os"
@@ -86,5 +87,20 @@ func TestSaveAtomic(t *testing.T) {
 	got, err := Load(path)
 	if err != nil || got.ID() != id.ID() {
 		t.Fatalf("load: %v", err)
+	}
+}
+
+func TestX25519FromIdentity(t *testing.T) {
+	for i := range 8 {
+		id := FromSeed([32]byte{byte(i), 1})
+		_, pub := id.X25519()
+		got, err := X25519Public(id.ID())
+		if err != nil || !bytes.Equal(got, pub) {
+			t.Fatalf("seed %d: derived %x, mapped %x (%v)", i, pub, got, err)
+		}
+	}
+	bad := NodeID{2} // y = 2 is on no Ed25519 point
+	if _, err := X25519Public(bad); err == nil {
+		t.Fatal("a non-point has an X25519 key")
 	}
 }

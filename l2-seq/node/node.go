@@ -142,6 +142,7 @@ type Node struct {
 	eps   map[peer.Endpoint]*endpoint
 
 	apps       map[packet.AppID]Handler
+	checked    map[packet.AppID]CheckedHandler // apps that may refuse a Package (RegisterChecked)
 	streamApps map[packet.AppID]StreamHandler
 	appOrder   []packet.AppID
 	streamID   uint32 // the last stream_id we used
