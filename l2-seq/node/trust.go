@@ -178,10 +178,11 @@ func (n *Node) acceptProof(ep *endpoint, id identity.NodeID, boot proof.Boot, no
 		}
 	}
 	was := p.Proven
-	p.Proven = true
+	// Only our nodes prove: it speaks the whole protocol, even if its
+	// proof came before its beacon did.
+	p.Proven, p.Full = true, true
 	if info := n.nodes.Get(id, now); info != nil && len(p.Apps) == 0 {
 		p.Apps = append(p.Apps, info.Apps...)
-		p.Full = true // it proved a key only our nodes prove
 	}
 	if isNew || !was {
 		n.peerEvent(p, true)
