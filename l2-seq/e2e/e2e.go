@@ -480,7 +480,7 @@ func (l *Layer) onData(m node.Message) error {
 	l.stats.Opened++
 	return l.cfg.Deliver(node.Message{
 		App: packet.AppID(pt[:packet.AppIDSize]), Blob: pt[packet.AppIDSize:],
-		From: s.peer, FromKnown: true, Via: m.Via, Route: m.Route, Schema: m.Schema, Time: m.Time,
+		From: s.peer, FromKnown: true, Sealed: true, Via: m.Via, Route: m.Route, Schema: m.Schema, Time: m.Time,
 	})
 }
 

@@ -104,3 +104,46 @@ func TestX25519FromIdentity(t *testing.T) {
 		t.Fatal("a non-point has an X25519 key")
 	}
 }
+
+func TestRotateAndExport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.key")
+	old, _, err := LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, prev, err := Rotate(path, 1234)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Load(path); err != nil || got.ID() != id.ID() || id.ID() == old.ID() {
+		t.Fatalf("after rotation the file holds %v (%v)", got.ID().Short(), err)
+	}
+	if got, err := Load(prev); err != nil || got.ID() != old.ID() {
+		t.Fatalf("the old key was not kept: %v", err)
+	}
+	if _, _, err := Rotate(path, 1234); err == nil {
+		t.Fatal("a rotation overwrote a kept key")
+	}
+	got, err := ParsePublicPEM(PublicPEM(id.ID()))
+	if err != nil || got != id.ID() {
+		t.Fatalf("public identity round trip: %v", err)
+	}
+	if _, err := ParsePublicPEM([]byte("junk")); err == nil {
+		t.Fatal("junk parsed as a public identity")
+	}
+}
+
+func TestLoadRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.key")
+	if _, _, err := LoadOrCreate(path); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.key")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(link); err == nil {
+		t.Fatal("a key loaded through a symbolic link")
+	}
+}

@@ -123,6 +123,9 @@ type Message struct {
 	// Route is the header a routed Package carried to us (nil for a
 	// Package from a neighbour to us, one hop).
 	Route *RouteHeader
+	// Sealed is set on a Package that came sealed end to end and was
+	// unsealed for us (l2-seq/e2e): From is then its authenticated sender.
+	Sealed bool
 	Time  time.Time
 }
 
