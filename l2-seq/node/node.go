@@ -126,7 +126,7 @@ type Message struct {
 	// Sealed is set on a Package that came sealed end to end and was
 	// unsealed for us (l2-seq/e2e): From is then its authenticated sender.
 	Sealed bool
-	Time  time.Time
+	Time   time.Time
 }
 
 // Node is one mesh node.
