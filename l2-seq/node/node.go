@@ -89,6 +89,13 @@ type Budgets struct {
 	Assembly int
 }
 
+// DefaultBudgets are the budgets a node takes when Config.Budgets is zero.
+func DefaultBudgets() Budgets {
+	var b Budgets
+	b.fill()
+	return b
+}
+
 func (b *Budgets) fill() {
 	def := func(v *int, d int) {
 		if *v <= 0 {

@@ -46,6 +46,11 @@ type RouteConfig struct {
 	// Steady is the quiet window after convergence over which the steady
 	// control traffic is measured (default: one epoch cycle, 15 min).
 	Steady time.Duration
+	// Adversary names the attacks Adversaries nodes play once the trees
+	// have converged (adversary.go); the pairs routed are then between
+	// honest nodes.
+	Adversary   []string
+	Adversaries int
 	// Progress, when set, is told the stage and how far through it the
 	// measurement is.
 	Progress Progress
@@ -87,6 +92,17 @@ type RouteResult struct {
 	WallTimeS              float64      `json:"wall_time_s"`
 	SetupWallS             float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
 	SampleRoute            []int        `json:"sample_route,omitempty"`
+	// With adversaries: each kind's attacks tried on honest nodes and
+	// rejected by them; the delivery between honest pairs whose every
+	// shortest path avoids the adversaries; and the most reassembly memory
+	// any honest node held (against its budget).
+	Adversary           map[string]*AdversaryResult `json:"adversary,omitempty"`
+	Adversaries         []int                       `json:"adversaries,omitempty"`
+	HonestPairs         int                         `json:"honest_pairs,omitempty"`
+	HonestDelivered     int                         `json:"honest_delivered,omitempty"`
+	HonestDeliveryRatio *float64                    `json:"honest_delivery_ratio,omitempty"`
+	PeakRxBytes         int                         `json:"peak_rx_bytes_per_node,omitempty"`
+	RxBudgetBytes       int                         `json:"rx_budget_bytes,omitempty"`
 	Positions              [][2]float64 `json:"-"`
 	Graph                  [][]int      `json:"-"`
 	Parents                []int        `json:"-"` // tree 0 parent of each node (-1: the root, or none)
@@ -124,6 +140,7 @@ type routeMesh struct {
 	prog   Progress
 	stage  string
 	total  int
+	adv    *adversaries
 }
 
 // pathKey names one Package's journey in one epoch (a name record goes to
@@ -180,6 +197,10 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	if err := m.topology(rng); err != nil {
 		return nil, err
 	}
+	if err := c.validateAdversary(len(m.adj)); err != nil {
+		return nil, err
+	}
+	m.pickAdversaries()
 	if err := m.build(); err != nil {
 		return nil, err
 	}
@@ -200,6 +221,7 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		return nil, fmt.Errorf("the trees did not converge in %v of mesh time", c.MaxConverge)
 	}
 	conv := m.clk.Now().Sub(start)
+	m.startAttacks()
 	res.ConvergedS = conv.Seconds()
 	res.BeaconPeriods = conv.Seconds() / BeaconPeriod.Seconds()
 	res.ControlFormation = float64(m.controlBytes()) / float64(len(m.nodes)) / conv.Minutes()
@@ -232,6 +254,8 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		}
 	}
 	delivered, stretches, hops, shortest := m.routePairs(rng, c.Pairs, res, "")
+	m.stopAttacks()
+	m.adversaryResult(res)
 	res.Pairs = c.Pairs
 	res.Delivered = delivered
 	res.DeliveryRatio = float64(delivered) / float64(c.Pairs)
@@ -419,7 +443,7 @@ func (m *routeMesh) build() error {
 		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
-		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: net.Links(i), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: m.advLinks(i, net.Links(i)), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
 		if err != nil {
 			return err
 		}
@@ -643,7 +667,7 @@ func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult, what
 	var probes []probe
 	live := []int{}
 	for i := range m.nodes {
-		if !m.dead[i] {
+		if !m.dead[i] && (m.adv == nil || !m.adv.is[i]) {
 			live = append(live, i)
 		}
 	}
@@ -684,7 +708,16 @@ func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult, what
 		return first < len(probes)
 	})
 	for _, p := range probes {
-		if p.r.Err() != nil || !p.r.Finished() || !m.got[p.hash] {
+		ok := p.r.Err() == nil && p.r.Finished() && m.got[p.hash]
+		if m.adv != nil {
+			if ds, dt := m.bfs(p.src), m.bfs(p.dst); m.honestPair(p.src, p.dst, ds, dt) {
+				res.HonestPairs++
+				if ok {
+					res.HonestDelivered++
+				}
+			}
+		}
+		if !ok {
 			if p.r.Err() != nil && len(res.Errors) < 10 {
 				res.Errors = append(res.Errors, fmt.Sprintf("%d→%d: %v", p.src, p.dst, p.r.Err()))
 			}
