@@ -23,6 +23,21 @@ import (
 // AdversaryKinds are the attacks the simulator plays.
 var AdversaryKinds = []string{"forge-beacon", "forge-goodbye", "flood", "blackhole"}
 
+// AdversaryReport is what a run with adversaries adds to its RouteResult.
+type AdversaryReport struct {
+	// With adversaries: each kind's attacks tried on honest nodes and
+	// rejected by them; the delivery between honest pairs whose every
+	// shortest path avoids the adversaries; and the most reassembly memory
+	// any honest node held (against its budget).
+	Adversary           map[string]*AdversaryResult `json:"adversary,omitempty"`
+	Adversaries         []int                       `json:"adversaries,omitempty"`
+	HonestPairs         int                         `json:"honest_pairs,omitempty"`
+	HonestDelivered     int                         `json:"honest_delivered,omitempty"`
+	HonestDeliveryRatio *float64                    `json:"honest_delivery_ratio,omitempty"`
+	PeakRxBytes         int                         `json:"peak_rx_bytes_per_node,omitempty"`
+	RxBudgetBytes       int                         `json:"rx_budget_bytes,omitempty"`
+}
+
 // AdversaryResult counts one kind of attack.
 type AdversaryResult struct {
 	Tried    int `json:"tried"`

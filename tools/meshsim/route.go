@@ -58,55 +58,45 @@ type RouteConfig struct {
 
 // RouteResult is what the measurement found.
 type RouteResult struct {
-	Nodes                  int      `json:"nodes"`
-	Edges                  int      `json:"edges"`
-	MeanDegree             float64  `json:"mean_degree"`
-	Trees                  int      `json:"trees"`
-	Mode                   int      `json:"mode"`
-	Seed                   uint64   `json:"seed"`
-	ConvergedS             float64  `json:"converged_s"`
-	NamedS                 *float64 `json:"named_s"`       // until every node's name record was stored (null: not within the wait)
-	NamesPending           int      `json:"names_pending"` // nodes whose record was not confirmed stored when routing began
-	BeaconPeriods          float64  `json:"converged_beacon_periods"`
-	Delivered              int      `json:"delivered"`
-	Pairs                  int      `json:"pairs"`
-	DeliveryRatio          float64  `json:"delivery_ratio"`
-	StretchMean            float64  `json:"stretch_mean"`
-	StretchP95             float64  `json:"stretch_p95"`
-	StretchMax             float64  `json:"stretch_max"`
-	MeanHops               float64  `json:"mean_hops"`
-	MeanShortest           float64  `json:"mean_shortest"`
-	MaxDepth               int      `json:"max_depth"`
-	ControlBytesPerNodeMin float64  `json:"control_bytes_per_node_per_min"`           // tree and routing messages, steady state
-	ControlFormation       float64  `json:"control_bytes_per_node_per_min_formation"` // the same, from cold start to convergence
-	AirBytesPerNodeMin     float64  `json:"air_bytes_per_node_per_min"`               // every frame a node sent (headers, acks, beacons), steady state
-	RootFailed             bool     `json:"root_failed"`                              // --fail-root killed the root of tree 0
-	ReconvergedS           *float64 `json:"reconverged_s"`                            // null: not re-converged within MaxConverge (or no root failed)
-	ReconvergedPeriods     *float64 `json:"reconverged_claim_periods,omitempty"`
-	ReconvergedAfterTerm   *float64 `json:"reconverged_after_term_end_claim_periods,omitempty"` // from the end of the dead root's term (its last claim + MissedClaims periods)
-	RenamedS               *float64 `json:"renamed_s,omitempty"`                                // until every name record held the new addresses again
-	AfterFailDelivered     *int     `json:"after_fail_delivered,omitempty"`
-	AfterFailPairs         *int     `json:"after_fail_pairs,omitempty"`
-	Loops                  int      `json:"loops"`
-	Errors                 []string `json:"errors,omitempty"`
-	WallTimeS              float64  `json:"wall_time_s"`
-	SetupWallS             float64  `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
-	SampleRoute            []int    `json:"sample_route,omitempty"`
-	// With adversaries: each kind's attacks tried on honest nodes and
-	// rejected by them; the delivery between honest pairs whose every
-	// shortest path avoids the adversaries; and the most reassembly memory
-	// any honest node held (against its budget).
-	Adversary           map[string]*AdversaryResult `json:"adversary,omitempty"`
-	Adversaries         []int                       `json:"adversaries,omitempty"`
-	HonestPairs         int                         `json:"honest_pairs,omitempty"`
-	HonestDelivered     int                         `json:"honest_delivered,omitempty"`
-	HonestDeliveryRatio *float64                    `json:"honest_delivery_ratio,omitempty"`
-	PeakRxBytes         int                         `json:"peak_rx_bytes_per_node,omitempty"`
-	RxBudgetBytes       int                         `json:"rx_budget_bytes,omitempty"`
-	Positions           [][2]float64                `json:"-"`
-	Graph               [][]int                     `json:"-"`
-	Parents             []int                       `json:"-"` // tree 0 parent of each node (-1: the root, or none)
-	Root0               int                         `json:"-"` // the root of tree 0 (-1: none)
+	Nodes                  int          `json:"nodes"`
+	Edges                  int          `json:"edges"`
+	MeanDegree             float64      `json:"mean_degree"`
+	Trees                  int          `json:"trees"`
+	Mode                   int          `json:"mode"`
+	Seed                   uint64       `json:"seed"`
+	ConvergedS             float64      `json:"converged_s"`
+	NamedS                 *float64     `json:"named_s"`       // until every node's name record was stored (null: not within the wait)
+	NamesPending           int          `json:"names_pending"` // nodes whose record was not confirmed stored when routing began
+	BeaconPeriods          float64      `json:"converged_beacon_periods"`
+	Delivered              int          `json:"delivered"`
+	Pairs                  int          `json:"pairs"`
+	DeliveryRatio          float64      `json:"delivery_ratio"`
+	StretchMean            float64      `json:"stretch_mean"`
+	StretchP95             float64      `json:"stretch_p95"`
+	StretchMax             float64      `json:"stretch_max"`
+	MeanHops               float64      `json:"mean_hops"`
+	MeanShortest           float64      `json:"mean_shortest"`
+	MaxDepth               int          `json:"max_depth"`
+	ControlBytesPerNodeMin float64      `json:"control_bytes_per_node_per_min"`           // tree and routing messages, steady state
+	ControlFormation       float64      `json:"control_bytes_per_node_per_min_formation"` // the same, from cold start to convergence
+	AirBytesPerNodeMin     float64      `json:"air_bytes_per_node_per_min"`               // every frame a node sent (headers, acks, beacons), steady state
+	RootFailed             bool         `json:"root_failed"`                              // --fail-root killed the root of tree 0
+	ReconvergedS           *float64     `json:"reconverged_s"`                            // null: not re-converged within MaxConverge (or no root failed)
+	ReconvergedPeriods     *float64     `json:"reconverged_claim_periods,omitempty"`
+	ReconvergedAfterTerm   *float64     `json:"reconverged_after_term_end_claim_periods,omitempty"` // from the end of the dead root's term (its last claim + MissedClaims periods)
+	RenamedS               *float64     `json:"renamed_s,omitempty"`                                // until every name record held the new addresses again
+	AfterFailDelivered     *int         `json:"after_fail_delivered,omitempty"`
+	AfterFailPairs         *int         `json:"after_fail_pairs,omitempty"`
+	Loops                  int          `json:"loops"`
+	Errors                 []string     `json:"errors,omitempty"`
+	WallTimeS              float64      `json:"wall_time_s"`
+	SetupWallS             float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
+	SampleRoute            []int        `json:"sample_route,omitempty"`
+	Positions              [][2]float64 `json:"-"`
+	Graph                  [][]int      `json:"-"`
+	Parents                []int        `json:"-"` // tree 0 parent of each node (-1: the root, or none)
+	Root0                  int          `json:"-"` // the root of tree 0 (-1: none)
+	AdversaryReport
 }
 
 // DefaultMaxConverge bounds the wait for the trees to converge, and to
