@@ -5,13 +5,13 @@ go 1.26.0
 replace github.com/mycelium-mesh/mycelium/l1-link => ../l1-link
 
 require (
+	filippo.io/edwards25519 v1.2.0
+	github.com/flynn/noise v1.1.0
 	github.com/mycelium-mesh/mycelium/l1-link v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 )
 
 require (
-	filippo.io/edwards25519 v1.2.0 // indirect
-	github.com/flynn/noise v1.1.0 // indirect
 	github.com/google/gopacket v1.1.19 // indirect
 	github.com/mdlayher/packet v1.2.0 // indirect
 	github.com/mdlayher/socket v0.7.0 // indirect
