@@ -85,15 +85,16 @@ func (m *routeMesh) pickAdversaries() {
 
 func (a *adversaries) has(kind string) bool { return a != nil && slices.Contains(a.kinds, kind) }
 
-// links wraps adversary i's links (a blackhole drops the routed frames it
-// hears: it never takes a Package it should relay).
+// advLinks wraps adversary i's links (a blackhole drops the routed frames
+// it hears once the attacks are on: it never takes a Package it should
+// relay).
 func (m *routeMesh) advLinks(i int, ls []link.Link) []link.Link {
 	if !m.adv.has("blackhole") || !m.adv.is[i] {
 		return ls
 	}
 	out := make([]link.Link, len(ls))
 	for k, l := range ls {
-		out[k] = &blackhole{Link: l, res: m.adv.res["blackhole"]}
+		out[k] = &blackhole{Link: l, a: m.adv, res: m.adv.res["blackhole"]}
 	}
 	return out
 }
@@ -288,9 +289,11 @@ func (m *routeMesh) flood(i int, res *AdversaryResult) {
 	})
 }
 
-// blackhole is an adversary's link that drops every routed frame it hears.
+// blackhole is an adversary's link that, once the attacks are on, drops
+// every routed frame it hears.
 type blackhole struct {
 	link.Link
+	a   *adversaries
 	res *AdversaryResult
 }
 
@@ -313,7 +316,7 @@ func (bd *blackholeDispatcher) TxDone(tag link.Tag, err error) { bd.d.TxDone(tag
 
 func (bd *blackholeDispatcher) DeliverFrame(f link.Frame) {
 	var p packet.Packet
-	if packet.Decode(f.Data, &p) == nil && p.SchemaOf() != nil && p.SchemaOf().Routed() && !p.Flags.Ack() {
+	if bd.b.a.on && packet.Decode(f.Data, &p) == nil && p.SchemaOf() != nil && p.SchemaOf().Routed() && !p.Flags.Ack() {
 		bd.b.res.Tried++ // a routed frame swallowed
 		return
 	}
