@@ -158,6 +158,7 @@ drawn among honest nodes.
 	f.IntVar(&mode, "mode", 0, "routing metric: 0 tree distance, 1 common-prefix distance")
 	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, "kill the root of tree 0 after convergence and time the re-convergence (3 nodes or more)")
 	f.StringSliceVar(&rf.cfg.Adversary, "adversary", nil, "attacks adversary nodes play once the trees converge: "+strings.Join(meshsim.AdversaryKinds, ", ")+" (comma-separated)")
+	f.IntVar(&rf.cfg.Attempts, "attempts", 0, "sends per probe, each after a failure in the next best tree, 1..16 (default: the router's, 4; 1: no retry)")
 	f.IntVar(&rf.cfg.Adversaries, "adversaries", 0, "how many adversary nodes (1 to half the nodes; default 1 with --adversary)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	f.StringVar(&svg, "svg", "", "write a picture of the graph, tree 0 and one sampled route to this file")

@@ -350,6 +350,9 @@ func (c *RouteConfig) validateAdversary(nodes int) error {
 	if len(c.Adversary) == 0 && c.Adversaries != 0 {
 		return settingf("adversaries", c.Adversaries, "needs --adversary")
 	}
+	if c.Attempts < 0 || c.Attempts > 16 {
+		return settingf("attempts", c.Attempts, "want 1..16 (0: the router's default, 4)")
+	}
 	if len(c.Adversary) > 0 && (c.Adversaries < 1 || c.Adversaries > nodes/2) {
 		return settingf("adversaries", c.Adversaries, "want 1 to half the nodes (%d)", nodes/2)
 	}

@@ -51,6 +51,9 @@ type RouteConfig struct {
 	// honest nodes.
 	Adversary   []string
 	Adversaries int
+	// Attempts bounds each probe's sends, each after a failure in the
+	// next best tree (0: the router's default, 4; 1: no retry).
+	Attempts int
 	// Progress, when set, is told the stage and how far through it the
 	// measurement is.
 	Progress Progress
@@ -437,7 +440,7 @@ func (m *routeMesh) build() error {
 		if err != nil {
 			return err
 		}
-		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo}, route.Config{})
+		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo}, route.Config{Attempts: c.Attempts})
 		if err != nil {
 			return err
 		}
