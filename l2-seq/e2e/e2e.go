@@ -41,6 +41,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
@@ -111,8 +112,7 @@ type Layer struct {
 	pending map[identity.NodeID]*session // our handshake under way
 	lastTS  map[identity.NodeID]int64    // each initiator's last handshake clock
 	stats   Stats
-	tokens  int
-	tokAt   time.Time
+	inits   bucket.Bucket // handshakes we may still answer
 }
 
 var suite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
@@ -146,7 +146,7 @@ func New(cfg Config) (*Layer, error) {
 		cfg: cfg, self: cfg.Identity.ID(), entropy: cfg.Entropy,
 		byIdx: map[uint32]*session{}, cur: map[identity.NodeID]*session{},
 		pending: map[identity.NodeID]*session{}, lastTS: map[identity.NodeID]int64{},
-		tokens: initBurst,
+		inits: bucket.Bucket{Burst: initBurst, Every: initRefill},
 	}
 	if l.entropy == nil {
 		l.entropy = rand.Reader
@@ -365,7 +365,7 @@ func (l *Layer) Handle(m node.Message) error {
 
 func (l *Layer) onInit(m node.Message) error {
 	now := l.cfg.Clock.Now()
-	if !l.takeToken(now) {
+	if !l.inits.Take(now) {
 		l.stats.InitsLimited++
 		return nil // the initiator tries again
 	}
@@ -482,20 +482,4 @@ func (l *Layer) onData(m node.Message) error {
 		App: packet.AppID(pt[:packet.AppIDSize]), Blob: pt[packet.AppIDSize:],
 		From: s.peer, FromKnown: true, Sealed: true, Via: m.Via, Route: m.Route, Schema: m.Schema, Time: m.Time,
 	})
-}
-
-// takeToken spends one handshake answer from the bucket.
-func (l *Layer) takeToken(now time.Time) bool {
-	if l.tokAt.IsZero() || l.tokens >= initBurst {
-		l.tokAt = now
-	}
-	if add := int(now.Sub(l.tokAt) / initRefill); add > 0 {
-		l.tokens = min(initBurst, l.tokens+add)
-		l.tokAt = l.tokAt.Add(time.Duration(add) * initRefill)
-	}
-	if l.tokens <= 0 {
-		return false
-	}
-	l.tokens--
-	return true
 }

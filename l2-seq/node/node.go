@@ -31,6 +31,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
@@ -174,10 +175,9 @@ type Node struct {
 	sleep     []*sleeper
 	dec       packet.Packet // scratch for decoding
 
-	entropy     io.Reader  // nonces (trust.go)
-	boot        proof.Boot // this run's nonce
-	proofTokens int        // signatures we may still spend on challenges
-	proofAt     time.Time  // when the bucket was last refilled
+	entropy     io.Reader     // nonces (trust.go)
+	boot        proof.Boot    // this run's nonce
+	proofBucket bucket.Bucket // signatures we may spend on challenges
 }
 
 // ErrNoClock: Config.Clock is required (a node on a clock nobody runs

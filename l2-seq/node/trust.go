@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
@@ -67,7 +68,7 @@ func (n *Node) initTrust() {
 		n.entropy = mrand.NewChaCha8(key)
 	}
 	n.readEntropy(n.boot[:])
-	n.proofTokens = proofBurst
+	n.proofBucket = bucket.Bucket{Burst: proofBurst, Every: proofRefill}
 }
 
 // readEntropy fills b from the node's source of nonces.
@@ -135,7 +136,7 @@ func (n *Node) receiveProof(m Message) {
 	}
 	switch pm.Type {
 	case proof.TypeChallenge:
-		if !n.takeProofToken(now) {
+		if !n.proofBucket.Take(now) {
 			n.stats.Trust.ProofsLimited++
 			return
 		}
@@ -203,20 +204,4 @@ func (n *Node) forgetProofs(p *peer.Peer) {
 		}
 	}
 	p.Proven = false
-}
-
-// takeProofToken spends one signature from the bucket, if any is left.
-func (n *Node) takeProofToken(now time.Time) bool {
-	if n.proofAt.IsZero() || n.proofTokens >= proofBurst {
-		n.proofAt = now
-	}
-	if add := int(now.Sub(n.proofAt) / proofRefill); add > 0 {
-		n.proofTokens = min(proofBurst, n.proofTokens+add)
-		n.proofAt = n.proofAt.Add(time.Duration(add) * proofRefill)
-	}
-	if n.proofTokens <= 0 {
-		return false
-	}
-	n.proofTokens--
-	return true
 }

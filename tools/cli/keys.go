@@ -41,6 +41,16 @@ func (k *keyFile) path() (string, error) {
 	return "", errors.New("--identity FILE or --config FILE is required")
 }
 
+// load reads the identity (refusing a file that is not ours or too open).
+func (k *keyFile) load() (string, identity.Identity, error) {
+	path, err := k.path()
+	if err != nil {
+		return "", identity.Identity{}, err
+	}
+	id, err := identity.Load(path)
+	return path, id, err
+}
+
 // keyInfo is what `keys show` prints.
 type keyInfo struct {
 	File    string `json:"file"`
@@ -69,11 +79,7 @@ ours and mode 0600; it is never written.`,
   mycelium keys show --identity n1/identity.pem --json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			path, err := k.path()
-			if err != nil {
-				return err
-			}
-			id, err := identity.Load(path)
+			path, id, err := k.load()
 			if err != nil {
 				return err
 			}
@@ -103,11 +109,7 @@ never overwritten). It holds nothing secret.`,
 		Example: `  mycelium keys export --config n1/mycelium.toml --out n1.pub`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			path, err := k.path()
-			if err != nil {
-				return err
-			}
-			id, err := identity.Load(path)
+			_, id, err := k.load()
 			if err != nil {
 				return err
 			}
