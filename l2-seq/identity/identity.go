@@ -103,16 +103,34 @@ func LoadOrCreate(path string) (id Identity, created bool, err error) {
 	return id, true, nil
 }
 
-// Load reads an identity from a PKCS #8 PEM file.
+// ErrOwner reports a key file owned by another user than the one running
+// us (as ssh refuses one).
+var ErrOwner = errors.New("identity: key file owned by another user")
+
+// Load reads an identity from a PKCS #8 PEM file. The checks and the read
+// are made on one open file (no symlink followed), so the file checked is
+// the file read: it must be a regular file, ours, and readable by nobody
+// else (mode 0600 or stricter).
 func Load(path string) (Identity, error) {
-	st, err := os.Stat(path)
+	f, err := openNoFollow(path)
 	if err != nil {
 		return Identity{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Identity{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return Identity{}, fmt.Errorf("identity: %s: not a regular file", path)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return Identity{}, fmt.Errorf("%w: %s is %v", ErrPermissions, path, st.Mode().Perm())
 	}
-	b, err := os.ReadFile(path)
+	if err := checkOwner(st); err != nil {
+		return Identity{}, fmt.Errorf("%w: %s", err, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
 		return Identity{}, err
 	}
@@ -129,6 +147,67 @@ func Load(path string) (Identity, error) {
 		return Identity{}, fmt.Errorf("identity: %s: not an Ed25519 key", path)
 	}
 	return Identity{priv: priv}, nil
+}
+
+// Rotate replaces the identity at path with a new one, atomically: the old
+// key is kept (hard-linked) as path.prev-UNIXTIME first, the new one is
+// written to a temporary file, synced, and renamed over path, so path
+// always holds a whole key, old or new. It returns the new identity and
+// where the old one went.
+func Rotate(path string, now int64) (Identity, string, error) {
+	if _, err := Load(path); err != nil {
+		return Identity{}, "", err
+	}
+	id, err := Generate(nil)
+	if err != nil {
+		return Identity{}, "", err
+	}
+	prev := fmt.Sprintf("%s.prev-%d", path, now)
+	if err := os.Link(path, prev); err != nil {
+		return Identity{}, "", fmt.Errorf("identity: keeping the old key: %w", err)
+	}
+	tmp := fmt.Sprintf("%s.new-%d", path, now)
+	if err := Save(tmp, id); err != nil {
+		return Identity{}, "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return Identity{}, "", fmt.Errorf("identity: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return id, prev, nil
+}
+
+// PublicPEM is a node's public identity, to hand to others (an operator
+// list, a peer's configuration): its Ed25519 public key as a PKIX PEM
+// block, with the node_id as a header.
+func PublicPEM(id NodeID) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(ed25519.PublicKey(id[:]))
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"Node-Id": id.String()}, Bytes: der})
+}
+
+// ParsePublicPEM reads what PublicPEM wrote (or any PKIX Ed25519 public key).
+func ParsePublicPEM(b []byte) (NodeID, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return NodeID{}, errors.New("identity: not a PEM public key")
+	}
+	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return NodeID{}, fmt.Errorf("identity: %w", err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return NodeID{}, errors.New("identity: not an Ed25519 public key")
+	}
+	return NodeID(pub), nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 }
 
 // Save writes id to a new file at path with mode 0600, atomically: the key
@@ -175,9 +254,6 @@ func Save(path string, id Identity) error {
 		return fmt.Errorf("identity: %w", err)
 	}
 	// The new name must survive a crash too.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	syncDir(dir)
 	return nil
 }

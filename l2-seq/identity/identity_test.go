@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"os"
@@ -86,5 +87,63 @@ func TestSaveAtomic(t *testing.T) {
 	got, err := Load(path)
 	if err != nil || got.ID() != id.ID() {
 		t.Fatalf("load: %v", err)
+	}
+}
+
+func TestX25519FromIdentity(t *testing.T) {
+	for i := range 8 {
+		id := FromSeed([32]byte{byte(i), 1})
+		_, pub := id.X25519()
+		got, err := X25519Public(id.ID())
+		if err != nil || !bytes.Equal(got, pub) {
+			t.Fatalf("seed %d: derived %x, mapped %x (%v)", i, pub, got, err)
+		}
+	}
+	bad := NodeID{2} // y = 2 is on no Ed25519 point
+	if _, err := X25519Public(bad); err == nil {
+		t.Fatal("a non-point has an X25519 key")
+	}
+}
+
+func TestRotateAndExport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.key")
+	old, _, err := LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, prev, err := Rotate(path, 1234)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Load(path); err != nil || got.ID() != id.ID() || id.ID() == old.ID() {
+		t.Fatalf("after rotation the file holds %v (%v)", got.ID().Short(), err)
+	}
+	if got, err := Load(prev); err != nil || got.ID() != old.ID() {
+		t.Fatalf("the old key was not kept: %v", err)
+	}
+	if _, _, err := Rotate(path, 1234); err == nil {
+		t.Fatal("a rotation overwrote a kept key")
+	}
+	got, err := ParsePublicPEM(PublicPEM(id.ID()))
+	if err != nil || got != id.ID() {
+		t.Fatalf("public identity round trip: %v", err)
+	}
+	if _, err := ParsePublicPEM([]byte("junk")); err == nil {
+		t.Fatal("junk parsed as a public identity")
+	}
+}
+
+func TestLoadRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.key")
+	if _, _, err := LoadOrCreate(path); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.key")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(link); err == nil {
+		t.Fatal("a key loaded through a symbolic link")
 	}
 }

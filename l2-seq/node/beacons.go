@@ -8,6 +8,8 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
 
 // Beacon timing (PROTOCOL 5.2).
@@ -61,6 +63,7 @@ func (n *Node) beaconBurst() {
 	n.clk.AfterFunc(time.Duration(longest)*BeaconSpacing, func() {
 		for _, p := range n.peers.Tick() {
 			n.log.Debug("peer timed out", "peer", p.ID.Short())
+			n.forgetProofs(p)
 			n.peerEvent(p, false)
 		}
 		n.nodes.Expire(n.clk.Now())
@@ -90,6 +93,10 @@ func (n *Node) sendDisconnect() []*Result {
 	n.byeSent = true
 	m := beacon.Message{Op: beacon.OpDisconnect, NodeID: n.nodeID}
 	b, _ := m.AppendTo(nil)
+	if !n.cfg.Reference {
+		// Signed for this run, so that only we can say we left [ours].
+		b = proof.AppendGoodbyeTail(b, n.id, n.boot)
+	}
 	var rs []*Result
 	for _, t := range n.links {
 		rs = append(rs, n.Broadcast(beacon.AppID, b, &SendOptions{Links: []int{t.idx}}))
@@ -109,16 +116,31 @@ func (n *Node) receiveBeacon(m Message) {
 		return
 	}
 	now := n.clk.Now()
+	ep := n.strangerEndpoint(m.Via, now)
+	if ep == nil {
+		n.drop(DropBudget)
+		return
+	}
 	switch bm.Op {
 	case beacon.OpDisconnect:
-		if p := n.peers.Get(id); p != nil {
-			n.peers.Remove(id)
-			n.peerEvent(p, false)
-		}
+		n.receiveGoodbye(m.Via, id, m.Blob[beacon.HeaderSize:])
 		return
 	case beacon.OpBeacon, beacon.OpResponse:
 	default:
 		n.drop(DropBeacon)
+		return
+	}
+	caps := slices.Contains(bm.Apps, beacon.CapabilitiesID)
+	if ep.pf.proven && ep.pf.id != id || !ep.pf.proven && n.peers.Get(id) != nil && n.peers.Get(id).Proven {
+		// An address proven for another node claims this id, or an
+		// unproven address claims a proven node's id: the claim counts
+		// once proven, not before (a forged beacon must not add the
+		// forger's address to its victim's entry, nor take a proven
+		// address from its owner).
+		n.stats.Trust.ClaimsRefused++
+		if caps {
+			n.challenge(ep, now)
+		}
 		return
 	}
 	p, isNew := n.peers.Refresh(id, m.Via, now)
@@ -128,7 +150,6 @@ func (n *Node) receiveBeacon(m Message) {
 	first := info == nil || now.Sub(info.Updated) > time.Second
 	n.nodes.Update(id, bm.Apps, first, now)
 	wasFull := p.Full
-	ep := n.endpointFor(m.Via)
 	if first {
 		p.Apps = p.Apps[:0]
 		p.Full, p.Sleeps = false, false
@@ -148,12 +169,53 @@ func (n *Node) receiveBeacon(m Message) {
 			p.Apps = append(p.Apps, a)
 		}
 	}
+	if caps && !n.proven(m.Via) {
+		// It says it speaks the whole protocol: it will be trusted as
+		// such once it proves its key here.
+		n.challenge(ep, now)
+	}
 	ep.lastSeen = now
 	if isNew || (p.Full && !wasFull) {
 		n.peerEvent(p, true)
 	}
 	if bm.Op == beacon.OpBeacon {
 		n.respondBeacon(ep, isNew, now)
+	}
+}
+
+// receiveGoodbye handles a disconnect beacon: a full peer's counts only
+// signed by its key for the run it proved itself in; a reference-grade
+// peer's (which cannot sign) only from one of its own addresses, and only
+// for that address.
+func (n *Node) receiveGoodbye(from peer.Endpoint, id identity.NodeID, tail []byte) {
+	p := n.peers.Get(id)
+	if p == nil {
+		return
+	}
+	if p.Proven {
+		var boot proof.Boot
+		for _, k := range p.Endpoints {
+			if ep := n.eps[k]; ep.provenFor(id) {
+				boot = ep.pf.boot
+				break
+			}
+		}
+		if err := proof.VerifyGoodbye(id, boot, tail); err != nil {
+			n.stats.Trust.ForgedGoodbyes++
+			n.log.Debug("goodbye refused", "peer", id.Short(), "via", from.Addr, "err", err)
+			return
+		}
+		n.forgetProofs(p)
+		n.peers.Remove(id)
+		n.peerEvent(p, false)
+		return
+	}
+	if !p.HasEndpoint(from) {
+		n.stats.Trust.ForgedGoodbyes++
+		return
+	}
+	if n.peers.RemoveEndpoint(id, from) {
+		n.peerEvent(p, false)
 	}
 }
 

@@ -59,8 +59,9 @@ type Bind struct{ n *Node }
 
 // SendRouted sends pkg one hop, to the neighbour at to, in a routed schema
 // carrying h; the hop is reliable and the Result reports the neighbour's
-// confirmation. The neighbour must speak our protocol (ErrNoRoute
-// otherwise: reference nodes carry no routed schemas, PROTOCOL 11).
+// confirmation. The neighbour must be a full peer, proven (ErrNoRoute
+// otherwise: reference nodes carry no routed schemas, PROTOCOL 11, and
+// unproven ones are not trusted with them).
 func (b *Bind) SendRouted(to peer.Endpoint, h RouteHeader, pkg *packet.Package, opt *SendOptions) *Result {
 	return b.n.sendRouted(to, h, pkg, opt)
 }
@@ -72,9 +73,12 @@ func (b *Bind) Deliver(h RouteHeader, pkg *packet.Package, via peer.Endpoint, at
 	return b.n.deliverApp(Message{App: pkg.AppID, Blob: pkg.Blob, Via: via, Route: &h, Time: at})
 }
 
-// SpeaksOurs reports whether the neighbour at ep speaks the whole protocol
-// (routed schemas included): its beacons say so, or its traffic did.
-func (b *Bind) SpeaksOurs(ep peer.Endpoint) bool { return b.n.speaksOurs(ep) }
+// SpeaksOurs reports whether the neighbour at ep is a full peer: it speaks
+// the whole protocol (routed schemas included) and has proven its node_id
+// at that address (the neighbour proof). Only such a neighbour may be
+// given or give tree positions and carry routed traffic; any other is
+// reference-grade.
+func (b *Bind) SpeaksOurs(ep peer.Endpoint) bool { return b.n.proven(ep) }
 
 // Airtime is how long the link of ep is busy carrying a Package with an
 // n-byte blob to ep in one hop, as the node would send it: the schema it

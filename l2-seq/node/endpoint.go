@@ -43,6 +43,8 @@ type endpoint struct {
 	ours      bool      // its traffic shows it speaks our protocol
 	v2        bool      // its beacons on this link say it takes ESP-NOW v2 frames
 
+	pf proofState // the neighbour proof (trust.go)
+
 	// refSlots are the seq_ids a reference neighbour may hold a stray
 	// reassembly under, until when (see quarantine).
 	refSlots map[uint8]time.Time

@@ -32,14 +32,24 @@ var (
 	ErrSource = &CodeError{Code: 17, msg: "the stream's source could not be read"}
 	// ErrStreamLost: the receiver no longer knows a stream whose first
 	// segment it had confirmed (it restarted, or the stream went idle).
-	ErrStreamLost    = &CodeError{Code: 18, msg: "the receiver lost the stream"}
+	ErrStreamLost = &CodeError{Code: 18, msg: "the receiver lost the stream"}
+	// ErrUnauthenticated: an end-to-end sealed Package did not
+	// authenticate at its destination (changed on the way, or for a
+	// session it does not have) and was not delivered (l2-seq/e2e).
+	ErrUnauthenticated = &CodeError{Code: 19, msg: "the Package did not authenticate end to end (tampered with, or for an unknown session)"}
+	// ErrReplayed: the destination had delivered this sealed Package
+	// already (its counter is in the replay window) and did not again.
+	ErrReplayed = &CodeError{Code: 20, msg: "the sealed Package was a replay"}
+	// ErrHandshake: no end-to-end session could be set up with the
+	// destination (its handshake went unanswered, or it has no key).
+	ErrHandshake     = &CodeError{Code: 21, msg: "no end-to-end session with the destination"}
 	errUnknownRemote = &CodeError{Code: 255, msg: "the peer reported an error we do not know"}
 )
 
 var byCode = map[uint8]*CodeError{}
 
 func init() {
-	for _, e := range []*CodeError{ErrNoRoute, ErrHopLimit, ErrUnknownApp, ErrPeerAsleep, ErrAbandoned, ErrChecksum, ErrNoMemory, ErrBadHash, ErrThrottled, ErrTooLarge, ErrNoSchema, ErrUnknownPeer, ErrBusy, ErrClosed, ErrLink, ErrReferenceLength, ErrSource, ErrStreamLost} {
+	for _, e := range []*CodeError{ErrNoRoute, ErrHopLimit, ErrUnknownApp, ErrPeerAsleep, ErrAbandoned, ErrChecksum, ErrNoMemory, ErrBadHash, ErrThrottled, ErrTooLarge, ErrNoSchema, ErrUnknownPeer, ErrBusy, ErrClosed, ErrLink, ErrReferenceLength, ErrSource, ErrStreamLost, ErrUnauthenticated, ErrReplayed, ErrHandshake} {
 		byCode[e.Code] = e
 	}
 }

@@ -21,6 +21,7 @@ package node
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -30,8 +31,10 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
 
 // Config configures a node.
@@ -45,6 +48,12 @@ type Config struct {
 	// Seed drives every random choice the node makes (jitter), so that a
 	// simulation repeats.
 	Seed uint64
+
+	// Entropy is where the neighbour proof's nonces come from. nil: a
+	// ChaCha8 stream keyed by the node's signature over Seed, so a
+	// simulation repeats; a node in the field gives crypto/rand.Reader
+	// (the daemon does), so no two runs share a nonce whatever their Seed.
+	Entropy io.Reader
 
 	// BeaconPeriod is the time between beacon bursts (60 s); 0 keeps the
 	// default, a negative value turns periodic beacons off (tests).
@@ -81,6 +90,13 @@ type Budgets struct {
 	Assembly int
 }
 
+// DefaultBudgets are the budgets a node takes when Config.Budgets is zero.
+func DefaultBudgets() Budgets {
+	var b Budgets
+	b.fill()
+	return b
+}
+
 func (b *Budgets) fill() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -115,7 +131,10 @@ type Message struct {
 	// Route is the header a routed Package carried to us (nil for a
 	// Package from a neighbour to us, one hop).
 	Route *RouteHeader
-	Time  time.Time
+	// Sealed is set on a Package that came sealed end to end and was
+	// unsealed for us (l2-seq/e2e): From is then its authenticated sender.
+	Sealed bool
+	Time   time.Time
 }
 
 // Node is one mesh node.
@@ -134,6 +153,7 @@ type Node struct {
 	eps   map[peer.Endpoint]*endpoint
 
 	apps       map[packet.AppID]Handler
+	checked    map[packet.AppID]CheckedHandler // apps that may refuse a Package (RegisterChecked)
 	streamApps map[packet.AppID]StreamHandler
 	appOrder   []packet.AppID
 	streamID   uint32 // the last stream_id we used
@@ -154,6 +174,10 @@ type Node struct {
 	beaconTmr clock.Timer
 	sleep     []*sleeper
 	dec       packet.Packet // scratch for decoding
+
+	entropy     io.Reader     // nonces (trust.go)
+	boot        proof.Boot    // this run's nonce
+	proofBucket bucket.Bucket // signatures we may spend on challenges
 }
 
 // ErrNoClock: Config.Clock is required (a node on a clock nobody runs
@@ -201,6 +225,11 @@ func New(cfg Config) (*Node, error) {
 	// first, so it leads the app list).
 	n.apps[beacon.AppID] = n.receiveBeacon
 	n.appOrder = append(n.appOrder, beacon.AppID)
+	n.initTrust()
+	if !cfg.Reference {
+		// Not announced: the capabilities app_id implies it.
+		n.apps[proof.AppID] = n.receiveProof
+	}
 	return n, nil
 }
 

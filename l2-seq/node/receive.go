@@ -152,6 +152,12 @@ func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, no
 // Bind.Deliver, or passes it on).
 func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package, bcast bool, now time.Time) error {
 	if p.SchemaOf().Routed() {
+		if !n.proven(key) {
+			// Routed traffic only from a proven neighbour: anything
+			// else could be anyone's.
+			n.stats.Trust.UnprovenRouted++
+			return ErrNoRoute
+		}
 		h := RouteHeader{To: p.To, From: p.From, TreeState: p.TreeState, TTL: p.TTL, Mode: p.Flags.Mode(), Error: p.Flags.Error()}
 		own := *pkg
 		own.Blob = bytes.Clone(pkg.Blob) // it aliased a frame or a reassembly
@@ -166,12 +172,18 @@ func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package,
 
 // deliverApp hands m to its application.
 func (n *Node) deliverApp(m Message) error {
+	if h := n.checked[m.App]; h != nil {
+		if pr := n.peers.ByEndpoint(m.Via); pr != nil && m.Route == nil {
+			m.From, m.FromKnown = pr.ID, true
+		}
+		return h(m)
+	}
 	h := n.apps[m.App]
 	if h == nil {
 		n.drop(DropUnknownApp)
 		return ErrUnknownApp
 	}
-	if pr := n.peers.ByEndpoint(m.Via); pr != nil {
+	if pr := n.peers.ByEndpoint(m.Via); pr != nil && !m.FromKnown {
 		m.From, m.FromKnown = pr.ID, true
 	}
 	n.stats.Delivered++
@@ -179,6 +191,27 @@ func (n *Node) deliverApp(m Message) error {
 	h(m)
 	return nil
 }
+
+// CheckedHandler receives the Packages of an application that may refuse
+// them: its error goes back to the sender (the one-hop ack, or the routing
+// layer's report to the origin). End-to-end encryption (l2-seq/e2e) is
+// one: a Package that does not authenticate is refused, not delivered.
+type CheckedHandler func(m Message) error
+
+// RegisterChecked adds an application whose handler may refuse what it is
+// given. It is not announced in beacons.
+func (n *Node) RegisterChecked(id packet.AppID, h CheckedHandler) {
+	if n.checked == nil {
+		n.checked = map[packet.AppID]CheckedHandler{}
+	}
+	n.checked[id] = h
+}
+
+// DeliverLocal hands m to its application on this node, as if it had
+// arrived: what an application layer that unwraps Packages (l2-seq/e2e)
+// delivers what it unwrapped with. m.From and m.FromKnown are kept when
+// set (the unwrapping layer authenticated the sender).
+func (n *Node) DeliverLocal(m Message) error { return n.deliverApp(m) }
 
 // sendAck answers packet p: the ack transform of its flags, same ids, an
 // empty body (or the error code, with the error flag, or a status).

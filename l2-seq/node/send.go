@@ -156,10 +156,10 @@ func (n *Node) sendRouted(to peer.Endpoint, h RouteHeader, pkg *packet.Package, 
 	if to.Link < 0 || to.Link >= len(n.links) || to.Addr == nil || to.Addr.IsBroadcast() {
 		return n.fail(ErrUnknownPeer)
 	}
-	ep := n.endpointFor(to)
-	if !ep.peerFull() {
+	if !n.proven(to) {
 		return n.fail(ErrNoRoute)
 	}
+	ep := n.endpointFor(to)
 	return n.sendPackage(ep, pkg.AppendTo(make([]byte, 0, pkg.Len())), &h, opt)
 }
 

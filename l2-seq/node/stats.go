@@ -34,6 +34,7 @@ type Stats struct {
 	PeakRxBytes              int    // largest reassembly memory held
 	PeakCacheBytes           int    // largest send cache held
 	Streams                  uint64 // streams sent (SendStream, and Sends too large for one segment)
+	Trust                    TrustStats
 }
 
 // Stats returns a copy of the node's counters.

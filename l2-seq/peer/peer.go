@@ -37,10 +37,16 @@ type Peer struct {
 	Throttle int
 	LastTx   time.Time
 	LastRx   time.Time
-	// Full is set when the peer lists the capabilities app_id: it speaks the
-	// whole protocol (every schema, routing). Otherwise it is treated as a
-	// reference node (PROTOCOL 11).
+	// Full is set when the peer lists the capabilities app_id: it says it
+	// speaks the whole protocol (every schema, routing), and the node
+	// sends it so. Otherwise it is treated as a reference node (PROTOCOL 11).
 	Full bool
+	// Proven is set when the peer has proven its node_id at every endpoint
+	// it has (the neighbour proof [ours]): only then does the layer above
+	// trust it with tree positions and routed traffic. A peer that is not
+	// (yet) proven, and every reference board (which cannot sign), is a
+	// reference-grade peer.
+	Proven bool
 	// Sleeps is set when the peer lists the modem-sleep app_id: it turns its
 	// radio off between wake windows, so it must be woken (RNS) before
 	// unicasts. Reference nodes may sleep too.
@@ -108,6 +114,24 @@ func (t *Table) Remove(id identity.NodeID) {
 		}
 	}
 	delete(t.byID, id)
+}
+
+// RemoveEndpoint takes ep from peer id; a peer left with no endpoint is
+// forgotten. It reports whether the peer went.
+func (t *Table) RemoveEndpoint(id identity.NodeID, ep Endpoint) bool {
+	p, ok := t.byID[id]
+	if !ok {
+		return false
+	}
+	p.Endpoints = slices.DeleteFunc(p.Endpoints, func(e Endpoint) bool { return e == ep })
+	if t.byEP[ep] == p {
+		delete(t.byEP, ep)
+	}
+	if len(p.Endpoints) == 0 {
+		delete(t.byID, id)
+		return true
+	}
+	return false
 }
 
 // Tick counts every peer's timeout down by one and removes those that reach

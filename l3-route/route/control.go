@@ -25,7 +25,7 @@ const (
 	msgLookupReply = 0x12 // ‖ nonce(4) ‖ found(1) ‖ record
 	msgTrace       = 0x20 // ‖ nonce(4): a trace probe; every relay reports
 	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ addr(16) ‖ final(1) ‖ node_id(32) ‖ link name
-	msgLeaseReq    = 0x30 // (one hop) please lease me an address
+	msgLeaseReq    = 0x30 // (one hop) please lease me an address [‖ until ‖ delegation sig]
 	msgRenew       = 0x40 // ‖ tree ‖ tree_state (to that tree's root): my parent there is gone, start a new term
 	msgRenewVia    = 0x41 // (one hop) ‖ tree ‖ tree_state: please send msgRenew to the root for me
 	msgLeaseGrant  = 0x31 // (one hop) ‖ count ‖ count × (tree ‖ ts ‖ addr(16))
@@ -77,7 +77,7 @@ func checkControl(b []byte) error {
 	case msgNameReply:
 		ok = n >= 5
 	case msgLeaseReq:
-		ok = n == 0
+		ok = n == 0 || n == DelegationSize // with the leaf's delegation (delegation.go)
 	case msgLeaseGrant:
 		ok = n >= 1 && n == 1+int(b[1])*18
 	}
@@ -102,6 +102,10 @@ type Record struct {
 	Time   int64
 	Addrs  []TreeAddr
 	Sig    [ed25519.SignatureSize]byte
+	// Deleg is ID's delegation to Signer, in a proxy's record for one of
+	// our leaves (delegation.go); nil in a self-signed record and in a
+	// proxy's record for a reference board.
+	Deleg *Delegation
 }
 
 const recordDomain = "mycelium/record/v1"
@@ -135,14 +139,23 @@ func (r *Record) Verify() bool {
 // proxy signed it and its id follows) ‖ [signer(32)] ‖ time(8) ‖ n(1) ‖ n ×
 // (tree ‖ tree_state ‖ len(1) ‖ the address's first len bytes: the rest
 // are zero) ‖ signature(64). The signature covers the full form (signed).
-const recordProxy = 0x01
+const (
+	recordProxy     = 0x01
+	recordDelegated = 0x02 // a proxy's, with the node's delegation: until (8) ‖ sig (64) follow the signer
+)
 
 // AppendTo encodes the record.
 func (r *Record) AppendTo(b []byte) []byte {
 	b = append(b, r.ID[:]...)
-	if r.Signer == r.ID {
+	switch {
+	case r.Signer == r.ID:
 		b = append(b, 0)
-	} else {
+	case r.Deleg != nil:
+		b = append(b, recordDelegated)
+		b = append(b, r.Signer[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Deleg.Until))
+		b = append(b, r.Deleg.Sig[:]...)
+	default:
 		b = append(b, recordProxy)
 		b = append(b, r.Signer[:]...)
 	}
@@ -168,10 +181,11 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	copy(r.ID[:], b[:32])
 	flags := b[32]
 	b = b[33:]
+	r.Deleg = nil
 	switch flags {
 	case 0:
 		r.Signer = r.ID
-	case recordProxy:
+	case recordProxy, recordDelegated:
 		if len(b) < 32 {
 			return bad("short signer")
 		}
@@ -180,6 +194,15 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 			return bad("proxy flag with the node's own id") // its one form is flags 0
 		}
 		b = b[32:]
+		if flags == recordDelegated {
+			if len(b) < DelegationSize {
+				return bad("short delegation")
+			}
+			d := &Delegation{Proxy: r.Signer, Until: int64(binary.BigEndian.Uint64(b))}
+			copy(d.Sig[:], b[8:DelegationSize])
+			r.Deleg = d
+			b = b[DelegationSize:]
+		}
 	default:
 		return bad(fmt.Sprintf("flags %#x", flags))
 	}

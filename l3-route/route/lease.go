@@ -39,7 +39,10 @@ type leaseState struct {
 	// holders are all we lease to, granted or not yet: a reference node
 	// heard before we had an address gets its leases when we get ours.
 	holders map[identity.NodeID]leaseHolder
-	next    uint8
+	// delegs are our leaves' delegations to us (delegation.go): their
+	// records carry them.
+	delegs map[identity.NodeID]Delegation
+	next   uint8
 	// As a leaf: our leases and our proxy.
 	proxied bool
 	leaf    bool
@@ -52,6 +55,7 @@ func (l *leaseState) init() {
 	l.granted = map[uint8]map[uint8]leaseHolder{}
 	l.index = map[identity.NodeID]uint8{}
 	l.holders = map[identity.NodeID]leaseHolder{}
+	l.delegs = map[identity.NodeID]Delegation{}
 	l.next = 1
 }
 
@@ -158,6 +162,9 @@ func (l *leaseState) records(r *Router) []Record {
 			r.sendGrant(h.via, addrs)
 		}
 		rec := Record{ID: h.id, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: addrs}
+		if d, ok := l.delegs[h.id]; ok && d.Until > rec.Time {
+			rec.Deleg = &d
+		}
 		rec.Sign(r.b.Signer())
 		out = append(out, rec)
 	}
@@ -168,6 +175,7 @@ func (l *leaseState) records(r *Router) []Record {
 func (l *leaseState) peerEvent(r *Router, p *peer.Peer, up bool) {
 	if !up {
 		delete(l.holders, p.ID)
+		delete(l.delegs, p.ID)
 		for ts, byIdx := range l.granted {
 			for i, h := range byIdx {
 				if h.id == p.ID {
@@ -211,13 +219,13 @@ func (r *Router) askLease() {
 		for _, p := range r.b.Peers() {
 			for _, ep := range p.Endpoints {
 				if r.b.SpeaksOurs(ep) {
-					r.b.Send(ep, ControlApp, []byte{msgLeaseReq}, nil)
+					r.b.Send(ep, ControlApp, r.leaseRequest(p.ID), nil)
 					break
 				}
 			}
 		}
-	} else {
-		r.b.Send(l.proxy, ControlApp, []byte{msgLeaseReq}, nil)
+	} else if p := r.b.PeerAt(l.proxy); p != nil {
+		r.b.Send(l.proxy, ControlApp, r.leaseRequest(p.ID), nil)
 	}
 	l.askTmr = r.clk.AfterFunc(wait, r.askLease)
 }
@@ -226,6 +234,9 @@ func (r *Router) askLease() {
 func (r *Router) onLeaseRequest(m node.Message) {
 	if !m.FromKnown || r.leases.leaf {
 		return
+	}
+	if d, ok := parseLeaseDelegation(m.Blob, r.self); ok && d.Verify(m.From) {
+		r.leases.delegs[m.From] = d
 	}
 	addrs := r.grant(m.From, m.Via, false)
 	if len(addrs) == 0 {

@@ -256,20 +256,19 @@ func (r *Router) onRegister(rp *routed, b []byte) {
 	if !rec.Verify() {
 		return
 	}
+	now := r.clk.Now()
+	old := r.records[rec.ID]
+	if r.futureDated(rec.Time, now) {
+		r.stats.RecordsRefused++
+		return // not confirmed: its sender keeps trying, and is refused again
+	}
 	defer func() {
 		ack := append([]byte{msgRegistered}, rec.ID[:]...)
 		ack = binary.BigEndian.AppendUint64(ack, uint64(rec.Time))
 		r.sendControl(rp.Header.TreeState, rp.Header.From, false, ack, false)
 	}()
-	old := r.records[rec.ID]
-	if old != nil {
-		// A record signed by the node itself beats a proxy's; newer beats older.
-		if old.rec.Signer == old.rec.ID && rec.Signer != rec.ID && time.Duration(rec.Time-old.rec.Time) < r.recordLife() {
-			return
-		}
-		if rec.Signer == old.rec.Signer && rec.Time <= old.rec.Time {
-			return
-		}
+	if !r.admitRecord(&rec, old, now) {
+		return
 	}
 	if old == nil && len(r.records) >= r.cfg.Records {
 		r.evictRecord()
@@ -430,7 +429,7 @@ func (r *Router) onLookupReply(b []byte) {
 		return
 	}
 	var rec Record
-	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() || !r.live(rec) {
+	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() || !r.live(rec) || r.futureDated(rec.Time, r.clk.Now()) {
 		// Not there (yet), or only at addresses of epochs gone by (a
 		// record from before the node re-registered): ask again a little
 		// later.

@@ -266,6 +266,10 @@ func (r *Router) onNameRegister(rp *routed, b []byte) {
 		return
 	}
 	now := r.clk.Now()
+	if r.futureDated(rec.Time, now) {
+		r.stats.RecordsRefused++ // it would outrank the owner's every later record
+		return
+	}
 	status, holder := byte(nameStored), rec.ID
 	old := r.names.stored[rec.Name]
 	switch {
@@ -434,7 +438,7 @@ func (r *Router) onNameReply(b []byte) {
 		return
 	}
 	var rec NameRecord
-	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.Name != q.name || !rec.Verify() {
+	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.Name != q.name || !rec.Verify() || r.futureDated(rec.Time, r.clk.Now()) {
 		clock.Stop(&q.timer)
 		r.tryNameLookup(nonce, q)
 		return
@@ -477,7 +481,7 @@ func (r *Router) onNameHello(m node.Message) {
 		r.stats.Malformed++
 		return
 	}
-	if !m.FromKnown || rec.ID != m.From || !rec.Verify() {
+	if !m.FromKnown || rec.ID != m.From || !rec.Verify() || r.futureDated(rec.Time, r.clk.Now()) {
 		return
 	}
 	r.learnName(rec.ID, rec.Name)

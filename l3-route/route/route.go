@@ -90,6 +90,7 @@ type Stats struct {
 	NoRoute, HopLimit                uint64
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
+	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
 	Lookups, LookupHits              uint64
 	NameLookups                      uint64
 	NameConflicts                    uint64 // a home said our name is another node's

@@ -121,6 +121,7 @@ board, 62,207).`, meshsim.Group(meshsim.MaxRuns)),
 	f.StringVar(&rate, "rate", "1", "ESP-NOW PHY rate, Mbit/s: 1, 2, 5.5, 11, 6, 9, 12, 18, 24, 36, 48 or 54 (--link espnow only)")
 	f.BoolVar(&tc.Adapt, "adapt", false, "ESP-NOW radios choose each frame's rate per peer (minstrel), starting from --rate")
 	f.BoolVar(&tc.V2, "v2", false, "ESP-NOW v2 radios: frames up to 1,470 bytes between our nodes")
+	f.BoolVar(&tc.E2E, "e2e", false, "seal the Package end to end (Noise IK session set up before the timed send; up to 1 MiB)")
 	f.IntVar(&tc.Runs, "runs", 9, fmt.Sprintf("number of runs, 1..%s", meshsim.Group(meshsim.MaxRuns)))
 	f.Uint64Var(&tc.Seed, "seed", 1, "random seed")
 	lf.add(tr)

@@ -83,11 +83,25 @@ traffic flowing. Every routing decision is checked against the invariant
 that makes loops impossible (each hop strictly closer to the destination);
 "loops" counts violations. The same seed gives the same run.
 
+With --adversary, --adversaries nodes (our software, keys of their own)
+attack their neighbours every 5 s of mesh time from convergence until the
+routing is measured: forge-goodbye (a goodbye in a neighbour's name),
+forge-beacon (beacons claiming a neighbour's node_id), flood (bursts of
+bogus sequence packets claiming 65,536 parts), blackhole (it drops every
+routed frame it hears). The JSON adds "adversary": {KIND: {"tried",
+"rejected"}} (tried: an honest node heard the attack; rejected: it was not
+fooled; for blackhole, the routed frames swallowed), the delivery between
+honest pairs whose every shortest path avoids the adversaries
+("honest_delivery_ratio"), and the most reassembly memory an honest node
+held ("peak_rx_bytes_per_node", against "rx_budget_bytes"). Pairs are
+drawn among honest nodes.
+
 ` + routeLimits,
 		Example: `  mycelium sim route --nodes 200
   mycelium sim route --nodes 500 --mode 1 --fail-root --json
   mycelium sim route --graph ring.txt --pairs 100 --svg ring.svg
-  mycelium sim route --nodes 200 --html mesh.html`,
+  mycelium sim route --nodes 200 --html mesh.html
+  mycelium sim route --nodes 500 --adversary forge-goodbye,forge-beacon --adversaries 10 --json`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := rf.config(cmd)
@@ -105,6 +119,9 @@ that makes loops impossible (each hop strictly closer to the destination);
 				return fmt.Errorf("--mode %d: want 0 (tree distance) or 1 (common-prefix distance)", mode)
 			}
 			cfg.Mode = mode == 1
+			if len(cfg.Adversary) > 0 && !cmd.Flags().Changed("adversaries") {
+				cfg.Adversaries = 1
+			}
 			if err := cfg.Validate(); err != nil {
 				return settingError(err)
 			}
@@ -158,6 +175,9 @@ that makes loops impossible (each hop strictly closer to the destination);
 	f.StringVar(&rf.cfg.Graph, "graph", "", `read the graph from a file instead: one edge "i j" a line, nodes numbered from 0, # comments`)
 	f.IntVar(&mode, "mode", 0, "routing metric: 0 tree distance, 1 common-prefix distance")
 	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, "kill the root of tree 0 after convergence and time the re-convergence (3 nodes or more)")
+	f.StringSliceVar(&rf.cfg.Adversary, "adversary", nil, "attacks adversary nodes play once the trees converge: "+strings.Join(meshsim.AdversaryKinds, ", ")+" (comma-separated)")
+	f.IntVar(&rf.cfg.Attempts, "attempts", 0, "sends per probe, each after a failure in the next best tree, 1..16 (default: the router's, 4; 1: no retry)")
+	f.IntVar(&rf.cfg.Adversaries, "adversaries", 0, "how many adversary nodes (1 to half the nodes; default 1 with --adversary)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	f.StringVar(&svg, "svg", "", "write a picture of the graph, tree 0 and one sampled route to this file")
 	f.StringVar(&page, "html", "", "write a self-contained web page of the run to this file: the graph, every tree, sampled routes, the stretch histogram")

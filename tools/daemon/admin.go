@@ -133,7 +133,6 @@ func (h *adminHost) call(method, path string, in, out any) error {
 	return dec.Decode(out)
 }
 
-
 func (h *adminHost) Status() (m map[string]any, err error) {
 	err = h.call(http.MethodGet, "/v1/status", nil, &m)
 	return m, err

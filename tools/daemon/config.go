@@ -55,6 +55,11 @@ type NodeConfig struct {
 	Identity     string        `toml:"identity"`
 	BeaconPeriod time.Duration `toml:"beacon_period"`
 	Sleep        bool          `toml:"sleep"`
+	// E2E seals what this node sends to other nodes of ours end to end
+	// (l2-seq/e2e) and refuses what they send it in clear (default true).
+	// A reference board next to us is always spoken to in clear: it has no
+	// key. Turn it off only for a mesh of nodes that predate it.
+	E2E bool `toml:"e2e"`
 }
 
 // ControlConfig is [control].
@@ -165,7 +170,7 @@ var linkKeys = map[string][]string{
 // simulator's figures for routing and budgets.
 func Defaults() Config {
 	return Config{
-		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: 60 * time.Second},
+		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: 60 * time.Second, E2E: true},
 		Control: ControlConfig{Socket: "mycelium.sock"},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Routing: RoutingConfig{

@@ -273,4 +273,3 @@ func (s *dashSource) call(ctx context.Context, method, path string, body, out an
 	}
 	return json.Unmarshal(rec.body.Bytes(), out)
 }
-

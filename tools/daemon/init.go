@@ -192,6 +192,10 @@ identity = {{q .D.Node.Identity}}
 beacon_period = {{q .D.Node.BeaconPeriod.String}}
 # Let links that can (LoRa) sleep between beacons (modem sleep).
 sleep = {{.D.Node.Sleep}}
+# Seal what we send to other nodes of ours end to end (Noise IK sessions,
+# ChaCha20-Poly1305; relays see only ciphertext) and refuse what they send
+# in clear. Reference boards in range are always spoken to in clear.
+e2e = {{.D.Node.E2E}}
 
 [control]
 # The control API (HTTP/JSON, docs/control-api.md) on a unix socket, mode

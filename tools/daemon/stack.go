@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
+	"github.com/mycelium-mesh/mycelium/l2-seq/e2e"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -39,6 +41,11 @@ type stack struct {
 	apps    *apps   // gossip, the service directory, messages (apps.go)
 	gates   []*gate // the links as the node has them: admin switches them (gate.go)
 	mode    bool    // the metric our sends ask relays to use (prefix: true)
+	// End-to-end encryption ([node] e2e): the layer, the stream's sealing
+	// view of the router, and the clear Packages refused (on the loop).
+	e2e          *e2e.Layer
+	seal         *sealingRouter
+	clearRefused uint64
 }
 
 // stackHooks are what the daemon plugs into the stack: where Packages for
@@ -83,6 +90,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	n, err := node.New(node.Config{
 		Clock: s.loop, Identity: id, Links: s.linkList(),
 		Seed:         rand.Uint64(), // a real node need not repeat itself: jitter differs per run and node
+		Entropy:      crand.Reader,  // the neighbour proof's nonces: unpredictable, never repeated across runs
 		BeaconPeriod: cfg.Node.BeaconPeriod, Sleep: cfg.Node.Sleep, Logger: log.With("layer", "node"),
 		Budgets: node.Budgets{
 			RxPerPeer: b.RxPerPeer, RxTotal: b.RxTotal, RxSequences: b.RxSequences, RxPerPeerSq: b.RxPerPeerSeqs,
@@ -105,14 +113,26 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 		return fail(err)
 	}
 	s.trees = s.router.Trees()
+	var via stream.Router = s.router
+	handle := func(h node.Handler) node.Handler { return h }
+	if cfg.Node.E2E {
+		s.seal = &sealingRouter{r: s.router, n: n, mode: s.mode}
+		s.e2e, err = e2e.Attach(n, id, e2e.TransportFunc(s.seal.carry), e2e.Config{})
+		if err != nil {
+			return fail(err)
+		}
+		s.seal.e = s.e2e
+		via = s.seal
+		handle = func(h node.Handler) node.Handler { return s.seal.sealedOnly(h, &s.clearRefused) }
+	}
 	st := cfg.Stream
 	s.streams = stream.New(stream.Config{
-		Clock: s.loop, Router: s.router, Rand: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), Self: n.ID(),
+		Clock: s.loop, Router: via, Rand: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), Self: n.ID(),
 		Chunk: st.Chunk, Window: st.Window, MaxSize: st.MaxSize, MaxBuffered: st.MaxBuffered, MaxIncoming: st.MaxIncoming,
 		Idle: st.Idle, ResultWait: st.ResultWait, Accept: hooks.accepts, Deliver: hooks.deliver,
 		Logger: log.With("layer", "stream"),
 	})
-	n.Register(stream.AppID, s.streams.Handle)
+	n.Register(stream.AppID, handle(s.streams.Handle))
 	n.Register(PingApp, func(node.Message) {}) // pings need only their receipts
 	if err := startApps(cfg, n, id, s, log); err != nil {
 		return fail(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/e2e"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -49,6 +50,10 @@ type TransferConfig struct {
 	// its sleep cycle) and the sender's radio one that cannot sleep, as
 	// espnow.Link is. ESP-NOW only.
 	Reference bool
+	// E2E seals the Package end to end (l2-seq/e2e) between the two
+	// nodes; their session is set up before the timed send (a session
+	// serves many sends), and the handshake's cost is reported apart.
+	E2E bool
 	// Progress, when set, is told each run as it starts ("9 runs", done
 	// of Runs).
 	Progress Progress
@@ -66,6 +71,7 @@ type TransferResult struct {
 	RateKbps  int     `json:"rate_kbps,omitempty"`
 	Adapt     bool    `json:"adapt,omitempty"`
 	V2        bool    `json:"v2,omitempty"`
+	E2E       bool    `json:"e2e,omitempty"`
 	Runs      int     `json:"runs"`
 	Completed int     `json:"completed"`
 	// BoundS is the mean of the runs' true lower bounds: the data frames
@@ -140,7 +146,7 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 	if c.V2 {
 		phy = phys.ESPNOWV2(phy)
 	}
-	r := &TransferResult{Link: c.Link, Size: c.Size, Loss: c.Loss, Bursty: c.Bursty, Runs: c.Runs, PHY: phy.Name, Reference: c.Reference}
+	r := &TransferResult{Link: c.Link, Size: c.Size, Loss: c.Loss, Bursty: c.Bursty, Runs: c.Runs, PHY: phy.Name, Reference: c.Reference, E2E: c.E2E}
 	if c.Link == "lora" {
 		r.PHY = c.LoRa.String()
 	} else {
@@ -163,7 +169,9 @@ func Transfer(c TransferConfig) (*TransferResult, error) {
 		if c.Progress != nil {
 			c.Progress(fmt.Sprintf("%d runs", c.Runs), run, c.Runs)
 		}
-		once := transferOnce
+		once := func(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome, error) {
+			return transferOnce(phy, size, loss, seed, c.E2E)
+		}
 		if c.Reference {
 			once = transferToBoard
 		}
@@ -228,7 +236,7 @@ type outcome struct {
 // transferOnce builds two nodes, lets them find each other, then times one
 // Package from the first to the second, until the sender's result, and
 // measures the run's true lower bound.
-func transferOnce(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome, error) {
+func transferOnce(phy sim.PHY, size int, loss sim.Loss, seed uint64, sealed bool) (outcome, error) {
 	net := simnet.New()
 	clk := net.Clock
 	med := net.AddMedium("m", phy, seed)
@@ -247,10 +255,24 @@ func transferOnce(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome, e
 		(a.Peer(b.ID()) == nil || b.Peer(a.ID()) == nil) {
 		return outcome{}, fmt.Errorf("the nodes never heard each other")
 	}
+	var send func(blob []byte) *node.Result
+	if sealed {
+		la, lb, err := e2ePair(a, b, seed)
+		if err != nil {
+			return outcome{}, err
+		}
+		_ = lb
+		warm := la.Send(b.ID(), TrafficApp, []byte("session"))
+		clk.RunWhile(clk.Now().Add(time.Minute), func() bool { return !warm.Finished() })
+		if err := warm.Err(); err != nil || !warm.Finished() {
+			return outcome{}, fmt.Errorf("no e2e session: %v", err)
+		}
+		send = func(blob []byte) *node.Result { return la.Send(b.ID(), TrafficApp, blob) }
+	}
 	// Measure in the steady state: both nodes' first beacon bursts (due in
 	// the first tenth of a minute after start) are over, the next a minute off.
 	clk.RunUntil(clk.Now().Add(7 * time.Second))
-	o, res := timeSend(clk, med, phy, net.Radio(0, "m"), net.Radio(1, "m"), a, b.ID(), size, 24*time.Hour)
+	o, res := timeSend(clk, med, phy, net.Radio(0, "m"), net.Radio(1, "m"), a, b.ID(), size, 24*time.Hour, send)
 	if !res.Finished() {
 		return o, fmt.Errorf("did not finish in a day of mesh time")
 	}
@@ -268,7 +290,7 @@ const streamFrom = 1 << 20
 // to (on radio rb) and runs the clock until the sender's result (or
 // limit): the time it took, its true lower bound, the frames put on the
 // air meanwhile, and the retransmissions.
-func timeSend(clk *clock.Virtual, med *sim.Medium, phy sim.PHY, ra, rb *sim.Radio, a *node.Node, to identity.NodeID, size int, limit time.Duration) (outcome, *node.Result) {
+func timeSend(clk *clock.Virtual, med *sim.Medium, phy sim.PHY, ra, rb *sim.Radio, a *node.Node, to identity.NodeID, size int, limit time.Duration, send func([]byte) *node.Result) (outcome, *node.Result) {
 	st0 := med.Stats()
 	rt0 := a.Stats().Retransmits
 	start := clk.Now()
@@ -281,7 +303,11 @@ func timeSend(clk *clock.Virtual, med *sim.Medium, phy sim.PHY, ra, rb *sim.Radi
 	} else {
 		blob := make([]byte, n)
 		_, _ = (&patternReader{n: int64(n)}).Read(blob)
-		res = a.Send(to, TrafficApp, blob, nil)
+		if send != nil {
+			res = send(blob)
+		} else {
+			res = a.Send(to, TrafficApp, blob, nil)
+		}
 	}
 	clk.RunWhile(start.Add(limit), func() bool { return !res.Finished() })
 	med.SetAttemptLog(nil)
@@ -341,7 +367,7 @@ func transferToBoard(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome
 	// Steady state, and a start at a point of the board's cycle that
 	// varies with the seed.
 	clk.RunUntil(clk.Now().Add(7*time.Second + time.Duration(rng.Int64N(cycle))))
-	o, res := timeSend(clk, med, phy, ra, rb, a, bid, size, time.Hour)
+	o, res := timeSend(clk, med, phy, ra, rb, a, bid, size, time.Hour, nil)
 	switch {
 	case !res.Finished():
 		return o, fmt.Errorf("did not finish in an hour of mesh time")
@@ -349,4 +375,22 @@ func transferToBoard(phy sim.PHY, size int, loss sim.Loss, seed uint64) (outcome
 		return o, fmt.Errorf("confirmed, but the board delivered it %d times", delivered)
 	}
 	return o, res.Err()
+}
+
+// e2ePair gives a and b, neighbours, end-to-end layers that reach each
+// other one hop (Node.Send), with entropy from seed so runs repeat.
+func e2ePair(a, b *node.Node, seed uint64) (*e2e.Layer, *e2e.Layer, error) {
+	mk := func(n *node.Node, k byte) (*e2e.Layer, error) {
+		id := identity.FromSeed([32]byte{k, byte(seed), byte(seed >> 8)})
+		t := e2e.TransportFunc(func(to identity.NodeID, app packet.AppID, blob []byte) *node.Result {
+			return n.Send(to, app, blob, nil)
+		})
+		return e2e.Attach(n, id, t, e2e.Config{Entropy: rand.NewChaCha8([32]byte{k, byte(seed), byte(seed >> 8), 0xe2})})
+	}
+	la, err := mk(a, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	lb, err := mk(b, 2)
+	return la, lb, err
 }

@@ -280,6 +280,12 @@ func (c *TransferConfig) Validate() error {
 	if c.Reference && c.Link != "espnow" {
 		return settingf("reference", "on "+c.Link, "the reference implements an ESP-NOW interface only")
 	}
+	if c.E2E && c.Reference {
+		return settingf("e2e", "with --reference", "a reference board has no key to seal to")
+	}
+	if c.E2E && c.Size > streamFrom {
+		return settingf("e2e", fmt.Sprintf("with --size %d", c.Size), "sealed sends go up to %d bytes (no sealed streams)", streamFrom)
+	}
 	switch {
 	case c.Link == "lora" && c.Rate != 0:
 		return settingf("rate", c.Rate, "LoRa's rate is its modulation (sf, bw)")

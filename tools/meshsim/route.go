@@ -46,6 +46,14 @@ type RouteConfig struct {
 	// Steady is the quiet window after convergence over which the steady
 	// control traffic is measured (default: one epoch cycle, 15 min).
 	Steady time.Duration
+	// Adversary names the attacks Adversaries nodes play once the trees
+	// have converged (adversary.go); the pairs routed are then between
+	// honest nodes.
+	Adversary   []string
+	Adversaries int
+	// Attempts bounds each probe's sends, each after a failure in the
+	// next best tree (0: the router's default, 4; 1: no retry).
+	Attempts int
 	// Progress, when set, is told the stage and how far through it the
 	// measurement is.
 	Progress Progress
@@ -98,6 +106,7 @@ type RouteResult struct {
 	Roots                  []int        `json:"-"` // each tree's root (-1: none)
 	SampleRoutes           [][]int      `json:"-"` // the paths of the first delivered pairs (at most MaxSampleRoutes)
 	Stretches              []float64    `json:"-"` // every delivered pair's stretch, sorted
+	AdversaryReport
 }
 
 // MaxSampleRoutes bounds RouteResult.SampleRoutes.
@@ -134,6 +143,7 @@ type routeMesh struct {
 	prog   Progress
 	stage  string
 	total  int
+	adv    *adversaries
 }
 
 // pathKey names one Package's journey in one epoch (a name record goes to
@@ -190,6 +200,10 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	if err := m.topology(rng); err != nil {
 		return nil, err
 	}
+	if err := c.validateAdversary(len(m.adj)); err != nil {
+		return nil, err
+	}
+	m.pickAdversaries()
 	if err := m.build(); err != nil {
 		return nil, err
 	}
@@ -217,6 +231,7 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		return nil, fmt.Errorf("the trees did not converge in %v of mesh time", c.MaxConverge)
 	}
 	conv := m.clk.Now().Sub(start)
+	m.startAttacks()
 	res.ConvergedS = conv.Seconds()
 	res.BeaconPeriods = conv.Seconds() / BeaconPeriod.Seconds()
 	res.ControlFormation = float64(m.controlBytes()) / float64(len(m.nodes)) / conv.Minutes()
@@ -249,6 +264,8 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		}
 	}
 	delivered, stretches, hops, shortest := m.routePairs(rng, c.Pairs, res, "")
+	m.stopAttacks()
+	m.adversaryResult(res)
 	res.Pairs = c.Pairs
 	res.Delivered = delivered
 	res.DeliveryRatio = float64(delivered) / float64(c.Pairs)
@@ -438,11 +455,11 @@ func (m *routeMesh) build() error {
 		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
-		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: net.Links(i), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: m.advLinks(i, net.Links(i)), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
 		if err != nil {
 			return err
 		}
-		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo}, route.Config{})
+		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo}, route.Config{Attempts: c.Attempts})
 		if err != nil {
 			return err
 		}
@@ -662,7 +679,7 @@ func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult, what
 	var probes []probe
 	live := []int{}
 	for i := range m.nodes {
-		if !m.dead[i] {
+		if !m.dead[i] && (m.adv == nil || !m.adv.is[i]) {
 			live = append(live, i)
 		}
 	}
@@ -703,7 +720,16 @@ func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult, what
 		return first < len(probes)
 	})
 	for _, p := range probes {
-		if p.r.Err() != nil || !p.r.Finished() || !m.got[p.hash] {
+		ok := p.r.Err() == nil && p.r.Finished() && m.got[p.hash]
+		if m.adv != nil {
+			if ds, dt := m.bfs(p.src), m.bfs(p.dst); m.honestPair(p.src, p.dst, ds, dt) {
+				res.HonestPairs++
+				if ok {
+					res.HonestDelivered++
+				}
+			}
+		}
+		if !ok {
 			if p.r.Err() != nil && len(res.Errors) < 10 {
 				res.Errors = append(res.Errors, fmt.Sprintf("%d→%d: %v", p.src, p.dst, p.r.Err()))
 			}

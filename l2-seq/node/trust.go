@@ -1,0 +1,207 @@
+package node
+
+// Neighbour proof [ours]: a peer's beacon is a claim; the peer becomes a
+// full peer — one the layer above takes tree positions from, gives them
+// through and relays routed traffic through — only once it has signed a
+// fresh nonce of ours bound to both link addresses (package proof). Until
+// then, and for reference boards that cannot sign, it is a reference-grade
+// peer. An endpoint proven for one node_id is not taken over by a beacon
+// claiming another, and a beacon claiming a proven node's id from an
+// unproven address joins nothing: it is challenged instead.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
+)
+
+// TrustStats counts the neighbour-proof exchange and what it refused.
+type TrustStats struct {
+	ChallengesSent uint64 // challenges sent (first tries and retries)
+	ProofsSent     uint64 // proofs signed for a neighbour's challenge
+	ProofsOK       uint64 // neighbours' proofs that verified
+	ProofsBad      uint64 // proofs that did not verify (forged, relayed, stale)
+	ProofsLimited  uint64 // challenges left unanswered: the signing budget was spent
+	ForgedGoodbyes uint64 // goodbyes refused: unsigned or badly signed for a proven peer, or from an address not the peer's
+	ClaimsRefused  uint64 // beacons claiming a proven node_id from an unproven address, or another id from a proven one
+	UnprovenRouted uint64 // routed Packages refused from a neighbour not proven
+}
+
+// proofState is what a node keeps per endpoint about the neighbour proof.
+type proofState struct {
+	proven bool
+	id     identity.NodeID // whom the endpoint is proven for
+	boot   proof.Boot      // the prover's run, from its proof
+	// The challenge in flight: its nonce, when it was drawn (it expires)
+	// and when it was last sent (retries are spaced).
+	nonce              proof.Nonce
+	drawn, lastChallng time.Time
+}
+
+// Proof timing.
+const (
+	nonceLife = 30 * time.Second
+	// proofBurst and proofRefill bound the signatures a flood of
+	// challenges can cost us: a bucket of proofBurst, one more every
+	// proofRefill (100 a second).
+	proofBurst  = 64
+	proofRefill = 10 * time.Millisecond
+)
+
+// initTrust sets up the source of nonces and draws this run's boot nonce.
+// Without Config.Entropy the nonces come from a ChaCha8 stream keyed by
+// our signature over Config.Seed: unpredictable to anyone without our
+// key, and repeatable in a simulation (same key, same seed).
+func (n *Node) initTrust() {
+	n.entropy = n.cfg.Entropy
+	if n.entropy == nil {
+		var seed [8]byte
+		binary.BigEndian.PutUint64(seed[:], n.cfg.Seed)
+		key := sha256.Sum256(n.id.Sign(append([]byte("mycelium nonce stream v1\x00"), seed[:]...)))
+		n.entropy = mrand.NewChaCha8(key)
+	}
+	n.readEntropy(n.boot[:])
+	n.proofBucket = bucket.Bucket{Burst: proofBurst, Every: proofRefill}
+}
+
+// readEntropy fills b from the node's source of nonces.
+func (n *Node) readEntropy(b []byte) {
+	if _, err := io.ReadFull(n.entropy, b); err != nil {
+		// A failing entropy source is not one to sign with.
+		panic("node: entropy source failed: " + err.Error())
+	}
+}
+
+// proven reports whether the neighbour at key has proven the node_id its
+// peer entry carries, at that address.
+func (n *Node) proven(key peer.Endpoint) bool {
+	ep := n.eps[key]
+	if ep == nil || !ep.pf.proven {
+		return false
+	}
+	p := n.peers.ByEndpoint(key)
+	return p != nil && p.ID == ep.pf.id && p.Proven
+}
+
+// challengeRetry is how long an unanswered challenge waits before it is
+// sent again: a few round trips on the link.
+func (ep *endpoint) challengeRetry() time.Duration {
+	return max(8*ep.tl.airMTU, 200*time.Millisecond)
+}
+
+// challenge asks the neighbour at ep to prove its key (again, if the last
+// challenge went unanswered long enough).
+func (n *Node) challenge(ep *endpoint, now time.Time) {
+	if n.cfg.Reference || n.closed {
+		return
+	}
+	pf := &ep.pf
+	if !pf.lastChallng.IsZero() && now.Sub(pf.lastChallng) < ep.challengeRetry() {
+		return
+	}
+	if pf.drawn.IsZero() || now.Sub(pf.drawn) > nonceLife {
+		n.readEntropy(pf.nonce[:])
+		pf.drawn = now
+	}
+	pf.lastChallng = now
+	n.stats.Trust.ChallengesSent++
+	n.sendPlain(ep, proof.AppID, proof.AppendChallenge(nil, pf.nonce))
+}
+
+// receiveProof is the neighbour-proof application.
+func (n *Node) receiveProof(m Message) {
+	if n.cfg.Reference || m.Broadcast || m.Route != nil {
+		return
+	}
+	var pm proof.Message
+	if err := pm.UnmarshalBinary(m.Blob); err != nil {
+		n.drop(DropMalformed)
+		return
+	}
+	now := m.Time
+	if now.IsZero() {
+		now = n.clk.Now()
+	}
+	ep := n.strangerEndpoint(m.Via, now)
+	if ep == nil {
+		n.drop(DropBudget)
+		return
+	}
+	switch pm.Type {
+	case proof.TypeChallenge:
+		if !n.proofBucket.Take(now) {
+			n.stats.Trust.ProofsLimited++
+			return
+		}
+		n.stats.Trust.ProofsSent++
+		n.sendPlain(ep, proof.AppID, proof.AppendProof(nil, n.id, pm.Nonce, n.boot, ep.tl.info.Addr, m.Via.Addr))
+		if !n.proven(m.Via) {
+			// It wants to know us; we want to know it (this also
+			// re-proves a neighbour that restarted).
+			n.challenge(ep, now)
+		}
+	case proof.TypeProof:
+		pf := &ep.pf
+		if pf.drawn.IsZero() || now.Sub(pf.drawn) > nonceLife {
+			n.stats.Trust.ProofsBad++
+			return
+		}
+		if err := pm.Verify(pf.nonce, m.Via.Addr, ep.tl.info.Addr); err != nil {
+			n.stats.Trust.ProofsBad++
+			n.log.Debug("neighbour proof refused", "via", m.Via.Addr, "err", err)
+			return
+		}
+		n.stats.Trust.ProofsOK++
+		pf.drawn, pf.lastChallng = time.Time{}, time.Time{} // the nonce is spent
+		n.acceptProof(ep, identity.NodeID(pm.NodeID), pm.Boot, now)
+	}
+}
+
+// acceptProof makes the endpoint a proven endpoint of id: the peer entry
+// takes it (from whoever claimed it before), drops the endpoints nobody
+// proved, and becomes full.
+func (n *Node) acceptProof(ep *endpoint, id identity.NodeID, boot proof.Boot, now time.Time) {
+	if old := n.peers.ByEndpoint(ep.key); old != nil && old.ID != id {
+		n.forgetProofs(old)
+	}
+	ep.pf.proven, ep.pf.id, ep.pf.boot = true, id, boot
+	p, isNew := n.peers.Refresh(id, ep.key, now)
+	for _, k := range p.Endpoints {
+		if !n.eps[k].provenFor(id) {
+			n.peers.RemoveEndpoint(id, k)
+		}
+	}
+	was := p.Proven
+	// Only our nodes prove: it speaks the whole protocol, even if its
+	// proof came before its beacon did.
+	p.Proven, p.Full = true, true
+	if info := n.nodes.Get(id, now); info != nil && len(p.Apps) == 0 {
+		p.Apps = append(p.Apps, info.Apps...)
+	}
+	if isNew || !was {
+		n.peerEvent(p, true)
+	}
+}
+
+// provenFor reports whether ep (possibly nil) is proven for id.
+func (ep *endpoint) provenFor(id identity.NodeID) bool {
+	return ep != nil && ep.pf.proven && ep.pf.id == id
+}
+
+// forgetProofs clears the proofs of a peer that went (timed out, said
+// goodbye, lost its endpoint to another).
+func (n *Node) forgetProofs(p *peer.Peer) {
+	for _, k := range p.Endpoints {
+		if ep := n.eps[k]; ep != nil && ep.pf.id == p.ID {
+			ep.pf.proven = false
+		}
+	}
+	p.Proven = false
+}

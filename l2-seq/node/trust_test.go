@@ -1,0 +1,212 @@
+package node
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
+)
+
+// trustMesh is a (0) with two neighbours: b (1), honest, and c (2), an
+// attacker running our software (so it holds a key of its own) that also
+// injects what it likes. b and c do not hear each other. ref makes node 3,
+// a reference node, a's neighbour too.
+func trustMesh(t *testing.T, phy sim.PHY, ref bool) *mesh {
+	me := emptyMesh(t, phy, 5)
+	n := 3
+	if ref {
+		n = 4
+	}
+	for i := range n {
+		c := Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 5}), Seed: uint64(i), Reference: i == 3}
+		me.add(sim.Position{}, c)
+	}
+	for i := 1; i < n; i++ {
+		me.connect(0, i, sim.Loss{})
+	}
+	me.start()
+	me.discover()
+	return me
+}
+
+// proveAll runs until every non-reference pair of neighbours is proven.
+func (me *mesh) proveAll() {
+	me.t.Helper()
+	ok := me.clk.RunWhile(me.clk.Now().Add(5*time.Minute), func() bool {
+		for _, n := range me.nodes {
+			if n.cfg.Reference {
+				continue // it proves nothing and asks for no proof
+			}
+			for _, p := range n.Peers() {
+				if p.Full && !p.Proven {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if !ok {
+		me.t.Fatal("neighbours not proven in 5 minutes")
+	}
+}
+
+func epOf(a, b *Node) peer.Endpoint {
+	p := a.Peer(b.ID())
+	if p == nil || len(p.Endpoints) != 1 {
+		return peer.Endpoint{}
+	}
+	return p.Endpoints[0]
+}
+
+func TestNeighbourProof(t *testing.T) {
+	for _, phy := range []sim.PHY{phys.ESPNOW(), phys.LoRa(lora.Default)} {
+		t.Run(phy.Name, func(t *testing.T) {
+			me := trustMesh(t, phy, true)
+			me.proveAll()
+			a, b, r := me.nodes[0], me.nodes[1], me.nodes[3]
+			bind := &Bind{n: a}
+			if p := a.Peer(b.ID()); p == nil || !p.Proven || !bind.SpeaksOurs(p.Endpoints[0]) {
+				t.Fatalf("a's view of b: %+v", p)
+			}
+			if p := b.Peer(a.ID()); p == nil || !p.Proven {
+				t.Fatalf("b's view of a: %+v", p)
+			}
+			// The reference node is a peer, reference-grade: no routing through it.
+			p := a.Peer(r.ID())
+			if p == nil || p.Proven || p.Full || bind.SpeaksOurs(p.Endpoints[0]) {
+				t.Fatalf("a's view of the reference node: %+v", p)
+			}
+			if s := r.Stats(); s.Trust.ProofsSent != 0 || s.Trust.ChallengesSent != 0 {
+				t.Fatalf("the reference node took part in proofs: %+v", s.Trust)
+			}
+			if s := a.Stats().Trust; s.ProofsOK != 2 || s.ProofsBad != 0 {
+				t.Fatalf("a's proof counters: %+v", s)
+			}
+			// The proof exchange fits the smallest frame: a proof is a
+			// single packet on every link.
+			if proof.ProofSize+30 > 240 {
+				t.Fatalf("proof of %d bytes", proof.ProofSize)
+			}
+		})
+	}
+}
+
+// TestForgedGoodbye: a goodbye carrying b's node_id sent by c, unsigned
+// or with a signature not b's, must not evict b (today's code evicted it);
+// b's own goodbye does.
+func TestForgedGoodbye(t *testing.T) {
+	me := trustMesh(t, phys.ESPNOW(), true)
+	me.proveAll()
+	a, b, c, r := me.nodes[0], me.nodes[1], me.nodes[2], me.nodes[3]
+	// A broadcast may be lost on the air (collisions): each forgery is
+	// sent until a has counted it, or ten times.
+	forge := func(id identity.NodeID, tail []byte) {
+		t.Helper()
+		m := beacon.Message{Op: beacon.OpDisconnect, NodeID: id}
+		blob, _ := m.AppendTo(nil)
+		before := a.Stats().Trust.ForgedGoodbyes
+		for range 10 {
+			if err := me.wait(c.Broadcast(beacon.AppID, append(blob, tail...), nil), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			me.clk.RunFor(time.Second)
+			if a.Stats().Trust.ForgedGoodbyes > before {
+				return
+			}
+		}
+		t.Fatalf("forgery for %v never counted", id.Short())
+	}
+	forge(b.ID(), nil)
+	// Signed by c for b's id, with b's boot (which c could have heard).
+	forge(b.ID(), proof.AppendGoodbyeTail(nil, identity.FromSeed([32]byte{3, 5}), b.boot))
+	// A reference node cannot sign: its goodbye counts only from its own address.
+	forge(r.ID(), nil)
+	if a.Peer(b.ID()) == nil || !a.Peer(b.ID()).Proven || a.Peer(r.ID()) == nil {
+		t.Fatal("a forged goodbye evicted a peer")
+	}
+	if got := a.Stats().Trust.ForgedGoodbyes; got != 3 {
+		t.Fatalf("forged goodbyes counted %d, want 3", got)
+	}
+	// b's goodbye from an earlier run (another boot nonce) is a replay.
+	old := b.boot
+	old[0] ^= 1
+	forge(b.ID(), proof.AppendGoodbyeTail(nil, b.id, old))
+	if a.Peer(b.ID()) == nil {
+		t.Fatal("a replayed goodbye of another run evicted b")
+	}
+	// One after the other: b and r do not hear each other, and their
+	// goodbyes would collide at a.
+	b.shutdown(GoodbyeWait, func() {})
+	me.clk.RunFor(time.Second)
+	r.shutdown(GoodbyeWait, func() {})
+	me.clk.RunFor(time.Second)
+	if a.Peer(b.ID()) != nil || a.Peer(r.ID()) != nil {
+		t.Fatalf("real goodbyes did not count: b %v r %v %+v", a.Peer(b.ID()), a.Peer(r.ID()), a.Stats().Trust)
+	}
+}
+
+// TestForgedBeacon: c beacons b's node_id. On today's code that put c's
+// address in b's peer entry, so c could replay b's tree certificate to a
+// (the tree checks cert.Child against the peer at the sender's address).
+// Now the claim joins nothing until c proves b's key, which it cannot.
+func TestForgedBeacon(t *testing.T) {
+	me := trustMesh(t, phys.ESPNOW(), false)
+	me.proveAll()
+	a, b, c := me.nodes[0], me.nodes[1], me.nodes[2]
+	epB, epC := epOf(a, b), epOf(a, c)
+	for _, op := range []beacon.Op{beacon.OpBeacon, beacon.OpResponse} {
+		for _, m := range beacon.Messages(op, b.ID(), a.announced(0)) {
+			blob, _ := m.AppendTo(nil)
+			c.Broadcast(beacon.AppID, blob, nil)
+		}
+		me.clk.RunFor(time.Second)
+	}
+	if p := a.PeerAt(epC); p == nil || p.ID != c.ID() {
+		t.Fatalf("c's address now belongs to %v", p)
+	}
+	if p := a.Peer(b.ID()); p == nil || len(p.Endpoints) != 1 || p.Endpoints[0] != epB || !p.Proven {
+		t.Fatalf("b's entry: %+v", p)
+	}
+	if got := a.Stats().Trust.ClaimsRefused; got == 0 {
+		t.Fatal("no refused claim counted")
+	}
+	if !(&Bind{n: a}).SpeaksOurs(epC) {
+		t.Fatal("c, proven as itself, lost its standing")
+	}
+}
+
+// TestUnprovenNeighbourCarriesNoRoutedTraffic: a neighbour that says it
+// speaks our protocol but never proves its key is reference-grade: the
+// layer above is told it does not speak ours, and routed sends refuse it.
+func TestUnprovenNeighbourCarriesNoRoutedTraffic(t *testing.T) {
+	me := emptyMesh(t, phys.ESPNOW(), 6)
+	for i := range 2 {
+		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 6}), Seed: uint64(i)})
+	}
+	delete(me.nodes[1].apps, proof.AppID) // it cannot prove
+	me.connect(0, 1, sim.Loss{})
+	me.start()
+	me.discover()
+	me.clk.RunFor(time.Minute)
+	a, b := me.nodes[0], me.nodes[1]
+	p := a.Peer(b.ID())
+	if p == nil || !p.Full || p.Proven {
+		t.Fatalf("a's view of b: %+v", p)
+	}
+	bind := &Bind{n: a}
+	if bind.SpeaksOurs(p.Endpoints[0]) {
+		t.Fatal("an unproven neighbour passes for a full one")
+	}
+	pkg := packet.NewPackage(testApp, []byte("x"))
+	if err := bind.SendRouted(p.Endpoints[0], RouteHeader{TTL: 3}, &pkg, nil).Err(); !errors.Is(err, ErrNoRoute) {
+		t.Fatalf("routed send to an unproven neighbour: %v", err)
+	}
+}

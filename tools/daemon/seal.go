@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"github.com/mycelium-mesh/mycelium/l2-seq/e2e"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/route"
+)
+
+// sealingRouter is what the stream application sends through when
+// [node] e2e is on: every Package to another node of ours goes sealed end
+// to end (l2-seq/e2e, whose own messages the router carries), so relays see
+// only ciphertext. A reference board next to us is spoken to in clear (it
+// has no key); to any other destination there is no clear fallback: a
+// failed handshake fails the send with node.ErrHandshake.
+type sealingRouter struct {
+	r    *route.Router
+	e    *e2e.Layer
+	n    *node.Node
+	mode bool
+}
+
+// clear reports a destination spoken to in clear: ourselves (the Package
+// never leaves the node), or a reference board in range.
+func (s *sealingRouter) clear(to identity.NodeID) bool {
+	if to == s.n.ID() {
+		return true
+	}
+	p := s.n.Peer(to)
+	return p != nil && !p.Full
+}
+
+// Send seals blob for to (or sends it in clear to a board).
+func (s *sealingRouter) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *route.Options) *node.Result {
+	if s.clear(to) {
+		return s.r.Send(to, app, blob, opt)
+	}
+	return s.e.Send(to, app, blob)
+}
+
+// SendTo seals blob for d's node (the router finds its addresses again,
+// from its cache).
+func (s *sealingRouter) SendTo(d route.Destination, app packet.AppID, blob []byte, opt *route.Options) *node.Result {
+	if s.clear(d.ID) {
+		return s.r.SendTo(d, app, blob, opt)
+	}
+	return s.e.Send(d.ID, app, blob)
+}
+
+// carry is the e2e layer's transport: the router, by node_id.
+func (s *sealingRouter) carry(to identity.NodeID, app packet.AppID, blob []byte) *node.Result {
+	return s.r.Send(to, app, blob, &route.Options{Mode: s.mode})
+}
+
+// sealedOnly wraps an application's handler so that, with e2e on, it takes
+// only sealed Packages, or clear ones from ourselves or from a reference
+// board in range: a clear Package from anyone else would be a downgrade
+// (or a forgery).
+func (s *sealingRouter) sealedOnly(h node.Handler, refused *uint64) node.Handler {
+	return func(m node.Message) {
+		own := m.Route != nil && m.Via.Addr == nil // routed to ourselves, never on the air
+		board := m.Route == nil && m.FromKnown && m.From != s.n.ID() && s.clear(m.From)
+		if !m.Sealed && !own && !board {
+			*refused++
+			return
+		}
+		h(m)
+	}
+}
