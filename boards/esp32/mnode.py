@@ -45,6 +45,7 @@ class Peer:
         self.sleeps = False  # lists the modem sleep app_id
         self.rns = 0  # RNS sent in the current wake-up (0: none running)
         self.rns_at = 0
+        self.answered = None  # ticks of our last beacon response to it
 
 
 class Node:
@@ -107,7 +108,8 @@ class Node:
         b = p.pack()
         self.stats["tx"] += 1
         self.stats["tx_bytes"] += len(b)
-        self._earn()
+        if p.body[:16] != mpkt.BEACON_APP:
+            self._earn()
         if not self.radio_on:
             # A board wakes its radio to send (the reference does too).
             self.radio.on(True)
@@ -177,7 +179,10 @@ class Node:
         if not p.ck_ok():
             self.stats["drop_checksum"] += 1
             return
-        self._earn()
+        # Traffic keeps a sleeping node awake a cycle per packet; beacons
+        # do not (on a busy channel they would keep it awake for good).
+        if p.body[:16] != mpkt.BEACON_APP:
+            self._earn()
         peer = self.bymac.get(mac)
         if peer is not None:
             peer.rx = now
@@ -224,9 +229,12 @@ class Node:
                 self._ack(mac, p)
             return
         code = self._deliver(mac, peer, app, blob, p)
-        if code == 0:
+        if code == 0 and e == mpkt.ENC_ASK:
+            # Only a packet that asked is sent again; at most 32 per
+            # sender are remembered (a retransmission comes within a
+            # second; 256 would cost kilobytes per neighbour here).
             seen[p.pid] = h[:4]
-            if len(seen) > 256:
+            if len(seen) > 32:
                 seen.pop(next(iter(seen)))
         if e == mpkt.ENC_ASK:
             self._ack(mac, p, code)
@@ -291,7 +299,8 @@ class Node:
             data = b"".join([ins.chunks[i] for i in range(ins.count)])
             ins.chunks = None
             try:
-                app, h, blob = mpkt.unpackage(data)
+                # A view, not a copy: the Package may be most of the heap.
+                app, h, blob = mpkt.unpackage(memoryview(data))
                 code = self._deliver(mac, peer, app, blob, p)
             except CodecError:
                 code = E_BAD_HASH
@@ -342,7 +351,10 @@ class Node:
         if apps:
             p.full = p.full or CAPS_APP in apps
             p.sleeps = SLEEP_APP in apps
-        if op == mpkt.OP_BEACON and (new or self.burst == 0):
+        # Answer a new peer at once, others once a period (not each of a
+        # burst's four).
+        if op == mpkt.OP_BEACON and (new or p.answered is None or ticks_diff(self.clk(), p.answered) > self.beacon_ms // 2):
+            p.answered = self.clk()
             for m in mpkt.beacon_msgs(mpkt.OP_RESPONSE, self.nid, self.beacon_apps()):
                 self._tx(mac, Packet(0, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m)))
         if p.full and self.proxy is None and not self.leases:

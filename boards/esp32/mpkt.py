@@ -218,11 +218,11 @@ def unpackage(b):
     """(app_id, hash, blob); CodecError if short or the hash is wrong."""
     if len(b) < 32:
         raise CodecError("Package of %d bytes" % len(b))
-    h = b[16:32]
+    h = bytes(b[16:32])
     blob = b[32:]
     if half_sha256(blob) != h:
         raise CodecError("Package hash mismatch")
-    return b[:16], h, blob
+    return bytes(b[:16]), h, blob
 
 
 def asks(count):

@@ -144,6 +144,13 @@ func (b *Board) fromPort() {
 	}
 }
 
+// Running reports whether the board is powered.
+func (b *Board) Running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cur != nil
+}
+
 // PowerOn starts the board (no-op if it runs).
 func (b *Board) PowerOn() error {
 	b.mu.Lock()

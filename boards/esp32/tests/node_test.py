@@ -74,7 +74,7 @@ def mesh(n, loss_every=0, sleep=()):
         nd = mnode.Node(r, {"node_id": bytes([i + 1]) * 32, "beacon_ms": 2000, "giveup_ms": 5000,
                             "sleep": i in sleep}, clk)
         nd.got = []
-        nd.register(APP, (lambda nd: lambda nid, mac, blob: nd.got.append((nid, blob)))(nd))
+        nd.register(APP, (lambda nd: lambda nid, mac, blob: nd.got.append((nid, bytes(blob))))(nd))
         nodes.append(nd)
     return clk, air, nodes
 
