@@ -22,6 +22,7 @@ except ImportError:  # CPython
 CAPS_APP = mpkt.app_id("Mycelium", "capabilities", 1)
 SLEEP_APP = mpkt.app_id("Mycelium", "modem sleep", 1)
 ROUTE_APP = mpkt.app_id("Mycelium", "route", 1)
+TREE_APP = mpkt.app_id("Mycelium", "tree", 1)
 
 # Error codes (docs/protocol.md 4, "Errors that travel back").
 E_NO_ROUTE, E_UNKNOWN_APP, E_ASLEEP, E_ABANDONED = 1, 3, 4, 5
@@ -71,7 +72,12 @@ class Node:
         self.stats = {"tx": 0, "rx": 0, "tx_bytes": 0, "rx_bytes": 0, "delivered": 0,
                       "sent_ok": 0, "sent_failed": 0, "retx": 0, "drop_decode": 0,
                       "drop_checksum": 0, "drop_unknown_app": 0, "drop_stray": 0,
-                      "drop_asleep": 0, "rns_sent": 0, "nia_sent": 0, "sleep_cycles": 0}
+                      "drop_asleep": 0, "rns_sent": 0, "nia_sent": 0, "sleep_cycles": 0,
+                      "beacon_bursts": 0}
+        self.unknown_app = None  # the last app_id refused (for the rig's reports)
+        # sample(), if set, is called where a receiver's memory peaks (a
+        # reassembly complete: its chunks and the whole Package at once).
+        self.sample = None
         self.leases = []  # (tree, tree_state, addr16) from our proxy
         self.proxy = None  # the proxy's mac
         self.lease_at = None
@@ -86,13 +92,16 @@ class Node:
         self.skips = 0
         self.register(mpkt.BEACON_APP, self._on_beacon)
         self.register(ROUTE_APP, self._on_route)
+        # A leaf takes no part in the trees: their messages are taken (so
+        # the senders do not resend them) and dropped.
+        self.register(TREE_APP, self._on_tree)
 
     # ---- applications ----
     def register(self, app, handler):
         self.apps[app] = handler
 
     def beacon_apps(self):
-        apps = [a for a in self.apps]
+        apps = [a for a in self.apps if a != TREE_APP]
         apps.remove(mpkt.BEACON_APP)
         apps = [mpkt.BEACON_APP, CAPS_APP] + apps
         if self.sleep:
@@ -108,7 +117,9 @@ class Node:
         b = p.pack()
         self.stats["tx"] += 1
         self.stats["tx_bytes"] += len(b)
-        if p.body[:16] != mpkt.BEACON_APP:
+        # Our own data (not answers, not beacons) earns a skipped cycle:
+        # its answer is coming.
+        if mpkt.enc(p.flags) in (mpkt.ENC_NONE, mpkt.ENC_ASK) and p.body and p.body[:16] != mpkt.BEACON_APP:
             self._earn()
         if not self.radio_on:
             # A board wakes its radio to send (the reference does too).
@@ -179,10 +190,16 @@ class Node:
         if not p.ck_ok():
             self.stats["drop_checksum"] += 1
             return
-        # Traffic keeps a sleeping node awake a cycle per packet; beacons
-        # do not (on a busy channel they would keep it awake for good).
-        if p.body[:16] != mpkt.BEACON_APP:
-            self._earn()
+        # Modem sleep [ours]: an exchange with us (a flag, or a sequence)
+        # keeps the radio on one more 40 ms window, which is what our
+        # senders count on (docs/protocol.md 5); a cycle is skipped only for
+        # sequence data, which keeps coming. Broadcasts without a flag
+        # (beacons, tree claims) change nothing: on a busy channel they
+        # would keep the node awake for good.
+        if mpkt.schema(p.schema)[1] or p.flags & mpkt.ENC_MASK:
+            self._window(now)
+            if mpkt.schema(p.schema)[1] and mpkt.enc(p.flags) in (mpkt.ENC_NONE, mpkt.ENC_ASK) and p.body:
+                self._earn()
         peer = self.bymac.get(mac)
         if peer is not None:
             peer.rx = now
@@ -210,9 +227,9 @@ class Node:
         if p.flags & F_ERROR:
             self.stats["drop_stray"] += 1
             return
-        if sch[2] and self.leases and not self._for_us(p):
-            self.stats["drop_stray"] += 1  # a leaf relays nothing
-            return
+        # A routed packet handed to us one hop is for one of our leases
+        # (a leaf relays nothing); after a reboot we may not know the lease
+        # yet, and take it all the same.
         if sch[1]:
             self._rx_seq(mac, peer, p, now)
             return
@@ -239,16 +256,11 @@ class Node:
         if e == mpkt.ENC_ASK:
             self._ack(mac, p, code)
 
-    def _for_us(self, p):
-        for t, ts, a in self.leases:
-            if ts == p.ts and a == p.to:
-                return True
-        return False
-
     def _deliver(self, mac, peer, app, blob, p):
         h = self.apps.get(app)
         if h is None:
             self.stats["drop_unknown_app"] += 1
+            self.unknown_app = app
             return E_UNKNOWN_APP
         self.stats["delivered"] += 1
         h(peer.nid if peer else None, mac, blob)
@@ -258,8 +270,9 @@ class Node:
             rc = Packet(5, (p.flags & F_MODE), self._next_pid(),
                         mpkt.package(ROUTE_APP, b"\x01" + mpkt.half_sha256(blob)),
                         ttl=32, ts=p.ts, to=p.frm, frm=p.to)
-            if self.proxy:
-                self._tx(self.proxy, rc)
+            # Back through the neighbour that handed it over: the proxy of
+            # the lease it was sent to.
+            self._tx(mac, rc)
         return 0
 
     def _rx_seq(self, mac, peer, p, now):
@@ -297,6 +310,8 @@ class Node:
         if len(ins.chunks) == ins.count:
             del self.ins[key]
             data = b"".join([ins.chunks[i] for i in range(ins.count)])
+            if self.sample:
+                self.sample()  # the high point: the chunks and the whole
             ins.chunks = None
             try:
                 # A view, not a copy: the Package may be most of the heap.
@@ -372,6 +387,9 @@ class Node:
             self.leases = [(blob[i], blob[i + 1], bytes(blob[i + 2:i + 18])) for i in range(2, len(blob), 18)]
             self.proxy = mac
 
+    def _on_tree(self, _nid, _mac, _blob):
+        self.stats["tree_ignored"] = self.stats.get("tree_ignored", 0) + 1
+
     def _beacon(self, now):
         if ticks_diff(now, self.next_beacon) < 0:
             return
@@ -382,6 +400,7 @@ class Node:
             self.next_beacon = ticks_add(now, 36)
             return
         self.burst = 0
+        self.stats["beacon_bursts"] += 1
         self.next_beacon = ticks_add(now, self.beacon_ms)
         for nid in list(self.peers):
             p = self.peers[nid]
@@ -419,11 +438,19 @@ class Node:
             self._tx(peer.mac, Packet(0, RNS, self._next_pid()))
         return False
 
+    def _window(self, now):
+        if self.sleep and self.radio_on and ticks_diff(self.wake_end, now) < 40:
+            self.wake_end = ticks_add(now, 40)
+
     def _earn(self):
         if self.sleep and self.skips < 10:
             self.skips += 1
 
     def set_sleep(self, on):
+        if bool(on) != self.sleep:
+            # Beacon now: peers learn at once whether to wake us.
+            self.next_beacon = self.clk()
+            self.burst = 0
         self.sleep = bool(on)
         if not on and not self.radio_on:
             self.radio.on(True)

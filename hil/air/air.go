@@ -40,11 +40,11 @@ type Hearer interface {
 
 // Counts are the frames the air carried.
 type Counts struct {
-	BoardTx   uint64 // frames boards sent
-	ToBoards  uint64 // frames handed to boards
-	NodeFrames uint64 // frames from Go nodes read off the bridge
-	Dropped   uint64 // frames for a board whose radio was off
-	Bad       uint64 // bytes on the bridge that were not ESP-NOW frames
+	BoardTx    uint64 `json:"board_tx"`    // frames boards sent
+	ToBoards   uint64 `json:"to_boards"`   // frames handed to boards
+	NodeFrames uint64 `json:"node_frames"` // ESP-NOW frames from Go nodes read off the bridge
+	Dropped    uint64 `json:"dropped"`     // frames for a board whose radio was off (modem sleep, power cut)
+	Other      uint64 `json:"other"`       // frames on the bridge that were not ESP-NOW (the kernel's IPv6 neighbour discovery)
 }
 
 // Air is a running virtual air.
@@ -322,7 +322,7 @@ func (a *Air) read() {
 // Counts returns the frame counters so far.
 func (a *Air) Counts() Counts {
 	return Counts{BoardTx: a.boardTx.Load(), ToBoards: a.toBoards.Load(), NodeFrames: a.nodeFrames.Load(),
-		Dropped: a.dropped.Load(), Bad: a.bad.Load()}
+		Dropped: a.dropped.Load(), Other: a.bad.Load()}
 }
 
 // Close closes the socket and deletes the namespace.

@@ -148,8 +148,10 @@ func Setup(ctx context.Context, r *rack.Rack, bin, work string, log io.Writer) (
 			e.closers = append(e.closers, func() { c.Close() })
 			mac, _ := net.ParseMAC(rb.MAC)
 			b := &Board{Name: rb.Name, MAC: espnow.MAC(mac), Agent: NewAgent(c)}
-			// A board running the agent answers; one in the REPL is reset.
-			c.Write([]byte("\x04"))
+			// An empty line ends whatever half line the agent holds (the
+			// agent ignores empty lines). Boards come from `hil provision`,
+			// which leaves them running the agent.
+			c.Write([]byte("\n"))
 			e.Boards = append(e.Boards, b)
 		}
 		for _, rn := range r.Nodes {

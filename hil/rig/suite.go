@@ -33,8 +33,9 @@ type Report struct {
 	Failed  int      `json:"failed"`
 	Skipped int      `json:"skipped"`
 	Tests   []Result `json:"tests"`
-	// Memory is each board's gc.mem_alloc() idle and its peak (sampled
-	// every 16 loop steps) over the suite, bytes.
+	// Memory is each board's gc.mem_alloc() after a collection, in bytes:
+	// idle (between tests, the lowest) and its peak during transfers
+	// (sampled every 64 loop steps while one is in progress).
 	Memory map[string]BoardMemory `json:"memory,omitempty"`
 }
 
@@ -82,7 +83,7 @@ func Run(ctx context.Context, e *Env, tests []Test, filter string, progress io.W
 		if e.Air != nil {
 			after := e.Air.Counts()
 			r.Frames = &air.Counts{BoardTx: after.BoardTx - before.BoardTx, ToBoards: after.ToBoards - before.ToBoards,
-				NodeFrames: after.NodeFrames - before.NodeFrames, Dropped: after.Dropped - before.Dropped, Bad: after.Bad - before.Bad}
+				NodeFrames: after.NodeFrames - before.NodeFrames, Dropped: after.Dropped - before.Dropped, Other: after.Other - before.Other}
 		}
 		if err != nil {
 			r.Error = err.Error()
@@ -94,8 +95,17 @@ func Run(ctx context.Context, e *Env, tests []Test, filter string, progress io.W
 			fmt.Fprintf(progress, "ok   %s (%.1f s)\n", t.Name, r.Seconds)
 		}
 		rep.Tests = append(rep.Tests, r)
+		rep.memory(ctx, e)
 	}
-	rep.Memory = map[string]BoardMemory{}
+	return rep
+}
+
+// memory records each board's idle heap (the lowest seen between tests)
+// and its peak during transfers (the highest), over every boot.
+func (rep *Report) memory(ctx context.Context, e *Env) {
+	if rep.Memory == nil {
+		rep.Memory = map[string]BoardMemory{}
+	}
 	for _, b := range e.Boards {
 		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := b.Agent.Do(mctx, map[string]any{"cmd": "stats"})
@@ -103,12 +113,16 @@ func Run(ctx context.Context, e *Env, tests []Test, filter string, progress io.W
 		if err != nil {
 			continue
 		}
-		m, _ := st["stats"].(map[string]any)
-		idle, _ := m["mem_alloc"].(float64)
-		peak, _ := m["mem_peak"].(float64)
-		rep.Memory[b.Name] = BoardMemory{Idle: int(idle), Peak: int(peak)}
+		s, _ := st["stats"].(map[string]any)
+		idle, _ := s["mem_alloc"].(float64)
+		peak, _ := s["mem_peak"].(float64)
+		m, seen := rep.Memory[b.Name]
+		if !seen || int(idle) < m.Idle {
+			m.Idle = int(idle)
+		}
+		m.Peak = max(m.Peak, int(peak))
+		rep.Memory[b.Name] = m
 	}
-	return rep
 }
 
 // JUnit writes the report as a JUnit XML file (what CI systems read).

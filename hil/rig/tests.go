@@ -248,19 +248,46 @@ func setSleep(ctx context.Context, b *Board, on bool) error {
 	return err
 }
 
+// startSleep puts a board in modem sleep and waits until it has beaconed
+// so (its beacons list the modem-sleep app_id) and its radio has cycled.
+func startSleep(ctx context.Context, s *Board) error {
+	b0, err := boardStat(ctx, s, "beacon_bursts")
+	if err != nil {
+		return err
+	}
+	c0, err := boardStat(ctx, s, "sleep_cycles")
+	if err != nil {
+		return err
+	}
+	if err := setSleep(ctx, s, true); err != nil {
+		return err
+	}
+	return poll(ctx, s.Name+" sleeps and says so", func(ctx context.Context) (bool, error) {
+		b, err := boardStat(ctx, s, "beacon_bursts")
+		if err != nil {
+			return false, err
+		}
+		c, err := boardStat(ctx, s, "sleep_cycles")
+		if err == nil && !(b > b0 && c >= c0+3) {
+			r, _ := s.Agent.Do(ctx, map[string]any{"cmd": "stats"})
+			err = fmt.Errorf("%d beacon bursts and %d sleep cycles since %v", b-b0, c-c0, r)
+		}
+		return b > b0 && c >= c0+3, err
+	})
+}
+
 // sleepBoardToBoard: board 2 modem-sleeps (its radio off 90 ms of every
 // 130 ms); board 0 wakes it with RNS and the transfer goes through.
 func sleepBoardToBoard(ctx context.Context, e *Env) error {
 	a, s := e.Boards[0], e.Boards[2]
-	if err := setSleep(ctx, s, true); err != nil {
+	defer setSleep(context.Background(), s, false)
+	if err := startSleep(ctx, s); err != nil {
 		return err
 	}
-	defer setSleep(context.Background(), s, false)
-	err := poll(ctx, s.Name+" sleeps", func(ctx context.Context) (bool, error) {
-		n, err := boardStat(ctx, s, "sleep_cycles")
-		return n >= 3, err
-	})
-	if err != nil {
+	if err := poll(ctx, a.Name+" knows "+s.Name+" sleeps", func(ctx context.Context) (bool, error) {
+		ps, err := boardPeers(ctx, a)
+		return err == nil && ps[s.NodeID] != nil && ps[s.NodeID]["sleeps"] == true, err
+	}); err != nil {
 		return err
 	}
 	rns0, _ := boardStat(ctx, a, "rns_sent")
@@ -285,22 +312,23 @@ func sleepBoardToBoard(ctx context.Context, e *Env) error {
 // with RNS, seeing the modem-sleep app_id in the board's beacons).
 func sleepNodeToBoard(ctx context.Context, e *Env) error {
 	s := e.Boards[2]
-	if err := setSleep(ctx, s, true); err != nil {
+	defer setSleep(context.Background(), s, false)
+	if err := startSleep(ctx, s); err != nil {
 		return err
 	}
-	defer setSleep(context.Background(), s, false)
-	nia0, _ := boardStat(ctx, s, "nia_sent")
-	cyc0, _ := boardStat(ctx, s, "sleep_cycles")
+	nia0, err := boardStat(ctx, s, "nia_sent")
+	if err != nil {
+		return err
+	}
 	if err := nodeToBoard(-1, 2)(ctx, e); err != nil {
 		return err
 	}
-	nia, _ := boardStat(ctx, s, "nia_sent")
-	cyc, _ := boardStat(ctx, s, "sleep_cycles")
-	if cyc == cyc0 {
-		return fmt.Errorf("delivered, but %s never slept", s.Name)
+	nia, err := boardStat(ctx, s, "nia_sent")
+	if err != nil {
+		return err
 	}
 	if nia == nia0 {
-		return fmt.Errorf("delivered, but %s answered no RNS (%d sleep cycles)", s.Name, cyc-cyc0)
+		return fmt.Errorf("delivered, but %s answered no RNS: the node never woke it", s.Name)
 	}
 	return nil
 }

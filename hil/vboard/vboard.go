@@ -107,6 +107,19 @@ func Start(cfg Config) (*Board, error) {
 		tty.Close()
 		return nil, fmt.Errorf("vboard: raw pty: %w", err)
 	}
+	// pty.Open's Fd calls left the master blocking, and a blocking Read is
+	// not woken by Close: a non-blocking copy goes through the runtime's
+	// poller instead.
+	fd, err := unix.Dup(int(ptmx.Fd()))
+	ptmx.Close()
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		tty.Close()
+		return nil, fmt.Errorf("vboard: pty master: %w", err)
+	}
+	ptmx = os.NewFile(uintptr(fd), "ptmx")
 	b := &Board{cfg: cfg, ptmx: ptmx, tty: tty, done: make(chan struct{})}
 	if err := b.PowerOn(); err != nil {
 		ptmx.Close()
@@ -166,9 +179,14 @@ func (b *Board) PowerOn() error {
 	cmd := exec.Command("node", filepath.Join(b.cfg.Host, "vboard.mjs"), "board",
 		"--flash", b.cfg.Flash, "--mac", fmt.Sprintf("%x", b.cfg.MAC[:]), "--heap", strconv.Itoa(b.cfg.Heap))
 	cmd.ExtraFiles = []*os.File{theirs} // fd 3
-	cmd.Stdout = b.ptmx
 	cmd.Stderr = b.cfg.Stderr
 	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		ours.Close()
+		theirs.Close()
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		ours.Close()
 		theirs.Close()
@@ -183,7 +201,14 @@ func (b *Board) PowerOn() error {
 	p := &proc{cmd: cmd, stdin: stdin, radio: ours, exit: make(chan struct{})}
 	b.cur = p
 	go b.radioIn(p)
+	copied := make(chan struct{})
 	go func() {
+		// What the board prints goes to the port (the USB-UART bridge).
+		io.Copy(b.ptmx, stdout)
+		close(copied)
+	}()
+	go func() {
+		<-copied
 		cmd.Wait()
 		ours.Close()
 		close(p.exit)
