@@ -80,3 +80,17 @@ func TestVirtualRackFile(t *testing.T) {
 		t.Fatalf("virtual rack has %d boards, %d nodes", len(r.Boards), len(r.Nodes))
 	}
 }
+
+// FuzzParse: any bytes give a rack or an error wrapping ErrInvalid, never
+// a panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("name = 1\n[[board]]\n"))
+	f.Add([]byte("[suite]\ntimeout = \"-1s\""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := Parse(b, "/", "fuzz.toml")
+		if err == nil && (r.Name == "" || len(r.Boards) == 0) {
+			t.Fatalf("accepted a rack without a name or boards: %q", b)
+		}
+	})
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -305,4 +304,3 @@ func boardGot(ctx context.Context, b *Board, sum string) error {
 	})
 }
 
-var errSkip = errors.New("skip")

@@ -33,9 +33,10 @@ func hilCmd() *cobra.Command {
 func hilCheckCmd() *cobra.Command {
 	var file string
 	c := &cobra.Command{
-		Use:   "check --rack FILE",
-		Short: "Validate a rack file",
-		Args:  cobra.NoArgs,
+		Use:     "check --rack FILE",
+		Short:   "Validate a rack file",
+		Example: `  mycelium hil check --rack hil/racks/virtual.toml`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := rack.Load(file)
 			if err != nil {
@@ -72,7 +73,9 @@ func hilFlashCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "flash --rack FILE [--board NAME]... [--image FILE]",
 		Short: "Write MicroPython (with esptool, when --image or the rack's image is given) and upload the firmware's files through the raw REPL",
-		Args:  cobra.NoArgs,
+		Example: `  mycelium hil flash --rack lab.toml
+  mycelium hil flash --rack lab.toml --board b1 --image ESP32_GENERIC-v1.27.0.bin`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := rack.Load(file)
 			if err != nil {
@@ -121,7 +124,9 @@ func hilProvisionCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "provision --rack FILE [--board NAME]...",
 		Short: "Write each board's identity and configuration (node_id, channel, timing) and restart it",
-		Args:  cobra.NoArgs,
+		Example: `  mycelium hil provision --rack lab.toml
+  mycelium hil provision --rack lab.toml --board b2 --sleep`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := rack.Load(file)
 			if err != nil {
@@ -170,7 +175,10 @@ func hilRunCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run --rack FILE [--json] [--junit FILE] [--run FILTER]",
 		Short: "Run the cross-device suite on a rack (a virtual one: builds it first, needs root, node and npm)",
-		Args:  cobra.NoArgs,
+		Example: `  sudo mycelium hil run --rack hil/racks/virtual.toml
+  mycelium hil run --rack lab.toml --json --junit hil.xml
+  mycelium hil run --rack lab.toml --run sequence/`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := rack.Load(file)
 			if err != nil {
