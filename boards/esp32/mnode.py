@@ -76,7 +76,7 @@ class Node:
                       "beacon_bursts": 0}
         self.unknown_app = None  # the last app_id refused (for the rig's reports)
         # sample(), if set, is called where a receiver's memory peaks (a
-        # reassembly complete: its chunks and the whole Package at once).
+        # reassembly complete, the Package about to be handed over).
         self.sample = None
         self.leases = []  # (tree, tree_state, addr16) from our proxy
         self.proxy = None  # the proxy's mac
@@ -298,27 +298,37 @@ class Node:
                 self._ack(mac, p, E_NO_MEMORY)
                 return
             ins = self.ins[key] = InSeq(p, now)
-        if p.body and p.pid <= p.ssz and p.pid not in ins.chunks:
-            if self._held() + len(p.body) > self.budget:
-                self._ack(mac, p, E_NO_MEMORY)
+        if p.body and p.pid <= p.ssz and not ins.have[p.pid]:
+            mb = mpkt.max_body(p.schema)
+            if p.pid < p.ssz and len(p.body) != mb:
+                self.stats["drop_stray"] += 1  # only the last chunk may be short
                 return
-            ins.chunks[p.pid] = p.body
+            if ins.buf is None:
+                # The whole sequence's room at its first chunk: chunks go in
+                # place, and the Package is never copied (no join).
+                if self._held() + ins.count * mb > self.budget:
+                    self._ack(mac, p, E_NO_MEMORY)
+                    return
+                ins.buf = bytearray(ins.count * mb)
+            ins.buf[p.pid * mb:p.pid * mb + len(p.body)] = p.body
+            ins.have[p.pid] = 1
+            ins.n += 1
+            if p.pid == p.ssz:
+                ins.size = p.ssz * mb + len(p.body)
             if p.pid > ins.hi:
                 ins.hi = p.pid
         ins.rx = now
         ins.fruitless = 0
-        if len(ins.chunks) == ins.count:
+        if ins.n == ins.count:
             del self.ins[key]
-            data = b"".join([ins.chunks[i] for i in range(ins.count)])
             if self.sample:
-                self.sample()  # the high point: the chunks and the whole
-            ins.chunks = None
+                self.sample()  # the high point: the whole Package held
             try:
-                # A view, not a copy: the Package may be most of the heap.
-                app, h, blob = mpkt.unpackage(memoryview(data))
+                app, h, blob = mpkt.unpackage(memoryview(ins.buf)[:ins.size])
                 code = self._deliver(mac, peer, app, blob, p)
             except CodecError:
                 code = E_BAD_HASH
+            ins.buf = None
             self.done[key] = (ins.count, code, now)
             self._final(mac, peer, p, code)
             return
@@ -336,8 +346,8 @@ class Node:
     def _held(self):
         n = 0
         for s in self.ins.values():
-            for c in s.chunks.values():
-                n += len(c)
+            if s.buf is not None:
+                n += len(s.buf)
         return n
 
     # ---- beacons, peers, leases ----
@@ -713,7 +723,10 @@ class OutSeq:
 class InSeq:
     def __init__(self, p, now):
         self.count = p.ssz + 1
-        self.chunks = {}
+        self.buf = None  # count × max body, at the first chunk
+        self.have = bytearray(self.count)
+        self.n = 0
+        self.size = 0
         self.hi = -1
         self.rx = now
         self.fruitless = 0
@@ -724,7 +737,7 @@ class InSeq:
         if self.hi < 0:
             return bytes([ST_EMPTY])
         base = 0
-        while base <= self.hi and base in self.chunks:
+        while base <= self.hi and self.have[base]:
             base += 1
         out = bytearray([ST_PROGRESS, self.hi >> 8, self.hi & 255, base >> 8, base & 255])
         j = 0
@@ -734,7 +747,7 @@ class InSeq:
                 i = base + 1 + j + k
                 if i > self.hi:
                     break
-                if i not in self.chunks:
+                if not self.have[i]:
                     by |= 0x80 >> k
             out.append(by)
             j += 8
