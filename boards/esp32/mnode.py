@@ -73,7 +73,7 @@ class Node:
                       "sent_ok": 0, "sent_failed": 0, "retx": 0, "drop_decode": 0,
                       "drop_checksum": 0, "drop_unknown_app": 0, "drop_stray": 0,
                       "drop_asleep": 0, "rns_sent": 0, "nia_sent": 0, "sleep_cycles": 0,
-                      "beacon_bursts": 0}
+                      "beacon_bursts": 0, "rx_sequences": 0}
         self.unknown_app = None  # the last app_id refused (for the rig's reports)
         # sample(), if set, is called where a receiver's memory peaks (a
         # reassembly complete, the Package about to be handed over).
@@ -298,6 +298,7 @@ class Node:
                 self._ack(mac, p, E_NO_MEMORY)
                 return
             ins = self.ins[key] = InSeq(p, now)
+            self.stats["rx_sequences"] += 1
         if p.body and p.pid <= p.ssz and not ins.have[p.pid]:
             mb = mpkt.max_body(p.schema)
             if p.pid < p.ssz and len(p.body) != mb:
