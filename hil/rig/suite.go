@@ -303,4 +303,3 @@ func boardGot(ctx context.Context, b *Board, sum string) error {
 		return false, nil
 	})
 }
-
