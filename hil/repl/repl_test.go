@@ -61,4 +61,3 @@ func TestBytesLiteral(t *testing.T) {
 		t.Fatalf("bytesLiteral = %s, want %s", got, want)
 	}
 }
-
