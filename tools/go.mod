@@ -9,6 +9,7 @@ require (
 	github.com/creack/pty v1.1.24
 	github.com/google/gopacket v1.1.19
 	github.com/goreleaser/nfpm/v2 v2.48.0
+	github.com/mycelium-mesh/mycelium/hil v0.0.0-00010101000000-000000000000
 	github.com/mycelium-mesh/mycelium/l1-link v0.0.0-00010101000000-000000000000
 	github.com/mycelium-mesh/mycelium/l2-seq v0.0.0
 	github.com/mycelium-mesh/mycelium/l3-route v0.0.0-00010101000000-000000000000
@@ -89,6 +90,7 @@ require (
 )
 
 replace (
+	github.com/mycelium-mesh/mycelium/hil => ../hil
 	github.com/mycelium-mesh/mycelium/l1-link => ../l1-link
 	github.com/mycelium-mesh/mycelium/l2-seq => ../l2-seq
 	github.com/mycelium-mesh/mycelium/l3-route => ../l3-route

@@ -1,0 +1,161 @@
+# Two and three board nodes on an in-process radio with a virtual clock:
+# beacons, singles, a 10 KiB sequence under loss, modem sleep with RNS/NIA,
+# a receiver that vanishes mid-transfer. Runs under MicroPython (wasm) and
+# CPython; run() returns (passed, failures).
+import mnode
+import mpkt
+
+BC = b"\xff" * 6
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000
+
+    def __call__(self):
+        return self.t
+
+
+class Air:
+    def __init__(self, clk, loss_every=0):
+        self.radios = []
+        self.clk = clk
+        self.loss_every = loss_every
+        self.n = 0
+
+    def radio(self, mac):
+        r = Radio(self, mac)
+        self.radios.append(r)
+        return r
+
+
+class Radio:
+    def __init__(self, air, mac):
+        self.air = air
+        self.macb = mac
+        self.q = []
+        self.up = True
+        self.errors = 0
+        self.dead = False
+
+    def mac(self):
+        return self.macb
+
+    def send(self, mac, b):
+        if self.dead:
+            return
+        a = self.air
+        for r in a.radios:
+            if r is self or r.dead or not r.up or not (mac == BC or mac == r.macb):
+                continue
+            a.n += 1
+            if a.loss_every and a.n % a.loss_every == 0:
+                continue
+            r.q.append((self.macb, b))
+
+    def recv(self):
+        return self.q.pop(0) if self.q else None
+
+    def on(self, on):
+        self.up = on
+        if not on:
+            self.q = []
+
+
+APP = mpkt.app_id("hil", "", 1)
+
+
+def mesh(n, loss_every=0, sleep=()):
+    clk = Clock()
+    air = Air(clk, loss_every)
+    nodes = []
+    for i in range(n):
+        r = air.radio(bytes([2, 0, 0, 0, 0, i + 1]))
+        nd = mnode.Node(r, {"node_id": bytes([i + 1]) * 32, "beacon_ms": 2000, "giveup_ms": 5000,
+                            "sleep": i in sleep}, clk)
+        nd.got = []
+        nd.register(APP, (lambda nd: lambda nid, mac, blob: nd.got.append((nid, bytes(blob))))(nd))
+        nodes.append(nd)
+    return clk, air, nodes
+
+
+def run_until(clk, nodes, cond, ms):
+    end = clk.t + ms
+    while clk.t < end:
+        for nd in nodes:
+            nd.poll()
+        if cond():
+            return True
+        clk.t += 2
+    return False
+
+
+def run():
+    ok = [0]
+    bad = []
+
+    def check(c, what):
+        if c:
+            ok[0] += 1
+        else:
+            bad.append(what)
+
+    # Beacons: each learns the other, as one of ours (capabilities).
+    clk, air, (a, b) = mesh(2)
+    check(run_until(clk, [a, b], lambda: b.nid in a.peers and a.nid in b.peers, 500), "beacons: peers both ways")
+    check(a.peers[b.nid].full, "beacons: capabilities app_id seen")
+
+    # A single, confirmed.
+    res = []
+    a.send(b.nid, APP, b"hello", res.append)
+    check(run_until(clk, [a, b], lambda: res, 2000) and res == [0] and b.got[-1][1] == b"hello", "single: confirmed and delivered")
+
+    # To an application nobody has: the typed error comes back.
+    res = []
+    a.send(b.nid, mpkt.app_id("nobody", "", 1), b"x", res.append)
+    check(run_until(clk, [a, b], lambda: res, 2000) and res == [mnode.E_UNKNOWN_APP], "single: unknown_app reported")
+
+    # 10 KiB with one frame in seven lost: delivered whole, confirmed.
+    clk, air, (a, b) = mesh(2, loss_every=7)
+    run_until(clk, [a, b], lambda: b.nid in a.peers and a.nid in b.peers, 2000)
+    blob = bytes([(i * 7 + 3) & 255 for i in range(10240)])
+    res = []
+    a.send(b.nid, APP, blob, res.append)
+    check(run_until(clk, [a, b], lambda: res, 20000) and res == [0], "sequence 10 KiB under loss: confirmed %r" % res)
+    check(b.got and b.got[-1][1] == blob, "sequence 10 KiB under loss: delivered intact")
+    check(a.stats["retx"] >= 0 and b.stats["delivered"] >= 1, "sequence: counters")
+
+    # Modem sleep: the receiver sleeps; the sender wakes it with RNS, then
+    # the transfer goes through.
+    clk, air, (a, b) = mesh(2, sleep=(1,))
+    run_until(clk, [a, b], lambda: b.nid in a.peers and a.nid in b.peers, 3000)
+    run_until(clk, [a, b], lambda: False, 3000)  # let it fall asleep
+    check(b.stats["sleep_cycles"] > 0, "sleep: the radio cycles")
+    res = []
+    a.send(b.nid, APP, blob[:3000], res.append)
+    check(run_until(clk, [a, b], lambda: res, 10000) and res == [0], "sleep: transfer through modem sleep %r" % res)
+    check(a.stats["rns_sent"] > 0 and b.stats["nia_sent"] > 0, "sleep: RNS answered by NIA")
+
+    # The receiver dies mid-transfer: the sender reports it, no silent loss.
+    clk, air, (a, b) = mesh(2)
+    run_until(clk, [a, b], lambda: b.nid in a.peers, 2000)
+    res = []
+    a.send(b.nid, APP, blob, res.append)
+    run_until(clk, [a, b], lambda: b.ins, 2000)
+    air.radios[1].dead = True
+    check(run_until(clk, [a, b], lambda: res, 20000) and res and res[0] != 0, "reset mid-transfer: sender reports failure %r" % res)
+
+    # Truncated and garbage frames are counted, never a crash.
+    clk, air, (a, b) = mesh(2)
+    for junk in (b"", b"\x00", b"\x00\x00\x63\x00\x01", b"\x00\x00\x02\x08\x00\x00\xff", bytes(300)):
+        b.radio.q.append((a.radio.macb, junk))
+    b.poll()
+    check(b.stats["drop_decode"] >= 4, "garbage: counted drops %r" % b.stats["drop_decode"])
+    return ok[0], bad
+
+
+if __name__ == "__main__":
+    p, b = run()
+    for x in b:
+        print("FAIL", x)
+    print("node: %d passed, %d failed" % (p, len(b)))

@@ -1,0 +1,432 @@
+package rig
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Suite is the cross-device suite: each test drives boards through their
+// agents and Linux nodes through their control APIs, and checks what
+// arrived where (SHA-256 of the data, typed outcomes), never only that
+// something was sent.
+func Suite() []Test {
+	return []Test{
+		{Name: "beacons/boards-hear-nodes", Needs: need(1, 1, false), Run: boardsHearNodes},
+		{Name: "beacons/nodes-hear-boards", Needs: need(1, 1, false), Run: nodesHearBoards},
+		{Name: "beacons/boards-hear-boards", Needs: need(2, 0, false), Run: boardsHearBoards},
+		{Name: "single/board-to-node", Needs: need(1, 1, false), Run: boardToNode(64)},
+		{Name: "sequence/board-to-node", Needs: need(1, 1, false), Run: boardToNode(-1)},
+		{Name: "single/node-to-board", Needs: need(2, 1, false), Run: nodeToBoard(64, 1)},
+		{Name: "sequence/node-to-board", Needs: need(2, 1, false), Run: nodeToBoard(-1, 1)},
+		{Name: "single/board-to-board", Needs: need(2, 0, false), Run: boardToBoard(64, 0, 1)},
+		{Name: "sequence/board-to-board", Needs: need(2, 0, false), Run: boardToBoard(-1, 0, 1)},
+		{Name: "routed/board-node-board", Needs: need(2, 1, false), Run: routedBoardToBoard},
+		{Name: "sleep/board-to-board", Needs: need(3, 0, false), Run: sleepBoardToBoard},
+		{Name: "sleep/node-to-board", Needs: need(3, 1, false), Run: sleepNodeToBoard},
+		{Name: "reset/board-mid-transfer", Needs: need(2, 0, true), Run: resetMidTransfer},
+		{Name: "rejoin/power-cycle", Needs: need(2, 1, true), Run: rejoin},
+		{Name: "reset/node-sender", Needs: need(2, 1, true), Run: resetNodeSender},
+	}
+}
+
+func need(boards, nodes int, power bool) func(e *Env) string {
+	return func(e *Env) string {
+		switch {
+		case len(e.Boards) < boards:
+			return fmt.Sprintf("needs %d boards, the rack has %d", boards, len(e.Boards))
+		case len(e.Nodes) < nodes:
+			return fmt.Sprintf("needs %d Linux nodes, the rack has %d", nodes, len(e.Nodes))
+		case power && !e.Boards[1].Virtual():
+			return "needs power control of a board (virtual boards; a switchable hub is not supported yet)"
+		}
+		return ""
+	}
+}
+
+func size(e *Env, n int) int {
+	if n < 0 {
+		return e.Rack.Suite.TransferSize
+	}
+	return n
+}
+
+func boardsHearNodes(ctx context.Context, e *Env) error {
+	for _, b := range e.Boards {
+		for _, n := range e.Nodes {
+			err := poll(ctx, fmt.Sprintf("%s lists %s as a peer of ours", b.Name, n.Name), func(ctx context.Context) (bool, error) {
+				ps, err := boardPeers(ctx, b)
+				return err == nil && ps[n.NodeID] != nil && ps[n.NodeID]["full"] == true, err
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func nodesHearBoards(ctx context.Context, e *Env) error {
+	for _, n := range e.Nodes {
+		for _, b := range e.Boards {
+			err := poll(ctx, fmt.Sprintf("%s lists %s (not as a reference node)", n.Name, b.Name), func(ctx context.Context) (bool, error) {
+				ps, err := n.API.Peers(ctx)
+				for _, p := range ps {
+					if p.NodeID == b.NodeID && !p.Reference && p.Link == "espnow" {
+						return true, nil
+					}
+				}
+				return false, err
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func boardsHearBoards(ctx context.Context, e *Env) error {
+	for _, a := range e.Boards {
+		for _, b := range e.Boards {
+			if a == b {
+				continue
+			}
+			err := poll(ctx, fmt.Sprintf("%s lists %s", a.Name, b.Name), func(ctx context.Context) (bool, error) {
+				ps, err := boardPeers(ctx, a)
+				return err == nil && ps[b.NodeID] != nil, err
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// boardToNode: board 0 sends to node 0's listening application; the node
+// gets the same bytes and the board's send ends confirmed.
+func boardToNode(n int) func(ctx context.Context, e *Env) error {
+	return func(ctx context.Context, e *Env) error {
+		b, nd := e.Boards[0], e.Nodes[0]
+		n := size(e, n)
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		got, err := nd.API.Listen(lctx, TestApp)
+		if err != nil {
+			return err
+		}
+		id, err := boardSend(ctx, b, nd.NodeID, n, nil)
+		if err != nil {
+			return err
+		}
+		ok, code, err := boardSent(ctx, b, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s's send of %d bytes to %s failed: %s", b.Name, n, nd.Name, code)
+		}
+		want := sha(Blob(n))
+		for {
+			select {
+			case r, open := <-got:
+				if !open {
+					return fmt.Errorf("%s's listener closed", nd.Name)
+				}
+				if r.SHA256 == want && r.Size == n && r.From == b.NodeID {
+					return nil
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("%s confirmed, but %s's listener never got the %d bytes: %w", b.Name, nd.Name, n, ctx.Err())
+			}
+		}
+	}
+}
+
+// nodeToBoard: node 0 sends to board bi through the mesh (name lookup, the
+// board's leased address, its proxy); the board gets the bytes and the
+// node's send is confirmed by the board's receipt.
+func nodeToBoard(n, bi int) func(ctx context.Context, e *Env) error {
+	return func(ctx context.Context, e *Env) error {
+		nd, b := e.Nodes[0], e.Boards[bi]
+		n := size(e, n)
+		blob := Blob(n)
+		var last SendResult
+		err := poll(ctx, fmt.Sprintf("%s sends %d bytes to %s", nd.Name, n, b.Name), func(ctx context.Context) (bool, error) {
+			r, err := nd.API.Send(ctx, b.NodeID, TestApp, blob)
+			if err != nil {
+				return false, err
+			}
+			last = r
+			if r.Code != "" {
+				// The board's lease and record may still be settling.
+				return false, fmt.Errorf("%s: %s", r.Code, r.Err)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		if last.Bytes != n {
+			return fmt.Errorf("confirmed %d bytes, sent %d", last.Bytes, n)
+		}
+		return boardGot(ctx, b, sha(blob))
+	}
+}
+
+func boardToBoard(n, from, to int) func(ctx context.Context, e *Env) error {
+	return func(ctx context.Context, e *Env) error {
+		a, b := e.Boards[from], e.Boards[to]
+		n := size(e, n)
+		id, err := boardSend(ctx, a, b.NodeID, n, nil)
+		if err != nil {
+			return err
+		}
+		ok, code, err := boardSent(ctx, a, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s's send of %d bytes to %s failed: %s", a.Name, n, b.Name, code)
+		}
+		return boardGot(ctx, b, sha(Blob(n)))
+	}
+}
+
+// routedBoardToBoard: board 0 sends a routed Package to board 1's leased
+// address through its proxy (a Go node), which routes it to board 1's
+// proxy, which hands it on.
+func routedBoardToBoard(ctx context.Context, e *Env) error {
+	a, b := e.Boards[0], e.Boards[1]
+	var ts int
+	var addr string
+	err := poll(ctx, "both boards hold leases", func(ctx context.Context) (bool, error) {
+		ra, err := a.Agent.Do(ctx, map[string]any{"cmd": "leases"})
+		if err != nil {
+			return false, err
+		}
+		rb, err := b.Agent.Do(ctx, map[string]any{"cmd": "leases"})
+		if err != nil {
+			return false, err
+		}
+		la, _ := ra["leases"].([]any)
+		lb, _ := rb["leases"].([]any)
+		for _, x := range lb {
+			mb := x.(map[string]any)
+			for _, y := range la {
+				ma := y.(map[string]any)
+				if ma["tree_state"] == mb["tree_state"] && ma["tree"] == mb["tree"] {
+					ts = int(mb["tree_state"].(float64))
+					addr = mb["addr"].(string)
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	n := 100
+	id, err := boardSend(ctx, a, b.NodeID, n, map[string]any{"routed": true, "tree_state": ts, "addr": addr})
+	if err != nil {
+		return err
+	}
+	ok, code, err := boardSent(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s's routed send to %s's lease %s failed at the first hop: %s", a.Name, b.Name, addr, code)
+	}
+	return boardGot(ctx, b, sha(Blob(n)))
+}
+
+func setSleep(ctx context.Context, b *Board, on bool) error {
+	_, err := b.Agent.Do(ctx, map[string]any{"cmd": "sleep", "on": on})
+	return err
+}
+
+// startSleep puts a board in modem sleep and waits until it has beaconed
+// so (its beacons list the modem-sleep app_id) and its radio has cycled.
+func startSleep(ctx context.Context, s *Board) error {
+	b0, err := boardStat(ctx, s, "beacon_bursts")
+	if err != nil {
+		return err
+	}
+	c0, err := boardStat(ctx, s, "sleep_cycles")
+	if err != nil {
+		return err
+	}
+	if err := setSleep(ctx, s, true); err != nil {
+		return err
+	}
+	return poll(ctx, s.Name+" sleeps and says so", func(ctx context.Context) (bool, error) {
+		b, err := boardStat(ctx, s, "beacon_bursts")
+		if err != nil {
+			return false, err
+		}
+		c, err := boardStat(ctx, s, "sleep_cycles")
+		if err == nil && !(b > b0 && c >= c0+3) {
+			r, _ := s.Agent.Do(ctx, map[string]any{"cmd": "stats"})
+			err = fmt.Errorf("%d beacon bursts and %d sleep cycles since %v", b-b0, c-c0, r)
+		}
+		return b > b0 && c >= c0+3, err
+	})
+}
+
+// sleepBoardToBoard: board 2 modem-sleeps (its radio off 90 ms of every
+// 130 ms); board 0 wakes it with RNS and the transfer goes through.
+func sleepBoardToBoard(ctx context.Context, e *Env) error {
+	a, s := e.Boards[0], e.Boards[2]
+	defer setSleep(context.Background(), s, false)
+	if err := startSleep(ctx, s); err != nil {
+		return err
+	}
+	if err := poll(ctx, a.Name+" knows "+s.Name+" sleeps", func(ctx context.Context) (bool, error) {
+		ps, err := boardPeers(ctx, a)
+		return err == nil && ps[s.NodeID] != nil && ps[s.NodeID]["sleeps"] == true, err
+	}); err != nil {
+		return err
+	}
+	rns0, _ := boardStat(ctx, a, "rns_sent")
+	if err := boardToBoard(-1, 0, 2)(ctx, e); err != nil {
+		return err
+	}
+	rns1, err := boardStat(ctx, a, "rns_sent")
+	if err != nil {
+		return err
+	}
+	nia, err := boardStat(ctx, s, "nia_sent")
+	if err != nil {
+		return err
+	}
+	if rns1 == rns0 || nia == 0 {
+		return fmt.Errorf("delivered, but without a wake-up: %d RNS sent, %d NIA answered", rns1-rns0, nia)
+	}
+	return nil
+}
+
+// sleepNodeToBoard: a Go node sends to a modem-sleeping board (it wakes it
+// with RNS, seeing the modem-sleep app_id in the board's beacons).
+func sleepNodeToBoard(ctx context.Context, e *Env) error {
+	s := e.Boards[2]
+	defer setSleep(context.Background(), s, false)
+	if err := startSleep(ctx, s); err != nil {
+		return err
+	}
+	nia0, err := boardStat(ctx, s, "nia_sent")
+	if err != nil {
+		return err
+	}
+	if err := nodeToBoard(-1, 2)(ctx, e); err != nil {
+		return err
+	}
+	nia, err := boardStat(ctx, s, "nia_sent")
+	if err != nil {
+		return err
+	}
+	if nia == nia0 {
+		return fmt.Errorf("delivered, but %s answered no RNS: the node never woke it", s.Name)
+	}
+	return nil
+}
+
+// resetMidTransfer: board 1 loses power while board 0 sends it a large
+// Package; board 0's send must end with an error, not hang or claim
+// success. Board 1 is powered again at the end.
+func resetMidTransfer(ctx context.Context, e *Env) error {
+	a, b := e.Boards[0], e.Boards[1]
+	defer powerOn(b)
+	n := size(e, -1)
+	// The power goes after 10 frames of the transfer have reached it.
+	if err := b.CutAfter(10); err != nil {
+		return err
+	}
+	id, err := boardSend(ctx, a, b.NodeID, n, nil)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	ok, code, err := boardSent(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return fmt.Errorf("%s reports its %d bytes confirmed by a board that lost power mid-transfer", a.Name, n)
+	}
+	if code != "abandoned" && code != "peer_asleep" {
+		return fmt.Errorf("send failed with %q, want abandoned or peer_asleep", code)
+	}
+	if d := time.Since(t0); d > e.Rack.Suite.GiveUp.Duration+5*time.Second {
+		return fmt.Errorf("the failure took %v, the give-up time is %v", d, e.Rack.Suite.GiveUp.Duration)
+	}
+	return nil
+}
+
+// rejoin: board 1 is power-cycled; it boots from its flash, is heard
+// again by a node and a board, and takes a transfer.
+func rejoin(ctx context.Context, e *Env) error {
+	b, nd := e.Boards[1], e.Nodes[0]
+	if err := b.PowerOff(); err != nil {
+		return err
+	}
+	if err := b.PowerOn(ctx); err != nil {
+		return err
+	}
+	if _, err := b.Agent.Do(ctx, map[string]any{"cmd": "listen", "app": TestApp}); err != nil {
+		return err
+	}
+	err := poll(ctx, b.Name+" hears "+nd.Name+" again", func(ctx context.Context) (bool, error) {
+		ps, err := boardPeers(ctx, b)
+		return err == nil && ps[nd.NodeID] != nil && ps[e.Boards[0].NodeID] != nil, err
+	})
+	if err != nil {
+		return err
+	}
+	return boardToBoard(-1, 0, 1)(ctx, e)
+}
+
+// resetNodeSender: a Go node sends a large Package to board 1, which loses
+// power mid-transfer; the node's send must report the failure.
+func resetNodeSender(ctx context.Context, e *Env) error {
+	nd, b := e.Nodes[0], e.Boards[1]
+	defer powerOn(b)
+	// The node must know where the board is before the test starts.
+	if err := nodeToBoard(64, 1)(ctx, e); err != nil {
+		return fmt.Errorf("before the reset: %w", err)
+	}
+	n := size(e, -1)
+	if err := b.CutAfter(10); err != nil {
+		return err
+	}
+	done := make(chan SendResult, 1)
+	errc := make(chan error, 1)
+	go func() {
+		r, err := nd.API.Send(ctx, b.NodeID, TestApp, Blob(n))
+		if err != nil {
+			errc <- err
+			return
+		}
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		if r.Code == "" {
+			return fmt.Errorf("%s reports %d bytes confirmed by a board that lost power mid-transfer", nd.Name, r.Bytes)
+		}
+		return nil
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%s's send neither failed nor ended: %w", nd.Name, ctx.Err())
+	}
+}
+
+// powerOn powers a board back on after a test that cut it (bounded).
+func powerOn(b *Board) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b.PowerOn(ctx)
+}
