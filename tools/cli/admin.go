@@ -97,7 +97,7 @@ line; a line ending in ":" continues until an empty line).`,
 				}
 				return nil
 			}
-			return repl(c, target, run)
+			return adminREPL(c, target, run)
 		},
 	}
 	f.add(c)
@@ -106,9 +106,9 @@ line; a line ending in ":" continues until an empty line).`,
 	return c
 }
 
-// repl reads commands, a line each (a line ending in ":" opens a block
+// adminREPL reads commands, a line each (a line ending in ":" opens a block
 // that an empty line closes), with line editing and history on a terminal.
-func repl(c *cobra.Command, target string, run func(context.Context, string) (control.AdminResult, error)) error {
+func adminREPL(c *cobra.Command, target string, run func(context.Context, string) (control.AdminResult, error)) error {
 	prompt := "admin> "
 	if target != "" {
 		prompt = "admin " + target + "> "
