@@ -29,8 +29,9 @@ var AppID = packet.NewAppID("Mycelium", "admin", 1)
 //	0x04 answer        ‖ req (8) ‖ outcome (1) ‖ text ‖ signature (64, by the target over "mycelium admin answer v1" ‖ req ‖ outcome ‖ text)
 //
 // The command's signature covers "mycelium admin v1" ‖ target node_id ‖
-// nonce ‖ command. Commands and answers are not encrypted (issue 11's
-// sessions were not on main): relays can read them.
+// nonce ‖ command. The daemon carries these messages sealed end to end
+// (l2-seq/e2e), so relays read none of them; the signature, not the
+// session, binds a command to its operator.
 const (
 	MsgNonceRequest = 0x01
 	MsgNonce        = 0x02

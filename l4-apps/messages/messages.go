@@ -14,7 +14,9 @@
 // ciphertext bound to the message's id, sender and target, and the
 // envelope signed by the sender: a store can check who a message is from
 // and for, and cannot read it. (The trust work of issue 11, encryption as
-// a facility of the node, was not on main when this was written.)
+// a facility of the node, cannot serve here: its Noise sessions are
+// interactive, and the target of a stored message is absent when the
+// message is sealed. HPKE seals to a static key in one message.)
 //
 // Delivery: the sender sends the envelope to the target (routed, l3). If
 // that fails, it deposits it with up to two storage nodes, and keeps it

@@ -93,7 +93,9 @@ func (d *daemon) startAdmin() error {
 	}
 	st.adm = adm
 	d.admin = st
-	return d.st.do(context.Background(), func() { d.st.node.Register(admin.AppID, d.onAdmin) })
+	return d.st.do(context.Background(), func() {
+		d.st.node.Register(admin.AppID, sealedStrict(d.onAdmin, &d.st.clearRefused))
+	})
 }
 
 // adminHost is the node as Starlark's builtins reach it: through the
@@ -239,7 +241,10 @@ func (h *adminHost) link(i int, down bool) error {
 func (h *adminHost) LinkUp(i int) error   { return h.link(i, false) }
 func (h *adminHost) LinkDown(i int) error { return h.link(i, true) }
 
-// Remote commands travel as routed Packages of admin.AppID.
+// Remote commands travel as routed Packages of admin.AppID, sealed end to
+// end (l2-seq/e2e) in both directions: relays see only ciphertext, and m.From
+// is the sender's authenticated node_id. Only sealed Packages, or our own,
+// reach onAdmin (sealedStrict).
 
 // onAdmin is the node handing us an admin Package (on the loop).
 func (d *daemon) onAdmin(m node.Message) {
@@ -249,19 +254,22 @@ func (d *daemon) onAdmin(m node.Message) {
 		return
 	}
 	req := binary.BigEndian.Uint64(b[1:])
+	from := m.From // sealed: authenticated by the session
+	if own(m) {
+		from = d.st.node.ID()
+	}
 	switch b[0] {
 	case admin.MsgNonceRequest:
-		if len(b) != 9+32 {
-			return
-		}
 		var to identity.NodeID
-		copy(to[:], b[9:])
+		if len(b) != 9+32 || copy(to[:], b[9:]) != 32 || to != from {
+			return // the reply goes to the session's peer, who must be who it claims
+		}
 		n := st.nonces.Issue()
 		out := append([]byte{admin.MsgNonce}, b[1:9]...)
-		d.st.router.Send(to, admin.AppID, append(out, n[:]...), nil)
+		d.st.seal.sendSealed(to, admin.AppID, append(out, n[:]...))
 	case admin.MsgCommand:
 		c, err := admin.DecodeCommand(b)
-		if err != nil {
+		if err != nil || identity.NodeID(c.ReplyTo) != from {
 			return
 		}
 		var self [32]byte
@@ -275,13 +283,13 @@ func (d *daemon) onAdmin(m node.Message) {
 			ans = append(ans, d.st.node.Signer().Sign(admin.AnswerBytes(c.Req, outcome, text))...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_ = d.st.do(ctx, func() { d.st.router.Send(c.ReplyTo, admin.AppID, ans, nil) })
+			_ = d.st.do(ctx, func() { d.st.seal.sendSealed(c.ReplyTo, admin.AppID, ans) })
 		}()
 	case admin.MsgNonce, admin.MsgAnswer:
 		st.mu.Lock()
-		ch := st.waiting[req]
+		ch, target := st.waiting[req], st.targets[req]
 		st.mu.Unlock()
-		if ch != nil {
+		if ch != nil && target == from { // only the node we asked answers
 			select {
 			case ch <- append([]byte(nil), b...):
 			default:
@@ -310,7 +318,7 @@ func (d *daemon) adminRoundTrip(ctx context.Context, target identity.NodeID, bui
 	var sendErr error
 	done := make(chan struct{})
 	if err := d.st.do(ctx, func() {
-		d.st.router.Send(target, admin.AppID, msg, nil).OnDone(func(err error) { sendErr = err; close(done) })
+		d.st.seal.sendSealed(target, admin.AppID, msg).OnDone(func(err error) { sendErr = err; close(done) })
 	}); err != nil {
 		return nil, req, err
 	}

@@ -41,8 +41,9 @@ type stack struct {
 	apps    *apps   // gossip, the service directory, messages (apps.go)
 	gates   []*gate // the links as the node has them: admin switches them (gate.go)
 	mode    bool    // the metric our sends ask relays to use (prefix: true)
-	// End-to-end encryption ([node] e2e): the layer, the stream's sealing
-	// view of the router, and the clear Packages refused (on the loop).
+	// End-to-end encryption: the layer and the sealing view of the router
+	// (always: remote admin uses them; streams when [node] e2e), and the
+	// clear Packages refused (on the loop).
 	e2e          *e2e.Layer
 	seal         *sealingRouter
 	clearRefused uint64
@@ -115,13 +116,15 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	s.trees = s.router.Trees()
 	var via stream.Router = s.router
 	handle := func(h node.Handler) node.Handler { return h }
+	// The e2e layer runs whatever [node] e2e says: remote admin always
+	// travels sealed (admin.go); the setting decides for streams.
+	s.seal = &sealingRouter{r: s.router, n: n, mode: s.mode}
+	s.e2e, err = e2e.Attach(n, id, e2e.TransportFunc(s.seal.carry), e2e.Config{})
+	if err != nil {
+		return fail(err)
+	}
+	s.seal.e = s.e2e
 	if cfg.Node.E2E {
-		s.seal = &sealingRouter{r: s.router, n: n, mode: s.mode}
-		s.e2e, err = e2e.Attach(n, id, e2e.TransportFunc(s.seal.carry), e2e.Config{})
-		if err != nil {
-			return fail(err)
-		}
-		s.seal.e = s.e2e
 		via = s.seal
 		handle = func(h node.Handler) node.Handler { return s.seal.sealedOnly(h, &s.clearRefused) }
 	}

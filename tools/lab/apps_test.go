@@ -1,11 +1,14 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,11 +228,42 @@ func TestAdmin(t *testing.T) {
 	if out, err := admin("-c", "len(peers())"); err != nil || out != "2" {
 		t.Fatalf("local admin -c: %q %v", out, err)
 	}
-	// The operator, two hops away.
-	out, err := admin(target.Name, "--key", filepath.Join(dir, "op", "identity.pem"), "-c", "status()['name']")
-	if err != nil || out != `"`+target.Name+`"` {
+	// The operator, two hops away, with every datagram of the ring
+	// captured: the command and its answer cross a relay sealed, so the
+	// marker in both is nowhere on the wire.
+	capture := captureLoopback(t, nodes[0].Listen, nodes[1].Listen, nodes[2].Listen, nodes[3].Listen)
+	const marker = "ultraviolet-kumquat"
+	out, err := admin(target.Name, "--key", filepath.Join(dir, "op", "identity.pem"), "-c", "status()['name'] + '-"+marker+"'")
+	if err != nil || out != `"`+target.Name+"-"+marker+`"` {
 		t.Fatalf("operator: %q %v", out, err)
 	}
+	// A control: a datagram in clear to the relay is seen by the capture.
+	probe, err := net.Dial("udp4", nodes[1].Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const clearProbe = "clear-probe-datagram"
+	if _, err := probe.Write([]byte(clearProbe)); err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	mustPoll(t, 10*time.Second, "the probe captured", func(context.Context) bool {
+		capture.mu.Lock()
+		defer capture.mu.Unlock()
+		return slices.ContainsFunc(capture.pkts, func(p []byte) bool { return bytes.Equal(p, []byte(clearProbe)) })
+	})
+	wire := capture.Stop()
+	if len(wire) < 2 {
+		t.Fatalf("captured %d datagrams: the command crossed the ring unseen", len(wire))
+	}
+	var sealedBytes int
+	for _, p := range wire {
+		if bytes.Contains(p, []byte(marker)) {
+			t.Fatalf("the admin command or answer crossed the ring in clear: %q", p)
+		}
+		sealedBytes += len(p)
+	}
+	t.Logf("captured %d datagrams (%d bytes) on the ring during the remote command: no plaintext", len(wire), sealedBytes)
 	// Another key: refused, and audited on the target.
 	out, err = admin(target.Name, "--key", filepath.Join(dir, "stranger", "identity.pem"), "-c", "peers()")
 	if err == nil || !strings.Contains(out, "refused") {
