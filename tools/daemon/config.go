@@ -58,7 +58,8 @@ type NodeConfig struct {
 	// E2E seals what this node sends to other nodes of ours end to end
 	// (l2-seq/e2e) and refuses what they send it in clear (default true).
 	// A reference board next to us is always spoken to in clear: it has no
-	// key. Turn it off only for a mesh of nodes that predate it.
+	// key. Turn it off only for a mesh of nodes that predate it. Remote
+	// admin is sealed whatever this says (admin.go).
 	E2E bool `toml:"e2e"`
 }
 
