@@ -182,7 +182,9 @@ type Stats struct {
 	Route  map[string]uint64 `json:"route"`
 	Trees  map[string]uint64 `json:"trees"`
 	Stream map[string]uint64 `json:"stream"`
-	Links  []Link            `json:"links"`
+	// E2E are the end-to-end layer's counters (absent with [node] e2e off).
+	E2E   map[string]uint64 `json:"e2e,omitempty"`
+	Links []Link            `json:"links"`
 }
 
 // Error is the body of every failed request.

@@ -119,7 +119,8 @@ func failure(w http.ResponseWriter, err error) {
 var codeNames = map[uint8]string{
 	1: "no_route", 2: "hop_limit", 3: "unknown_app", 4: "peer_asleep", 5: "abandoned", 6: "checksum",
 	7: "no_memory", 8: "bad_hash", 9: "throttled", 10: "too_large", 11: "no_schema", 12: "unknown_peer",
-	13: "busy", 14: "closed", 15: "link",
+	13: "busy", 14: "closed", 15: "link", 16: "reference_length", 17: "source", 18: "stream_lost",
+	19: "unauthenticated", 20: "replayed", 21: "handshake",
 }
 
 // errorCode names a typed error for the API ("" when it has no name).

@@ -191,6 +191,14 @@ func (d *daemon) handleStats(w http.ResponseWriter, r *http.Request) {
 			"sent": ss.Sent, "sent_bytes": ss.SentBytes, "send_failed": ss.SendFailed, "received": ss.Received,
 			"received_bytes": ss.ReceivedBytes, "refused": ss.Refused, "malformed": ss.Malformed,
 		}
+		if d.st.e2e != nil {
+			es := d.st.e2e.Stats()
+			s.E2E = map[string]uint64{
+				"sealed": es.Sealed, "opened": es.Opened, "sealed_bytes": es.SealedBytes, "handshakes": es.Handshakes,
+				"inits_sent": es.InitsSent, "inits_limited": es.InitsLimited, "malformed": es.Malformed,
+				"unauthenticated": es.Unauthenticated, "replayed": es.Replayed, "handshake_failed": es.HandshakeFailed,
+			}
+		}
 	})
 	if err != nil {
 		failure(w, err)
