@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,9 +85,7 @@ link set mYp up
 		}
 		n.Wrap = []string{"ip", "netns", "exec", ns.name}
 		var links strings.Builder
-		for _, r := range radios[name] {
-			fmt.Fprintf(&links, "[[link]]\ntype = \"espnow\"\ninterface = %q\nchannel = 0\nrate = \"1M\"\n\n", r)
-		}
+		espnowLinks(&links, radios[name])
 		replaceLinks(t, n, links.String())
 		if err := n.Set(FastTiming); err != nil {
 			t.Fatal(err)

@@ -101,6 +101,14 @@ func (n *labNet) forwarding(stations, ports []string) {
 	})
 }
 
+// espnowLinks writes an ESP-NOW [[link]] table for each veth station.
+func espnowLinks(w *strings.Builder, stations []string) {
+	for _, s := range stations {
+		// No radio behind a veth: channel 0 leaves it be.
+		fmt.Fprintf(w, "[[link]]\ntype = \"espnow\"\ninterface = %q\nchannel = 0\nrate = \"1M\"\n\n", s)
+	}
+}
+
 // replaceLinks swaps the [[link]] tables of a node's configuration.
 func replaceLinks(t *testing.T, n *Node, links string) {
 	t.Helper()
@@ -154,10 +162,7 @@ func TestESPNOWLab(t *testing.T) {
 		}
 		n.Wrap = []string{"ip", "netns", "exec", ns.name}
 		var links strings.Builder
-		for _, r := range radios[i] {
-			// No radio behind a veth: channel 0 leaves it be.
-			fmt.Fprintf(&links, "[[link]]\ntype = \"espnow\"\ninterface = %q\nchannel = 0\nrate = \"1M\"\n\n", r)
-		}
+		espnowLinks(&links, radios[i])
 		for _, p := range udpPairs {
 			if p[0] == i || p[1] == i {
 				other := p[0] + p[1] - i
