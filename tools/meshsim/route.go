@@ -129,16 +129,25 @@ const BeaconPeriod = 60 * time.Second
 // ProbeGap is the time between probes of a batch on ESP-NOW: ten a
 // second, a load the busiest relays carry (a gateway that a third of all
 // routes cross included), so that a batch measures routing, not a radio's
-// capacity. On a slow link it is 20 airtimes of a full frame (25 s on
-// LoRa).
+// capacity.
 const ProbeGap = 100 * time.Millisecond
 
 // probeGap and probeWait are the gap between probes on this mesh's link,
 // and how long a batch waits for its last results: every attempt a sender
 // makes (Attempts, each waiting a receipt, and the pauses), and a lookup's
-// patience, over 10 minutes on ESP-NOW.
+// patience, over 10 minutes on ESP-NOW. On LoRa a probe, its lookup and
+// its receipt cost a relay on its way about five full frames, and a relay
+// that many routes cross may send only DutyCycle of the time: probes go
+// one every 5/DutyCycle airtimes of a full frame (500 at 1 %, ten minutes
+// at SF9), the most such a relay could carry and still stay in its budget
+// (faster, the batch would measure an overloaded ALOHA channel, not
+// routing).
 func (m *routeMesh) probeGap() time.Duration {
-	return max(ProbeGap, 20*m.prof.phy.Airtime(m.prof.phy.MTU))
+	frame := m.prof.phy.Airtime(m.prof.phy.MTU)
+	if m.cfg.Link == "lora" {
+		return time.Duration(5 / m.cfg.DutyCycle * float64(frame))
+	}
+	return max(ProbeGap, 20*frame)
 }
 
 func (m *routeMesh) probeWait() time.Duration {
