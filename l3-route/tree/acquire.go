@@ -129,13 +129,22 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 		clock.Stop(&tr.reqTmr)
 		tr.acquire()
 	}
-	t.sendReliable(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk), func() {
-		// (Unless it has told us it holds the request: then an ack was
-		// lost, not the neighbour.)
-		if current() && !tr.heldAt.After(tr.pendingAt) {
-			giveUp("the hop failed")
-		}
-	})
+	// One request on its way at a time: the node retries it until the
+	// neighbour acks it, and asking again meanwhile only adds frames for a
+	// neighbour that is missing them already (170 children of one gateway,
+	// each re-asking every few seconds on top of the node's retries, kept
+	// the gateway's air nine parts in ten collisions).
+	if tr.reqOut == 0 {
+		tr.reqOut++
+		t.sendReliableDone(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk), func(err error) {
+			tr.reqOut--
+			// (Unless it has told us it holds the request: then an ack
+			// was lost, not the neighbour.)
+			if err != nil && current() && !tr.heldAt.After(tr.pendingAt) {
+				giveUp("the hop failed")
+			}
+		})
+	}
 	clock.Stop(&tr.reqTmr)
 	// Until it says it holds the request, we ask again soon; once it has,
 	// rarely (it answers when it can; we only check it is still there).

@@ -174,6 +174,14 @@ func (t *Trees) sendReliable(ep peer.Endpoint, msg []byte, fail func()) {
 	})
 }
 
+// sendReliableDone sends msg to ep and calls done with the hop's outcome
+// (nil once ep acked it).
+func (t *Trees) sendReliableDone(ep peer.Endpoint, msg []byte, done func(error)) {
+	t.stats.MsgsSent++
+	t.stats.BytesSent += uint64(len(msg))
+	t.b.Send(ep, AppID, bytes.Clone(msg), nil).OnDone(done)
+}
+
 // roundTrip bounds the time a request and its answer (a chain of a few
 // frames) take on the link to ep: on ESP-NOW milliseconds, on LoRa seconds;
 // asking again sooner only piles answers up on a slow link. Twelve

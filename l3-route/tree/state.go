@@ -65,6 +65,7 @@ type tree struct {
 	blindTmr                             clock.Timer
 	pending                              *peer.Endpoint
 	pendingAt, heldAt                    time.Time                         // when we asked pending, and when it last said it holds our request
+	reqOut                               int                               // requests to pending the node is still sending (not yet acked or failed)
 	deep                                 bool                              // a parent refused us: our address would not fit 16 bytes
 	hops                                 uint8                             // hop count of the claim being handled (255: none)
 	upHops                               uint8                             // our distance to the root as the claims told (0: unknown)
