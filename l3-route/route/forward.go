@@ -148,12 +148,35 @@ func (r *Router) hopLimit(rp *routed, originated bool, from *peer.Endpoint) bool
 // forwardPath routes a Package in a path header.
 func (r *Router) forwardPath(rp *routed, originated bool, from *peer.Endpoint) {
 	ph := rp.Path
+	// Ours only if the places the header lists agree: a tree's tree_state
+	// names one of 16 epochs, so two terms of a tree (a new root's, and one
+	// a part of the mesh still keeps) can share one, and the same
+	// coordinates then name two nodes. The destination holds the listed
+	// places in the epochs it knows (all but a stale one); a namesake holds
+	// one and not the others, and passes the Package on. (With two trees
+	// one against one is a tie, taken as ours: a stale entry is as likely.)
+	held, other := 0, 0
+	for _, d := range ph.dst {
+		self, ok := r.position(d.TreeState)
+		switch {
+		case !ok:
+		case self.Addr.SameHolder(d.Addr):
+			held++
+		case !(self.Addr.Equal(d.Addr) && d.Addr.LeaseID() != 0):
+			other++
+		}
+	}
+	namesake := other > held
 	for _, d := range ph.dst {
 		self, ok := r.position(d.TreeState)
 		if !ok {
 			continue
 		}
 		if self.Addr.SameHolder(d.Addr) {
+			if namesake {
+				r.stats.Namesakes++
+				continue
+			}
 			r.local(rp)
 			return
 		}

@@ -106,6 +106,7 @@ type Stats struct {
 	Malformed                        uint64 // control messages and records that did not parse, dropped
 	Lookups, LookupHits              uint64
 	Handoffs                         uint64 // records passed on to a nearer home (scheduleHandoff)
+	Namesakes                        uint64 // path headers to another holder of one of our places (forwardPath), passed on
 	NameLookups                      uint64
 	NameConflicts                    uint64 // a home said our name is another node's
 	// Failed counts the sends this node originated that ended in an

@@ -29,6 +29,9 @@ type ProbeStats struct {
 	Delivered  int            `json:"delivered"`
 	Failed     map[string]int `json:"failed,omitempty"` // by the error the sender's result ended with (the receipt may be what was lost)
 	Unreported int            `json:"unreported"`       // no result by the end of the wait: a silent loss (must be 0)
+	// Misdelivered counts probes a node other than their destination took
+	// as its own (must be 0).
+	Misdelivered int `json:"misdelivered"`
 	// DeliveryRatio is delivered over pairs.
 	DeliveryRatio float64 `json:"delivery_ratio"`
 	// Attempts is the mean number of times a probe's sender sent it; First
@@ -60,6 +63,7 @@ type probeLog struct {
 	sent       int   // hops any attempt took
 	hops       int   // the delivered copy's path, in hops (-1: not delivered)
 	deliveredT uint8 // the ttl the delivered copy arrived with
+	elsewhere  int   // copies a node other than the destination took as its own
 	steps      []probeStep
 }
 
@@ -83,8 +87,10 @@ func (m *routeMesh) logProbe(i int, h *route.Hop) {
 	}
 	pl.steps = append(pl.steps, probeStep{node: i, from: from, ttl: h.TTL, delivered: h.Delivered})
 	switch {
+	case h.Delivered && i != pl.dst:
+		pl.elsewhere++
 	case h.Delivered:
-		if pl.hops < 0 && i == pl.dst {
+		if pl.hops < 0 {
 			// The hop limit counts down one per relay from the sender's:
 			// the path is exactly that many hops, plus the last.
 			pl.hops = int(m.ttl) - int(h.TTL) + 1
@@ -198,6 +204,9 @@ func (m *routeMesh) measure(pls []*probeLog) ProbeStats {
 	var all []float64
 	for _, pl := range pls {
 		attempts += pl.attempts
+		if pl.elsewhere > 0 {
+			st.Misdelivered++
+		}
 		switch {
 		case !pl.res.Finished():
 			st.Unreported++
@@ -208,6 +217,13 @@ func (m *routeMesh) measure(pls []*probeLog) ProbeStats {
 			if len(st.Errors) < 10 {
 				st.Errors = append(st.Errors, fmt.Sprintf("%d→%d: %v", pl.src, pl.dst, pl.res.Err()))
 			}
+			all = append(all, math.Inf(1))
+			continue
+		case pl.hops < 0 && pl.elsewhere > 0:
+			// Confirmed by a node that took the Package for its own (an
+			// address the name led to that another node holds now): a
+			// misdelivery, never a success.
+			st.Failed["delivered to another node"]++
 			all = append(all, math.Inf(1))
 			continue
 		case pl.hops < 0:

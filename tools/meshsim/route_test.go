@@ -33,6 +33,9 @@ func checkRun(t *testing.T, name string, r *RouteResult) {
 	if r.Delivered != r.Pairs || r.Unreported != 0 {
 		t.Errorf("%s: delivered %d of %d, %d unreported; failed %v %v", name, r.Delivered, r.Pairs, r.Unreported, r.Failed, r.Errors)
 	}
+	if r.Misdelivered != 0 {
+		t.Errorf("%s: %d probes taken by a node other than their destination", name, r.Misdelivered)
+	}
 	if r.Loops != 0 {
 		t.Errorf("%s: %d decisions broke the loop invariant: %v", name, r.Loops, r.LoopErrors)
 	}
@@ -105,6 +108,9 @@ func TestRepair(t *testing.T) {
 				rs.Event, rs.Killed, rs.Components, deref(rs.TreesS), deref(rs.NamesS), rs.During.Delivered, rs.During.Pairs, rs.During.Unreported, rs.During.Failed, rs.After.Delivered, rs.After.Pairs)
 			if rs.During.Unreported != 0 || rs.After.Unreported != 0 {
 				t.Errorf("probes lost silently: %d during, %d after", rs.During.Unreported, rs.After.Unreported)
+			}
+			if rs.During.Misdelivered != 0 || rs.After.Misdelivered != 0 {
+				t.Errorf("probes taken by another node: %d during, %d after", rs.During.Misdelivered, rs.After.Misdelivered)
 			}
 			if rs.After.Delivered != rs.After.Pairs {
 				t.Errorf("after %d claim periods: %d/%d delivered (%v)", rs.AfterPeriods, rs.After.Delivered, rs.After.Pairs, rs.After.Errors)
