@@ -357,6 +357,13 @@ func (tr *tree) onNotify(from peer.Endpoint, ch *cert.Chain) {
 		return
 	}
 	term := ch.Claim.Term()
+	if _, ok := tr.termFor(term.TreeState); ok && !tr.knownTerm(term) {
+		// A term we do not know under a tree_state we are in: a tree_state
+		// names one of 16 epochs, and another term took this one. The
+		// neighbour left the epoch we saw it in, whatever place we knew it
+		// by there is gone: routing on it could go the wrong way.
+		tr.dropNeighborIn(from, term.TreeState)
+	}
 	if _, ok := tr.termFor(term.TreeState); !ok || !tr.knownTerm(term) {
 		// A position in an epoch we have not entered: maybe its claim is
 		// still on its way. Keep it for then (one per neighbour), and if its

@@ -171,6 +171,20 @@ func (tr *tree) dropNeighbor(ep peer.Endpoint) {
 	}
 }
 
+// dropNeighborIn removes what endpoint ep held in epoch ts.
+func (tr *tree) dropNeighborIn(ep peer.Endpoint, ts uint8) {
+	old := tr.nbrs[ts]
+	if !slices.ContainsFunc(old, func(nb Neighbor) bool { return nb.Via == ep }) {
+		return
+	}
+	l := slices.DeleteFunc(slices.Clone(old), func(nb Neighbor) bool { return nb.Via == ep })
+	if len(l) == 0 {
+		delete(tr.nbrs, ts)
+	} else {
+		tr.nbrs[ts] = l
+	}
+}
+
 // placedIn reports whether we know the position of the neighbour at ep
 // in epoch ts.
 func (tr *tree) placedIn(ep peer.Endpoint, ts uint8) bool {
