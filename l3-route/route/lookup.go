@@ -5,12 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -49,10 +47,6 @@ func keyOf(domain string, what []byte, k int) addr.Long {
 type storedRecord struct {
 	rec Record
 	at  time.Time
-	// ts is the epoch whose key path brought the record here; handed,
-	// that it was passed on to a nearer home in that epoch.
-	ts     uint8
-	handed bool
 }
 
 type cachedRecord struct {
@@ -319,10 +313,6 @@ func (r *Router) onRegister(rp *routed, b []byte) {
 		ack = binary.BigEndian.AppendUint64(ack, uint64(rec.Time))
 		r.reply(rp, ack)
 	}()
-	ts := rp.Header.TreeState
-	if rp.Path != nil {
-		ts = rp.Path.dst[0].TreeState
-	}
 	old := r.records[rec.ID]
 	if old != nil {
 		// A record signed by the node itself beats a proxy's; newer beats older.
@@ -330,65 +320,13 @@ func (r *Router) onRegister(rp *routed, b []byte) {
 			return
 		}
 		if rec.Signer == old.rec.Signer && rec.Time <= old.rec.Time {
-			if rec.Time == old.rec.Time {
-				// The same record, its key's path ending here (again): we
-				// are its home now, whatever we handed on before.
-				old.ts, old.handed = ts, false
-			}
 			return
 		}
 	}
 	if old == nil && len(r.records) >= r.cfg.Records {
 		r.evictRecord()
 	}
-	r.records[rec.ID] = &storedRecord{rec: rec, at: r.clk.Now(), ts: ts}
-}
-
-// A key's home is where its greedy path ends; in an epoch still forming, a
-// node placed after a record was stored can be nearer the key, and
-// lookups then end there. A home that learns of such a neighbour passes
-// the records it holds on toward their keys [ours] (after handoffQuiet,
-// as placements come in bursts); it keeps its copy.
-const handoffQuiet = 5 * time.Second
-
-// scheduleHandoff: a neighbour's position in epoch ts is new.
-func (r *Router) scheduleHandoff(_ int, _ uint8) {
-	if r.handTmr != nil || len(r.records) == 0 {
-		return
-	}
-	wait := r.paced(handoffQuiet, 50)
-	wait += time.Duration(r.rng.Int64N(int64(wait)))
-	r.handTmr = r.clk.AfterFunc(wait, func() {
-		r.handTmr = nil
-		r.handoff()
-	})
-}
-
-// handoff passes on each live record stored here whose key has a nearer
-// node now, once.
-func (r *Router) handoff() {
-	now := r.clk.Now()
-	ids := make([]identity.NodeID, 0, len(r.records))
-	for id, s := range r.records {
-		if !s.handed && now.Sub(s.at) < r.recordLife() {
-			ids = append(ids, id)
-		}
-	}
-	slices.SortFunc(ids, func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) })
-	for _, id := range ids {
-		s := r.records[id]
-		self, ok := r.position(s.ts)
-		if !ok {
-			continue
-		}
-		key := keyAddr(id, tree.TreeOf(s.ts))
-		if _, nearer := r.plainNext(self, node.RouteHeader{TreeState: s.ts}, key, nil, nil); !nearer {
-			continue
-		}
-		s.handed = true
-		r.stats.Handoffs++
-		r.sendControl(s.ts, key, false, s.rec.AppendTo([]byte{msgRegister}))
-	}
+	r.records[rec.ID] = &storedRecord{rec: rec, at: r.clk.Now()}
 }
 
 // recordLife is how long a record stays good: two epochs of tree 0.

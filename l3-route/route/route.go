@@ -105,7 +105,6 @@ type Stats struct {
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
 	Lookups, LookupHits              uint64
-	Handoffs                         uint64 // records passed on to a nearer home (scheduleHandoff)
 	Namesakes                        uint64 // path headers to another holder of one of our places (forwardPath), passed on
 	NameLookups                      uint64
 	NameConflicts                    uint64 // a home said our name is another node's
@@ -159,7 +158,6 @@ type Router struct {
 	traces     map[uint32]*traceReq
 	leases     leaseState
 	regTmr     clock.Timer
-	handTmr    clock.Timer                 // a handoff of stored records (scheduleHandoff)
 	down       map[peer.Endpoint]time.Time // neighbours that stopped answering, and since when
 	renewed    map[uint8]bool              // epochs for which we passed a neighbour's renew request on
 	regs       map[regKey]*regState        // registrations not yet confirmed
@@ -214,7 +212,6 @@ func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 	r.t.Subscribe(func(int) { r.scheduleRegister() })
 	r.t.OnParentLost(r.askRenew)
 	r.t.OnCrowded(r.crowded)
-	r.t.OnNeighbor(r.scheduleHandoff)
 	return r, nil
 }
 

@@ -117,13 +117,7 @@ func (tr *tree) retryPending() {
 
 // learn records a neighbour's verified position.
 func (tr *tree) learn(from peer.Endpoint, id identity.NodeID, ts uint8, a addr.Long) {
-	known := slices.ContainsFunc(tr.nbrs[ts], func(nb Neighbor) bool { return nb.Via == from && nb.Addr == a })
 	tr.setNeighbor(ts, Neighbor{Via: from, ID: id, Addr: a})
-	if !known {
-		for _, f := range tr.t.nbrSubs {
-			f(int(tr.k), ts)
-		}
-	}
 	if ts == tr.ts && tr.cur == nil {
 		tr.acquire()
 	}

@@ -131,7 +131,6 @@ type Trees struct {
 	started bool
 	lost    []func(k int)
 	crowded []func(k int, ep peer.Endpoint)
-	nbrSubs []func(k int, ts uint8)
 	buf     []byte
 	// orphans are chains heard from neighbours not yet known as peers.
 	orphans map[peer.Endpoint][]cert.Chain
@@ -209,12 +208,6 @@ func (t *Trees) OnParentLost(f func(k int)) { t.lost = append(t.lost, f) }
 // hear nothing else). ep is one of them; the routing layer asks it for a
 // leased address.
 func (t *Trees) OnCrowded(f func(k int, ep peer.Endpoint)) { t.crowded = append(t.crowded, f) }
-
-// OnNeighbor registers f to hear that this node learnt a neighbour's
-// position in epoch ts of tree k, or a new one: where greedy paths end
-// there may have moved (a node placed late can be nearer a key than the
-// home that stored its records).
-func (t *Trees) OnNeighbor(f func(k int, ts uint8)) { t.nbrSubs = append(t.nbrSubs, f) }
 
 // MinTermPeriods is how many claim periods a term lasts at least before a
 // Renew may end it: orphans of one failure all ask over about a period (each
