@@ -163,17 +163,6 @@ func (t *Trees) sendTo(ep peer.Endpoint, msg []byte) *node.Result {
 	return t.b.Send(ep, AppID, bytes.Clone(msg), nil)
 }
 
-// sendReliable sends msg to ep and calls fail if the hop could not deliver it.
-func (t *Trees) sendReliable(ep peer.Endpoint, msg []byte, fail func()) {
-	t.stats.MsgsSent++
-	t.stats.BytesSent += uint64(len(msg))
-	t.b.Send(ep, AppID, bytes.Clone(msg), nil).OnDone(func(err error) {
-		if err != nil {
-			fail()
-		}
-	})
-}
-
 // sendReliableDone sends msg to ep and calls done with the hop's outcome
 // (nil once ep acked it).
 func (t *Trees) sendReliableDone(ep peer.Endpoint, msg []byte, done func(error)) {

@@ -111,7 +111,7 @@ func (pl *probeLog) path() []int {
 		return nil
 	}
 	path := []int{pl.dst}
-	cur, ttl := pl.dst, pl.deliveredT
+	ttl := pl.deliveredT
 	from := -1
 	for _, s := range pl.steps {
 		if s.delivered && s.node == pl.dst && s.ttl == pl.deliveredT {
@@ -121,7 +121,8 @@ func (pl *probeLog) path() []int {
 	}
 	for from >= 0 && len(path) <= pl.hops {
 		path = append(path, from)
-		cur, from = from, -1
+		cur := from
+		from = -1
 		for k := len(pl.steps) - 1; k >= 0; k-- {
 			if s := pl.steps[k]; s.node == cur && !s.delivered && s.ttl == ttl {
 				from = s.from
