@@ -1,7 +1,10 @@
 package clock
 
 import (
+	"cmp"
 	"context"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -95,5 +98,48 @@ func TestLoopRunsOnce(t *testing.T) {
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Fatal(err)
+	}
+}
+
+// TestVirtualHeapAgainstSort: thousands of callbacks at random times, some
+// stopped (some before, some after others ran), run in exactly the order a
+// sort by (time, scheduling order) gives, and Pending counts the live ones.
+func TestVirtualHeapAgainstSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	c := NewVirtual(time.Time{})
+	type want struct {
+		at  time.Duration
+		seq int
+	}
+	var order []int
+	var wants []want
+	var timers []Timer
+	stopped := map[int]bool{}
+	for i := range 5000 {
+		d := time.Duration(rng.IntN(1000)) * time.Millisecond
+		timers = append(timers, c.AfterFunc(d, func() { order = append(order, i) }))
+		wants = append(wants, want{d, i})
+	}
+	for i := range 5000 {
+		if rng.IntN(4) == 0 {
+			if !timers[i].Stop() {
+				t.Fatalf("timer %d not pending", i)
+			}
+			stopped[i] = true
+		}
+	}
+	if c.Pending() != 5000-len(stopped) {
+		t.Fatalf("pending %d, want %d", c.Pending(), 5000-len(stopped))
+	}
+	c.RunUntil(c.Now().Add(2 * time.Second))
+	var expect []int
+	slices.SortStableFunc(wants, func(a, b want) int { return cmp.Compare(a.at, b.at) })
+	for _, w := range wants {
+		if !stopped[w.seq] {
+			expect = append(expect, w.seq)
+		}
+	}
+	if !slices.Equal(order, expect) || c.Pending() != 0 {
+		t.Fatalf("ran %d callbacks out of order (pending %d)", len(order), c.Pending())
 	}
 }

@@ -1,7 +1,6 @@
 package clock
 
 import (
-	"container/heap"
 	"sync"
 	"time"
 )
@@ -15,13 +14,30 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // instant run in the order they were scheduled, so a run is deterministic.
 // The methods are safe for concurrent use, but determinism needs every
 // AfterFunc to come from the loop itself (or before Run).
+//
+// Pending callbacks wait in a 4-ary heap of (time, sequence) keys held
+// inline, so ordering them reads no timer; a stopped one stays in the heap,
+// marked, until its time comes (a simulation stops most of the timers it
+// sets: retries, receipts, probes), which costs O(1) instead of a sift.
 type Virtual struct {
 	mu    sync.Mutex
 	start time.Time
 	now   time.Time
 	seq   uint64
-	q     eventQueue
+	q     []qItem
+	live  int // entries of q not stopped
 	ran   uint64
+}
+
+// qItem is one pending callback in the heap.
+type qItem struct {
+	key int64  // due time, nanoseconds since the clock's start
+	seq uint64 // scheduling order, for ties
+	t   *vtimer
+}
+
+func (a *qItem) before(b *qItem) bool {
+	return a.key < b.key || a.key == b.key && a.seq < b.seq
 }
 
 // NewVirtual returns a virtual clock standing at start (Epoch if zero).
@@ -33,23 +49,21 @@ func NewVirtual(start time.Time) *Virtual {
 }
 
 type vtimer struct {
-	c     *Virtual
-	at    time.Time
-	key   int64 // at as nanoseconds since the clock's start: the heap compares these, not time.Time
-	seq   uint64
-	f     func()
-	index int // in the heap; -1 when not pending
+	c       *Virtual
+	f       func()
+	pending bool
 }
 
 func (t *vtimer) Stop() bool {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t.index < 0 {
+	if !t.pending {
 		return false
 	}
-	heap.Remove(&c.q, t.index)
+	t.pending = false
 	t.f = nil
+	c.live--
 	return true
 }
 
@@ -67,27 +81,90 @@ func (c *Virtual) AfterFunc(d time.Duration, f func()) Timer {
 	if d < 0 {
 		d = 0
 	}
-	at := c.now.Add(d)
-	t := &vtimer{c: c, at: at, key: int64(at.Sub(c.start)), seq: c.seq, f: f}
+	t := &vtimer{c: c, f: f, pending: true}
+	c.push(qItem{key: int64(c.now.Add(d).Sub(c.start)), seq: c.seq, t: t})
 	c.seq++
-	heap.Push(&c.q, t)
+	c.live++
 	return t
 }
+
+// push adds it to the heap.
+func (c *Virtual) push(it qItem) {
+	c.q = append(c.q, it)
+	i := len(c.q) - 1
+	for i > 0 {
+		p := (i - 1) / 4
+		if !it.before(&c.q[p]) {
+			break
+		}
+		c.q[i] = c.q[p]
+		i = p
+	}
+	c.q[i] = it
+}
+
+// pop removes and returns the heap's first entry.
+func (c *Virtual) pop() qItem {
+	top := c.q[0]
+	n := len(c.q) - 1
+	last := c.q[n]
+	c.q[n] = qItem{}
+	c.q = c.q[:n]
+	if n == 0 {
+		return top
+	}
+	i := 0
+	for {
+		first := 4*i + 1
+		if first >= n {
+			break
+		}
+		m := first
+		for j := first + 1; j < first+4 && j < n; j++ {
+			if c.q[j].before(&c.q[m]) {
+				m = j
+			}
+		}
+		if !c.q[m].before(&last) {
+			break
+		}
+		c.q[i] = c.q[m]
+		i = m
+	}
+	c.q[i] = last
+	return top
+}
+
+// head drops stopped entries from the top of the heap and returns the
+// first pending one (false if none). Called with c.mu held.
+func (c *Virtual) head() (*qItem, bool) {
+	for len(c.q) > 0 {
+		if c.q[0].t.pending {
+			return &c.q[0], true
+		}
+		c.pop()
+	}
+	return nil, false
+}
+
+func (c *Virtual) at(key int64) time.Time { return c.start.Add(time.Duration(key)) }
 
 // Step runs the next due callback, moving time to it. It reports false when
 // nothing is scheduled.
 func (c *Virtual) Step() bool {
 	c.mu.Lock()
-	if len(c.q) == 0 {
+	if _, ok := c.head(); !ok {
 		c.mu.Unlock()
 		return false
 	}
-	t := heap.Pop(&c.q).(*vtimer)
-	if t.at.After(c.now) {
-		c.now = t.at
+	it := c.pop()
+	if at := c.at(it.key); at.After(c.now) {
+		c.now = at
 	}
+	t := it.t
 	f := t.f
-	t.f = nil
+	t.f, t.pending = nil, false
+	c.live--
 	c.ran++
 	c.mu.Unlock()
 	f()
@@ -100,7 +177,8 @@ func (c *Virtual) RunUntil(t time.Time) int {
 	n := 0
 	for {
 		c.mu.Lock()
-		if len(c.q) == 0 || c.q[0].at.After(t) {
+		h, ok := c.head()
+		if !ok || c.at(h.key).After(t) {
 			if t.After(c.now) {
 				c.now = t
 			}
@@ -122,7 +200,8 @@ func (c *Virtual) RunFor(d time.Duration) int { return c.RunUntil(c.Now().Add(d)
 func (c *Virtual) RunWhile(deadline time.Time, cond func() bool) bool {
 	for cond() {
 		c.mu.Lock()
-		if len(c.q) == 0 || c.q[0].at.After(deadline) {
+		h, ok := c.head()
+		if !ok || c.at(h.key).After(deadline) {
 			c.mu.Unlock()
 			return false
 		}
@@ -136,7 +215,7 @@ func (c *Virtual) RunWhile(deadline time.Time, cond func() bool) bool {
 func (c *Virtual) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.q)
+	return c.live
 }
 
 // Ran returns the number of callbacks run so far.
@@ -150,37 +229,9 @@ func (c *Virtual) Ran() uint64 {
 func (c *Virtual) Next() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.q) == 0 {
+	h, ok := c.head()
+	if !ok {
 		return time.Time{}, false
 	}
-	return c.q[0].at, true
-}
-
-type eventQueue []*vtimer
-
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].key != q[j].key {
-		return q[i].key < q[j].key
-	}
-	return q[i].seq < q[j].seq
-}
-func (q eventQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
-}
-func (q *eventQueue) Push(x any) {
-	t := x.(*vtimer)
-	t.index = len(*q)
-	*q = append(*q, t)
-}
-func (q *eventQueue) Pop() any {
-	old := *q
-	n := len(old)
-	t := old[n-1]
-	old[n-1] = nil
-	t.index = -1
-	*q = old[:n-1]
-	return t
+	return c.at(h.key), true
 }

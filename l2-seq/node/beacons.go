@@ -222,12 +222,12 @@ func (n *Node) receiveGoodbye(from peer.Endpoint, id identity.NodeID, tail []byt
 // respondBeacon answers a beacon after a random delay of a few airtimes, so
 // that neighbours who heard the same beacon do not all answer at once. It
 // answers a node new to us at once (it wants to be known), and one we know
-// only every other beacon period: it hears our own beacons too, and on a
-// crowded LoRa channel answering every beacon of every neighbour would
-// take more air than the beacons themselves [ours; the reference answers
-// every beacon at once].
+// only every eighth beacon period: it hears our own beacons too, and any
+// frame of ours keeps us in its table; on a crowded LoRa channel
+// answering every beacon of every neighbour would take more air than the
+// beacons themselves [ours; the reference answers every beacon at once].
 func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
-	if !isNew && !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < 2*n.cfg.BeaconPeriod {
+	if !isNew && !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < 8*n.cfg.BeaconPeriod {
 		return
 	}
 	ep.lastResp = now

@@ -51,7 +51,11 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		ep.lastSeen = now
 	}
 	if pr != nil {
+		// Any frame proves the peer alive, not only its beacons [ours]: on
+		// a crowded LoRa mesh four beacons in a row (four hours) can be
+		// lost to collisions while the peer talks all the time.
 		pr.LastRx = now
+		pr.Timeout = peer.DefaultTimeout
 		if p.Flags.Throttle() {
 			pr.Throttle++
 		} else if pr.Throttle > 0 {

@@ -294,18 +294,21 @@ func (o *outSingle) sent(err error) {
 		return
 	}
 	n := o.ep.n
-	if err != nil {
+	// ErrNoAck: on the air, unheard even after the MAC's own retries, each
+	// behind a doubled contention window. It is waited out like any lost
+	// frame (below: a backoff that doubles per try, jittered), not sent
+	// again at once: a neighbour that many hidden stations talk to (a
+	// gateway) misses frames because they collide, and a resend a frame's
+	// airtime later from each of them collides again — on the 802.11 DCF
+	// medium, 170 neighbours of one gateway kept its air 96 % collisions.
+	if err != nil && !errors.Is(err, link.ErrNoAck) {
 		var ce *CodeError
 		switch {
 		case errors.As(err, &ce):
 			o.finish(err) // the node gave up on the peer (asleep, closed)
-		case (errors.Is(err, link.ErrBusy) || errors.Is(err, link.ErrDutyCycle) || errors.Is(err, link.ErrNoAck)) && !o.spent():
-			// Not on the air yet, or the radio heard no acknowledgement
-			// (the peer missed it, even where no ack of ours was asked
-			// for): try again shortly.
+		case (errors.Is(err, link.ErrBusy) || errors.Is(err, link.ErrDutyCycle)) && !o.spent():
+			// Not on the air yet: try again shortly.
 			o.timer = n.clk.AfterFunc(o.ep.tl.airMTU, o.transmit)
-		case errors.Is(err, link.ErrNoAck):
-			o.finish(ErrAbandoned)
 		default:
 			o.finish(ErrLink)
 		}

@@ -73,3 +73,39 @@ func TestTxDoneOutOfOrder(t *testing.T) {
 		t.Fatalf("stray completions %d", st.StrayTxDone)
 	}
 }
+
+// TestNoAckBacksOff: a single the radio reports unacknowledged (ErrNoAck,
+// after the MAC's own retries) is sent again after a wait that doubles,
+// not a frame's airtime later: every hidden neighbour of a busy gateway
+// resending at once is what kept the gateway's air collided.
+func TestNoAckBacksOff(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	hl := &heldLink{info: link.Info{Name: "held", Addr: espnow.MAC{2, 0, 0, 0, 0, 1}, MTU: 250, Bitrate: 1_000_000, Schemas: link.SchemasESPNOW, Caps: link.CapBroadcast, TxQueue: 8}}
+	n, err := New(Config{Clock: clk, Identity: identity.FromSeed([32]byte{7}), Links: []link.Link{hl}, BeaconPeriod: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	res := n.SendTo(peer.Endpoint{Addr: espnow.MAC{2, 0, 0, 0, 0, 0xa}}, testApp, []byte("unheard"), nil)
+	var at []time.Time
+	for end := clk.Now().Add(time.Minute); !res.Finished() && clk.Now().Before(end); {
+		clk.RunFor(100 * time.Microsecond)
+		for len(at) < len(hl.sent) {
+			at = append(at, clk.Now())
+			hl.d.TxDone(hl.sent[len(at)-1].tag, link.ErrNoAck)
+		}
+	}
+	if !res.Finished() || !errors.Is(res.Err(), ErrAbandoned) {
+		t.Fatalf("send: finished %v, %v; want ErrAbandoned", res.Finished(), res.Err())
+	}
+	if len(at) != singleTries {
+		t.Fatalf("%d transmissions, want %d", len(at), singleTries)
+	}
+	// The wait after try k is at least the feedback timeout (2 ms or more)
+	// times 2^(k-1); a frame's airtime here is 2.1 ms.
+	for k := 1; k < len(at); k++ {
+		if gap, least := at[k].Sub(at[k-1]), (2*time.Millisecond)<<(k-1); gap < least {
+			t.Errorf("try %d went %v after the one before, want at least %v", k+1, gap, least)
+		}
+	}
+}

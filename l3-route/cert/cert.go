@@ -40,9 +40,11 @@ const (
 	ClaimSize = 1 + ed25519.PublicKeySize + 8 + 8 + ed25519.SignatureSize
 	// CertSize is the encoded size of a Cert: child(32) ‖ index(1) ‖ sig(64).
 	CertSize = ed25519.PublicKeySize + 1 + ed25519.SignatureSize
-	// MaxDepth is the largest number of certificates in a chain: an address
-	// holds at most 32 coordinates (addr.Nibbles), one per level.
-	MaxDepth = addr.Nibbles
+	// MaxDepth is the largest number of certificates in a chain: a Long
+	// address holds at most addr.LongNibbles coordinates, one per level
+	// [ours: the wire's 16 bytes hold 32; positions deeper than that are
+	// Longs, see addr.Long].
+	MaxDepth = addr.LongNibbles
 	// MaxChainSize is the encoded size of the longest chain.
 	MaxChainSize = ClaimSize + 1 + MaxDepth*CertSize
 )
@@ -53,9 +55,12 @@ const (
 const (
 	claimDomain = ProtocolName + "/claim/v1"
 	certDomain  = ProtocolName + "/cert/v1"
+	// certLongDomain signs a certificate for an address the wire cannot
+	// hold, over the whole Long.
+	certLongDomain = ProtocolName + "/cert/v2"
 
 	claimMsgSize = len(claimDomain) + 1 + ed25519.PublicKeySize + 8 + 8
-	certMsgSize  = len(certDomain) + 1 + 1 + ed25519.PublicKeySize + 8 + ed25519.PublicKeySize + addr.Size
+	certMsgSize  = len(certLongDomain) + 1 + 1 + ed25519.PublicKeySize + 8 + ed25519.PublicKeySize + addr.LongSize
 )
 
 // Errors. Every error of this package wraps one of these (and some wrap an
@@ -286,11 +291,13 @@ func (c *Claim) Term() Term {
 // IssueCert is the certificate parent signs for child's address childAddr,
 // which must be the parent's address .Child(index), in the epoch term. The
 // signed message is "mycelium/cert/v1" ‖ tree ‖ treeState ‖ root ‖
-// termStart ‖ child ‖ childAddr, so the certificate is worthless in another
-// tree, another epoch (even one whose tree_state byte is the same) or at
-// another position. It panics if child is not 32 bytes long, as
-// ed25519.Sign does for a bad private key: keys come from fixed-size fields.
-func IssueCert(parent Signer, term Term, child ed25519.PublicKey, childAddr addr.Address, index uint8) Cert {
+// termStart ‖ child ‖ childAddr (16 bytes, the wire form), so the
+// certificate is worthless in another tree, another epoch (even one whose
+// tree_state byte is the same) or at another position; for an address the
+// wire cannot hold, "mycelium/cert/v2" ‖ the same ‖ the 64-byte Long. It
+// panics if child is not 32 bytes long, as ed25519.Sign does for a bad
+// private key: keys come from fixed-size fields.
+func IssueCert(parent Signer, term Term, child ed25519.PublicKey, childAddr addr.Long, index uint8) Cert {
 	if len(child) != ed25519.PublicKeySize {
 		panic(fmt.Sprintf("cert: IssueCert: child public key of %d bytes", len(child)))
 	}
@@ -302,12 +309,20 @@ func IssueCert(parent Signer, term Term, child ed25519.PublicKey, childAddr addr
 }
 
 // appendCertMsg appends the message a parent signs for a certificate.
-func appendCertMsg(dst []byte, term *Term, child *[ed25519.PublicKeySize]byte, a *addr.Address) []byte {
-	dst = append(dst, certDomain...)
+func appendCertMsg(dst []byte, term *Term, child *[ed25519.PublicKeySize]byte, a *addr.Long) []byte {
+	w, fits := a.Wire()
+	if fits {
+		dst = append(dst, certDomain...)
+	} else {
+		dst = append(dst, certLongDomain...)
+	}
 	dst = append(dst, term.Tree, term.TreeState)
 	dst = append(dst, term.Root[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(term.Start))
 	dst = append(dst, child[:]...)
+	if fits {
+		return append(dst, w[:]...)
+	}
 	return append(dst, a[:]...)
 }
 

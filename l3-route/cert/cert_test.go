@@ -68,7 +68,7 @@ var indices20 = []uint8{3, 1, 8, 135, 2, 7, 40, 1, 1, 9, 4, 5, 100, 6, 3, 16, 2,
 
 func encode(ch *Chain) []byte { return ch.AppendTo(nil) }
 
-func mustVerify(t *testing.T, v *Verifier, ch *Chain) addr.Address {
+func mustVerify(t *testing.T, v *Verifier, ch *Chain) addr.Long {
 	t.Helper()
 	a, err := v.Verify(ch)
 	if err != nil {
@@ -161,7 +161,7 @@ func TestSignedBytes(t *testing.T) {
 	a := addr.MustEncode(3, 40)
 	term := Term{Tree: 7, TreeState: 0x5c, Start: 123456789}
 	copy(term.Root[:], pub(0))
-	ce := IssueCert(key(1), term, pub(2), a, 40)
+	ce := IssueCert(key(1), term, pub(2), a.Long(), 40)
 	cm := []byte("mycelium/cert/v1")
 	cm = append(cm, 7, 0x5c)
 	cm = append(cm, pub(0)...)
@@ -177,7 +177,7 @@ func TestSignedBytes(t *testing.T) {
 }
 
 func TestCertEncoding(t *testing.T) {
-	c := IssueCert(key(1), Term{TreeState: 9}, pub(2), addr.MustEncode(4, 135), 135)
+	c := IssueCert(key(1), Term{TreeState: 9}, pub(2), addr.MustEncode(4, 135).Long(), 135)
 	b := c.AppendTo(nil)
 	if len(b) != CertSize || CertSize != 97 {
 		t.Fatalf("cert encodes to %d bytes, CertSize %d", len(b), CertSize)
@@ -326,14 +326,15 @@ func TestChainDecodeErrors(t *testing.T) {
 		{"count says 3, has 2", withByte(enc, ClaimSize, 3), ErrTooShort},
 		{"trailing byte", append(slices.Clone(enc), 0), ErrLength},
 		{"count says 1, has 2", withByte(enc, ClaimSize, 1), ErrLength},
-		{"count 33", rawChain(33, ones(33)...), ErrTooLong},
-		{"count 255", rawChain(255, ones(33)...), ErrTooLong},
+		{"count 129", rawChain(129, ones(129)...), ErrTooLong},
+		{"count 255", rawChain(255, ones(129)...), ErrTooLong},
 		{"index 0", withByte(enc, ClaimSize+1+32, 0), ErrIndex},
 		{"index 136", withByte(enc, ClaimSize+1+CertSize+32, 136), ErrIndex},
-		// 17 two-nibble coordinates need 34 nibbles.
-		{"address overflow", rawChain(17, sixteens(17)...), ErrTooLong},
-		// 31 one-nibble coordinates, then 16 needs a pair at the last nibble.
-		{"overflow at the last nibble", rawChain(32, append(ones(31), 16)...), ErrTooLong},
+		// 65 two-nibble coordinates need 130 nibbles.
+		{"address overflow", rawChain(65, sixteens(65)...), ErrTooLong},
+		// 127 one-nibble coordinates, then 9 needs a pair at the last
+		// nibble (a Long's last nibble holds only 1-7).
+		{"overflow at the last nibble", rawChain(128, append(ones(127), 9)...), ErrTooLong},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := buildChain(t, 0, testTerm, 0, 5)
@@ -349,18 +350,19 @@ func TestChainDecodeErrors(t *testing.T) {
 	}
 	// Overflow errors also name addr's reason.
 	var d Chain
-	if err := d.UnmarshalBinary(rawChain(17, sixteens(17)...)); !errors.Is(err, addr.ErrTooDeep) {
+	if err := d.UnmarshalBinary(rawChain(65, sixteens(65)...)); !errors.Is(err, addr.ErrTooDeep) {
 		t.Errorf("overflow error %v does not wrap addr.ErrTooDeep", err)
 	}
-	// The limits themselves decode: 32 levels of 1, and 31 of 1 then 15
-	// written directly in the last nibble (PROTOCOL.md 6.2).
-	for _, idx := range [][]uint8{ones(32), append(ones(31), 15), sixteens(16)} {
+	// The limits themselves decode: 128 levels of 1, 64 of 16, and the
+	// wire's limits (32 levels of 1, 31 of 1 then 15, which the wire
+	// writes in its last nibble alone, PROTOCOL.md 6.2).
+	for _, idx := range [][]uint8{ones(128), sixteens(64), ones(32), append(ones(31), 15), sixteens(16)} {
 		if err := d.UnmarshalBinary(rawChain(len(idx), idx...)); err != nil {
 			t.Errorf("%v: %v", idx, err)
 		}
 		a, err := d.Address()
-		if want := addr.MustEncode(idx...); err != nil || a != want {
-			t.Errorf("%v: Address = %v, %v; want %v", idx, a.Hex(), err, want.Hex())
+		if want := addr.MustEncodeLong(idx...); err != nil || a != want {
+			t.Errorf("%v: Address = %v, %v; want %v", idx, a, err, want)
 		}
 	}
 }
@@ -375,8 +377,8 @@ func TestAddressErrors(t *testing.T) {
 	}{
 		{"index 0", []uint8{1, 0}, 2, ErrIndex},
 		{"index 136", []uint8{136}, 1, ErrIndex},
-		{"33 levels", nil, 33, ErrTooLong},
-		{"overflow", slices.Repeat([]uint8{100}, 17), 17, ErrTooLong},
+		{"129 levels", nil, 129, ErrTooLong},
+		{"overflow", slices.Repeat([]uint8{100}, 65), 65, ErrTooLong},
 	} {
 		ch := Chain{Claim: NewClaim(key(0), 0, testTerm, testNow), Certs: make([]Cert, tc.n)}
 		for i := range ch.Certs {
@@ -407,7 +409,7 @@ func TestVerifyDepths(t *testing.T) {
 	v := NewVerifier(nil)
 	for _, idx := range [][]uint8{nil, {9}, {1, 8, 3, 135, 2}, indices20} {
 		ch := buildChain(t, 3, testTerm, 100, idx...)
-		want := addr.MustEncode(idx...)
+		want := addr.MustEncodeLong(idx...)
 		if got := mustVerify(t, v, &ch); got != want {
 			t.Errorf("depth %d: Verify = %v, want %v", len(idx), got, want)
 		}
@@ -447,32 +449,51 @@ func TestVerifyDepths(t *testing.T) {
 
 func TestExtendLimits(t *testing.T) {
 	v := NewVerifier(nil)
-	// 32 one-nibble levels fill the address exactly.
-	ch := buildChain(t, 0, testTerm, 200, slices.Repeat([]uint8{1}, 32)...)
-	if a := mustVerify(t, v, &ch); a != addr.MustEncode(slices.Repeat([]uint8{1}, 32)...) {
-		t.Fatalf("depth 32 address %v", a.Hex())
+	// 128 one-nibble levels fill a Long exactly.
+	ch := buildChain(t, 0, testTerm, 2000, slices.Repeat([]uint8{1}, 128)...)
+	if a := mustVerify(t, v, &ch); a != addr.MustEncodeLong(slices.Repeat([]uint8{1}, 128)...) {
+		t.Fatalf("depth 128 address %v", a)
 	}
-	if _, err := ch.Extend(key(232), pub(233), 1); !errors.Is(err, ErrTooLong) {
-		t.Fatalf("33rd level: err = %v, want ErrTooLong", err)
+	if _, err := ch.Extend(key(2128), pub(2129), 1); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("129th level: err = %v, want ErrTooLong", err)
 	}
-	// 16 two-nibble levels fill it too; the next has no room even for 1.
-	ch = buildChain(t, 0, testTerm, 300, slices.Repeat([]uint8{135}, 16)...)
+	// 64 two-nibble levels fill it too; the next has no room even for 1.
+	ch = buildChain(t, 0, testTerm, 3000, slices.Repeat([]uint8{135}, 64)...)
 	mustVerify(t, v, &ch)
-	_, err := ch.Extend(key(316), pub(317), 1)
+	_, err := ch.Extend(key(3064), pub(3065), 1)
 	if !errors.Is(err, ErrTooLong) || !errors.Is(err, addr.ErrTooDeep) {
 		t.Fatalf("overflow: err = %v, want ErrTooLong and addr.ErrTooDeep", err)
 	}
-	// At the last nibble 8..15 fit alone but 16 does not.
-	ch = buildChain(t, 0, testTerm, 400, slices.Repeat([]uint8{2}, 31)...)
-	if _, err := ch.Extend(key(431), pub(432), 16); !errors.Is(err, ErrTooLong) {
-		t.Fatalf("16 at the last nibble: err = %v", err)
+	// At a Long's last nibble 1..7 fit, 8 does not.
+	ch = buildChain(t, 0, testTerm, 4000, slices.Repeat([]uint8{2}, 127)...)
+	if _, err := ch.Extend(key(4127), pub(4128), 8); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("8 at the last nibble: err = %v", err)
 	}
-	last, err := ch.Extend(key(431), pub(432), 15)
+	last, err := ch.Extend(key(4127), pub(4128), 7)
 	if err != nil {
-		t.Fatalf("15 at the last nibble: %v", err)
+		t.Fatalf("7 at the last nibble: %v", err)
 	}
-	if a := mustVerify(t, v, &last); a.Depth() != 32 || a.Coords()[31] != 15 {
+	if a := mustVerify(t, v, &last); a.Depth() != 128 || a.Coords()[127] != 7 {
 		t.Fatalf("last nibble chain: %v", a)
+	}
+	// Past the wire's 32 nibbles the certificates sign the Long (v2): a
+	// chain of 40 levels verifies, and its holder has no wire address.
+	deep := buildChain(t, 0, testTerm, 5000, slices.Repeat([]uint8{3}, 40)...)
+	if a := mustVerify(t, NewVerifier(nil), &deep); a.Depth() != 40 {
+		t.Fatalf("deep chain: %v", a)
+	} else if _, ok := a.Wire(); ok {
+		t.Fatal("a 40-level address on the wire")
+	} else {
+		term := deep.Claim.Term()
+		cm := []byte("mycelium/cert/v2")
+		cm = append(cm, term.Tree, term.TreeState)
+		cm = append(cm, term.Root[:]...)
+		cm = binary.BigEndian.AppendUint64(cm, uint64(term.Start))
+		cm = append(cm, deep.Certs[39].Child[:]...)
+		cm = append(cm, a[:]...)
+		if !ed25519.Verify(deep.Certs[38].Child[:], cm, deep.Certs[39].Sig[:]) {
+			t.Fatal("a deep certificate is not signed over the v2 message with the Long")
+		}
 	}
 	// Other refusals.
 	base := buildChain(t, 0, testTerm, 500, 4)
@@ -550,11 +571,11 @@ func TestForgeries(t *testing.T) {
 			c.Claim = NewClaim(key(99), 0, testTerm, testNow)
 		}), 0},
 		forgery{"cert 2 signed by a non-parent", mutate(good, func(c *Chain) {
-			a, _ := addr.Encode(idx[:3])
+			a, _ := addr.EncodeLong(idx[:3])
 			c.Certs[2] = IssueCert(key(99), good.Claim.Term(), pub(603), a, idx[2])
 		}), 2},
 		forgery{"cert 2 signed by the child itself", mutate(good, func(c *Chain) {
-			a, _ := addr.Encode(idx[:3])
+			a, _ := addr.EncodeLong(idx[:3])
 			c.Certs[2] = IssueCert(key(603), good.Claim.Term(), pub(603), a, idx[2])
 		}), 2},
 		forgery{"cert 3 index changed", mutate(good, func(c *Chain) { c.Certs[3].Index = 4 }), 3},
@@ -586,7 +607,7 @@ func TestForgeries(t *testing.T) {
 				t.Errorf("%s: Verify = %v, %v; want ErrSignature", tc.name, a, err)
 				continue
 			}
-			if a != (addr.Address{}) {
+			if a != (addr.Long{}) {
 				t.Errorf("%s: an address came with the error", tc.name)
 			}
 			want := "claim"
@@ -754,40 +775,57 @@ func TestMemoBound(t *testing.T) {
 
 func TestVerifierBounds(t *testing.T) {
 	v := NewVerifier(nil)
-	d := func(i int) digest {
-		var d digest
-		binary.BigEndian.PutUint64(d[:], uint64(i))
-		return d
+	pk := func(i int) *[32]byte {
+		var k [32]byte
+		binary.BigEndian.PutUint64(k[:], uint64(i))
+		return &k
 	}
-	// Per epoch: never more than maxEpochCerts.
+	// Per epoch: never more than maxEpochCerts holders; past the bound a
+	// new one is not on record, nor are its children.
 	ep := v.epoch(keyOf(0, 0), Term{})
-	for i := range maxEpochCerts + 100 {
-		v.rememberCert(ep, keyOf(0, 0), d(i))
+	root := v.rememberHolder(ep, keyOf(0, 0), pk(0), -1, 0, 0)
+	for i := 1; i < maxEpochCerts+100; i++ {
+		v.rememberHolder(ep, keyOf(0, 0), pk(i), root, 1, 0)
 	}
-	if len(ep.certs) != maxEpochCerts || v.certs != maxEpochCerts {
-		t.Fatalf("epoch holds %d certificates (total %d), bound %d", len(ep.certs), v.certs, maxEpochCerts)
+	if len(ep.entries) != maxEpochCerts || len(ep.holders) != maxEpochCerts || v.certs != maxEpochCerts {
+		t.Fatalf("epoch holds %d holders (total %d), bound %d", len(ep.entries), v.certs, maxEpochCerts)
+	}
+	if e := v.rememberHolder(ep, keyOf(0, 0), pk(1<<30), noEntry, 1, 0); e != noEntry {
+		t.Fatal("a holder under one not on record was remembered")
 	}
 	// Over all epochs: the least recently used go first.
 	for e := 1; e < 5; e++ {
 		v.tick++
 		k := keyOf(uint8(e), 0)
 		ep := v.epoch(k, Term{Tree: uint8(e)})
-		for i := range maxEpochCerts {
-			v.rememberCert(ep, k, d(e<<20|i))
+		r := v.rememberHolder(ep, k, pk(e<<20), -1, 0, 0)
+		for i := 1; i < maxEpochCerts; i++ {
+			v.rememberHolder(ep, k, pk(e<<20|i), r, 2, 0)
 		}
 	}
 	if v.certs > maxCerts {
-		t.Fatalf("%d certificates remembered, bound %d", v.certs, maxCerts)
+		t.Fatalf("%d holders remembered, bound %d", v.certs, maxCerts)
 	}
 	if v.epochs[keyOf(0, 0)] != nil || v.epochs[keyOf(4, 0)] == nil {
 		t.Fatal("the wrong epoch was forgotten")
 	}
 	total := 0
 	for _, ep := range v.epochs {
-		total += len(ep.certs)
+		total += len(ep.entries)
 	}
 	if total != v.certs {
 		t.Fatalf("count %d, actual %d", v.certs, total)
+	}
+	// Addresses are read off the entries: 2 then 7 under the root.
+	{
+		v := NewVerifier(nil)
+		ep := v.epoch(keyOf(5, 0), Term{Tree: 5})
+		r := v.rememberHolder(ep, keyOf(5, 0), pk(1), -1, 0, 0)
+		mid := v.rememberHolder(ep, keyOf(5, 0), pk(2), r, 2, 0)
+		child := v.rememberHolder(ep, keyOf(5, 0), pk(3), mid, 7, 0)
+		if a := ep.address(child); a != addr.MustEncodeLong(2, 7) {
+			t.Fatalf("address %v", a)
+		}
 	}
 	// Number of epochs: bounded, LRU out. Epoch (4,0) is used throughout.
 	for e := range 3 * maxEpochs {
@@ -1016,7 +1054,7 @@ func BenchmarkVerifyChain20(b *testing.B) {
 }
 
 func BenchmarkIssueCert(b *testing.B) {
-	a := addr.MustEncode(indices20...)
+	a := addr.MustEncodeLong(indices20...)
 	child := pub(2)
 	b.ReportAllocs()
 	for b.Loop() {

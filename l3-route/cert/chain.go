@@ -11,7 +11,8 @@ import (
 // root down to the holder, the node whose address the chain proves. With no
 // certificates the holder is the root, at the zero address.
 //
-// Wire form: claim(113) ‖ count(1) ‖ count × cert(97), count ≤ MaxDepth.
+// Wire form: claim(113) ‖ count(1) ‖ count × cert(97), count ≤ MaxDepth
+// (128 [ours]; 32 certificates number every address the wire holds).
 // Note that a chain of depth d takes 114+97·d bytes: already two levels
 // exceed one 250-byte ESP-NOW packet.
 type Chain struct {
@@ -45,17 +46,18 @@ func (ch *Chain) CheckHolder(pk ed25519.PublicKey) error {
 
 // Address is the holder's address: the certificates' indices from the root's
 // zero address. Errors wrap ErrIndex (an index 0 or above 135) or ErrTooLong
-// (more than MaxDepth certificates, or coordinates that overflow 32 nibbles;
-// those also wrap addr.ErrTooDeep). It checks no signature: see Verifier.
-func (ch *Chain) Address() (addr.Address, error) {
+// (more than MaxDepth certificates, or coordinates that overflow a Long's
+// nibbles; those also wrap addr.ErrTooDeep). It checks no signature: see
+// Verifier.
+func (ch *Chain) Address() (addr.Long, error) {
 	if len(ch.Certs) > MaxDepth {
-		return addr.Address{}, fmt.Errorf("%w: %d certificates, at most %d", ErrTooLong, len(ch.Certs), MaxDepth)
+		return addr.Long{}, fmt.Errorf("%w: %d certificates, at most %d", ErrTooLong, len(ch.Certs), MaxDepth)
 	}
-	var a addr.Address
+	var a addr.Long
 	for i := range ch.Certs {
 		var err error
 		if a, err = childAddr(a, ch.Certs[i].Index, i); err != nil {
-			return addr.Address{}, err
+			return addr.Long{}, err
 		}
 	}
 	return a, nil
@@ -63,13 +65,13 @@ func (ch *Chain) Address() (addr.Address, error) {
 
 // childAddr is parent.Child(index) for the certificate at level i, with
 // this package's errors.
-func childAddr(parent addr.Address, index uint8, i int) (addr.Address, error) {
+func childAddr(parent addr.Long, index uint8, i int) (addr.Long, error) {
 	if err := checkIndex(index); err != nil {
-		return addr.Address{}, fmt.Errorf("certificate %d: %w", i, err)
+		return addr.Long{}, fmt.Errorf("certificate %d: %w", i, err)
 	}
 	a, err := parent.Child(index)
 	if err != nil {
-		return addr.Address{}, fmt.Errorf("%w: certificate %d: %w", ErrTooLong, i, err)
+		return addr.Long{}, fmt.Errorf("%w: certificate %d: %w", ErrTooLong, i, err)
 	}
 	return a, nil
 }
@@ -157,7 +159,7 @@ func (ch *Chain) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w (%d certificates)", err, n)
 	}
 	body := b[ClaimSize+1:]
-	var a addr.Address
+	var a addr.Long
 	for i := range n {
 		var err error
 		if a, err = childAddr(a, body[i*CertSize+ed25519.PublicKeySize], i); err != nil {

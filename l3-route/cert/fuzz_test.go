@@ -204,7 +204,7 @@ func FuzzChain(f *testing.F) {
 		for i := range ch.Certs {
 			coords[i] = ch.Certs[i].Index
 		}
-		if want, err := addr.Encode(coords); err != nil || want != a {
+		if want, err := addr.EncodeLong(coords); err != nil || want != a {
 			t.Fatalf("Address %v, addr.Encode %v, %v", a, want, err)
 		}
 		checkVerify(t, &ch)

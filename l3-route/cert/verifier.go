@@ -3,6 +3,7 @@ package cert
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -14,8 +15,8 @@ import (
 // however many chains, trees and epochs its neighbours show it; the limits
 // only cost a signature check again when exceeded, never a wrong answer.
 const (
-	// maxEpochCerts bounds the certificates remembered per (tree,
-	// tree_state); beyond it a random one is forgotten.
+	// maxEpochCerts bounds the holders remembered per (tree, tree_state);
+	// beyond it the epoch is forgotten and learnt again.
 	maxEpochCerts = 4096
 	// maxEpochClaims is how many claims are remembered per epoch: the
 	// root re-issues its claim with a new time every period, and only the
@@ -63,14 +64,18 @@ type epochKey uint16
 
 func keyOf(tree, treeState uint8) epochKey { return epochKey(tree)<<8 | epochKey(treeState) }
 
-// epoch is what a Verifier remembers of one (tree, tree_state): digests of
-// the checks that succeeded.
+// epoch is what a Verifier remembers of one (tree, tree_state): every
+// holder whose place it verified, and the claims.
 type epoch struct {
-	certs map[digest]struct{}
-	// holders are the addresses verified in this epoch, by key: what lets a
-	// single certificate be checked (VerifyCert) when its parent's place is
-	// already known.
-	holders map[[ed25519.PublicKeySize]byte]addr.Address
+	// holders are the keys verified in this epoch, each an entry: its
+	// parent's entry (-1 for the root) and the index the parent gave it.
+	// An address is read off by walking up; a certificate that says again
+	// what an entry says (the same holder, parent and index) needs no
+	// second check: it is already known to be true. Kept this way a holder
+	// costs a map entry and 8 bytes, where a digest and an address cost
+	// over a hundred: a node verifies hundreds of places per epoch.
+	holders map[[ed25519.PublicKeySize]byte]int32
+	entries []holderEntry
 	// term is the epoch's root and start: a tree_state byte names at most
 	// one term at a time here; a new term with the same byte replaces it.
 	term   Term
@@ -78,6 +83,36 @@ type epoch struct {
 	nclaim int    // claims in use
 	next   int    // claim slot to overwrite next
 	used   uint64 // Verifier.tick of the last use, for LRU eviction
+}
+
+// holderEntry is one verified place: under the entry parent, at index,
+// by the certificate whose check's digest begins with fp (a certificate
+// saying the same with another signature is checked anew: the cache never
+// vouches for a forgery).
+type holderEntry struct {
+	parent int32
+	index  uint8
+	fp     uint64
+}
+
+func fingerprint(d *digest) uint64 { return binary.BigEndian.Uint64(d[:8]) }
+
+// address reads entry i's address off its ancestors.
+func (e *epoch) address(i int32) addr.Long {
+	var idx [MaxDepth + 1]uint8
+	n := 0
+	for ; i >= 0 && n < len(idx); i = e.entries[i].parent {
+		if e.entries[i].parent >= 0 {
+			idx[n] = e.entries[i].index
+			n++
+		}
+	}
+	var cs [MaxDepth]uint8
+	for k := range n {
+		cs[k] = idx[n-1-k]
+	}
+	a, _ := addr.EncodeLong(cs[:n]) // verified on the way in: it fits
+	return a
 }
 
 func (e *epoch) hasClaim(d *digest) bool {
@@ -97,7 +132,7 @@ func (e *epoch) hasClaim(d *digest) bool {
 type Verifier struct {
 	memo   *Memo
 	epochs map[epochKey]*epoch
-	certs  int // certificates remembered over all epochs
+	certs  int // holders remembered over all epochs
 	tick   uint64
 	stats  VerifierStats
 }
@@ -137,7 +172,7 @@ func (v *Verifier) VerifyClaim(c *Claim) error {
 // in the same epoch are not checked again. Errors wrap ErrSignature (naming
 // the first bad level), ErrIndex or ErrTooLong. It checks neither freshness
 // nor who the holder is (Claim.CheckFresh, Chain.CheckHolder).
-func (v *Verifier) Verify(ch *Chain) (addr.Address, error) {
+func (v *Verifier) Verify(ch *Chain) (addr.Long, error) {
 	v.tick++
 	a, err := v.verify(ch)
 	if err != nil {
@@ -146,46 +181,65 @@ func (v *Verifier) Verify(ch *Chain) (addr.Address, error) {
 	return a, err
 }
 
-func (v *Verifier) verify(ch *Chain) (addr.Address, error) {
+func (v *Verifier) verify(ch *Chain) (addr.Long, error) {
 	// Structure first: it is free, and a malformed chain must not cost a
 	// signature check.
 	if _, err := ch.Address(); err != nil {
-		return addr.Address{}, err
+		return addr.Long{}, err
 	}
 	tree, ts := ch.Claim.Tree, ch.Claim.TreeState()
 	term := ch.Claim.Term()
 	k := keyOf(tree, ts)
 	v.claimTerm(k, term)
 	if err := v.verifyClaim(&ch.Claim, k); err != nil {
-		return addr.Address{}, err
+		return addr.Long{}, err
 	}
-	// The claim succeeded, so the epoch exists; remembering certificates
-	// may forget other epochs, never this one.
+	// The claim succeeded, so the epoch exists; remembering holders may
+	// forget other epochs, never this one.
 	ep := v.epoch(k, term)
 	parent := &ch.Claim.Root
-	var a addr.Address
-	v.rememberHolder(ep, &ch.Claim.Root, a)
+	pe := v.rememberHolder(ep, k, &ch.Claim.Root, -1, 0, 0)
+	var a addr.Long
 	var buf [certMsgSize]byte
 	for i := range ch.Certs {
 		c := &ch.Certs[i]
 		var err error
 		if a, err = childAddr(a, c.Index, i); err != nil {
-			return addr.Address{}, err // unreachable: Address succeeded
+			return addr.Long{}, err // unreachable: Address succeeded
 		}
 		msg := appendCertMsg(buf[:0], &term, &c.Child, &a)
 		d := digestOf(parent, msg, &c.Sig)
-		if _, ok := ep.certs[d]; ok {
+		if ce, ok := ep.holders[c.Child]; ok && pe != noEntry && ep.entries[ce] == (holderEntry{parent: pe, index: c.Index, fp: fingerprint(&d)}) {
 			v.stats.Cached++
-		} else if v.check(&d, parent, msg, &c.Sig) {
-			v.rememberCert(ep, k, d)
-		} else {
-			return addr.Address{}, fmt.Errorf("%w: certificate %d (address %v) of tree %d epoch %d is not signed by its parent %x",
+			pe, parent = ce, &c.Child
+			continue
+		}
+		if !v.check(&d, parent, msg, &c.Sig) {
+			return addr.Long{}, fmt.Errorf("%w: certificate %d (address %v) of tree %d epoch %d is not signed by its parent %x",
 				ErrSignature, i, a, tree, ts, parent[:4])
 		}
-		v.rememberHolder(ep, &c.Child, a)
+		ep = v.epoch(k, term) // (remembering may have started it afresh)
+		pe = v.rememberHolder(ep, k, &c.Child, v.parentEntry(ep, k, parent, i, ch), c.Index, fingerprint(&d))
 		parent = &c.Child
 	}
 	return a, nil
+}
+
+// parentEntry is the entry of the holder at level i of ch (its parent's
+// key is parent), remembering the levels above it again if the epoch was
+// forgotten meanwhile (a Verifier over its bounds).
+func (v *Verifier) parentEntry(ep *epoch, k epochKey, parent *[ed25519.PublicKeySize]byte, i int, ch *Chain) int32 {
+	if e, ok := ep.holders[*parent]; ok {
+		return e
+	}
+	// The levels above were checked just now (or cached): their
+	// fingerprints are not at hand, so they are kept without (a repeat of
+	// them is checked again).
+	e := v.rememberHolder(ep, k, &ch.Claim.Root, -1, 0, 0)
+	for j := range i {
+		e = v.rememberHolder(ep, k, &ch.Certs[j].Child, e, ch.Certs[j].Index, 0)
+	}
+	return e
 }
 
 // ErrUnknownParent: VerifyCert was given a certificate whose parent's
@@ -202,13 +256,16 @@ func (v *Verifier) claimTerm(k epochKey, term Term) {
 
 // Known returns the address of the holder pk verified in the epoch term
 // (by a chain or certificate checked before).
-func (v *Verifier) Known(term Term, pk ed25519.PublicKey) (addr.Address, bool) {
+func (v *Verifier) Known(term Term, pk ed25519.PublicKey) (addr.Long, bool) {
 	ep := v.epochs[keyOf(term.Tree, term.TreeState)]
 	if ep == nil || ep.term != term || len(pk) != ed25519.PublicKeySize {
-		return addr.Address{}, false
+		return addr.Long{}, false
 	}
-	a, ok := ep.holders[[ed25519.PublicKeySize]byte(pk)]
-	return a, ok
+	i, ok := ep.holders[[ed25519.PublicKeySize]byte(pk)]
+	if !ok {
+		return addr.Long{}, false
+	}
+	return ep.address(i), true
 }
 
 // VerifyCert checks one certificate issued by parent in the epoch term,
@@ -216,51 +273,80 @@ func (v *Verifier) Known(term Term, pk ed25519.PublicKey) (addr.Address, bool) {
 // neighbour's position is checked from its own certificate alone, without
 // its whole chain. Errors wrap ErrUnknownParent, ErrIndex, ErrTooLong or
 // ErrSignature.
-func (v *Verifier) VerifyCert(term Term, parent ed25519.PublicKey, c *Cert) (addr.Address, error) {
+func (v *Verifier) VerifyCert(term Term, parent ed25519.PublicKey, c *Cert) (addr.Long, error) {
 	v.tick++
 	tree, treeState := term.Tree, term.TreeState
-	pa, ok := v.Known(term, parent)
+	k := keyOf(tree, treeState)
+	ep := v.epochs[k]
+	var pk [ed25519.PublicKeySize]byte
+	copy(pk[:], parent)
+	pe, ok := int32(0), false
+	if ep != nil && ep.term == term && len(parent) == ed25519.PublicKeySize {
+		pe, ok = ep.holders[pk]
+	}
 	if !ok {
-		return addr.Address{}, ErrUnknownParent
+		return addr.Long{}, ErrUnknownParent
 	}
 	if c.Index == 0 || c.Index > addr.MaxCoord {
 		v.stats.Rejected++
-		return addr.Address{}, fmt.Errorf("%w: %d", ErrIndex, c.Index)
+		return addr.Long{}, fmt.Errorf("%w: %d", ErrIndex, c.Index)
 	}
-	a, err := pa.Child(c.Index)
+	a, err := ep.address(pe).Child(c.Index)
 	if err != nil {
 		v.stats.Rejected++
-		return addr.Address{}, fmt.Errorf("%w: %v", ErrTooLong, err)
+		return addr.Long{}, fmt.Errorf("%w: %v", ErrTooLong, err)
 	}
-	k := keyOf(tree, treeState)
-	ep := v.epoch(k, term)
+	ep.used = v.tick
 	var buf [certMsgSize]byte
-	var ppk [ed25519.PublicKeySize]byte
-	copy(ppk[:], parent)
 	msg := appendCertMsg(buf[:0], &term, &c.Child, &a)
-	d := digestOf(&ppk, msg, &c.Sig)
-	if _, ok := ep.certs[d]; ok {
+	d := digestOf(&pk, msg, &c.Sig)
+	if ce, ok := ep.holders[c.Child]; ok && ep.entries[ce] == (holderEntry{parent: pe, index: c.Index, fp: fingerprint(&d)}) {
 		v.stats.Cached++
-	} else if v.check(&d, &ppk, msg, &c.Sig) {
-		v.rememberCert(ep, k, d)
-	} else {
-		v.stats.Rejected++
-		return addr.Address{}, fmt.Errorf("%w: certificate for %v of tree %d epoch %d is not signed by %x", ErrSignature, a, tree, treeState, parent[:4])
+		return a, nil
 	}
-	v.rememberHolder(ep, &c.Child, a)
+	if !v.check(&d, &pk, msg, &c.Sig) {
+		v.stats.Rejected++
+		return addr.Long{}, fmt.Errorf("%w: certificate for %v of tree %d epoch %d is not signed by %x", ErrSignature, a, tree, treeState, parent[:4])
+	}
+	ep = v.epoch(k, term)
+	if pe, ok = ep.holders[pk]; !ok {
+		// The epoch was forgotten over the bounds meanwhile: the parent's
+		// place is no longer on record to hang the child on.
+		return a, nil
+	}
+	v.rememberHolder(ep, k, &c.Child, pe, c.Index, fingerprint(&d))
 	return a, nil
 }
 
-// rememberHolder records a verified holder's address, within the limits.
-func (v *Verifier) rememberHolder(ep *epoch, pk *[ed25519.PublicKeySize]byte, a addr.Address) {
-	if _, ok := ep.holders[*pk]; !ok && len(ep.holders) >= maxEpochCerts {
-		for old := range ep.holders {
-			delete(ep.holders, old)
-			break
-		}
+// rememberHolder records a verified place (parent entry -1: the root) and
+// returns its entry, within the limits: an epoch of maxEpochCerts holders
+// remembers no more (noEntry), a Verifier over maxCerts forgets its least
+// recently used epochs. What is not remembered costs a signature check
+// again, never a wrong answer.
+func (v *Verifier) rememberHolder(ep *epoch, k epochKey, pk *[ed25519.PublicKeySize]byte, parent int32, index uint8, fp uint64) int32 {
+	if parent < -1 {
+		return noEntry // its parent is not on record
 	}
-	ep.holders[*pk] = a
+	if i, ok := ep.holders[*pk]; ok {
+		if e := &ep.entries[i]; e.parent != parent || e.index != index || fp != 0 {
+			*e = holderEntry{parent: parent, index: index, fp: fp}
+		}
+		return i
+	}
+	if len(ep.entries) >= maxEpochCerts {
+		return noEntry
+	}
+	for v.certs >= maxCerts && v.dropLRU(k) {
+	}
+	i := int32(len(ep.entries))
+	ep.entries = append(ep.entries, holderEntry{parent: parent, index: index, fp: fp})
+	ep.holders[*pk] = i
+	v.certs++
+	return i
 }
+
+// noEntry is a place not on record.
+const noEntry = -2
 
 func (v *Verifier) verifyClaim(c *Claim, k epochKey) error {
 	var buf [claimMsgSize]byte
@@ -286,7 +372,7 @@ func (v *Verifier) verifyClaim(c *Claim, k epochKey) error {
 		return nil
 	}
 	ep = v.epoch(k, term)
-	v.rememberHolder(ep, &c.Root, addr.Address{}) // the root's place is the zero address
+	v.rememberHolder(ep, k, &c.Root, -1, 0, 0) // the root's place is the zero address
 	ep.claims[ep.next] = d
 	ep.next = (ep.next + 1) % maxEpochClaims
 	if ep.nclaim < maxEpochClaims {
@@ -316,29 +402,11 @@ func (v *Verifier) epoch(k epochKey, term Term) *epoch {
 	if ep == nil {
 		for len(v.epochs) >= maxEpochs && v.dropLRU(k) {
 		}
-		ep = &epoch{certs: make(map[digest]struct{}), holders: make(map[[ed25519.PublicKeySize]byte]addr.Address), term: term}
+		ep = &epoch{holders: make(map[[ed25519.PublicKeySize]byte]int32), term: term}
 		v.epochs[k] = ep
 	}
 	ep.used = v.tick
 	return ep
-}
-
-// rememberCert records a verified certificate in ep, epoch k, within the
-// limits.
-func (v *Verifier) rememberCert(ep *epoch, k epochKey, d digest) {
-	if len(ep.certs) >= maxEpochCerts {
-		// Map iteration starts at a random place: this forgets an
-		// arbitrary certificate, which costs one check if it comes back.
-		for old := range ep.certs {
-			delete(ep.certs, old)
-			v.certs--
-			break
-		}
-	}
-	for v.certs >= maxCerts && v.dropLRU(k) {
-	}
-	ep.certs[d] = struct{}{}
-	v.certs++
 }
 
 // dropLRU forgets the least recently used epoch other than keep, and
@@ -362,7 +430,7 @@ func (v *Verifier) dropLRU(keep epochKey) bool {
 
 func (v *Verifier) drop(k epochKey) {
 	if ep := v.epochs[k]; ep != nil {
-		v.certs -= len(ep.certs)
+		v.certs -= len(ep.entries)
 		delete(v.epochs, k)
 	}
 }

@@ -24,11 +24,11 @@ const (
 	msgRegistered  = 0x13 // ‖ node_id(32) ‖ time(8): that record is stored here
 	msgLookupReply = 0x12 // ‖ nonce(4) ‖ found(1) ‖ record
 	msgTrace       = 0x20 // ‖ nonce(4): a trace probe; every relay reports
-	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ addr(16) ‖ final(1) ‖ node_id(32) ‖ link name
-	msgLeaseReq    = 0x30 // (one hop) please lease me an address [‖ until ‖ delegation sig]
+	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ final(1) ‖ compact address ‖ node_id(32) ‖ link name
+	msgLeaseReq    = 0x30 // (one hop) please lease me an address [‖ flags: 0x01 I register myself] [‖ until ‖ delegation sig]
 	msgRenew       = 0x40 // ‖ tree ‖ tree_state (to that tree's root): my parent there is gone, start a new term
 	msgRenewVia    = 0x41 // (one hop) ‖ tree ‖ tree_state: please send msgRenew to the root for me
-	msgLeaseGrant  = 0x31 // (one hop) ‖ count ‖ count × (tree ‖ ts ‖ addr(16))
+	msgLeaseGrant  = 0x31 // (one hop) ‖ count ‖ count × (tree ‖ ts ‖ compact address)
 
 	msgNameRegister = 0x14 // ‖ name record: store my name
 	msgNameStored   = 0x15 // ‖ node_id(32) ‖ time(8) ‖ status(1): the name is stored (0), or held for that node (1)
@@ -67,7 +67,7 @@ func checkControl(b []byte) error {
 	case msgTrace:
 		ok = n == 4
 	case msgTraceReport:
-		ok = n >= 54
+		ok = n >= 7+32
 	case msgNameRegister, msgNameHello:
 		ok = n >= nameRecordMin && n <= nameRecordMin-1+MaxName
 	case msgNameStored:
@@ -77,9 +77,12 @@ func checkControl(b []byte) error {
 	case msgNameReply:
 		ok = n >= 5
 	case msgLeaseReq:
-		ok = n == 0 || n == DelegationSize // with the leaf's delegation (delegation.go)
+		// [flags] [delegation]: a crowded node's flags, a leaf's
+		// delegation (delegation.go), or both.
+		ok = n == 0 || n == 1 || n == DelegationSize || n == 1+DelegationSize
 	case msgLeaseGrant:
-		ok = n >= 1 && n == 1+int(b[1])*18
+		_, err := decodeGrant(b)
+		ok = err == nil
 	}
 	if !ok {
 		return fmt.Errorf("%w: type %#02x of %d bytes", ErrControl, b[0], len(b))
@@ -87,11 +90,12 @@ func checkControl(b []byte) error {
 	return nil
 }
 
-// TreeAddr is one address of a node: the tree, its epoch, the coordinates.
+// TreeAddr is one address of a node: the tree, its epoch, the coordinates
+// (a Long: deeper than the wire's 32 nibbles, if need be).
 type TreeAddr struct {
 	Tree      uint8
 	TreeState uint8
-	Addr      addr.Address
+	Addr      addr.Long
 }
 
 // Record is what the name lookup stores for a node: its addresses, signed
@@ -137,8 +141,9 @@ func (r *Record) Verify() bool {
 // carrying one) fits a single routed packet, which costs a relay one frame
 // and its ack instead of a sequence's rounds: id(32) ‖ flags(1: bit 0, a
 // proxy signed it and its id follows) ‖ [signer(32)] ‖ time(8) ‖ n(1) ‖ n ×
-// (tree ‖ tree_state ‖ len(1) ‖ the address's first len bytes: the rest
-// are zero) ‖ signature(64). The signature covers the full form (signed).
+// (tree ‖ tree_state ‖ len(1) ‖ the address's first len bytes, 0–64, as a
+// Long: the rest are zero) ‖ signature(64). The signature covers the full
+// form (signed: each address as its 64 bytes).
 const (
 	recordProxy     = 0x01
 	recordDelegated = 0x02 // a proxy's, with the node's delegation: until (8) ‖ sig (64) follow the signer
@@ -162,12 +167,8 @@ func (r *Record) AppendTo(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Time))
 	b = append(b, byte(len(r.Addrs)))
 	for _, a := range r.Addrs {
-		n := addr.Size
-		for n > 0 && a.Addr[n-1] == 0 {
-			n--
-		}
-		b = append(b, a.Tree, a.TreeState, byte(n))
-		b = append(b, a.Addr[:n]...)
+		b = append(b, a.Tree, a.TreeState)
+		b = a.Addr.AppendCompact(b)
 	}
 	return append(b, r.Sig[:]...)
 }
@@ -217,17 +218,17 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	r.Addrs = r.Addrs[:0]
 	for range n {
-		if len(b) < 3 || int(b[2]) > addr.Size || len(b) < 3+int(b[2]) {
+		if len(b) < 3 {
 			return bad("truncated address")
-		}
-		if n := int(b[2]); n > 0 && b[3+n-1] == 0 {
-			return bad("address with a trailing zero byte") // its one form stops at the last non-zero byte
 		}
 		var a TreeAddr
 		a.Tree, a.TreeState = b[0], b[1]
-		copy(a.Addr[:], b[3:3+int(b[2])])
+		var err error
+		// Its one form stops at the last non-zero byte.
+		if a.Addr, b, err = addr.ReadCompact(b[2:]); err != nil {
+			return bad(err.Error())
+		}
 		r.Addrs = append(r.Addrs, a)
-		b = b[3+int(b[2]):]
 	}
 	if len(b) != ed25519.SignatureSize {
 		return bad(fmt.Sprintf("%d bytes where the signature goes", len(b)))

@@ -130,10 +130,15 @@ func (*Router) leaseRequestFor(s identity.Signer, proxy identity.NodeID, until i
 // parseLeaseDelegation reads the delegation a lease request carries, for
 // proxy self (false: none, as from an older leaf).
 func parseLeaseDelegation(b []byte, self identity.NodeID) (Delegation, bool) {
-	if len(b) != 1+DelegationSize {
+	switch len(b) {
+	case 1 + DelegationSize:
+		b = b[1:]
+	case 2 + DelegationSize: // after the flags byte
+		b = b[2:]
+	default:
 		return Delegation{}, false
 	}
-	d := Delegation{Proxy: self, Until: int64(binary.BigEndian.Uint64(b[1:]))}
-	copy(d.Sig[:], b[9:])
+	d := Delegation{Proxy: self, Until: int64(binary.BigEndian.Uint64(b))}
+	copy(d.Sig[:], b[8:])
 	return d, true
 }

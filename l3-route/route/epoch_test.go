@@ -54,26 +54,9 @@ func TestEpochChangeMidStream(t *testing.T) {
 				return
 			}
 			checked++
-			m := metricOf(h.Mode)
-			self, ok1 := me.nodes[i].rt.Position(h.TreeState)
-			j, known := byID[h.Next]
-			if !known {
+			if err := h.Check(me.router); err != nil {
 				bad++
-				t.Errorf("node %d passed a Package to an unknown node", i)
-				return
-			}
-			next, ok2 := me.nodes[j].rt.Position(h.TreeState)
-			if !ok1 || !ok2 {
-				bad++
-				t.Errorf("epoch %d: node %d (has position %v) passed a Package to node %d (has position %v)", h.TreeState, i, ok1, j, ok2)
-				return
-			}
-			if !next.Addr.Equal(h.NextAddr) {
-				t.Errorf("epoch %d: node %d thinks node %d is at %v; it is at %v", h.TreeState, i, j, h.NextAddr, next.Addr)
-			}
-			if a, b := m.Key(self.Addr, h.To), m.Key(next.Addr, h.To); b >= a {
-				bad++
-				t.Errorf("epoch %d: node %d (%v) to node %d (%v) toward %v: distance %d to %d", h.TreeState, i, self.Addr, j, next.Addr, h.To, a, b)
+				t.Errorf("node %d: %v", i, err)
 			}
 			if !h.Error {
 				epochs[h.TreeState]++

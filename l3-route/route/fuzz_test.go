@@ -46,18 +46,19 @@ func signedRecord(id identity.Identity, signer identity.Identity, addrs ...TreeA
 }
 
 func ta(tree, ts uint8, coords ...uint8) TreeAddr {
-	return TreeAddr{Tree: tree, TreeState: ts, Addr: addr.MustEncode(coords...)}
+	return TreeAddr{Tree: tree, TreeState: ts, Addr: addr.MustEncodeLong(coords...)}
 }
 
 // recordSeeds are real records and typical damage to them.
 func recordSeeds() []fuzzSeed {
 	own := signedRecord(fuzzNode, fuzzNode, ta(0, 16, 1, 2, 3), ta(1, 33, 4), ta(2, 2))
-	lease, _ := leaseAddr(addr.MustEncode(2, 9, 135), 3)
+	lease, _ := addr.MustEncodeLong(2, 9, 135).Lease(3)
 	proxied := signedRecord(fuzzPeer, fuzzProxy, TreeAddr{Tree: 0, TreeState: 16, Addr: lease})
 	var many []TreeAddr
 	for k := range 16 {
 		many = append(many, ta(uint8(k), uint8(k+16*k), slices.Repeat([]uint8{135}, 16)...))
 	}
+	deep := signedRecord(fuzzNode, fuzzNode, ta(0, 16, slices.Repeat([]uint8{3, 100}, 40)...))
 	full := signedRecord(fuzzNode, fuzzNode, many...)
 	none := signedRecord(fuzzNode, fuzzNode)
 	e := own.AppendTo(nil)
@@ -74,13 +75,14 @@ func recordSeeds() []fuzzSeed {
 		{"own", e},
 		{"proxied_lease", proxied.AppendTo(nil)},
 		{"sixteen_addresses", full.AppendTo(nil)},
+		{"deep_address", deep.AppendTo(nil)},
 		{"no_address", none.AppendTo(nil)},
 		{"bad_signature", with(e, len(e)-1, e[len(e)-1]^1)},
 		{"truncated", e[:len(e)-1]},
 		{"trailing", append(bytes.Clone(e), 0)},
 		{"flags_2", with(e, 32, 2)},
 		{"count_17", with(full.AppendTo(nil), 41, 17)},
-		{"addr_len_17", with(e, lenAt, 17)},
+		{"addr_len_65", with(e, lenAt, 65)},
 		{"noncanonical_addr_len", pad},
 		{"noncanonical_proxy_self", self},
 	}
@@ -200,6 +202,9 @@ func controlSeeds(t testing.TB) []fuzzSeed {
 	otherName := signedName(fuzzPeer, "someone-else")
 	proxyName := signedName(fuzzProxy, "the-proxy")
 	badName := signedName(fuzzPeer, "Not A Name")
+	nodeLong := addr.MustEncodeLong(3, 1, 4)
+	lease, _ := nodeLong.Lease(9)
+	compact := func(a addr.Long) []byte { return a.AppendCompact(nil) }
 	cat := slices.Concat[[]byte]
 	return []fuzzSeed{
 		{"receipt", cat([]byte{msgReceipt}, fx.sendHash[:])},
@@ -224,9 +229,10 @@ func controlSeeds(t testing.TB) []fuzzSeed {
 		{"lookup_reply_wrong_id", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{1}, wrongID.AppendTo(nil))},
 		{"lookup_reply_not_found", cat([]byte{msgLookupReply}, u32(fx.lookupNon), []byte{0})},
 		{"trace", cat([]byte{msgTrace}, u32(fx.traceNon))},
-		{"trace_report", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{2}, nodeAddr[:], []byte{0}, idBytes(fuzzPeer.ID()), []byte("espnow"))},
-		{"trace_report_final", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3}, nodeAddr[:], []byte{1}, idBytes(fuzzPeer.ID()))},
-		{"trace_report_short", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3}, nodeAddr[:], []byte{1}, idBytes(fuzzPeer.ID())[:31])},
+		{"trace_report", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{2, 0}, compact(nodeLong), idBytes(fuzzPeer.ID()), []byte("espnow"))},
+		{"trace_report_final", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3, 1}, compact(nodeLong), idBytes(fuzzPeer.ID()))},
+		{"trace_report_short", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3, 1}, compact(nodeLong), idBytes(fuzzPeer.ID())[:31])},
+		{"trace_report_bad_address", cat([]byte{msgTraceReport}, u32(fx.traceNon), []byte{3, 1}, []byte{3, 0x31, 0x40, 0}, idBytes(fuzzPeer.ID()))},
 		{"name_register", cat([]byte{msgNameRegister}, nameRec.AppendTo(nil))},
 		{"name_register_bad_sig", func() []byte {
 			b := cat([]byte{msgNameRegister}, nameRec.AppendTo(nil))
@@ -242,9 +248,11 @@ func controlSeeds(t testing.TB) []fuzzSeed {
 		{"name_hello", cat([]byte{msgNameHello}, proxyName.AppendTo(nil))},
 		{"name_hello_not_sender", cat([]byte{msgNameHello}, nameRec.AppendTo(nil))},
 		{"lease_request", []byte{msgLeaseReq}},
-		{"lease_grant", cat([]byte{msgLeaseGrant, 1, 0, 16}, nodeAddr[:])},
-		{"lease_grant_two", cat([]byte{msgLeaseGrant, 2, 0, 16}, nodeAddr[:], []byte{1, 17}, nodeAddr[:])},
-		{"lease_grant_short", cat([]byte{msgLeaseGrant, 2, 0, 16}, nodeAddr[:])},
+		{"lease_request_self", []byte{msgLeaseReq, leaseSelf}},
+		{"lease_grant", cat([]byte{msgLeaseGrant, 1, 0, 16}, compact(lease))},
+		{"lease_grant_two", cat([]byte{msgLeaseGrant, 2, 0, 16}, compact(lease), []byte{1, 17}, compact(lease))},
+		{"lease_grant_short", cat([]byte{msgLeaseGrant, 2, 0, 16}, compact(lease))},
+		{"lease_grant_not_a_lease", cat([]byte{msgLeaseGrant, 1, 0, 16}, compact(nodeLong))},
 		{"empty", nil},
 		{"unknown_type", []byte{0x7f, 1, 2, 3}},
 	}
@@ -336,12 +344,13 @@ func FuzzControl(f *testing.F) {
 			t.Fatalf("trace callback ran %d times", fx.traceN)
 		}
 		if fx.traceN == 1 {
-			// type ‖ nonce(4) ‖ hop ‖ addr(16) ‖ final ‖ node_id(32) ‖ link
-			if typ != msgTraceReport || len(data) < 55 || binary.BigEndian.Uint32(data[1:5]) != fx.traceNon || data[22] != 1 {
+			// type ‖ nonce(4) ‖ hop ‖ final ‖ compact address ‖ node_id(32) ‖ link
+			if typ != msgTraceReport || len(data) < 8+32 || binary.BigEndian.Uint32(data[1:5]) != fx.traceNon || data[6] != 1 {
 				t.Fatalf("trace completed by %x", data)
 			}
+			a, rest, err := addr.ReadCompact(data[7:])
 			last := fx.traceHops[len(fx.traceHops)-1]
-			if !last.Final || last.Hop != int(data[5]) || !bytes.Equal(last.Addr[:], data[6:22]) || !bytes.Equal(last.ID[:], data[23:55]) || last.Link != string(data[55:]) {
+			if err != nil || len(rest) < 32 || !last.Final || last.Hop != int(data[5]) || last.Addr != a || !bytes.Equal(last.ID[:], rest[:32]) || last.Link != string(rest[32:]) {
 				t.Fatalf("trace gave %+v for %x", last, data)
 			}
 		}
@@ -378,14 +387,13 @@ func FuzzControl(f *testing.F) {
 		}
 		// The leaf's leases.
 		own := r.leases.own
-		if typ == msgLeaseGrant && len(data) >= 2 && data[1] > 0 && len(data) == 2+18*int(data[1]) {
-			if len(own) != int(data[1]) || !r.leases.proxied {
-				t.Fatalf("a whole grant of %d leases gave %d", data[1], len(own))
+		if grant, err := decodeGrant(data); typ == msgLeaseGrant && err == nil && len(grant) > 0 {
+			if !slices.Equal(own, grant) || !r.leases.proxied {
+				t.Fatalf("a whole grant of %d leases gave %+v", len(grant), own)
 			}
-			for i, a := range own {
-				p := data[2+18*i:]
-				if a.Tree != p[0] || a.TreeState != p[1] || !bytes.Equal(a.Addr[:], p[2:18]) {
-					t.Fatalf("lease %d is %+v, the grant says %x", i, a, p[:18])
+			for _, a := range own {
+				if a.Addr.LeaseID() == 0 {
+					t.Fatalf("took %v, not a lease", a.Addr)
 				}
 			}
 		} else if len(own) != 0 {
@@ -396,6 +404,57 @@ func FuzzControl(f *testing.F) {
 
 func idBytes(id identity.NodeID) []byte { return id[:] }
 
+// pathSeeds are path headers as routers write them, and damage to them.
+func pathSeeds() []fuzzSeed {
+	inner := packet.NewPackage(testApp, []byte("carried"))
+	deep := ta(1, 17, slices.Repeat([]uint8{2, 40}, 30)...)
+	lease, _ := addr.MustEncodeLong(3, 1).Lease(7)
+	one := appendPath(nil, &pathHeader{bound: noBound, dst: []TreeAddr{ta(0, 16, 3, 1, 4)}}, &inner)
+	full := appendPath(nil, &pathHeader{phase: 2, bound: 0x00fe000003000011,
+		dst: []TreeAddr{ta(0, 16, 3, 1, 4), deep, {Tree: 2, TreeState: 2, Addr: lease}},
+		src: []TreeAddr{ta(0, 16, 1), ta(1, 17)}}, &inner)
+	with := func(b []byte, i int, v byte) []byte { b = bytes.Clone(b); b[i] = v; return b }
+	return []fuzzSeed{
+		{"one", one},
+		{"three_and_origin", full},
+		{"flags_2", with(one, 0, 2)},
+		{"phase_past_the_list", with(one, 1, 2)},
+		{"no_destination", with(one, 10, 0)},
+		{"seventeen", with(one, 10, 17)},
+		{"truncated", one[:len(one)-len(inner.Blob)-1]},
+		{"address_trailing_zero", func() []byte {
+			b := bytes.Clone(one)
+			b[12]++ // the first address's length, one byte longer ...
+			return slices.Concat(b[:13+int(one[12])], []byte{0}, b[13+int(one[12]):])
+		}()},
+	}
+}
+
+// FuzzPath: any bytes decode as a path header or fail with ErrControl;
+// what decodes re-encodes to the very same bytes, with a phase within its
+// list and at most 16 addresses each way.
+func FuzzPath(f *testing.F) {
+	for _, s := range pathSeeds() {
+		f.Add(s.data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ph pathHeader
+		var inner packet.Package
+		if err := decodePath(data, &ph, &inner); err != nil {
+			if !errors.Is(err, ErrControl) {
+				t.Fatalf("decode error of no known kind: %v", err)
+			}
+			return
+		}
+		if len(ph.dst) == 0 || len(ph.dst) > maxPathAddrs || len(ph.src) > maxPathAddrs || int(ph.phase) > len(ph.dst) {
+			t.Fatalf("decoded %d/%d addresses, phase %d", len(ph.dst), len(ph.src), ph.phase)
+		}
+		if got := appendPath(nil, &ph, &inner); !bytes.Equal(got, data) {
+			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, got)
+		}
+	})
+}
+
 func corpusFile(data []byte) []byte {
 	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
 }
@@ -403,7 +462,7 @@ func corpusFile(data []byte) []byte {
 // TestSeedCorpus keeps testdata/fuzz in step with the seeds (regenerate
 // with -update when a wire form changes on purpose).
 func TestSeedCorpus(t *testing.T) {
-	for target, seeds := range map[string][]fuzzSeed{"FuzzRecord": recordSeeds(), "FuzzControl": controlSeeds(t)} {
+	for target, seeds := range map[string][]fuzzSeed{"FuzzRecord": recordSeeds(), "FuzzControl": controlSeeds(t), "FuzzPath": pathSeeds()} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		for _, s := range seeds {
 			path := filepath.Join(dir, s.name)

@@ -123,7 +123,14 @@ func (me *hmesh) add(s hspec) int {
 			me.t.Fatal(err)
 		}
 		hn.rt, hn.tr = rt, rt.Trees()
-		hn.rt.Observe(func(h Hop) { me.hops = append(me.hops, hopAt{Hop: h, node: i, at: me.clk.Now()}) })
+		hn.rt.Observe(func(h Hop) {
+			me.hops = append(me.hops, hopAt{Hop: h, node: i, at: me.clk.Now()})
+			// Every decision of every test holds the invariant that makes
+			// loops impossible.
+			if err := h.Check(me.router); err != nil {
+				me.t.Errorf("node %d: %v", i, err)
+			}
+		})
 		if s.leaf && !s.leafTreeApp {
 			n.Unregister(tree.AppID)
 		}
@@ -253,6 +260,14 @@ func (me *hmesh) wait(res *node.Result, limit time.Duration) error {
 // dest is node i's destination as its own router knows it.
 func (me *hmesh) dest(i int) Destination {
 	return Destination{ID: me.nodes[i].n.ID(), Addrs: me.nodes[i].rt.Addrs()}
+}
+
+// router returns the router of the node with node_id id (nil if none).
+func (me *hmesh) router(id identity.NodeID) *Router {
+	if i := me.index(id); i >= 0 {
+		return me.nodes[i].rt
+	}
+	return nil
 }
 
 // index returns the node with node_id id (-1 if none).

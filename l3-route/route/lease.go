@@ -2,6 +2,7 @@ package route
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -18,24 +19,28 @@ import (
 // A node with a tree address A leases sub-addresses to neighbours that do
 // not join the tree themselves — a reference node (it has no routing), or
 // one of ours running as a leaf (a sleeping sensor, a LoRa-only node behind
-// a gateway). A lease is A's coordinates, the terminating zero nibble, then
-// one nibble 1..15 naming the lease: routing ignores what follows the
-// terminator, so every Package for a lease reaches A, and A, seeing the
-// lease nibble, hands it on one hop. A registers each leaseholder's name
-// record (signed by A as its proxy). A reference leaseholder gets the
-// Package as a plain one (schema 0 or 2); a leaf gets the routed Package,
-// and sends its own routed Packages through A.
+// a gateway) — or cannot: a node whose only parents have 135 children
+// already (a rooftop gateway heard by hundreds). A lease is A's
+// coordinates, the terminating zero nibble, then one coordinate 1..135 (in
+// the address code) naming the lease: routing reaches A, and A hands the
+// Package on one hop; distances count a lease one level below A
+// (addr.Metric.RouteKey). A registers the name record of each leaseholder
+// that does not register itself (signed by A as its proxy). A reference
+// leaseholder gets the Package as a plain one (schema 0 or 2); a leaf gets
+// the routed Package, and sends its own routed Packages through A; a node
+// with a lease only where it has no place routes like any other.
 
 type leaseHolder struct {
-	id  identity.NodeID
-	via peer.Endpoint
-	ref bool // a reference node: deliver plain Packages
+	id   identity.NodeID
+	via  peer.Endpoint
+	ref  bool // a reference node: deliver plain Packages
+	self bool // it registers its own record
 }
 
 type leaseState struct {
-	// As a proxy: per tree_state, lease nibble → holder.
+	// As a proxy: per tree_state, lease id → holder.
 	granted map[uint8]map[uint8]leaseHolder
-	index   map[identity.NodeID]uint8 // a holder keeps its nibble across epochs
+	index   map[identity.NodeID]uint8 // a holder keeps its id across epochs
 	// holders are all we lease to, granted or not yet: a reference node
 	// heard before we had an address gets its leases when we get ours.
 	holders map[identity.NodeID]leaseHolder
@@ -49,6 +54,9 @@ type leaseState struct {
 	proxy   peer.Endpoint
 	own     []TreeAddr
 	askTmr  interface{ Stop() bool }
+	// crowded: trees where no parent had room for us, and when we last
+	// asked a proxy for leases because of it.
+	crowdedAt time.Time
 }
 
 func (l *leaseState) init() {
@@ -59,38 +67,9 @@ func (l *leaseState) init() {
 	l.next = 1
 }
 
-// leaseAddr is the lease with nibble i under a (false if it does not fit).
-func leaseAddr(a addr.Address, i uint8) (addr.Address, bool) {
-	c := a.Canonical()
-	n := c.NibbleLen()
-	if n+1 >= addr.Nibbles || i == 0 || i > 15 {
-		return c, false
-	}
-	pos := n + 1 // n is the terminator
-	if pos%2 == 0 {
-		c[pos/2] |= i << 4
-	} else {
-		c[pos/2] |= i
-	}
-	return c, true
-}
-
-// leaseNibble reads the lease nibble of a (0 if none).
-func leaseNibble(a addr.Address) uint8 {
-	n := a.NibbleLen()
-	pos := n + 1
-	if pos >= addr.Nibbles {
-		return 0
-	}
-	if pos%2 == 0 {
-		return a[pos/2] >> 4
-	}
-	return a[pos/2] & 0xf
-}
-
 // holder returns the leaseholder a Package for to (in epoch ts) is for.
-func (l *leaseState) holder(ts uint8, to addr.Address) *leaseHolder {
-	i := leaseNibble(to)
+func (l *leaseState) holder(ts uint8, to addr.Long) *leaseHolder {
+	i := to.LeaseID()
 	if i == 0 {
 		return nil
 	}
@@ -110,56 +89,68 @@ func (l *leaseState) position(ts uint8) (tree.Position, bool) {
 	return tree.Position{}, false
 }
 
-func (l *leaseState) mine() []TreeAddr { return l.own }
+// inTree is our lease in tree k (the proxy's current epoch there).
+func (l *leaseState) inTree(k int) (TreeAddr, bool) {
+	for _, a := range l.own {
+		if int(a.Tree) == k {
+			return a, true
+		}
+	}
+	return TreeAddr{}, false
+}
 
 // grant leases addresses in every current tree to a neighbour, reusing its
-// nibble; it returns the leases.
-func (r *Router) grant(id identity.NodeID, via peer.Endpoint, ref bool) []TreeAddr {
+// id; it returns the leases.
+func (r *Router) grant(h leaseHolder) []TreeAddr {
 	l := &r.leases
-	i, ok := l.index[id]
+	i, ok := l.index[h.id]
 	if !ok {
-		if l.next > 15 {
-			return nil // fifteen leases per proxy
+		if l.next == 0 || l.next > addr.MaxCoord {
+			return nil // 135 leases per proxy
 		}
 		i = l.next
 		l.next++
-		l.index[id] = i
+		l.index[h.id] = i
 	}
-	l.holders[id] = leaseHolder{id: id, via: via, ref: ref}
+	l.holders[h.id] = h
 	var out []TreeAddr
 	for k := range r.t.Count() {
 		p, ok := r.t.Current(k)
 		if !ok {
 			continue
 		}
-		a, ok := leaseAddr(p.Addr, i)
+		a, ok := p.Addr.Lease(i)
 		if !ok {
 			continue
 		}
 		if l.granted[p.TreeState] == nil {
 			l.granted[p.TreeState] = map[uint8]leaseHolder{}
 		}
-		l.granted[p.TreeState][i] = leaseHolder{id: id, via: via, ref: ref}
+		l.granted[p.TreeState][i] = h
 		out = append(out, TreeAddr{Tree: uint8(k), TreeState: p.TreeState, Addr: a})
 	}
 	return out
 }
 
-// records are the name records of our leaseholders, signed by us, with
-// leases in every tree we have an address in now. A leaf is told its
-// leases anew: the record must name only leases it holds (a Package in a
-// tree whose lease it never heard of would die there).
+// records are the name records of our leaseholders that do not register
+// themselves, signed by us, with leases in every tree we have an address
+// in now. A leaseholder of ours is told its leases anew: the record must
+// name only leases it holds (a Package in a tree whose lease it never heard
+// of would die there).
 func (l *leaseState) records(r *Router) []Record {
 	var out []Record
 	ids := slices.SortedFunc(maps.Keys(l.holders), func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range ids {
 		h := l.holders[id]
-		addrs := r.grant(h.id, h.via, h.ref)
+		addrs := r.grant(h)
 		if len(addrs) == 0 {
 			continue
 		}
 		if !h.ref {
 			r.sendGrant(h.via, addrs)
+		}
+		if h.self {
+			continue
 		}
 		rec := Record{ID: h.id, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: addrs}
 		if d, ok := l.delegs[h.id]; ok && d.Until > rec.Time {
@@ -191,7 +182,7 @@ func (l *leaseState) peerEvent(r *Router, p *peer.Peer, up bool) {
 	if p.Full || len(p.Endpoints) == 0 {
 		return
 	}
-	if len(r.grant(p.ID, p.Endpoints[0], true)) > 0 {
+	if len(r.grant(leaseHolder{id: p.ID, via: p.Endpoints[0], ref: true})) > 0 {
 		r.scheduleRegister()
 	}
 }
@@ -230,76 +221,129 @@ func (r *Router) askLease() {
 	l.askTmr = r.clk.AfterFunc(wait, r.askLease)
 }
 
-// onLeaseRequest: a leaf neighbour asks for leases.
+// onLeaseRequest: a neighbour asks for leases (flag leaseSelf: it
+// registers its own record).
 func (r *Router) onLeaseRequest(m node.Message) {
 	if !m.FromKnown || r.leases.leaf {
 		return
 	}
+	self := (len(m.Blob) == 2 || len(m.Blob) == 2+DelegationSize) && m.Blob[1]&leaseSelf != 0
 	if d, ok := parseLeaseDelegation(m.Blob, r.self); ok && d.Verify(m.From) {
 		r.leases.delegs[m.From] = d
 	}
-	addrs := r.grant(m.From, m.Via, false)
+	addrs := r.grant(leaseHolder{id: m.From, via: m.Via, self: self})
 	if len(addrs) == 0 {
 		return
 	}
 	r.sendGrant(m.Via, addrs)
-	r.scheduleRegister()
+	if !self {
+		r.scheduleRegister()
+	}
 }
 
-// sendGrant tells a leaf its leases.
+// leaseSelf flags a lease request from a node that registers itself.
+const leaseSelf = 0x01
+
+// crowded: tree k has no place for us, for want of room at the parents
+// within reach (tree.Trees.OnCrowded), the best of which is at ep. We
+// ask it for leases, at most once a claim period, and route by them in
+// the trees where we have no place of our own.
+func (r *Router) crowded(k int, ep peer.Endpoint) {
+	l := &r.leases
+	if l.leaf {
+		return
+	}
+	now := r.clk.Now()
+	if !l.crowdedAt.IsZero() && now.Sub(l.crowdedAt) < r.t.Config().ClaimPeriod {
+		return
+	}
+	l.crowdedAt = now
+	r.b.Send(ep, ControlApp, []byte{msgLeaseReq, leaseSelf}, nil)
+}
+
+// sendGrant tells a leaseholder its leases.
 func (r *Router) sendGrant(via peer.Endpoint, addrs []TreeAddr) {
 	b := []byte{msgLeaseGrant, byte(len(addrs))}
 	for _, a := range addrs {
 		b = append(b, a.Tree, a.TreeState)
-		b = append(b, a.Addr[:]...)
+		b = a.Addr.AppendCompact(b)
 	}
 	r.stats.ControlBytesSent += uint64(len(b))
 	r.b.Send(via, ControlApp, b, nil)
 }
 
-// onLeaseGrant: our proxy granted leases.
+// onLeaseGrant: a proxy granted us leases.
 func (r *Router) onLeaseGrant(m node.Message) {
 	l := &r.leases
-	b := m.Blob
-	if !l.leaf || len(b) < 2 || len(b) != 2+int(b[1])*18 {
+	own, err := decodeGrant(m.Blob)
+	if err != nil {
+		r.stats.Malformed++
 		return
 	}
-	var own []TreeAddr
-	for p := b[2:]; len(p) >= 18; p = p[18:] {
-		var a TreeAddr
-		a.Tree, a.TreeState = p[0], p[1]
-		copy(a.Addr[:], p[2:18])
-		own = append(own, a)
-	}
-	if len(own) == 0 {
-		return
+	if len(own) == 0 || (!l.leaf && l.crowdedAt.IsZero()) {
+		return // leases nobody asked for
 	}
 	if len(l.own) == 0 || l.proxy == m.Via {
-		l.own, l.proxy, l.proxied = own, m.Via, true
+		l.own, l.proxy, l.proxied = own, m.Via, l.leaf
+		if !l.leaf {
+			r.scheduleRegister() // a leaf's record is its proxy's to register
+		}
 	}
+}
+
+// decodeGrant reads a lease grant: count ‖ count × (tree ‖ tree_state ‖
+// compact Long). Each must be a lease (a lease id after the terminator).
+func decodeGrant(b []byte) ([]TreeAddr, error) {
+	if len(b) < 2 || b[0] != msgLeaseGrant || int(b[1]) > tree.MaxTrees {
+		return nil, fmt.Errorf("%w: lease grant", ErrControl)
+	}
+	n := int(b[1])
+	var own []TreeAddr
+	p := b[2:]
+	for range n {
+		if len(p) < 3 {
+			return nil, fmt.Errorf("%w: lease grant: truncated", ErrControl)
+		}
+		a := TreeAddr{Tree: p[0], TreeState: p[1]}
+		var err error
+		if a.Addr, p, err = addr.ReadCompact(p[2:]); err != nil {
+			return nil, fmt.Errorf("%w: lease grant: %w", ErrControl, err)
+		}
+		if a.Addr.LeaseID() == 0 || int(a.Tree) != tree.TreeOf(a.TreeState) {
+			return nil, fmt.Errorf("%w: lease grant: not a lease", ErrControl)
+		}
+		own = append(own, a)
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: lease grant: trailing bytes", ErrControl)
+	}
+	return own, nil
 }
 
 // proxy hands a Package for a leaseholder on, one hop.
 func (r *Router) proxy(rp *routed, h *leaseHolder) {
 	pkg := &rp.Pkg
-	hash := pkg.Hash
-	r.observe(Hop{Hash: hash, Self: r.self, Next: h.id, TreeState: rp.Header.TreeState, To: rp.Header.To, Mode: rp.Header.Mode, Proxy: true, Error: rp.Header.Error})
+	r.observe(Hop{Hash: rp.Inner.Hash, Self: r.self, Next: h.id, TreeState: rp.Header.TreeState, TTL: rp.Header.TTL, Mode: rp.Header.Mode, Proxy: true, Error: rp.Header.Error, Path: rp.Path != nil})
 	var res *node.Result
 	if h.ref {
-		res = r.b.Send(h.via, pkg.AppID, pkg.Blob, nil)
+		res = r.b.Send(h.via, rp.Inner.AppID, rp.Inner.Blob, nil)
 	} else {
-		res = r.b.SendRouted(h.via, rp.Header, pkg, nil)
+		hdr := rp.Header
+		if !hdr.Error && hdr.TTL > 1 {
+			hdr.TTL-- // a hop like any other
+		}
+		res = r.b.SendRouted(h.via, hdr, pkg, nil)
 	}
 	hdr := rp.Header
+	inner := rp.Inner
 	res.OnDone(func(err error) {
 		if err != nil {
-			r.reportError(rp, err, nil)
+			r.reportError(rp, err)
 			return
 		}
-		if h.ref && !hdr.Error && !isControl(pkg) {
+		if h.ref && !hdr.Error && !isControl(&inner) {
 			// A reference node sends no receipt: the proxy confirms.
-			b := append([]byte{msgReceipt}, hash[:]...)
-			r.sendControl(hdr.TreeState, hdr.From, hdr.Mode, b, false)
+			r.reply(rp, append([]byte{msgReceipt}, inner.Hash[:]...))
 		}
 	})
 }

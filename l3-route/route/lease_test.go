@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
@@ -46,8 +47,8 @@ func TestLeafAndReferenceBehindProxy(t *testing.T) {
 	}
 	for _, a := range L.rt.Addrs() {
 		p := me.pos(3, int(a.Tree))
-		if a.TreeState != p.TreeState || !a.Addr.Equal(p.Addr) || leaseNibble(a.Addr) == 0 {
-			t.Errorf("leaf address %v (tree %d, ts %d) is no lease under the proxy's %v (ts %d)", a.Addr.Hex(), a.Tree, a.TreeState, p.Addr.Hex(), p.TreeState)
+		if a.TreeState != p.TreeState || !a.Addr.Equal(p.Addr) || a.Addr.LeaseID() == 0 {
+			t.Errorf("leaf address %v (tree %d, ts %d) is no lease under the proxy's %v (ts %d)", a.Addr, a.Tree, a.TreeState, p.Addr, p.TreeState)
 		}
 	}
 	// Records: the proxies register their leaseholders' names.
@@ -98,7 +99,9 @@ func TestLeafAndReferenceBehindProxy(t *testing.T) {
 		}
 		// It came from the leaf's lease (the proxy only passed it on).
 		m := got[len(got)-1]
-		if !slices.ContainsFunc(L.rt.Addrs(), func(a TreeAddr) bool { return a.TreeState == m.Route.TreeState && a.Addr == m.Route.From }) {
+		if !slices.ContainsFunc(L.rt.Addrs(), func(a TreeAddr) bool {
+			return a.TreeState == m.Route.TreeState && a.Addr.Truncate() == addr.Address(m.Route.From)
+		}) {
 			t.Errorf("from %x (ts %d), not a lease of the leaf %v", m.Route.From, m.Route.TreeState, L.rt.Addrs())
 		}
 	})
@@ -191,8 +194,8 @@ func TestLeafStaysOutOfTrees(t *testing.T) {
 		}
 	}
 	for _, a := range L.rt.Addrs() {
-		if leaseNibble(a.Addr) == 0 {
-			t.Errorf("leaf address %v in tree %d is no lease", a.Addr.Hex(), a.Tree)
+		if a.Addr.LeaseID() == 0 {
+			t.Errorf("leaf address %v in tree %d is no lease", a.Addr, a.Tree)
 		}
 	}
 }
@@ -221,7 +224,7 @@ func TestLeafLeasesMatchItsRecord(t *testing.T) {
 		}
 		for _, a := range hn.rt.records[L.n.ID()].rec.Addrs {
 			if !slices.Contains(L.rt.Addrs(), a) {
-				t.Errorf("node %d stores the leaf at %v (tree %d, ts %d), a lease the leaf does not hold (it holds %v)", i, a.Addr.Hex(), a.Tree, a.TreeState, L.rt.Addrs())
+				t.Errorf("node %d stores the leaf at %v (tree %d, ts %d), a lease the leaf does not hold (it holds %v)", i, a.Addr, a.Tree, a.TreeState, L.rt.Addrs())
 			}
 		}
 	}

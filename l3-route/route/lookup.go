@@ -28,19 +28,19 @@ const (
 )
 
 // keyAddr is where id's record lives in tree k.
-func keyAddr(id identity.NodeID, k int) addr.Address {
+func keyAddr(id identity.NodeID, k int) addr.Long {
 	return keyOf("mycelium/lookup/v1", id[:], k)
 }
 
 // keyOf is the key address of what (in a domain) in tree k: keyLevels
 // coordinates of 1..keySpan from SHA-256(domain ‖ what ‖ k).
-func keyOf(domain string, what []byte, k int) addr.Address {
+func keyOf(domain string, what []byte, k int) addr.Long {
 	h := sha256.Sum256(append(append([]byte(domain), what...), byte(k)))
 	cs := make([]uint8, keyLevels)
 	for i := range cs {
 		cs[i] = 1 + h[i]%keySpan
 	}
-	a, _ := addr.Encode(cs)
+	a, _ := addr.EncodeLong(cs)
 	return a
 }
 
@@ -64,7 +64,8 @@ type lookupReq struct {
 
 // lookupTimeout bounds one lookup attempt (a round trip over the mesh);
 // lookupPatience is how long a lookup keeps trying; a record not found yet
-// is asked for again after lookupAgain.
+// is asked for again after lookupAgain. (On a slow link each is paced:
+// 100, 1,000 and 50 airtimes of a full frame at least.)
 const (
 	lookupTimeout  = 10 * time.Second
 	lookupPatience = 3 * time.Minute
@@ -75,7 +76,9 @@ const (
 // (they change in bursts: an epoch moves every node at once, and at a cold
 // start the trees form one after another), but no longer than RegisterMax
 // after the first change, and spreads over RegisterSpread more: the
-// records of a whole mesh head for the same few homes. A change that only
+// records of a whole mesh head for the same few homes. (On a slow link the
+// spread is 300 airtimes of a full frame at least: six minutes on LoRa,
+// or a mesh's registrations would crowd its air.) A change that only
 // adds addresses (a tree formed) leaves the registered record good, so it
 // waits RegisterMax: only a record with a stale address is urgent. These
 // are the defaults of Config's fields.
@@ -88,7 +91,8 @@ const (
 // scheduleRegister registers our record once our positions settle.
 func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
-	if r.recordGood() && len(r.registered) >= len(r.Addrs()) && now.Sub(r.regAt) < r.recordLife()/2 {
+	repair := r.repairEpoch()
+	if !repair && r.recordGood() && r.homesKept() && len(r.registered) >= len(r.Addrs()) && now.Sub(r.regAt) < r.recordLife()/2 {
 		// Every address in the record we registered is still ours (a
 		// tree that moved to a new epoch keeps the old one valid one
 		// epoch longer), and no tree was added: the record stands. It is
@@ -102,16 +106,58 @@ func (r *Router) scheduleRegister() {
 	} else {
 		r.regTmr.Stop()
 	}
-	quiet := r.cfg.RegisterQuiet
-	if r.recordGood() {
+	quiet, spread := r.cfg.RegisterQuiet, r.cfg.RegisterSpread
+	switch {
+	case repair:
+		// A tree renewed early because a failure broke it: our address
+		// there still stands, but the way to it may not. The new one
+		// must be found soon (senders use what the record says).
+		quiet, spread = quiet/2, spread/2
+	case r.recordGood():
 		quiet = r.cfg.RegisterMax
 	}
+	spread = r.paced(spread, 300)
 	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
-	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(r.cfg.RegisterSpread)))
+	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(spread)))
 	r.regTmr = r.clk.AfterFunc(wait, func() {
 		r.regTmr = nil
 		r.register()
 	})
+}
+
+// homesKept reports whether the trees holding our record are still in the
+// epochs we stored it in: a new term moves the key's home (the tree's
+// shape changed), and a lookup must find the record at the new one.
+func (r *Router) homesKept() bool {
+	for k, ts := range r.homes {
+		if p, ok := r.current(k); !ok || p.TreeState != ts {
+			return false
+		}
+	}
+	return true
+}
+
+// repairEpoch reports whether a tree in which our record names an address
+// has since started a term early (a renewal after a failure: the term it
+// replaced ran less than its EpochPeriods claims) while the record still
+// names the old one.
+func (r *Router) repairEpoch() bool {
+	c := r.t.Config()
+	if c.EpochPeriods <= 0 {
+		return false
+	}
+	full := time.Duration(c.EpochPeriods-1) * c.ClaimPeriod
+	for _, a := range r.registered {
+		cur, ok := r.t.Current(int(a.Tree))
+		prev, okPrev := r.t.Previous(int(a.Tree))
+		if !ok || !okPrev || cur.TreeState == a.TreeState || prev.TreeState != a.TreeState {
+			continue
+		}
+		if time.Duration(cur.Term-prev.Term) < full {
+			return true
+		}
+	}
+	return false
 }
 
 // Registered reports whether the record stored under our name is complete
@@ -136,8 +182,8 @@ func (r *Router) recordGood() bool {
 		return false
 	}
 	for _, a := range r.registered {
-		p, ok := r.t.ByState(a.TreeState)
-		if !ok || !p.Addr.Equal(a.Addr) {
+		p, ok := r.position(a.TreeState)
+		if !ok || !p.Addr.SameHolder(a.Addr) {
 			return false
 		}
 	}
@@ -147,8 +193,8 @@ func (r *Router) recordGood() bool {
 // register stores our record, and those of nodes we proxy for.
 func (r *Router) register() {
 	rec := Record{ID: r.self, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: r.Addrs()}
-	if len(rec.Addrs) == 0 {
-		return
+	if len(rec.Addrs) == 0 || r.leases.leaf {
+		return // (a leaf's record is its proxy's to register)
 	}
 	rec.Sign(r.b.Signer())
 	r.registered = rec.Addrs
@@ -166,12 +212,7 @@ func (r *Router) register() {
 	r.registerName()
 }
 
-func (r *Router) lookupTrees() int {
-	if r.cfg.LookupTrees > 0 {
-		return min(r.cfg.LookupTrees, r.t.Count())
-	}
-	return r.t.Count()
-}
+func (r *Router) lookupTrees() int { return min(r.cfg.LookupTrees, r.t.Count()) }
 
 // storeLookup sends a record toward its keys, and again until the node
 // that stores it confirms (a routed message can be lost on the way; a
@@ -179,10 +220,17 @@ func (r *Router) lookupTrees() int {
 func (r *Router) storeLookup(rec Record) {
 	sent := 0
 	for k := 0; k < r.t.Count() && sent < r.lookupTrees(); k++ {
-		if _, ok := r.t.Current(k); !ok {
+		if _, ok := r.current(k); !ok {
 			continue // lookups try the next trees too
 		}
 		sent++
+		if rec.ID == r.self {
+			p, _ := r.current(k)
+			if r.homes == nil {
+				r.homes = map[int]uint8{}
+			}
+			r.homes[k] = p.TreeState
+		}
 		key := regKey{id: rec.ID, tree: k}
 		if old := r.regs[key]; old != nil {
 			clock.Stop(&old.timer)
@@ -210,21 +258,22 @@ type regState struct {
 }
 
 // registerTries bounds the attempts of one registration; they are spaced
-// by registerRetry, doubling up to four times that.
+// by registerRetry (200 airtimes of a full frame at least), doubling up to
+// four times that.
 const (
 	registerTries = 8
 	registerRetry = 15 * time.Second
 )
 
 func (r *Router) sendRegister(key regKey, st *regState) {
-	p, ok := r.t.Current(key.tree)
+	p, ok := r.current(key.tree)
 	if !ok || st.tries >= registerTries {
 		delete(r.regs, key)
 		return
 	}
 	st.tries++
-	r.sendControl(p.TreeState, keyAddr(st.rec.ID, key.tree), false, st.rec.AppendTo([]byte{msgRegister}), false)
-	st.timer = r.clk.AfterFunc(registerRetry<<min(st.tries-1, 2), func() {
+	r.sendControl(p.TreeState, keyAddr(st.rec.ID, key.tree), false, st.rec.AppendTo([]byte{msgRegister}))
+	st.timer = r.clk.AfterFunc(r.paced(registerRetry, 200)<<min(st.tries-1, 2), func() {
 		if r.regs[key] == st {
 			r.sendRegister(key, st)
 		}
@@ -240,6 +289,9 @@ func (r *Router) onRegistered(rp *routed, b []byte) {
 	copy(id[:], b[:32])
 	at := int64(binary.BigEndian.Uint64(b[32:]))
 	key := regKey{id: id, tree: tree.TreeOf(rp.Header.TreeState)}
+	if rp.Path != nil {
+		key.tree = int(rp.Path.dst[0].Tree) // (the header names the nearest of the addresses)
+	}
 	if st := r.regs[key]; st != nil && st.rec.Time == at {
 		clock.Stop(&st.timer)
 		delete(r.regs, key)
@@ -265,7 +317,7 @@ func (r *Router) onRegister(rp *routed, b []byte) {
 	defer func() {
 		ack := append([]byte{msgRegistered}, rec.ID[:]...)
 		ack = binary.BigEndian.AppendUint64(ack, uint64(rec.Time))
-		r.sendControl(rp.Header.TreeState, rp.Header.From, false, ack, false)
+		r.reply(rp, ack)
 	}()
 	if !r.admitRecord(&rec, old, now) {
 		return
@@ -332,26 +384,41 @@ func (r *Router) Lookup(id identity.NodeID, cb func(Destination, error)) {
 }
 
 func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
-	// The trees holding records are asked in turn, then all of them (a
-	// node without an address in one of the first trees registered in the
-	// next), then the first again: a record may be on its way (nodes
-	// register when their addresses settle).
-	n := r.t.Count()
+	// The trees holding records are asked in turn, in their current epoch
+	// and then in the previous one (a tree that renewed its term moved the
+	// key's home; the old home keeps the record until the node registers
+	// at the new one), then every tree (a node without an address in one of
+	// the first trees registered in the next), then round again: a record
+	// may be on its way (nodes register when their addresses settle).
+	n, l := r.t.Count(), r.lookupTrees()
 	if q.start.IsZero() {
 		q.start = r.clk.Now()
 	}
-	// At least two rounds; and while a node just starting may not have
-	// registered yet (it waits for its addresses to settle), keep at it
-	// for lookupPatience.
+	// At least a round of each; and while a node just starting may not
+	// have registered yet (it waits for its addresses to settle), keep at
+	// it for lookupPatience.
 	skipped := 0
-	for q.tries < n+r.lookupTrees() || r.clk.Now().Sub(q.start) < lookupPatience {
-		k := q.tries % n
+	for q.tries < 2*l+n || r.clk.Now().Sub(q.start) < r.paced(lookupPatience, 1000) {
+		round := q.tries % (2*l + n)
 		q.tries++
-		p, ok := r.current(k)
+		var p tree.Position
+		var ok bool
+		var k int
+		switch {
+		case round < l:
+			k = round
+			p, ok = r.current(k)
+		case round < 2*l:
+			k = round - l
+			p, ok = r.t.Previous(k)
+		default:
+			k = round - 2*l
+			p, ok = r.current(k)
+		}
 		if !ok {
-			if skipped++; skipped >= n {
+			if skipped++; skipped >= 2*l+n {
 				// No address in any tree (yet): nothing to ask through.
-				q.timer = r.clk.AfterFunc(lookupAgain, func() {
+				q.timer = r.clk.AfterFunc(r.paced(lookupAgain, 50), func() {
 					if r.lookups[nonce] == q {
 						r.tryLookup(nonce, q)
 					}
@@ -362,8 +429,8 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 		}
 		b := append([]byte{msgLookup}, q.id[:]...)
 		b = append(b, byte(nonce>>24), byte(nonce>>16), byte(nonce>>8), byte(nonce))
-		r.sendControl(p.TreeState, keyAddr(q.id, k), false, b, false)
-		q.timer = r.clk.AfterFunc(lookupTimeout, func() {
+		r.sendControl(p.TreeState, keyAddr(q.id, k), false, b)
+		q.timer = r.clk.AfterFunc(r.paced(lookupTimeout, 100), func() {
 			if r.lookups[nonce] == q {
 				r.tryLookup(nonce, q)
 			}
@@ -415,7 +482,7 @@ func (r *Router) onLookup(rp *routed, b []byte) {
 	} else {
 		reply = append(reply, 0)
 	}
-	r.sendControl(rp.Header.TreeState, rp.Header.From, false, reply, false)
+	r.reply(rp, reply)
 }
 
 // onLookupReply completes a lookup.
@@ -436,7 +503,7 @@ func (r *Router) onLookupReply(b []byte) {
 		if q.timer != nil {
 			q.timer.Stop()
 		}
-		q.timer = r.clk.AfterFunc(lookupAgain, func() {
+		q.timer = r.clk.AfterFunc(r.paced(lookupAgain, 50), func() {
 			if r.lookups[nonce] == q {
 				r.tryLookup(nonce, q)
 			}

@@ -127,7 +127,7 @@ func (r *NameRecord) UnmarshalBinary(b []byte) error {
 }
 
 // keyName is where a name's record lives in tree k.
-func keyName(name string, k int) addr.Address { return keyOf(nameDomain, []byte(name), k) }
+func keyName(name string, k int) addr.Long { return keyOf(nameDomain, []byte(name), k) }
 
 // nameState is the router's part in names.
 type nameState struct {
@@ -215,8 +215,8 @@ func (r *Router) sendNameRegister(k int, st *nameReg) {
 		return
 	}
 	st.tries++
-	r.sendControl(p.TreeState, keyName(st.rec.Name, k), false, st.rec.AppendTo([]byte{msgNameRegister}), false)
-	st.timer = r.clk.AfterFunc(registerRetry<<min(st.tries-1, 2), func() {
+	r.sendControl(p.TreeState, keyName(st.rec.Name, k), false, st.rec.AppendTo([]byte{msgNameRegister}))
+	st.timer = r.clk.AfterFunc(r.paced(registerRetry, 200)<<min(st.tries-1, 2), func() {
 		if r.names.regs[k] == st {
 			r.sendNameRegister(k, st)
 		}
@@ -293,7 +293,7 @@ func (r *Router) onNameRegister(rp *routed, b []byte) {
 	ack := append([]byte{msgNameStored}, holder[:]...)
 	ack = binary.BigEndian.AppendUint64(ack, uint64(rec.Time))
 	ack = append(ack, status)
-	r.sendControl(rp.Header.TreeState, rp.Header.From, false, ack, false)
+	r.reply(rp, ack)
 }
 
 func (r *Router) evictName() {
@@ -396,8 +396,8 @@ func (r *Router) tryNameLookup(nonce uint32, q *nameLookup) {
 		}
 		b := binary.BigEndian.AppendUint32([]byte{msgNameLookup}, nonce)
 		b = append(b, q.name...)
-		r.sendControl(p.TreeState, keyName(q.name, k), false, b, false)
-		q.timer = r.clk.AfterFunc(lookupTimeout, func() {
+		r.sendControl(p.TreeState, keyName(q.name, k), false, b)
+		q.timer = r.clk.AfterFunc(r.paced(lookupTimeout, 100), func() {
 			if r.names.lookups[nonce] == q {
 				r.tryNameLookup(nonce, q)
 			}
@@ -427,7 +427,7 @@ func (r *Router) onNameLookup(rp *routed, b []byte) {
 	} else {
 		reply = append(reply, 0)
 	}
-	r.sendControl(rp.Header.TreeState, rp.Header.From, false, reply, false)
+	r.reply(rp, reply)
 }
 
 // onNameReply completes a name lookup, or moves it to the next tree.

@@ -41,7 +41,7 @@ func rankedIDs(n int, seed uint64) []identity.Identity {
 // the Package came from) whose address is strictly closer to the
 // destination's by the metric, the closest, ties to the lowest node_id.
 // It returns the path and whether it reaches dst.
-func greedy(adj [][]int, pos []addr.Address, ids []identity.NodeID, m addr.Metric, src, dst int) ([]int, bool) {
+func greedy(adj [][]int, pos []addr.Long, ids []identity.NodeID, m addr.Metric, src, dst int) ([]int, bool) {
 	to := pos[dst]
 	path := []int{src}
 	prev := -1
@@ -52,12 +52,12 @@ func greedy(adj [][]int, pos []addr.Address, ids []identity.NodeID, m addr.Metri
 		if len(path) > len(pos) {
 			return path, false // cannot happen with strict progress
 		}
-		best, bestKey := -1, m.Key(pos[cur], to)
+		best, bestKey := -1, m.RouteKey(pos[cur], to)
 		for _, j := range adj[cur] {
 			if j == prev {
 				continue
 			}
-			k := m.Key(pos[j], to)
+			k := m.RouteKey(pos[j], to)
 			if k < bestKey || (k == bestKey && best >= 0 && bytes.Compare(ids[j][:], ids[best][:]) < 0) {
 				best, bestKey = j, k
 			}
@@ -115,7 +115,7 @@ func TestGreedyPathsBothMetrics(t *testing.T) {
 		adj[e[0]] = append(adj[e[0]], e[1])
 		adj[e[1]] = append(adj[e[1]], e[0])
 	}
-	pos := make([]addr.Address, n)
+	pos := make([]addr.Long, n)
 	nid := make([]identity.NodeID, n)
 	for i := range n {
 		pos[i] = me.pos(i, 0).Addr

@@ -4,14 +4,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
 // A node whose parent dies keeps its address for the epoch, tells the root
 // (a routed renew request, through the other tree: in this one its only
-// way up is gone) once its peer table gives the parent up, and the root
-// starts a new term at once rather than at the end of the old one: the
-// orphan re-attaches to the best responder it has left.
+// way up is gone) once the parent has passed no claim on for a claim period
+// and a half (tree.Trees.Silent; the peer table gives it up only after four
+// beacon periods), and the root starts a new term at once rather than at
+// the end of the old one: the orphan re-attaches to the best responder it
+// has left, within three claim periods of the death.
 func TestParentLossRenewsTheTerm(t *testing.T) {
 	// 0 - 1 - 2 - 3, and 0 - 4 - 5 - 3: a ring of six, two ways round.
 	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
@@ -47,14 +50,15 @@ func TestParentLossRenewsTheTerm(t *testing.T) {
 		me.m.Disconnect(me.radios[parent], nb)
 	}
 	// Within the epoch the address stands.
-	me.clk.RunFor(time.Minute)
+	died := me.clk.Now()
+	period := me.trees[orphan].Config().ClaimPeriod
+	me.clk.RunFor(period)
 	if p := pos(orphan); p.TreeState != before.TreeState || !p.Addr.Equal(before.Addr) {
 		t.Fatalf("address changed within the epoch: %v → %v", before, p)
 	}
 	// Terms never end by age here (EpochPeriods < 0): only the renew
-	// request can start a new one. The peer table gives the parent up
-	// after a few beacon periods; then the orphan's new place comes.
-	deadline := me.clk.Now().Add(15 * time.Minute)
+	// request can start a new one.
+	deadline := died.Add(3 * period)
 	for me.clk.Now().Before(deadline) {
 		me.clk.RunFor(10 * time.Second)
 		if p, ok := me.trees[orphan].Current(0); ok && p.Term != before.Term {
@@ -62,15 +66,15 @@ func TestParentLossRenewsTheTerm(t *testing.T) {
 			if pa.Equal(me.addrOf(parent, p.TreeState)) {
 				t.Fatalf("re-attached under the dead node")
 			}
-			t.Logf("new term after %v; orphan at %v (was %v)", me.clk.Now().Sub(deadline.Add(-15*time.Minute)), p.Addr, before.Addr)
+			t.Logf("new term after %v; orphan at %v (was %v)", me.clk.Now().Sub(died), p.Addr, before.Addr)
 			return
 		}
 	}
-	t.Fatal("no new term after the parent died")
+	t.Fatal("no new term within three claim periods of the parent's death")
 }
 
 // addrOf is node i's address in epoch ts, or the zero address.
-func (me *tmesh) addrOf(i int, ts uint8) (a [16]byte) {
+func (me *tmesh) addrOf(i int, ts uint8) (a addr.Long) {
 	if p, ok := me.trees[i].ByState(ts); ok {
 		return p.Addr
 	}

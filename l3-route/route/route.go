@@ -1,9 +1,10 @@
 // Package route is the routing layer: it forwards routed Packages greedily
-// toward their destination's tree coordinates (PROTOCOL 6.3), in the tree
-// the sender chose among K parallel trees, never back to where a Package
-// came from and only with strict progress; it turns failures into errors
-// that travel back to the sender (PROTOCOL 7), confirms delivery end to
-// end, and offers name lookup, trace route and leased addresses (6.4).
+// toward their destination's tree coordinates (PROTOCOL 6.3) — by all K
+// parallel trees at once, with a bound carried in the Package that falls
+// at every hop so nothing can loop (path headers, path.go) — turns
+// failures into errors that travel back to the sender (PROTOCOL 7),
+// confirms delivery end to end, and offers name lookup, trace route and
+// leased addresses (6.4).
 //
 // Hops are reliable transfers between neighbours (the node runtime's
 // sequences, in routed schemas); a relay reassembles and verifies a Package
@@ -12,14 +13,17 @@
 package route
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -30,17 +34,22 @@ import (
 
 // Config tunes the router.
 type Config struct {
-	// TTL is the hop limit routed Packages start with (default 64).
+	// TTL is the hop limit routed Packages start with (default 255: the
+	// bound a path header carries, not the hop limit, is what stops
+	// loops, and a mesh of diameter 100 routes around a failure in more
+	// than 64 hops).
 	TTL uint8
 	// ReceiptTimeout is how long a sender waits for the end-to-end receipt
-	// before sending again (default 30 s); Attempts bounds the sends (4).
+	// before sending again (default 30 s, or 200 airtimes of a full frame
+	// on the slowest link: four minutes on LoRa); Attempts bounds the
+	// sends (4).
 	ReceiptTimeout time.Duration
 	Attempts       int
-	// LookupTrees is how many trees hold a node's name record (default:
-	// all of them). A node far from some roots has no address in their
-	// trees (32 levels), and can look names up only in the others; a
-	// record in every tree is found from any of them. A record is one
-	// routed packet per tree.
+	// LookupTrees is how many trees hold a node's name record (default 2:
+	// every node has an address in every tree, Long if need be, so a
+	// lookup finds a record in the first tree it asks, or the second if a
+	// failure took the first's home). A record is one routed Package per
+	// tree, sent again whenever an address in it is about to go.
 	LookupTrees int
 	// Records bounds the name records a node stores for others (4096),
 	// and separately the names it stores and remembers.
@@ -59,7 +68,7 @@ type Config struct {
 
 func (c *Config) fill() {
 	if c.TTL == 0 {
-		c.TTL = 64
+		c.TTL = 255
 	}
 	if c.ReceiptTimeout <= 0 {
 		c.ReceiptTimeout = 30 * time.Second
@@ -80,6 +89,9 @@ func (c *Config) fill() {
 	if c.RegisterSpread <= 0 {
 		c.RegisterSpread = registerSpread
 	}
+	if c.LookupTrees <= 0 {
+		c.LookupTrees = 2
+	}
 }
 
 // Stats counts the router's work.
@@ -88,10 +100,13 @@ type Stats struct {
 	Receipts                         uint64
 	ErrorsSent, ErrorsRecv           uint64
 	NoRoute, HopLimit                uint64
+	Fallbacks                        uint64 // path headers moved to a later phase here (a tree's way was broken)
+	Reroutes                         uint64 // Packages sent another way after a hop failed for want of answers
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
 	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
 	Lookups, LookupHits              uint64
+	Namesakes                        uint64 // path headers to another holder of one of our places (forwardPath), passed on
 	NameLookups                      uint64
 	NameConflicts                    uint64 // a home said our name is another node's
 	// Failed counts the sends this node originated that ended in an
@@ -101,18 +116,29 @@ type Stats struct {
 }
 
 // Hop is what an observer hears for each routing decision: the Package
-// (by hash) left self for next (next zero when delivered here).
+// (by the hash of the Package its origin made) left Self for Next (Next
+// zero when delivered here).
 type Hop struct {
 	Hash      [16]byte
 	Self      identity.NodeID
 	Next      identity.NodeID
+	From      identity.NodeID // the neighbour it came from (zero: made here)
 	Delivered bool
 	TreeState uint8
-	To        addr.Address // where the Package is going
-	NextAddr  addr.Address // Next's address in the epoch, as Self knows it
-	Mode      bool         // the metric: common-prefix distance (else tree distance)
-	Proxy     bool         // handed to a leaseholder, not routed
+	TTL       uint8     // as it leaves (as it came, when delivered)
+	To        addr.Long // where the Package is going (plain Packages: the header's to_addr)
+	NextAddr  addr.Long // Next's address in the epoch, as Self knows it (plain Packages)
+	Mode      bool      // the metric: common-prefix distance (else tree distance)
+	Proxy     bool      // handed to a leaseholder, not routed
 	Error     bool
+	// Path header decisions: the phase the Package left in, the bound it
+	// came with, Self's own potential (in that phase) and Next's as Self
+	// computed it, which Next carries on as its bound.
+	Path             bool
+	Phase            uint8
+	BoundIn          uint64
+	SelfPot, NextPot uint64
+	Dst              []TreeAddr // the destination's addresses (shared: do not modify or keep)
 }
 
 // Router is the routing layer of one node. It is the layer above the node
@@ -138,6 +164,7 @@ type Router struct {
 	regs       map[regKey]*regState        // registrations not yet confirmed
 	regFirst   time.Time                   // the first position change the pending registration waits out
 	registered []TreeAddr                  // the addresses in the record we registered last
+	homes      map[int]uint8               // the trees holding our record, and the epoch (tree_state) we stored it in
 	regAt      time.Time                   // when
 	refreshTmr clock.Timer
 	stats      Stats
@@ -147,6 +174,14 @@ type Router struct {
 	delivered  map[[32]byte]time.Time
 	deliveredQ [][32]byte
 	names      nameState
+	// frame is the airtime of a full frame on our slowest link: what the
+	// router's timers scale by (a round trip over a LoRa mesh takes
+	// minutes, over ESP-NOW milliseconds).
+	frame time.Duration
+	// cands and candIdx are scratch for ranking neighbours (one decision
+	// at a time: the node's loop).
+	cands   []cand
+	candIdx map[peer.Endpoint]int
 }
 
 // Attach builds the routing layer of n, with its trees (tcfg), and
@@ -164,6 +199,10 @@ func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 		return nil, err
 	}
 	r.b, r.clk, r.self = b, b.Clock(), b.ID()
+	r.frame = r.slowFrame()
+	if cfg.ReceiptTimeout == 30*time.Second {
+		r.cfg.ReceiptTimeout = r.paced(cfg.ReceiptTimeout, 200)
+	}
 	r.rng = rand.New(rand.NewPCG(b.Seed(), 0x726f757465))
 	r.t = tree.New(b, tcfg)
 	r.leases.init()
@@ -173,8 +212,30 @@ func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 	}
 	r.t.Subscribe(func(int) { r.scheduleRegister() })
 	r.t.OnParentLost(r.askRenew)
+	r.t.OnCrowded(r.crowded)
 	return r, nil
 }
+
+// slowFrame is the airtime of a full frame on the slowest of our links.
+func (r *Router) slowFrame() time.Duration {
+	var d time.Duration
+	for i := range r.b.Links() {
+		d = max(d, r.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, fullFrame))
+	}
+	return d
+}
+
+// fullFrame is a blob that fills a frame of either family.
+const fullFrame = 200
+
+// paced is d, or n airtimes of a full frame on our slowest link if that is
+// longer: a timer that suits ESP-NOW, stretched to a slow link.
+func (r *Router) paced(d time.Duration, n int) time.Duration {
+	return max(d, time.Duration(n)*r.frame)
+}
+
+// Config returns the configuration in force.
+func (r *Router) Config() Config { return r.cfg }
 
 // Trees returns the node's trees.
 func (r *Router) Trees() *tree.Trees { return r.t }
@@ -215,16 +276,16 @@ func (r *Router) observe(h Hop) {
 }
 
 // Addrs returns this node's current addresses, one per tree where it has
-// one (its own, or leased from a proxy).
+// one: its own, or else a lease from a proxy (a leaf's, or a node's that
+// no parent had room for).
 func (r *Router) Addrs() []TreeAddr {
 	var out []TreeAddr
 	for k := range r.t.Count() {
 		if p, ok := r.t.Current(k); ok {
 			out = append(out, TreeAddr{Tree: uint8(k), TreeState: p.TreeState, Addr: p.Addr})
+		} else if a, ok := r.leases.inTree(k); ok {
+			out = append(out, a)
 		}
-	}
-	if len(out) == 0 {
-		out = append(out, r.leases.mine()...)
 	}
 	return out
 }
@@ -236,7 +297,7 @@ type pendingSend struct {
 	pkg      packet.Package
 	opt      *node.SendOptions
 	mode     bool
-	forced   *int
+	forced   *int // the one tree to route in (nil: all)
 	attempts int
 	timer    clock.Timer
 }
@@ -254,7 +315,7 @@ type Options struct {
 	// common-prefix distance (the flags' mode bit).
 	Mode     bool
 	Priority int
-	// Tree forces a tree (-1 or unset: the one where the destination is closest).
+	// Tree forces a tree (-1 or unset: all of them, see path headers).
 	Tree *int
 }
 
@@ -275,7 +336,7 @@ func (r *Router) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *Op
 				// on): look the node up afresh, once.
 				// (Another send may have dropped or refreshed the entry
 				// meanwhile: drop it only if it is the one we used.)
-				if err != nil && !fresh && (errors.Is(err, node.ErrNoRoute) || errors.Is(err, ErrNoCommonTree)) {
+				if err != nil && !fresh && stale(err) {
 					fresh = true
 					if c := r.cache[to]; c != nil && slices.Equal(c.d.Addrs, d.Addrs) {
 						delete(r.cache, to)
@@ -289,6 +350,18 @@ func (r *Router) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *Op
 	}
 	try()
 	return res
+}
+
+// stale reports errors after which a send looks its destination up afresh:
+// no way there, or a way that failed (the record in the cache may name
+// epochs renewed since, or ways through nodes since gone).
+func stale(err error) bool {
+	for _, e := range []error{node.ErrNoRoute, ErrNoCommonTree, node.ErrAbandoned, node.ErrHopLimit} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // SendTo sends blob to application app at a destination whose addresses
@@ -312,10 +385,12 @@ func (r *Router) SendTo(d Destination, app packet.AppID, blob []byte, opt *Optio
 	return res
 }
 
-// attempt sends (or resends) a pending Package.
+// attempt sends (or resends) a pending Package, in a path header toward
+// every address of the destination this node shares an epoch with (or the
+// forced tree's alone), with our own addresses for the way back.
 func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 	p.attempts++
-	h, ok := r.header(p.dst, p.mode, forced, p.attempts-1)
+	ph, h, ok := r.pathTo(p.dst.Addrs, p.mode, forced, true)
 	if !ok {
 		r.finish(hash, ErrNoCommonTree)
 		return
@@ -329,39 +404,84 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		}
 		r.attempt(hash, p, forced)
 	})
-	r.forward(&routed{Header: h, Pkg: p.pkg, Time: r.clk.Now()}, true, nil)
+	r.forward(r.wrap(h, ph, p.pkg), true, nil)
 }
 
 // ErrNoCommonTree: the destination has no address in any epoch we are in.
 var ErrNoCommonTree = errors.New("route: no tree in common with the destination")
 
-// header picks the tree in which the destination is closest (by tree
-// distance, a hop estimate, whatever metric the relays then use) among
-// those where both ends have an address of the same epoch.
-//
-// rank 0 is the best tree; a send tried again after a failure takes the
-// next (rank 1, 2, ...: its relays are others, likely past what failed).
-func (r *Router) header(d Destination, mode bool, forced *int, rank int) (node.RouteHeader, bool) {
-	type choice struct {
-		h    node.RouteHeader
-		dist int
+// pathTo builds a path header toward dst (a node's addresses) and the
+// packet header it travels under: dst ordered by our distance to each (an
+// address in an epoch we are not in goes last: relays may share it), the
+// phases' order; the header names the nearest in its tree, to_addr and
+// from_addr as the wire holds them. withSrc adds our own address in that
+// tree where from_addr cannot hold it (receipts and errors go back by it).
+func (r *Router) pathTo(dst []TreeAddr, mode bool, forced *int, withSrc bool) (*pathHeader, node.RouteHeader, bool) {
+	m := metric(mode)
+	type entry struct {
+		a    TreeAddr
+		dist uint32
+		ours bool
 	}
-	var cs []choice
-	for _, da := range d.Addrs {
+	var es []entry
+	for _, da := range dst {
 		if forced != nil && *forced >= 0 && int(da.Tree) != *forced {
 			continue
 		}
-		self, ok := r.position(da.TreeState)
-		if !ok {
-			continue
+		if len(es) == maxPathAddrs {
+			break
 		}
-		cs = append(cs, choice{node.RouteHeader{To: da.Addr, From: self.Addr, TreeState: da.TreeState, TTL: r.cfg.TTL, Mode: mode}, addr.DistTree(self.Addr, da.Addr)})
+		e := entry{a: da, dist: math.MaxUint32}
+		if self, ok := r.position(da.TreeState); ok {
+			e.dist, e.ours = m.RouteKey(self.Addr, da.Addr), true
+		}
+		es = append(es, e)
 	}
-	if len(cs) == 0 {
-		return node.RouteHeader{}, false
+	slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.dist, b.dist) })
+	if len(es) == 0 || !es[0].ours {
+		return nil, node.RouteHeader{}, false
 	}
-	slices.SortStableFunc(cs, func(a, b choice) int { return a.dist - b.dist })
-	return cs[rank%len(cs)].h, true
+	ph := &pathHeader{bound: noBound}
+	size := 0
+	for _, e := range es {
+		// The nearest first; the farther ones while they fit the budget
+		// (on a deep mesh a Long takes 40 bytes and more, and six of them
+		// would cost every hop a frame more than the Package itself).
+		n := 2 + len(e.a.Addr.AppendCompact(nil))
+		if len(ph.dst) > 0 && size+n > maxPathBytes {
+			break
+		}
+		size += n
+		ph.dst = append(ph.dst, e.a)
+	}
+	self, _ := r.position(es[0].a.TreeState)
+	if _, fits := self.Addr.Wire(); withSrc && !fits {
+		// Our address in the header's tree, where from_addr cannot hold
+		// it: answers go back by it (a path header of every tree for a
+		// receipt would cost more than the receipt's stretch).
+		ph.src = []TreeAddr{{Tree: es[0].a.Tree, TreeState: es[0].a.TreeState, Addr: self.Addr}}
+	}
+	h := node.RouteHeader{To: es[0].a.Addr.Truncate(), From: self.Addr.Truncate(), TreeState: es[0].a.TreeState, TTL: r.cfg.TTL, Mode: mode}
+	return ph, h, true
+}
+
+// wrap makes the routed form of pkg: in a path header (ph) or as it is.
+func (r *Router) wrap(h node.RouteHeader, ph *pathHeader, pkg packet.Package) *routed {
+	rp := &routed{Header: h, Inner: pkg, Time: r.clk.Now()}
+	if ph == nil {
+		rp.Pkg = pkg
+	} else {
+		rp.Path = ph
+		rp.Pkg = packet.NewPackage(PathApp, appendPath(nil, ph, &pkg))
+	}
+	return rp
+}
+
+func metric(mode bool) addr.Metric {
+	if mode {
+		return addr.MetricCPL
+	}
+	return addr.MetricTree
 }
 
 // Position is this node's address in epoch ts: its own, or a lease (a
@@ -392,7 +512,9 @@ func retryable(err error) bool {
 }
 
 // failed: an attempt of a pending send failed with err; try again after a
-// pause (a congested relay needs a moment) or report it.
+// pause (a congested relay needs a moment) or report it. A path header
+// holds every tree: each attempt tries all of them again (the relays'
+// knowledge, and the trees, may have moved on meanwhile).
 func (r *Router) failed(hash [16]byte, err error) {
 	p := r.pending[hash]
 	if p == nil {
@@ -440,108 +562,6 @@ func (r *Router) finish(hash [16]byte, err error) {
 	completeResult(p.res, err)
 }
 
-// routed is a routed Package at this node: the header it carries, the
-// Package (decoded once, when it arrived or was made), and the neighbour
-// it came from (zero when we originated it).
-type routed struct {
-	Header node.RouteHeader
-	Pkg    packet.Package
-	Via    peer.Endpoint
-	Time   time.Time
-}
-
-// HandleRouted is the node handing us a routed Package from a neighbour
-// (node.Layer).
-func (r *Router) HandleRouted(h node.RouteHeader, pkg *packet.Package, via peer.Endpoint, at time.Time) {
-	from := via
-	r.forward(&routed{Header: h, Pkg: *pkg, Via: via, Time: at}, false, &from)
-}
-
-// forward makes the routing decision for a Package here: deliver, pass to
-// the closest neighbour, or report an error back toward its origin.
-func (r *Router) forward(rp *routed, originated bool, from *peer.Endpoint) {
-	h := rp.Header
-	pkgHash := rp.Pkg.Hash
-	self, ok := r.position(h.TreeState)
-	if !ok {
-		r.stats.NoRoute++
-		r.reportError(rp, node.ErrNoRoute, from)
-		return
-	}
-	if self.Addr.Equal(h.To) {
-		if lease := r.leases.holder(h.TreeState, h.To); lease != nil {
-			r.proxy(rp, lease)
-			return
-		}
-		r.local(rp, pkgHash)
-		return
-	}
-	if r.leases.proxied && !originated && from != nil {
-		// A leaf's only way out is its proxy; it never relays.
-		r.stats.NoRoute++
-		r.reportError(rp, node.ErrNoRoute, from)
-		return
-	}
-	if !originated {
-		switch {
-		case h.Error && h.TTL == 255:
-			return // an error that cannot travel further is dropped
-		case h.Error:
-			h.TTL++
-		case h.TTL <= 1:
-			r.stats.HopLimit++
-			r.reportError(rp, node.ErrHopLimit, from)
-			return
-		default:
-			h.TTL--
-		}
-	}
-	next, ok := r.nextHop(self, h, from)
-	if r.leases.proxied && originated {
-		// A leaf sends everything through its proxy.
-		next = tree.Neighbor{Via: r.leases.proxy, Addr: self.Addr}
-		if p := r.b.PeerAt(r.leases.proxy); p != nil {
-			next.ID = p.ID
-		}
-		ok = true
-	}
-	if !ok {
-		if isLookup(&rp.Pkg) {
-			// The end of a name's greedy path: its records live here.
-			r.local(rp, pkgHash)
-			return
-		}
-		r.stats.NoRoute++
-		r.reportError(rp, node.ErrNoRoute, from)
-		return
-	}
-	if !originated {
-		r.stats.Forwarded++
-	}
-	r.traceHop(rp, self, h, next)
-	r.observe(Hop{Hash: pkgHash, Self: r.self, Next: next.ID, NextAddr: next.Addr, TreeState: h.TreeState, To: h.To, Mode: h.Mode, Error: h.Error})
-	rp.Header = h
-	res := r.b.SendRouted(next.Via, h, &rp.Pkg, nil)
-	res.OnDone(func(err error) {
-		if err == nil {
-			return
-		}
-		// The hop failed (the neighbour vanished, or refused): say so.
-		if errors.Is(err, node.ErrAbandoned) || errors.Is(err, node.ErrLink) {
-			r.suspect(next.Via)
-		}
-		var remote *node.RemoteError
-		if errors.As(err, &remote) {
-			err = remote.Err
-		}
-		if originated {
-			r.failed(pkgHash, err)
-			return
-		}
-		r.reportError(rp, err, from)
-	})
-}
-
 // askRenew asks the root of tree k for an early term: our parent there is
 // gone (see tree.Trees.OnParentLost). We send the request toward the root
 // ourselves, and ask our neighbours to send it too (one hop): in tree k
@@ -553,7 +573,7 @@ func (r *Router) askRenew(k int) {
 		return
 	}
 	msg := []byte{msgRenew, byte(k), p.TreeState}
-	r.sendControl(p.TreeState, addr.Address{}, false, msg, false)
+	r.sendControl(p.TreeState, addr.Long{}, false, msg)
 	for _, peer := range r.b.Peers() {
 		for _, ep := range peer.Endpoints {
 			if r.b.SpeaksOurs(ep) {
@@ -585,14 +605,8 @@ func (r *Router) onRenewVia(b []byte) {
 		return
 	}
 	r.renewed[ts] = true
-	r.sendControl(ts, addr.Address{}, false, []byte{msgRenew, byte(k), ts}, false)
+	r.sendControl(ts, addr.Long{}, false, []byte{msgRenew, byte(k), ts})
 }
-
-// suspectFor is how long a neighbour that stopped answering is left out of
-// routing decisions, unless we hear from it again: the peer table forgets
-// a silent neighbour only after several beacon periods, and every Package
-// sent its way until then would be lost (and its sender's tries with it).
-const suspectFor = 30 * time.Second
 
 // suspect notes that a hop to ep failed for want of answers.
 func (r *Router) suspect(ep peer.Endpoint) {
@@ -602,149 +616,32 @@ func (r *Router) suspect(ep peer.Endpoint) {
 	r.down[ep] = r.clk.Now()
 }
 
-// isDown reports whether ep is left out: it failed us lately and has not
-// been heard since.
+// isDown reports whether ep is left out of routing decisions (used only
+// when no other neighbour makes progress): it failed a hop less than
+// suspectFor ago, or since and has not been heard since, or it has been
+// silent for two claim periods and a half
+// (tree.Trees.Silent: every live node passes every claim on). The peer
+// table keeps a silent neighbour for minutes, and every Package sent its
+// way meanwhile would be lost, with its sender's tries.
 func (r *Router) isDown(ep peer.Endpoint) bool {
+	if r.t.Silent(ep) {
+		return true
+	}
 	at, ok := r.down[ep]
 	if !ok {
 		return false
 	}
-	now := r.clk.Now()
-	if now.Sub(at) >= suspectFor {
-		delete(r.down, ep)
-		return false
-	}
-	if p := r.b.PeerAt(ep); p != nil && p.LastRx.After(at) {
+	if p := r.b.PeerAt(ep); p != nil && p.LastRx.After(at) && r.clk.Now().Sub(at) >= suspectFor {
 		delete(r.down, ep)
 		return false
 	}
 	return true
 }
 
-// nextHop is the neighbour closest to h.To by the packet's metric, with
-// strict progress over this node's own distance, never the neighbour the
-// Package came from, never a node that does not speak our protocol (a
-// reference node carries no routed schema). Ties go to the lowest node_id.
-// Neighbours' addresses are fixed for their epoch, so strict progress
-// cannot loop.
-func (r *Router) nextHop(self tree.Position, h node.RouteHeader, from *peer.Endpoint) (tree.Neighbor, bool) {
-	m := addr.MetricTree
-	if h.Mode {
-		m = addr.MetricCPL
-	}
-	mine := m.Key(self.Addr, h.To)
-	var best, suspect tree.Neighbor
-	bestKey, suspectKey := mine, mine
-	found, foundSuspect := false, false
-	for _, nb := range r.t.Neighbors(int(self.Tree), h.TreeState) {
-		if from != nil && nb.Via == *from {
-			continue
-		}
-		if !r.b.SpeaksOurs(nb.Via) {
-			continue
-		}
-		k := m.Key(nb.Addr, h.To)
-		if r.isDown(nb.Via) {
-			// Left out while another makes progress; if none does, a
-			// neighbour that failed us once is better than no way at all
-			// (a busy neighbour's silence looks like a dead one's).
-			if k < suspectKey {
-				suspect, suspectKey, foundSuspect = nb, k, true
-			}
-			continue
-		}
-		if k < bestKey {
-			best, bestKey, found = nb, k, true
-		}
-	}
-	if !found && foundSuspect {
-		return suspect, true
-	}
-	return best, found
-}
-
-// local handles a Package addressed to this node.
-func (r *Router) local(rp *routed, hash [16]byte) {
-	h := rp.Header
-	r.observe(Hop{Hash: hash, Self: r.self, Delivered: true, TreeState: h.TreeState, Error: h.Error})
-	pkg := &rp.Pkg
-	if pkg.AppID == ControlApp {
-		r.control(rp, pkg.Blob)
-		return
-	}
-	if h.Error {
-		return // errors are control messages; anything else flagged is noise
-	}
-	// A copy of a Package delivered lately (its sender tried again because
-	// the receipt was late, or two tries crossed the mesh at once) gets a
-	// receipt again, but the application has it already.
-	var key [32]byte
-	copy(key[:], pkg.AppID[:])
-	copy(key[packet.AppIDSize:], pkg.Hash[:])
-	if !r.isCopy(key) {
-		err := r.b.Deliver(h, pkg, rp.Via, rp.Time)
-		r.stats.Delivered++
-		if err != nil {
-			r.reportError(rp, err, nil)
-			return
-		}
-		r.remember(key)
-	}
-	// The end-to-end receipt: the sender's Result completes on it.
-	b := append([]byte{msgReceipt}, hash[:]...)
-	r.sendControl(h.TreeState, h.From, h.Mode, b, false)
-}
-
-// reportError sends an error back toward the Package's origin (PROTOCOL 7):
-// the error flag set, the code, the Package's hash (so the sender knows
-// which send failed) and our address. Errors about errors are not sent.
-func (r *Router) reportError(rp *routed, err error, _ *peer.Endpoint) {
-	h := rp.Header
-	if h.Error {
-		return
-	}
-	if isControl(&rp.Pkg) {
-		return // lookups, receipts and traces fail quietly: their senders time out
-	}
-	hash := rp.Pkg.Hash
-	self, ok := r.position(h.TreeState)
-	if !ok {
-		return
-	}
-	if self.Addr.Equal(h.From) {
-		// We are the origin: no need to travel. No route from here in
-		// this tree may be one in another: retried like a relay's report.
-		r.failed(hash, err)
-		return
-	}
-	b := []byte{msgError, node.CodeOf(err)}
-	b = append(b, hash[:]...)
-	b = append(b, self.Addr[:]...)
-	r.stats.ErrorsSent++
-	r.stats.ControlBytesSent += uint64(len(b))
-	// The report counts up from the failed Package's remaining hop limit
-	// (PROTOCOL 7: the packet goes back with its ttl, relays increment
-	// it), not from this node's own TTL: it can always travel back as far
-	// as the Package came, whatever hop limit this node gives its sends.
-	pkg := packet.NewPackage(ControlApp, b)
-	eh := node.RouteHeader{To: h.From, From: self.Addr, TreeState: h.TreeState, TTL: min(h.TTL, 254), Mode: h.Mode, Error: true}
-	r.forward(&routed{Header: eh, Pkg: pkg, Time: r.clk.Now()}, true, nil)
-}
-
-// sendControl sends a control message toward to in epoch ts.
-func (r *Router) sendControl(ts uint8, to addr.Address, mode bool, msg []byte, isError bool) {
-	self, ok := r.position(ts)
-	if !ok {
-		return
-	}
-	r.stats.ControlBytesSent += uint64(len(msg))
-	pkg := packet.NewPackage(ControlApp, msg)
-	h := node.RouteHeader{To: to, From: self.Addr, TreeState: ts, TTL: r.cfg.TTL, Mode: mode, Error: isError}
-	if isError {
-		h.TTL = 255 - r.cfg.TTL // errors count up (PROTOCOL 7)
-	}
-	r.forward(&routed{Header: h, Pkg: pkg, Time: r.clk.Now()}, true, nil)
-}
+// suspectFor is the least a neighbour that failed a hop is left out, heard
+// or not: a busy gateway heard all the time may still drop what we send it
+// (hidden neighbours of ours talk over its answers).
+const suspectFor = 30 * time.Second
 
 // control handles a control message that reached us.
 func (r *Router) control(rp *routed, b []byte) {
@@ -824,6 +721,10 @@ func (r *Router) peerEvent(p *peer.Peer, up bool) {
 	r.leases.peerEvent(r, p, up)
 	if up {
 		r.helloName(p)
+		return
+	}
+	for _, ep := range p.Endpoints {
+		delete(r.down, ep)
 	}
 }
 

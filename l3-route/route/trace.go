@@ -23,7 +23,7 @@ import (
 // TraceHop is one step of a traced path.
 type TraceHop struct {
 	Hop   int
-	Addr  addr.Address
+	Addr  addr.Long
 	ID    identity.NodeID // the node that reported (as it says: reports are not signed)
 	Link  string          // the link the probe left on ("" at the destination)
 	Final bool            // the destination
@@ -53,37 +53,23 @@ func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) 
 	if opt == nil {
 		opt = &Options{}
 	}
-	h, ok := r.header(d, opt.Mode, opt.Tree, 0)
+	ph, h, ok := r.pathTo(d.Addrs, opt.Mode, opt.Tree, true)
 	if !ok {
 		cb(nil, ErrNoCommonTree)
 		return
 	}
-	// The closest tree first, but one where the probe can leave from here:
-	// with no neighbour closer to the destination, nothing would come back
-	// to say so (a probe fails quietly, as lookups do). A leaf sends
-	// everything through its proxy.
-	if !r.leases.proxied {
-		found := false
-		for rank := range len(d.Addrs) {
-			hr, _ := r.header(d, opt.Mode, opt.Tree, rank)
-			self, ok := r.position(hr.TreeState)
-			if !ok {
-				continue
-			}
-			if _, next := r.nextHop(self, hr, nil); next || self.Addr.Equal(hr.To) {
-				h, found = hr, true
-				break
-			}
-		}
-		if !found {
-			cb(nil, node.ErrNoRoute)
-			return
-		}
+	// Only where the probe can leave from here: with no neighbour closer
+	// to the destination in any tree, nothing would come back to say so
+	// (a probe fails quietly, as lookups do). A leaf sends everything
+	// through its proxy.
+	if !r.leases.proxied && !r.canLeave(ph, opt.Mode) {
+		cb(nil, node.ErrNoRoute)
+		return
 	}
 	nonce := r.rng.Uint32()
 	q := &traceReq{cb: cb, start: r.clk.Now()}
 	r.traces[nonce] = q
-	q.timer = r.clk.AfterFunc(traceTimeout, func() {
+	q.timer = r.clk.AfterFunc(r.paced(traceTimeout, 200), func() {
 		if r.traces[nonce] == q {
 			delete(r.traces, nonce)
 			sortHops(q.hops)
@@ -91,22 +77,20 @@ func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) 
 		}
 	})
 	b := binary.BigEndian.AppendUint32([]byte{msgTrace}, nonce)
-	pkg := packet.NewPackage(ControlApp, b)
-	r.forward(&routed{Header: h, Pkg: pkg, Time: r.clk.Now()}, true, nil)
+	r.forward(r.wrap(h, ph, packet.NewPackage(ControlApp, b)), true, nil)
 }
 
 // traceHop reports a probe passing through (next: the neighbour it goes to).
-func (r *Router) traceHop(rp *routed, self tree.Position, h node.RouteHeader, next tree.Neighbor) {
-	if controlType(&rp.Pkg) != msgTrace || h.Error {
+func (r *Router) traceHop(rp *routed, self addr.Long, next tree.Neighbor) {
+	if controlType(&rp.Inner) != msgTrace || rp.Header.Error {
 		return
 	}
-	b := rp.Pkg.Blob[1:]
+	b := rp.Inner.Blob[1:]
 	if len(b) != 4 {
 		return
 	}
-	hop := int(r.cfg.TTL) - int(h.TTL)
-	link := r.b.LinkName(next.Via.Link)
-	r.sendReport(h, b, hop, self.Addr, link, false)
+	hop := int(r.cfg.TTL) - int(rp.Header.TTL)
+	r.sendReport(rp, b, hop, self, r.b.LinkName(next.Via.Link), false)
 }
 
 // onTraceArrived: the probe reached us, the destination.
@@ -114,35 +98,44 @@ func (r *Router) onTraceArrived(rp *routed, b []byte) {
 	if len(b) != 4 {
 		return
 	}
-	h := rp.Header
-	self, ok := r.position(h.TreeState)
+	self, ok := r.position(rp.Header.TreeState)
+	if rp.Path != nil {
+		for _, d := range rp.Path.dst {
+			if p, ok2 := r.position(d.TreeState); ok2 && p.Addr.SameHolder(d.Addr) {
+				self, ok = p, true
+			}
+		}
+	}
 	if !ok {
 		return
 	}
-	r.sendReport(h, b, int(r.cfg.TTL)-int(h.TTL)+1, self.Addr, "", true)
+	r.sendReport(rp, b, int(r.cfg.TTL)-int(rp.Header.TTL)+1, self.Addr, "", true)
 }
 
-func (r *Router) sendReport(h node.RouteHeader, nonce []byte, hop int, a addr.Address, link string, final bool) {
+// sendReport reports one hop: nonce(4) ‖ hop(1) ‖ final(1) ‖ the
+// reporter's compact address ‖ its node_id(32) ‖ the link's name.
+func (r *Router) sendReport(rp *routed, nonce []byte, hop int, a addr.Long, link string, final bool) {
 	m := append([]byte{msgTraceReport}, nonce...)
-	m = append(m, byte(hop))
-	m = append(m, a[:]...)
 	f := byte(0)
 	if final {
 		f = 1
 	}
-	m = append(m, f)
+	m = append(m, byte(hop), f)
+	m = a.AppendCompact(m)
 	m = append(m, r.self[:]...)
 	m = append(m, link...)
-	if self, ok := r.position(h.TreeState); ok && self.Addr.Equal(h.From) {
-		r.onTraceReport(m[1:]) // we are the sender: no need to travel
-		return
+	for _, o := range origin(rp) {
+		if self, ok := r.position(o.TreeState); ok && self.Addr.SameHolder(o.Addr) {
+			r.onTraceReport(m[1:]) // we are the sender: no need to travel
+			return
+		}
 	}
-	r.sendControl(h.TreeState, h.From, h.Mode, m, false)
+	r.reply(rp, m)
 }
 
 // onTraceReport collects a report.
 func (r *Router) onTraceReport(b []byte) {
-	if len(b) < 4+1+16+1+32 {
+	if len(b) < 4+1+1+1+32 {
 		return
 	}
 	q := r.traces[nonceOf(b)]
@@ -151,10 +144,15 @@ func (r *Router) onTraceReport(b []byte) {
 	}
 	var hop TraceHop
 	hop.Hop = int(b[4])
-	copy(hop.Addr[:], b[5:21])
-	hop.Final = b[21] == 1
-	copy(hop.ID[:], b[22:54])
-	hop.Link = string(b[54:])
+	hop.Final = b[5] == 1
+	a, rest, err := addr.ReadCompact(b[6:])
+	if err != nil || len(rest) < 32 {
+		r.stats.Malformed++
+		return
+	}
+	hop.Addr = a
+	copy(hop.ID[:], rest[:32])
+	hop.Link = string(rest[32:])
 	hop.RTT = r.clk.Now().Sub(q.start)
 	if slices.ContainsFunc(q.hops, func(h TraceHop) bool { return h.Hop == hop.Hop }) {
 		return // a copy (a report sent again)

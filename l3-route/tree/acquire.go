@@ -50,14 +50,23 @@ func (tr *tree) acquire() {
 	// the epoch has run without our getting a place: a node whose shortest
 	// way is broken still finds one, but not a hasty one (a deep parent
 	// makes a deep subtree, and every route through it longer).
-	slack := int(now.Sub(tr.epochAt) / t.cfg.ClaimPeriod)
+	// A parent without room (135 children) sends us one level deeper at
+	// once: its other neighbours are there, as near the root as we can get.
+	slack := int(now.Sub(tr.epochAt)/t.cfg.ClaimPeriod) + len(tr.full)
 	limit := math.MaxInt
 	if tr.upHops > 0 {
 		limit = int(tr.upHops) - 1 + slack
 	}
 	var best *candidate
+	others := false // a neighbour with room for us, maybe, at any depth
 	consider := func(c candidate) {
+		if _, full := tr.full[c.via]; !full && t.b.SpeaksOurs(c.via) {
+			others = true
+		}
 		if at, ok := tr.tried[c.via]; (ok && now.Sub(at) < t.cfg.ClaimPeriod/2) || !t.b.SpeaksOurs(c.via) || c.dist > limit {
+			return
+		}
+		if _, full := tr.full[c.via]; full {
 			return
 		}
 		if best == nil || c.better(best) {
@@ -70,12 +79,21 @@ func (tr *tree) acquire() {
 	for _, ep := range sortedEndpoints(tr.heard) {
 		// Only one nearer the root than we are: waiting on each other
 		// would deadlock, and the distances along a chain of waits fall.
-		if _, placed := tr.nbrs[ep][tr.ts]; !placed && tr.heard[ep] < tr.upHops {
+		if !tr.placedIn(ep, tr.ts) && tr.heard[ep] < tr.upHops {
 			var id identity.NodeID
 			if p := t.b.PeerAt(ep); p != nil {
 				id = p.ID
 			}
 			consider(candidate{via: ep, dist: int(tr.heard[ep]), id: id})
+		}
+	}
+	if best == nil && !others && len(tr.full) > 0 {
+		// Every neighbour that could be our parent is full: no place in
+		// this epoch will come. The layer above leases an address from
+		// one of them instead.
+		ep := tr.fullest()
+		for _, f := range t.crowded {
+			f(int(tr.k), ep)
 		}
 	}
 	if best == nil {
@@ -111,13 +129,22 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 		clock.Stop(&tr.reqTmr)
 		tr.acquire()
 	}
-	t.sendReliable(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk), func() {
-		// (Unless it has told us it holds the request: then an ack was
-		// lost, not the neighbour.)
-		if current() && !tr.heldAt.After(tr.pendingAt) {
-			giveUp("the hop failed")
-		}
-	})
+	// One request on its way at a time: the node retries it until the
+	// neighbour acks it, and asking again meanwhile only adds frames for a
+	// neighbour that is missing them already (170 children of one gateway,
+	// each re-asking every few seconds on top of the node's retries, kept
+	// the gateway's air nine parts in ten collisions).
+	if tr.reqOut == 0 {
+		tr.reqOut++
+		t.sendReliableDone(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk), func(err error) {
+			tr.reqOut--
+			// (Unless it has told us it holds the request: then an ack
+			// was lost, not the neighbour.)
+			if err != nil && current() && !tr.heldAt.After(tr.pendingAt) {
+				giveUp("the hop failed")
+			}
+		})
+	}
 	clock.Stop(&tr.reqTmr)
 	// Until it says it holds the request, we ask again soon; once it has,
 	// rarely (it answers when it can; we only check it is still there).
@@ -232,6 +259,12 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 		return
 	}
 	if m.status != StatusOK {
+		if m.status == StatusFull {
+			if tr.full == nil {
+				tr.full = map[peer.Endpoint]time.Time{}
+			}
+			tr.full[from] = t.clk.Now()
+		}
 		if m.status == StatusTooDeep && !tr.deep {
 			// Those waiting on us would be deeper still: tell them now
 			// (they try elsewhere) rather than when they give up.
@@ -288,6 +321,18 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 	tr.serveWaiting()
 }
 
+// fullest is the neighbour that refused us for want of room last.
+func (tr *tree) fullest() peer.Endpoint {
+	var ep peer.Endpoint
+	var at time.Time
+	for _, e := range sortedEndpoints(tr.full) {
+		if tr.full[e].After(at) {
+			ep, at = e, tr.full[e]
+		}
+	}
+	return ep
+}
+
 // serveWaiting answers the requests held until we had a place.
 func (tr *tree) serveWaiting() {
 	w := tr.waiting
@@ -312,6 +357,13 @@ func (tr *tree) onNotify(from peer.Endpoint, ch *cert.Chain) {
 		return
 	}
 	term := ch.Claim.Term()
+	if _, ok := tr.termFor(term.TreeState); ok && !tr.knownTerm(term) {
+		// A term we do not know under a tree_state we are in: a tree_state
+		// names one of 16 epochs, and another term took this one. The
+		// neighbour left the epoch we saw it in, whatever place we knew it
+		// by there is gone: routing on it could go the wrong way.
+		tr.dropNeighborIn(from, term.TreeState)
+	}
 	if _, ok := tr.termFor(term.TreeState); !ok || !tr.knownTerm(term) {
 		// A position in an epoch we have not entered: maybe its claim is
 		// still on its way. Keep it for then (one per neighbour), and if its
@@ -323,7 +375,7 @@ func (tr *tree) onNotify(from peer.Endpoint, ch *cert.Chain) {
 		if tr.ahead == nil {
 			tr.ahead = map[peer.Endpoint]cert.Chain{}
 		}
-		if len(tr.ahead) < maxOrphans {
+		if len(tr.ahead) < maxNeighbors {
 			tr.ahead[from] = cloneChain(*ch)
 		}
 		// Its depth is a hop count to the root (an upper bound: a good one).

@@ -85,6 +85,7 @@ func (tr *tree) startTerm() {
 	c := cert.NewClaim(t.id, tr.k, term, term)
 	tr.amRoot = true
 	tr.termAt = t.clk.Now()
+	clock.Stop(&tr.renewTmr)
 	tr.claims = 0
 	t.stats.Terms++
 	tr.adopt(c)
@@ -175,18 +176,14 @@ func (tr *tree) adopt(c cert.Claim) {
 	keep := func(ts uint8) bool {
 		return (tr.prev != nil && ts == tr.prev.pos.TreeState) || (tr.cur != nil && ts == tr.cur.pos.TreeState)
 	}
-	for ep, byTS := range tr.nbrs {
-		for ts := range byTS {
-			if !keep(ts) {
-				delete(byTS, ts)
-				tr.nbrList = nil
-			}
-		}
-		if len(byTS) == 0 {
-			delete(tr.nbrs, ep)
+	for ts := range tr.nbrs {
+		if !keep(ts) {
+			delete(tr.nbrs, ts)
 		}
 	}
 	tr.tried = map[peer.Endpoint]time.Time{}
+	tr.full = nil
+	tr.parentLost = false
 	tr.upHops = 0
 	tr.heard = nil
 	tr.waiting = nil
@@ -259,6 +256,46 @@ func (tr *tree) watch() {
 		return
 	}
 	tr.buryOverdue()
+	s := tr.cur
+	if s == nil || s.pos.Root {
+		return
+	}
+	if !tr.parentLost && !tr.probing && t.quiet(s.parent, t.cfg.ClaimPeriod*3/2) {
+		// Our parent passed no claim on for a round and a half: ask it
+		// where it is, by a hop that is acked (a busy gateway's
+		// broadcasts can be lost to collisions round after round). If it
+		// does not answer, it is gone, and our subtree hangs by nothing:
+		// our address stays good for the epoch, but only a new term
+		// re-attaches us.
+		tr.probing = true
+		ts, term, parent, asked := tr.ts, tr.term, s.parent, t.clk.Now()
+		t.sendTo(parent, appendQuery(t.buf[:0], tr.k, ts, wantClaim))
+		// Any frame from it (the query's ack, its claim) says it lives;
+		// we wait for one 24 round trips (2 s at least: ESP-NOW answers in
+		// milliseconds, a crowded LoRa mesh in minutes), not for the hop's
+		// own retries (a minute on ESP-NOW, to a dead neighbour).
+		t.clk.AfterFunc(max(2*time.Second, 24*t.roundTrip(parent)), func() {
+			tr.probing = false
+			p := t.b.PeerAt(parent)
+			if p != nil && p.LastRx.After(asked) {
+				return
+			}
+			if tr.ts == ts && tr.term == term && tr.cur != nil && tr.cur.parent == parent && !tr.parentLost {
+				tr.parentLost = true
+				for _, f := range t.lost {
+					f(int(tr.k))
+				}
+			}
+		})
+		return
+	}
+	if t.clk.Now().Sub(tr.lastFresh) > t.cfg.ClaimPeriod*3/2 && !tr.parentLost {
+		// A round of the root's claims did not reach us: on a line or a
+		// ring one lost relay cuts a flood off, and three such rounds
+		// would bury a live root. Ask our parent for the newest it has
+		// (a hop that is acked); what it sends we pass on.
+		t.sendTo(s.parent, appendQuery(t.buf[:0], tr.k, tr.ts, wantClaim))
+	}
 }
 
 // buryOverdue ends the root's term if it has been silent MissedClaims
@@ -301,13 +338,23 @@ func (tr *tree) onClaimHops(c cert.Claim, from *peer.Endpoint, hops uint8) {
 		tr.heard = map[peer.Endpoint]uint8{}
 	}
 	if h, ok := tr.heard[*from]; !ok || hops < h {
-		if !ok && len(tr.heard) >= maxOrphans {
+		if !ok && len(tr.heard) >= maxNeighbors {
 			return
 		}
 		tr.heard[*from] = hops
 	}
 	if tr.upHops == 0 || hops+1 < tr.upHops {
+		better := tr.upHops != 0
 		tr.upHops = hops + 1
+		if better && tr.flooded == c.Time && !tr.amRoot {
+			// We passed this claim on with a longer way than we now know
+			// (the first copy of a flood is not always the one that came
+			// the shortest way: relays wait a random while). Pass it on
+			// again with the shorter: every node down the line picks its
+			// parent by these counts, and a tree whose depths are the
+			// breadth-first distances routes shortest.
+			tr.flood(&tr.latest)
+		}
 	}
 	if tr.cur == nil && tr.pending == nil {
 		tr.acquire()
@@ -409,5 +456,18 @@ func (tr *tree) flood(c *cert.Claim) {
 			hops = tr.upHops
 		}
 	}
-	tr.t.broadcastJittered(appendClaim(tr.t.buf[:0], c, hops))
+	tr.flooded = c.Time
+	tr.t.broadcastAfter(floodHold, floodSpread, appendClaim(tr.t.buf[:0], c, hops))
 }
+
+// A claim is passed on floodHold airtimes after it was first heard, plus up
+// to floodSpread more: neighbours that heard one copy must not all send at
+// once, and the hold, longer than the spread, makes the flood advance a
+// level per hold, so that the first copy a node hears has come the
+// shortest way (a spread alone lets a longer way overtake: its relays may
+// happen to wait less) and the hop count it passes on is its breadth-first
+// distance. Parents are chosen by those counts.
+const (
+	floodHold   = 24
+	floodSpread = 12
+)

@@ -284,12 +284,12 @@ func (m *mesh) checkTreeEdges(k int, group []int, edges bool) treeShape {
 		m.t.Fatalf("tree %d: root %d is not in the group %v", k, sh.root, group)
 	}
 	rp, ok := m.trees[sh.root].Current(k)
-	if !ok || !rp.Root || rp.Depth != 0 || !rp.Addr.Equal(addr.Address{}) {
+	if !ok || !rp.Root || rp.Depth != 0 || !rp.Addr.Equal(addr.Long{}) {
 		m.t.Fatalf("tree %d: root %d's position %+v (placed %v)", k, sh.root, rp, ok)
 	}
 	sh.ts = rp.TreeState
 	v := cert.NewVerifier(nil)
-	seen := map[addr.Address]int{}
+	seen := map[addr.Long]int{}
 	for _, i := range group {
 		p, ok := m.trees[i].Current(k)
 		if !ok {

@@ -86,6 +86,11 @@ func (t *Trees) HandleMessage(m node.Message) {
 // maxOrphans bounds the chains kept from strangers.
 const maxOrphans = 64
 
+// maxNeighbors bounds what a tree keeps per neighbour (distances heard,
+// positions waiting for their parent's, queries out): a rooftop gateway
+// hears hundreds of nodes, and each must be known for routing.
+const maxNeighbors = 1024
+
 // keepOrphan keeps a chain heard from a stranger, one per endpoint and tree.
 func (t *Trees) keepOrphan(from peer.Endpoint, ch *cert.Chain) {
 	if t.orphans == nil {
@@ -130,13 +135,11 @@ func (t *Trees) PeerChanged(p *peer.Peer, up bool) {
 				}
 				continue
 			}
-			if _, ok := tr.nbrs[ep]; ok {
-				delete(tr.nbrs, ep)
-				tr.nbrList = nil
-			}
+			tr.dropNeighbor(ep)
 			delete(tr.heard, ep)
 			delete(tr.waiting, ep)
-			if tr.cur != nil && !tr.cur.pos.Root && tr.cur.parent == ep {
+			if tr.cur != nil && !tr.cur.pos.Root && tr.cur.parent == ep && !tr.parentLost {
+				tr.parentLost = true
 				// Our address stays good for the epoch (routing goes round
 				// the gap over other links and trees), but our subtree hangs
 				// by nothing: ask for an early term, in which we attach to
@@ -160,15 +163,12 @@ func (t *Trees) sendTo(ep peer.Endpoint, msg []byte) *node.Result {
 	return t.b.Send(ep, AppID, bytes.Clone(msg), nil)
 }
 
-// sendReliable sends msg to ep and calls fail if the hop could not deliver it.
-func (t *Trees) sendReliable(ep peer.Endpoint, msg []byte, fail func()) {
+// sendReliableDone sends msg to ep and calls done with the hop's outcome
+// (nil once ep acked it).
+func (t *Trees) sendReliableDone(ep peer.Endpoint, msg []byte, done func(error)) {
 	t.stats.MsgsSent++
 	t.stats.BytesSent += uint64(len(msg))
-	t.b.Send(ep, AppID, bytes.Clone(msg), nil).OnDone(func(err error) {
-		if err != nil {
-			fail()
-		}
-	})
+	t.b.Send(ep, AppID, bytes.Clone(msg), nil).OnDone(done)
 }
 
 // roundTrip bounds the time a request and its answer (a chain of a few
@@ -200,13 +200,17 @@ func (t *Trees) settle() time.Duration {
 // broadcastJittered broadcasts msg on every link after a random delay of up
 // to 16 airtimes of it on that link (a few milliseconds on ESP-NOW, seconds
 // on LoRa), so that neighbours relaying the same flood do not all collide.
-func (t *Trees) broadcastJittered(msg []byte) {
+func (t *Trees) broadcastJittered(msg []byte) { t.broadcastAfter(0, 16, msg) }
+
+// broadcastAfter broadcasts msg on every link after hold airtimes of it on
+// that link, and a random part of spread more.
+func (t *Trees) broadcastAfter(hold, spread int, msg []byte) {
 	m := bytes.Clone(msg)
 	for i := range t.b.Links() {
 		t.stats.MsgsSent++
 		t.stats.BytesSent += uint64(len(m))
-		window := 16 * t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, len(m))
-		d := time.Duration(t.rng.Int64N(int64(window) + 1))
+		air := t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, len(m))
+		d := time.Duration(hold)*air + time.Duration(t.rng.Int64N(int64(time.Duration(spread)*air)+1))
 		t.clk.AfterFunc(d, func() { t.b.Broadcast(AppID, m, &node.SendOptions{Links: []int{i}}) })
 	}
 }
@@ -219,13 +223,16 @@ func sortedEndpoints[V any](m map[peer.Endpoint]V) []peer.Endpoint {
 	for ep := range m {
 		out = append(out, ep)
 	}
-	slices.SortFunc(out, func(a, b peer.Endpoint) int {
-		if a.Link != b.Link {
-			return a.Link - b.Link
-		}
-		return strings.Compare(a.Addr.String(), b.Addr.String())
-	})
+	slices.SortFunc(out, endpointOrder)
 	return out
+}
+
+// endpointOrder is a fixed order of endpoints.
+func endpointOrder(a, b peer.Endpoint) int {
+	if a.Link != b.Link {
+		return a.Link - b.Link
+	}
+	return strings.Compare(a.Addr.String(), b.Addr.String())
 }
 
 func cloneChain(ch cert.Chain) cert.Chain {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
-	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
 )
 
@@ -18,7 +17,7 @@ const (
 	MsgNotify   = 0x0f // my address: chain
 	MsgRequest  = 0xf0 // please give me an address under you: tree ‖ tree_state ‖ my public key
 	MsgResponse = 0xff // your address: status ‖ chain (status 0), or status alone
-	MsgQuery    = 0x0e // [ours] tell me your address in this epoch: tree ‖ tree_state ‖ n (the last n certificates of your chain, as a suffix; 0: all, as a notify)
+	MsgQuery    = 0x0e // [ours] tell me your address in this epoch: tree ‖ tree_state ‖ n (the last n certificates of your chain, as a suffix; 0: all, as a notify; 255: not my address but your root's newest claim, as a claim)
 	MsgSuffix   = 0x0c // [ours] the end of my chain: tree ‖ tree_state ‖ key of the first certificate's issuer ‖ certificates (1 to 32)
 	MsgPosition = 0x0d // [ours] my address by my certificate alone: tree ‖ tree_state ‖ parent key ‖ cert ‖ depth (1, unsigned hint)
 )
@@ -32,6 +31,9 @@ const (
 	StatusRefused    = 4 // you are not a peer of mine
 	StatusWait       = 5 // [ours] I am getting my own address in that epoch: yours follows
 )
+
+// wantClaim in a query asks for the root's newest claim.
+const wantClaim = 0xff
 
 // ErrMessage reports a tree message that does not parse.
 var ErrMessage = errors.New("tree: malformed message")
@@ -78,7 +80,7 @@ func (m *message) decode(b []byte) error {
 		return nil
 	case MsgSuffix:
 		n := len(b) - 2 - 32
-		if n < cert.CertSize || n%cert.CertSize != 0 || n/cert.CertSize > addr.Nibbles {
+		if n < cert.CertSize || n%cert.CertSize != 0 || n/cert.CertSize > cert.MaxDepth {
 			return fmt.Errorf("%w: suffix of %d bytes", ErrMessage, len(b))
 		}
 		m.tree, m.treeState = b[0], b[1]

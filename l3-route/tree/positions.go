@@ -4,8 +4,10 @@ package tree
 // for the missing ones, and telling every neighbour ours.
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
@@ -81,7 +83,7 @@ func (tr *tree) keepPending(from peer.Endpoint, m *message) {
 	if tr.pendingPos == nil {
 		tr.pendingPos = map[peer.Endpoint]message{}
 	}
-	if _, ok := tr.pendingPos[from]; ok || len(tr.pendingPos) < maxOrphans {
+	if _, ok := tr.pendingPos[from]; ok || len(tr.pendingPos) < maxNeighbors {
 		tr.pendingPos[from] = *m
 	}
 	if tr.pendingTmr == nil {
@@ -114,14 +116,8 @@ func (tr *tree) retryPending() {
 }
 
 // learn records a neighbour's verified position.
-func (tr *tree) learn(from peer.Endpoint, id identity.NodeID, ts uint8, a addr.Address) {
-	byTS := tr.nbrs[from]
-	if byTS == nil {
-		byTS = map[uint8]Neighbor{}
-		tr.nbrs[from] = byTS
-	}
-	byTS[ts] = Neighbor{Via: from, ID: id, Addr: a}
-	delete(tr.nbrList, ts)
+func (tr *tree) learn(from peer.Endpoint, id identity.NodeID, ts uint8, a addr.Long) {
+	tr.setNeighbor(ts, Neighbor{Via: from, ID: id, Addr: a})
 	if ts == tr.ts && tr.cur == nil {
 		tr.acquire()
 	}
@@ -130,6 +126,63 @@ func (tr *tree) learn(from peer.Endpoint, id identity.NodeID, ts uint8, a addr.A
 		tr.retryPending() // this position may be the parent another was waiting for
 		tr.retrying = false
 	}
+}
+
+// nbrOrder is Neighbors' order: by node_id, then endpoint.
+func nbrOrder(a, b *Neighbor) int {
+	if c := bytes.Compare(a.ID[:], b.ID[:]); c != 0 {
+		return c
+	}
+	return endpointOrder(a.Via, b.Via)
+}
+
+// setNeighbor puts nb in the list of epoch ts, in order, replacing what
+// the same endpoint held (a new list: see nbrs).
+func (tr *tree) setNeighbor(ts uint8, nb Neighbor) {
+	old := tr.nbrs[ts]
+	l := make([]Neighbor, 0, len(old)+1)
+	for i := range old {
+		if old[i].Via != nb.Via {
+			l = append(l, old[i])
+		}
+	}
+	i, _ := slices.BinarySearchFunc(l, nb, func(x, y Neighbor) int { return nbrOrder(&x, &y) })
+	tr.nbrs[ts] = slices.Insert(l, i, nb)
+}
+
+// dropNeighbor removes what endpoint ep held in every epoch.
+func (tr *tree) dropNeighbor(ep peer.Endpoint) {
+	for ts, old := range tr.nbrs {
+		if !slices.ContainsFunc(old, func(nb Neighbor) bool { return nb.Via == ep }) {
+			continue
+		}
+		l := slices.DeleteFunc(slices.Clone(old), func(nb Neighbor) bool { return nb.Via == ep })
+		if len(l) == 0 {
+			delete(tr.nbrs, ts)
+		} else {
+			tr.nbrs[ts] = l
+		}
+	}
+}
+
+// dropNeighborIn removes what endpoint ep held in epoch ts.
+func (tr *tree) dropNeighborIn(ep peer.Endpoint, ts uint8) {
+	old := tr.nbrs[ts]
+	if !slices.ContainsFunc(old, func(nb Neighbor) bool { return nb.Via == ep }) {
+		return
+	}
+	l := slices.DeleteFunc(slices.Clone(old), func(nb Neighbor) bool { return nb.Via == ep })
+	if len(l) == 0 {
+		delete(tr.nbrs, ts)
+	} else {
+		tr.nbrs[ts] = l
+	}
+}
+
+// placedIn reports whether we know the position of the neighbour at ep
+// in epoch ts.
+func (tr *tree) placedIn(ep peer.Endpoint, ts uint8) bool {
+	return slices.ContainsFunc(tr.nbrs[ts], func(nb Neighbor) bool { return nb.Via == ep })
 }
 
 // ask queries a neighbour for the last want certificates of its chain in
@@ -143,7 +196,7 @@ func (tr *tree) ask(ep peer.Endpoint, ts, want uint8) {
 	if a, ok := tr.asked[ep]; ok && a.want == want && a.ts == ts && now.Sub(a.at) < t.cfg.ClaimPeriod {
 		return
 	}
-	if _, ok := tr.asked[ep]; !ok && len(tr.asked) >= maxOrphans {
+	if _, ok := tr.asked[ep]; !ok && len(tr.asked) >= maxNeighbors {
 		return
 	}
 	tr.asked[ep] = askState{ts: ts, want: want, at: now}
@@ -174,7 +227,7 @@ func (tr *tree) onSuffix(from peer.Endpoint, m *message) {
 		return
 	}
 	parent := m.parent
-	var a addr.Address
+	var a addr.Long
 	for i := range m.certs {
 		var err error
 		a, err = t.v.VerifyCert(term, ed25519.PublicKey(parent[:]), &m.certs[i])
@@ -196,8 +249,15 @@ func (tr *tree) onSuffix(from peer.Endpoint, m *message) {
 	tr.learn(from, p.ID, m.treeState, a)
 }
 
-// onQuery answers a neighbour that asks where we are in epoch ts.
+// onQuery answers a neighbour that asks where we are in epoch ts, or for
+// our root's newest claim.
 func (tr *tree) onQuery(from peer.Endpoint, ts, want uint8) {
+	if want == wantClaim {
+		if tr.haveRoot && !tr.rootDead && ts == tr.ts {
+			tr.t.sendTo(from, appendClaim(tr.t.buf[:0], &tr.latest, tr.distance()))
+		}
+		return
+	}
 	var s *slot
 	switch {
 	case tr.cur != nil && tr.cur.pos.TreeState == ts:
@@ -239,7 +299,7 @@ func (tr *tree) queryMissing() {
 			if !t.b.SpeaksOurs(ep) {
 				continue
 			}
-			if _, ok := tr.nbrs[ep][tr.ts]; ok {
+			if tr.placedIn(ep, tr.ts) {
 				continue
 			}
 			if at, ok := tr.queried[ep]; ok && now.Sub(at) < 2*t.cfg.ClaimPeriod {

@@ -157,7 +157,7 @@ func TestForgeries(t *testing.T) {
 	// index given, all signed by signer (the rogue has no other key).
 	rogueChain := func(signer cert.Signer, indices ...uint8) cert.Chain {
 		ch := cert.Chain{Claim: claim}
-		var a addr.Address
+		var a addr.Long
 		for _, idx := range indices {
 			a, _ = a.Child(idx)
 			ch.Certs = append(ch.Certs, cert.IssueCert(signer, term, rg.pk(), a, idx))
@@ -177,7 +177,7 @@ func TestForgeries(t *testing.T) {
 	deep := rogueChain(rg.id, slices.Repeat([]uint8{1}, 20)...) // well-formed, 20 levels, none signed by the right key
 	oldTerm := cert.Term{Tree: 0, Root: term.Root, Start: termIn(rootID.Public(), 0, term.Start-int64(15*time.Minute))}
 	oldTerm.TreeState = cert.TreeState(rootID.Public(), 0, oldTerm.Start)
-	child3, _ := addr.Address{}.Child(3)
+	child3, _ := addr.Long{}.Child(3)
 	replayed := cert.Chain{Claim: claim, Certs: []cert.Cert{cert.IssueCert(rootID, oldTerm, rg.pk(), child3, 3)}} // a real certificate of the root's earlier term
 
 	// Over-long and overflowing chains, which no encoder makes.
@@ -191,10 +191,10 @@ func TestForgeries(t *testing.T) {
 		}
 		return b
 	}
-	suffix33 := append([]byte{MsgSuffix, 0, term.TreeState}, term.Root[:]...)
-	for range 33 {
+	suffix129 := append([]byte{MsgSuffix, 0, term.TreeState}, term.Root[:]...)
+	for range cert.MaxDepth + 1 {
 		c := cert.Cert{Index: 1}
-		suffix33 = c.AppendTo(suffix33)
+		suffix129 = c.AppendTo(suffix129)
 	}
 
 	const (
@@ -216,9 +216,9 @@ func TestForgeries(t *testing.T) {
 		{"position: 20th level, parent unknown", appendPosition(nil, &deep), ignored},
 		{"chain: certificate replayed from another term", appendNotify(nil, &replayed), rejected},
 		{"position: certificate replayed from another term", appendPosition(nil, &replayed), rejected},
-		{"chain of 33 certificates", rawChain(33, 1), malformed},
-		{"chain of 32 certificates overflowing the address", rawChain(32, 16), malformed},
-		{"suffix of 33 certificates", suffix33, malformed},
+		{"chain of 129 certificates", rawChain(cert.MaxDepth+1, 1), malformed},
+		{"chain of 65 certificates overflowing the address", rawChain(65, 16), malformed},
+		{"suffix of 129 certificates", suffix129, malformed},
 		{"unasked answer with a forged chain", appendResponse(nil, StatusOK, &wrongSigner), ignored},
 		{"unasked refusal", appendResponse(nil, StatusTooDeep, nil), ignored},
 	} {

@@ -37,27 +37,35 @@ type tree struct {
 	term      int64
 	ts        uint8
 	latest    cert.Claim // the newest claim of the current root, for flooding
+	flooded   int64      // the time of the claim we last passed on
 	lastFresh time.Time
 	rootDead  bool
 	deadRoot  ed25519.PublicKey
 	deadTime  int64 // the time of the last claim we had from deadRoot
 	amRoot    bool
 
-	cur, prev  *slot
-	nbrs       map[peer.Endpoint]map[uint8]Neighbor // verified positions by tree_state (current and previous epochs)
-	nbrList    map[uint8][]Neighbor                 // Neighbors, sorted, by tree_state (nil: rebuild)
-	ahead      map[peer.Endpoint]cert.Chain         // positions in an epoch we have not entered yet
-	epochAt    time.Time                            // when we entered the current epoch
-	queried    map[peer.Endpoint]time.Time          // neighbours asked for their position, and when
-	pendingPos map[peer.Endpoint]message            // positions waiting for their parent's place
+	cur, prev *slot
+	// nbrs are the neighbours' verified positions by tree_state (current
+	// and previous epochs), each list in Neighbors' order (by node_id, then
+	// endpoint), replaced, never changed in place: a list handed out stays
+	// as it was.
+	nbrs       map[uint8][]Neighbor
+	ahead      map[peer.Endpoint]cert.Chain // positions in an epoch we have not entered yet
+	epochAt    time.Time                    // when we entered the current epoch
+	queried    map[peer.Endpoint]time.Time  // neighbours asked for their position, and when
+	pendingPos map[peer.Endpoint]message    // positions waiting for their parent's place
 	pendingTmr clock.Timer
 	retrying   bool
 	answered   map[peer.Endpoint]time.Time // last time we answered a worse claim there
 
 	electTmr, claimTmr, watchTmr, reqTmr clock.Timer
+	renewTmr                             clock.Timer // a renewal asked for while the term was too young
+	parentLost                           bool        // our parent in this epoch fell silent (reported once)
+	probing                              bool        // a silent parent is being asked where it is
 	blindTmr                             clock.Timer
 	pending                              *peer.Endpoint
 	pendingAt, heldAt                    time.Time                         // when we asked pending, and when it last said it holds our request
+	reqOut                               int                               // requests to pending the node is still sending (not yet acked or failed)
 	deep                                 bool                              // a parent refused us: our address would not fit 16 bytes
 	hops                                 uint8                             // hop count of the claim being handled (255: none)
 	upHops                               uint8                             // our distance to the root as the claims told (0: unknown)
@@ -66,6 +74,7 @@ type tree struct {
 	waiting                              map[peer.Endpoint]identity.NodeID // requests held until we have a place ourselves
 	asked                                map[peer.Endpoint]askState        // queries out in this epoch
 	tried                                map[peer.Endpoint]time.Time       // neighbours that failed us, and when
+	full                                 map[peer.Endpoint]time.Time       // neighbours that had no room for us in this epoch, and when
 	claims                               int                               // claims issued in this term
 	startAt                              time.Time                         // cold-start elections begin no earlier
 	termAt                               time.Time                         // when we started our current term as root

@@ -16,10 +16,8 @@
 package tree
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -92,7 +90,7 @@ type Position struct {
 	Tree      uint8
 	TreeState uint8
 	Term      int64
-	Addr      addr.Address
+	Addr      addr.Long
 	Depth     int
 	Root      bool
 }
@@ -101,7 +99,7 @@ type Position struct {
 type Neighbor struct {
 	Via  peer.Endpoint
 	ID   identity.NodeID
-	Addr addr.Address
+	Addr addr.Long
 }
 
 // Stats counts the trees' work.
@@ -132,6 +130,7 @@ type Trees struct {
 	// place because a claim came by).
 	started bool
 	lost    []func(k int)
+	crowded []func(k int, ep peer.Endpoint)
 	buf     []byte
 	// orphans are chains heard from neighbours not yet known as peers.
 	orphans map[peer.Endpoint][]cert.Chain
@@ -167,7 +166,7 @@ func (t *Trees) init(b *node.Bind, cfg Config) {
 		rng: rand.New(rand.NewPCG(b.Seed(), 0x74726565)),
 	}
 	for k := range cfg.Trees {
-		tr := &tree{t: t, k: uint8(k), score: cert.Score(t.pk, uint8(k)), nbrs: map[peer.Endpoint]map[uint8]Neighbor{}, hops: 255}
+		tr := &tree{t: t, k: uint8(k), score: cert.Score(t.pk, uint8(k)), nbrs: map[uint8][]Neighbor{}, hops: 255}
 		t.trees = append(t.trees, tr)
 	}
 }
@@ -203,24 +202,59 @@ func (t *Trees) Start() {
 // for an early term (Renew), since only a new epoch re-attaches a subtree.
 func (t *Trees) OnParentLost(f func(k int)) { t.lost = append(t.lost, f) }
 
-// MinTermPeriods is how many claim periods a term lasts at least before a
-// Renew may end it: orphans of one failure all ask, and one new term is
-// what they need.
-const MinTermPeriods = 3
+// OnCrowded registers f to hear that this node can get no place in tree
+// k's current epoch: every neighbour that could be its parent has 135
+// children already (a gateway heard by hundreds of nodes, some of which
+// hear nothing else). ep is one of them; the routing layer asks it for a
+// leased address.
+func (t *Trees) OnCrowded(f func(k int, ep peer.Endpoint)) { t.crowded = append(t.crowded, f) }
 
-// Renew starts a new term of tree k now if this node is its root and the
-// current term is at least MinTermPeriods claim periods old; it reports
-// whether it did.
+// MinTermPeriods is how many claim periods a term lasts at least before a
+// Renew may end it: orphans of one failure all ask over about a period (each
+// notices its parent's silence in its own time), and one new term is what
+// they need.
+const MinTermPeriods = 1
+
+// Renew starts a new term of tree k if this node is its root: now, if the
+// current term is at least MinTermPeriods claim periods old, else when it
+// is. It reports whether it did (or will).
 func (t *Trees) Renew(k int) bool {
 	if k < 0 || k >= len(t.trees) {
 		return false
 	}
 	tr := t.trees[k]
-	if !tr.amRoot || t.clk.Now().Sub(tr.termAt) < MinTermPeriods*t.cfg.ClaimPeriod {
+	if !tr.amRoot {
 		return false
 	}
-	tr.startTerm()
+	age := t.clk.Now().Sub(tr.termAt)
+	if age >= MinTermPeriods*t.cfg.ClaimPeriod {
+		tr.startTerm()
+		return true
+	}
+	if tr.renewTmr == nil {
+		termAt := tr.termAt
+		tr.renewTmr = t.clk.AfterFunc(MinTermPeriods*t.cfg.ClaimPeriod-age, func() {
+			tr.renewTmr = nil
+			if tr.amRoot && tr.termAt.Equal(termAt) {
+				tr.startTerm()
+			}
+		})
+	}
 	return true
+}
+
+// Silent reports whether the neighbour at ep has said nothing for two
+// claim periods and a half: every live node passes every root's claim on
+// once a period, so one that said nothing through two rounds of them (a
+// round can be lost whole to collisions) is gone or out of reach, long
+// before its peer entry times out (four beacon periods). Routing leaves it
+// out (tree.go's own check of a parent asks it after one round and a half).
+func (t *Trees) Silent(ep peer.Endpoint) bool { return t.quiet(ep, t.cfg.ClaimPeriod*5/2) }
+
+// quiet reports whether the neighbour at ep has said nothing for d.
+func (t *Trees) quiet(ep peer.Endpoint, d time.Duration) bool {
+	p := t.b.PeerAt(ep)
+	return p == nil || t.clk.Now().Sub(p.LastRx) > d
 }
 
 // Count is the number of trees.
@@ -280,22 +314,7 @@ func (t *Trees) Neighbors(k int, ts uint8) []Neighbor {
 	if k < 0 || k >= len(t.trees) {
 		return nil
 	}
-	tr := t.trees[k]
-	if c, ok := tr.nbrList[ts]; ok {
-		return c
-	}
-	out := make([]Neighbor, 0, len(tr.nbrs))
-	for _, byTS := range tr.nbrs {
-		if nb, ok := byTS[ts]; ok {
-			out = append(out, nb)
-		}
-	}
-	slices.SortFunc(out, func(a, b Neighbor) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-	if tr.nbrList == nil {
-		tr.nbrList = map[uint8][]Neighbor{}
-	}
-	tr.nbrList[ts] = out
-	return out
+	return t.trees[k].nbrs[ts]
 }
 
 // Children returns the neighbours this node gave an address in the epoch ts

@@ -38,6 +38,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -225,7 +226,12 @@ type replyTo struct {
 
 func replyOf(m node.Message, id identity.NodeID) replyTo {
 	h := m.Route
-	return replyTo{id: id, d: route.Destination{ID: id, Addrs: []route.TreeAddr{{Tree: uint8(tree.TreeOf(h.TreeState)), TreeState: h.TreeState, Addr: h.From}}}}
+	if h.From == [16]byte{} {
+		// The router could not say where the sender is (its address is
+		// deeper than a header holds; or it is a root): the lookup finds it.
+		return replyTo{id: id, d: route.Destination{ID: id}}
+	}
+	return replyTo{id: id, d: route.Destination{ID: id, Addrs: []route.TreeAddr{{Tree: uint8(tree.TreeOf(h.TreeState)), TreeState: h.TreeState, Addr: addr.Address(h.From).Long()}}}}
 }
 
 func (s *Service) reply(to replyTo, msg []byte) {

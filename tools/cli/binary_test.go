@@ -86,7 +86,7 @@ func TestBinaryContract(t *testing.T) {
 	}{
 		{[]string{"packet", "bogus"}, "", 1, `unknown command "bogus" for "mycelium packet"`},
 		{[]string{"lora", "bogus"}, "", 1, `unknown command "bogus"`},
-		{[]string{"sim", "route", "--nodes", "1"}, "", 1, "--nodes 1: want 2..5,000"},
+		{[]string{"sim", "route", "--nodes", "1"}, "", 1, "--nodes 1: want 2..10,000"},
 		{[]string{"sim", "--loss", "NaN", "--json"}, "", 1, "--loss NaN"},
 		{[]string{"bench", "route", "--modes", "0,2"}, "", 1, "--modes: 2 is not 0"},
 		{[]string{"addr", "encode", "-1"}, "", 1, "goes after --"},

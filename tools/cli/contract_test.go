@@ -91,7 +91,7 @@ func TestContract(t *testing.T) {
 		return p
 	}
 	pair := write("pair.txt", "0 1\n")
-	tooBig := write("big.txt", "0 1\n1 6000\n")
+	tooBig := write("big.txt", "0 1\n1 12000\n")
 	notAGraph := write("bad.txt", "0 1\n1 x\n")
 	longLine := write("long.txt", strings.Repeat("1", 70000)+"\n")
 	plainFile := write("plain", "x")
@@ -104,14 +104,14 @@ func TestContract(t *testing.T) {
 	}
 	cases := []contractCase{
 		// Hangs.
-		bad("hang: one node", "--nodes 1: want 2..5,000", "sim", "route", "--nodes", "1"),
+		bad("hang: one node", "--nodes 1: want 2..10,000", "sim", "route", "--nodes", "1"),
 		bad("hang: two nodes, root failed", "--fail-root needs at least 3 nodes", "sim", "route", "--nodes", "2", "--degree", "1", "--fail-root"),
 		bad("hang: two-node graph, root failed", "2 nodes: --fail-root needs at least 3", "sim", "route", "--graph", pair, "--fail-root"),
 		ok("two nodes route", "5/5 delivered", "sim", "route", "--nodes", "2", "--degree", "1", "--pairs", "5"),
 		ok("two-node graph routes", "2 nodes, 1 link ", "sim", "route", "--graph", pair, "--pairs", "3"),
 
 		// Unbounded.
-		bad("unbounded: route nodes", "--nodes 100000: want 2..5,000", "sim", "route", "--nodes", "100000"),
+		bad("unbounded: route nodes", "--nodes 100000: want 2..10,000", "sim", "route", "--nodes", "100000"),
 		bad("unbounded: sim nodes", "--nodes 100000: want 2..10,000", "sim", "--nodes", "100000"),
 		bad("unbounded: transfers", "--transfers 1e+09: want 0..60 per node per minute", "sim", "--transfers", "1e9"),
 		bad("unbounded: duration", "--duration 1000000h: want 1s..24h of mesh time", "sim", "--duration", "1000000h"),
@@ -119,9 +119,9 @@ func TestContract(t *testing.T) {
 		bad("unbounded: offered traffic", "at most 5 GB", "sim", "--nodes", "10000", "--duration", "24h", "--transfers", "60"),
 		bad("unbounded: transfer size", "--max-size 2000000: want 1..1,000,000", "sim", "--max-size", "2000000"),
 		bad("unbounded: pairs", "--pairs 20000: want 1..10,000", "sim", "route", "--pairs", "20000"),
-		bad("unbounded: bench route size", "--nodes 100000: want 2..5,000", "bench", "route", "--nodes", "100,100000"),
+		bad("unbounded: bench route size", "--nodes 100000: want 2..10,000", "bench", "route", "--nodes", "100,100000"),
 		bad("unbounded: bench route list", "21 entries, at most 20", "bench", "route", "--nodes", "2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22"),
-		bad("unbounded: graph file", "line 2: node 6000: a graph has at most 5,000 nodes (0..4,999)", "sim", "route", "--graph", tooBig),
+		bad("unbounded: graph file", "line 2: node 12000: a graph has at most 10,000 nodes (0..9,999)", "sim", "route", "--graph", tooBig),
 		bad("graph file: a bad edge", `line 2: bad edge "1 x"`, "sim", "route", "--graph", notAGraph),
 		bad("graph file: a long line", "line 1: longer than", "sim", "route", "--graph", longLine),
 		bad("graph file: missing", "no such file", "sim", "route", "--graph", filepath.Join(dir, "none.txt")),
@@ -131,8 +131,8 @@ func TestContract(t *testing.T) {
 		// Silent defaults and clamping.
 		bad("sim nodes 0", "--nodes 0: want 2..10,000", "sim", "--nodes", "0"),
 		bad("sim nodes -1", "--nodes -1: want 2..10,000", "sim", "--nodes", "-1"),
-		bad("route nodes 0", "--nodes 0: want 2..5,000", "sim", "route", "--nodes", "0"),
-		bad("route nodes -1", "--nodes -1: want 2..5,000", "sim", "route", "--nodes", "-1"),
+		bad("route nodes 0", "--nodes 0: want 2..10,000", "sim", "route", "--nodes", "0"),
+		bad("route nodes -1", "--nodes -1: want 2..10,000", "sim", "route", "--nodes", "-1"),
 		bad("duration 0", "--duration 0s: want 1s..24h", "sim", "--duration", "0"),
 		bad("duration -1s", "--duration -1s: want 1s..24h", "sim", "--duration", "-1s"),
 		bad("runs 0", "--runs 0: want 1..10,000", "bench", "transfer", "--runs", "0"),
@@ -140,7 +140,7 @@ func TestContract(t *testing.T) {
 		bad("degree -3", "--degree -3: want above 0", "sim", "--topology", "random", "--degree", "-3"),
 		bad("route degree -3", "--degree -3: want above 0", "sim", "route", "--degree", "-3"),
 		bad("degree on a grid", "--degree applies only to --topology random", "sim", "--degree", "3"),
-		bad("route degree on a line", "--degree applies only to --topology random", "sim", "route", "--topology", "line", "--degree", "3"),
+		bad("route degree on a line", "--degree applies only to --topology random, ring or hubs", "sim", "route", "--topology", "line", "--degree", "3"),
 		bad("min above max", "--min-size 500: want 0..100 (--max-size)", "sim", "--min-size", "500", "--max-size", "100"),
 		bad("gateways above nodes", "--gateways 30: want 1..25", "sim", "--link", "mixed", "--gateways", "30"),
 		bad("gateways without mixed", "--gateways applies only to --link mixed", "sim", "--gateways", "3"),
@@ -163,7 +163,7 @@ func TestContract(t *testing.T) {
 		bad("pairs 0", "--pairs 0: want 1..10,000", "sim", "route", "--pairs", "0"),
 		bad("trees 0", "--trees 0: want 1..16", "sim", "route", "--trees", "0"),
 		bad("nodes with a graph", "--nodes and --graph", "sim", "route", "--graph", pair, "--nodes", "5"),
-		bad("bench route one node", "--nodes 1: want 2..5,000", "bench", "route", "--nodes", "1"),
+		bad("bench route one node", "--nodes 1: want 2..10,000", "bench", "route", "--nodes", "1"),
 		bad("bench route repeated size", "--nodes: 100 is listed twice", "bench", "route", "--nodes", "100,100"),
 		bad("route mode 2", "--mode 2: want 0 (tree distance) or 1", "sim", "route", "--mode", "2"),
 		bad("unknown topology", `--topology "torus": want grid, line or random`, "sim", "--topology", "torus"),
@@ -260,7 +260,7 @@ func TestContract(t *testing.T) {
 		ok("sequence split explains --seq-id", "A sequenced schema needs --seq-id", "sequence", "split", "--help"),
 		ok("packet encode shows the JSON", `{"version":0,"reserved":0,"schema":1,"flags":0,"packet_id":7,"body":"68656c6c6f"}`, "packet", "encode", "--help"),
 		ok("sim help states limits", "--nodes 2..10,000", "sim", "--help"),
-		ok("route help states limits", "2..5,000 nodes", "sim", "route", "--help"),
+		ok("route help states limits", "2..10,000 nodes", "sim", "route", "--help"),
 		ok("bench help states limits", "--runs 1..10,000", "bench", "transfer", "--help"),
 		ok("unsequenced schema without --seq-id", "\n", "sequence", "split", "--schema", "0", "--app-id", zero16, "--blob", "00"),
 		bad("unsequenced schema with --seq-id", "--seq-id applies only to sequenced schemas, not schema 0", "sequence", "split", "--schema", "0", "--app-id", zero16, "--blob", "00", "--seq-id", "1"),

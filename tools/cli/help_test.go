@@ -166,10 +166,10 @@ func TestHelpStatesLimits(t *testing.T) {
 		{[]string{"sim"}, "transfers", "0..60"},
 		{[]string{"sim"}, "max-size", "1,000,000"},
 		{[]string{"sim"}, "degree", "at most 50"},
-		{[]string{"sim", "route"}, "nodes", "2..5,000"},
+		{[]string{"sim", "route"}, "nodes", "2..10,000"},
 		{[]string{"sim", "route"}, "pairs", "1..10,000"},
 		{[]string{"sim", "route"}, "trees", "1..16"},
-		{[]string{"bench", "route"}, "nodes", "2..5,000"},
+		{[]string{"bench", "route"}, "nodes", "2..10,000"},
 		{[]string{"bench", "transfer"}, "runs", "1..10,000"},
 	} {
 		cmd, _, err := newRoot().Find(c.cmd)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,42 +21,56 @@ type routeFlags struct {
 	cfg      meshsim.RouteConfig
 	topo     string
 	progress string
+	link     string
 }
 
 // routeLimits is the help's paragraph on the limits of a route run.
 var routeLimits = fmt.Sprintf(`Limits (checked before anything runs): %s..%s nodes (a graph file too), --degree
 up to %d, --pairs up to %s, --trees 1..%d. A run keeps about 0.45 MB per node
 and its wall time grows faster than the node count (the README has measured
-figures). A random geometric graph is connected only above a mean degree
-of about ln(N): --degree 8 placed 2,000 nodes, but 5,000 needed 9 (seed 1);
-an unconnected graph is refused after 50 placements.`,
+figures). A random graph (random, ring, hubs, clustered) is drawn once and
+made connected: nodes cut off from the largest piece move next to it.`,
 	meshsim.Group(meshsim.MinNodes), meshsim.Group(meshsim.MaxRouteNodes), meshsim.MaxDegree,
 	meshsim.Group(meshsim.MaxPairs), meshsim.MaxTrees)
 
 func (rf *routeFlags) add(c *cobra.Command) {
 	f := c.Flags()
-	f.Float64Var(&rf.cfg.Degree, "degree", 8, fmt.Sprintf("mean degree of a random topology, above 0 and at most %d (and below the node count)", meshsim.MaxDegree))
-	f.StringVar(&rf.topo, "topology", "random", "random (random geometric), grid or line")
+	f.Float64Var(&rf.cfg.Degree, "degree", 8, fmt.Sprintf("mean degree of a random, ring or hubs topology, above 0 and at most %d (and below the node count)", meshsim.MaxDegree))
+	f.StringVar(&rf.topo, "topology", "random", "random (random geometric), grid, line, ring (a loop road), clustered (towns joined by chains) or hubs (gateways hearing hundreds)")
 	f.IntVar(&rf.cfg.Pairs, "pairs", 1000, fmt.Sprintf("random source-destination pairs to route between, 1..%s", meshsim.Group(meshsim.MaxPairs)))
 	f.Uint64Var(&rf.cfg.Seed, "seed", 1, "random seed: the same seed gives the same run")
-	f.IntVar(&rf.cfg.Trees, "trees", 6, fmt.Sprintf("parallel trees (each with its own root), 1..%d", meshsim.MaxTrees))
+	f.IntVar(&rf.cfg.Trees, "trees", 0, fmt.Sprintf("parallel trees (each with its own root), 1..%d (default: the link's, 6 on ESP-NOW, 1 on LoRa)", meshsim.MaxTrees))
 	f.Float64Var(&rf.cfg.Loss, "loss", 0, "independent frame loss on every link, each direction: at least 0, below 1")
 	f.StringVar(&rf.progress, "progress", "auto", progressHelp)
+	f.StringVar(&rf.link, "link", "espnow", "espnow, or lora (SF9, 125 kHz: a beacon and a claim an hour, one tree, a new term a week)")
+	f.Float64Var(&rf.cfg.DutyCycle, "duty-cycle", meshsim.DefaultDutyCycle, "with --link lora: a node's transmit budget, the share of the time the steady airtime is held against")
+	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, fmt.Sprintf("kill the root of tree 0 once the pairs are routed, and measure the repair (probes every second, a batch %d claim periods after; 3 nodes or more)", meshsim.RepairPeriods))
+	f.Float64Var(&rf.cfg.Kill, "kill", 0, fmt.Sprintf("kill this share of the nodes at random once the pairs are routed (0..%g), and measure the repair as --fail-root does", meshsim.MaxKill))
 }
 
 // config checks the shared flags and returns the measurement's config
 // (Nodes still to be set).
 func (rf *routeFlags) config(cmd *cobra.Command) (meshsim.RouteConfig, error) {
 	c := rf.cfg
-	t, err := meshsim.ParseTopology(rf.topo)
+	t, err := meshsim.ParseRouteTopology(rf.topo)
 	if err != nil {
-		return c, fmt.Errorf("--topology %q: want random, grid or line", rf.topo)
+		return c, fmt.Errorf("--topology %q: want random, grid, line, ring, clustered or hubs", rf.topo)
 	}
 	c.Topology = t
+	if cmd.Flags().Changed("trees") && c.Trees == 0 {
+		return c, fmt.Errorf("--trees 0: want 1..%d", meshsim.MaxTrees)
+	}
 	if err := oneOf("progress", rf.progress, progressModes...); err != nil {
 		return c, err
 	}
-	if err := onlyWith(cmd, t == meshsim.Random && c.Graph == "", "to --topology random", "degree"); err != nil {
+	if err := oneOf("link", rf.link, meshsim.RouteLinks...); err != nil {
+		return c, err
+	}
+	c.Link = rf.link
+	if err := onlyWith(cmd, c.Link == "lora", "to --link lora", "duty-cycle"); err != nil {
+		return c, err
+	}
+	if err := onlyWith(cmd, t.HasDegree() && c.Graph == "", "to --topology random, ring or hubs", "degree"); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -174,7 +189,6 @@ drawn among honest nodes.
 	f.IntVar(&rf.cfg.Nodes, "nodes", 1000, fmt.Sprintf("number of nodes, %d..%s (not with --graph)", meshsim.MinNodes, meshsim.Group(meshsim.MaxRouteNodes)))
 	f.StringVar(&rf.cfg.Graph, "graph", "", `read the graph from a file instead: one edge "i j" a line, nodes numbered from 0, # comments`)
 	f.IntVar(&mode, "mode", 0, "routing metric: 0 tree distance, 1 common-prefix distance")
-	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, "kill the root of tree 0 after convergence and time the re-convergence (3 nodes or more)")
 	f.StringSliceVar(&rf.cfg.Adversary, "adversary", nil, "attacks adversary nodes play once the trees converge: "+strings.Join(meshsim.AdversaryKinds, ", ")+" (comma-separated)")
 	f.IntVar(&rf.cfg.Attempts, "attempts", 0, "sends per probe, each after a failure in the next best tree, 1..16 (default: the router's, 4; 1: no retry)")
 	f.IntVar(&rf.cfg.Adversaries, "adversaries", 0, "how many adversary nodes (1 to half the nodes; default 1 with --adversary)")
@@ -238,31 +252,81 @@ func (p *pendingFile) discard() {
 func printRouteTable(w io.Writer, r *meshsim.RouteResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
-	p("mesh\t%s, %s (mean degree %.2f), %s, mode %d, seed %d", plural(r.Nodes, "node", "nodes"), plural(r.Edges, "link", "links"), r.MeanDegree, plural(r.Trees, "tree", "trees"), r.Mode, r.Seed)
-	names := fmt.Sprintf("%d names not yet confirmed stored when routing began", r.NamesPending)
-	if r.NamedS != nil {
-		names = fmt.Sprintf("every name stored after %.1f s", *r.NamedS)
+	p("mesh\t%s, %s (mean degree %.2f, at most %d; diameter %d); %s on %s; %s, mode %d, seed %d", plural(r.Nodes, "node", "nodes"), plural(r.Edges, "link", "links"), r.MeanDegree, r.MaxDegree, r.Diameter, r.Topology, r.Link, plural(r.Trees, "tree", "trees"), r.Mode, r.Seed)
+	if r.ConvergedS != nil {
+		p("converged\t%.1f s of mesh time from a cold start (%.2f claim periods), names stored and confirmed; the trees after %.1f s", *r.ConvergedS, *r.ConvergedPeriods, *r.TreesS)
+	} else {
+		p("converged\tthe trees after %.1f s of mesh time; %d names still not confirmed stored when the wait ended", *r.TreesS, r.NamesPending)
 	}
-	p("converged\t%.1f s of mesh time from a cold start (%.2f beacon periods); %s", r.ConvergedS, r.BeaconPeriods, names)
-	p("routes\t%d/%d delivered (%.3f); stretch mean %.3f, p95 %.3f, max %.3f (%.2f hops against %.2f shortest)", r.Delivered, r.Pairs, r.DeliveryRatio, r.StretchMean, r.StretchP95, r.StretchMax, r.MeanHops, r.MeanShortest)
-	p("control\t%.0f bytes per node per minute, steady (%.0f while forming); %.0f bytes on the air per node per minute, steady", r.ControlBytesPerNodeMin, r.ControlFormation, r.AirBytesPerNodeMin)
+	printProbes(p, "routes", &r.ProbeStats)
 	p("deepest\t%s", plural(r.MaxDepth, "level", "levels"))
-	if r.RootFailed && r.ReconvergedS == nil {
-		p("root failure\tnot re-converged within the wait (%s of mesh time): the dead root may have cut the graph in two", meshsim.FormatDuration(meshsim.DefaultMaxConverge))
-	}
-	if r.ReconvergedS != nil {
-		renamed := "names not all stored again within the wait"
-		if r.RenamedS != nil {
-			renamed = fmt.Sprintf("names stored again after %.1f s", *r.RenamedS)
+	p("addresses\t%d nibbles at most (32 fit the wire); %d places leased (no parent had room)", r.MaxNibbles, r.Leased)
+	air := func(name string, a *meshsim.AirStats) {
+		duty := ""
+		if a.DutyShareMax != nil {
+			duty = fmt.Sprintf("; the busiest node used %.1f %% of its duty-cycle budget", 100**a.DutyShareMax)
 		}
-		p("root failure\tre-converged %.1f s of mesh time after (%.2f claim periods after the dead root's term ended); %s; %d/%d delivered after", *r.ReconvergedS, *r.ReconvergedAfterTerm, renamed, *r.AfterFailDelivered, *r.AfterFailPairs)
+		p("%s\t%.1f frames, %.0f bytes on the air per node per minute (%.0f bytes of tree and router messages); airtime %.3f %% of the time per node, %.3f %% at the busiest%s",
+			name, a.FramesPerNodeMin, a.BytesPerNodeMin, a.ControlBytesPerNodeMin, 100*a.AirtimeShareMean, 100*a.AirtimeShareMax, duty)
 	}
-	p("loops\t%d hops that did not bring a Package closer", r.Loops)
-	for _, e := range r.Errors {
-		p("failed\t%s", e)
+	air("steady", &r.Steady)
+	air("forming", &r.Forming)
+	if rs := r.Repair; rs != nil {
+		p("failure\t%s: %s dead, %s left", rs.Event, plural(rs.Killed, "node", "nodes"), plural(rs.Components, "piece", "pieces"))
+		if rs.During.Pairs == 0 && rs.After.Pairs == 0 {
+			p("repaired\tno piece of two nodes or more left: nothing to route")
+		} else {
+			printRepair(p, rs)
+		}
 	}
-	p("time\t%.1f s of wall time, of which %.1f s building the mesh", r.WallTimeS, r.SetupWallS)
+	p("loops\t%d decisions that broke the loop invariant (%d stale views, no loop)", r.Loops, r.StaleViews)
+	for _, e := range r.LoopErrors {
+		p("loop\t%s", e)
+	}
+	p("time\t%.1f s of wall time, of which %.1f s building the mesh; %d events, %.2f µs each; heap at most %.0f MB", r.WallTimeS, r.SetupWallS, r.Events, r.WallPerEvent, r.HeapMB)
 	return tw.Flush()
+}
+
+// printRepair prints how the mesh came back after a failure.
+func printRepair(p func(string, ...any), rs *meshsim.RepairStats) {
+	{
+		when := func(s, per *float64) string {
+			if s == nil {
+				return "not within the wait"
+			}
+			return fmt.Sprintf("%.1f s (%.2f claim periods)", *s, *per)
+		}
+		p("repaired\ttrees after %s, names after %s", when(rs.TreesS, rs.TreesPeriods), when(rs.NamesS, rs.NamesPeriods))
+		printProbes(p, "during", &rs.During)
+		printProbes(p, fmt.Sprintf("after %d periods", rs.AfterPeriods), &rs.After)
+	}
+}
+
+// printProbes prints a batch of probes: what came of them, and how long
+// the delivered ones' paths were.
+func printProbes(p func(string, ...any), name string, s *meshsim.ProbeStats) {
+	failed := 0
+	var kinds []string
+	for k, n := range s.Failed {
+		failed += n
+		kinds = append(kinds, fmt.Sprintf("%d %s", n, k))
+	}
+	slices.Sort(kinds)
+	line := fmt.Sprintf("%d/%d delivered (%.3f), %d failed, %d unreported; %.2f attempts each", s.Delivered, s.Pairs, s.DeliveryRatio, failed, s.Unreported, s.Attempts)
+	if len(kinds) > 0 {
+		line += " (" + strings.Join(kinds, ", ") + ")"
+	}
+	p("%s\t%s", name, line)
+	if s.Delivered > 0 {
+		all := "over 5 % failed"
+		if s.StretchP95All != nil {
+			all = fmt.Sprintf("%.3f", *s.StretchP95All)
+		}
+		p("\tstretch mean %.3f, p95 %.3f, max %.3f (p95 of every pair, a failure as infinite: %s); %.2f hops against %.2f shortest; every hop of every attempt %.3f× the shortest", s.StretchMean, s.StretchP95, s.StretchMax, all, s.MeanHops, s.MeanShortest, s.Effort)
+	}
+	for _, e := range s.Errors {
+		p("\tfailed %s", e)
+	}
 }
 
 func benchRouteCmd() *cobra.Command {
@@ -270,25 +334,39 @@ func benchRouteCmd() *cobra.Command {
 		rf     routeFlags
 		sizes  string
 		modes  string
+		topos  string
+		seeds  string
 		asJSON bool
 	)
 	c := &cobra.Command{
 		Use:   "route",
-		Short: "The routing measurement over mesh sizes and both metrics, as a table",
-		Long: `Runs the measurement of "mycelium sim route" for every size in --nodes
-and every metric in --modes, and prints one row each: convergence, delivery,
-stretch against the shortest paths, control traffic per node per minute
-(steady and while forming), and wall time (setup_s of it building the mesh).
-The control columns are the curve to watch as the mesh grows.
+		Short: "The routing measurement over topologies, sizes, seeds and metrics, as a table",
+		Long: `Runs the measurement of "mycelium sim route" for every topology in
+--topologies, size in --nodes, seed in --seeds and metric in --modes, and
+prints one row each: convergence (trees and names, in claim periods),
+delivery, stretch against the shortest paths (mean and p95 of the delivered;
+p95 of every pair, a failure counted as infinite), steady control on the air
+(frames and airtime per node; on LoRa the busiest node's share of its
+duty-cycle budget), the repair after --fail-root or --kill (the share of
+probes delivered during it and of the batch RepairPeriods claim periods
+after), loops and wall time. Then, per topology, size and metric, the mean
+over the seeds of each stretch column and the worst delivery.
 
-` + routeLimits + ` At most 20 sizes.`,
-		Example: `  mycelium bench route --nodes 100,200 --modes 0 --pairs 200
+` + routeLimits + ` At most 20 sizes, topologies and seeds each.`,
+		Example: `  mycelium bench route --nodes 200 --seeds 1,2,3 --modes 0 --pairs 200
+  mycelium bench route --topologies random,grid,ring,clustered,hubs --nodes 1000 --seeds 11,12,13,14 --modes 0
   mycelium bench route --json > route.json`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := rf.config(cmd)
 			if err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("topology") {
+				return fmt.Errorf("--topology: bench route takes --topologies")
+			}
+			if cmd.Flags().Changed("seed") {
+				return fmt.Errorf("--seed: bench route takes --seeds")
 			}
 			ns, err := intList("nodes", sizes, 20)
 			if err != nil {
@@ -303,58 +381,138 @@ The control columns are the curve to watch as the mesh grows.
 					return fmt.Errorf("--modes: %d is not 0 (tree distance) or 1 (common-prefix distance)", m)
 				}
 			}
+			ss, err := intList("seeds", seeds, 20)
+			if err != nil {
+				return err
+			}
+			var ts []meshsim.Topology
+			for _, name := range strings.Split(topos, ",") {
+				t, err := meshsim.ParseRouteTopology(strings.TrimSpace(name))
+				if err != nil {
+					return fmt.Errorf("--topologies: %q: want random, grid, line, ring, clustered or hubs", name)
+				}
+				if slices.Contains(ts, t) {
+					return fmt.Errorf("--topologies: %s twice", t)
+				}
+				ts = append(ts, t)
+			}
+			if len(ts) > 20 {
+				return fmt.Errorf("--topologies: %d, at most 20", len(ts))
+			}
 			// Every row checked before the first runs.
 			type row struct {
-				cfg  meshsim.RouteConfig
-				n, m int
+				cfg meshsim.RouteConfig
 			}
 			var rows []row
-			for _, n := range ns {
-				for _, m := range ms {
-					c := cfg
-					c.Nodes, c.Mode = n, m == 1
-					if err := c.Validate(); err != nil {
-						return settingError(err)
+			for _, t := range ts {
+				for _, n := range ns {
+					for _, m := range ms {
+						for _, sd := range ss {
+							if sd < 0 {
+								return fmt.Errorf("--seeds: %d is negative", sd)
+							}
+							c := cfg
+							c.Topology, c.Nodes, c.Mode, c.Seed = t, n, m == 1, uint64(sd)
+							if !t.HasDegree() {
+								c.Degree = 0
+							}
+							if err := c.Validate(); err != nil {
+								return settingError(err)
+							}
+							rows = append(rows, row{c})
+						}
 					}
-					rows = append(rows, row{c, n, m})
 				}
 			}
 			prog := newProgress(rf.progress, cmd.ErrOrStderr())
 			defer prog.finish()
 			var results []*meshsim.RouteResult
+			out := cmd.OutOrStdout()
 			for i, rw := range rows {
 				if prog != nil {
-					prog.prefix = fmt.Sprintf("row %d of %d (%s, mode %d): ", i+1, len(rows), plural(rw.n, "node", "nodes"), rw.m)
+					prog.prefix = fmt.Sprintf("row %d of %d (%s, %s, seed %d): ", i+1, len(rows), rw.cfg.Topology, plural(rw.cfg.Nodes, "node", "nodes"), rw.cfg.Seed)
 				}
 				rw.cfg.Progress = prog.fn()
 				r, err := meshsim.Route(rw.cfg)
 				prog.finish()
 				if err != nil {
-					return fmt.Errorf("%s, mode %d: %w", plural(rw.n, "node", "nodes"), rw.m, settingError(err))
+					return fmt.Errorf("%s, %s, seed %d: %w", rw.cfg.Topology, plural(rw.cfg.Nodes, "node", "nodes"), rw.cfg.Seed, settingError(err))
 				}
 				r.Positions, r.Graph, r.Parents = nil, nil, nil
 				results = append(results, r)
 				if !asJSON {
 					// Rows as they come: a thousand nodes take a while.
 					if len(results) == 1 {
-						fmt.Fprintln(cmd.OutOrStdout(), "nodes  mode  converged_s  beacon_periods  delivery  stretch_mean  stretch_p95  control_B/node/min  forming_B/node/min  air_B/node/min  loops  setup_s  wall_s")
+						fmt.Fprintln(out, benchRouteHeader)
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%5d  %4d  %11.1f  %14.2f  %8.3f  %12.3f  %11.3f  %18.0f  %18.0f  %14.0f  %5d  %7.1f  %6.1f\n",
-						r.Nodes, r.Mode, r.ConvergedS, r.BeaconPeriods, r.DeliveryRatio, r.StretchMean, r.StretchP95, r.ControlBytesPerNodeMin, r.ControlFormation, r.AirBytesPerNodeMin, r.Loops, r.SetupWallS, r.WallTimeS)
+					fmt.Fprintln(out, benchRouteRow(r))
 				}
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), results)
+				return printJSON(out, results)
 			}
+			printBenchSummary(out, results)
 			return nil
 		},
 	}
 	rf.add(c)
 	f := c.Flags()
-	f.StringVar(&sizes, "nodes", "100,200,500,1000", fmt.Sprintf("mesh sizes, comma separated, each %d..%s", meshsim.MinNodes, meshsim.Group(meshsim.MaxRouteNodes)))
-	f.StringVar(&modes, "modes", "0,1", "metrics, comma separated: 0 tree distance, 1 common-prefix distance")
+	f.StringVar(&sizes, "nodes", "1000", fmt.Sprintf("mesh sizes, comma separated, each %d..%s", meshsim.MinNodes, meshsim.Group(meshsim.MaxRouteNodes)))
+	f.StringVar(&modes, "modes", "0", "metrics, comma separated: 0 tree distance, 1 common-prefix distance")
+	f.StringVar(&topos, "topologies", "random", "topologies, comma separated (random, grid, line, ring, clustered, hubs)")
+	f.StringVar(&seeds, "seeds", "1", "random seeds, comma separated")
 	f.BoolVar(&asJSON, "json", false, "print one JSON array instead of the table")
 	return c
+}
+
+const benchRouteHeader = "topology    nodes  mode  seed  diam  converged_periods  delivery  stretch_mean  stretch_p95  p95_all  steady_frames/node/min  steady_airtime_max  duty_share_max  repair_during  repair_after  loops  wall_s"
+
+// benchRouteRow is one run's row.
+func benchRouteRow(r *meshsim.RouteResult) string {
+	opt := func(v *float64, f string) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf(f, *v)
+	}
+	during, after := "-", "-"
+	if rs := r.Repair; rs != nil {
+		during = fmt.Sprintf("%d/%d", rs.During.Delivered, rs.During.Pairs)
+		after = fmt.Sprintf("%d/%d", rs.After.Delivered, rs.After.Pairs)
+	}
+	return fmt.Sprintf("%-10s  %5d  %4d  %4d  %4d  %17s  %8.3f  %12.3f  %11.3f  %7s  %22.1f  %18.5f  %14s  %13s  %12s  %5d  %6.1f",
+		r.Topology, r.Nodes, r.Mode, r.Seed, r.Diameter, opt(r.ConvergedPeriods, "%.2f"), r.DeliveryRatio, r.StretchMean, r.StretchP95, opt(r.StretchP95All, "%.3f"),
+		r.Steady.FramesPerNodeMin, r.Steady.AirtimeShareMax, opt(r.Steady.DutyShareMax, "%.3f"), during, after, r.Loops, r.WallTimeS)
+}
+
+// printBenchSummary prints, per topology, size and metric, the mean over
+// the seeds of the stretch figures and the worst delivery.
+func printBenchSummary(w io.Writer, rs []*meshsim.RouteResult) {
+	type key struct {
+		topo        string
+		nodes, mode int
+	}
+	var keys []key
+	by := map[key][]*meshsim.RouteResult{}
+	for _, r := range rs {
+		k := key{r.Topology, r.Nodes, r.Mode}
+		if by[k] == nil {
+			keys = append(keys, k)
+		}
+		by[k] = append(by[k], r)
+	}
+	fmt.Fprintln(w, "\nover the seeds: topology  nodes  mode  seeds  worst_delivery  stretch_mean  stretch_p95 (means of the seeds')  loops")
+	for _, k := range keys {
+		g := by[k]
+		worst, mean, p95, loops := 1.0, 0.0, 0.0, 0
+		for _, r := range g {
+			worst = min(worst, r.DeliveryRatio)
+			mean += r.StretchMean / float64(len(g))
+			p95 += r.StretchP95 / float64(len(g))
+			loops += r.Loops
+		}
+		fmt.Fprintf(w, "%-10s  %5d  %4d  %5d  %14.3f  %12.3f  %11.3f  %5d\n", k.topo, k.nodes, k.mode, len(g), worst, mean, p95, loops)
+	}
 }
 
 // intList parses a flag's "1,2,3": at most most entries, no repeats.

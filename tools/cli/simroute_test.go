@@ -21,7 +21,7 @@ func TestSimRouteJSONAndSVG(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	for _, k := range []string{"nodes", "edges", "trees", "converged_s", "delivered", "pairs", "delivery_ratio", "stretch_mean", "stretch_p95", "control_bytes_per_node_per_min", "reconverged_s", "loops"} {
+	for _, k := range []string{"nodes", "edges", "trees", "diameter", "converged_s", "converged_claim_periods", "delivered", "pairs", "delivery_ratio", "unreported", "attempts_mean", "stretch_mean", "stretch_p95", "stretch_p95_all_pairs", "steady", "forming", "repair", "loops", "wall_us_per_event"} {
 		if _, ok := r[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
@@ -35,8 +35,14 @@ func TestSimRouteJSONAndSVG(t *testing.T) {
 	if s := r["stretch_mean"].(float64); s < 1 || s > 1.5 {
 		t.Errorf("stretch %v", s)
 	}
-	if rc, ok := r["reconverged_s"].(float64); !ok || rc <= 0 {
-		t.Errorf("reconverged_s %v after --fail-root", r["reconverged_s"])
+	rep, _ := r["repair"].(map[string]any)
+	after, _ := rep["after"].(map[string]any)
+	during, _ := rep["during"].(map[string]any)
+	if rep["event"] != "root failure" || after["delivered"] != after["pairs"] || during["unreported"] != 0.0 {
+		t.Errorf("after --fail-root: %v", rep)
+	}
+	if st, _ := r["steady"].(map[string]any); st["frames_per_node_per_min"].(float64) <= 0 || st["airtime_share_max"].(float64) <= 0 {
+		t.Errorf("steady air %v", st)
 	}
 	f, err := os.Open(svg)
 	if err != nil {
@@ -124,19 +130,23 @@ func TestRouteBadFlags(t *testing.T) {
 	}
 }
 
-// `bench route` prints a row per size and metric.
+// `bench route` prints a row per topology, size, metric and seed, then the
+// means over the seeds.
 func TestBenchRouteTable(t *testing.T) {
-	out, stderr, st := run("bench", "route", "--nodes", "20,30", "--modes", "0,1", "--pairs", "10")
+	out, stderr, st := run("bench", "route", "--topologies", "random,grid", "--nodes", "20", "--modes", "0,1", "--seeds", "1,2", "--pairs", "10")
 	if st != 0 {
 		t.Fatalf("status %d: %s", st, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 || !strings.HasPrefix(lines[0], "nodes") {
+	if len(lines) != 1+8+2+4 || !strings.HasPrefix(lines[0], "topology") {
 		t.Fatalf("table:\n%s", out)
 	}
-	for i, want := range []string{"20     0", "20     1", "30     0", "30     1"} {
-		if !strings.Contains(lines[i+1], want) {
-			t.Errorf("row %d %q lacks %q", i+1, lines[i+1], want)
+	for i, want := range []string{"random         20     0     1", "random         20     0     2", "random         20     1     1", "random         20     1     2", "grid           20     0     1"} {
+		if !strings.HasPrefix(lines[i+1], want) {
+			t.Errorf("row %d %q does not begin %q", i+1, lines[i+1], want)
 		}
+	}
+	if !strings.HasPrefix(lines[10], "over the seeds") || !strings.HasPrefix(lines[11], "random         20     0      2") {
+		t.Errorf("summary:\n%s", strings.Join(lines[9:], "\n"))
 	}
 }

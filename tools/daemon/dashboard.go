@@ -192,12 +192,12 @@ func (s *dashSource) trees() []dashboard.Tree {
 		}
 		tr := dashboard.Tree{Tree: k, TreeState: int(p.TreeState), Address: p.Addr.String(), Depth: p.Depth, IsRoot: p.Root,
 			Children: []dashboard.Member{}, Neighbors: []dashboard.Member{}}
-		member := func(id identity.NodeID, a addr.Address) dashboard.Member {
+		member := func(id identity.NodeID, a addr.Long) dashboard.Member {
 			m := dashboard.Member{ID: hex.EncodeToString(id[:]), Address: a.String()}
 			m.Name, _ = s.d.st.router.NameOf(id)
 			return m
 		}
-		var a addr.Address // the root's: all zeros
+		var a addr.Long // the root's: all zeros
 		tr.Path = append(tr.Path, member(identity.NodeID(ch.Claim.Root), a))
 		for _, c := range ch.Certs {
 			next, err := a.Child(c.Index)

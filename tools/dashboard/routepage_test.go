@@ -26,7 +26,7 @@ func TestStretchBins(t *testing.T) {
 
 func TestWriteRoutePage(t *testing.T) {
 	r := &meshsim.RouteResult{
-		Nodes: 3, Edges: 2, Trees: 1, Delivered: 2, Pairs: 2,
+		Nodes: 3, Edges: 2, Trees: 1, ProbeStats: meshsim.ProbeStats{Delivered: 2, Pairs: 2},
 		Positions:   [][2]float64{{0, 0}, {10, 0}, {20, 5}},
 		Graph:       [][]int{{1}, {0, 2}, {1}},
 		TreeParents: [][]int{{-1, 0, 1}}, Roots: []int{0},

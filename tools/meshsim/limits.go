@@ -21,9 +21,9 @@ const (
 	// 10,000-node mesh with its transfers took 54 to 224 s of wall time.
 	MaxNodes = 10000
 	// MaxRouteNodes bounds `sim route`: six trees and a router per node,
-	// about 0.45 MB each, and wall time growing faster than N (2,000 nodes
-	// took 4 to 5 minutes, 5,000 most of an hour).
-	MaxRouteNodes = 5000
+	// about 0.25 MB each at 1,000 nodes (more as the trees deepen), and a
+	// few microseconds per event (the README has the measured curve).
+	MaxRouteNodes = 10000
 	// MaxDegree bounds the mean degree of a random topology.
 	MaxDegree = 50
 	// MaxDuration bounds the mesh time of `sim`.
@@ -238,10 +238,10 @@ func (c *RouteConfig) Validate() error {
 		if c.FailRoot && c.Nodes < 3 {
 			return settingf("nodes", c.Nodes, "--fail-root needs at least 3 nodes (one dies, two route)")
 		}
-		if _, err := ParseTopology(string(c.Topology)); err != nil {
+		if _, err := ParseRouteTopology(string(c.Topology)); err != nil {
 			return err
 		}
-		if c.Topology == Random {
+		if c.Topology.HasDegree() {
 			if err := checkDegree(c.Degree, c.Nodes); err != nil {
 				return err
 			}
@@ -250,11 +250,34 @@ func (c *RouteConfig) Validate() error {
 	if err := checkInt("pairs", c.Pairs, 1, MaxPairs); err != nil {
 		return err
 	}
-	if err := checkInt("trees", c.Trees, 1, MaxTrees); err != nil {
-		return err
+	if c.Trees != 0 { // 0: the link's
+		if err := checkInt("trees", c.Trees, 1, MaxTrees); err != nil {
+			return err
+		}
+	}
+	if math.IsNaN(c.Kill) || c.Kill < 0 || c.Kill > MaxKill {
+		return settingf("kill", c.Kill, "want a share of the nodes, 0..%g", MaxKill)
+	}
+	if c.Kill > 0 && c.FailRoot {
+		return settingf("kill", c.Kill, "one failure a run: --kill or --fail-root")
+	}
+	switch c.Link {
+	case "", "espnow":
+	case "lora":
+		if err := c.LoRa.Validate(); c.LoRa.SF != 0 && err != nil {
+			return err
+		}
+		if c.DutyCycle != 0 && (math.IsNaN(c.DutyCycle) || c.DutyCycle <= 0 || c.DutyCycle > 1) {
+			return settingf("duty-cycle", c.DutyCycle, "want a share of the time above 0, at most 1")
+		}
+	default:
+		return settingf("link", fmt.Sprintf("%q", c.Link), "want espnow or lora")
 	}
 	return checkProb("loss", c.Loss)
 }
+
+// MaxKill bounds --kill: half the nodes.
+const MaxKill = 0.5
 
 // checkGraph checks a graph read from a file (ReadGraph bounds its size)
 // against what the run needs.

@@ -1,26 +1,23 @@
 package meshsim
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
+	"runtime"
+	"runtime/metrics"
+	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
-	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
-	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
@@ -30,22 +27,39 @@ import (
 type RouteConfig struct {
 	Nodes    int
 	Degree   float64
-	Topology Topology // random (default), grid, line
+	Topology Topology // random (default), grid, line, ring, clustered, hubs
 	Graph    string   // a graph file instead: "i j" edges, one a line (# comments)
 	Pairs    int
 	Mode     bool // common-prefix metric
 	Seed     uint64
 	Loss     float64
-	Trees    int
+	Trees    int // default: the link's (6 on ESP-NOW, 1 on LoRa)
+	// FailRoot kills the root of tree 0 once the pairs are routed; Kill
+	// kills that share of the nodes at random instead (0 < Kill ≤ 0.5).
+	// Either way the repair is measured (RepairStats).
 	FailRoot bool
-	// ClaimPeriod of the trees (default 20 s) and the beacon period of the
-	// nodes (60 s).
-	ClaimPeriod time.Duration
-	// MaxConverge bounds the wait for convergence (default 30 min).
+	Kill     float64
+	// Link is "espnow" (default) or "lora": every node on that one link,
+	// its periods scaled to the link (linkProfile).
+	Link string
+	LoRa lora.Params // modulation on LoRa (default the RYLR-998's: SF9, 125 kHz)
+	// DutyCycle is a LoRa node's transmit budget (default 1 %), what the
+	// steady airtime is held against.
+	DutyCycle float64
+	// ClaimPeriod of the trees and BeaconPeriod of the nodes (default: the
+	// link's).
+	ClaimPeriod  time.Duration
+	BeaconPeriod time.Duration
+	// MaxConverge bounds the wait for convergence, and for a repair
+	// (default 30 min of mesh time; 12 h on LoRa).
 	MaxConverge time.Duration
 	// Steady is the quiet window after convergence over which the steady
-	// control traffic is measured (default: one epoch cycle, 15 min).
+	// traffic is measured (default: one epoch cycle, EpochPeriods claim
+	// periods, so that every tree renews its epoch once in it).
 	Steady time.Duration
+	// Progress, when set, is told the stage and how far through it the
+	// measurement is.
+	Progress Progress
 	// Adversary names the attacks Adversaries nodes play once the trees
 	// have converged (adversary.go); the pairs routed are then between
 	// honest nodes.
@@ -54,9 +68,6 @@ type RouteConfig struct {
 	// Attempts bounds each probe's sends, each after a failure in the
 	// next best tree (0: the router's default, 4; 1: no retry).
 	Attempts int
-	// Progress, when set, is told the stage and how far through it the
-	// measurement is.
-	Progress Progress
 	// Pcap, when set, is a file that receives every frame on the medium
 	// (radiotap + 802.11, as capture writes ESP-NOW).
 	Pcap string
@@ -64,48 +75,62 @@ type RouteConfig struct {
 
 // RouteResult is what the measurement found.
 type RouteResult struct {
-	Nodes                  int          `json:"nodes"`
-	Edges                  int          `json:"edges"`
-	MeanDegree             float64      `json:"mean_degree"`
-	Trees                  int          `json:"trees"`
-	Mode                   int          `json:"mode"`
-	Seed                   uint64       `json:"seed"`
-	ConvergedS             float64      `json:"converged_s"`
-	NamedS                 *float64     `json:"named_s"`       // until every node's name record was stored (null: not within the wait)
-	NamesPending           int          `json:"names_pending"` // nodes whose record was not confirmed stored when routing began
-	BeaconPeriods          float64      `json:"converged_beacon_periods"`
-	Delivered              int          `json:"delivered"`
-	Pairs                  int          `json:"pairs"`
-	DeliveryRatio          float64      `json:"delivery_ratio"`
-	StretchMean            float64      `json:"stretch_mean"`
-	StretchP95             float64      `json:"stretch_p95"`
-	StretchMax             float64      `json:"stretch_max"`
-	MeanHops               float64      `json:"mean_hops"`
-	MeanShortest           float64      `json:"mean_shortest"`
-	MaxDepth               int          `json:"max_depth"`
-	ControlBytesPerNodeMin float64      `json:"control_bytes_per_node_per_min"`           // tree and routing messages, steady state
-	ControlFormation       float64      `json:"control_bytes_per_node_per_min_formation"` // the same, from cold start to convergence
-	AirBytesPerNodeMin     float64      `json:"air_bytes_per_node_per_min"`               // every frame a node sent (headers, acks, beacons), steady state
-	RootFailed             bool         `json:"root_failed"`                              // --fail-root killed the root of tree 0
-	ReconvergedS           *float64     `json:"reconverged_s"`                            // null: not re-converged within MaxConverge (or no root failed)
-	ReconvergedPeriods     *float64     `json:"reconverged_claim_periods,omitempty"`
-	ReconvergedAfterTerm   *float64     `json:"reconverged_after_term_end_claim_periods,omitempty"` // from the end of the dead root's term (its last claim + MissedClaims periods)
-	RenamedS               *float64     `json:"renamed_s,omitempty"`                                // until every name record held the new addresses again
-	AfterFailDelivered     *int         `json:"after_fail_delivered,omitempty"`
-	AfterFailPairs         *int         `json:"after_fail_pairs,omitempty"`
-	Loops                  int          `json:"loops"`
-	Errors                 []string     `json:"errors,omitempty"`
-	WallTimeS              float64      `json:"wall_time_s"`
-	SetupWallS             float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
-	SampleRoute            []int        `json:"sample_route,omitempty"`
-	Positions              [][2]float64 `json:"-"`
-	Graph                  [][]int      `json:"-"`
-	Parents                []int        `json:"-"` // tree 0 parent of each node (-1: the root, or none)
-	Root0                  int          `json:"-"` // the root of tree 0 (-1: none)
-	TreeParents            [][]int      `json:"-"` // each tree's parent of each node, as Parents
-	Roots                  []int        `json:"-"` // each tree's root (-1: none)
-	SampleRoutes           [][]int      `json:"-"` // the paths of the first delivered pairs (at most MaxSampleRoutes)
-	Stretches              []float64    `json:"-"` // every delivered pair's stretch, sorted
+	Nodes      int     `json:"nodes"`
+	Edges      int     `json:"edges"`
+	MeanDegree float64 `json:"mean_degree"`
+	MaxDegree  int     `json:"max_degree"`
+	Diameter   int     `json:"diameter"` // hops, the longest shortest path (at least: two sweeps of breadth-first search)
+	Topology   string  `json:"topology"`
+	Link       string  `json:"link"`
+	Trees      int     `json:"trees"`
+	Mode       int     `json:"mode"`
+	Seed       uint64  `json:"seed"`
+	// Converged is when every node had a place in every tree (or a lease,
+	// where no parent had room), knew its neighbours' places, and had its
+	// name record stored and confirmed: ConvergedS from a cold start, in
+	// claim periods too; TreesS when the trees alone were. Null: not within
+	// MaxConverge (NamesPending says how many records were missing).
+	ConvergedS       *float64 `json:"converged_s"`
+	ConvergedPeriods *float64 `json:"converged_claim_periods"`
+	TreesS           *float64 `json:"trees_converged_s"`
+	NamesPending     int      `json:"names_pending"`
+	BeaconPeriods    float64  `json:"converged_beacon_periods"`
+	// The pairs routed once converged (and after the steady window).
+	ProbeStats
+	MaxDepth   int `json:"max_depth"`   // levels, the deepest place in any tree
+	MaxNibbles int `json:"max_nibbles"` // of the longest address (32 fit the wire)
+	Leased     int `json:"leased"`      // places that are leases (no parent had room)
+	// Steady is the air over the steady window (control only: no probes
+	// run in it); Forming from the cold start to convergence.
+	Steady  AirStats `json:"steady"`
+	Forming AirStats `json:"forming"`
+	// Repair is the failure (--fail-root or --kill) and its repair.
+	Repair *RepairStats `json:"repair,omitempty"`
+	// Loops counts decisions that broke the invariant that rules loops
+	// out (route.Hop.Check: the bound a path header carries must fall at
+	// every hop, a plain Package must get strictly closer); StaleViews
+	// those that took a neighbour to be nearer than it was (it had left
+	// an epoch): no loop, the bound still fell.
+	Loops      int      `json:"loops"`
+	StaleViews int      `json:"stale_views"`
+	LoopErrors []string `json:"loop_errors,omitempty"`
+	// Events the virtual clock ran, wall time per event of the simulation
+	// proper (building excluded), and the largest heap seen.
+	Events       uint64       `json:"events"`
+	WallPerEvent float64      `json:"wall_us_per_event"`
+	CPUS         float64      `json:"cpu_s"` // the process's CPU time over the simulation proper (Go code and its collector): on a loaded machine, what the wall time would have been alone
+	HeapMB       float64      `json:"heap_peak_mb"`
+	WallTimeS    float64      `json:"wall_time_s"`
+	SetupWallS   float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
+	SampleRoute  []int        `json:"sample_route,omitempty"`
+	Positions    [][2]float64 `json:"-"`
+	Graph        [][]int      `json:"-"`
+	Parents      []int        `json:"-"` // tree 0 parent of each node (-1: the root, or none)
+	Root0        int          `json:"-"` // the root of tree 0 (-1: none)
+	TreeParents  [][]int      `json:"-"` // each tree's parent of each node, as Parents
+	Roots        []int        `json:"-"` // each tree's root (-1: none)
+	SampleRoutes [][]int      `json:"-"` // the paths of the first delivered pairs (at most MaxSampleRoutes)
+	Stretches    []float64    `json:"-"` // every delivered pair's stretch in the main batch, sorted
 	AdversaryReport
 }
 
@@ -116,47 +141,76 @@ const MaxSampleRoutes = 20
 // re-converge after a root failure.
 const DefaultMaxConverge = 30 * time.Minute
 
-// BeaconPeriod is the nodes' beacon period in the route measurement (the
-// node's default); convergence is reported in these.
+// BeaconPeriod is the nodes' beacon period in the route measurement on
+// ESP-NOW (the node's default); convergence is reported in these.
 const BeaconPeriod = 60 * time.Second
+
+// ProbeGap is the time between probes of a batch on ESP-NOW: ten a
+// second, a load the busiest relays carry (a gateway that a third of all
+// routes cross included), so that a batch measures routing, not a radio's
+// capacity.
+const ProbeGap = 100 * time.Millisecond
+
+// probeGap and probeWait are the gap between probes on this mesh's link,
+// and how long a batch waits for its last results: every attempt a sender
+// makes (Attempts, each waiting a receipt, and the pauses), and a lookup's
+// patience, over 10 minutes on ESP-NOW. On LoRa a probe, its lookup and
+// its receipt cost a relay on its way about five full frames, and a relay
+// that many routes cross may send only DutyCycle of the time: probes go
+// one every 5/DutyCycle airtimes of a full frame (500 at 1 %, ten minutes
+// at SF9), the most such a relay could carry and still stay in its budget
+// (faster, the batch would measure an overloaded ALOHA channel, not
+// routing).
+func (m *routeMesh) probeGap() time.Duration {
+	frame := m.prof.phy.Airtime(m.prof.phy.MTU)
+	if m.cfg.Link == "lora" {
+		return time.Duration(5 / m.cfg.DutyCycle * float64(frame))
+	}
+	return max(ProbeGap, 20*frame)
+}
+
+func (m *routeMesh) probeWait() time.Duration {
+	c := m.rts[0].Config()
+	return max(10*time.Minute, time.Duration(c.Attempts+2)*c.ReceiptTimeout+1000*m.prof.phy.Airtime(m.prof.phy.MTU))
+}
 
 // RouteApp carries the measurement's probes.
 var RouteApp = packet.NewAppID("mycelium-sim", "route probe", 1)
 
 // routeMesh is the built simulation.
 type routeMesh struct {
-	cfg    RouteConfig
-	clk    *clock.Virtual
-	med    *sim.Medium
-	radios []*sim.Radio
-	nodes  []*node.Node
-	trees  []*tree.Trees
-	rts    []*route.Router
-	adj    [][]int
-	pos    []sim.Position
-	dead   []bool
-	idx    map[identity.NodeID]int
-	paths  map[pathKey][]int
-	loops  int
-	got    map[[16]byte]bool
-	lastTS map[[16]byte]uint8
-	prog   Progress
-	stage  string
-	total  int
-	adv    *adversaries
-}
-
-// pathKey names one Package's journey in one epoch (a name record goes to
-// every tree with the same bytes).
-type pathKey struct {
-	hash [16]byte
-	ts   uint8
+	cfg      RouteConfig
+	prof     linkProfile
+	clk      *clock.Virtual
+	med      *sim.Medium
+	radios   []*sim.Radio
+	nodes    []*node.Node
+	trees    []*tree.Trees
+	rts      []*route.Router
+	adj      [][]int
+	pos      []sim.Position
+	dead     []bool
+	idx      map[identity.NodeID]int
+	ttl      uint8 // the hop limit the routers start Packages with
+	probes   map[[16]byte]*probeLog
+	sample   []int
+	samples  [][]int     // the first delivered paths (MaxSampleRoutes)
+	batch    []*probeLog // the last batch measured, and its sorted stretches
+	batchStr []float64
+	adv      *adversaries
+	loops    int
+	loopErrs []string
+	stale    int
+	heapPeak uint64
+	prog     Progress
+	stage    string
+	total    int
 }
 
 // Route runs the measurement. Zero fields of c take the defaults (1,000
-// nodes of random geometric graph of mean degree 8, 1,000 pairs, 6 trees);
-// a setting out of range is an error (see Validate) and so is a graph file
-// of more than MaxRouteNodes nodes.
+// nodes of random geometric graph of mean degree 8, 1,000 pairs, the
+// link's trees); a setting out of range is an error (see Validate) and so
+// is a graph file of more than MaxRouteNodes nodes.
 func Route(c RouteConfig) (*RouteResult, error) {
 	wall := time.Now()
 	if c.Nodes == 0 {
@@ -171,25 +225,35 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	if c.Pairs == 0 {
 		c.Pairs = 1000
 	}
+	if c.Link == "" {
+		c.Link = "espnow"
+	}
+	if c.Link == "lora" && c.LoRa.SF == 0 {
+		c.LoRa = lora.Default
+	}
+	if c.DutyCycle == 0 {
+		c.DutyCycle = DefaultDutyCycle
+	}
+	prof := c.profile()
 	if c.Trees == 0 {
-		c.Trees = 6
+		c.Trees = prof.trees
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if c.ClaimPeriod <= 0 {
-		c.ClaimPeriod = 20 * time.Second
+		c.ClaimPeriod = prof.claim
+	}
+	if c.BeaconPeriod <= 0 {
+		c.BeaconPeriod = prof.beacon
 	}
 	if c.MaxConverge <= 0 {
-		c.MaxConverge = DefaultMaxConverge
+		c.MaxConverge = max(DefaultMaxConverge, 12*c.ClaimPeriod)
 	}
 	if c.Steady <= 0 {
-		// A whole epoch cycle: every tree renews its epoch once in it
-		// (tree.Config.EpochPeriods claims), and that belongs to the
-		// steady cost.
-		c.Steady = time.Duration(tree.DefaultEpochPeriods) * c.ClaimPeriod
+		c.Steady = time.Duration(prof.epochPeriods) * c.ClaimPeriod
 	}
-	m := &routeMesh{cfg: c, idx: map[identity.NodeID]int{}, paths: map[pathKey][]int{}, got: map[[16]byte]bool{}, lastTS: map[[16]byte]uint8{}, prog: c.Progress}
+	m := &routeMesh{cfg: c, prof: prof, idx: map[identity.NodeID]int{}, probes: map[[16]byte]*probeLog{}, prog: c.Progress}
 	rng := rand.New(rand.NewPCG(c.Seed, 0x726f757465))
 	if c.Graph != "" {
 		// Read first: a bad file is bad input, refused before any work.
@@ -214,78 +278,98 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		}
 		defer w.Close()
 	}
-	res := &RouteResult{Nodes: len(m.nodes), Trees: c.Trees, Seed: c.Seed, SetupWallS: time.Since(wall).Seconds()}
+	res := &RouteResult{Nodes: len(m.nodes), Topology: string(c.Topology), Link: c.Link, Trees: c.Trees, Seed: c.Seed, SetupWallS: time.Since(wall).Seconds()}
+	if c.Graph != "" {
+		res.Topology = "graph"
+	}
 	if c.Mode {
 		res.Mode = 1
 	}
 	edges := 0
 	for _, a := range m.adj {
 		edges += len(a)
+		res.MaxDegree = max(res.MaxDegree, len(a))
 	}
 	res.Edges = edges / 2
 	res.MeanDegree = float64(edges) / float64(len(m.nodes))
+	res.Diameter = m.diameter()
+	simStart, events0, cpu0 := time.Now(), m.clk.Ran(), cpuSeconds()
+	m.notePeak()
+
+	// Convergence: the trees, then the names.
 	m.begin("converging", len(m.nodes))
 	start := m.clk.Now()
-	m.runUntil(start.Add(c.MaxConverge), func() bool { return m.converged() }, m.placed)
-	if !m.converged() {
-		return nil, fmt.Errorf("the trees did not converge in %v of mesh time", c.MaxConverge)
-	}
-	conv := m.clk.Now().Sub(start)
-	m.startAttacks()
-	res.ConvergedS = conv.Seconds()
-	res.BeaconPeriods = conv.Seconds() / BeaconPeriod.Seconds()
-	res.ControlFormation = float64(m.controlBytes()) / float64(len(m.nodes)) / conv.Minutes()
-	// Names: every node's record, with all its addresses, stored (a few
-	// registrations may take their retries: the routing starts anyway
-	// after namesWait, and lookups keep trying).
-	m.begin("storing names", len(m.nodes))
-	m.runUntil(m.clk.Now().Add(namesWait), m.named, m.namesStored)
-	if m.named() {
-		named := m.clk.Now().Sub(start).Seconds()
-		res.NamedS = &named
+	air0 := m.airSnapshot()
+	deadline := start.Add(c.MaxConverge)
+	m.runUntil(deadline, m.converged, m.placed)
+	if m.converged() {
+		s := m.clk.Now().Sub(start).Seconds()
+		res.TreesS = &s
+		m.begin("storing names", len(m.nodes))
+		m.runUntil(deadline, m.named, m.namesStored)
 	}
 	res.NamesPending = m.namesPending()
-	// Steady state: what the trees and names cost once formed, over a quiet
-	// window (the measurement's probes would count as routing control).
+	if res.TreesS == nil {
+		return nil, fmt.Errorf("the trees did not converge in %v of mesh time", c.MaxConverge)
+	}
+	if m.named() {
+		conv := m.clk.Now().Sub(start)
+		s, p := conv.Seconds(), conv.Seconds()/c.ClaimPeriod.Seconds()
+		res.ConvergedS, res.ConvergedPeriods = &s, &p
+		res.BeaconPeriods = conv.Seconds() / c.BeaconPeriod.Seconds()
+	}
+	res.Forming = m.airSince(air0)
+	m.notePeak()
+	m.startAttacks()
+
+	// Steady state: what the trees and names cost once formed, over a
+	// quiet window (the probes would count as routing control).
 	m.begin("steady state", int(c.Steady/time.Second))
-	ctrl0, air0 := m.controlBytes(), m.airBytes()
+	air0 = m.airSnapshot()
 	for end, step := m.clk.Now().Add(c.Steady), c.Steady/100; m.clk.Now().Before(end); {
 		m.clk.RunUntil(minTime(m.clk.Now().Add(step), end))
 		m.tick(int(c.Steady/time.Second - end.Sub(m.clk.Now())/time.Second))
 	}
-	per := float64(len(m.nodes)) * c.Steady.Minutes()
-	res.ControlBytesPerNodeMin = float64(m.controlBytes()-ctrl0) / per
-	res.AirBytesPerNodeMin = float64(m.airBytes()-air0) / per
-	for _, t := range m.trees {
+	res.Steady = m.airSince(air0)
+	m.notePeak()
+	for i, t := range m.trees {
 		for k := range t.Count() {
 			if p, ok := t.Current(k); ok {
 				res.MaxDepth = max(res.MaxDepth, p.Depth)
+				res.MaxNibbles = max(res.MaxNibbles, p.Addr.NibbleLen())
+			} else if !m.dead[i] {
+				res.Leased++
 			}
 		}
 	}
-	delivered, stretches, hops, shortest := m.routePairs(rng, c.Pairs, res, "")
+
+	// The pairs.
+	res.ProbeStats = m.probeBatch(rng, c.Pairs, m.probeGap(), m.probeWait(), "")
+	res.Stretches = m.batchStr
+	m.countHonest(res, m.batch)
 	m.stopAttacks()
 	m.adversaryResult(res)
-	res.Pairs = c.Pairs
-	res.Delivered = delivered
-	res.DeliveryRatio = float64(delivered) / float64(c.Pairs)
-	if len(stretches) > 0 {
-		sort.Float64s(stretches)
-		res.Stretches = stretches
-		sum := 0.0
-		for _, s := range stretches {
-			sum += s
+	m.notePeak()
+
+	// A failure, and its repair.
+	switch {
+	case c.FailRoot:
+		if v := m.rootVictim(); v >= 0 {
+			res.Repair = m.repair(rng, "root failure", []int{v})
 		}
-		res.StretchMean = sum / float64(len(stretches))
-		res.StretchP95 = stretches[int(0.95*float64(len(stretches)-1)+0.5)]
-		res.StretchMax = stretches[len(stretches)-1]
-		res.MeanHops = float64(hops) / float64(len(stretches))
-		res.MeanShortest = float64(shortest) / float64(len(stretches))
+	case c.Kill > 0:
+		res.Repair = m.repair(rng, "kill", m.killVictims(rng, c.Kill))
 	}
-	if c.FailRoot {
-		m.failRoot(rng, res)
+	m.notePeak()
+
+	res.Loops, res.StaleViews, res.LoopErrors = m.loops, m.stale, m.loopErrs
+	res.Events = m.clk.Ran() - events0
+	res.CPUS = cpuSeconds() - cpu0
+	if res.Events > 0 {
+		res.WallPerEvent = float64(time.Since(simStart).Microseconds()) / float64(res.Events)
 	}
-	res.Loops = m.loops
+	res.HeapMB = float64(m.heapPeak) / (1 << 20)
+	res.SampleRoute = m.sample
 	res.Positions = make([][2]float64, len(m.pos))
 	for i, p := range m.pos {
 		res.Positions[i] = [2]float64{p.X, p.Y}
@@ -298,9 +382,49 @@ func Route(c RouteConfig) (*RouteResult, error) {
 			res.Root0 = i
 		}
 	}
+	res.SampleRoutes = m.samples
 	m.drawTrees(res)
 	res.WallTimeS = time.Since(wall).Seconds()
 	return res, nil
+}
+
+// cpuSeconds is the CPU time the process has spent in Go code and its
+// collector so far (runtime/metrics' estimate).
+func cpuSeconds() float64 {
+	ms := []metrics.Sample{{Name: "/cpu/classes/user:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/scavenge/total:cpu-seconds"}}
+	metrics.Read(ms)
+	t := 0.0
+	for _, m := range ms {
+		if m.Value.Kind() == metrics.KindFloat64 {
+			t += m.Value.Float64()
+		}
+	}
+	return t
+}
+
+// notePeak samples the heap (at stage ends: reading it stops the world).
+func (m *routeMesh) notePeak() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.heapPeak = max(m.heapPeak, ms.HeapAlloc)
+}
+
+// diameter is the longest shortest path found by two sweeps of
+// breadth-first search (a lower bound; exact on trees, lines and rings).
+func (m *routeMesh) diameter() int {
+	far := func(s int) (int, int) {
+		d := m.bfs(s)
+		best := s
+		for i, x := range d {
+			if x > d[best] {
+				best = i
+			}
+		}
+		return best, d[best]
+	}
+	a, _ := far(0)
+	_, d := far(a)
+	return d
 }
 
 // topology builds positions and the graph.
@@ -314,9 +438,11 @@ func (m *routeMesh) topology(rng *rand.Rand) error {
 		}
 		return nil
 	}
-	pl := place(c.Topology, c.Nodes, c.Degree, rng)
-	m.pos = pl.pos
-	m.adj = neighbours(m.pos, pl.radius)
+	g, err := buildGraph(c.Topology, c.Nodes, c.Degree, rng)
+	if err != nil {
+		return err
+	}
+	m.pos, m.adj = g.pos, g.adj
 	if !connectedAdj(m.adj) {
 		return fmt.Errorf("the %s graph is not connected (raise --degree)", c.Topology)
 	}
@@ -345,106 +471,25 @@ func (m *routeMesh) readGraph() error {
 	return nil
 }
 
-// ReadGraph reads an edge list: "i j" a line, nodes numbered from 0, "#"
-// starting a comment.
-func ReadGraph(r io.Reader) ([][]int, error) {
-	var edges [][2]int
-	n := 0
-	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(s, '#'); i >= 0 {
-			s = strings.TrimSpace(s[:i])
-		}
-		if s == "" {
-			continue
-		}
-		f := strings.Fields(s)
-		if len(f) != 2 {
-			return nil, fmt.Errorf("line %d: want two node numbers", line)
-		}
-		a, err1 := strconv.Atoi(f[0])
-		b, err2 := strconv.Atoi(f[1])
-		if err1 != nil || err2 != nil || a < 0 || b < 0 || a == b {
-			return nil, fmt.Errorf("line %d: bad edge %q", line, s)
-		}
-		if a >= MaxRouteNodes || b >= MaxRouteNodes {
-			return nil, fmt.Errorf("line %d: node %d: a graph has at most %s nodes (0..%s)", line, max(a, b), Group(MaxRouteNodes), Group(MaxRouteNodes-1))
-		}
-		if len(edges) == MaxGraphEdges {
-			return nil, fmt.Errorf("line %d: more than %s edges", line, Group(MaxGraphEdges))
-		}
-		edges = append(edges, [2]int{a, b})
-		n = max(n, a+1, b+1)
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than %d bytes", line+1, bufio.MaxScanTokenSize)
-		}
-		return nil, err
-	}
-	if n < 2 {
-		return nil, fmt.Errorf("fewer than two nodes")
-	}
-	adj := make([][]int, n)
-	seen := map[[2]int]bool{}
-	for _, e := range edges {
-		if e[0] > e[1] {
-			e[0], e[1] = e[1], e[0]
-		}
-		if seen[e] {
-			continue
-		}
-		seen[e] = true
-		adj[e[0]] = append(adj[e[0]], e[1])
-		adj[e[1]] = append(adj[e[1]], e[0])
-	}
-	if !connectedAdj(adj) {
-		return nil, fmt.Errorf("the graph is not connected")
-	}
-	return adj, nil
-}
-
-func connectedAdj(adj [][]int) bool {
-	seen := make([]bool, len(adj))
-	stack := []int{0}
-	seen[0] = true
-	count := 1
-	for len(stack) > 0 {
-		u := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, v := range adj[u] {
-			if !seen[v] {
-				seen[v] = true
-				count++
-				stack = append(stack, v)
-			}
-		}
-	}
-	return count == len(adj)
-}
-
 // build creates the nodes, trees and routers.
 
 func (m *routeMesh) build() error {
 	c := m.cfg
 	net := simnet.New()
 	m.clk = net.Clock
-	m.med = net.AddMedium("espnow", phys.ESPNOW(), c.Seed*2+1)
+	m.med = net.AddMedium(c.Link, m.prof.phy, c.Seed*2+1)
 	memo := cert.NewMemo()
 	n := len(m.pos)
 	m.dead = make([]bool, n)
 	for i := range n {
-		net.AddStation(m.pos[i], "espnow")
-		m.radios = append(m.radios, net.Radio(i, "espnow"))
+		net.AddStation(m.pos[i], c.Link)
+		m.radios = append(m.radios, net.Radio(i, c.Link))
 	}
 	loss := sim.Independent(c.Loss)
 	for i, a := range m.adj {
 		for _, j := range a {
 			if i < j {
-				net.Connect("espnow", i, j, loss, loss)
+				net.Connect(c.Link, i, j, loss, loss)
 			}
 		}
 	}
@@ -455,11 +500,11 @@ func (m *routeMesh) build() error {
 		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
-		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: BeaconPeriod, Links: m.advLinks(i, net.Links(i)), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: c.BeaconPeriod, Links: m.advLinks(i, net.Links(i)), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
 		if err != nil {
 			return err
 		}
-		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, Memo: memo}, route.Config{Attempts: c.Attempts})
+		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, EpochPeriods: m.prof.epochPeriods, Memo: memo}, route.Config{Attempts: c.Attempts})
 		if err != nil {
 			return err
 		}
@@ -471,6 +516,7 @@ func (m *routeMesh) build() error {
 		m.trees = append(m.trees, tr)
 		m.rts = append(m.rts, rt)
 		m.idx[nd.ID()] = i
+		m.ttl = rt.Config().TTL
 	}
 	for i := range m.nodes {
 		m.nodes[i].Start()
@@ -548,47 +594,29 @@ func (m *routeMesh) namesStored() int {
 	return live - m.namesPending()
 }
 
-// onHop records paths and checks the invariant that makes loops
-// impossible: every hop brings the Package strictly closer to its
-// destination by the packet's metric, computed on the true addresses (a
-// relay's view of its neighbours' addresses is what they really are, for
-// the whole epoch). A hop that does not is counted in loops. Paths are
-// kept per Package and epoch for the stretch measurement (a sender's
-// second attempt starts a new one).
+// onHop checks every routing decision against the truth (route.Hop.Check)
+// and logs those about probes.
 func (m *routeMesh) onHop(i int, h route.Hop) {
-	if h.Error || m.dead[i] {
+	if m.dead[i] {
 		return // (a dead node's timers still run in the simulation; it sends nothing)
 	}
-	if !h.Delivered && !h.Proxy {
-		// The decision must make strict progress by the address the relay
-		// knows for the next hop, and that address must be the next hop's
-		// own, if it still holds that epoch (a node that moved two epochs
-		// on refuses the Package with an error: no loop there).
-		met := addr.MetricTree
-		if h.Mode {
-			met = addr.MetricCPL
-		}
-		a, okA := m.rts[i].Position(h.TreeState)
-		bad := !okA || met.Key(h.NextAddr, h.To) >= met.Key(a.Addr, h.To)
-		if j, ok := m.idx[h.Next]; ok {
-			if b, okB := m.rts[j].Position(h.TreeState); okB && !b.Addr.Equal(h.NextAddr) {
-				bad = true
-			}
-		}
-		if bad {
-			m.loops++
+	if err := h.Check(m.router); errors.Is(err, route.ErrStaleView) {
+		m.stale++
+	} else if err != nil {
+		m.loops++
+		if len(m.loopErrs) < 10 {
+			m.loopErrs = append(m.loopErrs, fmt.Sprintf("node %d: %v", i, err))
 		}
 	}
-	key := pathKey{h.Hash, h.TreeState}
-	p := m.paths[key]
-	if len(p) > 0 && p[0] == i {
-		p = p[:0] // the sender sent it again: a new journey
+	m.logProbe(i, &h)
+}
+
+// router is the router of the node with node_id id (nil if none).
+func (m *routeMesh) router(id identity.NodeID) *route.Router {
+	if j, ok := m.idx[id]; ok {
+		return m.rts[j]
 	}
-	m.paths[key] = append(p, i)
-	if h.Delivered {
-		m.got[h.Hash] = true
-		m.lastTS[h.Hash] = h.TreeState
-	}
+	return nil
 }
 
 // controlBytes sums the tree and routing control messages sent so far.
@@ -599,18 +627,6 @@ func (m *routeMesh) controlBytes() uint64 {
 	}
 	return n
 }
-
-// airBytes sums every frame the nodes sent so far.
-func (m *routeMesh) airBytes() uint64 {
-	var n uint64
-	for _, nd := range m.nodes {
-		n += nd.Stats().BytesSent
-	}
-	return n
-}
-
-// namesWait bounds the wait for name records after convergence.
-const namesWait = 2 * time.Minute
 
 // named: every live node's name record is complete and stored.
 func (m *routeMesh) named() bool { return m.namesPending() == 0 }
@@ -626,133 +642,55 @@ func (m *routeMesh) namesPending() int {
 	return n
 }
 
-// converged: every live node has a position in every tree under the same
-// live root (or knows it is too far from that root for an address: 32
-// levels, PROTOCOL 6.2; it is reached through the other trees), and knows
-// the position of every live neighbour that has one.
+// converged: in every piece of two or more live nodes (one, until a
+// failure), every live node has a place in every tree under one live root
+// of its piece with its parent alive (or a lease, where no parent had room;
+// or is too deep for any address), and knows the place of every live
+// neighbour that has one.
 func (m *routeMesh) converged() bool {
+	comp, sizes := m.liveComponents()
 	for k := range m.cfg.Trees {
-		var root string
-		first := true
+		roots := map[int]string{}
 		for i, t := range m.trees {
-			if m.dead[i] {
+			if m.dead[i] || sizes[comp[i]] < 2 {
 				continue
 			}
 			r, alive := t.Root(k)
 			if !alive {
 				return false
 			}
-			if first {
-				root, first = string(r), false
-			} else if root != string(r) {
+			if got, ok := roots[comp[i]]; !ok {
+				var id identity.NodeID
+				copy(id[:], r)
+				if j, ok := m.idx[id]; !ok || m.dead[j] || comp[j] != comp[i] {
+					return false // a root that is gone, or in another piece
+				}
+				roots[comp[i]] = string(r)
+			} else if got != string(r) {
 				return false
 			}
 			p, ok := t.Current(k)
 			if !ok {
-				if t.TooDeep(k) {
+				if t.TooDeep(k) || slices.ContainsFunc(m.rts[i].Addrs(), func(a route.TreeAddr) bool { return int(a.Tree) == k }) {
 					continue
 				}
 				return false
 			}
 			placed := 0
+			pa, hasParent := p.Addr.Parent()
+			parentAlive := !hasParent
 			for _, j := range m.adj[i] {
 				if q, ok := m.trees[j].Current(k); ok && !m.dead[j] && q.TreeState == p.TreeState {
 					placed++
+					parentAlive = parentAlive || q.Addr.Equal(pa)
 				}
 			}
-			if len(t.Neighbors(k, p.TreeState)) < placed {
-				return false
+			if !parentAlive || len(t.Neighbors(k, p.TreeState)) < placed {
+				return false // a tree broken by a death, or neighbours not known yet
 			}
 		}
 	}
 	return true
-}
-
-// routePairs sends a probe between random pairs and measures each path;
-// what names the batch in the progress ("" or " after the failure").
-func (m *routeMesh) routePairs(rng *rand.Rand, pairs int, res *RouteResult, what string) (delivered int, stretches []float64, hops, shortest int) {
-	type probe struct {
-		src, dst int
-		hash     [16]byte
-		r        *node.Result
-	}
-	var probes []probe
-	live := []int{}
-	for i := range m.nodes {
-		if !m.dead[i] && (m.adv == nil || !m.adv.is[i]) {
-			live = append(live, i)
-		}
-	}
-	if len(live) < 2 {
-		// No pair to route between (the loop below would never find a
-		// destination other than the source).
-		res.Errors = append(res.Errors, fmt.Sprintf("%d live nodes: no pair to route%s", len(live), what))
-		return 0, nil, 0, 0
-	}
-	m.begin("routing"+what, pairs)
-	for p := 0; p < pairs; p++ {
-		if p%50 == 0 {
-			m.tick(p)
-		}
-		src := live[rng.IntN(len(live))]
-		dst := live[rng.IntN(len(live))]
-		for dst == src {
-			dst = live[rng.IntN(len(live))]
-		}
-		blob := fmt.Appendf(nil, "probe %d from %d to %d seed %d", p, src, dst, m.cfg.Seed)
-		pkg := packet.NewPackage(RouteApp, blob)
-		r := m.rts[src].Send(m.nodes[dst].ID(), RouteApp, blob, &route.Options{Mode: m.cfg.Mode})
-		probes = append(probes, probe{src, dst, pkg.Hash, r})
-		// Spread the probes out: one every 50 ms.
-		m.clk.RunFor(50 * time.Millisecond)
-	}
-	// Wait for every probe's result. Results come back roughly in order:
-	// skip the finished ones in front, and count them for the progress.
-	m.begin("waiting for receipts"+what, len(probes))
-	first, checks := 0, 0
-	m.clk.RunWhile(m.clk.Now().Add(10*time.Minute), func() bool {
-		for first < len(probes) && probes[first].r.Finished() {
-			first++
-		}
-		if checks++; checks%10000 == 0 {
-			m.tick(first)
-		}
-		return first < len(probes)
-	})
-	for _, p := range probes {
-		ok := p.r.Err() == nil && p.r.Finished() && m.got[p.hash]
-		if m.adv != nil {
-			if ds, dt := m.bfs(p.src), m.bfs(p.dst); m.honestPair(p.src, p.dst, ds, dt) {
-				res.HonestPairs++
-				if ok {
-					res.HonestDelivered++
-				}
-			}
-		}
-		if !ok {
-			if p.r.Err() != nil && len(res.Errors) < 10 {
-				res.Errors = append(res.Errors, fmt.Sprintf("%d→%d: %v", p.src, p.dst, p.r.Err()))
-			}
-			continue
-		}
-		delivered++
-		path := m.paths[pathKey{p.hash, m.lastTS[p.hash]}]
-		h := len(path) - 1
-		sp := m.bfs(p.src)[p.dst]
-		if sp <= 0 || h <= 0 {
-			continue
-		}
-		hops += h
-		shortest += sp
-		stretches = append(stretches, float64(h)/float64(sp))
-		if res.SampleRoute == nil && h >= 4 {
-			res.SampleRoute = append([]int(nil), path...)
-		}
-		if len(res.SampleRoutes) < MaxSampleRoutes {
-			res.SampleRoutes = append(res.SampleRoutes, append([]int(nil), path...))
-		}
-	}
-	return delivered, stretches, hops, shortest
 }
 
 // bfs: hop distances from s over live nodes.
@@ -782,100 +720,18 @@ func (m *routeMesh) parents(k int) []int {
 	byAddr := map[string]int{}
 	for i, t := range m.trees {
 		if p, ok := t.Current(k); ok && !m.dead[i] {
-			byAddr[string(p.Addr.Canonical().Hex())] = i
+			byAddr[p.Addr.Canonical().String()] = i
 		}
 	}
 	for i, t := range m.trees {
 		out[i] = -1
 		if p, ok := t.Current(k); ok && !m.dead[i] {
 			if pa, ok := p.Addr.Parent(); ok {
-				if j, ok := byAddr[pa.Canonical().Hex()]; ok {
+				if j, ok := byAddr[pa.String()]; ok {
 					out[i] = j
 				}
 			}
 		}
 	}
 	return out
-}
-
-// failRoot kills the root of tree 0 and measures how long until every live
-// node is in a tree under a new root again, sending probes meanwhile (no
-// loop may appear), then routes a second batch of pairs.
-func (m *routeMesh) failRoot(rng *rand.Rand, res *RouteResult) {
-	rootKey, _ := m.trees[0].Root(0)
-	var root identity.NodeID
-	copy(root[:], rootKey)
-	ri, ok := m.idx[root]
-	if !ok {
-		return
-	}
-	// The root's term ends MissedClaims periods after its last claim (the
-	// newest any node has: the root's own may be a term it just began).
-	var last time.Time
-	for _, t := range m.trees {
-		if r, _ := t.Root(0); string(r) == string(rootKey) && t.LastClaim(0).After(last) {
-			last = t.LastClaim(0)
-		}
-	}
-	termEnd := last.Add(time.Duration(m.trees[ri].Config().MissedClaims) * m.cfg.ClaimPeriod)
-	res.RootFailed = true
-	m.dead[ri] = true
-	m.nodes[ri].Close()
-	for _, nb := range m.radios[ri].Neighbors() {
-		m.med.Disconnect(m.radios[ri], nb)
-	}
-	start := m.clk.Now()
-	// Traffic during the repair: a probe every second between live nodes.
-	stop := false
-	var tick func()
-	tick = func() {
-		if stop {
-			return
-		}
-		live := []int{}
-		for i := range m.nodes {
-			if !m.dead[i] {
-				live = append(live, i)
-			}
-		}
-		s, d := live[rng.IntN(len(live))], live[rng.IntN(len(live))]
-		if s != d {
-			m.rts[s].Send(m.nodes[d].ID(), RouteApp, fmt.Appendf(nil, "repair probe %v %d %d", m.clk.Now(), s, d), &route.Options{Mode: m.cfg.Mode})
-		}
-		m.clk.AfterFunc(time.Second, tick)
-	}
-	m.clk.AfterFunc(time.Second, tick)
-	m.begin("re-converging after the root failed", len(m.nodes)-1)
-	m.runUntil(start.Add(m.cfg.MaxConverge), func() bool { return m.converged() && !sameRoot(m.trees, ri, rootKey) }, m.placed)
-	stop = true
-	if !m.converged() {
-		return
-	}
-	took := m.clk.Now().Sub(start).Seconds()
-	res.ReconvergedS = &took
-	after := m.clk.Now().Sub(termEnd).Seconds() / m.cfg.ClaimPeriod.Seconds()
-	res.ReconvergedAfterTerm = &after
-	m.begin("storing names again", len(m.nodes)-1)
-	m.runUntil(m.clk.Now().Add(namesWait), m.named, m.namesStored)
-	if m.named() {
-		named := m.clk.Now().Sub(start).Seconds()
-		res.RenamedS = &named
-	}
-	periods := took / m.cfg.ClaimPeriod.Seconds()
-	res.ReconvergedPeriods = &periods
-	pairs := min(200, m.cfg.Pairs)
-	d, _, _, _ := m.routePairs(rng, pairs, res, " after the failure")
-	res.AfterFailDelivered, res.AfterFailPairs = &d, &pairs
-}
-
-func sameRoot(ts []*tree.Trees, dead int, root []byte) bool {
-	for i, t := range ts {
-		if i == dead {
-			continue
-		}
-		if r, _ := t.Root(0); string(r) == string(root) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,0 +1,163 @@
+package route
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// Path headers [ours]. A packet header names one tree and holds 16-byte
+// addresses; a Package that needs more — a destination deeper than the
+// wire's 32 nibbles, or routing by all the trees at once — travels inside
+// a path header, as the blob of a PathApp Package:
+//
+//	flags(1) ‖ phase(1) ‖ bound(8) ‖ n(1) ‖ n × (tree_state ‖ compact Long)
+//	[‖ m(1) ‖ m × (tree_state ‖ compact Long)] ‖ the carried Package
+//
+// The n addresses are the destination's, one per tree (its name record's);
+// the m (flag 0x01) are the origin's, for what travels back (receipts,
+// errors, replies). A relay ranks its neighbours by a potential computed
+// from all the destination's addresses it shares an epoch with (see
+// potential), forwards only to one whose potential is below both its own
+// and the bound the previous hop wrote, and writes that neighbour's
+// potential as the new bound: the bound strictly falls at every hop, so no
+// Package can loop, whatever the relays know. Where none is below it (a
+// dead relay broke every tree's way), the phase moves on: phase i routes by
+// the i-th destination address alone, and each phase ranks below the last.
+// The carried Package is the one its origin made: receipts, errors and
+// duplicates name it by its own hash.
+
+// PathApp is the application a path header travels as: ("Mycelium",
+// "path", 1).
+var PathApp = packet.NewAppID("Mycelium", "path", 1)
+
+const (
+	pathSrc = 0x01 // the origin's addresses follow the destination's
+
+	// maxPathAddrs bounds either list: one address per tree.
+	maxPathAddrs = tree.MaxTrees
+	// maxPathBytes is what a sender spends on the destination's addresses
+	// in a path header: all six of a mesh of a thousand nodes (about ten
+	// bytes each), the nearest two or three of a deep one.
+	maxPathBytes = 96
+	// noBound is the bound an origin writes: nothing ranks above it.
+	noBound = math.MaxUint64
+)
+
+// pathHeader is a decoded path header.
+type pathHeader struct {
+	phase uint8
+	bound uint64
+	dst   []TreeAddr
+	src   []TreeAddr
+}
+
+// appendPath appends the path header and the carried Package.
+func appendPath(b []byte, ph *pathHeader, inner *packet.Package) []byte {
+	flags := byte(0)
+	if len(ph.src) > 0 {
+		flags |= pathSrc
+	}
+	b = append(b, flags, ph.phase)
+	b = binary.BigEndian.AppendUint64(b, ph.bound)
+	b = appendAddrList(b, ph.dst)
+	if len(ph.src) > 0 {
+		b = appendAddrList(b, ph.src)
+	}
+	return inner.AppendTo(b)
+}
+
+func appendAddrList(b []byte, l []TreeAddr) []byte {
+	b = append(b, byte(len(l)))
+	for _, a := range l {
+		b = append(b, a.TreeState)
+		b = a.Addr.AppendCompact(b)
+	}
+	return b
+}
+
+// decodePath reads a path header and the Package it carries (which aliases
+// b). Errors wrap ErrControl.
+func decodePath(b []byte, ph *pathHeader, inner *packet.Package) error {
+	bad := func(why string) error { return fmt.Errorf("%w: path header: %s", ErrControl, why) }
+	if len(b) < 2+8+1 {
+		return bad(fmt.Sprintf("%d bytes", len(b)))
+	}
+	flags := b[0]
+	if flags&^pathSrc != 0 {
+		return bad(fmt.Sprintf("flags %#x", flags))
+	}
+	ph.phase = b[1]
+	ph.bound = binary.BigEndian.Uint64(b[2:10])
+	var err error
+	if ph.dst, b, err = readAddrList(b[10:], ph.dst[:0]); err != nil {
+		return err
+	}
+	if len(ph.dst) == 0 {
+		return bad("no destination")
+	}
+	if int(ph.phase) > len(ph.dst) {
+		return bad(fmt.Sprintf("phase %d of %d addresses", ph.phase, len(ph.dst)))
+	}
+	ph.src = ph.src[:0]
+	if flags&pathSrc != 0 {
+		if ph.src, b, err = readAddrList(b, ph.src); err != nil {
+			return err
+		}
+		if len(ph.src) == 0 {
+			return bad("an empty origin list")
+		}
+	}
+	if err := inner.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("%w: path header: the carried Package: %w", ErrControl, err)
+	}
+	return nil
+}
+
+func readAddrList(b []byte, out []TreeAddr) ([]TreeAddr, []byte, error) {
+	if len(b) < 1 {
+		return out, b, fmt.Errorf("%w: path header: no address count", ErrControl)
+	}
+	n := int(b[0])
+	if n > maxPathAddrs {
+		return out, b, fmt.Errorf("%w: path header: %d addresses", ErrControl, n)
+	}
+	b = b[1:]
+	for range n {
+		if len(b) < 1 {
+			return out, b, fmt.Errorf("%w: path header: truncated address", ErrControl)
+		}
+		a := TreeAddr{TreeState: b[0], Tree: uint8(tree.TreeOf(b[0]))}
+		var err error
+		if a.Addr, b, err = addr.ReadCompact(b[1:]); err != nil {
+			return out, b, fmt.Errorf("%w: path header: %w", ErrControl, err)
+		}
+		out = append(out, a)
+	}
+	return out, b, nil
+}
+
+// Potentials. A relay's potential for a Package in phase 0 is, over the
+// destination's addresses in epochs the relay is in, the least distance
+// (by the packet's metric, leases one level below their proxies) and then
+// the sum of them all (an address in an epoch it is not in counts
+// keyCap); in phase i ≥ 1 its distance to the i-th address alone. Phases
+// rank below each other: a Package never climbs back to an earlier one. In
+// each tree the next node on the tree path is a neighbour one step nearer,
+// so while every tree is whole some neighbour is always below: the least
+// distance falls, or stays and the sum falls.
+const (
+	keyCap = 1<<20 - 1 // one address's share of the sum
+)
+
+// potential packs (phase, least, sum) so that integer order is their order.
+func potential(phase uint8, least, sum uint32) uint64 {
+	return uint64(255-phase)<<56 | uint64(least)<<24 | uint64(sum)
+}
+
+// capKey bounds one distance to its share of the sum.
+func capKey(k uint32) uint32 { return min(k, keyCap) }

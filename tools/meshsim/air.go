@@ -1,0 +1,115 @@
+package meshsim
+
+import (
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+)
+
+// Links of `sim route`, and what goes on their air.
+
+// RouteLinks are the links `sim route` builds a mesh of.
+var RouteLinks = []string{"espnow", "lora"}
+
+// linkProfile is what a mesh of one link runs at: the PHY and the periods
+// of the nodes' beacons and the trees' claims, scaled to what the link's
+// air can carry. On ESP-NOW a claim takes 1.3 ms of air and the defaults
+// (a beacon a minute, a claim every 20 s, six trees, a new term every 15
+// minutes) cost well under 1 % of it. On LoRa (SF9, 125 kHz) a claim takes
+// 0.84 s and a node may send 1 % of the time (36 s an hour); control may
+// take a tenth of that, 3.6 s an hour, about four frames: a beacon an hour,
+// one tree whose root claims once an hour, a new term a week (failures
+// renew it early). A root's death is then noticed in three hours
+// (MissedClaims periods), a parent's in a period and a half.
+type linkProfile struct {
+	phy          sim.PHY
+	beacon       time.Duration
+	claim        time.Duration
+	trees        int
+	epochPeriods int
+}
+
+func (c *RouteConfig) profile() linkProfile {
+	if c.Link == "lora" {
+		return linkProfile{phy: phys.LoRa(c.LoRa), beacon: time.Hour, claim: time.Hour, trees: 1, epochPeriods: 168}
+	}
+	return linkProfile{phy: phys.ESPNOW(), beacon: BeaconPeriod, claim: 20 * time.Second, trees: 6, epochPeriods: 45}
+}
+
+// DefaultDutyCycle is a LoRa node's transmit budget: 1 % of the time (EU
+// 868 MHz sub-band g1).
+const DefaultDutyCycle = 0.01
+
+// AirStats is what the live nodes put on the air over a window, as their
+// radios count it: every frame (every copy a relay forwards, acks,
+// beacons), with the link's headers, and the time it took.
+type AirStats struct {
+	WindowS          float64 `json:"window_s"`
+	FramesPerNodeMin float64 `json:"frames_per_node_per_min"`
+	BytesPerNodeMin  float64 `json:"bytes_per_node_per_min"`
+	// AirtimeShare is the share of the window a node's radio spent
+	// sending: the mean over nodes, and the busiest node's.
+	AirtimeShareMean float64 `json:"airtime_share_mean"`
+	AirtimeShareMax  float64 `json:"airtime_share_max"`
+	// DutyShareMax (LoRa) is the busiest node's airtime over its
+	// duty-cycle budget for the window.
+	DutyShareMax *float64 `json:"duty_budget_share_max,omitempty"`
+	// ControlBytesPerNodeMin is what the trees and the router sent as
+	// messages (their blobs, once each, at the node that sent them): the
+	// layers' own count, without the air's copies and headers.
+	ControlBytesPerNodeMin float64 `json:"control_bytes_per_node_per_min"`
+}
+
+// airSnap is the radios' and layers' counters at an instant.
+type airSnap struct {
+	at      time.Time
+	frames  []uint64
+	bytes   []uint64
+	airtime []time.Duration
+	control uint64
+}
+
+func (m *routeMesh) airSnapshot() airSnap {
+	s := airSnap{at: m.clk.Now(), frames: make([]uint64, len(m.nodes)), bytes: make([]uint64, len(m.nodes)), airtime: make([]time.Duration, len(m.nodes))}
+	for i, r := range m.radios {
+		c := r.Counters()
+		s.frames[i], s.bytes[i], s.airtime[i] = c.TxFrames, c.TxBytes, c.TxAirtime
+	}
+	s.control = m.controlBytes()
+	return s
+}
+
+// airSince is what the live nodes sent since snapshot a.
+func (m *routeMesh) airSince(a airSnap) AirStats {
+	b := m.airSnapshot()
+	win := b.at.Sub(a.at)
+	st := AirStats{WindowS: win.Seconds()}
+	live := 0
+	var frames, bytes uint64
+	var sum float64
+	for i := range m.nodes {
+		if m.dead[i] {
+			continue
+		}
+		live++
+		frames += b.frames[i] - a.frames[i]
+		bytes += b.bytes[i] - a.bytes[i]
+		share := float64(b.airtime[i]-a.airtime[i]) / float64(win)
+		sum += share
+		st.AirtimeShareMax = max(st.AirtimeShareMax, share)
+	}
+	if live == 0 || win <= 0 {
+		return st
+	}
+	per := float64(live) * win.Minutes()
+	st.FramesPerNodeMin = float64(frames) / per
+	st.BytesPerNodeMin = float64(bytes) / per
+	st.AirtimeShareMean = sum / float64(live)
+	st.ControlBytesPerNodeMin = float64(b.control-a.control) / per
+	if m.cfg.Link == "lora" {
+		d := st.AirtimeShareMax / m.cfg.DutyCycle
+		st.DutyShareMax = &d
+	}
+	return st
+}
