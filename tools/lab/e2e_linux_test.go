@@ -20,6 +20,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l2-seq/e2e"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/tools/control"
 )
 
@@ -307,7 +308,9 @@ link set mYp up
 	// which is not the one the sender knows: the sender tries again (every
 	// try forged too) and gives up with a typed error of its own.
 	forge.Store(1 << 20)
-	small := blob[:100]
+	// Small enough that the sealed message, in its path header (route.PathApp),
+	// still goes in a single frame.
+	small := blob[:16]
 	res, err = c.Send(ctx, b.Name, "files", bytes.NewReader(small), int64(len(small)), nil)
 	forge.Store(0)
 	if forged.Load() == 0 {
@@ -381,7 +384,9 @@ func diff(a, b map[string]uint64) map[string]uint64 {
 
 // reseal changes one byte of the sealed data message a single-packet
 // ESP-NOW frame carries (in place) and recomputes the Package's hash and
-// the packet's checksum, as a compromised relay could: neither has a key.
+// the packet's checksum, as a compromised relay could: none of them has a
+// key. A routed message may travel inside a path header (route.PathApp):
+// then the carried Package's hash and the outer one are both recomputed.
 // It reports whether the frame was such a message.
 func reseal(frame []byte) bool {
 	var f espnow.Frame
@@ -393,12 +398,44 @@ func reseal(frame []byte) bool {
 		return false
 	}
 	var pkg packet.Package
-	if pkg.UnmarshalBinary(p.Body) != nil || pkg.AppID != e2e.AppID || pkg.Blob[0] != 0x03 {
+	if pkg.UnmarshalBinary(p.Body) != nil {
 		return false
 	}
-	pkg.Blob[20] ^= 0x01 // the first bytes of the ciphertext
-	h := packet.HalfSHA256(pkg.Blob)
-	copy(p.Body[packet.AppIDSize:], h[:])
+	var inner []byte // the sealed Package's bytes within pkg.Blob, when wrapped
+	switch pkg.AppID {
+	case e2e.AppID:
+	case route.PathApp:
+		// The carried Package ends the path header's blob; its app_id is
+		// 16 bytes no address list can be mistaken for in practice, and
+		// its hash confirms the find.
+		for o := 10; o+packet.PackageOverhead < len(pkg.Blob); o++ {
+			var c packet.Package
+			if c.UnmarshalBinary(pkg.Blob[o:]) == nil && c.AppID == e2e.AppID && c.Verify() == nil {
+				inner = pkg.Blob[o:]
+				break
+			}
+		}
+		if inner == nil {
+			return false
+		}
+	default:
+		return false
+	}
+	target := p.Body
+	if inner != nil {
+		target = inner
+	}
+	var sealed packet.Package
+	if sealed.UnmarshalBinary(target) != nil || len(sealed.Blob) < 21 || sealed.Blob[0] != 0x03 {
+		return false
+	}
+	sealed.Blob[20] ^= 0x01 // the first bytes of the ciphertext
+	h := packet.HalfSHA256(sealed.Blob)
+	copy(target[packet.AppIDSize:], h[:])
+	if inner != nil {
+		h := packet.HalfSHA256(pkg.Blob)
+		copy(p.Body[packet.AppIDSize:], h[:])
+	}
 	out, err := p.AppendSealed(nil)
 	if err != nil || len(out) != len(f.Body) {
 		return false
