@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"io"
 	"net"
 	"os"
@@ -106,11 +107,19 @@ type Env struct {
 
 // NodeIDFromMAC is a board's node_id when the rack does not give one:
 // SHA-256(SHA-256(unique id)) as the reference derives it (the ESP32's
-// unique id is its MAC).
+// unique id is its MAC), hashed again until it is no Ed25519 point [ours]:
+// our boards hold no key, and a keyless node_id is what tells a node with
+// end-to-end sealing on to speak to them in clear (a node_id that is a
+// point might be a keyed node's, and is never given a clear Package).
 func NodeIDFromMAC(mac []byte) string {
 	h := sha256.Sum256(mac)
 	h = sha256.Sum256(h[:])
-	return hex.EncodeToString(h[:])
+	for {
+		if _, err := identity.X25519Public(identity.NodeID(h)); err != nil {
+			return hex.EncodeToString(h[:])
+		}
+		h = sha256.Sum256(h[:])
+	}
 }
 
 // Fast routing timing for a small rack: trees and name records settle in

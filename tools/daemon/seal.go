@@ -22,13 +22,22 @@ type sealingRouter struct {
 }
 
 // clear reports a destination spoken to in clear: ourselves (the Package
-// never leaves the node), or a reference board in range.
+// never leaves the node), a reference board in range, or a keyless node.
 func (s *sealingRouter) clear(to identity.NodeID) bool {
-	if to == s.n.ID() {
+	if to == s.n.ID() || keyless(to) {
 		return true
 	}
 	p := s.n.Peer(to)
 	return p != nil && !p.Full
+}
+
+// keyless reports a node_id that is no Ed25519 public key (a board without
+// an identity, as our MicroPython firmware and the reference boards draw
+// theirs): no one holds a key for it, so nothing can be sealed to it, and
+// speaking to it in clear downgrades no node that has one.
+func keyless(id identity.NodeID) bool {
+	_, err := identity.X25519Public(id)
+	return err != nil
 }
 
 // Send seals blob for to (or sends it in clear to a board).
@@ -54,12 +63,12 @@ func (s *sealingRouter) carry(to identity.NodeID, app packet.AppID, blob []byte)
 }
 
 // sealedOnly wraps an application's handler so that, with e2e on, it takes
-// only sealed Packages, or clear ones from ourselves or from a reference
-// board in range: a clear Package from anyone else would be a downgrade
-// (or a forgery).
+// only sealed Packages, or clear ones from ourselves, from a reference
+// board in range or from a keyless node (which cannot seal): a clear
+// Package from anyone else would be a downgrade (or a forgery).
 func (s *sealingRouter) sealedOnly(h node.Handler, refused *uint64) node.Handler {
 	return func(m node.Message) {
-		board := m.Route == nil && m.FromKnown && m.From != s.n.ID() && s.clear(m.From)
+		board := m.FromKnown && m.From != s.n.ID() && (m.Route == nil && s.clear(m.From) || keyless(m.From))
 		if !m.Sealed && !own(m) && !board {
 			*refused++
 			return

@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"crypto/rand"
 	"testing"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
@@ -39,3 +42,20 @@ type airAddr struct{}
 func (airAddr) Network() string   { return "udp" }
 func (airAddr) String() string    { return "127.0.0.1:9" }
 func (airAddr) IsBroadcast() bool { return false }
+
+// A node_id that is no Ed25519 point (a board's) is keyless: spoken to in
+// clear, its clear Packages taken; a real identity's never is.
+func TestKeyless(t *testing.T) {
+	var board identity.NodeID
+	board[0] = 2 // y = 2: no x on the curve (an invalid point encoding)
+	if !keyless(board) {
+		t.Fatal("an id that is no Ed25519 point is not keyless")
+	}
+	id, err := identity.Generate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keyless(id.ID()) {
+		t.Fatal("a real identity's node_id taken as keyless: its Packages would go in clear")
+	}
+}
