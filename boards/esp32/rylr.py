@@ -135,6 +135,10 @@ class RYLR:
         return True
 
     def recv(self):
+        # The node calls recv until it is empty, every step: the UART
+        # moves here.
+        if not self.rxq:
+            self.poll()
         if not self.rxq:
             return None
         return self.rxq.pop(0)

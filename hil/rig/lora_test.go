@@ -15,14 +15,10 @@ import (
 	"github.com/mycelium-mesh/mycelium/hil/vboard"
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
-	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998/emulator"
 	"go.bug.st/serial"
 )
-
-// loraParams: SF7 at 500 kHz keeps a 240-byte frame's airtime near 100 ms.
-var loraParams = lora.Params{SF: 7, Bandwidth: 500000, CR: 1, Preamble: 12}
 
 // frames is a link.Dispatcher that hands copies of what the Go driver
 // receives to a channel.
