@@ -165,7 +165,7 @@ func Setup(ctx context.Context, r *rack.Rack, bin, work string, log io.Writer) (
 			e.Nodes = append(e.Nodes, &Node{Name: rn.Name, API: NewNodeAPI(rn.Socket)})
 		}
 	}
-	for _, b := range e.Boards {
+	for _, b := range slices.Concat(e.Boards, e.LoRaBoards) {
 		info, err := b.Agent.Do(ctx, map[string]any{"cmd": "info"})
 		if err != nil {
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
@@ -175,7 +175,7 @@ func Setup(ctx context.Context, r *rack.Rack, bin, work string, log io.Writer) (
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
 	}
-	for _, n := range e.Nodes {
+	for _, n := range slices.Concat(e.Nodes, e.LoRaNodes) {
 		st, err := n.API.Status(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", n.Name, err)
