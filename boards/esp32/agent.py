@@ -123,7 +123,12 @@ def _do(cmd, req, rid):
         st = dict(node.stats)
         st["mem_alloc"] = mem()
         st["mem_peak"] = peak[0]
-        st["radio_errors"] = radio.errors
+        if hasattr(radio, "stats"):
+            # The RYLR-998 link's own counters (rylr.py).
+            st["lora"] = dict(radio.stats)
+            st["radio_errors"] = radio.stats["err"] + radio.stats["timeout"] + radio.stats["txq_full"]
+        else:
+            st["radio_errors"] = radio.errors
         if node.unknown_app:
             st["unknown_app_last"] = hexlify(node.unknown_app).decode()
         return {"ok": True, "stats": st}
@@ -146,10 +151,19 @@ def start():
     global node, radio, cfg
     import radio as radio_mod
     cfg = load_config()
-    radio = radio_mod.Radio(cfg.get("channel", 14))
+    lora = cfg.get("lora")
+    if lora:
+        # A RYLR-998 on a UART instead of ESP-NOW (docs/hil.md).
+        import machine
+        import rylr
+        radio = rylr.RYLR(machine.UART(lora.get("uart", 1), baudrate=lora.get("baud", 115200)),
+                          lora["address"], network=lora.get("network_id", 18),
+                          params=lora.get("params", "9,7,1,12"))
+    else:
+        radio = radio_mod.Radio(cfg.get("channel", 14))
     ncfg = {"node_id": unhexlify(cfg["node_id"]), "beacon_ms": cfg.get("beacon_ms", 60000),
             "giveup_ms": cfg.get("giveup_ms", 30000), "rx_budget": cfg.get("rx_budget", 16384),
-            "sleep": cfg.get("sleep", False)}
+            "sleep": cfg.get("sleep", False), "lora": bool(lora)}
     node = mnode.Node(radio, ncfg)
     node.sample = _sample
     for a in cfg.get("apps") or []:

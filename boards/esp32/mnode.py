@@ -51,7 +51,8 @@ class Peer:
 
 class Node:
     """cfg keys: node_id (32 bytes), beacon_ms, giveup_ms, rx_budget,
-    sleep (bool), apps ({app_id: name})."""
+    sleep (bool), apps ({app_id: name}), lora (bool: the radio is a
+    RYLR-998, so every packet uses the LoRa schemas 20-30)."""
 
     def __init__(self, radio, cfg, clock=ticks_ms):
         self.radio = radio
@@ -60,6 +61,8 @@ class Node:
         self.beacon_ms = cfg.get("beacon_ms", 60000)
         self.giveup_ms = cfg.get("giveup_ms", 30000)
         self.budget = cfg.get("rx_budget", 16384)
+        # The schema family: 0-10 on ESP-NOW, 20-30 on LoRa (PROTOCOL 3).
+        self.fam = 20 if cfg.get("lora") else 0
         self.apps = {}  # app_id -> handler(from_nid_or_None, mac, blob)
         self.peers = {}  # node_id -> Peer
         self.bymac = {}  # mac -> Peer
@@ -157,9 +160,9 @@ class Node:
                 return
         # PROTOCOL 4.1: the schema with the largest body that carries it.
         if routed is None:
-            single, seq, seqw = 0, 2, 4
+            single, seq, seqw = self.fam, self.fam + 2, self.fam + 4
         else:
-            single, seq, seqw = 5, 7, 9
+            single, seq, seqw = self.fam + 5, self.fam + 7, self.fam + 9
         if not peer.full:
             seqw = None  # a reference node has schemas 0 and 2 only
         if len(pkg) <= mpkt.max_body(single):
@@ -267,7 +270,7 @@ class Node:
         if mpkt.schema(p.schema)[2] and app != ROUTE_APP:
             # A routed Package for our lease: the receipt goes back to its
             # origin through our proxy (docs/protocol.md 8).
-            rc = Packet(5, (p.flags & F_MODE), self._next_pid(),
+            rc = Packet(self.fam + 5, (p.flags & F_MODE), self._next_pid(),
                         mpkt.package(ROUTE_APP, b"\x01" + mpkt.half_sha256(blob)),
                         ttl=32, ts=p.ts, to=p.frm, frm=p.to)
             # Back through the neighbour that handed it over: the proxy of
@@ -382,14 +385,14 @@ class Node:
         if op == mpkt.OP_BEACON and (new or p.answered is None or ticks_diff(self.clk(), p.answered) > self.beacon_ms // 2):
             p.answered = self.clk()
             for m in mpkt.beacon_msgs(mpkt.OP_RESPONSE, self.nid, self.beacon_apps()):
-                self._tx(mac, Packet(0, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m)))
+                self._tx(mac, Packet(self.fam, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m)))
         if p.full and self.proxy is None and not self.leases:
             self._ask_lease(mac)
 
     def _ask_lease(self, mac):
         # A leaf asks a neighbour of ours for leased addresses (docs/protocol.md 8).
         self.lease_at = self.clk()
-        self._tx(mac, Packet(0, 0, self._next_pid(), mpkt.package(ROUTE_APP, b"\x30")))
+        self._tx(mac, Packet(self.fam, 0, self._next_pid(), mpkt.package(ROUTE_APP, b"\x30")))
 
     def _on_route(self, _nid, mac, blob):
         if not blob:
@@ -405,7 +408,7 @@ class Node:
         if ticks_diff(now, self.next_beacon) < 0:
             return
         for m in mpkt.beacon_msgs(mpkt.OP_BEACON, self.nid, self.beacon_apps()):
-            self._tx(BCAST, Packet(0, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m)))
+            self._tx(BCAST, Packet(self.fam, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m)))
         self.burst += 1
         if self.burst < 4:
             self.next_beacon = ticks_add(now, 36)
@@ -433,7 +436,7 @@ class Node:
 
     def goodbye(self):
         for m in mpkt.beacon_msgs(mpkt.OP_DISCONNECT, self.nid, []):
-            self._tx(BCAST, Packet(0, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m[:33])))
+            self._tx(BCAST, Packet(self.fam, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m[:33])))
 
     # ---- waking a peer, sleeping ourselves ----
     def awake(self, peer, now):
@@ -446,7 +449,7 @@ class Node:
             peer.rns += 1
             peer.rns_at = now
             self.stats["rns_sent"] += 1
-            self._tx(peer.mac, Packet(0, RNS, self._next_pid()))
+            self._tx(peer.mac, Packet(self.fam, RNS, self._next_pid()))
         return False
 
     def _window(self, now):

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,10 +98,16 @@ type Node struct {
 // Env is a rack ready for the suite.
 type Env struct {
 	Rack   *rack.Rack
-	Boards []*Board
-	Nodes  []*Node
-	Air    *air.Air
-	Log    io.Writer
+	Boards []*Board // the boards on ESP-NOW
+	Nodes  []*Node  // the nodes with an ESP-NOW link
+	// LoRaBoards and LoRaNodes are on the rack's LoRa channel (RYLR-998
+	// modules; on a virtual rack, emulated ones on one simulated medium).
+	LoRaBoards []*Board
+	LoRaNodes  []*Node
+	Air        *air.Air
+	Log        io.Writer
+
+	lora *loraChannel
 
 	closers []func()
 }
@@ -167,7 +174,7 @@ func Setup(ctx context.Context, r *rack.Rack, bin, work string, log io.Writer) (
 			e.Nodes = append(e.Nodes, &Node{Name: rn.Name, API: NewNodeAPI(rn.Socket)})
 		}
 	}
-	for _, b := range e.Boards {
+	for _, b := range slices.Concat(e.Boards, e.LoRaBoards) {
 		info, err := b.Agent.Do(ctx, map[string]any{"cmd": "info"})
 		if err != nil {
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
@@ -177,7 +184,7 @@ func Setup(ctx context.Context, r *rack.Rack, bin, work string, log io.Writer) (
 			return nil, fmt.Errorf("board %s: %w", b.Name, err)
 		}
 	}
-	for _, n := range e.Nodes {
+	for _, n := range slices.Concat(e.Nodes, e.LoRaNodes) {
 		st, err := n.API.Status(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", n.Name, err)
@@ -196,9 +203,14 @@ func (e *Env) setupVirtual(ctx context.Context, bin, work string) error {
 		return err
 	}
 	var stations []air.Station
+	iface := map[string]string{}
 	for i, n := range r.Nodes {
+		if !slices.Contains(n.Links, "espnow") {
+			continue
+		}
 		mac, _ := net.ParseMAC(n.MAC)
-		stations = append(stations, air.Station{Iface: fmt.Sprintf("s%d", i), MAC: espnow.MAC(mac)})
+		iface[n.Name] = fmt.Sprintf("s%d", i)
+		stations = append(stations, air.Station{Iface: iface[n.Name], MAC: espnow.MAC(mac)})
 	}
 	a, err := air.New(fmt.Sprintf("myc-hil-%d", os.Getpid()), stations)
 	if err != nil {
@@ -208,22 +220,69 @@ func (e *Env) setupVirtual(ctx context.Context, bin, work string) error {
 	e.closers = append(e.closers, func() { a.Close() })
 
 	for i, rn := range r.Nodes {
-		n, err := e.startNode(bin, filepath.Join(work, rn.Name), rn.Name, stations[i].Iface)
+		var links []string
+		if f, ok := iface[rn.Name]; ok {
+			// No radio behind a veth: channel 0 leaves it be.
+			links = append(links, fmt.Sprintf("[[link]]\ntype = \"espnow\"\ninterface = %q\nchannel = 0\nrate = \"1M\"\n", f))
+		}
+		if slices.Contains(rn.Links, "lora") {
+			m, err := e.loraModule(nodeLoRaAddress(i))
+			if err != nil {
+				return err
+			}
+			links = append(links, loraLinkTOML(m.Path(), nodeLoRaAddress(i)))
+		}
+		if len(links) == 0 {
+			return fmt.Errorf("node %s: a virtual node has espnow or lora links", rn.Name)
+		}
+		var slow map[string]string
+		if _, ok := iface[rn.Name]; !ok {
+			slow = loraRouting
+		}
+		n, err := e.startNode(bin, filepath.Join(work, rn.Name), rn.Name, strings.Join(links, "\n"), slow)
 		if err != nil {
 			return err
 		}
-		e.Nodes = append(e.Nodes, n)
+		if _, ok := iface[rn.Name]; ok {
+			e.Nodes = append(e.Nodes, n)
+		}
+		if slices.Contains(rn.Links, "lora") {
+			e.LoRaNodes = append(e.LoRaNodes, n)
+		}
 	}
-	for _, rb := range r.Boards {
+	for i, rb := range r.Boards {
 		mac, _ := net.ParseMAC(rb.MAC)
 		m := espnow.MAC(mac)
+		onLoRa := slices.Contains(rb.Radios, "lora")
+		if onLoRa && slices.Contains(rb.Radios, "espnow") {
+			return fmt.Errorf("board %s: the firmware runs one radio, espnow or lora", rb.Name)
+		}
+		var uart *loraUART
+		if onLoRa {
+			var err error
+			if uart, err = e.loraUART(boardLoRaAddress(i)); err != nil {
+				return err
+			}
+		}
 		vb, err := vboard.Start(vboard.Config{Host: host, Flash: filepath.Join(work, rb.Name), MAC: m,
-			OnFrame: func(kind byte, b []byte) { a.FromBoard(m, kind, b) }, Stderr: e.Log})
+			OnFrame: func(kind byte, b []byte) {
+				if kind == 'U' {
+					if uart != nil {
+						uart.write(b)
+					}
+					return
+				}
+				a.FromBoard(m, kind, b)
+			}, Stderr: e.Log})
 		if err != nil {
 			return err
 		}
 		e.closers = append(e.closers, func() { vb.Close() })
-		a.Attach(m, vb)
+		if uart != nil {
+			uart.attach(vb)
+		} else {
+			a.Attach(m, vb)
+		}
 		c, err := Open(vb.Port(), rb.Baud)
 		if err != nil {
 			return err
@@ -238,6 +297,9 @@ func (e *Env) setupVirtual(ctx context.Context, bin, work string) error {
 		}
 		p := Provisioning{NodeID: nid, Channel: r.Channel, BeaconMS: int(r.Suite.BeaconPeriod.Milliseconds()),
 			GiveUpMS: int(r.Suite.GiveUp.Milliseconds()), RxBudget: 16384}
+		if onLoRa {
+			p.LoRa = &LoRaProvisioning{Address: int(boardLoRaAddress(i)), NetworkID: 18, Params: loraParamsAT}
+		}
 		if err := Provision(ctx, c, p); err != nil {
 			return fmt.Errorf("board %s: provision: %w", rb.Name, err)
 		}
@@ -245,14 +307,19 @@ func (e *Env) setupVirtual(ctx context.Context, bin, work string) error {
 		if _, err := b.Agent.Wait(ctx, Event("boot", 0)); err != nil {
 			return fmt.Errorf("board %s: no boot after provisioning: %w", rb.Name, err)
 		}
-		e.Boards = append(e.Boards, b)
+		if onLoRa {
+			e.LoRaBoards = append(e.LoRaBoards, b)
+		} else {
+			e.Boards = append(e.Boards, b)
+		}
 	}
 	return nil
 }
 
-// startNode writes a node's directory with `mycelium init`, gives it one
-// ESP-NOW link on its veth, and starts it inside the air's namespace.
-func (e *Env) startNode(bin, dir, name, iface string) (*Node, error) {
+// startNode writes a node's directory with `mycelium init`, gives it the
+// links (TOML [[link]] tables: ESP-NOW on its veth, RYLR-998 on an
+// emulated module's pty), and starts it inside the air's namespace.
+func (e *Env) startNode(bin, dir, name, links string, over map[string]string) (*Node, error) {
 	os.RemoveAll(dir)
 	out, err := exec.Command(bin, "init", "--dir", dir, "--name", name).Output()
 	if err != nil {
@@ -272,10 +339,12 @@ func (e *Env) startNode(bin, dir, name, iface string) (*Node, error) {
 	if i < 0 {
 		return nil, fmt.Errorf("%s: no [[link]]", cfgPath)
 	}
-	// No radio behind a veth: channel 0 leaves it be.
-	s = s[:i+1] + fmt.Sprintf("[[link]]\ntype = \"espnow\"\ninterface = %q\nchannel = 0\nrate = \"1M\"\n", iface)
+	s = s[:i+1] + links
 	kv := map[string]string{"node.beacon_period": fmt.Sprintf("%q", e.Rack.Suite.BeaconPeriod.String())}
 	for k, v := range fastRouting {
+		kv[k] = v
+	}
+	for k, v := range over {
 		kv[k] = v
 	}
 	if s, err = setKeys(s, kv); err != nil {

@@ -19,7 +19,7 @@ import (
 
 // FirmwareFiles are the files of boards/esp32 a board runs (the rest of
 // the directory is tests and the virtual board's host).
-var FirmwareFiles = []string{"mpkt.py", "mnode.py", "radio.py", "agent.py", "main.py"}
+var FirmwareFiles = []string{"mpkt.py", "mnode.py", "radio.py", "rylr.py", "agent.py", "main.py"}
 
 // ErrNoEsptool: an image was asked for and esptool is not installed.
 var ErrNoEsptool = errors.New("esptool is not on PATH: install it (pip install esptool, or apt-get install esptool) to write a MicroPython image, or flash the image by hand and run `mycelium hil flash` without --image to upload our files")
@@ -101,6 +101,16 @@ type Provisioning struct {
 	RxBudget int      `json:"rx_budget"`
 	Sleep    bool     `json:"sleep"`
 	Apps     []string `json:"apps,omitempty"`
+	// LoRa, if set, runs the board's node on a RYLR-998 on its UART 1
+	// instead of ESP-NOW.
+	LoRa *LoRaProvisioning `json:"lora,omitempty"`
+}
+
+// LoRaProvisioning is a board's RYLR-998 settings (boards/esp32/rylr.py).
+type LoRaProvisioning struct {
+	Address   int    `json:"address"`    // 1..65535
+	NetworkID int    `json:"network_id"` // 3..15 or 18
+	Params    string `json:"params"`     // AT+PARAMETER's value: SF,BW code,CR,preamble
 }
 
 // Provision writes the board's configuration through the raw REPL, then

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +106,7 @@ func (rep *Report) memory(ctx context.Context, e *Env) {
 	if rep.Memory == nil {
 		rep.Memory = map[string]BoardMemory{}
 	}
-	for _, b := range e.Boards {
+	for _, b := range slices.Concat(e.Boards, e.LoRaBoards) {
 		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := b.Agent.Do(mctx, map[string]any{"cmd": "stats"})
 		cancel()

@@ -15,10 +15,10 @@ func Suite() []Test {
 		{Name: "beacons/boards-hear-nodes", Needs: need(1, 1, false), Run: boardsHearNodes},
 		{Name: "beacons/nodes-hear-boards", Needs: need(1, 1, false), Run: nodesHearBoards},
 		{Name: "beacons/boards-hear-boards", Needs: need(2, 0, false), Run: boardsHearBoards},
-		{Name: "single/board-to-node", Needs: need(1, 1, false), Run: boardToNode(64)},
-		{Name: "sequence/board-to-node", Needs: need(1, 1, false), Run: boardToNode(-1)},
-		{Name: "single/node-to-board", Needs: need(2, 1, false), Run: nodeToBoard(64, 1)},
-		{Name: "sequence/node-to-board", Needs: need(2, 1, false), Run: nodeToBoard(-1, 1)},
+		{Name: "single/board-to-node", Needs: need(1, 1, false), Run: boardToNodeOn(64, espnowPair(0))},
+		{Name: "sequence/board-to-node", Needs: need(1, 1, false), Run: boardToNodeOn(-1, espnowPair(0))},
+		{Name: "single/node-to-board", Needs: need(2, 1, false), Run: nodeToBoardOn(64, espnowPair(1))},
+		{Name: "sequence/node-to-board", Needs: need(2, 1, false), Run: nodeToBoardOn(-1, espnowPair(1))},
 		{Name: "single/board-to-board", Needs: need(2, 0, false), Run: boardToBoard(64, 0, 1)},
 		{Name: "sequence/board-to-board", Needs: need(2, 0, false), Run: boardToBoard(-1, 0, 1)},
 		{Name: "routed/board-node-board", Needs: need(2, 1, false), Run: routedBoardToBoard},
@@ -27,7 +27,54 @@ func Suite() []Test {
 		{Name: "reset/board-mid-transfer", Needs: need(2, 0, true), Run: resetMidTransfer},
 		{Name: "rejoin/power-cycle", Needs: need(2, 1, true), Run: rejoin},
 		{Name: "reset/node-sender", Needs: need(2, 1, true), Run: resetNodeSender},
+		{Name: "lora/beacons", Needs: needLoRa, Run: loraBeacons},
+		{Name: "lora/single/board-to-node", Needs: needLoRa, Run: boardToNodeOn(64, loraPair)},
+		{Name: "lora/sequence/board-to-node", Needs: needLoRa, Run: boardToNodeOn(loraSequence, loraPair)},
+		{Name: "lora/single/node-to-board", Needs: needLoRa, Run: nodeToBoardOn(64, loraPair)},
+		{Name: "lora/sequence/node-to-board", Needs: needLoRa, Run: nodeToBoardOn(loraSequence, loraPair)},
 	}
+}
+
+// loraSequence is the LoRa tests' sequence: 12 packets of the LoRa
+// schemas, about a second of air at the virtual rack's SF7/500 kHz.
+const loraSequence = 2048
+
+// A pair picks the board and the node a test uses.
+type pair func(e *Env) (*Board, *Node)
+
+func espnowPair(bi int) pair {
+	return func(e *Env) (*Board, *Node) { return e.Boards[bi], e.Nodes[0] }
+}
+
+func loraPair(e *Env) (*Board, *Node) { return e.LoRaBoards[0], e.LoRaNodes[0] }
+
+func needLoRa(e *Env) string {
+	if len(e.LoRaBoards) < 1 || len(e.LoRaNodes) < 1 {
+		return fmt.Sprintf("needs a board and a Linux node on LoRa, the rack has %d and %d", len(e.LoRaBoards), len(e.LoRaNodes))
+	}
+	return ""
+}
+
+// loraBeacons: the LoRa node lists the LoRa board on its rylr998 link, and
+// the board lists the node as a full peer.
+func loraBeacons(ctx context.Context, e *Env) error {
+	b, n := loraPair(e)
+	err := poll(ctx, fmt.Sprintf("%s lists %s on rylr998", n.Name, b.Name), func(ctx context.Context) (bool, error) {
+		ps, err := n.API.Peers(ctx)
+		for _, p := range ps {
+			if p.NodeID == b.NodeID && !p.Reference && p.Link == "rylr998" {
+				return true, nil
+			}
+		}
+		return false, err
+	})
+	if err != nil {
+		return err
+	}
+	return poll(ctx, fmt.Sprintf("%s lists %s as a peer of ours", b.Name, n.Name), func(ctx context.Context) (bool, error) {
+		ps, err := boardPeers(ctx, b)
+		return err == nil && ps[n.NodeID] != nil && ps[n.NodeID]["full"] == true, err
+	})
 }
 
 func need(boards, nodes int, power bool) func(e *Env) string {
@@ -104,11 +151,12 @@ func boardsHearBoards(ctx context.Context, e *Env) error {
 	return nil
 }
 
-// boardToNode: board 0 sends to node 0's listening application; the node
-// gets the same bytes and the board's send ends confirmed.
-func boardToNode(n int) func(ctx context.Context, e *Env) error {
+// boardToNodeOn: the pair's board sends to its node's listening
+// application; the node gets the same bytes and the board's send ends
+// confirmed.
+func boardToNodeOn(n int, on pair) func(ctx context.Context, e *Env) error {
 	return func(ctx context.Context, e *Env) error {
-		b, nd := e.Boards[0], e.Nodes[0]
+		b, nd := on(e)
 		n := size(e, n)
 		lctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -144,12 +192,12 @@ func boardToNode(n int) func(ctx context.Context, e *Env) error {
 	}
 }
 
-// nodeToBoard: node 0 sends to board bi through the mesh (name lookup, the
-// board's leased address, its proxy); the board gets the bytes and the
-// node's send is confirmed by the board's receipt.
-func nodeToBoard(n, bi int) func(ctx context.Context, e *Env) error {
+// nodeToBoardOn: the pair's node sends to its board through the mesh
+// (name lookup, the board's leased address, its proxy); the board gets
+// the bytes and the node's send is confirmed by the board's receipt.
+func nodeToBoardOn(n int, on pair) func(ctx context.Context, e *Env) error {
 	return func(ctx context.Context, e *Env) error {
-		nd, b := e.Nodes[0], e.Boards[bi]
+		b, nd := on(e)
 		n := size(e, n)
 		blob := Blob(n)
 		var last SendResult
@@ -159,7 +207,7 @@ func nodeToBoard(n, bi int) func(ctx context.Context, e *Env) error {
 				return false, err
 			}
 			last = r
-			if r.Code != "" {
+			if r.Code != "" || r.Err != "" {
 				// The board's lease and record may still be settling.
 				return false, fmt.Errorf("%s: %s", r.Code, r.Err)
 			}
@@ -320,7 +368,7 @@ func sleepNodeToBoard(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	if err := nodeToBoard(-1, 2)(ctx, e); err != nil {
+	if err := nodeToBoardOn(-1, espnowPair(2))(ctx, e); err != nil {
 		return err
 	}
 	nia, err := boardStat(ctx, s, "nia_sent")
@@ -394,7 +442,7 @@ func resetNodeSender(ctx context.Context, e *Env) error {
 	nd, b := e.Nodes[0], e.Boards[1]
 	defer powerOn(b)
 	// The node must know where the board is before the test starts.
-	if err := nodeToBoard(64, 1)(ctx, e); err != nil {
+	if err := nodeToBoardOn(64, espnowPair(1))(ctx, e); err != nil {
 		return fmt.Errorf("before the reset: %w", err)
 	}
 	n := size(e, -1)

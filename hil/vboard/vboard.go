@@ -61,8 +61,8 @@ type Config struct {
 	// is reported by gc.mem_alloc, whatever the heap).
 	Heap int
 	// OnFrame gets what the board's radio transmits (on the board's
-	// reader goroutine): kind 'T' dst(6)+data, or 'O' with 0/1 (radio
-	// off/on).
+	// reader goroutine): kind 'T' dst(6)+data, 'O' with 0/1 (radio
+	// off/on), or 'U' with the bytes its UART (machine.UART) wrote.
 	OnFrame func(kind byte, b []byte)
 	// Stderr, if set, gets node's own error output.
 	Stderr io.Writer
@@ -252,6 +252,26 @@ func (b *Board) Hear(src [6]byte, data []byte) {
 	p.wmu.Lock()
 	p.radio.Write(m)
 	p.wmu.Unlock()
+}
+
+// UART puts bytes on the RX line of the board's UART (machine.UART): what
+// a module wired to it (an RYLR-998) answers. The board's driver buffers
+// at most 1 KiB, as an ESP32's RX buffer does; the rest is lost.
+func (b *Board) UART(data []byte) {
+	b.mu.Lock()
+	p := b.cur
+	b.mu.Unlock()
+	for p != nil && len(data) > 0 {
+		n := min(len(data), 2000)
+		m := make([]byte, 0, 2+1+n)
+		m = binary.BigEndian.AppendUint16(m, uint16(1+n))
+		m = append(m, 'u')
+		m = append(m, data[:n]...)
+		p.wmu.Lock()
+		p.radio.Write(m)
+		p.wmu.Unlock()
+		data = data[n:]
+	}
 }
 
 // radioIn reads what the board's radio sends, until the process ends.

@@ -205,7 +205,7 @@ func hilRunCmd() *cobra.Command {
 				return fmt.Errorf("hil run: setting up rack %s: %w", r.Name, err)
 			}
 			defer env.Close()
-			fmt.Fprintf(log, "rack %s ready in %.1f s: %d boards, %d nodes\n", r.Name, time.Since(t0).Seconds(), len(env.Boards), len(env.Nodes))
+			fmt.Fprintf(log, "rack %s ready in %.1f s: %d boards, %d nodes on ESP-NOW; %d boards, %d nodes on LoRa\n", r.Name, time.Since(t0).Seconds(), len(env.Boards), len(env.Nodes), len(env.LoRaBoards), len(env.LoRaNodes))
 			rep := rig.Run(ctx, env, rig.Suite(), filter, log)
 			if junit != "" {
 				if err := rep.WriteJUnit(junit); err != nil {

@@ -11,7 +11,8 @@
 //
 // Radio frames on fd 3 are u16 length (big-endian) then: "T" dst(6) data
 // (board to rig: transmit), "O" 0|1 (radio off/on), "F" src(6) data (rig to
-// board: a frame heard).
+// board: a frame heard), "U" data (board to rig: bytes on its UART's TX
+// line) and "u" data (rig to board: bytes on its RX line).
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "node:fs";
 import net from "node:net";
@@ -78,6 +79,8 @@ async function board() {
   let radio = null;
   let rxq = [];
   let radioOn = true;
+  const UART_RX = 1024;
+  let uartRx = Buffer.alloc(0);
   if (!opt.noRadio) {
     radio = new net.Socket({ fd: 3, readable: true, writable: true });
     let acc = Buffer.alloc(0);
@@ -91,6 +94,12 @@ async function board() {
         // A frame reaches the board only while its radio is on, and the
         // queue is bounded as the ESP-NOW driver's is.
         if (f[0] === 0x46 && radioOn && rxq.length < 64) rxq.push(f.subarray(1).toString("hex"));
+        // "u": bytes on the UART's RX line; the ESP32 driver's RX buffer
+        // (256 B by default, the firmware asks for 1 KiB) drops what overflows.
+        else if (f[0] === 0x75) {
+          const room = UART_RX - uartRx.length;
+          if (room > 0) uartRx = Buffer.concat([uartRx, f.subarray(1, 1 + room)]);
+        }
       }
     });
     radio.on("error", (e) => { process.stderr.write("vboard: radio: " + e + "\n"); process.exit(1); });
@@ -123,6 +132,7 @@ async function board() {
   async function boot() {
     clearInterval(timer);
     rxq = [];
+    uartRx = Buffer.alloc(0);
     radioOn = true;
     mp = await loadMicroPython({ heapsize: opt.heap, linebuffer: false, stdout: out, stderr: out });
     copyIn(mp.FS, flash, "/");
@@ -136,6 +146,8 @@ async function board() {
       on: (v) => { radioOn = !!v; if (!radioOn) rxq = []; sendRadio(Buffer.from([0x4f, radioOn ? 1 : 0])); },
       mac: () => mac,
       reset: () => { resetAsked = true; },
+      uart_write: (d) => sendRadio(Buffer.concat([Buffer.from("U"), Buffer.from(d, "hex")])),
+      uart_read: () => { if (!uartRx.length) return null; const s = uartRx.toString("hex"); uartRx = Buffer.alloc(0); return s; },
     });
     out("\r\nets Jun  8 2016 00:22:57 (virtual)\r\n");
     let hasMain = false;
