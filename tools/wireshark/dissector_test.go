@@ -25,6 +25,8 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/udp"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/tools/cli"
 )
 
@@ -335,7 +337,7 @@ func TestDissectorOnSimulatorCaptures(t *testing.T) {
 	want := map[string][]string{
 		"espnow.pcap": {"reassembled ok", "app mycelium-sim simulated traffic", "beacon 0x00", "beacon 0x01"},
 		"route.pcap": {"tree 0x00 root", "tree 0x0f", "tree 0x0d depth", "tree 0xf0 key", "tree 0xff status 0",
-			"route 0x01 hash", "route 0x10 node_id", "route 0x13", "app mycelium-sim route probe", "routed"},
+			"route 0x01 hash", "route 0x10 node_id", "route 0x13", "app mycelium-sim route probe", "app Mycelium path", "path", "routed"},
 	}
 	for name, wantFacts := range want {
 		have := facts(t, ts, filepath.Join(dir, name))
@@ -398,6 +400,30 @@ func facts(t *testing.T, ts, path string) map[string]bool {
 		}
 		if v[12] != "" {
 			have["routed"] = true
+		}
+	}
+	// A path header's Package is inside another: read every application
+	// a frame names, not only the first.
+	out, err = exec.Command(ts, "-n", "-X", "lua_script:"+script(t), "-r", path, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+		"-e", "mycelium.package.app_name", "-e", "mycelium.path.flag_names", "-e", "mycelium.path.dst").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		v := strings.Split(line, "\t")
+		if len(v) != 3 {
+			continue
+		}
+		for _, name := range strings.Split(v[0], "|") {
+			if name != "" {
+				have["app "+name] = true
+			}
+		}
+		if v[2] != "" {
+			have["path"] = true
+			if strings.Contains(v[1], "origin") {
+				have["path origin"] = true
+			}
 		}
 	}
 	return have
@@ -532,6 +558,7 @@ func TestDissectorKnowsTheApps(t *testing.T) {
 		beacon.ESPNOWV2ID: "Mycelium espnow v2", packet.NewAppID("Mycelium", "route", 1): "Mycelium route",
 		packet.NewAppID("Mycelium", "tree", 1): "Mycelium tree", packet.NewAppID("Mycelium", "stream", 1): "Mycelium stream",
 		packet.NewAppID("Mycelium", "segment", 1): "Mycelium segment", packet.NewAppID("Mycelium", "ping", 1): "Mycelium ping",
+		route.PathApp: "Mycelium path",
 	} {
 		line := fmt.Sprintf("[%q] = %q", hex.EncodeToString(id[:]), name)
 		if !bytes.Contains(Source, []byte(line)) {
@@ -565,7 +592,7 @@ func TestDissectorBadInput(t *testing.T) {
 	ts := tshark(t)
 	rng := rand.New(rand.NewPCG(13, 1))
 	apps := []packet.AppID{beacon.AppID, packet.NewAppID("Mycelium", "tree", 1), packet.NewAppID("Mycelium", "route", 1),
-		packet.NewAppID("Mycelium", "stream", 1), packet.NewAppID("Mycelium", "segment", 1)}
+		packet.NewAppID("Mycelium", "stream", 1), packet.NewAppID("Mycelium", "segment", 1), route.PathApp}
 	var frames [][]byte
 	random := func(n int) []byte {
 		b := make([]byte, n)
@@ -651,4 +678,105 @@ func TestDissectorBadInput(t *testing.T) {
 		}
 	}
 	t.Logf("%d packets, %d ESP-NOW frames", len(frames), len(esp))
+}
+
+// TestDissectorPathHeader dissects path headers built byte by byte as
+// route/path.go writes them (docs/protocol.md, "Path headers"): both
+// address lists, a Long deeper than a wire address, the carried Package
+// named and hash-checked, and a damaged one flagged.
+func TestDissectorPathHeader(t *testing.T) {
+	ts := tshark(t)
+	deep := make([]uint8, 40)
+	for i := range deep {
+		deep[i] = uint8(i%135 + 1)
+	}
+	type treeAddr struct {
+		ts   uint8
+		addr addr.Long
+	}
+	dstAddrs := []treeAddr{{0x21, addr.MustEncodeLong(3, 1)}, {0x10, addr.MustEncodeLong(deep...)}, {0x02, addr.Long{}}}
+	srcAddrs := []treeAddr{{0x05, addr.MustEncodeLong(8, 135, 2)}}
+	ping := packet.NewAppID("Mycelium", "ping", 1)
+	build := func(withSrc, badInner bool) []byte {
+		flags := byte(0)
+		if withSrc {
+			flags = 0x01
+		}
+		b := []byte{flags, 1}
+		b = append(b, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78)
+		b = append(b, byte(len(dstAddrs)))
+		for _, a := range dstAddrs {
+			b = append(b, a.ts)
+			b = a.addr.AppendCompact(b)
+		}
+		if withSrc {
+			b = append(b, byte(len(srcAddrs)))
+			for _, a := range srcAddrs {
+				b = append(b, a.ts)
+				b = a.addr.AppendCompact(b)
+			}
+		}
+		inner := packet.NewPackage(ping, []byte("carried"))
+		if badInner {
+			inner.Hash[0] ^= 1
+		}
+		b = inner.AppendTo(b)
+		body, err := packet.NewPackage(route.PathApp, b).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, err := (&packet.Packet{Schema: 40, Body: body}).AppendSealed(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pk
+	}
+	path := filepath.Join(t.TempDir(), "path.pcap")
+	w, err := capture.Create(path, capture.LinkTypeUser0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range [][]byte{build(true, false), build(false, false), build(true, true)} {
+		if err := w.Write(time.Unix(int64(i), 0), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	compare(t, ts, path)
+	out, err := exec.Command(ts, "-n", "-X", "lua_script:"+script(t), "-r", path, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=|",
+		"-e", "mycelium.path.flag_names", "-e", "mycelium.path.phase", "-e", "mycelium.path.bound", "-e", "mycelium.path.dst", "-e", "mycelium.path.src",
+		"-e", "mycelium.package.app_name", "-e", "mycelium.package.hash_ok").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	var want []string
+	for _, a := range dstAddrs {
+		want = append(want, fmt.Sprintf("%d:%s", a.ts, a.addr))
+	}
+	dst := strings.Join(want, " ")
+	src := fmt.Sprintf("%d:%s", srcAddrs[0].ts, srcAddrs[0].addr)
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	wantLines := []string{
+		strings.Join([]string{"origin", "1", "305419896", dst, src, "Mycelium path|Mycelium ping", "True|True"}, "\t"),
+		strings.Join([]string{"", "1", "305419896", dst, "", "Mycelium path|Mycelium ping", "True|True"}, "\t"),
+		strings.Join([]string{"origin", "1", "305419896", dst, src, "Mycelium path|Mycelium ping", "True|False"}, "\t"),
+	}
+	if len(lines) != len(wantLines) {
+		t.Fatalf("tshark printed %d frames, want %d:\n%s", len(lines), len(wantLines), out)
+	}
+	for i, l := range lines {
+		// tshark 4.0 prints booleans as 1/0.
+		l = strings.NewReplacer("\t1|1", "\tTrue|True", "\t1|0", "\tTrue|False").Replace(l)
+		if l != wantLines[i] {
+			t.Errorf("frame %d:\n got %q\nwant %q", i+1, l, wantLines[i])
+		}
+	}
+	if n := count(t, ts, path, "mycelium.package.hash.bad"); n != 1 {
+		t.Errorf("%d frames with a bad carried hash flagged, want 1", n)
+	}
+	if n := count(t, ts, path, "mycelium.message.malformed"); n != 0 {
+		t.Errorf("%d well-formed path headers flagged malformed", n)
+	}
 }

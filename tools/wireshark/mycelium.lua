@@ -11,7 +11,9 @@
 -- ESP-NOW, 20-30 LoRa, 40-50 our ESP-NOW v2). A body that is a Package
 -- (app_id, half-SHA-256, blob) has its hash checked; sequences are
 -- reassembled where the capture names the sender (ESP-NOW, UDP). The
--- Beacon, tree, route, stream and segment messages are decoded. A bad
+-- Beacon, tree, route, stream and segment messages are decoded, and path
+-- headers (route/path.go): flags, phase, bound, the destination's and the
+-- origin's addresses, then the carried Package as any other. A bad
 -- checksum or hash is an expert error.
 --
 -- Install: copy this file into Wireshark's personal Lua plugins folder
@@ -171,12 +173,14 @@ local APPS = {
 	["a38f6b6592e83f1cd84798dd986744d9"] = "Mycelium ping",
 	["1179119e159558359fa89d9acd9565eb"] = "mycelium-sim simulated traffic",
 	["8820c487823d921b5ff38ba895eb078d"] = "mycelium-sim route probe",
+	["4792548f6c81271ef9a420fa15a269b1"] = "Mycelium path",
 }
 local APP_BEACON = "366821dafdaf45e9bc5cfecb1c2a065c"
 local APP_TREE = "7fa0d64bed129dc9375581165b82877e"
 local APP_ROUTE = "91b8e5e37b8b9f430c84d3ca702b5bd1"
 local APP_STREAM = "8ee8a2f811942726e03d1059746ea63f"
 local APP_SEGMENT = "2b74730ef98dfa9466e67582807b5688"
+local APP_PATH = "4792548f6c81271ef9a420fa15a269b1"
 
 local ERROR_CODES = {
 	[1] = "no route", [2] = "hop limit", [3] = "unknown application", [4] = "peer asleep", [5] = "abandoned",
@@ -221,6 +225,31 @@ local function coords(s)
 			i = i + 1
 		else
 			out[#out + 1] = tostring((v - 8) * 16 + n[i + 1] + 8)
+			i = i + 2
+		end
+	end
+	return table.concat(out, ",")
+end
+
+-- longCoords decodes the bytes of a compact Long (a Lua string of up to 64
+-- bytes, zeros after it) as addr.Long.String does: the same code over 128
+-- nibbles, where a two-nibble coordinate cannot start at the last one.
+local function longCoords(s)
+	local out, i, nibs = {}, 1, #s * 2
+	local function nib(k)
+		if k > nibs then return 0 end
+		local b = s:byte(math.floor((k - 1) / 2) + 1)
+		if k % 2 == 1 then return math.floor(b / 16) end
+		return b % 16
+	end
+	while i <= 128 do
+		local v = nib(i)
+		if v == 0 or (v >= 8 and i == 128) then break end
+		if v < 8 then
+			out[#out + 1] = tostring(v)
+			i = i + 1
+		else
+			out[#out + 1] = tostring((v - 8) * 16 + nib(i + 1) + 8)
 			i = i + 2
 		end
 	end
@@ -334,6 +363,21 @@ local F = {
 	sg_zero = ProtoField.bool("mycelium.segment.first_confirmed", "Offset 0 confirmed", 8, nil, 0x02),
 	sg_digest = ProtoField.bytes("mycelium.segment.digest", "Digest"),
 	data = ProtoField.bytes("mycelium.data", "Data"),
+
+	ph_flags = ProtoField.uint8("mycelium.path.flags", "Path flags", base.HEX),
+	ph_f_origin = ProtoField.bool("mycelium.path.flags.origin", "Origin list follows", 8, nil, 0x01),
+	ph_flag_names = ProtoField.string("mycelium.path.flag_names", "Path flag names"),
+	ph_phase = ProtoField.uint8("mycelium.path.phase", "Phase", base.DEC),
+	ph_bound = ProtoField.uint64("mycelium.path.bound", "Bound", base.DEC),
+	ph_dst_count = ProtoField.uint8("mycelium.path.dst_count", "Destination addresses", base.DEC),
+	ph_src_count = ProtoField.uint8("mycelium.path.src_count", "Origin addresses", base.DEC),
+	ph_ts = ProtoField.uint8("mycelium.path.tree_state", "Tree state", base.DEC),
+	ph_tree = ProtoField.uint8("mycelium.path.tree", "Tree", base.DEC),
+	ph_len = ProtoField.uint8("mycelium.path.addr_len", "Address length", base.DEC),
+	ph_addr = ProtoField.bytes("mycelium.path.address", "Address"),
+	ph_coords = ProtoField.string("mycelium.path.coords", "Coordinates"),
+	ph_dst = ProtoField.string("mycelium.path.dst", "Destination"),
+	ph_src = ProtoField.string("mycelium.path.src", "Origin"),
 }
 local pfields = {}
 for _, f in pairs(F) do pfields[#pfields + 1] = f end
@@ -640,8 +684,104 @@ local function dissectSegment(r, t)
 	return string.format("segment at %s", tostring(r(20, 8):uint64()))
 end
 
+-- dissectPath decodes a path header (route/path.go) and the Package it
+-- carries (dissectPackage, declared below); depth bounds nesting.
+local dissectPackage
+local PATH_MAX_ADDRS = 16 -- tree.MaxTrees
+
+-- dissectAddrList decodes count(1) ‖ count × (tree_state ‖ compact Long)
+-- at off under t; it returns the end and "ts:coords" items, or nil when it
+-- does not parse (flagged).
+local function dissectAddrList(r, off, t, label, fcount, fitem)
+	if not need(t, r, off, 1) then return nil end
+	local n = r(off, 1):uint()
+	local lt = t:add(p, r(off, 1), label)
+	lt:add(fcount, r(off, 1))
+	if n > PATH_MAX_ADDRS then
+		lt:add_proto_expert_info(E.message, string.format("%d addresses, at most %d", n, PATH_MAX_ADDRS))
+		return nil
+	end
+	local start, items = off, {}
+	off = off + 1
+	for i = 1, n do
+		if not need(lt, r, off, 2) then return nil end
+		local ts, l = r(off, 1):uint(), r(off + 1, 1):uint()
+		if l > 64 or not need(lt, r, off + 2, l) then
+			lt:add_proto_expert_info(E.message, string.format("compact address of %d bytes", l))
+			return nil
+		end
+		if l > 0 and r(off + 1 + l, 1):uint() == 0 then
+			lt:add_proto_expert_info(E.message, "compact address with a trailing zero byte")
+			return nil
+		end
+		local raw = ""
+		if l > 0 then raw = r(off + 2, l):raw() end
+		local c = longCoords(raw)
+		local at = lt:add(p, r(off, 2 + l), string.format("Address %d: tree %d, tree_state %d, %s", i, ts % 16, ts, c == "" and "(the root)" or c))
+		at:add(F.ph_ts, r(off, 1))
+		at:add(F.ph_tree, r(off, 1), ts % 16)
+		at:add(F.ph_len, r(off + 1, 1))
+		if l > 0 then at:add(F.ph_addr, r(off + 2, l)) end
+		local ci = at:add(F.ph_coords, r(off + 1, 1 + l), c)
+		if c == "" then ci:append_text("(the root)") end
+		items[#items + 1] = ts .. ":" .. c
+		off = off + 2 + l
+	end
+	lt:set_len(off - start)
+	lt:add(fitem, r(start, off - start), table.concat(items, " "))
+	return off, items
+end
+
+local function dissectPath(r, t, depth)
+	local pt = t:add(p, r, "Path header")
+	if not need(pt, r, 0, 11) then return "path (short)" end
+	local flags = r(0, 1):uint()
+	local fi = pt:add(F.ph_flags, r(0, 1))
+	fi:add(F.ph_f_origin, r(0, 1))
+	local names = {}
+	if band(flags, 0x01) ~= 0 then names[#names + 1] = "origin" end
+	pt:add(F.ph_flag_names, r(0, 1), table.concat(names, ","))
+	if band(flags, 0xfe) ~= 0 then
+		fi:add_proto_expert_info(E.message, string.format("unknown path flags %#x", flags))
+		return "path (bad flags)"
+	end
+	local phase = r(1, 1):uint()
+	pt:add(F.ph_phase, r(1, 1))
+	pt:add(F.ph_bound, r(2, 8))
+	local off, dst = dissectAddrList(r, 10, pt, "Destination addresses", F.ph_dst_count, F.ph_dst)
+	if not off then return "path (malformed)" end
+	if #dst == 0 then
+		pt:add_proto_expert_info(E.message, "no destination address")
+		return "path (malformed)"
+	end
+	if phase > #dst then
+		pt:add_proto_expert_info(E.message, string.format("phase %d of %d addresses", phase, #dst))
+		return "path (malformed)"
+	end
+	if band(flags, 0x01) ~= 0 then
+		local src
+		off, src = dissectAddrList(r, off, pt, "Origin addresses", F.ph_src_count, F.ph_src)
+		if not off then return "path (malformed)" end
+		if #src == 0 then
+			pt:add_proto_expert_info(E.message, "an empty origin list")
+			return "path (malformed)"
+		end
+	end
+	if depth >= 4 then
+		pt:add_proto_expert_info(E.message, "path headers nested too deep")
+		return "path (nested)"
+	end
+	if r:len() <= off then
+		pt:add_proto_expert_info(E.message, "no carried Package")
+		return "path (no Package)"
+	end
+	local inner = r(off):tvb()
+	return string.format("path phase %d to %s: %s", phase, dst[1], dissectPackage(inner, pt, depth + 1))
+end
+
 -- dissectPackage decodes a whole Package: app_id, hash (checked), blob.
-local function dissectPackage(tvb, t)
+dissectPackage = function(tvb, t, depth)
+	depth = depth or 0
 	local pt = t:add(p, tvb(), "Package")
 	if tvb:len() < 32 then
 		pt:add_proto_expert_info(E.message, "a Package is at least 32 bytes")
@@ -672,6 +812,8 @@ local function dissectPackage(tvb, t)
 			summary = dissectStream(r, pt)
 		elseif app == APP_SEGMENT then
 			summary = dissectSegment(r, pt)
+		elseif app == APP_PATH then
+			summary = dissectPath(r, pt, depth)
 		end
 	end
 	if not ok then summary = summary .. " [BAD HASH]" end
