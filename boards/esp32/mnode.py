@@ -260,6 +260,15 @@ class Node:
             self._ack(mac, p, code)
 
     def _deliver(self, mac, peer, app, blob, p):
+        if app == mpkt.PATH_APP and mpkt.schema(p.schema)[2]:
+            # A routed Package in a path header (docs/protocol.md 8): we are
+            # its destination, so the carried Package is ours, and the
+            # receipt names it (its hash is half_sha256 of its blob).
+            try:
+                app, _, blob = mpkt.unpath(blob)
+            except CodecError:
+                self.stats["drop_decode"] += 1
+                return E_BAD_HASH
         h = self.apps.get(app)
         if h is None:
             self.stats["drop_unknown_app"] += 1
@@ -397,9 +406,15 @@ class Node:
     def _on_route(self, _nid, mac, blob):
         if not blob:
             return
-        if blob[0] == 0x31 and len(blob) >= 2 and len(blob) == 2 + blob[1] * 18:
-            self.leases = [(blob[i], blob[i + 1], bytes(blob[i + 2:i + 18])) for i in range(2, len(blob), 18)]
-            self.proxy = mac
+        if blob[0] == 0x31:
+            try:
+                leases = mpkt.grant_parse(blob)
+            except CodecError:
+                self.stats["drop_decode"] += 1
+                return
+            if leases:
+                self.leases = leases
+                self.proxy = mac
 
     def _on_tree(self, _nid, _mac, _blob):
         self.stats["tree_ignored"] = self.stats.get("tree_ignored", 0) + 1

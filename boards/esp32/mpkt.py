@@ -270,3 +270,71 @@ def beacon_parse(b):
     if (len(b) - 33) % 16:
         raise CodecError("beacon app list of %d bytes" % (len(b) - 33))
     return b[0], bytes(b[1:33]), [bytes(b[i:i + 16]) for i in range(33, len(b), 16)]
+
+
+# Routing [ours] (docs/protocol.md 8). Addresses in a lease grant and a
+# path header are compact: length(1) ‖ the address's bytes up to its last
+# non-zero one (at most 64; a trailing zero is refused).
+MAX_TREES = 16
+LONG_SIZE = 64
+WIRE_SIZE = 16
+PATH_APP = app_id("Mycelium", "path", 1)
+
+
+def _compact(b, i):
+    """(address bytes, next index) of the compact address at b[i]."""
+    if i >= len(b):
+        raise CodecError("compact address: empty")
+    n = b[i]
+    if n > LONG_SIZE or i + 1 + n > len(b):
+        raise CodecError("compact address: %d bytes of %d" % (n, len(b) - i - 1))
+    if n and b[i + n] == 0:
+        raise CodecError("compact address: a trailing zero byte")
+    return bytes(b[i + 1:i + 1 + n]), i + 1 + n
+
+
+def grant_parse(b):
+    """The leases of a lease grant, 0x31 ‖ count ‖ count × (tree ‖
+    tree_state ‖ compact address), as [(tree, tree_state, 16-byte wire
+    address)]. A lease deeper than a packet header's 16 bytes is left out:
+    a leaf sends from its lease in the header, and could not from that
+    one. CodecError if malformed."""
+    if len(b) < 2 or b[0] != 0x31 or b[1] > MAX_TREES:
+        raise CodecError("lease grant")
+    out = []
+    i = 2
+    for _ in range(b[1]):
+        if i + 3 > len(b):
+            raise CodecError("lease grant: truncated")
+        t, s = b[i], b[i + 1]
+        a, i = _compact(b, i + 2)
+        if s % MAX_TREES != t:
+            raise CodecError("lease grant: tree %d, tree_state %d" % (t, s))
+        if len(a) <= WIRE_SIZE:
+            out.append((t, s, a + bytes(WIRE_SIZE - len(a))))
+    if i != len(b):
+        raise CodecError("lease grant: trailing bytes")
+    return out
+
+
+def unpath(b):
+    """The Package a path header carries (l3-route/route/path.go):
+    flags ‖ phase ‖ bound(8) ‖ n ‖ n × (tree_state ‖ compact address)
+    [‖ m ‖ m × (…), flag 0x01] ‖ Package, as unpackage gives it."""
+    if len(b) < 11 or b[0] & 0xFE:
+        raise CodecError("path header")
+    i = 10
+    for k in range(2 if b[0] & 1 else 1):
+        if i >= len(b):
+            raise CodecError("path header: no address count")
+        n = b[i]
+        if n > MAX_TREES or n == 0:
+            raise CodecError("path header: %d addresses" % n)
+        if k == 0 and b[1] > n:
+            raise CodecError("path header: phase %d of %d" % (b[1], n))
+        i += 1
+        for _ in range(n):
+            if i >= len(b):
+                raise CodecError("path header: truncated")
+            _, i = _compact(b, i + 1)
+    return unpackage(b[i:])

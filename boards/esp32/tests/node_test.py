@@ -151,6 +151,31 @@ def run():
         b.radio.q.append((a.radio.macb, junk))
     b.poll()
     check(b.stats["drop_decode"] >= 4, "garbage: counted drops %r" % b.stats["drop_decode"])
+
+    # Lease grants carry compact addresses (l3-route/route/lease.go).
+    g = mpkt.grant_parse(b"\x31\x02\x00\x10\x02\x12\x01\x01\x11\x01\x30")
+    check(g == [(0, 16, b"\x12\x01" + bytes(14)), (1, 17, b"\x30" + bytes(15))], "grant: two compact leases %r" % g)
+    deep = b"\x31\x01\x00\x10\x14" + b"\x11" * 20
+    check(mpkt.grant_parse(deep) == [], "grant: a lease deeper than the wire is left out")
+    for junk in (b"\x31", b"\x31\x01\x00\x10\x02\x12", b"\x31\x01\x00\x10\x02\x12\x00",
+                 b"\x31\x01\x00\x10\x41" + b"\x11" * 65, b"\x31\x01\x01\x10\x01\x12",
+                 b"\x31\x01\x00\x10\x01\x12\x00", b"\x31\x11"):
+        try:
+            mpkt.grant_parse(junk)
+            check(False, "grant: %r refused" % junk)
+        except mpkt.CodecError:
+            check(True, "")
+    # A path header's carried Package (l3-route/route/path.go).
+    inner = mpkt.package(mnode.CAPS_APP, b"carried")
+    ph = b"\x01\x00" + b"\xff" * 8 + b"\x01\x10\x02\x12\x01" + b"\x01\x10\x01\x30"
+    app, h, blob = mpkt.unpath(ph + inner)
+    check(app == mnode.CAPS_APP and blob == b"carried" and h == mpkt.half_sha256(b"carried"), "path: the carried Package")
+    for junk in (ph[:12], ph, b"\x02" + ph[1:] + inner, ph[:10] + b"\x00" + inner, b"\x00\x02" + ph[2:] + inner):
+        try:
+            mpkt.unpath(junk)
+            check(False, "path: %r refused" % junk)
+        except mpkt.CodecError:
+            check(True, "")
     return ok[0], bad
 
 
