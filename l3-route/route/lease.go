@@ -231,7 +231,12 @@ func (r *Router) onLeaseRequest(m node.Message) {
 	if d, ok := parseLeaseDelegation(m.Blob, r.self); ok && d.Verify(m.From) {
 		r.leases.delegs[m.From] = d
 	}
-	addrs := r.grant(leaseHolder{id: m.From, via: m.Via, self: self})
+	// A neighbour that has not proven its key (a keyless board) takes no
+	// routed schema from us (node.Bind.SendRouted): its Packages are
+	// handed on plain, and we confirm them, as for a reference node.
+	p := r.b.PeerAt(m.Via)
+	ref := p == nil || !p.Proven
+	addrs := r.grant(leaseHolder{id: m.From, via: m.Via, self: self, ref: ref})
 	if len(addrs) == 0 {
 		return
 	}
