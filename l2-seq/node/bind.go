@@ -35,6 +35,14 @@ type Layer interface {
 	PeerChanged(p *peer.Peer, up bool)
 }
 
+// RoutedAdmitter is implemented by a Layer that answers for some
+// neighbours that cannot prove a key: the node takes a routed Package from
+// an unproven neighbour only if AdmitRouted says so (l3-route: a keyless
+// leaseholder, sending from the lease its proxy bound to it).
+type RoutedAdmitter interface {
+	AdmitRouted(h RouteHeader, via peer.Endpoint) bool
+}
+
 // ErrAttached: a node carries one layer above it.
 var ErrAttached = errors.New("node: a layer is already attached")
 

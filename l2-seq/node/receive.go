@@ -156,13 +156,17 @@ func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, no
 // Bind.Deliver, or passes it on).
 func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package, bcast bool, now time.Time) error {
 	if p.SchemaOf().Routed() {
-		if !n.proven(key) {
-			// Routed traffic only from a proven neighbour: anything
-			// else could be anyone's.
-			n.stats.Trust.UnprovenRouted++
-			return ErrNoRoute
-		}
 		h := RouteHeader{To: p.To, From: p.From, TreeState: p.TreeState, TTL: p.TTL, Mode: p.Flags.Mode(), Error: p.Flags.Error()}
+		if !n.proven(key) {
+			// Routed traffic only from a proven neighbour, or one the
+			// layer answers for (RoutedAdmitter): anything else could be
+			// anyone's.
+			a, ok := n.layer.(RoutedAdmitter)
+			if !ok || !a.AdmitRouted(h, key) {
+				n.stats.Trust.UnprovenRouted++
+				return ErrNoRoute
+			}
+		}
 		own := *pkg
 		own.Blob = bytes.Clone(pkg.Blob) // it aliased a frame or a reassembly
 		n.layer.HandleRouted(h, &own, key, now)

@@ -246,6 +246,32 @@ func (r *Router) onLeaseRequest(m node.Message) {
 	}
 }
 
+// AdmitRouted (node.RoutedAdmitter): a routed Package from a neighbour
+// that has not proven a key is taken only from a leaseholder of ours that
+// has none to prove (a keyless node_id, as our boards draw them), at the
+// address it asked from, sent from a lease we granted it under our current
+// position: a leaf's way out is its proxy, and its source is the lease
+// bound to it, never another's.
+func (r *Router) AdmitRouted(h node.RouteHeader, via peer.Endpoint) bool {
+	if h.Error {
+		return false
+	}
+	from := addr.Address(h.From).Long()
+	lh := r.leases.holder(h.TreeState, from)
+	if lh == nil || !lh.ref || lh.via != via {
+		return false
+	}
+	if self, ok := r.position(h.TreeState); !ok || !self.Addr.Equal(from) || self.Addr.LeaseID() != 0 {
+		return false
+	}
+	p := r.b.PeerAt(via)
+	if p == nil || p.ID != lh.id {
+		return false
+	}
+	_, err := identity.X25519Public(p.ID)
+	return err != nil
+}
+
 // leaseSelf flags a lease request from a node that registers itself.
 const leaseSelf = 0x01
 
