@@ -5,6 +5,7 @@
 package rack
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +16,18 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 )
+
+// keyless reports a hex node_id that is no Ed25519 point.
+func keyless(h string) bool {
+	var id identity.NodeID
+	if _, err := hex.Decode(id[:], []byte(h)); err != nil {
+		return false
+	}
+	_, err := identity.X25519Public(id)
+	return err != nil
+}
 
 // Rack is a parsed rack file.
 type Rack struct {
@@ -245,6 +257,10 @@ func (r *Rack) check() []string {
 		}
 		if b.NodeID != "" && !isHex(b.NodeID, 64) {
 			bad("%s: node_id: want 64 hex digits", who)
+		} else if b.NodeID != "" && !keyless(b.NodeID) {
+			// Our boards hold no key: a node with end-to-end sealing
+			// speaks in clear only to a node_id no key can be behind.
+			bad("%s: node_id is an Ed25519 point: a board's must be keyless (no point; rig.NodeIDFromMAC derives one)", who)
 		}
 		if b.Baud < 9600 || b.Baud > 3000000 {
 			bad("%s: baud %d: want 9600..3000000", who, b.Baud)

@@ -34,6 +34,11 @@ func TestParseGood(t *testing.T) {
 		r.Suite.BeaconPeriod.Duration != 5*time.Second || r.Suite.TransferSize != 10240 {
 		t.Fatalf("parsed %+v", r)
 	}
+	// A keyless node_id (rig.NodeIDFromMAC of 02:b0:a4:00:00:02) is taken.
+	kl := strings.Replace(good, `mac = "24:0a:c4:00:00:01"`, "mac = \"24:0a:c4:00:00:01\"\nnode_id = \"65681ceb6d49b6e9f1fa574785aca21f71884ea3058ec0d4e5faebfc9e796e95\"", 1)
+	if r, err := Parse([]byte(kl), "/racks", "good.toml"); err != nil || r.Boards[0].NodeID == "" {
+		t.Fatalf("a keyless node_id: %v", err)
+	}
 	if got := r.Path("fw"); got != "/racks/fw" {
 		t.Fatalf("Path = %q", got)
 	}
@@ -54,6 +59,8 @@ func TestParseBad(t *testing.T) {
 		{`[suite]`, "[suite]\nbogus = 1", "unknown keys suite.bogus"},
 		{`beacon_period = "5s"`, `beacon_period = "soon"`, "soon"},
 		{`name = "pi1"`, `name = "b1"`, `name "b1" already used`},
+		// The Ed25519 base point: a node_id a key can be behind.
+		{`mac = "24:0a:c4:00:00:01"`, "mac = \"24:0a:c4:00:00:01\"\nnode_id = \"5866666666666666666666666666666666666666666666666666666666666666\"", "Ed25519 point"},
 	}
 	for _, c := range cases {
 		src := strings.Replace(good, c.from, c.to, 1)
