@@ -151,7 +151,11 @@ func TestMessageToDownNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustPoll(t, 60*time.Second, "the message stored", func(ctx context.Context) bool {
+	// Storing waits for the sender to give up on the target and to know a
+	// store (its announcement rides gossip): seconds alone, but a minute
+	// was seen to be too short on two cores shared with the race-enabled
+	// simulator tests.
+	mustPoll(t, 2*time.Minute, "the message stored", func(ctx context.Context) bool {
 		out, err := c.MsgOutbox(ctx)
 		for _, o := range out {
 			if o.ID == s.ID {
