@@ -2,6 +2,7 @@ package rig
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -79,10 +80,14 @@ func TestNodeMicroPython(t *testing.T) {
 }
 
 // TestFirmwareCPython: the same tests under CPython with the stand-ins
-// (where python3 is installed; CI's image may not have it).
+// (where python3 is installed; .ci/run installs it and sets
+// MYCELIUM_REQUIRE_PYTHON, so there a missing python3 fails the test).
 func TestFirmwareCPython(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
+		if os.Getenv("MYCELIUM_REQUIRE_PYTHON") != "" {
+			t.Fatal("python3 not installed, and MYCELIUM_REQUIRE_PYTHON is set: the firmware's CPython run must not be skipped")
+		}
 		t.Skip("python3 not installed: the firmware's CPython run is skipped (MicroPython runs above)")
 	}
 	fw := firmware(t)
