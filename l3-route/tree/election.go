@@ -293,7 +293,8 @@ func (tr *tree) watch() {
 		// A round of the root's claims did not reach us: on a line or a
 		// ring one lost relay cuts a flood off, and three such rounds
 		// would bury a live root. Ask our parent for the newest it has
-		// (a hop that is acked); what it sends we pass on.
+		// (a hop that is acked); what it sends we pass on. A parent no
+		// fresher asks its own in turn (pull.go).
 		t.sendTo(s.parent, appendQuery(t.buf[:0], tr.k, tr.ts, wantClaim))
 	}
 }
@@ -458,6 +459,7 @@ func (tr *tree) flood(c *cert.Claim) {
 	}
 	tr.flooded = c.Time
 	tr.t.broadcastAfter(floodHold, floodSpread, appendClaim(tr.t.buf[:0], c, hops))
+	tr.servePullers(c)
 }
 
 // A claim is passed on floodHold airtimes after it was first heard, plus up

@@ -255,6 +255,7 @@ func (tr *tree) onQuery(from peer.Endpoint, ts, want uint8) {
 	if want == wantClaim {
 		if tr.haveRoot && !tr.rootDead && ts == tr.ts {
 			tr.t.sendTo(from, appendClaim(tr.t.buf[:0], &tr.latest, tr.distance()))
+			tr.pullFor(from)
 		}
 		return
 	}
