@@ -80,3 +80,48 @@ func (me *tmesh) addrOf(i int, ts uint8) (a addr.Long) {
 	}
 	return a
 }
+
+// A renew request naming the epoch a root has already replaced comes from
+// an orphan the new term has not reached yet: the new term is what it
+// asked for. The root keeps that term (a second renewal would end the
+// term that repaired the tree, and the records stored in it).
+func TestLateRenewKeepsTheTerm(t *testing.T) {
+	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
+	me := newTMesh(t, 6, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 7)
+	me.start()
+	me.runUntilConverged(10 * time.Minute)
+	root := -1
+	for i := range me.nodes {
+		if p, ok := me.trees[i].Current(0); ok && p.Root {
+			root = i
+		}
+	}
+	if root < 0 {
+		t.Fatal("no root of tree 0")
+	}
+	old, _ := me.trees[root].Current(0)
+	period := me.trees[root].Config().ClaimPeriod
+	me.clk.RunFor(period) // a term may be renewed once it is a period old
+	// An orphan asks: the root starts a new term.
+	asker := (root + 3) % 6
+	me.rts[asker].askRenew(0)
+	me.clk.RunFor(period / 2)
+	cur, _ := me.trees[root].Current(0)
+	if cur.Term == old.Term {
+		t.Fatal("a renew request of the current epoch started no new term")
+	}
+	// Every node enters the new epoch and keeps the old one as its
+	// previous; a late orphan's request for the old epoch arrives then.
+	me.clk.RunFor(2 * period)
+	if _, ok := me.trees[asker].ByState(old.TreeState); !ok {
+		t.Fatalf("node %d no longer holds epoch %d", asker, old.TreeState)
+	}
+	me.rts[asker].sendControl(old.TreeState, addr.Long{}, false, []byte{msgRenew, 0, old.TreeState})
+	for _, ep := range me.trees[asker].Neighbors(0, cur.TreeState) {
+		me.nodes[asker].Send(ep.ID, ControlApp, []byte{msgRenewVia, 0, old.TreeState}, nil)
+	}
+	me.clk.RunFor(3 * period)
+	if now, _ := me.trees[root].Current(0); now.Term != cur.Term {
+		t.Errorf("a request for the epoch before started term %d after %d", now.Term, cur.Term)
+	}
+}

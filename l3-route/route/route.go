@@ -595,7 +595,7 @@ func (r *Router) onRenewVia(b []byte) {
 		return
 	}
 	if p.Root {
-		r.t.Renew(k)
+		r.renew(k, ts)
 		return
 	}
 	if r.renewed == nil {
@@ -606,6 +606,22 @@ func (r *Router) onRenewVia(b []byte) {
 	}
 	r.renewed[ts] = true
 	r.sendControl(ts, addr.Long{}, false, []byte{msgRenew, byte(k), ts})
+}
+
+// renew answers a request for an early term of tree k from an orphan of
+// epoch ts: only the root of that epoch can, and only while it is the
+// current one. A request for the epoch before came from an orphan the
+// new term has not reached yet (the orphans of one failure notice it
+// over a period or two, each in its own time): that term is what it asked
+// for. Renewing again would end the term that repaired the tree, and with
+// it the epoch in which the mesh's records were just stored again —
+// after a tenth of a mesh's nodes died, terms followed each other every
+// claim period, and senders found their destinations' records naming
+// epochs the relays had left.
+func (r *Router) renew(k int, ts uint8) {
+	if p, ok := r.t.Current(k); ok && p.Root && p.TreeState == ts {
+		r.t.Renew(k)
+	}
 }
 
 // suspect notes that a hop to ep failed for want of answers.
@@ -667,11 +683,8 @@ func (r *Router) control(rp *routed, b []byte) {
 			r.failed(hash, &node.RemoteError{Err: node.ErrorForCode(b[1]), From: rep.String()})
 		}
 	case msgRenew:
-		// Only the root of that epoch can; anyone else ignores it.
 		if len(b) == 3 {
-			if p, ok := r.t.ByState(b[2]); ok && p.Root && int(p.Tree) == int(b[1]) {
-				r.t.Renew(int(b[1]))
-			}
+			r.renew(int(b[1]), b[2])
 		}
 	case msgRegister:
 		r.onRegister(rp, b[1:])
