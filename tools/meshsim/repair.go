@@ -90,10 +90,21 @@ func (m *routeMesh) repair(rng *rand.Rand, event string, victims []int) *RepairS
 			mark(now, &rs.NamesS, &rs.NamesPeriods)
 		}
 	}
+	// Watched every half second of mesh time until both are whole (or
+	// the wait ends), through the batch after and its results too: a
+	// repair that ends while the batch runs is timed when it ends.
+	deadline := start.Add(m.cfg.MaxConverge)
+	var poll func()
+	poll = func() {
+		watch()
+		if (rs.TreesS == nil || rs.NamesS == nil) && m.clk.Now().Before(deadline) {
+			m.clk.AfterFunc(500*time.Millisecond, poll)
+		}
+	}
+	m.clk.AfterFunc(500*time.Millisecond, poll)
 	m.begin("repairing after the "+event, int(afterAt.Sub(start)/time.Second))
 	for m.clk.Now().Before(afterAt) {
 		m.clk.RunUntil(minTime(m.clk.Now().Add(500*time.Millisecond), afterAt))
-		watch()
 		m.tick(int(m.clk.Now().Sub(start) / time.Second))
 	}
 	rs.After = m.probeBatch(rng, min(m.cfg.Pairs, 300), m.probeGap(), m.probeWait(), " after the "+event)
@@ -109,10 +120,8 @@ func (m *routeMesh) repair(rng *rand.Rand, event string, victims []int) *RepairS
 	})
 	rs.During = m.measure(during)
 	// The repair's end, if it had not come yet.
-	deadline := start.Add(m.cfg.MaxConverge)
 	for (rs.TreesS == nil || rs.NamesS == nil) && m.clk.Now().Before(deadline) {
 		m.clk.RunUntil(minTime(m.clk.Now().Add(500*time.Millisecond), deadline))
-		watch()
 	}
 	return rs
 }
