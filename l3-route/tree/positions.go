@@ -60,6 +60,16 @@ func (tr *tree) onPosition(from peer.Endpoint, m *message) {
 		return // an epoch we are not in: queryMissing asks again once we are
 	}
 	a, err := t.v.VerifyCert(term, ed25519.PublicKey(m.parent[:]), &m.cert)
+	if err != nil && tr.placedIn(from, ts) {
+		// A place under this tree_state that does not hang on what we
+		// know of this epoch, from a neighbour whose place in it we knew
+		// (and so its parent's: a place never changes within an epoch):
+		// another term took the tree_state byte, and the neighbour is in
+		// that one now. The place we knew it by is gone; routing on it
+		// could go the wrong way (a Package would arrive in another
+		// term's coordinates).
+		tr.dropNeighborIn(from, ts)
+	}
 	if errors.Is(err, cert.ErrUnknownParent) {
 		// We do not know its parent's place yet; we may soon (the parent is
 		// often our neighbour too). Keep it; if it is still unknown later,
