@@ -34,6 +34,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/replay"
 	"io"
 	"time"
 
@@ -182,7 +183,7 @@ type session struct {
 	hs            *noise.HandshakeState // ours, waiting for the response
 	send, recv    noise.Cipher
 	ctr           uint64
-	win           window
+	win           replay.Window
 	confirmed     bool // we may seal with it (a responder: once the initiator used it)
 	born          time.Time
 	queue         []queued
@@ -460,7 +461,7 @@ func (l *Layer) onData(m node.Message) error {
 		return node.ErrUnauthenticated
 	}
 	ctr := binary.BigEndian.Uint64(b[5:13])
-	if !s.win.fresh(ctr) {
+	if !s.win.Fresh(ctr) {
 		l.stats.Replayed++
 		return node.ErrReplayed
 	}
@@ -469,7 +470,7 @@ func (l *Layer) onData(m node.Message) error {
 		l.stats.Unauthenticated++
 		return node.ErrUnauthenticated
 	}
-	s.win.mark(ctr)
+	s.win.Mark(ctr)
 	if !s.initiator && !s.confirmed {
 		// The initiator holds the keys: we may seal with them too.
 		s.confirmed = true

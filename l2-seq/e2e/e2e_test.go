@@ -203,32 +203,6 @@ func TestRekey(t *testing.T) {
 	}
 }
 
-func TestWindow(t *testing.T) {
-	var w window
-	seen := map[uint64]bool{}
-	var hi uint64
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 200000 {
-		c := hi + uint64(rng.IntN(64))
-		if rng.IntN(3) == 0 && hi > 2000 {
-			c = hi - uint64(rng.IntN(2000))
-		}
-		want := !seen[c] && (c+windowSize-64 >= hi || c >= hi)
-		got := w.fresh(c)
-		if got && seen[c] {
-			t.Fatalf("counter %d accepted twice", c)
-		}
-		if want && !got {
-			t.Fatalf("counter %d (hi %d) refused", c, hi)
-		}
-		if got {
-			w.mark(c)
-			seen[c] = true
-			hi = max(hi, c+1)
-		}
-	}
-}
-
 func FuzzHandle(f *testing.F) {
 	f.Add([]byte{typeInit})
 	f.Add(append([]byte{typeData, 0, 0, 0, 1}, make([]byte, 40)...))
