@@ -34,7 +34,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/mycelium-mesh/mycelium/l2-seq/internal/replay"
 	"io"
 	"time"
 
@@ -43,6 +42,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/replay"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
