@@ -24,6 +24,19 @@
 // changed on the way with node.ErrUnauthenticated; both errors go back to
 // the sender (node.RegisterChecked), which never sees garbage delivered.
 //
+// The error report of the layer below names a refused Package by its hash,
+// and a relay that changed a sealed Package wrote a hash of its own there,
+// which the sender does not know. So the receiver also says so inside the
+// session, in a notice sealed as data is (its own type, so that a refused
+// notice is never answered with a notice):
+//
+//	0x04 ‖ receiver's session index (4) ‖ counter (8) ‖ ChaCha20-Poly1305(0x01 ‖ refused counter (8) ‖ error code (1)) ‖ tag (16)
+//
+// 39 bytes, naming the refused message by the session and counter its
+// header carried. The sender ends that send with the error; no relay can
+// forge the notice (it is sealed) — only drop it, and then the sender ends
+// as the layer below decides.
+//
 // Broadcasts are not sealed (a broadcast has no one destination to agree
 // keys with), and reference boards cannot take part: a daemon sends to
 // them in clear, never falling back to clear for one of our nodes.
@@ -42,12 +55,19 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
+	"github.com/mycelium-mesh/mycelium/l2-seq/internal/replay"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
 
 // AppID is the end-to-end application: ("Mycelium", "e2e", 1).
 var AppID = packet.NewAppID("Mycelium", "e2e", 1)
+
+// Notices (the first byte of a notice's plaintext).
+const (
+	ctrlRefused     = 0x01 // ‖ counter (8) ‖ code (1): a message of yours I refused
+	ctrlRefusedSize = 1 + 8 + 1
+)
 
 // ErrMalformed reports a message that does not parse.
 var ErrMalformed = errors.New("e2e: malformed message")
@@ -98,6 +118,8 @@ type Stats struct {
 	Unauthenticated         uint64 // data or handshakes that did not authenticate
 	Replayed                uint64 // data counters, or handshake clocks, seen before
 	HandshakeFailed         uint64 // sends failed for want of a session
+	RefusedSent             uint64 // notices sent that a peer's message was refused
+	RefusedHeard            uint64 // sends ended by a peer's notice
 }
 
 // Layer is one node's end-to-end sessions. Its methods run on the node's
@@ -113,6 +135,7 @@ type Layer struct {
 	lastTS  map[identity.NodeID]int64    // each initiator's last handshake clock
 	stats   Stats
 	inits   bucket.Bucket // handshakes we may still answer
+	notices bucket.Bucket // refusal notices we may still send
 }
 
 var suite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
@@ -123,8 +146,10 @@ var prologue = []byte("mycelium e2e v1")
 const (
 	maxQueue       = 32 // sends waiting for a handshake, per destination
 	handshakeTries = 3
-	initBurst      = 64                    // handshakes answered at once...
-	initRefill     = 10 * time.Millisecond // ...and then 100 a second
+	initBurst      = 64                     // handshakes answered at once...
+	initRefill     = 10 * time.Millisecond  // ...and then 100 a second
+	noticeBurst    = 16                     // refusal notices sent at once...
+	noticeRefill   = 100 * time.Millisecond // ...and then 10 a second
 	rejectGrace    = time.Minute
 )
 
@@ -146,7 +171,8 @@ func New(cfg Config) (*Layer, error) {
 		cfg: cfg, self: cfg.Identity.ID(), entropy: cfg.Entropy,
 		byIdx: map[uint32]*session{}, cur: map[identity.NodeID]*session{},
 		pending: map[identity.NodeID]*session{}, lastTS: map[identity.NodeID]int64{},
-		inits: bucket.Bucket{Burst: initBurst, Every: initRefill},
+		inits:   bucket.Bucket{Burst: initBurst, Every: initRefill},
+		notices: bucket.Bucket{Burst: noticeBurst, Every: noticeRefill},
 	}
 	if l.entropy == nil {
 		l.entropy = rand.Reader
@@ -182,12 +208,15 @@ type session struct {
 	hs            *noise.HandshakeState // ours, waiting for the response
 	send, recv    noise.Cipher
 	ctr           uint64
-	win           window
+	win           replay.Window
 	confirmed     bool // we may seal with it (a responder: once the initiator used it)
 	born          time.Time
 	queue         []queued
 	tries         int
 	tmr           clock.Timer
+	// waiting are our sends sealed in it, by counter, until the layer
+	// below completes them (or the peer's notice does).
+	waiting map[uint64]*node.Result
 }
 
 type queued struct {
@@ -228,18 +257,67 @@ func (l *Layer) Send(to identity.NodeID, app packet.AppID, blob []byte) *node.Re
 }
 
 func (l *Layer) seal(s *session, app packet.AppID, blob []byte) *node.Result {
-	ctr := s.ctr
-	s.ctr++
-	out := make([]byte, dataHeader, dataHeader+packet.AppIDSize+len(blob)+tagSize)
-	out[0] = typeData
-	binary.BigEndian.PutUint32(out[1:], s.remote)
-	binary.BigEndian.PutUint64(out[5:], ctr)
 	pt := make([]byte, 0, packet.AppIDSize+len(blob))
 	pt = append(append(pt, app[:]...), blob...)
+	ctr, tr := l.sealAs(s, typeData, pt)
+	res := node.NewResult()
+	if s.waiting == nil {
+		s.waiting = map[uint64]*node.Result{}
+	}
+	s.waiting[ctr] = res
+	tr.OnDone(func(err error) {
+		if s.waiting[ctr] == res {
+			delete(s.waiting, ctr)
+		}
+		res.Complete(err)
+	})
+	return res
+}
+
+// sealAs seals plaintext pt in s as a message of type typ and sends it.
+func (l *Layer) sealAs(s *session, typ byte, pt []byte) (uint64, *node.Result) {
+	ctr := s.ctr
+	s.ctr++
+	out := make([]byte, dataHeader, dataHeader+len(pt)+tagSize)
+	out[0] = typ
+	binary.BigEndian.PutUint32(out[1:], s.remote)
+	binary.BigEndian.PutUint64(out[5:], ctr)
 	out = s.send.Encrypt(out, ctr, out[:dataHeader], pt)
-	l.stats.Sealed++
-	l.stats.SealedBytes += uint64(len(out))
-	return l.cfg.Transport.Send(s.peer, AppID, out)
+	if typ == typeData {
+		l.stats.Sealed++
+		l.stats.SealedBytes += uint64(len(out))
+	}
+	return ctr, l.cfg.Transport.Send(s.peer, AppID, out)
+}
+
+// refused tells the peer of s, inside s, that its message ctr was refused
+// with err (see the package comment).
+func (l *Layer) refused(s *session, ctr uint64, err error) {
+	if s.send == nil || !l.notices.Take(l.cfg.Clock.Now()) {
+		return
+	}
+	b := make([]byte, 0, ctrlRefusedSize)
+	b = append(b, ctrlRefused)
+	b = binary.BigEndian.AppendUint64(b, ctr)
+	b = append(b, node.CodeOf(err))
+	l.stats.RefusedSent++
+	l.sealAs(s, typeNotice, b)
+}
+
+// onNotice handles a notice from the peer of s.
+func (l *Layer) onNotice(s *session, b []byte) {
+	if len(b) != ctrlRefusedSize || b[0] != ctrlRefused {
+		l.stats.Malformed++
+		return
+	}
+	ctr := binary.BigEndian.Uint64(b[1:9])
+	res := s.waiting[ctr]
+	if res == nil {
+		return // done already, or not ours
+	}
+	delete(s.waiting, ctr)
+	l.stats.RefusedHeard++
+	res.Complete(&node.RemoteError{Err: node.ErrorForCode(b[9]), From: s.peer.Short()})
 }
 
 // newIndex draws a session index not in use.
@@ -460,16 +538,23 @@ func (l *Layer) onData(m node.Message) error {
 		return node.ErrUnauthenticated
 	}
 	ctr := binary.BigEndian.Uint64(b[5:13])
-	if !s.win.fresh(ctr) {
+	if !s.win.Fresh(ctr) {
 		l.stats.Replayed++
 		return node.ErrReplayed
 	}
 	pt, err := s.recv.Decrypt(nil, ctr, b[:dataHeader], b[dataHeader:])
-	if err != nil || len(pt) < packet.AppIDSize {
+	if err != nil || b[0] == typeData && len(pt) < packet.AppIDSize {
 		l.stats.Unauthenticated++
+		if b[0] == typeData {
+			l.refused(s, ctr, node.ErrUnauthenticated)
+		}
 		return node.ErrUnauthenticated
 	}
-	s.win.mark(ctr)
+	s.win.Mark(ctr)
+	if b[0] == typeNotice {
+		l.onNotice(s, pt)
+		return nil
+	}
 	if !s.initiator && !s.confirmed {
 		// The initiator holds the keys: we may seal with them too.
 		s.confirmed = true

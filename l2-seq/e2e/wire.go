@@ -9,9 +9,10 @@ import (
 
 // Message types (the first byte of the e2e application's blob).
 const (
-	typeInit = 0x01 // initiator → responder: Noise IK message 1
-	typeResp = 0x02 // responder → initiator: Noise IK message 2
-	typeData = 0x03 // a sealed Package
+	typeInit   = 0x01 // initiator → responder: Noise IK message 1
+	typeResp   = 0x02 // responder → initiator: Noise IK message 2
+	typeData   = 0x03 // a sealed Package
+	typeNotice = 0x04 // a sealed notice of the layer's own (a refused message)
 )
 
 // Sizes on the wire [ours].
@@ -33,6 +34,8 @@ const (
 	// AEAD tag (the inner app_id travels sealed, in place of the outer
 	// Package's, which names this application).
 	Overhead = dataHeader + tagSize
+	// NoticeSize is a sealed notice's size.
+	NoticeSize = dataHeader + ctrlRefusedSize + tagSize
 )
 
 func malformed(format string, a ...any) error {
@@ -56,6 +59,10 @@ func decodeHeader(b []byte) (byte, error) {
 	case typeData:
 		if len(b) < dataHeader+tagSize+16 { // at least the sealed app_id
 			return 0, malformed("data of %d bytes", len(b))
+		}
+	case typeNotice:
+		if len(b) != NoticeSize {
+			return 0, malformed("notice of %d bytes", len(b))
 		}
 	default:
 		return 0, malformed("type %#x", b[0])

@@ -197,6 +197,7 @@ func (d *daemon) handleStats(w http.ResponseWriter, r *http.Request) {
 				"sealed": es.Sealed, "opened": es.Opened, "sealed_bytes": es.SealedBytes, "handshakes": es.Handshakes,
 				"inits_sent": es.InitsSent, "inits_limited": es.InitsLimited, "malformed": es.Malformed,
 				"unauthenticated": es.Unauthenticated, "replayed": es.Replayed, "handshake_failed": es.HandshakeFailed,
+				"refused_sent": es.RefusedSent, "refused_heard": es.RefusedHeard,
 			}
 		}
 	})
