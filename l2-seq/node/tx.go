@@ -38,6 +38,9 @@ type txLink struct {
 	ctrl     []outFrame
 	lastCtrl link.Addr
 	bcast    []outFrame
+	// lastBcast is when we last broadcast on this link (a beacon, a
+	// layer's message): every neighbour heard us then.
+	lastBcast time.Time
 	active   []*endpoint
 	rr       int
 
