@@ -37,6 +37,48 @@ const (
 	msgNameHello    = 0x18 // (one hop) ‖ name record: my name, neighbour
 )
 
+// ControlName names a control message by its type byte (for captures and
+// measurements; "unknown" for a type we do not send).
+func ControlName(t byte) string {
+	switch t {
+	case msgReceipt:
+		return "receipt"
+	case msgError:
+		return "error"
+	case msgRegister:
+		return "register"
+	case msgLookup:
+		return "lookup"
+	case msgRegistered:
+		return "registered"
+	case msgLookupReply:
+		return "lookup reply"
+	case msgTrace:
+		return "trace"
+	case msgTraceReport:
+		return "trace report"
+	case msgLeaseReq:
+		return "lease request"
+	case msgRenew:
+		return "renew"
+	case msgRenewVia:
+		return "renew via"
+	case msgLeaseGrant:
+		return "lease grant"
+	case msgNameRegister:
+		return "name register"
+	case msgNameStored:
+		return "name stored"
+	case msgNameLookup:
+		return "name lookup"
+	case msgNameReply:
+		return "name reply"
+	case msgNameHello:
+		return "name hello"
+	}
+	return "unknown"
+}
+
 // ErrControl reports a control message that does not parse.
 var ErrControl = errors.New("route: malformed control message")
 
