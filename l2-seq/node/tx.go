@@ -41,8 +41,8 @@ type txLink struct {
 	// lastBcast is when we last broadcast on this link (a beacon, a
 	// layer's message): every neighbour heard us then.
 	lastBcast time.Time
-	active   []*endpoint
-	rr       int
+	active    []*endpoint
+	rr        int
 
 	paceTmr clock.Timer
 	paceAt  time.Time
