@@ -35,6 +35,7 @@ const (
 	msgNameLookup   = 0x16 // ‖ nonce(4) ‖ name: whose is this name?
 	msgNameReply    = 0x17 // ‖ nonce(4) ‖ found(1) ‖ name record
 	msgNameHello    = 0x18 // (one hop) ‖ name record: my name, neighbour
+	// msgHood (hood.go) = 0x19: (one hop, broadcast) ‖ tree_state ‖ n ‖ n × (tag ‖ compact address): where my neighbours are
 )
 
 // ControlName names a control message by its type byte (for captures and
@@ -75,6 +76,8 @@ func ControlName(t byte) string {
 		return "name reply"
 	case msgNameHello:
 		return "name hello"
+	case msgHood:
+		return "neighbourhood"
 	}
 	return "unknown"
 }
@@ -114,6 +117,8 @@ func checkControl(b []byte) error {
 		ok = n >= nameRecordMin && n <= nameRecordMin-1+MaxName
 	case msgNameStored:
 		ok = n == 41
+	case msgHood:
+		ok = n >= hoodMin-1
 	case msgNameLookup:
 		ok = n >= 5 && n <= 4+MaxName
 	case msgNameReply:
