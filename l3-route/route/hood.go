@@ -41,7 +41,8 @@ import (
 // seed 1: mean stretch 1.050 → 1.034, p95 1.22 → 1.18.
 //
 // A list is sent when it changes (checked every half claim period) and
-// every four claim periods anyway (a broadcast may be lost),
+// every four claim periods anyway, or an eighth of an epoch if that is
+// longer (a broadcast may be lost),
 // at most one frame: the shallowest neighbours first.
 
 const (
@@ -52,9 +53,16 @@ const (
 	// hoodMin is the smallest message: type, tree_state, count.
 	hoodMin = 3
 	// hoodRefresh: every list is sent again, changed or not, every
-	// hoodRefresh checks (four claim periods).
-	hoodRefresh = 8
+	// hoodRefresh claim periods, or an eighth of an epoch if that is
+	// longer (on LoRa, where a term lasts a week: a day).
+	hoodRefresh = 4
 )
+
+// hoodRefresh is how many checks pass between two sends of an unchanged
+// list (two checks a claim period).
+func (r *Router) hoodRefresh() int {
+	return 2 * max(hoodRefresh, r.t.Config().EpochPeriods/8)
+}
 
 // hoodEntry is one neighbour's address in a neighbour's list.
 type hoodEntry struct {
@@ -178,7 +186,7 @@ func (r *Router) hoodTick() {
 		return
 	}
 	r.hood.ticks++
-	if r.hood.ticks%hoodRefresh == 0 {
+	if r.hood.ticks%r.hoodRefresh() == 0 {
 		// A broadcast has no ack: one lost (a collision) would leave a
 		// neighbour without our list until it changes.
 		r.hood.sent = [tree.MaxTrees][]byte{}
