@@ -41,7 +41,7 @@ import (
 // seed 1: mean stretch 1.050 → 1.034, p95 1.22 → 1.18.
 //
 // A list is sent when it changes (checked every half claim period) and
-// every four claim periods anyway, or an eighth of an epoch if that is
+// every four claim periods anyway, or a twelfth of an epoch if that is
 // longer (a broadcast may be lost),
 // at most one frame: the shallowest neighbours first.
 
@@ -53,15 +53,15 @@ const (
 	// hoodMin is the smallest message: type, tree_state, count.
 	hoodMin = 3
 	// hoodRefresh: every list is sent again, changed or not, every
-	// hoodRefresh claim periods, or an eighth of an epoch if that is
-	// longer (on LoRa, where a term lasts a week: a day).
+	// hoodRefresh claim periods, or a twelfth of an epoch if that is
+	// longer (on LoRa, where a term lasts a week: 14 hours).
 	hoodRefresh = 4
 )
 
 // hoodRefresh is how many checks pass between two sends of an unchanged
 // list (two checks a claim period).
 func (r *Router) hoodRefresh() int {
-	return 2 * max(hoodRefresh, r.t.Config().EpochPeriods/8)
+	return 2 * max(hoodRefresh, r.t.Config().EpochPeriods/12)
 }
 
 // hoodEntry is one neighbour's address in a neighbour's list.
