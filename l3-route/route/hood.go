@@ -37,8 +37,7 @@ import (
 // the trees are whole, and the bound still falls at every hop. A list
 // older than the truth (a neighbour moved) can make a neighbour look
 // nearer than it is: the bound still falls (ErrStaleView, not a loop).
-// Routing by 2,000 pairs on the simulator's converged trees, 1,000 nodes,
-// seed 1: mean stretch 1.050 → 1.034, p95 1.22 → 1.18.
+// (`mycelium sim route`, 1,000 random nodes: README, "Stretch".)
 //
 // A list is sent when it changes (checked every half claim period) and
 // every four claim periods anyway, or a twelfth of an epoch if that is
