@@ -226,8 +226,15 @@ func (n *Node) receiveGoodbye(from peer.Endpoint, id identity.NodeID, tail []byt
 // frame of ours keeps us in its table; on a crowded LoRa channel
 // answering every beacon of every neighbour would take more air than the
 // beacons themselves [ours; the reference answers every beacon at once].
+// Nor does it answer one we know when it broadcast within the last beacon
+// period on that link: every frame of ours refreshes us in our neighbours'
+// tables, and its beacon's sender heard that one (on LoRa the responses
+// had cost as much air as the beacons).
 func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
 	if !isNew && !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < 8*n.cfg.BeaconPeriod {
+		return
+	}
+	if !isNew && !ep.tl.lastBcast.IsZero() && now.Sub(ep.tl.lastBcast) < n.cfg.BeaconPeriod {
 		return
 	}
 	ep.lastResp = now

@@ -452,6 +452,7 @@ func (n *Node) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Resul
 			}
 			t.queueBcast(outFrame{dst: link.Broadcast, data: b, sent: done})
 		}
+		t.lastBcast = n.clk.Now()
 	}
 	return res
 }

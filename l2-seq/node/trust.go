@@ -16,6 +16,7 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/internal/bucket"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
@@ -43,11 +44,15 @@ type proofState struct {
 	// and when it was last sent (retries are spaced).
 	nonce              proof.Nonce
 	drawn, lastChallng time.Time
+	tries              int // challenges sent with this nonce
 }
 
 // Proof timing.
 const (
 	nonceLife = 30 * time.Second
+	// challengeTries bounds the challenges sent with one nonce, the first
+	// and its retries: beyond them, the neighbour's next beacon asks.
+	challengeTries = 3
 	// proofBurst and proofRefill bound the signatures a flood of
 	// challenges can cost us: a bucket of proofBurst, one more every
 	// proofRefill (100 a second).
@@ -109,11 +114,44 @@ func (n *Node) challenge(ep *endpoint, now time.Time) {
 	if pf.drawn.IsZero() || now.Sub(pf.drawn) > nonceLife {
 		n.readEntropy(pf.nonce[:])
 		pf.drawn = now
+		pf.tries = 0
 	}
 	pf.lastChallng = now
+	pf.tries++
+	if pf.tries < challengeTries {
+		// Lost on the air (a challenge, or the proof back), it would wait
+		// for the neighbour's next beacon: an hour on LoRa. Asked again a
+		// few round trips on, while the nonce lives.
+		retry := ep.challengeRetry()
+		n.clk.AfterFunc(retry+time.Duration(n.rng.Int64N(int64(retry))), func() {
+			if n.closed || n.eps[ep.key] != ep || n.proven(ep.key) || n.peers.ByEndpoint(ep.key) == nil {
+				return
+			}
+			n.challenge(ep, n.clk.Now())
+		})
+	}
 	n.stats.Trust.ChallengesSent++
-	n.sendPlain(ep, proof.AppID, proof.AppendChallenge(nil, pf.nonce))
+	b := proof.AppendChallenge(nil, pf.nonce)
+	// Every neighbour that heard a beacon challenges its sender: sent at
+	// once, their challenges (and the sender's answer to the beacon) meet
+	// on its air. On LoRa, which does not listen before it talks, they
+	// all collided and a mesh of 100 never proved its neighbours (nor
+	// formed a tree) in 12 hours. Each waits a random share of a few
+	// airtimes instead, as beacon responses do.
+	window := 8 * link.Airtime(ep.tl.l, challengeSize)
+	if window <= 0 {
+		n.sendPlain(ep, proof.AppID, b)
+		return
+	}
+	n.clk.AfterFunc(time.Duration(n.rng.Int64N(int64(window))), func() {
+		n.sendPlain(ep, proof.AppID, b)
+	})
 }
+
+// challengeSize is about a challenge frame's size on the air (the packet
+// and Package headers around the nonce): what its spreading window is
+// counted in.
+const challengeSize = 80
 
 // receiveProof is the neighbour-proof application.
 func (n *Node) receiveProof(m Message) {

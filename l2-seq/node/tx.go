@@ -38,8 +38,11 @@ type txLink struct {
 	ctrl     []outFrame
 	lastCtrl link.Addr
 	bcast    []outFrame
-	active   []*endpoint
-	rr       int
+	// lastBcast is when we last broadcast on this link (a beacon, a
+	// layer's message): every neighbour heard us then.
+	lastBcast time.Time
+	active    []*endpoint
+	rr        int
 
 	paceTmr clock.Timer
 	paceAt  time.Time

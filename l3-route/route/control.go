@@ -35,7 +35,52 @@ const (
 	msgNameLookup   = 0x16 // ‖ nonce(4) ‖ name: whose is this name?
 	msgNameReply    = 0x17 // ‖ nonce(4) ‖ found(1) ‖ name record
 	msgNameHello    = 0x18 // (one hop) ‖ name record: my name, neighbour
+	// msgHood (hood.go) = 0x19: (one hop, broadcast) ‖ tree_state ‖ n ‖ n × (tag ‖ compact address): where my neighbours are
 )
+
+// ControlName names a control message by its type byte (for captures and
+// measurements; "unknown" for a type we do not send).
+func ControlName(t byte) string {
+	switch t {
+	case msgReceipt:
+		return "receipt"
+	case msgError:
+		return "error"
+	case msgRegister:
+		return "register"
+	case msgLookup:
+		return "lookup"
+	case msgRegistered:
+		return "registered"
+	case msgLookupReply:
+		return "lookup reply"
+	case msgTrace:
+		return "trace"
+	case msgTraceReport:
+		return "trace report"
+	case msgLeaseReq:
+		return "lease request"
+	case msgRenew:
+		return "renew"
+	case msgRenewVia:
+		return "renew via"
+	case msgLeaseGrant:
+		return "lease grant"
+	case msgNameRegister:
+		return "name register"
+	case msgNameStored:
+		return "name stored"
+	case msgNameLookup:
+		return "name lookup"
+	case msgNameReply:
+		return "name reply"
+	case msgNameHello:
+		return "name hello"
+	case msgHood:
+		return "neighbourhood"
+	}
+	return "unknown"
+}
 
 // ErrControl reports a control message that does not parse.
 var ErrControl = errors.New("route: malformed control message")
@@ -72,6 +117,8 @@ func checkControl(b []byte) error {
 		ok = n >= nameRecordMin && n <= nameRecordMin-1+MaxName
 	case msgNameStored:
 		ok = n == 41
+	case msgHood:
+		ok = n >= hoodMin-1
 	case msgNameLookup:
 		ok = n >= 5 && n <= 4+MaxName
 	case msgNameReply:

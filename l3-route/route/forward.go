@@ -412,7 +412,11 @@ func (r *Router) selfPot(ph *pathHeader, phase uint8, m addr.Metric) (uint64, bo
 		k := m.RouteKey(p.Addr, d.Addr)
 		least, sum, any = min(least, k), sum+capKey(k), true
 	}
-	return potential(0, least, sum), any
+	if !any {
+		return 0, false
+	}
+	// Or one hop beyond a neighbour of ours (hood.go).
+	return min(potential(0, least, sum), r.ownHoodPot(ph, m)), true
 }
 
 // Potential is this node's potential for a Package toward dst (a node's
@@ -466,7 +470,9 @@ func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64,
 		if phase > 0 {
 			p = potential(phase, c.least, 0)
 		} else {
+			// Its own, or one hop beyond a neighbour of its (hood.go).
 			p = potential(0, c.least, c.sum+keyCap*uint32(len(ph.dst)-c.seen))
+			p = min(p, r.hoodPot(c.nb.Via, ph, m))
 		}
 		if p >= q {
 			continue

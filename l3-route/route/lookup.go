@@ -82,7 +82,15 @@ const (
 // adds addresses (a tree formed) leaves the registered record good, so it
 // waits RegisterMax: only a record with a stale address is urgent. These
 // are the defaults of Config's fields.
+//
+// A record still good (a new term moved its homes, the addresses in it
+// route one epoch more, and lookups ask the previous epoch's homes too)
+// is spread over goodSpread airtimes of a full frame instead: a whole
+// mesh re-registers at each new term, and on LoRa six minutes of that
+// kept collisions, and the sequences sent again, at every relay round
+// the root (about an hour at SF9; on ESP-NOW less than RegisterSpread).
 const (
+	goodSpread     = 4000
 	registerQuiet  = 10 * time.Second
 	registerMax    = time.Minute
 	registerSpread = 20 * time.Second
@@ -115,6 +123,7 @@ func (r *Router) scheduleRegister() {
 		quiet, spread = quiet/2, spread/2
 	case r.recordGood():
 		quiet = r.cfg.RegisterMax
+		spread = r.paced(spread, goodSpread)
 	}
 	spread = r.paced(spread, 300)
 	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))

@@ -3,6 +3,7 @@ package route
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -36,36 +37,56 @@ func rankedIDs(n int, seed uint64) []identity.Identity {
 	return ids
 }
 
-// greedy is the path PROTOCOL 6.3 prescribes, computed from the graph and
-// the nodes' addresses alone: from each node, the neighbour (never the one
-// the Package came from) whose address is strictly closer to the
-// destination's by the metric, the closest, ties to the lowest node_id.
-// It returns the path and whether it reaches dst.
-func greedy(adj [][]int, pos []addr.Long, ids []identity.NodeID, m addr.Metric, src, dst int) ([]int, bool) {
+// greedyHood is the path a path header takes on one tree (path.go,
+// hood.go), computed from the graph and the nodes' addresses alone: a
+// node's potential is the least of (its distance, its distance) and, for
+// each neighbour w, (w's distance + 1, w's distance); from each node the
+// neighbour of least potential below both the node's and the bound it
+// came with (which that neighbour's potential becomes), ties to the
+// lowest node_id.
+func greedyHood(adj [][]int, pos []addr.Long, ids []identity.NodeID, m addr.Metric, src, dst int) ([]int, bool) {
 	to := pos[dst]
+	type pot struct{ least, sum uint32 }
+	less := func(a, b pot) bool { return a.least < b.least || a.least == b.least && a.sum < b.sum }
+	potOf := func(v int) pot {
+		k := m.RouteKey(pos[v], to)
+		p := pot{k, k}
+		for _, w := range adj[v] {
+			kw := m.RouteKey(pos[w], to)
+			if via := (pot{kw + 1, kw}); less(via, p) {
+				p = via
+			}
+		}
+		return p
+	}
 	path := []int{src}
-	prev := -1
+	bound := pot{math.MaxUint32, math.MaxUint32}
 	for cur := src; ; {
 		if pos[cur].Equal(to) {
 			return path, cur == dst
 		}
 		if len(path) > len(pos) {
-			return path, false // cannot happen with strict progress
+			return path, false // cannot happen: the bound falls at every hop
 		}
-		best, bestKey := -1, m.RouteKey(pos[cur], to)
+		q := potOf(cur)
+		if less(bound, q) {
+			q = bound
+		}
+		best := -1
+		var bestPot pot
 		for _, j := range adj[cur] {
-			if j == prev {
+			p := potOf(j)
+			if !less(p, q) {
 				continue
 			}
-			k := m.RouteKey(pos[j], to)
-			if k < bestKey || (k == bestKey && best >= 0 && bytes.Compare(ids[j][:], ids[best][:]) < 0) {
-				best, bestKey = j, k
+			if best < 0 || less(p, bestPot) || p == bestPot && bytes.Compare(ids[j][:], ids[best][:]) < 0 {
+				best, bestPot = j, p
 			}
 		}
 		if best < 0 {
 			return path, false
 		}
-		prev, cur = cur, best
+		cur, bound = best, bestPot
 		path = append(path, cur)
 	}
 }
@@ -109,6 +130,19 @@ func TestGreedyPathsBothMetrics(t *testing.T) {
 	me.start()
 	took := me.mustConverge(10 * time.Minute)
 	t.Logf("converged in %v", took)
+	// Every node tells its neighbours where its own are (hood.go) within
+	// a claim period.
+	cp := me.nodes[0].tr.Config().ClaimPeriod
+	me.run(cp, func() bool { return false })
+	for i := range n {
+		r := me.nodes[i].rt
+		for _, nb := range r.t.Neighbors(0, me.pos(i, 0).TreeState) {
+			h := r.hood.heard[nb.Via]
+			if h == nil || !h.has[0] || h.ts[0] != me.pos(i, 0).TreeState || len(h.lists[0]) != len(me.neighbours(me.index(nb.ID))) {
+				t.Errorf("node %d holds no full list of its neighbour %d's neighbours: %+v", i, me.index(nb.ID), h)
+			}
+		}
+	}
 
 	adj := make([][]int, n)
 	for _, e := range edges {
@@ -168,7 +202,7 @@ func TestGreedyPathsBothMetrics(t *testing.T) {
 				if s == d {
 					continue
 				}
-				p, ok := greedy(adj, pos, nid, metricOf(mode), s, d)
+				p, ok := greedyHood(adj, pos, nid, metricOf(mode), s, d)
 				if !ok {
 					t.Fatalf("mode %v: greedy does not reach %d from %d (%v)", mode, d, s, p)
 				}
@@ -202,8 +236,22 @@ func TestGreedyPathsBothMetrics(t *testing.T) {
 	if pa, _ := pos[6].Parent(); !pa.Equal(pos[4]) {
 		t.Fatalf("node 6 (%v) is not under node 4 (%v): the tree is not the one this test was built for (parent ties go to the lower node_id, placed first)", pos[6], pos[4])
 	}
-	if p0, p1 := want[false][[2]int{3, 7}], want[true][[2]int{3, 7}]; !slices.Equal(p0, []int{3, 1, 4, 7}) || !slices.Equal(p1, []int{3, 6, 4, 7}) {
-		t.Errorf("3->7: tree %v, cpl %v; the graph was built for 3 1 4 7 and 3 6 4 7", p0, p1)
+	// Seeing a hop ahead, 3 finds 4 (the destination 7's parent) behind
+	// both X=1 and Y=6: the tie goes to X in either metric. Where they
+	// still part ways: from 4 toward 2, the common-prefix distance takes
+	// the chord 7–8 into 2's branch (8, under 5 under 2, shares its
+	// prefix), the tree distance the way over the root.
+	if p0, p1 := want[false][[2]int{3, 7}], want[true][[2]int{3, 7}]; !slices.Equal(p0, []int{3, 1, 4, 7}) || !slices.Equal(p1, []int{3, 1, 4, 7}) {
+		t.Errorf("3->7: tree %v, cpl %v; want 3 1 4 7 in both", p0, p1)
+	}
+	if p0, p1 := want[false][[2]int{4, 2}], want[true][[2]int{4, 2}]; !slices.Equal(p0, []int{4, 1, 0, 2}) || !slices.Equal(p1, []int{4, 7, 8, 5, 2}) {
+		t.Errorf("4->2: tree %v, cpl %v; want 4 1 0 2 and 4 7 8 5 2", p0, p1)
+	}
+	// And the hop ahead finds what plain greedy routing does not: from 4,
+	// 8 is two hops away over the chord 7–8 (greedy by tree distance
+	// alone went up over the root: 4 1 0 2 5 8).
+	if p := want[false][[2]int{4, 8}]; !slices.Equal(p, []int{4, 7, 8}) {
+		t.Errorf("4->8: %v, want 4 7 8", p)
 	}
 }
 

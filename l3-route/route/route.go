@@ -182,6 +182,9 @@ type Router struct {
 	// at a time: the node's loop).
 	cands   []cand
 	candIdx map[peer.Endpoint]int
+	// hood is what our neighbours told us of theirs, and what we told
+	// them of ours (hood.go).
+	hood hoodState
 }
 
 // Attach builds the routing layer of n, with its trees (tcfg), and
@@ -210,7 +213,10 @@ func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 		cfg.Name = "" // the caller checks with ValidName; a bad name is never sent
 		r.cfg.Name = ""
 	}
-	r.t.Subscribe(func(int) { r.scheduleRegister() })
+	r.t.Subscribe(func(int) {
+		r.scheduleRegister()
+		r.hoodSoon()
+	})
 	r.t.OnParentLost(r.askRenew)
 	r.t.OnCrowded(r.crowded)
 	return r, nil
@@ -727,11 +733,14 @@ func (r *Router) receiveOneHop(m node.Message) {
 		r.onRenewVia(m.Blob)
 	case msgNameHello:
 		r.onNameHello(m)
+	case msgHood:
+		r.onHood(m)
 	}
 }
 
 func (r *Router) peerEvent(p *peer.Peer, up bool) {
 	r.leases.peerEvent(r, p, up)
+	r.hoodPeer(p, up)
 	if up {
 		r.helloName(p)
 		return

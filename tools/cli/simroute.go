@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -90,7 +91,8 @@ func simRouteCmd() *cobra.Command {
 		Long: `Builds a topology (random geometric with a given mean degree, a grid, a
 line, or a graph file) of nodes running the trees and the router on the
 simulated ESP-NOW medium, lets the trees converge from a cold start in
-virtual (mesh) time, measures the steady control traffic, then routes a
+virtual (mesh) time, measures the steady control traffic (every frame on
+the air, and its airtime by kind of message at the busiest node), then routes a
 Package between --pairs random pairs and compares each path with the
 shortest one (breadth-first search on the same graph). With --fail-root the
 root of tree 0 is killed afterwards and the re-convergence is timed, with
@@ -268,6 +270,9 @@ func printRouteTable(w io.Writer, r *meshsim.RouteResult) error {
 		}
 		p("%s\t%.1f frames, %.0f bytes on the air per node per minute (%.0f bytes of tree and router messages); airtime %.3f %% of the time per node, %.3f %% at the busiest%s",
 			name, a.FramesPerNodeMin, a.BytesPerNodeMin, a.ControlBytesPerNodeMin, 100*a.AirtimeShareMean, 100*a.AirtimeShareMax, duty)
+		if len(a.BusiestByKind) > 0 {
+			p("\tthe busiest, node %d: %s", a.BusiestNode, topKinds(a.BusiestByKind, 4))
+		}
 	}
 	air("steady", &r.Steady)
 	air("forming", &r.Forming)
@@ -535,4 +540,24 @@ func intList(flag, s string, most int) ([]int, error) {
 		return nil, fmt.Errorf("--%s: %d entries, at most %d", flag, len(out), most)
 	}
 	return out, nil
+}
+
+// topKinds lists the n kinds of message that took the most airtime, as
+// shares of the time ("route register 1.37 %, ack 0.19 %").
+func topKinds(by map[string]float64, n int) string {
+	kinds := make([]string, 0, len(by))
+	for k := range by {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int {
+		if c := cmp.Compare(by[b], by[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for _, k := range kinds[:min(n, len(kinds))] {
+		parts = append(parts, fmt.Sprintf("%s %.3f %%", k, 100*by[k]))
+	}
+	return strings.Join(parts, ", ")
 }

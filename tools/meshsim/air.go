@@ -59,6 +59,12 @@ type AirStats struct {
 	// messages (their blobs, once each, at the node that sent them): the
 	// layers' own count, without the air's copies and headers.
 	ControlBytesPerNodeMin float64 `json:"control_bytes_per_node_per_min"`
+	// AirtimeByKind is the mean node's airtime share by the kind of
+	// message its frames carried (airkinds.go); BusiestNode is the node of
+	// AirtimeShareMax and BusiestByKind its split.
+	AirtimeByKind map[string]float64 `json:"airtime_share_by_kind,omitempty"`
+	BusiestNode   int                `json:"busiest_node"`
+	BusiestByKind map[string]float64 `json:"busiest_airtime_share_by_kind,omitempty"`
 }
 
 // airSnap is the radios' and layers' counters at an instant.
@@ -68,6 +74,7 @@ type airSnap struct {
 	bytes   []uint64
 	airtime []time.Duration
 	control uint64
+	kinds   []map[string]time.Duration
 }
 
 func (m *routeMesh) airSnapshot() airSnap {
@@ -77,6 +84,9 @@ func (m *routeMesh) airSnapshot() airSnap {
 		s.frames[i], s.bytes[i], s.airtime[i] = c.TxFrames, c.TxBytes, c.TxAirtime
 	}
 	s.control = m.controlBytes()
+	if m.kinds != nil {
+		s.kinds = m.kinds.snapshot()
+	}
 	return s
 }
 
@@ -97,7 +107,9 @@ func (m *routeMesh) airSince(a airSnap) AirStats {
 		bytes += b.bytes[i] - a.bytes[i]
 		share := float64(b.airtime[i]-a.airtime[i]) / float64(win)
 		sum += share
-		st.AirtimeShareMax = max(st.AirtimeShareMax, share)
+		if share > st.AirtimeShareMax {
+			st.AirtimeShareMax, st.BusiestNode = share, i
+		}
 	}
 	if live == 0 || win <= 0 {
 		return st
@@ -107,6 +119,21 @@ func (m *routeMesh) airSince(a airSnap) AirStats {
 	st.BytesPerNodeMin = float64(bytes) / per
 	st.AirtimeShareMean = sum / float64(live)
 	st.ControlBytesPerNodeMin = float64(b.control-a.control) / per
+	if a.kinds != nil && b.kinds != nil {
+		st.AirtimeByKind, st.BusiestByKind = map[string]float64{}, map[string]float64{}
+		for i := range m.nodes {
+			if m.dead[i] {
+				continue
+			}
+			for kind, d := range b.kinds[i] {
+				share := float64(d-a.kinds[i][kind]) / float64(win)
+				st.AirtimeByKind[kind] += share / float64(live)
+				if i == st.BusiestNode && share > 0 {
+					st.BusiestByKind[kind] = share
+				}
+			}
+		}
+	}
 	if m.cfg.Link == "lora" {
 		d := st.AirtimeShareMax / m.cfg.DutyCycle
 		st.DutyShareMax = &d

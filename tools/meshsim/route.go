@@ -184,6 +184,7 @@ type routeMesh struct {
 	clk      *clock.Virtual
 	med      *sim.Medium
 	radios   []*sim.Radio
+	kinds    *airKinds // airtime by kind of message, per node
 	nodes    []*node.Node
 	trees    []*tree.Trees
 	rts      []*route.Router
@@ -485,6 +486,8 @@ func (m *routeMesh) build() error {
 		net.AddStation(m.pos[i], c.Link)
 		m.radios = append(m.radios, net.Radio(i, c.Link))
 	}
+	m.kinds = newAirKinds(m.radios)
+	m.med.SetAttemptLog(m.kinds.attempt)
 	loss := sim.Independent(c.Loss)
 	for i, a := range m.adj {
 		for _, j := range a {

@@ -129,12 +129,13 @@ func deref(p *float64) any {
 	return *p
 }
 
-// TestStretchBothMetrics: routing by every tree holds the stretch on a
-// random mesh within the issue's target (mean 1.06, p95 1.3) by tree
-// distance; by common-prefix distance it does not meet it (about 1.11 and
-// 1.5 over seeds 1-6 at 200 nodes, README), and is held to what it does so
-// that it cannot get worse unseen (the 1,000-node figures come from
-// `mycelium bench route`).
+// TestStretchBothMetrics: routing by every tree, seeing a hop ahead
+// (route/hood.go), holds the stretch on a random mesh within the issue's
+// target (mean 1.06, p95 1.3) in both metrics. (By common-prefix distance
+// it did not before the neighbourhoods: 1.074 and 1.375 at this seed,
+// 1.074 to 1.145 and 1.375 to 1.625 over seeds 1-6 at 200 nodes; now 1.021
+// and 1.14 here, README for the other seeds. The 1,000-node figures come
+// from `mycelium bench route`.)
 func TestStretchBothMetrics(t *testing.T) {
 	for _, mode := range []bool{false, true} {
 		r, err := Route(quick(RouteConfig{Nodes: 200, Seed: 3, Mode: mode, Pairs: 300}))
@@ -143,9 +144,6 @@ func TestStretchBothMetrics(t *testing.T) {
 		}
 		checkRun(t, fmt.Sprintf("mode %d", r.Mode), r)
 		maxMean, maxP95 := 1.06, 1.3
-		if mode {
-			maxMean, maxP95 = 1.15, 1.7
-		}
 		if r.StretchMean > maxMean || r.StretchP95 > maxP95 {
 			t.Errorf("mode %d: stretch mean %.3f, p95 %.3f", r.Mode, r.StretchMean, r.StretchP95)
 		}

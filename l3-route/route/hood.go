@@ -1,0 +1,329 @@
+package route
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
+)
+
+// Neighbourhoods [ours]. Greedy routing by tree distance passes a Package
+// to the neighbour nearest the destination; it cannot see that a
+// neighbour a little farther has a neighbour much nearer (a link across
+// two branches of every tree). Each node therefore tells its neighbours,
+// in a one-hop broadcast per tree and epoch, where its own neighbours
+// are:
+//
+//	msgHood ‖ tree_state ‖ n ‖ n × (tag(2) ‖ compact address)
+//
+// (tag: the first two bytes of the neighbour's node_id, which groups one
+// neighbour's addresses across trees). A relay's potential for a path
+// header in phase 0 is then the least of its own (path.go) and, one hop
+// more (a unit of the least distance), each of its neighbours'; it ranks
+// a neighbour the same way from the lists the neighbour sent. So a
+// neighbour is ranked by the best of the nodes within one hop of it:
+// greedy routing that sees two hops ahead. The potential stays one the
+// bound can carry: a node whose potential comes from a neighbour has that
+// neighbour below it, and one whose potential is its own has the next
+// node on a tree path below it, so some neighbour is always below while
+// the trees are whole, and the bound still falls at every hop. A list
+// older than the truth (a neighbour moved) can make a neighbour look
+// nearer than it is: the bound still falls (ErrStaleView, not a loop).
+// (`mycelium sim route`, 1,000 random nodes: README, "Stretch".)
+//
+// A list is sent when it changes (checked every half claim period) and
+// every four claim periods anyway, or a twelfth of an epoch if that is
+// longer (a broadcast may be lost),
+// at most one frame: the shallowest neighbours first.
+
+const (
+	msgHood = 0x19
+
+	// hoodBytes bounds a list's message (one frame of either link).
+	hoodBytes = 190
+	// hoodMin is the smallest message: type, tree_state, count.
+	hoodMin = 3
+	// hoodRefresh: every list is sent again, changed or not, every
+	// hoodRefresh claim periods, or a twelfth of an epoch if that is
+	// longer (on LoRa, where a term lasts a week: 14 hours).
+	hoodRefresh = 4
+)
+
+// hoodRefresh is how many checks pass between two sends of an unchanged
+// list (two checks a claim period).
+func (r *Router) hoodRefresh() int {
+	return 2 * max(hoodRefresh, r.t.Config().EpochPeriods/12)
+}
+
+// hoodEntry is one neighbour's address in a neighbour's list.
+type hoodEntry struct {
+	tag  uint16
+	addr addr.Long
+}
+
+// hood is what one neighbour told us of its neighbours: a list per tree,
+// for the epoch it names.
+type hood struct {
+	ts    [tree.MaxTrees]uint8
+	has   [tree.MaxTrees]bool
+	lists [tree.MaxTrees][]hoodEntry
+}
+
+// hoodState is this node's side: the lists heard, per neighbour, and
+// what it last sent, per tree.
+type hoodState struct {
+	heard map[peer.Endpoint]*hood
+	sent  [tree.MaxTrees][]byte
+	from  [tree.MaxTrees][]tree.Neighbor // the trees' list each was made from
+	tmr   clock.Timer
+	ticks int
+	// scratch for ranking (one decision at a time: the node's loop)
+	idx  map[uint16]int
+	acc  []hoodAcc
+	nbuf []tree.Neighbor
+}
+
+type hoodAcc struct {
+	least, sum uint32
+	seen       int
+}
+
+// appendHood appends a list's message.
+func appendHood(b []byte, ts uint8, es []hoodEntry) []byte {
+	b = append(b, msgHood, ts, byte(len(es)))
+	for _, e := range es {
+		b = append(b, byte(e.tag>>8), byte(e.tag))
+		b = e.addr.AppendCompact(b)
+	}
+	return b
+}
+
+// decodeHood reads a list's message (b without its type byte). Errors
+// wrap ErrControl.
+func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
+	if len(b) < hoodMin-1 {
+		return 0, nil, fmt.Errorf("%w: neighbourhood: %d bytes", ErrControl, len(b))
+	}
+	ts, n := b[0], int(b[1])
+	b = b[2:]
+	es = make([]hoodEntry, 0, n)
+	for range n {
+		if len(b) < 2 {
+			return 0, nil, fmt.Errorf("%w: neighbourhood: truncated entry", ErrControl)
+		}
+		e := hoodEntry{tag: uint16(b[0])<<8 | uint16(b[1])}
+		if e.addr, b, err = addr.ReadCompact(b[2:]); err != nil {
+			return 0, nil, fmt.Errorf("%w: neighbourhood: %w", ErrControl, err)
+		}
+		es = append(es, e)
+	}
+	if len(b) != 0 {
+		return 0, nil, fmt.Errorf("%w: neighbourhood: %d bytes past the list", ErrControl, len(b))
+	}
+	return ts, es, nil
+}
+
+// onHood stores a neighbour's list: one hop, for a tree its tree_state
+// names.
+func (r *Router) onHood(m node.Message) {
+	ts, es, err := decodeHood(m.Blob[1:])
+	if err != nil {
+		r.stats.Malformed++
+		return
+	}
+	if r.b.PeerAt(m.Via) == nil {
+		// Kept for a peer only (bounded as the peer table is); used only
+		// while it speaks our protocol (proven: bestBelow ranks no other),
+		// which it may not be yet: its list can come before its proof.
+		return
+	}
+	k := tree.TreeOf(ts)
+	if k >= r.t.Count() {
+		return
+	}
+	if r.hood.heard == nil {
+		r.hood.heard = map[peer.Endpoint]*hood{}
+	}
+	h := r.hood.heard[m.Via]
+	if h == nil {
+		h = &hood{}
+		r.hood.heard[m.Via] = h
+	}
+	h.ts[k], h.has[k], h.lists[k] = ts, true, es
+}
+
+// hoodSoon keeps the check of our own lists running (from the first
+// position we take).
+func (r *Router) hoodSoon() {
+	if r.hood.tmr != nil {
+		return
+	}
+	r.hood.tmr = r.clk.AfterFunc(r.hoodPeriod(), r.hoodTick)
+}
+
+// hoodPeriod is how often our lists are checked: half a claim period,
+// give or take a half. Neighbours take their places from the same claim
+// at the same instant: checked in step, their lists would go out at once
+// and collide at the neighbours they share.
+func (r *Router) hoodPeriod() time.Duration {
+	p := max(r.t.Config().ClaimPeriod/2, time.Second)
+	return p/2 + time.Duration(r.rng.Int64N(int64(p)))
+}
+
+// hoodTick sends each tree's list that changed since we sent it.
+func (r *Router) hoodTick() {
+	r.hood.tmr = r.clk.AfterFunc(r.hoodPeriod(), r.hoodTick)
+	if r.leases.leaf {
+		return
+	}
+	r.hood.ticks++
+	if r.hood.ticks%r.hoodRefresh() == 0 {
+		// A broadcast has no ack: one lost (a collision) would leave a
+		// neighbour without our list until it changes.
+		r.hood.sent = [tree.MaxTrees][]byte{}
+	}
+	for k := range r.t.Count() {
+		p, ok := r.t.Current(k)
+		if !ok {
+			continue
+		}
+		all := r.t.Neighbors(k, p.TreeState)
+		if r.hood.sent[k] != nil && sameList(all, r.hood.from[k]) {
+			continue // the trees keep a list until it changes (tree.Neighbors)
+		}
+		r.hood.from[k] = all
+		nbs := r.hood.nbuf[:0]
+		for _, nb := range all {
+			if r.b.SpeaksOurs(nb.Via) {
+				nbs = append(nbs, nb)
+			}
+		}
+		r.hood.nbuf = nbs
+		// The shallowest first (what fits one frame), then by node_id:
+		// the same neighbours give the same message.
+		slices.SortFunc(nbs, func(a, b tree.Neighbor) int {
+			if c := cmp.Compare(a.Addr.Depth(), b.Addr.Depth()); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.ID[:], b.ID[:])
+		})
+		es := make([]hoodEntry, 0, len(nbs))
+		size := hoodMin
+		for _, nb := range nbs {
+			n := 2 + len(nb.Addr.AppendCompact(nil))
+			if size+n > hoodBytes || len(es) == math.MaxUint8 {
+				break
+			}
+			size += n
+			es = append(es, hoodEntry{tag: uint16(nb.ID[0])<<8 | uint16(nb.ID[1]), addr: nb.Addr})
+		}
+		msg := appendHood(nil, p.TreeState, es)
+		if bytes.Equal(msg, r.hood.sent[k]) {
+			continue
+		}
+		r.hood.sent[k] = msg
+		r.stats.ControlBytesSent += uint64(len(msg))
+		r.b.Broadcast(ControlApp, msg, nil)
+	}
+}
+
+// sameList reports whether a and b are one list of the trees (the same
+// slice: the trees make a new one whenever a neighbour changes).
+func sameList(a, b []tree.Neighbor) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// hoodPeer forgets a neighbour's lists when it goes, and has ours sent
+// again when one comes (it has not heard them).
+func (r *Router) hoodPeer(p *peer.Peer, up bool) {
+	if up {
+		r.hood.sent = [tree.MaxTrees][]byte{}
+		return
+	}
+	for _, ep := range p.Endpoints {
+		delete(r.hood.heard, ep)
+	}
+}
+
+// viaHood is the potential one hop beyond the best of some nodes (least
+// distance and sum over the destination's addresses, as potential packs
+// them): what a node whose neighbours they are ranks at through them.
+func viaHood(least, sum uint32) uint64 {
+	if least >= math.MaxUint32-1 {
+		return math.MaxUint64
+	}
+	return potential(0, least+1, sum)
+}
+
+// hoodPot is the least potential in phase 0 among the neighbours a
+// neighbour at ep listed, one hop more (MaxUint64: none known).
+func (r *Router) hoodPot(ep peer.Endpoint, ph *pathHeader, m addr.Metric) uint64 {
+	h := r.hood.heard[ep]
+	if h == nil {
+		return math.MaxUint64
+	}
+	return r.bestOf(ph, m, func(d TreeAddr, add func(tag uint16, a addr.Long)) {
+		k := int(d.Tree)
+		if k >= len(h.lists) || !h.has[k] || h.ts[k] != d.TreeState {
+			return
+		}
+		for _, e := range h.lists[k] {
+			add(e.tag, e.addr)
+		}
+	})
+}
+
+// ownHoodPot is the least potential in phase 0 among our own neighbours
+// (that speak our protocol), one hop more: what our potential may be
+// through them.
+func (r *Router) ownHoodPot(ph *pathHeader, m addr.Metric) uint64 {
+	return r.bestOf(ph, m, func(d TreeAddr, add func(tag uint16, a addr.Long)) {
+		if _, ok := r.position(d.TreeState); !ok {
+			return
+		}
+		for _, nb := range r.t.Neighbors(int(d.Tree), d.TreeState) {
+			if r.b.SpeaksOurs(nb.Via) {
+				add(uint16(nb.ID[0])<<8|uint16(nb.ID[1]), nb.Addr)
+			}
+		}
+	})
+}
+
+// bestOf groups the addresses each of the destination's entries yields
+// (each, by tag) into nodes, ranks each node as a relay would (least
+// distance, then the sum, an address unknown counting keyCap), and returns
+// the best one hop more.
+func (r *Router) bestOf(ph *pathHeader, m addr.Metric, each func(d TreeAddr, add func(tag uint16, a addr.Long))) uint64 {
+	hs := &r.hood
+	if hs.idx == nil {
+		hs.idx = map[uint16]int{}
+	}
+	clear(hs.idx)
+	hs.acc = hs.acc[:0]
+	for _, d := range ph.dst {
+		each(d, func(tag uint16, a addr.Long) {
+			i, ok := hs.idx[tag]
+			if !ok {
+				i = len(hs.acc)
+				hs.idx[tag] = i
+				hs.acc = append(hs.acc, hoodAcc{least: math.MaxUint32})
+			}
+			c := &hs.acc[i]
+			k := m.RouteKey(a, d.Addr)
+			c.least, c.sum, c.seen = min(c.least, k), c.sum+capKey(k), c.seen+1
+		})
+	}
+	best := uint64(math.MaxUint64)
+	for _, c := range hs.acc {
+		best = min(best, viaHood(c.least, c.sum+keyCap*uint32(max(len(ph.dst)-c.seen, 0))))
+	}
+	return best
+}
