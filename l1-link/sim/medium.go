@@ -33,6 +33,9 @@ type Medium struct {
 	// Completions and deliveries owed once the lock is released.
 	done []completion
 	out  []delivery
+	// Emptied buffers of the last flush, for the next one.
+	spareOut  []delivery
+	spareDone []completion
 }
 
 // SetMonitor sets a function that sees every frame put on the air (dst nil
