@@ -157,6 +157,7 @@ drawn among honest nodes.
 			prog := newProgress(rf.progress, cmd.ErrOrStderr())
 			defer prog.finish()
 			cfg.Progress = prog.fn()
+			defer meshsim.TuneCollector()()
 			r, err := meshsim.Route(cfg)
 			prog.finish()
 			if err != nil {
@@ -428,6 +429,7 @@ over the seeds of each stretch column and the worst delivery.
 			defer prog.finish()
 			var results []*meshsim.RouteResult
 			out := cmd.OutOrStdout()
+			defer meshsim.TuneCollector()()
 			for i, rw := range rows {
 				if prog != nil {
 					prog.prefix = fmt.Sprintf("row %d of %d (%s, %s, seed %d): ", i+1, len(rows), rw.cfg.Topology, plural(rw.cfg.Nodes, "node", "nodes"), rw.cfg.Seed)
