@@ -2,6 +2,7 @@ package meshsim
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -174,6 +175,37 @@ func BenchmarkRoute(b *testing.B) {
 				b.ReportMetric(r.WallPerEvent, "µs/event")
 				b.ReportMetric(r.HeapMB, "heap_MB")
 				b.ReportMetric(float64(r.Loops), "loops")
+			}
+		})
+	}
+}
+
+// BenchmarkRouteEvents is the cost of a simulated event as the mesh
+// grows: the first minute of mesh time from a cold start (the busiest:
+// every node proves itself to its neighbours and the trees form) on random
+// graphs of mean degree 8 from 1,000 to 10,000 nodes, building excluded.
+// ns/event is the figure that must stay flat; events/node says the work
+// per node did not grow either.
+func BenchmarkRouteEvents(b *testing.B) {
+	defer TuneCollector()()
+	for _, n := range []int{1000, 2000, 5000, 10000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				m, _, err := newRouteMesh(RouteConfig{Nodes: n, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				b.StartTimer()
+				start := time.Now()
+				events := m.clk.RunFor(time.Minute)
+				el := time.Since(start)
+				b.StopTimer()
+				m.notePeak()
+				b.ReportMetric(float64(el.Nanoseconds())/float64(events), "ns/event")
+				b.ReportMetric(float64(events)/float64(n), "events/node")
+				b.ReportMetric(float64(m.heapPeak)/float64(n)/1024, "heap_KiB/node")
 			}
 		})
 	}
