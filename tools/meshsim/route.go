@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"slices"
 	"time"
 
@@ -118,7 +117,7 @@ type RouteResult struct {
 	// proper (building excluded), and the largest heap seen.
 	Events       uint64       `json:"events"`
 	WallPerEvent float64      `json:"wall_us_per_event"`
-	CPUS         float64      `json:"cpu_s"` // the process's CPU time over the simulation proper (Go code and its collector): on a loaded machine, what the wall time would have been alone
+	CPUS         float64      `json:"cpu_s"` // the process's CPU time over the simulation proper, as the OS counts it (user and system, every thread: the collector's too); on a loaded machine, a better figure than the wall time
 	HeapMB       float64      `json:"heap_peak_mb"`
 	WallTimeS    float64      `json:"wall_time_s"`
 	SetupWallS   float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
@@ -398,20 +397,6 @@ func newRouteMesh(c RouteConfig) (*routeMesh, *rand.Rand, error) {
 		return nil, nil, err
 	}
 	return m, rng, nil
-}
-
-// cpuSeconds is the CPU time the process has spent in Go code and its
-// collector so far (runtime/metrics' estimate).
-func cpuSeconds() float64 {
-	ms := []metrics.Sample{{Name: "/cpu/classes/user:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/scavenge/total:cpu-seconds"}}
-	metrics.Read(ms)
-	t := 0.0
-	for _, m := range ms {
-		if m.Value.Kind() == metrics.KindFloat64 {
-			t += m.Value.Float64()
-		}
-	}
-	return t
 }
 
 // notePeak samples the heap (at stage ends: reading it stops the world).
