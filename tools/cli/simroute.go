@@ -26,10 +26,13 @@ type routeFlags struct {
 
 // routeLimits is the help's paragraph on the limits of a route run.
 var routeLimits = fmt.Sprintf(`Limits (checked before anything runs): %s..%s nodes (a graph file too), --degree
-up to %d, --pairs up to %s, --trees 1..%d. A run keeps about 0.45 MB per node
-and its wall time grows faster than the node count (the README has measured
-figures). A random graph (random, ring, hubs, clustered) is drawn once and
-made connected: nodes cut off from the largest piece move next to it.`,
+up to %d, --pairs up to %s, --trees 1..%d. A run keeps about 0.15 MB per node
+live at 1,000 nodes (more on deeper meshes); the collector lets the heap
+grow to five times that, up to 3 GiB (or half the machine's memory), unless
+GOGC or GOMEMLIMIT is set. The CPU time per event grows with the node
+count (the README has measured figures). A random graph (random, ring,
+hubs, clustered) is drawn once and made connected: nodes cut off from the
+largest piece move next to it.`,
 	meshsim.Group(meshsim.MinNodes), meshsim.Group(meshsim.MaxRouteNodes), meshsim.MaxDegree,
 	meshsim.Group(meshsim.MaxPairs), meshsim.MaxTrees)
 
