@@ -162,6 +162,7 @@ func TestStretchBothMetrics(t *testing.T) {
 // nodes of mean degree 8. The time per event is the figure that must stay
 // flat as the mesh grows.
 func BenchmarkRoute(b *testing.B) {
+	defer TuneCollector()() // as sim route runs
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for range b.N {
