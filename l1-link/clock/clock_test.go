@@ -143,3 +143,53 @@ func TestVirtualHeapAgainstSort(t *testing.T) {
 		t.Fatalf("ran %d callbacks out of order (pending %d)", len(order), c.Pending())
 	}
 }
+
+// TestVirtualCompact: stopping most of a large heap compacts it, and what
+// is left still runs in (time, scheduling order), with timers scheduled
+// after the compaction in their place.
+func TestVirtualCompact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	c := NewVirtual(time.Time{})
+	type want struct {
+		at  time.Duration
+		seq int
+	}
+	var order []int
+	var wants []want
+	var timers []Timer
+	add := func(i int) {
+		d := time.Duration(rng.IntN(1000)) * time.Millisecond
+		timers = append(timers, c.AfterFunc(d, func() { order = append(order, i) }))
+		wants = append(wants, want{d, i})
+	}
+	for i := range 20000 {
+		add(i)
+	}
+	stopped := map[int]bool{}
+	for i := range 20000 {
+		if i%10 != 0 {
+			timers[i].Stop()
+			stopped[i] = true
+		}
+	}
+	c.mu.Lock()
+	size := len(c.q)
+	c.mu.Unlock()
+	if size > 4*c.Pending() {
+		t.Fatalf("heap holds %d entries for %d live timers: not compacted", size, c.Pending())
+	}
+	for i := 20000; i < 21000; i++ {
+		add(i)
+	}
+	c.RunUntil(c.Now().Add(2 * time.Second))
+	var expect []int
+	slices.SortStableFunc(wants, func(a, b want) int { return cmp.Compare(a.at, b.at) })
+	for _, w := range wants {
+		if !stopped[w.seq] {
+			expect = append(expect, w.seq)
+		}
+	}
+	if !slices.Equal(order, expect) {
+		t.Fatalf("ran %d callbacks out of order (want %d)", len(order), len(expect))
+	}
+}

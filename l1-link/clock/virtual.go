@@ -64,7 +64,59 @@ func (t *vtimer) Stop() bool {
 	t.pending = false
 	t.f = nil
 	c.live--
+	if len(c.q) > compactMin && len(c.q) > 4*c.live {
+		c.compact()
+	}
 	return true
+}
+
+// compactMin is the heap size below which stopped entries are left to be
+// popped in time.
+const compactMin = 1024
+
+// compact drops the stopped entries once they are four in five of the
+// heap, and rebuilds it from the live ones (O(n), so O(1) per Stop
+// amortised). A simulation stops most of the timers it sets (a frame on
+// the air freezes every neighbour's countdown), and a heap grown with
+// dead entries costs every pop a deeper sift through memory the cache no
+// longer holds. The order of what runs is (time, sequence), not the heap's
+// shape: compacting changes nothing a run does. Called with c.mu held.
+func (c *Virtual) compact() {
+	live := c.q[:0]
+	for _, it := range c.q {
+		if it.t.pending {
+			live = append(live, it)
+		}
+	}
+	clear(c.q[len(live):])
+	c.q = live
+	for i := (len(live) - 2) / 4; i >= 0; i-- {
+		c.down(i)
+	}
+}
+
+// down sifts the entry at i towards the leaves.
+func (c *Virtual) down(i int) {
+	n := len(c.q)
+	it := c.q[i]
+	for {
+		first := 4*i + 1
+		if first >= n {
+			break
+		}
+		m := first
+		for j := first + 1; j < first+4 && j < n; j++ {
+			if c.q[j].before(&c.q[m]) {
+				m = j
+			}
+		}
+		if !c.q[m].before(&it) {
+			break
+		}
+		c.q[i] = c.q[m]
+		i = m
+	}
+	c.q[i] = it
 }
 
 // Now returns the virtual time.
@@ -110,28 +162,10 @@ func (c *Virtual) pop() qItem {
 	last := c.q[n]
 	c.q[n] = qItem{}
 	c.q = c.q[:n]
-	if n == 0 {
-		return top
+	if n > 0 {
+		c.q[0] = last
+		c.down(0)
 	}
-	i := 0
-	for {
-		first := 4*i + 1
-		if first >= n {
-			break
-		}
-		m := first
-		for j := first + 1; j < first+4 && j < n; j++ {
-			if c.q[j].before(&c.q[m]) {
-				m = j
-			}
-		}
-		if !c.q[m].before(&last) {
-			break
-		}
-		c.q[i] = c.q[m]
-		i = m
-	}
-	c.q[i] = last
 	return top
 }
 

@@ -26,7 +26,7 @@ type transmission struct {
 	wait      time.Duration // idle time its sender counted before it
 	backoff   int           // the backoff slots drawn for it, from 0..cw
 	cw        int
-	receivers []*reception
+	receivers []reception
 	delivered bool // the addressee decoded it
 }
 
@@ -37,6 +37,7 @@ type reception struct {
 	edge      *edge
 	corrupted bool // overlapped another frame, or the receiver transmitted
 	asleep    bool // the receiver slept through part of it
+	slot      int  // its index in at.active while in progress
 }
 
 // delivery is a frame to hand to a radio once the lock is released.
@@ -53,17 +54,40 @@ type completion struct {
 }
 
 // unlockFlush releases the lock, then hands over the deliveries and
-// completions the events under it produced, in that order.
+// completions the events under it produced, in that order. The buffers
+// go back to the medium for the next event (every frame's end comes
+// here: allocating them anew each time was a share of the collector's
+// work).
 func (m *Medium) unlockFlush() {
 	out, done := m.out, m.done
-	m.out, m.done = nil, nil
+	m.out, m.done = m.spareOut, m.spareDone
+	m.spareOut, m.spareDone = nil, nil
 	m.mu.Unlock()
+	if len(out) == 0 && len(done) == 0 {
+		m.recycle(out, done)
+		return
+	}
 	for _, dl := range out {
 		dl.to.port.Deliver(dl.f)
 	}
 	for _, c := range done {
 		c.r.port.CompleteNow(c.tag, c.err)
 	}
+	clear(out)
+	clear(done)
+	m.recycle(out, done)
+}
+
+// recycle keeps emptied buffers for the next unlockFlush.
+func (m *Medium) recycle(out []delivery, done []completion) {
+	m.mu.Lock()
+	if m.spareOut == nil {
+		m.spareOut = out[:0]
+	}
+	if m.spareDone == nil {
+		m.spareDone = done[:0]
+	}
+	m.mu.Unlock()
 }
 
 // transmit puts r's current frame on the air. Called with m.mu held.
@@ -106,20 +130,24 @@ func (m *Medium) put(tx *transmission) {
 	for _, rx := range r.active {
 		rx.corrupted = true
 	}
-	for _, e := range r.edges {
+	// One allocation holds every reception of the frame.
+	tx.receivers = make([]reception, len(r.edges))
+	for i, e := range r.edges {
 		to := e.to
-		rx := &reception{tx: tx, at: to, edge: e}
-		rx.corrupted = to.txing != nil
-		rx.asleep = !to.awake
-		if len(to.active) > 0 {
+		rx := &tx.receivers[i]
+		*rx = reception{tx: tx, at: to, edge: e, corrupted: to.txing != nil, asleep: !to.awake}
+		switch len(to.active) {
+		case 0:
+		case 1:
 			// Overlap at this receiver: neither frame survives.
 			rx.corrupted = true
-			for _, other := range to.active {
-				other.corrupted = true
-			}
+			to.active[0].corrupted = true
+		default:
+			// Frames that already overlap here are corrupted already.
+			rx.corrupted = true
 		}
+		rx.slot = len(to.active)
 		to.active = append(to.active, rx)
-		tx.receivers = append(tx.receivers, rx)
 		if d != nil {
 			to.freeze(tx.start, false)
 		}
@@ -139,7 +167,8 @@ func (m *Medium) finish(tx *transmission) {
 	r.lastOwn = now
 	var acker *Radio
 	acked := false
-	for _, rx := range tx.receivers {
+	for i := range tx.receivers {
+		rx := &tx.receivers[i]
 		to := rx.at
 		to.removeActive(rx)
 		to.lastHeard = now
@@ -186,8 +215,8 @@ func (m *Medium) finish(tx *transmission) {
 	}
 	r.arm()
 	// Radios that deferred for this frame may count down again.
-	for _, rx := range tx.receivers {
-		rx.at.arm()
+	for i := range tx.receivers {
+		tx.receivers[i].at.arm()
 	}
 	m.unlockFlush()
 }
@@ -397,13 +426,14 @@ func (m *Medium) logAttempt(tx *transmission, done time.Time, acked bool) {
 }
 
 func (r *Radio) removeActive(rx *reception) {
-	for i, x := range r.active {
-		if x == rx {
-			last := len(r.active) - 1
-			r.active[i] = r.active[last]
-			r.active[last] = nil
-			r.active = r.active[:last]
-			return
-		}
+	// Swap-remove by the slot the reception keeps: O(1) however many
+	// frames overlap here.
+	i, last := rx.slot, len(r.active)-1
+	if i > last || r.active[i] != rx {
+		return
 	}
+	r.active[i] = r.active[last]
+	r.active[i].slot = i
+	r.active[last] = nil
+	r.active = r.active[:last]
 }

@@ -172,7 +172,7 @@ func (r *Radio) arm() {
 func (r *Radio) schedule(at time.Time) {
 	m := r.m
 	r.attemptAt = at
-	r.attempt = m.clk.AfterFunc(at.Sub(m.clk.Now()), r.try)
+	r.attempt = m.clk.AfterFunc(at.Sub(m.clk.Now()), r.tryFn)
 }
 
 // freeze stops r's countdown because a frame started at start: r keeps

@@ -33,6 +33,9 @@ type Medium struct {
 	// Completions and deliveries owed once the lock is released.
 	done []completion
 	out  []delivery
+	// Emptied buffers of the last flush, for the next one.
+	spareOut  []delivery
+	spareDone []completion
 }
 
 // SetMonitor sets a function that sees every frame put on the air (dst nil
@@ -135,6 +138,7 @@ func (m *Medium) AddRadio(pos Position) *Radio {
 	port := link.NewPort(m.clk, 0)
 	r := &Radio{Base: port.Base(), port: port, m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), rate: m.phy.Rate}
 	r.bo = -1
+	r.tryFn = r.try
 	if r.queueCap <= 0 {
 		r.queueCap = 8
 	}
@@ -208,6 +212,7 @@ type Radio struct {
 	ackTimer   clock.Timer
 	active     []*reception // receptions in progress here
 	attempt    clock.Timer  // pending transmit attempt
+	tryFn      func()       // r.try, made once (a method value allocates)
 	attemptAt  time.Time    // when it fires
 	lastHeard  time.Time    // when the last frame r heard (not its own) ended
 	lastOwn    time.Time    // when r's own last frame ended

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"slices"
 	"time"
 
@@ -118,7 +117,7 @@ type RouteResult struct {
 	// proper (building excluded), and the largest heap seen.
 	Events       uint64       `json:"events"`
 	WallPerEvent float64      `json:"wall_us_per_event"`
-	CPUS         float64      `json:"cpu_s"` // the process's CPU time over the simulation proper (Go code and its collector): on a loaded machine, what the wall time would have been alone
+	CPUS         float64      `json:"cpu_s"` // the process's CPU time over the simulation proper, as the OS counts it (user and system, every thread: the collector's too); on a loaded machine, a better figure than the wall time
 	HeapMB       float64      `json:"heap_peak_mb"`
 	WallTimeS    float64      `json:"wall_time_s"`
 	SetupWallS   float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
@@ -214,64 +213,11 @@ type routeMesh struct {
 // is a graph file of more than MaxRouteNodes nodes.
 func Route(c RouteConfig) (*RouteResult, error) {
 	wall := time.Now()
-	if c.Nodes == 0 {
-		c.Nodes = 1000
-	}
-	if c.Degree == 0 {
-		c.Degree = 8
-	}
-	if c.Topology == "" {
-		c.Topology = Random
-	}
-	if c.Pairs == 0 {
-		c.Pairs = 1000
-	}
-	if c.Link == "" {
-		c.Link = "espnow"
-	}
-	if c.Link == "lora" && c.LoRa.SF == 0 {
-		c.LoRa = lora.Default
-	}
-	if c.DutyCycle == 0 {
-		c.DutyCycle = DefaultDutyCycle
-	}
-	prof := c.profile()
-	if c.Trees == 0 {
-		c.Trees = prof.trees
-	}
-	if err := c.Validate(); err != nil {
+	m, rng, err := newRouteMesh(c)
+	if err != nil {
 		return nil, err
 	}
-	if c.ClaimPeriod <= 0 {
-		c.ClaimPeriod = prof.claim
-	}
-	if c.BeaconPeriod <= 0 {
-		c.BeaconPeriod = prof.beacon
-	}
-	if c.MaxConverge <= 0 {
-		c.MaxConverge = max(DefaultMaxConverge, 12*c.ClaimPeriod)
-	}
-	if c.Steady <= 0 {
-		c.Steady = time.Duration(prof.epochPeriods) * c.ClaimPeriod
-	}
-	m := &routeMesh{cfg: c, prof: prof, idx: map[identity.NodeID]int{}, probes: map[[16]byte]*probeLog{}, prog: c.Progress}
-	rng := rand.New(rand.NewPCG(c.Seed, 0x726f757465))
-	if c.Graph != "" {
-		// Read first: a bad file is bad input, refused before any work.
-		if err := m.readGraph(); err != nil {
-			return nil, err
-		}
-	}
-	if err := m.topology(rng); err != nil {
-		return nil, err
-	}
-	if err := c.validateAdversary(len(m.adj)); err != nil {
-		return nil, err
-	}
-	m.pickAdversaries()
-	if err := m.build(); err != nil {
-		return nil, err
-	}
+	c = m.cfg
 	if c.Pcap != "" {
 		w, err := m.capture(c.Pcap)
 		if err != nil {
@@ -389,18 +335,69 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	return res, nil
 }
 
-// cpuSeconds is the CPU time the process has spent in Go code and its
-// collector so far (runtime/metrics' estimate).
-func cpuSeconds() float64 {
-	ms := []metrics.Sample{{Name: "/cpu/classes/user:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/scavenge/total:cpu-seconds"}}
-	metrics.Read(ms)
-	t := 0.0
-	for _, m := range ms {
-		if m.Value.Kind() == metrics.KindFloat64 {
-			t += m.Value.Float64()
+// newRouteMesh fills in c's defaults, checks it, and builds the graph and
+// the nodes; the clock has not run. The random source it returns draws
+// the rest of the measurement (the pairs, the victims).
+func newRouteMesh(c RouteConfig) (*routeMesh, *rand.Rand, error) {
+	if c.Nodes == 0 {
+		c.Nodes = 1000
+	}
+	if c.Degree == 0 {
+		c.Degree = 8
+	}
+	if c.Topology == "" {
+		c.Topology = Random
+	}
+	if c.Pairs == 0 {
+		c.Pairs = 1000
+	}
+	if c.Link == "" {
+		c.Link = "espnow"
+	}
+	if c.Link == "lora" && c.LoRa.SF == 0 {
+		c.LoRa = lora.Default
+	}
+	if c.DutyCycle == 0 {
+		c.DutyCycle = DefaultDutyCycle
+	}
+	prof := c.profile()
+	if c.Trees == 0 {
+		c.Trees = prof.trees
+	}
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if c.ClaimPeriod <= 0 {
+		c.ClaimPeriod = prof.claim
+	}
+	if c.BeaconPeriod <= 0 {
+		c.BeaconPeriod = prof.beacon
+	}
+	if c.MaxConverge <= 0 {
+		c.MaxConverge = max(DefaultMaxConverge, 12*c.ClaimPeriod)
+	}
+	if c.Steady <= 0 {
+		c.Steady = time.Duration(prof.epochPeriods) * c.ClaimPeriod
+	}
+	m := &routeMesh{cfg: c, prof: prof, idx: map[identity.NodeID]int{}, probes: map[[16]byte]*probeLog{}, prog: c.Progress}
+	rng := rand.New(rand.NewPCG(c.Seed, 0x726f757465))
+	if c.Graph != "" {
+		// Read first: a bad file is bad input, refused before any work.
+		if err := m.readGraph(); err != nil {
+			return nil, nil, err
 		}
 	}
-	return t
+	if err := m.topology(rng); err != nil {
+		return nil, nil, err
+	}
+	if err := c.validateAdversary(len(m.adj)); err != nil {
+		return nil, nil, err
+	}
+	m.pickAdversaries()
+	if err := m.build(); err != nil {
+		return nil, nil, err
+	}
+	return m, rng, nil
 }
 
 // notePeak samples the heap (at stage ends: reading it stops the world).
