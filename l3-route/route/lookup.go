@@ -515,6 +515,9 @@ func (r *Router) onLookupReply(b []byte) {
 	}
 	delete(r.lookups, nonce)
 	d := Destination{ID: rec.ID, Addrs: rec.Addrs}
+	if rec.Signer != rec.ID {
+		d.Proxy, d.Unvouched = rec.Signer, rec.Deleg == nil
+	}
 	r.cache[rec.ID] = &cachedRecord{d: d, expires: r.clk.Now().Add(r.recordLife() / 2)}
 	for _, cb := range q.cbs {
 		cb(d, nil)
