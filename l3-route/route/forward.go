@@ -567,6 +567,8 @@ func (r *Router) local(rp *routed) {
 			return
 		}
 		r.remember(key)
+	} else {
+		r.stats.Copies++
 	}
 	// The end-to-end receipt: the sender's Result completes on it.
 	r.reply(rp, r.appendReceipt(nil, pkg.Hash))

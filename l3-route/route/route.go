@@ -110,6 +110,7 @@ type Stats struct {
 	// outside the skew allowance, or a plain one where a signature is due.
 	ReceiptsRefused, ErrorsRefused, RenewsRefused uint64
 	RelayErrors                                   uint64 // signed error reports from relays (taken as "try again")
+	Copies                                        uint64 // Packages delivered lately that came again (answered, not delivered)
 	Lookups, LookupHits                           uint64
 	Namesakes                                     uint64 // path headers to another holder of one of our places (forwardPath), passed on
 	NameLookups                                   uint64

@@ -70,11 +70,16 @@ func receiptSigned(signer identity.NodeID, hash [16]byte, t int64) []byte {
 
 // appendReceipt makes this node's signed receipt for the Package hash.
 func (r *Router) appendReceipt(b []byte, hash [16]byte) []byte {
-	t := r.clk.Now().UnixNano()
+	return AppendReceipt(b, r.b.Signer(), hash, r.clk.Now().UnixNano())
+}
+
+// AppendReceipt appends the signed receipt (msgReceiptSigned) of the node
+// whose key s holds for the Package hash, dated t (Unix ns).
+func AppendReceipt(b []byte, s identity.Signer, hash [16]byte, t int64) []byte {
 	b = append(b, msgReceiptSigned)
 	b = append(b, hash[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(t))
-	return append(b, r.b.Signer().Sign(receiptSigned(r.self, hash, t))...)
+	return append(b, s.Sign(receiptSigned(identity.NodeID(s.Public()), hash, t))...)
 }
 
 // errorSigned is what an error report's signature covers (b: the report
@@ -85,14 +90,34 @@ func errorSigned(b []byte) []byte {
 
 // appendError makes this node's signed error report.
 func (r *Router) appendError(b []byte, code uint8, hash [16]byte, rep addr.Address) []byte {
+	return AppendError(b, r.b.Signer(), r.self, code, hash, rep, r.clk.Now().UnixNano())
+}
+
+// AppendError appends a signed error report (msgErrorSigned) naming
+// reporter, with s's signature (a report is valid only when s holds
+// reporter's key).
+func AppendError(b []byte, s identity.Signer, reporter identity.NodeID, code uint8, hash [16]byte, rep addr.Address, t int64) []byte {
 	b = append(b, msgErrorSigned)
 	body := len(b)
 	b = append(b, code)
 	b = append(b, hash[:]...)
 	b = append(b, rep[:]...)
-	b = append(b, r.self[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.clk.Now().UnixNano()))
-	return append(b, r.b.Signer().Sign(errorSigned(b[body:]))...)
+	b = append(b, reporter[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(t))
+	return append(b, s.Sign(errorSigned(b[body:]))...)
+}
+
+// AppendPlainReceipt and AppendPlainError append the unsigned layouts a
+// keyless board sends (msgReceipt, msgError).
+func AppendPlainReceipt(b []byte, hash [16]byte) []byte {
+	return append(append(b, msgReceipt), hash[:]...)
+}
+
+// AppendPlainError: see AppendPlainReceipt.
+func AppendPlainError(b []byte, code uint8, hash [16]byte, rep addr.Address) []byte {
+	b = append(b, msgError, code)
+	b = append(b, hash[:]...)
+	return append(b, rep[:]...)
 }
 
 // renewSigned is what a renew request's signature covers (b: the request
