@@ -314,11 +314,11 @@ type pendingSend struct {
 type Destination struct {
 	ID    identity.NodeID
 	Addrs []TreeAddr
-	// Proxy is the node that signed the record the addresses came from,
-	// when not ID itself: a proxy, whose signed receipts and errors for
-	// the node count as the node's. Unvouched says its record carried no
-	// delegation from the node: a reference board behind the proxy, which
-	// cannot sign (signed.go).
+	// Proxy is the delegated proxy that signed the record the addresses
+	// came from (zero if the node signed it): its signed receipts and
+	// errors for the node count as the node's. Unvouched says the record
+	// was a proxy's with no delegation from the node: a reference board
+	// behind the proxy, which cannot sign (signed.go).
 	Proxy     identity.NodeID
 	Unvouched bool
 }
