@@ -604,11 +604,7 @@ func (r *Router) askRenew(k int) {
 // unchanged (once per epoch: every orphan of a failure asks every
 // neighbour).
 func (r *Router) onRenewVia(b []byte) {
-	if b[0] != msgRenewViaSigned {
-		r.stats.RenewsRefused++ // unsigned: anyone could have sent it
-		return
-	}
-	k, ts, ok := r.renewFrom(b[1:])
+	k, ts, ok := r.renewFrom(b, msgRenewViaSigned)
 	if !ok {
 		return
 	}

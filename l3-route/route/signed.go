@@ -231,9 +231,14 @@ func (r *Router) onError(b []byte) {
 	r.failed(hash, remote, relay)
 }
 
-// renewFrom checks a signed renew request's body (tree to signature) and
+// renewFrom checks a renew request of type want (b: the whole message) and
 // reports its tree and epoch.
-func (r *Router) renewFrom(body []byte) (k int, ts uint8, ok bool) {
+func (r *Router) renewFrom(b []byte, want byte) (k int, ts uint8, ok bool) {
+	if b[0] != want {
+		r.stats.RenewsRefused++ // unsigned: anyone could have sent it
+		return 0, 0, false
+	}
+	body := b[1:]
 	var id identity.NodeID
 	copy(id[:], body[2:34])
 	t := int64(binary.BigEndian.Uint64(body[34:42]))
@@ -248,11 +253,7 @@ func (r *Router) renewFrom(body []byte) (k int, ts uint8, ok bool) {
 // onRenew is a renew request that reached us: only the root of that epoch
 // acts on it.
 func (r *Router) onRenew(b []byte) {
-	if b[0] != msgRenewSigned {
-		r.stats.RenewsRefused++ // unsigned: anyone could have sent it
-		return
-	}
-	k, ts, ok := r.renewFrom(b[1:])
+	k, ts, ok := r.renewFrom(b, msgRenewSigned)
 	if !ok {
 		return
 	}

@@ -134,12 +134,7 @@ func (m *routeMesh) stopAttacks() {
 // neighbour v of h (not i) that h holds as a proven peer: the victim.
 func (m *routeMesh) target(i int) (h, v int, ok bool) {
 	a := m.adv
-	var hs []int
-	for _, j := range m.adj[i] {
-		if !a.is[j] && !m.dead[j] {
-			hs = append(hs, j)
-		}
-	}
+	hs := m.honestNeighbours(i)
 	if len(hs) == 0 {
 		return 0, 0, false
 	}
@@ -249,12 +244,7 @@ func (m *routeMesh) count(res *AdversaryResult, fooled, heard bool) {
 // what does not fit its budgets and deliver nothing.
 func (m *routeMesh) flood(i int, res *AdversaryResult) {
 	a := m.adv
-	var hs []int
-	for _, j := range m.adj[i] {
-		if !a.is[j] && !m.dead[j] {
-			hs = append(hs, j)
-		}
-	}
+	hs := m.honestNeighbours(i)
 	if len(hs) == 0 {
 		return
 	}

@@ -52,12 +52,7 @@ func (m *routeMesh) registerVictim(nd *node.Node) {
 // takes a while: an adversary next to h answers first), and returns them.
 func (m *routeMesh) victimSend(i int) (h, t int, pkg packet.Package, res *node.Result, ok bool) {
 	a := m.adv
-	var hs []int
-	for _, j := range m.adj[i] {
-		if !a.is[j] && !m.dead[j] {
-			hs = append(hs, j)
-		}
-	}
+	hs := m.honestNeighbours(i)
 	if len(hs) == 0 {
 		return 0, 0, pkg, nil, false
 	}
