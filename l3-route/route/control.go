@@ -17,8 +17,8 @@ var ControlApp = packet.NewAppID("Mycelium", "route", 1)
 
 // Control message types (the first byte).
 const (
-	msgReceipt     = 0x01 // ‖ hash(16): the Package with that hash was delivered
-	msgError       = 0x02 // ‖ code ‖ hash(16) ‖ reporter addr(16): it was not, and why
+	msgReceipt     = 0x01 // ‖ hash(16): the Package with that hash was delivered (a keyless board's; ours sign: signed.go)
+	msgError       = 0x02 // ‖ code ‖ hash(16) ‖ reporter addr(16): it was not, and why (a keyless board's; ours sign)
 	msgRegister    = 0x10 // ‖ record: store my addresses under my node_id
 	msgLookup      = 0x11 // ‖ node_id(32) ‖ nonce(4): where is this node?
 	msgRegistered  = 0x13 // ‖ node_id(32) ‖ time(8): that record is stored here
@@ -26,8 +26,8 @@ const (
 	msgTrace       = 0x20 // ‖ nonce(4): a trace probe; every relay reports
 	msgTraceReport = 0x21 // ‖ nonce(4) ‖ hop(1) ‖ final(1) ‖ compact address ‖ node_id(32) ‖ link name
 	msgLeaseReq    = 0x30 // (one hop) please lease me an address [‖ flags: 0x01 I register myself] [‖ until ‖ delegation sig]
-	msgRenew       = 0x40 // ‖ tree ‖ tree_state (to that tree's root): my parent there is gone, start a new term
-	msgRenewVia    = 0x41 // (one hop) ‖ tree ‖ tree_state: please send msgRenew to the root for me
+	msgRenew       = 0x40 // ‖ tree ‖ tree_state: unsigned, refused (signed.go: msgRenewSigned)
+	msgRenewVia    = 0x41 // (one hop) ‖ tree ‖ tree_state: unsigned, refused (msgRenewViaSigned)
 	msgLeaseGrant  = 0x31 // (one hop) ‖ count ‖ count × (tree ‖ ts ‖ compact address)
 
 	msgNameRegister = 0x14 // ‖ name record: store my name
@@ -97,10 +97,16 @@ func checkControl(b []byte) error {
 	switch b[0] {
 	case msgReceipt:
 		ok = n == 16
+	case msgReceiptSigned:
+		ok = n == ReceiptSize-1
 	case msgError:
 		ok = n == 33
+	case msgErrorSigned:
+		ok = n == ErrorSize-1
 	case msgRenew, msgRenewVia:
 		ok = n == 2
+	case msgRenewSigned, msgRenewViaSigned:
+		ok = n == RenewSize-1
 	case msgRegister:
 		ok = n >= 32+1+8+1+64
 	case msgRegistered:

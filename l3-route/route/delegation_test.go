@@ -1,6 +1,7 @@
 package route
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -128,5 +129,47 @@ func TestFutureNameRecord(t *testing.T) {
 	r.onNameRegister(&routed{Time: clk.Now()}, rec.AppendTo(nil))
 	if r.names.stored["pump"] == nil {
 		t.Fatal("a name record of now was refused")
+	}
+}
+
+// TestUnvouchedRecordAtOneHome: a proxy record no delegation vouches for,
+// for a node that signs its own (a forgery that reached a home where the
+// node's own record was not), is not taken while another tree's home has
+// the node's own: a lookup asks one more tree before it takes such a
+// record. Put at each home in turn, it never wins.
+func TestUnvouchedRecordAtOneHome(t *testing.T) {
+	me := lineMesh(t, 6, 2, 31)
+	q, dst, mallory := me.nodes[0], me.nodes[5], 2
+	id := dst.n.ID()
+	var homes []int
+	for i, hn := range me.nodes {
+		if hn.rt.HasRecord(id) {
+			homes = append(homes, i)
+		}
+	}
+	if len(homes) < 2 {
+		t.Fatalf("node 5's record lives at %v: want two homes", homes)
+	}
+	for _, h := range homes {
+		home := me.nodes[h].rt
+		own := home.records[id]
+		forged := Record{ID: id, Signer: me.nodes[mallory].n.ID(), Time: own.rec.Time + 1, Addrs: me.nodes[mallory].rt.Addrs()}
+		forged.Sign(me.nodes[mallory].n.Signer())
+		home.records[id] = &storedRecord{rec: forged, at: own.at}
+		delete(q.rt.cache, id)
+		var got *Destination
+		q.rt.Lookup(id, func(d Destination, err error) {
+			if err != nil {
+				t.Fatalf("lookup with a forgery at node %d: %v", h, err)
+			}
+			got = &d
+		})
+		if !me.run(2*time.Minute, func() bool { return got != nil }) {
+			t.Fatalf("lookup with a forgery at node %d never ended", h)
+		}
+		if got.Unvouched || got.Proxy != (identity.NodeID{}) || !slices.Equal(got.Addrs, own.rec.Addrs) {
+			t.Errorf("forgery at node %d: the lookup took it: %+v", h, got)
+		}
+		home.records[id] = own
 	}
 }

@@ -91,8 +91,11 @@ func TestErrorsTravelBack(t *testing.T) {
 		if want := me.pos(3, 0).Addr.String(); re.From != want {
 			t.Errorf("reported by %q, want node 3 at %q", re.From, want)
 		}
-		if me.nodes[3].rt.Stats().HopLimit != hl+1 {
-			t.Errorf("node 3 counted %d hop limits", me.nodes[3].rt.Stats().HopLimit-hl)
+		// A relay's report is one node's word (signed.go): the sender
+		// tried every attempt it had, and each one stopped at node 3 (an
+		// attempt's path header may reach it in more than one tree).
+		if got, want := me.nodes[3].rt.Stats().HopLimit-hl, uint64(me.nodes[5].rt.cfg.Attempts); got < want {
+			t.Errorf("node 3 counted %d hop limits, want at least %d", got, want)
 		}
 		if len(me.nodes[0].got) != 0 {
 			t.Error("delivered despite the hop limit")

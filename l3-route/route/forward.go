@@ -272,7 +272,7 @@ func (r *Router) send(rp *routed, next tree.Neighbor, originated bool, from *pee
 			err = remote.Err
 		}
 		if originated {
-			r.failed(hash, err)
+			r.failed(hash, err, false)
 			return
 		}
 		r.reportError(rp, err)
@@ -573,9 +573,11 @@ func (r *Router) local(rp *routed) {
 			return
 		}
 		r.remember(key)
+	} else {
+		r.stats.Copies++
 	}
 	// The end-to-end receipt: the sender's Result completes on it.
-	r.reply(rp, append([]byte{msgReceipt}, pkg.Hash[:]...))
+	r.reply(rp, r.appendReceipt(nil, pkg.Hash))
 }
 
 // origin is where a Package's answers go: the addresses its origin wrote in
@@ -611,7 +613,7 @@ func (r *Router) reportError(rp *routed, err error) {
 			// We are the origin: no need to travel. No way from here now
 			// may be one after a pause (the trees mend): retried like a
 			// relay's report.
-			r.failed(hash, err)
+			r.failed(hash, err, false)
 			return
 		}
 	}
@@ -619,9 +621,7 @@ func (r *Router) reportError(rp *routed, err error) {
 	if self, ok := r.position(h.TreeState); ok {
 		rep = self.Addr.Truncate()
 	}
-	b := []byte{msgError, node.CodeOf(err)}
-	b = append(b, hash[:]...)
-	b = append(b, rep[:]...)
+	b := r.appendError(nil, node.CodeOf(err), hash, rep)
 	r.stats.ErrorsSent++
 	// The report counts up from the failed Package's remaining hop limit
 	// (PROTOCOL 7: the packet goes back with its ttl, relays increment

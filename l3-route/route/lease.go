@@ -373,7 +373,10 @@ func (r *Router) proxy(rp *routed, h *leaseHolder) {
 			return
 		}
 		if h.ref && !hdr.Error && !isControl(&inner) {
-			// A reference node sends no receipt: the proxy confirms.
+			// A reference node sends no receipt: the proxy confirms,
+			// plainly (it speaks for a board that cannot sign: the
+			// sender takes a plain receipt only for such a destination,
+			// signed.go).
 			r.reply(rp, append([]byte{msgReceipt}, inner.Hash[:]...))
 		}
 	})

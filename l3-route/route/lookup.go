@@ -60,6 +60,12 @@ type lookupReq struct {
 	tries int
 	start time.Time
 	timer interface{ Stop() bool }
+	// fallback is an unvouched proxy record found for a node_id that is a
+	// key (a reference board's, or a forgery for a node of ours whose own
+	// record was not at that home): one more tree is asked (extra) for a
+	// record the node vouches for before it is taken.
+	fallback *Record
+	extra    bool
 }
 
 // lookupTimeout bounds one lookup attempt (a round trip over the mesh);
@@ -403,6 +409,13 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 	if q.start.IsZero() {
 		q.start = r.clk.Now()
 	}
+	if q.fallback != nil {
+		if q.extra {
+			r.completeLookup(nonce, q, *q.fallback)
+			return
+		}
+		q.extra = true
+	}
 	// At least a round of each; and while a node just starting may not
 	// have registered yet (it waits for its addresses to settle), keep at
 	// it for lookupPatience.
@@ -444,6 +457,10 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 				r.tryLookup(nonce, q)
 			}
 		})
+		return
+	}
+	if q.fallback != nil {
+		r.completeLookup(nonce, q, *q.fallback)
 		return
 	}
 	delete(r.lookups, nonce)
@@ -512,6 +529,10 @@ func (r *Router) onLookupReply(b []byte) {
 		if q.timer != nil {
 			q.timer.Stop()
 		}
+		if q.fallback != nil && q.extra {
+			r.completeLookup(nonce, q, *q.fallback)
+			return
+		}
 		q.timer = r.clk.AfterFunc(r.paced(lookupAgain, 50), func() {
 			if r.lookups[nonce] == q {
 				r.tryLookup(nonce, q)
@@ -522,8 +543,36 @@ func (r *Router) onLookupReply(b []byte) {
 	if q.timer != nil {
 		q.timer.Stop()
 	}
+	if rec.Signer != rec.ID && rec.Deleg == nil && canSign(rec.ID) {
+		// No delegation vouches for it, and the node could have signed
+		// its own: before it is taken, one more tree is asked for one.
+		if q.fallback == nil || rec.Time > q.fallback.Time {
+			q.fallback = &rec
+		}
+		if !q.extra && r.lookupTrees() > 1 {
+			r.tryLookup(nonce, q)
+			return
+		}
+		rec = *q.fallback
+	}
+	r.completeLookup(nonce, q, rec)
+}
+
+// completeLookup ends a lookup with rec.
+func (r *Router) completeLookup(nonce uint32, q *lookupReq, rec Record) {
+	if q.timer != nil {
+		q.timer.Stop()
+	}
 	delete(r.lookups, nonce)
 	d := Destination{ID: rec.ID, Addrs: rec.Addrs}
+	if rec.Signer != rec.ID {
+		// A delegated proxy's signed receipts count as the node's; an
+		// unvouched proxy's record is a board's, which cannot sign.
+		if rec.Deleg != nil {
+			d.Proxy = rec.Signer
+		}
+		d.Unvouched = rec.Deleg == nil
+	}
 	r.cache[rec.ID] = &cachedRecord{d: d, expires: r.clk.Now().Add(r.recordLife() / 2)}
 	for _, cb := range q.cbs {
 		cb(d, nil)

@@ -1,8 +1,12 @@
 package route
 
 import (
+	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
@@ -116,12 +120,72 @@ func TestLateRenewKeepsTheTerm(t *testing.T) {
 	if _, ok := me.trees[asker].ByState(old.TreeState); !ok {
 		t.Fatalf("node %d no longer holds epoch %d", asker, old.TreeState)
 	}
-	me.rts[asker].sendControl(old.TreeState, addr.Long{}, false, []byte{msgRenew, 0, old.TreeState})
+	me.rts[asker].sendControl(old.TreeState, addr.Long{}, false, me.rts[asker].appendRenew(nil, msgRenewSigned, 0, old.TreeState))
 	for _, ep := range me.trees[asker].Neighbors(0, cur.TreeState) {
-		me.nodes[asker].Send(ep.ID, ControlApp, []byte{msgRenewVia, 0, old.TreeState}, nil)
+		me.nodes[asker].Send(ep.ID, ControlApp, me.rts[asker].appendRenew(nil, msgRenewViaSigned, 0, old.TreeState), nil)
 	}
 	me.clk.RunFor(3 * period)
 	if now, _ := me.trees[root].Current(0); now.Term != cur.Term {
 		t.Errorf("a request for the epoch before started term %d after %d", now.Term, cur.Term)
 	}
+}
+
+// TestForgedRenew: a renew request reaches the root of tree 0 from node 3
+// unsigned, signed by node 3 in node 4's name, and signed but an hour old:
+// each is refused and counted, and the term stands. Node 3's own, fresh,
+// starts a new term.
+func TestForgedRenew(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 2, EpochPeriods: -1}, 41)
+	for range 6 {
+		me.add(hspec{})
+	}
+	me.edges(line(6))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	root := -1
+	for i, hn := range me.nodes {
+		if p, ok := hn.rt.Trees().Current(0); ok && p.Root {
+			root = i
+		}
+	}
+	if root < 0 {
+		t.Fatal("no root of tree 0")
+	}
+	from := 3
+	if root == from {
+		from = 1
+	}
+	rr, fr := me.nodes[root].rt, me.nodes[from].rt
+	term, _ := rr.Trees().Current(0)
+	to := []TreeAddr{{Tree: 0, TreeState: term.TreeState}}
+	now := me.clk.Now().UnixNano()
+	signer := me.nodes[from].n.Signer()
+	forged := [][]byte{
+		{msgRenew, 0, term.TreeState},
+		signedRenewBy(signer, me.nodes[(from+1)%6].n.ID(), 0, term.TreeState, now),
+		signedRenewBy(signer, me.nodes[from].n.ID(), 0, term.TreeState, now-int64(time.Hour)),
+	}
+	before := rr.Stats().RenewsRefused
+	for _, msg := range forged {
+		fr.SendControl(to, msg, false)
+	}
+	period := rr.Trees().Config().ClaimPeriod
+	me.clk.RunFor(tree.MinTermPeriods * period * 2)
+	if got := rr.Stats().RenewsRefused - before; got != uint64(len(forged)) {
+		t.Errorf("the root refused %d renew requests, want %d", got, len(forged))
+	}
+	if p, _ := rr.Trees().Current(0); p.Term != term.Term {
+		t.Fatal("a forged renew request started a new term")
+	}
+	fr.SendControl(to, signedRenewBy(signer, me.nodes[from].n.ID(), 0, term.TreeState, me.clk.Now().UnixNano()), false)
+	me.clk.RunFor(period)
+	if p, _ := rr.Trees().Current(0); p.Term == term.Term {
+		t.Fatal("node's own renew request started no new term")
+	}
+}
+
+// signedRenewBy is a renew request naming id, signed by s.
+func signedRenewBy(s identity.Signer, id identity.NodeID, k, ts uint8, at int64) []byte {
+	body := slices.Concat([]byte{k, ts}, id[:], binary.BigEndian.AppendUint64(nil, uint64(at)))
+	return slices.Concat([]byte{msgRenewSigned}, body, s.Sign(slices.Concat([]byte(renewDomain), body)))
 }

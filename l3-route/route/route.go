@@ -105,10 +105,16 @@ type Stats struct {
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
 	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
-	Lookups, LookupHits              uint64
-	Namesakes                        uint64 // path headers to another holder of one of our places (forwardPath), passed on
-	NameLookups                      uint64
-	NameConflicts                    uint64 // a home said our name is another node's
+	// Receipts, error reports and renew requests refused (signed.go): a
+	// signature that does not hold for the node it must come from, a date
+	// outside the skew allowance, or a plain one where a signature is due.
+	ReceiptsRefused, ErrorsRefused, RenewsRefused uint64
+	RelayErrors                                   uint64 // signed error reports from relays (taken as "try again")
+	Copies                                        uint64 // Packages delivered lately that came again (answered, not delivered)
+	Lookups, LookupHits                           uint64
+	Namesakes                                     uint64 // path headers to another holder of one of our places (forwardPath), passed on
+	NameLookups                                   uint64
+	NameConflicts                                 uint64 // a home said our name is another node's
 	// Failed counts the sends this node originated that ended in an
 	// error, by the error's wire code (0: errors without one, such as
 	// ErrNoCommonTree or ErrUnknownNode).
@@ -305,6 +311,7 @@ type pendingSend struct {
 	mode     bool
 	forced   *int // the one tree to route in (nil: all)
 	attempts int
+	since    time.Time // when the send began: receipts and errors dated before it (less the skew) are replays
 	timer    clock.Timer
 }
 
@@ -313,6 +320,13 @@ type pendingSend struct {
 type Destination struct {
 	ID    identity.NodeID
 	Addrs []TreeAddr
+	// Proxy is the delegated proxy that signed the record the addresses
+	// came from (zero if the node signed it): its signed receipts and
+	// errors for the node count as the node's. Unvouched says the record
+	// was a proxy's with no delegation from the node: a reference board
+	// behind the proxy, which cannot sign (signed.go).
+	Proxy     identity.NodeID
+	Unvouched bool
 }
 
 // Options tune a routed send.
@@ -371,14 +385,15 @@ func stale(err error) bool {
 }
 
 // SendTo sends blob to application app at a destination whose addresses
-// are known.
+// are known. d.ID must be the destination's: its receipt is checked
+// against that key (or d.Proxy's; signed.go).
 func (r *Router) SendTo(d Destination, app packet.AppID, blob []byte, opt *Options) *node.Result {
 	if opt == nil {
 		opt = &Options{}
 	}
 	pkg := packet.NewPackage(app, blob)
 	res := newResult()
-	p := &pendingSend{res: res, dst: d, pkg: pkg, opt: &node.SendOptions{Priority: opt.Priority}, mode: opt.Mode}
+	p := &pendingSend{res: res, dst: d, pkg: pkg, opt: &node.SendOptions{Priority: opt.Priority}, mode: opt.Mode, since: r.clk.Now()}
 	if old := r.pending[pkg.Hash]; old != nil {
 		// The same Package already on its way: both hear the same outcome.
 		old.res.OnDone(func(err error) { completeResult(res, err) })
@@ -520,8 +535,10 @@ func retryable(err error) bool {
 // failed: an attempt of a pending send failed with err; try again after a
 // pause (a congested relay needs a moment) or report it. A path header
 // holds every tree: each attempt tries all of them again (the relays'
-// knowledge, and the trees, may have moved on meanwhile).
-func (r *Router) failed(hash [16]byte, err error) {
+// knowledge, and the trees, may have moved on meanwhile). A relay's
+// signed report (relay) is always tried again while attempts remain: it
+// is one node's word that one way failed (signed.go).
+func (r *Router) failed(hash [16]byte, err error, relay bool) {
 	p := r.pending[hash]
 	if p == nil {
 		return
@@ -531,7 +548,7 @@ func (r *Router) failed(hash [16]byte, err error) {
 	if noRoute {
 		limit = max(limit, r.t.Count()) // every tree may be tried
 	}
-	if !retryable(err) || p.attempts >= limit {
+	if !relay && !retryable(err) || p.attempts >= limit {
 		r.finish(hash, err)
 		return
 	}
@@ -578,24 +595,25 @@ func (r *Router) askRenew(k int) {
 	if !ok {
 		return
 	}
-	msg := []byte{msgRenew, byte(k), p.TreeState}
-	r.sendControl(p.TreeState, addr.Long{}, false, msg)
+	r.sendControl(p.TreeState, addr.Long{}, false, r.appendRenew(nil, msgRenewSigned, k, p.TreeState))
+	via := r.appendRenew(nil, msgRenewViaSigned, k, p.TreeState)
 	for _, peer := range r.b.Peers() {
 		for _, ep := range peer.Endpoints {
 			if r.b.SpeaksOurs(ep) {
-				r.b.Send(ep, ControlApp, []byte{msgRenewVia, byte(k), p.TreeState}, nil)
+				r.b.Send(ep, ControlApp, via, nil)
 			}
 		}
 	}
 }
 
-// onRenewVia passes a neighbour's renew request on toward the root (once
-// per epoch: every orphan of a failure asks every neighbour).
+// onRenewVia passes a neighbour's signed renew request on toward the root,
+// unchanged (once per epoch: every orphan of a failure asks every
+// neighbour).
 func (r *Router) onRenewVia(b []byte) {
-	if len(b) != 3 {
+	k, ts, ok := r.renewFrom(b, msgRenewViaSigned)
+	if !ok {
 		return
 	}
-	k, ts := int(b[1]), b[2]
 	p, ok := r.t.ByState(ts)
 	if !ok || int(p.Tree) != k {
 		return
@@ -611,7 +629,8 @@ func (r *Router) onRenewVia(b []byte) {
 		return
 	}
 	r.renewed[ts] = true
-	r.sendControl(ts, addr.Long{}, false, []byte{msgRenew, byte(k), ts})
+	fwd := append([]byte{msgRenewSigned}, b[1:]...)
+	r.sendControl(ts, addr.Long{}, false, fwd)
 }
 
 // renew answers a request for an early term of tree k from an orphan of
@@ -672,26 +691,12 @@ func (r *Router) control(rp *routed, b []byte) {
 		return
 	}
 	switch b[0] {
-	case msgReceipt:
-		if len(b) == 17 {
-			var hash [16]byte
-			copy(hash[:], b[1:])
-			r.stats.Receipts++
-			r.finish(hash, nil)
-		}
-	case msgError:
-		if len(b) == 34 {
-			var hash [16]byte
-			copy(hash[:], b[2:18])
-			r.stats.ErrorsRecv++
-			var rep addr.Address
-			copy(rep[:], b[18:34])
-			r.failed(hash, &node.RemoteError{Err: node.ErrorForCode(b[1]), From: rep.String()})
-		}
-	case msgRenew:
-		if len(b) == 3 {
-			r.renew(int(b[1]), b[2])
-		}
+	case msgReceipt, msgReceiptSigned:
+		r.onReceipt(b)
+	case msgError, msgErrorSigned:
+		r.onError(b)
+	case msgRenew, msgRenewSigned:
+		r.onRenew(b)
 	case msgRegister:
 		r.onRegister(rp, b[1:])
 	case msgRegistered:
@@ -729,7 +734,7 @@ func (r *Router) receiveOneHop(m node.Message) {
 		r.onLeaseRequest(m)
 	case msgLeaseGrant:
 		r.onLeaseGrant(m)
-	case msgRenewVia:
+	case msgRenewVia, msgRenewViaSigned:
 		r.onRenewVia(m.Blob)
 	case msgNameHello:
 		r.onNameHello(m)

@@ -108,7 +108,15 @@ attack their neighbours every 5 s of mesh time from convergence until the
 routing is measured: forge-goodbye (a goodbye in a neighbour's name),
 forge-beacon (beacons claiming a neighbour's node_id), flood (bursts of
 bogus sequence packets claiming 65,536 parts), blackhole (it drops every
-routed frame it hears). The JSON adds "adversary": {KIND: {"tried",
+routed frame it hears); on routing and the trees (tools/meshsim/attacks.go):
+forge-receipt (a receipt for a neighbour's Package, plain or signed by
+itself, before the destination's), forge-error (a hop-limit error for it:
+plain, in the destination's name, or its own), replay-packet (the same
+Package to its destination again once delivered), forge-proxy and
+future-record (a proxy record for another node, dated now or an hour
+ahead, to its homes), forge-claim (a new term in the current root's name),
+replay-cert (a neighbour's position certificate as its own), lie-distance
+(its claims passed on with hops 0). The JSON adds "adversary": {KIND: {"tried",
 "rejected"}} (tried: an honest node heard the attack; rejected: it was not
 fooled; for blackhole, the routed frames swallowed), the delivery between
 honest pairs whose every shortest path avoids the adversaries

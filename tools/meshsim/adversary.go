@@ -21,7 +21,9 @@ import (
 )
 
 // AdversaryKinds are the attacks the simulator plays.
-var AdversaryKinds = []string{"forge-beacon", "forge-goodbye", "flood", "blackhole"}
+var AdversaryKinds = []string{"forge-beacon", "forge-goodbye", "flood", "blackhole",
+	"forge-receipt", "forge-error", "replay-packet", "forge-proxy", "future-record",
+	"forge-claim", "replay-cert", "lie-distance"}
 
 // AdversaryReport is what a run with adversaries adds to its RouteResult.
 type AdversaryReport struct {
@@ -60,6 +62,7 @@ type adversaries struct {
 	res   map[string]*AdversaryResult
 	rng   *mrand.Rand
 	on    bool
+	vic   victims // the attacks on routing (attacks.go)
 }
 
 // pickAdversaries chooses c.Adversaries nodes (from their own random
@@ -71,7 +74,7 @@ func (m *routeMesh) pickAdversaries() {
 	}
 	n := len(m.adj)
 	a := &adversaries{kinds: c.Adversary, is: make([]bool, n), res: map[string]*AdversaryResult{},
-		rng: mrand.New(mrand.NewPCG(c.Seed, 0x616476))}
+		rng: mrand.New(mrand.NewPCG(c.Seed, 0x616476)), vic: victims{got: map[[16]byte]int{}}}
 	for _, k := range c.Adversary {
 		a.res[k] = &AdversaryResult{}
 	}
@@ -131,12 +134,7 @@ func (m *routeMesh) stopAttacks() {
 // neighbour v of h (not i) that h holds as a proven peer: the victim.
 func (m *routeMesh) target(i int) (h, v int, ok bool) {
 	a := m.adv
-	var hs []int
-	for _, j := range m.adj[i] {
-		if !a.is[j] && !m.dead[j] {
-			hs = append(hs, j)
-		}
-	}
+	hs := m.honestNeighbours(i)
 	if len(hs) == 0 {
 		return 0, 0, false
 	}
@@ -211,6 +209,22 @@ func (m *routeMesh) attack(i int, kind string) {
 		})
 	case "flood":
 		m.flood(i, res)
+	case "forge-receipt":
+		m.forgeReceipt(i, res)
+	case "forge-error":
+		m.forgeError(i, res)
+	case "replay-packet":
+		m.replayPacket(i, res)
+	case "forge-proxy":
+		m.forgeRecord(i, res, 0)
+	case "future-record":
+		m.forgeRecord(i, res, time.Hour)
+	case "forge-claim":
+		m.forgeClaim(i, res)
+	case "replay-cert":
+		m.replayCert(i, res)
+	case "lie-distance":
+		m.lieDistance(i, res)
 	}
 }
 
@@ -230,12 +244,7 @@ func (m *routeMesh) count(res *AdversaryResult, fooled, heard bool) {
 // what does not fit its budgets and deliver nothing.
 func (m *routeMesh) flood(i int, res *AdversaryResult) {
 	a := m.adv
-	var hs []int
-	for _, j := range m.adj[i] {
-		if !a.is[j] && !m.dead[j] {
-			hs = append(hs, j)
-		}
-	}
+	hs := m.honestNeighbours(i)
 	if len(hs) == 0 {
 		return
 	}
@@ -344,7 +353,7 @@ func (m *routeMesh) honestPair(s, t int, ds, dt []int) bool {
 func (c *RouteConfig) validateAdversary(nodes int) error {
 	for _, k := range c.Adversary {
 		if !slices.Contains(AdversaryKinds, k) {
-			return settingf("adversary", k, "want one of %v (the others the issue names are not simulated yet)", AdversaryKinds)
+			return settingf("adversary", k, "want one of %v", AdversaryKinds)
 		}
 	}
 	if len(c.Adversary) == 0 && c.Adversaries != 0 {

@@ -26,7 +26,7 @@ func TestAdversaries(t *testing.T) {
 		t.Errorf("peak reassembly %d bytes, budget %d", r.PeakRxBytes, r.RxBudgetBytes)
 	}
 	t.Logf("%+v honest %d/%d peak rx %d", r.Adversary, r.HonestDelivered, r.HonestPairs, r.PeakRxBytes)
-	if _, err := Route(RouteConfig{Nodes: 10, Adversary: []string{"forge-claim"}, Adversaries: 1}); err == nil {
+	if _, err := Route(RouteConfig{Nodes: 10, Adversary: []string{"forge-everything"}, Adversaries: 1}); err == nil {
 		t.Error("an attack the simulator does not play was accepted")
 	}
 }

@@ -511,6 +511,7 @@ func (m *routeMesh) build() error {
 		tr := rt.Trees()
 		i := i
 		nd.Register(RouteApp, func(node.Message) {})
+		m.registerVictim(nd)
 		rt.Observe(func(h route.Hop) { m.onHop(i, h) })
 		m.nodes = append(m.nodes, nd)
 		m.trees = append(m.trees, tr)

@@ -197,10 +197,11 @@ local TREE_STATUS = {
 	[0] = "ok", [1] = "no position", [2] = "full", [3] = "too deep", [4] = "refused", [5] = "wait",
 }
 local ROUTE_TYPES = {
-	[0x01] = "receipt", [0x02] = "error", [0x10] = "register", [0x13] = "registered", [0x11] = "lookup",
+	[0x01] = "receipt", [0x02] = "error", [0x03] = "signed receipt", [0x04] = "signed error", [0x10] = "register", [0x13] = "registered", [0x11] = "lookup",
 	[0x12] = "lookup reply", [0x20] = "trace", [0x21] = "trace report", [0x14] = "name register",
 	[0x15] = "name stored", [0x16] = "name lookup", [0x17] = "name reply", [0x18] = "name hello",
 	[0x30] = "lease request", [0x31] = "lease grant", [0x40] = "renew", [0x41] = "renew via",
+	[0x42] = "signed renew", [0x43] = "signed renew via",
 }
 local STREAM_TYPES = { [1] = "open", [2] = "data", [3] = "end", [4] = "result", [5] = "abort" }
 local STATUS_STATES = { [0] = "in progress", [1] = "complete", [2] = "no such sequence", [3] = "nothing received" }
@@ -591,11 +592,23 @@ local function dissectRoute(r, t)
 	local name = "route " .. (ROUTE_TYPES[typ] or string.format("type 0x%02x", typ))
 	if typ == 0x01 then
 		if need(rt, r, 1, 16) then rt:add(F.rt_hash, r(1, 16)) end
-	elseif typ == 0x02 then
+	elseif typ == 0x03 then
+		if need(rt, r, 1, 88) then
+			rt:add(F.rt_hash, r(1, 16)); rt:add(F.rt_time, r(17, 8)); rt:add(F.rt_sig, r(25, 64))
+		end
+	elseif typ == 0x02 or typ == 0x04 then
 		if need(rt, r, 1, 33) then
 			rt:add(F.rt_code, r(1, 1)); rt:add(F.rt_hash, r(2, 16))
 			addAddr(rt, F.rt_addr, F.rt_coords, r(18, 16))
 			name = name .. ": " .. (ERROR_CODES[r(1, 1):uint()] or "code " .. r(1, 1):uint())
+		end
+		if typ == 0x04 and need(rt, r, 34, 104) then
+			rt:add(F.rt_signer, r(34, 32)); rt:add(F.rt_time, r(66, 8)); rt:add(F.rt_sig, r(74, 64))
+		end
+	elseif typ == 0x42 or typ == 0x43 then
+		if need(rt, r, 1, 106) then
+			rt:add(F.rt_tree, r(1, 1)); rt:add(F.rt_ts, r(2, 1)); rt:add(F.rt_signer, r(3, 32))
+			rt:add(F.rt_time, r(35, 8)); rt:add(F.rt_sig, r(43, 64))
 		end
 	elseif typ == 0x10 then
 		dissectRecord(r, 1, rt)
