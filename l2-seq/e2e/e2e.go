@@ -106,6 +106,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxSessions bounds the sessions held (default 256).
 	MaxSessions int
+	// Revocations, when set, names node_ids an operator revoked: no
+	// session is begun with one, its handshakes are refused, and the data
+	// of a session begun before the revocation is refused too.
+	Revocations identity.Revocations
 }
 
 // Stats counts the layer's work and what it refused.
@@ -120,6 +124,7 @@ type Stats struct {
 	HandshakeFailed         uint64 // sends failed for want of a session
 	RefusedSent             uint64 // notices sent that a peer's message was refused
 	RefusedHeard            uint64 // sends ended by a peer's notice
+	Revoked                 uint64 // handshakes, data and sends refused: the peer's key is revoked
 }
 
 // Layer is one node's end-to-end sessions. Its methods run on the node's
@@ -229,6 +234,12 @@ type queued struct {
 // is the transport's, or ErrHandshake when no session could be set up.
 func (l *Layer) Send(to identity.NodeID, app packet.AppID, blob []byte) *node.Result {
 	now := l.cfg.Clock.Now()
+	if l.revoked(to) {
+		l.stats.Revoked++
+		res := node.NewResult()
+		res.Complete(fmt.Errorf("%w: %s's key is revoked", node.ErrHandshake, to.Short()))
+		return res
+	}
 	s := l.cur[to]
 	usable := s != nil && s.confirmed && now.Sub(s.born) < l.cfg.RekeyAfter+rejectGrace/2
 	if usable && now.Sub(s.born) < l.cfg.RekeyAfter {
@@ -364,6 +375,11 @@ func (l *Layer) drop(s *session, err error) {
 	}
 }
 
+// revoked reports whether an operator revoked id's key.
+func (l *Layer) revoked(id identity.NodeID) bool {
+	return l.cfg.Revocations != nil && l.cfg.Revocations.Revoked(id)
+}
+
 // initiate starts a handshake with to.
 func (l *Layer) initiate(to identity.NodeID, now time.Time) (*session, error) {
 	if to == l.self {
@@ -466,6 +482,10 @@ func (l *Layer) onInit(m node.Message) error {
 		l.stats.Unauthenticated++ // a static key that is not the node_id's
 		return node.ErrUnauthenticated
 	}
+	if l.revoked(id) {
+		l.stats.Revoked++
+		return node.ErrUnauthenticated
+	}
 	if last, ok := l.lastTS[id]; ok && ts <= last {
 		l.stats.Replayed++
 		return node.ErrReplayed
@@ -535,6 +555,10 @@ func (l *Layer) onData(m node.Message) error {
 	now := l.cfg.Clock.Now()
 	if s == nil || s.recv == nil || now.Sub(s.born) > l.cfg.RekeyAfter+rejectGrace {
 		l.stats.Unauthenticated++
+		return node.ErrUnauthenticated
+	}
+	if l.revoked(s.peer) {
+		l.stats.Revoked++
 		return node.ErrUnauthenticated
 	}
 	ctr := binary.BigEndian.Uint64(b[5:13])

@@ -267,3 +267,36 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+type revokedSet map[identity.NodeID]bool
+
+func (r revokedSet) Revoked(id identity.NodeID) bool { return r[id] }
+
+// A node whose key an operator revoked gets no session: its handshakes
+// are refused, no send to it begins one, and a session it held before the
+// revocation carries nothing more.
+func TestRevokedPeer(t *testing.T) {
+	w, ls := newWire(t, 3)
+	a, b, c := ls[0], ls[1], ls[2]
+	c.cfg.Revocations = revokedSet{a.self: true}
+	if err := w.wait(a.Send(c.self, testApp, []byte("to c"))); err == nil {
+		t.Fatal("c took a session from revoked a")
+	}
+	if len(w.got[c.self]) != 0 || c.Stats().Revoked == 0 || c.Stats().Handshakes != 0 {
+		t.Fatalf("c: delivered %d, %+v", len(w.got[c.self]), c.Stats())
+	}
+	if err := w.wait(c.Send(a.self, testApp, []byte("to a"))); !errors.Is(err, node.ErrHandshake) {
+		t.Fatalf("c's send to revoked a: %v", err)
+	}
+	// a and b hold a session when b learns of the revocation.
+	if err := w.wait(a.Send(b.self, testApp, []byte("before"))); err != nil {
+		t.Fatal(err)
+	}
+	b.cfg.Revocations = revokedSet{a.self: true}
+	if err := w.wait(a.Send(b.self, testApp, []byte("after"))); err == nil {
+		t.Fatal("b took data from revoked a over an old session")
+	}
+	if len(w.got[b.self]) != 1 || b.Stats().Revoked != 1 {
+		t.Fatalf("b: delivered %d, %+v", len(w.got[b.self]), b.Stats())
+	}
+}

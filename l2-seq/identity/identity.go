@@ -112,25 +112,7 @@ var ErrOwner = errors.New("identity: key file owned by another user")
 // the file read: it must be a regular file, ours, and readable by nobody
 // else (mode 0600 or stricter).
 func Load(path string) (Identity, error) {
-	f, err := openNoFollow(path)
-	if err != nil {
-		return Identity{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Identity{}, err
-	}
-	if !st.Mode().IsRegular() {
-		return Identity{}, fmt.Errorf("identity: %s: not a regular file", path)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return Identity{}, fmt.Errorf("%w: %s is %v", ErrPermissions, path, st.Mode().Perm())
-	}
-	if err := checkOwner(st); err != nil {
-		return Identity{}, fmt.Errorf("%w: %s", err, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	b, err := ReadPrivate(path, 64<<10)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -149,6 +131,32 @@ func Load(path string) (Identity, error) {
 	return Identity{priv: priv}, nil
 }
 
+// ReadPrivate reads at most limit bytes of a file that must be private to
+// us: a regular file (no symlink followed), ours, readable by nobody else
+// (mode 0600 or stricter). The checks and the read are made on one open
+// file, so the file checked is the file read (no time-of-check gap).
+func ReadPrivate(path string, limit int64) ([]byte, error) {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("identity: %s: not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s is %v", ErrPermissions, path, st.Mode().Perm())
+	}
+	if err := checkOwner(st); err != nil {
+		return nil, fmt.Errorf("%w: %s", err, path)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
 // Rotate replaces the identity at path with a new one, atomically: the old
 // key is kept (hard-linked) as path.prev-UNIXTIME first, the new one is
 // written to a temporary file, synced, and renamed over path, so path
@@ -165,6 +173,12 @@ func Rotate(path string, now int64) (Identity, string, error) {
 	prev := fmt.Sprintf("%s.prev-%d", path, now)
 	if err := os.Link(path, prev); err != nil {
 		return Identity{}, "", fmt.Errorf("identity: keeping the old key: %w", err)
+	}
+	// What was checked above may have been swapped since: the copy kept is
+	// checked again, on the link itself (ours, private, a key).
+	if _, err := Load(prev); err != nil {
+		os.Remove(prev)
+		return Identity{}, "", fmt.Errorf("identity: the key changed while rotating: %w", err)
 	}
 	tmp := fmt.Sprintf("%s.new-%d", path, now)
 	if err := Save(tmp, id); err != nil {
@@ -201,6 +215,41 @@ func ParsePublicPEM(b []byte) (NodeID, error) {
 		return NodeID{}, errors.New("identity: not an Ed25519 public key")
 	}
 	return NodeID(pub), nil
+}
+
+// WritePrivate replaces the file at path with data, atomically and
+// privately: data goes to a temporary file (mode 0600) in the same
+// directory, is synced, and is renamed over path, so path always holds the
+// whole old content or the whole new one, readable by us alone.
+func WritePrivate(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp") // mode 0600
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // gone after the rename; left only on failure
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	syncDir(dir)
+	return nil
 }
 
 func syncDir(dir string) {
@@ -256,4 +305,14 @@ func Save(path string, id Identity) error {
 	// The new name must survive a crash too.
 	syncDir(dir)
 	return nil
+}
+
+// Revocations tells whether a node_id was revoked (an operator declared
+// its key compromised). The layers take it as this small interface and
+// refuse a revoked node as a proven neighbour, a record's signer or an
+// end-to-end peer; whoever holds the operators' keys and the signed
+// revocations (package revoke, wired by the daemon) answers it. It is
+// asked on the node's loop and must not block.
+type Revocations interface {
+	Revoked(NodeID) bool
 }

@@ -147,3 +147,68 @@ func TestLoadRefusesSymlink(t *testing.T) {
 		t.Fatal("a key loaded through a symbolic link")
 	}
 }
+
+// WritePrivate replaces a file whole, private, and leaves no temporary
+// file; ReadPrivate reads only a private regular file of ours, never
+// through a symbolic link.
+func TestPrivateFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "state")
+	for _, data := range []string{"first", "second, longer"} {
+		if err := WritePrivate(path, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadPrivate(path, 1<<10)
+		if err != nil || string(got) != data {
+			t.Fatalf("read %q, %v; want %q", got, err, data)
+		}
+		st, _ := os.Stat(path)
+		if st.Mode().Perm() != 0o600 {
+			t.Fatalf("mode %v", st.Mode().Perm())
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
+	}
+	if got, err := ReadPrivate(path, 5); err != nil || string(got) != "secon" {
+		t.Fatalf("limit: %q %v", got, err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPrivate(link, 1<<10); err == nil {
+		t.Fatal("read through a symbolic link")
+	}
+	if _, err := Load(link); err == nil {
+		t.Fatal("a key loaded through a symbolic link")
+	}
+	os.Chmod(path, 0o640)
+	if _, err := ReadPrivate(path, 1<<10); !errors.Is(err, ErrPermissions) {
+		t.Fatalf("group-readable: %v", err)
+	}
+}
+
+// Rotate keeps the old key beside the new one, both private, and refuses
+// a key file that is not private.
+func TestRotate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "identity.pem")
+	old, _, err := LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, prev, err := Rotate(path, 1000)
+	if err != nil || id.ID() == old.ID() {
+		t.Fatalf("rotate: %v", err)
+	}
+	if got, err := Load(path); err != nil || got.ID() != id.ID() {
+		t.Fatalf("new: %v", err)
+	}
+	if got, err := Load(prev); err != nil || got.ID() != old.ID() {
+		t.Fatalf("kept: %v", err)
+	}
+	os.Chmod(path, 0o644)
+	if _, _, err := Rotate(path, 1001); !errors.Is(err, ErrPermissions) {
+		t.Fatalf("open key rotated: %v", err)
+	}
+}

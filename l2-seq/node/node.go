@@ -73,6 +73,11 @@ type Config struct {
 	GiveUp time.Duration
 	// Logger receives debug events; nil discards them.
 	Logger *slog.Logger
+	// Revocations, when set, names node_ids whose keys an operator
+	// revoked: their proofs are refused, so they are never proven (no tree
+	// position, no relay). After it learns a new revocation, the owner
+	// calls DropRevoked on the loop for neighbours proven already.
+	Revocations identity.Revocations
 }
 
 // Budgets bound what a node keeps in memory.

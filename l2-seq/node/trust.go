@@ -33,6 +33,8 @@ type TrustStats struct {
 	ForgedGoodbyes uint64 // goodbyes refused: unsigned or badly signed for a proven peer, or from an address not the peer's
 	ClaimsRefused  uint64 // beacons claiming a proven node_id from an unproven address, or another id from a proven one
 	UnprovenRouted uint64 // routed Packages refused from a neighbour not proven
+	ProofsRevoked  uint64 // proofs that verified for a node_id an operator revoked
+	RevokedDropped uint64 // proven neighbours dropped when their revocation came
 }
 
 // proofState is what a node keeps per endpoint about the neighbour proof.
@@ -92,7 +94,39 @@ func (n *Node) proven(key peer.Endpoint) bool {
 		return false
 	}
 	p := n.peers.ByEndpoint(key)
-	return p != nil && p.ID == ep.pf.id && p.Proven
+	return p != nil && p.ID == ep.pf.id && p.Proven && !n.revoked(p.ID)
+}
+
+// revoked reports whether an operator revoked id's key.
+func (n *Node) revoked(id identity.NodeID) bool {
+	return n.cfg.Revocations != nil && n.cfg.Revocations.Revoked(id)
+}
+
+// DropRevoked forgets the proofs of every neighbour whose node_id is
+// revoked now and tells the layer above it went (as a goodbye does): its
+// tree positions and routes through it go. Its next beacons find it a
+// reference-grade peer, whose proofs are refused. It returns how many
+// went. Call it on the node's loop.
+func (n *Node) DropRevoked() int {
+	if n.cfg.Revocations == nil {
+		return 0
+	}
+	var gone []*peer.Peer
+	for _, p := range n.peers.All() {
+		if n.revoked(p.ID) {
+			gone = append(gone, p)
+		}
+	}
+	for _, p := range gone {
+		was := p.Proven
+		n.forgetProofs(p)
+		n.peers.Remove(p.ID)
+		if was {
+			n.stats.Trust.RevokedDropped++
+		}
+		n.peerEvent(p, false)
+	}
+	return len(gone)
 }
 
 // challengeRetry is how long an unanswered challenge waits before it is
@@ -196,8 +230,14 @@ func (n *Node) receiveProof(m Message) {
 			n.log.Debug("neighbour proof refused", "via", m.Via.Addr, "err", err)
 			return
 		}
-		n.stats.Trust.ProofsOK++
 		pf.drawn, pf.lastChallng = time.Time{}, time.Time{} // the nonce is spent
+		if n.revoked(identity.NodeID(pm.NodeID)) {
+			// A true proof by a key its operator declared compromised.
+			n.stats.Trust.ProofsRevoked++
+			n.log.Debug("neighbour proof refused: revoked", "via", m.Via.Addr, "peer", identity.NodeID(pm.NodeID).Short())
+			return
+		}
+		n.stats.Trust.ProofsOK++
 		n.acceptProof(ep, identity.NodeID(pm.NodeID), pm.Boot, now)
 	}
 }

@@ -286,3 +286,58 @@ func beaconFrom(t *testing.T, b *Node) Message {
 	}
 	return Message{App: beacon.AppID, Blob: blob, Via: peer.Endpoint{Link: 0, Addr: b.links[0].info.Addr}, Broadcast: true}
 }
+
+// revokedSet is a revocation list for tests.
+type revokedSet map[identity.NodeID]bool
+
+func (r revokedSet) Revoked(id identity.NodeID) bool { return r[id] }
+
+// A node whose key an operator revoked is never proven, however true its
+// proof; one revoked while proven is dropped and not proven again.
+func TestRevokedNeighbour(t *testing.T) {
+	me := emptyMesh(t, phys.ESPNOW(), 5)
+	ids := []identity.Identity{identity.FromSeed([32]byte{1, 5}), identity.FromSeed([32]byte{2, 5}), identity.FromSeed([32]byte{3, 5})}
+	revoked := revokedSet{ids[2].ID(): true}
+	for i, id := range ids {
+		c := Config{Identity: id, Seed: uint64(i)}
+		if i == 0 {
+			c.Revocations = revoked
+		}
+		me.add(sim.Position{}, c)
+	}
+	me.connect(0, 1, sim.Loss{})
+	me.connect(0, 2, sim.Loss{})
+	me.start()
+	me.discover()
+	a, b, c := me.nodes[0], me.nodes[1], me.nodes[2]
+	me.clk.RunFor(2 * time.Minute)
+	bind := &Bind{n: a}
+	if p := a.Peer(b.ID()); p == nil || !p.Proven || !bind.SpeaksOurs(p.Endpoints[0]) {
+		t.Fatalf("b not proven: %+v", p)
+	}
+	if p := a.Peer(c.ID()); p != nil && (p.Proven || bind.SpeaksOurs(p.Endpoints[0])) {
+		t.Fatalf("revoked c proven: %+v", p)
+	}
+	if st := a.Stats().Trust; st.ProofsRevoked == 0 {
+		t.Fatalf("c's proofs not refused as revoked: %+v", st)
+	}
+	if p := c.Peer(a.ID()); p == nil || !p.Proven {
+		t.Fatal("c, which revokes nobody, should still prove a")
+	}
+	// b's key is revoked while b is proven.
+	revoked[b.ID()] = true
+	ep := epOf(a, b)
+	if bind.SpeaksOurs(ep) {
+		t.Fatal("a revoked neighbour still speaks ours")
+	}
+	if got := a.DropRevoked(); got != 2 {
+		t.Fatalf("dropped %d, want b and c", got)
+	}
+	me.clk.RunFor(5 * time.Minute)
+	if p := a.Peer(b.ID()); p != nil && p.Proven {
+		t.Fatalf("b proven again: %+v", p)
+	}
+	if st := a.Stats().Trust; st.RevokedDropped != 1 {
+		t.Fatalf("RevokedDropped %d, want 1 (b)", st.RevokedDropped)
+	}
+}

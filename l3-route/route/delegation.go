@@ -85,9 +85,30 @@ func (r *Router) futureDated(t int64, now time.Time) bool {
 	return time.Duration(t-now.UnixNano()) > r.recordSkew()
 }
 
+// revoked reports whether an operator revoked any of ids' keys, counting
+// the record refused for it.
+func (r *Router) revoked(ids ...identity.NodeID) bool {
+	if r.cfg.Revocations == nil {
+		return false
+	}
+	for _, id := range ids {
+		if r.cfg.Revocations.Revoked(id) {
+			r.stats.RevokedRecords++
+			return true
+		}
+	}
+	return false
+}
+
+// revokedRecord reports a record for, or signed by, a revoked node.
+func (r *Router) revokedRecord(rec *Record) bool { return r.revoked(rec.ID, rec.Signer) }
+
 // admitRecord decides whether a verified record may replace old (nil: none
 // stored) and counts what it refuses.
 func (r *Router) admitRecord(rec *Record, old *storedRecord, now time.Time) bool {
+	if r.revokedRecord(rec) {
+		return false
+	}
 	if r.futureDated(rec.Time, now) {
 		r.stats.RecordsRefused++
 		return false

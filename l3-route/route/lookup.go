@@ -376,6 +376,12 @@ func (r *Router) Lookup(id identity.NodeID, cb func(Destination, error)) {
 		cb(Destination{ID: id, Addrs: r.Addrs()}, nil)
 		return
 	}
+	if r.cfg.Revocations != nil && r.cfg.Revocations.Revoked(id) {
+		// No record of it would be believed: fail now, not after every
+		// tree was asked in vain.
+		cb(Destination{}, ErrRevoked)
+		return
+	}
 	if d, ok := r.neighbourDest(id); ok {
 		cb(d, nil)
 		return
@@ -469,6 +475,9 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 	}
 }
 
+// ErrRevoked: an operator revoked the node's key (Config.Revocations).
+var ErrRevoked = errors.New("route: the node's key is revoked by its operator")
+
 // ErrUnknownNode: no lookup found the node.
 var ErrUnknownNode = errors.New("route: no address known for that node")
 
@@ -522,7 +531,7 @@ func (r *Router) onLookupReply(b []byte) {
 		return
 	}
 	var rec Record
-	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() || !r.live(rec) || r.futureDated(rec.Time, r.clk.Now()) {
+	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() || r.revokedRecord(&rec) || !r.live(rec) || r.futureDated(rec.Time, r.clk.Now()) {
 		// Not there (yet), or only at addresses of epochs gone by (a
 		// record from before the node re-registered): ask again a little
 		// later.

@@ -262,7 +262,7 @@ func (r *Router) onNameRegister(rp *routed, b []byte) {
 		r.stats.Malformed++
 		return
 	}
-	if !rec.Verify() {
+	if !rec.Verify() || r.revoked(rec.ID) {
 		return
 	}
 	now := r.clk.Now()
@@ -438,7 +438,7 @@ func (r *Router) onNameReply(b []byte) {
 		return
 	}
 	var rec NameRecord
-	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.Name != q.name || !rec.Verify() || r.futureDated(rec.Time, r.clk.Now()) {
+	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.Name != q.name || !rec.Verify() || r.revoked(rec.ID) || r.futureDated(rec.Time, r.clk.Now()) {
 		clock.Stop(&q.timer)
 		r.tryNameLookup(nonce, q)
 		return
@@ -481,7 +481,7 @@ func (r *Router) onNameHello(m node.Message) {
 		r.stats.Malformed++
 		return
 	}
-	if !m.FromKnown || rec.ID != m.From || !rec.Verify() || r.futureDated(rec.Time, r.clk.Now()) {
+	if !m.FromKnown || rec.ID != m.From || !rec.Verify() || r.revoked(rec.ID) || r.futureDated(rec.Time, r.clk.Now()) {
 		return
 	}
 	r.learnName(rec.ID, rec.Name)

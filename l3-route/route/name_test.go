@@ -169,3 +169,43 @@ func TestNameRecordCodec(t *testing.T) {
 		t.Error("a record moved to another node_id verifies")
 	}
 }
+
+type revokedSet map[identity.NodeID]bool
+
+func (r revokedSet) Revoked(id identity.NodeID) bool { return r[id] }
+
+// Once an operator revokes a node's key, its name and address records
+// are believed nowhere: a lookup that finds them refuses the answer and
+// fails as for a name nobody has.
+func TestRevokedRecords(t *testing.T) {
+	const n = 5
+	revoked := revokedSet{}
+	me := newHMesh(t, tree.Config{Trees: 2}, 52)
+	for i := range n {
+		me.add(hspec{rcfg: Config{Name: fmt.Sprintf("node-%d", i), Revocations: revoked}})
+	}
+	me.edges(line(n))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	last := me.nodes[n-1].n.ID()
+	if id, err := me.lookupName(0, "node-4"); err != nil || id != last {
+		t.Fatalf("before the revocation: %v %v", id, err)
+	}
+	revoked[last] = true
+	if _, err := me.lookupName(1, "node-4"); err == nil {
+		t.Fatal("the name of a revoked node was believed")
+	}
+	var lookupErr error
+	me.nodes[0].rt.Lookup(last, func(_ Destination, err error) { lookupErr = err })
+	if !errors.Is(lookupErr, ErrRevoked) {
+		t.Fatalf("lookup of a revoked node: %v, want ErrRevoked at once", lookupErr)
+	}
+	var refused uint64
+	for _, hn := range me.nodes {
+		refused += hn.rt.Stats().RevokedRecords
+	}
+	if refused == 0 {
+		t.Fatal("no record counted as refused for a revocation")
+	}
+}

@@ -64,6 +64,10 @@ type Config struct {
 	// ValidName). It is registered with the node's record and told to
 	// neighbours.
 	Name string
+	// Revocations, when set, names node_ids an operator revoked: a record
+	// or name record for one, or signed by one, is neither stored nor
+	// believed in a lookup's answer.
+	Revocations identity.Revocations
 }
 
 func (c *Config) fill() {
@@ -105,6 +109,7 @@ type Stats struct {
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
 	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
+	RevokedRecords                   uint64 // records and name records refused: their node or signer's key is revoked
 	// Receipts, error reports and renew requests refused (signed.go): a
 	// signature that does not hold for the node it must come from, a date
 	// outside the skew allowance, or a plain one where a signature is due.

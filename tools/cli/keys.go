@@ -1,16 +1,19 @@
 package cli
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/tools/daemon"
 )
 
@@ -60,8 +63,8 @@ type keyInfo struct {
 }
 
 func keysCmd() *cobra.Command {
-	c := &cobra.Command{Use: "keys", Short: "A node's keys: show them, export the public identity, rotate"}
-	c.AddCommand(keysShowCmd(), keysExportCmd(), keysRotateCmd())
+	c := &cobra.Command{Use: "keys", Short: "A node's keys (show, export, rotate); operator keys and revocations"}
+	c.AddCommand(keysShowCmd(), keysExportCmd(), keysRotateCmd(), keysOperatorCmd(), keysRevocationsCmd())
 	return c
 }
 
@@ -161,5 +164,209 @@ restart it, and update whoever named the old node_id.`,
 		},
 	}
 	k.flags(c)
+	return c
+}
+
+func keysOperatorCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "operator",
+		Short: "An operator's key, kept offline: make one, sign revocations with it",
+		Long: `An operator key is an Ed25519 key the operator keeps off the mesh (on a
+laptop, a token). Nodes list its public half in [trust] operators and
+honour the revocations it signs: a revoked node_id is refused as a proven
+neighbour, as a record's signer and as an end-to-end peer.`,
+	}
+	c.AddCommand(keysOperatorNewCmd(), keysOperatorRevokeCmd())
+	return c
+}
+
+func keysOperatorNewCmd() *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "new --out FILE",
+		Short: "Make an operator key (PKCS #8 PEM, mode 0600) and print its public key",
+		Long: `Writes a new operator key to FILE (created mode 0600, atomically; an
+existing file is never overwritten) and prints its public key: the value
+to list in every node's [trust] operators.`,
+		Example: `  mycelium keys operator new --out ~/mesh-operator.pem`,
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out FILE is required")
+			}
+			id, err := identity.Generate(nil)
+			if err != nil {
+				return err
+			}
+			if err := identity.Save(out, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s\n", id.ID())
+			fmt.Fprintf(c.ErrOrStderr(), "operator key in %s; list the line above in [trust] operators\n", out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "the new key's file")
+	return c
+}
+
+// nodeArg reads a node_id: 64 hex digits, or a public identity file
+// (what keys export writes).
+func nodeArg(s string) (identity.NodeID, error) {
+	if id, err := revoke.ParseOperator(s); err == nil {
+		return id, nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return identity.NodeID{}, fmt.Errorf("NODE: neither 64 hex digits nor a readable file: %w", err)
+	}
+	return identity.ParsePublicPEM(b)
+}
+
+func keysOperatorRevokeCmd() *cobra.Command {
+	var key, out, date string
+	c := &cobra.Command{
+		Use:   "revoke --key FILE NODE [--out FILE]",
+		Short: "Sign the revocation of a compromised node's key",
+		Long: `Signs, with the operator key in --key, the revocation of NODE (its node_id
+in hex, or the file keys export wrote for it) and writes it as PEM to
+standard output or --out (created, never overwritten). It holds nothing
+secret. Hand it to any node of the mesh (mycelium keys revocations push
+FILE): nodes that list the operator honour it, keep it and pass it on.
+A revocation is final; the node takes a new key (keys rotate).`,
+		Example: `  mycelium keys operator revoke --key ~/mesh-operator.pem 5f1c...e2 --out n7.revoked
+  mycelium keys revocations push n7.revoked`,
+		Args: args("NODE"),
+		RunE: func(c *cobra.Command, a []string) error {
+			if key == "" {
+				return errors.New("--key FILE is required")
+			}
+			op, err := identity.Load(key)
+			if err != nil {
+				return err
+			}
+			node, err := nodeArg(a[0])
+			if err != nil {
+				return err
+			}
+			if node == op.ID() {
+				return errors.New("NODE is the operator key itself")
+			}
+			when := time.Now()
+			if date != "" {
+				if when, err = time.Parse(time.RFC3339, date); err != nil {
+					return fmt.Errorf("--date: %w", err)
+				}
+			}
+			r := revoke.Sign(op, node, when)
+			b := r.PEM()
+			if out == "" {
+				_, err := c.OutOrStdout().Write(b)
+				return err
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write(b); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "the operator key (keys operator new wrote it)")
+	c.Flags().StringVar(&out, "out", "", "write to FILE instead of standard output")
+	c.Flags().StringVar(&date, "date", "", "the revocation's date, RFC 3339 (default now)")
+	return c
+}
+
+func keysRevocationsCmd() *cobra.Command {
+	var f apiFlags
+	c := &cobra.Command{
+		Use:   "revocations [--json]",
+		Short: "The revocations the running node honours, and what it refused",
+		Long: `Lists the operator keys the node lists ([trust] operators), the
+revocations it honours (node, operator, date), and the counts of what it
+refused: revocations by unlisted keys (untrusted), with a failing
+signature (forged), malformed or over max_revocations (full); and what
+the revocations refused: proofs, records and end-to-end sessions.`,
+		Example: `  mycelium keys revocations
+  mycelium keys revocations --json --socket n1/mycelium.sock`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(c.Context(), callTimeout)
+			defer cancel()
+			rs, err := f.client().Revocations(ctx)
+			if err != nil {
+				return err
+			}
+			if f.asJSON {
+				return printJSON(c.OutOrStdout(), rs)
+			}
+			w := c.OutOrStdout()
+			fmt.Fprintf(w, "operators: %d; revocations: %d of at most %d\n", len(rs.Operators), len(rs.Revocations), rs.Max)
+			tw := table(w)
+			fmt.Fprintln(tw, "NODE\tOPERATOR\tDATE")
+			for _, r := range rs.Revocations {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.NodeID, short(r.Operator), r.Date)
+			}
+			tw.Flush()
+			var refused []string
+			for _, k := range []string{"untrusted", "forged", "malformed", "full", "proofs_revoked", "records_refused", "e2e_refused"} {
+				refused = append(refused, fmt.Sprintf("%s %d", k, rs.Stats[k]))
+			}
+			fmt.Fprintf(w, "refused: %s\n", strings.Join(refused, ", "))
+			return nil
+		},
+	}
+	f.add(c)
+	c.AddCommand(keysRevocationsPushCmd())
+	return c
+}
+
+func keysRevocationsPushCmd() *cobra.Command {
+	var f apiFlags
+	c := &cobra.Command{
+		Use:   "push FILE|-",
+		Short: "Hand a signed revocation to the running node, which spreads it",
+		Long: `Gives the node a revocation (keys operator revoke wrote it). The node
+checks it against its [trust] operators, honours it, keeps it and
+publishes it by gossip; every node that lists the operator does the same.
+A revocation signed by another key, or whose signature fails, is refused
+(and counted).`,
+		Example: `  mycelium keys revocations push n7.revoked`,
+		Args:    args("FILE"),
+		RunE: func(c *cobra.Command, a []string) error {
+			var data string
+			var err error
+			if a[0] == "-" {
+				data, err = input(c, "FILE", "-")
+			} else {
+				var b []byte
+				b, err = os.ReadFile(a[0])
+				data = string(b)
+			}
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context(), callTimeout)
+			defer cancel()
+			r, err := f.client().Revoke(ctx, []byte(data))
+			if err != nil {
+				return err
+			}
+			if f.asJSON {
+				return printJSON(c.OutOrStdout(), r)
+			}
+			what := "honoured already"
+			if r.Added {
+				what = "honoured now, and passed on"
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s revoked by %s (%s): %s\n", r.NodeID, short(r.Operator), r.Date, what)
+			return nil
+		},
+	}
+	f.add(c)
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 )
 
 func TestKeys(t *testing.T) {
@@ -60,4 +61,39 @@ func hexOf(b []byte) string {
 		out = append(out, digits[c>>4], digits[c&15])
 	}
 	return string(out)
+}
+
+func TestKeysOperator(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "op.pem")
+	out, errOut, code := run("keys", "operator", "new", "--out", key)
+	op, err := identity.Load(key)
+	if code != 0 || err != nil || strings.TrimSpace(out) != op.ID().String() {
+		t.Fatalf("new: %d %q %q (%v)", code, out, errOut, err)
+	}
+	if st, _ := os.Stat(key); st.Mode().Perm() != 0o600 {
+		t.Fatalf("operator key mode %v", st.Mode().Perm())
+	}
+	if _, _, code := run("keys", "operator", "new", "--out", key); code == 0 {
+		t.Fatal("new overwrote an operator key")
+	}
+	node := identity.FromSeed([32]byte{7})
+	pub := filepath.Join(dir, "n.pub")
+	os.WriteFile(pub, identity.PublicPEM(node.ID()), 0o644)
+	for _, arg := range []string{node.ID().String(), pub} {
+		out, errOut, code = run("keys", "operator", "revoke", "--key", key, arg, "--date", "2026-12-05T04:00:00Z")
+		r, err := revoke.ParsePEM([]byte(out))
+		if code != 0 || err != nil || r.Verify() != nil || r.Operator != op.ID() || r.Node != node.ID() || r.Date != 1796443200 {
+			t.Fatalf("revoke %s: %d %q %q (%v) %+v", arg, code, out, errOut, err, r)
+		}
+	}
+	for _, bad := range [][]string{
+		{"keys", "operator", "revoke", "--key", key, "not-a-node"},
+		{"keys", "operator", "revoke", "--key", key, op.ID().String()},
+		{"keys", "operator", "revoke", node.ID().String()},
+	} {
+		if _, _, code := run(bad...); code == 0 {
+			t.Fatalf("%v succeeded", bad)
+		}
+	}
 }

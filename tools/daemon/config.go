@@ -22,6 +22,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/rylr998"
 	"github.com/mycelium-mesh/mycelium/l1-link/udp"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 	"github.com/mycelium-mesh/mycelium/l4-apps/stream"
@@ -42,7 +43,8 @@ type Config struct {
 	Service  []ServiceConfig `toml:"service"`
 	Messages MessagesConfig  `toml:"messages"`
 	Admin    AdminConfig     `toml:"admin"`
-	Links    []LinkConfig    `toml:"-"` // from the [[link]] tables, by type
+	Trust    TrustConfig     `toml:"trust"` // operator keys and revocations (trust.go)
+	Links    []LinkConfig    `toml:"-"`     // from the [[link]] tables, by type
 
 	// Path is the file's path; relative paths in it are relative to its
 	// directory.
@@ -188,6 +190,7 @@ func Defaults() Config {
 		Services: ServicesConfig{Refresh: 10 * time.Minute},
 		Messages: MessagesConfig{Key: "messages.key", TTL: 7 * 24 * time.Hour},
 		Admin:    AdminConfig{AuditFile: "admin-audit.log", Steps: 1_000_000, Rate: 30, Burst: 10, Operators: []string{}},
+		Trust:    TrustConfig{Operators: []string{}, Revocations: "revocations", MaxRevocations: revoke.DefaultMax, Republish: 6 * time.Hour},
 	}
 }
 
@@ -291,6 +294,9 @@ func (c *Config) Resolve(p string) string {
 // check validates every value; the error names the key.
 func (c *Config) check() error {
 	if err := c.checkApps(); err != nil {
+		return err
+	}
+	if err := c.checkTrust(); err != nil {
 		return err
 	}
 	if c.Node.Name != "" {

@@ -74,6 +74,7 @@ func (d *daemon) routes() http.Handler {
 	mux.HandleFunc("POST /v1/traceroute", d.handleTrace)
 	mux.HandleFunc("POST /v1/send", d.handleSend)
 	mux.HandleFunc("GET /v1/listen", d.handleListen)
+	d.trustRoutes(mux)
 	d.appRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s (see docs/control-api.md)", r.Method, r.URL.Path), "not_found")
@@ -107,6 +108,8 @@ func failure(w http.ResponseWriter, err error) {
 		status = http.StatusBadRequest
 	case "unknown_target", "ambiguous_target", "unknown_name", "unknown_node":
 		status = http.StatusNotFound
+	case "revoked":
+		status = http.StatusForbidden
 	case "shutting_down":
 		status = http.StatusServiceUnavailable
 	case "timeout":
@@ -142,6 +145,8 @@ func errorCode(err error) string {
 		return "unknown_name"
 	case errors.Is(err, route.ErrUnknownNode):
 		return "unknown_node"
+	case errors.Is(err, route.ErrRevoked):
+		return "revoked"
 	case errors.Is(err, route.ErrNoCommonTree):
 		return "no_common_tree"
 	case errors.Is(err, route.ErrNoPosition):

@@ -200,6 +200,8 @@ func (d *daemon) changedBeyondReload(cfg *Config) string {
 		return "[budgets]"
 	case !reflect.DeepEqual(old.Stream, cfg.Stream):
 		return "[stream]"
+	case !reflect.DeepEqual(old.Trust, cfg.Trust):
+		return "[trust]"
 	case appsChanged(old, cfg) != "":
 		return appsChanged(old, cfg)
 	case len(cfg.Links) != len(d.st.links):

@@ -320,6 +320,20 @@ burst = {{.D.Admin.Burst}}
 # keys in hex (mycelium init --dir OP --key-only prints one).
 operators = []
 
+[trust]
+# Operator keys (Ed25519 public keys in hex; mycelium keys operator new
+# prints one) whose signed revocations this node honours: a revoked
+# node_id is refused as a proven neighbour, as a record's signer and as an
+# end-to-end peer. Empty: no revocation is honoured.
+operators = []
+# The revocations honoured are kept here (0600, rewritten atomically), at
+# most max_revocations (137 bytes each).
+revocations = {{q .D.Trust.Revocations}}
+max_revocations = {{.D.Trust.MaxRevocations}}
+# How often this node publishes its revocations again by gossip, for nodes
+# that were away when they spread ("0s": never).
+republish = {{q .D.Trust.Republish.String}}
+
 # Services this node runs, as [[service]] tables listed by
 # mycelium services on every node; for example:
 # [[service]]

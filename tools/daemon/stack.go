@@ -47,6 +47,7 @@ type stack struct {
 	e2e          *e2e.Layer
 	seal         *sealingRouter
 	clearRefused uint64
+	trust        *trustState // operator keys and revocations (trust.go)
 }
 
 // stackHooks are what the daemon plugs into the stack: where Packages for
@@ -84,6 +85,11 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 		s.closeLinks()
 		return nil, err
 	}
+	trust, err := openTrust(cfg, log.With("layer", "trust"))
+	if err != nil {
+		return fail(err)
+	}
+	s.trust = trust
 	b := cfg.Budgets
 	r := cfg.Routing
 	s.mode = r.Metric == "prefix"
@@ -97,6 +103,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 			RxPerPeer: b.RxPerPeer, RxTotal: b.RxTotal, RxSequences: b.RxSequences, RxPerPeerSq: b.RxPerPeerSeqs,
 			SendCache: b.SendCache, PendingSend: b.PendingPerPeer, Backlog: b.ThrottleBacklog,
 		},
+		Revocations: trust.revocations(),
 	})
 	if err != nil {
 		return fail(err)
@@ -108,7 +115,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	}, route.Config{
 		TTL: uint8(r.TTL), ReceiptTimeout: r.ReceiptTimeout, Attempts: r.Attempts, LookupTrees: r.LookupTrees,
 		Records: r.Records, RegisterQuiet: r.RegisterQuiet, RegisterMax: r.RegisterMax, RegisterSpread: r.RegisterSpread,
-		Name: cfg.Node.Name,
+		Name: cfg.Node.Name, Revocations: trust.revocations(),
 	})
 	if err != nil {
 		return fail(err)
@@ -119,7 +126,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	// The e2e layer runs whatever [node] e2e says: remote admin always
 	// travels sealed (admin.go); the setting decides for streams.
 	s.seal = &sealingRouter{r: s.router, n: n, mode: s.mode}
-	s.e2e, err = e2e.Attach(n, id, e2e.TransportFunc(s.seal.carry), e2e.Config{})
+	s.e2e, err = e2e.Attach(n, id, e2e.TransportFunc(s.seal.carry), e2e.Config{Revocations: trust.revocations()})
 	if err != nil {
 		return fail(err)
 	}
@@ -144,7 +151,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	s.stopRun = stopRun
 	go func() { s.ran <- n.Run(runCtx); close(s.ran) }()
 	// The trees start once the node has: Run queued its start first.
-	if err := s.do(context.Background(), func() { s.trees.Start(); s.apps.start() }); err != nil {
+	if err := s.do(context.Background(), func() { s.trees.Start(); s.apps.start(); s.startTrust(cfg.Trust.Republish) }); err != nil {
 		s.close()
 		return nil, err
 	}

@@ -1,0 +1,258 @@
+package daemon
+
+// Trusted-operator keys and revocation [ours] (docs/security.md): an
+// operator keeps an Ed25519 key offline and lists its public half in
+// [trust] operators; a revocation it signs (mycelium keys operator
+// revoke) makes every node that lists it refuse the revoked node_id as a
+// proven neighbour, a record's signer and an end-to-end peer. The node
+// keeps the revocations it honours in a private file, and spreads them by
+// gossip: on the topic below when it first takes one, and again every
+// [trust] republish for nodes that were away.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
+	"github.com/mycelium-mesh/mycelium/l4-apps/gossip"
+	"github.com/mycelium-mesh/mycelium/tools/control"
+)
+
+// TrustConfig is [trust].
+type TrustConfig struct {
+	// Operators are the operator keys (Ed25519 public keys, 64 hex
+	// digits: `mycelium keys operator new` prints one) whose revocations
+	// this node honours. Empty: it honours none.
+	Operators []string `toml:"operators"`
+	// Revocations is the file the honoured revocations are kept in (mode
+	// 0600, rewritten atomically).
+	Revocations string `toml:"revocations"`
+	// MaxRevocations bounds them (137 bytes each, in memory and on disk).
+	MaxRevocations int `toml:"max_revocations"`
+	// Republish is how often the node publishes its revocations again by
+	// gossip, for nodes that were away when they spread (0: never).
+	Republish time.Duration `toml:"republish"`
+}
+
+// RevocationTopic is the gossip topic revocations travel on.
+const RevocationTopic = "mycelium/revocations/v1"
+
+func (c *Config) checkTrust() error {
+	t := c.Trust
+	for i, k := range t.Operators {
+		if _, err := revoke.ParseOperator(k); err != nil {
+			return configErr("trust.operators[%d] %q: want an Ed25519 public key, 64 hex digits (mycelium keys operator new prints one)", i, k)
+		}
+	}
+	if t.Revocations == "" {
+		return configErr("trust.revocations: empty (the file revocations are kept in)")
+	}
+	if t.MaxRevocations < 1 || t.MaxRevocations > 100_000 {
+		return configErr("trust.max_revocations %d: 1..100,000", t.MaxRevocations)
+	}
+	if t.Republish != 0 && (t.Republish < 10*time.Minute || t.Republish > 30*24*time.Hour) {
+		return configErr("trust.republish %v: 0 (never) or 10m..720h", t.Republish)
+	}
+	return nil
+}
+
+// trustState is the revocations on a running node.
+type trustState struct {
+	set *revoke.Set
+	ops []identity.NodeID
+	max int
+	log *slog.Logger
+	// heard is when each revocation last went round (published here or
+	// delivered by gossip), on the loop: a node republishes only what the
+	// mesh has not passed round for a period, so one flood a period
+	// serves every node, not one flood per node.
+	heard map[identity.NodeID]time.Time
+}
+
+// openTrust reads the revocations file (refusing one that is not ours and
+// private).
+func openTrust(cfg *Config, log *slog.Logger) (*trustState, error) {
+	t := &trustState{max: cfg.Trust.MaxRevocations, log: log, heard: map[identity.NodeID]time.Time{}}
+	for _, k := range cfg.Trust.Operators {
+		op, _ := revoke.ParseOperator(k) // checked with the configuration
+		t.ops = append(t.ops, op)
+	}
+	set, err := revoke.Open(revoke.Config{Operators: t.ops, Max: t.max, Path: cfg.Resolve(cfg.Trust.Revocations)})
+	if err != nil {
+		return nil, err
+	}
+	t.set = set
+	if n := len(set.List()); n > 0 {
+		log.Info("revocations honoured", "count", n)
+	}
+	return t, nil
+}
+
+// revocations is what the layers ask (nil, asking nothing, without
+// operator keys).
+func (t *trustState) revocations() identity.Revocations {
+	if len(t.ops) == 0 {
+		return nil
+	}
+	return t.set
+}
+
+// take honours a revocation, on the loop: a new one drops the neighbour
+// it names and is passed on (publish: nil when it came by gossip, which
+// relays it itself).
+func (s *stack) takeRevocation(r revoke.Revocation, publish bool) (bool, error) {
+	_, added, err := s.trust.set.AddRevocation(r)
+	if !added {
+		return false, err
+	}
+	if err != nil {
+		s.trust.log.Error("revocation honoured but not saved", "err", err)
+	}
+	s.trust.log.Warn("node revoked by its operator", "node", r.Node.String(), "operator", r.Operator.Short(),
+		"date", time.Unix(r.Date, 0).UTC().Format(time.RFC3339), "neighbours_dropped", s.node.DropRevoked())
+	if publish {
+		s.publishRevocation(r)
+	}
+	return true, nil
+}
+
+func (s *stack) publishRevocation(r revoke.Revocation) {
+	s.trust.heard[r.Node] = s.loop.Now()
+	b, _ := r.MarshalBinary()
+	if _, err := s.apps.gossip.Publish(gossip.Topic(RevocationTopic), b); err != nil && err != gossip.ErrDuplicate {
+		s.trust.log.Warn("revocation not published", "err", err)
+	}
+}
+
+// startTrust subscribes to the revocations' topic and schedules their
+// republication; on the loop, once the node runs.
+func (s *stack) startTrust(republish time.Duration) {
+	if len(s.trust.ops) == 0 {
+		return // nothing to honour: nothing to pass on either
+	}
+	s.apps.gossip.Subscribe(gossip.Topic(RevocationTopic), func(m gossip.Delivery) {
+		if m.Local {
+			return
+		}
+		var r revoke.Revocation
+		if err := r.UnmarshalBinary(m.Data); err != nil {
+			s.trust.set.Add(m.Data) // counted as malformed
+			return
+		}
+		if _, err := s.takeRevocation(r, false); err != nil {
+			s.trust.log.Debug("revocation refused", "err", err)
+			return
+		}
+		if s.trust.set.Revoked(r.Node) {
+			s.trust.heard[r.Node] = s.loop.Now()
+		}
+	})
+	if republish <= 0 {
+		return
+	}
+	// Every node looks at its own time (a random share of the period,
+	// then every 0.5–1.5 periods) and republishes only the revocations it
+	// has not seen go round for a period: the first node to look floods,
+	// the others hear it and keep quiet (as Trickle does).
+	var tick func()
+	tick = func() {
+		for _, r := range due(s.trust.set.List(), s.trust.heard, s.loop.Now(), republish) {
+			s.publishRevocation(r)
+		}
+		s.loop.AfterFunc(republish/2+rand.N(republish), tick)
+	}
+	s.loop.AfterFunc(rand.N(republish), tick)
+}
+
+// due is what a republishing round publishes: the revocations not heard
+// going round for a period.
+func due(list []revoke.Revocation, heard map[identity.NodeID]time.Time, now time.Time, period time.Duration) []revoke.Revocation {
+	var out []revoke.Revocation
+	for _, r := range list {
+		if now.Sub(heard[r.Node]) >= period {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// trustRoutes are the control API's revocation endpoints.
+func (d *daemon) trustRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/revocations", d.handleRevocations)
+	mux.HandleFunc("POST /v1/revocations", d.handleRevoke)
+}
+
+func revocationInfo(r revoke.Revocation) control.Revocation {
+	return control.Revocation{NodeID: r.Node.String(), Operator: r.Operator.String(), Date: time.Unix(r.Date, 0).UTC().Format(time.RFC3339)}
+}
+
+func (d *daemon) handleRevocations(w http.ResponseWriter, r *http.Request) {
+	t := d.st.trust
+	out := control.Revocations{Operators: []string{}, Revocations: []control.Revocation{}, Max: t.max}
+	for _, op := range t.ops {
+		out.Operators = append(out.Operators, op.String())
+	}
+	for _, rv := range t.set.List() {
+		out.Revocations = append(out.Revocations, revocationInfo(rv))
+	}
+	st := t.set.Stats()
+	out.Stats = map[string]uint64{"accepted": st.Accepted, "known": st.Known, "malformed": st.Malformed,
+		"untrusted": st.Untrusted, "forged": st.Forged, "full": st.Full}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	if err := d.st.do(ctx, func() {
+		ts := d.st.node.Stats().Trust
+		out.Stats["proofs_revoked"], out.Stats["neighbours_dropped"] = ts.ProofsRevoked, ts.RevokedDropped
+		out.Stats["records_refused"] = d.st.router.Stats().RevokedRecords
+		out.Stats["e2e_refused"] = d.st.e2e.Stats().Revoked
+	}); err != nil {
+		failure(w, err)
+		return
+	}
+	writeJSON(w, out)
+}
+
+func (d *daemon) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	var req control.RevokeRequest
+	if err == nil {
+		err = json.Unmarshal(b, &req)
+	}
+	if err != nil {
+		failure(w, badRequestf("revoke: %v", err))
+		return
+	}
+	rv, err := revoke.ParsePEM([]byte(req.PEM))
+	if err != nil {
+		d.st.trust.set.Add(nil) // counted as malformed, as from gossip
+		failure(w, badRequestf("revoke: %v", err))
+		return
+	}
+	if len(d.st.trust.ops) == 0 {
+		failure(w, badRequestf("revoke: this node lists no operator keys ([trust] operators): it honours no revocation"))
+		return
+	}
+	var added bool
+	err = d.st.doErr(r.Context(), func() error {
+		var err error
+		added, err = d.st.takeRevocation(rv, true)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, revoke.ErrUntrusted) || errors.Is(err, revoke.ErrForged) || errors.Is(err, revoke.ErrFull) {
+			err = badRequestf("%v", err)
+		}
+		failure(w, err)
+		return
+	}
+	out := revocationInfo(rv)
+	out.Added = added
+	writeJSON(w, out)
+}
