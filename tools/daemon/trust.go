@@ -115,6 +115,10 @@ func (s *stack) takeRevocation(r revoke.Revocation, publish bool) (bool, error) 
 	if err != nil {
 		s.trust.log.Error("revocation honoured but not saved", "err", err)
 	}
+	if r.Node == s.node.ID() {
+		// Our neighbours that list the operator will no longer take us.
+		s.trust.log.Error("this node's own key is revoked by its operator: give it a new one (mycelium keys rotate) and restart")
+	}
 	s.trust.log.Warn("node revoked by its operator", "node", r.Node.String(), "operator", r.Operator.Short(),
 		"date", time.Unix(r.Date, 0).UTC().Format(time.RFC3339), "neighbours_dropped", s.node.DropRevoked())
 	if publish {
