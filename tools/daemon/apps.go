@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/bsig"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -90,13 +91,24 @@ var appNames = map[packet.AppID]string{
 	beacon.AppID: "", beacon.CapabilitiesID: "", beacon.SleepsID: "", beacon.ESPNOWV2ID: "",
 }
 
+// signedInline is the largest gossip Message relayed as itself when
+// broadcasts are signed: gossip's default (200 bytes, one ESP-NOW or LoRa
+// frame) less the signed envelope's overhead.
+const signedInline = 200 - bsig.Overhead
+
 // startApps builds and registers the applications on n (before Run).
 func startApps(cfg *Config, n *node.Node, id identity.Identity, s *stack, log *slog.Logger) error {
 	a := &apps{}
-	a.gossip = gossip.New(gossip.Config{
+	gcfg := gossip.Config{
 		Clock: s.loop, Net: n, Self: n.ID(), Seed: rand.Uint64(), HelloPeriod: cfg.Gossip.HelloPeriod,
 		Logger: log.With("layer", "gossip"),
-	})
+	}
+	if cfg.Node.SignBroadcasts {
+		// Signed (l2-seq/bsig), and inline only what still fits one
+		// frame with the envelope's bytes.
+		gcfg.Net, gcfg.Inline = node.Signing{Node: n}, signedInline
+	}
+	a.gossip = gossip.New(gcfg)
 	n.Register(gossip.AppID, a.gossip.Handle)
 	a.dir = services.New(services.Config{
 		Clock: s.loop, Gossip: a.gossip, Signer: id, Peers: n.Peers, AppNames: appNames,
@@ -182,7 +194,7 @@ func (d *daemon) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if err := d.st.do(r.Context(), func() {
 		cancel = d.st.apps.gossip.Subscribe(topic, func(m gossip.Delivery) {
 			select {
-			case ch <- control.GossipMessage{Topic: name, MessageID: hex.EncodeToString(m.ID[:]), Local: m.Local, Time: m.Time.UTC().Format(time.RFC3339Nano), Data: m.Data}:
+			case ch <- control.GossipMessage{Topic: name, MessageID: hex.EncodeToString(m.ID[:]), Local: m.Local, Signed: m.Signed, Time: m.Time.UTC().Format(time.RFC3339Nano), Data: m.Data}:
 			default:
 				d.log.Warn("subscriber too slow: message dropped for it", "topic", name)
 			}
