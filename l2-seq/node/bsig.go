@@ -28,7 +28,7 @@ type BroadcastStats struct {
 	Unverified uint64 // received from a neighbour not proven here, or of another run: delivered unauthenticated
 	Forged     uint64 // refused: the signature did not verify for the proven neighbour at the sender's address
 	Replayed   uint64 // refused: a counter of the sender's run already taken
-	Malformed  uint64 // refused: not an envelope, or not broadcast
+	Malformed  uint64 // refused: not an envelope
 }
 
 // bsigRx is what a node keeps per sender of signed broadcasts.
@@ -79,13 +79,15 @@ func (s Signing) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Res
 
 // receiveSigned takes a signed broadcast's envelope from key.
 func (n *Node) receiveSigned(key peer.Endpoint, blob []byte, bcast bool, schema uint8, now time.Time) error {
+	// Not only broadcasts: a link that carries a broadcast to static
+	// peers one datagram each (UDP) hands it up as unicast.
 	var e bsig.Envelope
-	if !bcast || e.UnmarshalBinary(blob) != nil {
+	if e.UnmarshalBinary(blob) != nil {
 		n.stats.Broadcasts.Malformed++
 		n.drop(DropMalformed)
 		return ErrUnauthenticated
 	}
-	m := Message{App: e.App, Blob: bytes.Clone(e.Blob), Via: key, Broadcast: true, Schema: schema, Time: now}
+	m := Message{App: e.App, Blob: bytes.Clone(e.Blob), Via: key, Broadcast: bcast, Schema: schema, Time: now}
 	ep, p := n.eps[key], n.peers.ByEndpoint(key)
 	if p == nil || !p.Proven || !ep.provenFor(p.ID) {
 		// No key to check it with: as good as a clear broadcast.

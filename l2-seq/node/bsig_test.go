@@ -110,9 +110,18 @@ func TestSignedBroadcast(t *testing.T) {
 	if m := bcast(c, true, []byte("c, honestly")); !m.Signed || m.From != c.ID() {
 		t.Fatalf("c's signed broadcast: %+v", m)
 	}
-	// An envelope sent unicast is refused back to its sender.
+	// One-hop unicast (a link that carries broadcasts to static peers one
+	// datagram each hands them up so): b's envelope from c's address does
+	// not verify, and the refusal goes back to c.
 	if err := me.wait(c.Send(a.ID(), bsig.AppID, replayed, nil), time.Minute); !errors.Is(err, ErrUnauthenticated) {
-		t.Fatalf("a unicast envelope: %v", err)
+		t.Fatalf("b's envelope sent by c: %v", err)
+	}
+	own := bsig.Append(nil, c.id, c.ID(), c.boot, 1000, testApp, []byte("c, unicast"))
+	if err := me.wait(c.Send(a.ID(), bsig.AppID, own, nil), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if m := last(); !m.Signed || m.Broadcast || m.From != c.ID() {
+		t.Fatalf("c's envelope, unicast: %+v", m)
 	}
 }
 

@@ -577,7 +577,7 @@ func (r *Router) local(rp *routed) {
 		r.stats.Copies++
 	}
 	// The end-to-end receipt: the sender's Result completes on it.
-	r.reply(rp, r.appendReceipt(nil, pkg.Hash))
+	r.reply(rp, r.appendReceipt(nil, pkg.Hash, rp.Path))
 }
 
 // origin is where a Package's answers go: the addresses its origin wrote in
