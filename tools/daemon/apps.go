@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
-	"github.com/mycelium-mesh/mycelium/l2-seq/bsig"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -91,11 +90,6 @@ var appNames = map[packet.AppID]string{
 	beacon.AppID: "", beacon.CapabilitiesID: "", beacon.SleepsID: "", beacon.ESPNOWV2ID: "",
 }
 
-// signedInline is the largest gossip Message relayed as itself when
-// broadcasts are signed: gossip's default (200 bytes, one ESP-NOW or LoRa
-// frame) less the signed envelope's overhead.
-const signedInline = 200 - bsig.Overhead
-
 // startApps builds and registers the applications on n (before Run).
 func startApps(cfg *Config, n *node.Node, id identity.Identity, s *stack, log *slog.Logger) error {
 	a := &apps{}
@@ -104,9 +98,14 @@ func startApps(cfg *Config, n *node.Node, id identity.Identity, s *stack, log *s
 		Logger: log.With("layer", "gossip"),
 	}
 	if cfg.Node.SignBroadcasts {
-		// Signed (l2-seq/bsig), and inline only what still fits one
-		// frame with the envelope's bytes.
-		gcfg.Net, gcfg.Inline = node.Signing{Node: n}, signedInline
+		// Signed (l2-seq/bsig). Inline stays gossip's default: a signed
+		// Message of 120 to 200 bytes takes a two-frame broadcast
+		// sequence on ESP-NOW or LoRa rather than a Notification and a
+		// Request per hop (with Inline cut to what one signed frame
+		// holds, store announcements went the Notification way and
+		// tools/lab TestMessageToDownNode missed its store once in five
+		// runs).
+		gcfg.Net = node.Signing{Node: n}
 	}
 	a.gossip = gossip.New(gcfg)
 	n.Register(gossip.AppID, a.gossip.Handle)
