@@ -72,3 +72,24 @@ func TestReplayedReceipt(t *testing.T) {
 		t.Fatalf("the second send reached the destination %d times as a copy", dst.rt.Stats().Copies-before)
 	}
 }
+
+// TestNotify: a Package sent to addresses alone reaches the node there,
+// once, and leaves nothing waiting at the sender.
+func TestNotify(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 1}, 32)
+	for range 3 {
+		me.add(hspec{})
+	}
+	me.edges(line(3))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.nodes[0].rt.Notify(me.nodes[2].rt.Addrs(), false, testApp, []byte("a cookie"))
+	me.run(time.Minute, func() bool { return len(me.nodes[2].got) > 0 })
+	if len(me.nodes[2].got) != 1 || string(me.nodes[2].got[0].Blob) != "a cookie" || me.nodes[2].got[0].Route == nil {
+		t.Fatalf("delivered: %+v", me.nodes[2].got)
+	}
+	me.clk.RunFor(time.Minute)
+	if len(me.nodes[0].rt.pending) != 0 || len(me.nodes[2].got) != 1 {
+		t.Fatalf("pending %d, delivered %d", len(me.nodes[0].rt.pending), len(me.nodes[2].got))
+	}
+}
