@@ -37,6 +37,10 @@
 // forge the notice (it is sealed) — only drop it, and then the sender ends
 // as the layer below decides.
 //
+// Under load a responder answers a message 1 beyond its budget with a
+// cookie bound to where it came from, which the initiator echoes
+// (cookie.go).
+//
 // Broadcasts are not sealed (a broadcast has no one destination to agree
 // keys with), and reference boards cannot take part: a daemon sends to
 // them in clear, never falling back to clear for one of our nodes.
@@ -110,6 +114,12 @@ type Config struct {
 	// session is begun with one, its handshakes are refused, and the data
 	// of a session begun before the revocation is refused too.
 	Revocations identity.Revocations
+	// Reply sends blob back to where message m came from (the router:
+	// the origin address in its header), without knowing its sender's
+	// node_id: how a cookie reaches the source of a message 1 the layer
+	// has no budget for. nil: no cookies, message 1s beyond the budget
+	// are dropped (the initiator tries again).
+	Reply func(m node.Message, app packet.AppID, blob []byte)
 }
 
 // Stats counts the layer's work and what it refused.
@@ -122,6 +132,9 @@ type Stats struct {
 	Unauthenticated         uint64 // data or handshakes that did not authenticate
 	Replayed                uint64 // data counters, or handshake clocks, seen before
 	HandshakeFailed         uint64 // sends failed for want of a session
+	CookiesSent             uint64 // cookies sent to the sources of message 1s beyond the budget
+	CookiesHeard            uint64 // cookies taken for a handshake of ours (its message 1 sent again with the MAC)
+	CookieInits             uint64 // message 1s answered because they echoed a valid cookie
 	RefusedSent             uint64 // notices sent that a peer's message was refused
 	RefusedHeard            uint64 // sends ended by a peer's notice
 	Revoked                 uint64 // handshakes, data and sends refused: the peer's key is revoked
@@ -141,6 +154,13 @@ type Layer struct {
 	stats   Stats
 	inits   bucket.Bucket // handshakes we may still answer
 	notices bucket.Bucket // refusal notices we may still send
+	// Cookies (cookie.go): the secret they are MACs under (and the one
+	// before it, for a cookie made just before a rotation), when it was
+	// drawn, and the budgets of cookies sent and of message 1s answered
+	// for a valid cookie.
+	secret, prevSecret [32]byte
+	secretAt           time.Time
+	cookies, cookied   bucket.Bucket
 }
 
 var suite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
@@ -178,6 +198,8 @@ func New(cfg Config) (*Layer, error) {
 		pending: map[identity.NodeID]*session{}, lastTS: map[identity.NodeID]int64{},
 		inits:   bucket.Bucket{Burst: initBurst, Every: initRefill},
 		notices: bucket.Bucket{Burst: noticeBurst, Every: noticeRefill},
+		cookies: bucket.Bucket{Burst: cookieBurst, Every: cookieRefill},
+		cookied: bucket.Bucket{Burst: initBurst, Every: initRefill},
 	}
 	if l.entropy == nil {
 		l.entropy = rand.Reader
@@ -219,6 +241,9 @@ type session struct {
 	queue         []queued
 	tries         int
 	tmr           clock.Timer
+	// cookie is the responder's, to echo in our next message 1 (cookie.go).
+	cookie   [CookieLen]byte
+	cookieAt time.Time
 	// waiting are our sends sealed in it, by counter, until the layer
 	// below completes them (or the peer's notice does).
 	waiting map[uint64]*node.Result
@@ -411,11 +436,19 @@ func (l *Layer) sendInit(s *session) {
 	payload := make([]byte, 0, initPayload)
 	payload = append(payload, l.self[:]...)
 	payload = binary.BigEndian.AppendUint64(payload, uint64(now.UnixNano()))
-	out := binary.BigEndian.AppendUint32([]byte{typeInit}, s.local)
+	typ := byte(typeInit)
+	withCookie := !s.cookieAt.IsZero() && now.Sub(s.cookieAt) < cookieLife
+	if withCookie {
+		typ = typeInitMAC
+	}
+	out := binary.BigEndian.AppendUint32([]byte{typ}, s.local)
 	out, _, _, err = hs.WriteMessage(out, payload)
 	if err != nil {
 		l.drop(s, fmt.Errorf("%w: %v", node.ErrHandshake, err))
 		return
+	}
+	if withCookie {
+		out = append(out, cookieMAC(s.cookie[:], out)...)
 	}
 	s.hs, s.born = hs, now
 	s.tries++
@@ -448,10 +481,13 @@ func (l *Layer) Handle(m node.Message) error {
 		return node.ErrUnauthenticated
 	}
 	switch typ {
-	case typeInit:
+	case typeInit, typeInitMAC:
 		return l.onInit(m)
 	case typeResp:
 		return l.onResp(m)
+	case typeCookie:
+		l.onCookie(m.Blob)
+		return nil
 	default:
 		return l.onData(m)
 	}
@@ -459,11 +495,10 @@ func (l *Layer) Handle(m node.Message) error {
 
 func (l *Layer) onInit(m node.Message) error {
 	now := l.cfg.Clock.Now()
-	if !l.inits.Take(now) {
-		l.stats.InitsLimited++
-		return nil // the initiator tries again
+	if !l.admitInit(m, now) {
+		return nil // the initiator tries again (with our cookie, if it came)
 	}
-	b := m.Blob
+	b := m.Blob[:InitSize]
 	hs, err := noise.NewHandshakeState(noise.Config{
 		CipherSuite: suite, Random: l.entropy, Pattern: noise.HandshakeIK,
 		Prologue: prologue, StaticKeypair: l.static,

@@ -25,6 +25,7 @@ type wire struct {
 	layers map[identity.NodeID]*Layer
 	got    map[identity.NodeID][]node.Message
 	tap    func(to identity.NodeID, b []byte) []byte
+	addrs  []identity.NodeID // by layer index
 	sent   [][]byte
 	// lostReports: the sender's Result never hears of a message the tap
 	// changed (the router's report names it by a hash the forger wrote,
@@ -38,8 +39,12 @@ func newWire(t *testing.T, n int) (*wire, []*Layer) {
 	var out []*Layer
 	for i := range n {
 		id := identity.FromSeed([32]byte{byte(i + 1), 0xe2})
+		w.addrs = append(w.addrs, id.ID())
 		l, err := New(Config{Identity: id, Clock: w.clk, Entropy: rand.NewChaCha8([32]byte{byte(i)}),
-			Transport: TransportFunc(w.send),
+			Transport: TransportFunc(func(to identity.NodeID, app packet.AppID, blob []byte) *node.Result {
+				return w.sendFrom(i, to, app, blob)
+			}),
+			Reply: func(m node.Message, app packet.AppID, blob []byte) { w.reply(i, m, blob) },
 			Deliver: func(m node.Message) error {
 				if m.App != testApp {
 					return node.ErrUnknownApp
@@ -56,7 +61,20 @@ func newWire(t *testing.T, n int) (*wire, []*Layer) {
 	return w, out
 }
 
-func (w *wire) send(to identity.NodeID, app packet.AppID, blob []byte) *node.Result {
+// addrOf is layer i's address on the wire (as a routed header's from_addr).
+func addrOf(i int) [16]byte { return [16]byte{0x10, byte(i + 1)} }
+
+// reply is Config.Reply: back to whoever is at m's origin address (no
+// one, for a forged one).
+func (w *wire) reply(from int, m node.Message, blob []byte) {
+	for i, id := range w.addrs {
+		if m.Route != nil && addrOf(i) == m.Route.From {
+			w.sendFrom(from, id, AppID, blob)
+		}
+	}
+}
+
+func (w *wire) sendFrom(from int, to identity.NodeID, app packet.AppID, blob []byte) *node.Result {
 	res := node.NewResult()
 	b := bytes.Clone(blob)
 	w.sent = append(w.sent, b)
@@ -71,7 +89,7 @@ func (w *wire) send(to identity.NodeID, app packet.AppID, blob []byte) *node.Res
 		if l == nil {
 			return
 		}
-		err := l.Handle(node.Message{App: app, Blob: b})
+		err := l.Handle(node.Message{App: app, Blob: b, Route: &node.RouteHeader{TreeState: 16, From: addrOf(from)}})
 		if w.lostReports && !bytes.Equal(orig, b) {
 			return
 		}
@@ -258,6 +276,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add(append([]byte{typeData, 0, 0, 0, 1}, make([]byte, 40)...))
 	f.Add(make([]byte, RespSize))
 	f.Add(append([]byte{typeNotice, 0, 0, 0, 1}, make([]byte, NoticeSize-5)...))
+	f.Add(append([]byte{typeCookie, 0, 0, 0, 1}, make([]byte, CookieLen)...))
+	f.Add(append([]byte{typeInitMAC}, make([]byte, InitMACSize-1)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w, ls := newWire(t, 1)
 		_ = w

@@ -9,10 +9,12 @@ import (
 
 // Message types (the first byte of the e2e application's blob).
 const (
-	typeInit   = 0x01 // initiator → responder: Noise IK message 1
-	typeResp   = 0x02 // responder → initiator: Noise IK message 2
-	typeData   = 0x03 // a sealed Package
-	typeNotice = 0x04 // a sealed notice of the layer's own (a refused message)
+	typeInit    = 0x01 // initiator → responder: Noise IK message 1
+	typeResp    = 0x02 // responder → initiator: Noise IK message 2
+	typeData    = 0x03 // a sealed Package
+	typeNotice  = 0x04 // a sealed notice of the layer's own (a refused message)
+	typeCookie  = 0x05 // responder → the source of a message 1 it had no budget for: a cookie to echo
+	typeInitMAC = 0x06 // message 1 ‖ mac (16): a message 1 that echoes the responder's cookie
 )
 
 // Sizes on the wire [ours].
@@ -36,6 +38,14 @@ const (
 	Overhead = dataHeader + tagSize
 	// NoticeSize is a sealed notice's size.
 	NoticeSize = dataHeader + ctrlRefusedSize + tagSize
+	// CookieLen is a cookie's and a cookie MAC's length.
+	CookieLen = 16
+	// CookieSize: type ‖ receiver index (the initiator's, from its
+	// message 1) ‖ cookie.
+	CookieSize = 1 + 4 + CookieLen
+	// InitMACSize: a message 1 (its type 0x06) ‖ HMAC-SHA-256(cookie,
+	// those InitSize bytes), the first 16 bytes.
+	InitMACSize = InitSize + CookieLen
 )
 
 func malformed(format string, a ...any) error {
@@ -51,6 +61,14 @@ func decodeHeader(b []byte) (byte, error) {
 	case typeInit:
 		if len(b) != InitSize {
 			return 0, malformed("init of %d bytes", len(b))
+		}
+	case typeInitMAC:
+		if len(b) != InitMACSize {
+			return 0, malformed("init with a cookie MAC of %d bytes", len(b))
+		}
+	case typeCookie:
+		if len(b) != CookieSize {
+			return 0, malformed("cookie of %d bytes", len(b))
 		}
 	case typeResp:
 		if len(b) != RespSize {

@@ -8,6 +8,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/bsig"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
@@ -39,6 +40,10 @@ func FuzzReceive(f *testing.F) {
 	add(mustPack(packet.Packet{Schema: 2, SeqID: 9, SeqSize: 9, PacketID: 1, Flags: packet.Flags(0).WithEncoded(packet.EncRtx)}))
 	add(mustPack(packet.Packet{Schema: 0, Flags: packet.Flags(0).WithEncoded(packet.EncRNS)}), []byte{0, 0, 0}, []byte{1, 2, 3, 4, 5, 6})
 	add(mustPack(packet.Packet{Schema: 2, SeqID: 0, SeqSize: 1, Flags: packet.Flags(0).WithEncoded(packet.EncAck), Body: []byte{0, 0, 5, 0, 0, 0xff}}))
+	// A signed broadcast from an unproven sender, and one cut short.
+	env := bsig.Append(nil, identity.FromSeed([32]byte{5}), identity.FromSeed([32]byte{5}).ID(), [8]byte{1}, 3, testApp, []byte("signed"))
+	benv := mustPack(packet.Packet{Schema: 0, Body: packet.NewPackage(bsig.AppID, env).AppendTo(nil)})
+	add(bpkt, benv, mustPack(packet.Packet{Schema: 0, Body: packet.NewPackage(bsig.AppID, env[:40]).AppendTo(nil)}))
 	f.Fuzz(fuzzReceiveBody)
 }
 

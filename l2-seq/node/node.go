@@ -139,8 +139,19 @@ type Message struct {
 	// Sealed is set on a Package that came sealed end to end and was
 	// unsealed for us (l2-seq/e2e): From is then its authenticated sender.
 	Sealed bool
+	// Signed is set on a broadcast that came signed (BroadcastSigned)
+	// by the neighbour proven at Via, for the run it proved, and was not
+	// taken before: From is then its authenticated sender. A clear
+	// broadcast, or a signed one this node could not verify (no proven
+	// neighbour there: a reference board, a neighbour not yet proven),
+	// comes with Signed false.
+	Signed bool
 	Time   time.Time
 }
+
+// Authenticated reports whether m's sender is authenticated: m came sealed
+// end to end, or is a verified signed broadcast.
+func (m Message) Authenticated() bool { return m.Sealed || m.Signed }
 
 // Node is one mesh node.
 type Node struct {
@@ -183,6 +194,9 @@ type Node struct {
 	entropy     io.Reader     // nonces (trust.go)
 	boot        proof.Boot    // this run's nonce
 	proofBucket bucket.Bucket // signatures we may spend on challenges
+
+	bsigCtr  uint32                      // the next signed broadcast's counter (bsig.go)
+	bsigSeen map[identity.NodeID]*bsigRx // senders' replay windows (bsig.go)
 }
 
 // ErrNoClock: Config.Clock is required (a node on a clock nobody runs

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/mycelium-mesh/mycelium/l2-seq/bsig"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
@@ -174,6 +175,9 @@ func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package,
 	}
 	if pkg.AppID == SegmentAppID && !bcast {
 		return n.receiveSegment(key, pkg.Blob, now)
+	}
+	if pkg.AppID == bsig.AppID && !n.cfg.Reference {
+		return n.receiveSigned(key, pkg.Blob, bcast, p.Schema, now)
 	}
 	return n.deliverApp(Message{App: pkg.AppID, Blob: bytes.Clone(pkg.Blob), Via: key, Broadcast: bcast, Schema: p.Schema, Time: now})
 }

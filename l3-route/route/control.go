@@ -99,6 +99,8 @@ func checkControl(b []byte) error {
 		ok = n == 16
 	case msgReceiptSigned:
 		ok = n == ReceiptSize-1
+	case msgReceiptNonce:
+		ok = n == ReceiptNonceSize-1
 	case msgError:
 		ok = n == 33
 	case msgErrorSigned:

@@ -577,7 +577,7 @@ func (r *Router) local(rp *routed) {
 		r.stats.Copies++
 	}
 	// The end-to-end receipt: the sender's Result completes on it.
-	r.reply(rp, r.appendReceipt(nil, pkg.Hash))
+	r.reply(rp, r.appendReceipt(nil, pkg.Hash, rp.Path))
 }
 
 // origin is where a Package's answers go: the addresses its origin wrote in
@@ -640,8 +640,21 @@ func (r *Router) sendControl(ts uint8, to addr.Long, mode bool, msg []byte) {
 // says it all and our own address there fits too (the answer can find us),
 // else in a path header with our address for the answers.
 func (r *Router) sendControlTo(to []TreeAddr, mode bool, msg []byte, isError bool, ttl uint8) {
-	pkg := packet.NewPackage(ControlApp, msg)
 	r.stats.ControlBytesSent += uint64(len(msg))
+	r.sendOnce(to, mode, packet.NewPackage(ControlApp, msg), isError, ttl)
+}
+
+// Notify sends blob to application app at the node at addresses to,
+// once and unconfirmed: nothing is tried again and no receipt is waited
+// for (the destination's finds no send here and is dropped). For an answer
+// to a Package whose sender's node_id is not known, only its origin
+// address (l2-seq/e2e's cookies).
+func (r *Router) Notify(to []TreeAddr, mode bool, app packet.AppID, blob []byte) {
+	r.sendOnce(to, mode, packet.NewPackage(app, blob), false, r.cfg.TTL)
+}
+
+// sendOnce routes pkg toward to, unconfirmed.
+func (r *Router) sendOnce(to []TreeAddr, mode bool, pkg packet.Package, isError bool, ttl uint8) {
 	var rp *routed
 	if len(to) == 1 {
 		self, ok := r.position(to[0].TreeState)

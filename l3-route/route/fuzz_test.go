@@ -39,6 +39,9 @@ var (
 
 const fuzzTime = int64(1767225600_000000000) // 2026-01-01 UTC
 
+// fuzzNonce is the nonce of the fixture's send's one attempt.
+const fuzzNonce = uint64(0x6e6f6e6365000001)
+
 func signedRecord(id identity.Identity, signer identity.Identity, addrs ...TreeAddr) Record {
 	r := Record{ID: id.ID(), Signer: signer.ID(), Time: fuzzTime, Addrs: addrs}
 	r.Sign(signer)
@@ -168,7 +171,7 @@ func newControlFixture(t testing.TB) *controlFixture {
 	// A send waiting for its receipt.
 	pkg := packet.NewPackage(testApp, []byte("waiting for a receipt"))
 	fx.sendHash, fx.sendRes = pkg.Hash, node.NewResult()
-	r.pending[pkg.Hash] = &pendingSend{res: fx.sendRes, pkg: pkg, attempts: 1, dst: Destination{ID: fuzzPeer.ID()}, since: clk.Now()}
+	r.pending[pkg.Hash] = &pendingSend{res: fx.sendRes, pkg: pkg, attempts: 1, dst: Destination{ID: fuzzPeer.ID()}, since: clk.Now(), nonces: []uint64{fuzzNonce}}
 	// And one to a keyless board, which cannot sign its receipt.
 	bpkg := packet.NewPackage(testApp, []byte("waiting for a board's receipt"))
 	fx.boardHash, fx.boardRes = bpkg.Hash, node.NewResult()
@@ -218,6 +221,10 @@ func controlSeeds(t testing.TB) []fuzzSeed {
 		{"receipt_other", cat([]byte{msgReceipt}, bytes.Repeat([]byte{1}, 16))},
 		{"receipt_short", cat([]byte{msgReceipt}, fx.sendHash[:15])},
 		{"receipt_signed", signedReceipt(fuzzPeer, fx.sendHash, fuzzTime)},
+		{"receipt_nonce", nonceReceipt(fuzzPeer, fx.sendHash, fuzzNonce, fuzzTime)},
+		{"receipt_nonce_other", nonceReceipt(fuzzPeer, fx.sendHash, fuzzNonce+1, fuzzTime)},
+		{"receipt_nonce_by_other", nonceReceipt(fuzzProxy, fx.sendHash, fuzzNonce, fuzzTime)},
+		{"receipt_nonce_old", nonceReceipt(fuzzPeer, fx.sendHash, fuzzNonce, fuzzTime-int64(time.Hour))},
 		{"receipt_signed_by_other", signedReceipt(fuzzProxy, fx.sendHash, fuzzTime)},
 		{"receipt_signed_old", signedReceipt(fuzzPeer, fx.sendHash, fuzzTime-int64(time.Hour))},
 		{"receipt_signed_future", signedReceipt(fuzzPeer, fx.sendHash, fuzzTime+int64(time.Hour))},
@@ -305,9 +312,12 @@ func FuzzControl(f *testing.F) {
 		}
 		// The send waiting for its receipt.
 		switch {
-		case typ == msgReceiptSigned && len(data) == ReceiptSize && bytes.Equal(data[1:17], fx.sendHash[:]) &&
-			bytes.Equal(data, signedReceipt(fuzzPeer, fx.sendHash, int64(binary.BigEndian.Uint64(data[17:25])))) &&
-			inSkew(data[17:25]):
+		case typ == msgReceiptNonce && len(data) == ReceiptNonceSize && bytes.Equal(data[1:17], fx.sendHash[:]) &&
+			binary.BigEndian.Uint64(data[17:25]) == fuzzNonce &&
+			bytes.Equal(data, nonceReceipt(fuzzPeer, fx.sendHash, fuzzNonce, int64(binary.BigEndian.Uint64(data[25:33])))) &&
+			inSkew(data[25:33]):
+			// (A receipt with no nonce, msgReceiptSigned, answers no
+			// attempt of a send that drew one: default below.)
 			if !fx.sendRes.Finished() || fx.sendRes.Err() != nil {
 				t.Fatalf("the destination's receipt for the send: finished %v, err %v", fx.sendRes.Finished(), fx.sendRes.Err())
 			}
@@ -462,9 +472,14 @@ func pathSeeds() []fuzzSeed {
 	full := appendPath(nil, &pathHeader{phase: 2, bound: 0x00fe000003000011,
 		dst: []TreeAddr{ta(0, 16, 3, 1, 4), deep, {Tree: 2, TreeState: 2, Addr: lease}},
 		src: []TreeAddr{ta(0, 16, 1), ta(1, 17)}}, &inner)
+	nonce := appendPath(nil, &pathHeader{bound: noBound, dst: []TreeAddr{ta(0, 16, 3, 1, 4)}, src: []TreeAddr{ta(0, 16, 1)},
+		nonce: 0x0102030405060708, hasNonce: true}, &inner)
 	with := func(b []byte, i int, v byte) []byte { b = bytes.Clone(b); b[i] = v; return b }
 	return []fuzzSeed{
 		{"one", one},
+		{"origin_and_nonce", nonce},
+		{"nonce_truncated", nonce[:len(nonce)-inner.Len()-3]},
+		{"flags_4", with(one, 0, 4)},
 		{"three_and_origin", full},
 		{"flags_2", with(one, 0, 2)},
 		{"phase_past_the_list", with(one, 1, 2)},
@@ -541,6 +556,15 @@ func signedReceipt(id identity.Identity, hash [16]byte, t int64) []byte {
 	nid := id.ID()
 	msg := slices.Concat([]byte("mycelium/receipt/v1"), nid[:], hash[:], binary.BigEndian.AppendUint64(nil, uint64(t)))
 	return slices.Concat([]byte{msgReceiptSigned}, hash[:], binary.BigEndian.AppendUint64(nil, uint64(t)), id.Sign(msg))
+}
+
+// nonceReceipt is id's receipt for the attempt of hash that carried
+// nonce, dated t, as the wire holds it (docs/protocol.md).
+func nonceReceipt(id identity.Identity, hash [16]byte, nonce uint64, t int64) []byte {
+	nid := id.ID()
+	n, ts := binary.BigEndian.AppendUint64(nil, nonce), binary.BigEndian.AppendUint64(nil, uint64(t))
+	msg := slices.Concat([]byte("mycelium/receipt/v2"), nid[:], hash[:], n, ts)
+	return slices.Concat([]byte{msgReceiptNonce}, hash[:], n, ts, id.Sign(msg))
 }
 
 // signedError is id's error report.

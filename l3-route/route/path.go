@@ -16,11 +16,17 @@ import (
 // a path header, as the blob of a PathApp Package:
 //
 //	flags(1) ‖ phase(1) ‖ bound(8) ‖ n(1) ‖ n × (tree_state ‖ compact Long)
-//	[‖ m(1) ‖ m × (tree_state ‖ compact Long)] ‖ the carried Package
+//	[‖ m(1) ‖ m × (tree_state ‖ compact Long)] [‖ nonce(8)] ‖ the carried Package
 //
 // The n addresses are the destination's, one per tree (its name record's);
 // the m (flag 0x01) are the origin's, for what travels back (receipts,
-// errors, replies). A relay ranks its neighbours by a potential computed
+// errors, replies). The nonce (flag 0x02) is the origin's, drawn afresh
+// for each attempt of a send to a destination that signs its receipts: the
+// destination signs it into its receipt (msgReceiptNonce, signed.go), so
+// that a receipt recorded for an earlier send of the same Package cannot
+// confirm this one. Keyless boards, which parse path headers but sign
+// nothing, are never sent one (their parser refuses flags it does not
+// know). A relay ranks its neighbours by a potential computed
 // from all the destination's addresses it shares an epoch with (see
 // potential), forwards only to one whose potential is below both its own
 // and the bound the previous hop wrote, and writes that neighbour's
@@ -36,7 +42,8 @@ import (
 var PathApp = packet.NewAppID("Mycelium", "path", 1)
 
 const (
-	pathSrc = 0x01 // the origin's addresses follow the destination's
+	pathSrc   = 0x01 // the origin's addresses follow the destination's
+	pathNonce = 0x02 // the origin's nonce follows the addresses
 
 	// maxPathAddrs bounds either list: one address per tree.
 	maxPathAddrs = tree.MaxTrees
@@ -54,6 +61,10 @@ type pathHeader struct {
 	bound uint64
 	dst   []TreeAddr
 	src   []TreeAddr
+	// nonce is the origin's for this attempt (hasNonce: the header
+	// carries one).
+	nonce    uint64
+	hasNonce bool
 }
 
 // appendPath appends the path header and the carried Package.
@@ -62,11 +73,17 @@ func appendPath(b []byte, ph *pathHeader, inner *packet.Package) []byte {
 	if len(ph.src) > 0 {
 		flags |= pathSrc
 	}
+	if ph.hasNonce {
+		flags |= pathNonce
+	}
 	b = append(b, flags, ph.phase)
 	b = binary.BigEndian.AppendUint64(b, ph.bound)
 	b = appendAddrList(b, ph.dst)
 	if len(ph.src) > 0 {
 		b = appendAddrList(b, ph.src)
+	}
+	if ph.hasNonce {
+		b = binary.BigEndian.AppendUint64(b, ph.nonce)
 	}
 	return inner.AppendTo(b)
 }
@@ -88,7 +105,7 @@ func decodePath(b []byte, ph *pathHeader, inner *packet.Package) error {
 		return bad(fmt.Sprintf("%d bytes", len(b)))
 	}
 	flags := b[0]
-	if flags&^pathSrc != 0 {
+	if flags&^(pathSrc|pathNonce) != 0 {
 		return bad(fmt.Sprintf("flags %#x", flags))
 	}
 	ph.phase = b[1]
@@ -111,6 +128,14 @@ func decodePath(b []byte, ph *pathHeader, inner *packet.Package) error {
 		if len(ph.src) == 0 {
 			return bad("an empty origin list")
 		}
+	}
+	ph.nonce, ph.hasNonce = 0, flags&pathNonce != 0
+	if ph.hasNonce {
+		if len(b) < 8 {
+			return bad("truncated nonce")
+		}
+		ph.nonce = binary.BigEndian.Uint64(b)
+		b = b[8:]
 	}
 	if err := inner.UnmarshalBinary(b); err != nil {
 		return fmt.Errorf("%w: path header: the carried Package: %w", ErrControl, err)

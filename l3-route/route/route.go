@@ -14,6 +14,7 @@ package route
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"maps"
@@ -162,6 +163,11 @@ type Router struct {
 	cfg  Config
 	self identity.NodeID
 	rng  *rand.Rand
+	// nonces is where receipt nonces come from (path.go): a ChaCha8
+	// stream keyed by our signature over the node's seed, unpredictable
+	// to anyone without our key (a nonce someone could guess, it could
+	// have the destination sign a receipt for in advance).
+	nonces *rand.ChaCha8
 
 	pending    map[[16]byte]*pendingSend
 	records    map[identity.NodeID]*storedRecord
@@ -218,6 +224,8 @@ func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 		r.cfg.ReceiptTimeout = r.paced(cfg.ReceiptTimeout, 200)
 	}
 	r.rng = rand.New(rand.NewPCG(b.Seed(), 0x726f757465))
+	seed := binary.BigEndian.AppendUint64([]byte("mycelium receipt nonces v1\x00"), b.Seed())
+	r.nonces = rand.NewChaCha8(sha256.Sum256(b.Signer().Sign(seed)))
 	r.t = tree.New(b, tcfg)
 	r.leases.init()
 	if cfg.Name != "" && ValidName(cfg.Name) != nil {
@@ -317,7 +325,10 @@ type pendingSend struct {
 	forced   *int // the one tree to route in (nil: all)
 	attempts int
 	since    time.Time // when the send began: receipts and errors dated before it (less the skew) are replays
-	timer    clock.Timer
+	// nonces are those of the send's attempts so far (path.go), for a
+	// destination that signs its receipts: one naming any of them counts.
+	nonces []uint64
+	timer  clock.Timer
 }
 
 // Destination is where to send: a node's addresses (from a lookup), and
@@ -420,6 +431,13 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 	if !ok {
 		r.finish(hash, ErrNoCommonTree)
 		return
+	}
+	if !p.dst.unsignable() {
+		// A nonce of this attempt's, for the destination to sign into
+		// its receipt (keyless boards sign nothing, and their parser
+		// knows no nonce).
+		ph.nonce, ph.hasNonce = r.nonces.Uint64(), true
+		p.nonces = append(p.nonces, ph.nonce)
 	}
 	clock.Stop(&p.timer)
 	p.timer = r.clk.AfterFunc(r.cfg.ReceiptTimeout, func() {
@@ -696,7 +714,7 @@ func (r *Router) control(rp *routed, b []byte) {
 		return
 	}
 	switch b[0] {
-	case msgReceipt, msgReceiptSigned:
+	case msgReceipt, msgReceiptSigned, msgReceiptNonce:
 		r.onReceipt(b)
 	case msgError, msgErrorSigned:
 		r.onError(b)

@@ -9,10 +9,14 @@ package route
 // the message must come from and the date against the trees' clock-skew
 // allowance (tree.Config.MaxSkew):
 //
-//   - a receipt (msgReceiptSigned) by the destination, or by the proxy
+//   - a receipt (msgReceiptNonce) by the destination, or by the proxy
 //     whose record the sender looked up (it confirms for a board behind
-//     it), dated no earlier than the send began (less the skew): a receipt
-//     replayed from an earlier send of the same Package is refused;
+//     it), naming a nonce the sender drew for one of this send's attempts
+//     (path.go) and dated no earlier than the send began (less the skew):
+//     a receipt recorded for an earlier send of the same Package, however
+//     recent, names another nonce and is refused. (msgReceiptSigned, with
+//     no nonce, answers a Package that carried none: it counts only for a
+//     send that drew none, and ours always draw one to a node that signs.)
 //   - an error report (msgErrorSigned) by its reporter, who names itself:
 //     from the destination (or its proxy) it ends the send; from anyone
 //     else it is a relay's word that one way failed, and the sender tries
@@ -34,6 +38,7 @@ package route
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
@@ -43,20 +48,24 @@ import (
 
 // Signed control messages (the first byte), and their sizes with it.
 const (
-	msgReceiptSigned  = 0x03 // ‖ hash(16) ‖ time(8) ‖ sig(64): the destination delivered it
+	msgReceiptSigned  = 0x03 // ‖ hash(16) ‖ time(8) ‖ sig(64): the destination delivered it (a Package with no nonce)
+	msgReceiptNonce   = 0x05 // ‖ hash(16) ‖ nonce(8) ‖ time(8) ‖ sig(64): the destination delivered the attempt with that nonce
 	msgErrorSigned    = 0x04 // ‖ code ‖ hash(16) ‖ reporter addr(16) ‖ reporter node_id(32) ‖ time(8) ‖ sig(64)
 	msgRenewSigned    = 0x42 // ‖ tree ‖ tree_state ‖ node_id(32) ‖ time(8) ‖ sig(64) (to that tree's root)
 	msgRenewViaSigned = 0x43 // (one hop) the same body: pass my signed renew request on
 
-	ReceiptSize = 1 + 16 + 8 + ed25519.SignatureSize                      // 89
-	ErrorSize   = 1 + 1 + 16 + 16 + 32 + 8 + ed25519.SignatureSize        // 138
-	RenewSize   = 1 + 2 + identity.NodeIDSize + 8 + ed25519.SignatureSize // 107
+	ReceiptSize = 1 + 16 + 8 + ed25519.SignatureSize // 89
+	// ReceiptNonceSize is a receipt that names the attempt's nonce.
+	ReceiptNonceSize = ReceiptSize + 8                                         // 97
+	ErrorSize        = 1 + 1 + 16 + 16 + 32 + 8 + ed25519.SignatureSize        // 138
+	RenewSize        = 1 + 2 + identity.NodeIDSize + 8 + ed25519.SignatureSize // 107
 )
 
 const (
-	receiptDomain = "mycelium/receipt/v1"
-	errorDomain   = "mycelium/error/v1"
-	renewDomain   = "mycelium/renew/v1"
+	receiptDomain      = "mycelium/receipt/v1"
+	receiptNonceDomain = "mycelium/receipt/v2"
+	errorDomain        = "mycelium/error/v1"
+	renewDomain        = "mycelium/renew/v1"
 )
 
 // receiptSigned is what a receipt's signature covers.
@@ -68,9 +77,34 @@ func receiptSigned(signer identity.NodeID, hash [16]byte, t int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(t))
 }
 
-// appendReceipt makes this node's signed receipt for the Package hash.
-func (r *Router) appendReceipt(b []byte, hash [16]byte) []byte {
+// appendReceipt makes this node's signed receipt for the Package hash,
+// naming the attempt's nonce when its path header carried one.
+func (r *Router) appendReceipt(b []byte, hash [16]byte, ph *pathHeader) []byte {
+	if ph != nil && ph.hasNonce {
+		return AppendReceiptNonce(b, r.b.Signer(), hash, ph.nonce, r.clk.Now().UnixNano())
+	}
 	return AppendReceipt(b, r.b.Signer(), hash, r.clk.Now().UnixNano())
+}
+
+// receiptNonceSigned is what a receipt naming a nonce has signed.
+func receiptNonceSigned(signer identity.NodeID, hash [16]byte, nonce uint64, t int64) []byte {
+	b := make([]byte, 0, len(receiptNonceDomain)+32+16+8+8)
+	b = append(b, receiptNonceDomain...)
+	b = append(b, signer[:]...)
+	b = append(b, hash[:]...)
+	b = binary.BigEndian.AppendUint64(b, nonce)
+	return binary.BigEndian.AppendUint64(b, uint64(t))
+}
+
+// AppendReceiptNonce appends the signed receipt (msgReceiptNonce) of the
+// node whose key s holds for the attempt of Package hash that carried
+// nonce, dated t (Unix ns).
+func AppendReceiptNonce(b []byte, s identity.Signer, hash [16]byte, nonce uint64, t int64) []byte {
+	b = append(b, msgReceiptNonce)
+	b = append(b, hash[:]...)
+	b = binary.BigEndian.AppendUint64(b, nonce)
+	b = binary.BigEndian.AppendUint64(b, uint64(t))
+	return append(b, s.Sign(receiptNonceSigned(identity.NodeID(s.Public()), hash, nonce, t))...)
 }
 
 // AppendReceipt appends the signed receipt (msgReceiptSigned) of the node
@@ -159,7 +193,7 @@ func (r *Router) within(t int64, since, now time.Time) bool {
 	return !d.After(now.Add(skew)) && !d.Before(since.Add(-skew))
 }
 
-// onReceipt handles a receipt, signed (msgReceiptSigned) or plain
+// onReceipt handles a receipt, signed (msgReceiptNonce, msgReceiptSigned) or plain
 // (msgReceipt, a keyless board's).
 func (r *Router) onReceipt(b []byte) {
 	var hash [16]byte
@@ -177,11 +211,30 @@ func (r *Router) onReceipt(b []byte) {
 		r.finish(hash, nil)
 		return
 	}
-	t := int64(binary.BigEndian.Uint64(b[17:25]))
-	sig := b[25:]
+	var nonce uint64
+	body := b[17:]
+	if b[0] == msgReceiptNonce {
+		nonce, body = binary.BigEndian.Uint64(body), body[8:]
+		if !slices.Contains(p.nonces, nonce) {
+			r.stats.ReceiptsRefused++ // for another send of the Package (a replay), or no attempt of ours
+			return
+		}
+	} else if len(p.nonces) > 0 {
+		r.stats.ReceiptsRefused++ // our attempts carried nonces: a receipt without one is no answer to them
+		return
+	}
+	t := int64(binary.BigEndian.Uint64(body))
+	sig := body[8:]
 	ok := false
 	for _, s := range []identity.NodeID{p.dst.ID, p.dst.Proxy} {
-		if s != (identity.NodeID{}) && ed25519.Verify(s[:], receiptSigned(s, hash, t), sig) {
+		if s == (identity.NodeID{}) {
+			continue
+		}
+		in := receiptSigned(s, hash, t)
+		if b[0] == msgReceiptNonce {
+			in = receiptNonceSigned(s, hash, nonce, t)
+		}
+		if ed25519.Verify(s[:], in, sig) {
 			ok = true
 			break
 		}

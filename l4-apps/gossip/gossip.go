@@ -118,6 +118,10 @@ type Delivery struct {
 	Data  []byte // the subscriber's to keep
 	Time  time.Time
 	Local bool // published on this node
+	// Signed: the neighbour that handed the Message to this node sent it
+	// as a signed broadcast that verified (node.Message.Signed). It
+	// authenticates that one hop, not who published the Message.
+	Signed bool
 }
 
 // Stats counts a service's work.
@@ -260,7 +264,7 @@ func (s *Service) Publish(topic TopicID, data []byte) (MessageID, error) {
 		return id, ErrDuplicate
 	}
 	s.stats.Published++
-	s.accept(id, msg, topic, data, true)
+	s.accept(id, msg, topic, data, true, false)
 	s.transmit(id, msg)
 	s.watch(id, 2)
 	return id, nil
@@ -282,7 +286,7 @@ func (s *Service) Handle(m node.Message) {
 			s.stats.Malformed++
 			return
 		}
-		s.onMessage(m.Blob, f, m.Via, m.Broadcast)
+		s.onMessage(m.Blob, f, m.Via, m.Broadcast, m.Signed)
 	case TypeNotification:
 		s.onNotification(f.ID, m.Via)
 	case TypeRequest:
@@ -295,7 +299,7 @@ func (s *Service) Handle(m node.Message) {
 	}
 }
 
-func (s *Service) onMessage(msg []byte, f *Frame, via peer.Endpoint, broadcast bool) {
+func (s *Service) onMessage(msg []byte, f *Frame, via peer.Endpoint, broadcast, signed bool) {
 	id := IDOf(msg)
 	from, known := s.byEp[via]
 	if _, ok := s.seen[id]; ok {
@@ -318,7 +322,7 @@ func (s *Service) onMessage(msg []byte, f *Frame, via peer.Endpoint, broadcast b
 	}
 	msg = slices.Clone(msg)
 	delete(s.asked, id)
-	s.accept(id, msg, f.Topic, msg[MessageHead:], false)
+	s.accept(id, msg, f.Topic, msg[MessageHead:], false, signed)
 	p := &pending{}
 	if broadcast {
 		s.heard(p, from, known)
@@ -507,7 +511,7 @@ func (s *Service) pruneAsked(now time.Time) {
 }
 
 // accept remembers, stores and delivers a new Message.
-func (s *Service) accept(id MessageID, msg []byte, topic TopicID, data []byte, local bool) {
+func (s *Service) accept(id MessageID, msg []byte, topic TopicID, data []byte, local, signed bool) {
 	now := s.cfg.Clock.Now()
 	s.expire(now)
 	for len(s.seenQ) >= s.cfg.SeenMax {
@@ -529,7 +533,7 @@ func (s *Service) accept(id MessageID, msg []byte, topic TopicID, data []byte, l
 		s.stats.Delivered++
 	}
 	for _, sb := range slices.Clone(subs) {
-		sb.f(Delivery{ID: id, Topic: topic, Data: slices.Clone(data), Time: now, Local: local})
+		sb.f(Delivery{ID: id, Topic: topic, Data: slices.Clone(data), Time: now, Local: local, Signed: signed})
 	}
 }
 

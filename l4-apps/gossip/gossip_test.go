@@ -30,6 +30,13 @@ var topic = Topic("test")
 
 func newMesh(t *testing.T, n int, edges [][2]int, loss float64, cfg Config) *mesh {
 	t.Helper()
+	return newMeshNet(t, n, edges, loss, cfg, false)
+}
+
+// newMeshNet is newMesh with each node's broadcasts signed (signed:
+// node.Signing) or not.
+func newMeshNet(t *testing.T, n int, edges [][2]int, loss float64, cfg Config, signed bool) *mesh {
+	t.Helper()
 	m := &mesh{t: t, clk: clock.NewVirtual(time.Time{}), got: make([][]Delivery, n)}
 	m.med = sim.NewMedium(m.clk, phys.ESPNOW(), 7)
 	for i := range n {
@@ -45,6 +52,9 @@ func newMesh(t *testing.T, n int, edges [][2]int, loss float64, cfg Config) *mes
 		}
 		c := cfg
 		c.Clock, c.Net, c.Self, c.Seed = m.clk, nd, nd.ID(), uint64(i)+1
+		if signed {
+			c.Net = node.Signing{Node: nd}
+		}
 		svc := New(c)
 		nd.Register(AppID, svc.Handle)
 		svc.Subscribe(topic, func(d Delivery) { m.got[i] = append(m.got[i], d) })
@@ -104,6 +114,33 @@ func TestLineDelivers(t *testing.T) {
 	}
 	if _, err := m.svcs[3].Publish(topic, []byte("hello mesh")); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("publishing a Message seen: %v, want ErrDuplicate", err)
+	}
+}
+
+// With signed broadcasts (node.Signing) every node's Delivery says the
+// neighbour that passed the Message on signed it; in clear none does.
+func TestSignedDelivers(t *testing.T) {
+	for _, signed := range []bool{true, false} {
+		m := newMeshNet(t, 4, line(4), 0, Config{}, signed)
+		if _, err := m.svcs[0].Publish(topic, []byte("signed, one hop at a time")); err != nil {
+			t.Fatal(err)
+		}
+		m.run(5 * time.Second)
+		for i := range m.svcs {
+			if len(m.got[i]) != 1 {
+				t.Fatalf("signed %v: node %d got %d", signed, i, len(m.got[i]))
+			}
+			if d := m.got[i][0]; d.Signed != (signed && i != 0) {
+				t.Errorf("signed %v: node %d's Delivery.Signed %v", signed, i, d.Signed)
+			}
+		}
+		var verified uint64
+		for _, nd := range m.nodes {
+			verified += nd.Stats().Broadcasts.Verified
+		}
+		if signed && verified == 0 || !signed && verified != 0 {
+			t.Errorf("signed %v: %d broadcasts verified", signed, verified)
+		}
 	}
 }
 

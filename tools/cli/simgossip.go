@@ -76,6 +76,7 @@ every (node, Message). The same seed gives the same run.`,
 	f.IntVar(&cfg.Size, "size", 64, "data bytes of each Message, 8..4000 (above 183 a Message goes as a Notification)")
 	f.DurationVar(&hello, "hello", 60*time.Second, "the nodes' hello period, 1s..1h")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed gives the same run")
+	f.BoolVar(&cfg.Signed, "signed", false, "sign every broadcast (l2-seq/bsig, as the daemon does by default)")
 	f.StringVar(&progress, "progress", "auto", progressHelp)
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
 	return c
@@ -89,6 +90,7 @@ func printGossipTable(w io.Writer, r *meshsim.GossipResult) error {
 	p("reach\t%.4f mean, %.4f worst message", r.Reach, r.ReachMin)
 	p("tx per node per message\t%.3f (relays %.3f, hellos %.3f, repairs and acks %.3f; 802.11 ACKs %.3f)", r.TxPerNodePerMs, r.RelayFraction, r.HelloPerNodeMs, r.RepairPerNode, r.MACAcks)
 	p("latency\tp50 %.3f s, p95 %.3f s, max %.1f s (%.2f %% of deliveries after 5 s: by repair)", r.LatencyP50, r.LatencyP95, r.LatencyMax, 100*r.Late)
+	p("bytes on the air per node per message\t%.0f (signed broadcasts: %v, %.4f of deliveries verified)", r.BytesPerNodeMs, r.Signed, r.SignedShare)
 	p("time\t%.0f s of mesh time, %.1f s of wall time", r.MeshTimeS, r.WallTimeS)
 	return tw.Flush()
 }

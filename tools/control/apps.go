@@ -29,8 +29,11 @@ type GossipMessage struct {
 	Topic     string `json:"topic"`
 	MessageID string `json:"message_id"`
 	Local     bool   `json:"local"` // published on this node
-	Time      string `json:"time"`  // RFC 3339, nanoseconds
-	Data      []byte `json:"data"`  // base64 in JSON
+	// Signed: the neighbour that passed it on signed its broadcast, and
+	// it verified (one hop authenticated, not the publisher).
+	Signed bool   `json:"signed"`
+	Time   string `json:"time"` // RFC 3339, nanoseconds
+	Data   []byte `json:"data"` // base64 in JSON
 }
 
 // ServiceEntry is one element of GET /v1/services[?app=NAME].

@@ -93,10 +93,21 @@ var appNames = map[packet.AppID]string{
 // startApps builds and registers the applications on n (before Run).
 func startApps(cfg *Config, n *node.Node, id identity.Identity, s *stack, log *slog.Logger) error {
 	a := &apps{}
-	a.gossip = gossip.New(gossip.Config{
+	gcfg := gossip.Config{
 		Clock: s.loop, Net: n, Self: n.ID(), Seed: rand.Uint64(), HelloPeriod: cfg.Gossip.HelloPeriod,
 		Logger: log.With("layer", "gossip"),
-	})
+	}
+	if cfg.Node.SignBroadcasts {
+		// Signed (l2-seq/bsig). Inline stays gossip's default: a signed
+		// Message of 120 to 200 bytes takes a two-frame broadcast
+		// sequence on ESP-NOW or LoRa rather than a Notification and a
+		// Request per hop (with Inline cut to what one signed frame
+		// holds, store announcements went the Notification way and
+		// tools/lab TestMessageToDownNode missed its store once in five
+		// runs).
+		gcfg.Net = node.Signing{Node: n}
+	}
+	a.gossip = gossip.New(gcfg)
 	n.Register(gossip.AppID, a.gossip.Handle)
 	a.dir = services.New(services.Config{
 		Clock: s.loop, Gossip: a.gossip, Signer: id, Peers: n.Peers, AppNames: appNames,
@@ -182,7 +193,7 @@ func (d *daemon) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if err := d.st.do(r.Context(), func() {
 		cancel = d.st.apps.gossip.Subscribe(topic, func(m gossip.Delivery) {
 			select {
-			case ch <- control.GossipMessage{Topic: name, MessageID: hex.EncodeToString(m.ID[:]), Local: m.Local, Time: m.Time.UTC().Format(time.RFC3339Nano), Data: m.Data}:
+			case ch <- control.GossipMessage{Topic: name, MessageID: hex.EncodeToString(m.ID[:]), Local: m.Local, Signed: m.Signed, Time: m.Time.UTC().Format(time.RFC3339Nano), Data: m.Data}:
 			default:
 				d.log.Warn("subscriber too slow: message dropped for it", "topic", name)
 			}

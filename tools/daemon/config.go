@@ -63,6 +63,11 @@ type NodeConfig struct {
 	// key. Turn it off only for a mesh of nodes that predate it. Remote
 	// admin is sealed whatever this says (admin.go).
 	E2E bool `toml:"e2e"`
+	// SignBroadcasts signs this node's application broadcasts (gossip)
+	// with its key (l2-seq/bsig, 93 bytes a broadcast), so that our
+	// neighbours know them for its (default true). Reference boards
+	// cannot read signed broadcasts; gossip is ours alone.
+	SignBroadcasts bool `toml:"sign_broadcasts"`
 }
 
 // ControlConfig is [control].
@@ -173,7 +178,7 @@ var linkKeys = map[string][]string{
 // simulator's figures for routing and budgets.
 func Defaults() Config {
 	return Config{
-		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: 60 * time.Second, E2E: true},
+		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: 60 * time.Second, E2E: true, SignBroadcasts: true},
 		Control: ControlConfig{Socket: "mycelium.sock"},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Routing: RoutingConfig{

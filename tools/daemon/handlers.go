@@ -198,6 +198,7 @@ func (d *daemon) handleStats(w http.ResponseWriter, r *http.Request) {
 				"inits_sent": es.InitsSent, "inits_limited": es.InitsLimited, "malformed": es.Malformed,
 				"unauthenticated": es.Unauthenticated, "replayed": es.Replayed, "handshake_failed": es.HandshakeFailed,
 				"refused_sent": es.RefusedSent, "refused_heard": es.RefusedHeard,
+				"cookies_sent": es.CookiesSent, "cookies_heard": es.CookiesHeard, "cookie_inits": es.CookieInits,
 			}
 		}
 	})

@@ -196,6 +196,9 @@ sleep = {{.D.Node.Sleep}}
 # ChaCha20-Poly1305; relays see only ciphertext) and refuse what they send
 # in clear. Reference boards in range are always spoken to in clear.
 e2e = {{.D.Node.E2E}}
+# Sign our application broadcasts (gossip) with this node's key, so that
+# neighbours can tell them from forgeries and replays (93 bytes each).
+sign_broadcasts = {{.D.Node.SignBroadcasts}}
 
 [control]
 # The control API (HTTP/JSON, docs/control-api.md) on a unix socket, mode

@@ -5,7 +5,9 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
 // sealingRouter is what the stream application sends through when
@@ -55,6 +57,19 @@ func (s *sealingRouter) SendTo(d route.Destination, app packet.AppID, blob []byt
 		return s.r.SendTo(d, app, blob, opt)
 	}
 	return s.e.Send(d.ID, app, blob)
+}
+
+// replyTo is the e2e layer's Config.Reply: blob back to the origin address
+// a routed Package carried, sent once and unconfirmed (a cookie for a
+// message 1 the layer had no budget for: its sender's node_id is still
+// sealed in it). Nothing is sent for a Package with no origin address.
+func (s *sealingRouter) replyTo(m node.Message, app packet.AppID, blob []byte) {
+	h := m.Route
+	if h == nil || h.From == ([16]byte{}) {
+		return
+	}
+	ta := route.TreeAddr{Tree: uint8(tree.TreeOf(h.TreeState)), TreeState: h.TreeState, Addr: addr.Address(h.From).Long()}
+	s.r.Notify([]route.TreeAddr{ta}, h.Mode, app, blob)
 }
 
 // carry is the e2e layer's transport: the router, by node_id.

@@ -126,7 +126,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	// The e2e layer runs whatever [node] e2e says: remote admin always
 	// travels sealed (admin.go); the setting decides for streams.
 	s.seal = &sealingRouter{r: s.router, n: n, mode: s.mode}
-	s.e2e, err = e2e.Attach(n, id, e2e.TransportFunc(s.seal.carry), e2e.Config{Revocations: trust.revocations()})
+	s.e2e, err = e2e.Attach(n, id, e2e.TransportFunc(s.seal.carry), e2e.Config{Revocations: trust.revocations(), Reply: s.seal.replyTo})
 	if err != nil {
 		return fail(err)
 	}

@@ -105,7 +105,7 @@ func TestServicesFourHops(t *testing.T) {
 		}
 		select {
 		case m := <-recv:
-			if m.Topic != "news" || m.Local || len(m.Data) < 6 {
+			if m.Topic != "news" || m.Local || len(m.Data) < 6 || !m.Signed {
 				t.Fatalf("subscriber got %+v", m)
 			}
 			return

@@ -11,6 +11,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/bsig"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -38,8 +39,11 @@ type GossipConfig struct {
 	// periods).
 	MaxRepair time.Duration
 	// Window and Enough tune the relays (gossip.Config).
-	Window   time.Duration
-	Enough   int
+	Window time.Duration
+	Enough int
+	// Signed makes every node sign its gossip broadcasts (node.Signing,
+	// l2-seq/bsig), as the daemon does by default.
+	Signed   bool
 	Progress Progress
 }
 
@@ -67,8 +71,14 @@ type GossipResult struct {
 	LatencyP95     float64 `json:"latency_p95_s"`
 	LatencyMax     float64 `json:"latency_max_s"`
 	WarmupFrames   float64 `json:"warmup_frames_per_node"` // hellos before the first Message
-	MeshTimeS      float64 `json:"mesh_time_s"`
-	WallTimeS      float64 `json:"wall_time_s"`
+	// BytesPerNodeMs: bytes of those frames on the air (every attempt).
+	BytesPerNodeMs float64 `json:"bytes_per_node_per_msg"`
+	Signed         bool    `json:"signed"`
+	// SignedShare: of the deliveries at nodes other than the publisher,
+	// the share that came as a verified signed broadcast.
+	SignedShare float64 `json:"signed_deliveries"`
+	MeshTimeS   float64 `json:"mesh_time_s"`
+	WallTimeS   float64 `json:"wall_time_s"`
 }
 
 // MaxGossipMessages bounds `sim gossip --messages`.
@@ -160,7 +170,7 @@ func Gossip(c GossipConfig) (*GossipResult, error) {
 	// Deliveries: got[m][i] is when node i got Message m.
 	got := make([][]time.Time, c.Messages)
 	published := make([]time.Time, c.Messages)
-	late, delivered := 0, 0
+	late, delivered, remote, signed := 0, 0, 0, 0
 	index := map[gossip.MessageID]int{}
 	svcs := make([]*gossip.Service, n)
 	nodes := make([]*node.Node, n)
@@ -176,7 +186,11 @@ func Gossip(c GossipConfig) (*GossipResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		svc := gossip.New(gossip.Config{Clock: clk, Net: nd, Self: nd.ID(), Seed: c.Seed<<20 + uint64(i), HelloPeriod: c.HelloPeriod, Window: c.Window, Enough: c.Enough})
+		var gnet gossip.Net = nd
+		if c.Signed {
+			gnet = node.Signing{Node: nd}
+		}
+		svc := gossip.New(gossip.Config{Clock: clk, Net: gnet, Self: nd.ID(), Seed: c.Seed<<20 + uint64(i), HelloPeriod: c.HelloPeriod, Window: c.Window, Enough: c.Enough})
 		nd.Register(gossip.AppID, svc.Handle)
 		svc.Subscribe(GossipTopic, func(d gossip.Delivery) {
 			m, ok := index[d.ID]
@@ -185,6 +199,12 @@ func Gossip(c GossipConfig) (*GossipResult, error) {
 			}
 			got[m][i] = d.Time
 			delivered++
+			if !d.Local {
+				remote++
+				if d.Signed {
+					signed++
+				}
+			}
 			if d.Time.Sub(published[m]) > 5*time.Second {
 				late++
 			}
@@ -192,7 +212,7 @@ func Gossip(c GossipConfig) (*GossipResult, error) {
 		nodes[i], svcs[i] = nd, svc
 	}
 	// Frames on the air, by kind.
-	var hellos, bcasts, others, acks uint64
+	var hellos, bcasts, others, acks, bytes uint64
 	counting := false
 	var warm uint64
 	med.SetAttemptLog(func(a *sim.Attempt) {
@@ -219,6 +239,7 @@ func Gossip(c GossipConfig) (*GossipResult, error) {
 		if a.Acked {
 			acks++
 		}
+		bytes += uint64(len(a.Data))
 	})
 	for i := range n {
 		nodes[i].Start()
@@ -281,6 +302,11 @@ func Gossip(c GossipConfig) (*GossipResult, error) {
 	res.HelloPerNodeMs = float64(hellos) / per
 	res.RepairPerNode = float64(others) / per
 	res.MACAcks = float64(acks) / per
+	res.BytesPerNodeMs = float64(bytes) / per
+	res.Signed = c.Signed
+	if remote > 0 {
+		res.SignedShare = float64(signed) / float64(remote)
+	}
 	if delivered > 0 {
 		res.Late = float64(late) / float64(delivered)
 	}
@@ -313,14 +339,20 @@ func classify(b []byte) frameKind {
 	}
 	var app packet.AppID
 	copy(app[:], p.Body)
+	body := p.Body[packet.PackageOverhead:]
+	if app == bsig.AppID && len(body) >= bsig.Min+1 {
+		// A signed broadcast: the application and blob it carries.
+		copy(app[:], body[bsig.Header:])
+		body = body[bsig.Header+packet.AppIDSize:]
+	}
 	switch {
 	case app == beacon.AppID:
 		return frameBeacon
 	case app != gossip.AppID:
 		return frameOther
-	case p.Body[packet.PackageOverhead] == gossip.TypeHello:
+	case body[0] == gossip.TypeHello:
 		return frameHello
-	case p.Body[packet.PackageOverhead] == gossip.TypeMessage:
+	case body[0] == gossip.TypeMessage:
 		return frameMessage
 	}
 	return frameOther

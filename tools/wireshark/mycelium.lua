@@ -13,7 +13,8 @@
 -- reassembled where the capture names the sender (ESP-NOW, UDP). The
 -- Beacon, tree, route, stream and segment messages are decoded, and path
 -- headers (route/path.go): flags, phase, bound, the destination's and the
--- origin's addresses, then the carried Package as any other. A bad
+-- origin's addresses, the attempt's nonce, then the carried Package as any
+-- other. A bad
 -- checksum or hash is an expert error.
 --
 -- Install: copy this file into Wireshark's personal Lua plugins folder
@@ -174,6 +175,7 @@ local APPS = {
 	["1179119e159558359fa89d9acd9565eb"] = "mycelium-sim simulated traffic",
 	["8820c487823d921b5ff38ba895eb078d"] = "mycelium-sim route probe",
 	["4792548f6c81271ef9a420fa15a269b1"] = "Mycelium path",
+	["2b5d07c65ca20bd7ce90059830de7036"] = "Mycelium signed broadcast",
 }
 local APP_BEACON = "366821dafdaf45e9bc5cfecb1c2a065c"
 local APP_TREE = "7fa0d64bed129dc9375581165b82877e"
@@ -197,7 +199,7 @@ local TREE_STATUS = {
 	[0] = "ok", [1] = "no position", [2] = "full", [3] = "too deep", [4] = "refused", [5] = "wait",
 }
 local ROUTE_TYPES = {
-	[0x01] = "receipt", [0x02] = "error", [0x03] = "signed receipt", [0x04] = "signed error", [0x10] = "register", [0x13] = "registered", [0x11] = "lookup",
+	[0x01] = "receipt", [0x02] = "error", [0x03] = "signed receipt", [0x04] = "signed error", [0x05] = "signed receipt (nonce)", [0x10] = "register", [0x13] = "registered", [0x11] = "lookup",
 	[0x12] = "lookup reply", [0x20] = "trace", [0x21] = "trace report", [0x14] = "name register",
 	[0x15] = "name stored", [0x16] = "name lookup", [0x17] = "name reply", [0x18] = "name hello",
 	[0x30] = "lease request", [0x31] = "lease grant", [0x40] = "renew", [0x41] = "renew via",
@@ -333,6 +335,7 @@ local F = {
 	rt_node = ProtoField.bytes("mycelium.route.node_id", "node_id"),
 	rt_signer = ProtoField.bytes("mycelium.route.signer", "Signer"),
 	rt_time = ProtoField.uint64("mycelium.route.time", "Time (Unix ns)", base.DEC),
+	rt_nonce = ProtoField.uint64("mycelium.route.nonce", "Attempt nonce", base.HEX),
 	rt_nonce = ProtoField.uint32("mycelium.route.nonce", "Nonce", base.HEX),
 	rt_found = ProtoField.bool("mycelium.route.found", "Found"),
 	rt_hop = ProtoField.uint8("mycelium.route.hop", "Hop", base.DEC),
@@ -367,6 +370,8 @@ local F = {
 
 	ph_flags = ProtoField.uint8("mycelium.path.flags", "Path flags", base.HEX),
 	ph_f_origin = ProtoField.bool("mycelium.path.flags.origin", "Origin list follows", 8, nil, 0x01),
+	ph_f_nonce = ProtoField.bool("mycelium.path.flags.nonce", "Nonce follows", 8, nil, 0x02),
+	ph_nonce = ProtoField.uint64("mycelium.path.nonce", "Attempt nonce", base.HEX),
 	ph_flag_names = ProtoField.string("mycelium.path.flag_names", "Path flag names"),
 	ph_phase = ProtoField.uint8("mycelium.path.phase", "Phase", base.DEC),
 	ph_bound = ProtoField.uint64("mycelium.path.bound", "Bound", base.DEC),
@@ -596,6 +601,10 @@ local function dissectRoute(r, t)
 		if need(rt, r, 1, 88) then
 			rt:add(F.rt_hash, r(1, 16)); rt:add(F.rt_time, r(17, 8)); rt:add(F.rt_sig, r(25, 64))
 		end
+	elseif typ == 0x05 then
+		if need(rt, r, 1, 96) then
+			rt:add(F.rt_hash, r(1, 16)); rt:add(F.rt_nonce, r(17, 8)); rt:add(F.rt_time, r(25, 8)); rt:add(F.rt_sig, r(33, 64))
+		end
 	elseif typ == 0x02 or typ == 0x04 then
 		if need(rt, r, 1, 33) then
 			rt:add(F.rt_code, r(1, 1)); rt:add(F.rt_hash, r(2, 16))
@@ -751,10 +760,12 @@ local function dissectPath(r, t, depth)
 	local flags = r(0, 1):uint()
 	local fi = pt:add(F.ph_flags, r(0, 1))
 	fi:add(F.ph_f_origin, r(0, 1))
+	fi:add(F.ph_f_nonce, r(0, 1))
 	local names = {}
 	if band(flags, 0x01) ~= 0 then names[#names + 1] = "origin" end
+	if band(flags, 0x02) ~= 0 then names[#names + 1] = "nonce" end
 	pt:add(F.ph_flag_names, r(0, 1), table.concat(names, ","))
-	if band(flags, 0xfe) ~= 0 then
+	if band(flags, 0xfc) ~= 0 then
 		fi:add_proto_expert_info(E.message, string.format("unknown path flags %#x", flags))
 		return "path (bad flags)"
 	end
@@ -779,6 +790,11 @@ local function dissectPath(r, t, depth)
 			pt:add_proto_expert_info(E.message, "an empty origin list")
 			return "path (malformed)"
 		end
+	end
+	if band(flags, 0x02) ~= 0 then
+		if not need(pt, r, off, 8) then return "path (malformed)" end
+		pt:add(F.ph_nonce, r(off, 8))
+		off = off + 8
 	end
 	if depth >= 4 then
 		pt:add_proto_expert_info(E.message, "path headers nested too deep")
