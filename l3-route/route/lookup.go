@@ -138,7 +138,13 @@ func (r *Router) scheduleRegister() {
 		quiet, spread = quiet/2, spread/2
 	case r.recordGood():
 		quiet = r.cfg.RegisterMax
-		spread = max(r.paced(spread, goodSpread), r.termSpread())
+		spread = r.paced(spread, goodSpread)
+		if len(r.registered) >= len(r.Addrs()) {
+			// No tree was added: a new term (or the refresh) moves a
+			// whole mesh's records at once. (A tree added is a mesh
+			// forming: its records are wanted soon.)
+			spread = max(spread, r.termSpread())
+		}
 	}
 	spread = r.paced(spread, 300)
 	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
