@@ -99,7 +99,8 @@ const (
 // registrations' retries cost those relays more than the records
 // themselves: on ESP-NOW (random 1,000, seed 1) the busiest node spent
 // 2.7 % of its time on the air, 1.9 % of it sending registrations; spread
-// over 4 periods (80 s), 0.8 %. On LoRa the claim period is an hour and
+// over 4 periods (80 s), 0.99 % (seeds 1-3: 0.87 to 0.99 %; 6 periods
+// gave 0.53 to 0.91 %, but more LoRa meshes past their budget). On LoRa the claim period is an hour and
 // the spread 4 hours; spread over 17 hours or more, lookups made while
 // most records were still on their way failed (previous-epoch homes did
 // not always answer: delivery fell to 48-95 % a seed).

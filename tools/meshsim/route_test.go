@@ -216,8 +216,8 @@ func BenchmarkRouteEvents(b *testing.B) {
 // new term were spread over four claim periods (route/lookup.go,
 // termSpread), the hour they crowded into cost a relay round the root of
 // this mesh 13.1 % (registrations, their answers and the retries of both:
-// 5.0 %); spread, 9.0 %; with a term every two weeks instead of one a
-// week (linkProfile), 6.8 %.
+// 5.0 %); spread (4 hours), 9.0 %; with a term every two weeks instead of
+// one a week (linkProfile), 6.8 %.
 func TestLoRaControlAirtime(t *testing.T) {
 	r, err := Route(RouteConfig{Link: "lora", Nodes: 100, Pairs: 20, Seed: 1})
 	if err != nil {
