@@ -53,7 +53,8 @@ const (
 	hoodMin = 3
 	// hoodRefresh: every list is sent again, changed or not, every
 	// hoodRefresh claim periods, or a twelfth of an epoch if that is
-	// longer (on LoRa, where a term lasts a week: 14 hours).
+	// longer (on LoRa, where a term lasts two weeks in the simulator: 28
+	// hours).
 	hoodRefresh = 4
 )
 

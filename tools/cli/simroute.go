@@ -46,7 +46,7 @@ func (rf *routeFlags) add(c *cobra.Command) {
 	f.IntVar(&rf.cfg.Trees, "trees", 0, fmt.Sprintf("parallel trees (each with its own root), 1..%d (default: the link's, 6 on ESP-NOW, 1 on LoRa)", meshsim.MaxTrees))
 	f.Float64Var(&rf.cfg.Loss, "loss", 0, "independent frame loss on every link, each direction: at least 0, below 1")
 	f.StringVar(&rf.progress, "progress", "auto", progressHelp)
-	f.StringVar(&rf.link, "link", "espnow", "espnow, or lora (SF9, 125 kHz: a beacon and a claim an hour, one tree, a new term a week)")
+	f.StringVar(&rf.link, "link", "espnow", "espnow, or lora (SF9, 125 kHz: a beacon and a claim an hour, one tree, a new term every two weeks)")
 	f.Float64Var(&rf.cfg.DutyCycle, "duty-cycle", meshsim.DefaultDutyCycle, "with --link lora: a node's transmit budget, the share of the time the steady airtime is held against")
 	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, fmt.Sprintf("kill the root of tree 0 once the pairs are routed, and measure the repair (probes every second, a batch %d claim periods after; 3 nodes or more)", meshsim.RepairPeriods))
 	f.Float64Var(&rf.cfg.Kill, "kill", 0, fmt.Sprintf("kill this share of the nodes at random once the pairs are routed (0..%g), and measure the repair as --fail-root does", meshsim.MaxKill))
