@@ -475,14 +475,30 @@ func (r *Router) pathTo(dst []TreeAddr, mode bool, forced *int, withSrc bool) (*
 		size += n
 		ph.dst = append(ph.dst, e.a)
 	}
-	self, _ := r.position(es[0].a.TreeState)
+	// The header's tree is the one answers (receipts, errors) come back
+	// by, one tree alone: the nearest in a current epoch that is whole
+	// here, else the nearest. After a failure the nearest may be a term
+	// whose root died, or one our way up is gone from: greedy routing back
+	// to us in it dead-ends at the gap, and the receipt of a delivered
+	// Package is lost, every attempt.
+	hd := es[0]
+	for _, e := range es {
+		if !e.ours {
+			break
+		}
+		if cur, ok := r.t.Current(int(e.a.Tree)); ok && cur.TreeState == e.a.TreeState && r.t.Sound(int(e.a.Tree)) {
+			hd = e
+			break
+		}
+	}
+	self, _ := r.position(hd.a.TreeState)
 	if _, fits := self.Addr.Wire(); withSrc && !fits {
 		// Our address in the header's tree, where from_addr cannot hold
 		// it: answers go back by it (a path header of every tree for a
 		// receipt would cost more than the receipt's stretch).
-		ph.src = []TreeAddr{{Tree: es[0].a.Tree, TreeState: es[0].a.TreeState, Addr: self.Addr}}
+		ph.src = []TreeAddr{{Tree: hd.a.Tree, TreeState: hd.a.TreeState, Addr: self.Addr}}
 	}
-	h := node.RouteHeader{To: es[0].a.Addr.Truncate(), From: self.Addr.Truncate(), TreeState: es[0].a.TreeState, TTL: r.cfg.TTL, Mode: mode}
+	h := node.RouteHeader{To: hd.a.Addr.Truncate(), From: self.Addr.Truncate(), TreeState: hd.a.TreeState, TTL: r.cfg.TTL, Mode: mode}
 	return ph, h, true
 }
 
