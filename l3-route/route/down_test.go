@@ -1,6 +1,8 @@
 package route
 
 import (
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"slices"
 	"testing"
 	"time"
@@ -158,4 +160,51 @@ search:
 	if !res.Finished() || res.Err() != nil {
 		t.Errorf("%d→%d (%d dead): %v, delivered %d times", s, d, parent, res.Err(), len(me.got[d]))
 	}
+}
+
+// A try again carries all the sender's addresses: the receipt of the try
+// before may have been lost on its way back by the one tree the header
+// names (a failure broke that tree's way to the sender, and greedy routing
+// by it dead-ends at the gap). The destination answers the second by all
+// of them: a path header, every tree, in phases.
+func TestRetryReceiptByEveryTree(t *testing.T) {
+	var edges [][2]int
+	for i := range 16 {
+		if i%4 < 3 {
+			edges = append(edges, [2]int{i, i + 1})
+		}
+		if i < 12 {
+			edges = append(edges, [2]int{i, i + 4})
+		}
+	}
+	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 9)
+	me.start()
+	me.runUntilConverged(10 * time.Minute)
+	me.clk.RunFor(30 * time.Second)
+	s, d := 0, 15
+	var answers [][]TreeAddr
+	me.rts[d].Observe(func(h Hop) {
+		if h.From == (identity.NodeID{}) && !h.Delivered && h.Path {
+			answers = append(answers, slices.Clone(h.Dst))
+		}
+	})
+	res := me.rts[s].SendTo(Destination{ID: me.nodes[d].ID(), Addrs: me.rts[d].Addrs()}, testApp, []byte("twice"), nil)
+	// The try again, at once (as a receipt timeout would have it).
+	hash := packet.NewPackage(testApp, []byte("twice")).Hash
+	p := me.rts[s].pending[hash]
+	if p == nil {
+		t.Fatal("no pending send")
+	}
+	me.rts[s].attempt(hash, p, nil)
+	me.clk.RunFor(time.Minute)
+	if !res.Finished() || res.Err() != nil {
+		t.Fatalf("send: %v", res.Err())
+	}
+	want := me.rts[s].Addrs()
+	for _, a := range answers {
+		if len(a) == len(want) {
+			return
+		}
+	}
+	t.Fatalf("the destination answered the try again by %v; want a path header of the sender's %d addresses", answers, len(want))
 }

@@ -416,6 +416,15 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		r.finish(hash, ErrNoCommonTree)
 		return
 	}
+	if p.attempts > 1 && forced == nil {
+		// A try again: the receipt or the error of the last may have been
+		// lost on its way back by the one tree the header names (a failure
+		// broke that tree's way to us, and greedy routing by it dead-ends).
+		// This one carries all our addresses: what comes back travels by
+		// every tree, in phases, as the Package went. (Bytes only on
+		// retries: most sends need none.)
+		ph.src = r.srcAddrs(h.TreeState)
+	}
 	clock.Stop(&p.timer)
 	p.timer = r.clk.AfterFunc(r.cfg.ReceiptTimeout, func() {
 		p.timer = nil
@@ -500,6 +509,25 @@ func (r *Router) pathTo(dst []TreeAddr, mode bool, forced *int, withSrc bool) (*
 	}
 	h := node.RouteHeader{To: hd.a.Addr.Truncate(), From: self.Addr.Truncate(), TreeState: hd.a.TreeState, TTL: r.cfg.TTL, Mode: mode}
 	return ph, h, true
+}
+
+// srcAddrs is our addresses for a path header's way back: the header's
+// tree first (its from_addr's), then the others in tree order, at most
+// maxPathAddrs.
+func (r *Router) srcAddrs(ts uint8) []TreeAddr {
+	all := r.Addrs()
+	out := make([]TreeAddr, 0, len(all))
+	for _, a := range all {
+		if a.TreeState == ts {
+			out = append(out, a)
+		}
+	}
+	for _, a := range all {
+		if a.TreeState != ts && len(out) < maxPathAddrs {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // wrap makes the routed form of pkg: in a path header (ph) or as it is.
