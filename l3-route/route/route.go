@@ -173,8 +173,13 @@ type Router struct {
 	homes      map[int]uint8               // the trees holding our record, and the epoch (tree_state) we stored it in
 	regAt      time.Time                   // when
 	refreshTmr clock.Timer
-	stats      Stats
-	obs        []func(Hop)
+	// followUps are the registrations still to come after one made in
+	// a term a failure started (the tree still filling in: the key's home
+	// moves as nodes nearer it get their places), and their timer.
+	followUps int
+	followTmr clock.Timer
+	stats     Stats
+	obs       []func(Hop)
 	// delivered are the Packages (app_id ‖ hash) handed to applications
 	// lately, oldest first in deliveredQ: a copy is answered, not delivered.
 	delivered  map[[32]byte]time.Time
