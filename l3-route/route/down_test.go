@@ -1,7 +1,9 @@
 package route
 
 import (
+	"errors"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"slices"
 	"testing"
@@ -264,4 +266,47 @@ func TestRepairRegistrationFollowsUp(t *testing.T) {
 			t.Errorf("node %d registered %d times in the 12 claim periods after the failure, want 3 (the repair's and two follow-ups)", i, len(seen[i]))
 		}
 	}
+}
+
+// A send whose tries meet no route waits between them as after other
+// failures: each try's path header holds every tree already, and a try at
+// once meets the same broken trees; in seconds they mend. (It used to try
+// again after 100 ms: at 1,000 nodes after a kill the tries were spent in
+// a second, and the pair failed "no route" though the trees mended soon.)
+func TestNoRouteTriesWait(t *testing.T) {
+	me := newTMesh(t, 4, line(4), 0, tree.Config{Trees: 2, EpochPeriods: -1}, 3)
+	me.start()
+	me.runUntilConverged(10 * time.Minute)
+	me.clk.RunFor(30 * time.Second)
+	// A child of node 3's that does not exist: every try reaches node 3,
+	// which has no way on.
+	var addrs []TreeAddr
+	for _, a := range me.rts[3].Addrs() {
+		c, err := a.Addr.Child(7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, TreeAddr{Tree: a.Tree, TreeState: a.TreeState, Addr: c})
+	}
+	var tries []time.Time
+	me.rts[0].Observe(func(h Hop) {
+		if h.From == (identity.NodeID{}) && h.Path && !h.Delivered {
+			tries = append(tries, me.clk.Now())
+		}
+	})
+	start := me.clk.Now()
+	res := me.rts[0].SendTo(Destination{ID: me.nodes[3].ID(), Addrs: addrs}, testApp, []byte("nowhere"), nil)
+	me.clk.RunFor(5 * time.Minute)
+	if !res.Finished() || !errors.Is(res.Err(), node.ErrNoRoute) {
+		t.Fatalf("send: %v, want no route", res.Err())
+	}
+	if len(tries) < 2 {
+		t.Fatalf("%d tries", len(tries))
+	}
+	for i := 1; i < len(tries); i++ {
+		if gap := tries[i].Sub(tries[i-1]); gap < time.Second {
+			t.Errorf("try %d %v after the one before", i+1, gap)
+		}
+	}
+	t.Logf("%d tries over %v", len(tries), tries[len(tries)-1].Sub(start))
 }

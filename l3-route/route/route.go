@@ -604,11 +604,12 @@ func (r *Router) failed(hash [16]byte, err error, relay bool) {
 	clock.Stop(&p.timer)
 	// 2 s, 4 s, 8 s ...: a relay's queue that was full is drained by then,
 	// and a storm of registrations after a new epoch has passed. No route
-	// in one tree needs no wait before the next.
+	// waits as long: each try's path header holds every tree already, and
+	// what a try at once would meet is the same broken trees; in a few
+	// seconds they mend (a dead neighbour falls silent, an orphan asks
+	// for a new term). (Tried again at once, the tries were spent in a
+	// second, long before.)
 	pause := time.Second << min(p.attempts, 4)
-	if noRoute {
-		pause = 100 * time.Millisecond
-	}
 	pause += time.Duration(r.rng.Int64N(int64(pause)))
 	p.timer = r.clk.AfterFunc(pause, func() {
 		p.timer = nil
