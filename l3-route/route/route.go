@@ -428,7 +428,14 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		// This one carries all our addresses: what comes back travels by
 		// every tree, in phases, as the Package went. (Bytes only on
 		// retries: most sends need none.)
-		ph.src = r.srcAddrs(h.TreeState)
+		all := r.srcAddrs(h.TreeState)
+		if len(ph.src) == 1 && (len(all) == 0 || all[0].TreeState != ph.src[0].TreeState) {
+			// Our address in the header's epoch (one gone by) first: it is
+			// the one from_addr could not hold, and the destination reads
+			// the first as from_addr's.
+			all = append(ph.src[:1:1], all[:min(len(all), maxPathAddrs-1)]...)
+		}
+		ph.src = all
 	}
 	clock.Stop(&p.timer)
 	p.timer = r.clk.AfterFunc(r.cfg.ReceiptTimeout, func() {
