@@ -361,8 +361,22 @@ type cand struct {
 // potential below both ours and the bound the Package came with, in its
 // phase or, if none is, in the next phase where one is. It returns the
 // neighbour, the phase, our potential and the neighbour's (its bound).
+//
+// A neighbour that is down (it failed a hop lately, or has been silent
+// for claim periods: most likely dead) is taken only when no phase has a
+// live one below: a hop to a dead neighbour costs the link's whole
+// give-up (30 s) before the Package goes another way, while a later phase
+// (which ranks below every earlier one, so the bound still falls) goes on
+// at once. Only when every phase's way is down is one tried after all (a
+// busy neighbour's silence looks like a dead one's).
 func (r *Router) pathNext(ph *pathHeader, mode bool, avoid []peer.Endpoint) (next tree.Neighbor, phase uint8, selfPot, nextPot uint64, ok bool) {
 	m := metric(mode)
+	var (
+		down                  tree.Neighbor
+		downPhase             uint8
+		downSelfPot, downNext uint64
+		haveDown              bool
+	)
 	for phase = ph.phase; int(phase) <= len(ph.dst); phase++ {
 		sp, has := r.selfPot(ph, phase, m)
 		if !has {
@@ -372,9 +386,16 @@ func (r *Router) pathNext(ph *pathHeader, mode bool, avoid []peer.Endpoint) (nex
 		if phase != ph.phase {
 			q = sp // an earlier phase's bound ranks above every potential here
 		}
-		if nb, np, found := r.bestBelow(ph, phase, m, q, avoid); found {
+		nb, np, found, isDown := r.bestBelow(ph, phase, m, q, avoid)
+		switch {
+		case found && !isDown:
 			return nb, phase, sp, np, true
+		case found && !haveDown:
+			down, downPhase, downSelfPot, downNext, haveDown = nb, phase, sp, np, true
 		}
+	}
+	if haveDown {
+		return down, downPhase, downSelfPot, downNext, true
 	}
 	return tree.Neighbor{}, 0, 0, 0, false
 }
@@ -430,8 +451,9 @@ func (r *Router) Potential(dst []TreeAddr, phase uint8, mode bool) (uint64, bool
 // bestBelow ranks our neighbours for ph in phase and returns the one of
 // least potential below q, preferring one that has not failed us lately
 // (a neighbour that did is better than no way at all: a busy neighbour's
-// silence looks like a dead one's). Ties go to the lowest node_id.
-func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64, avoid []peer.Endpoint) (tree.Neighbor, uint64, bool) {
+// silence looks like a dead one's; isDown says the one returned is such).
+// Ties go to the lowest node_id.
+func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64, avoid []peer.Endpoint) (nb tree.Neighbor, pot uint64, found, isDown bool) {
 	r.cands = r.cands[:0]
 	if r.candIdx == nil {
 		r.candIdx = map[peer.Endpoint]int{}
@@ -489,11 +511,11 @@ func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64,
 	}
 	switch {
 	case best != nil:
-		return best.nb, bestPot, true
+		return best.nb, bestPot, true, false
 	case bestDown != nil:
-		return bestDown.nb, bestDownPot, true
+		return bestDown.nb, bestDownPot, true, true
 	}
-	return tree.Neighbor{}, 0, false
+	return tree.Neighbor{}, 0, false, false
 }
 
 func lessID(a, b identity.NodeID) bool { return bytes.Compare(a[:], b[:]) < 0 }

@@ -137,6 +137,7 @@ func (r *Router) scheduleRegister() {
 		// there still stands, but the way to it may not. The new one
 		// must be found soon (senders use what the record says).
 		quiet, spread = quiet/2, spread/2
+		r.followUps = len(followUpPeriods)
 	case r.recordGood():
 		quiet = r.cfg.RegisterMax
 		spread = r.paced(spread, goodSpread)
@@ -253,7 +254,29 @@ func (r *Router) register() {
 		r.storeLookup(lr)
 	}
 	r.registerName()
+	if r.followUps > 0 {
+		// Registered in a term a failure started, while the tree fills in:
+		// the node nearest our key then may not be the nearest once the
+		// nodes nearer it have their places, and lookups go there. Stored
+		// again a few claim periods on (with no handoff between homes, a
+		// record at a home the tree has moved past is lost until then).
+		i := len(followUpPeriods) - r.followUps
+		r.followUps--
+		p := r.t.Config().ClaimPeriod
+		wait := time.Duration(followUpPeriods[i])*p + time.Duration(r.rng.Int64N(int64(p)))
+		clock.Stop(&r.followTmr)
+		r.followTmr = r.clk.AfterFunc(wait, func() {
+			r.followTmr = nil
+			if r.regTmr == nil {
+				r.register()
+			}
+		})
+	}
 }
+
+// followUpPeriods are when, in claim periods after the last, a record
+// registered in a term a failure started is stored again.
+var followUpPeriods = [...]int{2, 4}
 
 func (r *Router) lookupTrees() int { return min(r.cfg.LookupTrees, r.t.Count()) }
 

@@ -184,8 +184,13 @@ type Router struct {
 	homes      map[int]uint8               // the trees holding our record, and the epoch (tree_state) we stored it in
 	regAt      time.Time                   // when
 	refreshTmr clock.Timer
-	stats      Stats
-	obs        []func(Hop)
+	// followUps are the registrations still to come after one made in
+	// a term a failure started (the tree still filling in: the key's home
+	// moves as nodes nearer it get their places), and their timer.
+	followUps int
+	followTmr clock.Timer
+	stats     Stats
+	obs       []func(Hop)
 	// delivered are the Packages (app_id ‖ hash) handed to applications
 	// lately, oldest first in deliveredQ: a copy is answered, not delivered.
 	delivered  map[[32]byte]time.Time
@@ -439,6 +444,22 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		ph.nonce, ph.hasNonce = r.nonces.Uint64(), true
 		p.nonces = append(p.nonces, ph.nonce)
 	}
+	if p.attempts > 1 && forced == nil {
+		// A try again: the receipt or the error of the last may have been
+		// lost on its way back by the one tree the header names (a failure
+		// broke that tree's way to us, and greedy routing by it dead-ends).
+		// This one carries all our addresses: what comes back travels by
+		// every tree, in phases, as the Package went. (Bytes only on
+		// retries: most sends need none.)
+		all := r.srcAddrs(h.TreeState)
+		if len(ph.src) == 1 && (len(all) == 0 || all[0].TreeState != ph.src[0].TreeState) {
+			// Our address in the header's epoch (one gone by) first: it is
+			// the one from_addr could not hold, and the destination reads
+			// the first as from_addr's.
+			all = append(ph.src[:1:1], all[:min(len(all), maxPathAddrs-1)]...)
+		}
+		ph.src = all
+	}
 	clock.Stop(&p.timer)
 	p.timer = r.clk.AfterFunc(r.cfg.ReceiptTimeout, func() {
 		p.timer = nil
@@ -498,15 +519,50 @@ func (r *Router) pathTo(dst []TreeAddr, mode bool, forced *int, withSrc bool) (*
 		size += n
 		ph.dst = append(ph.dst, e.a)
 	}
-	self, _ := r.position(es[0].a.TreeState)
+	// The header's tree is the one answers (receipts, errors) come back
+	// by, one tree alone: the nearest in a current epoch that is whole
+	// here, else the nearest. After a failure the nearest may be a term
+	// whose root died, or one our way up is gone from: greedy routing back
+	// to us in it dead-ends at the gap, and the receipt of a delivered
+	// Package is lost, every attempt.
+	hd := es[0]
+	for _, e := range es {
+		if !e.ours {
+			break
+		}
+		if cur, ok := r.t.Current(int(e.a.Tree)); ok && cur.TreeState == e.a.TreeState && r.t.Sound(int(e.a.Tree)) {
+			hd = e
+			break
+		}
+	}
+	self, _ := r.position(hd.a.TreeState)
 	if _, fits := self.Addr.Wire(); withSrc && !fits {
 		// Our address in the header's tree, where from_addr cannot hold
 		// it: answers go back by it (a path header of every tree for a
 		// receipt would cost more than the receipt's stretch).
-		ph.src = []TreeAddr{{Tree: es[0].a.Tree, TreeState: es[0].a.TreeState, Addr: self.Addr}}
+		ph.src = []TreeAddr{{Tree: hd.a.Tree, TreeState: hd.a.TreeState, Addr: self.Addr}}
 	}
-	h := node.RouteHeader{To: es[0].a.Addr.Truncate(), From: self.Addr.Truncate(), TreeState: es[0].a.TreeState, TTL: r.cfg.TTL, Mode: mode}
+	h := node.RouteHeader{To: hd.a.Addr.Truncate(), From: self.Addr.Truncate(), TreeState: hd.a.TreeState, TTL: r.cfg.TTL, Mode: mode}
 	return ph, h, true
+}
+
+// srcAddrs is our addresses for a path header's way back: the header's
+// tree first (its from_addr's), then the others in tree order, at most
+// maxPathAddrs.
+func (r *Router) srcAddrs(ts uint8) []TreeAddr {
+	all := r.Addrs()
+	out := make([]TreeAddr, 0, len(all))
+	for _, a := range all {
+		if a.TreeState == ts {
+			out = append(out, a)
+		}
+	}
+	for _, a := range all {
+		if a.TreeState != ts && len(out) < maxPathAddrs {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // wrap makes the routed form of pkg: in a path header (ph) or as it is.
@@ -578,11 +634,12 @@ func (r *Router) failed(hash [16]byte, err error, relay bool) {
 	clock.Stop(&p.timer)
 	// 2 s, 4 s, 8 s ...: a relay's queue that was full is drained by then,
 	// and a storm of registrations after a new epoch has passed. No route
-	// in one tree needs no wait before the next.
+	// waits as long: each try's path header holds every tree already, and
+	// what a try at once would meet is the same broken trees; in a few
+	// seconds they mend (a dead neighbour falls silent, an orphan asks
+	// for a new term). (Tried again at once, the tries were spent in a
+	// second, long before.)
 	pause := time.Second << min(p.attempts, 4)
-	if noRoute {
-		pause = 100 * time.Millisecond
-	}
 	pause += time.Duration(r.rng.Int64N(int64(pause)))
 	p.timer = r.clk.AfterFunc(pause, func() {
 		p.timer = nil

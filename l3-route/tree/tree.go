@@ -359,6 +359,26 @@ func (t *Trees) LastClaim(k int) time.Time {
 	return time.Unix(0, tr.latest.Time)
 }
 
+// Sound reports whether this node's place in the current epoch of tree k
+// looks whole from here: its root is presumed alive, its parent has not
+// been lost, and a fresh claim came within a claim period and a half.
+// What is sent back to this node by its address in such a tree (receipts,
+// errors) is likely to find it; in a tree whose root or our way up died it
+// may well not (greedy routing by tree distance crosses the gap).
+func (t *Trees) Sound(k int) bool {
+	if k < 0 || k >= len(t.trees) {
+		return false
+	}
+	tr := t.trees[k]
+	switch {
+	case tr.cur == nil || !tr.haveRoot || tr.rootDead || tr.parentLost:
+		return false
+	case tr.amRoot || tr.cur.pos.Root:
+		return true
+	}
+	return t.clk.Now().Sub(tr.lastFresh) <= t.cfg.ClaimPeriod*3/2
+}
+
 // Chain returns this node's certificate chain in the current epoch of tree k.
 func (t *Trees) Chain(k int) (cert.Chain, bool) {
 	tr := t.trees[k]
