@@ -75,7 +75,7 @@ func statusCmd() *cobra.Command {
 			fmt.Fprintf(tw, "peers\t%d\n", s.Peers)
 			fmt.Fprintf(tw, "registered\t%v\n", s.Registered)
 			if t := s.Timing; t != nil {
-				fmt.Fprintf(tw, "timing\t%s: beacon %v, %d trees claimed every %v, term %d claims%s\n", t.Profile,
+				fmt.Fprintf(tw, "timing\t%s: beacon every %v, trees %d, claims every %v, term %d claims%s\n", t.Profile,
 					time.Duration(t.BeaconS*float64(time.Second)), t.Trees, time.Duration(t.ClaimS*float64(time.Second)), t.EpochPeriods, explicitNote(t.Explicit))
 			}
 			tw.Flush()
