@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -73,6 +74,10 @@ func statusCmd() *cobra.Command {
 			fmt.Fprintf(tw, "uptime\t%s\n", (time.Duration(s.UptimeS) * time.Second).String())
 			fmt.Fprintf(tw, "peers\t%d\n", s.Peers)
 			fmt.Fprintf(tw, "registered\t%v\n", s.Registered)
+			if t := s.Timing; t != nil {
+				fmt.Fprintf(tw, "timing\t%s: beacon every %v, trees %d, claims every %v, term %d claims%s\n", t.Profile,
+					time.Duration(t.BeaconS*float64(time.Second)), t.Trees, time.Duration(t.ClaimS*float64(time.Second)), t.EpochPeriods, explicitNote(t.Explicit))
+			}
 			tw.Flush()
 			fmt.Fprintln(w)
 			tw = table(w)
@@ -87,6 +92,15 @@ func statusCmd() *cobra.Command {
 	}
 	f.add(c)
 	return c
+}
+
+// explicitNote names the periods the configuration sets in place of the
+// profile's.
+func explicitNote(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return " (set: " + strings.Join(keys, ", ") + ")"
 }
 
 func orDash(s string) string {

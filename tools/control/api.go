@@ -35,6 +35,20 @@ type Status struct {
 	Registered bool `json:"registered"`
 	// NameTaken is the node_id another node holds our name for ("" if none).
 	NameTaken string `json:"name_taken,omitempty"`
+	// Timing is the periods the node runs at.
+	Timing *Timing `json:"timing,omitempty"`
+}
+
+// Timing is the periods a node runs at: its links' profile ("lora" when
+// every link is a RYLR-998, "default" otherwise) with what the
+// configuration sets explicitly in its place (Explicit names those keys).
+type Timing struct {
+	Profile      string   `json:"profile"`
+	BeaconS      float64  `json:"beacon_period_s"`
+	ClaimS       float64  `json:"claim_period_s"`
+	Trees        int      `json:"trees"`
+	EpochPeriods int      `json:"epoch_periods"`
+	Explicit     []string `json:"explicit"`
 }
 
 // Link is one of the node's links.

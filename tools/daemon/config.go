@@ -26,6 +26,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 	"github.com/mycelium-mesh/mycelium/l4-apps/stream"
+	"github.com/mycelium-mesh/mycelium/tools/control"
 )
 
 // Config is the daemon's configuration file.
@@ -45,6 +46,14 @@ type Config struct {
 	Admin    AdminConfig     `toml:"admin"`
 	Trust    TrustConfig     `toml:"trust"` // operator keys and revocations (trust.go)
 	Links    []LinkConfig    `toml:"-"`     // from the [[link]] tables, by type
+
+	// Profile names the periods the node runs at (tree.Profile): "lora"
+	// when every link is a RYLR-998, "default" otherwise. It fills
+	// node.beacon_period, routing.trees, routing.claim_period and
+	// routing.epoch_periods where the file leaves them out; Explicit lists
+	// those the file sets (they win).
+	Profile  string   `toml:"-"`
+	Explicit []string `toml:"-"`
 
 	// Path is the file's path; relative paths in it are relative to its
 	// directory.
@@ -177,12 +186,14 @@ var linkKeys = map[string][]string{
 // Defaults returns the configuration with every default filled: the
 // simulator's figures for routing and budgets.
 func Defaults() Config {
+	p := tree.DefaultProfile()
 	return Config{
-		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: 60 * time.Second, E2E: true, SignBroadcasts: true},
+		Profile: p.Name,
+		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: p.Beacon, E2E: true, SignBroadcasts: true},
 		Control: ControlConfig{Socket: "mycelium.sock"},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Routing: RoutingConfig{
-			Trees: 6, ClaimPeriod: 20 * time.Second, MissedClaims: 3, EpochPeriods: tree.DefaultEpochPeriods,
+			Trees: p.Trees, ClaimPeriod: p.ClaimPeriod, MissedClaims: 3, EpochPeriods: p.EpochPeriods,
 			MaxSkew: time.Minute, Metric: "tree", TTL: 64, ReceiptTimeout: 30 * time.Second, Attempts: 4,
 			Records: 4096, RegisterQuiet: 10 * time.Second, RegisterMax: time.Minute, RegisterSpread: 20 * time.Second,
 		},
@@ -271,10 +282,99 @@ func Parse(text, path string) (*Config, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, configErr("unknown key %q", und[0].String())
 	}
+	cfg.applyProfile(md.IsDefined)
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// linkProfile is the profile of a node with these links: LoRa when all
+// are RYLR-998s, the default when any is faster (ESP-NOW, UDP).
+func linkProfile(links []LinkConfig) tree.Profile {
+	if len(links) == 0 {
+		return tree.DefaultProfile()
+	}
+	for _, l := range links {
+		if l.Type != "rylr998" {
+			return tree.DefaultProfile()
+		}
+	}
+	return tree.LoRaProfile()
+}
+
+// applyProfile fills the periods the file leaves out (defined says which
+// it sets) from the links' profile: the ESP-NOW defaults would have a
+// LoRa-only node send a quarter of its time in control at SF9, far past
+// a 1 % duty cycle.
+func (c *Config) applyProfile(defined func(key ...string) bool) {
+	p := linkProfile(c.Links)
+	c.Profile = p.Name
+	c.Explicit = nil
+	for _, f := range []struct {
+		sec, key string
+		set      func()
+	}{
+		{"node", "beacon_period", func() { c.Node.BeaconPeriod = p.Beacon }},
+		{"routing", "trees", func() { c.Routing.Trees = p.Trees }},
+		{"routing", "claim_period", func() { c.Routing.ClaimPeriod = p.ClaimPeriod }},
+		{"routing", "epoch_periods", func() { c.Routing.EpochPeriods = p.EpochPeriods }},
+	} {
+		if defined(f.sec, f.key) {
+			c.Explicit = append(c.Explicit, f.sec+"."+f.key)
+		} else {
+			f.set()
+		}
+	}
+}
+
+// timing is the periods the node runs at, for the status.
+func (c *Config) timing() *control.Timing {
+	return &control.Timing{
+		Profile: c.Profile, BeaconS: c.Node.BeaconPeriod.Seconds(), ClaimS: c.Routing.ClaimPeriod.Seconds(),
+		Trees: c.Routing.Trees, EpochPeriods: c.Routing.EpochPeriods, Explicit: append([]string{}, c.Explicit...),
+	}
+}
+
+// ControlShare estimates the share of the time a RYLR-998 link of this
+// node spends sending its periodic control: a beacon each beacon period
+// and a claim per tree each claim period, each counted as a full frame
+// (240 bytes and the module's 8: an upper bound per frame; the terms, registrations and lookups come on
+// top). budget is the link's duty cycle (1 %, EU868, when it sets none).
+// ok is false when the node has no RYLR-998 link.
+func (c *Config) ControlShare() (share, budget float64, ok bool) {
+	for _, l := range c.Links {
+		if l.Type != "rylr998" {
+			continue
+		}
+		perSec := 1/c.Node.BeaconPeriod.Seconds() + float64(c.Routing.Trees)/c.Routing.ClaimPeriod.Seconds()
+		s := perSec * l.loraParams().Airtime(rylr998.MTU+rylr998.AirOverhead).Seconds()
+		b := l.DutyCycle
+		if b == 0 {
+			b = loraDutyCycle
+		}
+		if !ok || s/b > share/budget {
+			share, budget, ok = s, b, true
+		}
+	}
+	return share, budget, ok
+}
+
+// loraDutyCycle is the budget ControlShare measures against when a link
+// sets none: 1 % (EU 868 MHz sub-band g1).
+const loraDutyCycle = 0.01
+
+// Warnings are what the node logs at start about a configuration that
+// parses but will not run well: periodic control taking more than a
+// tenth of a LoRa link's duty budget (the share the LoRa profile keeps
+// to, leaving the rest for traffic, terms and registrations).
+func (c *Config) Warnings() []string {
+	var out []string
+	if share, budget, ok := c.ControlShare(); ok && share > budget/10 {
+		out = append(out, fmt.Sprintf("periodic control (beacon every %v, %d trees claimed every %v) may take %.2f %% of a LoRa link's time, %.0f %% of its %.2g %% duty budget (the LoRa profile keeps it under 10 %%): lengthen node.beacon_period or routing.claim_period, or lower routing.trees",
+			c.Node.BeaconPeriod, c.Routing.Trees, c.Routing.ClaimPeriod, 100*share, 100*share/budget, 100*budget))
+	}
+	return out
 }
 
 func sortedKeys(m map[string]any) []string {

@@ -104,6 +104,11 @@ func Run(ctx context.Context, opt Options) error {
 	_ = d.st.do(ctx, func() { nodeID = d.st.node.ID().String() })
 	d.log.Info("node started", "node_id", nodeID, "name", cfg.Node.Name, "socket", cfg.Resolve(cfg.Control.Socket),
 		"links", len(d.st.links), "metrics", cfg.Metrics.Listen, "version", opt.Version)
+	d.log.Info("timing", "profile", cfg.Profile, "beacon_period", cfg.Node.BeaconPeriod, "claim_period", cfg.Routing.ClaimPeriod,
+		"trees", cfg.Routing.Trees, "epoch_periods", cfg.Routing.EpochPeriods, "explicit", cfg.Explicit)
+	for _, w := range cfg.Warnings() {
+		d.log.Warn("config", "warning", w)
+	}
 
 	var runErr error
 wait:

@@ -54,7 +54,7 @@ func (d *daemon) treePositions() []control.TreePos {
 func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	st := control.Status{Version: d.version, UptimeS: time.Since(d.started).Seconds(), Links: d.links(), Name: d.cfg.Node.Name}
+	st := control.Status{Version: d.version, UptimeS: time.Since(d.started).Seconds(), Links: d.links(), Name: d.cfg.Node.Name, Timing: d.cfg.timing()}
 	err := d.st.do(ctx, func() {
 		st.NodeID = d.st.node.ID().String()
 		st.Peers = len(d.st.node.Peers())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
 // InitOptions are what `mycelium init` writes.
@@ -162,7 +163,7 @@ func Template(opt InitOptions) (string, error) {
 	}
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
-		"Name": opt.Name, "D": def, "UDP": udp, "ESP": esp, "LoRa": lr,
+		"Name": opt.Name, "D": def, "L": tree.LoRaProfile(), "UDP": udp, "ESP": esp, "LoRa": lr,
 	})
 	return buf.String(), err
 }
@@ -188,8 +189,11 @@ name = {{q .Name}}
 # The node's key (Ed25519, PKCS #8 PEM, mode 0600). Its public key is the
 # node_id. Keep it: a new key is a new node.
 identity = {{q .D.Node.Identity}}
-# Time between beacon bursts (how neighbours find and keep us).
-beacon_period = {{q .D.Node.BeaconPeriod.String}}
+# Time between beacon bursts (how neighbours find and keep us). Left out,
+# it follows the links (as do routing's trees, claim_period and
+# epoch_periods): {{.D.Node.BeaconPeriod}} with any ESP-NOW or UDP link, {{.L.Beacon}} when every
+# link is a rylr998 (docs/lora-rylr998.md says why). Set, it wins.
+# beacon_period = {{q .D.Node.BeaconPeriod.String}}
 # Let links that can (LoRa) sleep between beacons (modem sleep).
 sleep = {{.D.Node.Sleep}}
 # Seal what we send to other nodes of ours end to end (Noise IK sessions,
@@ -224,15 +228,21 @@ level = {{q .D.Log.Level}}
 format = {{q .D.Log.Format}}
 
 [routing]
+# trees, claim_period and epoch_periods (and node.beacon_period) follow
+# the links when left out: the values below with any ESP-NOW or UDP link;
+# {{.L.Trees}} tree, claimed every {{.L.ClaimPeriod}}, a new term every {{.L.EpochPeriods}} claims when every
+# link is a rylr998, so that control stays within a tenth of a 1 % duty
+# cycle (docs/lora-rylr998.md). Set here, a value wins; mycelium status
+# shows what the node runs at.
 # Parallel spanning trees (1-16); each has its own root.
-trees = {{.D.Routing.Trees}}
+# trees = {{.D.Routing.Trees}}
 # How often a root re-claims its tree; trees form about one period apart.
-claim_period = {{q .D.Routing.ClaimPeriod.String}}
+# claim_period = {{q .D.Routing.ClaimPeriod.String}}
 # A root silent for this many periods is replaced.
 missed_claims = {{.D.Routing.MissedClaims}}
 # A root renews its tree (fresh addresses) every this many claims
 # (negative: never).
-epoch_periods = {{.D.Routing.EpochPeriods}}
+# epoch_periods = {{.D.Routing.EpochPeriods}}
 # How far a claim's time may be ahead of our clock.
 max_skew = {{q .D.Routing.MaxSkew.String}}
 # The metric our sends ask relays to use: tree (tree distance) or prefix

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
 // Links of `sim route`, and what goes on their air.
@@ -35,11 +36,14 @@ type linkProfile struct {
 	epochPeriods int
 }
 
+// profile is the link's: the periods are tree's profiles, the ones the
+// daemon runs at on the same links.
 func (c *RouteConfig) profile() linkProfile {
+	p, phy := tree.DefaultProfile(), phys.ESPNOW()
 	if c.Link == "lora" {
-		return linkProfile{phy: phys.LoRa(c.LoRa), beacon: time.Hour, claim: time.Hour, trees: 1, epochPeriods: 336}
+		p, phy = tree.LoRaProfile(), phys.LoRa(c.LoRa)
 	}
-	return linkProfile{phy: phys.ESPNOW(), beacon: BeaconPeriod, claim: 20 * time.Second, trees: 6, epochPeriods: 45}
+	return linkProfile{phy: phy, beacon: p.Beacon, claim: p.ClaimPeriod, trees: p.Trees, epochPeriods: p.EpochPeriods}
 }
 
 // DefaultDutyCycle is a LoRa node's transmit budget: 1 % of the time (EU

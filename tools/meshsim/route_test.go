@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
 // quick is a route run at a size the test suite can afford: a short steady
@@ -236,5 +238,19 @@ func TestLoRaControlAirtime(t *testing.T) {
 	}
 	if reg > 0.02*DefaultDutyCycle {
 		t.Errorf("registrations took %.1f %% of the busiest node's duty budget, want ≤ 2 %%", 100*reg/DefaultDutyCycle)
+	}
+}
+
+// The simulator measures at the periods the daemon runs at: tree's
+// profiles, LoRa's on LoRa.
+func TestRouteProfileIsTrees(t *testing.T) {
+	for link, want := range map[string]tree.Profile{"lora": tree.LoRaProfile(), "espnow": tree.DefaultProfile()} {
+		p := (&RouteConfig{Link: link}).profile()
+		if p.beacon != want.Beacon || p.claim != want.ClaimPeriod || p.trees != want.Trees || p.epochPeriods != want.EpochPeriods {
+			t.Errorf("%s: %+v, want %+v", link, p, want)
+		}
+	}
+	if BeaconPeriod != tree.DefaultProfile().Beacon {
+		t.Errorf("BeaconPeriod %v, the default profile's %v", BeaconPeriod, tree.DefaultProfile().Beacon)
 	}
 }
