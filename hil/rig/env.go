@@ -407,7 +407,9 @@ func setKeys(s string, kv map[string]string) (string, error) {
 				cur = strings.Trim(t, "[]")
 				continue
 			}
-			if cur == sec && strings.HasPrefix(t, key+" =") {
+			// A key mycelium init writes commented out (it follows the
+			// links unless set) is set in its place.
+			if cur == sec && (strings.HasPrefix(t, key+" =") || strings.HasPrefix(t, "# "+key+" =")) {
 				lines[i] = key + " = " + v
 				done = true
 				break

@@ -20,7 +20,7 @@ func TestStatusShowsTiming(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := control.Status{NodeID: "5d14", Links: []control.Link{{Type: "rylr998"}}, Trees: []control.TreePos{},
-		Timing: &control.Timing{Profile: "lora", BeaconS: 3600, ClaimS: 1800, Trees: 1, EpochPeriods: 336, Explicit: []string{"routing.claim_period"}}}
+		Timing: &control.Timing{Profile: "lora", BeaconS: 3600, ClaimS: 1800, Trees: 1, EpochPeriods: 336, HelloS: 7200, RefreshS: 86400, Explicit: []string{"routing.claim_period"}}}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/status" {
 			http.NotFound(w, r)
@@ -36,7 +36,7 @@ func TestStatusShowsTiming(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: %d %s", code, errOut)
 	}
-	want := "lora: beacon every 1h0m0s, trees 1, claims every 30m0s, term 336 claims (set: routing.claim_period)"
+	want := "lora: beacon every 1h0m0s, trees 1, claims every 30m0s, term 336 claims, gossip hello every 2h0m0s, services announced every 24h0m0s (set: routing.claim_period)"
 	if !strings.Contains(out, want) {
 		t.Errorf("status prints\n%s\nwant a line with %q", out, want)
 	}

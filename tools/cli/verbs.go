@@ -75,8 +75,8 @@ func statusCmd() *cobra.Command {
 			fmt.Fprintf(tw, "peers\t%d\n", s.Peers)
 			fmt.Fprintf(tw, "registered\t%v\n", s.Registered)
 			if t := s.Timing; t != nil {
-				fmt.Fprintf(tw, "timing\t%s: beacon every %v, trees %d, claims every %v, term %d claims%s\n", t.Profile,
-					time.Duration(t.BeaconS*float64(time.Second)), t.Trees, time.Duration(t.ClaimS*float64(time.Second)), t.EpochPeriods, explicitNote(t.Explicit))
+				fmt.Fprintf(tw, "timing\t%s: beacon every %v, trees %d, claims every %v, term %d claims, gossip hello every %v, services announced every %v%s\n", t.Profile,
+					seconds(t.BeaconS), t.Trees, seconds(t.ClaimS), t.EpochPeriods, seconds(t.HelloS), seconds(t.RefreshS), explicitNote(t.Explicit))
 			}
 			tw.Flush()
 			fmt.Fprintln(w)
@@ -357,3 +357,6 @@ func statsCmd() *cobra.Command {
 	f.add(c)
 	return c
 }
+
+// seconds is a duration the control API gives in seconds.
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

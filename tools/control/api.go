@@ -48,6 +48,8 @@ type Timing struct {
 	ClaimS       float64  `json:"claim_period_s"`
 	Trees        int      `json:"trees"`
 	EpochPeriods int      `json:"epoch_periods"`
+	HelloS       float64  `json:"hello_period_s"`     // gossip's hello
+	RefreshS     float64  `json:"services_refresh_s"` // the services' announcements
 	Explicit     []string `json:"explicit"`
 }
 

@@ -52,8 +52,8 @@ func (c *Config) checkApps() error {
 	if err := c.checkAdmin(); err != nil {
 		return err
 	}
-	if p := c.Gossip.HelloPeriod; p < time.Second || p > time.Hour {
-		return configErr("gossip.hello_period %v: 1s..1h", p)
+	if p := c.Gossip.HelloPeriod; p < time.Second || p > 24*time.Hour {
+		return configErr("gossip.hello_period %v: 1s..24h", p)
 	}
 	if r := c.Services.Refresh; r < 10*time.Second || r > 24*time.Hour {
 		return configErr("services.refresh %v: 10s..24h", r)

@@ -19,8 +19,9 @@ func TestAppsConfig(t *testing.T) {
 		t.Fatalf("%+v", cfg.Service)
 	}
 	for _, tc := range []struct{ from, to, want string }{
-		{`hello_period = "1m0s"`, `hello_period = "10ms"`, "gossip.hello_period"},
-		{`refresh = "10m0s"`, `refresh = "1s"`, "services.refresh"},
+		{`# hello_period = "1m0s"`, `hello_period = "10ms"`, "gossip.hello_period"},
+		{`# hello_period = "1m0s"`, `hello_period = "25h"`, "gossip.hello_period"},
+		{`# refresh = "10m0s"`, `refresh = "1s"`, "services.refresh"},
 		{`[services]`, "[[service]]\napp = \"x\"\n[services]", "service 1: name"},
 		{`[services]`, "[[service]]\nname = \"" + strings.Repeat("n", 256) + "\"\n[services]", "service 1: name"},
 	} {

@@ -202,8 +202,8 @@ func Defaults() Config {
 			SendCache: 1 << 20, PendingPerPeer: 32, ThrottleBacklog: 64,
 		},
 		Stream:   StreamConfig{Chunk: 24 << 10, Window: 4, MaxSize: 64 << 20, MaxBuffered: 64 << 20, MaxIncoming: 4, Idle: 2 * time.Minute, ResultWait: 30 * time.Second},
-		Gossip:   GossipConfig{HelloPeriod: 60 * time.Second},
-		Services: ServicesConfig{Refresh: 10 * time.Minute},
+		Gossip:   GossipConfig{HelloPeriod: appPeriodsOf(p).Hello},
+		Services: ServicesConfig{Refresh: appPeriodsOf(p).Refresh},
 		Messages: MessagesConfig{Key: "messages.key", TTL: 7 * 24 * time.Hour},
 		Admin:    AdminConfig{AuditFile: "admin-audit.log", Steps: 1_000_000, Rate: 30, Burst: 10, Operators: []string{}},
 		Trust:    TrustConfig{Operators: []string{}, Revocations: "revocations", MaxRevocations: revoke.DefaultMax, Republish: 6 * time.Hour},
@@ -309,6 +309,7 @@ func linkProfile(links []LinkConfig) tree.Profile {
 // a 1 % duty cycle.
 func (c *Config) applyProfile(defined func(key ...string) bool) {
 	p := linkProfile(c.Links)
+	a := appPeriodsOf(p)
 	c.Profile = p.Name
 	c.Explicit = nil
 	for _, f := range []struct {
@@ -319,6 +320,8 @@ func (c *Config) applyProfile(defined func(key ...string) bool) {
 		{"routing", "trees", func() { c.Routing.Trees = p.Trees }},
 		{"routing", "claim_period", func() { c.Routing.ClaimPeriod = p.ClaimPeriod }},
 		{"routing", "epoch_periods", func() { c.Routing.EpochPeriods = p.EpochPeriods }},
+		{"gossip", "hello_period", func() { c.Gossip.HelloPeriod = a.Hello }},
+		{"services", "refresh", func() { c.Services.Refresh = a.Refresh }},
 	} {
 		if defined(f.sec, f.key) {
 			c.Explicit = append(c.Explicit, f.sec+"."+f.key)
@@ -328,17 +331,37 @@ func (c *Config) applyProfile(defined func(key ...string) bool) {
 	}
 }
 
+// appPeriods are the apps' own periodic broadcasts, which follow the
+// links as the trees' periods do: gossip's hello (one broadcast a node a
+// period) and the services' announcements (a flood through the whole mesh
+// a node a period). At the default profile's minute a LoRa node would
+// spend more than its whole 1 % duty budget on hellos alone (60 frames an
+// hour at about 1.2 s each at SF9).
+type appPeriods struct{ Hello, Refresh time.Duration }
+
+// appPeriodsOf is what the apps run at on profile p: on LoRa a hello every
+// two hours (neighbours forgotten after six) and services announced daily
+// (an entry expires after three days without one).
+func appPeriodsOf(p tree.Profile) appPeriods {
+	if p.Name == tree.LoRaProfile().Name {
+		return appPeriods{Hello: 2 * time.Hour, Refresh: 24 * time.Hour}
+	}
+	return appPeriods{Hello: time.Minute, Refresh: 10 * time.Minute}
+}
+
 // timing is the periods the node runs at, for the status.
 func (c *Config) timing() *control.Timing {
 	return &control.Timing{
 		Profile: c.Profile, BeaconS: c.Node.BeaconPeriod.Seconds(), ClaimS: c.Routing.ClaimPeriod.Seconds(),
-		Trees: c.Routing.Trees, EpochPeriods: c.Routing.EpochPeriods, Explicit: append([]string{}, c.Explicit...),
+		Trees: c.Routing.Trees, EpochPeriods: c.Routing.EpochPeriods,
+		HelloS: c.Gossip.HelloPeriod.Seconds(), RefreshS: c.Services.Refresh.Seconds(), Explicit: append([]string{}, c.Explicit...),
 	}
 }
 
 // ControlShare estimates the share of the time a RYLR-998 link of this
 // node spends sending its periodic control: a beacon each beacon period
-// and a claim per tree each claim period, each counted as a full frame
+// and a claim per tree each claim period and gossip's hello each hello
+// period, each counted as a full frame
 // (240 bytes and the module's 8: an upper bound per frame; the terms, registrations and lookups come on
 // top). budget is the link's duty cycle (1 %, EU868, when it sets none).
 // ok is false when the node has no RYLR-998 link.
@@ -347,7 +370,7 @@ func (c *Config) ControlShare() (share, budget float64, ok bool) {
 		if l.Type != "rylr998" {
 			continue
 		}
-		perSec := 1/c.Node.BeaconPeriod.Seconds() + float64(c.Routing.Trees)/c.Routing.ClaimPeriod.Seconds()
+		perSec := 1/c.Node.BeaconPeriod.Seconds() + float64(c.Routing.Trees)/c.Routing.ClaimPeriod.Seconds() + 1/c.Gossip.HelloPeriod.Seconds()
 		s := perSec * l.loraParams().Airtime(rylr998.MTU+rylr998.AirOverhead).Seconds()
 		b := l.DutyCycle
 		if b == 0 {
@@ -371,8 +394,8 @@ const loraDutyCycle = 0.01
 func (c *Config) Warnings() []string {
 	var out []string
 	if share, budget, ok := c.ControlShare(); ok && share > budget/10 {
-		out = append(out, fmt.Sprintf("periodic control (beacon every %v, %d trees claimed every %v) may take %.2f %% of a LoRa link's time, %.0f %% of its %.2g %% duty budget (the LoRa profile keeps it under 10 %%): lengthen node.beacon_period or routing.claim_period, or lower routing.trees",
-			c.Node.BeaconPeriod, c.Routing.Trees, c.Routing.ClaimPeriod, 100*share, 100*share/budget, 100*budget))
+		out = append(out, fmt.Sprintf("periodic control (beacon every %v, %d trees claimed every %v, gossip hello every %v) may take %.2f %% of a LoRa link's time, %.0f %% of its %.2g %% duty budget (the LoRa profile keeps it under 10 %%): lengthen node.beacon_period, routing.claim_period or gossip.hello_period, or lower routing.trees",
+			c.Node.BeaconPeriod, c.Routing.Trees, c.Routing.ClaimPeriod, c.Gossip.HelloPeriod, 100*share, 100*share/budget, 100*budget))
 	}
 	return out
 }

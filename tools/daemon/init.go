@@ -163,7 +163,7 @@ func Template(opt InitOptions) (string, error) {
 	}
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
-		"Name": opt.Name, "D": def, "L": tree.LoRaProfile(), "UDP": udp, "ESP": esp, "LoRa": lr,
+		"Name": opt.Name, "D": def, "L": tree.LoRaProfile(), "A": appPeriodsOf(tree.LoRaProfile()), "UDP": udp, "ESP": esp, "LoRa": lr,
 	})
 	return buf.String(), err
 }
@@ -301,13 +301,17 @@ result_wait = {{q .D.Stream.ResultWait.String}}
 [gossip]
 # Gossip (mycelium publish / subscribe) spreads Messages to every node.
 # Each node says hello to its neighbours this often (its neighbours, its
-# relays, a filter of the Messages it saw): one broadcast a period.
-hello_period = {{q .D.Gossip.HelloPeriod.String}}
+# relays, a filter of the Messages it saw): one broadcast a period. Left
+# out, it follows the links: {{.D.Gossip.HelloPeriod}} with any ESP-NOW or UDP link, {{.A.Hello}} when
+# every link is a rylr998 (docs/lora-rylr998.md). Set, it wins.
+# hello_period = {{q .D.Gossip.HelloPeriod.String}}
 
 [services]
 # This node announces its [[service]] tables (below) to every node through
 # gossip this often; an entry not refreshed for three periods expires.
-refresh = {{q .D.Services.Refresh.String}}
+# Left out, it follows the links: {{.D.Services.Refresh}} with any ESP-NOW or UDP link,
+# {{.A.Refresh}} when every link is a rylr998. Set, it wins.
+# refresh = {{q .D.Services.Refresh.String}}
 
 [messages]
 # Store-and-forward messages (mycelium msg send / inbox), sealed to the

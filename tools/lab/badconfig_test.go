@@ -47,9 +47,11 @@ func TestBadConfig(t *testing.T) {
 			return strings.Replace(c, "type = \"udp\"\n", "type = \"udp\"\nchannel = 6\n", 1)
 		}, nil, `"channel"`},
 		{"unknown link type", func(c string) string { return strings.Replace(c, "type = \"udp\"", "type = \"zigbee\"", 1) }, nil, `"zigbee"`},
-		{"value out of range", func(c string) string { return strings.Replace(c, "trees = 6", "trees = 40", 1) }, nil, "routing.trees"},
-		{"wrong type", func(c string) string { return strings.Replace(c, "trees = 6", `trees = "six"`, 1) }, nil, "routing.trees"},
-		{"bad duration", func(c string) string { return strings.Replace(c, `claim_period = "20s"`, `claim_period = "often"`, 1) }, nil, "claim_period"},
+		{"value out of range", func(c string) string { return strings.Replace(c, "# trees = 6", "trees = 40", 1) }, nil, "routing.trees"},
+		{"wrong type", func(c string) string { return strings.Replace(c, "# trees = 6", `trees = "six"`, 1) }, nil, "routing.trees"},
+		{"bad duration", func(c string) string {
+			return strings.Replace(c, `# claim_period = "20s"`, `claim_period = "often"`, 1)
+		}, nil, "claim_period"},
 		{"bad name", func(c string) string { return strings.Replace(c, `name = "base"`, `name = "Not A Name"`, 1) }, nil, "node.name"},
 		{"not toml", func(c string) string { return c + "\n[[[\n" }, nil, "mycelium.toml"},
 		{"no link", func(c string) string { return c[:strings.Index(c, "[[link]]")] }, nil, "no [[link]]"},

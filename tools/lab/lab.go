@@ -118,7 +118,9 @@ func (n *Node) Set(kv map[string]string) error {
 				cur = strings.Trim(t, "[]")
 				continue
 			}
-			if cur == sec && strings.HasPrefix(t, key+" =") {
+			// A key mycelium init writes commented out (it follows the
+			// links unless set) is set in its place.
+			if cur == sec && (strings.HasPrefix(t, key+" =") || strings.HasPrefix(t, "# "+key+" =")) {
 				lines[i] = key + " = " + v
 				done = true
 				break
