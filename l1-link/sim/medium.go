@@ -275,6 +275,9 @@ func (r *Radio) Neighbors() []*Radio {
 // Addr returns the radio's link address.
 func (r *Radio) Addr() link.Addr { return r.addr }
 
+// Index is the radio's place among the medium's radios (Radios), from 0.
+func (r *Radio) Index() int { return r.index }
+
 // Position returns where the radio is.
 func (r *Radio) Position() Position { return r.pos }
 

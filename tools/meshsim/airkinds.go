@@ -25,13 +25,14 @@ import (
 // short arrays rather than maps of strings: at 10,000 nodes the maps and
 // the strings were a share of the live heap and of the collector's work.
 type airKinds struct {
-	radio map[*sim.Radio]int
-	names []string          // kind → its name
-	ids   map[string]kind   // name → kind
-	msgs  [2][256]kind      // "tree …" and "route …" kinds by message type (0: not named yet)
-	seqs  [][]kind          // the kind of each sequence in flight, by sender and seq_id (0: none)
-	air   [][]time.Duration // by node, by kind
-	dec   packet.Packet
+	radios []*sim.Radio       // by node
+	radio  map[*sim.Radio]int // node by radio, where the medium's index is not the node's
+	names  []string           // kind → its name
+	ids    map[string]kind    // name → kind
+	msgs   [2][256]kind       // "tree …" and "route …" kinds by message type (0: not named yet)
+	seqs   [][]kind           // the kind of each sequence in flight, by sender and seq_id (0: none)
+	air    [][]time.Duration  // by node, by kind
+	dec    packet.Packet
 }
 
 // kind is an interned kind of message; 0 is none. The names are a fixed
@@ -44,9 +45,11 @@ const (
 )
 
 func newAirKinds(radios []*sim.Radio) *airKinds {
-	k := &airKinds{radio: make(map[*sim.Radio]int, len(radios)), ids: map[string]kind{}, names: []string{""}, seqs: make([][]kind, len(radios)), air: make([][]time.Duration, len(radios))}
+	k := &airKinds{radios: radios, radio: map[*sim.Radio]int{}, ids: map[string]kind{}, names: []string{""}, seqs: make([][]kind, len(radios)), air: make([][]time.Duration, len(radios))}
 	for i, r := range radios {
-		k.radio[r] = i
+		if r.Index() != i {
+			k.radio[r] = i
+		}
 	}
 	return k
 }
@@ -64,9 +67,15 @@ func (k *airKinds) intern(name string) kind {
 
 // attempt is the medium's attempt log (its lock held: no calls back).
 func (k *airKinds) attempt(a *sim.Attempt) {
-	i, ok := k.radio[a.From]
-	if !ok {
-		return
+	// The radio's index, not a map: at 10,000 nodes the map's lookup
+	// missed the cache on most frames.
+	i := a.From.Index()
+	if i >= len(k.radios) || k.radios[i] != a.From {
+		j, ok := k.radio[a.From]
+		if !ok {
+			return
+		}
+		i = j
 	}
 	id := k.kind(i, a.Data)
 	if int(id) >= len(k.air[i]) {
