@@ -30,12 +30,16 @@ type Medium struct {
 	stats    MediumStats
 	monitor  func(at time.Time, from *Radio, dst link.Addr, data []byte)
 	attempts func(a *Attempt)
+	attempt  Attempt // what attempts is passed, reused
 	// Completions and deliveries owed once the lock is released.
 	done []completion
 	out  []delivery
 	// Emptied buffers of the last flush, for the next one.
 	spareOut  []delivery
 	spareDone []completion
+	// rxFree are the receptions of ended frames, by their count, for the
+	// next frames (Medium.receivers).
+	rxFree [][][]reception
 }
 
 // SetMonitor sets a function that sees every frame put on the air (dst nil
@@ -51,7 +55,7 @@ func (m *Medium) SetMonitor(f func(at time.Time, from *Radio, dst link.Addr, dat
 // SetAttemptLog sets a function told of every transmission of a datagram
 // once its sender knows how it fared (see Attempt). The medium's lock is
 // held during the call: it must not call back into the medium, and it must
-// copy a.Data to keep it.
+// copy *a (and a.Data) to keep them: the medium reuses both.
 func (m *Medium) SetAttemptLog(f func(a *Attempt)) {
 	m.mu.Lock()
 	m.attempts = f
@@ -270,6 +274,9 @@ func (r *Radio) Neighbors() []*Radio {
 
 // Addr returns the radio's link address.
 func (r *Radio) Addr() link.Addr { return r.addr }
+
+// Index is the radio's place among the medium's radios (Radios), from 0.
+func (r *Radio) Index() int { return r.index }
 
 // Position returns where the radio is.
 func (r *Radio) Position() Position { return r.pos }

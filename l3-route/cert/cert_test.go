@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"sync"
 	"testing"
@@ -1102,5 +1103,29 @@ func TestCertBindsTerm(t *testing.T) {
 	replay.Claim = NewClaim(key(900), 0, testTerm+1, testTerm+1)
 	if _, err := NewVerifier(nil).Verify(&replay); !errors.Is(err, ErrSignature) {
 		t.Fatalf("certificates replayed into another term: %v", err)
+	}
+}
+
+// The salts are hashed once and the CRC runs eight bytes a step: both must
+// give what the definitions give, for every tree byte and every length
+// (the tails of 0..7 bytes, and a CRC continued across calls).
+func TestSaltTableAndCRC(t *testing.T) {
+	for tree := range 256 {
+		want := sha256.Sum256(append([]byte(ProtocolName), byte(tree)))
+		if Salt(uint8(tree)) != want {
+			t.Fatalf("Salt(%d) is not SHA-256(ProtocolName ‖ tree)", tree)
+		}
+	}
+	buf := make([]byte, 100)
+	for i := range buf {
+		buf[i] = byte(i*131 + 7)
+	}
+	for n := range len(buf) + 1 {
+		if got, want := crcUpdate(0, buf[:n]), crc32.ChecksumIEEE(buf[:n]); got != want {
+			t.Fatalf("crcUpdate over %d bytes = %#x, want %#x", n, got, want)
+		}
+		if got, want := crcUpdate(crcUpdate(0, buf[:n/3]), buf[n/3:n]), crc32.ChecksumIEEE(buf[:n]); got != want {
+			t.Fatalf("crcUpdate continued over %d bytes = %#x, want %#x", n, got, want)
+		}
 	}
 }

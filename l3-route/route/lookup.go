@@ -116,7 +116,7 @@ const (
 func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
 	repair := r.repairEpoch()
-	if !repair && r.recordGood() && r.homesKept() && len(r.registered) >= len(r.Addrs()) && now.Sub(r.regAt) < r.recordLife()/2 {
+	if !repair && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
 		// Every address in the record we registered is still ours (a
 		// tree that moved to a new epoch keeps the old one valid one
 		// epoch longer), and no tree was added: the record stands. It is
@@ -208,7 +208,7 @@ func (r *Router) repairEpoch() bool {
 // and confirmed: it holds every address we have, and the homes in the
 // lookup trees said they stored it.
 func (r *Router) Registered() bool {
-	if !r.recordGood() || len(r.registered) != len(r.Addrs()) {
+	if !r.recordGood() || len(r.registered) != r.addrCount() {
 		return false
 	}
 	for key := range r.regs {

@@ -320,6 +320,20 @@ func (r *Router) Addrs() []TreeAddr {
 	return out
 }
 
+// addrCount is len(r.Addrs()) without making them: Registered is asked
+// of every node twice a second while a simulation waits for the names.
+func (r *Router) addrCount() int {
+	n := 0
+	for k := range r.t.Count() {
+		if _, ok := r.t.Current(k); ok {
+			n++
+		} else if _, ok := r.leases.inTree(k); ok {
+			n++
+		}
+	}
+	return n
+}
+
 // pendingSend is a Package we originated, waiting for its receipt.
 type pendingSend struct {
 	res      *node.Result

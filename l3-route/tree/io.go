@@ -28,7 +28,19 @@ func (t *Trees) HandleMessage(m node.Message) {
 	}
 	t.stats.MsgsRecv++
 	t.stats.BytesRecv += uint64(len(m.Blob))
-	var msg message
+	// Decoded into the Trees' own message, emptied first: one on the
+	// stack escapes (the handlers take its address), and a heap message
+	// per tree message heard was a seventh of what a route simulation
+	// allocates. A handler that keeps a part copies it; one reached again
+	// from inside a handler gets a message of its own.
+	msg := &t.msg
+	if t.msgBusy {
+		msg = new(message)
+	} else {
+		t.msgBusy = true
+		defer func() { t.msgBusy = false }()
+		*msg = message{}
+	}
 	if err := msg.decode(m.Blob); err != nil {
 		t.stats.Malformed++
 		return
@@ -59,11 +71,11 @@ func (t *Trees) HandleMessage(m node.Message) {
 		}
 	case MsgSuffix:
 		if int(msg.tree) < len(t.trees) {
-			t.trees[msg.tree].onSuffix(m.Via, &msg)
+			t.trees[msg.tree].onSuffix(m.Via, msg)
 		}
 	case MsgPosition:
 		if int(msg.tree) < len(t.trees) {
-			t.trees[msg.tree].onPosition(m.Via, &msg)
+			t.trees[msg.tree].onPosition(m.Via, msg)
 		}
 	case MsgResponse:
 		k := -1
@@ -78,7 +90,7 @@ func (t *Trees) HandleMessage(m node.Message) {
 			}
 		}
 		if k >= 0 && k < len(t.trees) {
-			t.trees[k].onResponse(m.Via, &msg)
+			t.trees[k].onResponse(m.Via, msg)
 		}
 	}
 }

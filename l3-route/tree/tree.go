@@ -134,6 +134,9 @@ type Trees struct {
 	buf     []byte
 	// orphans are chains heard from neighbours not yet known as peers.
 	orphans map[peer.Endpoint][]cert.Chain
+	// msg is what HandleMessage decodes into (msgBusy: in use).
+	msg     message
+	msgBusy bool
 }
 
 // New builds the trees of the node b is the handle of, for a layer that

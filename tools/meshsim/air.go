@@ -83,7 +83,7 @@ type airSnap struct {
 	bytes   []uint64
 	airtime []time.Duration
 	control uint64
-	kinds   []map[string]time.Duration
+	kinds   [][]time.Duration // by node, by kind (airKinds)
 }
 
 func (m *routeMesh) airSnapshot() airSnap {
@@ -134,8 +134,16 @@ func (m *routeMesh) airSince(a airSnap) AirStats {
 			if m.dead[i] {
 				continue
 			}
-			for kind, d := range b.kinds[i] {
-				share := float64(d-a.kinds[i][kind]) / float64(win)
+			for id, d := range b.kinds[i] {
+				if d == 0 {
+					continue // a kind this node never sent
+				}
+				var was time.Duration
+				if id < len(a.kinds[i]) {
+					was = a.kinds[i][id]
+				}
+				kind := m.kinds.name(id)
+				share := float64(d-was) / float64(win)
 				st.AirtimeByKind[kind] += share / float64(live)
 				if i == st.BusiestNode && share > 0 {
 					st.BusiestByKind[kind] = share

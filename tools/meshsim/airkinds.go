@@ -1,6 +1,7 @@
 package meshsim
 
 import (
+	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
@@ -18,88 +19,139 @@ import (
 // the kind its first packet named. The busiest node's split says which
 // control messages to make cheaper.
 
-// airKinds accumulates the airtime of each node by kind of message.
+// airKinds accumulates the airtime of each node by kind of message. Kinds
+// are small numbers (names interned on first sight), so that the log, run
+// for every transmission, allocates nothing and the per-node tallies are
+// short arrays rather than maps of strings: at 10,000 nodes the maps and
+// the strings were a share of the live heap and of the collector's work.
 type airKinds struct {
-	radio map[*sim.Radio]int
-	seqs  map[seqKey]string // the kind of each sequence in flight, by sender and seq_id
-	air   []map[string]time.Duration
-	dec   packet.Packet
+	radios []*sim.Radio       // by node
+	radio  map[*sim.Radio]int // node by radio, where the medium's index is not the node's
+	names  []string           // kind → its name
+	ids    map[string]kind    // name → kind
+	msgs   [2][256]kind       // "tree …" and "route …" kinds by message type (0: not named yet)
+	seqs   [][]kind           // the kind of each sequence in flight, by sender and seq_id (0: none)
+	air    [][]time.Duration  // by node, by kind
+	dec    packet.Packet
 }
 
-type seqKey struct {
-	node int
-	seq  uint8
-}
+// kind is an interned kind of message; 0 is none. The names are a fixed
+// set (packageKind: a few dozen), so the table stays small.
+type kind uint16
+
+const (
+	msgsTree = iota
+	msgsRoute
+)
 
 func newAirKinds(radios []*sim.Radio) *airKinds {
-	k := &airKinds{radio: make(map[*sim.Radio]int, len(radios)), seqs: map[seqKey]string{}, air: make([]map[string]time.Duration, len(radios))}
+	k := &airKinds{radios: radios, radio: map[*sim.Radio]int{}, ids: map[string]kind{}, names: []string{""}, seqs: make([][]kind, len(radios)), air: make([][]time.Duration, len(radios))}
 	for i, r := range radios {
-		k.radio[r] = i
-		k.air[i] = map[string]time.Duration{}
+		if r.Index() != i {
+			k.radio[r] = i
+		}
 	}
 	return k
 }
 
+// intern returns name's kind.
+func (k *airKinds) intern(name string) kind {
+	if id, ok := k.ids[name]; ok {
+		return id
+	}
+	id := kind(len(k.names))
+	k.names = append(k.names, name)
+	k.ids[name] = id
+	return id
+}
+
 // attempt is the medium's attempt log (its lock held: no calls back).
 func (k *airKinds) attempt(a *sim.Attempt) {
-	i, ok := k.radio[a.From]
-	if !ok {
-		return
+	// The radio's index, not a map: at 10,000 nodes the map's lookup
+	// missed the cache on most frames.
+	i := a.From.Index()
+	if i >= len(k.radios) || k.radios[i] != a.From {
+		j, ok := k.radio[a.From]
+		if !ok {
+			return
+		}
+		i = j
 	}
-	k.air[i][k.kind(i, a.Data)] += a.End.Sub(a.Start)
+	id := k.kind(i, a.Data)
+	if int(id) >= len(k.air[i]) {
+		k.air[i] = append(k.air[i], make([]time.Duration, int(id)+1-len(k.air[i]))...)
+	}
+	k.air[i][id] += a.End.Sub(a.Start)
 }
 
 // kind names what a frame carries.
-func (k *airKinds) kind(from int, b []byte) string {
+func (k *airKinds) kind(from int, b []byte) kind {
 	p := &k.dec
 	if packet.Decode(b, p) != nil {
-		return "malformed"
+		return k.intern("malformed")
 	}
 	if p.Flags.Ack() {
-		return "ack"
+		return k.intern("ack")
 	}
 	s := p.SchemaOf()
-	key := seqKey{from, p.SeqID}
 	if s != nil && s.Sequenced() && p.PacketID != 0 {
-		if kind, ok := k.seqs[key]; ok {
-			return kind
+		if seqs := k.seqs[from]; seqs != nil && seqs[p.SeqID] != 0 {
+			return seqs[p.SeqID]
 		}
-		return "sequence"
+		return k.intern("sequence")
 	}
-	kind := packageKind(p.Body)
+	id := k.packageKind(p.Body)
 	if s != nil && s.Sequenced() {
-		k.seqs[key] = kind
+		if k.seqs[from] == nil {
+			k.seqs[from] = make([]kind, 256)
+		}
+		k.seqs[from][p.SeqID] = id
 	}
-	return kind
+	return id
 }
 
 // packageKind names the message a Package (or its first bytes) carries.
-func packageKind(b []byte) string {
+func (k *airKinds) packageKind(b []byte) kind {
 	if len(b) < packet.PackageOverhead+1 {
-		return "other"
+		return k.intern("other")
 	}
 	var app packet.AppID
 	copy(app[:], b)
 	blob := b[packet.PackageOverhead:]
 	switch app {
 	case beacon.AppID:
-		return "beacon"
+		return k.intern("beacon")
 	case proof.AppID:
-		return "proof"
+		return k.intern("proof")
 	case tree.AppID:
-		return "tree " + treeMsgName(blob[0])
+		return k.msgKind(msgsTree, blob[0])
 	case route.ControlApp:
-		return "route " + route.ControlName(blob[0])
+		return k.msgKind(msgsRoute, blob[0])
 	case route.PathApp:
 		inner, ok := pathInner(blob)
 		if !ok {
-			return "route path"
+			return k.intern("route path")
 		}
-		return packageKind(inner)
+		return k.packageKind(inner)
 	case RouteApp:
-		return "probe"
+		return k.intern("probe")
 	}
-	return "other"
+	return k.intern("other")
+}
+
+// msgKind is the kind of a tree or route control message of type t (its
+// name made once).
+func (k *airKinds) msgKind(layer int, t byte) kind {
+	if id := k.msgs[layer][t]; id != 0 {
+		return id
+	}
+	name := "tree " + treeMsgName(t)
+	if layer == msgsRoute {
+		name = "route " + route.ControlName(t)
+	}
+	id := k.intern(name)
+	k.msgs[layer][t] = id
+	return id
 }
 
 // pathInner skips a path header (route/path.go) to the Package it
@@ -148,13 +200,13 @@ func treeMsgName(t byte) string {
 }
 
 // snapshot is each node's airtime by kind so far (a copy).
-func (k *airKinds) snapshot() []map[string]time.Duration {
-	out := make([]map[string]time.Duration, len(k.air))
-	for i, m := range k.air {
-		out[i] = make(map[string]time.Duration, len(m))
-		for kind, d := range m {
-			out[i][kind] = d
-		}
+func (k *airKinds) snapshot() [][]time.Duration {
+	out := make([][]time.Duration, len(k.air))
+	for i, a := range k.air {
+		out[i] = slices.Clone(a)
 	}
 	return out
 }
+
+// name is kind id's name.
+func (k *airKinds) name(id int) string { return k.names[id] }
