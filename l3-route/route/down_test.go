@@ -274,7 +274,15 @@ func TestRepairRegistrationFollowsUp(t *testing.T) {
 // again after 100 ms: at 1,000 nodes after a kill the tries were spent in
 // a second, and the pair failed "no route" though the trees mended soon.)
 func TestNoRouteTriesWait(t *testing.T) {
-	me := newTMesh(t, 4, line(4), 0, tree.Config{Trees: 2, EpochPeriods: -1}, 3)
+	// The pause grows to 16 s (and its jitter), and never past a claim
+	// period: on a fast mesh the trees mend in claim periods, and a send
+	// to a node that is gone should fail as soon as they would have.
+	t.Run("default", func(t *testing.T) { noRouteTries(t, 0, 16*time.Second) })
+	t.Run("claims every second", func(t *testing.T) { noRouteTries(t, time.Second, 3*time.Second) })
+}
+
+func noRouteTries(t *testing.T, claim, maxGap time.Duration) {
+	me := newTMesh(t, 4, line(4), 0, tree.Config{Trees: 2, EpochPeriods: -1, ClaimPeriod: claim}, 3)
 	me.start()
 	me.runUntilConverged(10 * time.Minute)
 	me.clk.RunFor(30 * time.Second)
@@ -304,8 +312,8 @@ func TestNoRouteTriesWait(t *testing.T) {
 		t.Fatalf("%d tries", len(tries))
 	}
 	for i := 1; i < len(tries); i++ {
-		if gap := tries[i].Sub(tries[i-1]); gap < time.Second {
-			t.Errorf("try %d %v after the one before", i+1, gap)
+		if gap := tries[i].Sub(tries[i-1]); gap < time.Second || gap > 2*maxGap {
+			t.Errorf("try %d %v after the one before, want 1s..%v", i+1, gap, 2*maxGap)
 		}
 	}
 	t.Logf("%d tries over %v", len(tries), tries[len(tries)-1].Sub(start))

@@ -654,6 +654,13 @@ func (r *Router) failed(hash [16]byte, err error, relay bool) {
 	// for a new term). (Tried again at once, the tries were spent in a
 	// second, long before.)
 	pause := time.Second << min(p.attempts, 4)
+	if noRoute {
+		// The trees mend in claim periods: on a fast mesh (claims every
+		// second) a pause of 16 s would only keep a send to a node that is
+		// gone from failing, and what waits on that failure (a message
+		// handed to a store) waiting with it.
+		pause = min(pause, max(r.t.Config().ClaimPeriod, 100*time.Millisecond))
+	}
 	pause += time.Duration(r.rng.Int64N(int64(pause)))
 	p.timer = r.clk.AfterFunc(pause, func() {
 		p.timer = nil
