@@ -116,20 +116,7 @@ never overwritten). It holds nothing secret.`,
 			if err != nil {
 				return err
 			}
-			b := identity.PublicPEM(id.ID())
-			if out == "" {
-				_, err := c.OutOrStdout().Write(b)
-				return err
-			}
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-			if err != nil {
-				return err
-			}
-			if _, err := f.Write(b); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
+			return writeNew(c, out, identity.PublicPEM(id.ID()))
 		},
 	}
 	k.flags(c)
@@ -259,20 +246,7 @@ A revocation is final; the node takes a new key (keys rotate).`,
 				}
 			}
 			r := revoke.Sign(op, node, when)
-			b := r.PEM()
-			if out == "" {
-				_, err := c.OutOrStdout().Write(b)
-				return err
-			}
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-			if err != nil {
-				return err
-			}
-			if _, err := f.Write(b); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
+			return writeNew(c, out, r.PEM())
 		},
 	}
 	c.Flags().StringVar(&key, "key", "", "the operator key (keys operator new wrote it)")
@@ -369,4 +343,23 @@ A revocation signed by another key, or whose signature fails, is refused
 	}
 	f.add(c)
 	return c
+}
+
+// writeNew writes public material (an identity, a revocation) to standard
+// output, or to out when set: a file created for it, never one that
+// exists overwritten.
+func writeNew(c *cobra.Command, out string, b []byte) error {
+	if out == "" {
+		_, err := c.OutOrStdout().Write(b)
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
