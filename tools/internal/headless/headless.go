@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
@@ -50,9 +52,22 @@ func Start(t *testing.T, width, height int) *Browser {
 		}
 		t.Skipf("%v: the browser test is NOT run (apt-get install chromium; CI sets %s and fails instead)", err, EnvRequire)
 	}
+	// The profile directory is ours to remove, not t.TempDir's: Chromium's
+	// helpers (zygote, renderers, crashpad) outlive the browser process by
+	// a moment and write into it, so a single RemoveAll at the end of the
+	// test raced them and failed CI with "directory not empty".
+	profile, err := os.MkdirTemp("", "mycelium-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(width, height), chromedp.UserDataDir(t.TempDir()))
+		chromedp.WindowSize(width, height), chromedp.UserDataDir(profile),
+		// A process group of its own, so the cleanup can stop every
+		// helper Chromium started, not only the browser.
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		}))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	b := &Browser{Ctx: ctx}
@@ -74,13 +89,43 @@ func Start(t *testing.T, width, height int) *Browser {
 			}
 		}
 	})
-	if err := chromedp.Run(ctx, log.Enable(), runtime.Enable()); err != nil {
+	stop := func() {
+		var pid int
+		if c := chromedp.FromContext(ctx); c != nil && c.Browser != nil && c.Browser.Process() != nil {
+			pid = c.Browser.Process().Pid
+		}
 		cancelC()
+		if pid > 0 {
+			// The browser leads its group (Setpgid): kill every member.
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
 		cancelA()
+		removeProfile(t, profile)
+	}
+	if err := chromedp.Run(ctx, log.Enable(), runtime.Enable()); err != nil {
+		stop()
 		t.Fatalf("starting %s: %v", path, err)
 	}
-	t.Cleanup(func() { cancelC(); cancelA() })
+	t.Cleanup(stop)
 	return b
+}
+
+// removeProfile removes Chromium's profile directory once its last writer
+// is gone. Killed processes exit asynchronously, so a removal can meet a
+// file written a moment before: retry for up to two seconds, then leave
+// the directory (a leftover under /tmp is logged, it is not the behaviour
+// under test).
+func removeProfile(t *testing.T, dir string) {
+	var err error
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		if err = os.RemoveAll(dir); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Logf("leaving Chromium's profile %s: %v", dir, err)
+	}
 }
 
 func (b *Browser) report(s string) {
