@@ -196,7 +196,13 @@ func (t *Trees) Start() {
 	for _, tr := range t.trees {
 		tr.startAt = t.clk.Now().Add(time.Duration(tr.k) * t.cfg.ClaimPeriod)
 		tr.scheduleElection(nil)
-		tr.watch()
+		// The watch's first look at a random point of its half period:
+		// nodes started together would otherwise look together for ever,
+		// and when a flood misses a whole region, every node of it would
+		// ask its parent for the claim at the same instant (and each
+		// stale parent its own), their queries and answers colliding.
+		// Apart, the first to ask mends the flood for the rest.
+		tr.watchTmr = t.clk.AfterFunc(time.Duration(t.rng.Int64N(int64(t.cfg.ClaimPeriod/2)+1)), tr.watch)
 	}
 }
 
