@@ -103,7 +103,7 @@ func (r *Router) decidePlain(rp *routed, originated bool, from *peer.Endpoint) {
 		next, ok = r.proxyNeighbor(self.Addr.Canonical()), true
 	}
 	if !ok {
-		if isLookup(&rp.Inner) {
+		if endsHere(rp) {
 			// The end of a name's greedy path: its records live here.
 			r.local(rp)
 			return
@@ -116,6 +116,17 @@ func (r *Router) decidePlain(rp *routed, originated bool, from *peer.Endpoint) {
 	r.observe(Hop{Hash: rp.Inner.Hash, Self: r.self, Next: next.ID, From: r.idAt(from), NextAddr: next.Addr, TreeState: h.TreeState, TTL: h.TTL, To: to, Mode: h.Mode, Error: h.Error})
 	r.send(rp, next, originated, from)
 }
+
+// endsHere reports whether a name's registration or lookup that can go no
+// further from here has reached the end of its greedy path, where its
+// records live: only if no hop toward its key failed here. One that did
+// (the neighbour nearer the key did not ack, and no other is nearer) is
+// stopped short of its home: stored here, a record would be confirmed
+// where no lookup looks for it (on LoRa, 1-2 % of lookups failed so, a
+// relay next to the registering node keeping its record), and a lookup
+// would be answered "not here". It is dropped instead; its sender tries
+// again.
+func endsHere(rp *routed) bool { return isLookup(&rp.Inner) && len(rp.avoid) == 0 }
 
 // hopLimit applies the hop limit to a Package we pass on (PROTOCOL 7:
 // errors count up, others down) and reports whether it may go on.
@@ -212,7 +223,7 @@ func (r *Router) decidePath(rp *routed, originated bool, from *peer.Endpoint) {
 		next, phase, selfPot, nextPot, ok = r.pathNext(ph, h.Mode, rp.avoid)
 	}
 	if !ok {
-		if isLookup(&rp.Inner) {
+		if endsHere(rp) {
 			r.local(rp)
 			return
 		}

@@ -142,9 +142,10 @@ type nameState struct {
 }
 
 type nameReg struct {
-	rec   NameRecord
-	tries int
-	timer clock.Timer
+	rec    NameRecord
+	tries  int // in this round
+	rounds int // rounds that went unconfirmed (see registerPause)
+	timer  clock.Timer
 }
 
 type storedName struct {
@@ -210,8 +211,18 @@ func (r *Router) registerName() {
 
 func (r *Router) sendNameRegister(k int, st *nameReg) {
 	p, ok := r.t.Current(k)
-	if !ok || st.tries >= registerTries {
+	if !ok {
 		delete(r.names.regs, k)
+		return
+	}
+	if st.tries >= registerTries {
+		st.tries = 0
+		st.rounds++
+		st.timer = r.clk.AfterFunc(r.registerPause(st.rounds), func() {
+			if r.names.regs[k] == st {
+				r.sendNameRegister(k, st)
+			}
+		})
 		return
 	}
 	st.tries++

@@ -109,6 +109,7 @@ type Stats struct {
 	Reroutes                         uint64 // Packages sent another way after a hop failed for want of answers
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
+	HandOffs                         uint64 // records passed on toward their keys (a neighbour nearer took a place: handOff)
 	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
 	RevokedRecords                   uint64 // records and name records refused: their node or signer's key is revoked
 	// Receipts, error reports and renew requests refused (signed.go): a
@@ -242,6 +243,7 @@ func Attach(n *node.Node, tcfg tree.Config, cfg Config) (*Router, error) {
 		r.hoodSoon()
 	})
 	r.t.OnParentLost(r.askRenew)
+	r.t.OnNeighbor(r.handOff)
 	r.t.OnCrowded(r.crowded)
 	return r, nil
 }

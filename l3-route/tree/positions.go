@@ -127,7 +127,13 @@ func (tr *tree) retryPending() {
 
 // learn records a neighbour's verified position.
 func (tr *tree) learn(from peer.Endpoint, id identity.NodeID, ts uint8, a addr.Long) {
-	tr.setNeighbor(ts, Neighbor{Via: from, ID: id, Addr: a})
+	nb := Neighbor{Via: from, ID: id, Addr: a}
+	tr.setNeighbor(ts, nb)
+	if tr.cur != nil && ts == tr.cur.pos.TreeState {
+		for _, f := range tr.t.placed {
+			f(int(tr.k), nb)
+		}
+	}
 	if ts == tr.ts && tr.cur == nil {
 		tr.acquire()
 	}

@@ -130,6 +130,7 @@ type Trees struct {
 	// place because a claim came by).
 	started bool
 	lost    []func(k int)
+	placed  []func(k int, nb Neighbor)
 	crowded []func(k int, ep peer.Endpoint)
 	buf     []byte
 	// orphans are chains heard from neighbours not yet known as peers.
@@ -196,7 +197,13 @@ func (t *Trees) Start() {
 	for _, tr := range t.trees {
 		tr.startAt = t.clk.Now().Add(time.Duration(tr.k) * t.cfg.ClaimPeriod)
 		tr.scheduleElection(nil)
-		tr.watch()
+		// The watch's first look at a random point of its half period:
+		// nodes started together would otherwise look together for ever,
+		// and when a flood misses a whole region, every node of it would
+		// ask its parent for the claim at the same instant (and each
+		// stale parent its own), their queries and answers colliding.
+		// Apart, the first to ask mends the flood for the rest.
+		tr.watchTmr = t.clk.AfterFunc(time.Duration(t.rng.Int64N(int64(t.cfg.ClaimPeriod/2)+1)), tr.watch)
 	}
 }
 
@@ -204,6 +211,13 @@ func (t *Trees) Start() {
 // silent (its peer entry timed out). The routing layer above asks the root
 // for an early term (Renew), since only a new epoch re-attaches a subtree.
 func (t *Trees) OnParentLost(f func(k int)) { t.lost = append(t.lost, f) }
+
+// OnNeighbor registers f to hear that a neighbour's place in the current
+// epoch of tree k became known (or changed). The routing layer hands the
+// name records it keeps on to a neighbour nearer their keys: a tree fills
+// in over a while, and the end of a key's greedy path moves down as it
+// does.
+func (t *Trees) OnNeighbor(f func(k int, nb Neighbor)) { t.placed = append(t.placed, f) }
 
 // OnCrowded registers f to hear that this node can get no place in tree
 // k's current epoch: every neighbour that could be its parent has 135

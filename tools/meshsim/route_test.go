@@ -220,24 +220,36 @@ func BenchmarkRouteEvents(b *testing.B) {
 // this mesh 13.1 % (registrations, their answers and the retries of both:
 // 5.0 %); spread (4 hours), 9.0 %; with a term every two weeks instead of
 // one a week (linkProfile), 6.8 %.
+//
+// Seed 17: when a claim's flood missed a region, every node of it asked
+// its parent for the claim at the same instant (the watches of nodes
+// started together ticked together), and the queries, the stale answers
+// and the copies served to pullers collided and were sent again: a relay
+// there spent 7.1 % of its budget on claims, 11.7 % in all. Seed 10: 16
+// of 100 lookups failed ("no address known"), records stored short of
+// their homes by a relay whose hop toward the key failed, given up on
+// after a round of tries, or left above a home the tree later grew.
 func TestLoRaControlAirtime(t *testing.T) {
-	r, err := Route(RouteConfig{Link: "lora", Nodes: 100, Pairs: 20, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkRun(t, "lora", r)
-	st := r.Steady
-	if st.DutyShareMax == nil {
-		t.Fatal("no duty-cycle share on LoRa")
-	}
-	reg := st.BusiestByKind["route register"] + st.BusiestByKind["route registered"]
-	t.Logf("busiest node %d: %.1f %% of its duty budget (registrations %.1f %%), mean node %.1f %%; %v",
-		st.BusiestNode, 100**st.DutyShareMax, 100*reg/DefaultDutyCycle, 100*st.AirtimeShareMean/DefaultDutyCycle, st.BusiestByKind)
-	if *st.DutyShareMax > 0.10 {
-		t.Errorf("busiest node's control airtime %.1f %% of its duty budget, want ≤ 10 %%", 100**st.DutyShareMax)
-	}
-	if reg > 0.02*DefaultDutyCycle {
-		t.Errorf("registrations took %.1f %% of the busiest node's duty budget, want ≤ 2 %%", 100*reg/DefaultDutyCycle)
+	for _, seed := range []uint64{1, 10, 17} {
+		name := fmt.Sprintf("lora seed %d", seed)
+		r, err := Route(RouteConfig{Link: "lora", Nodes: 100, Pairs: 20, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRun(t, name, r)
+		st := r.Steady
+		if st.DutyShareMax == nil {
+			t.Fatal("no duty-cycle share on LoRa")
+		}
+		reg := st.BusiestByKind["route register"] + st.BusiestByKind["route registered"]
+		t.Logf("%s: busiest node %d: %.1f %% of its duty budget (registrations %.1f %%), mean node %.1f %%; %v",
+			name, st.BusiestNode, 100**st.DutyShareMax, 100*reg/DefaultDutyCycle, 100*st.AirtimeShareMean/DefaultDutyCycle, st.BusiestByKind)
+		if *st.DutyShareMax > 0.10 {
+			t.Errorf("%s: busiest node's control airtime %.1f %% of its duty budget, want ≤ 10 %%", name, 100**st.DutyShareMax)
+		}
+		if reg > 0.02*DefaultDutyCycle {
+			t.Errorf("%s: registrations took %.1f %% of the busiest node's duty budget, want ≤ 2 %%", name, 100*reg/DefaultDutyCycle)
+		}
 	}
 }
 
