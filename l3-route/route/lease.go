@@ -183,6 +183,7 @@ func (l *leaseState) peerEvent(r *Router, p *peer.Peer, up bool) {
 		return
 	}
 	if len(r.grant(leaseHolder{id: p.ID, via: p.Endpoints[0], ref: true})) > 0 {
+		r.leaseNew = true
 		r.scheduleRegister()
 	}
 }
@@ -242,6 +243,7 @@ func (r *Router) onLeaseRequest(m node.Message) {
 	}
 	r.sendGrant(m.Via, addrs)
 	if !self {
+		r.leaseNew = true
 		r.scheduleRegister()
 	}
 }
