@@ -137,12 +137,18 @@ func (r *Router) scheduleRegister() {
 		r.regHeld = true
 		return
 	}
-	if r.regTmr == nil || r.regHeld {
+	held := r.regHeld
+	if r.regTmr == nil || held {
 		r.regFirst = now
 	}
 	r.regHeld = false
 	clock.Stop(&r.regTmr)
 	quiet, spread := r.cfg.RegisterQuiet, r.cfg.RegisterSpread
+	if held {
+		// The whole mesh's first records, held while the trees formed,
+		// are due at about the same time: spread them as a new term's.
+		spread = max(spread, r.termSpread())
+	}
 	switch {
 	case repair:
 		// A tree renewed early because a failure broke it: our address

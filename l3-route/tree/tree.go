@@ -210,7 +210,8 @@ const FormingPeriods = 4
 // FormingUntil is, at a cold start, when the trees this node has no place
 // in yet stop counting as forming: the latest end of such a tree's
 // FormingPeriods after its election began (zero when every tree has a
-// place, or is too deep for one, or formed long ago). The routing layer
+// place, or is too deep for one, or refused us for want of room — the
+// layer above leases an address there —, or formed long ago). The routing layer
 // holds its record until then: a record registered while the trees form
 // names fewer trees and is sent again as each tree is added, and on a
 // mesh of thousands its copies, sent the length of the mesh through trees
@@ -219,7 +220,7 @@ func (t *Trees) FormingUntil() time.Time {
 	now := t.clk.Now()
 	var until time.Time
 	for _, tr := range t.trees {
-		if tr.cur != nil || tr.deep || !t.started {
+		if tr.cur != nil || tr.deep || len(tr.full) > 0 || !t.started {
 			continue
 		}
 		if end := tr.startAt.Add(FormingPeriods * t.cfg.ClaimPeriod); end.After(now) && end.After(until) {
