@@ -115,14 +115,14 @@ type RouteResult struct {
 	LoopErrors []string `json:"loop_errors,omitempty"`
 	// Events the virtual clock ran, wall time per event of the simulation
 	// proper (building excluded), and the largest heap seen.
-	Events       uint64       `json:"events"`
-	WallPerEvent float64      `json:"wall_us_per_event"`
-	CPUS         float64      `json:"cpu_s"` // the process's CPU time over the simulation proper, as the OS counts it (user and system, every thread: the collector's too); on a loaded machine, a better figure than the wall time
-	HeapMB       float64      `json:"heap_peak_mb"`
+	Events       uint64  `json:"events"`
+	WallPerEvent float64 `json:"wall_us_per_event"`
+	CPUS         float64 `json:"cpu_s"` // the process's CPU time over the simulation proper, as the OS counts it (user and system, every thread: the collector's too); on a loaded machine, a better figure than the wall time
+	HeapMB       float64 `json:"heap_peak_mb"`
 	// Stages splits the events, the mesh time and the CPU time by stage
 	// (converging, storing names, steady state, pairs, repair): which one
 	// a run's time goes to as the mesh grows.
-	Stages []StageStats `json:"stages"`
+	Stages       []StageStats `json:"stages"`
 	WallTimeS    float64      `json:"wall_time_s"`
 	SetupWallS   float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
 	SampleRoute  []int        `json:"sample_route,omitempty"`
