@@ -183,7 +183,6 @@ func (l *leaseState) peerEvent(r *Router, p *peer.Peer, up bool) {
 		return
 	}
 	if len(r.grant(leaseHolder{id: p.ID, via: p.Endpoints[0], ref: true})) > 0 {
-		r.leaseNew = true
 		r.scheduleRegister()
 	}
 }
@@ -243,7 +242,6 @@ func (r *Router) onLeaseRequest(m node.Message) {
 	}
 	r.sendGrant(m.Via, addrs)
 	if !self {
-		r.leaseNew = true
 		r.scheduleRegister()
 	}
 }

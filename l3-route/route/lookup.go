@@ -116,7 +116,7 @@ const (
 func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
 	repair := r.repairEpoch()
-	if !repair && !r.leaseNew && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
+	if !repair && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
 		// Every address in the record we registered is still ours (a
 		// tree that moved to a new epoch keeps the old one valid one
 		// epoch longer), and no tree was added: the record stands. It is
@@ -125,30 +125,12 @@ func (r *Router) scheduleRegister() {
 		// it (refreshTmr).
 		return
 	}
-	if until := r.t.FormingUntil(); until.After(now) && !repair {
-		// A cold start: the trees are still forming (see
-		// tree.Trees.FormingUntil). The last place to come calls us again;
-		// the timer is for a tree in which none comes.
-		clock.Stop(&r.regTmr)
-		r.regTmr = r.clk.AfterFunc(until.Sub(now), func() {
-			r.regTmr = nil
-			r.scheduleRegister()
-		})
-		r.regHeld = true
-		return
-	}
-	held := r.regHeld
-	if r.regTmr == nil || held {
+	if r.regTmr == nil {
 		r.regFirst = now
+	} else {
+		r.regTmr.Stop()
 	}
-	r.regHeld = false
-	clock.Stop(&r.regTmr)
 	quiet, spread := r.cfg.RegisterQuiet, r.cfg.RegisterSpread
-	if held {
-		// The whole mesh's first records, held while the trees formed,
-		// are due at about the same time: spread them as a new term's.
-		spread = max(spread, r.termSpread())
-	}
 	switch {
 	case repair:
 		// A tree renewed early because a failure broke it: our address
@@ -260,7 +242,6 @@ func (r *Router) register() {
 	}
 	rec.Sign(r.b.Signer())
 	r.registered = rec.Addrs
-	r.leaseNew = false
 	r.regAt = r.clk.Now()
 	// Refresh before the homes forget it (a record lives recordLife).
 	clock.Stop(&r.refreshTmr)

@@ -176,8 +176,6 @@ type Router struct {
 	traces     map[uint32]*traceReq
 	leases     leaseState
 	regTmr     clock.Timer
-	regHeld    bool                        // regTmr only waits for the trees to form (FormingUntil)
-	leaseNew   bool                        // a lease was granted since we last registered: its holder's record is due
 	down       map[peer.Endpoint]time.Time // neighbours that stopped answering, and since when
 	renewed    map[uint8]bool              // epochs for which we passed a neighbour's renew request on
 	regs       map[regKey]*regState        // registrations not yet confirmed

@@ -200,36 +200,6 @@ func (t *Trees) Start() {
 	}
 }
 
-// FormingPeriods is how long, in claim periods from the start of its
-// cold-start election, a tree counts as forming (Forming) while this node
-// has no place in it: long enough for a tree of thousands of nodes to
-// hand its places out, not so long that a node no parent will take keeps
-// its record back for long.
-const FormingPeriods = 4
-
-// FormingUntil is, at a cold start, when the trees this node has no place
-// in yet stop counting as forming: the latest end of such a tree's
-// FormingPeriods after its election began (zero when every tree has a
-// place, or is too deep for one, or refused us for want of room — the
-// layer above leases an address there —, or formed long ago). The routing layer
-// holds its record until then: a record registered while the trees form
-// names fewer trees and is sent again as each tree is added, and on a
-// mesh of thousands its copies, sent the length of the mesh through trees
-// still forming, and their retries were most of the air.
-func (t *Trees) FormingUntil() time.Time {
-	now := t.clk.Now()
-	var until time.Time
-	for _, tr := range t.trees {
-		if tr.cur != nil || tr.deep || len(tr.full) > 0 || !t.started {
-			continue
-		}
-		if end := tr.startAt.Add(FormingPeriods * t.cfg.ClaimPeriod); end.After(now) && end.After(until) {
-			until = end
-		}
-	}
-	return until
-}
-
 // OnParentLost registers f to hear that this node's parent in tree k went
 // silent (its peer entry timed out). The routing layer above asks the root
 // for an early term (Renew), since only a new epoch re-attaches a subtree.
