@@ -102,10 +102,7 @@ func TestReceiptsAvoidABrokenTree(t *testing.T) {
 			edges = append(edges, [2]int{i, i + 4})
 		}
 	}
-	// (Seed 1: the search below needs a tree shape with such a pair; the
-	// one seed 9 drew no longer has one since cold-start places wait for
-	// the election to end.)
-	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 1)
+	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 9)
 	me.start()
 	me.runUntilConverged(10 * time.Minute)
 	me.clk.RunFor(30 * time.Second)

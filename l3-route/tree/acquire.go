@@ -33,22 +33,6 @@ func (tr *tree) acquire() {
 	if now.Before(tr.listenEnd) {
 		return // the listening's end calls again
 	}
-	if end := tr.electionEnd(); now.Before(end) {
-		// The cold-start election of this tree is still running: a better
-		// candidate may yet claim. Places taken under a root that will
-		// not last are thrown away when the better claim comes, and with
-		// them every chain, notification and registration made in that
-		// epoch; on a mesh the flood takes long to cross, rival claims
-		// grow in number (10 terms in a tree of 5,000 nodes, 2 in one
-		// of 1,000), so wait for the election to end.
-		if tr.blindTmr == nil {
-			tr.blindTmr = t.clk.AfterFunc(end.Sub(now), func() {
-				tr.blindTmr = nil
-				tr.acquire()
-			})
-		}
-		return
-	}
 	if tr.upHops == 0 && now.Sub(tr.epochAt) < t.cfg.ClaimPeriod+t.settle() {
 		// We came into this epoch without a hop count (by a chain, or a
 		// claim passed on by a node that had none): the root's next claim
@@ -128,21 +112,6 @@ func (tr *tree) acquire() {
 	tr.pending = &via
 	tr.pendingAt, tr.heldAt = now, now
 	tr.sendRequest(via)
-}
-
-// electionEnd is when a place in the current epoch may be taken: at once,
-// unless the epoch's term began in this node's cold-start election of the
-// tree (startAt to a claim period later, when every candidate has claimed
-// or been silenced), whose claims may still be beaten by a better one on
-// its way; then when the election's window and its flood (a settle time)
-// are over. A node that joins a mesh that has a root takes a place as soon
-// as it hears it: that root's term began before its own election.
-func (tr *tree) electionEnd() time.Time {
-	t := tr.t
-	if tr.startAt.IsZero() || time.Unix(0, tr.term).Before(tr.startAt) {
-		return time.Time{}
-	}
-	return tr.startAt.Add(t.cfg.ClaimPeriod + t.cfg.ClaimPeriod/100 + t.settle())
 }
 
 // sendRequest asks via for an address, and watches for the answer. A
