@@ -115,10 +115,14 @@ type RouteResult struct {
 	LoopErrors []string `json:"loop_errors,omitempty"`
 	// Events the virtual clock ran, wall time per event of the simulation
 	// proper (building excluded), and the largest heap seen.
-	Events       uint64       `json:"events"`
-	WallPerEvent float64      `json:"wall_us_per_event"`
-	CPUS         float64      `json:"cpu_s"` // the process's CPU time over the simulation proper, as the OS counts it (user and system, every thread: the collector's too); on a loaded machine, a better figure than the wall time
-	HeapMB       float64      `json:"heap_peak_mb"`
+	Events       uint64  `json:"events"`
+	WallPerEvent float64 `json:"wall_us_per_event"`
+	CPUS         float64 `json:"cpu_s"` // the process's CPU time over the simulation proper, as the OS counts it (user and system, every thread: the collector's too); on a loaded machine, a better figure than the wall time
+	HeapMB       float64 `json:"heap_peak_mb"`
+	// Stages splits the events, the mesh time and the CPU time by stage
+	// (converging, storing names, steady state, pairs, repair): which one
+	// a run's time goes to as the mesh grows.
+	Stages       []StageStats `json:"stages"`
 	WallTimeS    float64      `json:"wall_time_s"`
 	SetupWallS   float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
 	SampleRoute  []int        `json:"sample_route,omitempty"`
@@ -131,6 +135,14 @@ type RouteResult struct {
 	SampleRoutes [][]int      `json:"-"` // the paths of the first delivered pairs (at most MaxSampleRoutes)
 	Stretches    []float64    `json:"-"` // every delivered pair's stretch in the main batch, sorted
 	AdversaryReport
+}
+
+// StageStats is one stage of a run: its events, mesh time and CPU time.
+type StageStats struct {
+	Stage     string  `json:"stage"`
+	Events    uint64  `json:"events"`
+	MeshTimeS float64 `json:"mesh_time_s"`
+	CPUS      float64 `json:"cpu_s"`
 }
 
 // MaxSampleRoutes bounds RouteResult.SampleRoutes.
@@ -205,6 +217,12 @@ type routeMesh struct {
 	prog     Progress
 	stage    string
 	total    int
+	stages   []StageStats
+	stageAt  struct {
+		events uint64
+		mesh   time.Time
+		cpu    float64
+	}
 }
 
 // Route runs the measurement. Zero fields of c take the defaults (1,000
@@ -310,6 +328,8 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	m.notePeak()
 
 	res.Loops, res.StaleViews, res.LoopErrors = m.loops, m.stale, m.loopErrs
+	m.endStage()
+	res.Stages = m.stages
 	res.Events = m.clk.Ran() - events0
 	res.CPUS = cpuSeconds() - cpu0
 	if res.Events > 0 {
@@ -541,11 +561,23 @@ func (m *routeMesh) runUntil(deadline time.Time, done func() bool, progress func
 
 // begin tells the progress a stage began, of total steps (0: unknown).
 func (m *routeMesh) begin(stage string, total int) {
+	m.endStage()
+	m.stageAt.events, m.stageAt.mesh, m.stageAt.cpu = m.clk.Ran(), m.clk.Now(), cpuSeconds()
 	m.stage = stage
 	m.total = total
 	if m.prog != nil {
 		m.prog(stage, 0, total)
 	}
+}
+
+// endStage closes the stage begun last (if any) into m.stages.
+func (m *routeMesh) endStage() {
+	if m.stage == "" {
+		return
+	}
+	m.stages = append(m.stages, StageStats{Stage: m.stage, Events: m.clk.Ran() - m.stageAt.events,
+		MeshTimeS: m.clk.Now().Sub(m.stageAt.mesh).Seconds(), CPUS: cpuSeconds() - m.stageAt.cpu})
+	m.stage = ""
 }
 
 // tick tells the progress how far the stage is.

@@ -42,6 +42,17 @@ func checkRun(t *testing.T, name string, r *RouteResult) {
 	if r.Loops != 0 {
 		t.Errorf("%s: %d decisions broke the loop invariant: %v", name, r.Loops, r.LoopErrors)
 	}
+	// The stages split the whole run: their events add up to the run's,
+	// and converging, the steady window and the pairs are among them.
+	var events uint64
+	seen := map[string]bool{}
+	for _, st := range r.Stages {
+		events += st.Events
+		seen[st.Stage] = true
+	}
+	if events != r.Events || !seen["converging"] || !seen["steady state"] || !seen["routing"] {
+		t.Errorf("%s: stages %+v add up to %d events, the run had %d", name, r.Stages, events, r.Events)
+	}
 }
 
 // TestEveryKindOfGraph: small graphs of every kind route every probe, with
