@@ -105,6 +105,8 @@ func checkControl(b []byte) error {
 		ok = n == 33
 	case msgErrorSigned:
 		ok = n == ErrorSize-1
+	case msgErrorNonce:
+		ok = n == ErrorNonceSize-1
 	case msgRenew, msgRenewVia:
 		ok = n == 2
 	case msgRenewSigned, msgRenewViaSigned:

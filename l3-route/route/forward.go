@@ -229,7 +229,7 @@ func (r *Router) decidePath(rp *routed, originated bool, from *peer.Endpoint) {
 		r.traceHop(rp, self.Addr, next)
 	}
 	r.observe(Hop{Hash: rp.Inner.Hash, Self: r.self, Next: next.ID, From: r.idAt(from), TreeState: h.TreeState, TTL: h.TTL, Mode: h.Mode, Error: h.Error,
-		Path: true, Phase: phase, BoundIn: rp.inBound, SelfPot: selfPot, NextPot: nextPot, Dst: ph.dst})
+		Path: true, Phase: phase, BoundIn: rp.inBound, SelfPot: selfPot, NextPot: nextPot, Dst: ph.dst, Nonce: ph.nonce, HasNonce: ph.hasNonce})
 	r.send(rp, next, originated, from)
 }
 
@@ -643,7 +643,7 @@ func (r *Router) reportError(rp *routed, err error) {
 	if self, ok := r.position(h.TreeState); ok {
 		rep = self.Addr.Truncate()
 	}
-	b := r.appendError(nil, node.CodeOf(err), hash, rep)
+	b := r.appendError(nil, node.CodeOf(err), hash, rep, rp.Path)
 	r.stats.ErrorsSent++
 	// The report counts up from the failed Package's remaining hop limit
 	// (PROTOCOL 7: the packet goes back with its ttl, relays increment

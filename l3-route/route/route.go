@@ -151,6 +151,10 @@ type Hop struct {
 	BoundIn          uint64
 	SelfPot, NextPot uint64
 	Dst              []TreeAddr // the destination's addresses (shared: do not modify or keep)
+	// Nonce is the path header's nonce for the attempt (HasNonce: it
+	// carries one): what anyone who hears the Package learns.
+	Nonce    uint64
+	HasNonce bool
 }
 
 // Router is the routing layer of one node. It is the layer above the node
@@ -794,7 +798,7 @@ func (r *Router) control(rp *routed, b []byte) {
 	switch b[0] {
 	case msgReceipt, msgReceiptSigned, msgReceiptNonce:
 		r.onReceipt(b)
-	case msgError, msgErrorSigned:
+	case msgError, msgErrorSigned, msgErrorNonce:
 		r.onError(b)
 	case msgRenew, msgRenewSigned:
 		r.onRenew(b)
