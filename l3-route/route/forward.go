@@ -355,6 +355,10 @@ type cand struct {
 	least, sum  uint32
 	seen        int
 	down, speak bool
+	// placed: the trees (bits) where the ranking saw the neighbour's
+	// certified position in the destination's epoch, at depth.
+	placed uint32
+	depth  [tree.MaxTrees]uint8
 }
 
 // pathNext picks the neighbour to pass a path header to: the one of least
@@ -477,6 +481,10 @@ func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64,
 			c := &r.cands[i]
 			k := m.RouteKey(nb.Addr, d.Addr)
 			c.least, c.sum, c.seen = min(c.least, k), c.sum+capKey(k), c.seen+1
+			if t := int(d.Tree); t < tree.MaxTrees && c.placed&(1<<t) == 0 {
+				c.placed |= 1 << t
+				c.depth[t] = uint8(min(nb.Addr.Depth(), math.MaxUint8))
+			}
 		}
 	}
 	var (
@@ -494,7 +502,7 @@ func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64,
 		} else {
 			// Its own, or one hop beyond a neighbour of its (hood.go).
 			p = potential(0, c.least, c.sum+keyCap*uint32(len(ph.dst)-c.seen))
-			p = min(p, r.hoodPot(c.nb.Via, ph, m))
+			p = min(p, r.hoodPot(c, ph, m))
 		}
 		if p >= q {
 			continue

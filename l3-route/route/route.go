@@ -116,6 +116,7 @@ type Stats struct {
 	// outside the skew allowance, or a plain one where a signature is due.
 	ReceiptsRefused, ErrorsRefused, RenewsRefused uint64
 	RelayErrors                                   uint64 // signed error reports from relays (taken as "try again")
+	HoodsRefused                                  uint64 // neighbourhood lists from no peer (hood.go)
 	Copies                                        uint64 // Packages delivered lately that came again (answered, not delivered)
 	Lookups, LookupHits                           uint64
 	Namesakes                                     uint64 // path headers to another holder of one of our places (forwardPath), passed on
