@@ -17,6 +17,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -78,6 +79,11 @@ func recordSeeds() []fuzzSeed {
 	pad := slices.Concat(e[:lenAt], []byte{e[lenAt] + 1}, e[lenAt+1:lenAt+1+int(e[lenAt])], []byte{0}, e[lenAt+1+int(e[lenAt]):])
 	// Another: the proxy flag with the node's own id as the signer.
 	self := slices.Concat(e[:32], []byte{recordProxy}, e[:32], e[33:])
+	// A keyless board's record by its certified proxy.
+	cert := revoke.SignProxy(fuzzProxy, keylessID(), fuzzProxy.ID(), time.Unix(0, fuzzTime).Add(time.Hour))
+	certified := Record{ID: keylessID(), Signer: fuzzProxy.ID(), Time: fuzzTime, Addrs: []TreeAddr{{Tree: 0, TreeState: 16, Addr: lease}}, Cert: &cert}
+	certified.Sign(fuzzProxy)
+	c := certified.AppendTo(nil)
 	return []fuzzSeed{
 		{"own", e},
 		{"proxied_lease", proxied.AppendTo(nil)},
@@ -92,6 +98,9 @@ func recordSeeds() []fuzzSeed {
 		{"addr_len_65", with(e, lenAt, 65)},
 		{"noncanonical_addr_len", pad},
 		{"noncanonical_proxy_self", self},
+		{"certified_proxy", c},
+		{"certified_short", c[:32+1+32+CertSize-1]},
+		{"flags_6", with(c, 32, recordDelegated|recordWithCert)},
 	}
 }
 
@@ -117,7 +126,8 @@ func FuzzRecord(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, got)
 		}
 		var again Record
-		if err := again.UnmarshalBinary(got); err != nil || again.ID != r.ID || again.Signer != r.Signer || again.Time != r.Time || !slices.Equal(again.Addrs, r.Addrs) || again.Sig != r.Sig {
+		if err := again.UnmarshalBinary(got); err != nil || again.ID != r.ID || again.Signer != r.Signer || again.Time != r.Time || !slices.Equal(again.Addrs, r.Addrs) || again.Sig != r.Sig ||
+			(again.Cert == nil) != (r.Cert == nil) || r.Cert != nil && *again.Cert != *r.Cert {
 			t.Fatalf("decoding the re-encoding: %v, %+v, want %+v", err, again, r)
 		}
 		_ = r.Verify()

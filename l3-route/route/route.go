@@ -29,6 +29,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -69,6 +70,20 @@ type Config struct {
 	// or name record for one, or signed by one, is neither stored nor
 	// believed in a lookup's answer.
 	Revocations identity.Revocations
+	// CertifiedProxies, when set, takes a proxy record for a keyless
+	// node_id (a reference board's) only with a proxy certificate
+	// (revoke.ProxyCert) by one of ProxyOperators for that board and that
+	// proxy, unexpired: in storing it at a home and in a lookup's answer.
+	// Unset, such a record is unvouched (delegation.go) unless it carries
+	// a certificate, which then must hold wherever ProxyOperators lists
+	// its operator. (A node that can sign has its own record or a
+	// delegation: certificates are for boards that cannot.)
+	CertifiedProxies bool
+	ProxyOperators   []identity.NodeID
+	// ProxyCerts are certificates naming this node as the proxy of
+	// boards: the records it signs for a reference leaseholder named in
+	// one carry it.
+	ProxyCerts []revoke.ProxyCert
 }
 
 func (c *Config) fill() {
