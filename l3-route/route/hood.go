@@ -216,12 +216,14 @@ func (r *Router) hoodProven(p *peer.Peer) {
 			r.hood.heard = map[peer.Endpoint]*hood{}
 		}
 		if old := r.hood.heard[ep]; old != nil && old.id == p.ID {
-			// Lists heard since it proved are newer.
+			// Taken before a proof it had to make again (a restart): the
+			// lists held since are newer, the others still stand.
 			for k := range h.has {
-				if old.has[k] {
-					h.ts[k], h.has[k], h.lists[k] = old.ts[k], true, old.lists[k]
+				if h.has[k] {
+					old.ts[k], old.has[k], old.lists[k] = h.ts[k], true, h.lists[k]
 				}
 			}
+			continue
 		}
 		r.hood.heard[ep] = h
 	}

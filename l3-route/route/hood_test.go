@@ -209,6 +209,14 @@ func TestHoodBounded(t *testing.T) {
 	if h := r.hood.heard[ep2]; h == nil || h.id != p2.ID || r.hood.unproven[ep2] != nil {
 		t.Fatalf("a list held for a peer that proved was not taken: %+v", h)
 	}
+	// One held while it proved again (a restart) replaces the list taken
+	// before.
+	newer := []hoodEntry{{tag: 9, addr: me.pos(3, 0).Addr, depth: me.pos(3, 0).Addr.Depth()}}
+	r.hood.unproven[ep2] = &hood{id: p2.ID, has: [tree.MaxTrees]bool{true}, ts: [tree.MaxTrees]uint8{ts}, lists: [tree.MaxTrees][]hoodEntry{newer}}
+	r.hoodPeer(p2, true)
+	if h := r.hood.heard[ep2]; h == nil || len(h.lists[0]) != 1 || h.lists[0][0].tag != 9 {
+		t.Fatalf("a list held since the proof did not replace the older: %+v", h)
+	}
 	delete(r.hood.heard, ep2)
 	r.hood.unproven[ep2] = &hood{id: me.nodes[5].n.ID(), has: [tree.MaxTrees]bool{true}, ts: [tree.MaxTrees]uint8{ts}}
 	r.hoodPeer(p2, true)
