@@ -62,11 +62,12 @@ import (
 //     and the trees are breadth-first (tree/acquire.go: a node asks the
 //     neighbour on a shortest way to the root), so an honest list names
 //     few others (and the sender leaves those out). A liar can therefore
-//     rank itself near a destination only about as well as a node of its
-//     own certified depth could be: through a claimed neighbour at least
-//     |its depth − the destination's| − hoodSlack from the destination in
-//     each tree, never next to one three or more levels deeper or
-//     shallower than it in every tree.
+//     rank itself near a destination only about as well as its own
+//     certified depth allows: through a claimed neighbour at least |its
+//     depth − the destination's| − hoodSlack from the destination in each
+//     tree (a tree distance is at least the difference of depths), never
+//     next to one three or more levels deeper or shallower than it in
+//     every tree.
 
 const (
 	msgHood = 0x19
