@@ -8,6 +8,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 )
 
@@ -105,6 +106,8 @@ func checkControl(b []byte) error {
 		ok = n == 33
 	case msgErrorSigned:
 		ok = n == ErrorSize-1
+	case msgErrorNonce:
+		ok = n == ErrorNonceSize-1
 	case msgRenew, msgRenewVia:
 		ok = n == 2
 	case msgRenewSigned, msgRenewViaSigned:
@@ -165,6 +168,10 @@ type Record struct {
 	// our leaves (delegation.go); nil in a self-signed record and in a
 	// proxy's record for a reference board.
 	Deleg *Delegation
+	// Cert is an operator's certificate that Signer may register records
+	// for ID (a keyless board), in a proxy's record for one; nil
+	// elsewhere. Its Board and Proxy are ID and Signer.
+	Cert *revoke.ProxyCert
 }
 
 const recordDomain = "mycelium/record/v1"
@@ -195,14 +202,20 @@ func (r *Record) Verify() bool {
 // Record wire form [ours], compact so that a record (and a lookup reply
 // carrying one) fits a single routed packet, which costs a relay one frame
 // and its ack instead of a sequence's rounds: id(32) ‖ flags(1: bit 0, a
-// proxy signed it and its id follows) ‖ [signer(32)] ‖ time(8) ‖ n(1) ‖ n ×
+// proxy signed it and its id follows; bit 1, the node's delegation follows
+// the signer; bit 2, an operator's proxy certificate follows it) ‖
+// [signer(32)] ‖ [delegation or certificate] ‖ time(8) ‖ n(1) ‖ n ×
 // (tree ‖ tree_state ‖ len(1) ‖ the address's first len bytes, 0–64, as a
 // Long: the rest are zero) ‖ signature(64). The signature covers the full
 // form (signed: each address as its 64 bytes).
 const (
 	recordProxy     = 0x01
 	recordDelegated = 0x02 // a proxy's, with the node's delegation: until (8) ‖ sig (64) follow the signer
+	recordWithCert  = 0x04 // a proxy's, with an operator's certificate: operator (32) ‖ until (8, Unix s) ‖ sig (64) follow the signer
 )
+
+// CertSize is a proxy certificate's size in a record.
+const CertSize = 32 + 8 + ed25519.SignatureSize
 
 // AppendTo encodes the record.
 func (r *Record) AppendTo(b []byte) []byte {
@@ -215,6 +228,12 @@ func (r *Record) AppendTo(b []byte) []byte {
 		b = append(b, r.Signer[:]...)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.Deleg.Until))
 		b = append(b, r.Deleg.Sig[:]...)
+	case r.Cert != nil:
+		b = append(b, recordWithCert)
+		b = append(b, r.Signer[:]...)
+		b = append(b, r.Cert.Operator[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.Cert.Until))
+		b = append(b, r.Cert.Sig[:]...)
 	default:
 		b = append(b, recordProxy)
 		b = append(b, r.Signer[:]...)
@@ -237,11 +256,11 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	copy(r.ID[:], b[:32])
 	flags := b[32]
 	b = b[33:]
-	r.Deleg = nil
+	r.Deleg, r.Cert = nil, nil
 	switch flags {
 	case 0:
 		r.Signer = r.ID
-	case recordProxy, recordDelegated:
+	case recordProxy, recordDelegated, recordWithCert:
 		if len(b) < 32 {
 			return bad("short signer")
 		}
@@ -258,6 +277,16 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 			copy(d.Sig[:], b[8:DelegationSize])
 			r.Deleg = d
 			b = b[DelegationSize:]
+		}
+		if flags == recordWithCert {
+			if len(b) < CertSize {
+				return bad("short certificate")
+			}
+			c := &revoke.ProxyCert{Board: r.ID, Proxy: r.Signer, Until: int64(binary.BigEndian.Uint64(b[32:40]))}
+			copy(c.Operator[:], b[:32])
+			copy(c.Sig[:], b[40:CertSize])
+			r.Cert = c
+			b = b[CertSize:]
 		}
 	default:
 		return bad(fmt.Sprintf("flags %#x", flags))

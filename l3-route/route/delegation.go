@@ -9,7 +9,10 @@ package route
 // proxy with each lease request. A reference board cannot sign, so a proxy
 // record for it is unvouched: it is stored only while no vouched record
 // (self-signed or delegated) of the same node is alive, and never
-// displaces one. Records dated beyond the clock-skew allowance (the trees'
+// displaces one. An operator can certify the proxy of a keyless board
+// (revoke.ProxyCert, carried in the record): a certified record stands
+// above unvouched ones, and a node with Config.CertifiedProxies takes a
+// keyless board's proxy record only with a certificate. Records dated beyond the clock-skew allowance (the trees'
 // MaxSkew, 1 minute by default) in the future are refused outright: a
 // far-future record would otherwise outrank every honest one for as long
 // as it claims.
@@ -17,9 +20,11 @@ package route
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 )
 
 // Delegation is a node's permission for a proxy to sign its name records
@@ -59,17 +64,34 @@ func (d *Delegation) Verify(owner identity.NodeID) bool {
 // Record standing, lowest first.
 const (
 	recordUnvouched = iota // a proxy's, without a delegation (a reference board's)
+	recordCertified        // a proxy's for a keyless board, with an operator's certificate
 	recordVouched          // the node's own, or its delegated proxy's
 )
 
 // standing rates a verified record at now; ok is false for a record that
-// claims a delegation that does not hold (forged, for another proxy, or
-// expired): such a record is refused, not demoted.
-func standing(rec *Record, now time.Time) (rank int, ok bool) {
+// claims a delegation or certificate that does not hold (forged, for
+// another proxy, expired, by an operator not listed): such a record is
+// refused, not demoted. With Config.CertifiedProxies, a proxy's record for
+// a keyless node_id without a certificate is refused too.
+func (r *Router) standing(rec *Record, now time.Time) (rank int, ok bool) {
 	switch {
 	case rec.Signer == rec.ID:
 		return recordVouched, true
+	case rec.Cert != nil:
+		err := rec.Cert.Check(r.cfg.ProxyOperators, rec.ID, rec.Signer, now)
+		switch {
+		case canSign(rec.ID):
+			return 0, false // a node with a key vouches for itself
+		case errors.Is(err, revoke.ErrUntrusted) && !r.cfg.CertifiedProxies:
+			return recordUnvouched, true // an operator we do not list: as good as none
+		case err != nil:
+			return 0, false
+		}
+		return recordCertified, true
 	case rec.Deleg == nil:
+		if r.cfg.CertifiedProxies && !canSign(rec.ID) {
+			return 0, false
+		}
 		return recordUnvouched, true
 	case rec.Deleg.Proxy != rec.Signer || rec.Deleg.Until < now.UnixNano() || !rec.Deleg.Verify(rec.ID):
 		return 0, false
@@ -113,7 +135,7 @@ func (r *Router) admitRecord(rec *Record, old *storedRecord, now time.Time) bool
 		r.stats.RecordsRefused++
 		return false
 	}
-	rank, ok := standing(rec, now)
+	rank, ok := r.standing(rec, now)
 	if !ok {
 		r.stats.RecordsRefused++
 		return false
@@ -121,7 +143,7 @@ func (r *Router) admitRecord(rec *Record, old *storedRecord, now time.Time) bool
 	if old == nil {
 		return true
 	}
-	oldRank, _ := standing(&old.rec, now)
+	oldRank, _ := r.standing(&old.rec, now)
 	if now.Sub(old.at) >= r.recordLife() {
 		oldRank = -1 // gone stale: anything valid replaces it
 	}

@@ -240,7 +240,7 @@ func (r *Router) decidePath(rp *routed, originated bool, from *peer.Endpoint) {
 		r.traceHop(rp, self.Addr, next)
 	}
 	r.observe(Hop{Hash: rp.Inner.Hash, Self: r.self, Next: next.ID, From: r.idAt(from), TreeState: h.TreeState, TTL: h.TTL, Mode: h.Mode, Error: h.Error,
-		Path: true, Phase: phase, BoundIn: rp.inBound, SelfPot: selfPot, NextPot: nextPot, Dst: ph.dst})
+		Path: true, Phase: phase, BoundIn: rp.inBound, SelfPot: selfPot, NextPot: nextPot, Dst: ph.dst, Nonce: ph.nonce, HasNonce: ph.hasNonce})
 	r.send(rp, next, originated, from)
 }
 
@@ -366,6 +366,10 @@ type cand struct {
 	least, sum  uint32
 	seen        int
 	down, speak bool
+	// placed: the trees (bits) where the ranking saw the neighbour's
+	// certified position in the destination's epoch, at depth.
+	placed uint32
+	depth  [tree.MaxTrees]uint8
 }
 
 // pathNext picks the neighbour to pass a path header to: the one of least
@@ -488,6 +492,10 @@ func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64,
 			c := &r.cands[i]
 			k := m.RouteKey(nb.Addr, d.Addr)
 			c.least, c.sum, c.seen = min(c.least, k), c.sum+capKey(k), c.seen+1
+			if t := int(d.Tree); t < tree.MaxTrees && c.placed&(1<<t) == 0 {
+				c.placed |= 1 << t
+				c.depth[t] = uint8(min(nb.Addr.Depth(), math.MaxUint8))
+			}
 		}
 	}
 	var (
@@ -505,7 +513,7 @@ func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64,
 		} else {
 			// Its own, or one hop beyond a neighbour of its (hood.go).
 			p = potential(0, c.least, c.sum+keyCap*uint32(len(ph.dst)-c.seen))
-			p = min(p, r.hoodPot(c.nb.Via, ph, m))
+			p = min(p, r.hoodPot(c, ph, m))
 		}
 		if p >= q {
 			continue
@@ -654,7 +662,7 @@ func (r *Router) reportError(rp *routed, err error) {
 	if self, ok := r.position(h.TreeState); ok {
 		rep = self.Addr.Truncate()
 	}
-	b := r.appendError(nil, node.CodeOf(err), hash, rep)
+	b := r.appendError(nil, node.CodeOf(err), hash, rep, rp.Path)
 	r.stats.ErrorsSent++
 	// The report counts up from the failed Package's remaining hop limit
 	// (PROTOCOL 7: the packet goes back with its ttl, relays increment

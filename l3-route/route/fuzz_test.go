@@ -17,6 +17,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -39,8 +40,12 @@ var (
 
 const fuzzTime = int64(1767225600_000000000) // 2026-01-01 UTC
 
-// fuzzNonce is the nonce of the fixture's send's one attempt.
-const fuzzNonce = uint64(0x6e6f6e6365000001)
+// fuzzNonce is the nonce of the fixture's send's latest attempt, and
+// fuzzEarlier its first's (tried again since).
+const (
+	fuzzNonce   = uint64(0x6e6f6e6365000001)
+	fuzzEarlier = uint64(0x6e6f6e6365000000)
+)
 
 func signedRecord(id identity.Identity, signer identity.Identity, addrs ...TreeAddr) Record {
 	r := Record{ID: id.ID(), Signer: signer.ID(), Time: fuzzTime, Addrs: addrs}
@@ -74,6 +79,11 @@ func recordSeeds() []fuzzSeed {
 	pad := slices.Concat(e[:lenAt], []byte{e[lenAt] + 1}, e[lenAt+1:lenAt+1+int(e[lenAt])], []byte{0}, e[lenAt+1+int(e[lenAt]):])
 	// Another: the proxy flag with the node's own id as the signer.
 	self := slices.Concat(e[:32], []byte{recordProxy}, e[:32], e[33:])
+	// A keyless board's record by its certified proxy.
+	cert := revoke.SignProxy(fuzzProxy, keylessID(), fuzzProxy.ID(), time.Unix(0, fuzzTime).Add(time.Hour))
+	certified := Record{ID: keylessID(), Signer: fuzzProxy.ID(), Time: fuzzTime, Addrs: []TreeAddr{{Tree: 0, TreeState: 16, Addr: lease}}, Cert: &cert}
+	certified.Sign(fuzzProxy)
+	c := certified.AppendTo(nil)
 	return []fuzzSeed{
 		{"own", e},
 		{"proxied_lease", proxied.AppendTo(nil)},
@@ -88,6 +98,9 @@ func recordSeeds() []fuzzSeed {
 		{"addr_len_65", with(e, lenAt, 65)},
 		{"noncanonical_addr_len", pad},
 		{"noncanonical_proxy_self", self},
+		{"certified_proxy", c},
+		{"certified_short", c[:32+1+32+CertSize-1]},
+		{"flags_6", with(c, 32, recordDelegated|recordWithCert)},
 	}
 }
 
@@ -113,7 +126,8 @@ func FuzzRecord(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, got)
 		}
 		var again Record
-		if err := again.UnmarshalBinary(got); err != nil || again.ID != r.ID || again.Signer != r.Signer || again.Time != r.Time || !slices.Equal(again.Addrs, r.Addrs) || again.Sig != r.Sig {
+		if err := again.UnmarshalBinary(got); err != nil || again.ID != r.ID || again.Signer != r.Signer || again.Time != r.Time || !slices.Equal(again.Addrs, r.Addrs) || again.Sig != r.Sig ||
+			(again.Cert == nil) != (r.Cert == nil) || r.Cert != nil && *again.Cert != *r.Cert {
 			t.Fatalf("decoding the re-encoding: %v, %+v, want %+v", err, again, r)
 		}
 		_ = r.Verify()
@@ -171,7 +185,7 @@ func newControlFixture(t testing.TB) *controlFixture {
 	// A send waiting for its receipt.
 	pkg := packet.NewPackage(testApp, []byte("waiting for a receipt"))
 	fx.sendHash, fx.sendRes = pkg.Hash, node.NewResult()
-	r.pending[pkg.Hash] = &pendingSend{res: fx.sendRes, pkg: pkg, attempts: 1, dst: Destination{ID: fuzzPeer.ID()}, since: clk.Now(), nonces: []uint64{fuzzNonce}}
+	r.pending[pkg.Hash] = &pendingSend{res: fx.sendRes, pkg: pkg, attempts: 2, dst: Destination{ID: fuzzPeer.ID()}, since: clk.Now(), nonces: []uint64{fuzzEarlier, fuzzNonce}}
 	// And one to a keyless board, which cannot sign its receipt.
 	bpkg := packet.NewPackage(testApp, []byte("waiting for a board's receipt"))
 	fx.boardHash, fx.boardRes = bpkg.Hash, node.NewResult()
@@ -235,6 +249,18 @@ func controlSeeds(t testing.TB) []fuzzSeed {
 		{"error_long", cat([]byte{msgError, 2}, fx.sendHash[:], nodeAddr[:], []byte{0})},
 		{"error_signed", signedError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzTime)},
 		{"error_signed_relay", signedError(fuzzProxy, node.ErrHopLimit.Code, fx.sendHash, nodeAddr, fuzzTime)},
+		{"error_nonce", nonceError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzNonce, fuzzTime)},
+		{"error_nonce_earlier", nonceError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzEarlier, fuzzTime)},
+		{"error_nonce_other", nonceError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzNonce+1, fuzzTime)},
+		{"error_nonce_relay", nonceError(fuzzProxy, node.ErrHopLimit.Code, fx.sendHash, nodeAddr, fuzzNonce, fuzzTime)},
+		{"error_nonce_relay_earlier", nonceError(fuzzProxy, node.ErrHopLimit.Code, fx.sendHash, nodeAddr, fuzzEarlier, fuzzTime)},
+		{"error_nonce_old", nonceError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzNonce, fuzzTime-int64(time.Hour))},
+		{"error_nonce_short", nonceError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzNonce, fuzzTime)[:ErrorNonceSize-1]},
+		{"error_nonce_bad", func() []byte {
+			b := nonceError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzNonce, fuzzTime)
+			b[70] ^= 1 // another nonce than the one signed
+			return b
+		}()},
 		{"error_signed_bad", func() []byte {
 			b := signedError(fuzzPeer, node.ErrUnknownApp.Code, fx.sendHash, nodeAddr, fuzzTime)
 			b[1] = node.ErrHopLimit.Code
@@ -313,15 +339,17 @@ func FuzzControl(f *testing.F) {
 		// The send waiting for its receipt.
 		switch {
 		case typ == msgReceiptNonce && len(data) == ReceiptNonceSize && bytes.Equal(data[1:17], fx.sendHash[:]) &&
-			binary.BigEndian.Uint64(data[17:25]) == fuzzNonce &&
-			bytes.Equal(data, nonceReceipt(fuzzPeer, fx.sendHash, fuzzNonce, int64(binary.BigEndian.Uint64(data[25:33])))) &&
+			slices.Contains([]uint64{fuzzEarlier, fuzzNonce}, binary.BigEndian.Uint64(data[17:25])) &&
+			bytes.Equal(data, nonceReceipt(fuzzPeer, fx.sendHash, binary.BigEndian.Uint64(data[17:25]), int64(binary.BigEndian.Uint64(data[25:33])))) &&
 			inSkew(data[25:33]):
 			// (A receipt with no nonce, msgReceiptSigned, answers no
 			// attempt of a send that drew one: default below.)
 			if !fx.sendRes.Finished() || fx.sendRes.Err() != nil {
 				t.Fatalf("the destination's receipt for the send: finished %v, err %v", fx.sendRes.Finished(), fx.sendRes.Err())
 			}
-		case typ == msgErrorSigned && len(data) == ErrorSize && bytes.Equal(data[2:18], fx.sendHash[:]):
+		case typ == msgErrorNonce && len(data) == ErrorNonceSize && bytes.Equal(data[2:18], fx.sendHash[:]):
+			// (An error with no nonce, msgErrorSigned, answers no attempt
+			// of a send that drew one: default below.)
 			var rep addr.Address
 			copy(rep[:], data[18:34])
 			var who identity.Identity
@@ -330,13 +358,24 @@ func FuzzControl(f *testing.F) {
 					who = id
 				}
 			}
-			valid := !who.IsZero() && bytes.Equal(data, signedError(who, data[1], fx.sendHash, rep, int64(binary.BigEndian.Uint64(data[66:74])))) &&
-				inSkew(data[66:74])
+			nonce := binary.BigEndian.Uint64(data[66:74])
+			valid := !who.IsZero() && bytes.Equal(data, nonceError(who, data[1], fx.sendHash, rep, nonce, int64(binary.BigEndian.Uint64(data[74:82])))) &&
+				inSkew(data[74:82])
+			// The destination's (fuzzPeer's) for either attempt ends the
+			// send; a relay's only makes it try again (never at once), and
+			// counts only for the latest attempt.
+			dest := valid && who.ID() == fuzzPeer.ID() && (nonce == fuzzNonce || nonce == fuzzEarlier)
 			if fx.sendRes.Finished() {
 				var re *node.RemoteError
-				if !valid || !errors.As(fx.sendRes.Err(), &re) || node.CodeOf(re.Err) != node.CodeOf(node.ErrorForCode(data[1])) || re.From != rep.String() {
+				if !dest || !errors.As(fx.sendRes.Err(), &re) || node.CodeOf(re.Err) != node.CodeOf(node.ErrorForCode(data[1])) || re.From != rep.String() {
 					t.Fatalf("error %x finished the send with %v", data, fx.sendRes.Err())
 				}
+			} else if dest && !retryable(node.ErrorForCode(data[1])) {
+				t.Fatalf("the destination's error %x did not end the send", data)
+			}
+			relayed := r.stats.RelayErrors > 0
+			if relayed != (valid && who.ID() != fuzzPeer.ID() && nonce == fuzzNonce) {
+				t.Fatalf("error %x: taken as a relay's %v", data, relayed)
 			}
 		case typ == msgError && len(data) == 34 && bytes.Equal(data[2:18], fx.boardHash[:]):
 			// A keyless board's plain report counts for a send to it.
@@ -572,6 +611,14 @@ func signedError(id identity.Identity, code uint8, hash [16]byte, rep addr.Addre
 	nid := id.ID()
 	body := slices.Concat([]byte{code}, hash[:], rep[:], nid[:], binary.BigEndian.AppendUint64(nil, uint64(t)))
 	return slices.Concat([]byte{msgErrorSigned}, body, id.Sign(slices.Concat([]byte("mycelium/error/v1"), body)))
+}
+
+// nonceError is id's error report for the attempt of hash that carried
+// nonce, as the wire holds it (docs/protocol.md).
+func nonceError(id identity.Identity, code uint8, hash [16]byte, rep addr.Address, nonce uint64, t int64) []byte {
+	nid := id.ID()
+	body := slices.Concat([]byte{code}, hash[:], rep[:], nid[:], binary.BigEndian.AppendUint64(nil, nonce), binary.BigEndian.AppendUint64(nil, uint64(t)))
+	return slices.Concat([]byte{msgErrorNonce}, body, id.Sign(slices.Concat([]byte("mycelium/error/v2"), body)))
 }
 
 // signedRenew is id's renew request for tree k's epoch ts.

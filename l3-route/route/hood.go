@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
@@ -43,12 +44,45 @@ import (
 // every four claim periods anyway, or a twelfth of an epoch if that is
 // longer (a broadcast may be lost),
 // at most one frame: the shallowest neighbours first.
+//
+// A list is a neighbour's word, not a certificate (a chain per neighbour
+// would not fit a frame), so what a list can make a node believe is
+// bounded by what it has verified:
+//
+//   - it is taken only from a proven neighbour (Bind.SpeaksOurs, the check
+//     the trees give positions), and bound to its node_id: a list that
+//     comes before the sender's proof is held apart (one per endpoint, as
+//     the peer table bounds them) and taken only once the peer at that
+//     endpoint is proven; a list from no peer is refused;
+//   - a list longer than one frame (hoodBytes) is refused;
+//   - a neighbour's list for a tree counts only where we hold the
+//     neighbour's own certified position in that epoch (it is placed
+//     there), and of it only the entries within hoodSlack levels of that
+//     position's depth: a neighbour's neighbour is one radio hop from it,
+//     and the trees are breadth-first (tree/acquire.go: a node asks the
+//     neighbour on a shortest way to the root), so an honest list names
+//     few others (and the sender leaves those out). A liar can therefore
+//     rank itself near a destination only about as well as its own
+//     certified depth allows: through a claimed neighbour at least |its
+//     depth − the destination's| − hoodSlack from the destination in each
+//     tree (a tree distance is at least the difference of depths), never
+//     next to one three or more levels deeper or shallower than it in
+//     every tree.
 
 const (
 	msgHood = 0x19
 
 	// hoodBytes bounds a list's message (one frame of either link).
 	hoodBytes = 190
+	// hoodSlack is how many levels from its lister's depth an entry may
+	// be. Breadth-first trees would allow one; a node placed late takes a
+	// deeper parent (acquire's slack), and with one level the
+	// neighbourhoods lost enough to show (300 random nodes, seeds 1 and 2:
+	// stretch p95 1.11 → 1.14, mean +0.4–0.6 %); with two, random meshes
+	// lost nothing measurable. A grid is bipartite (neighbours' depths
+	// differ by an odd number), so two there is one: 8 % of its entries
+	// are three levels off, and its stretch rose a little (README).
+	hoodSlack = 2
 	// hoodMin is the smallest message: type, tree_state, count.
 	hoodMin = 3
 	// hoodRefresh: every list is sent again, changed or not, every
@@ -64,28 +98,32 @@ func (r *Router) hoodRefresh() int {
 	return 2 * max(hoodRefresh, r.t.Config().EpochPeriods/12)
 }
 
-// hoodEntry is one neighbour's address in a neighbour's list.
+// hoodEntry is one neighbour's address in a neighbour's list (depth: the
+// address's, computed once).
 type hoodEntry struct {
-	tag  uint16
-	addr addr.Long
+	tag   uint16
+	addr  addr.Long
+	depth int
 }
 
-// hood is what one neighbour told us of its neighbours: a list per tree,
-// for the epoch it names.
+// hood is what one neighbour (id) told us of its neighbours: a list per
+// tree, for the epoch it names.
 type hood struct {
+	id    identity.NodeID
 	ts    [tree.MaxTrees]uint8
 	has   [tree.MaxTrees]bool
 	lists [tree.MaxTrees][]hoodEntry
 }
 
-// hoodState is this node's side: the lists heard, per neighbour, and
-// what it last sent, per tree.
+// hoodState is this node's side: the lists heard, per neighbour (held
+// apart until the neighbour is proven), and what it last sent, per tree.
 type hoodState struct {
-	heard map[peer.Endpoint]*hood
-	sent  [tree.MaxTrees][]byte
-	from  [tree.MaxTrees][]tree.Neighbor // the trees' list each was made from
-	tmr   clock.Timer
-	ticks int
+	heard    map[peer.Endpoint]*hood
+	unproven map[peer.Endpoint]*hood
+	sent     [tree.MaxTrees][]byte
+	from     [tree.MaxTrees][]tree.Neighbor // the trees' list each was made from
+	tmr      clock.Timer
+	ticks    int
 	// scratch for ranking (one decision at a time: the node's loop)
 	idx  map[uint16]int
 	acc  []hoodAcc
@@ -110,7 +148,7 @@ func appendHood(b []byte, ts uint8, es []hoodEntry) []byte {
 // decodeHood reads a list's message (b without its type byte). Errors
 // wrap ErrControl.
 func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
-	if len(b) < hoodMin-1 {
+	if len(b) < hoodMin-1 || len(b) > hoodBytes-1 {
 		return 0, nil, fmt.Errorf("%w: neighbourhood: %d bytes", ErrControl, len(b))
 	}
 	ts, n := b[0], int(b[1])
@@ -124,6 +162,7 @@ func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
 		if e.addr, b, err = addr.ReadCompact(b[2:]); err != nil {
 			return 0, nil, fmt.Errorf("%w: neighbourhood: %w", ErrControl, err)
 		}
+		e.depth = e.addr.Depth()
 		es = append(es, e)
 	}
 	if len(b) != 0 {
@@ -133,32 +172,65 @@ func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
 }
 
 // onHood stores a neighbour's list: one hop, for a tree its tree_state
-// names.
+// names, from a proven peer (held apart until then).
 func (r *Router) onHood(m node.Message) {
 	ts, es, err := decodeHood(m.Blob[1:])
 	if err != nil {
 		r.stats.Malformed++
 		return
 	}
-	if r.b.PeerAt(m.Via) == nil {
-		// Kept for a peer only (bounded as the peer table is); used only
-		// while it speaks our protocol (proven: bestBelow ranks no other),
-		// which it may not be yet: its list can come before its proof.
+	p := r.b.PeerAt(m.Via)
+	if p == nil {
+		r.stats.HoodsRefused++ // from no peer: anyone could have sent it
 		return
 	}
 	k := tree.TreeOf(ts)
 	if k >= r.t.Count() {
 		return
 	}
-	if r.hood.heard == nil {
-		r.hood.heard = map[peer.Endpoint]*hood{}
+	at := &r.hood.heard
+	if !r.b.SpeaksOurs(m.Via) {
+		// Its list can come before its proof (or it is a reference-grade
+		// peer, which never proves): held apart, taken when it proves.
+		at = &r.hood.unproven
 	}
-	h := r.hood.heard[m.Via]
-	if h == nil {
-		h = &hood{}
-		r.hood.heard[m.Via] = h
+	if *at == nil {
+		*at = map[peer.Endpoint]*hood{}
+	}
+	h := (*at)[m.Via]
+	if h == nil || h.id != p.ID {
+		h = &hood{id: p.ID}
+		(*at)[m.Via] = h
 	}
 	h.ts[k], h.has[k], h.lists[k] = ts, true, es
+}
+
+// hoodProven takes the lists held for a peer that has proven its key.
+func (r *Router) hoodProven(p *peer.Peer) {
+	for _, ep := range p.Endpoints {
+		h := r.hood.unproven[ep]
+		if h == nil || !r.b.SpeaksOurs(ep) {
+			continue
+		}
+		delete(r.hood.unproven, ep)
+		if h.id != p.ID {
+			continue // another node's, from before the endpoint changed hands
+		}
+		if r.hood.heard == nil {
+			r.hood.heard = map[peer.Endpoint]*hood{}
+		}
+		if old := r.hood.heard[ep]; old != nil && old.id == p.ID {
+			// Taken before a proof it had to make again (a restart): the
+			// lists held since are newer, the others still stand.
+			for k := range h.has {
+				if h.has[k] {
+					old.ts[k], old.has[k], old.lists[k] = h.ts[k], true, h.lists[k]
+				}
+			}
+			continue
+		}
+		r.hood.heard[ep] = h
+	}
 }
 
 // hoodSoon keeps the check of our own lists running (from the first
@@ -208,6 +280,9 @@ func (r *Router) hoodTick() {
 			}
 		}
 		r.hood.nbuf = nbs
+		// Those more than hoodSlack levels from our own depth count
+		// nowhere (hoodPot's bound), so they are not sent.
+		nbs = slices.DeleteFunc(nbs, func(nb tree.Neighbor) bool { return !hoodNear(nb.Addr.Depth(), p.Addr.Depth()) })
 		// The shallowest first (what fits one frame), then by node_id:
 		// the same neighbours give the same message.
 		slices.SortFunc(nbs, func(a, b tree.Neighbor) int {
@@ -247,12 +322,18 @@ func sameList(a, b []tree.Neighbor) bool {
 func (r *Router) hoodPeer(p *peer.Peer, up bool) {
 	if up {
 		r.hood.sent = [tree.MaxTrees][]byte{}
+		r.hoodProven(p)
 		return
 	}
 	for _, ep := range p.Endpoints {
 		delete(r.hood.heard, ep)
+		delete(r.hood.unproven, ep)
 	}
 }
+
+// hoodNear reports whether an entry of depth d in a list is one a
+// neighbour at depth own can name: hoodSlack levels either way.
+func hoodNear(d, own int) bool { return d >= own-hoodSlack && d <= own+hoodSlack }
 
 // viaHood is the potential one hop beyond the best of some nodes (least
 // distance and sum over the destination's addresses, as potential packs
@@ -264,20 +345,25 @@ func viaHood(least, sum uint32) uint64 {
 	return potential(0, least+1, sum)
 }
 
-// hoodPot is the least potential in phase 0 among the neighbours a
-// neighbour at ep listed, one hop more (MaxUint64: none known).
-func (r *Router) hoodPot(ep peer.Endpoint, ph *pathHeader, m addr.Metric) uint64 {
-	h := r.hood.heard[ep]
-	if h == nil {
+// hoodPot is the least potential in phase 0 among the neighbours the
+// neighbour c listed, one hop more (MaxUint64: none known): only its
+// lists as the proven node it is, in the epochs where c is placed, and of
+// them only the entries within a level of its certified depth there.
+func (r *Router) hoodPot(c *cand, ph *pathHeader, m addr.Metric) uint64 {
+	h := r.hood.heard[c.nb.Via]
+	if h == nil || h.id != c.nb.ID {
 		return math.MaxUint64
 	}
 	return r.bestOf(ph, m, func(d TreeAddr, add func(tag uint16, a addr.Long)) {
 		k := int(d.Tree)
-		if k >= len(h.lists) || !h.has[k] || h.ts[k] != d.TreeState {
+		if k >= len(h.lists) || !h.has[k] || h.ts[k] != d.TreeState || c.placed&(1<<k) == 0 {
 			return
 		}
+		own := int(c.depth[k])
 		for _, e := range h.lists[k] {
-			add(e.tag, e.addr)
+			if hoodNear(e.depth, own) {
+				add(e.tag, e.addr)
+			}
 		}
 	})
 }

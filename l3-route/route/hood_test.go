@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
@@ -15,7 +16,10 @@ import (
 func hoodSeeds() [][]byte {
 	deep, _ := addr.EncodeLong([]uint8{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 1, 2, 3, 4, 5})
 	two := appendHood(nil, 0x21, []hoodEntry{{tag: 0x0102, addr: addr.MustEncode(1, 2).Long()}, {tag: 0xfffe, addr: deep}})
+	full := appendHood(nil, 0x10, make([]hoodEntry, (hoodBytes-hoodMin)/3)) // entries of 3 bytes: one frame, just
 	return [][]byte{
+		full,
+		appendHood(nil, 0x10, make([]hoodEntry, (hoodBytes-hoodMin)/3+1)), // a byte over one frame
 		appendHood(nil, 0x10, nil),
 		appendHood(nil, 0x10, []hoodEntry{{tag: 7, addr: addr.Long{}}}),
 		two,
@@ -27,7 +31,7 @@ func hoodSeeds() [][]byte {
 }
 
 // FuzzHood: a neighbourhood list decodes to what encodes to the same bytes
-// (one form only), or fails with ErrControl.
+// (one form only) and fits one frame, or fails with ErrControl.
 func FuzzHood(f *testing.F) {
 	for _, s := range hoodSeeds() {
 		f.Add(s)
@@ -42,6 +46,9 @@ func FuzzHood(f *testing.F) {
 				t.Fatalf("decode error of no known kind: %v", err)
 			}
 			return
+		}
+		if len(data) > hoodBytes {
+			t.Fatalf("a list of %d bytes taken (one frame is %d)", len(data), hoodBytes)
 		}
 		if got := appendHood(nil, ts, es); !bytes.Equal(got, data) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, got)
@@ -108,5 +115,112 @@ func TestHoodKept(t *testing.T) {
 	r.hoodPeer(r.b.PeerAt(ep), false)
 	if r.hood.heard[ep] != nil {
 		t.Fatal("a gone peer's list kept")
+	}
+}
+
+// TestHoodBounded: a proven neighbour's list is its word, not a
+// certificate; what it can make a relay believe is bounded by what the
+// relay verified. On a line 0–1–…–9 (one tree), node 1 sends toward a
+// node j three or more hops off through node 2; node 0 (a dead end) lists
+// a neighbour at j's very address. Before the bound that drew node 1's
+// Package to node 0 (its neighbour "next to" the destination, a
+// sinkhole); now an entry more than hoodSlack levels from the lister's
+// certified depth counts nowhere, and node 1 keeps to node 2. A list from a peer
+// that has not proven its key (a reference node) is held apart and ranks
+// nothing; one held for a peer is taken when that peer proves, and only
+// if it is the node that sent it.
+func TestHoodBounded(t *testing.T) {
+	me := newHMesh(t, tree.Config{Trees: 1}, 5)
+	for range 10 {
+		me.add(hspec{})
+	}
+	ref := me.add(hspec{ref: true})
+	me.edges(append(line(10), [2]int{1, ref}))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.run(me.nodes[0].tr.Config().ClaimPeriod, func() bool { return false })
+	r := me.nodes[1].rt
+	ts := me.pos(1, 0).TreeState
+	liar := me.pos(0, 0)
+	j := -1
+	for i := 4; i < 10; i++ {
+		if d := me.pos(i, 0).Addr.Depth() - liar.Addr.Depth(); d > hoodSlack || d < -hoodSlack {
+			j = i
+			break
+		}
+	}
+	if j < 0 {
+		t.Fatalf("no destination over %d levels from node 0 (depth %d)", hoodSlack, liar.Addr.Depth())
+	}
+	epOf := func(i int) peer.Endpoint {
+		for _, nb := range r.t.Neighbors(0, ts) {
+			if nb.ID == me.nodes[i].n.ID() {
+				return nb.Via
+			}
+		}
+		t.Fatalf("node 1 has no neighbour %d in the tree", i)
+		return peer.Endpoint{}
+	}
+	lie := appendHood(nil, ts, []hoodEntry{{tag: 0x4c49, addr: me.pos(j, 0).Addr}})
+	ph := &pathHeader{bound: noBound, dst: []TreeAddr{{Tree: 0, TreeState: ts, Addr: me.pos(j, 0).Addr}}}
+	decide := func() identity.NodeID {
+		t.Helper()
+		nb, _, _, _, ok := r.pathNext(ph, false, nil)
+		if !ok {
+			t.Fatal("node 1 found no way")
+		}
+		return nb.ID
+	}
+
+	r.receiveOneHop(node.Message{App: ControlApp, Blob: lie, Via: epOf(0), From: me.nodes[0].n.ID(), FromKnown: true, Broadcast: true})
+	if h := r.hood.heard[epOf(0)]; h == nil || len(h.lists[0]) != 1 {
+		t.Fatalf("the proven neighbour's list was not kept: %+v", h)
+	}
+	if got := decide(); got != me.nodes[2].n.ID() {
+		t.Fatalf("node 1 passed the Package for node %d to node %d, not node 2: node 0's list (depth %d) named a neighbour at depth %d",
+			j, me.index(got), liar.Addr.Depth(), me.pos(j, 0).Addr.Depth())
+	}
+	// A reference node's list is held apart: it never proves.
+	var refEP peer.Endpoint
+	for _, p := range r.b.Peers() {
+		if p.ID == me.nodes[ref].n.ID() {
+			refEP = p.Endpoints[0]
+		}
+	}
+	if r.b.PeerAt(refEP) == nil || r.b.SpeaksOurs(refEP) {
+		t.Fatalf("the reference node is no unproven peer of node 1 (%v)", refEP)
+	}
+	r.receiveOneHop(node.Message{App: ControlApp, Blob: lie, Via: refEP, Broadcast: true})
+	if r.hood.heard[refEP] != nil || r.hood.unproven[refEP] == nil {
+		t.Fatalf("a reference node's list: heard %+v, held %+v", r.hood.heard[refEP], r.hood.unproven[refEP])
+	}
+	r.hoodPeer(r.b.PeerAt(refEP), true) // it came, still unproven
+	if r.hood.heard[refEP] != nil {
+		t.Fatal("a list held for an unproven peer was taken")
+	}
+
+	// Held for a peer that then proves: taken, if it is the node that
+	// sent it.
+	ep2 := epOf(2)
+	p2 := r.b.PeerAt(ep2)
+	delete(r.hood.heard, ep2)
+	r.hood.unproven = map[peer.Endpoint]*hood{ep2: {id: p2.ID, has: [tree.MaxTrees]bool{true}, ts: [tree.MaxTrees]uint8{ts}}}
+	r.hoodPeer(p2, true)
+	if h := r.hood.heard[ep2]; h == nil || h.id != p2.ID || r.hood.unproven[ep2] != nil {
+		t.Fatalf("a list held for a peer that proved was not taken: %+v", h)
+	}
+	// One held while it proved again (a restart) replaces the list taken
+	// before.
+	newer := []hoodEntry{{tag: 9, addr: me.pos(3, 0).Addr, depth: me.pos(3, 0).Addr.Depth()}}
+	r.hood.unproven[ep2] = &hood{id: p2.ID, has: [tree.MaxTrees]bool{true}, ts: [tree.MaxTrees]uint8{ts}, lists: [tree.MaxTrees][]hoodEntry{newer}}
+	r.hoodPeer(p2, true)
+	if h := r.hood.heard[ep2]; h == nil || len(h.lists[0]) != 1 || h.lists[0][0].tag != 9 {
+		t.Fatalf("a list held since the proof did not replace the older: %+v", h)
+	}
+	delete(r.hood.heard, ep2)
+	r.hood.unproven[ep2] = &hood{id: me.nodes[5].n.ID(), has: [tree.MaxTrees]bool{true}, ts: [tree.MaxTrees]uint8{ts}}
+	r.hoodPeer(p2, true)
+	if r.hood.heard[ep2] != nil {
+		t.Fatal("a list another node sent from that endpoint was taken")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -155,11 +156,27 @@ func (l *leaseState) records(r *Router) []Record {
 		rec := Record{ID: h.id, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: addrs}
 		if d, ok := l.delegs[h.id]; ok && d.Until > rec.Time {
 			rec.Deleg = &d
+		} else if c := r.proxyCert(h.id); c != nil && h.ref {
+			rec.Cert = c
 		}
 		rec.Sign(r.b.Signer())
 		out = append(out, rec)
 	}
 	return out
+}
+
+// proxyCert is a certificate naming us the proxy of board, unexpired (the
+// latest-dated if several), or nil.
+func (r *Router) proxyCert(board identity.NodeID) *revoke.ProxyCert {
+	var best *revoke.ProxyCert
+	now := r.clk.Now().Unix()
+	for i := range r.cfg.ProxyCerts {
+		c := &r.cfg.ProxyCerts[i]
+		if c.Board == board && c.Proxy == r.self && c.Until >= now && (best == nil || c.Until > best.Until) {
+			best = c
+		}
+	}
+	return best
 }
 
 // peerEvent: a reference node in range gets a lease from us at once.

@@ -667,7 +667,7 @@ func (r *Router) onLookupReply(b []byte) {
 		return
 	}
 	var rec Record
-	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() || r.revokedRecord(&rec) || !r.live(rec) || r.futureDated(rec.Time, r.clk.Now()) {
+	if b[4] != 1 || rec.UnmarshalBinary(b[5:]) != nil || rec.ID != q.id || !rec.Verify() || r.revokedRecord(&rec) || !r.live(rec) || r.futureDated(rec.Time, r.clk.Now()) || !r.stands(&rec) {
 		// Not there (yet), or only at addresses of epochs gone by (a
 		// record from before the node re-registered): ask again a little
 		// later.
@@ -701,6 +701,14 @@ func (r *Router) onLookupReply(b []byte) {
 		rec = *q.fallback
 	}
 	r.completeLookup(nonce, q, rec)
+}
+
+// stands reports whether a record in a lookup's answer holds as a home
+// would store it (its delegation or certificate; a keyless board's proxy
+// record with no certificate where CertifiedProxies is set).
+func (r *Router) stands(rec *Record) bool {
+	_, ok := r.standing(rec, r.clk.Now())
+	return ok
 }
 
 // completeLookup ends a lookup with rec.

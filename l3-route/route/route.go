@@ -29,6 +29,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -69,6 +70,20 @@ type Config struct {
 	// or name record for one, or signed by one, is neither stored nor
 	// believed in a lookup's answer.
 	Revocations identity.Revocations
+	// CertifiedProxies, when set, takes a proxy record for a keyless
+	// node_id (a reference board's) only with a proxy certificate
+	// (revoke.ProxyCert) by one of ProxyOperators for that board and that
+	// proxy, unexpired: in storing it at a home and in a lookup's answer.
+	// Unset, such a record is unvouched (delegation.go) unless it carries
+	// a certificate, which then must hold wherever ProxyOperators lists
+	// its operator. (A node that can sign has its own record or a
+	// delegation: certificates are for boards that cannot.)
+	CertifiedProxies bool
+	ProxyOperators   []identity.NodeID
+	// ProxyCerts are certificates naming this node as the proxy of
+	// boards: the records it signs for a reference leaseholder named in
+	// one carry it.
+	ProxyCerts []revoke.ProxyCert
 }
 
 func (c *Config) fill() {
@@ -117,6 +132,7 @@ type Stats struct {
 	// outside the skew allowance, or a plain one where a signature is due.
 	ReceiptsRefused, ErrorsRefused, RenewsRefused uint64
 	RelayErrors                                   uint64 // signed error reports from relays (taken as "try again")
+	HoodsRefused                                  uint64 // neighbourhood lists from no peer (hood.go)
 	Copies                                        uint64 // Packages delivered lately that came again (answered, not delivered)
 	Lookups, LookupHits                           uint64
 	Namesakes                                     uint64 // path headers to another holder of one of our places (forwardPath), passed on
@@ -152,6 +168,10 @@ type Hop struct {
 	BoundIn          uint64
 	SelfPot, NextPot uint64
 	Dst              []TreeAddr // the destination's addresses (shared: do not modify or keep)
+	// Nonce is the path header's nonce for the attempt (HasNonce: it
+	// carries one): what anyone who hears the Package learns.
+	Nonce    uint64
+	HasNonce bool
 }
 
 // Router is the routing layer of one node. It is the layer above the node
@@ -796,7 +816,7 @@ func (r *Router) control(rp *routed, b []byte) {
 	switch b[0] {
 	case msgReceipt, msgReceiptSigned, msgReceiptNonce:
 		r.onReceipt(b)
-	case msgError, msgErrorSigned:
+	case msgError, msgErrorSigned, msgErrorNonce:
 		r.onError(b)
 	case msgRenew, msgRenewSigned:
 		r.onRenew(b)

@@ -17,11 +17,18 @@ package route
 //     recent, names another nonce and is refused. (msgReceiptSigned, with
 //     no nonce, answers a Package that carried none: it counts only for a
 //     send that drew none, and ours always draw one to a node that signs.)
-//   - an error report (msgErrorSigned) by its reporter, who names itself:
-//     from the destination (or its proxy) it ends the send; from anyone
-//     else it is a relay's word that one way failed, and the sender tries
-//     again (every tree) before it gives the error up — a node that heard
-//     a Package pass can cost its sender a try, never the send;
+//   - an error report (msgErrorNonce) by its reporter, who names itself,
+//     naming the nonce of the attempt it is about (as a receipt does):
+//     from the destination (or its proxy) it ends the send, for any of
+//     the send's attempts; from anyone else it is a relay's word that one
+//     way failed, counted only for the latest attempt (an earlier one has
+//     been tried again already), and the sender tries again (every tree)
+//     before it gives the error up — a node that heard a Package pass can
+//     cost its sender a try, never the send. An error recorded for an
+//     earlier send of the same Package, or for an earlier try of this one,
+//     names another nonce and is refused. (msgErrorSigned, with no nonce,
+//     answers a Package that carried none: it counts only for a send that
+//     drew none.)
 //   - a renew request (msgRenewSigned, and msgRenewViaSigned one hop to a
 //     neighbour, who passes the orphan's signed request on unchanged) by
 //     the orphan, dated within the skew of the root's clock: a request for
@@ -50,21 +57,25 @@ import (
 const (
 	msgReceiptSigned  = 0x03 // ‖ hash(16) ‖ time(8) ‖ sig(64): the destination delivered it (a Package with no nonce)
 	msgReceiptNonce   = 0x05 // ‖ hash(16) ‖ nonce(8) ‖ time(8) ‖ sig(64): the destination delivered the attempt with that nonce
-	msgErrorSigned    = 0x04 // ‖ code ‖ hash(16) ‖ reporter addr(16) ‖ reporter node_id(32) ‖ time(8) ‖ sig(64)
+	msgErrorSigned    = 0x04 // ‖ code ‖ hash(16) ‖ reporter addr(16) ‖ reporter node_id(32) ‖ time(8) ‖ sig(64) (a Package with no nonce)
+	msgErrorNonce     = 0x06 // ‖ code ‖ hash(16) ‖ reporter addr(16) ‖ reporter node_id(32) ‖ nonce(8) ‖ time(8) ‖ sig(64): the attempt with that nonce failed
 	msgRenewSigned    = 0x42 // ‖ tree ‖ tree_state ‖ node_id(32) ‖ time(8) ‖ sig(64) (to that tree's root)
 	msgRenewViaSigned = 0x43 // (one hop) the same body: pass my signed renew request on
 
 	ReceiptSize = 1 + 16 + 8 + ed25519.SignatureSize // 89
 	// ReceiptNonceSize is a receipt that names the attempt's nonce.
-	ReceiptNonceSize = ReceiptSize + 8                                         // 97
-	ErrorSize        = 1 + 1 + 16 + 16 + 32 + 8 + ed25519.SignatureSize        // 138
-	RenewSize        = 1 + 2 + identity.NodeIDSize + 8 + ed25519.SignatureSize // 107
+	ReceiptNonceSize = ReceiptSize + 8                                  // 97
+	ErrorSize        = 1 + 1 + 16 + 16 + 32 + 8 + ed25519.SignatureSize // 138
+	// ErrorNonceSize is an error report that names the attempt's nonce.
+	ErrorNonceSize = ErrorSize + 8                                           // 146
+	RenewSize      = 1 + 2 + identity.NodeIDSize + 8 + ed25519.SignatureSize // 107
 )
 
 const (
 	receiptDomain      = "mycelium/receipt/v1"
 	receiptNonceDomain = "mycelium/receipt/v2"
 	errorDomain        = "mycelium/error/v1"
+	errorNonceDomain   = "mycelium/error/v2"
 	renewDomain        = "mycelium/renew/v1"
 )
 
@@ -117,13 +128,21 @@ func AppendReceipt(b []byte, s identity.Signer, hash [16]byte, t int64) []byte {
 }
 
 // errorSigned is what an error report's signature covers (b: the report
-// from its code to its time).
+// from its code to its time); errorNonceSigned, one that names a nonce.
 func errorSigned(b []byte) []byte {
 	return append([]byte(errorDomain), b...)
 }
 
-// appendError makes this node's signed error report.
-func (r *Router) appendError(b []byte, code uint8, hash [16]byte, rep addr.Address) []byte {
+func errorNonceSigned(b []byte) []byte {
+	return append([]byte(errorNonceDomain), b...)
+}
+
+// appendError makes this node's signed error report for the Package hash,
+// naming the attempt's nonce when its path header carried one.
+func (r *Router) appendError(b []byte, code uint8, hash [16]byte, rep addr.Address, ph *pathHeader) []byte {
+	if ph != nil && ph.hasNonce {
+		return AppendErrorNonce(b, r.b.Signer(), r.self, code, hash, rep, ph.nonce, r.clk.Now().UnixNano())
+	}
 	return AppendError(b, r.b.Signer(), r.self, code, hash, rep, r.clk.Now().UnixNano())
 }
 
@@ -133,12 +152,29 @@ func (r *Router) appendError(b []byte, code uint8, hash [16]byte, rep addr.Addre
 func AppendError(b []byte, s identity.Signer, reporter identity.NodeID, code uint8, hash [16]byte, rep addr.Address, t int64) []byte {
 	b = append(b, msgErrorSigned)
 	body := len(b)
+	b = appendErrorBody(b, code, hash, rep, reporter)
+	b = binary.BigEndian.AppendUint64(b, uint64(t))
+	return append(b, s.Sign(errorSigned(b[body:]))...)
+}
+
+// AppendErrorNonce appends a signed error report (msgErrorNonce) naming
+// reporter and the nonce of the attempt of Package hash that failed, with
+// s's signature (valid only when s holds reporter's key), dated t (Unix
+// ns).
+func AppendErrorNonce(b []byte, s identity.Signer, reporter identity.NodeID, code uint8, hash [16]byte, rep addr.Address, nonce uint64, t int64) []byte {
+	b = append(b, msgErrorNonce)
+	body := len(b)
+	b = appendErrorBody(b, code, hash, rep, reporter)
+	b = binary.BigEndian.AppendUint64(b, nonce)
+	b = binary.BigEndian.AppendUint64(b, uint64(t))
+	return append(b, s.Sign(errorNonceSigned(b[body:]))...)
+}
+
+func appendErrorBody(b []byte, code uint8, hash [16]byte, rep addr.Address, reporter identity.NodeID) []byte {
 	b = append(b, code)
 	b = append(b, hash[:]...)
 	b = append(b, rep[:]...)
-	b = append(b, reporter[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(t))
-	return append(b, s.Sign(errorSigned(b[body:]))...)
+	return append(b, reporter[:]...)
 }
 
 // AppendPlainReceipt and AppendPlainError append the unsigned layouts a
@@ -247,8 +283,8 @@ func (r *Router) onReceipt(b []byte) {
 	r.finish(hash, nil)
 }
 
-// onError handles an error report, signed (msgErrorSigned) or plain
-// (msgError, a keyless board's).
+// onError handles an error report, signed (msgErrorNonce,
+// msgErrorSigned) or plain (msgError, a keyless board's).
 func (r *Router) onError(b []byte) {
 	var hash [16]byte
 	copy(hash[:], b[2:18])
@@ -270,14 +306,29 @@ func (r *Router) onError(b []byte) {
 	}
 	var reporter identity.NodeID
 	copy(reporter[:], b[34:66])
-	t := int64(binary.BigEndian.Uint64(b[66:74]))
-	if !ed25519.Verify(reporter[:], errorSigned(b[1:74]), b[74:]) || !r.within(t, p.since, r.clk.Now()) {
+	// The destination's word ends the send; a relay's says one way failed.
+	relay := reporter != p.dst.ID && reporter != p.dst.Proxy
+	body, signed := b[66:], errorSigned(b[1:74])
+	if b[0] == msgErrorNonce {
+		nonce := binary.BigEndian.Uint64(body)
+		body, signed = body[8:], errorNonceSigned(b[1:82])
+		i := slices.Index(p.nonces, nonce)
+		if i < 0 || relay && i != len(p.nonces)-1 {
+			// For another send of the Package (a replay), no attempt of
+			// ours, or — a relay's — an attempt tried again since.
+			r.stats.ErrorsRefused++
+			return
+		}
+	} else if len(p.nonces) > 0 {
+		r.stats.ErrorsRefused++ // our attempts carried nonces: an error without one is no answer to them
+		return
+	}
+	t := int64(binary.BigEndian.Uint64(body))
+	if !ed25519.Verify(reporter[:], signed, body[8:]) || !r.within(t, p.since, r.clk.Now()) {
 		r.stats.ErrorsRefused++
 		return
 	}
 	r.stats.ErrorsRecv++
-	// The destination's word ends the send; a relay's says one way failed.
-	relay := reporter != p.dst.ID && reporter != p.dst.Proxy
 	if relay {
 		r.stats.RelayErrors++
 	}

@@ -157,13 +157,64 @@ restart it, and update whoever named the old node_id.`,
 func keysOperatorCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "operator",
-		Short: "An operator's key, kept offline: make one, sign revocations with it",
+		Short: "An operator's key, kept offline: make one, sign revocations and proxy certificates with it",
 		Long: `An operator key is an Ed25519 key the operator keeps off the mesh (on a
 laptop, a token). Nodes list its public half in [trust] operators and
 honour the revocations it signs: a revoked node_id is refused as a proven
-neighbour, as a record's signer and as an end-to-end peer.`,
+neighbour, as a record's signer and as an end-to-end peer. It also
+certifies the proxy of a keyless board (certify-proxy).`,
 	}
-	c.AddCommand(keysOperatorNewCmd(), keysOperatorRevokeCmd())
+	c.AddCommand(keysOperatorNewCmd(), keysOperatorRevokeCmd(), keysOperatorCertifyProxyCmd())
+	return c
+}
+
+func keysOperatorCertifyProxyCmd() *cobra.Command {
+	var key, out, board string
+	var valid time.Duration
+	c := &cobra.Command{
+		Use:   "certify-proxy --key FILE --board BOARD PROXY [--valid 8760h] [--out FILE]",
+		Short: "Certify the node that may register a keyless board's name records",
+		Long: `Signs, with the operator key in --key, a certificate that PROXY (a node_id
+in hex, or the file keys export wrote for it) may register name records
+for the keyless board BOARD (its node_id in hex: a board that cannot sign)
+for --valid from now, and writes it as PEM to standard output or --out
+(created, never overwritten). It holds nothing secret. List the file in
+the proxy's [trust] proxy_certificates: the records it registers for the
+board carry it. Nodes that list the operator rank a certified record
+above any other proxy's for the board, and with [trust]
+certified_proxies take none without one.`,
+		Example: `  mycelium keys operator certify-proxy --key ~/mesh-operator.pem --board b0a4...0d 5f1c...e2 --out wx-board.cert`,
+		Args:    args("PROXY"),
+		RunE: func(c *cobra.Command, a []string) error {
+			if key == "" || board == "" {
+				return errors.New("--key FILE and --board BOARD are required")
+			}
+			op, err := identity.Load(key)
+			if err != nil {
+				return err
+			}
+			b, err := revoke.ParseOperator(board)
+			if err != nil {
+				return fmt.Errorf("--board: want a node_id, 64 hex digits: %w", err)
+			}
+			if _, err := identity.X25519Public(b); err == nil {
+				return errors.New("--board is an Ed25519 key: a node with a key registers its own records (or delegates to its proxy); certificates are for keyless boards")
+			}
+			proxy, err := nodeArg(a[0])
+			if err != nil {
+				return err
+			}
+			if valid <= 0 {
+				return errors.New("--valid must be positive")
+			}
+			cert := revoke.SignProxy(op, b, proxy, time.Now().Add(valid))
+			return writeNew(c, out, cert.PEM())
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "the operator key (keys operator new wrote it)")
+	c.Flags().StringVar(&board, "board", "", "the keyless board's node_id (64 hex digits)")
+	c.Flags().DurationVar(&valid, "valid", 365*24*time.Hour, "how long the certificate holds")
+	c.Flags().StringVar(&out, "out", "", "write to FILE instead of standard output")
 	return c
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
@@ -91,6 +92,50 @@ func TestKeysOperator(t *testing.T) {
 		{"keys", "operator", "revoke", "--key", key, "not-a-node"},
 		{"keys", "operator", "revoke", "--key", key, op.ID().String()},
 		{"keys", "operator", "revoke", node.ID().String()},
+	} {
+		if _, _, code := run(bad...); code == 0 {
+			t.Fatalf("%v succeeded", bad)
+		}
+	}
+}
+
+// TestKeysOperatorCertifyProxy: the certificate names the board and the
+// proxy, verifies under the operator's key, holds for --valid; a board
+// that has a key, or no key file, is refused.
+func TestKeysOperatorCertifyProxy(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "op.pem")
+	if _, errOut, code := run("keys", "operator", "new", "--out", key); code != 0 {
+		t.Fatalf("new: %q", errOut)
+	}
+	op, _ := identity.Load(key)
+	proxy := identity.FromSeed([32]byte{8})
+	board := identity.NodeID{0xb0}
+	for {
+		if _, err := identity.X25519Public(board); err != nil {
+			break
+		}
+		board[1]++
+	}
+	certFile := filepath.Join(dir, "board.cert")
+	before := time.Now()
+	_, errOut, code := run("keys", "operator", "certify-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--valid", "48h", "--out", certFile)
+	b, _ := os.ReadFile(certFile)
+	c, err := revoke.ParseProxyPEM(b)
+	if code != 0 || err != nil || c.Verify() != nil || c.Operator != op.ID() || c.Board != board || c.Proxy != proxy.ID() {
+		t.Fatalf("certify-proxy: %d %q (%v) %+v", code, errOut, err, c)
+	}
+	if until := time.Unix(c.Until, 0); until.Before(before.Add(47*time.Hour)) || until.After(time.Now().Add(49*time.Hour)) {
+		t.Fatalf("valid until %v, want 48 h on", until)
+	}
+	if err := c.Check([]identity.NodeID{op.ID()}, board, proxy.ID(), time.Now()); err != nil {
+		t.Fatalf("a fresh certificate does not check: %v", err)
+	}
+	for _, bad := range [][]string{
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", proxy.ID().String(), op.ID().String()},                  // a board with a key
+		{"keys", "operator", "certify-proxy", "--board", board.String(), proxy.ID().String()},                                  // no key
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", "b0", proxy.ID().String()},                              // not a node_id
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--out", certFile}, // never overwritten
 	} {
 		if _, _, code := run(bad...); code == 0 {
 			t.Fatalf("%v succeeded", bad)

@@ -111,7 +111,8 @@ bogus sequence packets claiming 65,536 parts), blackhole (it drops every
 routed frame it hears); on routing and the trees (tools/meshsim/attacks.go):
 forge-receipt (a receipt for a neighbour's Package, plain or signed by
 itself, before the destination's), forge-error (a hop-limit error for it:
-plain, in the destination's name, or its own), replay-packet (the same
+plain, in the destination's name, or its own, with no nonce or the one it
+overheard), replay-packet (the same
 Package to its destination again once delivered), forge-proxy and
 future-record (a proxy record for another node, dated now or an hour
 ahead, to its homes), forge-claim (a new term in the current root's name),

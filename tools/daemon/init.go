@@ -350,6 +350,14 @@ max_revocations = {{.D.Trust.MaxRevocations}}
 # How often this node publishes its revocations again by gossip, for nodes
 # that were away when they spread ("0s": never).
 republish = {{q .D.Trust.Republish.String}}
+# Files of operator certificates (mycelium keys operator certify-proxy)
+# naming this node the proxy of keyless boards: the name records it
+# registers for them carry them.
+proxy_certificates = []
+# Take a keyless board's proxy record only with a certificate by one of
+# the operators above (else any proxy's counts while no certified one is
+# alive).
+certified_proxies = false
 
 # Services this node runs, as [[service]] tables listed by
 # mycelium services on every node; for example:

@@ -90,6 +90,10 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 		return fail(err)
 	}
 	s.trust = trust
+	certs, err := readProxyCerts(cfg, id.ID())
+	if err != nil {
+		return fail(err)
+	}
 	b := cfg.Budgets
 	r := cfg.Routing
 	s.mode = r.Metric == "prefix"
@@ -116,6 +120,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 		TTL: uint8(r.TTL), ReceiptTimeout: r.ReceiptTimeout, Attempts: r.Attempts, LookupTrees: r.LookupTrees,
 		Records: r.Records, RegisterQuiet: r.RegisterQuiet, RegisterMax: r.RegisterMax, RegisterSpread: r.RegisterSpread,
 		Name: cfg.Node.Name, Revocations: trust.revocations(),
+		CertifiedProxies: cfg.Trust.CertifiedProxies, ProxyOperators: trust.operators(), ProxyCerts: certs,
 	})
 	if err != nil {
 		return fail(err)

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
@@ -39,6 +40,16 @@ type TrustConfig struct {
 	// Republish is how often the node publishes its revocations again by
 	// gossip, for nodes that were away when they spread (0: never).
 	Republish time.Duration `toml:"republish"`
+	// ProxyCertificates are files, each an operator's certificate (PEM:
+	// mycelium keys operator certify-proxy) naming this node the proxy of
+	// a keyless board: the name records it registers for that board carry
+	// it. Read at start; one that does not verify, or names another
+	// proxy, stops the node.
+	ProxyCertificates []string `toml:"proxy_certificates"`
+	// CertifiedProxies takes a keyless board's proxy record only with a
+	// certificate by one of Operators (in storing it and in lookups).
+	// Off, a certified record still stands over uncertified ones.
+	CertifiedProxies bool `toml:"certified_proxies"`
 }
 
 // RevocationTopic is the gossip topic revocations travel on.
@@ -60,7 +71,52 @@ func (c *Config) checkTrust() error {
 	if t.Republish != 0 && (t.Republish < 10*time.Minute || t.Republish > 30*24*time.Hour) {
 		return configErr("trust.republish %v: 0 (never) or 10m..720h", t.Republish)
 	}
+	if t.CertifiedProxies && len(t.Operators) == 0 {
+		return configErr("trust.certified_proxies: no trust.operators to certify a proxy")
+	}
+	for i, p := range t.ProxyCertificates {
+		if p == "" {
+			return configErr("trust.proxy_certificates[%d]: empty", i)
+		}
+	}
 	return nil
+}
+
+// maxProxyCertFile bounds a certificate file read at start (a PEM block
+// of 169 bytes and its headers).
+const maxProxyCertFile = 4096
+
+// readProxyCerts reads [trust] proxy_certificates: each must verify and
+// name self as the proxy.
+func readProxyCerts(cfg *Config, self identity.NodeID) ([]revoke.ProxyCert, error) {
+	var out []revoke.ProxyCert
+	for _, p := range cfg.Trust.ProxyCertificates {
+		path := cfg.Resolve(p)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, configErr("trust.proxy_certificates: %v", err)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, maxProxyCertFile+1))
+		f.Close()
+		if err != nil {
+			return nil, configErr("trust.proxy_certificates: %s: %v", path, err)
+		}
+		if len(b) > maxProxyCertFile {
+			return nil, configErr("trust.proxy_certificates: %s: over %d bytes: not a certificate", path, maxProxyCertFile)
+		}
+		c, err := revoke.ParseProxyPEM(b)
+		if err == nil {
+			err = c.Verify()
+		}
+		if err != nil {
+			return nil, configErr("trust.proxy_certificates: %s: %v", path, err)
+		}
+		if c.Proxy != self {
+			return nil, configErr("trust.proxy_certificates: %s names %s as the proxy, not this node (%s)", path, c.Proxy, self)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // trustState is the revocations on a running node.
@@ -94,6 +150,9 @@ func openTrust(cfg *Config, log *slog.Logger) (*trustState, error) {
 	}
 	return t, nil
 }
+
+// operators is the operator keys listed.
+func (t *trustState) operators() []identity.NodeID { return t.ops }
 
 // revocations is what the layers ask (nil, asking nothing, without
 // operator keys).

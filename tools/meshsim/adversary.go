@@ -63,6 +63,13 @@ type adversaries struct {
 	rng   *mrand.Rand
 	on    bool
 	vic   victims // the attacks on routing (attacks.go)
+	// heard is the Package a victim sent last and the nonce its attempt
+	// carried (what an adversary next to it overhears: onHop).
+	heard struct {
+		hash     [16]byte
+		nonce    uint64
+		hasNonce bool
+	}
 }
 
 // pickAdversaries chooses c.Adversaries nodes (from their own random

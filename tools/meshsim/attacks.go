@@ -71,6 +71,7 @@ func (m *routeMesh) victimSend(i int) (h, t int, pkg packet.Package, res *node.R
 	a.vic.n++
 	blob := fmt.Appendf(nil, "victim %d of %d", a.vic.n, i)
 	pkg = packet.NewPackage(VictimApp, blob)
+	a.heard.hash, a.heard.hasNonce = pkg.Hash, false
 	dst := route.Destination{ID: m.nodes[t].ID(), Addrs: m.rts[t].Addrs()}
 	res = m.rts[h].SendTo(dst, VictimApp, blob, nil)
 	return h, t, pkg, res, true
@@ -109,8 +110,9 @@ func (m *routeMesh) forgeReceipt(i int, res *AdversaryResult) {
 // forgeError: an error report (hop limit: one that would end the send)
 // for a neighbour's Package — plain, signed by the adversary in the
 // destination's name, or signed by the adversary as itself (a relay's
-// word). Fooled: the send ended with an error (its destination is honest
-// and reachable).
+// word); the signed ones with no nonce, or naming the nonce the adversary
+// overheard in the attempt's path header. Fooled: the send ended with an
+// error (its destination is honest and reachable).
 func (m *routeMesh) forgeError(i int, res *AdversaryResult) {
 	a := m.adv
 	h, t, pkg, sres, ok := m.victimSend(i)
@@ -128,13 +130,23 @@ func (m *routeMesh) forgeError(i int, res *AdversaryResult) {
 	}
 	code := node.CodeOf(node.ErrHopLimit)
 	var msg []byte
-	switch a.rng.IntN(3) {
-	case 0:
+	now := m.clk.Now().UnixNano()
+	nonce, hasNonce := a.heard.nonce, a.heard.hasNonce && a.heard.hash == pkg.Hash
+	switch k := a.rng.IntN(5); {
+	case k == 0:
 		msg = route.AppendPlainError(nil, code, pkg.Hash, rep)
-	case 1:
-		msg = route.AppendError(nil, m.nodes[i].Signer(), m.nodes[t].ID(), code, pkg.Hash, rep, m.clk.Now().UnixNano())
+	case k == 1:
+		msg = route.AppendError(nil, m.nodes[i].Signer(), m.nodes[t].ID(), code, pkg.Hash, rep, now)
+	case k == 2:
+		msg = route.AppendError(nil, m.nodes[i].Signer(), m.nodes[i].ID(), code, pkg.Hash, rep, now)
+	case k == 3 && hasNonce:
+		msg = route.AppendErrorNonce(nil, m.nodes[i].Signer(), m.nodes[t].ID(), code, pkg.Hash, rep, nonce, now)
 	default:
-		msg = route.AppendError(nil, m.nodes[i].Signer(), m.nodes[i].ID(), code, pkg.Hash, rep, m.clk.Now().UnixNano())
+		if !hasNonce {
+			msg = route.AppendError(nil, m.nodes[i].Signer(), m.nodes[i].ID(), code, pkg.Hash, rep, now)
+			break
+		}
+		msg = route.AppendErrorNonce(nil, m.nodes[i].Signer(), m.nodes[i].ID(), code, pkg.Hash, rep, nonce, now)
 	}
 	m.rts[i].SendControl(rt.Addrs(), msg, true)
 	// A relay's word makes the sender try again, after a pause of seconds:

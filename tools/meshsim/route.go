@@ -642,6 +642,9 @@ func (m *routeMesh) onHop(i int, h route.Hop) {
 		}
 	}
 	m.logProbe(i, &h)
+	if a := m.adv; a != nil && h.Hash == a.heard.hash && h.HasNonce {
+		a.heard.nonce, a.heard.hasNonce = h.Nonce, true
+	}
 }
 
 // router is the router of the node with node_id id (nil if none).
