@@ -344,17 +344,16 @@ type queryState struct {
 // air around a rooftop gateway: its two hundred neighbours asked it,
 // placeless, every two periods in each of six trees, and it was the one
 // that most needed the air. (A node that gets a place tells its
-// neighbours by broadcast, twice; the queries only mend lost ones, so a
-// longer wait costs little; longer still, 8 and 16 periods, slowed the
-// trees' convergence on clustered meshes.)
+// neighbours by broadcast, twice; the queries only mend lost ones. Waits
+// growing to 16 periods, with four queries a watch, slowed clustered
+// meshes' convergence; these leave it as it was.)
 const maxQueryBackoff = 1
 
 // maxQueries bounds the neighbours queryMissing asks at one watch (each
 // tree, every half claim period): a rooftop gateway missing the places of
 // two hundred neighbours asked them all at once, and their answers, from
 // nodes hidden from each other, collided at it and were sent again by the
-// MAC. The rest are asked at the next watches. (Four a watch slowed
-// clustered meshes' convergence; sixteen leave them as they were.)
+// MAC. The rest are asked at the next watches (see maxQueryBackoff).
 const maxQueries = 16
 
 // notifyAll tells the neighbours where we are: one broadcast of our
