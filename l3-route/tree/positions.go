@@ -309,24 +309,58 @@ func (tr *tree) queryMissing() {
 		return // (the common case, checked cheaply)
 	}
 	if tr.queried == nil {
-		tr.queried = map[peer.Endpoint]time.Time{}
+		tr.queried = map[peer.Endpoint]queryState{}
 	}
+	n := 0
 	for _, p := range peers {
 		for _, ep := range p.Endpoints {
+			if n >= maxQueries {
+				return
+			}
 			if !t.b.SpeaksOurs(ep) {
 				continue
 			}
 			if tr.placedIn(ep, tr.ts) {
 				continue
 			}
-			if at, ok := tr.queried[ep]; ok && now.Sub(at) < 2*t.cfg.ClaimPeriod {
+			q, ok := tr.queried[ep]
+			if ok && now.Sub(q.at) < (2*t.cfg.ClaimPeriod)<<min(q.n, maxQueryBackoff) {
 				continue
 			}
-			tr.queried[ep] = now
+			if ok {
+				q.n++
+			}
+			tr.queried[ep] = queryState{at: now, n: q.n}
 			tr.ask(ep, tr.ts, 1)
+			n++
 		}
 	}
 }
+
+// queryState is a neighbour asked for its place in the current epoch: when
+// last, and how many times before that it did not answer.
+type queryState struct {
+	at time.Time
+	n  int
+}
+
+// maxQueryBackoff: a neighbour that does not answer is asked again after
+// two claim periods, then every 2<<maxQueryBackoff (four). One without a
+// place answers nothing, and the queries to it were a large part of the
+// air around a rooftop gateway: its two hundred neighbours asked it,
+// placeless, every two periods in each of six trees, and it was the one
+// that most needed the air. (A node that gets a place tells its
+// neighbours by broadcast, twice; the queries only mend lost ones. Waits
+// growing to 16 periods, with four queries a watch, slowed clustered
+// meshes' convergence; these leave it as it was.)
+const maxQueryBackoff = 1
+
+// maxQueries bounds the neighbours queryMissing asks at one watch (each
+// tree, every half claim period): a rooftop gateway missing the places of
+// two hundred neighbours asked them all at once, and their answers, from
+// nodes hidden from each other, collided at it and were sent again by the
+// MAC. The rest are asked at the next watches (see maxQueryBackoff).
+const maxQueries = 16
 
 // notifyAll tells the neighbours where we are: one broadcast of our
 // certificate (neighbours that miss it ask, see queryMissing).

@@ -52,7 +52,7 @@ type tree struct {
 	nbrs       map[uint8][]Neighbor
 	ahead      map[peer.Endpoint]cert.Chain // positions in an epoch we have not entered yet
 	epochAt    time.Time                    // when we entered the current epoch
-	queried    map[peer.Endpoint]time.Time  // neighbours asked for their position, and when
+	queried    map[peer.Endpoint]queryState // neighbours asked for their position: when, and how often unanswered
 	pendingPos map[peer.Endpoint]message    // positions waiting for their parent's place
 	pendingTmr clock.Timer
 	retrying   bool
