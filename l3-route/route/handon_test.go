@@ -76,7 +76,7 @@ func TestRecordHandedOnPastHome(t *testing.T) {
 	id := me.nodes[dst].ID()
 	moved := *me.rts[home].records[id]
 	delete(me.rts[home].records, id)
-	moved.at, moved.handed = me.clk.Now(), false
+	moved.at, moved.handed, moved.done = me.clk.Now(), 0, false
 	me.rts[past].records[id] = &moved
 	if me.rts[past].handTmr == nil {
 		me.rts[past].scheduleHandOn()

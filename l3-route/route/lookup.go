@@ -51,12 +51,20 @@ type storedRecord struct {
 	rec Record
 	at  time.Time
 	// tree and ts are the tree and epoch whose key brought the record
-	// here (tree -1: not known); handed, that it was passed on to a node
-	// nearer the key there since (handOn).
+	// here (tree -1: not known); handed, how often it was passed on to a
+	// node nearer the key there since (handOn), and done, that one of
+	// those confirmed it.
 	tree   int
 	ts     uint8
-	handed bool
+	handed int
+	done   bool
 }
+
+// handTries bounds the times a record is handed on (each half a claim
+// period after the last, until the node nearer the key confirms it: a
+// routed message can be lost on the way, and a failure's repair is when
+// most are).
+const handTries = 4
 
 type cachedRecord struct {
 	d       Destination
@@ -382,6 +390,9 @@ func (r *Router) onRegistered(rp *routed, b []byte) {
 		clock.Stop(&st.timer)
 		delete(r.regs, key)
 	}
+	if s := r.records[id]; s != nil && s.handed > 0 && s.rec.Time == at && s.tree == key.tree {
+		s.done = true // the record we handed on is stored nearer its key
+	}
 }
 
 // onRegister stores a record that reached its key, and confirms it.
@@ -433,8 +444,9 @@ func (r *Router) onRegister(rp *routed, b []byte) {
 // homes the lookups went past. Every half claim period a node that holds
 // records checks, for each, whether a live neighbour is now nearer its key
 // in the epoch it was stored in; if so it sends the record on toward the
-// key (a registration, signed by its node as ever), once, and keeps its
-// own copy to answer lookups that still stop here.
+// key (a registration, signed by its node as ever), again each check until
+// the node there confirms it (handTries at most), and keeps its own copy to
+// answer lookups that still stop here.
 func (r *Router) scheduleHandOn() {
 	p := r.t.Config().ClaimPeriod / 2
 	r.handTmr = r.clk.AfterFunc(p+time.Duration(r.rng.Int64N(int64(p)/4+1)), func() {
@@ -451,7 +463,7 @@ func (r *Router) handOn() {
 	now := r.clk.Now()
 	for _, id := range slices.SortedFunc(maps.Keys(r.records), func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) }) {
 		s := r.records[id]
-		if s.handed || s.tree < 0 || now.Sub(s.at) >= r.recordLife() {
+		if s.done || s.handed >= handTries || s.tree < 0 || now.Sub(s.at) >= r.recordLife() {
 			continue
 		}
 		self, ok := r.t.Current(s.tree)
@@ -463,7 +475,7 @@ func (r *Router) handOn() {
 		if !ok || r.isDown(next.Via) {
 			continue
 		}
-		s.handed = true
+		s.handed++
 		r.stats.RecordsHanded++
 		r.sendControl(s.ts, key, false, s.rec.AppendTo([]byte{msgRegister}))
 	}
