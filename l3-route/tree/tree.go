@@ -225,10 +225,9 @@ const MinTermPeriods = 1
 // and their orphans ask within the same period. K trees forming at once
 // crowd the air (at a cold start they form a claim period apart for
 // that): after a tenth of a 1,000-node mesh died, six at once had a third
-// of their nodes still without a place three claim periods later, the
-// lost requests and floods left the places taken deep (a tree twice the
-// depth of the one it replaced), and the trees were whole again only when
-// their terms ended. The lookup trees (0 and 1) come first.
+// of their nodes still without a place three claim periods later, and on
+// one seed some nodes had none until the terms ended. The lookup trees (0
+// and 1) come first.
 const RenewStagger = 0.5
 
 // Renew starts a new term of tree k if this node is its root: now (tree 0),
