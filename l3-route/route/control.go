@@ -61,9 +61,9 @@ func ControlName(t byte) string {
 		return "trace report"
 	case msgLeaseReq:
 		return "lease request"
-	case msgRenew:
+	case msgRenew, msgRenewSigned:
 		return "renew"
-	case msgRenewVia:
+	case msgRenewVia, msgRenewViaSigned:
 		return "renew via"
 	case msgLeaseGrant:
 		return "lease grant"
