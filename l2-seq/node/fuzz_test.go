@@ -8,6 +8,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
@@ -39,6 +40,11 @@ func FuzzReceive(f *testing.F) {
 	add(mustPack(packet.Packet{Schema: 2, SeqID: 9, SeqSize: 9, PacketID: 1, Flags: packet.Flags(0).WithEncoded(packet.EncRtx)}))
 	add(mustPack(packet.Packet{Schema: 0, Flags: packet.Flags(0).WithEncoded(packet.EncRNS)}), []byte{0, 0, 0}, []byte{1, 2, 3, 4, 5, 6})
 	add(mustPack(packet.Packet{Schema: 2, SeqID: 0, SeqSize: 1, Flags: packet.Flags(0).WithEncoded(packet.EncAck), Body: []byte{0, 0, 5, 0, 0, 0xff}}))
+	// A frame marked as hop-authenticated (from an address not proven to
+	// the node: its trailer is stripped), and one too short for a trailer.
+	marked := append(mustPack(packet.Packet{Schema: 0, Body: packet.NewPackage(testApp, []byte("hi")).AppendTo(nil)}), make([]byte, hop.Overhead)...)
+	marked[1] = hop.Marker
+	add(bpkt, marked, []byte{0, hop.Marker, 0, 0, 1})
 	f.Fuzz(fuzzReceiveBody)
 }
 

@@ -35,6 +35,7 @@ type Stats struct {
 	PeakCacheBytes           int    // largest send cache held
 	Streams                  uint64 // streams sent (SendStream, and Sends too large for one segment)
 	Trust                    TrustStats
+	Hop                      HopStats
 }
 
 // Stats returns a copy of the node's counters.
