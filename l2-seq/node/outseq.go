@@ -35,6 +35,7 @@ type outSeq struct {
 	pkg      []byte
 	tmpl     packet.Packet
 	count    int
+	room     int  // bytes the first packet keeps free (the hop trailer)
 	full     bool // the receiver speaks our status acks and probes
 	prio     int
 	deadline time.Time
@@ -169,7 +170,7 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		ask, o.needAsk = true, false
 	}
 	var p packet.Packet
-	sequence.Cut(o.s, o.pkg, i, &o.tmpl, &p)
+	sequence.CutRoom(o.s, o.pkg, i, o.room, &o.tmpl, &p)
 	enc := packet.EncNone
 	if ask {
 		enc = packet.EncAsk

@@ -34,7 +34,11 @@ var broadcastable = referenceSchemas
 
 // chooseSchema applies PROTOCOL 4.1 over candidate schema ids: keep those
 // whose largest Package fits size, take the one with the largest body.
-func chooseSchema(ids []uint8, allowed func(*packet.Schema) bool, size int) (*packet.Schema, error) {
+// room bytes are kept free for the hop trailer (hopauth.go): in the
+// first packet of a sequence (the one that is authenticated), in the one
+// packet of an unsequenced schema (returned with its body that much
+// shorter).
+func chooseSchema(ids []uint8, allowed func(*packet.Schema) bool, size, room int) (*packet.Schema, error) {
 	var best *packet.Schema
 	any := false
 	for _, id := range ids {
@@ -42,8 +46,14 @@ func chooseSchema(ids []uint8, allowed func(*packet.Schema) bool, size int) (*pa
 		if err != nil || !allowed(s) {
 			continue
 		}
+		need := size
+		if s.Sequenced() {
+			need += room
+		} else {
+			s = roomy(s, room)
+		}
 		any = true
-		if s.MaxPackage() < size {
+		if s.MaxPackage() < need {
 			continue
 		}
 		if best == nil || s.MaxBody > best.MaxBody {
@@ -173,7 +183,7 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 	routed := h != nil
 	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool {
 		return s.Routed() == routed && (full || referenceSchemas[s.ID]) && ep.takes(s)
-	}, len(data))
+	}, len(data), ep.room())
 	if err != nil {
 		return n.fail(err)
 	}
@@ -206,7 +216,8 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 		n.finishSend(res, err)
 		return res
 	}
-	o := &outSeq{ep: ep, res: res, s: s, pkg: data, tmpl: tmpl, count: sequence.Count(s, len(data)), full: full, prio: opt.Priority, deadline: opt.Deadline}
+	room := ep.room()
+	o := &outSeq{ep: ep, res: res, s: s, pkg: data, tmpl: tmpl, room: room, count: sequence.CountRoom(s, len(data), room), full: full, prio: opt.Priority, deadline: opt.Deadline}
 	n.cache.add(o)
 	ep.out = append(ep.out, o)
 	ep.waiting++
@@ -407,7 +418,7 @@ func (n *Node) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Resul
 		}
 	}
 	pkg := packet.NewPackage(app, blob)
-	s, err := chooseSchema(common, func(s *packet.Schema) bool { return broadcastable[s.ID] }, pkg.Len())
+	s, err := chooseSchema(common, func(s *packet.Schema) bool { return broadcastable[s.ID] }, pkg.Len(), 0)
 	if err != nil {
 		return n.fail(err)
 	}
