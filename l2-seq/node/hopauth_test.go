@@ -381,11 +381,20 @@ func TestRecutFirstPacket(t *testing.T) {
 	}
 }
 
-// TestChallengeLapsed: a neighbour that sends us tagged frames took our
-// proof; when it is not proven to us and no challenge of ours to it is
-// alive (its answers were lost), we challenge it at once instead of
-// waiting for its next beacon (an hour here), so that what it routes to
-// us is not refused for long.
+// routedLayer is a Layer that counts the routed Packages handed to it.
+type routedLayer struct{ routed int }
+
+func (l *routedLayer) HandleMessage(Message) {}
+func (l *routedLayer) HandleRouted(RouteHeader, *packet.Package, peer.Endpoint, time.Time) {
+	l.routed++
+}
+func (l *routedLayer) PeerChanged(*peer.Peer, bool) {}
+
+// TestChallengeLapsed: a neighbour that routes to us took our proof; when
+// it is not proven to us and no challenge of ours to it is alive (its
+// answers were lost), the routed Package is refused and we challenge it
+// at once instead of waiting for its next beacon (an hour here), so that
+// what it routes to us is not refused for long.
 func TestChallengeLapsed(t *testing.T) {
 	me := emptyMesh(t, phys.ESPNOW(), 5)
 	for i := range 2 {
@@ -396,29 +405,43 @@ func TestChallengeLapsed(t *testing.T) {
 	me.discover()
 	me.proveAll()
 	a, b := me.nodes[0], me.nodes[1]
-	// a forgets b's proof, and its challenge has lapsed: b still sends
-	// under the key of a's proof.
+	la := &routedLayer{}
+	if _, err := a.Attach(la); err != nil {
+		t.Fatal(err)
+	}
+	bb, err := b.Attach(&routedLayer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(blob string) {
+		t.Helper()
+		pkg := packet.NewPackage(testApp, []byte(blob))
+		r := bb.SendRouted(epOf(b, a), RouteHeader{TTL: 8, TreeState: 1}, &pkg, nil)
+		me.clk.RunWhile(me.clk.Now().Add(time.Minute), func() bool { return !r.Finished() })
+	}
+	// a forgets b's proof, and its challenge has lapsed: b still takes a
+	// for proven and routes to it.
 	ep := a.eps[epOf(a, b)]
 	a.forgetProofs(a.Peer(b.ID()))
 	ep.pf.drawn = time.Time{}
 	challenges := a.Stats().Trust.ChallengesSent
-	if err := me.wait(b.Send(a.ID(), testApp, []byte("tagged"), nil), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if s := a.Stats(); s.Hop.Unverified == 0 || s.Hop.Lapsed != 1 || s.Trust.ChallengesSent == challenges {
-		t.Fatalf("a's counters %+v, %+v", s.Hop, s.Trust)
+	route("refused")
+	if s := a.Stats(); la.routed != 0 || s.Trust.UnprovenRouted != 1 || s.Hop.Lapsed != 1 || s.Trust.ChallengesSent == challenges {
+		t.Fatalf("routed %d; a's counters %+v, %+v", la.routed, s.Hop, s.Trust)
 	}
 	me.clk.RunFor(5 * time.Second)
 	if p := a.Peer(b.ID()); p == nil || !p.Proven {
 		t.Fatalf("b not proven to a again: %+v", p)
 	}
-	// Once alive, a challenge is not sent again for more tagged frames.
-	ep.pf.drawn = me.clk.Now()
-	a.forgetProofs(a.Peer(b.ID()))
-	lapsed := a.Stats().Hop.Lapsed
-	if err := me.wait(b.Send(a.ID(), testApp, []byte("again"), nil), time.Minute); err != nil {
-		t.Fatal(err)
+	route("taken")
+	if la.routed != 1 {
+		t.Fatalf("routed %d after the proof", la.routed)
 	}
+	// With a challenge alive, none more for more refusals.
+	a.forgetProofs(a.Peer(b.ID()))
+	ep.pf.drawn = me.clk.Now()
+	lapsed := a.Stats().Hop.Lapsed
+	route("refused again")
 	if got := a.Stats().Hop.Lapsed; got != lapsed {
 		t.Fatalf("challenged with a challenge alive: %d", got-lapsed)
 	}

@@ -193,6 +193,10 @@ func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package,
 			a, ok := n.layer.(RoutedAdmitter)
 			if !ok || !a.AdmitRouted(h, key) {
 				n.stats.Trust.UnprovenRouted++
+				if ep := n.eps[key]; ep != nil && n.xkey != nil {
+					// It took our proof; ours of it lapsed (hopauth.go).
+					n.challengeLapsed(ep, now)
+				}
 				return ErrNoRoute
 			}
 		}
