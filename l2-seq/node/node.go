@@ -65,12 +65,11 @@ type Config struct {
 	// HopAuth turns on authenticated hops [ours] (hopauth.go): unicast
 	// frames to neighbours that proved us carry a counter and a tag under
 	// a key of the pair, and, once one has verified, a proven neighbour's
-	// untagged frames are refused. Off by default: on in every node, the
-	// simulator's clustered graph took 626 s to converge instead of 212,
-	// and the hubs graph did not converge in 30 minutes
-	// (TestEveryKindOfGraph; cause not found, docs/security.md). Off, a
-	// node opens nothing but strips the trailer of a tagged frame, taking
-	// it as its sender's plain frames are taken.
+	// untagged frames are refused. Off at the zero value (the library's
+	// callers choose; the daemon turns it on, [node] hop_auth: what it
+	// costs in convergence and transfer efficiency is in
+	// docs/security.md). Off, a node opens nothing but strips the trailer
+	// of a tagged frame, taking it as its sender's plain frames are taken.
 	HopAuth bool
 	// Sleep turns modem sleep on for links that can sleep.
 	Sleep bool
