@@ -254,7 +254,12 @@ func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
 
 // sendPlain sends a Package in one packet of the link's plainest schema
 // with flags 0 and no ack expected (beacon responses, PROTOCOL 5.2).
+// Neighbour-proof messages go without a hop tag.
 func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
+	n.sendOne(ep, app, blob, app == proof.AppID)
+}
+
+func (n *Node) sendOne(ep *endpoint, app packet.AppID, blob []byte, clear bool) {
 	if n.closed {
 		return
 	}
@@ -267,6 +272,6 @@ func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
 	if err != nil {
 		return
 	}
-	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: b, ep: ep})
+	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: b, ep: ep, clear: clear})
 	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
 }

@@ -107,7 +107,7 @@ func (b *Bind) Airtime(ep peer.Endpoint, n int) time.Duration {
 			return !s.Routed() && (full || referenceSchemas[s.ID]) && (v2 || s.Family != packet.FamilyESPNOWV2)
 		}
 	}
-	s, err := chooseSchema(t.info.Schemas, allowed, size)
+	s, err := chooseSchema(t.info.Schemas, allowed, size, 0)
 	if err != nil {
 		return 0
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/bsig"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
@@ -44,6 +45,11 @@ func FuzzReceive(f *testing.F) {
 	env := bsig.Append(nil, identity.FromSeed([32]byte{5}), identity.FromSeed([32]byte{5}).ID(), [8]byte{1}, 3, testApp, []byte("signed"))
 	benv := mustPack(packet.Packet{Schema: 0, Body: packet.NewPackage(bsig.AppID, env).AppendTo(nil)})
 	add(bpkt, benv, mustPack(packet.Packet{Schema: 0, Body: packet.NewPackage(bsig.AppID, env[:40]).AppendTo(nil)}))
+	// A frame marked as hop-authenticated (from an address not proven to
+	// the node: its trailer is stripped), and one too short for a trailer.
+	marked := append(mustPack(packet.Packet{Schema: 0, Body: packet.NewPackage(testApp, []byte("hi")).AppendTo(nil)}), make([]byte, hop.Overhead)...)
+	marked[1] = hop.Marker
+	add(bpkt, marked, []byte{0, hop.Marker, 0, 0, 1})
 	f.Fuzz(fuzzReceiveBody)
 }
 

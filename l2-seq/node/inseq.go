@@ -25,6 +25,13 @@ type inSeq struct {
 	fruitless int
 	timer     clock.Timer
 	tmpl      packet.Packet // routed fields, to answer with
+	// authed: its first packet came authenticated (hopauth.go), so its
+	// hash, which the whole is checked against, is the sender's — or came
+	// one hop before we agreed keys with the sender, when the sender was
+	// taken for whoever it said it was (as a Package that completed then
+	// would have been). A routed one needs the tag: routed traffic is
+	// only ever taken from a proven neighbour.
+	authed bool
 }
 
 // chunkOverhead is what a stored chunk costs beyond its bytes (map entry,
@@ -37,7 +44,7 @@ const chunkOverhead = 64
 const maxReferenceRtx = 8
 
 // receiveChunk stores one packet of a sequence and answers what must be.
-func (n *Node) receiveChunk(ep *endpoint, p *packet.Packet, bcast bool, now time.Time) {
+func (n *Node) receiveChunk(ep *endpoint, p *packet.Packet, bcast, authed bool, now time.Time) {
 	s := p.SchemaOf()
 	count := int(p.SeqSize) + 1
 	idx := int(p.PacketID)
@@ -126,6 +133,12 @@ func (n *Node) receiveChunk(ep *endpoint, p *packet.Packet, bcast bool, now time
 		}
 		return
 	}
+	if idx == 0 {
+		// The first packet's routed fields are the ones that count: it
+		// is the authenticated one between our nodes.
+		in.tmpl = packet.Packet{TTL: p.TTL, TreeState: p.TreeState, To: p.To, From: p.From}
+		in.authed = authed || !n.armed(ep) && !s.Routed()
+	}
 	in.chunks[idx] = bytes.Clone(p.Body)
 	in.bytes += cost
 	ep.inBytes += cost
@@ -197,6 +210,10 @@ func (n *Node) completeIn(ep *endpoint, in *inSeq, p *packet.Packet, full, ask b
 	case pkg.Verify() != nil:
 		n.drop(DropHash)
 		code = CodeOf(ErrBadHash)
+	case !in.authed && !in.bcast && n.armed(ep):
+		// Nothing vouches for its hash.
+		n.stats.Hop.Unauthenticated++
+		code = CodeOf(ErrUnauthenticated)
 	default:
 		q := *p
 		q.TTL, q.TreeState, q.To, q.From = in.tmpl.TTL, in.tmpl.TreeState, in.tmpl.To, in.tmpl.From
@@ -251,7 +268,7 @@ func (n *Node) answerStatus(ep *endpoint, p *packet.Packet, in *inSeq) {
 		n.sendAck(ep.key, p, nil, []byte{stUnknown})
 		return
 	}
-	n.sendAck(ep.key, p, nil, in.status(p.SchemaOf().MaxBody))
+	n.sendAck(ep.key, p, nil, in.status(roomy(p.SchemaOf(), ep.room()).MaxBody))
 }
 
 // status encodes what in holds: state ‖ hi ‖ base ‖ bitmap (see outseq.go).

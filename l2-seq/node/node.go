@@ -20,6 +20,7 @@
 package node
 
 import (
+	"crypto/ecdh"
 	"errors"
 	"io"
 	"log/slog"
@@ -61,6 +62,15 @@ type Config struct {
 	// Reference makes the node leave the capabilities app_id out of its
 	// beacons, so its beacons are byte-identical to a reference node's.
 	Reference bool
+	// HopAuth turns on authenticated hops [ours] (hopauth.go): unicast
+	// frames to neighbours that proved us carry a counter and a tag under
+	// a key of the pair, and, once one has verified, a proven neighbour's
+	// untagged frames are refused. Off at the zero value (the library's
+	// callers choose; the daemon turns it on, [node] hop_auth: what it
+	// costs in convergence and transfer efficiency is in
+	// docs/security.md). Off, a node opens nothing but strips the trailer
+	// of a tagged frame, taking it as its sender's plain frames are taken.
+	HopAuth bool
 	// Sleep turns modem sleep on for links that can sleep.
 	Sleep bool
 	// Budgets bound the node's memory; zero fields take the defaults.
@@ -191,12 +201,13 @@ type Node struct {
 	sleep     []*sleeper
 	dec       packet.Packet // scratch for decoding
 
-	entropy     io.Reader     // nonces (trust.go)
-	boot        proof.Boot    // this run's nonce
-	proofBucket bucket.Bucket // signatures we may spend on challenges
-
 	bsigCtr  uint32                      // the next signed broadcast's counter (bsig.go)
 	bsigSeen map[identity.NodeID]*bsigRx // senders' replay windows (bsig.go)
+
+	entropy     io.Reader        // nonces (trust.go)
+	boot        proof.Boot       // this run's nonce
+	proofBucket bucket.Bucket    // signatures we may spend on challenges
+	xkey        *ecdh.PrivateKey // our X25519 key, for hop keys (hopauth.go); nil on a reference node
 }
 
 // ErrNoClock: Config.Clock is required (a node on a clock nobody runs
@@ -245,6 +256,7 @@ func New(cfg Config) (*Node, error) {
 	n.apps[beacon.AppID] = n.receiveBeacon
 	n.appOrder = append(n.appOrder, beacon.AppID)
 	n.initTrust()
+	n.initHop()
 	if !cfg.Reference {
 		// Not announced: the capabilities app_id implies it.
 		n.apps[proof.AppID] = n.receiveProof

@@ -35,6 +35,8 @@ type outSeq struct {
 	pkg      []byte
 	tmpl     packet.Packet
 	count    int
+	room     int  // bytes the first packet keeps free (the hop trailer)
+	gen      int  // restarts so far (restart): link reports of earlier ones are stale
 	full     bool // the receiver speaks our status acks and probes
 	prio     int
 	deadline time.Time
@@ -99,6 +101,19 @@ func (o *outSeq) start() bool {
 		o.ep.n.clk.AfterFunc(time.Second, o.ep.kick)
 		return false
 	}
+	if !o.full && o.ep.peerFull() {
+		// Queued when the neighbour was a stranger, it has since said it
+		// is one of ours.
+		o.full = true
+	}
+	if o.full {
+		// The room is the receiver's as it is now, not as it was when
+		// the send was queued (a neighbour not yet known as a peer gets
+		// none, and a first packet without room goes untagged, which a
+		// receiver that has our frames authenticated refuses).
+		o.room = o.roomNow()
+		o.count = sequence.CountRoom(o.s, len(o.pkg), o.room)
+	}
 	o.started = true
 	o.progress = o.ep.n.clk.Now()
 	o.seqID = id
@@ -129,10 +144,25 @@ func (o *outSeq) ready() bool {
 
 // next builds the next packet into buf.
 func (o *outSeq) next(buf []byte) (outFrame, bool) {
-	if !o.full && !o.finished {
+	if o.finished {
+		return outFrame{}, false
+	}
+	if o.started && o.room == 0 && !o.acked.has(0) && (!o.full || !o.waiting && o.firstNext()) && o.ep.pf.hop.send != nil && o.roomNow() > 0 {
+		// The first packet, cut without room for the hop trailer (the
+		// neighbour was a stranger when the sequence started), is to go
+		// again to a neighbour we now authenticate to: untagged, it would
+		// be refused (a sequence's first packet carries the hash the
+		// whole is checked against) until the send was abandoned. The
+		// sequence starts again with room, under a new seq_id.
+		o.ep.n.stats.Hop.Recut++
+		if !o.restart() {
+			return outFrame{}, false
+		}
+	}
+	if !o.full {
 		return o.refNext(buf)
 	}
-	if o.finished || o.waiting {
+	if o.waiting {
 		return outFrame{}, false
 	}
 	i, ask := -1, false
@@ -169,7 +199,7 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		ask, o.needAsk = true, false
 	}
 	var p packet.Packet
-	sequence.Cut(o.s, o.pkg, i, &o.tmpl, &p)
+	sequence.CutRoom(o.s, o.pkg, i, o.room, &o.tmpl, &p)
 	enc := packet.EncNone
 	if ask {
 		enc = packet.EncAsk
@@ -198,8 +228,49 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		// re-arms it from the end of the ask's transmission).
 		o.ep.tl.hush(o, o.ep.tl.airMTU+o.feedbackTimeout())
 	}
-	idx := i
-	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) { o.sent(idx, ask, err) }}, true
+	idx, gen := i, o.gen
+	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) {
+		if gen == o.gen {
+			o.sent(idx, ask, err)
+		}
+	}}, true
+}
+
+// restart forgets what was sent of the sequence and starts it again (a new
+// seq_id, the room as it is now). What the link still reports of frames
+// sent before is ignored (gen).
+func (o *outSeq) restart() bool {
+	o.gen++
+	clock.Stop(&o.timer)
+	o.ep.tl.unhush(o)
+	o.fresh, o.rq, o.rqLive, o.nAcked, o.burst = 0, nil, 0, 0, 0
+	o.askOut, o.needAsk, o.timedOut, o.waiting, o.started = false, false, false, false, false
+	o.silent = 0
+	return o.start()
+}
+
+// roomNow is the room the first packet keeps for the hop trailer if cut
+// now: the receiver's (endpoint.room), when the Package still fits the
+// schema with it; never less than it was (a sequence cut with room
+// stays so).
+func (o *outSeq) roomNow() int {
+	r := o.ep.room()
+	if r <= o.room || o.s.MaxPackage() < len(o.pkg)+r {
+		return o.room
+	}
+	return r
+}
+
+// firstNext reports whether the next packet to go is the first: first in
+// the retransmission queue (ahead of any confirmed since), or the next
+// fresh one with nothing queued.
+func (o *outSeq) firstNext() bool {
+	for _, j := range o.rq {
+		if !o.acked.has(j) {
+			return j == 0
+		}
+	}
+	return o.fresh == 0
 }
 
 // shortSeq: a sequence of fewer packets asks on its last only.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
@@ -20,6 +21,25 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	}
 	n.stats.PacketsRecv++
 	n.stats.BytesRecv += uint64(len(f.Data))
+	key := peer.Endpoint{Link: t.idx, Addr: f.Src}
+	now := f.Time
+	if now.IsZero() {
+		now = n.clk.Now()
+	}
+	authed, marked := false, hop.Marked(f.Data)
+	if marked {
+		if f.Broadcast {
+			n.drop(DropMalformed) // nothing broadcast carries a hop tag
+			return
+		}
+		// Tagged by a neighbour we agreed keys with (hopauth.go): checked
+		// and stripped before anything reads it.
+		b, a, ok := n.openHop(key, f.Data, now)
+		if !ok {
+			return
+		}
+		f.Data, authed = b, a
+	}
 	p := &n.dec
 	if err := p.UnmarshalBinary(f.Data); err != nil {
 		switch {
@@ -32,6 +52,12 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		}
 		return
 	}
+	if marked {
+		// The marker is the hop trailer's, not the packet's: a packet
+		// re-encoded from this one (an ack, a relayed copy) must not
+		// claim a trailer it does not have.
+		p.Reserved = 0
+	}
 	if !containsSchema(t.info.Schemas, p.Schema) {
 		n.drop(DropSchema) // a LoRa schema on ESP-NOW, say: not for this link
 		return
@@ -40,10 +66,12 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		n.drop(DropChecksum)
 		return
 	}
-	key := peer.Endpoint{Link: t.idx, Addr: f.Src}
-	now := f.Time
-	if now.IsZero() {
-		now = n.clk.Now()
+	if !authed && !f.Broadcast {
+		refuse, bcast := n.plainVerdict(t, n.eps[key], p, now)
+		if refuse {
+			return
+		}
+		f.Broadcast = bcast
 	}
 	pr := n.peers.ByEndpoint(key)
 	var ep *endpoint
@@ -112,7 +140,7 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		if !referenceSchemas[p.Schema] {
 			ep.ours = true
 		}
-		n.receiveChunk(ep, p, f.Broadcast, now)
+		n.receiveChunk(ep, p, f.Broadcast, authed, now)
 		return
 	}
 	n.receiveSingle(key, p, f.Broadcast, now)
@@ -165,6 +193,10 @@ func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package,
 			a, ok := n.layer.(RoutedAdmitter)
 			if !ok || !a.AdmitRouted(h, key) {
 				n.stats.Trust.UnprovenRouted++
+				if ep := n.eps[key]; ep != nil && n.xkey != nil {
+					// It took our proof; ours of it lapsed (hopauth.go).
+					n.challengeLapsed(ep, now)
+				}
 				return ErrNoRoute
 			}
 		}
@@ -241,14 +273,18 @@ func (n *Node) sendAck(key peer.Endpoint, p *packet.Packet, err error, status []
 	if n.congested() {
 		a.Flags |= packet.FlagThrottle
 	}
-	if s := a.SchemaOf(); len(a.Body) > s.MaxBody {
+	ep := n.eps[key]
+	room := 0
+	if ep != nil {
+		room = ep.room()
+	}
+	if s := roomy(a.SchemaOf(), room); len(a.Body) > s.MaxBody {
 		a.Body = a.Body[:s.MaxBody]
 	}
 	b, e := a.AppendSealed(nil)
 	if e != nil {
 		return
 	}
-	ep := n.eps[key]
 	if ep != nil && !ep.peerFull() && a.SchemaOf().Sequenced() {
 		ep.quarantine(a.SeqID, true) // a reference node files this ack as a chunk of a.SeqID
 	}

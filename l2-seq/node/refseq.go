@@ -171,7 +171,12 @@ func (o *outSeq) refNext(buf []byte) (outFrame, bool) {
 	r.txCount++
 	r.txn[i] = r.txCount
 	o.ep.tl.hush(o, o.ep.tl.airMTU+o.feedbackTimeout())
-	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) { o.refSent(i, err) }}, true
+	gen := o.gen
+	return outFrame{dst: o.ep.key.Addr, data: b, ep: o.ep, sent: func(err error) {
+		if gen == o.gen {
+			o.refSent(i, err)
+		}
+	}}, true
 }
 
 // refSent is the link finishing packet i.

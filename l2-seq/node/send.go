@@ -34,20 +34,39 @@ var broadcastable = referenceSchemas
 
 // chooseSchema applies PROTOCOL 4.1 over candidate schema ids: keep those
 // whose largest Package fits size, take the one with the largest body.
-func chooseSchema(ids []uint8, allowed func(*packet.Schema) bool, size int) (*packet.Schema, error) {
+// room bytes are kept free for the hop trailer (hopauth.go): in the
+// first packet of a sequence (the one that is authenticated), in the one
+// packet of an unsequenced schema (returned with its body that much
+// shorter). Bodies are compared as they are with the room taken from
+// both: the sequenced schemas' bodies are a few bytes longer than the
+// unsequenced ones' (243 and 245 bytes on ESP-NOW, 209 and 211 routed),
+// so against an unsequenced body cut short a sequenced one won, and with
+// authenticated hops every small Package went as a one-packet sequence:
+// a seq_id each (256 per node in 10 s, which a hub spent and then waited
+// for), a status ack instead of an ack, a probe after every lost one
+// (converging took three times as long on clustered meshes and hub meshes
+// did not converge).
+func chooseSchema(ids []uint8, allowed func(*packet.Schema) bool, size, room int) (*packet.Schema, error) {
 	var best *packet.Schema
+	bestBody := 0
 	any := false
 	for _, id := range ids {
 		s, err := packet.Lookup(id)
 		if err != nil || !allowed(s) {
 			continue
 		}
+		need, body := size, s.MaxBody-room
+		if s.Sequenced() {
+			need += room
+		} else {
+			s = roomy(s, room)
+		}
 		any = true
-		if s.MaxPackage() < size {
+		if s.MaxPackage() < need {
 			continue
 		}
-		if best == nil || s.MaxBody > best.MaxBody {
-			best = s
+		if best == nil || body > bestBody {
+			best, bestBody = s, body
 		}
 	}
 	switch {
@@ -173,7 +192,7 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 	routed := h != nil
 	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool {
 		return s.Routed() == routed && (full || referenceSchemas[s.ID]) && ep.takes(s)
-	}, len(data))
+	}, len(data), ep.room())
 	if err != nil {
 		return n.fail(err)
 	}
@@ -206,7 +225,8 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 		n.finishSend(res, err)
 		return res
 	}
-	o := &outSeq{ep: ep, res: res, s: s, pkg: data, tmpl: tmpl, count: sequence.Count(s, len(data)), full: full, prio: opt.Priority, deadline: opt.Deadline}
+	room := ep.room()
+	o := &outSeq{ep: ep, res: res, s: s, pkg: data, tmpl: tmpl, room: room, count: sequence.CountRoom(s, len(data), room), full: full, prio: opt.Priority, deadline: opt.Deadline}
 	n.cache.add(o)
 	ep.out = append(ep.out, o)
 	ep.waiting++
@@ -407,7 +427,7 @@ func (n *Node) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Resul
 		}
 	}
 	pkg := packet.NewPackage(app, blob)
-	s, err := chooseSchema(common, func(s *packet.Schema) bool { return broadcastable[s.ID] }, pkg.Len())
+	s, err := chooseSchema(common, func(s *packet.Schema) bool { return broadcastable[s.ID] }, pkg.Len(), 0)
 	if err != nil {
 		return n.fail(err)
 	}

@@ -36,6 +36,7 @@ type Stats struct {
 	Streams                  uint64 // streams sent (SendStream, and Sends too large for one segment)
 	Trust                    TrustStats
 	Broadcasts               BroadcastStats // signed broadcasts (bsig.go)
+	Hop                      HopStats
 }
 
 // Stats returns a copy of the node's counters.

@@ -106,12 +106,12 @@ func (n *Node) RegisterStream(id packet.AppID, h StreamHandler) {
 // largest-bodied schema a sequence to it may use as segBytes of reassembly
 // hold (at most segPackets), less the headers.
 func (n *Node) segCap(ep *endpoint) int {
-	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool { return !s.Routed() && s.Sequenced() && ep.takes(s) }, 0)
+	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool { return !s.Routed() && s.Sequenced() && ep.takes(s) }, 0, ep.room())
 	if err != nil {
 		return 0
 	}
 	k := min(segPackets, max(2, segBytes/(s.MaxBody+chunkOverhead)))
-	return k*s.MaxBody - 1 - packet.PackageOverhead - segHeader - segDigest
+	return k*s.MaxBody - 1 - ep.room() - packet.PackageOverhead - segHeader - segDigest
 }
 
 // SendStream sends size bytes read from r to application app on the peer

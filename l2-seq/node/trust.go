@@ -46,7 +46,9 @@ type proofState struct {
 	// and when it was last sent (retries are spaced).
 	nonce              proof.Nonce
 	drawn, lastChallng time.Time
-	tries              int // challenges sent with this nonce
+	tries              int      // challenges sent with this nonce
+	hop                hopState // hop keys with it (hopauth.go)
+	keyOf              keyOf    // whether the node here can hold keys at all
 }
 
 // Proof timing.
@@ -166,6 +168,9 @@ func (n *Node) challenge(ep *endpoint, now time.Time) {
 	}
 	n.stats.Trust.ChallengesSent++
 	b := proof.AppendChallenge(nil, pf.nonce)
+	if pf.hop.back {
+		b = proof.AppendRekey(b[:0], pf.nonce)
+	}
 	// Every neighbour that heard a beacon challenges its sender: sent at
 	// once, their challenges (and the sender's answer to the beacon) meet
 	// on its air. On LoRa, which does not listen before it talks, they
@@ -207,16 +212,20 @@ func (n *Node) receiveProof(m Message) {
 		return
 	}
 	switch pm.Type {
-	case proof.TypeChallenge:
+	case proof.TypeChallenge, proof.TypeRekey:
 		if !n.proofBucket.Take(now) {
 			n.stats.Trust.ProofsLimited++
 			return
 		}
 		n.stats.Trust.ProofsSent++
 		n.sendPlain(ep, proof.AppID, proof.AppendProof(nil, n.id, pm.Nonce, n.boot, ep.tl.info.Addr, m.Via.Addr))
-		if !n.proven(m.Via) {
+		// If it takes this proof, it sends to us under this nonce's key.
+		n.answeredChallenge(ep, pm.Nonce)
+		if !n.proven(m.Via) || pm.Type == proof.TypeRekey && ep.pf.hop.backDue(now) {
 			// It wants to know us; we want to know it (this also
-			// re-proves a neighbour that restarted).
+			// re-proves a neighbour that restarted). A Rekey asks it
+			// outright: it cannot open what we send it, and our next
+			// key comes with its next proof.
 			n.challenge(ep, now)
 		}
 	case proof.TypeProof:
@@ -239,6 +248,7 @@ func (n *Node) receiveProof(m Message) {
 		}
 		n.stats.Trust.ProofsOK++
 		n.acceptProof(ep, identity.NodeID(pm.NodeID), pm.Boot, now)
+		n.provedOurs(ep, identity.NodeID(pm.NodeID), pf.nonce)
 	}
 }
 

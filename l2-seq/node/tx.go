@@ -17,6 +17,9 @@ type outFrame struct {
 	data []byte
 	ep   *endpoint   // whose pacing it counts against (nil: none)
 	sent func(error) // called when the link is done with it (nil: nothing to do)
+	// clear: never authenticated (hopauth.go), as the neighbour-proof
+	// messages that agree the keys.
+	clear bool
 }
 
 // txLink schedules one link's transmissions and is its Dispatcher.
@@ -52,6 +55,7 @@ type txLink struct {
 	quietFor any // the send whose answer the quiet is for (an *outSeq or *outSingle)
 	retry    clock.Timer
 	buf      []byte
+	hbuf     []byte // a frame with its hop trailer (hopauth.go)
 
 	// Timings measured in airtimes of this link.
 	airMTU  time.Duration // a full datagram
@@ -74,7 +78,7 @@ const ctrlSize = 48 // bytes of a typical status ack
 
 func newTxLink(n *Node, idx int, l link.Link) *txLink {
 	info := l.Info()
-	t := &txLink{n: n, idx: idx, l: l, info: info, max: min(2, max(info.TxQueue, 1)), buf: make([]byte, 0, 256)}
+	t := &txLink{n: n, idx: idx, l: l, info: info, max: min(2, max(info.TxQueue, 1)), buf: make([]byte, 0, 256), hbuf: make([]byte, 0, 256)}
 	t.airMTU = link.Airtime(l, info.MTU)
 	if info.MTU > packet.MaxPacketSize {
 		t.airMTU = link.Airtime(l, packet.MaxPacketSize)
@@ -208,12 +212,13 @@ func (t *txLink) pump() {
 func (t *txLink) send(f outFrame) bool {
 	n := t.n
 	t.tag++
-	err := t.l.Send(f.dst, f.data, t.tag)
+	data := t.sealFor(&f)
+	err := t.l.Send(f.dst, data, t.tag)
 	switch {
 	case err == nil:
 		t.inflt = append(t.inflt, inflight{tag: t.tag, sent: f.sent})
 		n.stats.PacketsSent++
-		n.stats.BytesSent += uint64(len(f.data))
+		n.stats.BytesSent += uint64(len(data))
 		now := n.clk.Now()
 		if ep := f.ep; ep != nil {
 			ep.lastTx = now

@@ -9,7 +9,12 @@
 // Wire format, the blob of a Package to AppID:
 //
 //	Challenge: 0x01 ‖ nonce (16)                                   17 bytes
+//	Rekey:     0x03 ‖ nonce (16)                                   17 bytes
 //	Proof:     0x02 ‖ node_id (32) ‖ nonce (16) ‖ boot (8) ‖ sig (64)  121 bytes
+//
+// A Rekey is a Challenge that also asks the neighbour to challenge us
+// again: we cannot open what it sends (hop keys, l2-seq/hop; we lost ours,
+// or it holds one of an exchange we did not finish).
 //
 // Both fit one packet of every schema family (ESP-NOW 250 B, RYLR-998
 // 240 B). The same key signs a goodbye (Goodbye): op 0xff ‖ node_id as the
@@ -46,6 +51,7 @@ const (
 const (
 	TypeChallenge = 0x01
 	TypeProof     = 0x02
+	TypeRekey     = 0x03
 )
 
 // Errors.
@@ -62,7 +68,7 @@ type Nonce [NonceSize]byte
 // against the next.
 type Boot [BootSize]byte
 
-// Message is a decoded Challenge or Proof.
+// Message is a decoded Challenge, Rekey or Proof.
 type Message struct {
 	Type   byte
 	Nonce  Nonce
@@ -74,6 +80,12 @@ type Message struct {
 // AppendChallenge appends a Challenge for nonce to b.
 func AppendChallenge(b []byte, nonce Nonce) []byte {
 	return append(append(b, TypeChallenge), nonce[:]...)
+}
+
+// AppendRekey appends a Rekey (a Challenge asking to be challenged back)
+// for nonce to b.
+func AppendRekey(b []byte, nonce Nonce) []byte {
+	return append(append(b, TypeRekey), nonce[:]...)
 }
 
 // Signer is what signs a proof: the node's identity.
@@ -139,7 +151,7 @@ func appendAddr(b []byte, a link.Addr) []byte {
 	return append(b, s...)
 }
 
-// UnmarshalBinary decodes a Challenge or a Proof; anything else, or a
+// UnmarshalBinary decodes a Challenge, a Rekey or a Proof; anything else, or a
 // message of the wrong length, is ErrMalformed.
 func (m *Message) UnmarshalBinary(b []byte) error {
 	if len(b) == 0 {
@@ -147,7 +159,7 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	}
 	m.Type = b[0]
 	switch m.Type {
-	case TypeChallenge:
+	case TypeChallenge, TypeRekey:
 		if len(b) != ChallengeSize {
 			return fmt.Errorf("%w: challenge of %d bytes", ErrMalformed, len(b))
 		}

@@ -74,10 +74,29 @@ func TestGoodbye(t *testing.T) {
 	}
 }
 
+// TestRekey: a Rekey decodes with its nonce and type; cut
+// short or too long, it is malformed.
+func TestRekey(t *testing.T) {
+	b := AppendRekey(nil, Nonce{7, 8})
+	var m Message
+	if err := m.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != TypeRekey || m.Nonce != (Nonce{7, 8}) {
+		t.Fatalf("decoded %+v", m)
+	}
+	for _, bad := range [][]byte{b[:len(b)-1], append(b, 0)} {
+		if err := m.UnmarshalBinary(bad); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%d bytes: %v", len(bad), err)
+		}
+	}
+}
+
 func FuzzMessage(f *testing.F) {
 	f.Add(AppendChallenge(nil, Nonce{1}))
 	f.Add(AppendProof(nil, identity.FromSeed([32]byte{1}), Nonce{1}, Boot{2}, espnow.MAC{1}, espnow.MAC{2}))
 	f.Add([]byte{0x03})
+	f.Add(AppendRekey(nil, Nonce{3}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m Message
 		if err := m.UnmarshalBinary(b); err != nil {

@@ -34,7 +34,19 @@ func CheckSize(s *packet.Schema, n int) error {
 // seq_size, the ask flag, the body (aliasing pkg) and the checksum. It does not
 // check sizes: call CheckSize once per Package.
 func Cut(s *packet.Schema, pkg []byte, i int, tmpl *packet.Packet, p *packet.Packet) {
-	count := Count(s, len(pkg))
+	CutRoom(s, pkg, i, 0, tmpl, p)
+}
+
+// CountRoom is Count for a Package whose first packet keeps room bytes of
+// its body free (for the hop trailer between our nodes, l2-seq/hop).
+func CountRoom(s *packet.Schema, n, room int) int { return Count(s, n+room) }
+
+// CutRoom is Cut with the first packet's body room bytes shorter than the
+// schema's, the others full: the first packet, the one that carries the
+// Package's app_id and hash, then has room for a hop trailer [ours].
+// Receivers put chunks together whatever their lengths.
+func CutRoom(s *packet.Schema, pkg []byte, i, room int, tmpl *packet.Packet, p *packet.Packet) {
+	count := CountRoom(s, len(pkg), room)
 	*p = *tmpl
 	p.Schema = s.ID
 	p.PacketID = uint16(i)
@@ -48,8 +60,8 @@ func Cut(s *packet.Schema, pkg []byte, i int, tmpl *packet.Packet, p *packet.Pac
 		enc = packet.EncAsk
 	}
 	p.Flags = p.Flags.WithEncoded(enc)
-	lo := i * s.MaxBody
-	hi := min(lo+s.MaxBody, len(pkg))
+	lo := max(0, i*s.MaxBody-room)
+	hi := min((i+1)*s.MaxBody-room, len(pkg))
 	p.Body = pkg[lo:hi]
 	if s.HasChecksum() {
 		p.FillChecksum()

@@ -140,3 +140,32 @@ func TestCutZeroAlloc(t *testing.T) {
 		t.Fatalf("%v allocs", n)
 	}
 }
+
+// CutRoom keeps room bytes free in the first packet only, and the packets
+// put back together in order are the Package.
+func TestCutRoom(t *testing.T) {
+	s := packet.MustLookup(3)
+	for _, n := range []int{0, 1, s.MaxBody - 12, s.MaxBody - 11, s.MaxBody, 3*s.MaxBody - 12, 3*s.MaxBody - 11, 5000} {
+		pkg := make([]byte, n)
+		for i := range pkg {
+			pkg[i] = byte(i * 13)
+		}
+		count := sequence.CountRoom(s, n, 12)
+		var whole []byte
+		var p packet.Packet
+		for i := range count {
+			sequence.CutRoom(s, pkg, i, 12, &packet.Packet{}, &p)
+			limit := s.MaxBody
+			if i == 0 {
+				limit -= 12
+			}
+			if len(p.Body) > limit || (i < count-1 && len(p.Body) != limit) {
+				t.Fatalf("n %d: packet %d of %d has %d bytes", n, i, count, len(p.Body))
+			}
+			whole = append(whole, p.Body...)
+		}
+		if !bytes.Equal(whole, pkg) {
+			t.Fatalf("n %d: cut and put together differs", n)
+		}
+	}
+}

@@ -305,6 +305,13 @@ func (r *Router) HandleMessage(m node.Message) {
 	case tree.AppID:
 		r.t.HandleMessage(m)
 	case ControlApp:
+		if m.Broadcast && (len(m.Blob) == 0 || m.Blob[0] != msgHood) {
+			// Only neighbourhood lists are broadcast; the rest go to one
+			// neighbour, authenticated between our nodes (see
+			// tree.HandleMessage for why a broadcast is no neighbour's
+			// word to us).
+			return
+		}
 		r.receiveOneHop(m)
 	}
 }

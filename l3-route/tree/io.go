@@ -45,6 +45,17 @@ func (t *Trees) HandleMessage(m node.Message) {
 		t.stats.Malformed++
 		return
 	}
+	if m.Broadcast && msg.typ != MsgClaim && msg.typ != MsgPosition && msg.typ != MsgNotify {
+		// Only claims and positions are broadcast (all signed; a root
+		// announces its position as a notify, its chain being the claim
+		// alone: appendPosition); anything
+		// else that came as a broadcast is no neighbour's word to us — on
+		// a link that cannot tell broadcasts apart, the node hands up
+		// unauthenticated frames of a neighbour it holds keys for as
+		// broadcasts (l2-seq/node, hopauth.go).
+		t.stats.Rejected++
+		return
+	}
 	switch msg.typ {
 	case MsgClaim:
 		if int(msg.claim.Tree) >= len(t.trees) || TreeOf(msg.claim.TreeState()) != int(msg.claim.Tree) {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/capture"
 	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/udp"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
 
@@ -31,7 +34,16 @@ type pcapFrameJSON struct {
 	Channel *int        `json:"channel,omitempty"`
 	RSSI    *int        `json:"rssi,omitempty"`
 	Packet  *packetJSON `json:"packet,omitempty"`
-	Error   string      `json:"error,omitempty"`
+	// Hop is the trailer of a frame authenticated between two proven
+	// neighbours (l2-seq/hop; not checked here: no key).
+	Hop   *hopJSON `json:"hop,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// hopJSON is a hop trailer: its counter and tag.
+type hopJSON struct {
+	Counter uint32 `json:"counter"`
+	Tag     string `json:"tag"`
 }
 
 func pcapCmd() *cobra.Command {
@@ -163,6 +175,11 @@ func viewUDP(b []byte, port int) (pcapFrameJSON, error) {
 
 // viewPayload fills in the mesh packet a frame carries.
 func viewPayload(v pcapFrameJSON, body []byte) pcapFrameJSON {
+	if pkt := hop.Packet(body); len(pkt) < len(body) {
+		tr := body[len(pkt):]
+		v.Hop = &hopJSON{Counter: binary.BigEndian.Uint32(tr), Tag: hex.EncodeToString(tr[hop.CounterSize:])}
+		body = pkt
+	}
 	var p packet.Packet
 	if err := p.UnmarshalBinary(body); err != nil {
 		v.Error = err.Error()

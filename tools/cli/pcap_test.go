@@ -195,3 +195,16 @@ func TestPcapBadFiles(t *testing.T) {
 	out, stderr, st = run("pcap")
 	oneErrorLine(t, "no file", out, stderr, st)
 }
+
+// TestPcapHopTrailer: a frame tagged between two proven neighbours shows
+// its trailer (counter, tag) apart, and the packet decodes as the same
+// packet untagged does.
+func TestPcapHopTrailer(t *testing.T) {
+	plain := mustHexCLI("0000000107544b")
+	tagged := append(bytes.Clone(plain), 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8)
+	tagged[1] = 0x01
+	out, stderr, st := run("pcap", writeCapture(t, capture.LinkTypeUser0, tagged))
+	if st != 0 || stderr != "" || !strings.Contains(out, `"hop":{"counter":9,"tag":"0102030405060708"}`) || !strings.Contains(out, `"packet":`) || strings.Contains(out, `"error"`) {
+		t.Fatalf("tagged frame: %d %q %q", st, out, stderr)
+	}
+}

@@ -49,6 +49,7 @@ func (rf *routeFlags) add(c *cobra.Command) {
 	f.StringVar(&rf.link, "link", "espnow", "espnow, or lora (SF9, 125 kHz: a beacon and a claim an hour, one tree, a new term every two weeks)")
 	f.Float64Var(&rf.cfg.DutyCycle, "duty-cycle", meshsim.DefaultDutyCycle, "with --link lora: a node's transmit budget, the share of the time the steady airtime is held against")
 	f.BoolVar(&rf.cfg.FailRoot, "fail-root", false, fmt.Sprintf("kill the root of tree 0 once the pairs are routed, and measure the repair (probes every second, a batch %d claim periods after; 3 nodes or more)", meshsim.RepairPeriods))
+	f.BoolVar(&rf.cfg.HopAuth, "hop-auth", false, "authenticated hops in every node (node.Config.HopAuth, the daemon's [node] hop_auth; docs/security.md): a counter and tag on every unicast frame between proven neighbours")
 	f.Float64Var(&rf.cfg.Kill, "kill", 0, fmt.Sprintf("kill this share of the nodes at random once the pairs are routed (0..%g), and measure the repair as --fail-root does", meshsim.MaxKill))
 }
 
@@ -298,6 +299,9 @@ func printRouteTable(w io.Writer, r *meshsim.RouteResult) error {
 		}
 	}
 	p("loops\t%d decisions that broke the loop invariant (%d stale views, no loop)", r.Loops, r.StaleViews)
+	if h := r.Hop; h != nil {
+		p("hop\t%d frames tagged, %d opened; refused: %d bad tags, %d replays, %d untagged from armed neighbours; %d tagged from unproven addresses taken plain; %d rekeys, %d lapsed challenges (%d challenges in all), %d sequences recut", h.Sealed, h.Opened, h.BadTag, h.Replayed, h.Unauthenticated, h.Unverified, h.Rekeys, h.Lapsed, h.Challenges, h.Recut)
+	}
 	for _, e := range r.LoopErrors {
 		p("loop\t%s", e)
 	}

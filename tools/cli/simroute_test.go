@@ -150,3 +150,40 @@ func TestBenchRouteTable(t *testing.T) {
 		t.Errorf("summary:\n%s", strings.Join(lines[9:], "\n"))
 	}
 }
+
+// --hop-auth runs every node with authenticated hops and reports what was
+// tagged, opened and refused; without it the JSON has no "hop".
+func TestSimRouteHopAuth(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		args := []string{"sim", "route", "--nodes", "20", "--pairs", "20", "--seed", "3", "--json"}
+		if on {
+			args = append(args, "--hop-auth")
+		}
+		out, stderr, st := run(args...)
+		if st != 0 {
+			t.Fatalf("status %d: %s", st, stderr)
+		}
+		var r struct {
+			Delivered int `json:"delivered"`
+			Pairs     int `json:"pairs"`
+			Hop       *struct {
+				Sealed   uint64 `json:"sealed"`
+				Opened   uint64 `json:"opened"`
+				BadTag   uint64 `json:"bad_tag"`
+				Replayed uint64 `json:"replayed"`
+			} `json:"hop"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if r.Delivered != r.Pairs {
+			t.Errorf("hop-auth %v: delivered %d of %d", on, r.Delivered, r.Pairs)
+		}
+		switch {
+		case !on && r.Hop != nil:
+			t.Errorf("hop counters without --hop-auth: %+v", r.Hop)
+		case on && (r.Hop == nil || r.Hop.Sealed == 0 || r.Hop.Opened == 0 || r.Hop.BadTag+r.Hop.Replayed != 0):
+			t.Errorf("hop counters with --hop-auth: %+v", r.Hop)
+		}
+	}
+}

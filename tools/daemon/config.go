@@ -77,6 +77,13 @@ type NodeConfig struct {
 	// neighbours know them for its (default true). Reference boards
 	// cannot read signed broadcasts; gossip is ours alone.
 	SignBroadcasts bool `toml:"sign_broadcasts"`
+	// HopAuth authenticates the unicast frames between this node and its
+	// proven neighbours of ours (l2-seq/hop: a 4-byte counter and an
+	// 8-byte HMAC-SHA256 tag on each, keyed by the neighbour proof), so
+	// that a radio spoofing a neighbour's address is refused (default
+	// true). Reference boards never get tags; a neighbour with it off
+	// takes our tagged frames as plain ones (docs/security.md).
+	HopAuth bool `toml:"hop_auth"`
 }
 
 // ControlConfig is [control].
@@ -189,7 +196,7 @@ func Defaults() Config {
 	p := tree.DefaultProfile()
 	return Config{
 		Profile: p.Name,
-		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: p.Beacon, E2E: true, SignBroadcasts: true},
+		Node:    NodeConfig{Identity: "identity.pem", BeaconPeriod: p.Beacon, E2E: true, SignBroadcasts: true, HopAuth: true},
 		Control: ControlConfig{Socket: "mycelium.sock"},
 		Log:     LogConfig{Level: "info", Format: "auto"},
 		Routing: RoutingConfig{

@@ -188,3 +188,19 @@ func TestInit(t *testing.T) {
 		}
 	}
 }
+
+// [node] hop_auth is on unless the file turns it off.
+func TestHopAuthSetting(t *testing.T) {
+	if !Defaults().Node.HopAuth {
+		t.Fatal("hop_auth off by default")
+	}
+	for text, want := range map[string]bool{"": true, "[node]\nhop_auth = false\n": false, "[node]\nhop_auth = true\n": true} {
+		cfg, err := Parse(text+"[[link]]\ntype = \"udp\"\n", "/etc/mycelium/mycelium.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Node.HopAuth != want {
+			t.Errorf("%q: hop_auth %v", text, cfg.Node.HopAuth)
+		}
+	}
+}

@@ -203,6 +203,10 @@ e2e = {{.D.Node.E2E}}
 # Sign our application broadcasts (gossip) with this node's key, so that
 # neighbours can tell them from forgeries and replays (93 bytes each).
 sign_broadcasts = {{.D.Node.SignBroadcasts}}
+# Authenticate every unicast frame to and from proven neighbours of ours
+# (a 12-byte counter and tag, keyed by the neighbour proof), so that a
+# radio spoofing a neighbour's address is refused. Boards never get tags.
+hop_auth = {{.D.Node.HopAuth}}
 
 [control]
 # The control API (HTTP/JSON, docs/control-api.md) on a unix socket, mode

@@ -108,6 +108,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 			SendCache: b.SendCache, PendingSend: b.PendingPerPeer, Backlog: b.ThrottleBacklog,
 		},
 		Revocations: trust.revocations(),
+		HopAuth:     cfg.Node.HopAuth,
 	})
 	if err != nil {
 		return fail(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
@@ -332,7 +333,7 @@ func (bd *blackholeDispatcher) TxDone(tag link.Tag, err error) { bd.d.TxDone(tag
 
 func (bd *blackholeDispatcher) DeliverFrame(f link.Frame) {
 	var p packet.Packet
-	if bd.b.a.on && packet.Decode(f.Data, &p) == nil && p.SchemaOf() != nil && p.SchemaOf().Routed() && !p.Flags.Ack() {
+	if bd.b.a.on && packet.Decode(hop.Packet(f.Data), &p) == nil && p.SchemaOf() != nil && p.SchemaOf().Routed() && !p.Flags.Ack() {
 		bd.b.res.Tried++ // a routed frame swallowed
 		return
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 	"github.com/mycelium-mesh/mycelium/l3-route/route"
@@ -87,7 +88,9 @@ func (k *airKinds) attempt(a *sim.Attempt) {
 // kind names what a frame carries.
 func (k *airKinds) kind(from int, b []byte) kind {
 	p := &k.dec
-	if packet.Decode(b, p) != nil {
+	// A hop-authenticated frame's trailer (package hop) is no part of the
+	// packet; its airtime is charged to what the packet carries.
+	if packet.Decode(hop.Packet(b), p) != nil {
 		return k.intern("malformed")
 	}
 	if p.Flags.Ack() {

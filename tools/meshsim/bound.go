@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
 
@@ -114,7 +115,7 @@ func (b *boundMeter) packets() (int, uint8) {
 // (not an ack).
 func (b *boundMeter) dataKey(data []byte) (pktKey, bool) {
 	p := &b.dec
-	if packet.Decode(data, p) != nil || p.Flags.Ack() || p.Flags.Error() || len(p.Body) == 0 {
+	if packet.Decode(hop.Packet(data), p) != nil || p.Flags.Ack() || p.Flags.Error() || len(p.Body) == 0 {
 		return pktKey{}, false
 	}
 	return pktKey{seq: p.SeqID, pid: p.PacketID, ssz: p.SeqSize, sum: crc32.ChecksumIEEE(p.Body)}, true

@@ -12,6 +12,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/bsig"
+	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
@@ -334,7 +335,7 @@ const (
 // Acknowledgements and sequences' later packets are "other".
 func classify(b []byte) frameKind {
 	var p packet.Packet
-	if err := packet.Decode(b, &p); err != nil || len(p.Body) < packet.PackageOverhead+1 {
+	if err := packet.Decode(hop.Packet(b), &p); err != nil || len(p.Body) < packet.PackageOverhead+1 {
 		return frameOther
 	}
 	var app packet.AppID

@@ -70,6 +70,10 @@ type RouteConfig struct {
 	// Pcap, when set, is a file that receives every frame on the medium
 	// (radiotap + 802.11, as capture writes ESP-NOW).
 	Pcap string
+	// HopAuth turns on authenticated hops in every node
+	// (node.Config.HopAuth): the convergence and delivery figures with and
+	// without it.
+	HopAuth bool
 }
 
 // RouteResult is what the measurement found.
@@ -113,6 +117,10 @@ type RouteResult struct {
 	Loops      int      `json:"loops"`
 	StaleViews int      `json:"stale_views"`
 	LoopErrors []string `json:"loop_errors,omitempty"`
+	// Hop sums the nodes' authenticated-hop counters (node.HopStats) over
+	// the whole run, with HopAuth: what was tagged, opened, refused and
+	// why.
+	Hop *HopCounts `json:"hop,omitempty"`
 	// Events the virtual clock ran, wall time per event of the simulation
 	// proper (building excluded), and the largest heap seen.
 	Events       uint64  `json:"events"`
@@ -330,6 +338,9 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	res.Loops, res.StaleViews, res.LoopErrors = m.loops, m.stale, m.loopErrs
 	m.endStage()
 	res.Stages = m.stages
+	if c.HopAuth {
+		res.Hop = m.hopCounts()
+	}
 	res.Events = m.clk.Ran() - events0
 	res.CPUS = cpuSeconds() - cpu0
 	if res.Events > 0 {
@@ -520,7 +531,7 @@ func (m *routeMesh) build() error {
 		}
 		var seed [32]byte
 		seed[0], seed[1], seed[2], seed[3] = byte(i), byte(i>>8), byte(c.Seed), byte(c.Seed>>8)
-		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: c.BeaconPeriod, Links: m.advLinks(i, net.Links(i)), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i)})
+		nd, err := node.New(node.Config{Clock: m.clk, BeaconPeriod: c.BeaconPeriod, Links: m.advLinks(i, net.Links(i)), Identity: identity.FromSeed(seed), Seed: c.Seed<<20 + uint64(i), HopAuth: c.HopAuth})
 		if err != nil {
 			return err
 		}
@@ -770,4 +781,38 @@ func (m *routeMesh) parents(k int) []int {
 		}
 	}
 	return out
+}
+
+// HopCounts is node.HopStats summed over a mesh, with the neighbour-proof
+// challenges sent (which rekeys and lapsed challenges add to).
+type HopCounts struct {
+	Sealed          uint64 `json:"sealed"`
+	Opened          uint64 `json:"opened"`
+	BadTag          uint64 `json:"bad_tag"`
+	Replayed        uint64 `json:"replayed"`
+	Unverified      uint64 `json:"unverified"`
+	Unauthenticated uint64 `json:"unauthenticated"`
+	Rekeys          uint64 `json:"rekeys"`
+	Lapsed          uint64 `json:"lapsed"`
+	Recut           uint64 `json:"recut"`
+	Challenges      uint64 `json:"challenges"`
+}
+
+// hopCounts sums the nodes' hop counters.
+func (m *routeMesh) hopCounts() *HopCounts {
+	var h HopCounts
+	for _, n := range m.nodes {
+		s := n.Stats()
+		h.Sealed += s.Hop.Sealed
+		h.Opened += s.Hop.Opened
+		h.BadTag += s.Hop.BadTag
+		h.Replayed += s.Hop.Replayed
+		h.Unverified += s.Hop.Unverified
+		h.Unauthenticated += s.Hop.Unauthenticated
+		h.Rekeys += s.Hop.Rekeys
+		h.Lapsed += s.Hop.Lapsed
+		h.Recut += s.Hop.Recut
+		h.Challenges += s.Trust.ChallengesSent
+	}
+	return &h
 }

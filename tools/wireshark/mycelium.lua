@@ -268,6 +268,8 @@ local pe = Proto("mycelium_espnow", "ESP-NOW (Mycelium)")
 local F = {
 	version = ProtoField.uint8("mycelium.version", "Version", base.DEC),
 	reserved = ProtoField.uint8("mycelium.reserved", "Reserved", base.DEC),
+	hop_counter = ProtoField.uint32("mycelium.hop.counter", "Hop counter", base.DEC),
+	hop_tag = ProtoField.bytes("mycelium.hop.tag", "Hop tag (HMAC-SHA256, 8 bytes)"),
 	schema = ProtoField.uint8("mycelium.schema", "Schema", base.DEC, SCHEMA_NAMES),
 	family = ProtoField.string("mycelium.family", "Family"),
 	flags = ProtoField.uint8("mycelium.flags", "Flags", base.HEX),
@@ -902,6 +904,14 @@ local function dissectPacket(tvb, pinfo, tree, addressed)
 	local vi = t:add(F.version, tvb(0, 1))
 	if version > 0 then vi:add_proto_expert_info(E.version) end
 	t:add(F.reserved, tvb(1, 1))
+	if tvb(1, 1):uint() == 1 and n >= 16 then
+		-- [ours] A hop-authenticated frame between two proven neighbours
+		-- (l2-seq/hop): the packet, then counter (4) and tag (8).
+		t:add(F.hop_counter, tvb(n - 12, 4))
+		t:add(F.hop_tag, tvb(n - 8, 8))
+		tvb = tvb(0, n - 12):tvb()
+		n = n - 12
+	end
 	local sid = tvb(2, 1):uint()
 	local si = t:add(F.schema, tvb(2, 1))
 	local flags = tvb(3, 1):uint()
