@@ -188,6 +188,10 @@ type Node struct {
 	pid     uint16 // next packet_id for non-sequenced packets
 	seqID   uint8  // next seq_id
 	seqUsed [256]time.Time
+	// seqLive marks the seq_ids of our sequences to peers of ours still
+	// being sent: none is handed out again until its send has ended
+	// (releaseSeqID).
+	seqLive [256]bool
 
 	rxBytes   int // reassembly bytes held
 	rxSeqs    int // reassemblies open
@@ -463,19 +467,44 @@ func (n *Node) nextPID() uint16 {
 // long a sender avoids reusing its seq_id.
 const seqLinger = 10 * time.Second
 
-// nextSeqID returns a seq_id not used in the last seqLinger, or false if
-// all 256 were (the send then waits).
+// nextSeqID returns a seq_id not used in the last seqLinger and not held
+// by a sequence still being sent, or false if all 256 were (the send then
+// waits).
 func (n *Node) nextSeqID() (uint8, bool) {
 	now := n.clk.Now()
 	for range 256 {
 		id := n.seqID
 		n.seqID++
+		if n.seqLive[id] {
+			continue
+		}
 		if t := n.seqUsed[id]; t.IsZero() || now.Sub(t) >= seqLinger {
 			n.seqUsed[id] = now
 			return id, true
 		}
 	}
 	return 0, false
+}
+
+// releaseSeqID frees the seq_id of a sequence sent to a peer of ours once
+// its send has ended. The receiver may still hold what it got of it: the
+// final answer for seqLinger after the last packet came (a confirmed
+// send: the id is free seqLinger from now), or, for a send that ended
+// otherwise (abandoned after GiveUp without progress), a partial
+// reassembly until nothing came for twice giveUp, checked at most a
+// quarter of giveUp late (the gap timer). A new sequence under that id
+// before then would be taken for the old one: its chunks completing the
+// old reassembly (a Package whose hash does not match, refused), or, the
+// size the same, answered as the old one done without being delivered.
+// Measured on a line of 100 nodes (seeds 1, 5), ids came round every
+// 17 s at the busiest relays, while sequences ran for up to a minute.
+func (n *Node) releaseSeqID(id uint8, confirmed bool, giveUp time.Duration) {
+	n.seqLive[id] = false
+	t := n.clk.Now()
+	if !confirmed {
+		t = t.Add(3*giveUp - seqLinger)
+	}
+	n.seqUsed[id] = t
 }
 
 // congested reports whether we should ask neighbours to slow down: our

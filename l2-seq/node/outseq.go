@@ -43,6 +43,9 @@ type outSeq struct {
 
 	started, finished bool
 	seqID             uint8
+	// liveID: seqID is the node's, held until this send of it ends
+	// (Node.releaseSeqID).
+	liveID bool
 
 	acked  bitset // confirmed received
 	queued bitset // in rq
@@ -93,6 +96,10 @@ func (o *outSeq) start() bool {
 	var ok bool
 	if o.full {
 		id, ok = o.ep.n.nextSeqID()
+		if ok {
+			o.ep.n.seqLive[id] = true
+			o.liveID = true
+		}
 	} else {
 		id, ok = o.ep.refSeqID()
 	}
@@ -246,7 +253,16 @@ func (o *outSeq) restart() bool {
 	o.fresh, o.rq, o.rqLive, o.nAcked, o.burst = 0, nil, 0, 0, 0
 	o.askOut, o.needAsk, o.timedOut, o.waiting, o.started = false, false, false, false, false
 	o.silent = 0
+	o.releaseID(false) // the receiver may hold part of it under the old id
 	return o.start()
+}
+
+// releaseID gives the node's seq_id back when this send of it ends.
+func (o *outSeq) releaseID(confirmed bool) {
+	if o.liveID {
+		o.liveID = false
+		o.ep.n.releaseSeqID(o.seqID, confirmed, o.ep.tl.giveUp)
+	}
 }
 
 // roomNow is the room the first packet keeps for the hop trailer if cut
@@ -671,6 +687,7 @@ func (o *outSeq) finish(err error) {
 	if !o.full && o.started {
 		o.refFinish(err)
 	}
+	o.releaseID(err == nil)
 	n.finishSend(o.res, err)
 	n.cache.remove(o)
 	o.rq = nil
