@@ -193,9 +193,9 @@ certified_proxies take none without one.`,
 			if err != nil {
 				return err
 			}
-			b, err := revoke.ParseOperator(board)
+			b, err := revoke.ParseOperator(board) // (a node_id's form: 64 hex digits)
 			if err != nil {
-				return fmt.Errorf("--board: want a node_id, 64 hex digits: %w", err)
+				return fmt.Errorf("--board %q: want the board's node_id, 64 hex digits", board)
 			}
 			if _, err := identity.X25519Public(b); err == nil {
 				return errors.New("--board is an Ed25519 key: a node with a key registers its own records (or delegates to its proxy); certificates are for keyless boards")
@@ -204,8 +204,10 @@ certified_proxies take none without one.`,
 			if err != nil {
 				return err
 			}
-			if valid <= 0 {
-				return errors.New("--valid must be positive")
+			// A certificate cannot be revoked (docs/security.md): keep its
+			// life to what an operator can be expected to re-issue.
+			if valid <= 0 || valid > maxProxyValid {
+				return fmt.Errorf("--valid %v: want more than 0, at most %v (ten years)", valid, maxProxyValid)
 			}
 			cert := revoke.SignProxy(op, b, proxy, time.Now().Add(valid))
 			return writeNew(c, out, cert.PEM())
@@ -217,6 +219,9 @@ certified_proxies take none without one.`,
 	c.Flags().StringVar(&out, "out", "", "write to FILE instead of standard output")
 	return c
 }
+
+// maxProxyValid bounds a proxy certificate's life.
+const maxProxyValid = 10 * 365 * 24 * time.Hour
 
 func keysOperatorNewCmd() *cobra.Command {
 	var out string

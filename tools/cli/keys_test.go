@@ -132,10 +132,12 @@ func TestKeysOperatorCertifyProxy(t *testing.T) {
 		t.Fatalf("a fresh certificate does not check: %v", err)
 	}
 	for _, bad := range [][]string{
-		{"keys", "operator", "certify-proxy", "--key", key, "--board", proxy.ID().String(), op.ID().String()},                  // a board with a key
-		{"keys", "operator", "certify-proxy", "--board", board.String(), proxy.ID().String()},                                  // no key
-		{"keys", "operator", "certify-proxy", "--key", key, "--board", "b0", proxy.ID().String()},                              // not a node_id
-		{"keys", "operator", "certify-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--out", certFile}, // never overwritten
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", proxy.ID().String(), op.ID().String()},                    // a board with a key
+		{"keys", "operator", "certify-proxy", "--board", board.String(), proxy.ID().String()},                                    // no key
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", "b0", proxy.ID().String()},                                // not a node_id
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--out", certFile},   // never overwritten
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--valid", "0s"},     // no life
+		{"keys", "operator", "certify-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--valid", "87601h"}, // past ten years
 	} {
 		if _, _, code := run(bad...); code == 0 {
 			t.Fatalf("%v succeeded", bad)
