@@ -61,9 +61,9 @@ func ControlName(t byte) string {
 		return "trace report"
 	case msgLeaseReq:
 		return "lease request"
-	case msgRenew, msgRenewSigned:
+	case msgRenew:
 		return "renew"
-	case msgRenewVia, msgRenewViaSigned:
+	case msgRenewVia:
 		return "renew via"
 	case msgLeaseGrant:
 		return "lease grant"

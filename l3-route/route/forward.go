@@ -98,9 +98,6 @@ func (r *Router) decidePlain(rp *routed, originated bool, from *peer.Endpoint) {
 		return
 	}
 	to := addr.Address(h.To).Long()
-	if !originated && controlType(&rp.Inner) == msgRenewSigned && !r.passRenew(int(self.Tree), h.TreeState) {
-		return // (a relay's: the request is signed by its orphan, not by us)
-	}
 	next, ok := r.plainNext(self, h, to, from, rp.avoid)
 	if r.leases.proxied && originated {
 		next, ok = r.proxyNeighbor(self.Addr.Canonical()), true
@@ -218,9 +215,6 @@ func (r *Router) decidePath(rp *routed, originated bool, from *peer.Endpoint) {
 		selfPot, nextPot uint64
 		ok               bool
 	)
-	if !originated && controlType(&rp.Inner) == msgRenewSigned && !r.passRenew(tree.TreeOf(h.TreeState), h.TreeState) {
-		return
-	}
 	if r.leases.proxied && originated {
 		// A leaf (no tree of its own) sends through its proxy, one level
 		// above each of its leases.

@@ -89,19 +89,19 @@ func TestHandOffToNearerHome(t *testing.T) {
 	}
 	via := hr.t.Neighbors(0, self.TreeState)[0].Via
 	key := keyAddr(me.nodes[i].n.ID(), 0)
-	before := hr.Stats().RecordsHanded
+	before := hr.Stats().HandOffs
 	hr.handOff(0, tree.Neighbor{Via: via, Addr: self.Addr}) // no nearer than we are
-	if n := hr.Stats().RecordsHanded - before; n != 0 {
+	if n := hr.Stats().HandOffs - before; n != 0 {
 		t.Fatalf("%d records passed on to a neighbour no nearer their keys", n)
 	}
 	s.ts++
 	hr.handOff(0, tree.Neighbor{Via: via, Addr: key})
-	if n := hr.Stats().RecordsHanded - before; n != 0 {
+	if n := hr.Stats().HandOffs - before; n != 0 {
 		t.Fatalf("%d records of another epoch passed on", n)
 	}
 	s.ts--
 	hr.handOff(0, tree.Neighbor{Via: via, Addr: key}) // at the key itself
-	if n := hr.Stats().RecordsHanded - before; n < 1 {
+	if n := hr.Stats().HandOffs - before; n < 1 {
 		t.Fatal("the record was not passed on to a neighbour nearer its key")
 	}
 }

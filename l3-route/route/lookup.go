@@ -5,13 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"maps"
 	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -50,21 +48,11 @@ func keyOf(domain string, what []byte, k int) addr.Long {
 type storedRecord struct {
 	rec Record
 	at  time.Time
-	// tree and ts are the tree and epoch whose key brought the record
-	// here (tree -1: not known); handed, how often it was passed on to a
-	// node nearer the key there since (handOff, handOn), and done, that
-	// one of those confirmed it.
-	tree   int
+	// ts is the epoch whose greedy path brought it here; handed: we have
+	// passed it on to a home nearer its key since (handOff).
 	ts     uint8
-	handed int
-	done   bool
+	handed bool
 }
-
-// handTries bounds the times a record is handed on (each half a claim
-// period after the last, until the node nearer the key confirms it: a
-// routed message can be lost on the way, and a failure's repair is when
-// most are).
-const handTries = 4
 
 type cachedRecord struct {
 	d       Destination
@@ -132,8 +120,8 @@ const (
 // scheduleRegister registers our record once our positions settle.
 func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
-	repair, repairOther := r.repairEpoch()
-	if !repair && !repairOther && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
+	repair := r.repairEpoch()
+	if !repair && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
 		// Every address in the record we registered is still ours (a
 		// tree that moved to a new epoch keeps the old one valid one
 		// epoch longer), and no tree was added: the record stands. It is
@@ -150,9 +138,8 @@ func (r *Router) scheduleRegister() {
 	quiet, spread := r.cfg.RegisterQuiet, r.cfg.RegisterSpread
 	switch {
 	case repair:
-		// A tree holding our record renewed early because a failure
-		// broke it: our address there still stands, but the way to it
-		// may not, and lookups go to the key's new home. The new one
+		// A tree renewed early because a failure broke it: our address
+		// there still stands, but the way to it may not. The new one
 		// must be found soon (senders use what the record says).
 		quiet, spread = quiet/2, spread/2
 		r.followUps = len(followUpPeriods)
@@ -202,17 +189,11 @@ func (r *Router) homesKept() bool {
 // repairEpoch reports whether a tree in which our record names an address
 // has since started a term early (a renewal after a failure: the term it
 // replaced ran less than its EpochPeriods claims) while the record still
-// names the old one: homes, one of the trees holding the record (the
-// key's home moved: lookups find nothing at the new one until we
-// register there, so that is urgent); other, one of the rest (the old
-// address routes one epoch more, and the record is sent again spread as
-// after a new term: a failure renews every tree, one after another, and
-// each renewal's registrations, urgent, were the most of a mesh's airtime
-// while the trees formed).
-func (r *Router) repairEpoch() (homes, other bool) {
+// names the old one.
+func (r *Router) repairEpoch() bool {
 	c := r.t.Config()
 	if c.EpochPeriods <= 0 {
-		return false, false
+		return false
 	}
 	full := time.Duration(c.EpochPeriods-1) * c.ClaimPeriod
 	for _, a := range r.registered {
@@ -222,14 +203,10 @@ func (r *Router) repairEpoch() (homes, other bool) {
 			continue
 		}
 		if time.Duration(cur.Term-prev.Term) < full {
-			if _, ok := r.homes[int(a.Tree)]; ok {
-				homes = true
-			} else {
-				other = true
-			}
+			return true
 		}
 	}
-	return homes, other
+	return false
 }
 
 // Registered reports whether the record stored under our name is complete
@@ -413,9 +390,6 @@ func (r *Router) onRegistered(rp *routed, b []byte) {
 		clock.Stop(&st.timer)
 		delete(r.regs, key)
 	}
-	if s := r.records[id]; s != nil && s.handed > 0 && s.rec.Time == at && s.tree == key.tree {
-		s.done = true // the record we handed on is stored nearer its key
-	}
 }
 
 // onRegister stores a record that reached its key, and confirms it.
@@ -445,16 +419,11 @@ func (r *Router) onRegister(rp *routed, b []byte) {
 	if old == nil && len(r.records) >= r.cfg.Records {
 		r.evictRecord()
 	}
-	st := &storedRecord{rec: rec, at: r.clk.Now(), tree: -1}
+	ts := rp.Header.TreeState
 	if rp.Path != nil && len(rp.Path.dst) > 0 {
-		st.tree, st.ts = int(rp.Path.dst[0].Tree), rp.Path.dst[0].TreeState
-	} else if rp.Path == nil {
-		st.tree, st.ts = tree.TreeOf(rp.Header.TreeState), rp.Header.TreeState
+		ts = rp.Path.dst[0].TreeState
 	}
-	r.records[rec.ID] = st
-	if r.handTmr == nil {
-		r.scheduleHandOn()
-	}
+	r.records[rec.ID] = &storedRecord{rec: rec, at: r.clk.Now(), ts: ts}
 }
 
 // handOff passes the records we keep on toward their keys when nb, a
@@ -467,7 +436,7 @@ func (r *Router) onRegister(rp *routed, b []byte) {
 // lookup until its node registered again (on LoRa 0.1-0.3 % of lookups
 // failed so). Our copy stays (lookups already on their way). The record
 // goes as a registration (the node signed it; the answer comes back to us
-// and confirms it: handOn sends it again until one does).
+// and is dropped).
 func (r *Router) handOff(k int, nb tree.Neighbor) {
 	if len(r.records) == 0 {
 		return
@@ -481,8 +450,8 @@ func (r *Router) handOff(k int, nb tree.Neighbor) {
 	var ids []identity.NodeID
 	for id, s := range r.records {
 		// Only records the greedy paths of this epoch brought (the others'
-		// nodes register anew in it), not passed on yet (handOn retries).
-		if s.tree == k && s.ts == self.TreeState && s.handed == 0 && !s.done {
+		// nodes register anew in it), not passed on yet.
+		if s.ts == self.TreeState && !s.handed {
 			ids = append(ids, id)
 		}
 	}
@@ -504,61 +473,10 @@ func (r *Router) handOff(k int, nb tree.Neighbor) {
 		if nearer || !r.live(s.rec) {
 			continue // not (or no longer) ours to keep for this key
 		}
-		r.handRecord(s, key)
+		s.handed = true
+		r.stats.HandOffs++
+		r.sendControl(self.TreeState, key, false, s.rec.AppendTo([]byte{msgRegister}))
 	}
-}
-
-// A home hands its records on [ours]: a record lives at the end of the
-// greedy path toward its key (the deepest node on the key's branch), and a
-// tree still filling in (a term a failure started, its nodes taking their
-// places over claim periods) grows that branch past the node that stored
-// it. Lookups then go on to the new end, which has no record: after a
-// tenth of a 1,000-node mesh died, most probes sent three claim periods
-// later that failed failed so ("no address known"), their records at
-// homes the lookups went past. Every half claim period a node that holds
-// records checks, for each, whether a live neighbour is now nearer its key
-// in the epoch it was stored in; if so it sends the record on toward the
-// key (a registration, signed by its node as ever), again each check until
-// the node there confirms it (handTries at most), and keeps its own copy to
-// answer lookups that still stop here.
-func (r *Router) scheduleHandOn() {
-	p := r.t.Config().ClaimPeriod / 2
-	r.handTmr = r.clk.AfterFunc(p+time.Duration(r.rng.Int64N(int64(p)/4+1)), func() {
-		r.handTmr = nil
-		r.handOn()
-		if len(r.records) > 0 {
-			r.scheduleHandOn()
-		}
-	})
-}
-
-// handOn passes on the records whose keys' greedy paths now go past us.
-func (r *Router) handOn() {
-	now := r.clk.Now()
-	for _, id := range slices.SortedFunc(maps.Keys(r.records), func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) }) {
-		s := r.records[id]
-		if s.done || s.handed >= handTries || s.tree < 0 || now.Sub(s.at) >= r.recordLife() {
-			continue
-		}
-		self, ok := r.t.Current(s.tree)
-		if !ok || self.TreeState != s.ts {
-			continue // a new epoch: its node registers there itself
-		}
-		key := keyAddr(id, s.tree)
-		next, ok := r.plainNext(self, node.RouteHeader{TreeState: s.ts}, key, nil, nil)
-		if !ok || r.isDown(next.Via) {
-			continue
-		}
-		r.handRecord(s, key)
-	}
-}
-
-// handRecord sends a stored record on toward key, in the epoch it was
-// stored in, as a registration (its node signed it).
-func (r *Router) handRecord(s *storedRecord, key addr.Long) {
-	s.handed++
-	r.stats.RecordsHanded++
-	r.sendControl(s.ts, key, false, s.rec.AppendTo([]byte{msgRegister}))
 }
 
 // recordLife is how long a record stays good: two epochs of tree 0.

@@ -124,6 +124,7 @@ type Stats struct {
 	Reroutes                         uint64 // Packages sent another way after a hop failed for want of answers
 	ControlBytesSent                 uint64 // lookup, trace, lease, receipt and error messages
 	Malformed                        uint64 // control messages and records that did not parse, dropped
+	HandOffs                         uint64 // records passed on toward their keys (a neighbour nearer took a place: handOff)
 	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
 	RevokedRecords                   uint64 // records and name records refused: their node or signer's key is revoked
 	// Receipts, error reports and renew requests refused (signed.go): a
@@ -132,17 +133,11 @@ type Stats struct {
 	ReceiptsRefused, ErrorsRefused, RenewsRefused uint64
 	RelayErrors                                   uint64 // signed error reports from relays (taken as "try again")
 	HoodsRefused                                  uint64 // neighbourhood lists from no peer (hood.go)
-	// RenewsSpared counts renew requests not passed on: the epoch they
-	// name was replaced here already (the new term is what they ask for).
-	RenewsSpared uint64
-	// RecordsHanded counts records passed on toward their keys because
-	// the tree grew past this home (lookup.go handOff, handOn).
-	RecordsHanded       uint64
-	Copies              uint64 // Packages delivered lately that came again (answered, not delivered)
-	Lookups, LookupHits uint64
-	Namesakes           uint64 // path headers to another holder of one of our places (forwardPath), passed on
-	NameLookups         uint64
-	NameConflicts       uint64 // a home said our name is another node's
+	Copies                                        uint64 // Packages delivered lately that came again (answered, not delivered)
+	Lookups, LookupHits                           uint64
+	Namesakes                                     uint64 // path headers to another holder of one of our places (forwardPath), passed on
+	NameLookups                                   uint64
+	NameConflicts                                 uint64 // a home said our name is another node's
 	// Failed counts the sends this node originated that ended in an
 	// error, by the error's wire code (0: errors without one, such as
 	// ErrNoCommonTree or ErrUnknownNode).
@@ -203,14 +198,13 @@ type Router struct {
 	leases     leaseState
 	regTmr     clock.Timer
 	down       map[peer.Endpoint]time.Time // neighbours that stopped answering, and since when
-	renewed    map[uint8]time.Time         // epochs for which we passed a renew request on last, and when
+	renewed    map[uint8]bool              // epochs for which we passed a neighbour's renew request on
 	regs       map[regKey]*regState        // registrations not yet confirmed
 	regFirst   time.Time                   // the first position change the pending registration waits out
 	registered []TreeAddr                  // the addresses in the record we registered last
 	homes      map[int]uint8               // the trees holding our record, and the epoch (tree_state) we stored it in
 	regAt      time.Time                   // when
 	refreshTmr clock.Timer
-	handTmr    clock.Timer // the next check for records to hand on (lookup.go)
 	// followUps are the registrations still to come after one made in
 	// a term a failure started (the tree still filling in: the key's home
 	// moves as nodes nearer it get their places), and their timer.
@@ -723,68 +717,28 @@ func (r *Router) finish(hash [16]byte, err error) {
 
 // askRenew asks the root of tree k for an early term: our parent there is
 // gone (see tree.Trees.OnParentLost). We send the request toward the root
-// ourselves, and ask a few neighbours to send it too (one hop): in tree k
+// ourselves, and ask our neighbours to send it too (one hop): in tree k
 // greedy routing from here toward the root may well be stuck where the
 // parent was (it was our way up), and a neighbour's own way up is intact.
-func (r *Router) askRenew(k int) { r.askRenewTry(k, 0) }
-
-// renewAsks bounds the requests an orphan sends for one epoch (each
-// renewAgain claim periods after the last while no new term has come):
-// relays pass one request an epoch on a claim period, so one lost on its
-// way beyond a relay is not sent again by the others.
-const (
-	renewAsks  = 3
-	renewAgain = 2
-	renewVias  = 2
-)
-
-func (r *Router) askRenewTry(k, try int) {
+func (r *Router) askRenew(k int) {
 	p, ok := r.t.Current(k)
 	if !ok {
 		return
 	}
 	r.sendControl(p.TreeState, addr.Long{}, false, r.appendRenew(nil, msgRenewSigned, k, p.TreeState))
 	via := r.appendRenew(nil, msgRenewViaSigned, k, p.TreeState)
-	for _, ep := range r.renewVias(k, p) {
-		r.b.Send(ep, ControlApp, via, nil)
-	}
-	if try+1 >= renewAsks {
-		return
-	}
-	r.clk.AfterFunc(renewAgain*r.t.Config().ClaimPeriod, func() {
-		if cur, ok := r.t.Current(k); ok && cur.TreeState == p.TreeState && cur.Term == p.Term && !r.t.Sound(k) {
-			r.askRenewTry(k, try+1)
+	for _, peer := range r.b.Peers() {
+		for _, ep := range peer.Endpoints {
+			if r.b.SpeaksOurs(ep) {
+				r.b.Send(ep, ControlApp, via, nil)
+			}
 		}
-	})
-}
-
-// renewVias picks the neighbours asked to pass our renew request on: the
-// renewVias nearest the root in our epoch p of tree k that are not our
-// children (their way up was through us) and not silent. Every neighbour
-// was asked before: after a tenth of a 1,000-node mesh died, the orphans'
-// requests and their neighbours' (all six trees' at once, each over the
-// whole way to a root) were half the mesh's airtime in the claim period
-// the new terms formed in, and the roots' surroundings, where every new
-// tree starts, the busiest; the floods of the new terms were lost there,
-// and the trees took tens of claim periods to be whole.
-func (r *Router) renewVias(k int, p tree.Position) []peer.Endpoint {
-	var best []tree.Neighbor
-	for _, nb := range r.t.Neighbors(k, p.TreeState) {
-		if pa, ok := nb.Addr.Parent(); (ok && pa.Equal(p.Addr)) || !r.b.SpeaksOurs(nb.Via) || r.isDown(nb.Via) {
-			continue
-		}
-		best = append(best, nb)
 	}
-	slices.SortStableFunc(best, func(a, b tree.Neighbor) int { return a.Addr.Depth() - b.Addr.Depth() })
-	var out []peer.Endpoint
-	for _, nb := range best[:min(len(best), renewVias)] {
-		out = append(out, nb.Via)
-	}
-	return out
 }
 
 // onRenewVia passes a neighbour's signed renew request on toward the root,
-// unchanged (passRenew: at most one a claim period for an epoch).
+// unchanged (once per epoch: every orphan of a failure asks every
+// neighbour).
 func (r *Router) onRenewVia(b []byte) {
 	k, ts, ok := r.renewFrom(b, msgRenewViaSigned)
 	if !ok {
@@ -798,46 +752,15 @@ func (r *Router) onRenewVia(b []byte) {
 		r.renew(k, ts)
 		return
 	}
-	if !r.passRenew(k, ts) {
+	if r.renewed == nil {
+		r.renewed = map[uint8]bool{}
+	}
+	if r.renewed[ts] {
 		return
 	}
+	r.renewed[ts] = true
 	fwd := append([]byte{msgRenewSigned}, b[1:]...)
 	r.sendControl(ts, addr.Long{}, false, fwd)
-}
-
-// passRenew reports whether a renew request for the epoch ts of tree k
-// goes on from here (a neighbour's we pass on, or one we relay), and
-// notes it: not if that epoch is no longer our current one (its root
-// started the new term the request asks for), nor if we passed one for it
-// less than a claim period ago (the orphans of one failure all ask, over a
-// period or two, and one request is what the root needs). Those dropped
-// are counted (Stats.RenewsSpared).
-func (r *Router) passRenew(k int, ts uint8) bool {
-	if r.renewedAlready(k, ts) {
-		r.stats.RenewsSpared++
-		return false
-	}
-	now := r.clk.Now()
-	if at, ok := r.renewed[ts]; ok && now.Sub(at) < r.t.Config().ClaimPeriod {
-		r.stats.RenewsSpared++
-		return false
-	}
-	if r.renewed == nil {
-		r.renewed = map[uint8]time.Time{}
-	}
-	r.renewed[ts] = now
-	return true
-}
-
-// renewedAlready reports whether the epoch ts of tree k, which a renew
-// request names, is one we were in and no longer our current one there.
-func (r *Router) renewedAlready(k int, ts uint8) bool {
-	cur, ok := r.t.Current(k)
-	if ok && cur.TreeState == ts {
-		return false
-	}
-	prev, ok := r.t.Previous(k)
-	return ok && prev.TreeState == ts
 }
 
 // renew answers a request for an early term of tree k from an orphan of

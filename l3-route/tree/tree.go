@@ -232,21 +232,9 @@ func (t *Trees) OnCrowded(f func(k int, ep peer.Endpoint)) { t.crowded = append(
 // they need.
 const MinTermPeriods = 1
 
-// RenewStagger is how much later than tree k-1's the root of tree k starts
-// the term a Renew asks for, in claim periods: a failure that orphans
-// nodes in one tree (a tenth of a mesh dying at once, a root that was a
-// parent in every other tree) most often orphans nodes in all of them,
-// and their orphans ask within the same period. K trees forming at once
-// crowd the air (at a cold start they form a claim period apart for
-// that): after a tenth of a 1,000-node mesh died, six at once had a third
-// of their nodes still without a place three claim periods later, and on
-// one seed some nodes had none until the terms ended. The lookup trees (0
-// and 1) come first.
-const RenewStagger = 0.5
-
-// Renew starts a new term of tree k if this node is its root: now (tree 0),
-// k×RenewStagger claim periods on (tree k), but not before the current term
-// is MinTermPeriods claim periods old. It reports whether it did (or will).
+// Renew starts a new term of tree k if this node is its root: now, if the
+// current term is at least MinTermPeriods claim periods old, else when it
+// is. It reports whether it did (or will).
 func (t *Trees) Renew(k int) bool {
 	if k < 0 || k >= len(t.trees) {
 		return false
@@ -256,14 +244,13 @@ func (t *Trees) Renew(k int) bool {
 		return false
 	}
 	age := t.clk.Now().Sub(tr.termAt)
-	wait := max(MinTermPeriods*t.cfg.ClaimPeriod-age, time.Duration(float64(k)*RenewStagger*float64(t.cfg.ClaimPeriod)))
-	if wait <= 0 {
+	if age >= MinTermPeriods*t.cfg.ClaimPeriod {
 		tr.startTerm()
 		return true
 	}
 	if tr.renewTmr == nil {
 		termAt := tr.termAt
-		tr.renewTmr = t.clk.AfterFunc(wait, func() {
+		tr.renewTmr = t.clk.AfterFunc(MinTermPeriods*t.cfg.ClaimPeriod-age, func() {
 			tr.renewTmr = nil
 			if tr.amRoot && tr.termAt.Equal(termAt) {
 				tr.startTerm()
