@@ -78,7 +78,7 @@ func (n *Node) beaconBurst() {
 
 // SendBeacon broadcasts our beacon messages (op) on link idx.
 func (n *Node) SendBeacon(idx int, op beacon.Op) {
-	if n.closed {
+	if n.closed || n.byeSent {
 		return
 	}
 	for _, m := range beacon.Messages(op, n.nodeID, n.announced(idx)) {
@@ -87,8 +87,11 @@ func (n *Node) SendBeacon(idx int, op beacon.Op) {
 	}
 }
 
-// sendDisconnect broadcasts our goodbye on every link; the Results
-// complete when each has left.
+// sendDisconnect broadcasts our goodbye on every link, twice (the second
+// copy a gap later, see goodbyeGap); the Results complete when each copy
+// has left. From here on the node sends no beacon, beacon response or
+// neighbour proof: anything that would make a neighbour take us back after
+// our goodbye stays unsaid.
 func (n *Node) sendDisconnect() []*Result {
 	n.byeSent = true
 	m := beacon.Message{Op: beacon.OpDisconnect, NodeID: n.nodeID}
@@ -99,9 +102,30 @@ func (n *Node) sendDisconnect() []*Result {
 	}
 	var rs []*Result
 	for _, t := range n.links {
-		rs = append(rs, n.Broadcast(beacon.AppID, b, &SendOptions{Links: []int{t.idx}}))
+		opt := &SendOptions{Links: []int{t.idx}}
+		first := n.Broadcast(beacon.AppID, b, opt)
+		// The goodbye is one unacknowledged broadcast: a collision or a
+		// neighbour's full receive queue loses it, and the neighbour
+		// then keeps us for a whole beacon timeout. A second copy, a
+		// gap after the first left, is cheap insurance [ours; the
+		// reference sends one].
+		again := newResult()
+		first.OnDone(func(error) {
+			n.clk.AfterFunc(goodbyeGap(t), func() {
+				n.Broadcast(beacon.AppID, b, opt).OnDone(again.complete)
+			})
+		})
+		rs = append(rs, first, again)
 	}
 	return rs
+}
+
+// goodbyeGap is the wait between a goodbye's two copies on t: two full
+// frames' airtime (so one collision or a burst of noise does not take
+// both), and at least 20 ms where airtime is nothing (UDP), so that a
+// neighbour whose loop was busy has drained its queue.
+func goodbyeGap(t *txLink) time.Duration {
+	return max(2*t.airMTU, 20*time.Millisecond)
 }
 
 // receiveBeacon is the Beacon application.
@@ -231,6 +255,9 @@ func (n *Node) receiveGoodbye(from peer.Endpoint, id identity.NodeID, tail []byt
 // tables, and its beacon's sender heard that one (on LoRa the responses
 // had cost as much air as the beacons).
 func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
+	if n.byeSent {
+		return
+	}
 	if !isNew && !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < 8*n.cfg.BeaconPeriod {
 		return
 	}
@@ -256,6 +283,11 @@ func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
 // with flags 0 and no ack expected (beacon responses, PROTOCOL 5.2).
 // Neighbour-proof messages go without a hop tag.
 func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
+	if n.byeSent {
+		// After our goodbye: a response or a proof would make the
+		// neighbour take us back (sendDisconnect).
+		return
+	}
 	n.sendOne(ep, app, blob, app == proof.AppID)
 }
 

@@ -140,7 +140,7 @@ func (ep *endpoint) challengeRetry() time.Duration {
 // challenge asks the neighbour at ep to prove its key (again, if the last
 // challenge went unanswered long enough).
 func (n *Node) challenge(ep *endpoint, now time.Time) {
-	if n.cfg.Reference || n.closed {
+	if n.cfg.Reference || n.closed || n.byeSent {
 		return
 	}
 	pf := &ep.pf

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
@@ -339,5 +340,52 @@ func TestRevokedNeighbour(t *testing.T) {
 	}
 	if st := a.Stats().Trust; st.RevokedDropped != 1 {
 		t.Fatalf("RevokedDropped %d, want 1 (b)", st.RevokedDropped)
+	}
+}
+
+// TestGoodbyeSurvivesALoss: the goodbye is an unacknowledged broadcast,
+// and the first copy can be lost (a collision; a neighbour whose receive
+// queue was full — the lab's ring once kept a node that said goodbye). The
+// second copy, a gap later, still takes b out of a's table, long before a
+// beacon timeout; and between the copies b says nothing that would make a
+// take it back (asked to prove itself, it does not answer).
+func TestGoodbyeSurvivesALoss(t *testing.T) {
+	me := trustMesh(t, phys.ESPNOW(), false)
+	me.proveAll()
+	a, b := me.nodes[0], me.nodes[1]
+	byes, later := 0, 0 // b's frames on the air: goodbyes, and any after the first
+	me.m.SetMonitor(func(_ time.Time, from *sim.Radio, _ link.Addr, data []byte) {
+		if from != me.radios[1] {
+			return
+		}
+		if byes > 0 {
+			later++
+		}
+		var p packet.Packet
+		var pkg packet.Package
+		var bm beacon.Message
+		if p.UnmarshalBinary(data) == nil && pkg.UnmarshalBinary(p.Body) == nil && pkg.AppID == beacon.AppID &&
+			bm.UnmarshalBinary(pkg.Blob) == nil && bm.Op == beacon.OpDisconnect {
+			byes++
+		}
+	})
+	// The first copy is lost: a cannot hear b as it leaves.
+	me.m.Disconnect(me.radios[0], me.radios[1])
+	b.shutdown(GoodbyeWait, func() {})
+	me.clk.RunWhile(me.clk.Now().Add(time.Second), func() bool { return byes == 0 })
+	if byes != 1 || a.Peer(b.ID()) == nil {
+		t.Fatalf("after the lost copy: %d goodbyes, a holds b: %v", byes, a.Peer(b.ID()) != nil)
+	}
+	me.m.Connect(me.radios[0], me.radios[1], sim.Loss{}, sim.Loss{})
+	// a asks b to prove itself: a proof now would make a take b back.
+	ep := a.eps[epOf(a, b)]
+	ep.pf.lastChallng, ep.pf.drawn = time.Time{}, time.Time{}
+	a.challenge(ep, me.clk.Now())
+	me.clk.RunFor(time.Second)
+	if a.Peer(b.ID()) != nil {
+		t.Fatalf("b's second goodbye did not count: %+v", a.Stats().Trust)
+	}
+	if byes != 2 || later != 1 {
+		t.Fatalf("b sent %d goodbyes and %d frames after the first, want 2 and 1 (the second copy)", byes, later)
 	}
 }
