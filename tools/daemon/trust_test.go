@@ -22,7 +22,7 @@ func TestRepublishDue(t *testing.T) {
 		a.Node: now.Add(-time.Hour),     // went round an hour ago
 		b.Node: now.Add(-7 * time.Hour), // not for longer than a period
 	}
-	got := due([]revoke.Revocation{a, b, c}, heard, now, 6*time.Hour)
+	got := due([]revoke.Revocation{a, b, c}, nodeOf, heard, now, 6*time.Hour)
 	if len(got) != 2 || got[0] != b || got[1] != c {
 		t.Fatalf("due: %+v", got)
 	}
