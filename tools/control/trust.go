@@ -36,8 +36,8 @@ type Revocations struct {
 	// ProxyCertificates are this node's own ([trust]
 	// proxy_certificates), each with whether it was revoked since.
 	ProxyCertificates []ProxyCertificate `json:"proxy_certificates"`
-	Max         int               `json:"max"`
-	Stats       map[string]uint64 `json:"stats"`
+	Max               int                `json:"max"`
+	Stats             map[string]uint64  `json:"stats"`
 }
 
 // Revocations lists the revocations the node honours.
