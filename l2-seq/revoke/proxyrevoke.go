@@ -170,6 +170,17 @@ func (s *Set) CertRevoked(c *ProxyCert) bool {
 	return s.certRevoked(c.Board, c.Proxy, c.Until)
 }
 
+// ProxyHeld reports whether s holds a revocation naming what r names (the
+// same certificate, or the same pair's every one), not merely one that
+// covers it. (Known is counted before the signature is checked: a
+// caller that keeps state per revocation heard keeps it only for these.)
+func (s *Set) ProxyHeld(r *ProxyRevocation) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.prevs[r.key()]
+	return ok
+}
+
 // certRevoked: s.mu is held.
 func (s *Set) certRevoked(board, proxy identity.NodeID, until int64) bool {
 	if _, ok := s.prevs[proxyKey{board, proxy, 0}]; ok {

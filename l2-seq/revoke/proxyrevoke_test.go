@@ -101,8 +101,10 @@ func TestSetProxyRevocations(t *testing.T) {
 	if _, added, err := s.AddProxyRevocation(all); !added || err != nil || !s.CertRevoked(&later) {
 		t.Fatalf("all: %v %v", added, err)
 	}
-	// Covered by the wider one: known, not kept again.
-	if _, added, err := s.AddProxyRevocation(SignProxyRevocation(op, board, proxy, later.Until, date)); added || err != nil {
+	// Covered by the wider one: known, not kept again; held are only the
+	// two taken.
+	covered := SignProxyRevocation(op, board, proxy, later.Until, date)
+	if _, added, err := s.AddProxyRevocation(covered); added || err != nil || s.ProxyHeld(&covered) || !s.ProxyHeld(&one) || !s.ProxyHeld(&all) {
 		t.Fatalf("covered: %v %v", added, err)
 	}
 	if _, _, err := s.AddProxyRevocation(SignProxyRevocation(op, victim, proxy, 0, date)); !errors.Is(err, ErrFull) {

@@ -303,7 +303,9 @@ func (s *stack) startTrust(republish time.Duration) {
 			s.trust.log.Debug("proxy revocation refused", "err", err)
 			return
 		}
-		if s.trust.set.CertRevoked(&revoke.ProxyCert{Board: r.Board, Proxy: r.Proxy, Until: r.Until}) {
+		if s.trust.set.ProxyHeld(&r) {
+			// Only for one held: an unsigned one a wider revocation
+			// covers is "known" too, and would grow the map unbounded.
 			s.trust.heardProxy[proxyKeyOf(r)] = s.loop.Now()
 		}
 	})
