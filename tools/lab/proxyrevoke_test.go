@@ -11,22 +11,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/tools/control"
 )
 
 // TestProxyRevocation: three `mycelium node` processes in a ring list one
 // operator key and take only certified proxies; node 1 is the certified
-// proxy of a keyless board ([trust] proxy_certificates). The daemon has no
-// keyless reference mode, so no board registers through node 1 here (the
-// records' path, used and then refused, is l3-route's
-// TestRevokedProxyCertLookup): this checks the machinery between real
-// daemons. A revocation of the certificate signed by another key is
-// refused; the operator's, pushed to node 0, spreads by gossip to nodes 1
-// and 2; node 1 reports its own certificate revoked and keeps the
-// revocation in a private file of 177 bytes; pushed again it is known;
-// a certificate pushed as a revocation is one error line.
+// proxy ([trust] proxy_certificates) of a keyless reference board next to
+// it (refnode, the MicroPython Packager modelled in Go, run in this
+// process over UDP: the daemon has no keyless mode). Node 1 leases the
+// board an address and registers its record with the certificate; node 0
+// finds the board there. A revocation of the certificate signed by
+// another key is refused; the operator's, pushed to node 0, spreads by
+// gossip to nodes 1 and 2; the record is dropped where it was held
+// (counted), node 0 no longer finds the board, node 1 reports its own
+// certificate revoked and keeps the revocation in a private file of 177
+// bytes; pushed again it is known; a certificate pushed as a revocation is
+// one error line.
 func TestProxyRevocation(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
@@ -51,18 +52,18 @@ func TestProxyRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	board := identity.NodeID{0xb0}
-	for {
-		if _, err := identity.X25519Public(board); err != nil {
-			break // no Ed25519 key: a keyless board's node_id
-		}
-		board[1]++
+	boardAddr, err := FreeUDP(1)
+	if err != nil {
+		t.Fatal(err)
 	}
+	board := keylessBoard(t, boardAddr[0], b.Listen)
 	cert := filepath.Join(dir, "board.cert")
 	if out, err := cli("keys", "operator", "certify-proxy", "--key", opKey, "--board", board.String(), b.ID, "--out", cert); err != nil {
 		t.Fatalf("certify: %v %s", err, out)
 	}
-	if err := b.Set(map[string]string{"trust.proxy_certificates": `["` + cert + `"]`}); err != nil {
+	// Node 1 has the board as a static UDP neighbour besides the ring's.
+	if err := b.Set(map[string]string{"trust.proxy_certificates": `["` + cert + `"]`,
+		"link.peers": `["` + a.Listen + `", "` + c.Listen + `", "` + boardAddr[0] + `"]`}); err != nil {
 		t.Fatal(err)
 	}
 	startAll(t, nodes)
@@ -82,6 +83,24 @@ func TestProxyRevocation(t *testing.T) {
 		own, ok := ownCert(ctx)
 		return ok && own.Board == board.String() && !own.Revoked
 	})
+	lookup := func(ctx context.Context, wait time.Duration) bool {
+		ctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		r, err := a.Client().Lookup(ctx, board.String())
+		return err == nil && len(r.Addrs) > 0
+	}
+	mustPoll(t, 25*time.Second, "node 0 finds the board at its certified proxy", func(ctx context.Context) bool { return lookup(ctx, 2*time.Second) })
+	refused := func(ctx context.Context) (n uint64) {
+		for _, nd := range nodes {
+			if rs, err := nd.Client().Revocations(ctx); err == nil {
+				n += rs.Stats["records_refused"]
+			}
+		}
+		return n
+	}
+	if n := refused(context.Background()); n != 0 {
+		t.Fatalf("%d records refused before any revocation", n)
+	}
 
 	rogue, good := filepath.Join(dir, "rogue.revoked"), filepath.Join(dir, "board.revoked")
 	if out, err := cli("keys", "operator", "revoke-proxy", "--key", rogueKey, "--cert", cert, "--out", rogue); err != nil {
@@ -102,10 +121,16 @@ func TestProxyRevocation(t *testing.T) {
 			return r.Board == board.String() && r.Proxy == b.ID && r.Operator == op && r.NodeID == ""
 		})
 	}
-	mustPoll(t, 20*time.Second, "the revocation reaches nodes 1 and 2 by gossip, and node 1 sees its certificate revoked", func(ctx context.Context) bool {
+	mustPoll(t, 20*time.Second, "the revocation reaches nodes 1 and 2 by gossip, node 1 sees its certificate revoked, the record is dropped where it was held", func(ctx context.Context) bool {
 		own, ok := ownCert(ctx)
-		return held(ctx, b) && held(ctx, c) && ok && own.Revoked
+		return held(ctx, b) && held(ctx, c) && ok && own.Revoked && refused(ctx) > 0
 	})
+	// Every node holds the revocation and dropped what rested on it: a
+	// lookup has nothing to find (it is not answered within 3 s, where
+	// the first one was answered within 2 s of the record's registration).
+	if lookup(context.Background(), 3*time.Second) {
+		t.Fatal("node 0 still finds the board after its proxy's certificate was revoked")
+	}
 	path := filepath.Join(b.Dir, "proxy-revocations")
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 || st.Size() != revoke.ProxyRevocationSize {
 		t.Fatalf("node 1's file: %v %v", st, err)
