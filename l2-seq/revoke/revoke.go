@@ -12,6 +12,9 @@
 // the signature being the operator's over "mycelium revocation v1\x00"
 // followed by the first 73 bytes. It does not expire, and nothing undoes
 // it: a node whose key was revoked takes a new key (a new node_id).
+//
+// The package also holds operators' proxy certificates (proxy.go) and
+// their revocations (proxyrevoke.go), which a Set keeps beside the keys'.
 package revoke
 
 import (
@@ -139,15 +142,19 @@ type Config struct {
 	// Path is the file they are kept in (mode 0600, rewritten atomically
 	// on every addition); "" keeps them in memory only.
 	Path string
+	// ProxyPath is the file proxy revocations are kept in, as Path (Max
+	// bounds them apart: 177 KB of file by default).
+	ProxyPath string
 }
 
 // DefaultMax is Config.Max's default.
 const DefaultMax = 1024
 
-// Stats counts the revocations a Set was handed and what became of them.
+// Stats counts the revocations a Set was handed and what became of them
+// (keys' and proxy certificates' together).
 type Stats struct {
 	Accepted  uint64 // new, verified, kept
-	Known     uint64 // a node revoked already
+	Known     uint64 // a node (or certificate) revoked already
 	Malformed uint64 // not a revocation
 	Untrusted uint64 // by an operator not configured here
 	Forged    uint64 // by a configured operator's key, but the signature fails
@@ -161,9 +168,14 @@ type Set struct {
 	ops   map[identity.NodeID]bool
 	revs  map[identity.NodeID]Revocation
 	order []identity.NodeID // as added: the file's order
-	max   int
-	path  string
-	stats Stats
+	// prevs are the proxy revocations (proxyrevoke.go), porder their
+	// file's order.
+	prevs     map[proxyKey]ProxyRevocation
+	porder    []proxyKey
+	max       int
+	path      string
+	proxyPath string
+	stats     Stats
 }
 
 // Open returns the Set for cfg, with the revocations in cfg.Path (a file
@@ -172,25 +184,17 @@ type Set struct {
 // out (and out of the file at the next write); one that fails its
 // signature, or a file that is not whole revocations, is an error.
 func Open(cfg Config) (*Set, error) {
-	s := &Set{ops: map[identity.NodeID]bool{}, revs: map[identity.NodeID]Revocation{}, max: cfg.Max, path: cfg.Path}
+	s := &Set{ops: map[identity.NodeID]bool{}, revs: map[identity.NodeID]Revocation{}, prevs: map[proxyKey]ProxyRevocation{},
+		max: cfg.Max, path: cfg.Path, proxyPath: cfg.ProxyPath}
 	if s.max <= 0 {
 		s.max = DefaultMax
 	}
 	for _, op := range cfg.Operators {
 		s.ops[op] = true
 	}
-	if s.path == "" {
-		return s, nil
-	}
-	b, err := identity.ReadPrivate(s.path, int64(s.max+1)*Size)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
+	b, err := readList(s.path, s.max, Size)
 	if err != nil {
-		return nil, fmt.Errorf("revoke: %w", err)
-	}
-	if len(b)%Size != 0 || len(b) > s.max*Size {
-		return nil, fmt.Errorf("%w: %s holds %d bytes (not up to %d revocations of %d)", ErrMalformed, s.path, len(b), s.max, Size)
+		return nil, err
 	}
 	for off := 0; off < len(b); off += Size {
 		var r Revocation
@@ -208,7 +212,29 @@ func Open(cfg Config) (*Set, error) {
 			s.order = append(s.order, r.Node)
 		}
 	}
+	if err := s.openProxy(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// readList reads a file of up to max entries of size bytes (ours and
+// private); nil for no path or no file.
+func readList(path string, max, size int) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := identity.ReadPrivate(path, int64(max+1)*int64(size))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("revoke: %w", err)
+	}
+	if len(b)%size != 0 || len(b) > max*size {
+		return nil, fmt.Errorf("%w: %s holds %d bytes (not up to %d entries of %d)", ErrMalformed, path, len(b), max, size)
+	}
+	return b, nil
 }
 
 // Revoked reports whether id was revoked by a configured operator.

@@ -82,6 +82,8 @@ func (r *Router) standing(rec *Record, now time.Time) (rank int, ok bool) {
 		switch {
 		case canSign(rec.ID):
 			return 0, false // a node with a key vouches for itself
+		case r.certRevoked(rec.Cert):
+			return 0, false // revoked: refused, not demoted to an unvouched record
 		case errors.Is(err, revoke.ErrUntrusted) && !r.cfg.CertifiedProxies:
 			return recordUnvouched, true // an operator we do not list: as good as none
 		case err != nil:
@@ -122,8 +124,53 @@ func (r *Router) revoked(ids ...identity.NodeID) bool {
 	return false
 }
 
-// revokedRecord reports a record for, or signed by, a revoked node.
-func (r *Router) revokedRecord(rec *Record) bool { return r.revoked(rec.ID, rec.Signer) }
+// revokedRecord reports a record for, or signed by, a revoked node, or
+// resting on a revoked proxy certificate (counting it refused).
+func (r *Router) revokedRecord(rec *Record) bool {
+	if r.revoked(rec.ID, rec.Signer) {
+		return true
+	}
+	if rec.Cert != nil && r.certRevoked(rec.Cert) {
+		r.stats.RevokedRecords++
+		return true
+	}
+	return false
+}
+
+// certRevoked reports a proxy certificate an operator revoked.
+func (r *Router) certRevoked(c *revoke.ProxyCert) bool {
+	return r.cfg.CertRevocations != nil && r.cfg.CertRevocations.CertRevoked(c)
+}
+
+// DropRevoked forgets the name records this node stores (as a home) and
+// the lookups it cached that an operator's revocation now refuses: of a
+// revoked node, signed by one, or resting on a revoked proxy
+// certificate. The daemon calls it, on the loop, when it takes a new
+// revocation; it returns how many it dropped. (A home also checks a
+// record before it answers with it, and a lookup checks the answer: this
+// frees what is held at once.)
+func (r *Router) DropRevoked() int {
+	n := 0
+	for id, s := range r.records {
+		if r.revokedRecord(&s.rec) {
+			delete(r.records, id)
+			n++
+		}
+	}
+	for id, c := range r.cache {
+		if r.revokedCached(id, c) {
+			delete(r.cache, id)
+			n++
+		}
+	}
+	return n
+}
+
+// revokedCached reports a cached lookup a revocation now refuses.
+func (r *Router) revokedCached(id identity.NodeID, c *cachedRecord) bool {
+	return r.cfg.Revocations != nil && (r.cfg.Revocations.Revoked(id) || c.d.Proxy != (identity.NodeID{}) && r.cfg.Revocations.Revoked(c.d.Proxy)) ||
+		c.cert != nil && r.certRevoked(c.cert)
+}
 
 // admitRecord decides whether a verified record may replace old (nil: none
 // stored) and counts what it refuses.

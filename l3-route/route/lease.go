@@ -165,14 +165,14 @@ func (l *leaseState) records(r *Router) []Record {
 	return out
 }
 
-// proxyCert is a certificate naming us the proxy of board, unexpired (the
-// latest-dated if several), or nil.
+// proxyCert is a certificate naming us the proxy of board, unexpired and
+// not revoked (the latest-dated if several), or nil.
 func (r *Router) proxyCert(board identity.NodeID) *revoke.ProxyCert {
 	var best *revoke.ProxyCert
 	now := r.clk.Now().Unix()
 	for i := range r.cfg.ProxyCerts {
 		c := &r.cfg.ProxyCerts[i]
-		if c.Board == board && c.Proxy == r.self && c.Until >= now && (best == nil || c.Until > best.Until) {
+		if c.Board == board && c.Proxy == r.self && c.Until >= now && !r.certRevoked(c) && (best == nil || c.Until > best.Until) {
 			best = c
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
@@ -57,6 +58,9 @@ type storedRecord struct {
 type cachedRecord struct {
 	d       Destination
 	expires time.Time
+	// cert is the proxy certificate the record rested on (nil: none): a
+	// revocation of it drops the entry.
+	cert *revoke.ProxyCert
 }
 
 type lookupReq struct {
@@ -522,6 +526,9 @@ func (r *Router) Lookup(id identity.NodeID, cb func(Destination, error)) {
 		cb(d, nil)
 		return
 	}
+	if c := r.cache[id]; c != nil && r.revokedCached(id, c) {
+		delete(r.cache, id)
+	}
 	if c := r.cache[id]; c != nil && now.Before(c.expires) {
 		r.stats.LookupHits++
 		cb(c.d, nil)
@@ -643,6 +650,9 @@ func (r *Router) onLookup(rp *routed, b []byte) {
 	var id identity.NodeID
 	copy(id[:], b[:32])
 	reply := append([]byte{msgLookupReply}, b[32:36]...)
+	if s := r.records[id]; s != nil && r.revokedRecord(&s.rec) {
+		delete(r.records, id) // revoked since it was stored: dropped, not served
+	}
 	if s := r.records[id]; s != nil && r.clk.Now().Sub(s.at) < r.recordLife() && r.live(s.rec) {
 		reply = append(reply, 1)
 		reply = s.rec.AppendTo(reply)
@@ -726,7 +736,7 @@ func (r *Router) completeLookup(nonce uint32, q *lookupReq, rec Record) {
 		}
 		d.Unvouched = rec.Deleg == nil
 	}
-	r.cache[rec.ID] = &cachedRecord{d: d, expires: r.clk.Now().Add(r.recordLife() / 2)}
+	r.cache[rec.ID] = &cachedRecord{d: d, expires: r.clk.Now().Add(r.recordLife() / 2), cert: rec.Cert}
 	for _, cb := range q.cbs {
 		cb(d, nil)
 	}

@@ -158,3 +158,118 @@ func TestCertifiedProxyLookup(t *testing.T) {
 		t.Fatal("a board behind a certified proxy taken as one that signs")
 	}
 }
+
+// TestRevokedProxyCert: an operator revokes a certificate (the board moved
+// to another proxy). A home drops the record resting on it, refuses it
+// again (counted as revoked, and refused rather than taken as an
+// unvouched record even without CertifiedProxies), takes a record with
+// another certificate for the pair unless every certificate of the pair
+// is revoked, and the proxy no longer attaches the certificate revoked.
+func TestRevokedProxyCert(t *testing.T) {
+	op := identity.FromSeed([32]byte{'o', 'p'})
+	proxy := identity.FromSeed([32]byte{0x41}) // certHome's own key: it is the proxy
+	board := keylessID()
+	for _, certified := range []bool{true, false} {
+		revs, err := revoke.Open(revoke.Config{Operators: []identity.NodeID{op.ID()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		cert := revoke.SignProxy(op, board, proxy.ID(), clk0.Add(24*time.Hour))
+		r, clk := certHome(t, Config{CertifiedProxies: certified, ProxyOperators: []identity.NodeID{op.ID()},
+			ProxyCerts: []revoke.ProxyCert{cert}, CertRevocations: revs})
+		now := clk.Now()
+		r.offer(certRecord(board, proxy, now, &cert))
+		if r.records[board] == nil || r.proxyCert(board) == nil {
+			t.Fatalf("certified %v: the certified record before any revocation", certified)
+		}
+		if _, added, err := revs.AddProxyRevocation(revoke.SignProxyRevocation(op, board, proxy.ID(), cert.Until, now)); !added || err != nil {
+			t.Fatal(added, err)
+		}
+		if n := r.DropRevoked(); n != 1 || r.records[board] != nil {
+			t.Fatalf("certified %v: dropped %d, still held: %v", certified, n, r.records[board] != nil)
+		}
+		if r.proxyCert(board) != nil {
+			t.Fatalf("certified %v: the proxy still attaches its revoked certificate", certified)
+		}
+		before := r.stats.RevokedRecords
+		r.offer(certRecord(board, proxy, now.Add(time.Second), &cert))
+		if r.records[board] != nil || r.stats.RevokedRecords != before+1 {
+			t.Fatalf("certified %v: a record on a revoked certificate stored (revoked %d -> %d)", certified, before, r.stats.RevokedRecords)
+		}
+		if r.stands(ptr(certRecord(board, proxy, now, &cert))) {
+			t.Fatalf("certified %v: a lookup believes a record on a revoked certificate", certified)
+		}
+		renewed := revoke.SignProxy(op, board, proxy.ID(), clk0.Add(48*time.Hour))
+		r.offer(certRecord(board, proxy, now.Add(2*time.Second), &renewed))
+		if r.records[board] == nil {
+			t.Fatalf("certified %v: a record on another certificate of the pair refused", certified)
+		}
+		if _, added, err := revs.AddProxyRevocation(revoke.SignProxyRevocation(op, board, proxy.ID(), 0, now)); !added || err != nil {
+			t.Fatal(added, err)
+		}
+		third := revoke.SignProxy(op, board, proxy.ID(), clk0.Add(72*time.Hour))
+		r.offer(certRecord(board, proxy, now.Add(3*time.Second), &third))
+		if r.DropRevoked() != 1 || r.records[board] != nil {
+			t.Fatalf("certified %v: a record stored though every certificate of the pair is revoked", certified)
+		}
+	}
+}
+
+// TestRevokedProxyCertLookup: on a line 0–1–2–3–4, node 1 is the certified
+// proxy of a keyless board and registers its record; node 0 finds the
+// board at node 1. The operator then revokes the certificate (every node
+// takes the revocation, as gossip spreads it, and drops what rests on it):
+// the homes hold the record no more, node 0's cached answer is gone, and a
+// new lookup for the board finds nothing.
+func TestRevokedProxyCertLookup(t *testing.T) {
+	op := identity.FromSeed([32]byte{'o', 'p'})
+	board := keylessID()
+	revs, err := revoke.Open(revoke.Config{Operators: []identity.NodeID{op.ID()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := newHMesh(t, tree.Config{Trees: 2}, 62)
+	for range 5 {
+		me.add(hspec{rcfg: Config{CertifiedProxies: true, ProxyOperators: []identity.NodeID{op.ID()}, CertRevocations: revs}})
+	}
+	me.edges(line(5))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	proxy := me.nodes[1]
+	now := me.clk.Now()
+	cert := revoke.SignProxy(op, board, proxy.n.ID(), now.Add(time.Hour))
+	rec := Record{ID: board, Signer: proxy.n.ID(), Time: now.UnixNano(), Addrs: proxy.rt.Addrs(), Cert: &cert}
+	rec.Sign(hid(1, 62))
+	proxy.rt.storeLookup(rec)
+	me.clk.RunFor(30 * time.Second)
+	lookup := func() (got *Destination, gotErr error) {
+		done := false
+		me.nodes[0].rt.Lookup(board, func(d Destination, err error) { got, gotErr, done = &d, err, true })
+		me.run(10*time.Minute, func() bool { return done })
+		if !done {
+			t.Fatal("the lookup never completed")
+		}
+		return got, gotErr
+	}
+	if d, err := lookup(); err != nil || !slices.Equal(d.Addrs, rec.Addrs) {
+		t.Fatalf("before the revocation: %+v %v", d, err)
+	}
+	if _, _, err := revs.AddProxyRevocation(revoke.SignProxyRevocation(op, board, proxy.n.ID(), cert.Until, me.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	for _, hn := range me.nodes {
+		dropped += hn.rt.DropRevoked()
+		if hn.rt.HasRecord(board) {
+			t.Fatalf("a home still holds the record on the revoked certificate")
+		}
+	}
+	if dropped < 2 { // a home at least, and node 0's cached answer
+		t.Fatalf("dropped %d", dropped)
+	}
+	if d, err := lookup(); err == nil {
+		t.Fatalf("after the revocation node 0 found the board at %+v", d)
+	}
+}

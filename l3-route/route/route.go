@@ -84,6 +84,11 @@ type Config struct {
 	// boards: the records it signs for a reference leaseholder named in
 	// one carry it.
 	ProxyCerts []revoke.ProxyCert
+	// CertRevocations, when set, names proxy certificates an operator
+	// revoked (revoke.ProxyRevocation): a record resting on one is
+	// neither stored nor believed, DropRevoked forgets those held, and
+	// this node no longer attaches one of its ProxyCerts so revoked.
+	CertRevocations revoke.CertRevocations
 }
 
 func (c *Config) fill() {
@@ -126,7 +131,7 @@ type Stats struct {
 	Malformed                        uint64 // control messages and records that did not parse, dropped
 	HandOffs                         uint64 // records passed on toward their keys (a neighbour nearer took a place: handOff)
 	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
-	RevokedRecords                   uint64 // records and name records refused: their node or signer's key is revoked
+	RevokedRecords                   uint64 // records and name records refused, or dropped (DropRevoked): their node or signer's key, or their proxy certificate, is revoked
 	// Receipts, error reports and renew requests refused (signed.go): a
 	// signature that does not hold for the node it must come from, a date
 	// outside the skew allowance, or a plain one where a signature is due.

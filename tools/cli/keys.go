@@ -162,9 +162,10 @@ func keysOperatorCmd() *cobra.Command {
 laptop, a token). Nodes list its public half in [trust] operators and
 honour the revocations it signs: a revoked node_id is refused as a proven
 neighbour, as a record's signer and as an end-to-end peer. It also
-certifies the proxy of a keyless board (certify-proxy).`,
+certifies the proxy of a keyless board (certify-proxy), and revokes such
+a certificate (revoke-proxy).`,
 	}
-	c.AddCommand(keysOperatorNewCmd(), keysOperatorRevokeCmd(), keysOperatorCertifyProxyCmd())
+	c.AddCommand(keysOperatorNewCmd(), keysOperatorRevokeCmd(), keysOperatorCertifyProxyCmd(), keysOperatorRevokeProxyCmd())
 	return c
 }
 
@@ -204,8 +205,9 @@ certified_proxies take none without one.`,
 			if err != nil {
 				return err
 			}
-			// A certificate cannot be revoked (docs/security.md): keep its
-			// life to what an operator can be expected to re-issue.
+			// A revocation (revoke-proxy) reaches only the nodes that
+			// hear it: keep a certificate's life to what an operator can
+			// be expected to re-issue.
 			if valid <= 0 || valid > maxProxyValid {
 				return fmt.Errorf("--valid %v: want more than 0, at most %v (ten years)", valid, maxProxyValid)
 			}
@@ -222,6 +224,84 @@ certified_proxies take none without one.`,
 
 // maxProxyValid bounds a proxy certificate's life.
 const maxProxyValid = 10 * 365 * 24 * time.Hour
+
+func keysOperatorRevokeProxyCmd() *cobra.Command {
+	var key, out, date, certFile, board string
+	c := &cobra.Command{
+		Use:   "revoke-proxy --key FILE (--cert FILE | --board BOARD PROXY) [--out FILE]",
+		Short: "Sign the revocation of a proxy certificate, or of every one for a board and proxy",
+		Long: `Signs, with the operator key in --key, the revocation of the proxy
+certificate in --cert (the file certify-proxy wrote), or with --board
+BOARD PROXY of every certificate for that board and proxy, past and
+future; and writes it as PEM to standard output or --out (created, never
+overwritten). It holds nothing secret. Hand it to any node of the mesh
+(mycelium keys revocations push FILE): nodes that list the operator
+refuse the board's records resting on the certificate, drop those they
+hold, keep the revocation and pass it on. Revoke one certificate when a
+board moves to another proxy (certify the new one); a compromised proxy
+is revoked by its key (keys operator revoke).`,
+		Example: `  mycelium keys operator revoke-proxy --key ~/mesh-operator.pem --cert wx-board.cert --out wx-board.revoked
+  mycelium keys operator revoke-proxy --key ~/mesh-operator.pem --board b0a4...0d 5f1c...e2
+  mycelium keys revocations push wx-board.revoked`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, a []string) error {
+			if key == "" {
+				return errors.New("--key FILE is required")
+			}
+			if (certFile == "") == (board == "") {
+				return errors.New("give one of --cert FILE (that certificate) and --board BOARD PROXY (every certificate of the pair)")
+			}
+			if certFile != "" && len(a) != 0 || board != "" && len(a) != 1 {
+				return errors.New("--cert FILE takes no argument; --board BOARD takes one, PROXY")
+			}
+			op, err := identity.Load(key)
+			if err != nil {
+				return err
+			}
+			when := time.Now()
+			if date != "" {
+				if when, err = time.Parse(time.RFC3339, date); err != nil {
+					return fmt.Errorf("--date: %w", err)
+				}
+			}
+			var b, proxy identity.NodeID
+			var until int64
+			if certFile != "" {
+				data, err := os.ReadFile(certFile)
+				if err != nil {
+					return fmt.Errorf("--cert: %w", err)
+				}
+				cert, err := revoke.ParseProxyPEM(data)
+				if err == nil {
+					err = cert.Verify()
+				}
+				if err != nil {
+					return fmt.Errorf("--cert %s: %w", certFile, err)
+				}
+				b, proxy, until = cert.Board, cert.Proxy, cert.Until
+				if until == 0 {
+					// 0 would revoke every certificate of the pair.
+					return fmt.Errorf("--cert %s: dated 1970: use --board to revoke every certificate of the pair", certFile)
+				}
+			} else {
+				if b, err = revoke.ParseOperator(board); err != nil {
+					return fmt.Errorf("--board %q: want the board's node_id, 64 hex digits", board)
+				}
+				if proxy, err = nodeArg(a[0]); err != nil {
+					return err
+				}
+			}
+			r := revoke.SignProxyRevocation(op, b, proxy, until, when)
+			return writeNew(c, out, r.PEM())
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "the operator key (keys operator new wrote it)")
+	c.Flags().StringVar(&certFile, "cert", "", "the certificate to revoke (certify-proxy wrote it)")
+	c.Flags().StringVar(&board, "board", "", "revoke every certificate for this board (its node_id) and PROXY")
+	c.Flags().StringVar(&out, "out", "", "write to FILE instead of standard output")
+	c.Flags().StringVar(&date, "date", "", "the revocation's date, RFC 3339 (default now)")
+	return c
+}
 
 func keysOperatorNewCmd() *cobra.Command {
 	var out string
@@ -335,13 +415,29 @@ the revocations refused: proofs, records and end-to-end sessions.`,
 				return printJSON(c.OutOrStdout(), rs)
 			}
 			w := c.OutOrStdout()
-			fmt.Fprintf(w, "operators: %d; revocations: %d of at most %d\n", len(rs.Operators), len(rs.Revocations), rs.Max)
+			fmt.Fprintf(w, "operators: %d; revocations: %d of at most %d; proxy certificates revoked: %d of at most %d\n",
+				len(rs.Operators), len(rs.Revocations), rs.Max, len(rs.ProxyRevocations), rs.Max)
 			tw := table(w)
 			fmt.Fprintln(tw, "NODE\tOPERATOR\tDATE")
 			for _, r := range rs.Revocations {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.NodeID, short(r.Operator), r.Date)
 			}
 			tw.Flush()
+			for _, c := range rs.ProxyCertificates {
+				state := "holds"
+				if c.Revoked {
+					state = "REVOKED"
+				}
+				fmt.Fprintf(w, "this node's proxy certificate for board %s (until %s): %s\n", short(c.Board), c.Until, state)
+			}
+			if len(rs.ProxyRevocations) > 0 {
+				tw = table(w)
+				fmt.Fprintln(tw, "BOARD\tPROXY\tCERTIFICATE\tOPERATOR\tDATE")
+				for _, r := range rs.ProxyRevocations {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", short(r.Board), short(r.Proxy), r.Certificate, short(r.Operator), r.Date)
+				}
+				tw.Flush()
+			}
 			var refused []string
 			for _, k := range []string{"untrusted", "forged", "malformed", "full", "proofs_revoked", "records_refused", "e2e_refused"} {
 				refused = append(refused, fmt.Sprintf("%s %d", k, rs.Stats[k]))
@@ -360,9 +456,10 @@ func keysRevocationsPushCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "push FILE|-",
 		Short: "Hand a signed revocation to the running node, which spreads it",
-		Long: `Gives the node a revocation (keys operator revoke wrote it). The node
-checks it against its [trust] operators, honours it, keeps it and
-publishes it by gossip; every node that lists the operator does the same.
+		Long: `Gives the node a revocation (keys operator revoke or revoke-proxy wrote
+it). The node checks it against its [trust] operators, honours it, keeps
+it and publishes it by gossip; every node that lists the operator does
+the same.
 A revocation signed by another key, or whose signature fails, is refused
 (and counted).`,
 		Example: `  mycelium keys revocations push n7.revoked`,
@@ -392,6 +489,11 @@ A revocation signed by another key, or whose signature fails, is refused
 			what := "honoured already"
 			if r.Added {
 				what = "honoured now, and passed on"
+			}
+			if r.Board != "" {
+				fmt.Fprintf(c.OutOrStdout(), "proxy %s for board %s (%s) revoked by %s (%s): %s\n",
+					short(r.Proxy), short(r.Board), r.Certificate, short(r.Operator), r.Date, what)
+				return nil
 			}
 			fmt.Fprintf(c.OutOrStdout(), "%s revoked by %s (%s): %s\n", r.NodeID, short(r.Operator), r.Date, what)
 			return nil

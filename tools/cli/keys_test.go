@@ -144,3 +144,65 @@ func TestKeysOperatorCertifyProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysOperatorRevokeProxy: revoke-proxy signs the revocation of the
+// certificate in --cert (that one, by its date), or with --board of every
+// certificate for the board and PROXY; bad input is one error line and
+// exit 1, and nothing is written.
+func TestKeysOperatorRevokeProxy(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "op.pem")
+	if _, errOut, code := run("keys", "operator", "new", "--out", key); code != 0 {
+		t.Fatalf("new: %q", errOut)
+	}
+	op, _ := identity.Load(key)
+	proxy := identity.FromSeed([32]byte{8})
+	board := identity.NodeID{0xb0}
+	for {
+		if _, err := identity.X25519Public(board); err != nil {
+			break
+		}
+		board[1]++
+	}
+	certFile := filepath.Join(dir, "board.cert")
+	if _, errOut, code := run("keys", "operator", "certify-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--out", certFile); code != 0 {
+		t.Fatalf("certify-proxy: %q", errOut)
+	}
+	b, _ := os.ReadFile(certFile)
+	cert, _ := revoke.ParseProxyPEM(b)
+	later := revoke.SignProxy(op, board, proxy.ID(), time.Unix(cert.Until, 0).Add(time.Hour))
+
+	one := filepath.Join(dir, "one.revoked")
+	if _, errOut, code := run("keys", "operator", "revoke-proxy", "--key", key, "--cert", certFile, "--out", one); code != 0 {
+		t.Fatalf("revoke-proxy --cert: %q", errOut)
+	}
+	b, _ = os.ReadFile(one)
+	r, err := revoke.ParseProxyRevocationPEM(b)
+	if err != nil || r.Verify() != nil || r.Operator != op.ID() || !r.Covers(&cert) || r.Covers(&later) {
+		t.Fatalf("one certificate's revocation: %+v %v", r, err)
+	}
+	out, errOut, code := run("keys", "operator", "revoke-proxy", "--key", key, "--board", board.String(), proxy.ID().String(), "--date", "2026-12-05T09:00:00Z")
+	r, err = revoke.ParseProxyRevocationPEM([]byte(out))
+	if code != 0 || err != nil || r.Verify() != nil || !r.Covers(&cert) || !r.Covers(&later) || r.Date != time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC).Unix() {
+		t.Fatalf("every certificate's revocation: %d %q %+v %v", code, errOut, r, err)
+	}
+	keyed := filepath.Join(dir, "keyed.pem")
+	run("keys", "operator", "new", "--out", keyed) // a key file is no certificate
+	for _, bad := range [][]string{
+		{"keys", "operator", "revoke-proxy", "--cert", certFile},                                                               // no key
+		{"keys", "operator", "revoke-proxy", "--key", key},                                                                     // neither --cert nor --board
+		{"keys", "operator", "revoke-proxy", "--key", key, "--cert", certFile, "--board", board.String(), proxy.ID().String()}, // both
+		{"keys", "operator", "revoke-proxy", "--key", key, "--cert", certFile, proxy.ID().String()},                            // --cert takes no PROXY
+		{"keys", "operator", "revoke-proxy", "--key", key, "--board", board.String()},                                          // no PROXY
+		{"keys", "operator", "revoke-proxy", "--key", key, "--board", "b0", proxy.ID().String()},                               // not a node_id
+		{"keys", "operator", "revoke-proxy", "--key", key, "--cert", keyed},                                                    // not a certificate
+		{"keys", "operator", "revoke-proxy", "--key", key, "--cert", filepath.Join(dir, "missing")},                            // no file
+		{"keys", "operator", "revoke-proxy", "--key", key, "--cert", certFile, "--date", "yesterday"},                          // a bad date
+		{"keys", "operator", "revoke-proxy", "--key", key, "--cert", certFile, "--out", one},                                   // never overwritten
+	} {
+		out, errOut, code := run(bad...)
+		if code != 1 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || errOut == "" {
+			t.Errorf("%v: exit %d, out %q, err %q: want exit 1 and one error line", bad[3:], code, out, errOut)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func TestTrustConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := Parse(good, "/x/m.toml")
-	if err != nil || cfg.Trust.Revocations != "revocations" || cfg.Trust.MaxRevocations != 1024 || len(cfg.Trust.Operators) != 0 {
+	if err != nil || cfg.Trust.Revocations != "revocations" || cfg.Trust.ProxyRevocations != "proxy-revocations" || cfg.Trust.MaxRevocations != 1024 || len(cfg.Trust.Operators) != 0 {
 		t.Fatalf("defaults: %+v %v", cfg.Trust, err)
 	}
 	// The [trust] table's operators line (admin has one too).
@@ -59,6 +59,7 @@ func TestTrustConfig(t *testing.T) {
 		{`republish = "6h0m0s"`, `republish = "1m"`, "trust.republish"},
 		{`max_revocations = 1024`, `max_revocations = 0`, "trust.max_revocations"},
 		{`revocations = "revocations"`, `revocations = ""`, "trust.revocations"},
+		{`proxy_revocations = "proxy-revocations"`, `proxy_revocations = ""`, "trust.proxy_revocations"},
 	} {
 		if !strings.Contains(good, tc.from) {
 			t.Fatalf("template has no %q", tc.from)

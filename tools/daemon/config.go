@@ -213,7 +213,7 @@ func Defaults() Config {
 		Services: ServicesConfig{Refresh: appPeriodsOf(p).Refresh},
 		Messages: MessagesConfig{Key: "messages.key", TTL: 7 * 24 * time.Hour},
 		Admin:    AdminConfig{AuditFile: "admin-audit.log", Steps: 1_000_000, Rate: 30, Burst: 10, Operators: []string{}},
-		Trust:    TrustConfig{Operators: []string{}, Revocations: "revocations", MaxRevocations: revoke.DefaultMax, Republish: 6 * time.Hour, ProxyCertificates: []string{}},
+		Trust:    TrustConfig{Operators: []string{}, Revocations: "revocations", ProxyRevocations: "proxy-revocations", MaxRevocations: revoke.DefaultMax, Republish: 6 * time.Hour, ProxyCertificates: []string{}},
 	}
 }
 

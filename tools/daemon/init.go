@@ -350,6 +350,9 @@ operators = []
 # The revocations honoured are kept here (0600, rewritten atomically), at
 # most max_revocations (137 bytes each).
 revocations = {{q .D.Trust.Revocations}}
+# Revoked proxy certificates (mycelium keys operator revoke-proxy) are
+# kept here, the same way: at most max_revocations (177 bytes each).
+proxy_revocations = {{q .D.Trust.ProxyRevocations}}
 max_revocations = {{.D.Trust.MaxRevocations}}
 # How often this node publishes its revocations again by gossip, for nodes
 # that were away when they spread ("0s": never).

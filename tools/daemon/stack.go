@@ -94,6 +94,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 	if err != nil {
 		return fail(err)
 	}
+	trust.certs = certs
 	b := cfg.Budgets
 	r := cfg.Routing
 	s.mode = r.Metric == "prefix"
@@ -122,6 +123,7 @@ func startStack(cfg *Config, id identity.Identity, log *slog.Logger, hooks stack
 		Records: r.Records, RegisterQuiet: r.RegisterQuiet, RegisterMax: r.RegisterMax, RegisterSpread: r.RegisterSpread,
 		Name: cfg.Node.Name, Revocations: trust.revocations(),
 		CertifiedProxies: cfg.Trust.CertifiedProxies, ProxyOperators: trust.operators(), ProxyCerts: certs,
+		CertRevocations: trust.certRevocations(),
 	})
 	if err != nil {
 		return fail(err)

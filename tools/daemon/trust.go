@@ -7,11 +7,15 @@ package daemon
 // proven neighbour, a record's signer and an end-to-end peer. The node
 // keeps the revocations it honours in a private file, and spreads them by
 // gossip: on the topic below when it first takes one, and again every
-// [trust] republish for nodes that were away.
+// [trust] republish for nodes that were away. A revocation of a proxy
+// certificate (mycelium keys operator revoke-proxy) goes the same way, on
+// its own topic and in its own file: the router drops and refuses the
+// records resting on the certificate.
 
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -35,7 +39,11 @@ type TrustConfig struct {
 	// Revocations is the file the honoured revocations are kept in (mode
 	// 0600, rewritten atomically).
 	Revocations string `toml:"revocations"`
-	// MaxRevocations bounds them (137 bytes each, in memory and on disk).
+	// ProxyRevocations is the file the honoured revocations of proxy
+	// certificates are kept in, as Revocations.
+	ProxyRevocations string `toml:"proxy_revocations"`
+	// MaxRevocations bounds them (137 bytes each, in memory and on disk),
+	// and the proxy revocations apart (177 bytes each).
 	MaxRevocations int `toml:"max_revocations"`
 	// Republish is how often the node publishes its revocations again by
 	// gossip, for nodes that were away when they spread (0: never).
@@ -52,8 +60,12 @@ type TrustConfig struct {
 	CertifiedProxies bool `toml:"certified_proxies"`
 }
 
-// RevocationTopic is the gossip topic revocations travel on.
-const RevocationTopic = "mycelium/revocations/v1"
+// RevocationTopic is the gossip topic revocations travel on;
+// ProxyRevocationTopic, revocations of proxy certificates.
+const (
+	RevocationTopic      = "mycelium/revocations/v1"
+	ProxyRevocationTopic = "mycelium/proxy-revocations/v1"
+)
 
 func (c *Config) checkTrust() error {
 	t := c.Trust
@@ -64,6 +76,9 @@ func (c *Config) checkTrust() error {
 	}
 	if t.Revocations == "" {
 		return configErr("trust.revocations: empty (the file revocations are kept in)")
+	}
+	if t.ProxyRevocations == "" {
+		return configErr("trust.proxy_revocations: empty (the file revoked proxy certificates are kept in)")
 	}
 	if t.MaxRevocations < 1 || t.MaxRevocations > 100_000 {
 		return configErr("trust.max_revocations %d: 1..100,000", t.MaxRevocations)
@@ -130,23 +145,38 @@ type trustState struct {
 	// mesh has not passed round for a period, so one flood a period
 	// serves every node, not one flood per node.
 	heard map[identity.NodeID]time.Time
+	// heardProxy is the same for the proxy revocations.
+	heardProxy map[proxyKey]time.Time
+	// certs are this node's own proxy certificates ([trust]
+	// proxy_certificates): a revocation of one is logged as an error.
+	certs []revoke.ProxyCert
 }
+
+// proxyKey names a proxy revocation (one certificate, or every one of a
+// board's for a proxy).
+type proxyKey struct {
+	board, proxy identity.NodeID
+	until        int64
+}
+
+func proxyKeyOf(r revoke.ProxyRevocation) proxyKey { return proxyKey{r.Board, r.Proxy, r.Until} }
 
 // openTrust reads the revocations file (refusing one that is not ours and
 // private).
 func openTrust(cfg *Config, log *slog.Logger) (*trustState, error) {
-	t := &trustState{max: cfg.Trust.MaxRevocations, log: log, heard: map[identity.NodeID]time.Time{}}
+	t := &trustState{max: cfg.Trust.MaxRevocations, log: log, heard: map[identity.NodeID]time.Time{}, heardProxy: map[proxyKey]time.Time{}}
 	for _, k := range cfg.Trust.Operators {
 		op, _ := revoke.ParseOperator(k) // checked with the configuration
 		t.ops = append(t.ops, op)
 	}
-	set, err := revoke.Open(revoke.Config{Operators: t.ops, Max: t.max, Path: cfg.Resolve(cfg.Trust.Revocations)})
+	set, err := revoke.Open(revoke.Config{Operators: t.ops, Max: t.max, Path: cfg.Resolve(cfg.Trust.Revocations),
+		ProxyPath: cfg.Resolve(cfg.Trust.ProxyRevocations)})
 	if err != nil {
 		return nil, err
 	}
 	t.set = set
-	if n := len(set.List()); n > 0 {
-		log.Info("revocations honoured", "count", n)
+	if n, np := len(set.List()), len(set.ListProxy()); n+np > 0 {
+		log.Info("revocations honoured", "keys", n, "proxy_certificates", np)
 	}
 	return t, nil
 }
@@ -163,7 +193,15 @@ func (t *trustState) revocations() identity.Revocations {
 	return t.set
 }
 
-// take honours a revocation, on the loop: a new one drops the neighbour
+// certRevocations is what the router asks (nil without operator keys).
+func (t *trustState) certRevocations() revoke.CertRevocations {
+	if len(t.ops) == 0 {
+		return nil
+	}
+	return t.set
+}
+
+// takeRevocation honours a revocation, on the loop: a new one drops the neighbour
 // it names and is passed on (publish: nil when it came by gossip, which
 // relays it itself).
 func (s *stack) takeRevocation(r revoke.Revocation, publish bool) (bool, error) {
@@ -179,11 +217,46 @@ func (s *stack) takeRevocation(r revoke.Revocation, publish bool) (bool, error) 
 		s.trust.log.Error("this node's own key is revoked by its operator: give it a new one (mycelium keys rotate) and restart")
 	}
 	s.trust.log.Warn("node revoked by its operator", "node", r.Node.String(), "operator", r.Operator.Short(),
-		"date", time.Unix(r.Date, 0).UTC().Format(time.RFC3339), "neighbours_dropped", s.node.DropRevoked())
+		"date", time.Unix(r.Date, 0).UTC().Format(time.RFC3339), "neighbours_dropped", s.node.DropRevoked(),
+		"records_dropped", s.router.DropRevoked())
 	if publish {
 		s.publishRevocation(r)
 	}
 	return true, nil
+}
+
+// takeProxyRevocation honours a proxy certificate's revocation, on the
+// loop: the router drops the records and lookups resting on it, and it is
+// passed on as takeRevocation passes a key's.
+func (s *stack) takeProxyRevocation(r revoke.ProxyRevocation, publish bool) (bool, error) {
+	_, added, err := s.trust.set.AddProxyRevocation(r)
+	if !added {
+		return false, err
+	}
+	if err != nil {
+		s.trust.log.Error("proxy revocation honoured but not saved", "err", err)
+	}
+	for i := range s.trust.certs {
+		if c := &s.trust.certs[i]; r.Covers(c) {
+			// Its records for the board go out without it from now on.
+			s.trust.log.Error("this node's proxy certificate is revoked by its operator: it no longer speaks for the board",
+				"board", c.Board.String(), "until", time.Unix(c.Until, 0).UTC().Format(time.RFC3339))
+		}
+	}
+	s.trust.log.Warn("proxy certificate revoked by its operator", "board", r.Board.String(), "proxy", r.Proxy.String(),
+		"certificate", r.UntilText(), "operator", r.Operator.Short(), "records_dropped", s.router.DropRevoked())
+	if publish {
+		s.publishProxyRevocation(r)
+	}
+	return true, nil
+}
+
+func (s *stack) publishProxyRevocation(r revoke.ProxyRevocation) {
+	s.trust.heardProxy[proxyKeyOf(r)] = s.loop.Now()
+	b, _ := r.MarshalBinary()
+	if _, err := s.apps.gossip.Publish(gossip.Topic(ProxyRevocationTopic), b); err != nil && err != gossip.ErrDuplicate {
+		s.trust.log.Warn("proxy revocation not published", "err", err)
+	}
 }
 
 func (s *stack) publishRevocation(r revoke.Revocation) {
@@ -217,6 +290,25 @@ func (s *stack) startTrust(republish time.Duration) {
 			s.trust.heard[r.Node] = s.loop.Now()
 		}
 	})
+	s.apps.gossip.Subscribe(gossip.Topic(ProxyRevocationTopic), func(m gossip.Delivery) {
+		if m.Local {
+			return
+		}
+		var r revoke.ProxyRevocation
+		if err := r.UnmarshalBinary(m.Data); err != nil {
+			s.trust.set.AddProxy(m.Data) // counted as malformed
+			return
+		}
+		if _, err := s.takeProxyRevocation(r, false); err != nil {
+			s.trust.log.Debug("proxy revocation refused", "err", err)
+			return
+		}
+		if s.trust.set.ProxyHeld(&r) {
+			// Only for one held: an unsigned one a wider revocation
+			// covers is "known" too, and would grow the map unbounded.
+			s.trust.heardProxy[proxyKeyOf(r)] = s.loop.Now()
+		}
+	})
 	if republish <= 0 {
 		return
 	}
@@ -226,25 +318,31 @@ func (s *stack) startTrust(republish time.Duration) {
 	// the others hear it and keep quiet (as Trickle does).
 	var tick func()
 	tick = func() {
-		for _, r := range due(s.trust.set.List(), s.trust.heard, s.loop.Now(), republish) {
+		for _, r := range due(s.trust.set.List(), nodeOf, s.trust.heard, s.loop.Now(), republish) {
 			s.publishRevocation(r)
+		}
+		for _, r := range due(s.trust.set.ListProxy(), proxyKeyOf, s.trust.heardProxy, s.loop.Now(), republish) {
+			s.publishProxyRevocation(r)
 		}
 		s.loop.AfterFunc(republish/2+rand.N(republish), tick)
 	}
 	s.loop.AfterFunc(rand.N(republish), tick)
 }
 
-// due is what a republishing round publishes: the revocations not heard
-// going round for a period.
-func due(list []revoke.Revocation, heard map[identity.NodeID]time.Time, now time.Time, period time.Duration) []revoke.Revocation {
-	var out []revoke.Revocation
+// due is what a republishing round publishes: the revocations (of keys
+// or of proxy certificates, named by key) not heard going round for a
+// period.
+func due[R any, K comparable](list []R, key func(R) K, heard map[K]time.Time, now time.Time, period time.Duration) []R {
+	var out []R
 	for _, r := range list {
-		if now.Sub(heard[r.Node]) >= period {
+		if now.Sub(heard[key(r)]) >= period {
 			out = append(out, r)
 		}
 	}
 	return out
 }
+
+func nodeOf(r revoke.Revocation) identity.NodeID { return r.Node }
 
 // trustRoutes are the control API's revocation endpoints.
 func (d *daemon) trustRoutes(mux *http.ServeMux) {
@@ -256,14 +354,28 @@ func revocationInfo(r revoke.Revocation) control.Revocation {
 	return control.Revocation{NodeID: r.Node.String(), Operator: r.Operator.String(), Date: time.Unix(r.Date, 0).UTC().Format(time.RFC3339)}
 }
 
+func proxyRevocationInfo(r revoke.ProxyRevocation) control.Revocation {
+	return control.Revocation{Board: r.Board.String(), Proxy: r.Proxy.String(), Certificate: r.UntilText(),
+		Operator: r.Operator.String(), Date: time.Unix(r.Date, 0).UTC().Format(time.RFC3339)}
+}
+
 func (d *daemon) handleRevocations(w http.ResponseWriter, r *http.Request) {
 	t := d.st.trust
-	out := control.Revocations{Operators: []string{}, Revocations: []control.Revocation{}, Max: t.max}
+	out := control.Revocations{Operators: []string{}, Revocations: []control.Revocation{}, ProxyRevocations: []control.Revocation{}, Max: t.max}
 	for _, op := range t.ops {
 		out.Operators = append(out.Operators, op.String())
 	}
 	for _, rv := range t.set.List() {
 		out.Revocations = append(out.Revocations, revocationInfo(rv))
+	}
+	for _, rv := range t.set.ListProxy() {
+		out.ProxyRevocations = append(out.ProxyRevocations, proxyRevocationInfo(rv))
+	}
+	out.ProxyCertificates = []control.ProxyCertificate{}
+	for i := range t.certs {
+		c := &t.certs[i]
+		out.ProxyCertificates = append(out.ProxyCertificates, control.ProxyCertificate{Board: c.Board.String(), Operator: c.Operator.String(),
+			Until: time.Unix(c.Until, 0).UTC().Format(time.RFC3339), Revoked: len(t.ops) > 0 && t.set.CertRevoked(c)})
 	}
 	st := t.set.Stats()
 	out.Stats = map[string]uint64{"accepted": st.Accepted, "known": st.Known, "malformed": st.Malformed,
@@ -292,7 +404,16 @@ func (d *daemon) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		failure(w, badRequestf("revoke: %v", err))
 		return
 	}
-	rv, err := revoke.ParsePEM([]byte(req.PEM))
+	// A key's revocation or a proxy certificate's: the PEM type says.
+	var rv revoke.Revocation
+	var prv revoke.ProxyRevocation
+	blk, _ := pem.Decode([]byte(req.PEM))
+	proxy := blk != nil && blk.Type == revoke.ProxyRevocationPEMType
+	if proxy {
+		prv, err = revoke.ParseProxyRevocationPEM([]byte(req.PEM))
+	} else {
+		rv, err = revoke.ParsePEM([]byte(req.PEM))
+	}
 	if err != nil {
 		d.st.trust.set.Add(nil) // counted as malformed, as from gossip
 		failure(w, badRequestf("revoke: %v", err))
@@ -305,7 +426,11 @@ func (d *daemon) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	var added bool
 	err = d.st.doErr(r.Context(), func() error {
 		var err error
-		added, err = d.st.takeRevocation(rv, true)
+		if proxy {
+			added, err = d.st.takeProxyRevocation(prv, true)
+		} else {
+			added, err = d.st.takeRevocation(rv, true)
+		}
 		return err
 	})
 	if err != nil {
@@ -316,6 +441,9 @@ func (d *daemon) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := revocationInfo(rv)
+	if proxy {
+		out = proxyRevocationInfo(prv)
+	}
 	out.Added = added
 	writeJSON(w, out)
 }

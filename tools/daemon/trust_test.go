@@ -22,9 +22,18 @@ func TestRepublishDue(t *testing.T) {
 		a.Node: now.Add(-time.Hour),     // went round an hour ago
 		b.Node: now.Add(-7 * time.Hour), // not for longer than a period
 	}
-	got := due([]revoke.Revocation{a, b, c}, heard, now, 6*time.Hour)
+	got := due([]revoke.Revocation{a, b, c}, nodeOf, heard, now, 6*time.Hour)
 	if len(got) != 2 || got[0] != b || got[1] != c {
 		t.Fatalf("due: %+v", got)
+	}
+	// Proxy revocations the same way, named by board, proxy and
+	// certificate: one certificate's heard lately does not keep the
+	// pair's every-certificate revocation quiet.
+	one := revoke.SignProxyRevocation(op, identity.NodeID{4}, identity.NodeID{5}, now.Unix(), now)
+	all := revoke.SignProxyRevocation(op, identity.NodeID{4}, identity.NodeID{5}, 0, now)
+	pgot := due([]revoke.ProxyRevocation{one, all}, proxyKeyOf, map[proxyKey]time.Time{proxyKeyOf(one): now.Add(-time.Hour)}, now, 6*time.Hour)
+	if len(pgot) != 1 || pgot[0] != all {
+		t.Fatalf("due proxy revocations: %+v", pgot)
 	}
 }
 
