@@ -318,3 +318,69 @@ func noRouteTries(t *testing.T, claim, maxGap time.Duration) {
 	}
 	t.Logf("%d tries over %v", len(tries), tries[len(tries)-1].Sub(start))
 }
+
+// A send to a node that is gone ends with a typed error in bounded time,
+// also when the node was the only home of its own record (it is the node
+// nearest its key in the lookup trees). The send on the cached addresses
+// fails; the lookup afresh then finds the record nowhere, and used to keep
+// asking for lookupPatience (three minutes) and end "no address known":
+// on the lab's mesh (claims every second) the messages app waited that
+// long before it handed the message to a store, past the lab test's two
+// minutes. It asks for refreshPatience now, and the send ends with its
+// own error.
+func TestSendToGoneNodeEndsInTime(t *testing.T) {
+	// The lab's fast timing (tools/lab FastTiming) on its ring of four;
+	// node 0 sends to node 2, the one that is not its neighbour.
+	rc := Config{ReceiptTimeout: 3 * time.Second, RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
+	tc := tree.Config{Trees: 6, ClaimPeriod: time.Second, EpochPeriods: 45}
+	// Seeds where node 2 is the only home of its record (found by trying
+	// seeds 1-60: 30, 34, 41 and 50 are so).
+	for _, seed := range []uint64{30, 34} {
+		me := newHMesh(t, tc, seed)
+		for range 4 {
+			me.add(hspec{rcfg: rc, beacon: 2 * time.Second})
+		}
+		me.edges([][2]int{{0, 1}, {1, 2}, {2, 3}, {3, 0}})
+		me.start()
+		me.mustConverge(10 * time.Minute)
+		me.mustRegister(time.Minute)
+		me.clk.RunFor(5 * time.Second)
+		gone := me.nodes[2]
+		var holders []int
+		for i, hn := range me.nodes {
+			if hn.rt.HasRecord(gone.n.ID()) {
+				holders = append(holders, i)
+			}
+		}
+		if !slices.Equal(holders, []int{2}) {
+			t.Fatalf("seed %d: node 2's record is held by %v, not by node 2 alone: the test checks nothing", seed, holders)
+		}
+		sender := me.nodes[0].rt
+		if err := me.wait(sender.Send(gone.n.ID(), testApp, []byte("while up"), nil), time.Minute); err != nil {
+			t.Fatalf("seed %d: to node 2 while it is up: %v", seed, err)
+		}
+		gone.n.Close()
+		for _, nb := range gone.radios["espnow"].Neighbors() {
+			me.media["espnow"].Disconnect(gone.radios["espnow"], nb)
+		}
+		start := me.clk.Now()
+		res := sender.Send(gone.n.ID(), testApp, []byte("while down"), nil)
+		// The bound: two sends (on the cached addresses, then on what
+		// the lookup afresh finds, if anything) of max(Attempts, trees)
+		// tries, each waiting at most the receipt timeout and a pause
+		// after no route of at most two claim periods; and the lookup
+		// afresh between them.
+		tries := time.Duration(max(sender.Config().Attempts, tc.Trees))
+		bound := 2*tries*(rc.ReceiptTimeout+2*tc.ClaimPeriod) + sender.refreshPatience()
+		me.run(10*time.Minute, res.Finished)
+		took := me.clk.Now().Sub(start)
+		err := res.Err()
+		if !res.Finished() || !(errors.Is(err, node.ErrNoRoute) || errors.Is(err, node.ErrAbandoned) || errors.Is(err, ErrNoCommonTree)) {
+			t.Errorf("seed %d: the send to the node that is gone ended %v after %v; want no route, abandoned or no common tree", seed, err, took)
+		}
+		if took > bound {
+			t.Errorf("seed %d: the send to the node that is gone ended after %v, want within %v", seed, took, bound)
+		}
+		t.Logf("seed %d: %v after %v (bound %v)", seed, err, took, bound)
+	}
+}

@@ -75,6 +75,9 @@ type lookupReq struct {
 	// record the node vouches for before it is taken.
 	fallback *Record
 	extra    bool
+	// deadline, when set, ends the lookup (a refresh: refreshLookup)
+	// instead of a round of the trees and lookupPatience.
+	deadline time.Time
 }
 
 // lookupTimeout bounds one lookup attempt (a round trip over the mesh);
@@ -511,6 +514,33 @@ func (r *Router) HasRecord(id identity.NodeID) bool { return r.records[id] != ni
 // Lookup finds a node's addresses: itself, a neighbour (from the trees),
 // the cache, or a lookup over the mesh; cb runs on the node's loop.
 func (r *Router) Lookup(id identity.NodeID, cb func(Destination, error)) {
+	r.lookup(id, time.Time{}, cb)
+}
+
+// refreshLookup is Lookup for a node whose record we had, and whose
+// addresses from it just failed (Send): it asks over the mesh for no
+// longer than refreshPatience, and fails with ErrUnknownNode then.
+func (r *Router) refreshLookup(id identity.NodeID, cb func(Destination, error)) {
+	r.lookup(id, r.clk.Now().Add(r.refreshPatience()), cb)
+}
+
+// refreshPatience is how long a lookup for a node whose addresses failed
+// keeps asking: long enough for a node that moved (its addresses changed)
+// to have stored its new record at its homes, and one lookup's round trip
+// more. A node registers at most RegisterMax after its first change, plus
+// its spread (a new term's spread over termSpread at most), and a record
+// of a term a failure started is stored again followUpPeriods claim
+// periods on (scheduleRegister, register); the configuration is the
+// mesh's, ours. Never longer than lookupPatience. (Claims every second,
+// as in the lab: 2 s + 4 s + 5 s + 10 s, 21 s; the defaults on ESP-NOW
+// reach lookupPatience.)
+func (r *Router) refreshPatience() time.Duration {
+	reg := r.cfg.RegisterMax + r.paced(max(r.cfg.RegisterSpread, r.termSpread()), 300)
+	follow := time.Duration(followUpPeriods[len(followUpPeriods)-1]+1) * r.t.Config().ClaimPeriod
+	return min(r.paced(lookupPatience, 1000), reg+follow+r.paced(lookupTimeout, 100))
+}
+
+func (r *Router) lookup(id identity.NodeID, deadline time.Time, cb func(Destination, error)) {
 	now := r.clk.Now()
 	if id == r.self {
 		cb(Destination{ID: id, Addrs: r.Addrs()}, nil)
@@ -535,16 +565,39 @@ func (r *Router) Lookup(id identity.NodeID, cb func(Destination, error)) {
 		return
 	}
 	for _, q := range r.lookups {
-		if q.id == id {
+		// A refresh neither joins a lookup with the full patience nor
+		// is joined by one: each ends when it should.
+		if q.id == id && q.deadline.Equal(deadline) {
 			q.cbs = append(q.cbs, cb)
 			return
 		}
 	}
-	q := &lookupReq{id: id, cbs: []func(Destination, error){cb}}
+	q := &lookupReq{id: id, cbs: []func(Destination, error){cb}, deadline: deadline}
 	nonce := r.rng.Uint32()
 	r.lookups[nonce] = q
 	r.stats.Lookups++
 	r.tryLookup(nonce, q)
+}
+
+// more reports whether lookup q asks again: a refresh until its deadline;
+// any other for a round of every tree at least, and while a node just
+// starting may not have registered yet (it waits for its addresses to
+// settle), for lookupPatience.
+func (r *Router) more(q *lookupReq) bool {
+	now := r.clk.Now()
+	if !q.deadline.IsZero() {
+		return now.Before(q.deadline)
+	}
+	return q.tries < 2*r.lookupTrees()+r.t.Count() || now.Sub(q.start) < r.paced(lookupPatience, 1000)
+}
+
+// lookupWait is a lookup's wait for d (an answer, or the time to ask
+// again), a refresh's cut at its deadline.
+func (r *Router) lookupWait(q *lookupReq, d time.Duration) time.Duration {
+	if !q.deadline.IsZero() {
+		d = max(min(d, q.deadline.Sub(r.clk.Now())), 0)
+	}
+	return d
 }
 
 func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
@@ -565,11 +618,8 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 		}
 		q.extra = true
 	}
-	// At least a round of each; and while a node just starting may not
-	// have registered yet (it waits for its addresses to settle), keep at
-	// it for lookupPatience.
 	skipped := 0
-	for q.tries < 2*l+n || r.clk.Now().Sub(q.start) < r.paced(lookupPatience, 1000) {
+	for r.more(q) {
 		round := q.tries % (2*l + n)
 		q.tries++
 		var p tree.Position
@@ -589,7 +639,7 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 		if !ok {
 			if skipped++; skipped >= 2*l+n {
 				// No address in any tree (yet): nothing to ask through.
-				q.timer = r.clk.AfterFunc(r.paced(lookupAgain, 50), func() {
+				q.timer = r.clk.AfterFunc(r.lookupWait(q, r.paced(lookupAgain, 50)), func() {
 					if r.lookups[nonce] == q {
 						r.tryLookup(nonce, q)
 					}
@@ -601,7 +651,7 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 		b := append([]byte{msgLookup}, q.id[:]...)
 		b = append(b, byte(nonce>>24), byte(nonce>>16), byte(nonce>>8), byte(nonce))
 		r.sendControl(p.TreeState, keyAddr(q.id, k), false, b)
-		q.timer = r.clk.AfterFunc(r.paced(lookupTimeout, 100), func() {
+		q.timer = r.clk.AfterFunc(r.lookupWait(q, r.paced(lookupTimeout, 100)), func() {
 			if r.lookups[nonce] == q {
 				r.tryLookup(nonce, q)
 			}
@@ -688,7 +738,7 @@ func (r *Router) onLookupReply(b []byte) {
 			r.completeLookup(nonce, q, *q.fallback)
 			return
 		}
-		q.timer = r.clk.AfterFunc(r.paced(lookupAgain, 50), func() {
+		q.timer = r.clk.AfterFunc(r.lookupWait(q, r.paced(lookupAgain, 50)), func() {
 			if r.lookups[nonce] == q {
 				r.tryLookup(nonce, q)
 			}

@@ -410,34 +410,51 @@ type Options struct {
 
 // Send looks the node up (once, then from a cache) and sends it blob for
 // application app; the Result completes on the destination's receipt.
+//
+// A send that fails for want of a way (its addresses, from the cache, may
+// be stale) looks the node up afresh, once, and for no longer than
+// refreshPatience: a
+// node that moved has registered its new record by then, and a node that
+// is gone is found nowhere (it may have been the home of its own record).
+// The send then ends with its own error (no route, abandoned, ...), in
+// bounded time: a lookup's full patience, meant for nodes that have not
+// registered yet, kept a send to a node that is gone from failing for
+// three minutes, and a message for it from being handed to a store.
 func (r *Router) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *Options) *node.Result {
 	res := newResult()
-	fresh := false
-	var try func()
-	try = func() {
-		r.Lookup(to, func(d Destination, err error) {
-			if err != nil {
+	var send func(d Destination, fresh bool)
+	send = func(d Destination, fresh bool) {
+		r.SendTo(d, app, blob, opt).OnDone(func(err error) {
+			if err == nil || fresh || !stale(err) {
 				completeResult(res, err)
 				return
 			}
-			r.SendTo(d, app, blob, opt).OnDone(func(err error) {
-				// Addresses from the cache may be stale (the trees moved
-				// on): look the node up afresh, once.
-				// (Another send may have dropped or refreshed the entry
-				// meanwhile: drop it only if it is the one we used.)
-				if err != nil && !fresh && stale(err) {
-					fresh = true
-					if c := r.cache[to]; c != nil && slices.Equal(c.d.Addrs, d.Addrs) {
-						delete(r.cache, to)
-					}
-					try()
+			// Addresses from the cache may be stale (the trees moved
+			// on): look the node up afresh, once.
+			// (Another send may have dropped or refreshed the entry
+			// meanwhile: drop it only if it is the one we used.)
+			if c := r.cache[to]; c != nil && slices.Equal(c.d.Addrs, d.Addrs) {
+				delete(r.cache, to)
+			}
+			r.refreshLookup(to, func(d Destination, lerr error) {
+				if errors.Is(lerr, ErrRevoked) {
+					err = lerr
+				}
+				if lerr != nil {
+					completeResult(res, err)
 					return
 				}
-				completeResult(res, err)
+				send(d, true)
 			})
 		})
 	}
-	try()
+	r.Lookup(to, func(d Destination, err error) {
+		if err != nil {
+			completeResult(res, err)
+			return
+		}
+		send(d, false)
+	})
 	return res
 }
 

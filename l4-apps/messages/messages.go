@@ -20,7 +20,8 @@
 //
 // Delivery: the sender sends the envelope to the target (routed, l3). If
 // that fails, it deposits it with up to two storage nodes, and keeps it
-// itself. Whoever holds it sends it again when the target's key
+// itself (a message no store took goes to the next store that announces
+// itself). Whoever holds it sends it again when the target's key
 // announcement comes by (the target is back), until the target's node
 // confirms it. The target stores the text in its inbox and sends the
 // sender a receipt signed by itself; a receipt that cannot go is sent
@@ -161,6 +162,8 @@ type peerKey struct {
 type outgoing struct {
 	Sent
 	env *envelope
+	// with: the stores it was handed to, or is on its way to.
+	with map[identity.NodeID]bool
 }
 
 type held struct {
@@ -287,14 +290,30 @@ func (s *Service) deposit(o *outgoing) {
 	stores = stores[:min(len(stores), 2)]
 	s.setState(o, Waiting)
 	for _, st := range stores {
-		s.cfg.Router.Send(st, AppID, append([]byte{typeDeposit}, o.env.raw...), nil).OnDone(func(err error) {
-			if err != nil || o.State == Delivered {
-				return
-			}
-			o.Stores++
-			s.setState(o, Stored)
-		})
+		s.depositWith(o, st)
 	}
+}
+
+// depositWith hands o to the storage node st (once: a store counts once).
+func (s *Service) depositWith(o *outgoing, st identity.NodeID) {
+	if o.with[st] {
+		return
+	}
+	if o.with == nil {
+		o.with = map[identity.NodeID]bool{}
+	}
+	o.with[st] = true
+	s.cfg.Router.Send(st, AppID, append([]byte{typeDeposit}, o.env.raw...), nil).OnDone(func(err error) {
+		if err != nil {
+			delete(o.with, st)
+			return
+		}
+		if o.State == Delivered || o.State == Expired {
+			return
+		}
+		o.Stores++
+		s.setState(o, Stored)
+	})
 }
 
 func rank(id ID, n identity.NodeID) uint64 {
@@ -503,8 +522,15 @@ func (s *Service) onKey(d gossip.Delivery) {
 		}
 	}
 	for _, id := range s.outOrder {
-		if o := s.out[id]; o.To == a.Node && o.State != Delivered && o.State != Expired {
+		o := s.out[id]
+		switch {
+		case o.To == a.Node && o.State != Delivered && o.State != Expired:
 			s.attempt(o, false)
+		case a.Store && o.State == Waiting && o.To != s.self:
+			// A message no store took (none was known when its target
+			// failed, or the deposits failed) goes to a store when one
+			// announces itself: else only we would hold it.
+			s.depositWith(o, a.Node)
 		}
 	}
 	for id, to := range s.rcptTo {

@@ -189,6 +189,45 @@ func TestNoStoreAndLateReceipt(t *testing.T) {
 	}
 }
 
+// A message no store took when its target failed (the store was not
+// reached, or not known yet) is handed to a store when one announces
+// itself: it used to stay "waiting", held by the sender alone, until the
+// target came back.
+func TestWaitingGoesToALaterStore(t *testing.T) {
+	nt, s := newNet(t, 4, 2, 3) // nodes 2 and 3 offer storage
+	a, b, st2, st3 := s[0], s[1], s[2], s[3]
+	nt.up[b.self], nt.up[st2.self] = false, false // st2 cannot be reached
+	delete(a.keys, st3.self)                      // st3 is not known yet
+	if _, err := a.Send(b.self, "later"); err != nil {
+		t.Fatal(err)
+	}
+	nt.run(time.Second)
+	if o := a.Outbox()[0]; o.State != Waiting || o.Stores != 0 {
+		t.Fatalf("no store reached: %+v", o)
+	}
+	st3.announce()
+	nt.run(time.Second)
+	if o := a.Outbox()[0]; o.State != Stored || o.Stores != 1 || st3.Held() != 1 {
+		t.Fatalf("after a store announced itself: %+v, it holds %d", o, st3.Held())
+	}
+	// Again from the same store, or from the other once it is back: each
+	// store counts once, and a message stored goes to no other.
+	st3.announce()
+	nt.up[st2.self] = true
+	st2.announce()
+	nt.run(time.Second)
+	if o := a.Outbox()[0]; o.Stores != 1 || st2.Held() != 0 {
+		t.Fatalf("after more announcements: %+v, the other store holds %d", o, st2.Held())
+	}
+	// The target back, the store delivers it.
+	nt.up[b.self] = true
+	b.announce()
+	nt.run(5 * time.Second)
+	if in := b.Inbox(); len(in) != 1 || in[0].Text != "later" || a.Outbox()[0].State != Delivered {
+		t.Fatalf("inbox %+v, outbox %+v", in, a.Outbox()[0])
+	}
+}
+
 func TestExpires(t *testing.T) {
 	nt, s := newNet(t, 3, 2)
 	s[0].cfg.TTL = time.Hour
