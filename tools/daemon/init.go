@@ -258,7 +258,7 @@ ttl = {{.D.Routing.TTL}}
 # again, and how many times it tries.
 receipt_timeout = {{q .D.Routing.ReceiptTimeout.String}}
 attempts = {{.D.Routing.Attempts}}
-# Trees that hold this node's name record (0: all of them).
+# Trees that hold this node's name record (0: the default, 2).
 lookup_trees = {{.D.Routing.LookupTrees}}
 # Name records (and names) this node stores for others, at most.
 records = {{.D.Routing.Records}}
