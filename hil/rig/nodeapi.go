@@ -80,6 +80,7 @@ type Peer struct {
 	Addr       string  `json:"addr"`
 	LastHeardS float64 `json:"last_heard_s"`
 	Reference  bool    `json:"reference"`
+	Sleeps     bool    `json:"sleeps"`
 }
 
 // Peers lists the node's neighbours.

@@ -3,6 +3,7 @@ package rig
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -362,6 +363,15 @@ func sleepNodeToBoard(ctx context.Context, e *Env) error {
 	s := e.Boards[2]
 	defer setSleep(context.Background(), s, false)
 	if err := startSleep(ctx, s); err != nil {
+		return err
+	}
+	// The board's burst saying it sleeps has left; the node must have
+	// taken it before a send may be expected to wake the board.
+	_, nd := espnowPair(2)(e)
+	if err := poll(ctx, nd.Name+" knows "+s.Name+" sleeps", func(ctx context.Context) (bool, error) {
+		ps, err := nd.API.Peers(ctx)
+		return err == nil && slices.ContainsFunc(ps, func(p Peer) bool { return p.NodeID == s.NodeID && p.Sleeps }), err
+	}); err != nil {
 		return err
 	}
 	nia0, err := boardStat(ctx, s, "nia_sent")

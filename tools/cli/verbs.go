@@ -144,9 +144,9 @@ func peersCmd() *cobra.Command {
 				return printJSON(c.OutOrStdout(), ps)
 			}
 			tw := table(c.OutOrStdout())
-			fmt.Fprintln(tw, "NODE_ID\tNAME\tLINK\tADDR\tLAST_HEARD\tREFERENCE")
+			fmt.Fprintln(tw, "NODE_ID\tNAME\tLINK\tADDR\tLAST_HEARD\tREFERENCE\tSLEEPS")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1fs\t%v\n", short(p.NodeID), orDash(p.Name), p.Link, p.Addr, p.LastHeardS, p.Reference)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1fs\t%v\t%v\n", short(p.NodeID), orDash(p.Name), p.Link, p.Addr, p.LastHeardS, p.Reference, p.Sleeps)
 			}
 			return tw.Flush()
 		},

@@ -93,6 +93,9 @@ type Peer struct {
 	// Reference: a node of the reference implementation (no routing; its
 	// beacons lack our capabilities app_id).
 	Reference bool `json:"reference"`
+	// Sleeps: its beacons say it modem-sleeps; sends to it wake it first
+	// (RNS) when it has not been heard within its on-window.
+	Sleeps bool `json:"sleeps"`
 }
 
 // PingRequest is POST /v1/ping.

@@ -79,7 +79,7 @@ func (d *daemon) handlePeers(w http.ResponseWriter, r *http.Request) {
 	err := d.st.do(ctx, func() {
 		now := d.st.loop.Now()
 		for _, p := range d.st.node.Peers() {
-			cp := control.Peer{NodeID: p.ID.String(), LastHeardS: now.Sub(p.LastRx).Seconds(), Reference: !p.Full}
+			cp := control.Peer{NodeID: p.ID.String(), LastHeardS: now.Sub(p.LastRx).Seconds(), Reference: !p.Full, Sleeps: p.Sleeps}
 			cp.Name, _ = d.st.router.NameOf(p.ID)
 			if len(p.Endpoints) > 0 {
 				ep := p.Endpoints[0]
