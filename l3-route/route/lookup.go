@@ -727,6 +727,7 @@ func (r *Router) completeLookup(nonce uint32, q *lookupReq, rec Record) {
 		d.Unvouched = rec.Deleg == nil
 	}
 	r.cache[rec.ID] = &cachedRecord{d: d, expires: r.clk.Now().Add(r.recordLife() / 2)}
+	r.keepRelayed(rec)
 	for _, cb := range q.cbs {
 		cb(d, nil)
 	}
