@@ -21,7 +21,7 @@ const (
 	msgReceipt     = 0x01 // ‖ hash(16): the Package with that hash was delivered (a keyless board's; ours sign: signed.go)
 	msgError       = 0x02 // ‖ code ‖ hash(16) ‖ reporter addr(16): it was not, and why (a keyless board's; ours sign)
 	msgRegister    = 0x10 // ‖ record: store my addresses under my node_id
-	msgLookup      = 0x11 // ‖ node_id(32) ‖ nonce(4): where is this node?
+	msgLookup      = 0x11 // ‖ node_id(32) ‖ nonce(4) [‖ lookupHomeOnly]: where is this node?
 	msgRegistered  = 0x13 // ‖ node_id(32) ‖ time(8): that record is stored here
 	msgLookupReply = 0x12 // ‖ nonce(4) ‖ found(1) ‖ record
 	msgTrace       = 0x20 // ‖ nonce(4): a trace probe; every relay reports
@@ -117,7 +117,7 @@ func checkControl(b []byte) error {
 	case msgRegistered:
 		ok = n == 40
 	case msgLookup:
-		ok = n == 36
+		ok = n == 36 || n == 37 && b[37] == lookupHomeOnly
 	case msgLookupReply:
 		ok = n >= 5
 	case msgTrace:

@@ -53,6 +53,9 @@ func (r *Router) HandleRouted(h node.RouteHeader, pkg *packet.Package, via peer.
 	} else {
 		rp.Inner = rp.Pkg
 	}
+	if r.onPath(rp) {
+		return
+	}
 	from := via
 	r.forward(rp, false, &from)
 }

@@ -330,7 +330,18 @@ func FuzzControl(f *testing.F) {
 		rp := &routed{Header: node.RouteHeader{To: addr.Address{}, From: from, TreeState: 16, TTL: 60}}
 		r.control(rp, bytes.Clone(data))
 		r.receiveOneHop(node.Message{App: ControlApp, Blob: bytes.Clone(data), FromKnown: true, From: fuzzProxy.ID(), Via: peer.Endpoint{Link: 0}})
+		// And passing through us (onpath.go): a lookup answer kept, a
+		// lookup answered.
+		r.onPath(&routed{Header: rp.Header, Inner: packet.NewPackage(ControlApp, bytes.Clone(data))})
 		fx.clk.RunFor(time.Millisecond) // what the handling scheduled at once
+		if len(r.relayed) > r.cfg.Records {
+			t.Fatalf("%d relayed records kept, the bound is %d", len(r.relayed), r.cfg.Records)
+		}
+		for id, s := range r.relayed {
+			if s.rec.ID != id || !s.rec.Verify() || s.rec.Signer != id && s.rec.Deleg == nil {
+				t.Fatalf("kept a relayed record that does not verify, or is unvouched: %+v", s.rec)
+			}
+		}
 
 		typ := byte(0xff)
 		if len(data) > 0 {

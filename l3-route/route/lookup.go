@@ -650,6 +650,11 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 		}
 		b := append([]byte{msgLookup}, q.id[:]...)
 		b = append(b, byte(nonce>>24), byte(nonce>>16), byte(nonce>>8), byte(nonce))
+		if !q.deadline.IsZero() {
+			// A refresh: the addresses we had failed, and a relay's copy
+			// (answerOnPath) may be what we had. Only a home answers.
+			b = append(b, lookupHomeOnly)
+		}
 		r.sendControl(p.TreeState, keyAddr(q.id, k), false, b)
 		q.timer = r.clk.AfterFunc(r.lookupWait(q, r.paced(lookupTimeout, 100)), func() {
 			if r.lookups[nonce] == q {
@@ -694,7 +699,7 @@ func (r *Router) neighbourDest(id identity.NodeID) (Destination, bool) {
 
 // onLookup answers a lookup that reached the key's home.
 func (r *Router) onLookup(rp *routed, b []byte) {
-	if len(b) != 36 {
+	if len(b) != 36 && len(b) != 37 {
 		return
 	}
 	var id identity.NodeID
@@ -787,6 +792,7 @@ func (r *Router) completeLookup(nonce uint32, q *lookupReq, rec Record) {
 		d.Unvouched = rec.Deleg == nil
 	}
 	r.cache[rec.ID] = &cachedRecord{d: d, expires: r.clk.Now().Add(r.recordLife() / 2), cert: rec.Cert}
+	r.keepRelayed(rec)
 	for _, cb := range q.cbs {
 		cb(d, nil)
 	}

@@ -140,6 +140,7 @@ type Stats struct {
 	HoodsRefused                                  uint64 // neighbourhood lists from no peer (hood.go)
 	Copies                                        uint64 // Packages delivered lately that came again (answered, not delivered)
 	Lookups, LookupHits                           uint64
+	AnsweredOnPath                                uint64 // lookups passing through answered here from a relayed record (onpath.go)
 	Namesakes                                     uint64 // path headers to another holder of one of our places (forwardPath), passed on
 	NameLookups                                   uint64
 	NameConflicts                                 uint64 // a home said our name is another node's
@@ -198,6 +199,7 @@ type Router struct {
 	pending    map[[16]byte]*pendingSend
 	records    map[identity.NodeID]*storedRecord
 	cache      map[identity.NodeID]*cachedRecord
+	relayed    map[identity.NodeID]*relayedRecord // records lookup answers carried through us (onpath.go)
 	lookups    map[uint32]*lookupReq
 	traces     map[uint32]*traceReq
 	leases     leaseState
@@ -529,13 +531,30 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 	p.timer = r.clk.AfterFunc(r.cfg.ReceiptTimeout, func() {
 		p.timer = nil
 		if p.attempts >= r.cfg.Attempts {
-			r.finish(hash, node.ErrAbandoned)
+			r.finish(hash, ErrNoReceipt)
 			return
 		}
 		r.attempt(hash, p, forced)
 	})
 	r.forward(r.wrap(h, ph, p.pkg), true, nil)
 }
+
+// ErrNoReceipt: no receipt came back for any attempt of a send, and no
+// error either: the Package, or its receipt, was lost on the way (a
+// relay's queue overflowing, a hop given up on). It is a *NoReceiptError
+// and wraps node.ErrAbandoned (the send is abandoned end to end: what
+// tested for that still does, and its wire code is that one's).
+var ErrNoReceipt error = &NoReceiptError{}
+
+// NoReceiptError is the type of ErrNoReceipt.
+type NoReceiptError struct{}
+
+func (*NoReceiptError) Error() string {
+	return "route: no receipt for any attempt (the Package or its receipt was lost on the way)"
+}
+
+// Unwrap makes errors.Is(err, node.ErrAbandoned) hold.
+func (*NoReceiptError) Unwrap() error { return node.ErrAbandoned }
 
 // ErrNoCommonTree: the destination has no address in any epoch we are in.
 var ErrNoCommonTree = errors.New("route: no tree in common with the destination")

@@ -295,6 +295,9 @@ func p95Index(n int) int { return int(math.Ceil(0.95*float64(n))) - 1 }
 // probeFailName names an error for the tallies: the mesh's typed errors
 // by their kind (without who reported them), the router's by their text.
 func probeFailName(err error) string {
+	if errors.Is(err, route.ErrNoReceipt) {
+		return "no receipt" // (it wraps ErrAbandoned; a hop's abandoned sequence is another failure)
+	}
 	if node.CodeOf(err) != 0 {
 		return failName(err)
 	}
