@@ -125,8 +125,9 @@ func TestHoodKept(t *testing.T) {
 // node j three or more hops off through node 2; node 0 (a dead end) lists
 // a neighbour at j's very address. Before the bound that drew node 1's
 // Package to node 0 (its neighbour "next to" the destination, a
-// sinkhole); now an entry more than hoodSlack levels from the lister's
-// certified depth counts nowhere, and node 1 keeps to node 2. A list from a peer
+// sinkhole); now no entry counts nearer than an address within hoodSlack
+// levels of the lister's certified depth could be (node 0 ranks at the
+// difference of depths, exactly), and node 1 keeps to node 2. A list from a peer
 // that has not proven its key (a reference node) is held apart and ranks
 // nothing; one held for a peer is taken when that peer proves, and only
 // if it is the node that sent it.
