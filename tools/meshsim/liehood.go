@@ -49,22 +49,29 @@ func (m *routeMesh) lieHood(i int, res *AdversaryResult) {
 		id := m.nodes[t].ID()
 		tags[n] = uint16(id[0])<<8 | uint16(id[1])
 	}
-	named := len(ts)
+	named := make([]bool, len(ts)) // in some list that fit a frame
 	for _, own := range m.rts[i].Addrs() {
 		var as []addr.Long
 		var tg []uint16
+		var of []int
 		for n, ds := range dsts {
 			for _, d := range ds {
 				if d.TreeState == own.TreeState {
-					as, tg = append(as, d.Addr), append(tg, tags[n])
+					as, tg, of = append(as, d.Addr), append(tg, tags[n]), append(of, n)
 				}
 			}
 		}
 		msg := route.AppendHood(nil, own.TreeState, tg, as)
-		named = min(named, int(msg[2]))
+		for _, n := range of[:msg[2]] {
+			named[n] = true
+		}
 		m.nodes[i].Broadcast(route.ControlApp, msg, nil)
 	}
-	ts, dsts = ts[:named], dsts[:named] // those every list kept (the same order)
+	for n := len(ts) - 1; n >= 0; n-- {
+		if !named[n] {
+			ts, dsts = slices.Delete(ts, n, n+1), slices.Delete(dsts, n, n+1)
+		}
+	}
 	me := m.nodes[i].ID()
 	m.clk.AfterFunc(attackCheck, func() {
 		if m.dead[i] {
