@@ -466,6 +466,19 @@ func (r *Router) Potential(dst []TreeAddr, phase uint8, mode bool) (uint64, bool
 	return r.selfPot(&pathHeader{dst: dst}, phase, metric(mode))
 }
 
+// NextHop is the neighbour a Package toward dst (a node's addresses, in
+// the order of a path header) would be passed to from here now, the phase
+// it would go in, and the least distance the neighbour was ranked at (in
+// phase 0 one hop beyond the best node its list names, if that is
+// better: hood.go). Measurements use it to see whom a lie draws traffic to.
+func (r *Router) NextHop(dst []TreeAddr, mode bool) (next identity.NodeID, phase uint8, least uint32, ok bool) {
+	nb, phase, _, pot, ok := r.pathNext(&pathHeader{bound: noBound, dst: dst}, mode, nil)
+	if !ok {
+		return identity.NodeID{}, 0, 0, false
+	}
+	return nb.ID, phase, uint32(pot >> 24), true
+}
+
 // bestBelow ranks our neighbours for ph in phase and returns the one of
 // least potential below q, preferring one that has not failed us lately
 // (a neighbour that did is better than no way at all: a busy neighbour's

@@ -57,17 +57,24 @@ import (
 //   - a list longer than one frame (hoodBytes) is refused;
 //   - a neighbour's list for a tree counts only where we hold the
 //     neighbour's own certified position in that epoch (it is placed
-//     there), and of it only the entries within hoodSlack levels of that
-//     position's depth: a neighbour's neighbour is one radio hop from it,
+//     there), and no entry of it counts nearer the destination than an
+//     address hoodSlack levels from that position's depth could be
+//     (hoodFloor): a tree distance is at least the difference of depths,
 //     and the trees are breadth-first (tree/acquire.go: a node asks the
-//     neighbour on a shortest way to the root), so an honest list names
-//     few others (and the sender leaves those out). A liar can therefore
-//     rank itself near a destination only about as well as its own
-//     certified depth allows: through a claimed neighbour at least |its
-//     depth − the destination's| − hoodSlack from the destination in each
-//     tree (a tree distance is at least the difference of depths), never
-//     next to one three or more levels deeper or shallower than it in
-//     every tree.
+//     neighbour on a shortest way to the root), so a neighbour's
+//     neighbour is about a level from it. An entry is floored, not
+//     dropped: an honest one placed a few levels off (a node placed late
+//     takes a deeper parent) still ranks by where it is, which is seldom
+//     nearer than the floor. In mode 0 the floors also bound the least
+//     distance over all trees, by the largest of them: a depth is a hop
+//     count from the tree's root, a difference of hop counts from any
+//     root bounds the graph distance, and that bounds every tree
+//     distance (each root is a landmark). A liar at certified depths d_k
+//     can therefore rank itself, through its list, toward a destination
+//     at depths D_k, no better than max_k |d_k − D_k|: one hop beyond a
+//     node that far less one, the least hop count its own certified
+//     depths allow it (in mode 1, no triangle inequality: each tree's
+//     floor alone, the least of them).
 
 const (
 	msgHood = 0x19
@@ -75,14 +82,14 @@ const (
 	// hoodBytes bounds a list's message (one frame of either link).
 	hoodBytes = 190
 	// hoodSlack is how many levels from its lister's depth an entry may
-	// be. Breadth-first trees would allow one; a node placed late takes a
-	// deeper parent (acquire's slack), and with one level the
-	// neighbourhoods lost enough to show (300 random nodes, seeds 1 and 2:
-	// stretch p95 1.11 → 1.14, mean +0.4–0.6 %); with two, random meshes
-	// lost nothing measurable. A grid is bipartite (neighbours' depths
-	// differ by an odd number), so two there is one: 8 % of its entries
-	// are three levels off, and its stretch rose a little (README).
-	hoodSlack = 2
+	// be and still count as near the destination as it claims
+	// (hoodFloor). One: breadth-first trees put radio neighbours a level
+	// apart, so an honest entry is floored only where its node is placed
+	// deeper than breadth-first and the destination lies just past it.
+	// (Entries more than two levels off were dropped before, not floored:
+	// a grid is bipartite, so that dropped every entry three levels off,
+	// 8 % of them, and the grid's stretch p95 rose to 1.35; README.)
+	hoodSlack = 1
 	// hoodMin is the smallest message: type, tree_state, count.
 	hoodMin = 3
 	// hoodRefresh: every list is sent again, changed or not, every
@@ -98,12 +105,10 @@ func (r *Router) hoodRefresh() int {
 	return 2 * max(hoodRefresh, r.t.Config().EpochPeriods/12)
 }
 
-// hoodEntry is one neighbour's address in a neighbour's list (depth: the
-// address's, computed once).
+// hoodEntry is one neighbour's address in a neighbour's list.
 type hoodEntry struct {
-	tag   uint16
-	addr  addr.Long
-	depth int
+	tag  uint16
+	addr addr.Long
 }
 
 // hood is what one neighbour (id) told us of its neighbours: a list per
@@ -145,6 +150,23 @@ func appendHood(b []byte, ts uint8, es []hoodEntry) []byte {
 	return b
 }
 
+// AppendHood appends a neighbourhood list (0x19) naming, for the epoch
+// tree_state names, the neighbours tags[i] at addrs[i]: as many as fit one
+// frame. The simulator's adversaries build lies with it.
+func AppendHood(b []byte, treeState uint8, tags []uint16, addrs []addr.Long) []byte {
+	es := make([]hoodEntry, 0, min(len(tags), len(addrs)))
+	size := hoodMin
+	for i := range min(len(tags), len(addrs), math.MaxUint8) {
+		n := 2 + len(addrs[i].AppendCompact(nil))
+		if size+n > hoodBytes {
+			break
+		}
+		size += n
+		es = append(es, hoodEntry{tag: tags[i], addr: addrs[i]})
+	}
+	return appendHood(b, treeState, es)
+}
+
 // decodeHood reads a list's message (b without its type byte). Errors
 // wrap ErrControl.
 func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
@@ -162,7 +184,6 @@ func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
 		if e.addr, b, err = addr.ReadCompact(b[2:]); err != nil {
 			return 0, nil, fmt.Errorf("%w: neighbourhood: %w", ErrControl, err)
 		}
-		e.depth = e.addr.Depth()
 		es = append(es, e)
 	}
 	if len(b) != 0 {
@@ -280,9 +301,6 @@ func (r *Router) hoodTick() {
 			}
 		}
 		r.hood.nbuf = nbs
-		// Those more than hoodSlack levels from our own depth count
-		// nowhere (hoodPot's bound), so they are not sent.
-		nbs = slices.DeleteFunc(nbs, func(nb tree.Neighbor) bool { return !hoodNear(nb.Addr.Depth(), p.Addr.Depth()) })
 		// The shallowest first (what fits one frame), then by node_id:
 		// the same neighbours give the same message.
 		slices.SortFunc(nbs, func(a, b tree.Neighbor) int {
@@ -331,9 +349,39 @@ func (r *Router) hoodPeer(p *peer.Peer, up bool) {
 	}
 }
 
-// hoodNear reports whether an entry of depth d in a list is one a
-// neighbour at depth own can name: hoodSlack levels either way.
-func hoodNear(d, own int) bool { return d >= own-hoodSlack && d <= own+hoodSlack }
+// routeDepth is a's depth as RouteKey counts it: a lease one level below
+// its proxy.
+func routeDepth(a addr.Long) int {
+	if a.LeaseID() != 0 {
+		return a.Depth() + 1
+	}
+	return a.Depth()
+}
+
+// hoodFloor is the least key m can give, toward a destination at route
+// depth dst, any address within hoodSlack levels of depth own: how near
+// the destination an entry in the list of a neighbour certified at depth
+// own may count. Mode 0: a tree distance is at least the difference of
+// depths. Mode 1 ((LongL−cpl)<<9 | (|a|+|b|), 0 when equal): the common
+// prefix is at most the shallower depth, so the best is the
+// destination's ancestor at the deepest level allowed, or its descendant
+// at the shallowest.
+func hoodFloor(m addr.Metric, dst, own int) uint32 {
+	lo, hi := max(own-hoodSlack, 0), own+hoodSlack
+	if dst >= lo && dst <= hi {
+		return 0
+	}
+	if m&1 == 0 {
+		if dst > hi {
+			return uint32(dst - hi)
+		}
+		return uint32(lo - dst)
+	}
+	if dst > hi {
+		return uint32(addr.LongL-hi)<<9 | uint32(hi+dst)
+	}
+	return uint32(addr.LongL-dst)<<9 | uint32(lo+dst)
+}
 
 // viaHood is the potential one hop beyond the best of some nodes (least
 // distance and sum over the destination's addresses, as potential packs
@@ -347,23 +395,32 @@ func viaHood(least, sum uint32) uint64 {
 
 // hoodPot is the least potential in phase 0 among the neighbours the
 // neighbour c listed, one hop more (MaxUint64: none known): only its
-// lists as the proven node it is, in the epochs where c is placed, and of
-// them only the entries within a level of its certified depth there.
+// lists as the proven node it is, in the epochs where c is placed, and
+// each entry no nearer the destination than hoodFloor lets it be.
 func (r *Router) hoodPot(c *cand, ph *pathHeader, m addr.Metric) uint64 {
 	h := r.hood.heard[c.nb.Via]
 	if h == nil || h.id != c.nb.ID {
 		return math.MaxUint64
 	}
-	return r.bestOf(ph, m, func(d TreeAddr, add func(tag uint16, a addr.Long)) {
+	// In mode 0 every tree's floor bounds the least distance over all
+	// trees (a hop count from every root bounds the graph distance; see
+	// above).
+	var least uint32
+	if m&1 == 0 {
+		for _, d := range ph.dst {
+			if k := int(d.Tree); k < tree.MaxTrees && c.placed&(1<<k) != 0 {
+				least = max(least, hoodFloor(m, routeDepth(d.Addr), int(c.depth[k])))
+			}
+		}
+	}
+	return r.bestOf(ph, m, least, func(d TreeAddr, add func(tag uint16, a addr.Long, floor uint32)) {
 		k := int(d.Tree)
 		if k >= len(h.lists) || !h.has[k] || h.ts[k] != d.TreeState || c.placed&(1<<k) == 0 {
 			return
 		}
-		own := int(c.depth[k])
+		floor := hoodFloor(m, routeDepth(d.Addr), int(c.depth[k]))
 		for _, e := range h.lists[k] {
-			if hoodNear(e.depth, own) {
-				add(e.tag, e.addr)
-			}
+			add(e.tag, e.addr, floor)
 		}
 	})
 }
@@ -372,13 +429,13 @@ func (r *Router) hoodPot(c *cand, ph *pathHeader, m addr.Metric) uint64 {
 // (that speak our protocol), one hop more: what our potential may be
 // through them.
 func (r *Router) ownHoodPot(ph *pathHeader, m addr.Metric) uint64 {
-	return r.bestOf(ph, m, func(d TreeAddr, add func(tag uint16, a addr.Long)) {
+	return r.bestOf(ph, m, 0, func(d TreeAddr, add func(tag uint16, a addr.Long, floor uint32)) {
 		if _, ok := r.position(d.TreeState); !ok {
 			return
 		}
 		for _, nb := range r.t.Neighbors(int(d.Tree), d.TreeState) {
 			if r.b.SpeaksOurs(nb.Via) {
-				add(uint16(nb.ID[0])<<8|uint16(nb.ID[1]), nb.Addr)
+				add(uint16(nb.ID[0])<<8|uint16(nb.ID[1]), nb.Addr, 0) // certified: no floor
 			}
 		}
 	})
@@ -386,9 +443,9 @@ func (r *Router) ownHoodPot(ph *pathHeader, m addr.Metric) uint64 {
 
 // bestOf groups the addresses each of the destination's entries yields
 // (each, by tag) into nodes, ranks each node as a relay would (least
-// distance, then the sum, an address unknown counting keyCap), and returns
-// the best one hop more.
-func (r *Router) bestOf(ph *pathHeader, m addr.Metric, each func(d TreeAddr, add func(tag uint16, a addr.Long))) uint64 {
+// distance, then the sum, an address unknown counting keyCap, none
+// nearer than its floor), and returns the best one hop more.
+func (r *Router) bestOf(ph *pathHeader, m addr.Metric, leastFloor uint32, each func(d TreeAddr, add func(tag uint16, a addr.Long, floor uint32))) uint64 {
 	hs := &r.hood
 	if hs.idx == nil {
 		hs.idx = map[uint16]int{}
@@ -396,7 +453,7 @@ func (r *Router) bestOf(ph *pathHeader, m addr.Metric, each func(d TreeAddr, add
 	clear(hs.idx)
 	hs.acc = hs.acc[:0]
 	for _, d := range ph.dst {
-		each(d, func(tag uint16, a addr.Long) {
+		each(d, func(tag uint16, a addr.Long, floor uint32) {
 			i, ok := hs.idx[tag]
 			if !ok {
 				i = len(hs.acc)
@@ -404,13 +461,13 @@ func (r *Router) bestOf(ph *pathHeader, m addr.Metric, each func(d TreeAddr, add
 				hs.acc = append(hs.acc, hoodAcc{least: math.MaxUint32})
 			}
 			c := &hs.acc[i]
-			k := m.RouteKey(a, d.Addr)
+			k := max(m.RouteKey(a, d.Addr), floor)
 			c.least, c.sum, c.seen = min(c.least, k), c.sum+capKey(k), c.seen+1
 		})
 	}
 	best := uint64(math.MaxUint64)
 	for _, c := range hs.acc {
-		best = min(best, viaHood(c.least, c.sum+keyCap*uint32(max(len(ph.dst)-c.seen, 0))))
+		best = min(best, viaHood(max(c.least, leastFloor), c.sum+keyCap*uint32(max(len(ph.dst)-c.seen, 0))))
 	}
 	return best
 }

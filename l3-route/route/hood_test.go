@@ -3,6 +3,7 @@ package route
 import (
 	"bytes"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -124,8 +125,9 @@ func TestHoodKept(t *testing.T) {
 // node j three or more hops off through node 2; node 0 (a dead end) lists
 // a neighbour at j's very address. Before the bound that drew node 1's
 // Package to node 0 (its neighbour "next to" the destination, a
-// sinkhole); now an entry more than hoodSlack levels from the lister's
-// certified depth counts nowhere, and node 1 keeps to node 2. A list from a peer
+// sinkhole); now no entry counts nearer than an address within hoodSlack
+// levels of the lister's certified depth could be (node 0 ranks at the
+// difference of depths, exactly), and node 1 keeps to node 2. A list from a peer
 // that has not proven its key (a reference node) is held apart and ranks
 // nothing; one held for a peer is taken when that peer proves, and only
 // if it is the node that sent it.
@@ -180,6 +182,17 @@ func TestHoodBounded(t *testing.T) {
 		t.Fatalf("node 1 passed the Package for node %d to node %d, not node 2: node 0's list (depth %d) named a neighbour at depth %d",
 			j, me.index(got), liar.Addr.Depth(), me.pos(j, 0).Addr.Depth())
 	}
+	// It ranks, through its lie, exactly as near as its certified depth
+	// allows: one hop beyond a node a level nearer the destination than
+	// it (the floor is tight), never nearer.
+	c := &cand{nb: tree.Neighbor{ID: me.nodes[0].n.ID(), Via: epOf(0)}, placed: 1, depth: [tree.MaxTrees]uint8{uint8(liar.Addr.Depth())}}
+	want := me.pos(j, 0).Addr.Depth() - liar.Addr.Depth()
+	if want < 0 {
+		want = -want
+	}
+	if got := r.hoodPot(c, ph, addr.MetricTree) >> 24 & math.MaxUint32; got != uint64(want) {
+		t.Errorf("node 0's lie ranks it at least distance %d, want %d (the difference of depths)", got, want)
+	}
 	// A reference node's list is held apart: it never proves.
 	var refEP peer.Endpoint
 	for _, p := range r.b.Peers() {
@@ -211,7 +224,7 @@ func TestHoodBounded(t *testing.T) {
 	}
 	// One held while it proved again (a restart) replaces the list taken
 	// before.
-	newer := []hoodEntry{{tag: 9, addr: me.pos(3, 0).Addr, depth: me.pos(3, 0).Addr.Depth()}}
+	newer := []hoodEntry{{tag: 9, addr: me.pos(3, 0).Addr}}
 	r.hood.unproven[ep2] = &hood{id: p2.ID, has: [tree.MaxTrees]bool{true}, ts: [tree.MaxTrees]uint8{ts}, lists: [tree.MaxTrees][]hoodEntry{newer}}
 	r.hoodPeer(p2, true)
 	if h := r.hood.heard[ep2]; h == nil || len(h.lists[0]) != 1 || h.lists[0][0].tag != 9 {
@@ -222,5 +235,83 @@ func TestHoodBounded(t *testing.T) {
 	r.hoodPeer(p2, true)
 	if r.hood.heard[ep2] != nil {
 		t.Fatal("a list another node sent from that endpoint was taken")
+	}
+}
+
+// TestHoodFloor: hoodFloor is the least key either metric gives, toward a
+// destination, any address within hoodSlack levels of a lister's depth
+// (every address of coordinates 1 and 2 up to depth 7, against
+// destinations on both branches): a liar's entry counts no nearer than
+// the nearest address it could truly name, and an honest entry within
+// the slack is never floored above its true key.
+func TestHoodFloor(t *testing.T) {
+	var all []addr.Long
+	var grow func(cs []uint8)
+	grow = func(cs []uint8) {
+		a, err := addr.EncodeLong(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, a)
+		if len(cs) == 7 {
+			return
+		}
+		for _, c := range []uint8{1, 2} {
+			grow(append(cs[:len(cs):len(cs)], c))
+		}
+	}
+	grow(nil)
+	for _, m := range []addr.Metric{addr.MetricTree, addr.MetricCPL} {
+		for _, dst := range []addr.Long{all[0], addr.MustEncode(2).Long(), addr.MustEncode(1, 2, 1, 1).Long(), addr.MustEncode(2, 2, 2, 2, 2, 1).Long()} {
+			for own := range 7 {
+				least := uint32(math.MaxUint32)
+				for _, a := range all {
+					if d := a.Depth(); d >= own-hoodSlack && d <= own+hoodSlack {
+						least = min(least, m.RouteKey(a, dst))
+					}
+				}
+				if got := hoodFloor(m, dst.Depth(), own); got != least {
+					t.Errorf("mode %d, destination %v, lister at depth %d: floor %#x, nearest address within %d levels %#x", m, dst, own, got, hoodSlack, least)
+				}
+			}
+		}
+	}
+}
+
+// TestHoodLandmark: in mode 0 a liar's entry counts no nearer than the
+// largest of its trees' floors, not the least: each tree's root is a
+// landmark, and a difference of hop counts from any root bounds the graph
+// distance, which bounds the least tree distance. A neighbour certified at
+// depth 3 in both trees, toward a destination at depth 4 in tree 0 and 9
+// in tree 1 (so at least 6 hops away), that lists the destination's very
+// addresses ranks at least 6 (five hops beyond a node at least five off),
+// not 1. In mode 1 (no such bound) each tree's floor holds alone.
+func TestHoodLandmark(t *testing.T) {
+	d0 := addr.MustEncode(1, 1, 1, 1).Long()
+	d1 := addr.MustEncode(2, 2, 2, 2, 2, 2, 2, 2, 2).Long()
+	ts0, ts1 := uint8(0x10), uint8(0x21)
+	ep := peer.Endpoint{Link: 1}
+	id := identity.NodeID{0x4c, 0x49}
+	r := &Router{}
+	r.hood.heard = map[peer.Endpoint]*hood{ep: {
+		id:    id,
+		ts:    [tree.MaxTrees]uint8{ts0, ts1},
+		has:   [tree.MaxTrees]bool{true, true},
+		lists: [tree.MaxTrees][]hoodEntry{{{tag: 7, addr: d0}}, {{tag: 7, addr: d1}}},
+	}}
+	c := &cand{nb: tree.Neighbor{ID: id, Via: ep}, placed: 3, depth: [tree.MaxTrees]uint8{3, 3}}
+	ph := &pathHeader{bound: noBound, dst: []TreeAddr{{Tree: 0, TreeState: ts0, Addr: d0}, {Tree: 1, TreeState: ts1, Addr: d1}}}
+	if got := uint32(r.hoodPot(c, ph, addr.MetricTree) >> 24); got != 6 {
+		t.Errorf("mode 0: the liar ranks at least distance %d, want 6 (9 − 3 levels in tree 1)", got)
+	}
+	// Mode 1: tree 0's floor is 0 (depth 4 is a level from 3), tree 1's
+	// the key of d1's ancestor at depth 4.
+	if got, want := uint32(r.hoodPot(c, ph, addr.MetricCPL)>>24), uint32(1); got != want {
+		t.Errorf("mode 1: the liar ranks at least distance %#x, want %#x", got, want)
+	}
+	// Placed in tree 0 only, it is bounded by tree 0 alone.
+	c.placed = 1
+	if got := uint32(r.hoodPot(c, ph, addr.MetricTree) >> 24); got != 1 {
+		t.Errorf("placed in tree 0 only: least %d, want 1", got)
 	}
 }

@@ -118,9 +118,14 @@ Package to its destination again once delivered), forge-proxy and
 future-record (a proxy record for another node, dated now or an hour
 ahead, to its homes), forge-claim (a new term in the current root's name),
 replay-cert (a neighbour's position certificate as its own), lie-distance
-(its claims passed on with hops 0). The JSON adds "adversary": {KIND: {"tried",
+(its claims passed on with hops 0), lie-hood (neighbourhood lists naming
+far nodes as its neighbours). The JSON adds "adversary": {KIND: {"tried",
 "rejected"}} (tried: an honest node heard the attack; rejected: it was not
-fooled; for blackhole, the routed frames swallowed), the delivery between
+fooled; for blackhole, the routed frames swallowed; for lie-hood, tried is
+an honest neighbour's decision for a destination named, rejected when it
+did not rank the liar nearer than its certified depths allow, and
+"attracted" the decisions its list drew to it off every shortest path),
+the delivery between
 honest pairs whose every shortest path avoids the adversaries
 ("honest_delivery_ratio"), and the most reassembly memory an honest node
 held ("peak_rx_bytes_per_node", against "rx_budget_bytes"). Pairs are

@@ -24,7 +24,7 @@ import (
 // AdversaryKinds are the attacks the simulator plays.
 var AdversaryKinds = []string{"forge-beacon", "forge-goodbye", "flood", "blackhole",
 	"forge-receipt", "forge-error", "replay-packet", "forge-proxy", "future-record",
-	"forge-claim", "replay-cert", "lie-distance"}
+	"forge-claim", "replay-cert", "lie-distance", "lie-hood"}
 
 // AdversaryReport is what a run with adversaries adds to its RouteResult.
 type AdversaryReport struct {
@@ -45,6 +45,10 @@ type AdversaryReport struct {
 type AdversaryResult struct {
 	Tried    int `json:"tried"`
 	Rejected int `json:"rejected"`
+	// Attracted (lie-hood): decisions an honest node took toward the
+	// adversary, ranked by its list, though it is on no shortest path to
+	// the destination, within the bound (rejected) or not.
+	Attracted int `json:"attracted,omitempty"`
 }
 
 // attackEvery is how often each adversary attacks (mesh time), and
@@ -233,6 +237,8 @@ func (m *routeMesh) attack(i int, kind string) {
 		m.replayCert(i, res)
 	case "lie-distance":
 		m.lieDistance(i, res)
+	case "lie-hood":
+		m.lieHood(i, res)
 	}
 }
 
