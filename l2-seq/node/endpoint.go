@@ -105,12 +105,17 @@ func (w *singleWindow) seen(pid uint16, h uint32) bool {
 
 // peerFull reports whether the neighbour speaks the whole protocol: its
 // beacons say so, or its traffic did (a probe, a status ack, a schema a
-// reference node never sends).
+// reference node never sends), or it proved our nonce and we hold a hop
+// key for it (only our nodes prove), whatever became of its peer entry
+// (unless the address is another node's now).
 func (ep *endpoint) peerFull() bool {
 	if ep.ours {
 		return true
 	}
 	p := ep.n.peers.ByEndpoint(ep.key)
+	if hs := &ep.pf.hop; hs.send != nil && (p == nil || p.ID == hs.sendID) {
+		return true
+	}
 	return p != nil && p.Full
 }
 

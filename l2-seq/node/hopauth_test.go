@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
@@ -13,6 +15,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
 
 // hopMesh is trustMesh with authenticated hops on.
@@ -353,10 +356,13 @@ func TestRecutFirstPacket(t *testing.T) {
 	if ep == nil || ep.pf.hop.send == nil || !b.armed(b.eps[epOf(b, a)]) {
 		t.Fatal("a holds no key for b, or b is not armed")
 	}
-	// b is a stranger to a for a moment (as when a sequence is queued to
-	// an address before its beacon or proof): no room.
+	// b is a stranger to a for a moment, a holding no key for it yet (as
+	// when a sequence is queued to an address before its beacon or
+	// proof): no room.
 	p := *a.Peer(b.ID())
 	a.peers.Remove(b.ID())
+	k := ep.pf.hop.send
+	ep.pf.hop.send = nil
 	if ep.room() != 0 {
 		t.Fatal("room towards a stranger")
 	}
@@ -364,7 +370,8 @@ func TestRecutFirstPacket(t *testing.T) {
 	before := len(me.got[1])
 	res := a.SendTo(key, testApp, data, nil)
 	me.clk.RunFor(20 * time.Millisecond) // the first packets go, untagged
-	// b is a's peer again (its proof stands).
+	// b is a's peer again, and a holds its key (its proof stands).
+	ep.pf.hop.send = k
 	q, _ := a.peers.Refresh(p.ID, key, me.clk.Now())
 	q.Proven, q.Full = true, true
 	if err := me.wait(res, time.Minute); err != nil {
@@ -444,5 +451,93 @@ func TestChallengeLapsed(t *testing.T) {
 	route("refused again")
 	if got := a.Stats().Hop.Lapsed; got != lapsed {
 		t.Fatalf("challenged with a challenge alive: %d", got-lapsed)
+	}
+}
+
+// TestStrangerKeysKept: with maxStrangers strangers held, a new one makes
+// us forget a stranger holding no hop keys before one whose challenge we
+// answered, however stale: that neighbour took our proof and sends under
+// the answered nonce's key, and forgotten, its frames failed once we
+// proved it (BadTag) until a rekey went through (a gateway of the
+// simulator forgot such keys 31 times while its trees formed).
+func TestStrangerKeysKept(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	fl := newFakeLink(clk, "espnow", espnow.MAC{2, 0, 0, 0, 0, 1}, link.SchemasESPNOW, espnow.Bitrate, time.Millisecond, link.CapBroadcast)
+	n, err := New(Config{Clock: clk, Links: []link.Link{fl}, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{1}), HopAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	at := func(i int) peer.Endpoint {
+		return peer.Endpoint{Addr: espnow.MAC{0x24, 0, 0, 0, byte(i >> 8), byte(i)}}
+	}
+	now := clk.Now()
+	keyed := n.strangerEndpoint(at(0), now)
+	keyed.lastSeen = now // the stalest of all
+	n.answeredChallenge(keyed, proof.Nonce{1})
+	for i := 1; i < maxStrangers; i++ {
+		n.strangerEndpoint(at(i), now).lastSeen = now.Add(time.Duration(i) * time.Second)
+	}
+	n.strangerEndpoint(at(maxStrangers), now.Add(time.Hour)).lastSeen = now.Add(time.Hour)
+	if n.eps[at(0)] != keyed {
+		t.Fatal("forgot the stranger holding hop keys")
+	}
+	if n.eps[at(1)] != nil {
+		t.Fatal("kept the stalest stranger without keys")
+	}
+	if len(n.eps) != maxStrangers {
+		t.Fatalf("%d strangers held, want %d", len(n.eps), maxStrangers)
+	}
+	// Among strangers that all hold keys, the stalest still goes: the
+	// bound holds whatever they hold.
+	for i := 2; i <= maxStrangers; i++ {
+		n.answeredChallenge(n.eps[at(i)], proof.Nonce{byte(i)})
+	}
+	n.strangerEndpoint(at(maxStrangers+1), now.Add(2*time.Hour))
+	if n.eps[at(0)] != nil || len(n.eps) != maxStrangers {
+		t.Fatalf("all keyed: the stalest kept, or %d strangers held", len(n.eps))
+	}
+}
+
+// TestRoomWithKeyWithoutPeer: a neighbour we hold a key for, whose peer
+// entry we lost (its beacons did not come through), still gets the room
+// for the hop trailer: it takes only tagged frames from us, and a
+// sequence's first packet cut full went untagged, refused every time it
+// went again, until the send was abandoned.
+func TestRoomWithKeyWithoutPeer(t *testing.T) {
+	me := emptyMesh(t, phys.ESPNOW(), 5)
+	for i := range 2 {
+		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 5}), Seed: uint64(i), HopAuth: true, BeaconPeriod: time.Hour})
+	}
+	me.connect(0, 1, sim.Loss{})
+	me.start()
+	me.discover()
+	me.proveAll()
+	a, b := me.nodes[0], me.nodes[1]
+	key := epOf(a, b)
+	// b's frames to a come tagged: a is armed against plain ones.
+	if err := me.wait(b.Send(a.ID(), testApp, []byte("tagged"), nil), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := me.wait(a.Send(b.ID(), testApp, []byte("tagged"), nil), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if !b.armed(b.eps[epOf(b, a)]) {
+		t.Fatal("b takes plain frames from a")
+	}
+	a.peers.Remove(b.ID())
+	if got := a.eps[key].room(); got != hop.Overhead {
+		t.Fatalf("room %d for a neighbour we hold a key for, want %d", got, hop.Overhead)
+	}
+	data := blob(3000, 9)
+	before := len(me.got[1])
+	if err := me.wait(a.SendTo(key, testApp, data, nil), 5*time.Minute); err != nil {
+		t.Fatalf("%v (b refused %d plain frames)", err, b.Stats().Hop.Unauthenticated)
+	}
+	if len(me.got[1]) != before+1 || !bytes.Equal(me.got[1][before].Blob, data) {
+		t.Fatal("not delivered once")
+	}
+	if n := b.Stats().Hop.Unauthenticated; n != 0 {
+		t.Fatalf("b refused %d plain frames", n)
 	}
 }
