@@ -3,7 +3,6 @@ package rig
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -365,26 +364,32 @@ func sleepNodeToBoard(ctx context.Context, e *Env) error {
 	if err := startSleep(ctx, s); err != nil {
 		return err
 	}
-	// The board's burst saying it sleeps has left; the node must have
-	// taken it before a send may be expected to wake the board.
-	_, nd := espnowPair(2)(e)
-	if err := poll(ctx, nd.Name+" knows "+s.Name+" sleeps", func(ctx context.Context) (bool, error) {
-		ps, err := nd.API.Peers(ctx)
-		return err == nil && slices.ContainsFunc(ps, func(p Peer) bool { return p.NodeID == s.NodeID && p.Sleeps }), err
-	}); err != nil {
-		return err
-	}
 	nia0, err := boardStat(ctx, s, "nia_sent")
 	if err != nil {
 		return err
 	}
 	// The node wakes a board only when it has not heard it within the
-	// board's on-window (node.needsWake): a send that starts just after the
-	// board's beacon burst or an answer goes through that window with no
-	// RNS, as it should (CI saw it once in a few runs). So every send must
-	// arrive, and within a few sends one must have woken the board.
+	// board's on-window (node.needsWake): a board that just answered is
+	// awake (each frame of a sequence banks it a skipped sleep), and a
+	// send that starts right after the last one ended, or just after the
+	// board's beacon burst, goes with no RNS, as it should (the rig is fast
+	// enough for that: CI saw it). So each send waits for the board to
+	// have slept since the last, every send must arrive, and within a few
+	// sends one must have woken the board.
 	const sends = 4
-	for range sends {
+	for i := range sends {
+		if i > 0 {
+			c0, err := boardStat(ctx, s, "sleep_cycles")
+			if err != nil {
+				return err
+			}
+			if err := poll(ctx, s.Name+" sleeps again", func(ctx context.Context) (bool, error) {
+				c, err := boardStat(ctx, s, "sleep_cycles")
+				return err == nil && c > c0, err
+			}); err != nil {
+				return err
+			}
+		}
 		if err := nodeToBoardOn(-1, espnowPair(2))(ctx, e); err != nil {
 			return err
 		}
