@@ -38,14 +38,24 @@ func (n *Node) announced(idx int) []packet.AppID {
 func (t *txLink) v2() bool { return containsSchema(t.info.Schemas, 40) }
 
 // burstLen is how many beacons a burst sends on a link: four where airtime
-// is cheap; one on a link with a duty-cycle budget or long frames (LoRa),
-// where four would spend seconds of air a minute for nothing [ours].
+// is cheap; one on a link with a duty-cycle budget, or where a beacon takes
+// more than a quarter of the burst's spacing (LoRa at any setting) [ours].
+// Four beacons 36 ms apart are for a board that listens 40 ms in 130: they
+// cover its cycle only if each is short beside the spacing; on LoRa they go
+// back to back, and four would take the channel a tenth of the time at a
+// 2 s period (the virtual rack's SF7/BW500 pair lost a board's five tries
+// to them) for nothing, since a LoRa module listens all the time or not at
+// all.
 func (t *txLink) burstLen() int {
-	if t.info.Caps.Has(link.CapDutyCycle) || t.airMTU > 100*time.Millisecond {
+	if t.info.Caps.Has(link.CapDutyCycle) || link.Airtime(t.l, beaconAirSize) > BeaconSpacing/4 {
 		return 1
 	}
 	return BeaconBurst
 }
+
+// beaconAirSize is about a beacon frame's size on the air (the packet around
+// a message of ten app_ids): what burstLen weighs against the spacing.
+const beaconAirSize = 160
 
 // beaconBurst sends one burst on every link, then counts peers down.
 func (n *Node) beaconBurst() {

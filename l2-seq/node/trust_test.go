@@ -389,3 +389,25 @@ func TestGoodbyeSurvivesALoss(t *testing.T) {
 		t.Fatalf("b sent %d goodbyes and %d frames after the first, want 2 and 1 (the second copy)", byes, later)
 	}
 }
+
+// TestBeaconBurstLength: four beacons a burst where a beacon is short
+// beside the burst's spacing (ESP-NOW), one on LoRa at any setting, even
+// a fast one with no duty-cycle budget (SF7/BW500: four went back to back
+// and took a tenth of the virtual rack's channel at a 2 s period).
+func TestBeaconBurstLength(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		phy  sim.PHY
+		want int
+	}{
+		{"espnow", phys.ESPNOW(), BeaconBurst},
+		{"lora SF7/BW500", phys.LoRa(lora.Params{SF: 7, Bandwidth: 500_000, CR: 1, Preamble: 12}), 1},
+		{"lora default", phys.LoRa(lora.Default), 1},
+	} {
+		me := emptyMesh(t, c.phy, 1)
+		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{1}), Seed: 1})
+		if got := me.nodes[0].links[0].burstLen(); got != c.want {
+			t.Errorf("%s: %d beacons a burst, want %d", c.name, got, c.want)
+		}
+	}
+}
