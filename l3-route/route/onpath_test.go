@@ -29,6 +29,25 @@ func lookupHash(t *testing.T, me *hmesh, src int, id identity.NodeID) ([16]byte,
 	return [16]byte{}, nil, nil
 }
 
+// askersLine is a line of n nodes with the first asker of the on-path
+// tests: the end farther from tree 0's root (the homes sit by it), and the
+// step from it toward the root (the second asker, then its next relay).
+func askersLine(t *testing.T, n int) (me *hmesh, far, step int) {
+	t.Helper()
+	me = lineMesh(t, n, 2, 5)
+	root := -1
+	for i := range n {
+		if me.pos(i, 0).Root {
+			root = i
+		}
+	}
+	far, step = 0, 1
+	if root < n/2 {
+		far, step = n-1, -1
+	}
+	return me, far, step
+}
+
 // TestLookupAnsweredOnPath: on a line, a lookup's answer passes back
 // through the relays between the key's home and the asker; a later lookup
 // of the same node by one of them is answered by the next relay on its
@@ -37,19 +56,7 @@ func lookupHash(t *testing.T, me *hmesh, src int, id identity.NodeID) ([16]byte,
 // relays, filled their queues: 25-30 % of pairs failed on a line of 100.)
 func TestLookupAnsweredOnPath(t *testing.T) {
 	const n = 10
-	me := lineMesh(t, n, 2, 5)
-	root := -1
-	for i := range n {
-		if me.pos(i, 0).Root {
-			root = i
-		}
-	}
-	// The first asker: the end of the line farther from tree 0's root
-	// (the homes sit by it); the second, one step nearer the root.
-	far, step := 0, 1
-	if root < n/2 {
-		far, step = n-1, -1
-	}
+	me, far, step := askersLine(t, n)
 	near := far + step
 	tried := 0
 	for dst := range n {
@@ -113,17 +120,7 @@ func TestNoReceiptError(t *testing.T) {
 // answered by the home: the relay's copy may be the stale one that failed.
 func TestRefreshAskedOfHome(t *testing.T) {
 	const n = 10
-	me := lineMesh(t, n, 2, 5)
-	root := -1
-	for i := range n {
-		if me.pos(i, 0).Root {
-			root = i
-		}
-	}
-	far, step := 0, 1
-	if root < n/2 {
-		far, step = n-1, -1
-	}
+	me, far, step := askersLine(t, n)
 	near := far + step
 	relay := near + step
 	tried := 0
