@@ -338,22 +338,64 @@ func sleepBoardToBoard(ctx context.Context, e *Env) error {
 	}); err != nil {
 		return err
 	}
-	rns0, _ := boardStat(ctx, a, "rns_sent")
-	if err := boardToBoard(-1, 0, 2)(ctx, e); err != nil {
-		return err
-	}
-	rns1, err := boardStat(ctx, a, "rns_sent")
+	rns0, err := boardStat(ctx, a, "rns_sent")
 	if err != nil {
 		return err
 	}
-	nia, err := boardStat(ctx, s, "nia_sent")
+	nia0, err := boardStat(ctx, s, "nia_sent")
 	if err != nil {
 		return err
 	}
-	if rns1 == rns0 || nia == 0 {
-		return fmt.Errorf("delivered, but without a wake-up: %d RNS sent, %d NIA answered", rns1-rns0, nia)
+	// As the node's (sleepNodeToBoard): a send that starts while the
+	// sleeper is known awake (its beacon just heard) goes with no wake-up,
+	// or one cut short, as it should; within a few one must wake it.
+	woke, err := wokenWithin(ctx, e, s, boardToBoard(-1, 0, 2), func(ctx context.Context) (bool, error) {
+		rns, err := boardStat(ctx, a, "rns_sent")
+		if err != nil {
+			return false, err
+		}
+		nia, err := boardStat(ctx, s, "nia_sent")
+		return rns > rns0 && nia > nia0, err
+	})
+	if err != nil {
+		return err
+	}
+	if !woke {
+		return fmt.Errorf("%d sends delivered, but none with a wake-up %s answered", wakeSends, s.Name)
 	}
 	return nil
+}
+
+// wakeSends is how many sends to a sleeper the sleep tests make, at most,
+// before one must have woken it.
+const wakeSends = 4
+
+// wokenWithin sends (send) up to wakeSends times, each after the sleeper s
+// has slept since the last (a board that just answered is awake, and
+// rightly needs no wake-up), until woke reports a wake-up that s answered.
+// Every send must arrive.
+func wokenWithin(ctx context.Context, e *Env, s *Board, send func(context.Context, *Env) error, woke func(context.Context) (bool, error)) (bool, error) {
+	for i := range wakeSends {
+		if i > 0 {
+			c0, err := boardStat(ctx, s, "sleep_cycles")
+			if err != nil {
+				return false, err
+			}
+			if err := poll(ctx, s.Name+" sleeps again", func(ctx context.Context) (bool, error) {
+				c, err := boardStat(ctx, s, "sleep_cycles")
+				return err == nil && c > c0, err
+			}); err != nil {
+				return false, err
+			}
+		}
+		if err := send(ctx, e); err != nil {
+			return false, err
+		}
+		if ok, err := woke(ctx); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
 }
 
 // sleepNodeToBoard: a Go node sends to a modem-sleeping board (it wakes it
@@ -373,35 +415,15 @@ func sleepNodeToBoard(ctx context.Context, e *Env) error {
 	// awake (each frame of a sequence banks it a skipped sleep), and a
 	// send that starts right after the last one ended, or just after the
 	// board's beacon burst, goes with no RNS, as it should (the rig is fast
-	// enough for that: CI saw it). So each send waits for the board to
-	// have slept since the last, every send must arrive, and within a few
-	// sends one must have woken the board.
-	const sends = 4
-	for i := range sends {
-		if i > 0 {
-			c0, err := boardStat(ctx, s, "sleep_cycles")
-			if err != nil {
-				return err
-			}
-			if err := poll(ctx, s.Name+" sleeps again", func(ctx context.Context) (bool, error) {
-				c, err := boardStat(ctx, s, "sleep_cycles")
-				return err == nil && c > c0, err
-			}); err != nil {
-				return err
-			}
-		}
-		if err := nodeToBoardOn(-1, espnowPair(2))(ctx, e); err != nil {
-			return err
-		}
+	// enough for that: CI saw it).
+	woke, err := wokenWithin(ctx, e, s, nodeToBoardOn(-1, espnowPair(2)), func(ctx context.Context) (bool, error) {
 		nia, err := boardStat(ctx, s, "nia_sent")
-		if err != nil {
-			return err
-		}
-		if nia != nia0 {
-			return nil
-		}
+		return nia != nia0, err
+	})
+	if err != nil || woke {
+		return err
 	}
-	return fmt.Errorf("%d sends delivered, but %s answered no RNS: the node never woke it", sends, s.Name)
+	return fmt.Errorf("%d sends delivered, but %s answered no RNS: the node never woke it", wakeSends, s.Name)
 }
 
 // resetMidTransfer: board 1 loses power while board 0 sends it a large
