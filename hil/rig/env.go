@@ -347,7 +347,6 @@ func (e *Env) startNode(bin, dir, name, links string, over map[string]string) (*
 	for k, v := range over {
 		kv[k] = v
 	}
-	kv["log.level"] = `"debug"`
 	if s, err = setKeys(s, kv); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
@@ -367,9 +366,6 @@ func (e *Env) startNode(bin, dir, name, links string, over map[string]string) (*
 		close(n.exit)
 	}()
 	e.closers = append(e.closers, func() {
-		if out, err := exec.Command("curl", "-s", "--unix-socket", filepath.Join(dir, "mycelium.sock"), "http://node/v1/stats").Output(); err == nil {
-			os.WriteFile(filepath.Join(dir, "stats.json"), out, 0o644)
-		}
 		n.cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-n.exit:
@@ -377,7 +373,6 @@ func (e *Env) startNode(bin, dir, name, links string, over map[string]string) (*
 			n.cmd.Process.Kill()
 			<-n.exit
 		}
-		os.WriteFile(filepath.Join(dir, "node.log"), []byte(n.stderr.String()), 0o644)
 	})
 	// Up when its control socket answers.
 	deadline := time.Now().Add(30 * time.Second)
