@@ -236,35 +236,3 @@ func TestLeafLeasesMatchItsRecord(t *testing.T) {
 		}
 	}
 }
-
-// TestProxySendsToItsLeaseholder: a proxy's send to the reference board it
-// leases to goes to the lease it granted, with no lookup of the record it
-// registers for the board (on LoRa that registration may wait a claim
-// period or more, and the virtual rack's node-to-board send waited with it
-// past a minute).
-func TestProxySendsToItsLeaseholder(t *testing.T) {
-	me := newHMesh(t, tree.Config{Trees: 2}, 52)
-	for range 3 {
-		me.add(hspec{})
-	}
-	ref := me.add(hspec{ref: true})
-	me.edges(line(3))
-	me.start()
-	me.mustConverge(10 * time.Minute)
-	me.connect("espnow", 2, ref)
-	proxy, R := me.nodes[2], me.nodes[ref]
-	if !me.run(5*time.Minute, func() bool { _, ok := proxy.rt.leases.index[R.n.ID()]; return ok && len(proxy.rt.leases.granted) > 0 }) {
-		t.Fatal("no lease granted to the reference node")
-	}
-	before := proxy.rt.Stats().Lookups
-	res := proxy.rt.Send(R.n.ID(), testApp, []byte("to my leaseholder"), nil)
-	if err := me.wait(res, time.Minute); err != nil {
-		t.Fatalf("send to the leaseholder: %v", err)
-	}
-	if len(R.got) != 1 || !bytes.Equal(R.got[0].Blob, []byte("to my leaseholder")) {
-		t.Fatalf("reference node got %+v", R.got)
-	}
-	if n := proxy.rt.Stats().Lookups - before; n != 0 {
-		t.Errorf("the proxy looked its own leaseholder up (%d lookups)", n)
-	}
-}

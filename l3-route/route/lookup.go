@@ -682,7 +682,6 @@ var ErrUnknownNode = errors.New("route: no address known for that node")
 // neighbourDest builds a neighbour's destination from what the trees know.
 func (r *Router) neighbourDest(id identity.NodeID) (Destination, bool) {
 	d := Destination{ID: id}
-	lease, leased := r.leases.index[id]
 	for k := range r.t.Count() {
 		p, ok := r.t.Current(k)
 		if !ok {
@@ -692,23 +691,6 @@ func (r *Router) neighbourDest(id identity.NodeID) (Destination, bool) {
 			if nb.ID == id {
 				d.Addrs = append(d.Addrs, TreeAddr{Tree: uint8(k), TreeState: p.TreeState, Addr: nb.Addr})
 				break
-			}
-		}
-		// Our own leaseholder (we are its proxy): its lease here, as we
-		// granted it, rather than a lookup of the record we register for
-		// it (on LoRa that registration may wait a claim period or more,
-		// and a send to the board beside us waited with it).
-		if h, ok := r.leases.granted[p.TreeState][lease]; leased && ok && h.id == id {
-			if a, ok := p.Addr.Lease(lease); ok && !slices.ContainsFunc(d.Addrs, func(t TreeAddr) bool { return int(t.Tree) == k }) {
-				d.Addrs = append(d.Addrs, TreeAddr{Tree: uint8(k), TreeState: p.TreeState, Addr: a})
-				// As the record we register for it would say.
-				if !h.self {
-					if dl, ok := r.leases.delegs[id]; ok && dl.Until > r.clk.Now().UnixNano() {
-						d.Proxy = r.self
-					} else {
-						d.Unvouched = true
-					}
-				}
 			}
 		}
 	}
