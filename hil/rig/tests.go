@@ -517,9 +517,15 @@ func resetNodeSender(ctx context.Context, e *Env) error {
 	}
 }
 
-// powerOn powers a board back on after a test that cut it (bounded).
+// powerOn powers a board back on after a test that cut it (bounded), and
+// has it listen to the test application again, as Setup left it: a board
+// boots listening to nothing, and the next test may send to it (with only
+// reset/ run, node-sender followed board-mid-transfer and met "no such
+// application" for its whole minute).
 func powerOn(b *Board) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b.PowerOn(ctx)
+	if b.PowerOn(ctx) == nil {
+		b.Agent.Do(ctx, map[string]any{"cmd": "listen", "app": TestApp})
+	}
 }

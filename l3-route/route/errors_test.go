@@ -64,7 +64,7 @@ func TestErrorsTravelBack(t *testing.T) {
 		if !errors.Is(err, node.ErrNoRoute) || !errors.As(err, &re) {
 			t.Fatalf("send to a missing address: %v (%T)", err, err)
 		}
-		if want := me.pos(end, 0).Addr.String(); re.From != want {
+		if want := reporterName(me.pos(end, 0).Addr.Truncate()); re.From != want {
 			t.Errorf("reported by %q, want node %d at %q (the end of the greedy path)", re.From, end, want)
 		}
 		// No route in one tree may be a route in another: the sender tried

@@ -378,7 +378,7 @@ func FuzzControl(f *testing.F) {
 			dest := valid && who.ID() == fuzzPeer.ID() && (nonce == fuzzNonce || nonce == fuzzEarlier)
 			if fx.sendRes.Finished() {
 				var re *node.RemoteError
-				if !dest || !errors.As(fx.sendRes.Err(), &re) || node.CodeOf(re.Err) != node.CodeOf(node.ErrorForCode(data[1])) || re.From != rep.String() {
+				if !dest || !errors.As(fx.sendRes.Err(), &re) || node.CodeOf(re.Err) != node.CodeOf(node.ErrorForCode(data[1])) || re.From != reporterName(rep) {
 					t.Fatalf("error %x finished the send with %v", data, fx.sendRes.Err())
 				}
 			} else if dest && !retryable(node.ErrorForCode(data[1])) {
@@ -397,8 +397,8 @@ func FuzzControl(f *testing.F) {
 				}
 				var rep addr.Address
 				copy(rep[:], data[18:])
-				if re.From != rep.String() {
-					t.Fatalf("reported by %q, the message says %q", re.From, rep.String())
+				if re.From != reporterName(rep) {
+					t.Fatalf("reported by %q, the message says %q", re.From, reporterName(rep))
 				}
 			}
 		case typ == msgReceipt && len(data) == 17 && bytes.Equal(data[1:], fx.boardHash[:]):

@@ -66,6 +66,7 @@ type hspec struct {
 	rcfg        Config
 	id          *identity.Identity // default: derived from the index and the seed
 	beacon      time.Duration      // the node's beacon period (default: the node's)
+	giveUp      time.Duration      // the node's give-up on a neighbour (default: the node's)
 }
 
 func newHMesh(t testing.TB, tcfg tree.Config, seed uint64) *hmesh {
@@ -112,7 +113,7 @@ func (me *hmesh) add(s hspec) int {
 	if s.id != nil {
 		id = *s.id
 	}
-	n, err := node.New(node.Config{Clock: me.clk, Links: links, Identity: id, Seed: me.seed*1000 + uint64(i), Reference: s.ref, BeaconPeriod: s.beacon})
+	n, err := node.New(node.Config{Clock: me.clk, Links: links, Identity: id, Seed: me.seed*1000 + uint64(i), Reference: s.ref, BeaconPeriod: s.beacon, GiveUp: s.giveUp})
 	if err != nil {
 		me.t.Fatal(err)
 	}

@@ -294,7 +294,7 @@ func (r *Router) onError(b []byte) {
 	}
 	var rep addr.Address
 	copy(rep[:], b[18:34])
-	remote := &node.RemoteError{Err: node.ErrorForCode(b[1]), From: rep.String()}
+	remote := &node.RemoteError{Err: node.ErrorForCode(b[1]), From: reporterName(rep)}
 	if b[0] == msgError {
 		if !p.dst.unsignable() {
 			r.stats.ErrorsRefused++
@@ -333,6 +333,18 @@ func (r *Router) onError(b []byte) {
 		r.stats.RelayErrors++
 	}
 	r.failed(hash, remote, relay)
+}
+
+// reporterName is how an error report's reporter is named: its address
+// in the report's tree, or "(root)" for the root, whose address has no
+// coordinates (it printed as nothing: "no route (reported by )"; the CLI
+// names the root so too). A reporter with no place in the tree sends the
+// root's address too (forward.go reportError).
+func reporterName(rep addr.Address) string {
+	if rep.Depth() == 0 {
+		return "(root)"
+	}
+	return rep.String()
 }
 
 // renewFrom checks a renew request of type want (b: the whole message) and
