@@ -13,6 +13,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
 )
@@ -379,6 +380,9 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 		return // an epoch we left for good (one whose place we gave up)
 	}
 	tr.buryOverdue()
+	if from != nil && len(tr.answerTo) > 0 {
+		tr.answeredBy(*from, c.Root[:], c.Score())
+	}
 	same := tr.haveRoot && bytes.Equal(tr.root, c.Root[:])
 	switch {
 	case same && c.TermStart == tr.term:
@@ -419,14 +423,105 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 	default:
 		// A worse root than ours: tell the claimant about ours (PROTOCOL 6.1).
 		if from != nil {
-			if tr.answered == nil {
-				tr.answered = map[peer.Endpoint]time.Time{}
-			}
-			if last, ok := tr.answered[*from]; !ok || now.Sub(last) > t.cfg.ClaimPeriod {
-				tr.answered[*from] = now
-				t.sendTo(*from, appendClaim(t.buf[:0], &tr.latest, tr.distance()))
-			}
+			tr.answer(*from, c.Score())
 		}
+	}
+}
+
+// answer tells the neighbour at from, which passed on a claim of a root
+// worse than ours (score), about ours [ours: how]. Not at once, and the
+// first time by broadcast: every neighbour of the claimant that follows a
+// better root answers the same claim, and a gateway's hundreds of
+// neighbours, hidden from each other, each sending it the answer at the
+// same instant by a hop the MAC retries, kept its air full of collisions
+// while the trees formed (it heard almost nothing, got no place, and the
+// mesh broke into dozens of roots). Spread over a settle time, the first
+// answer reaches the claimant, which takes our root and passes its claim
+// on; each neighbour that hears that from it before its own answer is
+// due sends nothing (see answered). One broadcast answers every claimant
+// waiting. A claimant still worse when it claims again (the broadcast was
+// lost: it has no ack) is answered alone, by a hop that is acked, as
+// before.
+func (tr *tree) answer(from peer.Endpoint, score [32]byte) {
+	t := tr.t
+	now := t.clk.Now()
+	if tr.answered == nil {
+		tr.answered = map[peer.Endpoint]time.Time{}
+	}
+	last, ok := tr.answered[from]
+	if ok && now.Sub(last) <= t.cfg.ClaimPeriod {
+		return
+	}
+	if _, ok := tr.answered[from]; !ok && len(tr.answered) >= maxNeighbors {
+		return
+	}
+	tr.answered[from] = now
+	if tr.answerTo == nil {
+		tr.answerTo = map[peer.Endpoint]answerState{}
+	}
+	if _, waiting := tr.answerTo[from]; !waiting && len(tr.answerTo) >= maxNeighbors {
+		return
+	}
+	// Answered a claim period or two ago, and still worse: our broadcast
+	// did not reach it.
+	alone := ok && now.Sub(last) <= answerAlone*t.cfg.ClaimPeriod
+	tr.answerTo[from] = answerState{score: score, alone: alone}
+	if tr.answerTmr == nil {
+		tr.answerTmr = t.clk.AfterFunc(time.Duration(t.rng.Int64N(int64(t.settle())+1)), tr.sendAnswers)
+	}
+}
+
+// answerAlone: a claimant answered by broadcast that claims a worse root
+// again within this many claim periods is answered by a hop of its own.
+const answerAlone = 3
+
+// answerState is a claimant waiting for our answer: the score of the root
+// it claimed, and whether it is answered alone (acked) or by broadcast.
+type answerState struct {
+	score [32]byte
+	alone bool
+}
+
+// sendAnswers sends the answers due (see answer): to each claimant still
+// following a root worse than ours.
+func (tr *tree) sendAnswers() {
+	t := tr.t
+	tr.answerTmr = nil
+	to := tr.answerTo
+	tr.answerTo = nil
+	if !tr.haveRoot || tr.rootDead {
+		return
+	}
+	msg := appendClaim(t.buf[:0], &tr.latest, tr.distance())
+	var links []int
+	for _, ep := range sortedEndpoints(to) {
+		a := to[ep]
+		if !cert.Less(tr.rootScore, a.score) {
+			continue // our root is no better now
+		}
+		if a.alone {
+			t.sendTo(ep, msg)
+		} else if !slices.Contains(links, ep.Link) {
+			links = append(links, ep.Link)
+		}
+	}
+	for _, l := range links {
+		t.stats.MsgsSent++
+		t.stats.BytesSent += uint64(len(msg))
+		t.b.Broadcast(AppID, bytes.Clone(msg), &node.SendOptions{Links: []int{l}})
+	}
+}
+
+// answeredBy drops the answer due to the neighbour at from, which passed
+// on a claim of root (score): if that is our root, or a better one, it
+// needs no answer (another neighbour's reached it first).
+func (tr *tree) answeredBy(from peer.Endpoint, root []byte, score [32]byte) {
+	if _, ok := tr.answerTo[from]; !ok || (!bytes.Equal(root, tr.root) && !cert.Less(score, tr.rootScore)) {
+		return
+	}
+	delete(tr.answerTo, from)
+	if len(tr.answerTo) == 0 {
+		clock.Stop(&tr.answerTmr)
 	}
 }
 

@@ -56,7 +56,9 @@ type tree struct {
 	pendingPos map[peer.Endpoint]message    // positions waiting for their parent's place
 	pendingTmr clock.Timer
 	retrying   bool
-	answered   map[peer.Endpoint]time.Time // last time we answered a worse claim there
+	answered   map[peer.Endpoint]time.Time   // last time we answered a worse claim there
+	answerTo   map[peer.Endpoint]answerState // claimants of a worse root our answer is due to (election.go: answer)
+	answerTmr  clock.Timer
 
 	electTmr, claimTmr, watchTmr, reqTmr clock.Timer
 	renewTmr                             clock.Timer // a renewal asked for while the term was too young
