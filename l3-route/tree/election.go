@@ -433,12 +433,12 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 // first time by broadcast: every neighbour of the claimant that follows a
 // better root answers the same claim, and a gateway's hundreds of
 // neighbours, hidden from each other, each sending it the answer at the
-// same instant by a hop the MAC retries, kept its air full of collisions
-// while the trees formed (it heard almost nothing, got no place, and the
-// mesh broke into dozens of roots). Spread over a settle time, the first
-// answer reaches the claimant, which takes our root and passes its claim
-// on; each neighbour that hears that from it before its own answer is
-// due sends nothing (see answered). One broadcast answers every claimant
+// same instant by a hop the MAC retries, filled its air with collisions
+// (one of the storms that leave a gateway deaf while the trees form).
+// Spread over a settle time, the first answer reaches the claimant,
+// which takes our root and passes its claim on; each neighbour that
+// hears that from it before its own answer is due sends nothing
+// (answeredBy). One broadcast answers every claimant
 // waiting. A claimant still worse when it claims again (the broadcast was
 // lost: it has no ack) is answered alone, by a hop that is acked, as
 // before.
