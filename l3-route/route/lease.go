@@ -48,7 +48,11 @@ type leaseState struct {
 	// delegs are our leaves' delegations to us (delegation.go): their
 	// records carry them.
 	delegs map[identity.NodeID]Delegation
-	next   uint8
+	// registered are the leaseholders our last registration saw
+	// (records): a record for each, or none if it had no lease then (it
+	// gets one when our position changes, which registers anew).
+	registered map[identity.NodeID]bool
+	next       uint8
 	// As a leaf: our leases and our proxy.
 	proxied bool
 	leaf    bool
@@ -65,7 +69,20 @@ func (l *leaseState) init() {
 	l.index = map[identity.NodeID]uint8{}
 	l.holders = map[identity.NodeID]leaseHolder{}
 	l.delegs = map[identity.NodeID]Delegation{}
+	l.registered = map[identity.NodeID]bool{}
 	l.next = 1
+}
+
+// registeredAll reports whether every leaseholder whose record is ours to
+// register (it does not register itself) and that holds a lease id was
+// seen by our last registration.
+func (l *leaseState) registeredAll() bool {
+	for id, h := range l.holders {
+		if _, leased := l.index[id]; leased && !h.self && !l.registered[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // holder returns the leaseholder a Package for to (in epoch ts) is for.
@@ -140,9 +157,11 @@ func (r *Router) grant(h leaseHolder) []TreeAddr {
 // of would die there).
 func (l *leaseState) records(r *Router) []Record {
 	var out []Record
+	clear(l.registered)
 	ids := slices.SortedFunc(maps.Keys(l.holders), func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range ids {
 		h := l.holders[id]
+		l.registered[id] = true
 		addrs := r.grant(h)
 		if len(addrs) == 0 {
 			continue
@@ -184,6 +203,7 @@ func (l *leaseState) peerEvent(r *Router, p *peer.Peer, up bool) {
 	if !up {
 		delete(l.holders, p.ID)
 		delete(l.delegs, p.ID)
+		delete(l.registered, p.ID)
 		for ts, byIdx := range l.granted {
 			for i, h := range byIdx {
 				if h.id == p.ID {

@@ -236,3 +236,64 @@ func TestLeafLeasesMatchItsRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseRequestsDoNotPostponeRegistration: a leaseholder asking for its
+// leases again and again (our boards ask every four beacon periods) does
+// not put off the registration of its record: each request called for a
+// registration, and each drew the registration's spread anew, so with
+// requests more frequent than the spread (a slow link's, 300 airtimes of a
+// full frame: about 30 s at LoRa's SF7/500 kHz) the record waited as long
+// as the requests came (the virtual rack's LoRa node-to-board send went
+// past its minute so). The record is stored within RegisterMax and one
+// spread. Several seeds: one draw may fall early by chance.
+func TestLeaseRequestsDoNotPostponeRegistration(t *testing.T) {
+	rc := Config{RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 30 * time.Second}
+	const every = 4 * time.Second
+	for seed := uint64(1); seed <= 8; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			me := newHMesh(t, tree.Config{Trees: 1}, seed)
+			proxy := me.add(hspec{rcfg: rc})
+			leaf := me.add(hspec{leaf: true})
+			me.edges([][2]int{{proxy, leaf}})
+			me.start()
+			P, L := me.nodes[proxy], me.nodes[leaf]
+			var ask func()
+			ask = func() {
+				L.rt.askLease()
+				me.clk.AfterFunc(every, ask)
+			}
+			me.clk.AfterFunc(every, ask)
+			if !me.run(5*time.Minute, func() bool { return len(L.rt.Addrs()) > 0 }) {
+				t.Fatal("the leaf got no lease")
+			}
+			granted := me.clk.Now()
+			limit := rc.RegisterMax + rc.RegisterSpread + time.Second
+			if !me.run(5*time.Minute, func() bool { return P.rt.HasRecord(L.n.ID()) }) {
+				t.Fatalf("the leaf's record was not stored in 5 minutes of lease requests every %v", every)
+			}
+			if d := me.clk.Now().Sub(granted); d > limit {
+				t.Errorf("the leaf's record was stored %v after its lease, want within %v", d, limit)
+			}
+		})
+	}
+}
+
+// TestLateReferenceRegistered: a reference node that comes into range of a
+// proxy whose own record is registered and good gets its record stored too.
+func TestLateReferenceRegistered(t *testing.T) {
+	rc := Config{RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
+	me := newHMesh(t, tree.Config{Trees: 1}, 54)
+	for range 3 {
+		me.add(hspec{rcfg: rc})
+	}
+	ref := me.add(hspec{ref: true})
+	me.edges(line(3))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	me.clk.RunFor(time.Minute)
+	me.connect("espnow", 2, ref)
+	if !me.run(time.Minute, func() bool { return me.stored(ref) }) {
+		t.Fatal("the late reference node's record was not stored in a minute")
+	}
+}

@@ -128,17 +128,29 @@ const (
 func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
 	repair := r.repairEpoch()
-	if !repair && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
+	held := r.leases.registeredAll()
+	if !repair && held && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
 		// Every address in the record we registered is still ours (a
 		// tree that moved to a new epoch keeps the old one valid one
-		// epoch longer), and no tree was added: the record stands. It is
-		// sent again when an address in it is about to go (the tree's next
-		// epoch calls us again), or to refresh it before the homes forget
-		// it (refreshTmr).
+		// epoch longer), no tree was added, and every leaseholder whose
+		// record is ours to register has it registered: the records
+		// stand. They are sent again when an address in them is about to
+		// go (the tree's next epoch calls us again), or to refresh them
+		// before the homes forget them (refreshTmr). (A leaseholder that
+		// came since, or came back, has no record anywhere yet: it was
+		// found by nobody until the refresh.)
 		return
 	}
 	if r.regTmr == nil {
 		r.regFirst = now
+		// The spread is drawn once for the registration: a call while it
+		// waits may put off its quiet wait (bounded by RegisterMax), not
+		// draw the spread again. Drawn anew at every call, calls more
+		// frequent than the spread (a board asks its proxy for leases
+		// every four beacon periods; the spread is 300 airtimes of a
+		// full frame, half a minute on LoRa) put the registration off for
+		// as long as they came.
+		r.regDraw = r.rng.Float64()
 	} else {
 		r.regTmr.Stop()
 	}
@@ -150,7 +162,7 @@ func (r *Router) scheduleRegister() {
 		// must be found soon (senders use what the record says).
 		quiet, spread = quiet/2, spread/2
 		r.followUps = len(followUpPeriods)
-	case r.recordGood():
+	case r.recordGood() && held:
 		quiet = r.cfg.RegisterMax
 		spread = r.paced(spread, goodSpread)
 		if len(r.registered) >= len(r.Addrs()) {
@@ -161,8 +173,11 @@ func (r *Router) scheduleRegister() {
 		}
 	}
 	spread = r.paced(spread, 300)
-	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
-	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(spread)))
+	// The quiet wait ends RegisterMax after the first change at the
+	// latest, and the registration falls in the spread after it: a call
+	// once the quiet wait is over does not move it.
+	quiet = min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
+	wait := max(quiet+time.Duration(r.regDraw*float64(spread)), 0)
 	r.regTmr = r.clk.AfterFunc(wait, func() {
 		r.regTmr = nil
 		r.register()
