@@ -297,3 +297,51 @@ func TestLateReferenceRegistered(t *testing.T) {
 		t.Fatal("the late reference node's record was not stored in a minute")
 	}
 }
+
+// TestReferenceBackAtAnotherProxy: a reference node that left its proxy
+// (timed out there) and comes back beside another node is reached through
+// the new one: the new proxy registers its record although its own record
+// stands, and the old proxy's record (a lease it no longer holds) is
+// replaced. (The virtual rack's power-cycled board re-leased from the other
+// node, and sends to it met "no route" at the old proxy for 30-40 s, until
+// the new proxy's next registration.)
+func TestReferenceBackAtAnotherProxy(t *testing.T) {
+	rc := Config{RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
+	me := newHMesh(t, tree.Config{Trees: 1}, 55)
+	for range 3 {
+		me.add(hspec{rcfg: rc})
+	}
+	ref := me.add(hspec{ref: true})
+	me.edges(append(line(3), [2]int{2, ref}))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	R := me.nodes[ref]
+	if !me.run(5*time.Minute, func() bool { return me.stored(ref) }) {
+		t.Fatal("the reference node's record was never stored")
+	}
+	res := me.nodes[0].rt.Send(R.n.ID(), testApp, []byte("before"), nil)
+	if err := me.wait(res, 3*time.Minute); err != nil {
+		t.Fatalf("send to the reference node at node 2: %v", err)
+	}
+	me.net.Disconnect("espnow", 2, ref)
+	if !me.run(5*time.Minute, func() bool { _, ok := me.nodes[2].rt.leases.holders[R.n.ID()]; return !ok }) {
+		t.Fatal("node 2 never let the reference node go")
+	}
+	me.clk.RunFor(time.Minute)
+	me.connect("espnow", 1, ref)
+	if !me.run(time.Minute, func() bool { _, ok := me.nodes[1].rt.leases.holders[R.n.ID()]; return ok }) {
+		t.Fatal("node 1 granted the reference node no lease")
+	}
+	back := me.clk.Now()
+	res = me.nodes[0].rt.Send(R.n.ID(), testApp, []byte("after"), nil)
+	if err := me.wait(res, 3*time.Minute); err != nil {
+		t.Fatalf("send to the reference node back at node 1: %v", err)
+	}
+	if d := me.clk.Now().Sub(back); d > 30*time.Second {
+		t.Errorf("the send to the reference node back at node 1 took %v", d)
+	}
+	if got := R.got; len(got) != 2 || !bytes.Equal(got[1].Blob, []byte("after")) {
+		t.Fatalf("reference node got %+v", got)
+	}
+}
