@@ -273,12 +273,20 @@ func (r *Router) onLeaseRequest(m node.Message) {
 	// handed on plain, and we confirm them, as for a reference node.
 	p := r.b.PeerAt(m.Via)
 	ref := p == nil || !p.Proven
+	old, known := r.leases.holders[m.From]
 	addrs := r.grant(leaseHolder{id: m.From, via: m.Via, self: self, ref: ref})
 	if len(addrs) == 0 {
 		return
 	}
 	r.sendGrant(m.Via, addrs)
-	if !self {
+	// A record to register: a leaseholder new to us (or back after it
+	// timed out), or one that stopped registering itself. A renewal
+	// (our boards ask every four beacon periods) changes nothing: the
+	// registration it would call for is pending or done, and each call
+	// draws the registration's spread again (on LoRa, calls every 8 s
+	// against a spread of half a minute put the board's record off past
+	// a minute).
+	if !self && (!known || old.self) {
 		r.scheduleRegister()
 	}
 }

@@ -143,14 +143,6 @@ func (r *Router) scheduleRegister() {
 	}
 	if r.regTmr == nil {
 		r.regFirst = now
-		// The spread is drawn once for the registration: a call while it
-		// waits may put off its quiet wait (bounded by RegisterMax), not
-		// draw the spread again. Drawn anew at every call, calls more
-		// frequent than the spread (a board asks its proxy for leases
-		// every four beacon periods; the spread is 300 airtimes of a
-		// full frame, half a minute on LoRa) put the registration off for
-		// as long as they came.
-		r.regDraw = r.rng.Float64()
 	} else {
 		r.regTmr.Stop()
 	}
@@ -173,11 +165,13 @@ func (r *Router) scheduleRegister() {
 		}
 	}
 	spread = r.paced(spread, 300)
-	// The quiet wait ends RegisterMax after the first change at the
-	// latest, and the registration falls in the spread after it: a call
-	// once the quiet wait is over does not move it.
-	quiet = min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
-	wait := max(quiet+time.Duration(r.regDraw*float64(spread)), 0)
+	// (A call draws the spread again: calls that come faster than the
+	// spread put the registration off while they come. Position changes
+	// come in bursts, and a record registered after the burst holds all
+	// of it; a call must change something, or it starves the
+	// registration: see onLeaseRequest.)
+	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
+	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(spread)))
 	r.regTmr = r.clk.AfterFunc(wait, func() {
 		r.regTmr = nil
 		r.register()

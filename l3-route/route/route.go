@@ -208,7 +208,6 @@ type Router struct {
 	renewed    map[uint8]bool              // epochs for which we passed a neighbour's renew request on
 	regs       map[regKey]*regState        // registrations not yet confirmed
 	regFirst   time.Time                   // the first position change the pending registration waits out
-	regDraw    float64                     // where in its spread the pending registration falls, [0, 1)
 	registered []TreeAddr                  // the addresses in the record we registered last
 	homes      map[int]uint8               // the trees holding our record, and the epoch (tree_state) we stored it in
 	regAt      time.Time                   // when
