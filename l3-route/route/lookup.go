@@ -137,8 +137,9 @@ func (r *Router) scheduleRegister() {
 		// stand. They are sent again when an address in them is about to
 		// go (the tree's next epoch calls us again), or to refresh them
 		// before the homes forget them (refreshTmr). (A leaseholder that
-		// came since, or came back, has no record anywhere yet: it was
-		// found by nobody until the refresh.)
+		// came since, or came back, has no record of ours yet: it was
+		// found by nobody, or at the proxy it had left, until the
+		// refresh.)
 		return
 	}
 	if r.regTmr == nil {
