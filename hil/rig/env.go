@@ -340,7 +340,9 @@ func (e *Env) startNode(bin, dir, name, links string, over map[string]string) (*
 		return nil, fmt.Errorf("%s: no [[link]]", cfgPath)
 	}
 	s = s[:i+1] + links
-	kv := map[string]string{"node.beacon_period": fmt.Sprintf("%q", e.Rack.Suite.BeaconPeriod.String())}
+	// Debug logs: the node says when a peer timed out, which is what a
+	// failed test's node.log is read for (a few lines a test).
+	kv := map[string]string{"node.beacon_period": fmt.Sprintf("%q", e.Rack.Suite.BeaconPeriod.String()), "log.level": `"debug"`}
 	for k, v := range fastRouting {
 		kv[k] = v
 	}
@@ -366,6 +368,14 @@ func (e *Env) startNode(bin, dir, name, links string, over map[string]string) (*
 		close(n.exit)
 	}()
 	e.closers = append(e.closers, func() {
+		// What the node counted (/v1/stats) and logged, kept in its
+		// directory (mycelium hil run --work DIR keeps them): a failed
+		// test's story is there, not in the suite's one line.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if st, err := n.API.Stats(ctx); err == nil {
+			os.WriteFile(filepath.Join(dir, "stats.json"), st, 0o644)
+		}
+		cancel()
 		n.cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-n.exit:
@@ -373,6 +383,7 @@ func (e *Env) startNode(bin, dir, name, links string, over map[string]string) (*
 			n.cmd.Process.Kill()
 			<-n.exit
 		}
+		os.WriteFile(filepath.Join(dir, "node.log"), []byte(n.stderr.String()), 0o644)
 	})
 	// Up when its control socket answers.
 	deadline := time.Now().Add(30 * time.Second)

@@ -50,6 +50,13 @@ func (n *NodeAPI) get(ctx context.Context, path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
+// Stats reads the node's counters (/v1/stats) as the node wrote them.
+func (n *NodeAPI) Stats(ctx context.Context) (json.RawMessage, error) {
+	var st json.RawMessage
+	err := n.get(ctx, "/v1/stats", &st)
+	return st, err
+}
+
 // Status is what the suite reads of /v1/status.
 type Status struct {
 	NodeID string `json:"node_id"`

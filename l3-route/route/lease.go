@@ -48,7 +48,11 @@ type leaseState struct {
 	// delegs are our leaves' delegations to us (delegation.go): their
 	// records carry them.
 	delegs map[identity.NodeID]Delegation
-	next   uint8
+	// registered are the leaseholders our last registration saw
+	// (records): a record for each, or none if it had no lease then (it
+	// gets one when our position changes, which registers anew).
+	registered map[identity.NodeID]bool
+	next       uint8
 	// As a leaf: our leases and our proxy.
 	proxied bool
 	leaf    bool
@@ -65,7 +69,20 @@ func (l *leaseState) init() {
 	l.index = map[identity.NodeID]uint8{}
 	l.holders = map[identity.NodeID]leaseHolder{}
 	l.delegs = map[identity.NodeID]Delegation{}
+	l.registered = map[identity.NodeID]bool{}
 	l.next = 1
+}
+
+// registeredAll reports whether every leaseholder whose record is ours to
+// register (it does not register itself) and that holds a lease id was
+// seen by our last registration.
+func (l *leaseState) registeredAll() bool {
+	for id, h := range l.holders {
+		if _, leased := l.index[id]; leased && !h.self && !l.registered[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // holder returns the leaseholder a Package for to (in epoch ts) is for.
@@ -140,9 +157,11 @@ func (r *Router) grant(h leaseHolder) []TreeAddr {
 // of would die there).
 func (l *leaseState) records(r *Router) []Record {
 	var out []Record
+	clear(l.registered)
 	ids := slices.SortedFunc(maps.Keys(l.holders), func(a, b identity.NodeID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range ids {
 		h := l.holders[id]
+		l.registered[id] = true
 		addrs := r.grant(h)
 		if len(addrs) == 0 {
 			continue
@@ -184,6 +203,7 @@ func (l *leaseState) peerEvent(r *Router, p *peer.Peer, up bool) {
 	if !up {
 		delete(l.holders, p.ID)
 		delete(l.delegs, p.ID)
+		delete(l.registered, p.ID)
 		for ts, byIdx := range l.granted {
 			for i, h := range byIdx {
 				if h.id == p.ID {
@@ -253,12 +273,20 @@ func (r *Router) onLeaseRequest(m node.Message) {
 	// handed on plain, and we confirm them, as for a reference node.
 	p := r.b.PeerAt(m.Via)
 	ref := p == nil || !p.Proven
+	old, known := r.leases.holders[m.From]
 	addrs := r.grant(leaseHolder{id: m.From, via: m.Via, self: self, ref: ref})
 	if len(addrs) == 0 {
 		return
 	}
 	r.sendGrant(m.Via, addrs)
-	if !self {
+	// A record to register: a leaseholder new to us (or back after it
+	// timed out), or one that stopped registering itself. A renewal
+	// (our boards ask every four beacon periods) changes nothing: the
+	// registration it would call for is pending or done, and each call
+	// draws the registration's spread again (on LoRa, calls every 8 s
+	// against a spread of half a minute put the board's record off past
+	// a minute).
+	if !self && (!known || old.self) {
 		r.scheduleRegister()
 	}
 }

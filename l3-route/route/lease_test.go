@@ -236,3 +236,112 @@ func TestLeafLeasesMatchItsRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseRequestsDoNotPostponeRegistration: a leaseholder asking for its
+// leases again and again (our boards ask every four beacon periods) does
+// not put off the registration of its record: each request called for a
+// registration, and each drew the registration's spread anew, so with
+// requests more frequent than the spread (a slow link's, 300 airtimes of a
+// full frame: about 30 s at LoRa's SF7/500 kHz) the record waited as long
+// as the requests came (the virtual rack's LoRa node-to-board send went
+// past its minute so). The record is stored within RegisterMax and one
+// spread. Several seeds: one draw may fall early by chance.
+func TestLeaseRequestsDoNotPostponeRegistration(t *testing.T) {
+	rc := Config{RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 30 * time.Second}
+	const every = 4 * time.Second
+	for seed := uint64(1); seed <= 8; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			me := newHMesh(t, tree.Config{Trees: 1}, seed)
+			proxy := me.add(hspec{rcfg: rc})
+			leaf := me.add(hspec{leaf: true})
+			me.edges([][2]int{{proxy, leaf}})
+			me.start()
+			P, L := me.nodes[proxy], me.nodes[leaf]
+			var ask func()
+			ask = func() {
+				L.rt.askLease()
+				me.clk.AfterFunc(every, ask)
+			}
+			me.clk.AfterFunc(every, ask)
+			if !me.run(5*time.Minute, func() bool { return len(L.rt.Addrs()) > 0 }) {
+				t.Fatal("the leaf got no lease")
+			}
+			granted := me.clk.Now()
+			limit := rc.RegisterMax + rc.RegisterSpread + time.Second
+			if !me.run(5*time.Minute, func() bool { return P.rt.HasRecord(L.n.ID()) }) {
+				t.Fatalf("the leaf's record was not stored in 5 minutes of lease requests every %v", every)
+			}
+			if d := me.clk.Now().Sub(granted); d > limit {
+				t.Errorf("the leaf's record was stored %v after its lease, want within %v", d, limit)
+			}
+		})
+	}
+}
+
+// TestLateReferenceRegistered: a reference node that comes into range of a
+// proxy whose own record is registered and good gets its record stored too.
+func TestLateReferenceRegistered(t *testing.T) {
+	rc := Config{RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
+	me := newHMesh(t, tree.Config{Trees: 1}, 54)
+	for range 3 {
+		me.add(hspec{rcfg: rc})
+	}
+	ref := me.add(hspec{ref: true})
+	me.edges(line(3))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	me.clk.RunFor(time.Minute)
+	me.connect("espnow", 2, ref)
+	if !me.run(time.Minute, func() bool { return me.stored(ref) }) {
+		t.Fatal("the late reference node's record was not stored in a minute")
+	}
+}
+
+// TestReferenceBackAtAnotherProxy: a reference node that left its proxy
+// (timed out there) and comes back beside another node is reached through
+// the new one: the new proxy registers its record although its own record
+// stands, and the old proxy's record (a lease it no longer holds) is
+// replaced. (The virtual rack's power-cycled board re-leased from the other
+// node, and sends to it met "no route" at the old proxy for 30-40 s, until
+// the new proxy's next registration.)
+func TestReferenceBackAtAnotherProxy(t *testing.T) {
+	rc := Config{RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
+	me := newHMesh(t, tree.Config{Trees: 1}, 55)
+	for range 3 {
+		me.add(hspec{rcfg: rc})
+	}
+	ref := me.add(hspec{ref: true})
+	me.edges(append(line(3), [2]int{2, ref}))
+	me.start()
+	me.mustConverge(10 * time.Minute)
+	me.mustRegister(10 * time.Minute)
+	R := me.nodes[ref]
+	if !me.run(5*time.Minute, func() bool { return me.stored(ref) }) {
+		t.Fatal("the reference node's record was never stored")
+	}
+	res := me.nodes[0].rt.Send(R.n.ID(), testApp, []byte("before"), nil)
+	if err := me.wait(res, 3*time.Minute); err != nil {
+		t.Fatalf("send to the reference node at node 2: %v", err)
+	}
+	me.net.Disconnect("espnow", 2, ref)
+	if !me.run(5*time.Minute, func() bool { _, ok := me.nodes[2].rt.leases.holders[R.n.ID()]; return !ok }) {
+		t.Fatal("node 2 never let the reference node go")
+	}
+	me.clk.RunFor(time.Minute)
+	me.connect("espnow", 1, ref)
+	if !me.run(time.Minute, func() bool { _, ok := me.nodes[1].rt.leases.holders[R.n.ID()]; return ok }) {
+		t.Fatal("node 1 granted the reference node no lease")
+	}
+	back := me.clk.Now()
+	res = me.nodes[0].rt.Send(R.n.ID(), testApp, []byte("after"), nil)
+	if err := me.wait(res, 3*time.Minute); err != nil {
+		t.Fatalf("send to the reference node back at node 1: %v", err)
+	}
+	if d := me.clk.Now().Sub(back); d > 30*time.Second {
+		t.Errorf("the send to the reference node back at node 1 took %v", d)
+	}
+	if got := R.got; len(got) != 2 || !bytes.Equal(got[1].Blob, []byte("after")) {
+		t.Fatalf("reference node got %+v", got)
+	}
+}

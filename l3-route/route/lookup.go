@@ -128,13 +128,18 @@ const (
 func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
 	repair := r.repairEpoch()
-	if !repair && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
+	held := r.leases.registeredAll()
+	if !repair && held && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
 		// Every address in the record we registered is still ours (a
 		// tree that moved to a new epoch keeps the old one valid one
-		// epoch longer), and no tree was added: the record stands. It is
-		// sent again when an address in it is about to go (the tree's next
-		// epoch calls us again), or to refresh it before the homes forget
-		// it (refreshTmr).
+		// epoch longer), no tree was added, and every leaseholder whose
+		// record is ours to register has it registered: the records
+		// stand. They are sent again when an address in them is about to
+		// go (the tree's next epoch calls us again), or to refresh them
+		// before the homes forget them (refreshTmr). (A leaseholder that
+		// came since, or came back, has no record of ours yet: it was
+		// found by nobody, or at the proxy it had left, until the
+		// refresh.)
 		return
 	}
 	if r.regTmr == nil {
@@ -150,7 +155,7 @@ func (r *Router) scheduleRegister() {
 		// must be found soon (senders use what the record says).
 		quiet, spread = quiet/2, spread/2
 		r.followUps = len(followUpPeriods)
-	case r.recordGood():
+	case r.recordGood() && held:
 		quiet = r.cfg.RegisterMax
 		spread = r.paced(spread, goodSpread)
 		if len(r.registered) >= len(r.Addrs()) {
@@ -161,6 +166,11 @@ func (r *Router) scheduleRegister() {
 		}
 	}
 	spread = r.paced(spread, 300)
+	// (A call draws the spread again: calls that come faster than the
+	// spread put the registration off while they come. Position changes
+	// come in bursts, and a record registered after the burst holds all
+	// of it; a call must change something, or it starves the
+	// registration: see onLeaseRequest.)
 	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
 	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(spread)))
 	r.regTmr = r.clk.AfterFunc(wait, func() {
