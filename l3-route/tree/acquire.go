@@ -75,20 +75,19 @@ func (tr *tree) acquire() {
 	}
 	for _, nb := range t.Neighbors(int(tr.k), tr.ts) {
 		c := candidate{via: nb.Via, dist: nb.Addr.Depth(), depth: nb.Addr.Depth(), placed: true, id: nb.ID}
-		if h, ok := tr.heard[nb.Via]; ok && slack > 0 && h < tr.upHops && int(h) < c.dist {
-			// A claim period into the epoch, a neighbour on our shortest
-			// way up (it passed the claim on nearer the root than we are)
-			// has its place, deeper than the way is long: a node on the
-			// way above it took a longer one (its own shortest was
-			// broken). Nothing nearer comes from that side: it ranks by
-			// the way, not by its depth. Ranked by its depth, it was
-			// refused until the limit grew a level a claim period, and
-			// each level of such excess above made every node below wait
-			// a period more (after a tenth of a 1,000-node mesh died, a
-			// renewed tree 30 levels deep still had 34 nodes without a
-			// place 7 periods into its term). Within the first period the
-			// breadth-first choice stands (a place as shallow as the way
-			// may still come, as before).
+		if h, ok := tr.heard[nb.Via]; ok && h < tr.upHops && int(h) < c.dist {
+			// A neighbour on our shortest way up (it passed the claim on
+			// nearer the root than we are) has its place, deeper than the
+			// way is long: a node on the way above it took a longer one
+			// (its own shortest was broken, or crowded). Nothing nearer
+			// comes from that side, and we would have waited on this
+			// neighbour anyway: it ranks by the way, not by its depth.
+			// Ranked by its depth, it was refused until the limit grew a
+			// level a claim period; each level down the subtree waited as
+			// long again (after a tenth of a 1,000-node mesh died, a
+			// renewed tree 30 levels deep still had a third of its nodes
+			// without a place a period after its term began, and a few
+			// for ten periods).
 			c.dist = int(h)
 		}
 		consider(c)
