@@ -74,23 +74,7 @@ func (tr *tree) acquire() {
 		}
 	}
 	for _, nb := range t.Neighbors(int(tr.k), tr.ts) {
-		c := candidate{via: nb.Via, dist: nb.Addr.Depth(), depth: nb.Addr.Depth(), placed: true, id: nb.ID}
-		if h, ok := tr.heard[nb.Via]; ok && h < tr.upHops && int(h) < c.dist {
-			// A neighbour on our shortest way up (it passed the claim on
-			// nearer the root than we are) has its place, deeper than the
-			// way is long: a node on the way above it took a longer one
-			// (its own shortest was broken, or crowded). Nothing nearer
-			// comes from that side, and we would have waited on this
-			// neighbour anyway: it ranks by the way, not by its depth.
-			// Ranked by its depth, it was refused until the limit grew a
-			// level a claim period; each level down the subtree waited as
-			// long again (after a tenth of a 1,000-node mesh died, a
-			// renewed tree 30 levels deep still had a third of its nodes
-			// without a place a period after its term began, and a few
-			// for ten periods).
-			c.dist = int(h)
-		}
-		consider(c)
+		consider(candidate{via: nb.Via, dist: nb.Addr.Depth(), placed: true, id: nb.ID})
 	}
 	for _, ep := range sortedEndpoints(tr.heard) {
 		// Only one nearer the root than we are: waiting on each other
@@ -191,23 +175,18 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 type candidate struct {
 	via    peer.Endpoint
 	dist   int
-	depth  int // a placed one's own depth (dist may be its way's length)
 	placed bool
 	id     identity.NodeID
 }
 
 // better ranks parent candidates: nearer the root, then one with a place
-// already (no wait), then the shallower place, then by node_id (a fixed
-// order).
+// already (no wait), then by node_id (a fixed order).
 func (c *candidate) better(o *candidate) bool {
 	if c.dist != o.dist {
 		return c.dist < o.dist
 	}
 	if c.placed != o.placed {
 		return c.placed
-	}
-	if c.depth != o.depth {
-		return c.depth < o.depth
 	}
 	return bytes.Compare(c.id[:], o.id[:]) < 0
 }
