@@ -334,8 +334,9 @@ func TestSendToGoneNodeEndsInTime(t *testing.T) {
 	rc := Config{ReceiptTimeout: 3 * time.Second, RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
 	tc := tree.Config{Trees: 6, ClaimPeriod: time.Second, EpochPeriods: 45}
 	// Seeds where node 2 is the only home of its record (found by trying
-	// seeds 1-60: 30, 34, 41 and 50 are so).
-	for _, seed := range []uint64{30, 34} {
+	// seeds 1-60: 34, 41 and 50 are so; 30 was too, until records took
+	// the lookup order).
+	for _, seed := range []uint64{34, 41} {
 		me := newHMesh(t, tc, seed)
 		for range 4 {
 			me.add(hspec{rcfg: rc, beacon: 2 * time.Second})
