@@ -333,10 +333,12 @@ func TestSendToGoneNodeEndsInTime(t *testing.T) {
 	// node 0 sends to node 2, the one that is not its neighbour.
 	rc := Config{ReceiptTimeout: 3 * time.Second, RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
 	tc := tree.Config{Trees: 6, ClaimPeriod: time.Second, EpochPeriods: 45}
-	// Seeds where node 2 is the only home of its record (found by trying
-	// seeds 1-60: 30, 41 and 50 are so; 34 was, before answers to a
-	// worse claim waited a random while).
-	for _, seed := range []uint64{30, 41} {
+	// Seeds where node 2 was the only home of its record when they were
+	// chosen (found by trying seeds 1-60). Which seeds are so moves with
+	// any change to the random draws of trees or records, so the test
+	// takes those of the list that still are and wants at least two.
+	checked := 0
+	for _, seed := range []uint64{30, 34, 41, 50} {
 		me := newHMesh(t, tc, seed)
 		for range 4 {
 			me.add(hspec{rcfg: rc, beacon: 2 * time.Second})
@@ -354,8 +356,10 @@ func TestSendToGoneNodeEndsInTime(t *testing.T) {
 			}
 		}
 		if !slices.Equal(holders, []int{2}) {
-			t.Fatalf("seed %d: node 2's record is held by %v, not by node 2 alone: the test checks nothing", seed, holders)
+			t.Logf("seed %d: node 2's record is held by %v, not by node 2 alone: not a case this test is for", seed, holders)
+			continue
 		}
+		checked++
 		sender := me.nodes[0].rt
 		if err := me.wait(sender.Send(gone.n.ID(), testApp, []byte("while up"), nil), time.Minute); err != nil {
 			t.Fatalf("seed %d: to node 2 while it is up: %v", seed, err)
@@ -383,5 +387,8 @@ func TestSendToGoneNodeEndsInTime(t *testing.T) {
 			t.Errorf("seed %d: the send to the node that is gone ended after %v, want within %v", seed, took, bound)
 		}
 		t.Logf("seed %d: %v after %v (bound %v)", seed, err, took, bound)
+	}
+	if checked < 2 {
+		t.Fatalf("only %d of the seeds leave node 2 the only home of its record: the test checks too little; choose seeds again", checked)
 	}
 }

@@ -192,11 +192,27 @@ func (r *Router) termSpread() time.Duration {
 }
 
 // homesKept reports whether the trees holding our record are still in the
-// epochs we stored it in: a new term moves the key's home (the tree's
-// shape changed), and a lookup must find the record at the new one.
+// epochs we stored it in (a new term moves the key's home: the tree's
+// shape changed, and a lookup must find the record at the new one), and
+// still the trees lookupOrder sends records to.
 func (r *Router) homesKept() bool {
 	for k, ts := range r.homes {
 		if p, ok := r.current(k); !ok || p.TreeState != ts {
+			return false
+		}
+	}
+	// And they are still the trees records go to (lookupOrder: a tree
+	// that took a root of its own since, or one that now shares one).
+	sent := 0
+	for _, k := range r.lookupOrder() {
+		if sent == r.lookupTrees() {
+			break
+		}
+		if _, ok := r.current(k); !ok {
+			continue
+		}
+		sent++
+		if _, ok := r.homes[k]; !ok {
 			return false
 		}
 	}
@@ -302,12 +318,58 @@ var followUpPeriods = [...]int{2, 4}
 
 func (r *Router) lookupTrees() int { return min(r.cfg.LookupTrees, r.t.Count()) }
 
+// lookupOrder is every tree, in the order records are stored in and
+// looked up by: first the trees whose root no earlier tree shares, in
+// tree order, then the others. Two trees under one root are one tree
+// twice (breadth-first from the same node: the same depths, the same
+// homes), and the second lookup tree is there to be another way: on a
+// line of 200 (seed 1) trees 0 and 1 share their root near one end
+// (their salts agree in 7 bits), the nodes more than 128 levels from it
+// have no place in either, and their lookups of every record stored
+// there failed ("no address known") after asking the other trees for
+// three minutes: half the lookups the line sent (2,437 of 4,816), whose
+// load on the relays also lost receipts (README, "line"). A node whose trees
+// disagree with another's (a root not yet known, or changing) stores
+// and asks in other trees first; lookups still end by asking every
+// tree. (docs/protocol.md, "Name lookup".)
+func (r *Router) lookupOrder() []int {
+	n := r.t.Count()
+	order := make([]int, 0, n)
+	var roots [][]byte
+	var later []int
+	for k := range n {
+		root, _ := r.t.Root(k)
+		shared := false
+		for _, o := range roots {
+			if root != nil && bytes.Equal(o, root) {
+				shared = true
+				break
+			}
+		}
+		if shared {
+			later = append(later, k)
+			continue
+		}
+		if root != nil {
+			roots = append(roots, root)
+		}
+		order = append(order, k)
+	}
+	return append(order, later...)
+}
+
 // storeLookup sends a record toward its keys, and again until the node
 // that stores it confirms (a routed message can be lost on the way; a
 // name nobody can find is a node nobody can reach).
 func (r *Router) storeLookup(rec Record) {
 	sent := 0
-	for k := 0; k < r.t.Count() && sent < r.lookupTrees(); k++ {
+	if rec.ID == r.self {
+		clear(r.homes)
+	}
+	for _, k := range r.lookupOrder() {
+		if sent == r.lookupTrees() {
+			break
+		}
 		if _, ok := r.current(k); !ok {
 			continue // lookups try the next trees too
 		}
@@ -618,6 +680,7 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 	// the first trees registered in the next), then round again: a record
 	// may be on its way (nodes register when their addresses settle).
 	n, l := r.t.Count(), r.lookupTrees()
+	order := r.lookupOrder()
 	if q.start.IsZero() {
 		q.start = r.clk.Now()
 	}
@@ -637,10 +700,10 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 		var k int
 		switch {
 		case round < l:
-			k = round
+			k = order[round]
 			p, ok = r.current(k)
 		case round < 2*l:
-			k = round - l
+			k = order[round-l]
 			p, ok = r.t.Previous(k)
 		default:
 			k = round - 2*l

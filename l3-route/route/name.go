@@ -192,7 +192,10 @@ func (r *Router) registerName() {
 		return
 	}
 	sent := 0
-	for k := 0; k < r.t.Count() && sent < r.lookupTrees(); k++ {
+	for _, k := range r.lookupOrder() {
+		if sent == r.lookupTrees() {
+			break
+		}
 		if _, ok := r.t.Current(k); !ok {
 			continue
 		}
@@ -398,8 +401,9 @@ func (r *Router) tryNameLookup(nonce uint32, q *nameLookup) {
 		fail = ErrNoPosition
 		q.tries = 2 * n
 	}
+	order := r.lookupOrder()
 	for q.tries < 2*n {
-		k := q.tries % n
+		k := order[q.tries%n]
 		q.tries++
 		p, ok := r.current(k)
 		if !ok {
