@@ -162,7 +162,7 @@ func (r *Router) scheduleRegister() {
 	}
 	spread = r.paced(spread, 300)
 	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
-	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(spread)))
+	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(r.busyPaced(spread))))
 	r.regTmr = r.clk.AfterFunc(wait, func() {
 		r.regTmr = nil
 		r.register()
@@ -353,7 +353,7 @@ const (
 // on it not yet proven to the next, which refuses what it routes). On
 // LoRa 1-2 % of lookups failed so, the node counted as registered.
 func (r *Router) registerPause(rounds int) time.Duration {
-	return r.t.Config().ClaimPeriod << min(rounds-1, 3)
+	return r.busyPaced(r.t.Config().ClaimPeriod << min(rounds-1, 3))
 }
 
 func (r *Router) sendRegister(key regKey, st *regState) {
@@ -374,7 +374,7 @@ func (r *Router) sendRegister(key regKey, st *regState) {
 	}
 	st.tries++
 	r.sendControl(p.TreeState, keyAddr(st.rec.ID, key.tree), false, st.rec.AppendTo([]byte{msgRegister}))
-	st.timer = r.clk.AfterFunc(r.paced(registerRetry, 200)<<min(st.tries-1, 2), func() {
+	st.timer = r.clk.AfterFunc(r.busyPaced(r.paced(registerRetry, 200))<<min(st.tries-1, 2), func() {
 		if r.regs[key] == st {
 			r.sendRegister(key, st)
 		}
