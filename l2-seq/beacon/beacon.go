@@ -28,6 +28,13 @@ var SleepsID = packet.NewAppID("Mycelium", "modem sleep", 1)
 // ("Mycelium", "espnow v2", 1).
 var ESPNOWV2ID = packet.NewAppID("Mycelium", "espnow v2", 1)
 
+// BusyID is the app_id our nodes list in their beacons while they miss
+// much of what their neighbours send [ours]: a neighbour that hears it
+// slows its deferrable control traffic, since the busy node hears all of
+// it (l2-seq/node, busy.go); ("Mycelium", "busy", 1). Boards take it for
+// one more application they do not run.
+var BusyID = packet.NewAppID("Mycelium", "busy", 1)
+
 // Op is the message type.
 type Op uint8
 

@@ -30,6 +30,9 @@ func (n *Node) announced(idx int) []packet.AppID {
 		if idx < len(n.links) && n.links[idx].v2() {
 			apps = append(apps, beacon.ESPNOWV2ID)
 		}
+		if n.busy {
+			apps = append(apps, beacon.BusyID)
+		}
 	}
 	return apps
 }
@@ -71,6 +74,7 @@ func (n *Node) beaconBurst() {
 		}
 	}
 	n.clk.AfterFunc(time.Duration(longest)*BeaconSpacing, func() {
+		n.weighHearing()
 		for _, p := range n.peers.Tick() {
 			n.log.Debug("peer timed out", "peer", p.ID.Short())
 			n.forgetProofs(p)
@@ -186,7 +190,7 @@ func (n *Node) receiveBeacon(m Message) {
 	wasFull := p.Full
 	if first {
 		p.Apps = p.Apps[:0]
-		p.Full, p.Sleeps = false, false
+		p.Full, p.Sleeps, p.Busy = false, false, false
 		ep.v2 = false
 	}
 	for _, a := range bm.Apps {
@@ -195,6 +199,8 @@ func (n *Node) receiveBeacon(m Message) {
 			p.Full = true
 		case beacon.SleepsID:
 			p.Sleeps = true
+		case beacon.BusyID:
+			p.Busy = true
 		case beacon.ESPNOWV2ID:
 			// It takes v2 frames on the link this beacon came on.
 			ep.v2 = ep.tl.v2()
@@ -209,6 +215,9 @@ func (n *Node) receiveBeacon(m Message) {
 		n.challenge(ep, now)
 	}
 	ep.lastSeen = now
+	if bm.Op == beacon.OpBeacon {
+		p.Heard++
+	}
 	if isNew || (p.Full && !wasFull) {
 		n.peerEvent(p, true)
 	}

@@ -131,6 +131,13 @@ func (b *Bind) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Resul
 // PeerAt returns the peer reachable at ep (nil if none).
 func (b *Bind) PeerAt(ep peer.Endpoint) *peer.Peer { return b.n.peers.ByEndpoint(ep) }
 
+// AirBusy reports whether we, or a neighbour of ours, miss much of what
+// our neighbours send (busy.go; peer.Peer.Busy): a busy neighbour hears
+// what we send to anyone, and what we ask of our own neighbours is
+// answered into the air we miss, so the layers above slow their
+// deferrable control traffic (not data, acks or answers) while it holds.
+func (b *Bind) AirBusy() bool { return b.n.busy || b.n.neighbourBusy() }
+
 // Peers returns the peer table's entries, ordered by node_id.
 func (b *Bind) Peers() []*peer.Peer { return b.n.peers.All() }
 

@@ -14,6 +14,9 @@ type endpoint struct {
 	key      peer.Endpoint
 	tl       *txLink
 	inActive bool
+	// idWait: a kick is due in a second because no seq_id was free
+	// (outSeq.start); one at a time.
+	idWait bool
 
 	// Sending.
 	frames    []outFrame            // ready datagrams (single packets, retransmissions for reference peers)

@@ -202,6 +202,11 @@ type Node struct {
 	closed    bool
 	byeSent   bool // the goodbye went out (shutdown)
 	beaconTmr clock.Timer
+	// busy: we miss much of what neighbours send, and say so in our
+	// beacons (busy.go); hearTicks counts beacon bursts since we last
+	// weighed what we hear.
+	busy      bool
+	hearTicks int
 	sleep     []*sleeper
 	dec       packet.Packet // scratch for decoding
 

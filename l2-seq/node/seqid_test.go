@@ -97,3 +97,34 @@ func TestSeqIDNotReusedWhileReceiverHoldsPart(t *testing.T) {
 		}
 	}
 }
+
+// A node out of seq_ids retries in a second, once per neighbour: every
+// kick that found no id used to add a retry timer of its own, which
+// lived as long as the ids stayed taken (a gateway's clock held millions).
+func TestNoSeqIDRetriesOnce(t *testing.T) {
+	me := newMesh(t, 2, phys.ESPNOW(), sim.Loss{}, 5, nil)
+	me.start()
+	me.discover()
+	a, b := me.nodes[0], me.nodes[1]
+	for i := range a.seqLive {
+		a.seqLive[i] = true
+	}
+	me.clk.RunFor(time.Second)
+	base := me.clk.Pending()
+	var rs []*Result
+	for i := range 10 {
+		rs = append(rs, a.Send(b.ID(), testApp, blob(300, byte(i)), nil))
+	}
+	me.clk.RunFor(10 * time.Second)
+	if p := me.clk.Pending(); p > base+4 {
+		t.Fatalf("%d timers pending with no seq_id free, %d before the sends", p, base)
+	}
+	for i := range a.seqLive {
+		a.seqLive[i] = false
+	}
+	for _, r := range rs {
+		if err := me.wait(r, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -37,6 +37,7 @@ type Stats struct {
 	Trust                    TrustStats
 	Broadcasts               BroadcastStats // signed broadcasts (bsig.go)
 	Hop                      HopStats
+	BusyWindows              uint64 // beacon-loss windows (busy.go) we spent saying we are busy
 }
 
 // Stats returns a copy of the node's counters.

@@ -51,6 +51,15 @@ type Peer struct {
 	// radio off between wake windows, so it must be woken (RNS) before
 	// unicasts. Reference nodes may sleep too.
 	Sleeps bool
+	// Busy is set when the peer's last beacons listed the busy app_id
+	// [ours]: it misses much of what its neighbours send, and asks them
+	// to slow their deferrable control traffic.
+	Busy bool
+	// Heard counts the beacons heard from the peer since the node last
+	// weighed what it hears (l2-seq/node, busy.go); Counted says the peer
+	// was there at that time, so that its count covers the whole window.
+	Heard   int
+	Counted bool
 	// Apps are the app_ids the peer announced in its last beacons.
 	Apps []packet.AppID
 }

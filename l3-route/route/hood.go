@@ -269,7 +269,7 @@ func (r *Router) hoodSoon() {
 // and collide at the neighbours they share.
 func (r *Router) hoodPeriod() time.Duration {
 	p := max(r.t.Config().ClaimPeriod/2, time.Second)
-	return p/2 + time.Duration(r.rng.Int64N(int64(p)))
+	return r.busyPaced(p/2 + time.Duration(r.rng.Int64N(int64(p))))
 }
 
 // hoodTick sends each tree's list that changed since we sent it.

@@ -172,7 +172,7 @@ func (r *Router) scheduleRegister() {
 	// of it; a call must change something, or it starves the
 	// registration: see onLeaseRequest.)
 	wait := min(quiet, r.regFirst.Add(r.cfg.RegisterMax).Sub(now))
-	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(spread)))
+	wait = max(wait, 0) + time.Duration(r.rng.Int64N(int64(r.busyPaced(spread))))
 	r.regTmr = r.clk.AfterFunc(wait, func() {
 		r.regTmr = nil
 		r.register()
@@ -425,7 +425,7 @@ const (
 // on it not yet proven to the next, which refuses what it routes). On
 // LoRa 1-2 % of lookups failed so, the node counted as registered.
 func (r *Router) registerPause(rounds int) time.Duration {
-	return r.t.Config().ClaimPeriod << min(rounds-1, 3)
+	return r.busyPaced(r.t.Config().ClaimPeriod << min(rounds-1, 3))
 }
 
 func (r *Router) sendRegister(key regKey, st *regState) {
@@ -446,7 +446,7 @@ func (r *Router) sendRegister(key regKey, st *regState) {
 	}
 	st.tries++
 	r.sendControl(p.TreeState, keyAddr(st.rec.ID, key.tree), false, st.rec.AppendTo([]byte{msgRegister}))
-	st.timer = r.clk.AfterFunc(r.paced(registerRetry, 200)<<min(st.tries-1, 2), func() {
+	st.timer = r.clk.AfterFunc(r.busyPaced(r.paced(registerRetry, 200))<<min(st.tries-1, 2), func() {
 		if r.regs[key] == st {
 			r.sendRegister(key, st)
 		}

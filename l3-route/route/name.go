@@ -230,7 +230,7 @@ func (r *Router) sendNameRegister(k int, st *nameReg) {
 	}
 	st.tries++
 	r.sendControl(p.TreeState, keyName(st.rec.Name, k), false, st.rec.AppendTo([]byte{msgNameRegister}))
-	st.timer = r.clk.AfterFunc(r.paced(registerRetry, 200)<<min(st.tries-1, 2), func() {
+	st.timer = r.clk.AfterFunc(r.busyPaced(r.paced(registerRetry, 200))<<min(st.tries-1, 2), func() {
 		if r.names.regs[k] == st {
 			r.sendNameRegister(k, st)
 		}

@@ -289,6 +289,11 @@ const fullFrame = 200
 
 // paced is d, or n airtimes of a full frame on our slowest link if that is
 // longer: a timer that suits ESP-NOW, stretched to a slow link.
+// busyPaced is d, longer while the air around us is busy
+// (tree.Trees.BusyPaced): the waits of the router's deferrable control
+// traffic.
+func (r *Router) busyPaced(d time.Duration) time.Duration { return r.t.BusyPaced(d) }
+
 func (r *Router) paced(d time.Duration, n int) time.Duration {
 	return max(d, time.Duration(n)*r.frame)
 }

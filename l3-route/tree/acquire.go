@@ -152,6 +152,7 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 	if tr.heldAt.After(tr.pendingAt) {
 		again = max(t.cfg.ClaimPeriod/3, t.roundTrip(via))
 	}
+	again = t.BusyPaced(again)
 	again += time.Duration(t.rng.Int64N(int64(again / 2)))
 	tr.reqTmr = t.clk.AfterFunc(again, func() {
 		tr.reqTmr = nil

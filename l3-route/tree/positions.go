@@ -311,10 +311,12 @@ func (tr *tree) queryMissing() {
 	if tr.queried == nil {
 		tr.queried = map[peer.Endpoint]queryState{}
 	}
+	// While the air is busy, fewer at a time and each less often.
+	pace := t.pace()
 	n := 0
 	for _, p := range peers {
 		for _, ep := range p.Endpoints {
-			if n >= maxQueries {
+			if n >= maxQueries/pace {
 				return
 			}
 			if !t.b.SpeaksOurs(ep) {
@@ -324,7 +326,7 @@ func (tr *tree) queryMissing() {
 				continue
 			}
 			q, ok := tr.queried[ep]
-			if ok && now.Sub(q.at) < (2*t.cfg.ClaimPeriod)<<min(q.n, maxQueryBackoff) {
+			if ok && now.Sub(q.at) < t.BusyPaced((2*t.cfg.ClaimPeriod)<<min(q.n, maxQueryBackoff)) {
 				continue
 			}
 			if ok {

@@ -1,0 +1,68 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+)
+
+// A hub that misses most of its neighbours' beacons says it is busy in its
+// own beacons, its neighbours hear it, and both go back once it hears
+// well again.
+func TestBusyHubSaysSoAndRecovers(t *testing.T) {
+	const leaves = 8
+	me := emptyMesh(t, phys.ESPNOW(), 3)
+	for i := range leaves + 1 {
+		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 3}), Seed: 3000 + uint64(i)})
+	}
+	for i := 1; i <= leaves; i++ {
+		me.connect(0, i, sim.Loss{})
+	}
+	me.start()
+	me.discover()
+	hub, leaf := me.nodes[0], me.nodes[1]
+	run := func(d time.Duration) { me.clk.RunWhile(me.clk.Now().Add(d), func() bool { return true }) }
+	run(5 * time.Minute)
+	if hub.Busy() || leaf.neighbourBusy() {
+		t.Fatal("busy on a clean channel")
+	}
+	// What the leaves send is mostly lost at the hub (hidden from each
+	// other, they collide there); the hub is heard well.
+	for i := 1; i <= leaves; i++ {
+		me.net.Connect("m", i, 0, sim.Loss{P: 0.7}, sim.Loss{})
+	}
+	ok := me.clk.RunWhile(me.clk.Now().Add(10*time.Minute), func() bool { return !leaf.neighbourBusy() })
+	if !ok || !hub.Busy() {
+		t.Fatalf("hub busy %v, leaf hears it %v, after 10 minutes of 70 %% loss", hub.Busy(), leaf.neighbourBusy())
+	}
+	if leaf.Busy() {
+		t.Fatal("a leaf that hears everything says it is busy")
+	}
+	for i := 1; i <= leaves; i++ {
+		me.connect(0, i, sim.Loss{})
+	}
+	ok = me.clk.RunWhile(me.clk.Now().Add(10*time.Minute), func() bool { return leaf.neighbourBusy() })
+	if !ok || hub.Busy() {
+		t.Fatalf("hub busy %v, leaf hears it %v, 10 minutes after the loss ended", hub.Busy(), leaf.neighbourBusy())
+	}
+	if hub.Stats().BusyWindows == 0 {
+		t.Fatal("busy windows not counted")
+	}
+}
+
+// A few neighbours' lost beacons are chance, not crowding: a node with two
+// neighbours is never busy.
+func TestBusyNeedsEnoughNeighbours(t *testing.T) {
+	me := newMesh(t, 3, phys.ESPNOW(), sim.Loss{}, 4, nil)
+	me.start()
+	me.discover()
+	me.net.Connect("m", 0, 1, sim.Loss{P: 0.8}, sim.Loss{})
+	me.net.Connect("m", 2, 1, sim.Loss{P: 0.8}, sim.Loss{})
+	me.clk.RunWhile(me.clk.Now().Add(10*time.Minute), func() bool { return !me.nodes[1].Busy() })
+	if me.nodes[1].Busy() {
+		t.Fatal("busy with two neighbours")
+	}
+}
