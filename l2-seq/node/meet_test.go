@@ -136,6 +136,12 @@ func TestStrangerChallengeRetried(t *testing.T) {
 			if n := a.Stats().Trust.ChallengesSent; n > 6 {
 				t.Fatalf("a sent b %d challenges, more than 6", n)
 			}
+			// b's challenge and proofs say who b is: a greeted it not
+			// (greeted, b would have answered with a beacon, which
+			// costs air while a mesh forms).
+			if ep := a.eps[epOf(a, b)]; ep == nil || !ep.lastGreet.IsZero() {
+				t.Fatal("a greeted b, which challenged it")
+			}
 			// Both ways usable: a sends to b, and b to a.
 			if err := me.wait(a.Send(b.ID(), testApp, []byte("a to b"), nil), time.Minute); err != nil {
 				t.Fatal(err)
