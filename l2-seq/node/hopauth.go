@@ -170,8 +170,7 @@ func (ep *endpoint) room() int {
 // encoded once, when it is queued: cut full for a stranger that proved
 // itself before it went again (and took only tagged frames from us from
 // then on), it had no room for the tag and was refused every time it
-// went, until the send was abandoned (the hubs gateway of the
-// simulator: 571 such refusals over ten runs). A Package too long for
+// went, until the send was abandoned. A Package too long for
 // the shorter single goes as a sequence instead, whose first packet is
 // cut again with room should it have to go again to a neighbour we now
 // tag for (outSeq.next, Recut). A peer we know as reference-grade or

@@ -547,8 +547,7 @@ func TestRoomWithKeyWithoutPeer(t *testing.T) {
 // used to be encoded full as a single; if the neighbour proved itself
 // before the packet went again, it went untagged and was refused every
 // time (as an armed receiver refuses plain frames) until the send was
-// abandoned (the hubs gateway of the simulator, 571 refusals in ten
-// runs). A single to a stranger keeps the room now: the Package goes as
+// abandoned. A single to a stranger keeps the room now: the Package goes as
 // a sequence, whose first packet is cut again with room once the
 // neighbour is known, and is delivered once.
 func TestSingleRoomForStranger(t *testing.T) {

@@ -365,7 +365,7 @@ func (n *Node) receiveError(key peer.Endpoint, p *packet.Packet) {
 // peer of it). Greeted, the challenger of a neighbour meeting it answered
 // the greeting too, now that greetings are answered: in the simulator's
 // clustered and hubs meshes the beacons' airtime while the trees formed
-// rose by a third to a half.
+// rose by a quarter to a half.
 func introduces(p *packet.Packet) bool {
 	if p.SchemaOf().Sequenced() || len(p.Body) < packet.AppIDSize {
 		return false
