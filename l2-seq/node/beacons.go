@@ -222,7 +222,11 @@ func (n *Node) receiveBeacon(m Message) {
 		n.peerEvent(p, true)
 	}
 	if bm.Op == beacon.OpBeacon {
-		n.respondBeacon(ep, isNew, now)
+		// A beacon unicast to us is a greeting (greet in receive.go): its
+		// sender does not know us. A link that cannot tell (CapNoRxDest:
+		// LoRa) has none to tell apart.
+		greeting := !m.Broadcast && !ep.tl.info.Caps.Has(link.CapNoRxDest)
+		n.respondBeacon(ep, isNew, greeting, now)
 	}
 }
 
@@ -273,14 +277,26 @@ func (n *Node) receiveGoodbye(from peer.Endpoint, id identity.NodeID, tail []byt
 // period on that link: every frame of ours refreshes us in our neighbours'
 // tables, and its beacon's sender heard that one (on LoRa the responses
 // had cost as much air as the beacons).
-func (n *Node) respondBeacon(ep *endpoint, isNew bool, now time.Time) {
+//
+// A greeting (a beacon unicast to us by a neighbour that got a frame of
+// ours without knowing us) is answered whatever those rules say, at most
+// twice a beacon period per address: its sender did not hear the beacons
+// and frames those rules count on (a busy node's air loses them), and
+// until it knows us it neither challenges us nor takes what we route to
+// it. The greeter sends at most one a beacon period (greet).
+func (n *Node) respondBeacon(ep *endpoint, isNew, greeting bool, now time.Time) {
 	if n.byeSent {
 		return
 	}
-	if !isNew && !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < 8*n.cfg.BeaconPeriod {
+	switch {
+	case greeting && !isNew:
+		if !ep.lastGreetResp.IsZero() && now.Sub(ep.lastGreetResp) < n.greetEvery()/2 {
+			return
+		}
+		ep.lastGreetResp = now
+	case !isNew && !ep.lastResp.IsZero() && now.Sub(ep.lastResp) < 8*n.cfg.BeaconPeriod:
 		return
-	}
-	if !isNew && !ep.tl.lastBcast.IsZero() && now.Sub(ep.tl.lastBcast) < n.cfg.BeaconPeriod {
+	case !isNew && !ep.tl.lastBcast.IsZero() && now.Sub(ep.tl.lastBcast) < n.cfg.BeaconPeriod:
 		return
 	}
 	ep.lastResp = now

@@ -43,8 +43,10 @@ type endpoint struct {
 	lastResp  time.Time // last beacon response sent here
 	lastSeen  time.Time // last frame received from here (it was awake then)
 	lastGreet time.Time // last unicast beacon sent to a stranger here
-	ours      bool      // its traffic shows it speaks our protocol
-	v2        bool      // its beacons on this link say it takes ESP-NOW v2 frames
+	// lastGreetResp: last greeting from here answered (respondBeacon).
+	lastGreetResp time.Time
+	ours          bool // its traffic shows it speaks our protocol
+	v2            bool // its beacons on this link say it takes ESP-NOW v2 frames
 
 	pf proofState // the neighbour proof (trust.go)
 

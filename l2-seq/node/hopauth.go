@@ -164,6 +164,27 @@ func (ep *endpoint) room() int {
 	return hop.Overhead
 }
 
+// singleRoom is the room a Package sent to ep in one packet keeps free:
+// ep.room(), and the trailer's too for an address we know nothing of
+// (no peer entry, no key), which may be one of our nodes. A single is
+// encoded once, when it is queued: cut full for a stranger that proved
+// itself before it went again (and took only tagged frames from us from
+// then on), it had no room for the tag and was refused every time it
+// went, until the send was abandoned. A Package too long for
+// the shorter single goes as a sequence instead, whose first packet is
+// cut again with room should it have to go again to a neighbour we now
+// tag for (outSeq.next, Recut). A peer we know as reference-grade or
+// keyless gets none: it takes no tag.
+func (ep *endpoint) singleRoom() int {
+	if r := ep.room(); r > 0 || ep.n.xkey == nil || ep.n.cfg.Reference {
+		return r
+	}
+	if ep.n.peers.ByEndpoint(ep.key) != nil {
+		return 0
+	}
+	return hop.Overhead
+}
+
 // keyable reports whether node id has a key (is an Ed25519 point), and
 // so may agree hop keys; remembered per endpoint.
 func (ep *endpoint) keyable(id identity.NodeID) bool {

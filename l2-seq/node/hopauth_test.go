@@ -541,3 +541,56 @@ func TestRoomWithKeyWithoutPeer(t *testing.T) {
 		t.Fatalf("b refused %d plain frames", n)
 	}
 }
+
+// TestSingleRoomForStranger: a Package that fits one packet only without
+// the hop trailer's room, queued to an address we know nothing of yet,
+// used to be encoded full as a single; if the neighbour proved itself
+// before the packet went again, it went untagged and was refused every
+// time (as an armed receiver refuses plain frames) until the send was
+// abandoned. A single to a stranger keeps the room now: the Package goes as
+// a sequence, whose first packet is cut again with room once the
+// neighbour is known, and is delivered once.
+func TestSingleRoomForStranger(t *testing.T) {
+	me := hopMesh(t, phys.ESPNOW(), false)
+	me.proveAll()
+	a, b := me.nodes[0], me.nodes[1]
+	if err := me.wait(a.Send(b.ID(), testApp, []byte("arm"), nil), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	key := epOf(a, b)
+	ep := a.eps[key]
+	if ep == nil || ep.pf.hop.send == nil || !b.armed(b.eps[epOf(b, a)]) {
+		t.Fatal("a holds no key for b, or b is not armed")
+	}
+	// b is a stranger to a for a moment, a holding no key for it.
+	p := *a.Peer(b.ID())
+	a.peers.Remove(b.ID())
+	k := ep.pf.hop.send
+	ep.pf.hop.send = nil
+	if ep.room() != 0 {
+		t.Fatal("room towards a stranger")
+	}
+	// A Package four bytes short of schema 0's body: a single without
+	// room, not with it.
+	s0, err := packet.Lookup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := blob(s0.MaxBody-4-packet.PackageOverhead, 4)
+	before := len(me.got[1])
+	refused := b.Stats().Hop.Unauthenticated
+	res := a.SendTo(key, testApp, data, nil)
+	me.clk.RunFor(20 * time.Millisecond) // the first transmission goes, untagged: refused
+	ep.pf.hop.send = k
+	q, _ := a.peers.Refresh(p.ID, key, me.clk.Now())
+	q.Proven, q.Full = true, true
+	if err := me.wait(res, time.Minute); err != nil {
+		t.Fatalf("%v (b refused %d plain frames)", err, b.Stats().Hop.Unauthenticated-refused)
+	}
+	if len(me.got[1]) != before+1 || !bytes.Equal(me.got[1][before].Blob, data) {
+		t.Fatal("not delivered once")
+	}
+	if n := b.Stats().Hop.Unauthenticated - refused; n > 1 {
+		t.Fatalf("b refused %d plain frames: the packet went again untagged", n)
+	}
+}

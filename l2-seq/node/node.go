@@ -213,10 +213,13 @@ type Node struct {
 	bsigCtr  uint32                      // the next signed broadcast's counter (bsig.go)
 	bsigSeen map[identity.NodeID]*bsigRx // senders' replay windows (bsig.go)
 
-	entropy     io.Reader        // nonces (trust.go)
-	boot        proof.Boot       // this run's nonce
-	proofBucket bucket.Bucket    // signatures we may spend on challenges
-	xkey        *ecdh.PrivateKey // our X25519 key, for hop keys (hopauth.go); nil on a reference node
+	entropy     io.Reader     // nonces (trust.go)
+	boot        proof.Boot    // this run's nonce
+	proofBucket bucket.Bucket // signatures we may spend on challenges
+	// strangerRetries: retries of challenges to addresses with no peer
+	// entry we may send (trust.go).
+	strangerRetries bucket.Bucket
+	xkey            *ecdh.PrivateKey // our X25519 key, for hop keys (hopauth.go); nil on a reference node
 }
 
 // ErrNoClock: Config.Clock is required (a node on a clock nobody runs

@@ -12,6 +12,7 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
 
 // receive is the entry point for every datagram a link hands up.
@@ -102,7 +103,7 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	if ep != nil && !referenceSchemas[p.Schema] {
 		ep.ours = true // reference nodes send only schemas 0, 2, 20, 22
 	}
-	if enc := p.Flags.Encoded(); pr == nil && !f.Broadcast && (enc == packet.EncNone || enc == packet.EncAsk) {
+	if enc := p.Flags.Encoded(); pr == nil && !f.Broadcast && (enc == packet.EncNone || enc == packet.EncAsk) && !introduces(p) {
 		// Unicast data from a node whose beacon we have not heard: greet it
 		// with our beacon, so its response tells us who it is and what it
 		// speaks before its transfer needs answers [ours].
@@ -356,6 +357,21 @@ func (n *Node) receiveError(key peer.Endpoint, p *packet.Packet) {
 		}
 	}
 	n.drop(DropStray)
+}
+
+// introduces reports whether p is a beacon or a neighbour-proof message:
+// a stranger that sends one is not greeted. A beacon says who its sender
+// is; a challenge is challenged back, and the proof says it (and makes a
+// peer of it). Greeted, the challenger of a neighbour meeting it answered
+// the greeting too, now that greetings are answered: in the simulator's
+// clustered and hubs meshes the beacons' airtime while the trees formed
+// rose by a quarter to a half.
+func introduces(p *packet.Packet) bool {
+	if p.SchemaOf().Sequenced() || len(p.Body) < packet.AppIDSize {
+		return false
+	}
+	app := packet.AppID(p.Body[:packet.AppIDSize])
+	return app == beacon.AppID || app == proof.AppID
 }
 
 // greet unicasts our beacon to a stranger, at most once a beacon period.

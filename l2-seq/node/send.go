@@ -190,9 +190,15 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 	}
 	full := ep.peerFull()
 	routed := h != nil
-	s, err := chooseSchema(ep.tl.info.Schemas, func(s *packet.Schema) bool {
+	allowed := func(s *packet.Schema) bool {
 		return s.Routed() == routed && (full || referenceSchemas[s.ID]) && ep.takes(s)
-	}, len(data), ep.room())
+	}
+	room, single := ep.room(), ep.singleRoom()
+	s, err := chooseSchema(ep.tl.info.Schemas, allowed, len(data), single)
+	if errors.Is(err, ErrTooLarge) && single > room {
+		// Only a sequence without the room a single keeps takes it.
+		s, err = chooseSchema(ep.tl.info.Schemas, allowed, len(data), room)
+	}
 	if err != nil {
 		return n.fail(err)
 	}
@@ -225,7 +231,6 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 		n.finishSend(res, err)
 		return res
 	}
-	room := ep.room()
 	o := &outSeq{ep: ep, res: res, s: s, pkg: data, tmpl: tmpl, room: room, count: sequence.CountRoom(s, len(data), room), full: full, prio: opt.Priority, deadline: opt.Deadline}
 	n.cache.add(o)
 	ep.out = append(ep.out, o)

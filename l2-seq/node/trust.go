@@ -33,6 +33,7 @@ type TrustStats struct {
 	ForgedGoodbyes uint64 // goodbyes refused: unsigned or badly signed for a proven peer, or from an address not the peer's
 	ClaimsRefused  uint64 // beacons claiming a proven node_id from an unproven address, or another id from a proven one
 	UnprovenRouted uint64 // routed Packages refused from a neighbour not proven
+	RetriesLimited uint64 // retries of challenges to addresses with no peer entry left unsent: the budget for them was spent
 	ProofsRevoked  uint64 // proofs that verified for a node_id an operator revoked
 	RevokedDropped uint64 // proven neighbours dropped when their revocation came
 }
@@ -46,9 +47,14 @@ type proofState struct {
 	// and when it was last sent (retries are spaced).
 	nonce              proof.Nonce
 	drawn, lastChallng time.Time
-	tries              int      // challenges sent with this nonce
-	hop                hopState // hop keys with it (hopauth.go)
-	keyOf              keyOf    // whether the node here can hold keys at all
+	tries              int // challenges sent with this nonce
+	// retryDue: a retry of the challenge is scheduled (one at a time).
+	// rounds: the backoff rounds sent to this address while it had no
+	// peer entry, since a challenge of ours last began afresh.
+	retryDue bool
+	rounds   int
+	hop      hopState // hop keys with it (hopauth.go)
+	keyOf    keyOf    // whether the node here can hold keys at all
 }
 
 // Proof timing.
@@ -62,6 +68,17 @@ const (
 	// proofRefill (100 a second).
 	proofBurst  = 64
 	proofRefill = 10 * time.Millisecond
+	// strangerRounds bounds the rounds a challenge to an address with no
+	// peer entry gets once its nonce's tries are spent: one challenge
+	// each, 4, 16 and 64 retry intervals apart (about 1, 3 and 13 s on
+	// ESP-NOW). No beacon of such a neighbour reached us, so none will
+	// ask again, and it may have taken our proof and be sending to us.
+	strangerRounds = 3
+	// strangerBurst and strangerRefill bound the retries to addresses
+	// with no peer entry over all of them: a bucket of strangerBurst,
+	// one more every strangerRefill (4 a second).
+	strangerBurst  = 16
+	strangerRefill = 250 * time.Millisecond
 )
 
 // initTrust sets up the source of nonces and draws this run's boot nonce.
@@ -78,6 +95,7 @@ func (n *Node) initTrust() {
 	}
 	n.readEntropy(n.boot[:])
 	n.proofBucket = bucket.Bucket{Burst: proofBurst, Every: proofRefill}
+	n.strangerRetries = bucket.Bucket{Burst: strangerBurst, Every: strangerRefill}
 }
 
 // readEntropy fills b from the node's source of nonces.
@@ -138,14 +156,71 @@ func (ep *endpoint) challengeRetry() time.Duration {
 }
 
 // challenge asks the neighbour at ep to prove its key (again, if the last
-// challenge went unanswered long enough).
+// challenge went unanswered long enough). It is called on what says the
+// neighbour wants to be known or is to be known again (its beacon, its
+// challenge, its routed Package): a challenge no retry of which is under
+// way begins afresh (its stranger rounds, below, are counted from it).
 func (n *Node) challenge(ep *endpoint, now time.Time) {
-	if n.cfg.Reference || n.closed || n.byeSent {
+	if !ep.pf.retryDue {
+		ep.pf.rounds = 0
+	}
+	n.challengeOnce(ep, now)
+}
+
+// armRetry schedules the next try of ep's challenge, if it gets one. A
+// challenge lost on the air (or its proof back) would wait for the
+// neighbour's next beacon: an hour on LoRa. It is asked again a few round
+// trips on, while the nonce has tries left (challengeTries). An address
+// with no peer entry gets strangerRounds more after that, each further
+// off: no beacon of its reached us, so none will ask again, yet it sent
+// us its challenge (it may take our proof and send to us, refused as
+// unproven, for as long as we do not know it). Those retries to
+// strangers come out of one budget for the node (strangerRetries), so
+// that many addresses at once cannot make a storm of them.
+func (n *Node) armRetry(ep *endpoint) {
+	pf := &ep.pf
+	if pf.retryDue {
 		return
+	}
+	retry := ep.challengeRetry()
+	switch {
+	case pf.tries < challengeTries && pf.rounds == 0:
+	case pf.rounds < strangerRounds && n.peers.ByEndpoint(ep.key) == nil:
+		pf.rounds++
+		retry <<= 2 * pf.rounds
+	default:
+		return
+	}
+	pf.retryDue = true
+	n.clk.AfterFunc(retry+time.Duration(n.rng.Int64N(int64(retry))), func() {
+		pf.retryDue = false
+		if n.closed || n.eps[ep.key] != ep || n.proven(ep.key) {
+			return
+		}
+		now := n.clk.Now()
+		if n.peers.ByEndpoint(ep.key) == nil {
+			if !n.strangerRetries.Take(now) {
+				n.stats.Trust.RetriesLimited++
+				return
+			}
+		} else if pf.rounds > 0 {
+			return // known now: its beacons ask
+		}
+		if !n.challengeOnce(ep, now) {
+			n.armRetry(ep) // one went meanwhile: this retry counts from it
+		}
+	})
+}
+
+// challengeOnce sends ep a challenge, unless one went less than a retry
+// interval ago; it reports whether it sent one.
+func (n *Node) challengeOnce(ep *endpoint, now time.Time) bool {
+	if n.cfg.Reference || n.closed || n.byeSent {
+		return false
 	}
 	pf := &ep.pf
 	if !pf.lastChallng.IsZero() && now.Sub(pf.lastChallng) < ep.challengeRetry() {
-		return
+		return false
 	}
 	if pf.drawn.IsZero() || now.Sub(pf.drawn) > nonceLife {
 		n.readEntropy(pf.nonce[:])
@@ -154,18 +229,7 @@ func (n *Node) challenge(ep *endpoint, now time.Time) {
 	}
 	pf.lastChallng = now
 	pf.tries++
-	if pf.tries < challengeTries {
-		// Lost on the air (a challenge, or the proof back), it would wait
-		// for the neighbour's next beacon: an hour on LoRa. Asked again a
-		// few round trips on, while the nonce lives.
-		retry := ep.challengeRetry()
-		n.clk.AfterFunc(retry+time.Duration(n.rng.Int64N(int64(retry))), func() {
-			if n.closed || n.eps[ep.key] != ep || n.proven(ep.key) || n.peers.ByEndpoint(ep.key) == nil {
-				return
-			}
-			n.challenge(ep, n.clk.Now())
-		})
-	}
+	n.armRetry(ep)
 	n.stats.Trust.ChallengesSent++
 	b := proof.AppendChallenge(nil, pf.nonce)
 	if pf.hop.back {
@@ -180,11 +244,12 @@ func (n *Node) challenge(ep *endpoint, now time.Time) {
 	window := 8 * link.Airtime(ep.tl.l, challengeSize)
 	if window <= 0 {
 		n.sendPlain(ep, proof.AppID, b)
-		return
+		return true
 	}
 	n.clk.AfterFunc(time.Duration(n.rng.Int64N(int64(window))), func() {
 		n.sendPlain(ep, proof.AppID, b)
 	})
+	return true
 }
 
 // challengeSize is about a challenge frame's size on the air (the packet
