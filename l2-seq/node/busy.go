@@ -71,10 +71,13 @@ func (n *Node) weighHearing() {
 	}
 }
 
-// neighbourBusy reports whether a full neighbour says it is busy.
+// neighbourBusy reports whether a full neighbour that proved its key says
+// it is busy. Proven only: a beacon from a new node_id is anyone's to
+// send, and one listing the busy app_id would otherwise slow every
+// listener's control traffic for nothing (docs/security.md).
 func (n *Node) neighbourBusy() bool {
 	for _, p := range n.peers.All() {
-		if p.Busy && p.Full {
+		if p.Busy && p.Full && p.Proven && !n.revoked(p.ID) {
 			return true
 		}
 	}

@@ -6,7 +6,9 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
+	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
 
 // A hub that misses most of its neighbours' beacons says it is busy in its
@@ -64,5 +66,41 @@ func TestBusyNeedsEnoughNeighbours(t *testing.T) {
 	me.clk.RunWhile(me.clk.Now().Add(10*time.Minute), func() bool { return !me.nodes[1].Busy() })
 	if me.nodes[1].Busy() {
 		t.Fatal("busy with two neighbours")
+	}
+}
+
+// Only a neighbour that proved its key slows us by saying it is busy: a
+// beacon from a node_id that never proved itself is anyone's to send.
+func TestBusyBelievedOnlyWhenProven(t *testing.T) {
+	for _, canProve := range []bool{false, true} {
+		me := emptyMesh(t, phys.ESPNOW(), 6)
+		for i := range 2 {
+			me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 6}), Seed: uint64(i)})
+		}
+		if !canProve {
+			delete(me.nodes[1].apps, proof.AppID)
+		}
+		me.connect(0, 1, sim.Loss{})
+		me.start()
+		me.discover()
+		me.clk.RunFor(time.Minute)
+		a, b := me.nodes[0], me.nodes[1]
+		if p := a.Peer(b.ID()); p == nil || p.Proven != canProve {
+			t.Fatalf("can prove %v: b's entry at a: %+v", canProve, p)
+		}
+		// b's next beacon burst says busy (a node with one neighbour
+		// never measures itself so; the message is built as its beacons
+		// would be).
+		for _, m := range beacon.Messages(beacon.OpBeacon, b.ID(), append(b.announced(0), beacon.BusyID)) {
+			blob, _ := m.AppendTo(nil)
+			b.Broadcast(beacon.AppID, blob, nil)
+		}
+		me.clk.RunFor(50 * time.Millisecond)
+		if p := a.Peer(b.ID()); p == nil || !p.Busy {
+			t.Fatalf("can prove %v: a did not hear b's busy beacon: %+v", canProve, p)
+		}
+		if got := a.neighbourBusy(); got != canProve {
+			t.Errorf("can prove %v: a slows for b: %v", canProve, got)
+		}
 	}
 }
