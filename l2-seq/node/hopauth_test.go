@@ -337,28 +337,25 @@ func TestSchemaWithRoom(t *testing.T) {
 	}
 }
 
-// TestRecutFirstPacket: a sequence whose first packet went without room
-// for the tag (the receiver was no peer of ours yet) and must go again
-// once the receiver takes only tagged frames from us is cut again with
-// room, so its first packet is tagged and taken. Before, the receiver
-// refused it every time and the send was abandoned.
-func TestRecutFirstPacket(t *testing.T) {
-	me := hopMesh(t, phys.ESPNOW(), false)
+// strangerForAMoment sets up what TestRecutFirstPacket and
+// TestSingleRoomForStranger start from: a and b proven, b armed by a's
+// first tagged frame (it refuses a's plain frames from then on), and then
+// b a stranger to a, a holding no key for it (as when a Package is queued
+// to an address before its beacon or proof), so a leaves no room for the
+// tag. known makes b a's peer again with its key (its proof stands).
+func strangerForAMoment(t *testing.T) (me *mesh, a, b *Node, key peer.Endpoint, known func()) {
+	t.Helper()
+	me = hopMesh(t, phys.ESPNOW(), false)
 	me.proveAll()
-	a, b := me.nodes[0], me.nodes[1]
-	// a's first tagged frame arms b: from now on b refuses a's plain
-	// frames.
+	a, b = me.nodes[0], me.nodes[1]
 	if err := me.wait(a.Send(b.ID(), testApp, []byte("arm"), nil), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	key := epOf(a, b)
+	key = epOf(a, b)
 	ep := a.eps[key]
 	if ep == nil || ep.pf.hop.send == nil || !b.armed(b.eps[epOf(b, a)]) {
 		t.Fatal("a holds no key for b, or b is not armed")
 	}
-	// b is a stranger to a for a moment, a holding no key for it yet (as
-	// when a sequence is queued to an address before its beacon or
-	// proof): no room.
 	p := *a.Peer(b.ID())
 	a.peers.Remove(b.ID())
 	k := ep.pf.hop.send
@@ -366,14 +363,25 @@ func TestRecutFirstPacket(t *testing.T) {
 	if ep.room() != 0 {
 		t.Fatal("room towards a stranger")
 	}
+	return me, a, b, key, func() {
+		ep.pf.hop.send = k
+		q, _ := a.peers.Refresh(p.ID, key, me.clk.Now())
+		q.Proven, q.Full = true, true
+	}
+}
+
+// TestRecutFirstPacket: a sequence whose first packet went without room
+// for the tag (the receiver was no peer of ours yet) and must go again
+// once the receiver takes only tagged frames from us is cut again with
+// room, so its first packet is tagged and taken. Before, the receiver
+// refused it every time and the send was abandoned.
+func TestRecutFirstPacket(t *testing.T) {
+	me, a, b, key, known := strangerForAMoment(t)
 	data := blob(1000, 9)
 	before := len(me.got[1])
 	res := a.SendTo(key, testApp, data, nil)
 	me.clk.RunFor(20 * time.Millisecond) // the first packets go, untagged
-	// b is a's peer again, and a holds its key (its proof stands).
-	ep.pf.hop.send = k
-	q, _ := a.peers.Refresh(p.ID, key, me.clk.Now())
-	q.Proven, q.Full = true, true
+	known()
 	if err := me.wait(res, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -551,25 +559,7 @@ func TestRoomWithKeyWithoutPeer(t *testing.T) {
 // a sequence, whose first packet is cut again with room once the
 // neighbour is known, and is delivered once.
 func TestSingleRoomForStranger(t *testing.T) {
-	me := hopMesh(t, phys.ESPNOW(), false)
-	me.proveAll()
-	a, b := me.nodes[0], me.nodes[1]
-	if err := me.wait(a.Send(b.ID(), testApp, []byte("arm"), nil), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	key := epOf(a, b)
-	ep := a.eps[key]
-	if ep == nil || ep.pf.hop.send == nil || !b.armed(b.eps[epOf(b, a)]) {
-		t.Fatal("a holds no key for b, or b is not armed")
-	}
-	// b is a stranger to a for a moment, a holding no key for it.
-	p := *a.Peer(b.ID())
-	a.peers.Remove(b.ID())
-	k := ep.pf.hop.send
-	ep.pf.hop.send = nil
-	if ep.room() != 0 {
-		t.Fatal("room towards a stranger")
-	}
+	me, a, b, key, known := strangerForAMoment(t)
 	// A Package four bytes short of schema 0's body: a single without
 	// room, not with it.
 	s0, err := packet.Lookup(0)
@@ -581,9 +571,7 @@ func TestSingleRoomForStranger(t *testing.T) {
 	refused := b.Stats().Hop.Unauthenticated
 	res := a.SendTo(key, testApp, data, nil)
 	me.clk.RunFor(20 * time.Millisecond) // the first transmission goes, untagged: refused
-	ep.pf.hop.send = k
-	q, _ := a.peers.Refresh(p.ID, key, me.clk.Now())
-	q.Proven, q.Full = true, true
+	known()
 	if err := me.wait(res, time.Minute); err != nil {
 		t.Fatalf("%v (b refused %d plain frames)", err, b.Stats().Hop.Unauthenticated-refused)
 	}
