@@ -2,9 +2,7 @@ package lab
 
 import (
 	"context"
-	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,36 +27,15 @@ import (
 // bytes; pushed again it is known; a certificate pushed as a revocation is
 // one error line.
 func TestProxyRevocation(t *testing.T) {
-	bin := binary(t)
-	dir := t.TempDir()
-	cli := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		return string(out), err
-	}
-	opKey, rogueKey := filepath.Join(dir, "op.pem"), filepath.Join(dir, "rogue.pem")
-	out, err := exec.Command(bin, "keys", "operator", "new", "--out", opKey).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := strings.TrimSpace(string(out))
-	if out, err := cli("keys", "operator", "new", "--out", rogueKey); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	edits := maps.Clone(FastTiming)
-	edits["trust.operators"] = `["` + op + `"]`
-	edits["trust.certified_proxies"] = "true"
-	nodes, err := Ring(bin, dir, "pr", 3, edits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	ring := newOperatorRing(t, "pr", map[string]string{"trust.certified_proxies": "true"})
+	a, b, c := ring.nodes[0], ring.nodes[1], ring.nodes[2]
 	boardAddr, err := FreeUDP(1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	board := keylessBoard(t, boardAddr[0], b.Listen)
-	cert := filepath.Join(dir, "board.cert")
-	if out, err := cli("keys", "operator", "certify-proxy", "--key", opKey, "--board", board.String(), b.ID, "--out", cert); err != nil {
+	cert := filepath.Join(ring.dir, "board.cert")
+	if out, err := ring.cli("keys", "operator", "certify-proxy", "--key", ring.opKey, "--board", board.String(), b.ID, "--out", cert); err != nil {
 		t.Fatalf("certify: %v %s", err, out)
 	}
 	// Node 1 has the board as a static UDP neighbour besides the ring's.
@@ -66,7 +43,7 @@ func TestProxyRevocation(t *testing.T) {
 		"link.peers": `["` + a.Listen + `", "` + c.Listen + `", "` + boardAddr[0] + `"]`}); err != nil {
 		t.Fatal(err)
 	}
-	startAll(t, nodes)
+	startAll(t, ring.nodes)
 	ownCert := func(ctx context.Context) (control.ProxyCertificate, bool) {
 		rs, err := b.Client().Revocations(ctx)
 		if err != nil || len(rs.ProxyCertificates) != 1 {
@@ -75,7 +52,7 @@ func TestProxyRevocation(t *testing.T) {
 		return rs.ProxyCertificates[0], true
 	}
 	mustPoll(t, 20*time.Second, "every node has both neighbours, and node 1 its certificate", func(ctx context.Context) bool {
-		for _, n := range nodes {
+		for _, n := range ring.nodes {
 			if s, err := n.Client().Status(ctx); err != nil || s.Peers < 2 {
 				return false
 			}
@@ -91,7 +68,7 @@ func TestProxyRevocation(t *testing.T) {
 	}
 	mustPoll(t, 25*time.Second, "node 0 finds the board at its certified proxy", func(ctx context.Context) bool { return lookup(ctx, 2*time.Second) })
 	refused := func(ctx context.Context) (n uint64) {
-		for _, nd := range nodes {
+		for _, nd := range ring.nodes {
 			if rs, err := nd.Client().Revocations(ctx); err == nil {
 				n += rs.Stats["records_refused"]
 			}
@@ -102,23 +79,23 @@ func TestProxyRevocation(t *testing.T) {
 		t.Fatalf("%d records refused before any revocation", n)
 	}
 
-	rogue, good := filepath.Join(dir, "rogue.revoked"), filepath.Join(dir, "board.revoked")
-	if out, err := cli("keys", "operator", "revoke-proxy", "--key", rogueKey, "--cert", cert, "--out", rogue); err != nil {
+	rogue, good := filepath.Join(ring.dir, "rogue.revoked"), filepath.Join(ring.dir, "board.revoked")
+	if out, err := ring.cli("keys", "operator", "revoke-proxy", "--key", ring.rogueKey, "--cert", cert, "--out", rogue); err != nil {
 		t.Fatalf("sign: %v %s", err, out)
 	}
-	if out, err := cli("keys", "revocations", "push", rogue, "--socket", a.Socket()); err == nil || !strings.Contains(out, "operator not configured") {
+	if out, err := ring.cli("keys", "revocations", "push", rogue, "--socket", a.Socket()); err == nil || !strings.Contains(out, "operator not configured") {
 		t.Fatalf("a revocation by another key was taken: %v %s", err, out)
 	}
-	if out, err := cli("keys", "operator", "revoke-proxy", "--key", opKey, "--cert", cert, "--out", good); err != nil {
+	if out, err := ring.cli("keys", "operator", "revoke-proxy", "--key", ring.opKey, "--cert", cert, "--out", good); err != nil {
 		t.Fatalf("sign: %v %s", err, out)
 	}
-	if out, err := cli("keys", "revocations", "push", good, "--socket", a.Socket()); err != nil || !strings.Contains(out, "honoured now") {
+	if out, err := ring.cli("keys", "revocations", "push", good, "--socket", a.Socket()); err != nil || !strings.Contains(out, "honoured now") {
 		t.Fatalf("push: %v %s", err, out)
 	}
 	held := func(ctx context.Context, n *Node) bool {
 		rs, err := n.Client().Revocations(ctx)
 		return err == nil && slices.ContainsFunc(rs.ProxyRevocations, func(r control.Revocation) bool {
-			return r.Board == board.String() && r.Proxy == b.ID && r.Operator == op && r.NodeID == ""
+			return r.Board == board.String() && r.Proxy == b.ID && r.Operator == ring.op && r.NodeID == ""
 		})
 	}
 	mustPoll(t, 20*time.Second, "the revocation reaches nodes 1 and 2 by gossip, node 1 sees its certificate revoked, the record is dropped where it was held", func(ctx context.Context) bool {
@@ -135,10 +112,10 @@ func TestProxyRevocation(t *testing.T) {
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 || st.Size() != revoke.ProxyRevocationSize {
 		t.Fatalf("node 1's file: %v %v", st, err)
 	}
-	if out, err := cli("keys", "revocations", "push", good, "--socket", c.Socket()); err != nil || !strings.Contains(out, "honoured already") {
+	if out, err := ring.cli("keys", "revocations", "push", good, "--socket", c.Socket()); err != nil || !strings.Contains(out, "honoured already") {
 		t.Fatalf("pushed again: %v %s", err, out)
 	}
-	if out, err := cli("keys", "revocations", "push", cert, "--socket", a.Socket()); err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "malformed") {
+	if out, err := ring.cli("keys", "revocations", "push", cert, "--socket", a.Socket()); err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "malformed") {
 		t.Fatalf("a certificate pushed as a revocation: %v %q", err, out)
 	}
 	rs, err := a.Client().Revocations(context.Background())

@@ -3,10 +3,8 @@ package lab
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,50 +21,30 @@ import (
 // gossip to node 1, both drop node 2 (a ping to it fails), node 1 keeps
 // it in a private file and still refuses node 2's proofs after a restart.
 func TestRevocation(t *testing.T) {
-	bin := binary(t)
-	dir := t.TempDir()
-	cli := func(args ...string) (string, error) {
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		return string(out), err
-	}
-	opKey, rogueKey := filepath.Join(dir, "op.pem"), filepath.Join(dir, "rogue.pem")
-	out, err := exec.Command(bin, "keys", "operator", "new", "--out", opKey).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := strings.TrimSpace(string(out))
-	if _, err := cli("keys", "operator", "new", "--out", rogueKey); err != nil {
-		t.Fatal(err)
-	}
-	edits := maps.Clone(FastTiming)
-	edits["trust.operators"] = `["` + op + `"]`
-	nodes, err := Ring(bin, dir, "rv", 3, edits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startAll(t, nodes)
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	ring := newOperatorRing(t, "rv", nil)
+	startAll(t, ring.nodes)
+	a, b, c := ring.nodes[0], ring.nodes[1], ring.nodes[2]
 	mustPoll(t, time.Minute, "a reaches c", func(ctx context.Context) bool {
 		p, err := a.Client().Ping(ctx, control.PingRequest{Target: c.Name, Count: 1, TimeoutMS: 2000})
 		return err == nil && p.Received == 1
 	})
 
-	rogue, good := filepath.Join(dir, "rogue.rev"), filepath.Join(dir, "c.rev")
-	if out, err := cli("keys", "operator", "revoke", "--key", rogueKey, c.ID, "--out", rogue); err != nil {
+	rogue, good := filepath.Join(ring.dir, "rogue.rev"), filepath.Join(ring.dir, "c.rev")
+	if out, err := ring.cli("keys", "operator", "revoke", "--key", ring.rogueKey, c.ID, "--out", rogue); err != nil {
 		t.Fatalf("sign: %v %s", err, out)
 	}
-	if out, err := cli("keys", "revocations", "push", rogue, "--socket", a.Socket()); err == nil || !strings.Contains(out, "operator not configured") {
+	if out, err := ring.cli("keys", "revocations", "push", rogue, "--socket", a.Socket()); err == nil || !strings.Contains(out, "operator not configured") {
 		t.Fatalf("a revocation by another key was taken: %v %s", err, out)
 	}
-	if out, err := cli("keys", "operator", "revoke", "--key", opKey, c.ID, "--out", good); err != nil {
+	if out, err := ring.cli("keys", "operator", "revoke", "--key", ring.opKey, c.ID, "--out", good); err != nil {
 		t.Fatalf("sign: %v %s", err, out)
 	}
-	if out, err := cli("keys", "revocations", "push", good, "--socket", a.Socket()); err != nil || !strings.Contains(out, "honoured now") {
+	if out, err := ring.cli("keys", "revocations", "push", good, "--socket", a.Socket()); err != nil || !strings.Contains(out, "honoured now") {
 		t.Fatalf("push: %v %s", err, out)
 	}
 	revoked := func(ctx context.Context, n *Node) bool {
 		rs, err := n.Client().Revocations(ctx)
-		return err == nil && slices.ContainsFunc(rs.Revocations, func(r control.Revocation) bool { return r.NodeID == c.ID && r.Operator == op })
+		return err == nil && slices.ContainsFunc(rs.Revocations, func(r control.Revocation) bool { return r.NodeID == c.ID && r.Operator == ring.op })
 	}
 	mustPoll(t, 30*time.Second, "the revocation reaches b by gossip", func(ctx context.Context) bool { return revoked(ctx, b) })
 	rs, err := a.Client().Revocations(context.Background())
