@@ -20,21 +20,7 @@ import (
 
 // hopMesh is trustMesh with authenticated hops on.
 func hopMesh(t *testing.T, phy sim.PHY, ref bool) *mesh {
-	me := emptyMesh(t, phy, 5)
-	n := 3
-	if ref {
-		n = 4
-	}
-	for i := range n {
-		c := Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 5}), Seed: uint64(i), Reference: i == 3, HopAuth: true}
-		me.add(sim.Position{}, c)
-	}
-	for i := 1; i < n; i++ {
-		me.connect(0, i, sim.Loss{})
-	}
-	me.start()
-	me.discover()
-	return me
+	return trustMeshWith(t, phy, ref, true)
 }
 
 // single encodes a one-packet Package to app in schema 0 (ESP-NOW) or 20.

@@ -21,13 +21,18 @@ import (
 // injects what it likes. b and c do not hear each other. ref makes node 3,
 // a reference node, a's neighbour too.
 func trustMesh(t *testing.T, phy sim.PHY, ref bool) *mesh {
+	return trustMeshWith(t, phy, ref, false)
+}
+
+// trustMeshWith is trustMesh with authenticated hops on or off.
+func trustMeshWith(t *testing.T, phy sim.PHY, ref, hopAuth bool) *mesh {
 	me := emptyMesh(t, phy, 5)
 	n := 3
 	if ref {
 		n = 4
 	}
 	for i := range n {
-		c := Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 5}), Seed: uint64(i), Reference: i == 3}
+		c := Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 5}), Seed: uint64(i), Reference: i == 3, HopAuth: hopAuth}
 		me.add(sim.Position{}, c)
 	}
 	for i := 1; i < n; i++ {
