@@ -13,10 +13,24 @@
 // (board to rig: transmit), "O" 0|1 (radio off/on), "F" src(6) data (rig to
 // board: a frame heard), "U" data (board to rig: bytes on its UART's TX
 // line) and "u" data (rig to board: bytes on its RX line).
-import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+
+// A board's clock never steps: an ESP32's time.ticks_ms() counts from its
+// own timer. The WebAssembly port takes ticks_ms (and time.time()) from
+// Date.now(), the host's wall clock, which NTP or an administrator can step
+// at any moment; a step back of a minute stalls every timer the firmware
+// keeps as a ticks deadline for that minute (the LoRa link's busy back-off
+// and command timeout among them: the board goes silent). So Date.now is
+// the wall clock read once, at start, plus the host's monotonic clock
+// since, before MicroPython is loaded.
+{
+  const wall0 = Date.now();
+  const mono0 = performance.now();
+  Date.now = () => wall0 + Math.floor(performance.now() - mono0);
+}
+const { loadMicroPython } = await import("@micropython/micropython-webassembly-pyscript");
 
 const args = process.argv.slice(2);
 const mode = args.shift();
