@@ -173,3 +173,77 @@ func TestUnvouchedRecordAtOneHome(t *testing.T) {
 		home.records[id] = own
 	}
 }
+
+// TestForgeryAtBothNewHomes: after a new term a node re-registers over the
+// term spread, so for a while only the previous epoch's homes hold its own
+// record; a forged proxy record sent to the new homes of both lookup trees
+// was all their current epochs had, and the lookup took it after asking
+// the second tree (sim route --adversary forge-proxy, 500 nodes, seed 2:
+// 7 probes delivered to the forger). It asks the previous epochs' homes
+// too before it takes an unvouched record: here the first two answers
+// are the forgery and the third, the node's own, wins.
+func TestForgeryAtBothNewHomes(t *testing.T) {
+	me := lineMesh(t, 6, 2, 31)
+	q, dst, mallory := me.nodes[0], me.nodes[5], me.nodes[2]
+	id := dst.n.ID()
+	if q.rt.lookupTrees() < 2 {
+		t.Fatalf("%d lookup trees, want 2", q.rt.lookupTrees())
+	}
+	h := me.homeOf(5)
+	if h < 0 {
+		t.Fatal("nobody stores node 5's record")
+	}
+	own := me.nodes[h].rt.records[id].rec
+	forged := Record{ID: id, Signer: mallory.n.ID(), Time: own.Time + 1, Addrs: mallory.rt.Addrs()}
+	forged.Sign(mallory.n.Signer())
+	answer := func(nonce uint32, rec Record) {
+		b := []byte{byte(nonce >> 24), byte(nonce >> 16), byte(nonce >> 8), byte(nonce), 1}
+		q.rt.onLookupReply(rec.AppendTo(b))
+	}
+	delete(q.rt.cache, id)
+	var got *Destination
+	q.rt.Lookup(id, func(d Destination, err error) {
+		if err != nil {
+			t.Fatalf("lookup: %v", err)
+		}
+		got = &d
+	})
+	if len(q.rt.lookups) != 1 {
+		t.Fatalf("%d lookups under way, want 1", len(q.rt.lookups))
+	}
+	var nonce uint32
+	for n := range q.rt.lookups {
+		nonce = n
+	}
+	// The homes answer in turn, before the clock moves: tree 0's and tree
+	// 1's current homes with the forgery, then a previous epoch's with the
+	// node's own.
+	answer(nonce, forged)
+	answer(nonce, forged)
+	if got != nil {
+		t.Fatalf("the lookup took the forgery its two lookup trees' homes answered: %+v", got)
+	}
+	answer(nonce, own)
+	if got == nil || got.Unvouched || got.Proxy != (identity.NodeID{}) || !slices.Equal(got.Addrs, own.Addrs) {
+		t.Fatalf("the node's own record did not win: %+v", got)
+	}
+	// A proxy record that no home contradicts is still taken in the end
+	// (a reference board's whose node_id happens to be a key).
+	delete(q.rt.cache, id)
+	got = nil
+	q.rt.Lookup(id, func(d Destination, err error) {
+		if err != nil {
+			t.Fatalf("lookup: %v", err)
+		}
+		got = &d
+	})
+	for n := range q.rt.lookups {
+		nonce = n
+	}
+	for range 2 * q.rt.lookupTrees() {
+		answer(nonce, forged)
+	}
+	if got == nil || !got.Unvouched {
+		t.Fatalf("an unvouched record every home asked answered was not taken: %+v", got)
+	}
+}

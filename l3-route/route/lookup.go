@@ -71,10 +71,14 @@ type lookupReq struct {
 	timer interface{ Stop() bool }
 	// fallback is an unvouched proxy record found for a node_id that is a
 	// key (a reference board's, or a forgery for a node of ours whose own
-	// record was not at that home): one more tree is asked (extra) for a
-	// record the node vouches for before it is taken.
+	// record was not at that home): the other homes of the lookup trees,
+	// in their current and previous epochs, are asked (extra: the asks
+	// left) for a record the node vouches for before it is taken. After a
+	// new term a node re-registers over the term spread, and until then
+	// only the previous epoch's homes may hold its own record: a forgery
+	// sent to the new homes is all the current epoch has.
 	fallback *Record
-	extra    bool
+	extra    int
 	// deadline, when set, ends the lookup (a refresh: refreshLookup)
 	// instead of a round of the trees and lookupPatience.
 	deadline time.Time
@@ -685,11 +689,11 @@ func (r *Router) tryLookup(nonce uint32, q *lookupReq) {
 		q.start = r.clk.Now()
 	}
 	if q.fallback != nil {
-		if q.extra {
+		if q.extra == 0 {
 			r.completeLookup(nonce, q, *q.fallback)
 			return
 		}
-		q.extra = true
+		q.extra--
 	}
 	skipped := 0
 	for r.more(q) {
@@ -812,8 +816,10 @@ func (r *Router) onLookupReply(b []byte) {
 		if q.timer != nil {
 			q.timer.Stop()
 		}
-		if q.fallback != nil && q.extra {
-			r.completeLookup(nonce, q, *q.fallback)
+		if q.fallback != nil {
+			// Asking the other homes for the node's own: the next at
+			// once (tryLookup takes the fallback when none is left).
+			r.tryLookup(nonce, q)
 			return
 		}
 		q.timer = r.clk.AfterFunc(r.lookupWait(q, r.paced(lookupAgain, 50)), func() {
@@ -828,15 +834,16 @@ func (r *Router) onLookupReply(b []byte) {
 	}
 	if rec.Signer != rec.ID && rec.Deleg == nil && canSign(rec.ID) {
 		// No delegation vouches for it, and the node could have signed
-		// its own: before it is taken, one more tree is asked for one.
+		// its own: before it is taken, the lookup trees' other homes
+		// (current and previous epochs) are asked for one.
+		if q.fallback == nil {
+			q.extra = 2*r.lookupTrees() - 1
+		}
 		if q.fallback == nil || rec.Time > q.fallback.Time {
 			q.fallback = &rec
 		}
-		if !q.extra && r.lookupTrees() > 1 {
-			r.tryLookup(nonce, q)
-			return
-		}
-		rec = *q.fallback
+		r.tryLookup(nonce, q)
+		return
 	}
 	r.completeLookup(nonce, q, rec)
 }

@@ -22,6 +22,12 @@ func TestAdversaries(t *testing.T) {
 	if r.HonestPairs == 0 || r.HonestDeliveryRatio == nil || *r.HonestDeliveryRatio != 1 {
 		t.Errorf("honest delivery %d of %d", r.HonestDelivered, r.HonestPairs)
 	}
+	// A probe a node other than its destination took (a forged record
+	// believed) or that ended in silence is a failure however many
+	// attacks were counted rejected.
+	if r.Misdelivered != 0 || r.Unreported != 0 {
+		t.Errorf("%d probes misdelivered, %d unreported", r.Misdelivered, r.Unreported)
+	}
 	if r.PeakRxBytes == 0 || r.PeakRxBytes > r.RxBudgetBytes {
 		t.Errorf("peak reassembly %d bytes, budget %d", r.PeakRxBytes, r.RxBudgetBytes)
 	}
