@@ -334,11 +334,12 @@ func TestSendToGoneNodeEndsInTime(t *testing.T) {
 	rc := Config{ReceiptTimeout: 3 * time.Second, RegisterQuiet: 500 * time.Millisecond, RegisterMax: 2 * time.Second, RegisterSpread: 200 * time.Millisecond}
 	tc := tree.Config{Trees: 6, ClaimPeriod: time.Second, EpochPeriods: 45}
 	// Seeds where node 2 was the only home of its record when they were
-	// chosen (found by trying seeds 1-60). Which seeds are so moves with
+	// chosen (found by trying seeds 1-240; since records pick their first
+	// tree by node_id, 3 of them). Which seeds are so moves with
 	// any change to the random draws of trees or records, so the test
 	// takes those of the list that still are and wants at least two.
 	checked := 0
-	for _, seed := range []uint64{30, 34, 41, 50} {
+	for _, seed := range []uint64{13, 74, 93} {
 		me := newHMesh(t, tc, seed)
 		for range 4 {
 			me.add(hspec{rcfg: rc, beacon: 2 * time.Second})

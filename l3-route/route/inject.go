@@ -18,7 +18,7 @@ func (r *Router) SendControl(to []TreeAddr, msg []byte, isError bool) {
 // SendRecord sends rec, as it is, to the homes of its node's name record
 // in every tree that holds one (a registration).
 func (r *Router) SendRecord(rec *Record) {
-	for _, k := range r.lookupOrder()[:r.lookupTrees()] {
+	for _, k := range r.lookupOrder(rec.ID[:])[:r.lookupTrees()] {
 		if p, ok := r.t.Current(k); ok {
 			r.sendControl(p.TreeState, keyAddr(rec.ID, k), false, rec.AppendTo([]byte{msgRegister}))
 		}

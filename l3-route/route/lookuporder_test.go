@@ -2,16 +2,17 @@ package route
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 )
 
 // TestRecordsInTreesOfTwoRoots: where trees 0 and 1 share their root (on
 // small meshes they mostly do: their salts agree in 7 bits), records are
-// stored in tree 0 and in the next tree under another root, not tree 1:
-// two lookup trees under one root are one tree twice, and the nodes too
-// far from that root for a place in it (a line of 200, README) could find
-// no record of the nodes placed there. A lookup finds them.
+// stored in two trees under different roots, never in both 0 and 1: two
+// lookup trees under one root are one tree twice, and the nodes too far
+// from that root for a place in it (a line of 200, README) could find no
+// record of the nodes placed there. A lookup finds them.
 func TestRecordsInTreesOfTwoRoots(t *testing.T) {
 	me := lineMesh(t, 5, 3, 2)
 	r0, _ := me.nodes[0].tr.Root(0)
@@ -20,9 +21,16 @@ func TestRecordsInTreesOfTwoRoots(t *testing.T) {
 	if !bytes.Equal(r0, r1) || bytes.Equal(r0, r2) {
 		t.Fatalf("want trees 0 and 1 under one root and tree 2 under another (the case tested); roots %x %x %x", r0[:4], r1[:4], r2[:4])
 	}
+	// From the tree the node_id picks, round, the tree under 0's and 1's
+	// root that comes second goes last.
+	want := map[int][]int{0: {0, 2, 1}, 1: {1, 2, 0}, 2: {2, 0, 1}}
 	for i, hn := range me.nodes {
-		if got := hn.rt.lookupOrder(); got[0] != 0 || got[1] != 2 || got[2] != 1 {
-			t.Fatalf("node %d: lookup order %v, want [0 2 1]", i, got)
+		for j, other := range me.nodes {
+			id := other.n.ID()
+			w := want[lookupFirst(id[:], 3)]
+			if got := hn.rt.lookupOrder(id[:]); !slices.Equal(got, w) {
+				t.Fatalf("node %d: lookup order of node %d's record %v, want %v", i, j, got, w)
+			}
 		}
 	}
 	// Registered while the roots were settling, a record may have gone
@@ -32,8 +40,12 @@ func TestRecordsInTreesOfTwoRoots(t *testing.T) {
 	for i, owner := range me.nodes {
 		// (A home keeps one record a node: where one node is the home in
 		// both trees, it holds one copy. Where each went is the owner's.)
-		if _, ok := owner.rt.homes[1]; len(owner.rt.homes) != 2 || ok {
-			t.Errorf("node %d: its record registered in trees %v, want 0 and 2", i, owner.rt.homes)
+		id := owner.n.ID()
+		w := want[lookupFirst(id[:], 3)][:2]
+		_, a := owner.rt.homes[w[0]]
+		_, b := owner.rt.homes[w[1]]
+		if len(owner.rt.homes) != 2 || !a || !b {
+			t.Errorf("node %d: its record registered in trees %v, want %v", i, owner.rt.homes, w)
 		}
 	}
 	src, dst := me.nodes[0], me.nodes[4]
@@ -43,5 +55,44 @@ func TestRecordsInTreesOfTwoRoots(t *testing.T) {
 	src.rt.Lookup(dst.n.ID(), func(d Destination, err error) { got, lerr, done = d, err, true })
 	if !me.run(lookupPatience, func() bool { return done }) || lerr != nil || got.ID != dst.n.ID() {
 		t.Fatalf("lookup of node 4: done %v, %v", done, lerr)
+	}
+}
+
+// TestRecordsSpreadOverTrees: the records of a mesh are stored in every
+// tree, not in the first two whatever the node. In one fixed order every
+// registration went to the homes of trees 0 and 1, by ways that meet round
+// their roots, and at 2,000 nodes the relays there refused what they were
+// to pass on (their queues toward the next hop full) and the lost
+// registrations were sent again (README, "10,000 nodes"). Here, six trees:
+// each node's record is in the tree its node_id picks first, the homes of
+// most trees hold records, and a lookup of each node finds it.
+func TestRecordsSpreadOverTrees(t *testing.T) {
+	me := lineMesh(t, 12, 6, 4)
+	held := map[int]int{} // records each tree's homes were sent
+	for i, owner := range me.nodes {
+		if len(owner.rt.homes) != 2 {
+			t.Fatalf("node %d: its record registered in trees %v, want two", i, owner.rt.homes)
+		}
+		id := owner.n.ID()
+		first := lookupFirst(id[:], 6)
+		if _, ok := owner.rt.homes[first]; !ok {
+			t.Errorf("node %d: its record registered in trees %v, not in tree %d, its first", i, owner.rt.homes, first)
+		}
+		for k := range owner.rt.homes {
+			held[k]++
+		}
+	}
+	if len(held) < 4 {
+		t.Errorf("the records of 12 nodes are in %d trees (%v), want at least 4 of 6", len(held), held)
+	}
+	src := me.nodes[0]
+	for j, dst := range me.nodes[1:] {
+		var got Destination
+		var lerr error
+		done := false
+		src.rt.Lookup(dst.n.ID(), func(d Destination, err error) { got, lerr, done = d, err, true })
+		if !me.run(lookupPatience, func() bool { return done }) || lerr != nil || got.ID != dst.n.ID() {
+			t.Fatalf("lookup of node %d: done %v, %v", j+1, done, lerr)
+		}
 	}
 }

@@ -192,7 +192,7 @@ func (r *Router) registerName() {
 		return
 	}
 	sent := 0
-	for _, k := range r.lookupOrder() {
+	for _, k := range r.lookupOrder([]byte(rec.Name)) {
 		if sent == r.lookupTrees() {
 			break
 		}
@@ -401,7 +401,7 @@ func (r *Router) tryNameLookup(nonce uint32, q *nameLookup) {
 		fail = ErrNoPosition
 		q.tries = 2 * n
 	}
-	order := r.lookupOrder()
+	order := r.lookupOrder([]byte(q.name))
 	for q.tries < 2*n {
 		k := order[q.tries%n]
 		q.tries++

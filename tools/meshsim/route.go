@@ -151,6 +151,14 @@ type StageStats struct {
 	Events    uint64  `json:"events"`
 	MeshTimeS float64 `json:"mesh_time_s"`
 	CPUS      float64 `json:"cpu_s"`
+	// Terms is how many root terms the nodes started in the stage, over
+	// every tree: at a cold start, one per tree when the elections do not
+	// race (several candidates claiming before the best claim reaches
+	// them make more); in the steady window, the roots' periodic new terms.
+	Terms uint64 `json:"terms"`
+	// Epochs is how many epochs the nodes entered in the stage, over
+	// every tree (a node following each new term once makes one a term).
+	Epochs uint64 `json:"epochs"`
 }
 
 // MaxSampleRoutes bounds RouteResult.SampleRoutes.
@@ -230,6 +238,8 @@ type routeMesh struct {
 		events uint64
 		mesh   time.Time
 		cpu    float64
+		terms  uint64
+		epochs uint64
 	}
 }
 
@@ -574,6 +584,7 @@ func (m *routeMesh) runUntil(deadline time.Time, done func() bool, progress func
 func (m *routeMesh) begin(stage string, total int) {
 	m.endStage()
 	m.stageAt.events, m.stageAt.mesh, m.stageAt.cpu = m.clk.Ran(), m.clk.Now(), cpuSeconds()
+	m.stageAt.terms, m.stageAt.epochs = m.terms()
 	m.stage = stage
 	m.total = total
 	if m.prog != nil {
@@ -586,9 +597,24 @@ func (m *routeMesh) endStage() {
 	if m.stage == "" {
 		return
 	}
+	terms, epochs := m.terms()
 	m.stages = append(m.stages, StageStats{Stage: m.stage, Events: m.clk.Ran() - m.stageAt.events,
-		MeshTimeS: m.clk.Now().Sub(m.stageAt.mesh).Seconds(), CPUS: cpuSeconds() - m.stageAt.cpu})
+		MeshTimeS: m.clk.Now().Sub(m.stageAt.mesh).Seconds(), CPUS: cpuSeconds() - m.stageAt.cpu,
+		Terms: terms - m.stageAt.terms, Epochs: epochs - m.stageAt.epochs})
 	m.stage = ""
+}
+
+// terms counts the root terms every node has started so far, and the
+// epochs every node has entered.
+func (m *routeMesh) terms() (terms, epochs uint64) {
+	for _, t := range m.trees {
+		if t != nil {
+			s := t.Stats()
+			terms += s.Terms
+			epochs += s.Epochs
+		}
+	}
+	return terms, epochs
 }
 
 // tick tells the progress how far the stage is.

@@ -49,6 +49,11 @@ func checkRun(t *testing.T, name string, r *RouteResult) {
 	for _, st := range r.Stages {
 		events += st.Events
 		seen[st.Stage] = true
+		// Every tree's root started a term to form it, and the nodes
+		// entered its epoch.
+		if st.Stage == "converging" && (st.Terms < uint64(r.Trees) || st.Epochs < uint64(r.Trees)) {
+			t.Errorf("%s: converging made %d terms and %d epochs, for %d trees", name, st.Terms, st.Epochs, r.Trees)
+		}
 	}
 	if events != r.Events || !seen["converging"] || !seen["steady state"] || !seen["routing"] {
 		t.Errorf("%s: stages %+v add up to %d events, the run had %d", name, r.Stages, events, r.Events)
