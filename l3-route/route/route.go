@@ -530,6 +530,9 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		// knows no nonce).
 		ph.nonce, ph.hasNonce = r.nonces.Uint64(), true
 		p.nonces = append(p.nonces, ph.nonce)
+		// And its node_id's tag: no other node takes it as its own (a
+		// place the record names may be another's now: path.go).
+		ph.setDst(p.dst.ID)
 	}
 	if p.attempts > 1 && forced == nil {
 		// A try again: the receipt or the error of the last may have been
