@@ -524,12 +524,17 @@ func pathSeeds() []fuzzSeed {
 		src: []TreeAddr{ta(0, 16, 1), ta(1, 17)}}, &inner)
 	nonce := appendPath(nil, &pathHeader{bound: noBound, dst: []TreeAddr{ta(0, 16, 3, 1, 4)}, src: []TreeAddr{ta(0, 16, 1)},
 		nonce: 0x0102030405060708, hasNonce: true}, &inner)
+	tagged := appendPath(nil, &pathHeader{bound: noBound, dst: []TreeAddr{ta(0, 16, 3, 1, 4)}, src: []TreeAddr{ta(0, 16, 1)},
+		nonce: 0x0102030405060708, hasNonce: true, dstTag: [dstTagSize]byte{0xd5, 1, 2, 3, 4, 5, 6, 7}, hasDstTag: true}, &inner)
 	with := func(b []byte, i int, v byte) []byte { b = bytes.Clone(b); b[i] = v; return b }
 	return []fuzzSeed{
 		{"one", one},
 		{"origin_and_nonce", nonce},
 		{"nonce_truncated", nonce[:len(nonce)-inner.Len()-3]},
-		{"flags_4", with(one, 0, 4)},
+		{"nonce_and_destination_tag", tagged},
+		{"destination_tag_truncated", tagged[:len(tagged)-inner.Len()-3]},
+		{"flags_4_no_tag", with(one, 0, 4)},
+		{"flags_8", with(one, 0, 8)},
 		{"three_and_origin", full},
 		{"flags_2", with(one, 0, 2)},
 		{"phase_past_the_list", with(one, 1, 2)},

@@ -133,10 +133,11 @@ func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
 	repair := r.repairEpoch()
 	held := r.leases.registeredAll()
-	if !repair && held && r.recordGood() && r.homesKept() && len(r.registered) >= r.addrCount() && now.Sub(r.regAt) < r.recordLife()/2 {
+	if !repair && held && r.recordGood() && r.homesKept() && r.holdsAll() && now.Sub(r.regAt) < r.recordLife()/2 {
 		// Every address in the record we registered is still ours (a
 		// tree that moved to a new epoch keeps the old one valid one
-		// epoch longer), no tree was added, and every leaseholder whose
+		// epoch longer), it names an address in every tree we have one
+		// in (holdsAll: no tree was added), and every leaseholder whose
 		// record is ours to register has it registered: the records
 		// stand. They are sent again when an address in them is about to
 		// go (the tree's next epoch calls us again), or to refresh them
@@ -247,10 +248,11 @@ func (r *Router) repairEpoch() bool {
 }
 
 // Registered reports whether the record stored under our name is complete
-// and confirmed: it holds every address we have, and the homes in the
+// and confirmed: it names an address of ours in every tree we have one in
+// (holdsAll), every address it names is still ours, and the homes in the
 // lookup trees said they stored it.
 func (r *Router) Registered() bool {
-	if !r.recordGood() || len(r.registered) != r.addrCount() {
+	if !r.recordGood() || !r.holdsAll() {
 		return false
 	}
 	for key := range r.regs {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
 // TestRecordsInTreesOfTwoRoots: where trees 0 and 1 share their root (on
@@ -94,5 +96,55 @@ func TestRecordsSpreadOverTrees(t *testing.T) {
 		if !me.run(lookupPatience, func() bool { return done }) || lerr != nil || got.ID != dst.n.ID() {
 			t.Fatalf("lookup of node %d: done %v, %v", j+1, done, lerr)
 		}
+	}
+}
+
+// TestRecordOfALeftEpoch: the record we registered counts by the trees it
+// names, not by how many addresses. One that names every tree we are in
+// and also an epoch we have left (a place lost; it still routes) is
+// registered: the old count took it for an incomplete one until the next
+// term (a line of 200, seeds 3 and 5). One that names as many addresses but
+// no address in a tree we are in (a tree lost, another gained) is stored
+// again: the old count took it for complete, and the new tree went
+// unregistered until the next term.
+func TestRecordOfALeftEpoch(t *testing.T) {
+	me := lineMesh(t, 5, 3, 2)
+	// Past a new term of every tree: each has a previous epoch.
+	me.run(20*time.Minute, func() bool { return false })
+	me.mustRegister(5 * time.Minute)
+	r := me.nodes[2].rt
+	k, prev := -1, tree.Position{}
+	for j := range 3 {
+		p, ok := r.t.Previous(j)
+		if cur, _ := r.t.Current(j); ok && p.TreeState != cur.TreeState {
+			k, prev = j, p
+			break
+		}
+	}
+	if k < 0 {
+		t.Fatal("no tree has a previous epoch: the case is not made")
+	}
+	left := TreeAddr{Tree: uint8(k), TreeState: prev.TreeState, Addr: prev.Addr}
+
+	r.registered = append(r.Addrs(), left)
+	if !r.Registered() {
+		t.Errorf("a record naming every tree, and an epoch left that still routes, is not counted registered")
+	}
+
+	m := (k + 1) % 3
+	var lacking []TreeAddr
+	for _, a := range r.Addrs() {
+		if int(a.Tree) == m {
+			a = left // as many addresses, none in tree m
+		}
+		lacking = append(lacking, a)
+	}
+	r.registered = lacking
+	if r.Registered() {
+		t.Errorf("a record naming no address in tree %d is counted registered", m)
+	}
+	r.scheduleRegister()
+	if r.regTmr == nil {
+		t.Errorf("a record naming no address in tree %d is not stored again", m)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
@@ -16,7 +17,8 @@ import (
 // a path header, as the blob of a PathApp Package:
 //
 //	flags(1) ‖ phase(1) ‖ bound(8) ‖ n(1) ‖ n × (tree_state ‖ compact Long)
-//	[‖ m(1) ‖ m × (tree_state ‖ compact Long)] [‖ nonce(8)] ‖ the carried Package
+//	[‖ m(1) ‖ m × (tree_state ‖ compact Long)] [‖ nonce(8)] [‖ dst tag(8)]
+//	‖ the carried Package
 //
 // The n addresses are the destination's, one per tree (its name record's);
 // the m (flag 0x01) are the origin's, for what travels back (receipts,
@@ -24,7 +26,12 @@ import (
 // for each attempt of a send to a destination that signs its receipts: the
 // destination signs it into its receipt (msgReceiptNonce, signed.go), so
 // that a receipt recorded for an earlier send of the same Package cannot
-// confirm this one. Keyless boards, which parse path headers but sign
+// confirm this one. The dst tag (flag 0x04) is the first 8 bytes of the
+// destination's node_id, written by an origin that knows it (a send to a
+// node, a trace): a node takes the Package as its own only if the tag is
+// its own (forwardPath). An address names a place, not a node: a record
+// older than the trees, or a term that reuses a tree_state (namesakes),
+// can lead to a place another node holds now. Keyless boards, which parse path headers but sign
 // nothing, are never sent one (their parser refuses flags it does not
 // know). A relay ranks its neighbours by a potential computed
 // from all the destination's addresses it shares an epoch with (see
@@ -44,6 +51,12 @@ var PathApp = packet.NewAppID("Mycelium", "path", 1)
 const (
 	pathSrc   = 0x01 // the origin's addresses follow the destination's
 	pathNonce = 0x02 // the origin's nonce follows the addresses
+	pathDst   = 0x04 // the destination's node_id tag follows (after the nonce)
+
+	// dstTagSize is the bytes of the destination's node_id a path header
+	// carries: enough that no two nodes of a mesh share them by chance
+	// (2^-64 a pair), a quarter of the whole node_id's cost on every hop.
+	dstTagSize = 8
 
 	// maxPathAddrs bounds either list: one address per tree.
 	maxPathAddrs = tree.MaxTrees
@@ -65,6 +78,21 @@ type pathHeader struct {
 	// carries one).
 	nonce    uint64
 	hasNonce bool
+	// dstTag is the destination's node_id's first bytes (hasDstTag: the
+	// header carries them): only that node takes the Package as its own.
+	dstTag    [dstTagSize]byte
+	hasDstTag bool
+}
+
+// dstTagOf is the tag a path header names node id by.
+func dstTagOf(id identity.NodeID) (tag [dstTagSize]byte) {
+	copy(tag[:], id[:])
+	return tag
+}
+
+// setDst makes the header name its destination, node id.
+func (ph *pathHeader) setDst(id identity.NodeID) {
+	ph.dstTag, ph.hasDstTag = dstTagOf(id), true
 }
 
 // appendPath appends the path header and the carried Package.
@@ -76,6 +104,9 @@ func appendPath(b []byte, ph *pathHeader, inner *packet.Package) []byte {
 	if ph.hasNonce {
 		flags |= pathNonce
 	}
+	if ph.hasDstTag {
+		flags |= pathDst
+	}
 	b = append(b, flags, ph.phase)
 	b = binary.BigEndian.AppendUint64(b, ph.bound)
 	b = appendAddrList(b, ph.dst)
@@ -84,6 +115,9 @@ func appendPath(b []byte, ph *pathHeader, inner *packet.Package) []byte {
 	}
 	if ph.hasNonce {
 		b = binary.BigEndian.AppendUint64(b, ph.nonce)
+	}
+	if ph.hasDstTag {
+		b = append(b, ph.dstTag[:]...)
 	}
 	return inner.AppendTo(b)
 }
@@ -105,7 +139,7 @@ func decodePath(b []byte, ph *pathHeader, inner *packet.Package) error {
 		return bad(fmt.Sprintf("%d bytes", len(b)))
 	}
 	flags := b[0]
-	if flags&^(pathSrc|pathNonce) != 0 {
+	if flags&^(pathSrc|pathNonce|pathDst) != 0 {
 		return bad(fmt.Sprintf("flags %#x", flags))
 	}
 	ph.phase = b[1]
@@ -136,6 +170,13 @@ func decodePath(b []byte, ph *pathHeader, inner *packet.Package) error {
 		}
 		ph.nonce = binary.BigEndian.Uint64(b)
 		b = b[8:]
+	}
+	ph.dstTag, ph.hasDstTag = [dstTagSize]byte{}, flags&pathDst != 0
+	if ph.hasDstTag {
+		if len(b) < dstTagSize {
+			return bad("truncated destination tag")
+		}
+		b = b[copy(ph.dstTag[:], b):]
 	}
 	if err := inner.UnmarshalBinary(b); err != nil {
 		return fmt.Errorf("%w: path header: the carried Package: %w", ErrControl, err)

@@ -361,18 +361,37 @@ func (r *Router) Addrs() []TreeAddr {
 	return out
 }
 
-// addrCount is len(r.Addrs()) without making them: Registered is asked
-// of every node twice a second while a simulation waits for the names.
-func (r *Router) addrCount() int {
-	n := 0
+// holdsAll reports whether the record we registered last names an
+// address of ours in every tree we have one in (a lease counts), without
+// making them (Registered is asked of every node twice a second while a
+// simulation waits for the names). Its address there may be of the
+// previous epoch (a new term: it still routes, recordGood, and is stored
+// again before it goes), and the record may name a tree we have since left
+// (a place lost: a line's node more than 128 levels from a new root),
+// which routes while that epoch does. Counting the addresses instead took
+// such a record for an incomplete one, and one that had lost a tree and
+// gained another for a complete one: the first was not counted registered
+// until the next term had the node register again (a line of 200, seeds 3
+// and 5), the second was never stored with its new tree until then.
+func (r *Router) holdsAll() bool {
 	for k := range r.t.Count() {
-		if _, ok := r.t.Current(k); ok {
-			n++
-		} else if _, ok := r.leases.inTree(k); ok {
-			n++
+		if _, ok := r.t.Current(k); !ok {
+			if _, ok := r.leases.inTree(k); !ok {
+				continue
+			}
+		}
+		named := false
+		for _, b := range r.registered {
+			if int(b.Tree) == k {
+				named = true
+				break
+			}
+		}
+		if !named {
+			return false
 		}
 	}
-	return n
+	return true
 }
 
 // pendingSend is a Package we originated, waiting for its receipt.
@@ -530,6 +549,9 @@ func (r *Router) attempt(hash [16]byte, p *pendingSend, forced *int) {
 		// knows no nonce).
 		ph.nonce, ph.hasNonce = r.nonces.Uint64(), true
 		p.nonces = append(p.nonces, ph.nonce)
+		// And its node_id's tag: no other node takes it as its own (a
+		// place the record names may be another's now: path.go).
+		ph.setDst(p.dst.ID)
 	}
 	if p.attempts > 1 && forced == nil {
 		// A try again: the receipt or the error of the last may have been

@@ -66,6 +66,11 @@ func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) 
 		cb(nil, node.ErrNoRoute)
 		return
 	}
+	if !d.unsignable() {
+		// Only the destination itself reports the end (a keyless board's
+		// parser knows no tag).
+		ph.setDst(d.ID)
+	}
 	nonce := r.rng.Uint32()
 	q := &traceReq{cb: cb, start: r.clk.Now()}
 	r.traces[nonce] = q

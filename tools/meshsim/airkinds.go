@@ -159,12 +159,14 @@ func (k *airKinds) msgKind(layer int, t byte) kind {
 
 // pathInner skips a path header (route/path.go) to the Package it
 // carries: flags(1) ‖ phase(1) ‖ bound(8) ‖ n ‖ n × (tree_state ‖ len ‖
-// len bytes) [‖ m ‖ m × …] ‖ Package.
+// len bytes) [‖ m ‖ m × …] [‖ nonce(8), flag 0x02] [‖ destination
+// tag(8), flag 0x04] ‖ Package.
 func pathInner(b []byte) ([]byte, bool) {
 	if len(b) < 11 {
 		return nil, false
 	}
-	lists := 1 + int(b[0]&1)
+	flags := b[0]
+	lists := 1 + int(flags&1)
 	b = b[10:]
 	for range lists {
 		if len(b) < 1 {
@@ -177,6 +179,14 @@ func pathInner(b []byte) ([]byte, bool) {
 				return nil, false
 			}
 			b = b[2+int(b[1]):]
+		}
+	}
+	for _, f := range []byte{0x02, 0x04} { // the nonce, the destination tag
+		if flags&f != 0 {
+			if len(b) < 8 {
+				return nil, false
+			}
+			b = b[8:]
 		}
 	}
 	return b, true

@@ -682,8 +682,9 @@ func TestDissectorBadInput(t *testing.T) {
 
 // TestDissectorPathHeader dissects path headers built byte by byte as
 // route/path.go writes them (docs/protocol.md, "Path headers"): both
-// address lists, a Long deeper than a wire address, the carried Package
-// named and hash-checked, and a damaged one flagged.
+// address lists, a Long deeper than a wire address, the nonce and the
+// destination tag, the carried Package named and hash-checked, and a
+// damaged one flagged.
 func TestDissectorPathHeader(t *testing.T) {
 	ts := tshark(t)
 	deep := make([]uint8, 40)
@@ -697,11 +698,9 @@ func TestDissectorPathHeader(t *testing.T) {
 	dstAddrs := []treeAddr{{0x21, addr.MustEncodeLong(3, 1)}, {0x10, addr.MustEncodeLong(deep...)}, {0x02, addr.Long{}}}
 	srcAddrs := []treeAddr{{0x05, addr.MustEncodeLong(8, 135, 2)}}
 	ping := packet.NewAppID("Mycelium", "ping", 1)
-	build := func(withSrc, badInner bool) []byte {
-		flags := byte(0)
-		if withSrc {
-			flags = 0x01
-		}
+	tag := []byte{0xd5, 1, 2, 3, 4, 5, 6, 7}
+	build := func(flags byte, badInner bool) []byte {
+		withSrc := flags&0x01 != 0
 		b := []byte{flags, 1}
 		b = append(b, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78)
 		b = append(b, byte(len(dstAddrs)))
@@ -715,6 +714,12 @@ func TestDissectorPathHeader(t *testing.T) {
 				b = append(b, a.ts)
 				b = a.addr.AppendCompact(b)
 			}
+		}
+		if flags&0x02 != 0 {
+			b = append(b, 0, 0, 0, 0, 0, 0, 0x01, 0x02) // the nonce
+		}
+		if flags&0x04 != 0 {
+			b = append(b, tag...)
 		}
 		inner := packet.NewPackage(ping, []byte("carried"))
 		if badInner {
@@ -736,7 +741,7 @@ func TestDissectorPathHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, f := range [][]byte{build(true, false), build(false, false), build(true, true)} {
+	for i, f := range [][]byte{build(0x01, false), build(0, false), build(0x01, true), build(0x07, false)} {
 		if err := w.Write(time.Unix(int64(i), 0), f); err != nil {
 			t.Fatal(err)
 		}
@@ -762,6 +767,7 @@ func TestDissectorPathHeader(t *testing.T) {
 		strings.Join([]string{"origin", "1", "305419896", dst, src, "Mycelium path|Mycelium ping", "True|True"}, "\t"),
 		strings.Join([]string{"", "1", "305419896", dst, "", "Mycelium path|Mycelium ping", "True|True"}, "\t"),
 		strings.Join([]string{"origin", "1", "305419896", dst, src, "Mycelium path|Mycelium ping", "True|False"}, "\t"),
+		strings.Join([]string{"origin,nonce,dst_tag", "1", "305419896", dst, src, "Mycelium path|Mycelium ping", "True|True"}, "\t"),
 	}
 	if len(lines) != len(wantLines) {
 		t.Fatalf("tshark printed %d frames, want %d:\n%s", len(lines), len(wantLines), out)
@@ -778,5 +784,8 @@ func TestDissectorPathHeader(t *testing.T) {
 	}
 	if n := count(t, ts, path, "mycelium.message.malformed"); n != 0 {
 		t.Errorf("%d well-formed path headers flagged malformed", n)
+	}
+	if n := count(t, ts, path, "mycelium.path.dst_tag == "+hex.EncodeToString(tag)+" && mycelium.path.nonce == 0x102"); n != 1 {
+		t.Errorf("%d frames with the destination tag and nonce read, want 1", n)
 	}
 }

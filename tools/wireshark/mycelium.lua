@@ -374,6 +374,8 @@ local F = {
 	ph_f_origin = ProtoField.bool("mycelium.path.flags.origin", "Origin list follows", 8, nil, 0x01),
 	ph_f_nonce = ProtoField.bool("mycelium.path.flags.nonce", "Nonce follows", 8, nil, 0x02),
 	ph_nonce = ProtoField.uint64("mycelium.path.nonce", "Attempt nonce", base.HEX),
+	ph_f_dst = ProtoField.bool("mycelium.path.flags.dst_tag", "Destination tag follows", 8, nil, 0x04),
+	ph_dst_tag = ProtoField.bytes("mycelium.path.dst_tag", "Destination tag (node_id's first 8 bytes)"),
 	ph_flag_names = ProtoField.string("mycelium.path.flag_names", "Path flag names"),
 	ph_phase = ProtoField.uint8("mycelium.path.phase", "Phase", base.DEC),
 	ph_bound = ProtoField.uint64("mycelium.path.bound", "Bound", base.DEC),
@@ -763,11 +765,13 @@ local function dissectPath(r, t, depth)
 	local fi = pt:add(F.ph_flags, r(0, 1))
 	fi:add(F.ph_f_origin, r(0, 1))
 	fi:add(F.ph_f_nonce, r(0, 1))
+	fi:add(F.ph_f_dst, r(0, 1))
 	local names = {}
 	if band(flags, 0x01) ~= 0 then names[#names + 1] = "origin" end
 	if band(flags, 0x02) ~= 0 then names[#names + 1] = "nonce" end
+	if band(flags, 0x04) ~= 0 then names[#names + 1] = "dst_tag" end
 	pt:add(F.ph_flag_names, r(0, 1), table.concat(names, ","))
-	if band(flags, 0xfc) ~= 0 then
+	if band(flags, 0xf8) ~= 0 then
 		fi:add_proto_expert_info(E.message, string.format("unknown path flags %#x", flags))
 		return "path (bad flags)"
 	end
@@ -796,6 +800,11 @@ local function dissectPath(r, t, depth)
 	if band(flags, 0x02) ~= 0 then
 		if not need(pt, r, off, 8) then return "path (malformed)" end
 		pt:add(F.ph_nonce, r(off, 8))
+		off = off + 8
+	end
+	if band(flags, 0x04) ~= 0 then
+		if not need(pt, r, off, 8) then return "path (malformed)" end
+		pt:add(F.ph_dst_tag, r(off, 8))
 		off = off + 8
 	end
 	if depth >= 4 then
