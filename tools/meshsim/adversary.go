@@ -9,6 +9,7 @@ package meshsim
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	mrand "math/rand/v2"
 	"slices"
 	"time"
@@ -56,7 +57,6 @@ type AdversaryResult struct {
 const (
 	attackEvery = 5 * time.Second
 	attackCheck = time.Second
-	floodFrames = 64 // bogus sequence packets per flood attack, back to back
 )
 
 // adversaries is the attackers' state.
@@ -67,7 +67,8 @@ type adversaries struct {
 	res   map[string]*AdversaryResult
 	rng   *mrand.Rand
 	on    bool
-	vic   victims // the attacks on routing (attacks.go)
+	vic   victims          // the attacks on routing (attacks.go)
+	flood map[int]*flooder // by flooding adversary
 	// heard is the Package a victim sent last and the nonce its attempt
 	// carried (what an adversary next to it overhears: onHop).
 	heard struct {
@@ -86,7 +87,7 @@ func (m *routeMesh) pickAdversaries() {
 	}
 	n := len(m.adj)
 	a := &adversaries{kinds: c.Adversary, is: make([]bool, n), res: map[string]*AdversaryResult{},
-		rng: mrand.New(mrand.NewPCG(c.Seed, 0x616476)), vic: victims{got: map[[16]byte]int{}}}
+		rng: mrand.New(mrand.NewPCG(c.Seed, 0x616476)), vic: victims{got: map[[16]byte]int{}}, flood: map[int]*flooder{}}
 	for _, k := range c.Adversary {
 		a.res[k] = &AdversaryResult{}
 	}
@@ -100,16 +101,26 @@ func (m *routeMesh) pickAdversaries() {
 
 func (a *adversaries) has(kind string) bool { return a != nil && slices.Contains(a.kinds, kind) }
 
-// advLinks wraps adversary i's links (a blackhole drops the routed frames
-// it hears once the attacks are on: it never takes a Package it should
-// relay).
+// advLinks wraps adversary i's links: a blackhole drops the routed frames
+// it hears once the attacks are on (it never takes a Package it should
+// relay); a flooder hears of its bogus frames' completions (floodLink).
 func (m *routeMesh) advLinks(i int, ls []link.Link) []link.Link {
-	if !m.adv.has("blackhole") || !m.adv.is[i] {
+	a := m.adv
+	if a == nil || !a.is[i] {
 		return ls
 	}
-	out := make([]link.Link, len(ls))
-	for k, l := range ls {
-		out[k] = &blackhole{Link: l, a: m.adv, res: m.adv.res["blackhole"]}
+	out := slices.Clone(ls)
+	if a.has("blackhole") {
+		for k, l := range out {
+			out[k] = &blackhole{Link: l, a: a, res: a.res["blackhole"]}
+		}
+	}
+	if a.has("flood") {
+		f := &flooder{m: m, i: i, res: a.res["flood"]}
+		a.flood[i] = f
+		for k, l := range out {
+			out[k] = &floodLink{Link: l, f: f}
+		}
 	}
 	return out
 }
@@ -122,6 +133,7 @@ func (m *routeMesh) startAttacks() {
 	}
 	a.on = true
 	for _, i := range a.set {
+		m.startFlood(i)
 		var tick func()
 		tick = func() {
 			if !a.on || m.dead[i] {
@@ -139,6 +151,11 @@ func (m *routeMesh) startAttacks() {
 func (m *routeMesh) stopAttacks() {
 	if m.adv != nil {
 		m.adv.on = false
+		for _, i := range m.adv.set {
+			if f := m.adv.flood[i]; f != nil {
+				f.stop()
+			}
+		}
 	}
 }
 
@@ -220,7 +237,8 @@ func (m *routeMesh) attack(i int, kind string) {
 			m.count(res, fooled, heard)
 		})
 	case "flood":
-		m.flood(i, res)
+		// Not in rounds: at line rate from the start of the attacks
+		// (startFlood).
 	case "forge-receipt":
 		m.forgeReceipt(i, res)
 	case "forge-error":
@@ -252,65 +270,171 @@ func (m *routeMesh) count(res *AdversaryResult, fooled, heard bool) {
 	}
 }
 
-// flood sends floodFrames bogus sequence packets back to back from
-// adversary i to one honest neighbour: each claims a sequence of as many
-// packets as its schema can name under a random seq_id, carrying junk. The target must refuse
-// what does not fit its budgets and deliver nothing.
-func (m *routeMesh) flood(i int, res *AdversaryResult) {
-	a := m.adv
-	hs := m.honestNeighbours(i)
-	if len(hs) == 0 {
-		return
-	}
-	h := hs[a.rng.IntN(len(hs))]
-	r := m.radios[i]
-	info := r.Info()
-	var s *packet.Schema
-	for _, x := range packet.Schemas() {
-		if x.Sequenced() && !x.Routed() && slices.Contains(info.Schemas, x.ID) {
-			s = x
-			break
-		}
-	}
-	if s == nil {
-		return
-	}
-	hn := m.nodes[h]
-	drops := func() (n uint64) {
-		for _, d := range hn.Stats().Drops {
-			n += d
-		}
-		return n
-	}
-	before := drops()
-	to := m.radios[h].Addr()
-	sent := 0
-	for k := range floodFrames {
-		body := make([]byte, s.MaxBody)
-		for b := range body {
-			body[b] = byte(a.rng.Uint32())
-		}
-		// As many parts as the schema can claim (65,536, or 256).
-		p := packet.Packet{Schema: s.ID, PacketID: uint16(k), SeqID: uint8(a.rng.Uint32()), SeqSize: 0xffff, Body: body}
-		b, err := p.AppendSealed(nil)
-		if err != nil {
-			p.SeqSize = 0xff
-			if b, err = p.AppendSealed(nil); err != nil {
-				return
-			}
-		}
-		if r.Send(to, b, link.Tag(1<<63|uint64(k))) == nil { // a tag the node never uses: its completion is a stray to it
-			sent++
-		}
-	}
-	res.Tried += sent
-	m.clk.AfterFunc(attackCheck, func() {
-		// Refused outright (a counted drop: over budget, malformed...);
-		// the rest opened reassemblies within h's budgets, which expire
-		// (flood_peak_rx_bytes is the most any honest node held).
-		res.Rejected += min(sent, int(drops()-before))
-	})
+// flood keeps adversary i's radio busy with bogus sequence packets from
+// the start of the attacks to their end: line rate. One bogus frame is in
+// the radio's queue at a time and the next is queued as it completes
+// (floodLink), so the flood contends for the air under the medium's DCF
+// like any frame, interleaved with the adversary's own traffic. Each frame
+// goes to the next honest neighbour in turn. Three in four carry the next
+// part of a sequence the adversary keeps open at that neighbour, under a
+// seq_id and a size of its own that fits the neighbour's per-peer budget,
+// never its last part (the sequence never completes; it holds as much of
+// the neighbour's reassembly memory as the budgets let it, until the
+// neighbour gives it up, and then the next takes its place); one in four
+// claims as many parts as the schema can name under a random seq_id
+// (refused outright). The targets must refuse what does not fit their
+// budgets and deliver nothing. Tried counts the frames the adversary's
+// radio sent; Rejected those the targets refused outright for want of
+// memory (the rest were held within the budgets and expired).
+type flooder struct {
+	m        *routeMesh
+	i        int
+	res      *AdversaryResult
+	s        *packet.Schema
+	hs       []int
+	open     []floodSeq // by target: the sequence kept open there
+	body     []byte
+	buf      []byte // the frame being built
+	k        uint64 // frames queued
+	busy     bool   // a bogus frame is in the radio's queue
+	drops0   []uint64
+	fullSize uint16 // the largest claim the schema takes
+	fitSize  int    // the largest claim a per-peer budget takes
 }
+
+// floodSeq is a sequence a flooder keeps open at a target: its id, its
+// size (seq_size: parts 0..size, the last never sent) and the next part.
+type floodSeq struct {
+	id         uint8
+	size, next uint16
+}
+
+// floodTag marks the adversary's bogus frames: a tag its node never uses.
+const floodTag = link.Tag(1 << 63)
+
+// startFlood sets adversary i's flooder going.
+func (m *routeMesh) startFlood(i int) {
+	a := m.adv
+	f := a.flood[i]
+	if f == nil {
+		return
+	}
+	info := m.radios[i].Info()
+	for _, x := range packet.Schemas() {
+		// The one that can claim the longest sequences.
+		if x.Sequenced() && !x.Routed() && slices.Contains(info.Schemas, x.ID) && (f.s == nil || x.MaxSeq > f.s.MaxSeq) {
+			f.s = x
+		}
+	}
+	f.hs = m.honestNeighbours(i)
+	if f.s == nil || len(f.hs) == 0 {
+		return
+	}
+	f.body = make([]byte, f.s.MaxBody)
+	for b := range f.body {
+		f.body[b] = byte(a.rng.Uint32())
+	}
+	f.fullSize = uint16(f.s.MaxSeq - 1)
+	f.fitSize = max(1, min(int(f.fullSize), (node.DefaultBudgets().RxPerPeer-1)/f.s.MaxBody))
+	f.open = make([]floodSeq, len(f.hs))
+	f.drops0 = make([]uint64, len(f.hs))
+	for k, h := range f.hs {
+		f.drops0[k] = m.drops(h)
+	}
+	f.next()
+}
+
+// drops is node h's count of frames it refused for want of memory.
+func (m *routeMesh) drops(h int) uint64 { return m.nodes[h].Stats().Drops[node.DropBudget] }
+
+// next queues the next bogus frame, unless the attacks are over.
+func (f *flooder) next() {
+	m, a := f.m, f.m.adv
+	if !a.on || m.dead[f.i] || f.busy {
+		return
+	}
+	t := int(f.k % uint64(len(f.hs)))
+	h := f.hs[t]
+	// The body differs from any frame before it.
+	binary.LittleEndian.PutUint64(f.body, f.k)
+	p := packet.Packet{Schema: f.s.ID, SeqID: uint8(a.rng.Uint32()), SeqSize: f.fullSize, Body: f.body}
+	if a.rng.IntN(4) != 0 {
+		o := &f.open[t]
+		if o.next >= o.size {
+			// Done with this one (all but its last part sent): the next.
+			*o = floodSeq{id: uint8(a.rng.Uint32()), size: uint16(max(1, f.fitSize/2+a.rng.IntN(f.fitSize/2+1)))}
+		}
+		p.SeqID, p.SeqSize, p.PacketID = o.id, o.size, o.next
+		o.next++
+	} else {
+		p.PacketID = uint16(a.rng.IntN(int(f.fullSize) + 1))
+	}
+	b, err := p.AppendSealed(f.buf[:0]) // the radio keeps a copy
+	if err != nil {
+		return // not a frame the schema takes: no flood
+	}
+	f.buf = b
+	f.k++
+	if m.radios[f.i].Send(m.radios[h].Addr(), b, floodTag|link.Tag(f.k)) != nil {
+		// The queue is full of the adversary's own frames: try again
+		// after a frame's air.
+		m.clk.AfterFunc(m.radios[f.i].Airtime(len(b)), f.next)
+		return
+	}
+	f.busy = true
+}
+
+// sent is a bogus frame's completion: queue the next at once.
+func (f *flooder) sent() {
+	f.busy = false
+	f.res.Tried++
+	f.next()
+}
+
+// stop ends the flood's count: what its targets dropped outright.
+func (f *flooder) stop() {
+	if f.drops0 == nil {
+		return
+	}
+	var d uint64
+	for k, h := range f.hs {
+		d += f.m.drops(h) - f.drops0[k]
+	}
+	f.drops0 = nil
+	f.res.Rejected += min(f.res.Tried, int(d))
+}
+
+// floodLink is a flooding adversary's link: the completions of its bogus
+// frames go to its flooder, not its node.
+type floodLink struct {
+	link.Link
+	f *flooder
+}
+
+func (l *floodLink) Airtime(n int) time.Duration { return link.Airtime(l.Link, n) }
+
+func (l *floodLink) Attach(d link.Dispatcher) {
+	if d == nil {
+		l.Link.Attach(nil)
+		return
+	}
+	l.Link.Attach(&floodDispatcher{f: l.f, d: d})
+}
+
+type floodDispatcher struct {
+	f *flooder
+	d link.Dispatcher
+}
+
+func (fd *floodDispatcher) TxDone(tag link.Tag, err error) {
+	if tag&floodTag != 0 {
+		fd.f.sent()
+		return
+	}
+	fd.d.TxDone(tag, err)
+}
+
+func (fd *floodDispatcher) DeliverFrame(f link.Frame) { fd.d.DeliverFrame(f) }
 
 // blackhole is an adversary's link that, once the attacks are on, drops
 // every routed frame it hears.
