@@ -19,14 +19,7 @@ import (
 // records are written so on a line 0–1–2–3 with two trees: the Package
 // for node 3 passes node 2, which holds the places listed.
 func TestOnlyTheDestinationTakesIt(t *testing.T) {
-	me := newHMesh(t, tree.Config{Trees: 2}, 15)
-	for range 4 {
-		me.add(hspec{})
-	}
-	me.edges(line(4))
-	me.start()
-	me.mustConverge(10 * time.Minute)
-	me.mustRegister(10 * time.Minute)
+	me := lineHMesh(t, tree.Config{Trees: 2}, 15, 4)
 
 	at := func(i, k int) TreeAddr {
 		p := me.pos(i, k)

@@ -16,14 +16,7 @@ import (
 // attempt's nonce is not). Before nonces, the recorded receipt completed
 // the second send at once, whatever became of it.
 func TestReplayedReceipt(t *testing.T) {
-	me := newHMesh(t, tree.Config{Trees: 1}, 31)
-	for range 3 {
-		me.add(hspec{})
-	}
-	me.edges(line(3))
-	me.start()
-	me.mustConverge(10 * time.Minute)
-	me.mustRegister(10 * time.Minute)
+	me := lineHMesh(t, tree.Config{Trees: 1}, 31, 3)
 	src, dst := me.nodes[0].rt, me.nodes[2]
 	d := me.dest(2)
 	blob := []byte("pay 10 to node 2")
@@ -83,14 +76,7 @@ func TestReplayedReceipt(t *testing.T) {
 // destination's recorded error (signed with no nonce) ended the second
 // send at once with the first one's failure.
 func TestReplayedError(t *testing.T) {
-	me := newHMesh(t, tree.Config{Trees: 1}, 31)
-	for range 3 {
-		me.add(hspec{})
-	}
-	me.edges(line(3))
-	me.start()
-	me.mustConverge(10 * time.Minute)
-	me.mustRegister(10 * time.Minute)
+	me := lineHMesh(t, tree.Config{Trees: 1}, 31, 3)
 	src, dst := me.nodes[0].rt, me.nodes[2]
 	d := me.dest(2)
 	// The first send goes to an application the destination does not run

@@ -103,7 +103,7 @@ func (a *adversaries) has(kind string) bool { return a != nil && slices.Contains
 
 // advLinks wraps adversary i's links: a blackhole drops the routed frames
 // it hears once the attacks are on (it never takes a Package it should
-// relay); a flooder hears of its bogus frames' completions (floodLink).
+// relay); a flooder hears of its bogus frames' completions (floodDispatcher).
 func (m *routeMesh) advLinks(i int, ls []link.Link) []link.Link {
 	a := m.adv
 	if a == nil || !a.is[i] {
@@ -112,14 +112,15 @@ func (m *routeMesh) advLinks(i int, ls []link.Link) []link.Link {
 	out := slices.Clone(ls)
 	if a.has("blackhole") {
 		for k, l := range out {
-			out[k] = &blackhole{Link: l, a: a, res: a.res["blackhole"]}
+			res := a.res["blackhole"]
+			out[k] = &advLink{Link: l, wrap: func(d link.Dispatcher) link.Dispatcher { return &blackholeDispatcher{a: a, res: res, d: d} }}
 		}
 	}
 	if a.has("flood") {
 		f := &flooder{m: m, i: i, res: a.res["flood"]}
 		a.flood[i] = f
 		for k, l := range out {
-			out[k] = &floodLink{Link: l, f: f}
+			out[k] = &advLink{Link: l, wrap: func(d link.Dispatcher) link.Dispatcher { return &floodDispatcher{f: f, d: d} }}
 		}
 	}
 	return out
@@ -273,7 +274,7 @@ func (m *routeMesh) count(res *AdversaryResult, fooled, heard bool) {
 // flood keeps adversary i's radio busy with bogus sequence packets from
 // the start of the attacks to their end: line rate. One bogus frame is in
 // the radio's queue at a time and the next is queued as it completes
-// (floodLink), so the flood contends for the air under the medium's DCF
+// (floodDispatcher), so the flood contends for the air under the medium's DCF
 // like any frame, interleaved with the adversary's own traffic. Each frame
 // goes to the next honest neighbour in turn. Three in four carry the next
 // part of a sequence the adversary keeps open at that neighbour, under a
@@ -404,23 +405,25 @@ func (f *flooder) stop() {
 	f.res.Rejected += min(f.res.Tried, int(d))
 }
 
-// floodLink is a flooding adversary's link: the completions of its bogus
-// frames go to its flooder, not its node.
-type floodLink struct {
+// advLink is an adversary's link whose dispatcher its attack wraps: a
+// flooder takes its bogus frames' completions (floodDispatcher), a
+// blackhole what it hears (blackholeDispatcher).
+type advLink struct {
 	link.Link
-	f *flooder
+	wrap func(link.Dispatcher) link.Dispatcher
 }
 
-func (l *floodLink) Airtime(n int) time.Duration { return link.Airtime(l.Link, n) }
+func (l *advLink) Airtime(n int) time.Duration { return link.Airtime(l.Link, n) }
 
-func (l *floodLink) Attach(d link.Dispatcher) {
-	if d == nil {
-		l.Link.Attach(nil)
-		return
+func (l *advLink) Attach(d link.Dispatcher) {
+	if d != nil {
+		d = l.wrap(d)
 	}
-	l.Link.Attach(&floodDispatcher{f: l.f, d: d})
+	l.Link.Attach(d)
 }
 
+// floodDispatcher passes the completions of a flooder's bogus frames to
+// it, not to its node.
 type floodDispatcher struct {
 	f *flooder
 	d link.Dispatcher
@@ -436,35 +439,20 @@ func (fd *floodDispatcher) TxDone(tag link.Tag, err error) {
 
 func (fd *floodDispatcher) DeliverFrame(f link.Frame) { fd.d.DeliverFrame(f) }
 
-// blackhole is an adversary's link that, once the attacks are on, drops
-// every routed frame it hears.
-type blackhole struct {
-	link.Link
+// blackholeDispatcher, once the attacks are on, drops every routed frame
+// an adversary hears.
+type blackholeDispatcher struct {
 	a   *adversaries
 	res *AdversaryResult
-}
-
-func (b *blackhole) Airtime(n int) time.Duration { return link.Airtime(b.Link, n) }
-
-func (b *blackhole) Attach(d link.Dispatcher) {
-	if d == nil {
-		b.Link.Attach(nil)
-		return
-	}
-	b.Link.Attach(&blackholeDispatcher{b: b, d: d})
-}
-
-type blackholeDispatcher struct {
-	b *blackhole
-	d link.Dispatcher
+	d   link.Dispatcher
 }
 
 func (bd *blackholeDispatcher) TxDone(tag link.Tag, err error) { bd.d.TxDone(tag, err) }
 
 func (bd *blackholeDispatcher) DeliverFrame(f link.Frame) {
 	var p packet.Packet
-	if bd.b.a.on && packet.Decode(hop.Packet(f.Data), &p) == nil && p.SchemaOf() != nil && p.SchemaOf().Routed() && !p.Flags.Ack() {
-		bd.b.res.Tried++ // a routed frame swallowed
+	if bd.a.on && packet.Decode(hop.Packet(f.Data), &p) == nil && p.SchemaOf() != nil && p.SchemaOf().Routed() && !p.Flags.Ack() {
+		bd.res.Tried++ // a routed frame swallowed
 		return
 	}
 	bd.d.DeliverFrame(f)
