@@ -159,6 +159,24 @@ func (r *Router) hopLimit(rp *routed, originated bool, from *peer.Endpoint) bool
 	return true
 }
 
+// heldByOthers reports whether more of the places dst lists (those in
+// epochs we know) are held by another node than by us: the count an
+// untagged path header is taken as ours by (forwardPath).
+func (r *Router) heldByOthers(dst []TreeAddr) bool {
+	held, other := 0, 0
+	for _, d := range dst {
+		self, ok := r.position(d.TreeState)
+		switch {
+		case !ok:
+		case self.Addr.SameHolder(d.Addr):
+			held++
+		case !(self.Addr.Equal(d.Addr) && d.Addr.LeaseID() != 0):
+			other++
+		}
+	}
+	return other > held
+}
+
 // forwardPath routes a Package in a path header.
 func (r *Router) forwardPath(rp *routed, originated bool, from *peer.Endpoint) {
 	ph := rp.Path
@@ -174,20 +192,11 @@ func (r *Router) forwardPath(rp *routed, originated bool, from *peer.Endpoint) {
 	// than the trees can list only places another node holds now, or one
 	// term's place and a namesake's (on a line of 200 nodes, 23 of 1,000
 	// probes were taken so), and no count of places tells those apart.
-	held, other := 0, 0
-	for _, d := range ph.dst {
-		self, ok := r.position(d.TreeState)
-		switch {
-		case !ok:
-		case self.Addr.SameHolder(d.Addr):
-			held++
-		case !(self.Addr.Equal(d.Addr) && d.Addr.LeaseID() != 0):
-			other++
-		}
-	}
-	namesake := other > held
+	var namesake bool
 	if ph.hasDstTag {
 		namesake = ph.dstTag != dstTagOf(r.self)
+	} else {
+		namesake = r.heldByOthers(ph.dst)
 	}
 	for _, d := range ph.dst {
 		self, ok := r.position(d.TreeState)
