@@ -77,20 +77,6 @@ func newHMesh(t testing.TB, tcfg tree.Config, seed uint64) *hmesh {
 	return &hmesh{t: t, seed: seed, net: net, clk: net.Clock, tcfg: tcfg, media: map[string]*sim.Medium{}}
 }
 
-// lineHMesh is a line of n plain nodes, started, its trees converged and
-// every record stored (the set-up of most routing tests).
-func lineHMesh(t testing.TB, tcfg tree.Config, seed uint64, n int) *hmesh {
-	me := newHMesh(t, tcfg, seed)
-	for range n {
-		me.add(hspec{})
-	}
-	me.edges(line(n))
-	me.start()
-	me.mustConverge(10 * time.Minute)
-	me.mustRegister(10 * time.Minute)
-	return me
-}
-
 // medium adds a medium named name.
 func (me *hmesh) medium(name string, phy sim.PHY) *sim.Medium {
 	m := me.net.AddMedium(name, phy, me.seed*7+uint64(len(me.media)))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
-	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
 // TestOnlyTheDestinationTakesIt: a send names its destination's node_id in
@@ -19,7 +18,7 @@ import (
 // records are written so on a line 0–1–2–3 with two trees: the Package
 // for node 3 passes node 2, which holds the places listed.
 func TestOnlyTheDestinationTakesIt(t *testing.T) {
-	me := lineHMesh(t, tree.Config{Trees: 2}, 15, 4)
+	me := lineMesh(t, 4, 2, 15)
 
 	at := func(i, k int) TreeAddr {
 		p := me.pos(i, k)

@@ -16,7 +16,7 @@ import (
 // attempt's nonce is not). Before nonces, the recorded receipt completed
 // the second send at once, whatever became of it.
 func TestReplayedReceipt(t *testing.T) {
-	me := lineHMesh(t, tree.Config{Trees: 1}, 31, 3)
+	me := lineMesh(t, 3, 1, 31)
 	src, dst := me.nodes[0].rt, me.nodes[2]
 	d := me.dest(2)
 	blob := []byte("pay 10 to node 2")
@@ -76,7 +76,7 @@ func TestReplayedReceipt(t *testing.T) {
 // destination's recorded error (signed with no nonce) ended the second
 // send at once with the first one's failure.
 func TestReplayedError(t *testing.T) {
-	me := lineHMesh(t, tree.Config{Trees: 1}, 31, 3)
+	me := lineMesh(t, 3, 1, 31)
 	src, dst := me.nodes[0].rt, me.nodes[2]
 	d := me.dest(2)
 	// The first send goes to an application the destination does not run
