@@ -393,3 +393,45 @@ func TestSendToGoneNodeEndsInTime(t *testing.T) {
 		t.Fatalf("only %d of the seeds leave node 2 the only home of its record: the test checks too little; choose seeds again", checked)
 	}
 }
+
+// A send's refresh (its addresses failed) does not take a record naming
+// those very addresses, none in an epoch current here, as the answer: the
+// trees renewed since it was stored, and the node registers anew in them
+// soon. (At 1,000 nodes after killing a tenth, sends that had found a
+// record from before the failure tried it for two minutes, found the same
+// one again at once when they looked afresh, and ended "no receipt" while
+// the destination had registered its new addresses.)
+func TestRefreshWaitsForTheNewRecord(t *testing.T) {
+	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
+	me := newTMesh(t, 6, edges, 0, tree.Config{Trees: 2, EpochPeriods: 45}, 7)
+	me.start()
+	me.runUntilConverged(10 * time.Minute)
+	me.clk.RunFor(time.Minute) // registered
+	asker, dst := me.rts[0], me.rts[3]
+	old := slices.Clone(dst.registered)
+	// The destination registers only 40 s after its addresses change.
+	dst.cfg.RegisterQuiet, dst.cfg.RegisterMax = 40*time.Second, 40*time.Second
+	for i := range me.rts {
+		for k := range me.trees[i].Count() {
+			me.trees[i].Renew(k) // (only a root does)
+		}
+	}
+	me.clk.RunFor(2 * time.Second)
+	if asker.inCurrent(Record{Addrs: old}) {
+		t.Fatal("the asker is still in an epoch of the old record after the new terms")
+	}
+	var got *Destination
+	var lerr error
+	asker.refreshLookup(dst.self, old, func(d Destination, err error) { got, lerr = &d, err })
+	me.clk.RunFor(3 * time.Minute)
+	switch {
+	case got == nil:
+		t.Fatal("the refresh did not end")
+	case lerr != nil:
+		t.Fatalf("the refresh ended %v; want the new record", lerr)
+	case slices.Equal(got.Addrs, old):
+		t.Fatalf("the refresh took the record that failed (%v)", old)
+	case !asker.inCurrent(Record{Addrs: got.Addrs}):
+		t.Fatalf("the refresh found %v, none in a current epoch", got.Addrs)
+	}
+}

@@ -146,7 +146,7 @@ func TestRefreshAskedOfHome(t *testing.T) {
 		before := me.nodes[relay].rt.Stats().AnsweredOnPath
 		r := me.nodes[near].rt
 		*done = false
-		r.refreshLookup(id, func(_ Destination, err error) { *done, *lerr = true, err })
+		r.refreshLookup(id, nil, func(_ Destination, err error) { *done, *lerr = true, err })
 		var h2 [16]byte
 		for nonce, q := range r.lookups {
 			if q.id == id {

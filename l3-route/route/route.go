@@ -465,7 +465,7 @@ func (r *Router) Send(to identity.NodeID, app packet.AppID, blob []byte, opt *Op
 				delete(r.cache, to)
 			}
 			failed := d
-			r.refreshLookup(to, func(d Destination, lerr error) {
+			r.refreshLookup(to, failed.Addrs, func(d Destination, lerr error) {
 				if errors.Is(lerr, ErrRevoked) {
 					err = lerr
 				}
