@@ -270,15 +270,19 @@ func (tr *tree) watch() {
 		// re-attaches us.
 		tr.probing = true
 		ts, term, parent, asked := tr.ts, tr.term, s.parent, t.clk.Now()
-		t.sendTo(parent, appendQuery(t.buf[:0], tr.k, ts, wantClaim))
-		// Any frame from it (the query's ack, its claim) says it lives;
-		// we wait for one 24 round trips (2 s at least: ESP-NOW answers in
-		// milliseconds, a crowded LoRa mesh in minutes), not for the hop's
-		// own retries (a minute on ESP-NOW, to a dead neighbour).
-		t.clk.AfterFunc(max(2*time.Second, 24*t.roundTrip(parent)), func() {
+		// Any frame from it (the query's ack, its claim, anything) says
+		// it lives; only the hop's own verdict says it is gone: the node
+		// retries the query until the parent acks it or GiveUp passes
+		// without progress (30 s on ESP-NOW) [ours]. A lost parent makes
+		// the root start a new term — every node of the tree takes a new
+		// place — so the verdict must not be a guess: a fixed wait (it was
+		// 2 s) was one. A live parent deep in a forming tree of 5,000
+		// nodes had been silent 32 s and answered in 5 to 13 s; each
+		// such verdict rebuilt a whole tree, and at 5,000 nodes one came
+		// before every tree had formed, so the trees never converged.
+		t.sendTo(parent, appendQuery(t.buf[:0], tr.k, ts, wantClaim)).OnDone(func(err error) {
 			tr.probing = false
-			p := t.b.PeerAt(parent)
-			if p != nil && p.LastRx.After(asked) {
+			if p := t.b.PeerAt(parent); err == nil || (p != nil && p.LastRx.After(asked)) {
 				return
 			}
 			if tr.ts == ts && tr.term == term && tr.cur != nil && tr.cur.parent == parent && !tr.parentLost {
