@@ -15,11 +15,10 @@ import (
 // A node whose parent dies keeps its address for the epoch, tells the root
 // (a routed renew request, through the other tree: in this one its only
 // way up is gone) once the parent has passed no claim on for a claim period
-// and a half and the query it then sends the parent has failed (the node's
-// give-up, 30 s; the peer table gives it up only after four beacon
-// periods), and the root starts a new term at once rather than at the end
-// of the old one: the orphan re-attaches to the best responder it has
-// left, within four claim periods of the death.
+// and a half (tree.Trees.Silent; the peer table gives it up only after four
+// beacon periods), and the root starts a new term at once rather than at
+// the end of the old one: the orphan re-attaches to the best responder it
+// has left, within three claim periods of the death.
 func TestParentLossRenewsTheTerm(t *testing.T) {
 	// 0 - 1 - 2 - 3, and 0 - 4 - 5 - 3: a ring of six, two ways round.
 	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
@@ -63,7 +62,7 @@ func TestParentLossRenewsTheTerm(t *testing.T) {
 	}
 	// Terms never end by age here (EpochPeriods < 0): only the renew
 	// request can start a new one.
-	deadline := died.Add(4 * period)
+	deadline := died.Add(3 * period)
 	for me.clk.Now().Before(deadline) {
 		me.clk.RunFor(10 * time.Second)
 		if p, ok := me.trees[orphan].Current(0); ok && p.Term != before.Term {
@@ -75,7 +74,7 @@ func TestParentLossRenewsTheTerm(t *testing.T) {
 			return
 		}
 	}
-	t.Fatal("no new term within four claim periods of the parent's death")
+	t.Fatal("no new term within three claim periods of the parent's death")
 }
 
 // addrOf is node i's address in epoch ts, or the zero address.

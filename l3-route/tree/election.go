@@ -271,18 +271,28 @@ func (tr *tree) watch() {
 		tr.probing = true
 		ts, term, parent, asked := tr.ts, tr.term, s.parent, t.clk.Now()
 		// Any frame from it (the query's ack, its claim, anything) says
-		// it lives; only the hop's own verdict says it is gone: the node
-		// retries the query until the parent acks it or GiveUp passes
-		// without progress (30 s on ESP-NOW) [ours]. A lost parent makes
-		// the root start a new term — every node of the tree takes a new
-		// place — so the verdict must not be a guess: a fixed wait (it was
-		// 2 s) was one. A live parent deep in a forming tree of 5,000
-		// nodes had been silent 32 s and answered in 5 to 13 s; each
-		// such verdict rebuilt a whole tree, and at 5,000 nodes one came
-		// before every tree had formed, so the trees never converged.
-		t.sendTo(parent, appendQuery(t.buf[:0], tr.k, ts, wantClaim)).OnDone(func(err error) {
+		// it lives; it is gone if the query's hop fails (the node's
+		// give-up: 30 s on ESP-NOW without progress) or nothing comes
+		// from it for half a claim period (24 round trips at least: a
+		// crowded LoRa mesh answers in minutes), whichever is first
+		// [ours]. A lost parent makes the root start a new term, every
+		// node of the tree taking a new place, so the wait must cover a
+		// live parent's slowest answers in a crowded mesh: it was 2 s,
+		// and a live parent deep in a forming tree of 5,000 nodes,
+		// silent 32 s, was heard 5 s after the query and acked it after
+		// 13; each such call rebuilt a whole tree, and with six trees of
+		// 5,000 nodes one came before every tree had formed (the trees
+		// never converged). Waiting for the hop alone made a dead
+		// parent's repair 30 s slower (after a tenth of 1,000 nodes
+		// died, 50 of 60 probes delivered during the repair, not 59).
+		decided := false
+		verdict := func(failed bool) {
+			if decided {
+				return
+			}
+			decided = true
 			tr.probing = false
-			if p := t.b.PeerAt(parent); err == nil || (p != nil && p.LastRx.After(asked)) {
+			if p := t.b.PeerAt(parent); !failed || (p != nil && p.LastRx.After(asked)) {
 				return
 			}
 			if tr.ts == ts && tr.term == term && tr.cur != nil && tr.cur.parent == parent && !tr.parentLost {
@@ -291,7 +301,9 @@ func (tr *tree) watch() {
 					f(int(tr.k))
 				}
 			}
-		})
+		}
+		t.sendTo(parent, appendQuery(t.buf[:0], tr.k, ts, wantClaim)).OnDone(func(err error) { verdict(err != nil) })
+		t.clk.AfterFunc(max(t.cfg.ClaimPeriod/2, 24*t.roundTrip(parent)), func() { verdict(true) })
 		return
 	}
 	if t.clk.Now().Sub(tr.lastFresh) > t.cfg.ClaimPeriod*3/2 && !tr.parentLost {

@@ -344,11 +344,10 @@ func TestPartitionAndMerge(t *testing.T) {
 // TestSlowParentNotLost: a parent that is alive but slow to answer (its
 // frames do not get through for a while, as in a crowded mesh forming
 // its trees) is not reported lost: that report makes the root start a new
-// term, every node of the tree taking a new place. Only the probe's hop
-// failing (the node's give-up) says the parent is gone; a fixed wait for
-// an answer (2 s) reported a live parent that answered in 5 to 13 s and
-// rebuilt whole trees of a 5,000-node mesh. A parent that is gone is
-// still reported.
+// term, every node of the tree taking a new place. The wait for an
+// answer is half a claim period (or the hop's failure, if first); 2 s
+// reported a live parent that answered in 5 to 13 s and rebuilt whole
+// trees of a 5,000-node mesh. A parent that is gone is still reported.
 func TestSlowParentNotLost(t *testing.T) {
 	m := newMesh(t, 3, lineEdges(3), Config{Trees: 1, EpochPeriods: -1}, 3)
 	m.start()
@@ -387,7 +386,7 @@ func TestSlowParentNotLost(t *testing.T) {
 		t.Fatal("the slow parent is marked lost")
 	}
 
-	// Gone for good: reported, once the probe's hop has failed.
+	// Gone for good: reported.
 	m.kill(parent)
 	if _, ok := m.runUntil(4*tr.t.cfg.ClaimPeriod, func() bool { return len(lost) > 0 }); !ok {
 		t.Fatal("a dead parent was never reported lost")

@@ -208,8 +208,8 @@ func (t *Trees) Start() {
 }
 
 // OnParentLost registers f to hear that this node's parent in tree k went
-// silent for a claim period and a half and the query then sent it failed
-// (the node gave the hop up: nothing acked, nothing heard from it). The
+// silent for a claim period and a half and then did not answer a query
+// (nothing from it for half a claim period, or the hop failed). The
 // routing layer above asks the root for an early term (Renew), since only
 // a new epoch re-attaches a subtree.
 func (t *Trees) OnParentLost(f func(k int)) { t.lost = append(t.lost, f) }
