@@ -38,7 +38,7 @@ import (
 // the trees are whole, and the bound still falls at every hop. A list
 // older than the truth (a neighbour moved) can make a neighbour look
 // nearer than it is: the bound still falls (ErrStaleView, not a loop).
-// (`mycelium sim route`, 1,000 random nodes: README, "Stretch".)
+// (`mycelium sim route`, 1,000 random nodes: docs/routing-notes.md, "Stretch".)
 //
 // A list is sent when it changes (checked every half claim period) and
 // every four claim periods anyway, or a twelfth of an epoch if that is
@@ -88,7 +88,7 @@ const (
 	// deeper than breadth-first and the destination lies just past it.
 	// (Entries more than two levels off were dropped before, not floored:
 	// a grid is bipartite, so that dropped every entry three levels off,
-	// 8 % of them, and the grid's stretch p95 rose to 1.35; README.)
+	// 8 % of them, and the grid's stretch p95 rose to 1.35; docs/routing-notes.md.)
 	hoodSlack = 1
 	// hoodMin is the smallest message: type, tree_state, count.
 	hoodMin = 3

@@ -347,7 +347,7 @@ func (r *Router) lookupTrees() int { return min(r.cfg.LookupTrees, r.t.Count()) 
 // have no place in either, and their lookups of every record stored
 // there failed ("no address known") after asking the other trees for
 // three minutes: half the lookups the line sent (2,437 of 4,816), whose
-// load on the relays also lost receipts (README, "line"). A node whose trees
+// load on the relays also lost receipts (docs/routing-notes.md, "line"). A node whose trees
 // disagree with another's (a root not yet known, or changing) stores
 // and asks in other trees first; lookups still end by asking every
 // tree. (docs/protocol.md, "Name lookup".)
