@@ -218,11 +218,7 @@ func TestRetryReceiptByEveryTree(t *testing.T) {
 // tenth, lookups ended "no address known" so, until the refresh a quarter
 // of an hour on).
 func TestRepairRegistrationFollowsUp(t *testing.T) {
-	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
-	me := newTMesh(t, 6, edges, 0, tree.Config{Trees: 2, EpochPeriods: 45}, 7)
-	me.start()
-	me.runUntilConverged(10 * time.Minute)
-	me.clk.RunFor(time.Minute) // registered
+	me := registeredRing(t)
 	// Kill a node one level down tree 0 with a child: the child is
 	// orphaned and asks for a new term.
 	victim := -1
@@ -402,11 +398,7 @@ func TestSendToGoneNodeEndsInTime(t *testing.T) {
 // one again at once when they looked afresh, and ended "no receipt" while
 // the destination had registered its new addresses.)
 func TestRefreshWaitsForTheNewRecord(t *testing.T) {
-	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
-	me := newTMesh(t, 6, edges, 0, tree.Config{Trees: 2, EpochPeriods: 45}, 7)
-	me.start()
-	me.runUntilConverged(10 * time.Minute)
-	me.clk.RunFor(time.Minute) // registered
+	me := registeredRing(t)
 	asker, dst := me.rts[0], me.rts[3]
 	old := slices.Clone(dst.registered)
 	// The destination registers only 40 s after its addresses change.
@@ -434,4 +426,17 @@ func TestRefreshWaitsForTheNewRecord(t *testing.T) {
 	case !asker.inCurrent(Record{Addrs: got.Addrs}):
 		t.Fatalf("the refresh found %v, none in a current epoch", got.Addrs)
 	}
+}
+
+// registeredRing is a ring of six nodes (0-1-2-3 and 0-4-5-3) on two
+// trees, converged and every node registered: two ways between 0 and 3
+// for the repair tests.
+func registeredRing(t *testing.T) *tmesh {
+	t.Helper()
+	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {0, 4}, {4, 5}, {5, 3}}
+	me := newTMesh(t, 6, edges, 0, tree.Config{Trees: 2, EpochPeriods: 45}, 7)
+	me.start()
+	me.runUntilConverged(10 * time.Minute)
+	me.clk.RunFor(time.Minute) // registered
+	return me
 }
