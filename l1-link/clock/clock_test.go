@@ -193,3 +193,67 @@ func TestVirtualCompact(t *testing.T) {
 		t.Fatalf("ran %d callbacks out of order (want %d)", len(order), len(expect))
 	}
 }
+
+// TestNowIsTheTimeSet: Now returns the very time the clock stands at, its
+// location included, whether the clock got there by running a callback
+// or by a RunUntil to a time of another location (read without the lock
+// in the first case, under it in the second), and readers on another
+// goroutine may ask it while the loop runs.
+func TestNowIsTheTimeSet(t *testing.T) {
+	c := NewVirtual(time.Time{})
+	c.AfterFunc(1500*time.Millisecond, func() {})
+	c.Step()
+	if got, want := c.Now(), Epoch.Add(1500*time.Millisecond); got != want {
+		t.Fatalf("after a callback: %v, want %v", got, want)
+	}
+	loc := time.FixedZone("UTC+1", 3600)
+	there := Epoch.Add(3 * time.Second).In(loc)
+	c.RunUntil(there)
+	if got := c.Now(); got != there || got.Location() != loc {
+		t.Fatalf("after RunUntil(%v): %v", there, got)
+	}
+	back := Epoch.Add(5 * time.Second)
+	c.RunUntil(back)
+	if got := c.Now(); got != back {
+		t.Fatalf("after RunUntil(%v): %v", back, got)
+	}
+	done := make(chan struct{})
+	read := make(chan time.Time)
+	go func() {
+		var last time.Time
+		for {
+			select {
+			case <-done:
+				read <- last
+				return
+			default:
+				if now := c.Now(); now.Before(last) {
+					panic("the clock went back")
+				} else {
+					last = now
+				}
+			}
+		}
+	}()
+	for range 1000 {
+		c.AfterFunc(time.Millisecond, func() {})
+		c.Step()
+	}
+	close(done)
+	if last := <-read; last.After(c.Now()) {
+		t.Fatalf("a reader saw %v, past the clock's %v", last, c.Now())
+	}
+}
+
+// BenchmarkNow is the cost of asking the time, which every timer, frame
+// and message of a simulation does.
+func BenchmarkNow(b *testing.B) {
+	c := NewVirtual(time.Time{})
+	c.AfterFunc(time.Second, func() {})
+	c.Step()
+	var t time.Time
+	for b.Loop() {
+		t = c.Now()
+	}
+	_ = t
+}

@@ -1,7 +1,9 @@
 package clock
 
 import (
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,10 +25,16 @@ type Virtual struct {
 	mu    sync.Mutex
 	start time.Time
 	now   time.Time
-	seq   uint64
-	q     []qItem
-	live  int // entries of q not stopped
-	ran   uint64
+	// nowKey is now as nanoseconds since start, for Now to read without
+	// the lock (notCanonical when now is not exactly start plus that: a
+	// RunUntil to a time of another location, say). Every timer, frame
+	// and message asks the time: taking the lock for it was 2-3 % of the
+	// CPU of a 2,000-node `sim route`.
+	nowKey atomic.Int64
+	seq    uint64
+	q      []qItem
+	live   int // entries of q not stopped
+	ran    uint64
 }
 
 // qItem is one pending callback in the heap.
@@ -46,6 +54,21 @@ func NewVirtual(start time.Time) *Virtual {
 		start = Epoch
 	}
 	return &Virtual{start: start, now: start}
+}
+
+// notCanonical in Virtual.nowKey sends Now to the lock.
+const notCanonical = math.MinInt64
+
+// setNow moves now to t. Called with c.mu held.
+func (c *Virtual) setNow(t time.Time) {
+	c.now = t
+	// == on purpose: Now must return t itself (its location and
+	// monotonic reading too), not merely the same instant.
+	if d := t.Sub(c.start); d != notCanonical && c.start.Add(d) == t {
+		c.nowKey.Store(int64(d))
+	} else {
+		c.nowKey.Store(notCanonical)
+	}
 }
 
 type vtimer struct {
@@ -121,6 +144,9 @@ func (c *Virtual) down(i int) {
 
 // Now returns the virtual time.
 func (c *Virtual) Now() time.Time {
+	if d := c.nowKey.Load(); d != notCanonical {
+		return c.start.Add(time.Duration(d))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -193,7 +219,7 @@ func (c *Virtual) Step() bool {
 	}
 	it := c.pop()
 	if at := c.at(it.key); at.After(c.now) {
-		c.now = at
+		c.setNow(at)
 	}
 	t := it.t
 	f := t.f
@@ -214,7 +240,7 @@ func (c *Virtual) RunUntil(t time.Time) int {
 		h, ok := c.head()
 		if !ok || c.at(h.key).After(t) {
 			if t.After(c.now) {
-				c.now = t
+				c.setNow(t)
 			}
 			c.mu.Unlock()
 			return n

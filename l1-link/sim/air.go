@@ -299,11 +299,16 @@ func (m *Medium) hear(rx *reception, now time.Time) bool {
 		if m.phy.DCF != nil {
 			// The receiving MAC drops a retry of a frame it already has
 			// (same transmitter, same sequence number); it still ACKs it.
-			last, seen := to.lastSeq[tx.from]
-			if to.lastSeq == nil {
-				to.lastSeq = map[*Radio]uint16{}
+			var last uint16
+			var seen bool
+			if e := rx.edge; !e.dropped {
+				last, seen = e.lastSeq, e.seqSeen
+				e.lastSeq, e.seqSeen = tx.f.seq, true
+			} else {
+				// (Disconnected while the frame was on the air.)
+				last, seen = to.lastSeq[tx.from]
+				to.setLastSeq(tx.from, tx.f.seq)
 			}
-			to.lastSeq[tx.from] = tx.f.seq
 			if seen && last == tx.f.seq && tx.f.tries > 1 {
 				m.stats.Duplicates++
 				return true

@@ -191,6 +191,17 @@ func (m *Medium) ConnectWithin(radius float64, loss Loss) int {
 type edge struct {
 	to   *Radio
 	loss lossState
+	// The 802.11 sequence number of the last datagram the far end (to)
+	// received from this edge's radio, if seen: its duplicate filter for
+	// MAC retries. It lives on the edge, which every reception reads
+	// anyway, rather than in a map at the receiver: a map keyed by sender
+	// cost every unicast reception a look-up in memory the cache no longer
+	// held, more of them the larger the mesh. A dropped edge hands it to
+	// the receiver's lastSeq, and a new edge takes it back, so that
+	// disconnecting and connecting again keeps the filter as it was.
+	lastSeq uint16
+	seqSeen bool
+	dropped bool // taken off the medium: the receiver's map holds the filter
 }
 
 // Radio is one node's radio on a medium; it is a link.Link.
@@ -224,6 +235,7 @@ type Radio struct {
 	rate       int          // the rate r sends at without rate control
 	rc         RateControl  // per-destination rate choice for unicast (nil: rate)
 	seq        uint16       // 802.11 sequence number of r's next datagram
+	// The duplicate filter of dropped edges (edge.lastSeq).
 	lastSeq    map[*Radio]uint16
 	awakeTime  time.Duration
 	sinceAwake time.Time
@@ -249,12 +261,29 @@ func (r *Radio) setEdge(to *Radio, l Loss) {
 			return
 		}
 	}
-	r.edges = append(r.edges, &edge{to: to, loss: lossState{model: l}})
+	e := &edge{to: to, loss: lossState{model: l}}
+	if seq, ok := to.lastSeq[r]; ok {
+		e.lastSeq, e.seqSeen = seq, true
+		delete(to.lastSeq, r)
+	}
+	r.edges = append(r.edges, e)
+}
+
+// setLastSeq keeps the duplicate filter of a dropped edge from from.
+func (r *Radio) setLastSeq(from *Radio, seq uint16) {
+	if r.lastSeq == nil {
+		r.lastSeq = map[*Radio]uint16{}
+	}
+	r.lastSeq[from] = seq
 }
 
 func (r *Radio) dropEdge(to *Radio) {
 	for i, e := range r.edges {
 		if e.to == to {
+			if e.seqSeen {
+				to.setLastSeq(r, e.lastSeq)
+			}
+			e.dropped = true
 			r.edges = append(r.edges[:i], r.edges[i+1:]...)
 			return
 		}

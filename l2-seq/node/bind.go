@@ -141,6 +141,9 @@ func (b *Bind) AirBusy() bool { return b.n.busy || b.n.neighbourBusy() }
 // Peers returns the peer table's entries, ordered by node_id.
 func (b *Bind) Peers() []*peer.Peer { return b.n.peers.All() }
 
+// PeerCount is len(Peers()), without making the list.
+func (b *Bind) PeerCount() int { return b.n.peers.Len() }
+
 // Links is the number of the node's links (endpoints name them by index).
 func (b *Bind) Links() int { return len(b.n.links) }
 

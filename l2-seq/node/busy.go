@@ -1,5 +1,7 @@
 package node
 
+import "github.com/mycelium-mesh/mycelium/l2-seq/peer"
+
 // Hearing loss [ours]: a node in range of many neighbours that are hidden
 // from each other (a rooftop gateway) hears everything they send, and
 // when they together offer more than its channel can carry, their frames
@@ -76,12 +78,9 @@ func (n *Node) weighHearing() {
 // send, and one listing the busy app_id would otherwise slow every
 // listener's control traffic for nothing (docs/security.md).
 func (n *Node) neighbourBusy() bool {
-	for _, p := range n.peers.All() {
-		if p.Busy && p.Full && p.Proven && !n.revoked(p.ID) {
-			return true
-		}
-	}
-	return false
+	return n.peers.Any(func(p *peer.Peer) bool {
+		return p.Busy && p.Full && p.Proven && !n.revoked(p.ID)
+	})
 }
 
 // Busy reports whether we say in our beacons that we miss much of what

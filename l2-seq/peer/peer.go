@@ -71,6 +71,13 @@ func (p *Peer) HasEndpoint(ep Endpoint) bool { return slices.Contains(p.Endpoint
 type Table struct {
 	byID map[identity.NodeID]*Peer
 	byEP map[Endpoint]*Peer
+	// The last endpoint ByEndpoint looked up and what it found (memo):
+	// a node asks for the sender of every frame it takes four or five
+	// times over (the trust check, the layers above), and a look-up by
+	// Endpoint hashes an interface. Any change to byEP forgets it.
+	last     Endpoint
+	lastPeer *Peer
+	memo     bool
 }
 
 // NewTable returns an empty table.
@@ -85,7 +92,17 @@ func (t *Table) Len() int { return len(t.byID) }
 func (t *Table) Get(id identity.NodeID) *Peer { return t.byID[id] }
 
 // ByEndpoint returns the peer reachable at ep, or nil.
-func (t *Table) ByEndpoint(ep Endpoint) *Peer { return t.byEP[ep] }
+func (t *Table) ByEndpoint(ep Endpoint) *Peer {
+	if t.memo && t.last == ep {
+		return t.lastPeer
+	}
+	p := t.byEP[ep]
+	t.last, t.lastPeer, t.memo = ep, p, true
+	return p
+}
+
+// forget drops ByEndpoint's memo: byEP is about to change.
+func (t *Table) forget() { t.last, t.lastPeer, t.memo = Endpoint{}, nil, false }
 
 // Refresh adds the peer or refreshes it (timeout reset, endpoint added or
 // moved from another peer that claimed it: addresses are reassigned when a
@@ -99,6 +116,7 @@ func (t *Table) Refresh(id identity.NodeID, ep Endpoint, now time.Time) (*Peer, 
 	p.Timeout = DefaultTimeout
 	p.LastRx = now
 	if old := t.byEP[ep]; old != p {
+		t.forget()
 		if old != nil {
 			old.Endpoints = slices.DeleteFunc(old.Endpoints, func(e Endpoint) bool { return e == ep })
 			if len(old.Endpoints) == 0 {
@@ -117,6 +135,7 @@ func (t *Table) Remove(id identity.NodeID) {
 	if !ok {
 		return
 	}
+	t.forget()
 	for _, ep := range p.Endpoints {
 		if t.byEP[ep] == p {
 			delete(t.byEP, ep)
@@ -134,6 +153,7 @@ func (t *Table) RemoveEndpoint(id identity.NodeID, ep Endpoint) bool {
 	}
 	p.Endpoints = slices.DeleteFunc(p.Endpoints, func(e Endpoint) bool { return e == ep })
 	if t.byEP[ep] == p {
+		t.forget()
 		delete(t.byEP, ep)
 	}
 	if len(p.Endpoints) == 0 {
@@ -155,6 +175,19 @@ func (t *Table) Tick() []*Peer {
 		}
 	}
 	return gone
+}
+
+// Any reports whether f holds for some peer. It visits them in no
+// particular order, so f must not have side effects; unlike All it
+// neither allocates nor sorts (a node asks it often: node.neighbourBusy,
+// on every frame it sends).
+func (t *Table) Any(f func(*Peer) bool) bool {
+	for _, p := range t.byID {
+		if f(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // All returns the peers ordered by node_id, so iteration is deterministic.

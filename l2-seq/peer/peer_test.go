@@ -47,6 +47,45 @@ func TestTable(t *testing.T) {
 	}
 }
 
+// TestByEndpointAfterChange: ByEndpoint remembers its last answer; every
+// change to the endpoints (moved, removed, the peer gone) must show in
+// the next look-up of the very endpoint just asked for.
+func TestByEndpointAfterChange(t *testing.T) {
+	tb := NewTable()
+	now := time.Unix(0, 0)
+	a, b := identity.NodeID{1}, identity.NodeID{2}
+	ep := Endpoint{Link: 0, Addr: espnow.MAC{2, 0, 0, 0, 0, 1}}
+	ep2 := Endpoint{Link: 0, Addr: espnow.MAC{2, 0, 0, 0, 0, 2}}
+	if tb.ByEndpoint(ep) != nil {
+		t.Fatal("empty table")
+	}
+	p, _ := tb.Refresh(a, ep, now)
+	if tb.ByEndpoint(ep) != p {
+		t.Fatal("added")
+	}
+	tb.Refresh(a, ep2, now)
+	if tb.RemoveEndpoint(a, ep); tb.ByEndpoint(ep) != nil || tb.ByEndpoint(ep2) != p {
+		t.Fatal("endpoint removed")
+	}
+	q, _ := tb.Refresh(b, ep2, now) // moved to b
+	if tb.ByEndpoint(ep2) != q {
+		t.Fatal("endpoint moved")
+	}
+	if tb.Remove(b); tb.ByEndpoint(ep2) != nil {
+		t.Fatal("peer removed")
+	}
+	r, _ := tb.Refresh(a, ep2, now)
+	if tb.ByEndpoint(ep2) != r {
+		t.Fatal("added again")
+	}
+	for range DefaultTimeout {
+		tb.Tick()
+	}
+	if tb.ByEndpoint(ep2) != nil {
+		t.Fatal("peer timed out")
+	}
+}
+
 func TestNodeList(t *testing.T) {
 	l := NewNodeList()
 	now := time.Unix(0, 0)
@@ -65,5 +104,27 @@ func TestNodeList(t *testing.T) {
 	}
 	if l.Expire(now.Add(32*time.Minute)) != 1 || l.Len() != 0 {
 		t.Fatal("expire")
+	}
+}
+
+// BenchmarkByEndpoint is a node finding the sender of a frame as it takes
+// it: the trust check and each layer above ask for the same endpoint in
+// turn, one sender after another.
+func BenchmarkByEndpoint(b *testing.B) {
+	tb := NewTable()
+	eps := make([]Endpoint, 8)
+	for i := range eps {
+		eps[i] = Endpoint{Addr: espnow.MAC{2, 0, 0, 0, 0, byte(i)}}
+		tb.Refresh(identity.NodeID{byte(i)}, eps[i], time.Unix(0, 0))
+	}
+	i := 0
+	for b.Loop() {
+		ep := eps[i%len(eps)]
+		for range 4 {
+			if tb.ByEndpoint(ep) == nil {
+				b.Fatal("no peer")
+			}
+		}
+		i++
 	}
 }

@@ -56,7 +56,7 @@ func TestQueriesPaced(t *testing.T) {
 	m.clk.RunFor(2 * cp) // queries wait a claim period into the epoch
 	tr := m.trees[0].trees[0]
 	ts := tr.ts
-	delete(tr.nbrs, ts) // as if every notification had been lost
+	tr.nbrs.del(ts) // as if every notification had been lost
 	tr.queried = nil
 	tr.queryMissing()
 	if n := len(tr.queried); n > maxQueries {

@@ -177,11 +177,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	keep := func(ts uint8) bool {
 		return (tr.prev != nil && ts == tr.prev.pos.TreeState) || (tr.cur != nil && ts == tr.cur.pos.TreeState)
 	}
-	for ts := range tr.nbrs {
-		if !keep(ts) {
-			delete(tr.nbrs, ts)
-		}
-	}
+	tr.nbrs = slices.DeleteFunc(tr.nbrs, func(l nbrList) bool { return !keep(l.ts) })
 	tr.tried = map[peer.Endpoint]time.Time{}
 	tr.full = nil
 	tr.parentLost = false

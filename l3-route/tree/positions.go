@@ -155,7 +155,7 @@ func nbrOrder(a, b *Neighbor) int {
 // setNeighbor puts nb in the list of epoch ts, in order, replacing what
 // the same endpoint held (a new list: see nbrs).
 func (tr *tree) setNeighbor(ts uint8, nb Neighbor) {
-	old := tr.nbrs[ts]
+	old := tr.nbrs.get(ts)
 	l := make([]Neighbor, 0, len(old)+1)
 	for i := range old {
 		if old[i].Via != nb.Via {
@@ -163,42 +163,75 @@ func (tr *tree) setNeighbor(ts uint8, nb Neighbor) {
 		}
 	}
 	i, _ := slices.BinarySearchFunc(l, nb, func(x, y Neighbor) int { return nbrOrder(&x, &y) })
-	tr.nbrs[ts] = slices.Insert(l, i, nb)
+	tr.nbrs.set(ts, slices.Insert(l, i, nb))
 }
 
 // dropNeighbor removes what endpoint ep held in every epoch.
 func (tr *tree) dropNeighbor(ep peer.Endpoint) {
-	for ts, old := range tr.nbrs {
-		if !slices.ContainsFunc(old, func(nb Neighbor) bool { return nb.Via == ep }) {
-			continue
-		}
-		l := slices.DeleteFunc(slices.Clone(old), func(nb Neighbor) bool { return nb.Via == ep })
-		if len(l) == 0 {
-			delete(tr.nbrs, ts)
-		} else {
-			tr.nbrs[ts] = l
-		}
+	for i := len(tr.nbrs) - 1; i >= 0; i-- {
+		tr.dropNeighborIn(ep, tr.nbrs[i].ts)
 	}
 }
 
 // dropNeighborIn removes what endpoint ep held in epoch ts.
 func (tr *tree) dropNeighborIn(ep peer.Endpoint, ts uint8) {
-	old := tr.nbrs[ts]
+	old := tr.nbrs.get(ts)
 	if !slices.ContainsFunc(old, func(nb Neighbor) bool { return nb.Via == ep }) {
 		return
 	}
 	l := slices.DeleteFunc(slices.Clone(old), func(nb Neighbor) bool { return nb.Via == ep })
 	if len(l) == 0 {
-		delete(tr.nbrs, ts)
+		tr.nbrs.del(ts)
 	} else {
-		tr.nbrs[ts] = l
+		tr.nbrs.set(ts, l)
 	}
 }
 
 // placedIn reports whether we know the position of the neighbour at ep
 // in epoch ts.
 func (tr *tree) placedIn(ep peer.Endpoint, ts uint8) bool {
-	return slices.ContainsFunc(tr.nbrs[ts], func(nb Neighbor) bool { return nb.Via == ep })
+	return slices.ContainsFunc(tr.nbrs.get(ts), func(nb Neighbor) bool { return nb.Via == ep })
+}
+
+// nbrLists holds tree.nbrs: a list of neighbours per tree_state. A node
+// holds a few epochs' at once (the current, the previous, and briefly
+// one a neighbour has entered ahead of it), so a slice searched in order
+// serves where a map did: the lists are read for every frame routed and
+// every claim heard, and a map's look-up, in memory the cache no longer
+// held, grew dearer as the mesh did (1.3 % of a 1,000-node `sim route`'s
+// CPU, 2.3 % at 2,000).
+type nbrLists []nbrList
+
+// nbrList is one epoch's neighbours.
+type nbrList struct {
+	ts uint8
+	l  []Neighbor
+}
+
+// get returns the list of epoch ts (nil: none).
+func (s nbrLists) get(ts uint8) []Neighbor {
+	for i := range s {
+		if s[i].ts == ts {
+			return s[i].l
+		}
+	}
+	return nil
+}
+
+// set replaces the list of epoch ts.
+func (s *nbrLists) set(ts uint8, l []Neighbor) {
+	for i := range *s {
+		if (*s)[i].ts == ts {
+			(*s)[i].l = l
+			return
+		}
+	}
+	*s = append(*s, nbrList{ts: ts, l: l})
+}
+
+// del forgets the list of epoch ts.
+func (s *nbrLists) del(ts uint8) {
+	*s = slices.DeleteFunc(*s, func(l nbrList) bool { return l.ts == ts })
 }
 
 // ask queries a neighbour for the last want certificates of its chain in
@@ -304,10 +337,10 @@ func (tr *tree) queryMissing() {
 	if !tr.haveRoot || tr.rootDead || now.Sub(tr.epochAt) < t.cfg.ClaimPeriod {
 		return
 	}
-	peers := t.b.Peers()
-	if len(t.Neighbors(int(tr.k), tr.ts)) >= len(peers) {
-		return // (the common case, checked cheaply)
+	if len(t.Neighbors(int(tr.k), tr.ts)) >= t.b.PeerCount() {
+		return // (the common case, checked cheaply: without the sorted list)
 	}
+	peers := t.b.Peers()
 	if tr.queried == nil {
 		tr.queried = map[peer.Endpoint]queryState{}
 	}

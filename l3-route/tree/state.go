@@ -49,7 +49,7 @@ type tree struct {
 	// and previous epochs), each list in Neighbors' order (by node_id, then
 	// endpoint), replaced, never changed in place: a list handed out stays
 	// as it was.
-	nbrs       map[uint8][]Neighbor
+	nbrs       nbrLists
 	ahead      map[peer.Endpoint]cert.Chain // positions in an epoch we have not entered yet
 	epochAt    time.Time                    // when we entered the current epoch
 	queried    map[peer.Endpoint]queryState // neighbours asked for their position: when, and how often unanswered

@@ -170,7 +170,7 @@ func (t *Trees) init(b *node.Bind, cfg Config) {
 		rng: rand.New(rand.NewPCG(b.Seed(), 0x74726565)),
 	}
 	for k := range cfg.Trees {
-		tr := &tree{t: t, k: uint8(k), score: cert.Score(t.pk, uint8(k)), nbrs: map[uint8][]Neighbor{}, hops: 255}
+		tr := &tree{t: t, k: uint8(k), score: cert.Score(t.pk, uint8(k)), hops: 255}
 		t.trees = append(t.trees, tr)
 	}
 }
@@ -333,7 +333,7 @@ func (t *Trees) Neighbors(k int, ts uint8) []Neighbor {
 	if k < 0 || k >= len(t.trees) {
 		return nil
 	}
-	return t.trees[k].nbrs[ts]
+	return t.trees[k].nbrs.get(ts)
 }
 
 // Children returns the neighbours this node gave an address in the epoch ts

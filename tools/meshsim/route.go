@@ -722,6 +722,9 @@ func (m *routeMesh) namesPending() int {
 // neighbour that has one.
 func (m *routeMesh) converged() bool {
 	comp, sizes := m.liveComponents()
+	if !m.allPlaced(comp, sizes) {
+		return false
+	}
 	for k := range m.cfg.Trees {
 		roots := map[int]string{}
 		for i, t := range m.trees {
@@ -760,6 +763,28 @@ func (m *routeMesh) converged() bool {
 			}
 			if !parentAlive || len(t.Neighbors(k, p.TreeState)) < placed {
 				return false // a tree broken by a death, or neighbours not known yet
+			}
+		}
+	}
+	return true
+}
+
+// allPlaced is converged's first, cheap, condition: every live node of a
+// piece of two or more has a place in every tree, a lease, or is too deep
+// for any address. Checked alone first, it answers most of the checks
+// made while a mesh forms (a few nodes unplaced in one tree) at a node's
+// places each, where converged's full pass reads every neighbour's place
+// of every tree before it; the checks, every 500 ms of mesh time over
+// every node, cost more the larger the mesh (3.6 % of the CPU of a
+// 2,000-node run, 2.4 % at 1,000).
+func (m *routeMesh) allPlaced(comp, sizes []int) bool {
+	for i, t := range m.trees {
+		if m.dead[i] || sizes[comp[i]] < 2 {
+			continue
+		}
+		for k := range m.cfg.Trees {
+			if _, ok := t.Current(k); !ok && !t.TooDeep(k) && !slices.ContainsFunc(m.rts[i].Addrs(), func(a route.TreeAddr) bool { return int(a.Tree) == k }) {
+				return false
 			}
 		}
 	}
