@@ -125,6 +125,7 @@ type hood struct {
 type hoodState struct {
 	heard    map[peer.Endpoint]*hood
 	unproven map[peer.Endpoint]*hood
+	scratch  []hoodEntry // onHood decodes into it
 	sent     [tree.MaxTrees][]byte
 	from     [tree.MaxTrees][]tree.Neighbor // the trees' list each was made from
 	tmr      clock.Timer
@@ -170,12 +171,18 @@ func AppendHood(b []byte, treeState uint8, tags []uint16, addrs []addr.Long) []b
 // decodeHood reads a list's message (b without its type byte). Errors
 // wrap ErrControl.
 func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
+	return decodeHoodInto(nil, b)
+}
+
+// decodeHoodInto is decodeHood appending the entries to dst (nil on an
+// error).
+func decodeHoodInto(dst []hoodEntry, b []byte) (ts uint8, es []hoodEntry, err error) {
 	if len(b) < hoodMin-1 || len(b) > hoodBytes-1 {
 		return 0, nil, fmt.Errorf("%w: neighbourhood: %d bytes", ErrControl, len(b))
 	}
 	ts, n := b[0], int(b[1])
 	b = b[2:]
-	es = make([]hoodEntry, 0, n)
+	es = slices.Grow(dst, n)
 	for range n {
 		if len(b) < 2 {
 			return 0, nil, fmt.Errorf("%w: neighbourhood: truncated entry", ErrControl)
@@ -195,11 +202,12 @@ func decodeHood(b []byte) (ts uint8, es []hoodEntry, err error) {
 // onHood stores a neighbour's list: one hop, for a tree its tree_state
 // names, from a proven peer (held apart until then).
 func (r *Router) onHood(m node.Message) {
-	ts, es, err := decodeHood(m.Blob[1:])
+	ts, es, err := decodeHoodInto(r.hood.scratch[:0], m.Blob[1:])
 	if err != nil {
 		r.stats.Malformed++
 		return
 	}
+	r.hood.scratch = es[:0]
 	p := r.b.PeerAt(m.Via)
 	if p == nil {
 		r.stats.HoodsRefused++ // from no peer: anyone could have sent it
@@ -222,6 +230,15 @@ func (r *Router) onHood(m node.Message) {
 	if h == nil || h.id != p.ID {
 		h = &hood{id: p.ID}
 		(*at)[m.Via] = h
+	}
+	// A list comes again unchanged every hoodRefresh claim periods: the
+	// one held stays (lists are only read), and a changed one is copied
+	// out of the scratch. Decoding each into a list of its own was a
+	// tenth of what a route simulation allocated.
+	if h.has[k] && slices.Equal(h.lists[k], es) {
+		es = h.lists[k]
+	} else {
+		es = slices.Clone(es)
 	}
 	h.ts[k], h.has[k], h.lists[k] = ts, true, es
 }

@@ -156,6 +156,13 @@ func nbrOrder(a, b *Neighbor) int {
 // the same endpoint held (a new list: see nbrs).
 func (tr *tree) setNeighbor(ts uint8, nb Neighbor) {
 	old := tr.nbrs.get(ts)
+	if slices.Contains(old, nb) {
+		// Told again what we hold (one entry per endpoint): the new list
+		// would be this one. Kept, not copied: positions are announced
+		// again and again, and the copies were 3 % of what a route
+		// simulation allocated.
+		return
+	}
 	l := make([]Neighbor, 0, len(old)+1)
 	for i := range old {
 		if old[i].Via != nb.Via {

@@ -192,6 +192,7 @@ func TestContract(t *testing.T) {
 		// Late validation: refused before the run, not after it.
 		bad("svg in a missing directory", "--svg: cannot write", "sim", "route", "--svg", filepath.Join(dir, "nodir", "m.svg")),
 		bad("svg onto a directory", "is a directory", "sim", "route", "--svg", dir),
+		bad("cpu profile in a missing directory", "--cpuprofile: cannot write", "sim", "route", "--cpuprofile", filepath.Join(dir, "nodir", "cpu.pprof")),
 		bad("bench route modes 0,2", "--modes: 2 is not 0", "bench", "route", "--modes", "0,2"),
 		bad("bench route modes 0,2, small", "--modes: 2 is not 0", "bench", "route", "--nodes", "20", "--modes", "0,2"),
 		bad("pcap directory under a file", "--pcap:", "sim", "--pcap", filepath.Join(plainFile, "caps")),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,6 +89,7 @@ func simRouteCmd() *cobra.Command {
 		asJSON bool
 		svg    string
 		page   string
+		prof   string
 	)
 	c := &cobra.Command{
 		Use:   "route",
@@ -130,6 +132,10 @@ honest pairs whose every shortest path avoids the adversaries
 ("honest_delivery_ratio"), and the most reassembly memory an honest node
 held ("peak_rx_bytes_per_node", against "rx_budget_bytes"). Pairs are
 drawn among honest nodes.
+
+With --cpuprofile the run's CPU profile (Go's pprof format, building
+included) is written to a file: where a large mesh's time goes
+(` + "`go tool pprof -top mycelium FILE`" + `).
 
 ` + routeLimits,
 		Example: `  mycelium sim route --nodes 200
@@ -174,12 +180,30 @@ drawn among honest nodes.
 				}
 				defer htmlOut.discard()
 			}
+			var profOut *pendingFile
+			if prof != "" {
+				if profOut, err = createPending(prof); err != nil {
+					return fmt.Errorf("--cpuprofile: %v", err)
+				}
+				defer profOut.discard()
+				if err := pprof.StartCPUProfile(profOut.f); err != nil {
+					return fmt.Errorf("--cpuprofile: %v", err)
+				}
+			}
 			prog := newProgress(rf.progress, cmd.ErrOrStderr())
 			defer prog.finish()
 			cfg.Progress = prog.fn()
 			defer meshsim.TuneCollector()()
 			r, err := meshsim.Route(cfg)
 			prog.finish()
+			if profOut != nil {
+				// Kept when the run fails too: a mesh that did not
+				// converge is one to profile.
+				pprof.StopCPUProfile()
+				if err := profOut.commit(); err != nil {
+					return fmt.Errorf("--cpuprofile: %v", err)
+				}
+			}
 			if err != nil {
 				return settingError(err)
 			}
@@ -217,6 +241,7 @@ drawn among honest nodes.
 	f.StringVar(&svg, "svg", "", "write a picture of the graph, tree 0 and one sampled route to this file")
 	f.StringVar(&page, "html", "", "write a self-contained web page of the run to this file: the graph, every tree, sampled routes, the stretch histogram")
 	f.StringVar(&rf.cfg.Pcap, "pcap", "", "write every frame on the medium to this capture file (radiotap + 802.11; tools/wireshark/mycelium.lua dissects it)")
+	f.StringVar(&prof, "cpuprofile", "", "write the run's CPU profile (pprof) to this file")
 	return c
 }
 

@@ -187,3 +187,24 @@ func TestSimRouteHopAuth(t *testing.T) {
 		}
 	}
 }
+
+// --cpuprofile writes the run's CPU profile (gzipped pprof) where it is
+// told, and only there.
+func TestSimRouteCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "route.pprof")
+	_, stderr, st := run("sim", "route", "--nodes", "20", "--degree", "5", "--pairs", "5", "--json", "--cpuprofile", prof)
+	if st != 0 {
+		t.Fatalf("status %d: %s", st, stderr)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("not a gzipped profile: % x", b[:min(len(b), 8)])
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("left %d files in the directory", len(es))
+	}
+}
