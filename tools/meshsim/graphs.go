@@ -172,7 +172,7 @@ func components(adj [][]int) (comp []int, sizes []int) {
 func clustered(n int, rng *rand.Rand) graph {
 	r := 2 * Spacing
 	towns := max(2, int(math.Round(float64(n)/150)))
-	for {
+	for draws := 0; ; {
 		centres := make([]sim.Position, towns)
 		cols := int(math.Ceil(math.Sqrt(float64(towns))))
 		for i := range centres {
@@ -209,8 +209,33 @@ func clustered(n int, rng *rand.Rand) graph {
 		}
 		pos = append(pos, chains...)
 		pos = pos[:n]
+		// A chain's end can miss its town (no town node within range of
+		// its first relay: about one draw in twelve at 200 nodes). Then
+		// repair would scatter the whole cut-off town into the largest
+		// piece, and the graph would be one dense blob (seed 5 at 200
+		// nodes: degree median 28 and max 42 against 13 and 21-25), not
+		// towns joined by chains. Draw again; repair only strays.
+		if draws++; draws < maxClusterDraws && cutOff(neighbours(pos, r)) > maxStrays {
+			continue
+		}
 		return graph{pos: pos, adj: repair(pos, r, rng)}
 	}
+}
+
+// maxClusterDraws bounds the draws of a clustered graph whose towns or
+// chains came out cut off (each fails with probability about 1/12), and
+// maxStrays is how many nodes outside the largest piece repair may move
+// next to it (a town node at its disk's edge, a chain relay) without the
+// shape changing.
+const (
+	maxClusterDraws = 32
+	maxStrays       = 10
+)
+
+// cutOff is how many nodes lie outside the largest connected piece.
+func cutOff(adj [][]int) int {
+	_, sizes := components(adj)
+	return len(adj) - slices.Max(sizes)
 }
 
 // townLinks is a minimum spanning tree of the centres (Prim) plus the

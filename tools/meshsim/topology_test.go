@@ -150,3 +150,33 @@ func TestValidate(t *testing.T) {
 		t.Error("transfer: negative runs taken")
 	}
 }
+
+// A clustered graph is towns joined by chains, on every seed: a chain that
+// missed its town once made repair scatter the cut-off town into the
+// other (seed 5 at 200 nodes: one blob, degree median 28, max 42), a
+// different mesh from the one the topology names. A town's disk gives a
+// median degree of about 13 at 200 nodes and 18 at 1,000.
+func TestClusteredKeepsItsTowns(t *testing.T) {
+	for _, n := range []int{200, 1000} {
+		for seed := uint64(1); seed <= 30; seed++ {
+			if n == 1000 && seed > 8 {
+				break
+			}
+			g, err := buildGraph(Clustered, n, 8, rand.New(rand.NewPCG(seed, 0x726f757465)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !connectedAdj(g.adj) {
+				t.Fatalf("%d nodes, seed %d: not connected", n, seed)
+			}
+			deg := make([]int, n)
+			for i, nb := range g.adj {
+				deg[i] = len(nb)
+			}
+			slices.Sort(deg)
+			if med := deg[n/2]; med > 20 {
+				t.Errorf("%d nodes, seed %d: degree median %d, max %d: a town was scattered into another", n, seed, med, deg[n-1])
+			}
+		}
+	}
+}
