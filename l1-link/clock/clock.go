@@ -35,3 +35,19 @@ func Stop(t *Timer) {
 		*t = nil
 	}
 }
+
+// Halted is c for a layer that has shut down for good: Now still tells the
+// time, AfterFunc arms nothing (its timer is already stopped). A layer
+// that keeps its clock in a field swaps it for Halted at its Close, so
+// that no callback still in flight can start its periodic work again.
+func Halted(c Clock) Clock { return halted{c} }
+
+type halted struct{ c Clock }
+
+func (h halted) Now() time.Time                      { return h.c.Now() }
+func (halted) AfterFunc(time.Duration, func()) Timer { return stopped{} }
+
+// stopped is the timer of a callback that never runs.
+type stopped struct{}
+
+func (stopped) Stop() bool { return false }

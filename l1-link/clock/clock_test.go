@@ -257,3 +257,25 @@ func BenchmarkNow(b *testing.B) {
 	}
 	_ = t
 }
+
+// A halted clock tells the time of the clock under it and runs nothing.
+func TestHalted(t *testing.T) {
+	v := NewVirtual(time.Unix(1000, 0))
+	h := Halted(v)
+	ran := false
+	tm := h.AfterFunc(time.Second, func() { ran = true })
+	h.AfterFunc(0, func() { ran = true })
+	v.RunFor(time.Hour)
+	if ran {
+		t.Error("a halted clock ran a callback")
+	}
+	if v.Pending() != 0 {
+		t.Errorf("a halted clock left %d callbacks pending", v.Pending())
+	}
+	if tm.Stop() {
+		t.Error("Stop reports a halted clock's timer pending")
+	}
+	if !h.Now().Equal(v.Now()) {
+		t.Errorf("halted Now %v, the clock's %v", h.Now(), v.Now())
+	}
+}

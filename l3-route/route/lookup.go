@@ -10,6 +10,7 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/revoke"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
@@ -656,6 +657,10 @@ func (r *Router) refreshPatience() time.Duration {
 }
 
 func (r *Router) lookup(id identity.NodeID, deadline time.Time, failed []TreeAddr, cb func(Destination, error)) {
+	if r.closed {
+		cb(Destination{}, node.ErrClosed)
+		return
+	}
 	now := r.clk.Now()
 	if id == r.self {
 		cb(Destination{ID: id, Addrs: r.Addrs()}, nil)

@@ -366,6 +366,10 @@ func (r *Router) NameOf(id identity.NodeID) (string, bool) {
 // the name. (A neighbour's hello is not taken for an answer: the neighbour
 // may be the one that lost the name to another node.)
 func (r *Router) LookupName(name string, cb func(identity.NodeID, error)) {
+	if r.closed {
+		cb(identity.NodeID{}, node.ErrClosed)
+		return
+	}
 	if err := ValidName(name); err != nil {
 		cb(identity.NodeID{}, err)
 		return

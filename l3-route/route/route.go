@@ -13,6 +13,7 @@
 package route
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
@@ -235,6 +236,9 @@ type Router struct {
 	// hood is what our neighbours told us of theirs, and what we told
 	// them of ours (hood.go).
 	hood hoodState
+	// closed: Close ran (the router's clock is clock.Halted since).
+	closed bool
+	final  Stats // the stats at Close
 }
 
 // Attach builds the routing layer of n, with its trees (tcfg), and
@@ -307,6 +311,9 @@ func (r *Router) Trees() *tree.Trees { return r.t }
 // HandleMessage is the node handing us a one-hop Package of the trees or
 // of the router's control app (node.Layer).
 func (r *Router) HandleMessage(m node.Message) {
+	if r.closed {
+		return
+	}
 	switch m.App {
 	case tree.AppID:
 		r.t.HandleMessage(m)
@@ -325,14 +332,89 @@ func (r *Router) HandleMessage(m node.Message) {
 // PeerChanged is the node telling us of a peer that came or went
 // (node.Layer).
 func (r *Router) PeerChanged(p *peer.Peer, up bool) {
+	if r.closed {
+		return
+	}
 	r.t.PeerChanged(p, up)
 	r.peerEvent(p, up)
+}
+
+// Close stops the router and its trees (tree.Trees.Close) for good, as
+// when the node is switched off; close it with the node (node.Node.Close).
+// The sends, lookups and traces still pending end now with
+// node.ErrClosed (their callbacks run within Close, in a fixed order);
+// later lookups, name lookups and traces end at once with it, and sends
+// fail with it (the closed node refuses them). No timer of the router runs
+// its work again: registrations, refreshes, neighbourhood lists and lease
+// requests stop, and Stats stay as they were. Calling Close again does
+// nothing.
+func (r *Router) Close() {
+	if r.closed {
+		return
+	}
+	// Closed first: a callback run below that asks again fails at once.
+	r.closed = true
+	r.t.Close()
+	// The stats as Close leaves them (the callbacks below may count
+	// failures): later attempts, refused by the closed node, do not count.
+	defer func() {
+		r.final = r.stats
+		r.final.Failed = maps.Clone(r.stats.Failed)
+	}()
+	r.clk = clock.Halted(r.clk)
+	clock.Stop(&r.regTmr)
+	clock.Stop(&r.refreshTmr)
+	clock.Stop(&r.followTmr)
+	clock.Stop(&r.hood.tmr)
+	if r.leases.askTmr != nil {
+		r.leases.askTmr.Stop()
+	}
+	for _, st := range r.regs {
+		clock.Stop(&st.timer)
+	}
+	hashes := slices.SortedFunc(maps.Keys(r.pending), func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	for _, h := range hashes {
+		r.finish(h, node.ErrClosed)
+	}
+	for _, nonce := range slices.Sorted(maps.Keys(r.lookups)) {
+		if q := r.lookups[nonce]; q != nil {
+			if q.timer != nil {
+				q.timer.Stop()
+			}
+			delete(r.lookups, nonce)
+			for _, cb := range q.cbs {
+				cb(Destination{}, node.ErrClosed)
+			}
+		}
+	}
+	for _, nonce := range slices.Sorted(maps.Keys(r.names.lookups)) {
+		if q := r.names.lookups[nonce]; q != nil {
+			clock.Stop(&q.timer)
+			delete(r.names.lookups, nonce)
+			for _, cb := range q.cbs {
+				cb(identity.NodeID{}, node.ErrClosed)
+			}
+		}
+	}
+	for _, nonce := range slices.Sorted(maps.Keys(r.traces)) {
+		if q := r.traces[nonce]; q != nil {
+			if q.timer != nil {
+				q.timer.Stop()
+			}
+			delete(r.traces, nonce)
+			sortHops(q.hops)
+			q.cb(q.hops, node.ErrClosed)
+		}
+	}
 }
 
 // Stats returns the counters.
 func (r *Router) Stats() Stats {
 	s := r.stats
-	s.Failed = maps.Clone(r.stats.Failed)
+	if r.closed {
+		s = r.final
+	}
+	s.Failed = maps.Clone(s.Failed)
 	return s
 }
 

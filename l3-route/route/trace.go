@@ -50,6 +50,10 @@ const traceTimeout = 30 * time.Second
 // the hops in order, the last one Final; or, with ErrTraceIncomplete, what
 // arrived.
 func (r *Router) Trace(d Destination, opt *Options, cb func([]TraceHop, error)) {
+	if r.closed {
+		cb(nil, node.ErrClosed)
+		return
+	}
 	if opt == nil {
 		opt = &Options{}
 	}

@@ -129,6 +129,10 @@ type Trees struct {
 	// leaf's are never started: it must not stand for root or take a
 	// place because a claim came by).
 	started bool
+	// closed: Close ran; the trees never start again (started stays false,
+	// so they hear nothing) and clk is clock.Halted.
+	closed  bool
+	final   Stats // the stats at Close
 	lost    []func(k int)
 	placed  []func(k int, nb Neighbor)
 	crowded []func(k int, ep peer.Endpoint)
@@ -190,7 +194,7 @@ func (l layer) HandleRouted(node.RouteHeader, *packet.Package, peer.Endpoint, ti
 // (tree k's elections run from k periods on): forming a tree is the
 // busiest time a mesh has, and K of them at once would crowd the air.
 func (t *Trees) Start() {
-	if t.started {
+	if t.started || t.closed {
 		return
 	}
 	t.started = true
@@ -204,6 +208,29 @@ func (t *Trees) Start() {
 		// stale parent its own), their queries and answers colliding.
 		// Apart, the first to ask mends the flood for the rest.
 		tr.watchTmr = t.clk.AfterFunc(time.Duration(t.rng.Int64N(int64(t.cfg.ClaimPeriod/2)+1)), tr.watch)
+	}
+}
+
+// Close stops the trees for good, as when their node is switched off: every
+// timer is stopped and none is armed again (a callback already in flight
+// runs once at most, and what it would schedule never runs), messages and
+// peer changes are ignored from then on, Start and Renew do nothing. So a
+// closed node starts no term and sends no claim however long its clock
+// runs, and its Stats stay as they were at Close. Close it with its node
+// (node.Node.Close); calling Close again does nothing.
+func (t *Trees) Close() {
+	if t.closed {
+		return
+	}
+	t.closed, t.started = true, false
+	// A callback in flight may still try a message, which the closed node
+	// refuses: the stats are the work done until Close.
+	t.final = t.stats
+	t.clk = clock.Halted(t.clk)
+	for _, tr := range t.trees {
+		for _, tm := range []*clock.Timer{&tr.electTmr, &tr.claimTmr, &tr.watchTmr, &tr.reqTmr, &tr.renewTmr, &tr.blindTmr, &tr.pendingTmr, &tr.answerTmr} {
+			clock.Stop(tm)
+		}
 	}
 }
 
@@ -242,7 +269,7 @@ func (t *Trees) Renew(k int) bool {
 		return false
 	}
 	tr := t.trees[k]
-	if !tr.amRoot {
+	if !tr.amRoot || t.closed {
 		return false
 	}
 	age := t.clk.Now().Sub(tr.termAt)
@@ -283,7 +310,12 @@ func (t *Trees) Count() int { return len(t.trees) }
 func (t *Trees) Config() Config { return t.cfg }
 
 // Stats returns the counters.
-func (t *Trees) Stats() Stats { return t.stats }
+func (t *Trees) Stats() Stats {
+	if t.closed {
+		return t.final
+	}
+	return t.stats
+}
 
 // Verifier returns the node's certificate verifier (for its statistics).
 func (t *Trees) Verifier() *cert.Verifier { return t.v }

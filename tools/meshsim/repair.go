@@ -129,6 +129,10 @@ func (m *routeMesh) repair(rng *rand.Rand, event string, victims []int) *RepairS
 // kill takes node v off the air for good.
 func (m *routeMesh) kill(v int) {
 	m.dead[v] = true
+	// Its routing and trees stop with it: a switched-off node's timers
+	// would otherwise go on starting terms of its own trees (hundreds, in
+	// a kill of a tenth of 1,000 nodes) and count in the stage's work.
+	m.rts[v].Close()
 	m.nodes[v].Close()
 	for _, nb := range m.radios[v].Neighbors() {
 		m.med.Disconnect(m.radios[v], nb)

@@ -155,6 +155,8 @@ type StageStats struct {
 	// every tree: at a cold start, one per tree when the elections do not
 	// race (several candidates claiming before the best claim reaches
 	// them make more); in the steady window, the roots' periodic new terms.
+	// Only live nodes' work counts: a killed node's router and trees are
+	// closed with it (route.Router.Close), its counts frozen at its death.
 	Terms uint64 `json:"terms"`
 	// Epochs is how many epochs the nodes entered in the stage, over
 	// every tree (a node following each new term once makes one a term).
@@ -605,7 +607,8 @@ func (m *routeMesh) endStage() {
 }
 
 // terms counts the root terms every node has started so far, and the
-// epochs every node has entered.
+// epochs every node has entered (a dead node's until its death: kill
+// closes its trees).
 func (m *routeMesh) terms() (terms, epochs uint64) {
 	for _, t := range m.trees {
 		if t != nil {
