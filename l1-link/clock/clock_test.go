@@ -173,7 +173,7 @@ func TestVirtualCompact(t *testing.T) {
 		}
 	}
 	c.mu.Lock()
-	size := len(c.q)
+	size := c.q.len()
 	c.mu.Unlock()
 	if size > 4*c.Pending() {
 		t.Fatalf("heap holds %d entries for %d live timers: not compacted", size, c.Pending())
@@ -277,5 +277,112 @@ func TestHalted(t *testing.T) {
 	}
 	if !h.Now().Equal(v.Now()) {
 		t.Errorf("halted Now %v, the clock's %v", h.Now(), v.Now())
+	}
+}
+
+// TestVirtualOrderAgainstModel: callbacks that schedule and stop others
+// as they run (as a simulation's do), at delays from zero to seconds,
+// many of them tied, some either side of a power of two (where the radix
+// heap's buckets divide), and RunFor stopping between them (so that some
+// are scheduled for before the last key the queue looked at), run one by
+// one in exactly the order of a plain list ordered by (time, scheduling
+// order), ties included.
+func TestVirtualOrderAgainstModel(t *testing.T) {
+	type entry struct {
+		key     time.Duration
+		seq     int
+		stopped bool
+		timer   Timer
+	}
+	delays := []time.Duration{0, time.Microsecond, 9 * time.Microsecond, 1<<20 - 1, 1 << 20, 1<<20 + 1, 2 * time.Millisecond, time.Second}
+	for seed := range uint64(4) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		c := NewVirtual(time.Time{})
+		var model []*entry // pending, in scheduling order
+		seq, ran := 0, 0
+		var schedule func()
+		schedule = func() {
+			var d time.Duration
+			switch rng.IntN(3) {
+			case 0:
+				d = delays[rng.IntN(len(delays))]
+			case 1:
+				d = time.Duration(rng.IntN(4)) * time.Millisecond // ties
+			default:
+				d = time.Duration(rng.Int64N(int64(3 * time.Second)))
+			}
+			e := &entry{key: c.Now().Sub(Epoch) + d, seq: seq}
+			seq++
+			e.timer = c.AfterFunc(d, func() {
+				// The model's first pending entry must be this one.
+				var first *entry
+				for _, m := range model {
+					if !m.stopped && (first == nil || m.key < first.key || m.key == first.key && m.seq < first.seq) {
+						first = m
+					}
+				}
+				if first != e {
+					t.Fatalf("seed %d: ran #%d at %v, the model's next is #%d at %v", seed, e.seq, e.key, first.seq, first.key)
+				}
+				model = slices.DeleteFunc(model, func(m *entry) bool { return m == e || m.stopped })
+				ran++
+				for range rng.IntN(4) {
+					if seq < 12000 {
+						schedule()
+					}
+				}
+				if len(model) > 0 && rng.IntN(3) == 0 {
+					m := model[rng.IntN(len(model))]
+					if !m.stopped {
+						m.stopped = true
+						if !m.timer.Stop() {
+							t.Fatalf("seed %d: #%d not pending", seed, m.seq)
+						}
+					}
+				}
+			})
+			model = append(model, e)
+		}
+		for range 200 {
+			schedule()
+		}
+		for c.Pending() > 0 {
+			c.RunFor(time.Duration(rng.Int64N(int64(50 * time.Millisecond))))
+		}
+		if ran < 5000 {
+			t.Fatalf("seed %d: only %d callbacks ran", seed, ran)
+		}
+	}
+}
+
+// TestVirtualTies: callbacks due at the same instant run in the order
+// they were scheduled, wherever the queue held them: one scheduled long
+// before for that instant (split down from a higher bucket) runs before
+// one scheduled for it later, and one scheduled, after RunUntil looked
+// ahead, for before what it saw runs first.
+func TestVirtualTies(t *testing.T) {
+	c := NewVirtual(time.Time{})
+	var got []string
+	const k = 1 << 20
+	c.AfterFunc(k+5, func() { got = append(got, "a") })
+	c.AfterFunc(k, func() {
+		// a now waits in a low bucket: b, due at the same instant, after it.
+		c.AfterFunc(5, func() { got = append(got, "b") })
+	})
+	c.RunFor(time.Millisecond) // k+5 ns is 1.048581 ms: nothing due yet
+	c.RunFor(time.Millisecond)
+	if !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("ran %v, want [a b]", got)
+	}
+
+	got = nil
+	c = NewVirtual(time.Time{})
+	c.AfterFunc(10*time.Millisecond, func() { got = append(got, "a") })
+	c.RunFor(5 * time.Millisecond) // looks at a, runs nothing
+	c.AfterFunc(5*time.Millisecond, func() { got = append(got, "c") })
+	c.AfterFunc(time.Millisecond, func() { got = append(got, "early") })
+	c.RunFor(10 * time.Millisecond)
+	if !slices.Equal(got, []string{"early", "a", "c"}) {
+		t.Fatalf("ran %v, want [early a c]", got)
 	}
 }

@@ -17,10 +17,12 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // The methods are safe for concurrent use, but determinism needs every
 // AfterFunc to come from the loop itself (or before Run).
 //
-// Pending callbacks wait in a 4-ary heap of (time, sequence) keys held
-// inline, so ordering them reads no timer; a stopped one stays in the heap,
-// marked, until its time comes (a simulation stops most of the timers it
-// sets: retries, receipts, probes), which costs O(1) instead of a sift.
+// Pending callbacks wait in a radix heap of (time, sequence) keys held
+// inline (radixQ), so ordering them reads no timer; a stopped one stays
+// there, marked, until it comes first or the queue is compacted (a
+// simulation stops most of the timers it sets: retries, receipts, probes,
+// every neighbour's backoff when a frame goes on the air), which costs
+// O(1).
 type Virtual struct {
 	mu    sync.Mutex
 	start time.Time
@@ -32,20 +34,9 @@ type Virtual struct {
 	// CPU of a 2,000-node `sim route`.
 	nowKey atomic.Int64
 	seq    uint64
-	q      []qItem
+	q      radixQ
 	live   int // entries of q not stopped
 	ran    uint64
-}
-
-// qItem is one pending callback in the heap.
-type qItem struct {
-	key int64  // due time, nanoseconds since the clock's start
-	seq uint64 // scheduling order, for ties
-	t   *vtimer
-}
-
-func (a *qItem) before(b *qItem) bool {
-	return a.key < b.key || a.key == b.key && a.seq < b.seq
 }
 
 // NewVirtual returns a virtual clock standing at start (Epoch if zero).
@@ -87,60 +78,23 @@ func (t *vtimer) Stop() bool {
 	t.pending = false
 	t.f = nil
 	c.live--
-	if len(c.q) > compactMin && len(c.q) > 4*c.live {
+	if n := c.q.len(); n > compactMin && n > 4*c.live {
 		c.compact()
 	}
 	return true
 }
 
-// compactMin is the heap size below which stopped entries are left to be
-// popped in time.
+// compactMin is the queue size below which stopped entries are left to
+// be dropped in time.
 const compactMin = 1024
 
 // compact drops the stopped entries once they are four in five of the
-// heap, and rebuilds it from the live ones (O(n), so O(1) per Stop
-// amortised). A simulation stops most of the timers it sets (a frame on
-// the air freezes every neighbour's countdown), and a heap grown with
-// dead entries costs every pop a deeper sift through memory the cache no
-// longer holds. The order of what runs is (time, sequence), not the heap's
-// shape: compacting changes nothing a run does. Called with c.mu held.
-func (c *Virtual) compact() {
-	live := c.q[:0]
-	for _, it := range c.q {
-		if it.t.pending {
-			live = append(live, it)
-		}
-	}
-	clear(c.q[len(live):])
-	c.q = live
-	for i := (len(live) - 2) / 4; i >= 0; i-- {
-		c.down(i)
-	}
-}
-
-// down sifts the entry at i towards the leaves.
-func (c *Virtual) down(i int) {
-	n := len(c.q)
-	it := c.q[i]
-	for {
-		first := 4*i + 1
-		if first >= n {
-			break
-		}
-		m := first
-		for j := first + 1; j < first+4 && j < n; j++ {
-			if c.q[j].before(&c.q[m]) {
-				m = j
-			}
-		}
-		if !c.q[m].before(&it) {
-			break
-		}
-		c.q[i] = c.q[m]
-		i = m
-	}
-	c.q[i] = it
-}
+// queue (O(n), so O(1) per Stop amortised). A simulation stops most of
+// the timers it sets (a frame on the air freezes every neighbour's
+// countdown), and the dead entries of timers set far ahead would
+// otherwise stay until their time. The order of what runs is (time,
+// sequence), which compacting keeps. Called with c.mu held.
+func (c *Virtual) compact() { c.q.compact() }
 
 // Now returns the virtual time.
 func (c *Virtual) Now() time.Time {
@@ -160,51 +114,17 @@ func (c *Virtual) AfterFunc(d time.Duration, f func()) Timer {
 		d = 0
 	}
 	t := &vtimer{c: c, f: f, pending: true}
-	c.push(qItem{key: int64(c.now.Add(d).Sub(c.start)), seq: c.seq, t: t})
+	c.q.push(qItem{key: int64(c.now.Add(d).Sub(c.start)), seq: c.seq, t: t})
 	c.seq++
 	c.live++
 	return t
 }
 
-// push adds it to the heap.
-func (c *Virtual) push(it qItem) {
-	c.q = append(c.q, it)
-	i := len(c.q) - 1
-	for i > 0 {
-		p := (i - 1) / 4
-		if !it.before(&c.q[p]) {
-			break
-		}
-		c.q[i] = c.q[p]
-		i = p
-	}
-	c.q[i] = it
-}
-
-// pop removes and returns the heap's first entry.
-func (c *Virtual) pop() qItem {
-	top := c.q[0]
-	n := len(c.q) - 1
-	last := c.q[n]
-	c.q[n] = qItem{}
-	c.q = c.q[:n]
-	if n > 0 {
-		c.q[0] = last
-		c.down(0)
-	}
-	return top
-}
-
-// head drops stopped entries from the top of the heap and returns the
-// first pending one (false if none). Called with c.mu held.
+// head returns the first pending entry (false if none), dropping
+// stopped ones. Called with c.mu held.
 func (c *Virtual) head() (*qItem, bool) {
-	for len(c.q) > 0 {
-		if c.q[0].t.pending {
-			return &c.q[0], true
-		}
-		c.pop()
-	}
-	return nil, false
+	it := c.q.first()
+	return it, it != nil
 }
 
 func (c *Virtual) at(key int64) time.Time { return c.start.Add(time.Duration(key)) }
@@ -217,7 +137,7 @@ func (c *Virtual) Step() bool {
 		c.mu.Unlock()
 		return false
 	}
-	it := c.pop()
+	it := c.q.pop()
 	if at := c.at(it.key); at.After(c.now) {
 		c.setNow(at)
 	}
