@@ -242,7 +242,7 @@ func (n *Node) receiveGoodbye(from peer.Endpoint, id identity.NodeID, tail []byt
 	if p.Proven {
 		var boot proof.Boot
 		for _, k := range p.Endpoints {
-			if ep := n.eps[k]; ep.provenFor(id) {
+			if ep := n.endpointAt(k); ep.provenFor(id) {
 				boot = ep.pf.boot
 				break
 			}

@@ -102,7 +102,7 @@ func (b *Bind) Airtime(ep peer.Endpoint, n int) time.Duration {
 	allowed := func(s *packet.Schema) bool { return broadcastable[s.ID] }
 	if ep.Addr != nil && !ep.Addr.IsBroadcast() {
 		full := b.n.speaksOurs(ep)
-		v2 := b.n.eps[ep] != nil && b.n.eps[ep].v2
+		v2 := b.n.endpointAt(ep) != nil && b.n.endpointAt(ep).v2
 		allowed = func(s *packet.Schema) bool {
 			return !s.Routed() && (full || referenceSchemas[s.ID]) && (v2 || s.Family != packet.FamilyESPNOWV2)
 		}

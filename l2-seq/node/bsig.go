@@ -88,7 +88,7 @@ func (n *Node) receiveSigned(key peer.Endpoint, blob []byte, bcast bool, schema 
 		return ErrUnauthenticated
 	}
 	m := Message{App: e.App, Blob: bytes.Clone(e.Blob), Via: key, Broadcast: bcast, Schema: schema, Time: now}
-	ep, p := n.eps[key], n.peers.ByEndpoint(key)
+	ep, p := n.endpointAt(key), n.peers.ByEndpoint(key)
 	if p == nil || !p.Proven || !ep.provenFor(p.ID) {
 		// No key to check it with: as good as a clear broadcast.
 		n.stats.Broadcasts.Unverified++

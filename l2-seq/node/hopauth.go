@@ -295,7 +295,7 @@ func (t *txLink) sealFor(f *outFrame) []byte {
 	}
 	ep := f.ep
 	if ep == nil || ep.key.Link != t.idx {
-		ep = n.eps[peer.Endpoint{Link: t.idx, Addr: f.dst}]
+		ep = n.endpointAt(peer.Endpoint{Link: t.idx, Addr: f.dst})
 	}
 	if ep == nil || ep.pf.hop.send == nil || !hasRoom(t, f.data) {
 		return f.data
@@ -340,7 +340,7 @@ func hasRoom(t *txLink, frame []byte) bool {
 // transfer took twice as long in the bench). Should its frames still fail
 // once it is proven, rekey asks it for a key we hold.
 func (n *Node) openHop(key peer.Endpoint, data []byte, now time.Time) (b []byte, authed, ok bool) {
-	ep := n.eps[key]
+	ep := n.endpointAt(key)
 	if ep == nil || n.xkey == nil || !n.proven(key) {
 		n.stats.Hop.Unverified++
 		return hop.Packet(data), false, true

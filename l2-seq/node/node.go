@@ -177,6 +177,14 @@ type Node struct {
 	peers *peer.Table
 	nodes *peer.NodeList
 	eps   map[peer.Endpoint]*endpoint
+	// The last key endpointAt looked up and what it found (nil too): a
+	// frame's handling asks for its sender's endpoint several times over
+	// (the trust check, the verdict, the receive path), and every
+	// look-up hashes an interface in a map that, in a large simulated
+	// mesh, the cache no longer holds. Every change to eps forgets it.
+	epLast     peer.Endpoint
+	epLastHit  *endpoint
+	epLastMemo bool
 
 	apps       map[packet.AppID]Handler
 	checked    map[packet.AppID]CheckedHandler // apps that may refuse a Package (RegisterChecked)
@@ -380,7 +388,7 @@ func (n *Node) PeerAt(ep peer.Endpoint) *peer.Peer { return n.peers.ByEndpoint(e
 // speaksOurs reports whether the neighbour at ep speaks the whole protocol
 // (routed schemas included).
 func (n *Node) speaksOurs(ep peer.Endpoint) bool {
-	if e := n.eps[ep]; e != nil {
+	if e := n.endpointAt(ep); e != nil {
 		return e.peerFull()
 	}
 	p := n.peers.ByEndpoint(ep)
@@ -424,12 +432,27 @@ func (n *Node) sortedEndpoints() []*endpoint {
 // endpoints.
 const maxStrangers = 64
 
+// endpointAt returns the state held for key (nil if none): n.eps[key],
+// through a one-entry memo.
+func (n *Node) endpointAt(key peer.Endpoint) *endpoint {
+	if n.epLastMemo && n.epLast == key {
+		return n.epLastHit
+	}
+	ep := n.eps[key]
+	n.epLast, n.epLastHit, n.epLastMemo = key, ep, true
+	return ep
+}
+
+// epForget drops endpointAt's memo: eps has changed.
+func (n *Node) epForget() { n.epLast, n.epLastHit, n.epLastMemo = peer.Endpoint{}, nil, false }
+
 // endpointFor returns the state for (link, addr), creating it.
 func (n *Node) endpointFor(key peer.Endpoint) *endpoint {
-	ep := n.eps[key]
+	ep := n.endpointAt(key)
 	if ep == nil {
 		ep = &endpoint{n: n, key: key, tl: n.links[key.Link]}
 		n.eps[key] = ep
+		n.epForget()
 	}
 	return ep
 }
@@ -447,7 +470,7 @@ func (n *Node) endpointFor(key peer.Endpoint) *endpoint {
 // such keys, and all 187 frames refused for a bad tag were refused at the
 // gateway.
 func (n *Node) strangerEndpoint(key peer.Endpoint, now time.Time) *endpoint {
-	if ep := n.eps[key]; ep != nil || n.peers.ByEndpoint(key) != nil {
+	if ep := n.endpointAt(key); ep != nil || n.peers.ByEndpoint(key) != nil {
 		return n.endpointFor(key)
 	}
 	var victim *endpoint
@@ -467,6 +490,7 @@ func (n *Node) strangerEndpoint(key peer.Endpoint, now time.Time) *endpoint {
 		}
 		victim.freeRx()
 		delete(n.eps, victim.key)
+		n.epForget()
 	}
 	return n.endpointFor(key)
 }

@@ -68,7 +68,7 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 		return
 	}
 	if !authed && !f.Broadcast {
-		refuse, bcast := n.plainVerdict(t, n.eps[key], p, now)
+		refuse, bcast := n.plainVerdict(t, n.endpointAt(key), p, now)
 		if refuse {
 			return
 		}
@@ -76,7 +76,7 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	}
 	pr := n.peers.ByEndpoint(key)
 	var ep *endpoint
-	if pr != nil || n.eps[key] != nil {
+	if pr != nil || n.endpointAt(key) != nil {
 		ep = n.endpointFor(key)
 		ep.lastSeen = now
 	}
@@ -162,7 +162,7 @@ func (n *Node) receiveSingle(key peer.Endpoint, p *packet.Packet, bcast bool, no
 		}
 		return
 	}
-	if ep := n.eps[key]; ep != nil && !bcast {
+	if ep := n.endpointAt(key); ep != nil && !bcast {
 		// A retransmitted single (its ack was lost) is answered, not delivered twice.
 		if ep.rxSingles == nil {
 			ep.rxSingles = &singleWindow{hi: p.PacketID - 1}
@@ -194,7 +194,7 @@ func (n *Node) deliver(key peer.Endpoint, p *packet.Packet, pkg *packet.Package,
 			a, ok := n.layer.(RoutedAdmitter)
 			if !ok || !a.AdmitRouted(h, key) {
 				n.stats.Trust.UnprovenRouted++
-				if ep := n.eps[key]; ep != nil && n.xkey != nil {
+				if ep := n.endpointAt(key); ep != nil && n.xkey != nil {
 					// It took our proof; ours of it lapsed (hopauth.go).
 					n.challengeLapsed(ep, now)
 				}
@@ -274,7 +274,7 @@ func (n *Node) sendAck(key peer.Endpoint, p *packet.Packet, err error, status []
 	if n.congested() {
 		a.Flags |= packet.FlagThrottle
 	}
-	ep := n.eps[key]
+	ep := n.endpointAt(key)
 	room := 0
 	if ep != nil {
 		room = ep.room()
@@ -294,7 +294,7 @@ func (n *Node) sendAck(key peer.Endpoint, p *packet.Packet, err error, status []
 
 // receiveAck routes an ack to the send it answers.
 func (n *Node) receiveAck(key peer.Endpoint, p *packet.Packet) {
-	ep := n.eps[key]
+	ep := n.endpointAt(key)
 	if ep == nil {
 		n.drop(DropStray)
 		return
@@ -329,7 +329,7 @@ func (n *Node) receiveAck(key peer.Endpoint, p *packet.Packet) {
 // as chunks of their seq_id and asks for the rest), and our sequences to it
 // need none: every packet of them is acked before the send ends.
 func (n *Node) receiveRtx(key peer.Endpoint, p *packet.Packet) {
-	ep := n.eps[key]
+	ep := n.endpointAt(key)
 	if ep == nil || !ep.peerFull() || !p.SchemaOf().Sequenced() {
 		n.drop(DropStray)
 		return
@@ -345,7 +345,7 @@ func (n *Node) receiveRtx(key peer.Endpoint, p *packet.Packet) {
 // receiveError handles an error-flagged packet that is not an ack: a
 // report about a single packet we sent.
 func (n *Node) receiveError(key peer.Endpoint, p *packet.Packet) {
-	ep := n.eps[key]
+	ep := n.endpointAt(key)
 	if ep != nil {
 		if o := ep.singles[p.PacketID]; o != nil {
 			code := uint8(0)

@@ -109,7 +109,7 @@ func (n *Node) readEntropy(b []byte) {
 // proven reports whether the neighbour at key has proven the node_id its
 // peer entry carries, at that address.
 func (n *Node) proven(key peer.Endpoint) bool {
-	ep := n.eps[key]
+	ep := n.endpointAt(key)
 	if ep == nil || !ep.pf.proven {
 		return false
 	}
@@ -194,7 +194,7 @@ func (n *Node) armRetry(ep *endpoint) {
 	pf.retryDue = true
 	n.clk.AfterFunc(retry+time.Duration(n.rng.Int64N(int64(retry))), func() {
 		pf.retryDue = false
-		if n.closed || n.eps[ep.key] != ep || n.proven(ep.key) {
+		if n.closed || n.endpointAt(ep.key) != ep || n.proven(ep.key) {
 			return
 		}
 		now := n.clk.Now()
@@ -327,7 +327,7 @@ func (n *Node) acceptProof(ep *endpoint, id identity.NodeID, boot proof.Boot, no
 	ep.pf.proven, ep.pf.id, ep.pf.boot = true, id, boot
 	p, isNew := n.peers.Refresh(id, ep.key, now)
 	for _, k := range p.Endpoints {
-		if !n.eps[k].provenFor(id) {
+		if !n.endpointAt(k).provenFor(id) {
 			n.peers.RemoveEndpoint(id, k)
 		}
 	}
@@ -352,7 +352,7 @@ func (ep *endpoint) provenFor(id identity.NodeID) bool {
 // goodbye, lost its endpoint to another).
 func (n *Node) forgetProofs(p *peer.Peer) {
 	for _, k := range p.Endpoints {
-		if ep := n.eps[k]; ep != nil && ep.pf.id == p.ID {
+		if ep := n.endpointAt(k); ep != nil && ep.pf.id == p.ID {
 			ep.pf.proven = false
 		}
 	}
