@@ -142,6 +142,7 @@ func (m *Medium) AddRadio(pos Position) *Radio {
 	port := link.NewPort(m.clk, 0)
 	r := &Radio{Base: port.Base(), port: port, m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), rate: m.phy.Rate}
 	r.bo = -1
+	r.active = r.activeBuf[:0]
 	r.tryFn = r.try
 	if r.queueCap <= 0 {
 		r.queueCap = 8
@@ -205,41 +206,50 @@ type edge struct {
 }
 
 // Radio is one node's radio on a medium; it is a link.Link.
+//
+// The fields every frame a neighbour puts on the air reads or writes
+// (put, freeze, finish, hear, arm: a frame touches each neighbour's radio
+// three to five times) come first, together, and the receptions in
+// progress start in activeBuf inside the radio: on a large mesh the
+// neighbours' radios are no longer in the cache, and each frame paid a
+// miss for every line of them it touched, more of them the larger the
+// mesh (the order of the fields changes nothing else).
 type Radio struct {
-	link.Base
-	port  *link.Port
-	m     *Medium
-	index int
-	addr  link.Addr
-	pos   Position
-	edges []*edge
-
+	m *Medium
 	// Guarded by m.mu.
-	closed     bool
-	awake      bool
-	queue      []queued // datagrams waiting for the MAC
+	txing     *transmission // r's frame on the air
+	awaiting  *transmission // r's unicast frame waiting for its ACK
+	cur       *macFrame     // the datagram the MAC is sending (nil: none)
+	active    []*reception  // receptions in progress here
+	attempt   clock.Timer   // pending transmit attempt
+	closed    bool
+	awake     bool
+	attemptAt time.Time // when it fires
+	lastHeard time.Time // when the last frame r heard (not its own) ended
+	lastOwn   time.Time // when r's own last frame ended
+	nav       time.Time // virtual carrier sense: busy until then
+	dcfState
+	activeBuf [2]*reception // active's first backing array
+	queue     []queued      // datagrams waiting for the MAC
+	maxLen    int           // SetLimits (0: the PHY's MTU)
+	port      *link.Port
+	addr      link.Addr
+	pos       Position
+
+	link.Base
+	index      int
+	edges      []*edge
 	queueCap   int
-	maxLen     int           // SetLimits (0: the PHY's MTU)
-	maxSchemas []uint8       // SetLimits (nil: the PHY's)
-	cur        *macFrame     // the datagram the MAC is sending (nil: none)
-	txing      *transmission // r's frame on the air
-	awaiting   *transmission // r's unicast frame waiting for its ACK
+	maxSchemas []uint8 // SetLimits (nil: the PHY's)
 	ackTimer   clock.Timer
-	active     []*reception // receptions in progress here
-	attempt    clock.Timer  // pending transmit attempt
-	tryFn      func()       // r.try, made once (a method value allocates)
-	attemptAt  time.Time    // when it fires
-	lastHeard  time.Time    // when the last frame r heard (not its own) ended
-	lastOwn    time.Time    // when r's own last frame ended
-	nav        time.Time    // virtual carrier sense: busy until then
-	rate       int          // the rate r sends at without rate control
-	rc         RateControl  // per-destination rate choice for unicast (nil: rate)
-	seq        uint16       // 802.11 sequence number of r's next datagram
+	tryFn      func()      // r.try, made once (a method value allocates)
+	rate       int         // the rate r sends at without rate control
+	rc         RateControl // per-destination rate choice for unicast (nil: rate)
+	seq        uint16      // 802.11 sequence number of r's next datagram
 	// The duplicate filter of dropped edges (edge.lastSeq).
 	lastSeq    map[*Radio]uint16
 	awakeTime  time.Duration
 	sinceAwake time.Time
-	dcfState
 }
 
 // macFrame is a datagram in the MAC's hands: its attempts so far and the
