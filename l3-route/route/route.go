@@ -308,9 +308,9 @@ func (r *Router) busyPaced(d time.Duration) time.Duration { return r.t.BusyPaced
 // trees formed and a mesh's records crossed it, the registrations sent
 // then waited up to 16 minutes for their next try (a retry's doubling
 // came on top of the busy pace, past BusyMaxWait), and 265 records were
-// still unconfirmed four minutes after the air had cleared, until the
-// trees' renewal 15 minutes in sent them afresh. With the air quiet it
-// is one timer of d, as before.
+// unconfirmed when no node said busy any more, 260 three minutes later,
+// until the trees' renewal 15 minutes in sent them afresh. With the air
+// quiet it is one timer of d, as before.
 func (r *Router) afterPaced(tm *clock.Timer, d time.Duration, f func()) {
 	end := r.clk.Now().Add(r.busyPaced(d))
 	var tick func()
