@@ -456,8 +456,10 @@ const (
 // mesh forms, the way to a home can fail at every try of a round (a relay
 // on it not yet proven to the next, which refuses what it routes). On
 // LoRa 1-2 % of lookups failed so, the node counted as registered.
+// Busy air lengthens it, and a try's wait, up to BusyMaxWait while the
+// spell lasts (afterPaced).
 func (r *Router) registerPause(rounds int) time.Duration {
-	return r.busyPaced(r.t.Config().ClaimPeriod << min(rounds-1, 3))
+	return r.t.Config().ClaimPeriod << min(rounds-1, 3)
 }
 
 func (r *Router) sendRegister(key regKey, st *regState) {
@@ -469,7 +471,7 @@ func (r *Router) sendRegister(key regKey, st *regState) {
 	if st.tries >= registerTries {
 		st.tries = 0
 		st.rounds++
-		st.timer = r.clk.AfterFunc(r.registerPause(st.rounds), func() {
+		r.afterPaced(&st.timer, r.registerPause(st.rounds), func() {
 			if r.regs[key] == st {
 				r.sendRegister(key, st)
 			}
@@ -478,7 +480,7 @@ func (r *Router) sendRegister(key regKey, st *regState) {
 	}
 	st.tries++
 	r.sendControl(p.TreeState, keyAddr(st.rec.ID, key.tree), false, st.rec.AppendTo([]byte{msgRegister}))
-	st.timer = r.clk.AfterFunc(r.busyPaced(r.paced(registerRetry, 200))<<min(st.tries-1, 2), func() {
+	r.afterPaced(&st.timer, r.paced(registerRetry, 200)<<min(st.tries-1, 2), func() {
 		if r.regs[key] == st {
 			r.sendRegister(key, st)
 		}

@@ -221,7 +221,7 @@ func (r *Router) sendNameRegister(k int, st *nameReg) {
 	if st.tries >= registerTries {
 		st.tries = 0
 		st.rounds++
-		st.timer = r.clk.AfterFunc(r.registerPause(st.rounds), func() {
+		r.afterPaced(&st.timer, r.registerPause(st.rounds), func() {
 			if r.names.regs[k] == st {
 				r.sendNameRegister(k, st)
 			}
@@ -230,7 +230,7 @@ func (r *Router) sendNameRegister(k int, st *nameReg) {
 	}
 	st.tries++
 	r.sendControl(p.TreeState, keyName(st.rec.Name, k), false, st.rec.AppendTo([]byte{msgNameRegister}))
-	st.timer = r.clk.AfterFunc(r.busyPaced(r.paced(registerRetry, 200))<<min(st.tries-1, 2), func() {
+	r.afterPaced(&st.timer, r.paced(registerRetry, 200)<<min(st.tries-1, 2), func() {
 		if r.names.regs[k] == st {
 			r.sendNameRegister(k, st)
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 )
 
 // TestSilentNeighbourQueriedLess: a neighbour that never tells its place
@@ -67,4 +68,40 @@ func TestQueriesPaced(t *testing.T) {
 		t.Fatalf("%d of %d places known again after %v", len(m.trees[0].Neighbors(0, ts)), spokes, took)
 	}
 	t.Logf("all %d places known again after %v", spokes, took)
+}
+
+// TestBusyNodeAsksAgainForAPlace: a node whose air is busy asks fewer
+// neighbours at a watch, but a neighbour whose place it missed is asked
+// again as soon as in quiet air (two claim periods), not BusyPace times
+// later (five minutes: at 2,000 nodes, seed 3, one busy node that missed
+// one neighbour's place held the trees' convergence back 229 s).
+func TestBusyNodeAsksAgainForAPlace(t *testing.T) {
+	const leaves = 8
+	m := newMesh(t, leaves+1, starEdges(leaves), Config{Trees: 1, EpochPeriods: -1}, 3)
+	m.start()
+	m.waitConverged(10 * beaconPeriod)
+	cp := m.trees[0].Config().ClaimPeriod
+	for i := 1; i <= leaves; i++ {
+		m.net.Connect("espnow", i, 0, sim.Loss{P: 0.7}, sim.Loss{}) // the hub misses most of what they send
+	}
+	hub := m.trees[0]
+	if _, ok := m.runUntil(10*beaconPeriod, func() bool { return hub.b.AirBusy() }); !ok {
+		t.Fatal("the hub never said it is busy")
+	}
+	tr := hub.trees[0]
+	ts := tr.ts
+	ep := m.ep(1)
+	tr.dropNeighborIn(ep, ts) // its place lost, and our query for it too
+	if tr.queried == nil {
+		tr.queried = map[peer.Endpoint]queryState{}
+	}
+	tr.queried[ep] = queryState{at: m.clk.Now()}
+	took, ok := m.runUntil(3*cp, func() bool { return tr.placedIn(ep, ts) })
+	if !hub.b.AirBusy() {
+		t.Fatal("the hub's air cleared: the test shows nothing")
+	}
+	if !ok {
+		t.Fatalf("the busy hub did not know its neighbour's place again %v after losing it (want within %v)", took, 3*cp)
+	}
+	t.Logf("known again after %v", took)
 }

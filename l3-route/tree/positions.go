@@ -351,7 +351,12 @@ func (tr *tree) queryMissing() {
 	if tr.queried == nil {
 		tr.queried = map[peer.Endpoint]queryState{}
 	}
-	// While the air is busy, fewer at a time and each less often.
+	// While the air is busy, fewer at a time (one a watch), but each
+	// neighbour asked again as often as in quiet air: the count bounds
+	// the air the queries take, and a longer wait per neighbour only made
+	// a busy node that had missed one place wait five minutes for it
+	// (BusyMaxWait; 2,000 nodes, random, seed 3: the trees converged at
+	// 559 s, the last 229 s waiting on one busy node's query).
 	pace := t.pace()
 	n := 0
 	for _, p := range peers {
@@ -366,7 +371,7 @@ func (tr *tree) queryMissing() {
 				continue
 			}
 			q, ok := tr.queried[ep]
-			if ok && now.Sub(q.at) < t.BusyPaced((2*t.cfg.ClaimPeriod)<<min(q.n, maxQueryBackoff)) {
+			if ok && now.Sub(q.at) < (2*t.cfg.ClaimPeriod)<<min(q.n, maxQueryBackoff) {
 				continue
 			}
 			if ok {
