@@ -2,6 +2,7 @@ package tree
 
 import (
 	"testing"
+	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
 	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
@@ -140,4 +141,60 @@ func TestQueriesWaitForAirBudget(t *testing.T) {
 		t.Fatalf("%d of %d places known again after %v", len(m.trees[x].Neighbors(0, ts)), n-1, took)
 	}
 	t.Logf("node %d sent %v; all %d places known again after %v", x, spent, n-1, took)
+}
+
+// TestGatewayNotHeldWhileAirQuiet: a gateway, more nodes round it than
+// crowdMax, whose neighbours hear only it, is not held to its budget
+// while the air is not busy: its answers and positions to them alone
+// outspend a forty-eighth of the channel, and held it asked nothing (hubs
+// of 300 nodes, two trees, seed 3: the gateway sent no query in 20
+// minutes and the trees took 1,164.5 s against 241). Here the gateway of
+// a star of crowdMax+4 leaves has just sent far past its share; it asks
+// for the places it lost at once.
+func TestGatewayNotHeldWhileAirQuiet(t *testing.T) {
+	const leaves = crowdMax + 4
+	var edges [][2]int
+	for i := 1; i <= leaves; i++ {
+		edges = append(edges, [2]int{0, i})
+	}
+	m := newMesh(t, leaves+1, edges, Config{Trees: 1, EpochPeriods: -1}, 5)
+	m.start()
+	m.waitConverged(10 * beaconPeriod)
+	cp := m.trees[0].Config().ClaimPeriod
+	m.clk.RunFor(2 * cp)
+	g := m.trees[0]
+	before := m.radios[0].Counters().TxAirtime
+	junk := make([]byte, 180)
+	junk[0] = 0xaa // no tree message: the others drop it as malformed
+	for range 12 {
+		for range 50 {
+			g.b.Broadcast(AppID, junk, nil)
+		}
+		m.clk.RunFor(cp / 40) // the link's queue drains
+	}
+	spent := m.radios[0].Counters().TxAirtime - before
+	share := time.Duration(QueryAirShare * float64(cp) / crowdMax)
+	if spent < 2*share {
+		t.Fatalf("the gateway sent %v of broadcasts, want at least %v", spent, 2*share)
+	}
+	if !g.inCrowd() || g.b.AirBusy() {
+		t.Fatalf("gateway with %d peers: in a crowd %v, air busy %v; want a crowd, quiet air", g.b.PeerCount(), g.inCrowd(), g.b.AirBusy())
+	}
+	if g.queryAllowed() {
+		t.Fatalf("the gateway's budget is not spent after %v (share of a claim period %v)", spent, share)
+	}
+	tr := g.trees[0]
+	ts := tr.ts
+	tr.nbrs.del(ts) // as if every notification had been lost
+	tr.queried = nil
+	tr.queryMissing()
+	asked := len(tr.queried)
+	if asked == 0 {
+		t.Errorf("the gateway asked none of its %d neighbours after spending %v of air on quiet air", leaves, spent)
+	}
+	took, ok := m.runUntil(3*cp, func() bool { return len(g.Neighbors(0, ts)) == leaves })
+	if !ok {
+		t.Fatalf("%d of %d places known again after %v", len(g.Neighbors(0, ts)), leaves, took)
+	}
+	t.Logf("asked %d at once; all %d places known again after %v", asked, leaves, took)
 }

@@ -144,6 +144,8 @@ type Trees struct {
 	queryCredit time.Duration
 	queryAt     time.Time
 	queryUsed   time.Duration
+	// queryLast is when the node last sent a query (gatewayTurn).
+	queryLast time.Time
 	// msg is what HandleMessage decodes into (msgBusy: in use).
 	msg     message
 	msgBusy bool
