@@ -116,6 +116,19 @@ func (b *Bind) Airtime(ep peer.Endpoint, n int) time.Duration {
 	return d + link.Airtime(t.l, s.HeaderSize+size-(count-1)*s.MaxBody)
 }
 
+// TxAirtime is the time the node's radios have spent transmitting since
+// they opened (every frame, the MAC's retries included, as the links
+// count it: link.Counters.TxAirtime; a link that does not know adds
+// nothing). A layer that budgets its own traffic against the air it
+// shares with its neighbours reads it (tree.QueryAirShare).
+func (b *Bind) TxAirtime() time.Duration {
+	var d time.Duration
+	for _, t := range b.n.links {
+		d += t.l.Counters().TxAirtime
+	}
+	return d
+}
+
 // Send sends blob to application app at the neighbour at to, one hop (a
 // layer's own messages between neighbours).
 func (b *Bind) Send(to peer.Endpoint, app packet.AppID, blob []byte, opt *SendOptions) *Result {

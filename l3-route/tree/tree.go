@@ -139,6 +139,13 @@ type Trees struct {
 	buf     []byte
 	// orphans are chains heard from neighbours not yet known as peers.
 	orphans map[peer.Endpoint][]cert.Chain
+	// queryCredit is the node's airtime budget as of queryAt, when its
+	// radios had sent for queryUsed (queryAllowed).
+	queryCredit time.Duration
+	queryAt     time.Time
+	queryUsed   time.Duration
+	// queryLast is when the node last sent a query (gatewayTurn).
+	queryLast time.Time
 	// msg is what HandleMessage decodes into (msgBusy: in use).
 	msg     message
 	msgBusy bool
@@ -198,6 +205,9 @@ func (t *Trees) Start() {
 		return
 	}
 	t.started = true
+	// The air budget counts from here (queryAllowed), full.
+	t.queryAt, t.queryUsed = t.clk.Now(), t.b.TxAirtime()
+	t.queryCredit = time.Duration(t.queryRate() * float64(t.cfg.ClaimPeriod))
 	for _, tr := range t.trees {
 		tr.startAt = t.clk.Now().Add(time.Duration(tr.k) * t.cfg.ClaimPeriod)
 		tr.scheduleElection(nil)
