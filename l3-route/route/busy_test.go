@@ -9,13 +9,14 @@ import (
 	"github.com/mycelium-mesh/mycelium/l3-route/tree"
 )
 
-// A hub that misses most of what its neighbours send says so in its
-// beacons (l2-seq/node, busy.go): its neighbours then send their
-// neighbourhood lists BusyPace times less often, and as often as before
-// once it hears well again.
-func TestNeighboursSlowForABusyHub(t *testing.T) {
-	const leaves = 8
-	me := newHMesh(t, tree.Config{Trees: 2}, 11)
+// leaves is the number of nodes round the hub of hubWithLeaves.
+const leaves = 8
+
+// hubWithLeaves builds a hub (node 0) with leaves neighbours that hear
+// only it, converged, and returns the mesh and the first leaf's router.
+func hubWithLeaves(t *testing.T, cfg tree.Config) (*hmesh, *Router) {
+	t.Helper()
+	me := newHMesh(t, cfg, 11)
 	for range leaves + 1 {
 		me.add(hspec{})
 	}
@@ -24,7 +25,15 @@ func TestNeighboursSlowForABusyHub(t *testing.T) {
 	}
 	me.start()
 	me.mustConverge(10 * time.Minute)
-	leaf := me.nodes[1].rt
+	return me, me.nodes[1].rt
+}
+
+// A hub that misses most of what its neighbours send says so in its
+// beacons (l2-seq/node, busy.go): its neighbours then send their
+// neighbourhood lists BusyPace times less often, and as often as before
+// once it hears well again.
+func TestNeighboursSlowForABusyHub(t *testing.T) {
+	me, leaf := hubWithLeaves(t, tree.Config{Trees: 2})
 	ticks := func(d time.Duration) int {
 		before := leaf.hood.ticks
 		end := me.clk.Now().Add(d)
@@ -67,17 +76,7 @@ func TestNeighboursSlowForABusyHub(t *testing.T) {
 // at again every unpaced interval: still paced while the air is busy, and
 // over at the first look after.
 func TestBusyPacedRegistrationEndsWithTheSpell(t *testing.T) {
-	const leaves = 8
-	me := newHMesh(t, tree.Config{Trees: 2, EpochPeriods: 1000}, 11)
-	for range leaves + 1 {
-		me.add(hspec{})
-	}
-	for i := 1; i <= leaves; i++ {
-		me.connect("espnow", 0, i)
-	}
-	me.start()
-	me.mustConverge(10 * time.Minute)
-	leaf := me.nodes[1].rt
+	me, leaf := hubWithLeaves(t, tree.Config{Trees: 2, EpochPeriods: 1000})
 	for i := 1; i <= leaves; i++ {
 		me.net.Connect("espnow", i, 0, sim.Loss{P: 0.7}, sim.Loss{})
 	}
