@@ -211,59 +211,6 @@ func TestRetryReceiptByEveryTree(t *testing.T) {
 	t.Fatalf("the destination answered the try again by %v; want a path header of the sender's %d addresses", answers, len(want))
 }
 
-// A record registered in a term a failure started is stored again two and
-// four claim periods or so later: the tree is still filling in, the node
-// nearest a key then may not be the nearest once the nodes nearer it have
-// their places, and lookups go there (at 1,000 nodes after killing a
-// tenth, lookups ended "no address known" so, until the refresh a quarter
-// of an hour on).
-func TestRepairRegistrationFollowsUp(t *testing.T) {
-	me := registeredRing(t)
-	// Kill a node one level down tree 0 with a child: the child is
-	// orphaned and asks for a new term.
-	victim := -1
-	for i := range me.nodes {
-		p, _ := me.trees[i].Current(0)
-		if victim >= 0 {
-			break
-		}
-		if p.Depth == 2 {
-			pa, _ := p.Addr.Parent()
-			for j := range me.nodes {
-				if q, _ := me.trees[j].Current(0); q.Addr.Equal(pa) {
-					victim = j
-				}
-			}
-		}
-	}
-	if victim < 0 {
-		t.Fatal("no node two levels down tree 0")
-	}
-	me.nodes[victim].Close()
-	for _, nb := range me.radios[victim].Neighbors() {
-		me.m.Disconnect(me.radios[victim], nb)
-	}
-	died := me.clk.Now()
-	period := me.trees[0].Config().ClaimPeriod
-	seen := make([]map[time.Time]bool, len(me.rts))
-	for me.clk.Now().Before(died.Add(12 * period)) {
-		me.clk.RunFor(time.Second)
-		for i, r := range me.rts {
-			if seen[i] == nil {
-				seen[i] = map[time.Time]bool{}
-			}
-			if r.regAt.After(died) {
-				seen[i][r.regAt] = true
-			}
-		}
-	}
-	for i := range me.rts {
-		if i != victim && len(seen[i]) < 3 {
-			t.Errorf("node %d registered %d times in the 12 claim periods after the failure, want 3 (the repair's and two follow-ups)", i, len(seen[i]))
-		}
-	}
-}
-
 // A send whose tries meet no route waits between them as after other
 // failures: each try's path header holds every tree already, and a try at
 // once meets the same broken trees; in seconds they mend. (It used to try

@@ -213,13 +213,8 @@ type Router struct {
 	homes      map[int]uint8               // the trees holding our record, and the epoch (tree_state) we stored it in
 	regAt      time.Time                   // when
 	refreshTmr clock.Timer
-	// followUps are the registrations still to come after one made in
-	// a term a failure started (the tree still filling in: the key's home
-	// moves as nodes nearer it get their places), and their timer.
-	followUps int
-	followTmr clock.Timer
-	stats     Stats
-	obs       []func(Hop)
+	stats      Stats
+	obs        []func(Hop)
 	// delivered are the Packages (app_id ‖ hash) handed to applications
 	// lately, oldest first in deliveredQ: a copy is answered, not delivered.
 	delivered  map[[32]byte]time.Time
@@ -391,7 +386,6 @@ func (r *Router) Close() {
 	r.clk = clock.Halted(r.clk)
 	clock.Stop(&r.regTmr)
 	clock.Stop(&r.refreshTmr)
-	clock.Stop(&r.followTmr)
 	clock.Stop(&r.hood.tmr)
 	if r.leases.askTmr != nil {
 		r.leases.askTmr.Stop()
