@@ -52,13 +52,32 @@ func Start(t *testing.T, width, height int) *Browser {
 		}
 		t.Skipf("%v: the browser test is NOT run (apt-get install chromium; CI sets %s and fails instead)", err, EnvRequire)
 	}
+	// A browser that exits before it listens is tried once more: under a
+	// loaded CI machine Chromium has quit at start ("chrome failed to
+	// start", its crash handler short of /sys entries) with nothing of
+	// ours run yet. A second failure fails the test.
+	b, err := launch(t, path, width, height)
+	if err != nil {
+		t.Logf("starting %s: %v; trying once more", path, err)
+		b, err = launch(t, path, width, height)
+	}
+	if err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return b
+}
+
+// launch starts Chromium at path and registers its stop with t; on error
+// everything it started is stopped again.
+func launch(t *testing.T, path string, width, height int) (*Browser, error) {
+	t.Helper()
 	// The profile directory is ours to remove, not t.TempDir's: Chromium's
 	// helpers (zygote, renderers, crashpad) outlive the browser process by
 	// a moment and write into it, so a single RemoveAll at the end of the
 	// test raced them and failed CI with "directory not empty".
 	profile, err := os.MkdirTemp("", "mycelium-chromium-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -104,10 +123,10 @@ func Start(t *testing.T, width, height int) *Browser {
 	}
 	if err := chromedp.Run(ctx, log.Enable(), runtime.Enable()); err != nil {
 		stop()
-		t.Fatalf("starting %s: %v", path, err)
+		return nil, err
 	}
 	t.Cleanup(stop)
-	return b
+	return b, nil
 }
 
 // removeProfile removes Chromium's profile directory once its last writer
