@@ -85,6 +85,19 @@ func (me *tmesh) addrOf(i int, ts uint8) (a addr.Long) {
 	return a
 }
 
+// rootOf is the node that is the root of tree k (the test fails if none
+// is).
+func (m *tmesh) rootOf(t *testing.T, k int) int {
+	t.Helper()
+	for i := range m.nodes {
+		if p, ok := m.trees[i].Current(k); ok && p.Root {
+			return i
+		}
+	}
+	t.Fatalf("no root of tree %d", k)
+	return -1
+}
+
 // A renew request naming the epoch a root has already replaced comes from
 // an orphan the new term has not reached yet: the new term is what it
 // asked for. The root keeps that term (a second renewal would end the
@@ -94,15 +107,7 @@ func TestLateRenewKeepsTheTerm(t *testing.T) {
 	me := newTMesh(t, 6, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 7)
 	me.start()
 	me.runUntilConverged(10 * time.Minute)
-	root := -1
-	for i := range me.nodes {
-		if p, ok := me.trees[i].Current(0); ok && p.Root {
-			root = i
-		}
-	}
-	if root < 0 {
-		t.Fatal("no root of tree 0")
-	}
+	root := me.rootOf(t, 0)
 	old, _ := me.trees[root].Current(0)
 	period := me.trees[root].Config().ClaimPeriod
 	me.clk.RunFor(period) // a term may be renewed once it is a period old
@@ -218,15 +223,7 @@ func TestRepairRegistersOnce(t *testing.T) {
 		t.Fatal("not every node registered after the cold start")
 	}
 	me.clk.RunFor(2 * period)
-	root := -1
-	for i := range me.nodes {
-		if p, ok := me.trees[i].Current(0); ok && p.Root {
-			root = i
-		}
-	}
-	if root < 0 {
-		t.Fatal("no root of tree 0")
-	}
+	root := me.rootOf(t, 0)
 	old, _ := me.trees[root].Current(0)
 	// An orphan's request: the root starts the next term long before its
 	// 45 claims are up (the repair of a failure).
