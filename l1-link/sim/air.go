@@ -28,6 +28,42 @@ type transmission struct {
 	cw        int
 	receivers []reception
 	delivered bool // the addressee decoded it
+	// alarm runs what comes next for the frame (next): its end, the
+	// addressee's ACK, or the sender's ACK timeout, one after another and
+	// never two at once. One alarm in the frame, armed again for each,
+	// instead of a Timer and a closure for each (a third of what the
+	// clock allocated).
+	alarm clock.Alarm
+	next  txStep
+	acker *Radio // the addressee that answers with an ACK (ackStep)
+}
+
+// txStep is what a transmission's alarm does when it fires.
+type txStep uint8
+
+const (
+	endStep        txStep = iota // the frame ends (Medium.finish)
+	ackStep                      // its addressee sends the ACK (Medium.sendAck)
+	ackTimeoutStep               // no ACK came (Medium.ackTimedOut)
+)
+
+// Fire is the transmission's alarm going off.
+func (tx *transmission) Fire() {
+	m := tx.from.m
+	switch tx.next {
+	case endStep:
+		m.finish(tx)
+	case ackStep:
+		m.sendAck(tx.acker, tx)
+	case ackTimeoutStep:
+		m.ackTimedOut(tx)
+	}
+}
+
+// after arms tx's alarm to take step next in d.
+func (tx *transmission) after(d time.Duration, next txStep) {
+	tx.next = next
+	tx.alarm.Arm(d)
 }
 
 // reception is one radio hearing one transmission.
@@ -99,6 +135,7 @@ func (m *Medium) transmit(r *Radio, now time.Time) {
 	f.tries++
 	air := m.airtime(len(f.data), f.rate)
 	tx := &transmission{from: r, dst: f.dst, data: f.data, f: f, rate: f.rate, start: now, end: now.Add(air), wait: r.waited}
+	tx.alarm.Init(m.clk, tx)
 	if !r.immediate {
 		tx.backoff, tx.cw = r.drawn, r.drawnCW
 	}
@@ -154,7 +191,7 @@ func (m *Medium) put(tx *transmission) {
 		}
 	}
 	m.stats.Airtime += tx.end.Sub(tx.start)
-	m.clk.AfterFunc(tx.end.Sub(tx.start), func() { m.finish(tx) })
+	tx.after(tx.end.Sub(tx.start), endStep)
 }
 
 // finish ends a transmission: every receiver decides what it heard, the
@@ -202,9 +239,11 @@ func (m *Medium) finish(tx *transmission) {
 		r.awaiting = tx
 		d := m.phy.DCF
 		if acker != nil {
-			m.clk.AfterFunc(d.SIFS, func() { m.sendAck(acker, tx) })
+			tx.acker = acker
+			tx.after(d.SIFS, ackStep)
 		} else {
-			r.ackTimer = m.clk.AfterFunc(d.AckTimeout(tx.rate), func() { m.ackTimedOut(tx) })
+			r.ackTx = tx
+			tx.after(d.AckTimeout(tx.rate), ackTimeoutStep)
 		}
 	default:
 		m.done = append(m.done, completion{r, tx.f.tag, nil})
@@ -393,7 +432,8 @@ func (m *Medium) sendAck(r *Radio, data *transmission) {
 	sender := data.from
 	if r.closed || r.txing != nil || sender.awaiting != data {
 		if sender.awaiting == data {
-			sender.ackTimer = m.clk.AfterFunc(d.AckTimeout(data.rate)-d.SIFS, func() { m.ackTimedOut(data) })
+			sender.ackTx = data
+			data.after(d.AckTimeout(data.rate)-d.SIFS, ackTimeoutStep)
 		}
 		m.unlockFlush()
 		return
@@ -404,6 +444,7 @@ func (m *Medium) sendAck(r *Radio, data *transmission) {
 		rate = d.AckRate(data.rate)
 	}
 	ack := &transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.Add(d.AckAirtime(data.rate))}
+	ack.alarm.Init(m.clk, ack)
 	m.stats.Acks++
 	m.put(ack)
 	m.unlockFlush()
@@ -412,7 +453,7 @@ func (m *Medium) sendAck(r *Radio, data *transmission) {
 // ackTimedOut: no ACK began within the ACK timeout.
 func (m *Medium) ackTimedOut(tx *transmission) {
 	m.mu.Lock()
-	tx.from.ackTimer = nil
+	tx.from.ackTx = nil
 	if tx.from.awaiting == tx {
 		m.fail(tx, m.clk.Now())
 		tx.from.arm()
@@ -425,7 +466,10 @@ func (m *Medium) ackTimedOut(tx *transmission) {
 func (m *Medium) settle(tx *transmission, now time.Time, acked bool) *macFrame {
 	r := tx.from
 	r.awaiting = nil
-	clock.Stop(&r.ackTimer)
+	if r.ackTx != nil {
+		r.ackTx.alarm.Stop()
+		r.ackTx = nil
+	}
 	m.logAttempt(tx, now, acked)
 	return r.cur
 }

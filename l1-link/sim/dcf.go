@@ -3,8 +3,6 @@ package sim
 import (
 	"slices"
 	"time"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 )
 
 // dcfState is a radio's channel access state (see DCF), guarded by m.mu.
@@ -110,7 +108,7 @@ func (r *Radio) report(f *macFrame, acked bool) {
 // with m.mu held, whenever something r waits for has happened: a frame
 // queued, a frame it heard or sent ended, its own exchange finished.
 func (r *Radio) arm() {
-	if r.closed || r.txing != nil || r.awaiting != nil || r.attempt != nil {
+	if r.closed || r.txing != nil || r.awaiting != nil || r.attemptOn {
 		return
 	}
 	m := r.m
@@ -172,7 +170,16 @@ func (r *Radio) arm() {
 func (r *Radio) schedule(at time.Time) {
 	m := r.m
 	r.attemptAt = at
-	r.attempt = m.clk.AfterFunc(at.Sub(m.clk.Now()), r.tryFn)
+	r.attemptOn = true
+	r.attempt.Arm(at.Sub(m.clk.Now()))
+}
+
+// stopAttempt cancels r's pending attempt. Called with m.mu held.
+func (r *Radio) stopAttempt() {
+	if r.attemptOn {
+		r.attemptOn = false
+		r.attempt.Stop()
+	}
 }
 
 // freeze stops r's countdown because a frame started at start: r keeps
@@ -180,14 +187,14 @@ func (r *Radio) schedule(at time.Time) {
 // (within its first slot) goes ahead, and collides, unless the frame is
 // r's own (own). Called with m.mu held.
 func (r *Radio) freeze(start time.Time, own bool) {
-	if r.attempt == nil {
+	if !r.attemptOn {
 		return
 	}
 	d := r.m.phy.DCF
 	if !own && r.attemptAt.Before(start.Add(d.Slot)) {
 		return
 	}
-	clock.Stop(&r.attempt)
+	r.stopAttempt()
 	if r.immediate {
 		// It was about to go at once; it defers now, with a backoff.
 		r.immediate = false
@@ -206,7 +213,7 @@ func (r *Radio) freeze(start time.Time, own bool) {
 func (r *Radio) try() {
 	m := r.m
 	m.mu.Lock()
-	r.attempt = nil
+	r.attemptOn = false
 	if r.closed || r.txing != nil || r.awaiting != nil {
 		m.mu.Unlock()
 		return

@@ -143,7 +143,7 @@ func (m *Medium) AddRadio(pos Position) *Radio {
 	r := &Radio{Base: port.Base(), port: port, m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), rate: m.phy.Rate}
 	r.bo = -1
 	r.active = r.activeBuf[:0]
-	r.tryFn = r.try
+	r.attempt.InitFunc(m.clk, r.try)
 	if r.queueCap <= 0 {
 		r.queueCap = 8
 	}
@@ -221,7 +221,7 @@ type Radio struct {
 	awaiting  *transmission // r's unicast frame waiting for its ACK
 	cur       *macFrame     // the datagram the MAC is sending (nil: none)
 	active    []*reception  // receptions in progress here
-	attempt   clock.Timer   // pending transmit attempt
+	attemptOn bool          // a transmit attempt is pending (attempt armed)
 	closed    bool
 	awake     bool
 	attemptAt time.Time // when it fires
@@ -240,12 +240,15 @@ type Radio struct {
 	index      int
 	edges      []*edge
 	queueCap   int
-	maxSchemas []uint8 // SetLimits (nil: the PHY's)
-	ackTimer   clock.Timer
-	tryFn      func()      // r.try, made once (a method value allocates)
-	rate       int         // the rate r sends at without rate control
-	rc         RateControl // per-destination rate choice for unicast (nil: rate)
-	seq        uint16      // 802.11 sequence number of r's next datagram
+	maxSchemas []uint8       // SetLimits (nil: the PHY's)
+	ackTx      *transmission // whose alarm is r's ACK timeout (ackTimeoutStep)
+	// attempt is r's transmit attempt (r.try), armed again for every
+	// attempt: most are stopped by the next frame a neighbour puts on
+	// the air, and one Timer each was half of what the clock allocated.
+	attempt clock.Alarm
+	rate    int         // the rate r sends at without rate control
+	rc      RateControl // per-destination rate choice for unicast (nil: rate)
+	seq     uint16      // 802.11 sequence number of r's next datagram
 	// The duplicate filter of dropped edges (edge.lastSeq).
 	lastSeq    map[*Radio]uint16
 	awakeTime  time.Duration
@@ -489,7 +492,7 @@ func (r *Radio) Close() error {
 	}
 	r.closed = true
 	r.port.SetClosed()
-	clock.Stop(&r.attempt)
+	r.stopAttempt()
 	// Queued frames will never be sent; their TxDone is owed.
 	if r.cur != nil && r.txing == nil && r.awaiting == nil {
 		r.port.Complete(r.cur.tag, net.ErrClosed)
