@@ -12,6 +12,10 @@ type qItem struct {
 	t   *vtimer
 }
 
+// live reports whether the entry is its timer's pending one: not
+// stopped, and not an earlier arming of an Alarm armed again since.
+func (a *qItem) live() bool { return a.t.pending && a.t.seq == a.seq }
+
 func (a *qItem) before(b *qItem) bool {
 	return a.key < b.key || a.key == b.key && a.seq < b.seq
 }
@@ -69,7 +73,7 @@ func (q *radixQ) push(it qItem) {
 // (nil if none is pending). It stays first until popped or stopped.
 func (q *radixQ) first() *qItem {
 	for len(q.early) > 0 {
-		if q.early[0].t.pending {
+		if q.early[0].live() {
 			return &q.early[0]
 		}
 		q.early.pop()
@@ -78,7 +82,7 @@ func (q *radixQ) first() *qItem {
 	for {
 		b0 := q.b[0]
 		for q.head0 < len(b0) {
-			if it := &b0[q.head0]; it.t.pending {
+			if it := &b0[q.head0]; it.live() {
 				return it
 			}
 			b0[q.head0] = qItem{}
@@ -95,14 +99,14 @@ func (q *radixQ) first() *qItem {
 		least := int64(math.MaxInt64)
 		found := false
 		for k := range src {
-			if it := &src[k]; it.t.pending && (!found || it.key < least) {
+			if it := &src[k]; it.live() && (!found || it.key < least) {
 				least, found = it.key, true
 			}
 		}
 		if found {
 			q.last = least
 			for _, it := range src {
-				if !it.t.pending {
+				if !it.live() {
 					q.n--
 					continue
 				}
@@ -146,7 +150,7 @@ func (q *radixQ) compact() {
 		}
 		live := q.b[i][:0]
 		for _, it := range src {
-			if it.t.pending {
+			if it.live() {
 				live = append(live, it)
 			}
 		}
@@ -225,7 +229,7 @@ func (h *heap4) compact() {
 	q := *h
 	live := q[:0]
 	for _, it := range q {
-		if it.t.pending {
+		if it.live() {
 			live = append(live, it)
 		}
 	}

@@ -62,26 +62,53 @@ func (c *Virtual) setNow(t time.Time) {
 	}
 }
 
+// vtimer is a pending callback: f, or ev.Fire when f is nil. An Alarm's
+// is armed again and again (keep: f and ev stay when it runs or stops);
+// seq is the scheduling order of its pending entry, the one of the queue
+// that runs it (qItem.live).
 type vtimer struct {
 	c       *Virtual
 	f       func()
+	ev      Event
+	seq     uint64
 	pending bool
+	keep    bool
 }
 
 func (t *vtimer) Stop() bool {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.stop(t)
+}
+
+// stop cancels t's pending entry. Called with c.mu held.
+func (c *Virtual) stop(t *vtimer) bool {
 	if !t.pending {
 		return false
 	}
 	t.pending = false
-	t.f = nil
+	if !t.keep {
+		t.f, t.ev = nil, nil
+	}
 	c.live--
 	if n := c.q.len(); n > compactMin && n > 4*c.live {
 		c.compact()
 	}
 	return true
+}
+
+// arm schedules t at Now()+d: a new entry, the next in scheduling order,
+// so that arming a timer again runs it exactly where stopping it and
+// calling AfterFunc would. t must not be pending. Called with c.mu held.
+func (c *Virtual) arm(t *vtimer, d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	t.pending, t.seq = true, c.seq
+	c.q.push(qItem{key: int64(c.now.Add(d).Sub(c.start)), seq: c.seq, t: t})
+	c.seq++
+	c.live++
 }
 
 // compactMin is the queue size below which stopped entries are left to
@@ -110,13 +137,8 @@ func (c *Virtual) Now() time.Time {
 func (c *Virtual) AfterFunc(d time.Duration, f func()) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d < 0 {
-		d = 0
-	}
-	t := &vtimer{c: c, f: f, pending: true}
-	c.q.push(qItem{key: int64(c.now.Add(d).Sub(c.start)), seq: c.seq, t: t})
-	c.seq++
-	c.live++
+	t := &vtimer{c: c, f: f}
+	c.arm(t, d)
 	return t
 }
 
@@ -142,12 +164,19 @@ func (c *Virtual) Step() bool {
 		c.setNow(at)
 	}
 	t := it.t
-	f := t.f
-	t.f, t.pending = nil, false
+	f, ev := t.f, t.ev
+	t.pending = false
+	if !t.keep {
+		t.f, t.ev = nil, nil
+	}
 	c.live--
 	c.ran++
 	c.mu.Unlock()
-	f()
+	if f != nil {
+		f()
+	} else {
+		ev.Fire()
+	}
 	return true
 }
 

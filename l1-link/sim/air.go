@@ -18,8 +18,8 @@ type transmission struct {
 	f     *macFrame     // the datagram's MAC state
 	acks  *transmission // an ACK: the frame it answers
 	rate  int
-	start time.Time
-	end   time.Time
+	start instant
+	end   instant
 	// nav is the frame's Duration field: how long after its end the
 	// medium stays reserved (SIFS + ACK for a unicast frame).
 	nav       time.Duration
@@ -28,6 +28,42 @@ type transmission struct {
 	cw        int
 	receivers []reception
 	delivered bool // the addressee decoded it
+	// alarm runs what comes next for the frame (next): its end, the
+	// addressee's ACK, or the sender's ACK timeout, one after another and
+	// never two at once. One alarm in the frame, armed again for each,
+	// instead of a Timer and a closure for each (a third of what the
+	// clock allocated).
+	alarm clock.Alarm
+	next  txStep
+	acker *Radio // the addressee that answers with an ACK (ackStep)
+}
+
+// txStep is what a transmission's alarm does when it fires.
+type txStep uint8
+
+const (
+	endStep        txStep = iota // the frame ends (Medium.finish)
+	ackStep                      // its addressee sends the ACK (Medium.sendAck)
+	ackTimeoutStep               // no ACK came (Medium.ackTimedOut)
+)
+
+// Fire is the transmission's alarm going off.
+func (tx *transmission) Fire() {
+	m := tx.from.m
+	switch tx.next {
+	case endStep:
+		m.finish(tx)
+	case ackStep:
+		m.sendAck(tx.acker, tx)
+	case ackTimeoutStep:
+		m.ackTimedOut(tx)
+	}
+}
+
+// after arms tx's alarm to take step next in d.
+func (tx *transmission) after(d time.Duration, next txStep) {
+	tx.next = next
+	tx.alarm.Arm(d)
 }
 
 // reception is one radio hearing one transmission.
@@ -91,14 +127,15 @@ func (m *Medium) recycle(out []delivery, done []completion) {
 }
 
 // transmit puts r's current frame on the air. Called with m.mu held.
-func (m *Medium) transmit(r *Radio, now time.Time) {
+func (m *Medium) transmit(r *Radio, nowT time.Time, now instant) {
 	f := r.cur
 	if f.n > 0 && f.tries >= f.n {
 		f.rate = f.then
 	}
 	f.tries++
 	air := m.airtime(len(f.data), f.rate)
-	tx := &transmission{from: r, dst: f.dst, data: f.data, f: f, rate: f.rate, start: now, end: now.Add(air), wait: r.waited}
+	tx := &transmission{from: r, dst: f.dst, data: f.data, f: f, rate: f.rate, start: now, end: now.add(air), wait: r.waited}
+	tx.alarm.Init(m.clk, tx)
 	if !r.immediate {
 		tx.backoff, tx.cw = r.drawn, r.drawnCW
 	}
@@ -111,7 +148,7 @@ func (m *Medium) transmit(r *Radio, now time.Time) {
 		m.stats.Retries++
 	}
 	if m.monitor != nil {
-		m.monitor(now, r, f.dst, f.data)
+		m.monitor(nowT, r, f.dst, f.data)
 	}
 	r.port.Tx(len(f.data), air)
 	m.put(tx)
@@ -153,8 +190,8 @@ func (m *Medium) put(tx *transmission) {
 			to.freeze(tx.start, false)
 		}
 	}
-	m.stats.Airtime += tx.end.Sub(tx.start)
-	m.clk.AfterFunc(tx.end.Sub(tx.start), func() { m.finish(tx) })
+	m.stats.Airtime += tx.end.sub(tx.start)
+	tx.after(tx.end.sub(tx.start), endStep)
 }
 
 // finish ends a transmission: every receiver decides what it heard, the
@@ -162,7 +199,8 @@ func (m *Medium) put(tx *transmission) {
 // learns how it fared.
 func (m *Medium) finish(tx *transmission) {
 	m.mu.Lock()
-	now := m.clk.Now()
+	nowT := m.clk.Now()
+	now := m.instant(nowT)
 	r := tx.from
 	r.txing = nil
 	r.lastOwn = now
@@ -184,7 +222,7 @@ func (m *Medium) finish(tx *transmission) {
 			}
 			continue
 		}
-		if m.hear(rx, now) && tx.dst != nil && m.phy.DCF != nil {
+		if m.hear(rx, nowT, now) && tx.dst != nil && m.phy.DCF != nil {
 			acker = to
 		}
 	}
@@ -202,9 +240,11 @@ func (m *Medium) finish(tx *transmission) {
 		r.awaiting = tx
 		d := m.phy.DCF
 		if acker != nil {
-			m.clk.AfterFunc(d.SIFS, func() { m.sendAck(acker, tx) })
+			tx.acker = acker
+			tx.after(d.SIFS, ackStep)
 		} else {
-			r.ackTimer = m.clk.AfterFunc(d.AckTimeout(tx.rate), func() { m.ackTimedOut(tx) })
+			r.ackTx = tx
+			tx.after(d.AckTimeout(tx.rate), ackTimeoutStep)
 		}
 	default:
 		m.done = append(m.done, completion{r, tx.f.tag, nil})
@@ -268,7 +308,7 @@ func (m *Medium) recycleReceivers(tx *transmission) {
 
 // hear decides a datagram's reception at rx.at and queues its delivery;
 // it reports whether the addressee of a unicast frame decoded it.
-func (m *Medium) hear(rx *reception, now time.Time) bool {
+func (m *Medium) hear(rx *reception, nowT time.Time, now instant) bool {
 	tx, to := rx.tx, rx.at
 	heard := !rx.asleep && to.awake
 	if tx.dst != nil && tx.dst != to.addr {
@@ -326,7 +366,7 @@ func (m *Medium) hear(rx *reception, now time.Time) bool {
 		return tx.dst != nil
 	}
 	m.stats.Deliveries++
-	f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: now}
+	f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: nowT}
 	if tx.from.pos != (Position{}) || to.pos != (Position{}) {
 		f.HasSignal = true
 		f.RSSI = rssi(tx.from.pos.Dist(to.pos))
@@ -337,14 +377,14 @@ func (m *Medium) hear(rx *reception, now time.Time) bool {
 }
 
 // garbled notes a frame r received in error.
-func (r *Radio) garbled(now time.Time) {
+func (r *Radio) garbled(now instant) {
 	r.eifs = true
 	r.errAt = now
 }
 
 // overhear is a radio hearing a frame meant for another: decoded, its
 // Duration field sets the NAV; garbled, EIFS follows.
-func (r *Radio) overhear(rx *reception, now time.Time) {
+func (r *Radio) overhear(rx *reception, now instant) {
 	if rx.asleep || !r.awake {
 		return
 	}
@@ -353,14 +393,14 @@ func (r *Radio) overhear(rx *reception, now time.Time) {
 		return
 	}
 	r.eifs = false
-	if end := now.Add(rx.tx.nav); end.After(r.nav) {
+	if end := now.add(rx.tx.nav); end > r.nav {
 		r.nav = end
 	}
 }
 
 // hearAck decides whether the sender waiting for an ACK decoded it (a
 // radio waiting for its ACK listens, even one in modem sleep).
-func (m *Medium) hearAck(rx *reception, now time.Time) bool {
+func (m *Medium) hearAck(rx *reception, now instant) bool {
 	to := rx.at
 	if to.awaiting != rx.tx.acks {
 		return false
@@ -393,17 +433,19 @@ func (m *Medium) sendAck(r *Radio, data *transmission) {
 	sender := data.from
 	if r.closed || r.txing != nil || sender.awaiting != data {
 		if sender.awaiting == data {
-			sender.ackTimer = m.clk.AfterFunc(d.AckTimeout(data.rate)-d.SIFS, func() { m.ackTimedOut(data) })
+			sender.ackTx = data
+			data.after(d.AckTimeout(data.rate)-d.SIFS, ackTimeoutStep)
 		}
 		m.unlockFlush()
 		return
 	}
-	now := m.clk.Now()
+	now := m.now()
 	rate := data.rate
 	if d.AckRate != nil {
 		rate = d.AckRate(data.rate)
 	}
-	ack := &transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.Add(d.AckAirtime(data.rate))}
+	ack := &transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.add(d.AckAirtime(data.rate))}
+	ack.alarm.Init(m.clk, ack)
 	m.stats.Acks++
 	m.put(ack)
 	m.unlockFlush()
@@ -412,9 +454,9 @@ func (m *Medium) sendAck(r *Radio, data *transmission) {
 // ackTimedOut: no ACK began within the ACK timeout.
 func (m *Medium) ackTimedOut(tx *transmission) {
 	m.mu.Lock()
-	tx.from.ackTimer = nil
+	tx.from.ackTx = nil
 	if tx.from.awaiting == tx {
-		m.fail(tx, m.clk.Now())
+		m.fail(tx, m.now())
 		tx.from.arm()
 	}
 	m.unlockFlush()
@@ -422,16 +464,19 @@ func (m *Medium) ackTimedOut(tx *transmission) {
 
 // settle ends tx's wait for its ACK, logs how it fared, and returns its
 // frame.
-func (m *Medium) settle(tx *transmission, now time.Time, acked bool) *macFrame {
+func (m *Medium) settle(tx *transmission, now instant, acked bool) *macFrame {
 	r := tx.from
 	r.awaiting = nil
-	clock.Stop(&r.ackTimer)
+	if r.ackTx != nil {
+		r.ackTx.alarm.Stop()
+		r.ackTx = nil
+	}
 	m.logAttempt(tx, now, acked)
 	return r.cur
 }
 
 // succeed: the sender heard the ACK for tx.
-func (m *Medium) succeed(tx *transmission, now time.Time) {
+func (m *Medium) succeed(tx *transmission, now instant) {
 	r := tx.from
 	f := m.settle(tx, now, true)
 	r.cur = nil
@@ -442,7 +487,7 @@ func (m *Medium) succeed(tx *transmission, now time.Time) {
 
 // fail: no ACK for tx. The sender tries again with a doubled contention
 // window, or, at its retry limit, gives the frame up.
-func (m *Medium) fail(tx *transmission, now time.Time) {
+func (m *Medium) fail(tx *transmission, now instant) {
 	r := tx.from
 	f := m.settle(tx, now, false)
 	d := m.phy.DCF
@@ -465,7 +510,7 @@ func (m *Medium) fail(tx *transmission, now time.Time) {
 }
 
 // logAttempt tells the attempt log how tx fared.
-func (m *Medium) logAttempt(tx *transmission, done time.Time, acked bool) {
+func (m *Medium) logAttempt(tx *transmission, done instant, acked bool) {
 	if m.attempts == nil {
 		return
 	}
@@ -475,7 +520,7 @@ func (m *Medium) logAttempt(tx *transmission, done time.Time, acked bool) {
 	a := &m.attempt
 	*a = Attempt{
 		From: tx.from, Dst: tx.dst, Data: tx.data, Rate: tx.rate, Try: tx.f.tries, Wait: tx.wait, Backoff: tx.backoff, CW: tx.cw,
-		Start: tx.start, End: tx.end, Done: done, Delivered: tx.delivered, Acked: acked,
+		Start: m.timeAt(tx.start), End: m.timeAt(tx.end), Done: m.timeAt(done), Delivered: tx.delivered, Acked: acked,
 	}
 	m.attempts(a)
 	*a = Attempt{}

@@ -3,22 +3,20 @@ package sim
 import (
 	"slices"
 	"time"
-
-	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 )
 
 // dcfState is a radio's channel access state (see DCF), guarded by m.mu.
 type dcfState struct {
 	bo        int           // backoff slots left to count (-1: none drawn)
-	segStart  time.Time     // when the current countdown's first slot began
+	segStart  instant       // when the current countdown's first slot began
 	segIFS    time.Duration // the inter-frame space before it, counted as waiting
 	waited    time.Duration // idle time counted before the coming attempt
-	boFloor   time.Time     // the countdown starts no earlier (own outcome)
-	immediate bool          // the pending attempt goes without backoff
+	boFloor   instant       // the countdown starts no earlier (own outcome)
 	drawn     int           // the backoff drawn for the coming attempt (slots)
 	drawnCW   int           // from 0..drawnCW
+	errAt     instant       // when it ended
+	immediate bool          // the pending attempt goes without backoff
 	eifs      bool          // the last frame r heard was received in error
-	errAt     time.Time     // when it ended
 }
 
 // backoff draws a backoff of 0..cw slots for r to count down.
@@ -29,23 +27,16 @@ func (r *Radio) backoff(cw int) {
 
 // busyEnd is when the medium last stopped being busy for r, as far as r
 // knows: the end of the last frame it heard or sent, or of its NAV.
-func (r *Radio) busyEnd() time.Time {
-	t := r.lastHeard
-	if r.lastOwn.After(t) {
-		t = r.lastOwn
-	}
-	if r.nav.After(t) {
-		t = r.nav
-	}
-	return t
+func (r *Radio) busyEnd() instant {
+	return max(r.lastHeard, r.lastOwn, r.nav)
 }
 
 // senses reports whether r, deciding at t, knows the medium is busy with a
 // frame on the air now: a frame is sensed one slot after it starts.
-func (r *Radio) senses(t time.Time) bool {
+func (r *Radio) senses(t instant) bool {
 	slot := r.m.phy.DCF.Slot
 	for _, rx := range r.active {
-		if !rx.tx.start.Add(slot).After(t) {
+		if rx.tx.start.add(slot) <= t {
 			return true
 		}
 	}
@@ -110,12 +101,12 @@ func (r *Radio) report(f *macFrame, acked bool) {
 // with m.mu held, whenever something r waits for has happened: a frame
 // queued, a frame it heard or sent ended, its own exchange finished.
 func (r *Radio) arm() {
-	if r.closed || r.txing != nil || r.awaiting != nil || r.attempt != nil {
+	if r.closed || r.txing != nil || r.awaiting != nil || r.attemptOn {
 		return
 	}
 	m := r.m
 	d := m.phy.DCF
-	now := m.clk.Now()
+	now := m.now()
 	has := r.take()
 	if d == nil {
 		if has {
@@ -127,28 +118,25 @@ func (r *Radio) arm() {
 		return
 	}
 	ifs := d.DIFS()
-	if r.eifs && !r.lastOwn.After(r.errAt) {
+	if r.eifs && r.lastOwn <= r.errAt {
 		// EIFS follows a frame received in error while nothing since
 		// (a frame decoded, or one of r's own) has ended.
 		ifs = d.EIFS
 	}
 	busy := r.busyEnd()
-	idleAt := busy.Add(ifs)
+	idleAt := busy.add(ifs)
 	if r.bo < 0 {
 		// A frame and no backoff pending: it goes at once if the medium
 		// has been idle for the inter-frame space.
-		if !now.Before(idleAt) && !r.senses(now) {
+		if now >= idleAt && !r.senses(now) {
 			r.immediate = true
 			r.schedule(now)
 			return
 		}
 		r.backoff(r.cur.cw)
 	}
-	seg := idleAt
-	if r.boFloor.After(seg) {
-		seg = r.boFloor
-	}
-	at := seg.Add(time.Duration(r.bo) * d.Slot)
+	seg := max(idleAt, r.boFloor)
+	at := seg.add(time.Duration(r.bo) * d.Slot)
 	if r.senses(at) {
 		// A frame on the air will be sensed before the countdown ends:
 		// wait for it (its end arms r again).
@@ -157,45 +145,47 @@ func (r *Radio) arm() {
 	r.segStart = seg
 	// The inter-frame space counts as waiting only where it follows r's
 	// own last exchange (an ACK timeout already waited through it).
-	from := busy
-	if r.boFloor.After(from) {
-		from = r.boFloor
-	}
-	r.segIFS = min(ifs, max(seg.Sub(from), 0))
-	if at.Before(now) {
-		at = now
-	}
-	r.schedule(at)
+	from := max(busy, r.boFloor)
+	r.segIFS = min(ifs, max(seg.sub(from), 0))
+	r.schedule(max(at, now))
 }
 
 // schedule sets r's attempt for time at.
-func (r *Radio) schedule(at time.Time) {
-	m := r.m
+func (r *Radio) schedule(at instant) {
 	r.attemptAt = at
-	r.attempt = m.clk.AfterFunc(at.Sub(m.clk.Now()), r.tryFn)
+	r.attemptOn = true
+	r.attempt.Arm(at.sub(r.m.now()))
+}
+
+// stopAttempt cancels r's pending attempt. Called with m.mu held.
+func (r *Radio) stopAttempt() {
+	if r.attemptOn {
+		r.attemptOn = false
+		r.attempt.Stop()
+	}
 }
 
 // freeze stops r's countdown because a frame started at start: r keeps
 // the slots not yet counted. An attempt due before r can sense the frame
 // (within its first slot) goes ahead, and collides, unless the frame is
 // r's own (own). Called with m.mu held.
-func (r *Radio) freeze(start time.Time, own bool) {
-	if r.attempt == nil {
+func (r *Radio) freeze(start instant, own bool) {
+	if !r.attemptOn {
 		return
 	}
 	d := r.m.phy.DCF
-	if !own && r.attemptAt.Before(start.Add(d.Slot)) {
+	if !own && r.attemptAt < start.add(d.Slot) {
 		return
 	}
-	clock.Stop(&r.attempt)
+	r.stopAttempt()
 	if r.immediate {
 		// It was about to go at once; it defers now, with a backoff.
 		r.immediate = false
 		r.backoff(r.cur.cw)
 		return
 	}
-	if start.After(r.segStart) {
-		k := int(start.Sub(r.segStart) / d.Slot)
+	if start > r.segStart {
+		k := int(start.sub(r.segStart) / d.Slot)
 		r.waited += r.segIFS + time.Duration(k)*d.Slot
 		r.bo = max(r.bo-k, 0)
 	}
@@ -206,12 +196,13 @@ func (r *Radio) freeze(start time.Time, own bool) {
 func (r *Radio) try() {
 	m := r.m
 	m.mu.Lock()
-	r.attempt = nil
+	r.attemptOn = false
 	if r.closed || r.txing != nil || r.awaiting != nil {
 		m.mu.Unlock()
 		return
 	}
-	now := m.clk.Now()
+	nowT := m.clk.Now()
+	now := m.instant(nowT)
 	if d := m.phy.DCF; d != nil {
 		if r.senses(now) {
 			// Defensive: freeze should have stopped this attempt.
@@ -225,9 +216,9 @@ func (r *Radio) try() {
 			return
 		}
 		if !r.immediate {
-			r.waited += r.segIFS + now.Sub(r.segStart)
+			r.waited += r.segIFS + now.sub(r.segStart)
 		}
-		r.bo, r.boFloor = -1, time.Time{}
+		r.bo, r.boFloor = -1, never
 		if !r.take() {
 			// The post-backoff ran out with nothing to send.
 			r.waited, r.drawn, r.drawnCW = 0, 0, 0
@@ -239,13 +230,13 @@ func (r *Radio) try() {
 		m.mu.Unlock()
 		return
 	}
-	m.transmit(r, now)
+	m.transmit(r, nowT, now)
 	m.unlockFlush()
 }
 
 // postBackoff draws the backoff every 802.11 frame is followed by, counted
 // from when its sender learned how it fared.
-func (r *Radio) postBackoff(rate int, now time.Time) {
+func (r *Radio) postBackoff(rate int, now instant) {
 	d := r.m.phy.DCF
 	r.backoff(d.CWMin(rate))
 	r.boFloor = now

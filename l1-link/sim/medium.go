@@ -23,6 +23,7 @@ type Medium struct {
 	clk  clock.Clock
 	phy  PHY
 	seed uint64
+	t0   time.Time // instant 0: the clock's time when the medium was made
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -107,8 +108,44 @@ func NewMedium(clk clock.Clock, phy PHY, seed uint64) *Medium {
 	if phy.Rate == 0 && len(phy.Rates) > 0 {
 		phy.Rate = phy.Rates[0]
 	}
-	return &Medium{clk: clk, phy: phy, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6d79636c))}
+	return &Medium{clk: clk, phy: phy, seed: seed, t0: clk.Now(), rng: rand.New(rand.NewPCG(seed, 0x6d79636c))}
 }
+
+// instant is a time on the medium: nanoseconds since its t0. The MAC's
+// times are instants rather than time.Time values (24 bytes each, and a
+// call for every comparison): a frame reads and writes them in every
+// neighbour's radio, whose lines a large mesh no longer holds in the
+// cache. Arithmetic is exact, as time.Time's is, and sub saturates as
+// time.Time.Sub does.
+type instant int64
+
+// never stands for the zero time.Time the fields started at: before
+// every instant of the medium.
+const never instant = math.MinInt64
+
+// add is t.Add(d).
+func (t instant) add(d time.Duration) instant { return t + instant(d) }
+
+// sub is t.Sub(u), saturating as that does.
+func (t instant) sub(u instant) time.Duration {
+	d := t - u
+	switch {
+	case u < 0 && d < t: // t - u overflowed upwards
+		return math.MaxInt64
+	case u > 0 && d > t:
+		return math.MinInt64
+	}
+	return time.Duration(d)
+}
+
+// instant is t on the medium.
+func (m *Medium) instant(t time.Time) instant { return instant(t.Sub(m.t0)) }
+
+// now is the medium's current instant.
+func (m *Medium) now() instant { return m.instant(m.clk.Now()) }
+
+// timeAt is the time of instant t.
+func (m *Medium) timeAt(t instant) time.Time { return m.t0.Add(time.Duration(t)) }
 
 // PHY returns the medium's radio description.
 func (m *Medium) PHY() PHY { return m.phy }
@@ -142,8 +179,10 @@ func (m *Medium) AddRadio(pos Position) *Radio {
 	port := link.NewPort(m.clk, 0)
 	r := &Radio{Base: port.Base(), port: port, m: m, index: n - 1, pos: pos, awake: true, queueCap: m.phy.TxQueue, sinceAwake: m.clk.Now(), rate: m.phy.Rate}
 	r.bo = -1
+	r.attemptAt, r.lastHeard, r.lastOwn, r.nav = never, never, never, never
+	r.segStart, r.boFloor, r.errAt = never, never, never
 	r.active = r.activeBuf[:0]
-	r.tryFn = r.try
+	r.attempt.InitFunc(m.clk, r.try)
 	if r.queueCap <= 0 {
 		r.queueCap = 8
 	}
@@ -221,31 +260,34 @@ type Radio struct {
 	awaiting  *transmission // r's unicast frame waiting for its ACK
 	cur       *macFrame     // the datagram the MAC is sending (nil: none)
 	active    []*reception  // receptions in progress here
-	attempt   clock.Timer   // pending transmit attempt
+	activeBuf [2]*reception // active's first backing array
+	attemptOn bool          // a transmit attempt is pending (attempt armed)
 	closed    bool
 	awake     bool
-	attemptAt time.Time // when it fires
-	lastHeard time.Time // when the last frame r heard (not its own) ended
-	lastOwn   time.Time // when r's own last frame ended
-	nav       time.Time // virtual carrier sense: busy until then
+	attemptAt instant // when it fires
+	lastHeard instant // when the last frame r heard (not its own) ended
+	lastOwn   instant // when r's own last frame ended
+	nav       instant // virtual carrier sense: busy until then
 	dcfState
-	activeBuf [2]*reception // active's first backing array
-	queue     []queued      // datagrams waiting for the MAC
-	maxLen    int           // SetLimits (0: the PHY's MTU)
-	port      *link.Port
-	addr      link.Addr
-	pos       Position
+	port   *link.Port
+	addr   link.Addr
+	queue  []queued // datagrams waiting for the MAC
+	maxLen int      // SetLimits (0: the PHY's MTU)
+	pos    Position
 
 	link.Base
 	index      int
 	edges      []*edge
 	queueCap   int
-	maxSchemas []uint8 // SetLimits (nil: the PHY's)
-	ackTimer   clock.Timer
-	tryFn      func()      // r.try, made once (a method value allocates)
-	rate       int         // the rate r sends at without rate control
-	rc         RateControl // per-destination rate choice for unicast (nil: rate)
-	seq        uint16      // 802.11 sequence number of r's next datagram
+	maxSchemas []uint8       // SetLimits (nil: the PHY's)
+	ackTx      *transmission // whose alarm is r's ACK timeout (ackTimeoutStep)
+	// attempt is r's transmit attempt (r.try), armed again for every
+	// attempt: most are stopped by the next frame a neighbour puts on
+	// the air, and one Timer each was half of what the clock allocated.
+	attempt clock.Alarm
+	rate    int         // the rate r sends at without rate control
+	rc      RateControl // per-destination rate choice for unicast (nil: rate)
+	seq     uint16      // 802.11 sequence number of r's next datagram
 	// The duplicate filter of dropped edges (edge.lastSeq).
 	lastSeq    map[*Radio]uint16
 	awakeTime  time.Duration
@@ -489,7 +531,7 @@ func (r *Radio) Close() error {
 	}
 	r.closed = true
 	r.port.SetClosed()
-	clock.Stop(&r.attempt)
+	r.stopAttempt()
 	// Queued frames will never be sent; their TxDone is owed.
 	if r.cur != nil && r.txing == nil && r.awaiting == nil {
 		r.port.Complete(r.cur.tag, net.ErrClosed)
