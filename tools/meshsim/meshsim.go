@@ -2,12 +2,14 @@ package meshsim
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/capture"
@@ -413,22 +415,20 @@ func (m *Mesh) track(fromBoard bool) {
 	m.stats.fromBoard = append(m.stats.fromBoard, fromBoard)
 }
 
+// failName names a failure by its error's code: the coded error's own
+// text, wherever it is wrapped, without what follows the name (a detail
+// after a colon), so that failures of one kind — found here or reported
+// by another node, "(reported by …)" — count under one key.
 func failName(err error) string {
-	switch node.CodeOf(err) {
-	case 0:
+	var ce *node.CodeError
+	if !errors.As(err, &ce) {
 		return "other"
-	default:
-		s := err.Error()
-		if len(s) > 6 && s[:6] == "mesh: " {
-			s = s[6:]
-		}
-		for k := range s {
-			if s[k] == ':' || s[k] == '(' {
-				return s[:k]
-			}
-		}
-		return s
 	}
+	s := strings.TrimPrefix(ce.Error(), "mesh: ")
+	if k := strings.IndexAny(s, ":("); k >= 0 {
+		s = strings.TrimRight(s[:k], " ")
+	}
+	return s
 }
 
 // Run runs the mesh for its duration (telling Progress about a hundred
