@@ -99,3 +99,48 @@ func TestAliasingTermToldToNeighbours(t *testing.T) {
 		t.Errorf("node %d still routes by node %d's place in the term it left", y, x)
 	}
 }
+
+// TestAliasingTermToldAfterTwoEpochs: a node that left an epoch for good
+// two epochs back (it was then its previous, and went when the node left
+// a third with a place in it), and then enters a term under that epoch's
+// tree_state byte, tells the neighbours it knew there too: nothing told
+// them it left, and they would route by its old place in the new term's
+// coordinates. On hubs of 300 nodes (seed 7) a gateway left its place in
+// a term so, as the root of two terms of its own in turn, then took a term
+// under the old term's byte; a child of its old place, still in that
+// term, sent a plain Package to it by that place 0.6 s later (the loop
+// check's error).
+func TestAliasingTermToldAfterTwoEpochs(t *testing.T) {
+	m := newMesh(t, 3, lineEdges(3), Config{Trees: 1, EpochPeriods: -1}, 9)
+	m.start()
+	m.waitConverged(10 * beaconPeriod)
+	y, x := 1, 0
+	if p, _ := m.trees[x].Current(0); p.Root {
+		x = 2 // the tree's root would take y into its own terms
+	}
+	tx, ty := m.trees[x].trees[0], m.trees[y].trees[0]
+	ts := tx.ts
+	if !ty.placedIn(m.ep(x), ts) {
+		t.Fatalf("node %d does not know node %d's place", y, x)
+	}
+	// x starts a term of its own (worse than y's root: y stays), one
+	// that someone joined, then another: the first pushes ts to x's
+	// previous epoch, the second out of x's memory.
+	tx.startTerm()
+	tx.cur.children[testIdentity(99, m.seed).ID()] = 1
+	tx.startTerm()
+	if got, ok := m.trees[x].ByState(ts); ok {
+		t.Fatalf("node %d still holds its place %v in the first epoch", x, got.Addr)
+	}
+	if !ty.placedIn(m.ep(x), ts) {
+		t.Fatalf("node %d no longer knows node %d's old place: nothing to test", y, x)
+	}
+	tx.adopt(aliasingClaim(t, m, y, ts))
+	m.clk.RunFor(time.Second)
+	if got, _ := m.trees[y].Current(0); got.TreeState != ts {
+		t.Fatalf("node %d left the epoch: nothing to test", y)
+	}
+	if ty.placedIn(m.ep(x), ts) {
+		t.Errorf("node %d still routes by node %d's place in the term it left two epochs back", y, x)
+	}
+}

@@ -133,6 +133,9 @@ func (tr *tree) adopt(c cert.Claim) {
 			}
 		}
 	}
+	if newTerm {
+		tell = tr.takeGone(c.TreeState(), c.Term(), tell)
+	}
 	defer tr.tellAliased(tell, &c)
 	tr.haveRoot = true
 	tr.root = ed25519.PublicKey(bytes.Clone(c.Root[:]))
@@ -162,7 +165,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	// a term of our own that nobody joined, must not push it out.
 	if leaving != nil && leaving.pos.Root && len(leaving.children) == 0 && tr.prev != nil {
 		t.v.Forget(tr.k, leaving.pos.TreeState)
-		tr.leave(leaving.term)
+		tr.leaveSlot(leaving)
 		leaving = nil
 	}
 	if restore {
@@ -170,7 +173,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	} else {
 		if old := tr.prev; old != nil && (leaving != nil || old.pos.TreeState == tr.ts) {
 			t.v.Forget(tr.k, old.pos.TreeState) // the verifier keeps two epochs
-			tr.leave(old.term)
+			tr.leaveSlot(old)
 			tr.prev = nil
 		}
 		tr.cur = nil
@@ -250,6 +253,63 @@ func (tr *tree) leave(term cert.Term) {
 		tr.left = tr.left[1:]
 	}
 	tr.left = append(tr.left, term)
+}
+
+// leaveSlot leaves s's epoch for good (leave), and remembers its
+// tree_state byte and the neighbours we knew there [ours]: they may still
+// route by our place in it (nothing tells them we left; it was harmless
+// while the byte named only that term), and a later term under the same
+// byte (a root picks its byte knowing only its current and previous
+// epochs) would turn that place into another term's coordinates. At 300
+// hubs nodes (seed 7) a gateway left its place in a term two epochs back,
+// then started a term of its own under that term's byte; a child of its
+// old place, still in the old term, sent a plain Package to it by that
+// place (the loop check's error) 0.6 s later. takeGone tells them then.
+func (tr *tree) leaveSlot(s *slot) {
+	tr.leave(s.term)
+	ts := s.pos.TreeState
+	tr.gone = slices.DeleteFunc(tr.gone, func(g goneEpoch) bool { return g.ts == ts })
+	var eps []peer.Endpoint
+	for _, nb := range tr.nbrs.get(ts) {
+		eps = append(eps, nb.Via)
+	}
+	if len(eps) == 0 {
+		return
+	}
+	if len(tr.gone) >= maxLeft {
+		tr.gone = tr.gone[1:]
+	}
+	tr.gone = append(tr.gone, goneEpoch{ts: ts, term: s.term, nbrs: eps})
+}
+
+// takeGone adds to tell the neighbours we knew in an epoch we left for
+// good under tree_state ts, if it is not term (entering again a term we
+// left is refused elsewhere), and forgets them: told once, they drop our
+// old place (claimedElsewhere).
+func (tr *tree) takeGone(ts uint8, term cert.Term, tell []peer.Endpoint) []peer.Endpoint {
+	for i, g := range tr.gone {
+		if g.ts != ts {
+			continue
+		}
+		if g.term != term {
+			for _, ep := range g.nbrs {
+				if !slices.Contains(tell, ep) {
+					tell = append(tell, ep)
+				}
+			}
+		}
+		tr.gone = slices.Delete(tr.gone, i, i+1)
+		break
+	}
+	return tell
+}
+
+// goneEpoch is an epoch left for good: its tree_state byte and term, and
+// the neighbours we knew there (leaveSlot).
+type goneEpoch struct {
+	ts   uint8
+	term cert.Term
+	nbrs []peer.Endpoint
 }
 
 // watch checks that the root still claims; a silent root's term ends.

@@ -81,6 +81,7 @@ type tree struct {
 	startAt                              time.Time                         // cold-start elections begin no earlier
 	termAt                               time.Time                         // when we started our current term as root
 	left                                 []cert.Term                       // epochs left for good, newest last (see leave)
+	gone                                 []goneEpoch                       // of those, the ones we held a place in, with our neighbours there (leaveSlot)
 	pullers                              map[peer.Endpoint]time.Time       // neighbours that asked for a newer claim than we had, and when (pull.go)
 	pulledAt                             time.Time                         // when we last asked our parent for one
 }
