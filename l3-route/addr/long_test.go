@@ -231,3 +231,63 @@ func TestLeaseDistances(t *testing.T) {
 		t.Fatalf("wire lease reads %d", w.Long().LeaseID())
 	}
 }
+
+// TestPathKeyOrdersAsRouteKey: toward one destination, PathKey ranks any
+// two positions (leases included) exactly as RouteKey does, in both
+// metrics, and is 0 only at the destination's holder: the common-prefix
+// metric is still mode 1's in every tree. Across trees it compares the
+// levels of each destination's address still to descend into: inside the
+// subtree of the destination's parent in a tree where the destination is
+// 3 levels deep ranks nearer than a prefix of 10 levels toward one 25
+// levels deep, which RouteKey (L constant) ranks the other way round and
+// so followed the deepest tree (mode 1 stretch 1.10–1.21 at 1,000 nodes).
+func TestPathKeyOrdersAsRouteKey(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 1))
+	draw := func(from []uint8) Long {
+		// A position near from: a shared prefix, then coordinates of its own.
+		cs := slices.Clone(from[:rng.IntN(len(from)+1)])
+		cs = append(cs, randomCoords(rng, rng.IntN(6))...)
+		a := MustEncodeLong(cs...)
+		if rng.IntN(5) == 0 {
+			if l, ok := a.Lease(uint8(1 + rng.IntN(MaxCoord))); ok {
+				a = l
+			}
+		}
+		return a
+	}
+	sign := func(a, b uint32) int {
+		switch {
+		case a < b:
+			return -1
+		case a > b:
+			return 1
+		}
+		return 0
+	}
+	for range 2000 {
+		dc := randomCoords(rng, rng.IntN(30))
+		d := draw(dc)
+		dc = d.Canonical().AppendCoords(nil)
+		for range 20 {
+			a, b := draw(dc), draw(dc)
+			for _, m := range []Metric{MetricTree, MetricCPL} {
+				if got, want := sign(m.PathKey(a, d), m.PathKey(b, d)), sign(m.RouteKey(a, d), m.RouteKey(b, d)); got != want {
+					t.Fatalf("mode %d toward %v(%d): %v(%d) against %v(%d) ranked %d, RouteKey %d", m, d, d.LeaseID(), a, a.LeaseID(), b, b.LeaseID(), got, want)
+				}
+				if (m.PathKey(a, d) == 0) != a.SameHolder(d) {
+					t.Fatalf("mode %d: PathKey(%v(%d), %v(%d)) = %d", m, a, a.LeaseID(), d, d.LeaseID(), m.PathKey(a, d))
+				}
+			}
+		}
+	}
+	shallow := MustEncodeLong(1, 1, 1)
+	sibling := MustEncodeLong(1, 1, 2)
+	deep := MustEncodeLong(slices.Repeat([]uint8{2}, 25)...)
+	tenShared := MustEncodeLong(append(slices.Repeat([]uint8{2}, 10), 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3)...)
+	if a, b := MetricCPL.PathKey(sibling, shallow), MetricCPL.PathKey(tenShared, deep); a >= b {
+		t.Errorf("the parent's subtree in a shallow tree %#x, 10 of 25 levels shared in a deep one %#x: want the first nearer", a, b)
+	}
+	if a, b := MetricCPL.PathKey(MustEncodeLong(1, 1, 1, 4), shallow), MetricCPL.PathKey(sibling, shallow); a >= b {
+		t.Errorf("a child of the destination %#x ranks no nearer than its sibling %#x", a, b)
+	}
+}

@@ -352,7 +352,7 @@ func (r *Router) viaProxy(ph *pathHeader, mode bool) (next tree.Neighbor, phase 
 				sum += keyCap
 				continue
 			}
-			k := m.RouteKey(p.Addr.Canonical(), d.Addr)
+			k := m.PathKey(p.Addr.Canonical(), d.Addr)
 			least, sum, any, via = min(least, k), sum+capKey(k), true, p.Addr.Canonical()
 		}
 		if !any {
@@ -456,7 +456,7 @@ func (r *Router) selfPot(ph *pathHeader, phase uint8, m addr.Metric) (uint64, bo
 		if !ok {
 			return 0, false
 		}
-		return potential(phase, m.RouteKey(p.Addr, d.Addr), 0), true
+		return potential(phase, m.PathKey(p.Addr, d.Addr), 0), true
 	}
 	least, sum, any := uint32(math.MaxUint32), uint32(0), false
 	for _, d := range ph.dst {
@@ -465,7 +465,7 @@ func (r *Router) selfPot(ph *pathHeader, phase uint8, m addr.Metric) (uint64, bo
 			sum += keyCap
 			continue
 		}
-		k := m.RouteKey(p.Addr, d.Addr)
+		k := m.PathKey(p.Addr, d.Addr)
 		least, sum, any = min(least, k), sum+capKey(k), true
 	}
 	if !any {
@@ -523,7 +523,7 @@ func (r *Router) bestBelow(ph *pathHeader, phase uint8, m addr.Metric, q uint64,
 				r.cands = append(r.cands, cand{nb: nb, least: math.MaxUint32, down: r.isDown(nb.Via), speak: r.b.SpeaksOurs(nb.Via)})
 			}
 			c := &r.cands[i]
-			k := m.RouteKey(nb.Addr, d.Addr)
+			k := m.PathKey(nb.Addr, d.Addr)
 			c.least, c.sum, c.seen = min(c.least, k), c.sum+capKey(k), c.seen+1
 			if t := int(d.Tree); t < tree.MaxTrees && c.placed&(1<<t) == 0 {
 				c.placed |= 1 << t

@@ -375,14 +375,14 @@ func routeDepth(a addr.Long) int {
 	return a.Depth()
 }
 
-// hoodFloor is the least key m can give, toward a destination at route
-// depth dst, any address within hoodSlack levels of depth own: how near
-// the destination an entry in the list of a neighbour certified at depth
-// own may count. Mode 0: a tree distance is at least the difference of
-// depths. Mode 1 ((LongL−cpl)<<9 | (|a|+|b|), 0 when equal): the common
-// prefix is at most the shallower depth, so the best is the
-// destination's ancestor at the deepest level allowed, or its descendant
-// at the shallowest.
+// hoodFloor is the least key m can give (addr.Metric.PathKey, what path
+// headers rank by), toward a destination at route depth dst, any address
+// within hoodSlack levels of depth own: how near the destination an entry
+// in the list of a neighbour certified at depth own may count. Mode 0: a
+// tree distance is at least the difference of depths. Mode 1
+// ((|b|−cpl+1)<<9 | (|a|−cpl), 0 when equal): the common prefix is at
+// most the shallower depth, so the best is the destination's ancestor at
+// the deepest level allowed, or its descendant at the shallowest.
 func hoodFloor(m addr.Metric, dst, own int) uint32 {
 	lo, hi := max(own-hoodSlack, 0), own+hoodSlack
 	if dst >= lo && dst <= hi {
@@ -395,9 +395,9 @@ func hoodFloor(m addr.Metric, dst, own int) uint32 {
 		return uint32(lo - dst)
 	}
 	if dst > hi {
-		return uint32(addr.LongL-hi)<<9 | uint32(hi+dst)
+		return uint32(dst-hi+1) << 9
 	}
-	return uint32(addr.LongL-dst)<<9 | uint32(lo+dst)
+	return 1<<9 | uint32(lo-dst)
 }
 
 // viaHood is the potential one hop beyond the best of some nodes (least
@@ -478,7 +478,7 @@ func (r *Router) bestOf(ph *pathHeader, m addr.Metric, leastFloor uint32, each f
 				hs.acc = append(hs.acc, hoodAcc{least: math.MaxUint32})
 			}
 			c := &hs.acc[i]
-			k := max(m.RouteKey(a, d.Addr), floor)
+			k := max(m.PathKey(a, d.Addr), floor)
 			c.least, c.sum, c.seen = min(c.least, k), c.sum+capKey(k), c.seen+1
 		})
 	}

@@ -267,7 +267,7 @@ func TestHoodFloor(t *testing.T) {
 				least := uint32(math.MaxUint32)
 				for _, a := range all {
 					if d := a.Depth(); d >= own-hoodSlack && d <= own+hoodSlack {
-						least = min(least, m.RouteKey(a, dst))
+						least = min(least, m.PathKey(a, dst))
 					}
 				}
 				if got := hoodFloor(m, dst.Depth(), own); got != least {

@@ -215,7 +215,15 @@ func readAddrList(b []byte, out []TreeAddr) ([]TreeAddr, []byte, error) {
 // rank below each other: a Package never climbs back to an earlier one. In
 // each tree the next node on the tree path is a neighbour one step nearer,
 // so while every tree is whole some neighbour is always below: the least
-// distance falls, or stays and the sum falls.
+// distance falls, or stays and the sum falls. Distances are
+// addr.Metric.PathKey: in mode 1 counted from the destination's depth
+// ((|b|−cpl+1)<<9 | (|a|−cpl)) so that trees compare, each tree's
+// positions ordered as the common-prefix distance orders them. The tree
+// path still falls at every step in it: up to the common ancestor the
+// prefix stays and |a|−cpl falls by one; down the destination's
+// ancestors the prefix grows and |b|−cpl falls. A potential is a
+// non-negative integer and the bound a Package carries falls strictly at
+// every hop, so no Package can loop, whatever the keys compare.
 const (
 	keyCap = 1<<20 - 1 // one address's share of the sum
 )

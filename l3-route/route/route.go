@@ -727,7 +727,7 @@ func (r *Router) pathTo(dst []TreeAddr, mode bool, forced *int, withSrc bool) (*
 		}
 		e := entry{a: da, dist: math.MaxUint32}
 		if self, ok := r.position(da.TreeState); ok {
-			e.dist, e.ours = m.RouteKey(self.Addr, da.Addr), true
+			e.dist, e.ours = m.PathKey(self.Addr, da.Addr), true
 		}
 		es = append(es, e)
 	}

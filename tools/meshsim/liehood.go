@@ -134,7 +134,7 @@ func (m *routeMesh) rightLeast(h, i int, dst []route.TreeAddr) (right, own uint3
 			continue
 		}
 		ok = true
-		own = min(own, met.RouteKey(at, d.Addr))
+		own = min(own, met.PathKey(at, d.Addr))
 		f, depth := ^uint32(0), at.Depth()
 		for x := max(depth-1, 0); x <= depth+1; x++ {
 			if k, built := nearestAt(met, d.Addr, x); built {
@@ -172,5 +172,5 @@ func nearestAt(met addr.Metric, d addr.Long, x int) (uint32, bool) {
 	if err != nil {
 		return 0, false
 	}
-	return met.RouteKey(c, d), true
+	return met.PathKey(c, d), true
 }
