@@ -99,11 +99,6 @@ type Budgets struct {
 	RxPerPeerSq int // concurrent reassemblies per neighbour (default 4)
 	SendCache   int // bytes of Packages being sent as sequences (default 1 MiB)
 	PendingSend int // sends waiting per neighbour (default 32)
-	// PendingBulk is how many sends waiting for a neighbour refuse a new
-	// bulk one (SendOptions.Bulk) with ErrBusy (default three quarters of
-	// PendingSend): the rest of the queue is kept for sends that complete
-	// an exchange, which a queue full of refreshable traffic refused.
-	PendingBulk int
 	Backlog     int // frames queued before we set the throttle flag (default 64)
 	// Assembly is what the node reserves for streams it assembles into
 	// whole Messages for applications that take no chunks (default 16
@@ -130,7 +125,6 @@ func (b *Budgets) fill() {
 	def(&b.RxPerPeerSq, 4)
 	def(&b.SendCache, 1<<20)
 	def(&b.PendingSend, 32)
-	def(&b.PendingBulk, max(1, b.PendingSend*3/4))
 	def(&b.Backlog, 64)
 	def(&b.Assembly, 16<<20)
 }

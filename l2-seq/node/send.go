@@ -22,12 +22,6 @@ type SendOptions struct {
 	// Links are the links a broadcast goes out on, by index (nil: every
 	// link, with one schema common to all).
 	Links []int
-	// Bulk marks a send its sender makes again on its own if it is lost
-	// (a refresh, such as the routing layer's registrations): it is
-	// refused with ErrBusy once Budgets.PendingBulk sends wait for the
-	// neighbour, so that a queue crowded with such sends still takes
-	// those that complete an exchange (receipts, answers, errors).
-	Bulk bool
 }
 
 // referenceSchemas are all a reference node understands (PROTOCOL 11).
@@ -208,7 +202,7 @@ func (n *Node) sendPackage(ep *endpoint, data []byte, h *RouteHeader, opt *SendO
 	if err != nil {
 		return n.fail(err)
 	}
-	if ep.waiting >= n.bud.PendingSend || opt.Bulk && ep.waiting >= n.bud.PendingBulk {
+	if ep.waiting >= n.bud.PendingSend {
 		return n.fail(ErrBusy)
 	}
 	res := newResult()

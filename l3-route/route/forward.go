@@ -274,18 +274,10 @@ func (r *Router) send(rp *routed, next tree.Neighbor, originated bool, from *pee
 		r.stats.Forwarded++
 	}
 	hash := rp.Inner.Hash
-	var opt *node.SendOptions
-	bulk := isBulk(&rp.Inner)
-	if bulk {
-		opt = bulkSend
-	}
-	res := r.b.SendRouted(next.Via, rp.Header, &rp.Pkg, opt)
+	res := r.b.SendRouted(next.Via, rp.Header, &rp.Pkg, nil)
 	res.OnDone(func(err error) {
 		if err == nil {
 			return
-		}
-		if bulk && errors.Is(err, node.ErrBusy) {
-			r.stats.BulkRefused++
 		}
 		silent := errors.Is(err, node.ErrAbandoned) || errors.Is(err, node.ErrLink) || errors.Is(err, node.ErrPeerAsleep)
 		if silent {
@@ -316,29 +308,6 @@ func (r *Router) send(rp *routed, next tree.Neighbor, originated bool, from *pee
 		}
 		r.reportError(rp, err)
 	})
-}
-
-// bulkSend are the send options of a bulk hop (read only: shared by every
-// send).
-var bulkSend = &node.SendOptions{Bulk: true}
-
-// isBulk reports whether pkg is refreshable traffic: a registration of a
-// record or a name (its node's own, or a record handed on toward its key),
-// which its sender sends again on its own timer if it is lost. Its hops
-// are sent Bulk (node.SendOptions): a queue toward a neighbour that is
-// three quarters full refuses them, and keeps the rest for what completes
-// an exchange (receipts, errors, lookups and their answers, the
-// registrations' confirmations, Packages). On clustered meshes the relays
-// of the chains between towns carry every record crossing them, their
-// queues filled with registrations, and receipts and lookup answers were
-// refused there ("too many sends waiting for this peer") and lost
-// (docs/routing-notes.md, "h18clust", "h19clust").
-func isBulk(pkg *packet.Package) bool {
-	switch controlType(pkg) {
-	case msgRegister, msgNameRegister:
-		return true
-	}
-	return false
 }
 
 // idAt is the node_id of the neighbour at ep (zero if none or unknown).

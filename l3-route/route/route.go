@@ -133,11 +133,6 @@ type Stats struct {
 	HandOffs                         uint64 // records passed on toward their keys (a neighbour nearer took a place: handOff)
 	RecordsRefused                   uint64 // records refused: future-dated, a delegation that does not hold, or a proxy's over the node's own
 	RevokedRecords                   uint64 // records and name records refused, or dropped (DropRevoked): their node or signer's key, or their proxy certificate, is revoked
-	// BulkRefused counts registrations (isBulk) whose hop from here was
-	// refused with node.ErrBusy: the queue toward the neighbour held
-	// node.Budgets.PendingBulk sends or more. Their senders register again
-	// on their own timers.
-	BulkRefused uint64
 	// Receipts, error reports and renew requests refused (signed.go): a
 	// signature that does not hold for the node it must come from, a date
 	// outside the skew allowance, or a plain one where a signature is due.
