@@ -161,6 +161,21 @@ type StageStats struct {
 	// Epochs is how many epochs the nodes entered in the stage, over
 	// every tree (a node following each new term once makes one a term).
 	Epochs uint64 `json:"epochs"`
+	// Frames is the transmissions in the stage by kind of message, over
+	// every node (MAC retries included, ACKs under "ack"): which kind's
+	// work grows with the mesh.
+	Frames map[string]uint64 `json:"frames_by_kind,omitempty"`
+	// MACRetries and Later split Frames: the MAC's retries of a frame
+	// unacknowledged, and a sequence's packets after its first (a message
+	// longer than a frame).
+	MACRetries map[string]uint64 `json:"mac_retries_by_kind,omitempty"`
+	Later      map[string]uint64 `json:"later_packets_by_kind,omitempty"`
+	// Originated and Forwarded sum the routers' Packages made and passed
+	// on in the stage (route.Stats: registrations, their answers,
+	// lookups, probes, errors): with the routed kinds' frames, the hops a
+	// routed message takes and the frames a hop costs.
+	Originated uint64 `json:"routed_originated"`
+	Forwarded  uint64 `json:"routed_forwarded"`
 }
 
 // MaxSampleRoutes bounds RouteResult.SampleRoutes.
@@ -242,6 +257,9 @@ type routeMesh struct {
 		cpu    float64
 		terms  uint64
 		epochs uint64
+		frames [3][]uint64
+		orig   uint64
+		fwd    uint64
 	}
 }
 
@@ -587,6 +605,12 @@ func (m *routeMesh) begin(stage string, total int) {
 	m.endStage()
 	m.stageAt.events, m.stageAt.mesh, m.stageAt.cpu = m.clk.Ran(), m.clk.Now(), cpuSeconds()
 	m.stageAt.terms, m.stageAt.epochs = m.terms()
+	if m.kinds != nil {
+		for c := range m.stageAt.frames {
+			m.stageAt.frames[c] = m.kinds.frameCounts(c)
+		}
+	}
+	m.stageAt.orig, m.stageAt.fwd = m.routed()
 	m.stage = stage
 	m.total = total
 	if m.prog != nil {
@@ -600,10 +624,43 @@ func (m *routeMesh) endStage() {
 		return
 	}
 	terms, epochs := m.terms()
+	orig, fwd := m.routed()
 	m.stages = append(m.stages, StageStats{Stage: m.stage, Events: m.clk.Ran() - m.stageAt.events,
 		MeshTimeS: m.clk.Now().Sub(m.stageAt.mesh).Seconds(), CPUS: cpuSeconds() - m.stageAt.cpu,
-		Terms: terms - m.stageAt.terms, Epochs: epochs - m.stageAt.epochs})
+		Terms: terms - m.stageAt.terms, Epochs: epochs - m.stageAt.epochs,
+		Frames: m.stageFrames(0), MACRetries: m.stageFrames(1), Later: m.stageFrames(2), Originated: orig - m.stageAt.orig, Forwarded: fwd - m.stageAt.fwd})
 	m.stage = ""
+}
+
+// routed sums the routers' Packages originated and forwarded so far (a
+// killed node's until its death: its router is closed, its counts kept).
+func (m *routeMesh) routed() (orig, fwd uint64) {
+	for _, r := range m.rts {
+		if r != nil {
+			s := r.Stats()
+			orig += s.Originated
+			fwd += s.Forwarded
+		}
+	}
+	return orig, fwd
+}
+
+// stageFrames is counter c of the transmissions by kind (airKinds.frames)
+// since the stage began.
+func (m *routeMesh) stageFrames(c int) map[string]uint64 {
+	if m.kinds == nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for id, n := range m.kinds.frameCounts(c) {
+		if id < len(m.stageAt.frames[c]) {
+			n -= m.stageAt.frames[c][id]
+		}
+		if n > 0 {
+			out[m.kinds.name(id)] = n
+		}
+	}
+	return out
 }
 
 // terms counts the root terms every node has started so far, and the
