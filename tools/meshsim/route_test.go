@@ -72,6 +72,27 @@ func checkRun(t *testing.T, name string, r *RouteResult) {
 			}
 		}
 	}
+	// Every place at convergence is counted by its depth, after its term
+	// began (a root has none; a lease is no place), and every tree's term
+	// began before the trees converged.
+	places := 0
+	for _, d := range r.PlacedByDepth {
+		places += d.Places
+		if d.Depth < 1 || d.MeanS < 0 || d.MeanS > d.MaxS {
+			t.Errorf("%s: places at depth %d: %+v", name, d.Depth, d)
+		}
+	}
+	if r.Leased == 0 && places != r.Nodes*r.Trees-r.Trees {
+		t.Errorf("%s: %d places counted by depth, %d nodes in %d trees", name, places, r.Nodes, r.Trees)
+	}
+	if len(r.TermsS) != r.Trees {
+		t.Errorf("%s: %d terms' starts for %d trees", name, len(r.TermsS), r.Trees)
+	}
+	for k, s := range r.TermsS {
+		if s == nil || *s < 0 || *s > *r.TreesS {
+			t.Errorf("%s: tree %d's term began at %v, the trees converged at %v s", name, k, s, *r.TreesS)
+		}
+	}
 	if events != r.Events || !seen["converging"] || !seen["steady state"] || !seen["routing"] {
 		t.Errorf("%s: stages %+v add up to %d events, the run had %d", name, r.Stages, events, r.Events)
 	}
