@@ -33,7 +33,9 @@ type airKinds struct {
 	msgs   [2][256]kind       // "tree …" and "route …" kinds by message type (0: not named yet)
 	seqs   [][]kind           // the kind of each sequence in flight, by sender and seq_id (0: none)
 	air    [][]time.Duration  // by node, by kind
+	frames [3][]uint64        // by kind, over every node: transmissions (MAC retries included); of which MAC retries; of which a sequence's later packets
 	dec    packet.Packet
+	later  bool // the frame kind named last is a sequence's later packet
 }
 
 // kind is an interned kind of message; 0 is none. The names are a fixed
@@ -83,11 +85,27 @@ func (k *airKinds) attempt(a *sim.Attempt) {
 		k.air[i] = append(k.air[i], make([]time.Duration, int(id)+1-len(k.air[i]))...)
 	}
 	k.air[i][id] += a.End.Sub(a.Start)
+	k.count(0, id)
+	if a.Try > 1 {
+		k.count(1, id)
+	}
+	if k.later {
+		k.count(2, id)
+	}
 }
 
-// kind names what a frame carries.
+// count adds a frame of kind id to counter c of k.frames.
+func (k *airKinds) count(c int, id kind) {
+	if int(id) >= len(k.frames[c]) {
+		k.frames[c] = append(k.frames[c], make([]uint64, int(id)+1-len(k.frames[c]))...)
+	}
+	k.frames[c][id]++
+}
+
+// kind names what a frame carries (k.later: a sequence's later packet).
 func (k *airKinds) kind(from int, b []byte) kind {
 	p := &k.dec
+	k.later = false
 	// A hop-authenticated frame's trailer (package hop) is no part of the
 	// packet; its airtime is charged to what the packet carries.
 	if packet.Decode(hop.Packet(b), p) != nil {
@@ -98,6 +116,7 @@ func (k *airKinds) kind(from int, b []byte) kind {
 	}
 	s := p.SchemaOf()
 	if s != nil && s.Sequenced() && p.PacketID != 0 {
+		k.later = true
 		if seqs := k.seqs[from]; seqs != nil && seqs[p.SeqID] != 0 {
 			return seqs[p.SeqID]
 		}
@@ -220,6 +239,11 @@ func (k *airKinds) snapshot() [][]time.Duration {
 	}
 	return out
 }
+
+// frameCounts is the transmissions so far by kind, over every node (c 0);
+// of them the MAC's retries (c 1) and a sequence's later packets (c 2) (a
+// copy).
+func (k *airKinds) frameCounts(c int) []uint64 { return slices.Clone(k.frames[c]) }
 
 // name is kind id's name.
 func (k *airKinds) name(id int) string { return k.names[id] }

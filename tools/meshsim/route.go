@@ -130,9 +130,16 @@ type RouteResult struct {
 	// Stages splits the events, the mesh time and the CPU time by stage
 	// (converging, storing names, steady state, pairs, repair): which one
 	// a run's time goes to as the mesh grows.
-	Stages       []StageStats `json:"stages"`
-	WallTimeS    float64      `json:"wall_time_s"`
-	SetupWallS   float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
+	Stages     []StageStats `json:"stages"`
+	WallTimeS  float64      `json:"wall_time_s"`
+	SetupWallS float64      `json:"setup_wall_time_s"` // of the wall time, building the graph and the nodes
+	// PlacedByDepth is, when the trees converged, how long after its
+	// term began each node took the place it held, by the place's depth
+	// (every tree): how a tree's forming time grows with its depth.
+	PlacedByDepth []DepthTime `json:"placed_by_depth,omitempty"`
+	// TermsS is, when the trees converged, when each tree's term then
+	// began (mesh seconds from the cold start; null: node 0 has no place).
+	TermsS       []*float64   `json:"trees_term_s,omitempty"`
 	SampleRoute  []int        `json:"sample_route,omitempty"`
 	Positions    [][2]float64 `json:"-"`
 	Graph        [][]int      `json:"-"`
@@ -143,6 +150,65 @@ type RouteResult struct {
 	SampleRoutes [][]int      `json:"-"` // the paths of the first delivered pairs (at most MaxSampleRoutes)
 	Stretches    []float64    `json:"-"` // every delivered pair's stretch in the main batch, sorted
 	AdversaryReport
+}
+
+// DepthTime is the places of one depth, and how long after their term
+// began they were taken (seconds, mean and the latest).
+type DepthTime struct {
+	Depth  int     `json:"depth"`
+	Places int     `json:"places"`
+	MeanS  float64 `json:"mean_s"`
+	MaxS   float64 `json:"max_s"`
+}
+
+// placedAt is when a node took its place in a tree's epoch.
+type placedAt struct {
+	ts   uint8
+	term int64
+	at   time.Time
+}
+
+// onPlaced notes when node i took a new place in tree k (a place never
+// moves within an epoch: a new one is a new epoch's).
+func (m *routeMesh) onPlaced(i, k int) {
+	p, ok := m.trees[i].Current(k)
+	if !ok || m.placedAt[i][k].term == p.Term && m.placedAt[i][k].ts == p.TreeState {
+		return
+	}
+	m.placedAt[i][k] = placedAt{ts: p.TreeState, term: p.Term, at: m.clk.Now()}
+}
+
+// placedByDepth is the live nodes' current places by depth, with how long
+// after its term each was taken.
+func (m *routeMesh) placedByDepth() []DepthTime {
+	var out []DepthTime
+	for i, t := range m.trees {
+		if m.dead[i] {
+			continue
+		}
+		for k := range m.cfg.Trees {
+			p, ok := t.Current(k)
+			if !ok || p.Root || m.placedAt[i][k].term != p.Term || m.placedAt[i][k].ts != p.TreeState {
+				continue
+			}
+			for len(out) <= p.Depth {
+				out = append(out, DepthTime{Depth: len(out)})
+			}
+			d := m.placedAt[i][k].at.Sub(time.Unix(0, p.Term)).Seconds()
+			o := &out[p.Depth]
+			o.Places++
+			o.MeanS += d
+			o.MaxS = max(o.MaxS, d)
+		}
+	}
+	kept := out[:0]
+	for _, o := range out {
+		if o.Places > 0 {
+			o.MeanS /= float64(o.Places)
+			kept = append(kept, o)
+		}
+	}
+	return kept
 }
 
 // StageStats is one stage of a run: its events, mesh time and CPU time.
@@ -161,6 +227,21 @@ type StageStats struct {
 	// Epochs is how many epochs the nodes entered in the stage, over
 	// every tree (a node following each new term once makes one a term).
 	Epochs uint64 `json:"epochs"`
+	// Frames is the transmissions in the stage by kind of message, over
+	// every node (MAC retries included, ACKs under "ack"): which kind's
+	// work grows with the mesh.
+	Frames map[string]uint64 `json:"frames_by_kind,omitempty"`
+	// MACRetries and Later split Frames: the MAC's retries of a frame
+	// unacknowledged, and a sequence's packets after its first (a message
+	// longer than a frame).
+	MACRetries map[string]uint64 `json:"mac_retries_by_kind,omitempty"`
+	Later      map[string]uint64 `json:"later_packets_by_kind,omitempty"`
+	// Originated and Forwarded sum the routers' Packages made and passed
+	// on in the stage (route.Stats: registrations, their answers,
+	// lookups, probes, errors): with the routed kinds' frames, the hops a
+	// routed message takes and the frames a hop costs.
+	Originated uint64 `json:"routed_originated"`
+	Forwarded  uint64 `json:"routed_forwarded"`
 }
 
 // MaxSampleRoutes bounds RouteResult.SampleRoutes.
@@ -232,6 +313,7 @@ type routeMesh struct {
 	loopErrs []string
 	stale    int
 	heapPeak uint64
+	placedAt [][]placedAt // by node, by tree: when the current place was taken
 	prog     Progress
 	stage    string
 	total    int
@@ -242,6 +324,9 @@ type routeMesh struct {
 		cpu    float64
 		terms  uint64
 		epochs uint64
+		frames [3][]uint64
+		orig   uint64
+		fwd    uint64
 	}
 }
 
@@ -290,6 +375,15 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	if m.converged() {
 		s := m.clk.Now().Sub(start).Seconds()
 		res.TreesS = &s
+		res.PlacedByDepth = m.placedByDepth()
+		for k := range c.Trees {
+			var at *float64
+			if p, ok := m.trees[0].Current(k); ok && !m.dead[0] {
+				s := time.Unix(0, p.Term).Sub(start).Seconds()
+				at = &s
+			}
+			res.TermsS = append(res.TermsS, at)
+		}
 		m.begin("storing names", len(m.nodes))
 		m.runUntil(deadline, m.named, m.namesStored)
 	}
@@ -556,6 +650,8 @@ func (m *routeMesh) build() error {
 		nd.Register(RouteApp, func(node.Message) {})
 		m.registerVictim(nd)
 		rt.Observe(func(h route.Hop) { m.onHop(i, h) })
+		m.placedAt = append(m.placedAt, make([]placedAt, c.Trees))
+		tr.Subscribe(func(k int) { m.onPlaced(i, k) })
 		m.nodes = append(m.nodes, nd)
 		m.trees = append(m.trees, tr)
 		m.rts = append(m.rts, rt)
@@ -587,6 +683,12 @@ func (m *routeMesh) begin(stage string, total int) {
 	m.endStage()
 	m.stageAt.events, m.stageAt.mesh, m.stageAt.cpu = m.clk.Ran(), m.clk.Now(), cpuSeconds()
 	m.stageAt.terms, m.stageAt.epochs = m.terms()
+	if m.kinds != nil {
+		for c := range m.stageAt.frames {
+			m.stageAt.frames[c] = m.kinds.frameCounts(c)
+		}
+	}
+	m.stageAt.orig, m.stageAt.fwd = m.routed()
 	m.stage = stage
 	m.total = total
 	if m.prog != nil {
@@ -600,10 +702,43 @@ func (m *routeMesh) endStage() {
 		return
 	}
 	terms, epochs := m.terms()
+	orig, fwd := m.routed()
 	m.stages = append(m.stages, StageStats{Stage: m.stage, Events: m.clk.Ran() - m.stageAt.events,
 		MeshTimeS: m.clk.Now().Sub(m.stageAt.mesh).Seconds(), CPUS: cpuSeconds() - m.stageAt.cpu,
-		Terms: terms - m.stageAt.terms, Epochs: epochs - m.stageAt.epochs})
+		Terms: terms - m.stageAt.terms, Epochs: epochs - m.stageAt.epochs,
+		Frames: m.stageFrames(0), MACRetries: m.stageFrames(1), Later: m.stageFrames(2), Originated: orig - m.stageAt.orig, Forwarded: fwd - m.stageAt.fwd})
 	m.stage = ""
+}
+
+// routed sums the routers' Packages originated and forwarded so far (a
+// killed node's until its death: its router is closed, its counts kept).
+func (m *routeMesh) routed() (orig, fwd uint64) {
+	for _, r := range m.rts {
+		if r != nil {
+			s := r.Stats()
+			orig += s.Originated
+			fwd += s.Forwarded
+		}
+	}
+	return orig, fwd
+}
+
+// stageFrames is counter c of the transmissions by kind (airKinds.frames)
+// since the stage began.
+func (m *routeMesh) stageFrames(c int) map[string]uint64 {
+	if m.kinds == nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for id, n := range m.kinds.frameCounts(c) {
+		if id < len(m.stageAt.frames[c]) {
+			n -= m.stageAt.frames[c][id]
+		}
+		if n > 0 {
+			out[m.kinds.name(id)] = n
+		}
+	}
+	return out
 }
 
 // terms counts the root terms every node has started so far, and the

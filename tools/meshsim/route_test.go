@@ -2,6 +2,7 @@ package meshsim
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -53,6 +54,43 @@ func checkRun(t *testing.T, name string, r *RouteResult) {
 		// entered its epoch.
 		if st.Stage == "converging" && (st.Terms < uint64(r.Trees) || st.Epochs < uint64(r.Trees)) {
 			t.Errorf("%s: converging made %d terms and %d epochs, for %d trees", name, st.Terms, st.Epochs, r.Trees)
+		}
+		// The frames by kind are the stage's transmissions: in the steady
+		// window (no node dies there) they are the radios' count, and
+		// every kind in it carries a frame. A claim floods each period.
+		if st.Stage == "steady state" {
+			var frames uint64
+			for k, n := range st.Frames {
+				if n == 0 {
+					t.Errorf("%s: steady window: kind %q with no frame", name, k)
+				}
+				frames += n
+			}
+			per := float64(frames) / float64(r.Nodes) / (st.MeshTimeS / 60)
+			if st.Frames["tree claim"] == 0 || math.Abs(per-r.Steady.FramesPerNodeMin) > 0.01*r.Steady.FramesPerNodeMin {
+				t.Errorf("%s: steady window: frames by kind %v, %.2f a node a minute, the radios counted %.2f", name, st.Frames, per, r.Steady.FramesPerNodeMin)
+			}
+		}
+	}
+	// Every place at convergence is counted by its depth, after its term
+	// began (a root has none; a lease is no place), and every tree's term
+	// began before the trees converged.
+	places := 0
+	for _, d := range r.PlacedByDepth {
+		places += d.Places
+		if d.Depth < 1 || d.MeanS < 0 || d.MeanS > d.MaxS {
+			t.Errorf("%s: places at depth %d: %+v", name, d.Depth, d)
+		}
+	}
+	if r.Leased == 0 && places != r.Nodes*r.Trees-r.Trees {
+		t.Errorf("%s: %d places counted by depth, %d nodes in %d trees", name, places, r.Nodes, r.Trees)
+	}
+	if len(r.TermsS) != r.Trees {
+		t.Errorf("%s: %d terms' starts for %d trees", name, len(r.TermsS), r.Trees)
+	}
+	for k, s := range r.TermsS {
+		if s == nil || *s < 0 || *s > *r.TreesS {
+			t.Errorf("%s: tree %d's term began at %v, the trees converged at %v s", name, k, s, *r.TreesS)
 		}
 	}
 	if events != r.Events || !seen["converging"] || !seen["steady state"] || !seen["routing"] {
