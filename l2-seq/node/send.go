@@ -22,12 +22,6 @@ type SendOptions struct {
 	// Links are the links a broadcast goes out on, by index (nil: every
 	// link, with one schema common to all).
 	Links []int
-	// Urgent: a broadcast that goes out at the link's next turn, after
-	// control frames, ahead of the other broadcasts and of the
-	// neighbours' round robin. For small messages whose lateness costs
-	// more than their air: a root's claim, which a hub's queue held 60–83 s
-	// (hubs 300 seed 7), long enough for every node to bury the live root.
-	Urgent bool
 }
 
 // referenceSchemas are all a reference node understands (PROTOCOL 11).
@@ -481,7 +475,7 @@ func (n *Node) Broadcast(app packet.AppID, blob []byte, opt *SendOptions) *Resul
 			if err != nil {
 				return n.fail(err)
 			}
-			t.queueBcast(outFrame{dst: link.Broadcast, data: b, sent: done}, opt != nil && opt.Urgent)
+			t.queueBcast(outFrame{dst: link.Broadcast, data: b, sent: done})
 		}
 		t.lastBcast = n.clk.Now()
 	}

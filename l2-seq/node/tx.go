@@ -41,7 +41,6 @@ type txLink struct {
 	ctrl     []outFrame
 	lastCtrl link.Addr
 	bcast    []outFrame
-	urgent   []outFrame // broadcasts sent before the others (SendOptions.Urgent)
 	// lastBcast is when we last broadcast on this link (a beacon, a
 	// layer's message): every neighbour heard us then.
 	lastBcast time.Time
@@ -101,7 +100,7 @@ func newTxLink(n *Node, idx int, l link.Link) *txLink {
 // sends back to us by hundreds of units (a 100 KiB Package over UDP left
 // the answer crawling at seconds per frame).
 func (t *txLink) backlog() int {
-	b := len(t.ctrl) + len(t.bcast) + len(t.urgent)
+	b := len(t.ctrl) + len(t.bcast)
 	for _, ep := range t.active {
 		b += len(ep.frames)
 		for _, s := range ep.out {
@@ -177,14 +176,9 @@ func (t *txLink) popCtrl() outFrame {
 	return f
 }
 
-// queueBcast queues a broadcast frame: an urgent one ahead of the others
-// and of the neighbours' turns (SendOptions.Urgent).
-func (t *txLink) queueBcast(f outFrame, urgent bool) {
-	if urgent {
-		t.urgent = append(t.urgent, f)
-	} else {
-		t.bcast = append(t.bcast, f)
-	}
+// queueBcast queues a broadcast frame.
+func (t *txLink) queueBcast(f outFrame) {
+	t.bcast = append(t.bcast, f)
 	t.pump()
 }
 
@@ -279,12 +273,6 @@ func (t *txLink) pick() (outFrame, bool) {
 	if t.quiet.After(now) {
 		t.paceUntil(t.quiet)
 		return outFrame{}, false
-	}
-	if len(t.urgent) > 0 {
-		f := t.urgent[0]
-		t.urgent[0] = outFrame{}
-		t.urgent = t.urgent[1:]
-		return f, true
 	}
 	var earliest time.Time
 	parts := len(t.active) + 1 // the broadcast queue takes the last turn

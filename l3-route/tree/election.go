@@ -388,44 +388,14 @@ func (tr *tree) watch() {
 // between must be judged against a root that is already gone (answering
 // it with the dead root's last claim would bring that root back).
 //
-// Not at once [ours]: a claim's flood is broadcast and never sent again,
-// and at a gateway of hundreds of neighbours hidden from each other its
-// copies collide round after round, while its neighbours hear the root
-// (hubs 300 seed 7: 904 of 1,206 elections came after a node buried a
-// root that was still claiming, and each burial at a gateway took its
-// leaves with it). So a node whose root is overdue first asks a few
-// neighbours for the newest claim, by hops that are acked (askAlive), and
-// buries the root only if nothing newer has come reprieveWait later. A
-// neighbour that has the root's newer claim answers with it; one no
-// fresher asks its own parent in turn (pull.go). A dead root is buried
-// reprieveWait later than before.
-//
 // The term is not left for good: our place in it stays (as the previous
 // epoch once we follow another root), and if the root was only out of
 // reach (a partition) its newer claims bring us back to it. Only claims
 // no newer than the last we had are late echoes of a dead root.
 func (tr *tree) buryOverdue() {
 	t := tr.t
-	now := t.clk.Now()
-	if !tr.haveRoot || tr.amRoot || tr.rootDead || now.Sub(tr.lastFresh) <= time.Duration(t.cfg.MissedClaims)*t.cfg.ClaimPeriod {
+	if !tr.haveRoot || tr.amRoot || tr.rootDead || t.clk.Now().Sub(tr.lastFresh) <= time.Duration(t.cfg.MissedClaims)*t.cfg.ClaimPeriod {
 		return
-	}
-	if !tr.reprieve.After(tr.lastFresh) {
-		// Overdue since our last fresh claim, not asked yet.
-		if tr.askAlive() {
-			tr.reprieve = now
-			ts, term, fresh := tr.ts, tr.term, tr.lastFresh
-			clock.Stop(&tr.reprieveTmr)
-			tr.reprieveTmr = t.clk.AfterFunc(reprieveWait(t.cfg.ClaimPeriod), func() {
-				tr.reprieveTmr = nil
-				if tr.ts == ts && tr.term == term && tr.lastFresh.Equal(fresh) {
-					tr.buryOverdue()
-				}
-			})
-			return
-		}
-	} else if now.Sub(tr.reprieve) < reprieveWait(t.cfg.ClaimPeriod) {
-		return // asked: the answers may still come
 	}
 	tr.rootDead = true
 	tr.deadRoot = tr.root
@@ -433,44 +403,6 @@ func (tr *tree) buryOverdue() {
 	score := tr.rootScore
 	tr.scheduleElection(&score)
 }
-
-// reprieveWait is how long an overdue root's burial waits for the answers
-// of the neighbours asked for a newer claim (askAlive): a quarter of a
-// claim period, many round trips of an acked hop even on a busy channel
-// (a hop the MAC gives up on fails sooner).
-func reprieveWait(claimPeriod time.Duration) time.Duration { return claimPeriod / 4 }
-
-// askAlive asks up to aliveAsks neighbours for the root's newest claim, by
-// hops that are acked: our parent (unless lost), then those that passed
-// this epoch's claims on from nearest the root, then, if we heard none,
-// neighbours placed in the epoch. It reports whether it asked any.
-func (tr *tree) askAlive() bool {
-	t := tr.t
-	var to []peer.Endpoint
-	if s := tr.cur; s != nil && !s.pos.Root && !tr.parentLost && t.b.PeerAt(s.parent) != nil {
-		to = append(to, s.parent)
-	}
-	add := func(ep peer.Endpoint) {
-		if len(to) < aliveAsks && !slices.Contains(to, ep) && t.b.PeerAt(ep) != nil {
-			to = append(to, ep)
-		}
-	}
-	heard := sortedEndpoints(tr.heard)
-	slices.SortStableFunc(heard, func(a, b peer.Endpoint) int { return int(tr.heard[a]) - int(tr.heard[b]) })
-	for _, ep := range heard {
-		add(ep)
-	}
-	for _, nb := range tr.nbrs.get(tr.ts) {
-		add(nb.Via)
-	}
-	for _, ep := range to {
-		t.sendTo(ep, appendQuery(t.buf[:0], tr.k, tr.ts, wantClaim))
-	}
-	return len(to) > 0
-}
-
-// aliveAsks bounds the neighbours an overdue root's burial asks (askAlive).
-const aliveAsks = 2
 
 // onClaimHops handles a claim from the flood, noting which neighbour it
 // came through first, and how far: the flood spreads breadth first, so
@@ -533,10 +465,7 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 	if slices.Contains(tr.left, c.Term()) {
 		return // an epoch we left for good (one whose place we gave up)
 	}
-	if !tr.haveRoot || !bytes.Equal(tr.root, c.Root[:]) || c.TermStart != tr.term || c.Time <= tr.latest.Time {
-		// (A newer claim of our root's term shows it alive: taken below.)
-		tr.buryOverdue()
-	}
+	tr.buryOverdue()
 	if from != nil && len(tr.answerTo) > 0 {
 		tr.answeredBy(*from, c.Root[:], c.Score())
 	}
@@ -710,12 +639,7 @@ func (tr *tree) flood(c *cert.Claim) {
 		}
 	}
 	tr.flooded = c.Time
-	// Urgent [ours]: a claim late by three periods buries a live root, and
-	// a hub's queue of broadcasts and neighbours' turns held the root's
-	// claims 60–83 s and relays' up to 47 s (hubs 300 seed 7): every node
-	// buried the live root, and its tree was rebuilt. A claim is small,
-	// one per tree a period.
-	tr.t.broadcastAfter(floodHold, floodSpread, true, appendClaim(tr.t.buf[:0], c, hops))
+	tr.t.broadcastAfter(floodHold, floodSpread, appendClaim(tr.t.buf[:0], c, hops))
 	tr.servePullers(c)
 }
 

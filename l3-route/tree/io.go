@@ -257,19 +257,18 @@ func (t *Trees) settle() time.Duration {
 // broadcastJittered broadcasts msg on every link after a random delay of up
 // to 16 airtimes of it on that link (a few milliseconds on ESP-NOW, seconds
 // on LoRa), so that neighbours relaying the same flood do not all collide.
-func (t *Trees) broadcastJittered(msg []byte) { t.broadcastAfter(0, 16, false, msg) }
+func (t *Trees) broadcastJittered(msg []byte) { t.broadcastAfter(0, 16, msg) }
 
 // broadcastAfter broadcasts msg on every link after hold airtimes of it on
-// that link, and a random part of spread more; urgent: ahead of the node's
-// other queued broadcasts and unicasts (node.SendOptions.Urgent).
-func (t *Trees) broadcastAfter(hold, spread int, urgent bool, msg []byte) {
+// that link, and a random part of spread more.
+func (t *Trees) broadcastAfter(hold, spread int, msg []byte) {
 	m := bytes.Clone(msg)
 	for i := range t.b.Links() {
 		t.stats.MsgsSent++
 		t.stats.BytesSent += uint64(len(m))
 		air := t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, len(m))
 		d := time.Duration(hold)*air + time.Duration(t.rng.Int64N(int64(time.Duration(spread)*air)+1))
-		t.clk.AfterFunc(d, func() { t.b.Broadcast(AppID, m, &node.SendOptions{Links: []int{i}, Urgent: urgent}) })
+		t.clk.AfterFunc(d, func() { t.b.Broadcast(AppID, m, &node.SendOptions{Links: []int{i}}) })
 	}
 }
 
