@@ -95,8 +95,8 @@ func simRouteCmd() *cobra.Command {
 		Use:   "route",
 		Short: "Build a mesh, let its trees converge, and route between random pairs",
 		Long: `Builds a topology (random geometric with a given mean degree, a grid, a
-line, a ring, clustered towns joined by chains, hubs, or a graph file) of nodes running the trees and the router on the
-simulated ESP-NOW medium, lets the trees converge from a cold start in
+line, a ring, clustered towns joined by chains, hubs, or a graph file) of
+nodes running the trees and the router on the simulated ESP-NOW medium, lets the trees converge from a cold start in
 virtual (mesh) time, measures the steady control traffic (every frame on
 the air, and its airtime by kind of message at the busiest node), then routes a
 Package between --pairs random pairs and compares each path with the
