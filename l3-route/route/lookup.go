@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"os"
 	"slices"
 	"time"
 
@@ -233,7 +232,7 @@ func (r *Router) homesKept() bool {
 // names the old one.
 func (r *Router) repairEpoch() bool {
 	c := r.t.Config()
-	if c.EpochPeriods <= 0 || os.Getenv("H20_NO_REPAIR") != "" {
+	if c.EpochPeriods <= 0 {
 		return false
 	}
 	full := time.Duration(c.EpochPeriods-1) * c.ClaimPeriod

@@ -8,9 +8,7 @@ import (
 	"crypto/ed25519"
 	"math"
 	"math/big"
-	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -110,7 +108,7 @@ func (tr *tree) reclaim() {
 	}
 	t := tr.t
 	tr.claims++
-	if t.cfg.EpochPeriods > 0 && tr.claims >= t.cfg.EpochPeriods*diagTermMul && !tr.stillGrowing() {
+	if t.cfg.EpochPeriods > 0 && tr.claims >= t.cfg.EpochPeriods && !tr.stillGrowing() {
 		tr.startTerm()
 		return
 	}
@@ -725,12 +723,3 @@ func (tr *tree) tellAliased(to []peer.Endpoint, c *cert.Claim) {
 		}
 	}
 }
-
-// diagTermMul (diagnostic only, h20renew): H20_TERM_MUL multiplies the
-// scheduled term's length, and nothing else.
-var diagTermMul = func() int {
-	if v, err := strconv.Atoi(os.Getenv("H20_TERM_MUL")); err == nil && v > 0 {
-		return v
-	}
-	return 1
-}()
