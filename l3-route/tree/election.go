@@ -88,7 +88,6 @@ func (tr *tree) startTerm() {
 	tr.termAt = t.clk.Now()
 	clock.Stop(&tr.renewTmr)
 	tr.claims = 0
-	tr.grewAt = time.Time{}
 	t.stats.Terms++
 	tr.adopt(c)
 	tr.cur = &slot{pos: Position{Tree: tr.k, TreeState: tr.ts, Term: term, Root: true}, term: c.Term(), chain: cert.Chain{Claim: c}, children: map[identity.NodeID]uint8{}, next: 1}
@@ -108,7 +107,7 @@ func (tr *tree) reclaim() {
 	}
 	t := tr.t
 	tr.claims++
-	if t.cfg.EpochPeriods > 0 && tr.claims >= t.cfg.EpochPeriods && !tr.stillGrowing() {
+	if t.cfg.EpochPeriods > 0 && tr.claims >= t.cfg.EpochPeriods {
 		tr.startTerm()
 		return
 	}
@@ -117,31 +116,6 @@ func (tr *tree) reclaim() {
 	tr.lastFresh = t.clk.Now()
 	tr.flood(&c)
 	tr.claimTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod, tr.reclaim)
-}
-
-// GrowQuietPeriods [ours]: a root holds its scheduled new term while a
-// neighbour took a place in its term within that many claim periods: a
-// term that ends while its tree still forms gives fresh addresses to all
-// and rebuilds a tree that was never whole (dense and hub meshes whose
-// places are still being taken 15 minutes into a term never converged).
-const GrowQuietPeriods = 3
-
-// MaxHoldTerms bounds that hold: a term lasts at most this many times
-// EpochPeriods claims, however long its tree keeps growing (churn at the
-// root's edge must not keep a term forever).
-const MaxHoldTerms = 2
-
-// stillGrowing: whether the root holds its scheduled new term (see
-// GrowQuietPeriods): a neighbour took a place in its term lately, and the
-// term is not yet MaxHoldTerms terms long. The root sees only its
-// neighbours, but a tree whose places near the root are still being taken
-// is not whole further out either.
-func (tr *tree) stillGrowing() bool {
-	t := tr.t
-	if tr.claims >= MaxHoldTerms*t.cfg.EpochPeriods || tr.grewAt.IsZero() {
-		return false
-	}
-	return t.clk.Now().Sub(tr.grewAt) < GrowQuietPeriods*t.cfg.ClaimPeriod
 }
 
 // adopt makes c's root and term current: a new epoch (the old one is kept

@@ -206,16 +206,10 @@ func (tr *tree) setNeighbor(ts uint8, nb Neighbor) {
 		return
 	}
 	l := make([]Neighbor, 0, len(old)+1)
-	isNew := true
 	for i := range old {
 		if old[i].Via != nb.Via {
 			l = append(l, old[i])
-		} else {
-			isNew = false
 		}
-	}
-	if isNew && tr.amRoot && tr.cur != nil && ts == tr.cur.pos.TreeState {
-		tr.grewAt = tr.t.clk.Now() // our tree still grows: see stillGrowing
 	}
 	i, _ := slices.BinarySearchFunc(l, nb, func(x, y Neighbor) int { return nbrOrder(&x, &y) })
 	tr.nbrs.set(ts, slices.Insert(l, i, nb))

@@ -80,7 +80,6 @@ type tree struct {
 	claims                               int                               // claims issued in this term
 	startAt                              time.Time                         // cold-start elections begin no earlier
 	termAt                               time.Time                         // when we started our current term as root
-	grewAt                               time.Time                         // as root, when a neighbour last took a place in our term (see stillGrowing)
 	left                                 []cert.Term                       // epochs left for good, newest last (see leave)
 	gone                                 []goneEpoch                       // of those, the ones we held a place in, with our neighbours there (leaveSlot)
 	pullers                              map[peer.Endpoint]time.Time       // neighbours that asked for a newer claim than we had, and when (pull.go)
