@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -643,7 +642,7 @@ func (m *routeMesh) build() error {
 		if err != nil {
 			return err
 		}
-		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, EpochPeriods: diagEpochPeriods(m.prof.epochPeriods), Memo: memo}, route.Config{Attempts: c.Attempts})
+		rt, err := route.Attach(nd, tree.Config{Trees: c.Trees, ClaimPeriod: c.ClaimPeriod, EpochPeriods: m.prof.epochPeriods, Memo: memo}, route.Config{Attempts: c.Attempts})
 		if err != nil {
 			return err
 		}
@@ -1054,14 +1053,4 @@ func (m *routeMesh) hopCounts() *HopCounts {
 		h.Challenges += s.Trust.ChallengesSent
 	}
 	return &h
-}
-
-// diagEpochPeriods is the term's length the trees run at: the link's, or
-// (diagnostic only, h20renew) MESHSIM_EPOCH_PERIODS's (negative: never
-// renew). The steady window keeps the link's length.
-func diagEpochPeriods(ep int) int {
-	if v, err := strconv.Atoi(os.Getenv("MESHSIM_EPOCH_PERIODS")); err == nil && v != 0 {
-		return v
-	}
-	return ep
 }
