@@ -389,7 +389,8 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	}
 	res.NamesPending = m.namesPending()
 	if res.TreesS == nil {
-		return nil, fmt.Errorf("the trees did not converge in %v of mesh time", c.MaxConverge)
+		terms, _ := m.terms()
+		return nil, fmt.Errorf("the trees did not converge in %v of mesh time (%s; %d terms started)", c.MaxConverge, m.unconverged(), terms-m.stageAt.terms)
 	}
 	if m.named() {
 		conv := m.clk.Now().Sub(start)
@@ -905,6 +906,54 @@ func (m *routeMesh) converged() bool {
 		}
 	}
 	return true
+}
+
+// unconverged says what converged still lacks, counted over live nodes of
+// pieces of two or more, per tree: places not taken, roots not agreed on
+// (a node whose root differs from its piece's first node's, or is dead),
+// parents gone, and placed neighbours whose place the node does not know
+// (a mesh that never converged: which of these held it).
+func (m *routeMesh) unconverged() string {
+	comp, sizes := m.liveComponents()
+	var unplaced, rootless, orphans, views, unknown int
+	for k := range m.cfg.Trees {
+		roots := map[int]string{}
+		for i, t := range m.trees {
+			if m.dead[i] || sizes[comp[i]] < 2 {
+				continue
+			}
+			r, alive := t.Root(k)
+			if got, ok := roots[comp[i]]; !alive || (ok && got != string(r)) {
+				rootless++
+			} else if !ok {
+				roots[comp[i]] = string(r)
+			}
+			p, ok := t.Current(k)
+			if !ok {
+				if !t.TooDeep(k) && !slices.ContainsFunc(m.rts[i].Addrs(), func(a route.TreeAddr) bool { return int(a.Tree) == k }) {
+					unplaced++
+				}
+				continue
+			}
+			placed := 0
+			pa, hasParent := p.Addr.Parent()
+			parentAlive := !hasParent
+			for _, j := range m.adj[i] {
+				if q, ok := m.trees[j].Current(k); ok && !m.dead[j] && q.TreeState == p.TreeState {
+					placed++
+					parentAlive = parentAlive || q.Addr.Equal(pa)
+				}
+			}
+			if !parentAlive {
+				orphans++
+			}
+			if known := len(t.Neighbors(k, p.TreeState)); known < placed {
+				views++
+				unknown += placed - known
+			}
+		}
+	}
+	return fmt.Sprintf("per tree: %d places not taken, %d nodes off their piece's root, %d parents gone, %d nodes missing %d neighbours' places", unplaced, rootless, orphans, views, unknown)
 }
 
 // allPlaced is converged's first, cheap, condition: every live node of a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -339,5 +340,21 @@ func TestRouteProfileIsTrees(t *testing.T) {
 	}
 	if BeaconPeriod != tree.DefaultProfile().Beacon {
 		t.Errorf("BeaconPeriod %v, the default profile's %v", BeaconPeriod, tree.DefaultProfile().Beacon)
+	}
+}
+
+// TestUnconvergedSaysWhy: a mesh that does not converge in time says what
+// held it (places not taken, roots, parents, neighbours' places unknown)
+// and how many terms began, not just that it did not: on dense and hub
+// meshes that never converged nothing said which it was.
+func TestUnconvergedSaysWhy(t *testing.T) {
+	_, err := Route(quick(RouteConfig{Nodes: 60, Seed: 1, Pairs: 10, MaxConverge: 5 * time.Second}))
+	if err == nil {
+		t.Fatal("converged in 5 s of mesh time")
+	}
+	for _, want := range []string{"did not converge", "places not taken", "neighbours' places", "terms started"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }
