@@ -322,11 +322,8 @@ type routeMesh struct {
 		events uint64
 		mesh   time.Time
 		cpu    float64
-		terms  uint64
-		epochs uint64
+		nodeTotals
 		frames [3][]uint64
-		orig   uint64
-		fwd    uint64
 	}
 }
 
@@ -389,8 +386,7 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	}
 	res.NamesPending = m.namesPending()
 	if res.TreesS == nil {
-		terms, _ := m.terms()
-		return nil, fmt.Errorf("the trees did not converge in %v of mesh time (%s; %d terms started)", c.MaxConverge, m.unconverged(), terms-m.stageAt.terms)
+		return nil, fmt.Errorf("the trees did not converge in %v of mesh time (%s; %d terms started)", c.MaxConverge, m.unconverged(), m.totals().terms-m.stageAt.terms)
 	}
 	if m.named() {
 		conv := m.clk.Now().Sub(start)
@@ -683,13 +679,12 @@ func (m *routeMesh) runUntil(deadline time.Time, done func() bool, progress func
 func (m *routeMesh) begin(stage string, total int) {
 	m.endStage()
 	m.stageAt.events, m.stageAt.mesh, m.stageAt.cpu = m.clk.Ran(), m.clk.Now(), cpuSeconds()
-	m.stageAt.terms, m.stageAt.epochs = m.terms()
+	m.stageAt.nodeTotals = m.totals()
 	if m.kinds != nil {
 		for c := range m.stageAt.frames {
 			m.stageAt.frames[c] = m.kinds.frameCounts(c)
 		}
 	}
-	m.stageAt.orig, m.stageAt.fwd = m.routed()
 	m.stage = stage
 	m.total = total
 	if m.prog != nil {
@@ -702,26 +697,35 @@ func (m *routeMesh) endStage() {
 	if m.stage == "" {
 		return
 	}
-	terms, epochs := m.terms()
-	orig, fwd := m.routed()
+	t, at := m.totals(), m.stageAt.nodeTotals
 	m.stages = append(m.stages, StageStats{Stage: m.stage, Events: m.clk.Ran() - m.stageAt.events,
 		MeshTimeS: m.clk.Now().Sub(m.stageAt.mesh).Seconds(), CPUS: cpuSeconds() - m.stageAt.cpu,
-		Terms: terms - m.stageAt.terms, Epochs: epochs - m.stageAt.epochs,
-		Frames: m.stageFrames(0), MACRetries: m.stageFrames(1), Later: m.stageFrames(2), Originated: orig - m.stageAt.orig, Forwarded: fwd - m.stageAt.fwd})
+		Terms: t.terms - at.terms, Epochs: t.epochs - at.epochs,
+		Frames: m.stageFrames(0), MACRetries: m.stageFrames(1), Later: m.stageFrames(2), Originated: t.orig - at.orig, Forwarded: t.fwd - at.fwd})
 	m.stage = ""
 }
 
-// routed sums the routers' Packages originated and forwarded so far (a
-// killed node's until its death: its router is closed, its counts kept).
-func (m *routeMesh) routed() (orig, fwd uint64) {
-	for _, r := range m.rts {
-		if r != nil {
+// nodeTotals are counts summed over every node so far: the root terms
+// started and epochs entered, the routers' Packages originated and
+// forwarded.
+type nodeTotals struct{ terms, epochs, orig, fwd uint64 }
+
+// totals sums the nodes' counts so far (a killed node's until its death:
+// kill closes its trees and router, their counts kept).
+func (m *routeMesh) totals() (n nodeTotals) {
+	for i, t := range m.trees {
+		if t != nil {
+			s := t.Stats()
+			n.terms += s.Terms
+			n.epochs += s.Epochs
+		}
+		if r := m.rts[i]; r != nil {
 			s := r.Stats()
-			orig += s.Originated
-			fwd += s.Forwarded
+			n.orig += s.Originated
+			n.fwd += s.Forwarded
 		}
 	}
-	return orig, fwd
+	return n
 }
 
 // stageFrames is counter c of the transmissions by kind (airKinds.frames)
@@ -740,20 +744,6 @@ func (m *routeMesh) stageFrames(c int) map[string]uint64 {
 		}
 	}
 	return out
-}
-
-// terms counts the root terms every node has started so far, and the
-// epochs every node has entered (a dead node's until its death: kill
-// closes its trees).
-func (m *routeMesh) terms() (terms, epochs uint64) {
-	for _, t := range m.trees {
-		if t != nil {
-			s := t.Stats()
-			terms += s.Terms
-			epochs += s.Epochs
-		}
-	}
-	return terms, epochs
 }
 
 // tick tells the progress how far the stage is.
