@@ -455,10 +455,10 @@ func (m Metric) RouteKey(a, b Long) uint32 {
 // 512, so a key stays below 2^17; it is 0 only for the same holder
 // (cpl = |a| = |b|), and at least 512 otherwise.
 func (m Metric) PathKey(a, b Long) uint32 {
-	cpl, da, db := relateRoute(&a, &b)
 	if m&1 == 0 {
-		return uint32(da + db - 2*cpl)
+		return m.RouteKey(a, b)
 	}
+	cpl, da, db := relateRoute(&a, &b)
 	if cpl == da && cpl == db {
 		return 0
 	}

@@ -1,6 +1,7 @@
 package addr
 
 import (
+	"cmp"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -255,15 +256,6 @@ func TestPathKeyOrdersAsRouteKey(t *testing.T) {
 		}
 		return a
 	}
-	sign := func(a, b uint32) int {
-		switch {
-		case a < b:
-			return -1
-		case a > b:
-			return 1
-		}
-		return 0
-	}
 	for range 2000 {
 		dc := randomCoords(rng, rng.IntN(30))
 		d := draw(dc)
@@ -271,7 +263,7 @@ func TestPathKeyOrdersAsRouteKey(t *testing.T) {
 		for range 20 {
 			a, b := draw(dc), draw(dc)
 			for _, m := range []Metric{MetricTree, MetricCPL} {
-				if got, want := sign(m.PathKey(a, d), m.PathKey(b, d)), sign(m.RouteKey(a, d), m.RouteKey(b, d)); got != want {
+				if got, want := cmp.Compare(m.PathKey(a, d), m.PathKey(b, d)), cmp.Compare(m.RouteKey(a, d), m.RouteKey(b, d)); got != want {
 					t.Fatalf("mode %d toward %v(%d): %v(%d) against %v(%d) ranked %d, RouteKey %d", m, d, d.LeaseID(), a, a.LeaseID(), b, b.LeaseID(), got, want)
 				}
 				if (m.PathKey(a, d) == 0) != a.SameHolder(d) {

@@ -96,15 +96,16 @@ func simRouteCmd() *cobra.Command {
 		Short: "Build a mesh, let its trees converge, and route between random pairs",
 		Long: `Builds a topology (random geometric with a given mean degree, a grid, a
 line, a ring, clustered towns joined by chains, hubs, or a graph file) of
-nodes running the trees and the router on the simulated ESP-NOW medium, lets the trees converge from a cold start in
-virtual (mesh) time, measures the steady control traffic (every frame on
-the air, and its airtime by kind of message at the busiest node), then routes a
-Package between --pairs random pairs and compares each path with the
-shortest one (breadth-first search on the same graph). With --fail-root the
-root of tree 0 is killed afterwards and the re-convergence is timed, with
-traffic flowing. Every routing decision is checked against the invariant
-that makes loops impossible (each hop strictly closer to the destination);
-"loops" counts violations. The same seed gives the same run.
+nodes running the trees and the router on the simulated ESP-NOW medium,
+lets the trees converge from a cold start in virtual (mesh) time, measures
+the steady control traffic (every frame on the air, and its airtime by kind
+of message at the busiest node), then routes a Package between --pairs
+random pairs and compares each path with the shortest one (breadth-first
+search on the same graph). With --fail-root the root of tree 0 is killed
+afterwards and the re-convergence is timed, with traffic flowing. Every
+routing decision is checked against the invariant that makes loops
+impossible (each hop strictly closer to the destination); "loops" counts
+violations. The same seed gives the same run.
 
 With --adversary, --adversaries nodes (our software, keys of their own)
 attack their neighbours every 5 s of mesh time from convergence until the

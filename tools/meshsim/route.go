@@ -851,77 +851,53 @@ func (m *routeMesh) namesPending() int {
 // neighbour that has one.
 func (m *routeMesh) converged() bool {
 	comp, sizes := m.liveComponents()
-	if !m.allPlaced(comp, sizes) {
-		return false
-	}
-	for k := range m.cfg.Trees {
-		roots := map[int]string{}
-		for i, t := range m.trees {
-			if m.dead[i] || sizes[comp[i]] < 2 {
-				continue
-			}
-			r, alive := t.Root(k)
-			if !alive {
-				return false
-			}
-			if got, ok := roots[comp[i]]; !ok {
-				var id identity.NodeID
-				copy(id[:], r)
-				if j, ok := m.idx[id]; !ok || m.dead[j] || comp[j] != comp[i] {
-					return false // a root that is gone, or in another piece
-				}
-				roots[comp[i]] = string(r)
-			} else if got != string(r) {
-				return false
-			}
-			p, ok := t.Current(k)
-			if !ok {
-				if t.TooDeep(k) || slices.ContainsFunc(m.rts[i].Addrs(), func(a route.TreeAddr) bool { return int(a.Tree) == k }) {
-					continue
-				}
-				return false
-			}
-			placed := 0
-			pa, hasParent := p.Addr.Parent()
-			parentAlive := !hasParent
-			for _, j := range m.adj[i] {
-				if q, ok := m.trees[j].Current(k); ok && !m.dead[j] && q.TreeState == p.TreeState {
-					placed++
-					parentAlive = parentAlive || q.Addr.Equal(pa)
-				}
-			}
-			if !parentAlive || len(t.Neighbors(k, p.TreeState)) < placed {
-				return false // a tree broken by a death, or neighbours not known yet
-			}
-		}
-	}
-	return true
+	return m.allPlaced(comp, sizes) && m.lacking(comp, sizes, true) == lack{}
 }
 
-// unconverged says what converged still lacks, counted over live nodes of
-// pieces of two or more, per tree: places not taken, roots not agreed on
-// (a node whose root differs from its piece's first node's, or is dead),
-// parents gone, and placed neighbours whose place the node does not know
-// (a mesh that never converged: which of these held it).
+// unconverged says what converged still lacks (a mesh that never
+// converged: which of these held it).
 func (m *routeMesh) unconverged() string {
 	comp, sizes := m.liveComponents()
-	var unplaced, rootless, orphans, views, unknown int
+	l := m.lacking(comp, sizes, false)
+	return fmt.Sprintf("per tree: %d places not taken, %d nodes off their piece's root, %d parents gone, %d nodes missing %d neighbours' places", l.unplaced, l.rootless, l.orphans, l.views, l.unknown)
+}
+
+// lack counts, over the trees, the live nodes of pieces of two or more
+// that converged finds wanting: with no place (no lease, not too deep),
+// off their piece's root (a root dead, gone, in another piece, or not the
+// one the piece's first node follows), with their parent gone, and
+// missing the places of some placed neighbours (views; unknown: how many
+// places).
+type lack struct{ unplaced, rootless, orphans, views, unknown int }
+
+// lacking counts what converged still lacks; first: stop at the first
+// lack found (converged's check, made every 500 ms of mesh time).
+func (m *routeMesh) lacking(comp, sizes []int, first bool) (l lack) {
 	for k := range m.cfg.Trees {
 		roots := map[int]string{}
 		for i, t := range m.trees {
+			if first && l != (lack{}) {
+				return l
+			}
 			if m.dead[i] || sizes[comp[i]] < 2 {
 				continue
 			}
 			r, alive := t.Root(k)
 			if got, ok := roots[comp[i]]; !alive || (ok && got != string(r)) {
-				rootless++
+				l.rootless++
 			} else if !ok {
-				roots[comp[i]] = string(r)
+				var id identity.NodeID
+				copy(id[:], r)
+				if j, ok := m.idx[id]; !ok || m.dead[j] || comp[j] != comp[i] {
+					l.rootless++ // a root that is gone, or in another piece
+				} else {
+					roots[comp[i]] = string(r)
+				}
 			}
 			p, ok := t.Current(k)
 			if !ok {
 				if !t.TooDeep(k) && !slices.ContainsFunc(m.rts[i].Addrs(), func(a route.TreeAddr) bool { return int(a.Tree) == k }) {
-					unplaced++
+					l.unplaced++
 				}
 				continue
 			}
@@ -935,15 +911,15 @@ func (m *routeMesh) unconverged() string {
 				}
 			}
 			if !parentAlive {
-				orphans++
+				l.orphans++ // a tree broken by a death
 			}
 			if known := len(t.Neighbors(k, p.TreeState)); known < placed {
-				views++
-				unknown += placed - known
+				l.views++ // neighbours not known yet
+				l.unknown += placed - known
 			}
 		}
 	}
-	return fmt.Sprintf("per tree: %d places not taken, %d nodes off their piece's root, %d parents gone, %d nodes missing %d neighbours' places", unplaced, rootless, orphans, views, unknown)
+	return l
 }
 
 // allPlaced is converged's first, cheap, condition: every live node of a
