@@ -859,7 +859,7 @@ func (m *routeMesh) converged() bool {
 func (m *routeMesh) unconverged() string {
 	comp, sizes := m.liveComponents()
 	l := m.lacking(comp, sizes, false)
-	return fmt.Sprintf("per tree: %d places not taken, %d nodes off their piece's root, %d parents gone, %d nodes missing %d neighbours' places", l.unplaced, l.rootless, l.orphans, l.views, l.unknown)
+	return fmt.Sprintf("summed over the trees: %d places not taken, %d nodes off their piece's root, %d parents gone, %d nodes missing %d neighbours' places", l.unplaced, l.rootless, l.orphans, l.views, l.unknown)
 }
 
 // lack counts, over the trees, the live nodes of pieces of two or more
