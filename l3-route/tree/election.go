@@ -383,20 +383,28 @@ func (tr *tree) watch() {
 		}
 		t.sendTo(parent, appendQuery(t.buf[:0], tr.k, ts, wantClaim)).OnDone(func(err error) { verdict(err != nil) })
 		wait := max(t.cfg.ClaimPeriod/2, 24*t.roundTrip(parent))
+		// from: a time before which our query had surely not left us.
+		// The wait runs from there, not from when the query was queued:
+		// in a storm it waited behind our own frames for most of the
+		// half period. Nothing handed to the radio for the parent since
+		// (peer.LastTx) means it is still waiting; anything handed over
+		// is taken as the query having left (frames to one neighbour go
+		// in order). The hop's own give-up bounds the wait.
+		from := asked
 		var check func()
 		check = func() {
 			if decided {
 				return
 			}
-			// The wait runs from when our query was handed to the radio
-			// (peer.LastTx), not from when it was queued: in a storm it
-			// waited behind our own frames for most of the half period.
-			// (The hop's own give-up bounds this.)
-			if p := t.b.PeerAt(parent); p != nil {
-				if left := p.LastTx.Add(wait).Sub(t.clk.Now()); !p.LastTx.After(asked) || left > 0 {
-					t.clk.AfterFunc(max(left, t.settle()), check)
-					return
-				}
+			now := t.clk.Now()
+			if p := t.b.PeerAt(parent); p != nil && !p.LastTx.After(from) {
+				from = now
+				t.clk.AfterFunc(t.settle(), check)
+				return
+			}
+			if left := from.Add(wait).Sub(now); left > 0 {
+				t.clk.AfterFunc(left, check)
+				return
 			}
 			verdict(true)
 		}
