@@ -72,6 +72,7 @@ type txLink struct {
 type inflight struct {
 	tag  link.Tag
 	sent func(error)
+	ep   *endpoint // the neighbour a unicast frame is for (nil: none known)
 }
 
 const ctrlSize = 48 // bytes of a typical status ack
@@ -124,10 +125,16 @@ func (t *txLink) TxDone(tag link.Tag, err error) {
 		t.n.stats.StrayTxDone++
 		return
 	}
-	cb := t.inflt[i].sent
+	cb, ep := t.inflt[i].sent, t.inflt[i].ep
 	t.inflt = slices.Delete(t.inflt, i, i+1)
 	if errors.Is(err, link.ErrNoAck) {
 		t.n.stats.NoAcks++
+	}
+	if err == nil && ep != nil && t.info.Caps&link.CapUnicastAck != 0 {
+		// The radio's ACK: the frame reached the neighbour.
+		if p := t.n.peers.ByEndpoint(ep.key); p != nil {
+			p.LastAcked = t.n.clk.Now()
+		}
 	}
 	if cb != nil {
 		cb(err)
@@ -216,7 +223,11 @@ func (t *txLink) send(f outFrame) bool {
 	err := t.l.Send(f.dst, data, t.tag)
 	switch {
 	case err == nil:
-		t.inflt = append(t.inflt, inflight{tag: t.tag, sent: f.sent})
+		in := inflight{tag: t.tag, sent: f.sent}
+		if f.dst != nil && !f.dst.IsBroadcast() {
+			in.ep = f.ep
+		}
+		t.inflt = append(t.inflt, in)
 		n.stats.PacketsSent++
 		n.stats.BytesSent += uint64(len(data))
 		now := n.clk.Now()

@@ -37,6 +37,14 @@ type Peer struct {
 	Throttle int
 	LastTx   time.Time
 	LastRx   time.Time
+	// LastAcked is when the radio last confirmed that a unicast frame to
+	// the peer reached it (its MAC acknowledged it; only on links whose
+	// radio does, link.CapUnicastAck) [ours]. It proves the peer alive and
+	// in reach even when nothing it sends gets through to us: in a
+	// collision storm a neighbour hidden from the peer talks over its
+	// frames here, but stays quiet for the short ACK that follows a frame
+	// of ours (it heard ours, and its NAV covers the ACK).
+	LastAcked time.Time
 	// Full is set when the peer lists the capabilities app_id: it says it
 	// speaks the whole protocol (every schema, routing), and the node
 	// sends it so. Otherwise it is treated as a reference node (PROTOCOL 11).

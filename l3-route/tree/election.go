@@ -328,8 +328,9 @@ func (tr *tree) watch() {
 	if s == nil || s.pos.Root {
 		return
 	}
-	if !tr.parentLost && !tr.probing && t.quiet(s.parent, t.cfg.ClaimPeriod*3/2) {
-		// Our parent passed no claim on for a round and a half: ask it
+	if !tr.parentLost && !tr.probing && t.unheard(s.parent, t.cfg.ClaimPeriod*3/2) {
+		// Our parent passed no claim on for a round and a half (and our
+		// radio had no ACK from it either): ask it
 		// where it is, by a hop that is acked (a busy gateway's
 		// broadcasts can be lost to collisions round after round). If it
 		// does not answer, it is gone, and our subtree hangs by nothing:
@@ -338,20 +339,31 @@ func (tr *tree) watch() {
 		tr.probing = true
 		ts, term, parent, asked := tr.ts, tr.term, s.parent, t.clk.Now()
 		// Any frame from it (the query's ack, its claim, anything) says
-		// it lives; it is gone if the query's hop fails (the node's
-		// give-up: 30 s on ESP-NOW without progress) or nothing comes
-		// from it for half a claim period (24 round trips at least: a
-		// crowded LoRa mesh answers in minutes), whichever is first
-		// [ours]. A lost parent makes the root start a new term, every
-		// node of the tree taking a new place, so the wait must cover a
-		// live parent's slowest answers in a crowded mesh: it was 2 s,
-		// and a live parent deep in a forming tree of 5,000 nodes,
-		// silent 32 s, was heard 5 s after the query and acked it after
-		// 13; each such call rebuilt a whole tree, and with six trees of
-		// 5,000 nodes one came before every tree had formed (the trees
-		// never converged). Waiting for the hop alone made a dead
-		// parent's repair 30 s slower (after a tenth of 1,000 nodes
-		// died, 50 of 60 probes delivered during the repair, not 59).
+		// it lives, and so does our radio's ACK of a frame we sent it
+		// (peer.LastAcked); it is gone if the query's hop fails (the
+		// node's give-up: 30 s on ESP-NOW without progress) or nothing
+		// comes from it for half a claim period (24 round trips at least:
+		// a crowded LoRa mesh answers in minutes) after our query left
+		// us, whichever is first [ours]. A lost parent makes the root
+		// start a new term, every node of the tree taking a new place, so
+		// the wait must cover a live parent's slowest answers in a
+		// crowded mesh: it was 2 s, and a live parent deep in a forming
+		// tree of 5,000 nodes, silent 32 s, was heard 5 s after the query
+		// and acked it after 13; each such call rebuilt a whole tree, and
+		// with six trees of 5,000 nodes one came before every tree had
+		// formed (the trees never converged). Waiting for the hop alone
+		// made a dead parent's repair 30 s slower (after a tenth of 1,000
+		// nodes died, 50 of 60 probes delivered during the repair, not
+		// 59). In the collision storm that follows renewals in a dense
+		// core (200 nodes of degree 28, seed 4, trees 2 and 0 renewed 7 s
+		// apart) every frame live parents sent their children collided
+		// there for 40–50 s (neighbours hidden from the parent talking
+		// over it), and 28 probes failed: in 13 the parent's radio had
+		// ACKed the query, in 7 the query had not left the child's own
+		// queue when the half period ran out. Each verdict rebuilt a
+		// whole tree, and the rebuilds made the next storm (22 early
+		// terms in all six trees in two minutes; the trees did not
+		// converge in 30 minutes).
 		decided := false
 		verdict := func(failed bool) {
 			if decided {
@@ -359,7 +371,7 @@ func (tr *tree) watch() {
 			}
 			decided = true
 			tr.probing = false
-			if p := t.b.PeerAt(parent); !failed || (p != nil && p.LastRx.After(asked)) {
+			if !failed || t.heardSince(parent, asked) {
 				return
 			}
 			if tr.ts == ts && tr.term == term && tr.cur != nil && tr.cur.parent == parent && !tr.parentLost {
@@ -370,7 +382,33 @@ func (tr *tree) watch() {
 			}
 		}
 		t.sendTo(parent, appendQuery(t.buf[:0], tr.k, ts, wantClaim)).OnDone(func(err error) { verdict(err != nil) })
-		t.clk.AfterFunc(max(t.cfg.ClaimPeriod/2, 24*t.roundTrip(parent)), func() { verdict(true) })
+		wait := max(t.cfg.ClaimPeriod/2, 24*t.roundTrip(parent))
+		// from: a time before which our query had surely not left us.
+		// The wait runs from there, not from when the query was queued:
+		// in a storm it waited behind our own frames for most of the
+		// half period. Nothing handed to the radio for the parent since
+		// (peer.LastTx) means it is still waiting; anything handed over
+		// is taken as the query having left (frames to one neighbour go
+		// in order). The hop's own give-up bounds the wait.
+		from := asked
+		var check func()
+		check = func() {
+			if decided {
+				return
+			}
+			now := t.clk.Now()
+			if p := t.b.PeerAt(parent); p != nil && !p.LastTx.After(from) {
+				from = now
+				t.clk.AfterFunc(t.settle(), check)
+				return
+			}
+			if left := from.Add(wait).Sub(now); left > 0 {
+				t.clk.AfterFunc(left, check)
+				return
+			}
+			verdict(true)
+		}
+		t.clk.AfterFunc(wait, check)
 		return
 	}
 	if t.clk.Now().Sub(tr.lastFresh) > t.cfg.ClaimPeriod*3/2 && !tr.parentLost {

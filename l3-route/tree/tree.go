@@ -313,6 +313,30 @@ func (t *Trees) quiet(ep peer.Endpoint, d time.Duration) bool {
 	return p == nil || t.clk.Now().Sub(p.LastRx) > d
 }
 
+// unheard reports whether the neighbour at ep has said nothing for d and
+// our radio has had no ACK from it for as long (peer.LastAcked): a
+// neighbour whose radio acknowledges ours is alive and in reach, however
+// many of its own frames collide here.
+func (t *Trees) unheard(ep peer.Endpoint, d time.Duration) bool {
+	p := t.b.PeerAt(ep)
+	return p == nil || t.clk.Now().Sub(latest(p.LastRx, p.LastAcked)) > d
+}
+
+// heardSince reports whether the neighbour at ep sent us anything, or our
+// radio had its ACK, after at.
+func (t *Trees) heardSince(ep peer.Endpoint, at time.Time) bool {
+	p := t.b.PeerAt(ep)
+	return p != nil && latest(p.LastRx, p.LastAcked).After(at)
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // Count is the number of trees.
 func (t *Trees) Count() int { return len(t.trees) }
 
