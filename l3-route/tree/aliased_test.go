@@ -111,7 +111,7 @@ func TestAliasingTermToldToNeighbours(t *testing.T) {
 // term, sent a plain Package to it by that place 0.6 s later (the loop
 // check's error).
 func TestAliasingTermToldAfterTwoEpochs(t *testing.T) {
-	m := newMesh(t, 3, lineEdges(3), Config{Trees: 1, EpochPeriods: -1}, 9)
+	m := newMesh(t, 4, lineEdges(4), Config{Trees: 1, EpochPeriods: -1}, 9)
 	m.start()
 	m.waitConverged(10 * beaconPeriod)
 	y, x := 1, 0

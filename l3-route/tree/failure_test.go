@@ -349,7 +349,7 @@ func TestPartitionAndMerge(t *testing.T) {
 // reported a live parent that answered in 5 to 13 s and rebuilt whole
 // trees of a 5,000-node mesh. A parent that is gone is still reported.
 func TestSlowParentNotLost(t *testing.T) {
-	m := newMesh(t, 3, lineEdges(3), Config{Trees: 1, EpochPeriods: -1}, 3)
+	m := newMesh(t, 4, lineEdges(4), Config{Trees: 1, EpochPeriods: -1}, 3)
 	m.start()
 	m.waitConverged(10 * beaconPeriod)
 	child, parent := -1, -1

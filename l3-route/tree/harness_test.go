@@ -37,6 +37,7 @@ type mesh struct {
 	nodes  []*node.Node
 	trees  []*Trees
 	adj    [][]bool // current radio edges
+	linked [][]bool // edges that ever were (a node's peer table keeps dead neighbours)
 	dead   []bool
 }
 
@@ -51,9 +52,11 @@ func newMesh(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64) *mesh
 		cfg.Memo = m.memo
 	}
 	m.adj = make([][]bool, n)
+	m.linked = make([][]bool, n)
 	m.dead = make([]bool, n)
 	for i := range n {
 		m.adj[i] = make([]bool, n)
+		m.linked[i] = make([]bool, n)
 		net.AddStation(sim.Position{X: float64(i)}, "espnow")
 		r := net.Radio(i, "espnow")
 		nd, err := node.New(node.Config{Clock: clk, Links: net.Links(i), Identity: testIdentity(i, seed), Seed: seed*1000 + uint64(i), BeaconPeriod: beaconPeriod})
@@ -88,6 +91,7 @@ func (m *mesh) start() {
 func (m *mesh) connect(a, b int) {
 	m.net.Connect("espnow", a, b, sim.Independent(0), sim.Independent(0))
 	m.adj[a][b], m.adj[b][a] = true, true
+	m.linked[a][b], m.linked[b][a] = true, true
 }
 
 func (m *mesh) disconnect(a, b int) {
@@ -415,17 +419,39 @@ func (m *mesh) components() [][]int {
 }
 
 // bestScore is the node of group with the lowest score in tree k: the one
-// that must win its election.
+// that must win its election. A node of one neighbour is not a candidate
+// while the group has another (leafElection).
 func (m *mesh) bestScore(k int, group []int) int {
-	best := -1
-	var bs [32]byte
+	best, bestLeaf := -1, -1
+	var bs, bls [32]byte
 	for _, i := range group {
 		s := cert.Score(m.nodes[i].Signer().Public(), uint8(k))
+		if m.degree(i) == 1 {
+			if bestLeaf < 0 || cert.Less(s, bls) {
+				bestLeaf, bls = i, s
+			}
+			continue
+		}
 		if best < 0 || cert.Less(s, bs) {
 			best, bs = i, s
 		}
 	}
+	if best < 0 {
+		return bestLeaf
+	}
 	return best
+}
+
+// degree is how many radio neighbours node i has had, dead or alive (its
+// peer table's count).
+func (m *mesh) degree(i int) int {
+	d := 0
+	for _, e := range m.linked[i] {
+		if e {
+			d++
+		}
+	}
+	return d
 }
 
 // Graphs.

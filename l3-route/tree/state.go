@@ -84,6 +84,7 @@ type tree struct {
 	gone                                 []goneEpoch                       // of those, the ones we held a place in, with our neighbours there (leaveSlot)
 	pullers                              map[peer.Endpoint]time.Time       // neighbours that asked for a newer claim than we had, and when (pull.go)
 	pulledAt                             time.Time                         // when we last asked our parent for one
+	heldSince                            time.Time                         // since when a leaf's election is held back (elect: behindOne)
 }
 
 // electionSpan: delays spread over the top 24 bits of the score gap's log.

@@ -39,7 +39,7 @@ func (j *jammer) send() {
 // once, and the trees did not converge in 30 minutes. A parent that is
 // gone is still reported.
 func TestParentHeardOnlyByItsAcksNotLost(t *testing.T) {
-	m := newMesh(t, 3, lineEdges(3), Config{Trees: 1, EpochPeriods: -1}, 3)
+	m := newMesh(t, 4, lineEdges(4), Config{Trees: 1, EpochPeriods: -1}, 3)
 	m.start()
 	m.waitConverged(10 * beaconPeriod)
 	child, parent := -1, -1

@@ -105,6 +105,9 @@ func checkRun(t *testing.T, name string, r *RouteResult) {
 // a parent can number (135), some of them only it (leases). The hubs run
 // two trees: on the 802.11 DCF medium six trees forming around a gateway
 // that 170 hidden neighbours talk to do not converge (README: not met).
+// Seed 3: since a leaf is no candidate (docs/protocol.md, elections), seed
+// 26 (the seed before) leases no place: its gateway (degree 170) no longer
+// has more children than it can number.
 func TestEveryKindOfGraph(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -121,7 +124,7 @@ func TestEveryKindOfGraph(t *testing.T) {
 		}},
 		{"ring", RouteConfig{Nodes: 160, Topology: Ring, Degree: 4, Seed: 24}, nil},
 		{"clustered", RouteConfig{Nodes: 200, Topology: Clustered, Seed: 25}, nil},
-		{"hubs", RouteConfig{Nodes: 300, Topology: Hubs, Degree: 6, Trees: 2, Seed: 26}, func(r *RouteResult) error {
+		{"hubs", RouteConfig{Nodes: 300, Topology: Hubs, Degree: 6, Trees: 2, Seed: 3}, func(r *RouteResult) error {
 			if r.MaxDegree <= 135 || r.Leased == 0 {
 				return fmt.Errorf("a gateway of degree %d, %d leased places: not the shape meant", r.MaxDegree, r.Leased)
 			}
