@@ -323,12 +323,65 @@ func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
 		// neighbour take us back (sendDisconnect).
 		return
 	}
-	n.sendOne(ep, app, blob, app == proof.AppID)
+	if app != proof.AppID {
+		n.sendOne(ep, app, blob, false)
+		return
+	}
+	f, ok := n.frame(ep, app, blob, true)
+	if !ok {
+		return
+	}
+	// A neighbour-proof message still waiting in the endpoint's queue is
+	// of no use once a newer one of its class is queued: a challenger
+	// keeps only its newest nonce, so an older challenge (or a proof
+	// answering an older challenge) would be refused as stale when it
+	// arrives. Left queued, they piled up on a busy core node's slow
+	// round-robin turns (one a retry or a beacon apart, dozens deep) and
+	// every proof arrived minutes after its nonce was replaced: dense
+	// neighbours never proved each other (h23proof). The newer message
+	// takes the older one's place in the queue (not the tail), so a run
+	// of them does not keep pushing the proof exchange back.
+	f.supersede = supersedeClass(blob)
+	for i := range ep.frames {
+		if ep.frames[i].supersede == f.supersede {
+			ep.frames[i] = f
+			n.stats.Trust.Superseded++
+			return
+		}
+	}
+	ep.frames = append(ep.frames, f)
+	ep.kick()
+}
+
+// Classes of neighbour-proof messages for outFrame.supersede.
+const (
+	supersedeChallenge = 1 + iota // a Challenge or a Rekey
+	supersedeProof                // a Proof
+)
+
+// supersedeClass is the class of a neighbour-proof message's blob.
+func supersedeClass(blob []byte) uint8 {
+	if len(blob) > 0 && blob[0] == proof.TypeProof {
+		return supersedeProof
+	}
+	return supersedeChallenge
 }
 
 func (n *Node) sendOne(ep *endpoint, app packet.AppID, blob []byte, clear bool) {
-	if n.closed {
+	f, ok := n.frame(ep, app, blob, clear)
+	if !ok {
 		return
+	}
+	ep.frames = append(ep.frames, f)
+	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
+}
+
+// frame builds the datagram carrying blob to app for ep's neighbour; it
+// reports false if there is none to send (the node closed, or the packet
+// would not encode).
+func (n *Node) frame(ep *endpoint, app packet.AppID, blob []byte, clear bool) (outFrame, bool) {
+	if n.closed {
+		return outFrame{}, false
 	}
 	pkg := packet.NewPackage(app, blob)
 	p := packet.Packet{Schema: ep.tl.defaultSchema(), PacketID: n.nextPID(), Body: pkg.AppendTo(nil)}
@@ -337,8 +390,7 @@ func (n *Node) sendOne(ep *endpoint, app packet.AppID, blob []byte, clear bool) 
 	}
 	b, err := p.AppendSealed(nil)
 	if err != nil {
-		return
+		return outFrame{}, false
 	}
-	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: b, ep: ep, clear: clear})
-	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
+	return outFrame{dst: ep.key.Addr, data: b, ep: ep, clear: clear}, true
 }

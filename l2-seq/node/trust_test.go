@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
@@ -414,5 +416,65 @@ func TestBeaconBurstLength(t *testing.T) {
 		if got := me.nodes[0].links[0].burstLen(); got != c.want {
 			t.Errorf("%s: %d beacons a burst, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// TestQueuedProofsSuperseded: a busy node answers a neighbour's
+// challenges faster than its turns on the air come round. A challenger
+// keeps only its newest nonce, so each proof still queued behind others
+// answers a nonce already replaced. Queued first in, first out, every
+// challenge's proof went (h22quiet's dense seed 4: proofs arrived 2 to 10
+// minutes after their nonce was drawn, 40 % of them refused as stale, and
+// pairs of core nodes never proved each other). A newer challenge's proof
+// takes the queued one's place: the proof for the newest nonce goes with
+// the next frame to that neighbour, and no stale one goes after it.
+func TestQueuedProofsSuperseded(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	const air = 5 * time.Second // a slow, busy air: one frame every 5 s
+	fl := newFakeLink(clk, "espnow", espnow.MAC{2, 0, 0, 0, 0, 1}, link.SchemasESPNOW, espnow.Bitrate, air, link.CapBroadcast)
+	n, err := New(Config{Clock: clk, Links: []link.Link{fl}, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	challenger := espnow.MAC{2, 0, 0, 0, 0, 2}
+	const rounds = 6
+	var injected time.Time
+	for i := range rounds {
+		// The challenger's nonces, 100 ms apart: each a new draw
+		// (its retries and beacons ask with the newest).
+		clk.RunUntil(clk.Now().Add(100 * time.Millisecond))
+		injected = clk.Now()
+		blob := proof.AppendChallenge(nil, proof.Nonce{byte(i + 1)})
+		fl.deliver(challenger, mustPack(packet.Packet{Schema: 0, Body: packet.NewPackage(proof.AppID, blob).AppendTo(nil)}))
+	}
+	clk.RunUntil(clk.Now().Add(2 * time.Minute))
+	var nonces []byte
+	var newestAt time.Time
+	for _, f := range fl.take() {
+		if f.dst == nil || f.dst.String() != challenger.String() {
+			continue
+		}
+		p := f.decoded()
+		var pkg packet.Package
+		var m proof.Message
+		if pkg.UnmarshalBinary(p.Body) != nil || pkg.AppID != proof.AppID || m.UnmarshalBinary(pkg.Blob) != nil || m.Type != proof.TypeProof {
+			continue
+		}
+		nonces = append(nonces, m.Nonce[0])
+		if m.Nonce[0] == rounds {
+			newestAt = f.at
+		}
+	}
+	if len(nonces) == 0 || nonces[len(nonces)-1] != rounds {
+		t.Fatalf("proofs sent for nonces %v: the newest (%d) not last", nonces, rounds)
+	}
+	// The first two frames went to the link before the newer challenges
+	// came (it takes two at a time); the newest proof goes next to it.
+	if len(nonces) > 3 || newestAt.Sub(injected) > 3*air {
+		t.Fatalf("proofs sent for nonces %v, the newest %v after its challenge: stale proofs held it back", nonces, newestAt.Sub(injected))
+	}
+	if s := n.Stats().Trust; s.Superseded == 0 {
+		t.Fatalf("nothing superseded: %+v", s)
 	}
 }

@@ -20,6 +20,10 @@ type outFrame struct {
 	// clear: never authenticated (hopauth.go), as the neighbour-proof
 	// messages that agree the keys.
 	clear bool
+	// supersede: a neighbour-proof message that a newer one of the same
+	// class (supersedeChallenge, supersedeProof) makes useless while it
+	// still waits in its endpoint's queue (sendPlain); 0 for any other.
+	supersede uint8
 }
 
 // txLink schedules one link's transmissions and is its Dispatcher.
