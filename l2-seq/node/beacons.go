@@ -323,48 +323,34 @@ func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
 		// neighbour take us back (sendDisconnect).
 		return
 	}
-	if app != proof.AppID {
-		n.sendOne(ep, app, blob, false)
+	if app != proof.AppID || len(blob) == 0 || blob[0] != proof.TypeChallenge && blob[0] != proof.TypeRekey {
+		n.sendOne(ep, app, blob, app == proof.AppID)
 		return
 	}
 	f, ok := n.frame(ep, app, blob, true)
 	if !ok {
 		return
 	}
-	// A neighbour-proof message still waiting in the endpoint's queue is
-	// of no use once a newer one of its class is queued: a challenger
-	// keeps only its newest nonce, so an older challenge (or a proof
-	// answering an older challenge) would be refused as stale when it
-	// arrives. Left queued, they piled up on a busy core node's slow
-	// round-robin turns (one a retry or a beacon apart, dozens deep) and
-	// every proof arrived minutes after its nonce was replaced: dense
-	// neighbours never proved each other (h23proof). The newer message
-	// takes the older one's place in the queue (not the tail), so a run
-	// of them does not keep pushing the proof exchange back.
-	f.supersede = supersedeClass(blob)
+	// A challenge still waiting in the endpoint's queue is of no use once
+	// a newer one is queued: it carries the same nonce, or one we no
+	// longer hold, whose proof would be refused as stale. Left queued,
+	// challenges piled up on a busy core node's slow turns to a neighbour
+	// (one queued each retry or beacon, up to 194 deep on h22quiet's
+	// dense seed 4, 12 minutes' wait), each went with a nonce long
+	// replaced and was answered with a proof refused as stale: pairs of
+	// core nodes never proved each other (h23proof). The newer challenge
+	// takes the older one's place in the queue (not the tail), so that a
+	// run of them does not keep pushing the challenge back.
+	f.challenge = true
 	for i := range ep.frames {
-		if ep.frames[i].supersede == f.supersede {
+		if ep.frames[i].challenge {
 			ep.frames[i] = f
 			n.stats.Trust.Superseded++
 			return
 		}
 	}
 	ep.frames = append(ep.frames, f)
-	ep.kick()
-}
-
-// Classes of neighbour-proof messages for outFrame.supersede.
-const (
-	supersedeChallenge = 1 + iota // a Challenge or a Rekey
-	supersedeProof                // a Proof
-)
-
-// supersedeClass is the class of a neighbour-proof message's blob.
-func supersedeClass(blob []byte) uint8 {
-	if len(blob) > 0 && blob[0] == proof.TypeProof {
-		return supersedeProof
-	}
-	return supersedeChallenge
+	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
 }
 
 func (n *Node) sendOne(ep *endpoint, app packet.AppID, blob []byte, clear bool) {

@@ -20,10 +20,9 @@ type outFrame struct {
 	// clear: never authenticated (hopauth.go), as the neighbour-proof
 	// messages that agree the keys.
 	clear bool
-	// supersede: a neighbour-proof message that a newer one of the same
-	// class (supersedeChallenge, supersedeProof) makes useless while it
-	// still waits in its endpoint's queue (sendPlain); 0 for any other.
-	supersede uint8
+	// challenge: a neighbour-proof challenge, which a newer one to the
+	// same neighbour replaces while it waits (sendPlain).
+	challenge bool
 }
 
 // txLink schedules one link's transmissions and is its Dispatcher.
