@@ -323,12 +323,51 @@ func (n *Node) sendPlain(ep *endpoint, app packet.AppID, blob []byte) {
 		// neighbour take us back (sendDisconnect).
 		return
 	}
-	n.sendOne(ep, app, blob, app == proof.AppID)
+	if app != proof.AppID || len(blob) == 0 || blob[0] != proof.TypeChallenge && blob[0] != proof.TypeRekey {
+		n.sendOne(ep, app, blob, app == proof.AppID)
+		return
+	}
+	f, ok := n.frame(ep, app, blob, true)
+	if !ok {
+		return
+	}
+	// A challenge still waiting in the endpoint's queue is of no use once
+	// a newer one is queued: it carries the same nonce, or one we no
+	// longer hold, whose proof would be refused as stale. Left queued,
+	// challenges piled up on a busy core node's slow turns to a neighbour
+	// (one queued each retry or beacon, up to 194 deep on h22quiet's
+	// dense seed 4, 12 minutes' wait), each went with a nonce long
+	// replaced and was answered with a proof refused as stale: pairs of
+	// core nodes never proved each other (h23proof). The newer challenge
+	// takes the older one's place in the queue (not the tail), so that a
+	// run of them does not keep pushing the challenge back.
+	f.challenge = true
+	for i := range ep.frames {
+		if ep.frames[i].challenge {
+			ep.frames[i] = f
+			n.stats.Trust.Superseded++
+			return
+		}
+	}
+	ep.frames = append(ep.frames, f)
+	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
 }
 
 func (n *Node) sendOne(ep *endpoint, app packet.AppID, blob []byte, clear bool) {
-	if n.closed {
+	f, ok := n.frame(ep, app, blob, clear)
+	if !ok {
 		return
+	}
+	ep.frames = append(ep.frames, f)
+	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
+}
+
+// frame builds the datagram carrying blob to app for ep's neighbour; it
+// reports false if there is none to send (the node closed, or the packet
+// would not encode).
+func (n *Node) frame(ep *endpoint, app packet.AppID, blob []byte, clear bool) (outFrame, bool) {
+	if n.closed {
+		return outFrame{}, false
 	}
 	pkg := packet.NewPackage(app, blob)
 	p := packet.Packet{Schema: ep.tl.defaultSchema(), PacketID: n.nextPID(), Body: pkg.AppendTo(nil)}
@@ -337,8 +376,7 @@ func (n *Node) sendOne(ep *endpoint, app packet.AppID, blob []byte, clear bool) 
 	}
 	b, err := p.AppendSealed(nil)
 	if err != nil {
-		return
+		return outFrame{}, false
 	}
-	ep.frames = append(ep.frames, outFrame{dst: ep.key.Addr, data: b, ep: ep, clear: clear})
-	ep.kick() // a neighbour that may sleep is woken first (endpoint.next)
+	return outFrame{dst: ep.key.Addr, data: b, ep: ep, clear: clear}, true
 }

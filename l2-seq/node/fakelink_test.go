@@ -14,11 +14,14 @@ import (
 // fakeLink is a scripted link: the test injects frames and reads what the
 // node sent, with a fixed airtime per datagram.
 type fakeLink struct {
-	clk    *clock.Virtual
-	info   link.Info
-	d      link.Dispatcher
-	sent   []sentFrame
-	air    time.Duration
+	clk  *clock.Virtual
+	info link.Info
+	d    link.Dispatcher
+	sent []sentFrame
+	air  time.Duration
+	// slow: how much longer than its airtime each datagram holds the
+	// link (a busy air: the node's other neighbours' turns, collisions).
+	slow   time.Duration
 	busy   time.Time
 	closed bool
 	stats  link.Stats
@@ -61,7 +64,7 @@ func (f *fakeLink) Send(dst link.Addr, data []byte, tag link.Tag) error {
 	if f.busy.After(start) {
 		start = f.busy
 	}
-	f.busy = start.Add(f.air)
+	f.busy = start.Add(f.air + f.slow)
 	f.sent = append(f.sent, sentFrame{dst: dst, data: bytes.Clone(data), at: start, handed: now})
 	f.clk.AfterFunc(f.busy.Sub(now), func() {
 		if f.d != nil {

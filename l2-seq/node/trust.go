@@ -36,6 +36,7 @@ type TrustStats struct {
 	RetriesLimited uint64 // retries of challenges to addresses with no peer entry left unsent: the budget for them was spent
 	ProofsRevoked  uint64 // proofs that verified for a node_id an operator revoked
 	RevokedDropped uint64 // proven neighbours dropped when their revocation came
+	Superseded     uint64 // challenges replaced, still queued, by a newer one to the same neighbour
 }
 
 // proofState is what a node keeps per endpoint about the neighbour proof.

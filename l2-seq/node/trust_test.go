@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l1-link/lora"
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
@@ -415,4 +417,68 @@ func TestBeaconBurstLength(t *testing.T) {
 			t.Errorf("%s: %d beacons a burst, want %d", c.name, got, c.want)
 		}
 	}
+}
+
+// TestQueuedChallengesSuperseded: on a busy air a node's turns to a
+// neighbour come round slower than it challenges it (each beacon of the
+// neighbour, each retry), and a nonce lives 30 s. Queued first in, first
+// out, every challenge went, each one later than the last: on h22quiet's
+// dense seed 4 challenges waited up to 12 minutes, went with nonces long
+// replaced, and their proofs were refused as stale, so that pairs of core
+// nodes never proved each other. A newer challenge takes the queued
+// one's place: what goes on the air carries a nonce still alive.
+func TestQueuedChallengesSuperseded(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	fl := newFakeLink(clk, "espnow", espnow.MAC{2, 0, 0, 0, 0, 1}, link.SchemasESPNOW, espnow.Bitrate, time.Millisecond, link.CapBroadcast)
+	fl.slow = 12 * time.Second // one frame every 12 s
+	n, err := New(Config{Clock: clk, Links: []link.Link{fl}, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	bl := newFakeLink(clk, "espnow", espnow.MAC{2, 0, 0, 0, 0, 2}, link.SchemasESPNOW, espnow.Bitrate, time.Millisecond, link.CapBroadcast)
+	b, err := New(Config{Clock: clk, Links: []link.Link{bl}, BeaconPeriod: -1, Identity: identity.FromSeed([32]byte{2})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn := map[proof.Nonce]time.Time{}
+	start := clk.Now()
+	for clk.Now().Sub(start) < 5*time.Minute {
+		// b's beacons, every 4 s, never proven (its proofs never come):
+		// each asks for a challenge, the nonce redrawn every nonceLife.
+		n.receiveBeacon(beaconFrom(t, b))
+		if ep := n.eps[peer.Endpoint{Addr: bl.info.Addr}]; ep != nil && !ep.pf.drawn.IsZero() {
+			if _, ok := drawn[ep.pf.nonce]; !ok {
+				drawn[ep.pf.nonce] = ep.pf.drawn
+			}
+		}
+		clk.RunUntil(clk.Now().Add(4 * time.Second))
+	}
+	var sent int
+	var oldest time.Duration
+	for _, f := range fl.take() {
+		if f.dst == nil || f.dst.String() != bl.info.Addr.String() {
+			continue
+		}
+		var pkg packet.Package
+		var m proof.Message
+		if pkg.UnmarshalBinary(f.decoded().Body) != nil || pkg.AppID != proof.AppID || m.UnmarshalBinary(pkg.Blob) != nil || m.Type != proof.TypeChallenge {
+			continue
+		}
+		d, ok := drawn[m.Nonce]
+		if !ok {
+			t.Fatalf("a challenge with a nonce never drawn")
+		}
+		sent++
+		oldest = max(oldest, f.at.Sub(d))
+	}
+	// A challenge handed to the link may wait behind the two frames the
+	// link holds (24 s) on top of its nonce's life.
+	if sent == 0 || oldest > nonceLife+2*fl.slow {
+		t.Fatalf("%d challenges sent, the stalest on the air %v after its nonce was drawn", sent, oldest)
+	}
+	if s := n.Stats().Trust; s.Superseded == 0 {
+		t.Fatalf("nothing superseded: %+v", s)
+	}
+	t.Logf("%d challenges sent, the stalest on the air %v after its nonce was drawn; %d superseded", sent, oldest, n.Stats().Trust.Superseded)
 }

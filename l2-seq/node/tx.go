@@ -20,6 +20,9 @@ type outFrame struct {
 	// clear: never authenticated (hopauth.go), as the neighbour-proof
 	// messages that agree the keys.
 	clear bool
+	// challenge: a neighbour-proof challenge, which a newer one to the
+	// same neighbour replaces while it waits (sendPlain).
+	challenge bool
 }
 
 // txLink schedules one link's transmissions and is its Dispatcher.
