@@ -67,24 +67,33 @@ func (tr *tree) elect() {
 		tr.heldSince = time.Time{}
 		return
 	}
-	if tr.behindOne() && !tr.amRoot {
+	if nb := tr.behindOne(); nb != nil && !tr.amRoot {
 		if tr.haveRoot && !tr.rootDead {
 			// A live root, worse than us: a leaf does not stand against it.
 			tr.heldSince = time.Time{}
 			return
 		}
-		t := tr.t
-		now := t.clk.Now()
-		if tr.heldSince.IsZero() {
-			tr.heldSince = now
-		}
-		hold := time.Duration(t.cfg.MissedClaims) * t.cfg.ClaimPeriod
-		if tr.haveRoot {
-			hold *= leafBuriedHold
-		}
-		if now.Sub(tr.heldSince) < hold {
-			tr.electTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod, tr.elect)
-			return
+		// At a cold start a leaf whose neighbour is the better candidate
+		// stands when its delay ends, as any node: the neighbour's
+		// shorter delay, or a better root's claim through it, comes first
+		// wherever the neighbour is a candidate, and where it is a leaf too
+		// (two nodes joined only to each other) one of the two must not
+		// wait. With both holding, two LoRa nodes formed their tree after
+		// four claim periods (four hours), not one.
+		if tr.haveRoot || !cert.Less(cert.Score(ed25519.PublicKey(nb.ID[:]), tr.k), tr.score) {
+			t := tr.t
+			now := t.clk.Now()
+			if tr.heldSince.IsZero() {
+				tr.heldSince = now
+			}
+			hold := time.Duration(t.cfg.MissedClaims) * t.cfg.ClaimPeriod
+			if tr.haveRoot {
+				hold *= leafBuriedHold
+			}
+			if now.Sub(tr.heldSince) < hold {
+				tr.electTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod, tr.elect)
+				return
+			}
 		}
 	}
 	tr.heldSince = time.Time{}
@@ -96,15 +105,15 @@ func (tr *tree) elect() {
 // it stands (leafElection).
 const leafBuriedHold = 2
 
-// behindOne reports whether this node has one neighbour only, and has
-// heard it within two claim periods and a half: a leaf, such as the
-// nodes that hear nothing but their rooftop gateway.
+// behindOne returns this node's one neighbour if it has one neighbour
+// only, and has heard it within two claim periods and a half (else nil):
+// a leaf, such as the nodes that hear nothing but their rooftop gateway.
 //
 // leafElection [ours]: a leaf is not a candidate while another is. It
 // never stands against a live root, whatever their scores; at a cold
-// start it waits MissedClaims claim periods past its election delay
-// before it stands, so that a better placed candidate's claim reaches
-// it first; after burying its root it waits leafBuriedHold times that
+// start, unless its neighbour's score is better than its own, it waits
+// MissedClaims claim periods past its election delay before it stands,
+// so that a better placed candidate's claim reaches it first; after burying its root it waits leafBuriedHold times that
 // (looking again every claim period), and stands only if no root has
 // come through its neighbour by then (two nodes joined only to each
 // other still elect one). Whatever root the mesh has reaches a leaf
@@ -114,10 +123,13 @@ const leafBuriedHold = 2
 // root's death: on hubs of 300 nodes its 60 leaves buried live roots and
 // stood, and the mesh followed the leaves whose scores were best
 // (h22churn: 2,127 of seed 10's 2,250 terms were leaves').
-func (tr *tree) behindOne() bool {
+func (tr *tree) behindOne() *peer.Peer {
 	t := tr.t
 	ps := t.b.Peers()
-	return len(ps) == 1 && t.clk.Now().Sub(ps[0].LastRx) <= t.cfg.ClaimPeriod*5/2
+	if len(ps) == 1 && t.clk.Now().Sub(ps[0].LastRx) <= t.cfg.ClaimPeriod*5/2 {
+		return ps[0]
+	}
+	return nil
 }
 
 // startTerm makes this node the root with a new term (a new epoch).

@@ -422,13 +422,13 @@ func (m *mesh) components() [][]int {
 // that must win its election. A node of one neighbour is not a candidate
 // while the group has another (leafElection).
 func (m *mesh) bestScore(k int, group []int) int {
-	best, bestLeaf := -1, -1
-	var bs, bls [32]byte
+	best, worstLeaf := -1, -1
+	var bs, wls [32]byte
 	for _, i := range group {
 		s := cert.Score(m.nodes[i].Signer().Public(), uint8(k))
 		if m.degree(i) == 1 {
-			if bestLeaf < 0 || cert.Less(s, bls) {
-				bestLeaf, bls = i, s
+			if worstLeaf < 0 || cert.Less(wls, s) {
+				worstLeaf, wls = i, s
 			}
 			continue
 		}
@@ -437,7 +437,10 @@ func (m *mesh) bestScore(k int, group []int) int {
 		}
 	}
 	if best < 0 {
-		return bestLeaf
+		// All leaves: two nodes joined only to each other. The better
+		// holds at a cold start, its neighbour being worse, and the worse
+		// stands when its delay ends (leafElection).
+		return worstLeaf
 	}
 	return best
 }
