@@ -352,17 +352,7 @@ func TestSlowParentNotLost(t *testing.T) {
 	m := newMesh(t, 4, lineEdges(4), Config{Trees: 1, EpochPeriods: -1}, 3)
 	m.start()
 	m.waitConverged(10 * beaconPeriod)
-	child, parent := -1, -1
-	for i := range m.nodes {
-		if p, ok := m.trees[i].Current(0); ok && p.Depth >= 1 {
-			pa, _ := p.Addr.Parent()
-			for j := range m.nodes {
-				if q, ok := m.trees[j].Current(0); ok && q.Addr.Equal(pa) {
-					child, parent = i, j
-				}
-			}
-		}
-	}
+	child, parent := m.childAndParent(func(p Position) bool { return p.Depth >= 1 })
 	if child < 0 {
 		t.Fatal("no node with a parent")
 	}

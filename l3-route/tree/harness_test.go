@@ -557,3 +557,22 @@ func (m *mesh) positions() []string {
 	}
 	return out
 }
+
+// childAndParent returns the last node (by index) placed in tree 0 whose
+// position satisfies want, and its parent there; -1, -1 if there is none.
+func (m *mesh) childAndParent(want func(Position) bool) (child, parent int) {
+	child, parent = -1, -1
+	for i := range m.nodes {
+		p, ok := m.trees[i].Current(0)
+		if !ok || !want(p) {
+			continue
+		}
+		pa, _ := p.Addr.Parent()
+		for j := range m.nodes {
+			if q, ok := m.trees[j].Current(0); ok && q.Addr.Equal(pa) {
+				child, parent = i, j
+			}
+		}
+	}
+	return child, parent
+}
