@@ -22,6 +22,7 @@ import (
 type fakeBlueZ struct {
 	t       *testing.T
 	conn    *dbus.Conn
+	stopBus func() // kills the system bus
 	adapter *prop.Properties
 
 	mu     sync.Mutex
@@ -56,7 +57,7 @@ const hciPath = dbus.ObjectPath("/org/bluez/hci0")
 var fakeAdapterAddr = ble.Addr{0x00, 0x11, 0x22, 0x33, 0x44, 0x55}
 
 func startFakeBlueZ(t *testing.T) *fakeBlueZ {
-	startBus(t)
+	stopBus := startBus(t)
 	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func startFakeBlueZ(t *testing.T) *fakeBlueZ {
 		t.Fatalf("own org.bluez: %v %v", reply, err)
 	}
 	f := &fakeBlueZ{
-		t: t, conn: conn, devs: map[dbus.ObjectPath]*fakeDev{},
+		t: t, conn: conn, stopBus: stopBus, devs: map[dbus.ObjectPath]*fakeDev{},
 		app: make(chan fakeApp, 4), adv: make(chan dbus.ObjectPath, 4),
 		writes: make(chan fakeWrite, 16), discon: make(chan ble.Addr, 4),
 	}
