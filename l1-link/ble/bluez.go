@@ -182,6 +182,7 @@ func (b *BlueZ) scan() {
 	for {
 		err := busGone(func() error {
 			return b.adapter.Scan(func(a *bluetooth.Adapter, r bluetooth.ScanResult) {
+				defer ours() // a panic of our handler's is not the bus's
 				select {
 				case <-b.stop:
 					a.StopScan() // Close may have come before the scan started
@@ -517,7 +518,8 @@ func stopNotify(ch *bluetooth.DeviceCharacteristic) {
 // v0.16.0 does not expect it: turning notifications off closes the
 // channel a second time, and a scan reads the closed channel's nil signal
 // (both seen: the first in CI, where a test's bus is killed as it ends).
-// A panic of another kind is not ours to swallow.
+// A panic of another kind is not ours to swallow, nor one of our own code
+// called back from tinygo's (ours).
 func busGone(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -528,6 +530,18 @@ func busGone(f func() error) (err error) {
 		}
 	}()
 	return f()
+}
+
+// ownPanic carries a panic raised in our code that tinygo called back,
+// past busGone.
+type ownPanic struct{ v any }
+
+// ours, deferred in a callback we hand tinygo, marks a panic there as
+// ours, so that busGone does not take it for the bus's.
+func ours() {
+	if r := recover(); r != nil {
+		panic(ownPanic{r})
+	}
 }
 
 // Close disconnects.

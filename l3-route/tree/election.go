@@ -113,10 +113,11 @@ const leafBuriedHold = 2
 // never stands against a live root, whatever their scores; at a cold
 // start, unless its neighbour's score is better than its own, it waits
 // MissedClaims claim periods past its election delay before it stands,
-// so that a better placed candidate's claim reaches it first; after burying its root it waits leafBuriedHold times that
-// (looking again every claim period), and stands only if no root has
-// come through its neighbour by then (two nodes joined only to each
-// other still elect one). Whatever root the mesh has reaches a leaf
+// so that a better placed candidate's claim reaches it first; after
+// burying its root it waits leafBuriedHold times that (looking again
+// every claim period), and stands only if no root has come through its
+// neighbour by then (two nodes joined only to each other still elect
+// one). Whatever root the mesh has reaches a leaf
 // through its one neighbour, so a leaf root puts the whole mesh behind
 // one link; and behind a gateway that hears hundreds of nodes hidden
 // from each other, the leaf's silence is the gateway's deafness, not the
@@ -125,6 +126,9 @@ const leafBuriedHold = 2
 // (h22churn: 2,127 of seed 10's 2,250 terms were leaves').
 func (tr *tree) behindOne() *peer.Peer {
 	t := tr.t
+	if t.b.PeerCount() != 1 {
+		return nil // without building the list: a gateway has hundreds
+	}
 	ps := t.b.Peers()
 	if len(ps) == 1 && t.clk.Now().Sub(ps[0].LastRx) <= t.cfg.ClaimPeriod*5/2 {
 		return ps[0]
