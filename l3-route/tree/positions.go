@@ -284,32 +284,16 @@ func (s *nbrLists) del(ts uint8) {
 }
 
 // ask queries a neighbour for the last want certificates of its chain in
-// epoch ts (0: all), within the node's query budget (queryAllowed): at
-// least as many as it was asked for last in that epoch, and not within a
-// claim period of a query for as many or more.
+// epoch ts (0: all), once per claim period for each length, within the
+// node's query budget (queryAllowed).
 func (tr *tree) ask(ep peer.Endpoint, ts, want uint8) askResult {
 	t := tr.t
 	now := t.clk.Now()
 	if tr.asked == nil {
 		tr.asked = map[peer.Endpoint]askState{}
 	}
-	if a, ok := tr.asked[ep]; ok && a.ts == ts {
-		// Never less than we asked it for before in this epoch [ours]:
-		// what was too short then is too short now (we learn no more of
-		// its chain's issuers while we wait). A shorter ask after a longer
-		// one made the two alternate: a position kept pending, checked
-		// again whenever another neighbour's place came, asked for two
-		// certificates again while the answer of four was on its way, and
-		// the answer of two asked for four again. A rooftop gateway 9
-		// levels deep in a tree was asked so by its 193 neighbours, none
-		// of whom knew its parent, for the whole quarter of an hour (hubs,
-		// 300 nodes, six trees, seed 17): its answers took 2 % of its air.
-		if chainLonger(a.want, want) {
-			want = a.want
-		}
-		if !chainLonger(want, a.want) && now.Sub(a.at) < t.cfg.ClaimPeriod {
-			return askRecent // as much or more asked within a claim period
-		}
+	if a, ok := tr.asked[ep]; ok && a.want == want && a.ts == ts && now.Sub(a.at) < t.cfg.ClaimPeriod {
+		return askRecent
 	}
 	if _, ok := tr.asked[ep]; !ok && len(tr.asked) >= maxNeighbors {
 		return askRecent
@@ -321,15 +305,6 @@ func (tr *tree) ask(ep peer.Endpoint, ts, want uint8) askResult {
 	tr.asked[ep] = askState{ts: ts, want: want, at: now}
 	t.sendTo(ep, appendQuery(t.buf[:0], tr.k, ts, want))
 	return askSent
-}
-
-// chainLonger reports whether a query for a certificates asks more than
-// one for b (0 is the whole chain).
-func chainLonger(a, b uint8) bool {
-	if a == 0 || b == 0 {
-		return a == 0 && b != 0
-	}
-	return a > b
 }
 
 // askResult is what ask did.
