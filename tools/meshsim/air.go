@@ -74,6 +74,15 @@ type AirStats struct {
 	AirtimeByKind map[string]float64 `json:"airtime_share_by_kind,omitempty"`
 	BusiestNode   int                `json:"busiest_node"`
 	BusiestByKind map[string]float64 `json:"busiest_airtime_share_by_kind,omitempty"`
+	// BusiestDegree is the busiest node's neighbours in the graph;
+	// BusiestFrames, BusiestMACRetries and BusiestLater its transmissions
+	// in the window by kind (MAC retries included), of them the MAC's
+	// retries, and a sequence's later packets: what its airtime is made
+	// of, frame by frame.
+	BusiestDegree     int               `json:"busiest_degree"`
+	BusiestFrames     map[string]uint64 `json:"busiest_frames_by_kind,omitempty"`
+	BusiestMACRetries map[string]uint64 `json:"busiest_mac_retries_by_kind,omitempty"`
+	BusiestLater      map[string]uint64 `json:"busiest_later_packets_by_kind,omitempty"`
 }
 
 // airSnap is the radios' and layers' counters at an instant.
@@ -84,6 +93,7 @@ type airSnap struct {
 	airtime []time.Duration
 	control uint64
 	kinds   [][]time.Duration // by node, by kind (airKinds)
+	frameAt [3][][]uint64     // airKinds.nodeFrames then, by counter, node, kind
 }
 
 func (m *routeMesh) airSnapshot() airSnap {
@@ -95,6 +105,12 @@ func (m *routeMesh) airSnapshot() airSnap {
 	s.control = m.controlBytes()
 	if m.kinds != nil {
 		s.kinds = m.kinds.snapshot()
+		for c := range s.frameAt {
+			s.frameAt[c] = make([][]uint64, len(m.nodes))
+			for i := range m.nodes {
+				s.frameAt[c][i] = m.kinds.nodeFrameCounts(c, i)
+			}
+		}
 	}
 	return s
 }
@@ -147,6 +163,27 @@ func (m *routeMesh) airSince(a airSnap) AirStats {
 				st.AirtimeByKind[kind] += share / float64(live)
 				if i == st.BusiestNode && share > 0 {
 					st.BusiestByKind[kind] = share
+				}
+			}
+		}
+	}
+	if st.BusiestNode < len(m.adj) {
+		st.BusiestDegree = len(m.adj[st.BusiestNode])
+	}
+	if a.kinds != nil && b.kinds != nil {
+		i := st.BusiestNode
+		outs := [3]*map[string]uint64{&st.BusiestFrames, &st.BusiestMACRetries, &st.BusiestLater}
+		for c, out := range outs {
+			for id, n := range b.frameAt[c][i] {
+				var was uint64
+				if id < len(a.frameAt[c][i]) {
+					was = a.frameAt[c][i][id]
+				}
+				if n > was {
+					if *out == nil {
+						*out = map[string]uint64{}
+					}
+					(*out)[m.kinds.name(id)] = n - was
 				}
 			}
 		}

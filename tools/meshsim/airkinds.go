@@ -34,8 +34,12 @@ type airKinds struct {
 	seqs   [][]kind           // the kind of each sequence in flight, by sender and seq_id (0: none)
 	air    [][]time.Duration  // by node, by kind
 	frames [3][]uint64        // by kind, over every node: transmissions (MAC retries included); of which MAC retries; of which a sequence's later packets
-	dec    packet.Packet
-	later  bool // the frame kind named last is a sequence's later packet
+	// nodeFrames is frames' three counters by node (by counter, node,
+	// kind): the busiest node's split of what it sent, which the mesh's
+	// totals hide (a rooftop gateway's answers among 300 nodes').
+	nodeFrames [3][][]uint64
+	dec        packet.Packet
+	later      bool // the frame kind named last is a sequence's later packet
 }
 
 // kind is an interned kind of message; 0 is none. The names are a fixed
@@ -49,6 +53,9 @@ const (
 
 func newAirKinds(radios []*sim.Radio) *airKinds {
 	k := &airKinds{radios: radios, radio: map[*sim.Radio]int{}, ids: map[string]kind{}, names: []string{""}, seqs: make([][]kind, len(radios)), air: make([][]time.Duration, len(radios))}
+	for c := range k.nodeFrames {
+		k.nodeFrames[c] = make([][]uint64, len(radios))
+	}
 	for i, r := range radios {
 		if r.Index() != i {
 			k.radio[r] = i
@@ -85,21 +92,27 @@ func (k *airKinds) attempt(a *sim.Attempt) {
 		k.air[i] = append(k.air[i], make([]time.Duration, int(id)+1-len(k.air[i]))...)
 	}
 	k.air[i][id] += a.End.Sub(a.Start)
-	k.count(0, id)
+	k.count(0, i, id)
 	if a.Try > 1 {
-		k.count(1, id)
+		k.count(1, i, id)
 	}
 	if k.later {
-		k.count(2, id)
+		k.count(2, i, id)
 	}
 }
 
-// count adds a frame of kind id to counter c of k.frames.
-func (k *airKinds) count(c int, id kind) {
+// count adds a frame of kind id sent by node i to counter c of k.frames
+// and k.nodeFrames.
+func (k *airKinds) count(c, i int, id kind) {
 	if int(id) >= len(k.frames[c]) {
 		k.frames[c] = append(k.frames[c], make([]uint64, int(id)+1-len(k.frames[c]))...)
 	}
 	k.frames[c][id]++
+	n := &k.nodeFrames[c][i]
+	if int(id) >= len(*n) {
+		*n = append(*n, make([]uint64, int(id)+1-len(*n))...)
+	}
+	(*n)[id]++
 }
 
 // kind names what a frame carries (k.later: a sequence's later packet).
@@ -239,6 +252,10 @@ func (k *airKinds) snapshot() [][]time.Duration {
 	}
 	return out
 }
+
+// nodeFrameCounts is node i's frames so far by kind: transmissions (c
+// 0), MAC retries (c 1), a sequence's later packets (c 2) (a copy).
+func (k *airKinds) nodeFrameCounts(c, i int) []uint64 { return slices.Clone(k.nodeFrames[c][i]) }
 
 // frameCounts is the transmissions so far by kind, over every node (c 0);
 // of them the MAC's retries (c 1) and a sequence's later packets (c 2) (a

@@ -71,6 +71,18 @@ func checkRun(t *testing.T, name string, r *RouteResult) {
 			if st.Frames["tree claim"] == 0 || math.Abs(per-r.Steady.FramesPerNodeMin) > 0.01*r.Steady.FramesPerNodeMin {
 				t.Errorf("%s: steady window: frames by kind %v, %.2f a node a minute, the radios counted %.2f", name, st.Frames, per, r.Steady.FramesPerNodeMin)
 			}
+			// The busiest node's frames are a part of them, kind by kind,
+			// of the kinds its airtime is split into; its retries and
+			// later packets a part of its frames.
+			b := &r.Steady
+			if len(b.BusiestFrames) != len(b.BusiestByKind) || b.BusiestDegree < 1 {
+				t.Errorf("%s: steady window: the busiest node (degree %d) sent frames of kinds %v, airtime of kinds %v", name, b.BusiestDegree, b.BusiestFrames, b.BusiestByKind)
+			}
+			for k, n := range b.BusiestFrames {
+				if b.BusiestByKind[k] == 0 || n > st.Frames[k] || b.BusiestMACRetries[k] > n || b.BusiestLater[k] > n {
+					t.Errorf("%s: steady window: the busiest node's %q: %d frames (%d retries, %d later packets; the mesh's %d), airtime share %g", name, k, n, b.BusiestMACRetries[k], b.BusiestLater[k], st.Frames[k], b.BusiestByKind[k])
+				}
+			}
 		}
 	}
 	// Every place at convergence is counted by its depth, after its term
