@@ -117,7 +117,8 @@ const leafBuriedHold = 2
 // burying its root it waits leafBuriedHold times that (looking again
 // every claim period), and stands only if no root has come through its
 // neighbour by then (two nodes joined only to each other still elect
-// one). Whatever root the mesh has reaches a leaf
+// one). A leaf that is a root yields to another live root its
+// neighbour passes on (leafYields). Whatever root the mesh has reaches a leaf
 // through its one neighbour, so a leaf root puts the whole mesh behind
 // one link; and behind a gateway that hears hundreds of nodes hidden
 // from each other, the leaf's silence is the gateway's deafness, not the
@@ -134,6 +135,24 @@ func (tr *tree) behindOne() *peer.Peer {
 		return ps[0]
 	}
 	return nil
+}
+
+// leafYields reports whether this node, a root, yields to the worse live
+// root whose claim c its one neighbour passed on (leafElection [ours]): it
+// is a leaf, its neighbour acked our answer (our term's claim, sent it
+// alone: sendAnswers), and c was stamped more than a claim period after
+// that ack. A node passes on only the claims of the root it follows, and
+// one that could take our term would have (our root is the better), so
+// it cannot: it left our term for good (adopt, leave) and drops its
+// claims. Only that: a neighbour that does not hear us (no ack) may still
+// take our term once it does, and one that buried us but keeps our
+// term as its previous epoch takes it back on our answer (on hubs of 300
+// nodes, seed 16, yielding a claim period into our term whatever the
+// neighbour did made the trees converge 447 s later). The claim period
+// covers a copy of the worse root's claim the neighbour passed on before
+// our answer came, and clocks a little apart.
+func (tr *tree) leafYields(c *cert.Claim) bool {
+	return !tr.answerAcked.IsZero() && time.Unix(0, c.Time).Sub(tr.answerAcked) > tr.t.cfg.ClaimPeriod && tr.behindOne() != nil
 }
 
 // startTerm makes this node the root with a new term (a new epoch).
@@ -164,6 +183,7 @@ func (tr *tree) startTerm() {
 	c := cert.NewClaim(t.id, tr.k, term, term)
 	tr.amRoot = true
 	tr.termAt = t.clk.Now()
+	tr.answerAcked = time.Time{}
 	clock.Stop(&tr.renewTmr)
 	tr.claims = 0
 	t.stats.Terms++
@@ -623,6 +643,13 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 			clock.Stop(&tr.electTmr)
 		}
 		tr.flood(&c)
+	case tr.amRoot && tr.leafYields(&c):
+		// Our term, a leaf's, is one our neighbour does not take: we
+		// follow its root (leafElection), and leave our term for good (a
+		// late copy of our own claim must not bring it back).
+		tr.leave(tr.curTerm())
+		tr.adopt(c)
+		tr.flood(&c)
 	default:
 		// A worse root than ours: tell the claimant about ours (PROTOCOL 6.1).
 		if from != nil {
@@ -703,7 +730,11 @@ func (tr *tree) sendAnswers() {
 			continue // our root is no better now
 		}
 		if a.alone {
-			t.sendTo(ep, msg)
+			t.sendTo(ep, msg).OnDone(func(err error) {
+				if err == nil && tr.amRoot {
+					tr.answerAcked = t.clk.Now()
+				}
+			})
 		} else if !slices.Contains(links, ep.Link) {
 			links = append(links, ep.Link)
 		}

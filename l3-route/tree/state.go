@@ -85,6 +85,7 @@ type tree struct {
 	pullers                              map[peer.Endpoint]time.Time       // neighbours that asked for a newer claim than we had, and when (pull.go)
 	pulledAt                             time.Time                         // when we last asked our parent for one
 	heldSince                            time.Time                         // since when a leaf's election is held back (elect: behindOne)
+	answerAcked                          time.Time                         // when a neighbour last acked the claim of our term, answered it alone (leafYields)
 }
 
 // electionSpan: delays spread over the top 24 bits of the score gap's log.
