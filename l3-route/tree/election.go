@@ -730,8 +730,11 @@ func (tr *tree) sendAnswers() {
 			continue // our root is no better now
 		}
 		if a.alone {
+			// The ack counts for the term whose claim it carried only: an
+			// answer of a term we have since left says nothing of ours.
+			sent := tr.term
 			t.sendTo(ep, msg).OnDone(func(err error) {
-				if err == nil && tr.amRoot {
+				if err == nil && tr.amRoot && tr.term == sent {
 					tr.answerAcked = t.clk.Now()
 				}
 			})
