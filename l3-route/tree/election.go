@@ -733,7 +733,7 @@ func (tr *tree) sendAnswers() {
 			// The ack counts for the term whose claim it carried only: an
 			// answer of a term we have since left says nothing of ours.
 			sent := tr.term
-			t.sendTo(ep, msg).OnDone(func(err error) {
+			t.sendReliableDone(ep, msg, func(err error) {
 				if err == nil && tr.amRoot && tr.term == sent {
 					tr.answerAcked = t.clk.Now()
 				}
