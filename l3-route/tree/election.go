@@ -118,7 +118,8 @@ const leafBuriedHold = 2
 // every claim period), and stands only if no root has come through its
 // neighbour by then (two nodes joined only to each other still elect
 // one). A leaf that is a root yields to another live root its
-// neighbour passes on (leafYields). Whatever root the mesh has reaches a leaf
+// neighbour passes on once that neighbour shows it left the leaf's term
+// for good (rootYields, the case of one neighbour). Whatever root the mesh has reaches a leaf
 // through its one neighbour, so a leaf root puts the whole mesh behind
 // one link; and behind a gateway that hears hundreds of nodes hidden
 // from each other, the leaf's silence is the gateway's deafness, not the
@@ -137,22 +138,90 @@ func (tr *tree) behindOne() *peer.Peer {
 	return nil
 }
 
-// leafYields reports whether this node, a root, yields to the worse live
-// root whose claim c its one neighbour passed on (leafElection [ours]): it
-// is a leaf, its neighbour acked our answer (our term's claim, sent it
-// alone: sendAnswers), and c was stamped more than a claim period after
-// that ack. A node passes on only the claims of the root it follows, and
-// one that could take our term would have (our root is the better), so
-// it cannot: it left our term for good (adopt, leave) and drops its
-// claims. Only that: a neighbour that does not hear us (no ack) may still
-// take our term once it does, and one that buried us but keeps our
-// term as its previous epoch takes it back on our answer (on hubs of 300
-// nodes, seed 16, yielding a claim period into our term whatever the
-// neighbour did made the trees converge 447 s later). The claim period
-// covers a copy of the worse root's claim the neighbour passed on before
-// our answer came, and clocks a little apart.
-func (tr *tree) leafYields(c *cert.Claim) bool {
-	return !tr.answerAcked.IsZero() && time.Unix(0, c.Time).Sub(tr.answerAcked) > tr.t.cfg.ClaimPeriod && tr.behindOne() != nil
+// rootYields reports whether this node, a root, yields to the worse live
+// root whose claim c the neighbour at from passed on [ours]: every proven
+// neighbour we have has left our term for good. A neighbour has when it
+// acked the claim of our term (our answer to a worse claim, sent it
+// alone: sendAnswers), has not passed that term's claim on since (it
+// does not follow us), and still passes on another live root's claim,
+// stamped more than a claim period after that ack. A node passes on only
+// the claims of the root it follows, and one that could take our term
+// would have (our root is the better), so it cannot: it left our term
+// for good (adopt, leave) and drops its claims. When every neighbour
+// has, our term reaches nobody but us: on hubs of 300 nodes (seed 14) a
+// leaf stayed the root of a tree of one node for two whole terms, and the
+// trees never converged. A leaf is the case of one neighbour. Nothing
+// less: a neighbour that does not hear us (no ack) may still take our
+// term once it does, and one that buried us but keeps our term as its
+// previous epoch takes it back on our answer (on hubs seed 16, yielding
+// a claim period into our term whatever the neighbour did made the trees
+// converge 447 s later); and one neighbour, lying or not, cannot make us
+// leave a term that another neighbour still follows (or has not shown
+// it left). The claim period covers a copy of the worse root's claim the
+// neighbour passed on before our answer came, and clocks a little apart.
+// Nothing on the wire: the marks are bound to the neighbours' proven
+// node_ids (SpeaksOurs), and start afresh with each term.
+func (tr *tree) rootYields(c *cert.Claim, from *peer.Endpoint) bool {
+	t := tr.t
+	if from == nil || len(tr.acks) == 0 || !t.b.SpeaksOurs(*from) {
+		return false
+	}
+	p := t.b.PeerAt(*from)
+	if p == nil {
+		return false
+	}
+	a, ok := tr.acks[p.ID]
+	if !ok {
+		return false
+	}
+	if !a.left {
+		if time.Unix(0, c.Time).Sub(a.at) <= t.cfg.ClaimPeriod {
+			return false
+		}
+		a.left = true
+		tr.acks[p.ID] = a
+	}
+	// Every other proven neighbour too (rare: only when this one has left).
+	for _, q := range t.b.Peers() {
+		if q.ID == p.ID || tr.acks[q.ID].left {
+			continue
+		}
+		if slices.ContainsFunc(q.Endpoints, t.b.SpeaksOurs) {
+			return false
+		}
+	}
+	return true
+}
+
+// acked notes that the neighbour at ep acked the claim of our current
+// term, sent it alone (rootYields), if it has proven its node_id.
+func (tr *tree) acked(ep peer.Endpoint) {
+	t := tr.t
+	if !t.b.SpeaksOurs(ep) {
+		return
+	}
+	p := t.b.PeerAt(ep)
+	if p == nil {
+		return
+	}
+	if tr.acks == nil {
+		tr.acks = map[identity.NodeID]ackState{}
+	}
+	a, ok := tr.acks[p.ID]
+	if !ok && len(tr.acks) >= maxNeighbors {
+		return
+	}
+	a.at = t.clk.Now()
+	tr.acks[p.ID] = a
+}
+
+// followed notes that the neighbour at ep passed on the claim of our
+// current term: it follows us, and its ack (rootYields) no longer says
+// it cannot.
+func (tr *tree) followed(ep peer.Endpoint) {
+	if p := tr.t.b.PeerAt(ep); p != nil {
+		delete(tr.acks, p.ID)
+	}
 }
 
 // startTerm makes this node the root with a new term (a new epoch).
@@ -183,7 +252,7 @@ func (tr *tree) startTerm() {
 	c := cert.NewClaim(t.id, tr.k, term, term)
 	tr.amRoot = true
 	tr.termAt = t.clk.Now()
-	tr.answerAcked = time.Time{}
+	tr.acks = nil
 	clock.Stop(&tr.renewTmr)
 	tr.claims = 0
 	t.stats.Terms++
@@ -608,6 +677,9 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 	same := tr.haveRoot && bytes.Equal(tr.root, c.Root[:])
 	switch {
 	case same && c.TermStart == tr.term:
+		if tr.amRoot && from != nil && len(tr.acks) > 0 {
+			tr.followed(*from)
+		}
 		if c.Time > tr.latest.Time {
 			tr.latest = c
 			tr.lastFresh = now
@@ -643,10 +715,10 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 			clock.Stop(&tr.electTmr)
 		}
 		tr.flood(&c)
-	case tr.amRoot && tr.leafYields(&c):
-		// Our term, a leaf's, is one our neighbour does not take: we
-		// follow its root (leafElection), and leave our term for good (a
-		// late copy of our own claim must not bring it back).
+	case tr.amRoot && tr.rootYields(&c, from):
+		// Our term is one none of our neighbours takes: we follow this
+		// root, and leave our term for good (a late copy of our own claim
+		// must not bring it back).
 		tr.leave(tr.curTerm())
 		tr.adopt(c)
 		tr.flood(&c)
@@ -735,7 +807,7 @@ func (tr *tree) sendAnswers() {
 			sent := tr.term
 			t.sendReliableDone(ep, msg, func(err error) {
 				if err == nil && tr.amRoot && tr.term == sent {
-					tr.answerAcked = t.clk.Now()
+					tr.acked(ep)
 				}
 			})
 		} else if !slices.Contains(links, ep.Link) {

@@ -150,3 +150,127 @@ func TestLeafRootYields(t *testing.T) {
 		})
 	}
 }
+
+// TestRootYields: the leaf's case with several neighbours (rootYields
+// [ours]). The root, the best score, has two or three neighbours in a
+// mesh of four (the others a triangle or a ring); every neighbour goes
+// deaf to it (its frames lost on the way) for three claim periods,
+// buries it, the second best stands, and its next term (Renew) pushes
+// the root's term out of every node's two epochs: all its neighbours
+// have left it for good and drop its claims, while it answers their
+// root's claims with its own. On the old code (a leaf's rule only) it
+// stayed the root of a tree of one node, and the mesh never converged;
+// it must follow the live root and start no term.
+func TestRootYields(t *testing.T) {
+	for _, deg := range []int{2, 3} {
+		for _, seed := range []uint64{1, 2, 3} {
+			t.Run("", func(t *testing.T) {
+				ids := byScore(4, seed)
+				r, g, a, b := ids[0], ids[1], ids[2], ids[3]
+				edges := [][2]int{{g, a}, {a, b}, {b, g}, {r, g}, {r, a}}
+				nbrs := []int{g, a}
+				if deg == 3 {
+					edges = [][2]int{{g, a}, {a, b}, {b, g}, {r, g}, {r, a}, {r, b}}
+					nbrs = append(nbrs, b)
+				}
+				m := newMesh(t, 4, edges, Config{Trees: 1, EpochPeriods: -1}, seed)
+				cp := m.trees[0].Config().ClaimPeriod
+				m.start()
+				m.waitConverged(10 * cp)
+				if rk, _ := m.trees[g].Root(0); m.index(rk) != r {
+					t.Fatalf("g follows %d, not the best, %d", m.index(rk), r)
+				}
+				for _, n := range nbrs {
+					m.net.Disconnect("espnow", r, n)
+					m.net.Connect("espnow", r, n, sim.Independent(1), sim.Independent(0))
+				}
+				if _, ok := m.runUntil(6*cp, func() bool { rk, _ := m.trees[g].Root(0); return m.index(rk) == g }); !ok {
+					t.Fatalf("g never stood behind its silent root")
+				}
+				m.clk.RunFor(2 * cp)
+				if !m.trees[g].Renew(0) {
+					t.Fatalf("g is not the root")
+				}
+				m.clk.RunFor(cp)
+				for _, n := range nbrs {
+					m.net.Disconnect("espnow", r, n)
+					m.connect(r, n)
+				}
+				terms := m.trees[r].Stats().Terms
+				m.waitConverged(8 * cp)
+				for i := range 4 {
+					if rk, alive := m.trees[i].Root(0); !alive || m.index(rk) != g {
+						t.Errorf("node %d follows %d, not g (%d)", i, m.index(rk), g)
+					}
+				}
+				m.clk.RunFor(5 * cp)
+				if d := m.trees[r].Stats().Terms - terms; d > 0 {
+					t.Errorf("the old root started %d terms", d)
+				}
+			})
+		}
+	}
+}
+
+// TestRootKeepsFollowedTerm: a root one of whose neighbours has left its
+// term for good (or lies that it has: it acks the root's claim and goes
+// on passing on a worse root's) does not yield while another neighbour
+// still follows it (rootYields [ours]): a single neighbour must not
+// split a tree that holds. On the line h–r–g–a (r the best score, g the
+// second), g goes deaf to r, buries it and stands, and its next term
+// pushes r's term out of g's and a's epochs; then g hears r again and
+// drops its claims. r must mark g as gone, and still stay the root of
+// itself and h, and start no term.
+func TestRootKeepsFollowedTerm(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run("", func(t *testing.T) {
+			ids := byScore(4, seed)
+			r, g, a, h := ids[0], ids[1], ids[2], ids[3]
+			m := newMesh(t, 4, [][2]int{{h, r}, {r, g}, {g, a}}, Config{Trees: 1, EpochPeriods: -1}, seed)
+			cp := m.trees[0].Config().ClaimPeriod
+			m.start()
+			m.waitConverged(10 * cp)
+			m.net.Disconnect("espnow", r, g)
+			m.net.Connect("espnow", r, g, sim.Independent(1), sim.Independent(0))
+			if _, ok := m.runUntil(6*cp, func() bool { rk, _ := m.trees[g].Root(0); return m.index(rk) == g }); !ok {
+				t.Fatalf("g never stood behind its silent root")
+			}
+			m.clk.RunFor(2 * cp)
+			if !m.trees[g].Renew(0) {
+				t.Fatalf("g is not the root")
+			}
+			m.clk.RunFor(cp)
+			m.net.Disconnect("espnow", r, g)
+			m.connect(r, g)
+			terms := m.trees[r].Stats().Terms
+			m.clk.RunFor(8 * cp)
+			if ack := m.trees[r].trees[0].acks[m.id(g)]; !ack.left {
+				t.Fatalf("r did not see g leave its term (%+v): the test does not reach the rule", ack)
+			}
+			for _, i := range []int{r, h} {
+				if rk, alive := m.trees[i].Root(0); !alive || m.index(rk) != r {
+					t.Errorf("node %d follows %d, not r (%d)", i, m.index(rk), r)
+				}
+			}
+			if d := m.trees[r].Stats().Terms - terms; d > 0 {
+				t.Errorf("r started %d terms", d)
+			}
+		})
+	}
+}
+
+// byScore returns the indices 0..n-1 of a test mesh, best score first.
+func byScore(n int, seed uint64) []int {
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i
+	}
+	slices.SortFunc(ids, func(a, b int) int {
+		sa, sb := cert.Score(testIdentity(a, seed).Public(), 0), cert.Score(testIdentity(b, seed).Public(), 0)
+		if cert.Less(sa, sb) {
+			return -1
+		}
+		return 1
+	})
+	return ids
+}

@@ -85,7 +85,17 @@ type tree struct {
 	pullers                              map[peer.Endpoint]time.Time       // neighbours that asked for a newer claim than we had, and when (pull.go)
 	pulledAt                             time.Time                         // when we last asked our parent for one
 	heldSince                            time.Time                         // since when a leaf's election is held back (elect: behindOne)
-	answerAcked                          time.Time                         // when a neighbour last acked the claim of our term, answered it alone (leafYields)
+	acks                                 map[identity.NodeID]ackState      // our term's proven neighbours that acked its claim, answered alone (rootYields)
+}
+
+// ackState is a proven neighbour that acked the claim of our term (the
+// answer sent it alone) and has not passed that term's claim on since:
+// when it last acked, and whether it has since passed on another live
+// root's claim stamped more than a claim period after (it left our term
+// for good: rootYields).
+type ackState struct {
+	at   time.Time
+	left bool
 }
 
 // electionSpan: delays spread over the top 24 bits of the score gap's log.
