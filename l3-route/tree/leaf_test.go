@@ -153,7 +153,7 @@ func TestLeafRootYields(t *testing.T) {
 
 // TestRootYields: the leaf's case with several neighbours (rootYields
 // [ours]). The root, the best score, has two or three neighbours in a
-// mesh of four (the others a triangle or a ring); every neighbour goes
+// mesh of four (the other three a triangle); every neighbour goes
 // deaf to it (its frames lost on the way) for three claim periods,
 // buries it, the second best stands, and its next term (Renew) pushes
 // the root's term out of every node's two epochs: all its neighbours
