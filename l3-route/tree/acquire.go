@@ -326,10 +326,11 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 
 // onCertAnswer: our parent-to-be answered with our certificate alone
 // (StatusCert). With its chain (from its broadcast) we have ours; without
-// it we wait a little for the broadcast (the parent answers those it held
-// as soon as it sends it, and a sequence of several frames may arrive
-// after a one-frame answer), then ask for the whole chain: never stuck on
-// a broadcast we missed.
+// it we wait for the broadcast (the parent answers those it held as soon
+// as it sends it, a sequence of several frames may arrive after a
+// one-frame answer, and the parent sends it once more a few settle times
+// later), then ask for the whole chain: never stuck on a broadcast we
+// missed.
 func (tr *tree) onCertAnswer(from peer.Endpoint, a certAnswer) {
 	t := tr.t
 	if a.ts != tr.ts {
@@ -346,8 +347,9 @@ func (tr *tree) onCertAnswer(from peer.Endpoint, a certAnswer) {
 	if tr.wholeTmr != nil {
 		return
 	}
+	// Past the parent's second broadcast of its chain (notifyAll).
 	ts, term := tr.ts, tr.term
-	tr.wholeTmr = t.clk.AfterFunc(t.settle(), func() {
+	tr.wholeTmr = t.clk.AfterFunc(3*t.settle()+t.roundTrip(from), func() {
 		tr.wholeTmr = nil
 		if tr.certAns == nil || tr.pending == nil || *tr.pending != from || tr.ts != ts || tr.term != term {
 			return
@@ -376,15 +378,28 @@ func (tr *tree) heldChainOf(ep peer.Endpoint) *cert.Chain {
 }
 
 // keepChain keeps a neighbour's verified chain of our current epoch while
-// we have no place in it (maxHeldChains, the oldest dropped first): its
-// answer to our request may then be our certificate alone.
+// we have no place in it: its answer to our request may then be our
+// certificate alone. Of more than maxHeldChains, the shallowest are kept:
+// we ask the neighbour nearest the root (acquire), and in the rush of a
+// renewal the chains of deeper neighbours (answers to their own
+// neighbours' queries, broadcasts of nodes holding requests) would push
+// out our parent's.
 func (tr *tree) keepChain(from peer.Endpoint, ch *cert.Chain) {
 	if tr.cur != nil || !tr.haveRoot || ch.Claim.Term() != tr.curTerm() {
 		return
 	}
 	tr.held = slices.DeleteFunc(tr.held, func(h heldChain) bool { return h.from == from })
 	if len(tr.held) >= maxHeldChains {
-		tr.held = slices.Delete(tr.held, 0, 1)
+		deepest := 0
+		for i := range tr.held {
+			if tr.held[i].chain.Depth() > tr.held[deepest].chain.Depth() {
+				deepest = i
+			}
+		}
+		if tr.held[deepest].chain.Depth() <= ch.Depth() {
+			return
+		}
+		tr.held = slices.Delete(tr.held, deepest, deepest+1)
 	}
 	tr.held = append(tr.held, heldChain{from: from, chain: cloneChain(*ch)})
 	if a := tr.certAns; a != nil && a.from == from && tr.pending != nil && *tr.pending == from {

@@ -591,9 +591,18 @@ func (tr *tree) notifyAll() {
 	}
 	// Once more a little later: a broadcast has no ack, and in the rush of
 	// an epoch's start a neighbour may well miss one (a query costs more).
+	// The whole chain again if we sent it: a child that got its
+	// certificate alone and missed the first waits for this one before it
+	// asks for the whole chain (onCertAnswer); on hubs of 300 nodes a
+	// fifth to a third of a gateway's children missed the first, and
+	// each would have cost the chain in an answer of its own.
 	ts, term := tr.ts, tr.term
 	t.clk.AfterFunc(t.settle()+time.Duration(t.rng.Int64N(int64(2*t.settle()))), func() {
 		if tr.cur != nil && tr.ts == ts && tr.term == term {
+			if tr.cur.chainSent && !tr.cur.pos.Root {
+				t.broadcastJittered(appendNotify(t.buf[:0], &tr.cur.chain))
+				return
+			}
 			t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
 		}
 	})
