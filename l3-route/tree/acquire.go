@@ -347,9 +347,19 @@ func (tr *tree) onCertAnswer(from peer.Endpoint, a certAnswer) {
 	if tr.wholeTmr != nil {
 		return
 	}
-	// Past the parent's second broadcast of its chain (notifyAll).
+	// The parent is there and has our place: no request goes until the
+	// wait is over (one re-sent meanwhile, without our holding the chain,
+	// would fetch the whole chain: on hubs seed 4 a gateway's answers and
+	// broadcasts queued behind each other for seconds in a renewal, and
+	// the chain came after the re-sent requests had asked for it again).
+	// The wait: past the parent's second broadcast of its chain
+	// (notifyAll), and as long as a held request's re-send (a third of a
+	// claim period).
+	clock.Stop(&tr.reqTmr)
+	tr.heldAt = t.clk.Now()
 	ts, term := tr.ts, tr.term
-	tr.wholeTmr = t.clk.AfterFunc(3*t.settle()+t.roundTrip(from), func() {
+	wait := max(3*t.settle()+t.roundTrip(from), t.cfg.ClaimPeriod/3)
+	tr.wholeTmr = t.clk.AfterFunc(wait, func() {
 		tr.wholeTmr = nil
 		if tr.certAns == nil || tr.pending == nil || *tr.pending != from || tr.ts != ts || tr.term != term {
 			return
