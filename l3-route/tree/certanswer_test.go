@@ -54,7 +54,10 @@ type air struct {
 // the node's: the children, hidden from each other, collide at the
 // gateway, and their number follows the collisions, not what the
 // answers carry).
-func watchAir(m *mesh, g int, f func()) air {
+func watchAir(m *mesh, g int, f func()) air { return watchAirTo(m, g, -1, f) }
+
+// watchAirTo is watchAir for g's frames to node to alone (-1: any).
+func watchAirTo(m *mesh, g, to int, f func()) air {
 	var a air
 	seqs := map[uint8][2]byte{}
 	type frame struct {
@@ -68,6 +71,9 @@ func watchAir(m *mesh, g int, f func()) air {
 	m.med.SetAttemptLog(func(at *sim.Attempt) {
 		data := at.Data
 		if at.From != m.radios[g] || packet.Decode(hop.Packet(data), &p) != nil || p.Flags.Ack() {
+			return
+		}
+		if to >= 0 && (at.Dst == nil || at.Dst.String() != m.radios[to].Addr().String()) {
 			return
 		}
 		// The kind: the message type, and a response's status (0xff
@@ -158,73 +164,90 @@ func TestRenewalAnswersCertificateAlone(t *testing.T) {
 }
 
 // TestCertAnswerWithoutChainFallsBack: a child that misses its parent's
-// chain broadcast (and so gets a certificate it cannot complete) asks for
-// the whole chain and gets its place: never stuck on a lost broadcast.
+// chain broadcast gets its place all the same. Cut off for 50 ms after its
+// parent took its place, it holds a certificate it cannot complete until
+// the parent's second broadcast brings the chain (no whole chain sent to
+// it); cut off for 3.5 s, past both broadcasts, it asks without the flag
+// and a whole chain goes to it. Never stuck on a lost broadcast.
 func TestCertAnswerWithoutChainFallsBack(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
-		m, g, kids := certMesh(t, 8, seed)
-		m.start()
-		m.waitConverged(10 * beaconPeriod)
-		root := -1
-		for i := range m.trees {
-			if p, ok := m.trees[i].Current(0); ok && p.Root {
-				root = i
-			}
+	for _, cut := range []time.Duration{50 * time.Millisecond, 3500 * time.Millisecond} {
+		for _, seed := range []uint64{1, 2, 3} {
+			certFallback(t, seed, cut)
 		}
-		cp := m.trees[0].Config().ClaimPeriod
-		m.clk.RunFor(MinTermPeriods * cp)
-		before, _ := m.trees[root].Current(0)
-		m.trees[root].Renew(0)
-		renewed := m.clk.Now()
-		gt := m.trees[g].trees[0]
-		// Until the gateway takes its place in the new term: then its
-		// chain broadcast (and its answers) do not reach a child it held
-		// for 50 ms; the answer is sent again, the broadcast is not.
-		var held []peer.Endpoint
-		for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
-			if m.clk.Now().Sub(renewed) > 10*cp {
-				t.Fatal("the gateway never took a place in the new term")
-			}
-			held = sortedEndpoints(gt.waiting)
-			m.clk.RunFor(100 * time.Microsecond)
+	}
+}
+
+func certFallback(t *testing.T, seed uint64, cut time.Duration) {
+	m, g, kids := certMesh(t, 8, seed)
+	m.start()
+	m.waitConverged(10 * beaconPeriod)
+	root := -1
+	for i := range m.trees {
+		if p, ok := m.trees[i].Current(0); ok && p.Root {
+			root = i
 		}
-		lost := -1
-		for _, k := range kids {
-			if len(held) > 0 && m.ep(k) == held[0] {
-				lost = k
-			}
+	}
+	cp := m.trees[0].Config().ClaimPeriod
+	m.clk.RunFor(MinTermPeriods * cp)
+	before, _ := m.trees[root].Current(0)
+	m.trees[root].Renew(0)
+	renewed := m.clk.Now()
+	gt := m.trees[g].trees[0]
+	// Until the gateway takes its place in the new term: then its frames
+	// (its chain broadcast, and its answer, which the node sends again)
+	// do not reach a child it held, for the cut.
+	var held []peer.Endpoint
+	for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
+		if m.clk.Now().Sub(renewed) > 10*cp {
+			t.Fatal("the gateway never took a place in the new term")
 		}
-		if lost < 0 {
-			t.Fatalf("seed %d: the gateway held no child's request", seed)
+		held = sortedEndpoints(gt.waiting)
+		m.clk.RunFor(100 * time.Microsecond)
+	}
+	lost := -1
+	for _, k := range kids {
+		if len(held) > 0 && m.ep(k) == held[0] {
+			lost = k
 		}
-		lt := m.trees[lost].trees[0]
-		if !gt.cur.chainSent {
-			t.Fatalf("seed %d: the gateway did not broadcast its chain", seed)
-		}
+	}
+	if lost < 0 {
+		t.Fatalf("seed %d: the gateway held no child's request", seed)
+	}
+	lt := m.trees[lost].trees[0]
+	if !gt.cur.chainSent {
+		t.Fatalf("seed %d: the gateway did not broadcast its chain", seed)
+	}
+	incomplete := false
+	placed := func() bool {
+		p, ok := m.trees[lost].Current(0)
+		return ok && p.TreeState == gt.cur.pos.TreeState
+	}
+	whole := watchAirTo(m, g, lost, func() {
 		m.net.Disconnect("espnow", g, lost)
 		m.net.Connect("espnow", g, lost, sim.Independent(1), sim.Independent(0))
-		m.clk.RunFor(50 * time.Millisecond)
+		m.clk.RunFor(cut)
 		m.net.Disconnect("espnow", g, lost)
 		m.connect(g, lost)
-		incomplete := false
-		placed := func() bool {
-			p, ok := m.trees[lost].Current(0)
-			return ok && p.TreeState == gt.cur.pos.TreeState
-		}
-		for start := m.clk.Now(); !placed(); m.clk.RunFor(10 * time.Millisecond) {
+		for start := m.clk.Now(); !placed() && m.clk.Now().Sub(start) < 5*cp; m.clk.RunFor(10 * time.Millisecond) {
 			incomplete = incomplete || lt.certAns != nil
-			if m.clk.Now().Sub(start) > 5*cp {
-				break
-			}
 		}
-		if !placed() {
-			m.dump()
-			t.Fatalf("seed %d: the child that missed the chain never got its place", seed)
-		}
-		if !incomplete {
-			t.Errorf("seed %d: the child never held a certificate without its parent's chain (the test tests nothing)", seed)
-		}
-		m.waitConverged(5 * cp)
-		m.checkTree(0, m.alive())
+	})
+	if !placed() {
+		m.dump()
+		t.Fatalf("seed %d, cut %v: the child that missed the chain never got its place", seed, cut)
 	}
+	long := cut > time.Second
+	if !long && !incomplete {
+		t.Errorf("seed %d, cut %v: the child never held a certificate without its parent's chain (the test tests nothing)", seed, cut)
+	}
+	// A whole chain is three frames (claim and four certificates); a
+	// certificate answer, one.
+	if long && whole.answers < 3 {
+		t.Errorf("seed %d, cut %v: %d answer frames to the child, no whole chain", seed, cut, whole.answers)
+	} else if !long && whole.answers >= 3 {
+		t.Errorf("seed %d, cut %v: %d answer frames to the child: a whole chain, though the second broadcast came", seed, cut, whole.answers)
+	}
+	t.Logf("seed %d, cut %v: %d answer frames to the child", seed, cut, whole.answers)
+	m.waitConverged(5 * cp)
+	m.checkTree(0, m.alive())
 }
