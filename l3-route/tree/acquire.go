@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
@@ -111,6 +112,8 @@ func (tr *tree) acquire() {
 	via := best.via
 	tr.pending = &via
 	tr.pendingAt, tr.heldAt = now, now
+	tr.wantWhole, tr.certAns = false, nil
+	clock.Stop(&tr.wholeTmr)
 	tr.sendRequest(via)
 }
 
@@ -136,7 +139,11 @@ func (tr *tree) sendRequest(via peer.Endpoint) {
 	// the gateway's air nine parts in ten collisions).
 	if tr.reqOut == 0 {
 		tr.reqOut++
-		t.sendReliableDone(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk), func(err error) {
+		var flags uint8
+		if !tr.wantWhole && tr.heldChainOf(via) != nil {
+			flags = ReqHaveChain
+		}
+		t.sendReliableDone(via, appendRequest(t.buf[:0], tr.k, tr.ts, t.pk, flags), func(err error) {
 			tr.reqOut--
 			// (Unless it has told us it holds the request: then an ack
 			// was lost, not the neighbour.)
@@ -204,8 +211,18 @@ func (c *candidate) better(o *candidate) bool {
 
 // onRequest: a neighbour asks us for an address for its key. We need not
 // know it as a peer: the certificate is for the key it gives, and worthless
-// to anyone without that key's private half.
-func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
+// to anyone without that key's private half. flags are the request's
+// (ReqHaveChain), ext whether it carried them at all.
+//
+// The answer is our whole chain with its certificate at the end (PROTOCOL
+// 6.1), or [ours] the certificate alone (StatusCert) when the asker holds
+// our chain: it says so (ReqHaveChain), or it is one of those we held
+// until we had a place and we broadcast our chain on taking it
+// (slot.chainSent). A rooftop gateway several levels deep answers about
+// a hundred children a tree at each renewal; the whole chain, 4–5 frames
+// each, was 0.5–1.0 % of its air on every hubs seed (h25gate), the
+// certificate alone is one frame.
+func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID, flags uint8, ext bool) {
 	t := tr.t
 	if p := t.b.PeerAt(from); p != nil && p.ID != child {
 		t.stats.Rejected++ // a known neighbour asking for someone else's key
@@ -220,10 +237,10 @@ func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
 	if s == nil && tr.haveRoot && !tr.rootDead && ts == tr.ts {
 		// We are getting a place in this epoch ourselves: answer then.
 		if tr.waiting == nil {
-			tr.waiting = map[peer.Endpoint]identity.NodeID{}
+			tr.waiting = map[peer.Endpoint]waiter{}
 		}
 		if _, ok := tr.waiting[from]; ok || len(tr.waiting) < addr.MaxCoord {
-			tr.waiting[from] = child
+			tr.waiting[from] = waiter{id: child, ext: ext}
 			t.sendTo(from, appendResponse(t.buf[:0], StatusWait, nil))
 			return
 		}
@@ -233,8 +250,12 @@ func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
 		return
 	}
 	idx, ok := s.children[child]
-	if at, answered := s.answered[child]; ok && answered && t.clk.Now().Sub(at) < t.roundTrip(from) {
-		return // our answer is on its way (a slow link): a second would only crowd it
+	certOnly := ext && flags&ReqHaveChain != 0
+	if last, answered := s.answered[child]; ok && answered && t.clk.Now().Sub(last.at) < t.roundTrip(from) && (certOnly || !last.certOnly) {
+		// Our answer is on its way (a slow link): a second would only
+		// crowd it. (Unless it was the certificate alone and the asker
+		// now wants the whole chain: it could not complete it.)
+		return
 	}
 	if !ok {
 		if s.next == 0 || s.next > addr.MaxCoord {
@@ -253,9 +274,13 @@ func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID) {
 		s.next++
 	}
 	if s.answered == nil {
-		s.answered = map[identity.NodeID]time.Time{}
+		s.answered = map[identity.NodeID]answer{}
 	}
-	s.answered[child] = t.clk.Now()
+	s.answered[child] = answer{at: t.clk.Now(), certOnly: certOnly}
+	if certOnly {
+		t.sendTo(from, appendCertResponse(t.buf[:0], tr.k, s.pos.TreeState, &ch.Certs[len(ch.Certs)-1]))
+		return
+	}
 	t.sendTo(from, appendResponse(t.buf[:0], StatusOK, &ch))
 }
 
@@ -267,6 +292,10 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 	}
 	if m.status == StatusWait {
 		tr.heldAt = t.clk.Now()
+		return
+	}
+	if m.status == StatusCert {
+		tr.onCertAnswer(from, certAnswer{from: from, ts: m.treeState, cert: m.cert})
 		return
 	}
 	if m.status != StatusOK {
@@ -292,7 +321,105 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 		tr.acquire()
 		return
 	}
-	ch := m.chain
+	tr.take(from, m.chain)
+}
+
+// onCertAnswer: our parent-to-be answered with our certificate alone
+// (StatusCert). With its chain (from its broadcast) we have ours; without
+// it we wait for the broadcast (the parent answers those it held as soon
+// as it sends it, a sequence of several frames may arrive after a
+// one-frame answer, and the parent sends it once more a few settle times
+// later), then ask for the whole chain: never stuck on a broadcast we
+// missed.
+func (tr *tree) onCertAnswer(from peer.Endpoint, a certAnswer) {
+	t := tr.t
+	if a.ts != tr.ts {
+		return // another epoch's: ours is asked again
+	}
+	if pc := tr.heldChainOf(from); pc != nil {
+		ch := cert.Chain{Claim: pc.Claim, Certs: append(slices.Clone(pc.Certs), a.cert)}
+		tr.certAns = nil
+		clock.Stop(&tr.wholeTmr)
+		tr.take(from, ch)
+		return
+	}
+	tr.certAns = &a
+	if tr.wholeTmr != nil {
+		return
+	}
+	// The parent is there and has our place: no request goes until the
+	// wait is over (one re-sent meanwhile, without our holding the chain,
+	// would fetch the whole chain: on hubs seed 4 a gateway's answers and
+	// broadcasts queued behind each other for seconds in a renewal, and
+	// the chain came after the re-sent requests had asked for it again).
+	// The wait: past the parent's second broadcast of its chain
+	// (notifyAll), and as long as a held request's re-send (a third of a
+	// claim period).
+	clock.Stop(&tr.reqTmr)
+	tr.heldAt = t.clk.Now()
+	ts, term := tr.ts, tr.term
+	wait := max(3*t.settle()+t.roundTrip(from), t.cfg.ClaimPeriod/3)
+	tr.wholeTmr = t.clk.AfterFunc(wait, func() {
+		tr.wholeTmr = nil
+		if tr.certAns == nil || tr.pending == nil || *tr.pending != from || tr.ts != ts || tr.term != term {
+			return
+		}
+		tr.certAns = nil
+		tr.wantWhole = true
+		tr.sendRequest(from)
+	})
+}
+
+// heldChainOf is the chain ep broadcast in our current epoch, if we keep
+// it (keepChain).
+func (tr *tree) heldChainOf(ep peer.Endpoint) *cert.Chain {
+	p := tr.t.b.PeerAt(ep)
+	if p == nil || !tr.haveRoot {
+		return nil
+	}
+	term := tr.curTerm()
+	for i := range tr.held {
+		h := &tr.held[i]
+		if h.from == ep && h.chain.Claim.Term() == term && bytes.Equal(h.chain.Holder(), p.ID[:]) {
+			return &h.chain
+		}
+	}
+	return nil
+}
+
+// keepChain keeps a neighbour's verified chain of our current epoch while
+// we have no place in it: its answer to our request may then be our
+// certificate alone. Of more than maxHeldChains, the shallowest are kept:
+// we ask the neighbour nearest the root (acquire), and in the rush of a
+// renewal the chains of deeper neighbours (answers to their own
+// neighbours' queries, broadcasts of nodes holding requests) would push
+// out our parent's.
+func (tr *tree) keepChain(from peer.Endpoint, ch *cert.Chain) {
+	if tr.cur != nil || !tr.haveRoot || ch.Claim.Term() != tr.curTerm() {
+		return
+	}
+	tr.held = slices.DeleteFunc(tr.held, func(h heldChain) bool { return h.from == from })
+	if len(tr.held) >= maxHeldChains {
+		deepest := 0
+		for i := range tr.held {
+			if tr.held[i].chain.Depth() > tr.held[deepest].chain.Depth() {
+				deepest = i
+			}
+		}
+		if tr.held[deepest].chain.Depth() <= ch.Depth() {
+			return
+		}
+		tr.held = slices.Delete(tr.held, deepest, deepest+1)
+	}
+	tr.held = append(tr.held, heldChain{from: from, chain: cloneChain(*ch)})
+	if a := tr.certAns; a != nil && a.from == from && tr.pending != nil && *tr.pending == from {
+		tr.onCertAnswer(from, *a)
+	}
+}
+
+// take takes the place our parent-to-be's answer proves, if it does.
+func (tr *tree) take(from peer.Endpoint, ch cert.Chain) {
+	t := tr.t
 	if !bytes.Equal(ch.Holder(), t.pk) || ch.Claim.Term() != tr.curTerm() {
 		t.stats.Rejected++
 		return
@@ -308,6 +435,8 @@ func (tr *tree) onResponse(from peer.Endpoint, m *message) {
 	}
 	tr.pending = nil
 	clock.Stop(&tr.reqTmr)
+	tr.held, tr.certAns, tr.wantWhole = nil, nil, false
+	clock.Stop(&tr.wholeTmr)
 	tr.cur = &slot{
 		pos:    Position{Tree: tr.k, TreeState: tr.ts, Term: tr.term, Addr: a, Depth: ch.Depth()},
 		term:   ch.Claim.Term(),
@@ -349,7 +478,11 @@ func (tr *tree) serveWaiting() {
 	w := tr.waiting
 	tr.waiting = nil
 	for _, ep := range sortedEndpoints(w) {
-		tr.onRequest(ep, tr.ts, w[ep])
+		var flags uint8
+		if tr.cur != nil && tr.cur.chainSent {
+			flags = ReqHaveChain // it heard our chain broadcast, most likely (else it asks for it)
+		}
+		tr.onRequest(ep, tr.ts, w[ep].id, flags, w[ep].ext)
 	}
 }
 
@@ -400,5 +533,6 @@ func (tr *tree) onNotify(from peer.Endpoint, ch *cert.Chain) {
 		t.stats.Rejected++
 		return
 	}
+	tr.keepChain(from, ch)
 	tr.learn(from, p.ID, term.TreeState, a)
 }

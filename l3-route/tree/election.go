@@ -390,6 +390,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	tr.queried = nil
 	tr.asked = nil
 	tr.pendingPos = nil
+	tr.held, tr.certAns, tr.wantWhole = nil, nil, false
 	tr.epochAt = t.clk.Now()
 	tr.deep = false
 	tr.pending = nil

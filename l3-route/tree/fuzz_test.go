@@ -49,8 +49,11 @@ func messageSeeds(t testing.TB) []seed {
 		{"claim_without_hops", claim.AppendTo([]byte{MsgClaim})},
 		{"notify_root", appendNotify(nil, &d0)},
 		{"notify_depth2", appendNotify(nil, &d2)},
-		{"request", appendRequest(nil, 1, ts, key(9).Public())},
+		{"request", append([]byte{MsgRequest, 1, ts}, key(9).Public()...)}, // without the flags byte
+		{"request_flags", appendRequest(nil, 1, ts, key(9).Public(), 0)},
+		{"request_have_chain", appendRequest(nil, 1, ts, key(9).Public(), ReqHaveChain)},
 		{"response_ok", appendResponse(nil, StatusOK, &d1)},
+		{"response_cert", appendCertResponse(nil, 1, ts, &d2.Certs[1])},
 		{"response_no_position", appendResponse(nil, StatusNoPosition, nil)},
 		{"response_full", appendResponse(nil, StatusFull, nil)},
 		{"response_too_deep", appendResponse(nil, StatusTooDeep, nil)},
@@ -108,7 +111,10 @@ func encodeMessage(m *message) []byte {
 	case MsgNotify:
 		return appendNotify(nil, &m.chain)
 	case MsgRequest:
-		return appendRequest(nil, m.tree, m.treeState, m.parent[:])
+		if !m.ext {
+			return append([]byte{MsgRequest, m.tree, m.treeState}, m.parent[:]...)
+		}
+		return appendRequest(nil, m.tree, m.treeState, m.parent[:], m.flags)
 	case MsgQuery:
 		return appendQuery(nil, m.tree, m.treeState, m.want)
 	case MsgSuffix:
@@ -120,6 +126,9 @@ func encodeMessage(m *message) []byte {
 	case MsgPosition:
 		return appendPositionMsg(m)
 	case MsgResponse:
+		if m.status == StatusCert {
+			return appendCertResponse(nil, m.tree, m.treeState, &m.cert)
+		}
 		if m.status != StatusOK {
 			return []byte{MsgResponse, m.status}
 		}

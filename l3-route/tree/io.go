@@ -74,7 +74,7 @@ func (t *Trees) HandleMessage(m node.Message) {
 		t.trees[msg.chain.Claim.Tree].onNotify(m.Via, &msg.chain)
 	case MsgRequest:
 		if int(msg.tree) < len(t.trees) {
-			t.trees[msg.tree].onRequest(m.Via, msg.treeState, identity.NodeID(msg.parent))
+			t.trees[msg.tree].onRequest(m.Via, msg.treeState, identity.NodeID(msg.parent), msg.flags, msg.ext)
 		}
 	case MsgQuery:
 		if int(msg.tree) < len(t.trees) {
@@ -90,9 +90,12 @@ func (t *Trees) HandleMessage(m node.Message) {
 		}
 	case MsgResponse:
 		k := -1
-		if msg.status == StatusOK {
+		switch msg.status {
+		case StatusOK:
 			k = int(msg.chain.Claim.Tree)
-		} else {
+		case StatusCert:
+			k = int(msg.tree)
+		default:
 			for i, tr := range t.trees {
 				if tr.pending != nil && *tr.pending == m.Via {
 					k = i

@@ -15,8 +15,8 @@ var AppID = packet.NewAppID("Mycelium", "tree", 1)
 const (
 	MsgClaim    = 0x00 // a root claim: claim ‖ hops (1, [ours]: how far it came, a hint for parent choice; not signed)
 	MsgNotify   = 0x0f // my address: chain
-	MsgRequest  = 0xf0 // please give me an address under you: tree ‖ tree_state ‖ my public key
-	MsgResponse = 0xff // your address: status ‖ chain (status 0), or status alone
+	MsgRequest  = 0xf0 // please give me an address under you: tree ‖ tree_state ‖ my public key ‖ flags (1, [ours]; absent: 0)
+	MsgResponse = 0xff // your address: status ‖ chain (status 0), or [ours] status ‖ tree ‖ tree_state ‖ certificate (StatusCert), or status alone
 	MsgQuery    = 0x0e // [ours] tell me your address in this epoch: tree ‖ tree_state ‖ n (the last n certificates of your chain, as a suffix; 0: all, as a notify; 255: not my address but your root's newest claim, as a claim)
 	MsgSuffix   = 0x0c // [ours] the end of my chain: tree ‖ tree_state ‖ key of the first certificate's issuer ‖ certificates (1 to 32)
 	MsgPosition = 0x0d // [ours] my address by my certificate alone: tree ‖ tree_state ‖ parent key ‖ cert ‖ depth (1, unsigned hint)
@@ -30,7 +30,17 @@ const (
 	StatusTooDeep    = 3 // your address would not fit in 16 bytes
 	StatusRefused    = 4 // you are not a peer of mine
 	StatusWait       = 5 // [ours] I am getting my own address in that epoch: yours follows
+	StatusCert       = 6 // [ours] your certificate alone: your chain is mine (as I broadcast it) and it
 )
+
+// ReqHaveChain is the request's flag [ours] saying that the asker holds
+// the chain of the node it asks (in the epoch it asks for, from that
+// node's broadcast notify): the answer may be its certificate alone
+// (StatusCert). A request with the flags byte at all says the asker
+// understands StatusCert; without this flag it is answered with the whole
+// chain (the fallback of an asker that got a certificate it could not
+// complete).
+const ReqHaveChain = 1
 
 // wantClaim in a query asks for the root's newest claim.
 const wantClaim = 0xff
@@ -52,6 +62,8 @@ type message struct {
 	certs     []cert.Cert
 	parent    [32]byte
 	cert      cert.Cert
+	flags     uint8 // a request's flags (ReqHaveChain)
+	ext       bool  // a request carried the flags byte: the asker understands StatusCert
 }
 
 func (m *message) decode(b []byte) error {
@@ -95,11 +107,15 @@ func (m *message) decode(b []byte) error {
 		}
 		return nil
 	case MsgRequest:
-		if len(b) != 2+32 {
+		switch {
+		case len(b) == 2+32:
+		case len(b) == 2+32+1 && b[34]&^ReqHaveChain == 0:
+			m.flags, m.ext = b[34], true
+		default:
 			return fmt.Errorf("%w: request of %d bytes", ErrMessage, len(b))
 		}
 		m.tree, m.treeState = b[0], b[1]
-		copy(m.parent[:], b[2:]) // the requester's key
+		copy(m.parent[:], b[2:34]) // the requester's key
 		return nil
 	case MsgPosition:
 		if len(b) != 2+32+cert.CertSize+1 {
@@ -114,6 +130,13 @@ func (m *message) decode(b []byte) error {
 			return fmt.Errorf("%w: response without status", ErrMessage)
 		}
 		m.status = b[0]
+		if m.status == StatusCert {
+			if len(b) != 1+2+cert.CertSize {
+				return fmt.Errorf("%w: certificate answer of %d bytes", ErrMessage, len(b))
+			}
+			m.tree, m.treeState = b[1], b[2]
+			return m.cert.UnmarshalBinary(b[3:])
+		}
 		if m.status != StatusOK {
 			if len(b) != 1 {
 				return fmt.Errorf("%w: refusal with a body", ErrMessage)
@@ -131,8 +154,14 @@ func appendClaim(b []byte, c *cert.Claim, hops uint8) []byte {
 func appendNotify(b []byte, ch *cert.Chain) []byte {
 	return ch.AppendTo(append(b, MsgNotify))
 }
-func appendRequest(b []byte, tree, ts uint8, pk []byte) []byte {
-	return append(append(b, MsgRequest, tree, ts), pk...)
+func appendRequest(b []byte, tree, ts uint8, pk []byte, flags uint8) []byte {
+	return append(append(append(b, MsgRequest, tree, ts), pk...), flags)
+}
+
+// appendCertResponse answers a request with the asker's certificate
+// alone (StatusCert): the asker holds the rest, our chain.
+func appendCertResponse(b []byte, tree, ts uint8, c *cert.Cert) []byte {
+	return c.AppendTo(append(b, MsgResponse, StatusCert, tree, ts))
 }
 func appendQuery(b []byte, tree, ts, want uint8) []byte { return append(b, MsgQuery, tree, ts, want) }
 

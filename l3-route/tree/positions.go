@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
+	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
@@ -565,7 +566,24 @@ func (tr *tree) notifyAll() {
 		return
 	}
 	t := tr.t
-	t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
+	if tr.cur.pos.Root {
+		tr.cur.chainSent = true // a root's position is its whole chain (the claim alone)
+	}
+	if !tr.cur.pos.Root && tr.certAnswers() >= chainNotifyMin {
+		// Those we held until we had a place get their certificate alone
+		// (serveWaiting): our chain goes to them all in one broadcast
+		// first, at once (not jittered: their answers follow it in our
+		// queue). One that misses it asks for the whole chain.
+		tr.cur.chainSent = true
+		msg := appendNotify(t.buf[:0], &tr.cur.chain)
+		for i := range t.b.Links() {
+			t.stats.MsgsSent++
+			t.stats.BytesSent += uint64(len(msg))
+			t.b.Broadcast(AppID, bytes.Clone(msg), &node.SendOptions{Links: []int{i}})
+		}
+	} else {
+		t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
+	}
 	if !tr.cur.pos.Root {
 		// Our parent must know us (greedy routing toward an address below
 		// us ends at it otherwise): tell it reliably.
@@ -573,12 +591,40 @@ func (tr *tree) notifyAll() {
 	}
 	// Once more a little later: a broadcast has no ack, and in the rush of
 	// an epoch's start a neighbour may well miss one (a query costs more).
+	// The whole chain again if we sent it: a child that got its
+	// certificate alone and missed the first waits for this one before it
+	// asks for the whole chain (onCertAnswer); on hubs of 300 nodes a
+	// fifth to a third of a gateway's children missed the first, and
+	// each would have cost the chain in an answer of its own.
 	ts, term := tr.ts, tr.term
 	t.clk.AfterFunc(t.settle()+time.Duration(t.rng.Int64N(int64(2*t.settle()))), func() {
 		if tr.cur != nil && tr.ts == ts && tr.term == term {
+			if tr.cur.chainSent && !tr.cur.pos.Root {
+				t.broadcastJittered(appendNotify(t.buf[:0], &tr.cur.chain))
+				return
+			}
 			t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
 		}
 	})
+}
+
+// chainNotifyMin is the fewest held requests that make a node broadcast
+// its whole chain on taking its place (notifyAll) and answer them with
+// their certificates alone: one broadcast of the chain (claim 113 bytes
+// and 97 a certificate) instead of the chain in each answer pays from
+// two answers on.
+const chainNotifyMin = 2
+
+// certAnswers counts the held requests that understand a certificate
+// alone (StatusCert).
+func (tr *tree) certAnswers() int {
+	n := 0
+	for _, w := range tr.waiting {
+		if w.ext {
+			n++
+		}
+	}
+	return n
 }
 
 func (tr *tree) changed() {

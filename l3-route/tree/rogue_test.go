@@ -221,6 +221,9 @@ func TestForgeries(t *testing.T) {
 		{"suffix of 129 certificates", suffix129, malformed},
 		{"unasked answer with a forged chain", appendResponse(nil, StatusOK, &wrongSigner), ignored},
 		{"unasked refusal", appendResponse(nil, StatusTooDeep, nil), ignored},
+		{"unasked certificate answer", appendCertResponse(nil, 0, term.TreeState, &wrongSigner.Certs[0]), ignored},
+		{"certificate answer of the wrong length", append(appendCertResponse(nil, 0, term.TreeState, &wrongSigner.Certs[0]), 0), malformed},
+		{"request with an unknown flag", append(appendRequest(nil, 0, term.TreeState, rg.pk(), 0)[:2+1+32], 0x02), malformed},
 	} {
 		before := map[int]treeState{}
 		for _, i := range m.alive() {

@@ -21,8 +21,48 @@ type slot struct {
 	parent peer.Endpoint
 	// children assigned in this epoch: child key → index.
 	children map[identity.NodeID]uint8
-	answered map[identity.NodeID]time.Time // when each child last got its chain
+	answered map[identity.NodeID]answer // when each child last got its chain, and how
 	next     uint8
+	// chainSent: we broadcast our whole chain when we took this place
+	// (notifyAll), so the requests held for it are answered with the
+	// certificate alone (StatusCert).
+	chainSent bool
+}
+
+// answer is our last answer to a child: when, and whether it was the
+// certificate alone.
+type answer struct {
+	at       time.Time
+	certOnly bool
+}
+
+// waiter is a request held until we have a place: the asker's key, and
+// whether it understands a certificate alone (the request's flags byte).
+type waiter struct {
+	id  identity.NodeID
+	ext bool
+}
+
+// heldChain is a neighbour's chain kept while we have no place in its
+// epoch: our parent-to-be's, so that its answer need carry only our
+// certificate (StatusCert).
+type heldChain struct {
+	from  peer.Endpoint
+	chain cert.Chain
+}
+
+// maxHeldChains bounds the neighbours' chains a tree keeps for that: a
+// node asks one parent at a time, and moves to another only when that
+// one fails; the few last chains broadcast round it are enough, and a
+// node that lacks one is answered with the whole chain as before.
+const maxHeldChains = 4
+
+// certAnswer is a certificate answer whose issuer's chain we lack yet
+// (its broadcast may come after its answers to those it held).
+type certAnswer struct {
+	from peer.Endpoint
+	ts   uint8
+	cert cert.Cert
 }
 
 // tree is one of the K trees.
@@ -66,26 +106,30 @@ type tree struct {
 	probing                              bool        // a silent parent is being asked where it is
 	blindTmr                             clock.Timer
 	pending                              *peer.Endpoint
-	pendingAt, heldAt                    time.Time                         // when we asked pending, and when it last said it holds our request
-	reqOut                               int                               // requests to pending the node is still sending (not yet acked or failed)
-	deep                                 bool                              // a parent refused us: our address would not fit 16 bytes
-	hops                                 uint8                             // hop count of the claim being handled (255: none)
-	upHops                               uint8                             // our distance to the root as the claims told (0: unknown)
-	heard                                map[peer.Endpoint]uint8           // neighbours' distances to the root, from the claims they passed on
-	listenEnd                            time.Time                         // the end of the listening at the start of the epoch
-	waiting                              map[peer.Endpoint]identity.NodeID // requests held until we have a place ourselves
-	asked                                map[peer.Endpoint]askState        // queries out in this epoch
-	tried                                map[peer.Endpoint]time.Time       // neighbours that failed us, and when
-	full                                 map[peer.Endpoint]time.Time       // neighbours that had no room for us in this epoch, and when
-	claims                               int                               // claims issued in this term
-	startAt                              time.Time                         // cold-start elections begin no earlier
-	termAt                               time.Time                         // when we started our current term as root
-	left                                 []cert.Term                       // epochs left for good, newest last (see leave)
-	gone                                 []goneEpoch                       // of those, the ones we held a place in, with our neighbours there (leaveSlot)
-	pullers                              map[peer.Endpoint]time.Time       // neighbours that asked for a newer claim than we had, and when (pull.go)
-	pulledAt                             time.Time                         // when we last asked our parent for one
-	heldSince                            time.Time                         // since when a leaf's election is held back (elect: behindOne)
-	acks                                 map[identity.NodeID]ackState      // our term's proven neighbours that acked its claim, answered alone (rootYields)
+	pendingAt, heldAt                    time.Time                    // when we asked pending, and when it last said it holds our request
+	reqOut                               int                          // requests to pending the node is still sending (not yet acked or failed)
+	deep                                 bool                         // a parent refused us: our address would not fit 16 bytes
+	hops                                 uint8                        // hop count of the claim being handled (255: none)
+	upHops                               uint8                        // our distance to the root as the claims told (0: unknown)
+	heard                                map[peer.Endpoint]uint8      // neighbours' distances to the root, from the claims they passed on
+	listenEnd                            time.Time                    // the end of the listening at the start of the epoch
+	waiting                              map[peer.Endpoint]waiter     // requests held until we have a place ourselves
+	held                                 []heldChain                  // the last neighbours' chains broadcast while we had no place (maxHeldChains)
+	certAns                              *certAnswer                  // a certificate answer waiting for its issuer's chain
+	wantWhole                            bool                         // ask pending for the whole chain (a certificate answer could not be completed)
+	wholeTmr                             clock.Timer                  // the wait for certAns's chain, then the ask for the whole one
+	asked                                map[peer.Endpoint]askState   // queries out in this epoch
+	tried                                map[peer.Endpoint]time.Time  // neighbours that failed us, and when
+	full                                 map[peer.Endpoint]time.Time  // neighbours that had no room for us in this epoch, and when
+	claims                               int                          // claims issued in this term
+	startAt                              time.Time                    // cold-start elections begin no earlier
+	termAt                               time.Time                    // when we started our current term as root
+	left                                 []cert.Term                  // epochs left for good, newest last (see leave)
+	gone                                 []goneEpoch                  // of those, the ones we held a place in, with our neighbours there (leaveSlot)
+	pullers                              map[peer.Endpoint]time.Time  // neighbours that asked for a newer claim than we had, and when (pull.go)
+	pulledAt                             time.Time                    // when we last asked our parent for one
+	heldSince                            time.Time                    // since when a leaf's election is held back (elect: behindOne)
+	acks                                 map[identity.NodeID]ackState // our term's proven neighbours that acked its claim, answered alone (rootYields)
 }
 
 // ackState is a proven neighbour that acked the claim of our term (the

@@ -238,7 +238,7 @@ func (t *Trees) Close() {
 	t.final = t.stats
 	t.clk = clock.Halted(t.clk)
 	for _, tr := range t.trees {
-		for _, tm := range []*clock.Timer{&tr.electTmr, &tr.claimTmr, &tr.watchTmr, &tr.reqTmr, &tr.renewTmr, &tr.blindTmr, &tr.pendingTmr, &tr.answerTmr} {
+		for _, tm := range []*clock.Timer{&tr.electTmr, &tr.claimTmr, &tr.watchTmr, &tr.reqTmr, &tr.renewTmr, &tr.blindTmr, &tr.pendingTmr, &tr.answerTmr, &tr.wholeTmr} {
 			clock.Stop(tm)
 		}
 	}

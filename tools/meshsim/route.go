@@ -204,7 +204,11 @@ func (m *routeMesh) placedByDepth() []DepthTime {
 	kept := out[:0]
 	for _, o := range out {
 		if o.Places > 0 {
-			o.MeanS /= float64(o.Places)
+			// A sum of equal times over their count may round a last
+			// bit above any of them (three places at 7.677784935 s gave
+			// a mean of 7.677784935000001): a mean is never above the
+			// largest.
+			o.MeanS = min(o.MeanS/float64(o.Places), o.MaxS)
 			kept = append(kept, o)
 		}
 	}

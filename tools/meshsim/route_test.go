@@ -138,8 +138,16 @@ func TestEveryKindOfGraph(t *testing.T) {
 		{"ring", RouteConfig{Nodes: 160, Topology: Ring, Degree: 4, Seed: 24}, nil},
 		{"clustered", RouteConfig{Nodes: 200, Topology: Clustered, Seed: 25}, nil},
 		{"hubs", RouteConfig{Nodes: 300, Topology: Hubs, Degree: 6, Trees: 2, Seed: 3}, func(r *RouteResult) error {
-			if r.MaxDegree <= 135 || r.Leased == 0 {
-				return fmt.Errorf("a gateway of degree %d, %d leased places: not the shape meant", r.MaxDegree, r.Leased)
+			// A gateway of more neighbours than a parent may take as
+			// children. Whether some node still holds a lease when the
+			// short steady window ends is timing: seeds 1 and 2 of this
+			// shape end with none on main too, and seed 3, 35 on main,
+			// ends with none since gateways broadcast their chains
+			// (h26cert: the full 15-minute runs of seeds 1–5 end with
+			// 8–41). Leases themselves are held by l3-route/route's
+			// lease tests.
+			if r.MaxDegree <= 135 {
+				return fmt.Errorf("a gateway of degree %d: not the shape meant", r.MaxDegree)
 			}
 			return nil
 		}},
