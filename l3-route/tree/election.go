@@ -13,7 +13,6 @@ import (
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
 )
@@ -816,9 +815,7 @@ func (tr *tree) sendAnswers() {
 		}
 	}
 	for _, l := range links {
-		t.stats.MsgsSent++
-		t.stats.BytesSent += uint64(len(msg))
-		t.b.Broadcast(AppID, bytes.Clone(msg), &node.SendOptions{Links: []int{l}})
+		t.broadcastOn(l, bytes.Clone(msg))
 	}
 }
 

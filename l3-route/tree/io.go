@@ -183,17 +183,21 @@ func (t *Trees) PeerChanged(p *peer.Peer, up bool) {
 	}
 }
 
-func (t *Trees) sendTo(ep peer.Endpoint, msg []byte) *node.Result {
+// count counts a message we send (Stats).
+func (t *Trees) count(msg []byte) {
 	t.stats.MsgsSent++
 	t.stats.BytesSent += uint64(len(msg))
+}
+
+func (t *Trees) sendTo(ep peer.Endpoint, msg []byte) *node.Result {
+	t.count(msg)
 	return t.b.Send(ep, AppID, bytes.Clone(msg), nil)
 }
 
 // sendReliableDone sends msg to ep and calls done with the hop's outcome
 // (nil once ep acked it).
 func (t *Trees) sendReliableDone(ep peer.Endpoint, msg []byte, done func(error)) {
-	t.stats.MsgsSent++
-	t.stats.BytesSent += uint64(len(msg))
+	t.count(msg)
 	t.b.Send(ep, AppID, bytes.Clone(msg), nil).OnDone(done)
 }
 
@@ -267,12 +271,18 @@ func (t *Trees) broadcastJittered(msg []byte) { t.broadcastAfter(0, 16, msg) }
 func (t *Trees) broadcastAfter(hold, spread int, msg []byte) {
 	m := bytes.Clone(msg)
 	for i := range t.b.Links() {
-		t.stats.MsgsSent++
-		t.stats.BytesSent += uint64(len(m))
+		t.count(m)
 		air := t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, len(m))
 		d := time.Duration(hold)*air + time.Duration(t.rng.Int64N(int64(time.Duration(spread)*air)+1))
 		t.clk.AfterFunc(d, func() { t.b.Broadcast(AppID, m, &node.SendOptions{Links: []int{i}}) })
 	}
+}
+
+// broadcastOn broadcasts msg (kept: the caller passes its own copy) on
+// link l now, and counts it.
+func (t *Trees) broadcastOn(l int, msg []byte) {
+	t.count(msg)
+	t.b.Broadcast(AppID, msg, &node.SendOptions{Links: []int{l}})
 }
 
 // sortedEndpoints returns m's keys in a fixed order: what a node does must

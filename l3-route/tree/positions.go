@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
@@ -577,9 +576,7 @@ func (tr *tree) notifyAll() {
 		tr.cur.chainSent = true
 		msg := appendNotify(t.buf[:0], &tr.cur.chain)
 		for i := range t.b.Links() {
-			t.stats.MsgsSent++
-			t.stats.BytesSent += uint64(len(msg))
-			t.b.Broadcast(AppID, bytes.Clone(msg), &node.SendOptions{Links: []int{i}})
+			t.broadcastOn(i, bytes.Clone(msg))
 		}
 	} else {
 		t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
