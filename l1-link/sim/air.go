@@ -200,7 +200,7 @@ func (m *Medium) put(tx *transmission) {
 func (m *Medium) finish(tx *transmission) {
 	m.mu.Lock()
 	nowT := m.clk.Now()
-	now := m.instant(nowT)
+	now := m.now() // nowT as an instant
 	r := tx.from
 	r.txing = nil
 	r.lastOwn = now

@@ -202,7 +202,7 @@ func (r *Radio) try() {
 		return
 	}
 	nowT := m.clk.Now()
-	now := m.instant(nowT)
+	now := m.now() // nowT as an instant
 	if d := m.phy.DCF; d != nil {
 		if r.senses(now) {
 			// Defensive: freeze should have stopped this attempt.
