@@ -444,7 +444,8 @@ func (m *Medium) sendAck(r *Radio, data *transmission) {
 	if d.AckRate != nil {
 		rate = d.AckRate(data.rate)
 	}
-	ack := &transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.add(d.AckAirtime(data.rate))}
+	ack := &r.ackBuf
+	*ack = transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.add(d.AckAirtime(data.rate))}
 	ack.alarm.Init(m.clk, ack)
 	m.stats.Acks++
 	m.put(ack)

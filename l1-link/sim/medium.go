@@ -315,6 +315,15 @@ type Radio struct {
 	lastSeq    map[*Radio]uint16
 	awakeTime  time.Duration
 	sinceAwake time.Time
+	// curBuf holds cur: a radio has one datagram in the MAC's hands at a
+	// time, and nothing reads a finished frame's state once its outcome
+	// is settled (settle, finish) and cur cleared; one allocated for each
+	// datagram was a twentieth of a route simulation's allocations.
+	curBuf macFrame
+	// ackBuf is r's ACK on the air: it sends one only while it sends
+	// nothing else (sendAck), and once the ACK has ended (finish) nothing
+	// holds it: its receptions are recycled and its alarm has fired.
+	ackBuf transmission
 }
 
 // macFrame is a datagram in the MAC's hands: its attempts so far and the
