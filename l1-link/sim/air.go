@@ -366,7 +366,7 @@ func (m *Medium) hear(rx *reception, nowT time.Time, now instant) bool {
 		return tx.dst != nil
 	}
 	m.stats.Deliveries++
-	f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: nowT}
+	f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: nowT, Slot: &rx.edge.slot}
 	if tx.from.pos != (Position{}) || to.pos != (Position{}) {
 		f.HasSignal = true
 		f.RSSI = rssi(tx.from.pos.Dist(to.pos))

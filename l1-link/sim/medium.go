@@ -265,6 +265,8 @@ type edge struct {
 	lastSeq uint16
 	seqSeen bool
 	dropped bool // taken off the medium: the receiver's map holds the filter
+	// slot is the far end's Frame.Slot for frames from this edge's radio.
+	slot link.Slot
 }
 
 // Radio is one node's radio on a medium; it is a link.Link.
