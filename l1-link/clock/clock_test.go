@@ -3,6 +3,7 @@ package clock
 import (
 	"cmp"
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -384,5 +385,41 @@ func TestVirtualTies(t *testing.T) {
 	c.RunFor(10 * time.Millisecond)
 	if !slices.Equal(got, []string{"early", "a", "c"}) {
 		t.Fatalf("ran %v, want [early a c]", got)
+	}
+}
+
+// TestKeyAfterAgainstTime: the queue key of Now()+d that keyAfter reads
+// off nowKey is the one time.Time arithmetic gives (Now().Add(d) less
+// the start, saturating), for clocks started with and without a
+// monotonic reading, at any time they stand at, for delays up to
+// MaxInt64; Elapsed and Start give Now back. Fails on a key that wraps
+// instead of saturating.
+func TestKeyAfterAgainstTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, start := range []time.Time{Epoch, time.Now(), Epoch.In(time.FixedZone("UTC+1", 3600))} {
+		c := NewVirtual(start)
+		for i := range 2000 {
+			step := time.Duration(rng.Int64N(int64(time.Hour)))
+			if i%100 == 99 {
+				step = time.Duration(rng.Int64N(math.MaxInt64 / 4))
+			}
+			c.AfterFunc(step, func() {})
+			c.Step()
+			e, ok := c.Elapsed()
+			if !ok || !c.Start().Add(e).Equal(c.Now()) || c.Now().Sub(c.Start()) != e {
+				t.Fatalf("Elapsed() = %v, %v at %v (start %v)", e, ok, c.Now(), c.Start())
+			}
+			for _, d := range []time.Duration{0, 1, step, time.Duration(rng.Int64N(math.MaxInt64)), math.MaxInt64 - e, math.MaxInt64 - e + 1, math.MaxInt64} {
+				if d < 0 {
+					continue
+				}
+				c.mu.Lock()
+				got, want := c.keyAfter(d), int64(c.now.Add(d).Sub(c.start))
+				c.mu.Unlock()
+				if got != want {
+					t.Fatalf("start %v, at +%v: keyAfter(%v) = %d, time.Time says %d", start, e, d, got, want)
+				}
+			}
+		}
 	}
 }

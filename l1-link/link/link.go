@@ -67,7 +67,20 @@ type Frame struct {
 	RSSI      int       // dBm
 	SNR       int       // dB
 	Channel   int       // radio channel, 0 if unknown
+	// Slot is the link's place for the receiver's note on this frame's
+	// sender (nil: the link keeps none): the same Slot comes with every
+	// frame from that sender to this receiver, and the link never reads
+	// it. The layer above may keep there what it looked up for the
+	// sender, to find it again without the look-up (l2-seq/node does).
+	Slot *Slot
 }
+
+// Slot is a place a link keeps for its receiver per sender it tells apart
+// (Frame.Slot). V is the receiver's; the link only hands it up. In the
+// simulator it is one per edge of the medium: a large mesh's frames found
+// their sender in the receiver's maps keyed by an interface (link.Addr),
+// a hashed look-up in memory the cache no longer held, on every frame.
+type Slot struct{ V any }
 
 // Info describes a link.
 type Info struct {

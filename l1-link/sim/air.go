@@ -200,7 +200,7 @@ func (m *Medium) put(tx *transmission) {
 func (m *Medium) finish(tx *transmission) {
 	m.mu.Lock()
 	nowT := m.clk.Now()
-	now := m.instant(nowT)
+	now := m.now() // nowT as an instant
 	r := tx.from
 	r.txing = nil
 	r.lastOwn = now
@@ -366,7 +366,7 @@ func (m *Medium) hear(rx *reception, nowT time.Time, now instant) bool {
 		return tx.dst != nil
 	}
 	m.stats.Deliveries++
-	f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: nowT}
+	f := link.Frame{Src: tx.from.addr, Broadcast: tx.dst == nil, Data: tx.data, Time: nowT, Slot: &rx.edge.slot}
 	if tx.from.pos != (Position{}) || to.pos != (Position{}) {
 		f.HasSignal = true
 		f.RSSI = rssi(tx.from.pos.Dist(to.pos))
@@ -444,7 +444,8 @@ func (m *Medium) sendAck(r *Radio, data *transmission) {
 	if d.AckRate != nil {
 		rate = d.AckRate(data.rate)
 	}
-	ack := &transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.add(d.AckAirtime(data.rate))}
+	ack := &r.ackBuf
+	*ack = transmission{from: r, dst: sender.addr, acks: data, rate: rate, start: now, end: now.add(d.AckAirtime(data.rate))}
 	ack.alarm.Init(m.clk, ack)
 	m.stats.Acks++
 	m.put(ack)

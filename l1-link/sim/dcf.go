@@ -55,7 +55,8 @@ func (r *Radio) take() bool {
 	q := r.queue[0]
 	r.queue[0] = queued{}
 	r.queue = r.queue[1:]
-	f := &macFrame{queued: q, seq: r.seq}
+	r.curBuf = macFrame{queued: q, seq: r.seq}
+	f := &r.curBuf
 	r.chainFor(f)
 	f.rate = f.first
 	r.seq = (r.seq + 1) & 0xfff
@@ -202,7 +203,7 @@ func (r *Radio) try() {
 		return
 	}
 	nowT := m.clk.Now()
-	now := m.instant(nowT)
+	now := m.now() // nowT as an instant
 	if d := m.phy.DCF; d != nil {
 		if r.senses(now) {
 			// Defensive: freeze should have stopped this attempt.

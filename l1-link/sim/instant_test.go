@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/mycelium-mesh/mycelium/l1-link/clock"
 )
 
 // TestInstantAgainstTime: the MAC's instants compare, add and subtract
@@ -34,4 +36,37 @@ func TestInstantAgainstTime(t *testing.T) {
 			t.Fatalf("timeAt(%d) = %v, want %v", a, m.timeAt(a), ta)
 		}
 	}
+}
+
+// TestNowAgainstClock: the medium's instant read off a virtual clock's
+// offset is the one clk.Now().Sub(t0) gives, for a medium made after the
+// clock moved, and after the clock was run to a time of another
+// location (where it falls back to Now).
+func TestNowAgainstClock(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	clk.RunFor(1234567 * time.Microsecond)
+	m := NewMedium(clk, PHY{}, 1)
+	if m.vclk == nil {
+		t.Fatal("a medium on a virtual clock reads no offset")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	check := func() {
+		t.Helper()
+		if got, want := m.now(), m.instant(clk.Now()); got != want {
+			t.Fatalf("at %v: now() = %d, want %d", clk.Now(), got, want)
+		}
+	}
+	for range 1000 {
+		clk.AfterFunc(time.Duration(rng.Int64N(int64(time.Second))), func() {})
+		clk.Step()
+		check()
+	}
+	clk.RunUntil(clk.Now().Add(time.Second).In(time.FixedZone("UTC+1", 3600)))
+	if _, ok := clk.Elapsed(); ok {
+		t.Fatal("a time of another location taken as the start plus an offset")
+	}
+	check()
+	clk.AfterFunc(time.Second, func() {})
+	clk.Step()
+	check()
 }

@@ -186,6 +186,7 @@ type Node struct {
 	epLast     peer.Endpoint
 	epLastHit  *endpoint
 	epLastMemo bool
+	epGen      uint64 // counts the changes of eps (epForget), for senderNote
 
 	apps       map[packet.AppID]Handler
 	checked    map[packet.AppID]CheckedHandler // apps that may refuse a Package (RegisterChecked)
@@ -453,8 +454,44 @@ func (n *Node) endpointAt(key peer.Endpoint) *endpoint {
 	return ep
 }
 
-// epForget drops endpointAt's memo: eps has changed.
-func (n *Node) epForget() { n.epLast, n.epLastHit, n.epLastMemo = peer.Endpoint{}, nil, false }
+// epForget drops endpointAt's memo, and the senders' notes: eps has
+// changed.
+func (n *Node) epForget() {
+	n.epLast, n.epLastHit, n.epLastMemo = peer.Endpoint{}, nil, false
+	n.epGen++
+}
+
+// senderNote is what a node keeps in a link's Frame.Slot for one sender:
+// its endpoint state and its peer as the node's maps gave them, good
+// while the maps have not changed since (epGen, the table's Hint).
+type senderNote struct {
+	t    *txLink
+	set  bool
+	key  peer.Endpoint
+	gen  uint64 // n.epGen when ep was looked up
+	ep   *endpoint
+	peer peer.Hint
+}
+
+// noteSender puts key's answers in endpointAt's and ByEndpoint's memos,
+// from the note the link keeps for the sender in s while it holds, and
+// refreshes the note. Each frame's processing asks both for its sender
+// first (the memos answer the rest): on a large mesh these two look-ups
+// of an interface-keyed map were a few per cent of the simulator's CPU;
+// the note, on the medium's edge the frame came by, is in the cache.
+func (n *Node) noteSender(t *txLink, key peer.Endpoint, s *link.Slot) {
+	note, _ := s.V.(*senderNote)
+	if note == nil || note.t != t {
+		note = &senderNote{t: t}
+		s.V = note
+	}
+	if note.set && note.gen == n.epGen && note.key == key {
+		n.epLast, n.epLastHit, n.epLastMemo = key, note.ep, true
+	} else {
+		note.ep, note.gen, note.key, note.set = n.endpointAt(key), n.epGen, key, true
+	}
+	n.peers.ByEndpointHint(key, &note.peer)
+}
 
 // endpointFor returns the state for (link, addr), creating it.
 func (n *Node) endpointFor(key peer.Endpoint) *endpoint {

@@ -23,6 +23,9 @@ func (n *Node) receive(t *txLink, f link.Frame) {
 	n.stats.PacketsRecv++
 	n.stats.BytesRecv += uint64(len(f.Data))
 	key := peer.Endpoint{Link: t.idx, Addr: f.Src}
+	if f.Slot != nil {
+		n.noteSender(t, key, f.Slot)
+	}
 	now := f.Time
 	if now.IsZero() {
 		now = n.clk.Now()

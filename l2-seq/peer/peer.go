@@ -86,6 +86,7 @@ type Table struct {
 	last     Endpoint
 	lastPeer *Peer
 	memo     bool
+	gen      uint64 // counts the changes of byEP (forget), for Hint
 }
 
 // NewTable returns an empty table.
@@ -109,8 +110,35 @@ func (t *Table) ByEndpoint(ep Endpoint) *Peer {
 	return p
 }
 
-// forget drops ByEndpoint's memo: byEP is about to change.
-func (t *Table) forget() { t.last, t.lastPeer, t.memo = Endpoint{}, nil, false }
+// forget drops ByEndpoint's memo, and every Hint: byEP is about to
+// change.
+func (t *Table) forget() {
+	t.last, t.lastPeer, t.memo = Endpoint{}, nil, false
+	t.gen++
+}
+
+// Hint is what a caller keeps of one endpoint's look-up, to repeat it
+// without the map (ByEndpointHint): a node keeps one per sender in the
+// link's Frame.Slot. The zero Hint holds nothing.
+type Hint struct {
+	t   *Table
+	gen uint64
+	ep  Endpoint
+	p   *Peer
+}
+
+// ByEndpointHint is ByEndpoint(ep), answered from h when h holds ep's
+// answer from this table and byEP has not changed since; otherwise looked
+// up, and h keeps the answer. Either way ByEndpoint's memo then holds ep.
+func (t *Table) ByEndpointHint(ep Endpoint, h *Hint) *Peer {
+	if h.t == t && h.gen == t.gen && h.ep == ep {
+		t.last, t.lastPeer, t.memo = ep, h.p, true
+		return h.p
+	}
+	p := t.ByEndpoint(ep)
+	*h = Hint{t: t, gen: t.gen, ep: ep, p: p}
+	return p
+}
 
 // Refresh adds the peer or refreshes it (timeout reset, endpoint added or
 // moved from another peer that claimed it: addresses are reassigned when a

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -126,5 +127,54 @@ func BenchmarkByEndpoint(b *testing.B) {
 			}
 		}
 		i++
+	}
+}
+
+// TestByEndpointHintAgainstMap: a Hint kept per endpoint answers as the
+// table's map does through random refreshes, moves, removals and
+// timeouts; each answer checked against byEP itself. Fails when a change
+// to byEP leaves an old Hint standing (say Remove without forget), or
+// when a Hint of one endpoint answers for another.
+func TestByEndpointHintAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	tb, other := NewTable(), NewTable()
+	now := time.Unix(0, 0)
+	eps := make([]Endpoint, 6)
+	for i := range eps {
+		eps[i] = Endpoint{Link: i % 2, Addr: espnow.MAC{2, 0, 0, 0, 0, byte(i)}}
+	}
+	hints := make([]Hint, len(eps))
+	var shared Hint // one hint asked for every endpoint in turn
+	for i := range 20000 {
+		ep := eps[rng.IntN(len(eps))]
+		id := identity.NodeID{byte(rng.IntN(4))}
+		switch rng.IntN(8) {
+		case 0:
+			tb.Refresh(id, ep, now)
+		case 1:
+			tb.Remove(id)
+		case 2:
+			tb.RemoveEndpoint(id, ep)
+		case 3:
+			if rng.IntN(8) == 0 {
+				tb.Tick()
+			}
+		case 4:
+			other.Refresh(id, ep, now)
+		}
+		k := rng.IntN(len(eps))
+		want := tb.byEP[eps[k]]
+		if got := tb.ByEndpointHint(eps[k], &hints[k]); got != want {
+			t.Fatalf("step %d: %v's hint answered %p, the map holds %p", i, eps[k], got, want)
+		}
+		if got := tb.ByEndpoint(eps[k]); got != want {
+			t.Fatalf("step %d: the memo after a hint answered %p, the map holds %p", i, got, want)
+		}
+		if got := tb.ByEndpointHint(eps[k], &shared); got != want {
+			t.Fatalf("step %d: the shared hint answered %p for %v, the map holds %p", i, got, eps[k], want)
+		}
+		if got := other.ByEndpointHint(eps[k], &hints[k]); got != other.byEP[eps[k]] {
+			t.Fatalf("step %d: another table's hint answered %p", i, got)
+		}
 	}
 }
