@@ -1,7 +1,6 @@
 package tree
 
 import (
-	"slices"
 	"testing"
 	"time"
 
@@ -9,7 +8,6 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/hop"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
-	"github.com/mycelium-mesh/mycelium/l3-route/cert"
 )
 
 // certMesh is a gateway g three levels deep (root–a–b–g) with leaves
@@ -17,17 +15,7 @@ import (
 // rooftop gateway's place in a hubs mesh, small.
 func certMesh(t *testing.T, leaves int, seed uint64) (m *mesh, g int, kids []int) {
 	n := 5 + leaves
-	ids := make([]int, n)
-	for i := range ids {
-		ids[i] = i
-	}
-	slices.SortFunc(ids, func(a, b int) int {
-		sa, sb := cert.Score(testIdentity(a, seed).Public(), 0), cert.Score(testIdentity(b, seed).Public(), 0)
-		if cert.Less(sa, sb) {
-			return -1
-		}
-		return 1
-	})
+	ids := byScore(n, seed)
 	// The best score in the middle of the line (a leaf is no candidate).
 	x, root, a, b := ids[n-1], ids[0], ids[1], ids[2]
 	g = ids[3]
@@ -115,12 +103,7 @@ func watchAirTo(m *mesh, g, to int, f func()) air {
 // place in it.
 func renew(t *testing.T, m *mesh) {
 	t.Helper()
-	root := -1
-	for i := range m.trees {
-		if p, ok := m.trees[i].Current(0); ok && p.Root {
-			root = i
-		}
-	}
+	root := m.rootNode(0)
 	cp := m.trees[0].Config().ClaimPeriod
 	m.clk.RunFor(MinTermPeriods * cp)
 	before, _ := m.trees[root].Current(0)
@@ -181,12 +164,7 @@ func certFallback(t *testing.T, seed uint64, cut time.Duration) {
 	m, g, kids := certMesh(t, 8, seed)
 	m.start()
 	m.waitConverged(10 * beaconPeriod)
-	root := -1
-	for i := range m.trees {
-		if p, ok := m.trees[i].Current(0); ok && p.Root {
-			root = i
-		}
-	}
+	root := m.rootNode(0)
 	cp := m.trees[0].Config().ClaimPeriod
 	m.clk.RunFor(MinTermPeriods * cp)
 	before, _ := m.trees[root].Current(0)

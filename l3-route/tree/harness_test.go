@@ -114,6 +114,18 @@ func (m *mesh) kill(i int) {
 	m.dead[i] = true
 }
 
+// rootNode is the node that holds the root's place in tree k's current
+// epoch (-1: none).
+func (m *mesh) rootNode(k int) int {
+	root := -1
+	for i := range m.trees {
+		if p, ok := m.trees[i].Current(k); ok && p.Root {
+			root = i
+		}
+	}
+	return root
+}
+
 // alive lists the live nodes.
 func (m *mesh) alive() []int {
 	var out []int

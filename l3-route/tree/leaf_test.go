@@ -105,14 +105,7 @@ func TestLeafRootYields(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run("", func(t *testing.T) {
 			// By score: the best is the leaf's, the second best g's.
-			ids := []int{0, 1, 2, 3}
-			slices.SortFunc(ids, func(a, b int) int {
-				sa, sb := cert.Score(testIdentity(a, seed).Public(), 0), cert.Score(testIdentity(b, seed).Public(), 0)
-				if cert.Less(sa, sb) {
-					return -1
-				}
-				return 1
-			})
+			ids := byScore(4, seed)
 			leaf, g, a, b := ids[0], ids[1], ids[2], ids[3]
 			m := newMesh(t, 4, [][2]int{{a, b}, {b, g}, {g, a}}, Config{Trees: 1, EpochPeriods: -1}, seed)
 			cp := m.trees[0].Config().ClaimPeriod
@@ -124,29 +117,7 @@ func TestLeafRootYields(t *testing.T) {
 			if rk, _ := m.trees[g].Root(0); m.index(rk) != leaf {
 				t.Fatalf("g follows %d, not the leaf %d", m.index(rk), leaf)
 			}
-			m.net.Disconnect("espnow", leaf, g)
-			m.net.Connect("espnow", leaf, g, sim.Independent(1), sim.Independent(0))
-			if _, ok := m.runUntil(6*cp, func() bool { rk, _ := m.trees[g].Root(0); return m.index(rk) == g }); !ok {
-				t.Fatalf("g never stood behind its silent leaf")
-			}
-			m.clk.RunFor(2 * cp)
-			if !m.trees[g].Renew(0) {
-				t.Fatalf("g is not the root")
-			}
-			m.clk.RunFor(cp)
-			m.net.Disconnect("espnow", leaf, g)
-			m.connect(leaf, g)
-			terms := m.trees[leaf].Stats().Terms
-			m.waitConverged(8 * cp)
-			for i := range 4 {
-				if rk, alive := m.trees[i].Root(0); !alive || m.index(rk) != g {
-					t.Errorf("node %d follows %d, not g (%d)", i, m.index(rk), g)
-				}
-			}
-			m.clk.RunFor(5 * cp)
-			if d := m.trees[leaf].Stats().Terms - terms; d > 0 {
-				t.Errorf("the leaf started %d terms", d)
-			}
+			yieldsAfterBurial(t, m, leaf, g, []int{g})
 		})
 	}
 }
@@ -180,33 +151,7 @@ func TestRootYields(t *testing.T) {
 				if rk, _ := m.trees[g].Root(0); m.index(rk) != r {
 					t.Fatalf("g follows %d, not the best, %d", m.index(rk), r)
 				}
-				for _, n := range nbrs {
-					m.net.Disconnect("espnow", r, n)
-					m.net.Connect("espnow", r, n, sim.Independent(1), sim.Independent(0))
-				}
-				if _, ok := m.runUntil(6*cp, func() bool { rk, _ := m.trees[g].Root(0); return m.index(rk) == g }); !ok {
-					t.Fatalf("g never stood behind its silent root")
-				}
-				m.clk.RunFor(2 * cp)
-				if !m.trees[g].Renew(0) {
-					t.Fatalf("g is not the root")
-				}
-				m.clk.RunFor(cp)
-				for _, n := range nbrs {
-					m.net.Disconnect("espnow", r, n)
-					m.connect(r, n)
-				}
-				terms := m.trees[r].Stats().Terms
-				m.waitConverged(8 * cp)
-				for i := range 4 {
-					if rk, alive := m.trees[i].Root(0); !alive || m.index(rk) != g {
-						t.Errorf("node %d follows %d, not g (%d)", i, m.index(rk), g)
-					}
-				}
-				m.clk.RunFor(5 * cp)
-				if d := m.trees[r].Stats().Terms - terms; d > 0 {
-					t.Errorf("the old root started %d terms", d)
-				}
+				yieldsAfterBurial(t, m, r, g, nbrs)
 			})
 		}
 	}
@@ -273,4 +218,41 @@ func byScore(n int, seed uint64) []int {
 		return 1
 	})
 	return ids
+}
+
+// yieldsAfterBurial plays the burial both yield tests share: the root r's
+// frames stop reaching its neighbours nbrs (theirs still reach it), so
+// they bury it and g, the second best, stands; g's next term (Renew)
+// pushes r's term out of every node's two epochs; then r is heard again.
+// Every node must follow g, and r start no term of its own.
+func yieldsAfterBurial(t *testing.T, m *mesh, r, g int, nbrs []int) {
+	t.Helper()
+	cp := m.trees[0].Config().ClaimPeriod
+	for _, n := range nbrs {
+		m.net.Disconnect("espnow", r, n)
+		m.net.Connect("espnow", r, n, sim.Independent(1), sim.Independent(0))
+	}
+	if _, ok := m.runUntil(6*cp, func() bool { rk, _ := m.trees[g].Root(0); return m.index(rk) == g }); !ok {
+		t.Fatalf("g never stood behind its silent root %d", r)
+	}
+	m.clk.RunFor(2 * cp)
+	if !m.trees[g].Renew(0) {
+		t.Fatalf("g is not the root")
+	}
+	m.clk.RunFor(cp)
+	for _, n := range nbrs {
+		m.net.Disconnect("espnow", r, n)
+		m.connect(r, n)
+	}
+	terms := m.trees[r].Stats().Terms
+	m.waitConverged(8 * cp)
+	for i := range m.trees {
+		if rk, alive := m.trees[i].Root(0); !alive || m.index(rk) != g {
+			t.Errorf("node %d follows %d, not g (%d)", i, m.index(rk), g)
+		}
+	}
+	m.clk.RunFor(5 * cp)
+	if d := m.trees[r].Stats().Terms - terms; d > 0 {
+		t.Errorf("the old root %d started %d terms", r, d)
+	}
 }
