@@ -336,7 +336,7 @@ func TestDissectorOnSimulatorCaptures(t *testing.T) {
 	// the trees' and the router's messages decoded by type.
 	want := map[string][]string{
 		"espnow.pcap": {"reassembled ok", "app mycelium-sim simulated traffic", "beacon 0x00", "beacon 0x01"},
-		"route.pcap": {"tree 0x00 root", "tree 0x0f", "tree 0x0d depth", "tree 0xf0 key", "tree 0xff status 0",
+		"route.pcap": {"tree 0x00 root", "tree 0x0f", "tree 0x0d depth", "tree 0xf0 key", "tree 0xff status 0", "tree 0xff status 6",
 			"route 0x05 hash", "route 0x10 node_id", "route 0x13", "app mycelium-sim route probe", "app Mycelium path", "path", "routed"},
 	}
 	for name, wantFacts := range want {

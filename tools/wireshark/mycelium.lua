@@ -197,6 +197,7 @@ local TREE_TYPES = {
 }
 local TREE_STATUS = {
 	[0] = "ok", [1] = "no position", [2] = "full", [3] = "too deep", [4] = "refused", [5] = "wait",
+	[6] = "certificate",
 }
 local ROUTE_TYPES = {
 	[0x01] = "receipt", [0x02] = "error", [0x03] = "signed receipt", [0x04] = "signed error", [0x05] = "signed receipt (nonce)", [0x10] = "register", [0x13] = "registered", [0x11] = "lookup",
@@ -325,6 +326,7 @@ local F = {
 	tr_index = ProtoField.uint8("mycelium.tree.index", "Index at the parent", base.DEC),
 	tr_key = ProtoField.bytes("mycelium.tree.key", "Key"),
 	tr_want = ProtoField.uint8("mycelium.tree.want", "Certificates wanted (0: all)", base.DEC),
+	tr_flags = ProtoField.uint8("mycelium.tree.flags", "Request flags (0x01: I hold your chain)", base.HEX),
 	tr_depth = ProtoField.uint8("mycelium.tree.depth", "Depth", base.DEC),
 	tr_status = ProtoField.uint8("mycelium.tree.status", "Status", base.DEC, TREE_STATUS),
 	tr_addr = ProtoField.string("mycelium.tree.address", "Address"),
@@ -529,6 +531,9 @@ local function dissectTree(r, t)
 		if not need(tt, r, 1, 34) then return "tree " .. name end
 		tt:add(F.tr_tree, r(1, 1)); tt:add(F.tr_ts, r(2, 1)); tt:add(F.tr_key, r(3, 32))
 		tree = r(1, 1):uint()
+		-- [ours] a flags byte may follow (certificate answers).
+		if r:len() >= 36 then tt:add(F.tr_flags, r(35, 1)) end
+		if r:len() > 36 then tt:add_proto_expert_info(E.message, "trailing bytes after the request") end
 	elseif typ == 0x0d then
 		if not need(tt, r, 1, 34 + CERT + 1) then return "tree " .. name end
 		tt:add(F.tr_tree, r(1, 1)); tt:add(F.tr_ts, r(2, 1)); tt:add(F.tr_key, r(3, 32))
@@ -538,7 +543,16 @@ local function dissectTree(r, t)
 	elseif typ == 0xff then
 		if not need(tt, r, 1, 1) then return "tree " .. name end
 		tt:add(F.tr_status, r(1, 1))
-		if r:len() > 2 then tree = dissectChain(r, 2, tt) end
+		if r(1, 1):uint() == 6 then
+			-- [ours] a certificate answer: tree, tree_state, the asker's certificate.
+			if not need(tt, r, 2, 2 + CERT) then return "tree " .. name end
+			tt:add(F.tr_tree, r(2, 1)); tt:add(F.tr_ts, r(3, 1))
+			dissectCert(r, 4, tt, 1)
+			tree = r(2, 1):uint()
+			if r:len() > 4 + CERT then tt:add_proto_expert_info(E.message, "trailing bytes after the certificate") end
+		elseif r:len() > 2 then
+			tree = dissectChain(r, 2, tt)
+		end
 	end
 	if tree then return string.format("tree %s (tree %d)", name, tree) end
 	return "tree " .. name
