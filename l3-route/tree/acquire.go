@@ -258,8 +258,8 @@ func (tr *tree) onRequest(from peer.Endpoint, ts uint8, child identity.NodeID, f
 		// the child's requests, re-sent every eighth of a claim period,
 		// each got a whole chain of its own. On clustered 1,000 seed 4 a
 		// relay between towns (5.5 % of its air) sent one child nine
-		// whole chains in 72 s, the first arriving 72 s after it was
-		// sent, the rest in the next 107 s (h27clust4). (Unless it
+		// whole chains in 72 s; the first to arrive came 72 s after the
+		// first was sent, four more in the next 107 s (h27clust4). (Unless it
 		// was the certificate alone and the asker now wants the whole
 		// chain: it could not complete it.)
 		return
