@@ -229,3 +229,53 @@ func certFallback(t *testing.T, seed uint64, cut time.Duration) {
 	m.waitConverged(5 * cp)
 	m.checkTree(0, m.alive())
 }
+
+// TestReaskedWhileAnswerOnItsWay: a child re-sends its request every
+// eighth of a claim period while its parent's answer, a whole chain of
+// several frames, waits in the parent's queue or is still being sent.
+// Each re-sent request got a whole chain of its own, queued behind the
+// first and slowing it further: on clustered 1,000 seed 4 a relay
+// between towns spent 5.5 % of its air so (h27clust4). A request that
+// comes while our answer to that child is still being sent is not
+// answered again; once the send has ended, it is.
+func TestReaskedWhileAnswerOnItsWay(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		m, g, kids := certMesh(t, 4, seed)
+		m.start()
+		m.waitConverged(10 * beaconPeriod)
+		gt := m.trees[g].trees[0]
+		kid := kids[0]
+		if gt.cur == nil {
+			t.Fatalf("seed %d: the gateway has no place", seed)
+		}
+		ts := gt.cur.pos.TreeState
+		ask := func() { gt.onRequest(m.ep(kid), ts, m.id(kid), 0, true) }
+		// The gateway's frames do not reach the child for 2 s: its first
+		// answer is still being sent when the child asks again.
+		cut := watchAirTo(m, g, kid, func() {
+			m.net.Disconnect("espnow", g, kid)
+			m.net.Connect("espnow", g, kid, sim.Independent(1), sim.Independent(0))
+			for range 4 {
+				ask()
+				m.clk.RunFor(500 * time.Millisecond)
+			}
+			m.net.Disconnect("espnow", g, kid)
+			m.connect(g, kid)
+			for a := gt.cur.answered[m.id(kid)]; a.sending; a = gt.cur.answered[m.id(kid)] {
+				m.clk.RunFor(10 * time.Millisecond)
+			}
+		})
+		// Once the send has ended, a request is answered again.
+		after := watchAirTo(m, g, kid, func() {
+			ask()
+			m.clk.RunFor(time.Second)
+		})
+		t.Logf("seed %d: %d answer frames while the first was on its way (%d again), %d after", seed, cut.answers, cut.again, after.answers)
+		if after.answers == 0 {
+			t.Errorf("seed %d: a request after the answer's send ended got no answer", seed)
+		}
+		if cut.answers > after.answers {
+			t.Errorf("seed %d: %d answer frames for four requests while the first answer was on its way (one answer is %d frames)", seed, cut.answers, after.answers)
+		}
+	}
+}

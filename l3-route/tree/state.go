@@ -29,11 +29,15 @@ type slot struct {
 	chainSent bool
 }
 
-// answer is our last answer to a child: when, and whether it was the
-// certificate alone.
+// answer is our last answer to a child: when, whether it was the
+// certificate alone, and whether the node is still sending it.
 type answer struct {
 	at       time.Time
 	certOnly bool
+	// sending: its send has not ended (acked, or given up). A whole chain
+	// is a sequence of several frames; behind a busy relay's queue it took
+	// tens of seconds, while the child asked again every few (h27clust4).
+	sending bool
 }
 
 // waiter is a request held until we have a place: the asker's key, and
