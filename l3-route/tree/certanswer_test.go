@@ -248,6 +248,9 @@ func TestReaskedWhileAnswerOnItsWay(t *testing.T) {
 		if gt.cur == nil {
 			t.Fatalf("seed %d: the gateway has no place", seed)
 		}
+		// Past the gateway's second chain broadcast (until then a child
+		// it gave its certificate alone gets no whole chain at all).
+		m.clk.RunFor(m.trees[g].chainAgainBy(m.ep(kid)))
 		ts := gt.cur.pos.TreeState
 		ask := func() { gt.onRequest(m.ep(kid), ts, m.id(kid), 0, true) }
 		// The gateway's frames do not reach the child for 2 s: its first
@@ -277,5 +280,195 @@ func TestReaskedWhileAnswerOnItsWay(t *testing.T) {
 		if cut.answers > after.answers {
 			t.Errorf("seed %d: %d answer frames for four requests while the first answer was on its way (one answer is %d frames)", seed, cut.answers, after.answers)
 		}
+	}
+}
+
+// TestCertChainMissedTwiceAsksOnSchedule: a child that got its
+// certificate alone and missed both of its parent's chain broadcasts asks
+// for the whole chain as soon as the second broadcast can no longer come
+// (chainAgainBy: the parent's schedule, about 3 s on ESP-NOW), not a third
+// of a claim period after the answer (6.7 s): on random 1,000 seed 2,
+// 331 of the cold start's 5,990 places went through that wait, and the
+// children held by each waited with it (h28rand). The old code fails
+// here: the child got its place 6.7 s after the certificate.
+func TestCertChainMissedTwiceAsksOnSchedule(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		m, g, kids := certMesh(t, 8, seed)
+		m.start()
+		m.waitConverged(10 * beaconPeriod)
+		root := m.rootNode(0)
+		cp := m.trees[0].Config().ClaimPeriod
+		m.clk.RunFor(MinTermPeriods * cp)
+		before, _ := m.trees[root].Current(0)
+		m.trees[root].Renew(0)
+		renewed := m.clk.Now()
+		gt := m.trees[g].trees[0]
+		var held []peer.Endpoint
+		for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
+			if m.clk.Now().Sub(renewed) > 10*cp {
+				t.Fatal("the gateway never took a place in the new term")
+			}
+			held = sortedEndpoints(gt.waiting)
+			m.clk.RunFor(100 * time.Microsecond)
+		}
+		placedAt := m.clk.Now()
+		lost := -1
+		for _, k := range kids {
+			if len(held) > 0 && m.ep(k) == held[0] {
+				lost = k
+			}
+		}
+		if lost < 0 || !gt.cur.chainSent {
+			t.Fatalf("seed %d: the gateway held no child's request, or did not broadcast its chain", seed)
+		}
+		lt := m.trees[lost].trees[0]
+		ts := gt.cur.pos.TreeState
+		placed := func() bool {
+			p, ok := m.trees[lost].Current(0)
+			return ok && p.TreeState == ts
+		}
+		// The gateway's notify frames (its chain broadcasts), when sent.
+		var notifyAt []time.Time
+		notifySeq := map[uint8]bool{}
+		var p packet.Packet
+		m.med.SetAttemptLog(func(at *sim.Attempt) {
+			if at.From != m.radios[g] || at.Dst != nil || packet.Decode(hop.Packet(at.Data), &p) != nil {
+				return
+			}
+			s := p.SchemaOf()
+			if s != nil && s.Sequenced() && p.PacketID != 0 {
+				if notifySeq[p.SeqID] {
+					notifyAt = append(notifyAt, m.clk.Now())
+				}
+				return
+			}
+			b := p.Body
+			if len(b) > packet.PackageOverhead && packet.AppID(b[:len(AppID)]) == AppID && b[packet.PackageOverhead] == MsgNotify {
+				notifyAt = append(notifyAt, m.clk.Now())
+				if s != nil && s.Sequenced() {
+					notifySeq[p.SeqID] = true
+				}
+			}
+		})
+		cut := func() {
+			m.net.Disconnect("espnow", g, lost)
+			m.net.Connect("espnow", g, lost, sim.Independent(1), sim.Independent(0))
+		}
+		mend := func() {
+			m.net.Disconnect("espnow", g, lost)
+			m.connect(g, lost)
+		}
+		// The first broadcast lost (its answer, sent again by the MAC,
+		// gets through after the cut).
+		cut()
+		m.clk.RunFor(50 * time.Millisecond)
+		mend()
+		for lt.certAns == nil && !placed() && m.clk.Now().Sub(placedAt) < time.Second {
+			m.clk.RunFor(time.Millisecond)
+		}
+		if lt.certAns == nil {
+			t.Fatalf("seed %d: the child never held a certificate without its parent's chain (the test tests nothing)", seed)
+		}
+		certAt := m.clk.Now()
+		// The second lost too: cut until the gateway has sent it (a notify
+		// a settle time or more after its place), and a little more.
+		cut()
+		settle := m.trees[lost].settle()
+		for {
+			n := len(notifyAt)
+			if n > 0 && notifyAt[n-1].Sub(placedAt) >= settle && m.clk.Now().Sub(notifyAt[n-1]) > 100*time.Millisecond {
+				break
+			}
+			if m.clk.Now().Sub(placedAt) > 2*notifyAgainSettles*settle {
+				t.Fatalf("seed %d: the gateway's second broadcast never went", seed)
+			}
+			m.clk.RunFor(time.Millisecond)
+		}
+		mend()
+		m.med.SetAttemptLog(nil)
+		if placed() {
+			t.Fatalf("seed %d: the child got its place though it missed both broadcasts", seed)
+		}
+		for !placed() && m.clk.Now().Sub(certAt) < cp {
+			m.clk.RunFor(10 * time.Millisecond)
+		}
+		took := m.clk.Now().Sub(certAt)
+		due := m.trees[lost].chainAgainBy(m.ep(g))
+		t.Logf("seed %d: the certificate at %v after the gateway's place, the second broadcast at %v; the child placed %v after the certificate (due %v)", seed, certAt.Sub(placedAt), notifyAt[len(notifyAt)-1].Sub(placedAt), took, due)
+		if !placed() {
+			t.Fatalf("seed %d: the child that missed both broadcasts never got its place", seed)
+		}
+		if took > due+time.Second {
+			t.Errorf("seed %d: the child got its place %v after its certificate; the second broadcast could come until %v", seed, took, due)
+		}
+		m.waitConverged(5 * cp)
+		m.checkTree(0, m.alive())
+	}
+}
+
+// TestWholeChainAskedBeforeSecondBroadcast: a child that got its
+// certificate alone asks for the whole chain (it missed the first chain
+// broadcast) while its parent's second broadcast has not gone yet: the
+// parent sends no whole chain, the broadcast brings it (behind a
+// gateway's queue of answers the second broadcast can leave later than
+// the child's wait, chainAgainBy, and each such child would cost the
+// gateway a whole chain). Once the broadcast has gone, the same request
+// gets the whole chain. On the old code the first request got a whole
+// chain too.
+func TestWholeChainAskedBeforeSecondBroadcast(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		m, g, kids := certMesh(t, 8, seed)
+		m.start()
+		m.waitConverged(10 * beaconPeriod)
+		root := m.rootNode(0)
+		cp := m.trees[0].Config().ClaimPeriod
+		m.clk.RunFor(MinTermPeriods * cp)
+		before, _ := m.trees[root].Current(0)
+		m.trees[root].Renew(0)
+		renewed := m.clk.Now()
+		gt := m.trees[g].trees[0]
+		for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
+			if m.clk.Now().Sub(renewed) > 10*cp {
+				t.Fatal("the gateway never took a place in the new term")
+			}
+			m.clk.RunFor(100 * time.Microsecond)
+		}
+		s := gt.cur
+		kid := -1
+		for _, k := range kids {
+			if a, ok := s.answered[m.id(k)]; ok && a.certOnly && kid < 0 {
+				kid = k
+			}
+		}
+		if !s.chainSent || kid < 0 {
+			t.Fatalf("seed %d: the gateway did not answer a held child with its certificate alone", seed)
+		}
+		for s.answered[m.id(kid)].sending {
+			m.clk.RunFor(time.Millisecond) // its certificate on its way
+		}
+		ask := func() { gt.onRequest(m.ep(kid), s.pos.TreeState, m.id(kid), 0, true) }
+		early := watchAirTo(m, g, kid, func() {
+			ask()
+			m.clk.RunFor(200 * time.Millisecond)
+		})
+		if !s.chainAgain {
+			t.Fatalf("seed %d: the second broadcast went within 200 ms (the test tests nothing)", seed)
+		}
+		for s.chainAgain && m.clk.Now().Sub(renewed) < 10*cp {
+			m.clk.RunFor(10 * time.Millisecond)
+		}
+		late := watchAirTo(m, g, kid, func() {
+			ask()
+			m.clk.RunFor(time.Second)
+		})
+		t.Logf("seed %d: %d answer frames before the second broadcast, %d after", seed, early.answers, late.answers)
+		if early.answers > 0 {
+			t.Errorf("seed %d: %d answer frames to a child asking for the whole chain before the second broadcast", seed, early.answers)
+		}
+		if late.answers < 3 {
+			t.Errorf("seed %d: %d answer frames to a child asking for the whole chain after the second broadcast, not a whole chain", seed, late.answers)
+		}
+		m.waitConverged(5 * cp)
+		m.checkTree(0, m.alive())
 	}
 }

@@ -268,13 +268,22 @@ func (t *Trees) broadcastJittered(msg []byte) { t.broadcastAfter(0, 16, msg) }
 
 // broadcastAfter broadcasts msg on every link after hold airtimes of it on
 // that link, and a random part of spread more.
-func (t *Trees) broadcastAfter(hold, spread int, msg []byte) {
+func (t *Trees) broadcastAfter(hold, spread int, msg []byte) { t.broadcastThen(hold, spread, msg, nil) }
+
+// broadcastThen is broadcastAfter, calling sent (if not nil) once for each
+// link when the broadcast's send there has ended.
+func (t *Trees) broadcastThen(hold, spread int, msg []byte, sent func()) {
 	m := bytes.Clone(msg)
 	for i := range t.b.Links() {
 		t.count(m)
 		air := t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, len(m))
 		d := time.Duration(hold)*air + time.Duration(t.rng.Int64N(int64(time.Duration(spread)*air)+1))
-		t.clk.AfterFunc(d, func() { t.b.Broadcast(AppID, m, &node.SendOptions{Links: []int{i}}) })
+		t.clk.AfterFunc(d, func() {
+			res := t.b.Broadcast(AppID, m, &node.SendOptions{Links: []int{i}})
+			if sent != nil {
+				res.OnDone(func(error) { sent() })
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
 	"github.com/mycelium-mesh/mycelium/l3-route/addr"
@@ -574,6 +575,7 @@ func (tr *tree) notifyAll() {
 		// first, at once (not jittered: their answers follow it in our
 		// queue). One that misses it asks for the whole chain.
 		tr.cur.chainSent = true
+		tr.cur.chainAgain = true
 		msg := appendNotify(t.buf[:0], &tr.cur.chain)
 		for i := range t.b.Links() {
 			t.broadcastOn(i, bytes.Clone(msg))
@@ -593,16 +595,46 @@ func (tr *tree) notifyAll() {
 	// asks for the whole chain (onCertAnswer); on hubs of 300 nodes a
 	// fifth to a third of a gateway's children missed the first, and
 	// each would have cost the chain in an answer of its own.
-	ts, term := tr.ts, tr.term
-	t.clk.AfterFunc(t.settle()+time.Duration(t.rng.Int64N(int64(2*t.settle()))), func() {
+	ts, term, s := tr.ts, tr.term, tr.cur
+	t.clk.AfterFunc(t.settle()+time.Duration(t.rng.Int64N(int64((notifyAgainSettles-1)*t.settle()))), func() {
 		if tr.cur != nil && tr.ts == ts && tr.term == term {
 			if tr.cur.chainSent && !tr.cur.pos.Root {
-				t.broadcastJittered(appendNotify(t.buf[:0], &tr.cur.chain))
+				// Not jittered again: the wait above spreads the
+				// neighbours' second broadcasts over two settle times
+				// already, and a child waiting for this one knows when
+				// it is due (chainAgainBy).
+				left := t.b.Links()
+				t.broadcastThen(0, 0, appendNotify(t.buf[:0], &tr.cur.chain), func() {
+					if left--; left == 0 {
+						s.chainAgain = false
+					}
+				})
 				return
 			}
 			t.broadcastJittered(appendPosition(t.buf[:0], &tr.cur.chain))
 		}
+		s.chainAgain = false
 	})
+}
+
+// notifyAgainSettles: notifyAll's second broadcast leaves within this many
+// settle times of the node's place (one, and a random part of the rest).
+const notifyAgainSettles = 3
+
+// chainAgainBy bounds how long after a node took its place its second
+// chain broadcast (notifyAll) takes to reach a neighbour, as far as the
+// neighbour can know: notifyAgainSettles settle times, the airtime of the
+// longest chain a broadcast can carry, and a round trip to from. A child
+// that got its certificate alone from from and lacks its chain waits this
+// long for it (onCertAnswer): the answer left when its parent took its
+// place, so this is all the chain can still be on its way; after it,
+// asking is the only way to get it.
+func (t *Trees) chainAgainBy(from peer.Endpoint) time.Duration {
+	var air time.Duration
+	for i := range t.b.Links() {
+		air = max(air, t.b.Airtime(peer.Endpoint{Link: i, Addr: link.Broadcast}, 1+cert.MaxChainSize))
+	}
+	return notifyAgainSettles*t.settle() + air + t.roundTrip(from)
 }
 
 // chainNotifyMin is the fewest held requests that make a node broadcast

@@ -27,6 +27,10 @@ type slot struct {
 	// (notifyAll), so the requests held for it are answered with the
 	// certificate alone (StatusCert).
 	chainSent bool
+	// chainAgain: our second broadcast of the chain (notifyAll) has not
+	// been sent yet; a child that got its certificate alone and asks for
+	// the whole chain meanwhile gets it from that broadcast.
+	chainAgain bool
 }
 
 // answer is our last answer to a child: when, whether it was the
