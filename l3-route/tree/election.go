@@ -303,7 +303,6 @@ func (tr *tree) adopt(c cert.Claim) {
 		tell = tr.takeGone(c.TreeState(), c.Term(), tell)
 	}
 	defer tr.tellAliased(tell, &c)
-	newest := tr.latest.Time // of the term we are leaving (see slot.newest)
 	tr.haveRoot = true
 	tr.root = ed25519.PublicKey(bytes.Clone(c.Root[:]))
 	tr.rootScore = c.Score()
@@ -325,16 +324,7 @@ func (tr *tree) adopt(c cert.Claim) {
 	// us two addresses in one epoch, and a neighbour that knew the first
 	// could route in circles.
 	restore := tr.prev != nil && tr.prev.term == c.Term()
-	// Or back to an epoch we left for good, at the place we kept (back):
-	// the same address, for the same reason.
-	var back *slot
-	if !restore {
-		back = tr.takeKept(c.Term())
-	}
 	leaving := tr.cur
-	if leaving != nil {
-		leaving.newest = newest
-	}
 	// The previous epoch is the last one in which we had a place others
 	// may still route by: an epoch we passed through without one (a
 	// rival's claim at an election, adopted before a better one came), or
@@ -352,9 +342,8 @@ func (tr *tree) adopt(c cert.Claim) {
 			tr.leaveSlot(old)
 			tr.prev = nil
 		}
-		tr.cur = back
+		tr.cur = nil
 	}
-	tr.dropKept(&c)
 	if leaving != nil && leaving.pos.TreeState != tr.ts {
 		tr.prev = leaving
 	} else if leaving != nil {
@@ -375,15 +364,6 @@ func (tr *tree) adopt(c cert.Claim) {
 	tr.upHops = 0
 	tr.heard = nil
 	tr.waiting = nil
-	if back != nil {
-		// The verifier forgot the epoch when we left it: our chain again,
-		// so that our children's certificates verify by our place. It
-		// verified when we took the place; this cannot fail but by a bug,
-		// and then a child sends its whole chain.
-		if _, err := t.v.Verify(&back.chain); err != nil {
-			t.stats.Rejected++
-		}
-	}
 	if restore {
 		tr.epochAt = t.clk.Now()
 		tr.pending = nil
@@ -392,7 +372,7 @@ func (tr *tree) adopt(c cert.Claim) {
 		tr.notifyAll()
 		return
 	}
-	if !tr.amRoot && back == nil {
+	if !tr.amRoot {
 		// Listen to the neighbours passing this claim on (and to rival
 		// claims, at a cold start), then pick the closest to the root.
 		// Jittered: neighbours that heard the claim from one broadcast
@@ -423,10 +403,6 @@ func (tr *tree) adopt(c cert.Claim) {
 		}
 	}
 	tr.changed()
-	if back != nil {
-		tr.notifyAll() // the neighbours dropped our place when we left
-		return
-	}
 	tr.acquire()
 }
 
@@ -458,7 +434,6 @@ func (tr *tree) leave(term cert.Term) {
 // place (the loop check's error) 0.6 s later. takeGone tells them then.
 func (tr *tree) leaveSlot(s *slot) {
 	tr.leave(s.term)
-	tr.keep(s)
 	ts := s.pos.TreeState
 	tr.gone = slices.DeleteFunc(tr.gone, func(g goneEpoch) bool { return g.ts == ts })
 	var eps []peer.Endpoint
@@ -494,83 +469,6 @@ func (tr *tree) takeGone(ts uint8, term cert.Term, tell []peer.Endpoint) []peer.
 		break
 	}
 	return tell
-}
-
-// maxKept bounds the places kept in epochs left for good (keep).
-const maxKept = 2
-
-// keep keeps s, our place in an epoch we leave for good, if the epoch is
-// another root's, so that we may take it back (back) [ours]. Of more than
-// maxKept, the places under the worst roots go: only a root better than
-// the one we follow is ever taken back.
-func (tr *tree) keep(s *slot) {
-	if s.pos.Root || bytes.Equal(s.term.Root[:], tr.t.pk) {
-		return // our own term: nobody else signs its claims
-	}
-	if len(tr.kept) >= maxKept {
-		worst := 0
-		for i, k := range tr.kept {
-			if !cert.Less(cert.Score(k.term.Root[:], tr.k), cert.Score(tr.kept[worst].term.Root[:], tr.k)) {
-				worst = i // the worst root, and of equals the newest kept
-			}
-		}
-		if cert.Less(cert.Score(tr.kept[worst].term.Root[:], tr.k), cert.Score(s.term.Root[:], tr.k)) {
-			return // s's root is worse than every root we keep a place under
-		}
-		tr.kept = slices.Delete(tr.kept, worst, worst+1)
-	}
-	tr.kept = append(tr.kept, s)
-}
-
-// takeKept returns the place we kept in epoch term (nil if none), and
-// forgets it as kept and as left: we are entering the epoch again.
-func (tr *tree) takeKept(term cert.Term) *slot {
-	i := slices.IndexFunc(tr.kept, func(s *slot) bool { return s.term == term })
-	if i < 0 {
-		return nil
-	}
-	s := tr.kept[i]
-	tr.kept = slices.Delete(tr.kept, i, i+1)
-	tr.left = slices.DeleteFunc(tr.left, func(l cert.Term) bool { return l == term })
-	return s
-}
-
-// dropKept forgets the places kept in epochs that c's term makes
-// unreachable: another term of c's root (a root claims only its newest
-// term, and ours is now c's), or another term under c's tree_state byte
-// (two epochs under one byte cannot stand side by side; adopt).
-func (tr *tree) dropKept(c *cert.Claim) {
-	term, ts := c.Term(), c.TreeState()
-	tr.kept = slices.DeleteFunc(tr.kept, func(s *slot) bool {
-		return s.term != term && (s.term.Root == c.Root || s.pos.TreeState == ts)
-	})
-}
-
-// back reports whether c, a claim of an epoch we left for good, takes us
-// back into it, at the place we kept there [ours]. A node that buried a
-// live root (its claims lost on a lossy hop, a flood cut off) and went
-// through two terms since has left the root's term for good, and dropped
-// every claim of it until the root's next term: on clustered 1,000 nodes
-// (seed 2) a town stayed split off under a root of its own for 636 s
-// (h27clust2). It comes back when all of these hold:
-//   - we kept our place there (keep): a place taken anew would be a second
-//     address in one epoch, and a neighbour that knew the first could
-//     route in circles; the kept one is the address we had, still ours
-//     (a parent never gives a child's index to another in an epoch);
-//   - c is newer than the newest claim of that term we had (slot.newest):
-//     its root signed it after we left, so it was alive then (a late echo
-//     or a replay of what we had is not; a forgery does not verify; one
-//     stamped too old or in the future was refused before), and each
-//     return needs a newer claim than the last, so a dead root's last
-//     claims cannot bring it back over and over;
-//   - its root is another than ours (a root claims its newest term only)
-//     and better than ours, or ours is dead: the root we would pick anyway.
-func (tr *tree) back(c *cert.Claim) bool {
-	if tr.haveRoot && (bytes.Equal(tr.root, c.Root[:]) || !tr.rootDead && !cert.Less(c.Score(), tr.rootScore)) {
-		return false
-	}
-	i := slices.IndexFunc(tr.kept, func(s *slot) bool { return s.term == c.Term() })
-	return i >= 0 && c.Time > tr.kept[i].newest
 }
 
 // goneEpoch is an epoch left for good: its tree_state byte and term, and
@@ -769,7 +667,7 @@ func (tr *tree) onClaim(c cert.Claim, from *peer.Endpoint) {
 	if from != nil {
 		tr.claimedElsewhere(*from, &c)
 	}
-	if slices.Contains(tr.left, c.Term()) && !tr.back(&c) {
+	if slices.Contains(tr.left, c.Term()) {
 		return // an epoch we left for good (one whose place we gave up)
 	}
 	tr.buryOverdue()

@@ -185,7 +185,6 @@ func TestRootKeepsFollowedTerm(t *testing.T) {
 				t.Fatalf("g is not the root")
 			}
 			m.clk.RunFor(cp)
-			keepNoPlace(m, r)
 			m.net.Disconnect("espnow", r, g)
 			m.connect(r, g)
 			terms := m.trees[r].Stats().Terms
@@ -221,12 +220,12 @@ func byScore(n int, seed uint64) []int {
 	return ids
 }
 
-// buryAndRenew plays the burial the yield tests share: the root r's
+// yieldsAfterBurial plays the burial both yield tests share: the root r's
 // frames stop reaching its neighbours nbrs (theirs still reach it), so
 // they bury it and g, the second best, stands; g's next term (Renew)
-// pushes r's term out of every node's two epochs (they leave it for
-// good). r is not heard again yet.
-func buryAndRenew(t *testing.T, m *mesh, r, g int, nbrs []int) {
+// pushes r's term out of every node's two epochs; then r is heard again.
+// Every node must follow g, and r start no term of its own.
+func yieldsAfterBurial(t *testing.T, m *mesh, r, g int, nbrs []int) {
 	t.Helper()
 	cp := m.trees[0].Config().ClaimPeriod
 	for _, n := range nbrs {
@@ -241,38 +240,10 @@ func buryAndRenew(t *testing.T, m *mesh, r, g int, nbrs []int) {
 		t.Fatalf("g is not the root")
 	}
 	m.clk.RunFor(cp)
-}
-
-// hearAgain ends buryAndRenew's deafness: r's frames reach nbrs again.
-func hearAgain(m *mesh, r int, nbrs []int) {
 	for _, n := range nbrs {
 		m.net.Disconnect("espnow", r, n)
 		m.connect(r, n)
 	}
-}
-
-// keepNoPlace makes every node but r forget the places it kept in epochs
-// it left for good (keep), as a node that left r's term by another way
-// (a term under the same tree_state byte, or more better roots' places
-// than it keeps) has none: it cannot take r's term back (back), and only
-// r's yield (rootYields) mends the split.
-func keepNoPlace(m *mesh, r int) {
-	for i := range m.trees {
-		if i != r {
-			m.trees[i].trees[0].kept = nil
-		}
-	}
-}
-
-// yieldsAfterBurial: buryAndRenew, where the nodes that left r's term
-// keep no place in it (keepNoPlace); then r is heard again. Every node
-// must follow g, and r start no term of its own.
-func yieldsAfterBurial(t *testing.T, m *mesh, r, g int, nbrs []int) {
-	t.Helper()
-	cp := m.trees[0].Config().ClaimPeriod
-	buryAndRenew(t, m, r, g, nbrs)
-	keepNoPlace(m, r)
-	hearAgain(m, r, nbrs)
 	terms := m.trees[r].Stats().Terms
 	m.waitConverged(8 * cp)
 	for i := range m.trees {

@@ -456,7 +456,7 @@ func (tr *tree) onSuffix(from peer.Endpoint, m *message) {
 // our root's newest claim.
 func (tr *tree) onQuery(from peer.Endpoint, ts, want uint8) {
 	if want == wantClaim {
-		if tr.haveRoot && !tr.rootDead && (ts == tr.ts || tr.renewedFrom(ts)) {
+		if tr.haveRoot && !tr.rootDead && ts == tr.ts {
 			tr.t.sendTo(from, appendClaim(tr.t.buf[:0], &tr.latest, tr.distance()))
 			tr.pullFor(from)
 		}
@@ -477,20 +477,6 @@ func (tr *tree) onQuery(from peer.Endpoint, ts, want uint8) {
 		return
 	}
 	tr.t.sendTo(from, appendSuffix(tr.t.buf[:0], &s.chain, int(want)))
-}
-
-// renewedFrom reports whether ts is our previous epoch's, of the root we
-// follow now [ours]: a node asking for the claim there is one its new
-// term's flood missed, and our claim is the root's newest (the term it
-// asks about ended with our root's renewal). Answered, it takes the new
-// term (onClaim) in one acked round trip. Unanswered, the pull did not
-// cross a renewal: on clustered 1,000 nodes (seed 2) a relay asked its
-// parent ten times in 35 s after the root renewed, each time under the
-// old term's byte, got nothing, and its side of the mesh buried the live
-// root (h27clust2).
-func (tr *tree) renewedFrom(ts uint8) bool {
-	p := tr.prev
-	return p != nil && p.pos.TreeState == ts && bytes.Equal(p.term.Root[:], tr.root) && p.term.Start < tr.term
 }
 
 // queryMissing asks neighbours whose position in the current epoch we do

@@ -27,10 +27,6 @@ type slot struct {
 	// (notifyAll), so the requests held for it are answered with the
 	// certificate alone (StatusCert).
 	chainSent bool
-	// newest is the time of the newest claim of this term we had when it
-	// stopped being our current epoch (adopt): a claim of the term stamped
-	// later proves its root claimed it after we left (back).
-	newest int64
 }
 
 // answer is our last answer to a child: when, whether it was the
@@ -134,7 +130,6 @@ type tree struct {
 	termAt                               time.Time                    // when we started our current term as root
 	left                                 []cert.Term                  // epochs left for good, newest last (see leave)
 	gone                                 []goneEpoch                  // of those, the ones we held a place in, with our neighbours there (leaveSlot)
-	kept                                 []*slot                      // of those, our places in other roots' terms, to take back (back)
 	pullers                              map[peer.Endpoint]time.Time  // neighbours that asked for a newer claim than we had, and when (pull.go)
 	pulledAt                             time.Time                    // when we last asked our parent for one
 	heldSince                            time.Time                    // since when a leaf's election is held back (elect: behindOne)
