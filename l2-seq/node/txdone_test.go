@@ -109,3 +109,102 @@ func TestNoAckBacksOff(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAckHoldsTheHop: once the radio reports a frame to a neighbour
+// unacknowledged (after the MAC's own retries), nothing more goes to that
+// neighbour — not another send's first frame, not its retries — for a
+// wait that doubles with each lost frame in a row, while other neighbours
+// are served as before; the first frame acknowledged ends the wait. Each
+// send backing off on its own still let a node with a dozen sends for a
+// deaf gateway keep a dozen retry streams on its air (hubs, 300 nodes,
+// seed 10: the gateway heard nothing for two minutes).
+func TestNoAckHoldsTheHop(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	hl := &heldLink{info: link.Info{Name: "held", Addr: espnow.MAC{2, 0, 0, 0, 0, 1}, MTU: 250, Bitrate: 1_000_000, Schemas: link.SchemasESPNOW, Caps: link.CapBroadcast | link.CapUnicastAck, TxQueue: 8}}
+	n, err := New(Config{Clock: clk, Identity: identity.FromSeed([32]byte{7}), Links: []link.Link{hl}, BeaconPeriod: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	deaf, other := espnow.MAC{2, 0, 0, 0, 0, 0xa}, espnow.MAC{2, 0, 0, 0, 0, 0xb}
+	var sends []*Result
+	for i := range 12 {
+		sends = append(sends, n.SendTo(peer.Endpoint{Addr: deaf}, testApp, []byte{byte(i)}, nil))
+	}
+	clk.RunFor(100 * time.Microsecond)
+	// Every frame handed over goes unheard.
+	count := func(dst link.Addr, from int) int {
+		c := 0
+		for _, f := range hl.sent[from:] {
+			if f.dst == dst {
+				c++
+			}
+		}
+		return c
+	}
+	done := 0
+	fail := func() {
+		for ; done < len(hl.sent); done++ {
+			if hl.sent[done].dst == deaf {
+				hl.d.TxDone(hl.sent[done].tag, link.ErrNoAck)
+			}
+		}
+	}
+	fail()
+	first := count(deaf, 0)
+	if first == 0 {
+		t.Fatal("nothing handed over")
+	}
+	// For the next 4 ms (a full frame's airtime is 2.1 ms; a lost frame
+	// holds the hop for at least two) nothing goes to the deaf neighbour,
+	// though twelve sends wait; another neighbour's send goes at once.
+	mark := len(hl.sent)
+	ro := n.SendTo(peer.Endpoint{Addr: other}, testApp, []byte("elsewhere"), nil)
+	clk.RunFor(100 * time.Microsecond)
+	if count(other, mark) != 1 {
+		t.Fatalf("the other neighbour's send was not handed over")
+	}
+	for range 40 {
+		clk.RunFor(100 * time.Microsecond)
+		fail()
+	}
+	if got := count(deaf, mark); got != 0 {
+		t.Fatalf("%d frames to the deaf neighbour within 4 ms of a lost one, want 0", got)
+	}
+	// Over the next 30 s (the sends' whole life) the hop gets a frame at a
+	// time, each after a longer wait: a few frames, not every send's every
+	// retry.
+	mark = len(hl.sent)
+	for range 30_000 {
+		clk.RunFor(time.Millisecond)
+		fail()
+	}
+	t.Logf("handed over at first %d, then in 30 s %d", first, count(deaf, mark))
+	if got := count(deaf, mark); got > 24 {
+		t.Errorf("%d frames to the deaf neighbour in 30 s, want at most 24 (each send backing off alone: 48)", got)
+	}
+	// The neighbour hears again: the first frame acknowledged ends the
+	// hold, and the next send goes at once.
+	_ = ro
+	mark = len(hl.sent)
+	r := n.SendTo(peer.Endpoint{Addr: deaf}, testApp, []byte("again"), nil)
+	for range 10_000 {
+		clk.RunFor(time.Millisecond)
+		if count(deaf, mark) > 0 {
+			break
+		}
+	}
+	if count(deaf, mark) == 0 {
+		t.Fatal("nothing handed over for the neighbour's next send")
+	}
+	at := len(hl.sent)
+	hl.d.TxDone(hl.sent[at-1].tag, nil)
+	done = at
+	r2 := n.SendTo(peer.Endpoint{Addr: deaf}, testApp, []byte("and again"), nil)
+	clk.RunFor(100 * time.Microsecond)
+	if count(deaf, at) != 1 {
+		t.Fatalf("after an acknowledged frame, the next send waited (%d handed over)", count(deaf, at))
+	}
+	_, _ = r, r2
+	_ = sends
+}
