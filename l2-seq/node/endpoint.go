@@ -135,30 +135,30 @@ func (ep *endpoint) blockedUntil(now time.Time) time.Time {
 	if ep.wake != nil {
 		return now.Add(ep.tl.airMTU) // waking up: RNS frames go as control
 	}
-	w := ep.notBefore
-	if ep.lostUntil.After(w) {
-		w = ep.lostUntil
-	}
-	if w.After(now) {
-		return w
+	if ep.notBefore.After(now) {
+		return ep.notBefore
 	}
 	return time.Time{}
 }
 
 // hopLost answers a unicast frame to ep that the radio reports
-// unacknowledged after the MAC's own retries (link.ErrNoAck): nothing more
-// goes to ep — no send's retry, no new send, no sequence's frame — for a
-// wait that doubles with each such frame in a row (from two airtimes of a
-// full frame, at most giveUp/8, jittered by up to half), until a frame is
-// acknowledged again (hopAcked). Each send backing off on its own
-// (outSingle.sent) is not enough: a neighbour with a dozen sends for one
-// deaf hop sent a dozen retry streams, each frame of them up to seven
-// times on the air. Around a rooftop gateway of 233 hidden neighbours
-// (hubs, 300 nodes, seed 10) their unacknowledged queries, requests and
-// registrations were about 2,200 frames a second, six in seven of them
-// MAC retries; the gateway heard nothing (each frame collided), so acked
-// nothing, so every sender sent again. The hop, not the send, is what
-// fails there; the backoff is the hop's.
+// unacknowledged after the MAC's own retries (link.ErrNoAck): the hop is
+// held for a wait that doubles with each such frame in a row (from two
+// airtimes of a full frame, at most giveUp/8, jittered by up to half),
+// until a frame is acknowledged again (hopAcked), and the retry of every
+// single send lost meanwhile waits it out on top of its own backoff
+// (outSingle.sent). Each send backing off on its own is not enough: a
+// neighbour with a dozen sends for one deaf hop kept a dozen retry
+// streams, each frame of them up to seven times on the air. Around a
+// rooftop gateway of 233 hidden neighbours (hubs, 300 nodes, seed 10)
+// their unacknowledged queries, requests and registrations were about
+// 2,200 frames a second, six in seven of them MAC retries; the gateway
+// heard nothing (each frame collided), so acked nothing, so every sender
+// sent again. The hop, not the send, is what fails there; the backoff is
+// the hop's. A new send's first frame, and a sequence's, are not held:
+// holding every frame to the hop (the first version) left a gateway's
+// children giving it up as silent after a renewal, 95–155 times a minute
+// against main's 9–13 (hubs seed 15, docs/routing-notes.md h28gw).
 func (ep *endpoint) hopLost() {
 	ep.lostRun++
 	t := ep.tl
@@ -167,11 +167,10 @@ func (ep *endpoint) hopLost() {
 	ep.lostUntil = ep.n.clk.Now().Add(hold)
 }
 
-// giveUpHeld ends the sequences to ep that have made no progress for
-// giveUp while the hop held them: a sequence counts its time without
-// progress only at its asks (outSeq.givenUp), and one whose frames the
-// hold spaces out reaches its ask late (a 50,000-byte Package to a
-// neighbour gone: two minutes instead of giveUp).
+// giveUpHeld ends, at a lost frame, the sequences to ep that have made
+// no progress for giveUp, rather than at their next ask (outSeq.givenUp
+// looks only there): a sequence to a hop that acknowledges nothing is
+// over, and its next frames would only add to the hop's air.
 func (ep *endpoint) giveUpHeld() {
 	for _, s := range slices.Clone(ep.out) {
 		if s.started && !s.finished {
