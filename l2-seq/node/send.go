@@ -353,6 +353,20 @@ func (o *outSingle) sent(err error) {
 		wait = min(wait, o.ep.tl.giveUp/8)
 	}
 	wait += time.Duration(n.rng.Int64N(int64(wait + o.ep.tl.airMTU)))
+	// And behind the hop's own hold (endpoint.hopLost): the other sends
+	// to it are failing too. (The later of the two alone was not enough:
+	// hubs seed 10 collapsed as on main.) But a send to one of our peers
+	// keeps a last try just before giveUp, if the hold is over by then: a
+	// send into an outage shorter than giveUp still gets a try after it
+	// (TestOutageShorterThanGiveUp).
+	if h := o.ep.lostUntil.Sub(n.clk.Now()); h > 0 {
+		wait += h
+		if o.ep.peerFull() {
+			if last := o.first.Add(o.ep.tl.giveUp).Sub(n.clk.Now()) - o.ep.tl.airMTU; wait > last {
+				wait = max(last, h)
+			}
+		}
+	}
 	o.timer = n.clk.AfterFunc(wait, func() {
 		if o.done {
 			return

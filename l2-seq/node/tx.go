@@ -132,15 +132,22 @@ func (t *txLink) TxDone(tag link.Tag, err error) {
 	t.inflt = slices.Delete(t.inflt, i, i+1)
 	if errors.Is(err, link.ErrNoAck) {
 		t.n.stats.NoAcks++
+		if ep != nil {
+			ep.hopLost()
+		}
 	}
 	if err == nil && ep != nil && t.info.Caps&link.CapUnicastAck != 0 {
 		// The radio's ACK: the frame reached the neighbour.
 		if p := t.n.peers.ByEndpoint(ep.key); p != nil {
 			p.LastAcked = t.n.clk.Now()
 		}
+		ep.hopAcked()
 	}
 	if cb != nil {
 		cb(err)
+	}
+	if ep != nil && errors.Is(err, link.ErrNoAck) {
+		ep.giveUpHeld()
 	}
 	t.pump()
 }

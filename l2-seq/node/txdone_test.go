@@ -109,3 +109,97 @@ func TestNoAckBacksOff(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAckHoldsTheHop: once the radio reports frames to a neighbour
+// unacknowledged (after the MAC's own retries), the retries of every send
+// to that neighbour wait out one wait of the hop's, which doubles with
+// each lost frame in a row, while a new send's first frame and other
+// neighbours' sends go as before; the first frame acknowledged ends the
+// wait. Each send backing off on its own let a node with a dozen sends
+// for a deaf gateway keep a dozen retry streams on its air, each started
+// a few milliseconds after its loss (hubs, 300 nodes, seed 10: the
+// gateway heard nothing for two minutes).
+func TestNoAckHoldsTheHop(t *testing.T) {
+	clk := clock.NewVirtual(time.Time{})
+	hl := &heldLink{info: link.Info{Name: "held", Addr: espnow.MAC{2, 0, 0, 0, 0, 1}, MTU: 250, Bitrate: 1_000_000, Schemas: link.SchemasESPNOW, Caps: link.CapBroadcast | link.CapUnicastAck, TxQueue: 8}}
+	n, err := New(Config{Clock: clk, Identity: identity.FromSeed([32]byte{7}), Links: []link.Link{hl}, BeaconPeriod: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	deaf, other := espnow.MAC{2, 0, 0, 0, 0, 0xa}, espnow.MAC{2, 0, 0, 0, 0, 0xb}
+	count := func(dst link.Addr, from int) int {
+		c := 0
+		for _, f := range hl.sent[from:] {
+			if f.dst == dst {
+				c++
+			}
+		}
+		return c
+	}
+	done := 0
+	fail := func() {
+		for ; done < len(hl.sent); done++ {
+			if hl.sent[done].dst == deaf {
+				hl.d.TxDone(hl.sent[done].tag, link.ErrNoAck)
+			}
+		}
+	}
+	for i := range 12 {
+		n.SendTo(peer.Endpoint{Addr: deaf}, testApp, []byte{byte(i)}, nil)
+	}
+	clk.RunFor(100 * time.Microsecond)
+	fail()
+	if got := count(deaf, 0); got != 12 {
+		t.Fatalf("%d first frames handed over, want 12", got)
+	}
+	// A new send's first frame, and another neighbour's send, go at once;
+	// a retry waits out the hold the hop was under when its frame was
+	// lost (a few milliseconds for the first lost, giveUp/8 = 3.75 s from
+	// the eleventh lost in a row).
+	mark := len(hl.sent)
+	n.SendTo(peer.Endpoint{Addr: other}, testApp, []byte("elsewhere"), nil)
+	n.SendTo(peer.Endpoint{Addr: deaf}, testApp, []byte("new"), nil)
+	clk.RunFor(100 * time.Microsecond)
+	if count(other, mark) != 1 || count(deaf, mark) != 1 {
+		t.Fatalf("handed over %d to the other neighbour and %d first frames to the deaf one, want 1 and 1", count(other, mark), count(deaf, mark))
+	}
+	fail()
+	mark = len(hl.sent)
+	for range 3500 {
+		clk.RunFor(time.Millisecond)
+		fail()
+	}
+	// So within 3.5 s each of the 13 sends is retried at most once (the
+	// ones lost early, under a short hold), and then holds for seconds:
+	// each send backing off alone retried 26 times in that time here.
+	if got := count(deaf, mark); got > 13 {
+		t.Fatalf("%d retries to the deaf neighbour within 3.5 s of 13 frames lost in a row, want at most 13", got)
+	}
+	// The neighbour hears again: an acknowledged frame ends the hold, and
+	// a retry after a single loss waits milliseconds again, not seconds.
+	for range 10_000 {
+		clk.RunFor(time.Millisecond)
+		if count(deaf, mark) > 0 {
+			break
+		}
+	}
+	if count(deaf, mark) == 0 {
+		t.Fatal("no retry within 13.5 s")
+	}
+	at := len(hl.sent)
+	hl.d.TxDone(hl.sent[at-1].tag, nil)
+	done = at
+	n.SendTo(peer.Endpoint{Addr: deaf}, testApp, []byte("heard"), nil)
+	clk.RunFor(100 * time.Microsecond)
+	if count(deaf, at) != 1 {
+		t.Fatalf("%d frames handed over for a new send, want 1", count(deaf, at))
+	}
+	hl.d.TxDone(hl.sent[len(hl.sent)-1].tag, link.ErrNoAck)
+	done = len(hl.sent)
+	mark = len(hl.sent)
+	clk.RunFor(time.Second)
+	if count(deaf, mark) == 0 {
+		t.Fatal("after an acknowledged frame and one loss, no retry within a second")
+	}
+}
