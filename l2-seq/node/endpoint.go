@@ -27,8 +27,8 @@ type endpoint struct {
 	notBefore time.Time             // throttle pacing
 	lastTx    time.Time
 	// The hop's own backoff (hopLost): how many unicast frames in a row
-	// the radio reported unacknowledged, and until when nothing more
-	// goes here.
+	// the radio reported unacknowledged, and until when a lost single
+	// send's retry to it waits (outSingle.sent; first frames go as ever).
 	lostRun   int
 	lostUntil time.Time
 
