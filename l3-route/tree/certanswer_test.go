@@ -120,6 +120,36 @@ func renew(t *testing.T, m *mesh) {
 	m.checkTree(0, m.alive())
 }
 
+// renewAtGateway starts a new term at the root, as renew, and runs until
+// the gateway g takes its place in it (100 µs at a time, so that the
+// requests it held are seen just before). It returns when the term began
+// and which of kids had its request held first by g (-1 if none).
+func renewAtGateway(t *testing.T, m *mesh, g int, kids []int) (renewed time.Time, lost int) {
+	t.Helper()
+	root := m.rootNode(0)
+	cp := m.trees[0].Config().ClaimPeriod
+	m.clk.RunFor(MinTermPeriods * cp)
+	before, _ := m.trees[root].Current(0)
+	m.trees[root].Renew(0)
+	renewed = m.clk.Now()
+	gt := m.trees[g].trees[0]
+	var held []peer.Endpoint
+	for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
+		if m.clk.Now().Sub(renewed) > 10*cp {
+			t.Fatal("the gateway never took a place in the new term")
+		}
+		held = sortedEndpoints(gt.waiting)
+		m.clk.RunFor(100 * time.Microsecond)
+	}
+	lost = -1
+	for _, k := range kids {
+		if len(held) > 0 && m.ep(k) == held[0] {
+			lost = k
+		}
+	}
+	return renewed, lost
+}
+
 // TestRenewalAnswersCertificateAlone [ours]: a gateway several levels
 // deep answers the children it held in a renewal with each one's
 // certificate alone (StatusCert), its own chain broadcast once; on the
@@ -164,30 +194,12 @@ func certFallback(t *testing.T, seed uint64, cut time.Duration) {
 	m, g, kids := certMesh(t, 8, seed)
 	m.start()
 	m.waitConverged(10 * beaconPeriod)
-	root := m.rootNode(0)
 	cp := m.trees[0].Config().ClaimPeriod
-	m.clk.RunFor(MinTermPeriods * cp)
-	before, _ := m.trees[root].Current(0)
-	m.trees[root].Renew(0)
-	renewed := m.clk.Now()
 	gt := m.trees[g].trees[0]
 	// Until the gateway takes its place in the new term: then its frames
 	// (its chain broadcast, and its answer, which the node sends again)
 	// do not reach a child it held, for the cut.
-	var held []peer.Endpoint
-	for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
-		if m.clk.Now().Sub(renewed) > 10*cp {
-			t.Fatal("the gateway never took a place in the new term")
-		}
-		held = sortedEndpoints(gt.waiting)
-		m.clk.RunFor(100 * time.Microsecond)
-	}
-	lost := -1
-	for _, k := range kids {
-		if len(held) > 0 && m.ep(k) == held[0] {
-			lost = k
-		}
-	}
+	_, lost := renewAtGateway(t, m, g, kids)
 	if lost < 0 {
 		t.Fatalf("seed %d: the gateway held no child's request", seed)
 	}
@@ -296,28 +308,10 @@ func TestCertChainMissedTwiceAsksOnSchedule(t *testing.T) {
 		m, g, kids := certMesh(t, 8, seed)
 		m.start()
 		m.waitConverged(10 * beaconPeriod)
-		root := m.rootNode(0)
 		cp := m.trees[0].Config().ClaimPeriod
-		m.clk.RunFor(MinTermPeriods * cp)
-		before, _ := m.trees[root].Current(0)
-		m.trees[root].Renew(0)
-		renewed := m.clk.Now()
 		gt := m.trees[g].trees[0]
-		var held []peer.Endpoint
-		for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
-			if m.clk.Now().Sub(renewed) > 10*cp {
-				t.Fatal("the gateway never took a place in the new term")
-			}
-			held = sortedEndpoints(gt.waiting)
-			m.clk.RunFor(100 * time.Microsecond)
-		}
+		_, lost := renewAtGateway(t, m, g, kids)
 		placedAt := m.clk.Now()
-		lost := -1
-		for _, k := range kids {
-			if len(held) > 0 && m.ep(k) == held[0] {
-				lost = k
-			}
-		}
 		if lost < 0 || !gt.cur.chainSent {
 			t.Fatalf("seed %d: the gateway held no child's request, or did not broadcast its chain", seed)
 		}
@@ -420,19 +414,9 @@ func TestWholeChainAskedBeforeSecondBroadcast(t *testing.T) {
 		m, g, kids := certMesh(t, 8, seed)
 		m.start()
 		m.waitConverged(10 * beaconPeriod)
-		root := m.rootNode(0)
 		cp := m.trees[0].Config().ClaimPeriod
-		m.clk.RunFor(MinTermPeriods * cp)
-		before, _ := m.trees[root].Current(0)
-		m.trees[root].Renew(0)
-		renewed := m.clk.Now()
 		gt := m.trees[g].trees[0]
-		for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
-			if m.clk.Now().Sub(renewed) > 10*cp {
-				t.Fatal("the gateway never took a place in the new term")
-			}
-			m.clk.RunFor(100 * time.Microsecond)
-		}
+		renewed, _ := renewAtGateway(t, m, g, kids)
 		s := gt.cur
 		kid := -1
 		for _, k := range kids {
