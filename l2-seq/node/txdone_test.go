@@ -177,29 +177,36 @@ func TestNoAckHoldsTheHop(t *testing.T) {
 		t.Fatalf("%d retries to the deaf neighbour within 3.5 s of 13 frames lost in a row, want at most 13", got)
 	}
 	// The neighbour hears again: an acknowledged frame ends the hold, and
-	// a retry after a single loss waits milliseconds again, not seconds.
+	// the next loss holds it for milliseconds again, not seconds. (The
+	// frame acked must be one not yet completed: a second completion of a
+	// tag is ignored.)
+	ep := n.eps[peer.Endpoint{Addr: deaf}]
+	if ep == nil || !ep.lostUntil.After(clk.Now()) {
+		t.Fatal("the deaf neighbour is not held after 13 frames lost in a row")
+	}
 	for range 10_000 {
-		clk.RunFor(time.Millisecond)
-		if count(deaf, mark) > 0 {
+		if done < len(hl.sent) && hl.sent[len(hl.sent)-1].dst == deaf {
 			break
 		}
+		clk.RunFor(time.Millisecond)
 	}
-	if count(deaf, mark) == 0 {
-		t.Fatal("no retry within 13.5 s")
+	if done == len(hl.sent) {
+		t.Fatal("no retry to the deaf neighbour within 10 s")
 	}
-	at := len(hl.sent)
-	hl.d.TxDone(hl.sent[at-1].tag, nil)
-	done = at
+	stray := n.stats.StrayTxDone
+	hl.d.TxDone(hl.sent[len(hl.sent)-1].tag, nil)
+	done = len(hl.sent)
+	if n.stats.StrayTxDone != stray || ep.lostRun != 0 || !ep.lostUntil.IsZero() {
+		t.Fatalf("an acknowledged frame left the hop held (lost in a row %d, until %v; stray completions %d)", ep.lostRun, ep.lostUntil, n.stats.StrayTxDone-stray)
+	}
 	n.SendTo(peer.Endpoint{Addr: deaf}, testApp, []byte("heard"), nil)
 	clk.RunFor(100 * time.Microsecond)
-	if count(deaf, at) != 1 {
-		t.Fatalf("%d frames handed over for a new send, want 1", count(deaf, at))
+	if done == len(hl.sent) || hl.sent[len(hl.sent)-1].dst != deaf {
+		t.Fatal("a new send's first frame was not handed over at once")
 	}
 	hl.d.TxDone(hl.sent[len(hl.sent)-1].tag, link.ErrNoAck)
 	done = len(hl.sent)
-	mark = len(hl.sent)
-	clk.RunFor(time.Second)
-	if count(deaf, mark) == 0 {
-		t.Fatal("after an acknowledged frame and one loss, no retry within a second")
+	if h := ep.lostUntil.Sub(clk.Now()); ep.lostRun != 1 || h <= 0 || h > 10*time.Millisecond {
+		t.Fatalf("one loss after an acknowledged frame: lost in a row %d, held %v, want 1 and a few milliseconds", ep.lostRun, h)
 	}
 }
