@@ -12,7 +12,8 @@ import (
 
 // certMesh is a gateway g three levels deep (root–a–b–g) with leaves
 // children hanging on it alone, the root the node of the best score: a
-// rooftop gateway's place in a hubs mesh, small.
+// rooftop gateway's place in a hubs mesh, small; started, and run until
+// every node has its place.
 func certMesh(t *testing.T, leaves int, seed uint64) (m *mesh, g int, kids []int) {
 	n := 5 + leaves
 	ids := byScore(n, seed)
@@ -25,6 +26,8 @@ func certMesh(t *testing.T, leaves int, seed uint64) (m *mesh, g int, kids []int
 		edges = append(edges, [2]int{g, k})
 	}
 	m = newMesh(t, n, edges, Config{Trees: 1, EpochPeriods: -1}, seed)
+	m.start()
+	m.waitConverged(10 * beaconPeriod)
 	return m, g, kids
 }
 
@@ -161,8 +164,6 @@ func TestRenewalAnswersCertificateAlone(t *testing.T) {
 	const leaves = 16
 	for _, seed := range []uint64{1, 2, 3} {
 		m, g, kids := certMesh(t, leaves, seed)
-		m.start()
-		m.waitConverged(10 * beaconPeriod)
 		a := watchAir(m, g, func() { renew(t, m) })
 		t.Logf("seed %d: gateway %d: %d answer frames (%.1f a child), %d bytes (%.0f a child), %d notify frames, %d sent again", seed, g, a.answers, float64(a.answers)/leaves, a.answerBytes, float64(a.answerBytes)/leaves, a.notifies, a.again)
 		if a.notifies == 0 {
@@ -192,8 +193,6 @@ func TestCertAnswerWithoutChainFallsBack(t *testing.T) {
 
 func certFallback(t *testing.T, seed uint64, cut time.Duration) {
 	m, g, kids := certMesh(t, 8, seed)
-	m.start()
-	m.waitConverged(10 * beaconPeriod)
 	cp := m.trees[0].Config().ClaimPeriod
 	gt := m.trees[g].trees[0]
 	// Until the gateway takes its place in the new term: then its frames
@@ -253,8 +252,6 @@ func certFallback(t *testing.T, seed uint64, cut time.Duration) {
 func TestReaskedWhileAnswerOnItsWay(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		m, g, kids := certMesh(t, 4, seed)
-		m.start()
-		m.waitConverged(10 * beaconPeriod)
 		gt := m.trees[g].trees[0]
 		kid := kids[0]
 		if gt.cur == nil {
@@ -306,8 +303,6 @@ func TestReaskedWhileAnswerOnItsWay(t *testing.T) {
 func TestCertChainMissedTwiceAsksOnSchedule(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		m, g, kids := certMesh(t, 8, seed)
-		m.start()
-		m.waitConverged(10 * beaconPeriod)
 		cp := m.trees[0].Config().ClaimPeriod
 		gt := m.trees[g].trees[0]
 		_, lost := renewAtGateway(t, m, g, kids)
@@ -412,8 +407,6 @@ func TestCertChainMissedTwiceAsksOnSchedule(t *testing.T) {
 func TestWholeChainAskedBeforeSecondBroadcast(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		m, g, kids := certMesh(t, 8, seed)
-		m.start()
-		m.waitConverged(10 * beaconPeriod)
 		cp := m.trees[0].Config().ClaimPeriod
 		gt := m.trees[g].trees[0]
 		renewed, _ := renewAtGateway(t, m, g, kids)
