@@ -404,14 +404,29 @@ type cand struct {
 // (which ranks below every earlier one, so the bound still falls) goes on
 // at once. Only when every phase's way is down is one tried after all (a
 // busy neighbour's silence looks like a dead one's).
+//
+// A later phase in an epoch we are leaving (our place there is only our
+// previous one: the tree renewed) is no such way, though: its nodes drop
+// it as they take their new places, and the views of it that lead there
+// are stale, so greedy routing by it ends where a node has dropped it
+// ("no route"). A down neighbour we have heard since it failed us (alive,
+// its air busy) is taken before it; one not heard since (most likely
+// dead) after it. After --fail-root at 1,000 nodes (seed 1) a relay whose
+// parent in both trees the destination's record listed had failed a hop
+// 10 s before (a hub, heard 0.2 s before) sent every try of a pair into
+// the dead root's epoch, and each ended "no route" two hops on (h29fail).
 func (r *Router) pathNext(ph *pathHeader, mode bool, avoid []peer.Endpoint) (next tree.Neighbor, phase uint8, selfPot, nextPot uint64, ok bool) {
 	m := metric(mode)
-	var (
-		down                  tree.Neighbor
-		downPhase             uint8
-		downSelfPot, downNext uint64
-		haveDown              bool
-	)
+	// The fallbacks, best first: a down neighbour heard since, a live way
+	// in an epoch we are leaving, a down neighbour not heard since; the
+	// first phase's of each.
+	type way struct {
+		nb              tree.Neighbor
+		phase           uint8
+		selfPot, nextPt uint64
+		ok              bool
+	}
+	var fallback [3]way
 	for phase = ph.phase; int(phase) <= len(ph.dst); phase++ {
 		sp, has := r.selfPot(ph, phase, m)
 		if !has {
@@ -422,15 +437,28 @@ func (r *Router) pathNext(ph *pathHeader, mode bool, avoid []peer.Endpoint) (nex
 			q = sp // an earlier phase's bound ranks above every potential here
 		}
 		nb, np, found, isDown := r.bestBelow(ph, phase, m, q, avoid)
+		if !found {
+			continue
+		}
+		var rank int
 		switch {
-		case found && !isDown:
+		case isDown && r.heardSinceDown(nb.Via):
+			rank = 0
+		case isDown:
+			rank = 2
+		case phase > 0 && r.leaving(ph.dst[phase-1].TreeState):
+			rank = 1
+		default:
 			return nb, phase, sp, np, true
-		case found && !haveDown:
-			down, downPhase, downSelfPot, downNext, haveDown = nb, phase, sp, np, true
+		}
+		if !fallback[rank].ok {
+			fallback[rank] = way{nb, phase, sp, np, true}
 		}
 	}
-	if haveDown {
-		return down, downPhase, downSelfPot, downNext, true
+	for _, w := range fallback {
+		if w.ok {
+			return w.nb, w.phase, w.selfPot, w.nextPt, true
+		}
 	}
 	return tree.Neighbor{}, 0, 0, 0, false
 }

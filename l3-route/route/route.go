@@ -995,6 +995,31 @@ func (r *Router) isDown(ep peer.Endpoint) bool {
 	return true
 }
 
+// leaving reports whether our place in the epoch ts is our previous one
+// in its tree: the tree has a newer epoch (a new term), and the place is
+// kept only while the new one settles.
+func (r *Router) leaving(ts uint8) bool {
+	k := tree.TreeOf(ts)
+	p, ok := r.t.Previous(k)
+	if !ok || p.TreeState != ts {
+		return false
+	}
+	c, ok := r.t.Current(k)
+	return !ok || c.TreeState != ts
+}
+
+// heardSinceDown reports whether a neighbour that is down has been heard
+// since it failed a hop (and is not silent): alive, its air busy, rather
+// than gone.
+func (r *Router) heardSinceDown(ep peer.Endpoint) bool {
+	if r.t.Silent(ep) {
+		return false
+	}
+	p := r.b.PeerAt(ep)
+	at, ok := r.down[ep]
+	return p != nil && ok && p.LastRx.After(at)
+}
+
 // suspectFor is the least a neighbour that failed a hop is left out, heard
 // or not: a busy gateway heard all the time may still drop what we send it
 // (hidden neighbours of ours talk over its answers).
