@@ -616,10 +616,16 @@ func (r *Router) plainNext(self tree.Position, h node.RouteHeader, to addr.Long,
 		if from != nil && nb.Via == *from {
 			continue
 		}
+		k := m.RouteKey(nb.Addr, to)
+		if k >= bestKey && k >= suspectKey {
+			// No nearer than the best so far, whatever else holds of it:
+			// the look-ups below (SpeaksOurs: two maps keyed by endpoint)
+			// were most of this loop's time, for every neighbour.
+			continue
+		}
 		if !r.b.SpeaksOurs(nb.Via) || slices.Contains(avoid, nb.Via) {
 			continue
 		}
-		k := m.RouteKey(nb.Addr, to)
 		if r.isDown(nb.Via) {
 			if k < suspectKey {
 				suspect, suspectKey, foundSuspect = nb, k, true
