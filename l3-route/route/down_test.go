@@ -22,20 +22,7 @@ import (
 // periods later that failed mostly failed so.) A down neighbour is still
 // taken when no phase has a live one.
 func TestDownNeighbourLastOfAllPhases(t *testing.T) {
-	// A 4×4 grid, three trees.
-	var edges [][2]int
-	for i := range 16 {
-		if i%4 < 3 {
-			edges = append(edges, [2]int{i, i + 1})
-		}
-		if i < 12 {
-			edges = append(edges, [2]int{i, i + 4})
-		}
-	}
-	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: 3, EpochPeriods: -1}, 5)
-	me.start()
-	me.runUntilConverged(10 * time.Minute)
-	me.clk.RunFor(30 * time.Second) // neighbourhood lists exchanged
+	me := settledGrid(t, 3, 5)
 	later, checked := 0, 0
 	for s, r := range me.rts {
 		for d := range me.rts {
@@ -92,20 +79,7 @@ func TestDownNeighbourLastOfAllPhases(t *testing.T) {
 // periods on was so). The sender names a tree that is whole from where it
 // stands instead.
 func TestReceiptsAvoidABrokenTree(t *testing.T) {
-	// A 4×4 grid, two trees, no term ending by age.
-	var edges [][2]int
-	for i := range 16 {
-		if i%4 < 3 {
-			edges = append(edges, [2]int{i, i + 1})
-		}
-		if i < 12 {
-			edges = append(edges, [2]int{i, i + 4})
-		}
-	}
-	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 9)
-	me.start()
-	me.runUntilConverged(10 * time.Minute)
-	me.clk.RunFor(30 * time.Second)
+	me := settledGrid(t, 2, 9)
 	pos := func(i, k int) tree.Position { p, _ := me.trees[i].Current(k); return p }
 	under := func(a, b tree.Position) bool { // a is b or an ancestor of b
 		ca, cb := a.Addr.Coords(), b.Addr.Coords()
@@ -170,19 +144,7 @@ search:
 // by it dead-ends at the gap). The destination answers the second by all
 // of them: a path header, every tree, in phases.
 func TestRetryReceiptByEveryTree(t *testing.T) {
-	var edges [][2]int
-	for i := range 16 {
-		if i%4 < 3 {
-			edges = append(edges, [2]int{i, i + 1})
-		}
-		if i < 12 {
-			edges = append(edges, [2]int{i, i + 4})
-		}
-	}
-	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: 2, EpochPeriods: -1}, 9)
-	me.start()
-	me.runUntilConverged(10 * time.Minute)
-	me.clk.RunFor(30 * time.Second)
+	me := settledGrid(t, 2, 9)
 	s, d := 0, 15
 	var answers [][]TreeAddr
 	me.rts[d].Observe(func(h Hop) {
@@ -398,19 +360,7 @@ func registeredRing(t *testing.T) *tmesh {
 // epoch: h29fail.) A down neighbour not heard since still comes after the
 // leaving epoch's way, and a live way in a current epoch before both.
 func TestLeavingEpochAfterHeardDown(t *testing.T) {
-	var edges [][2]int
-	for i := range 16 {
-		if i%4 < 3 {
-			edges = append(edges, [2]int{i, i + 1})
-		}
-		if i < 12 {
-			edges = append(edges, [2]int{i, i + 4})
-		}
-	}
-	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: 3, EpochPeriods: -1}, 5)
-	me.start()
-	me.runUntilConverged(10 * time.Minute)
-	me.clk.RunFor(30 * time.Second)
+	me := settledGrid(t, 3, 5)
 	old := make([]tree.Position, len(me.trees))
 	for i, tr := range me.trees {
 		old[i], _ = tr.Current(2)
@@ -476,4 +426,25 @@ func TestLeavingEpochAfterHeardDown(t *testing.T) {
 	if leavingWays == 0 {
 		t.Fatal("no case where the live way was only in the epoch being left: the test checks nothing")
 	}
+}
+
+// settledGrid is a 4×4 grid of routers on the given number of trees (no
+// term ending by age), converged and run on until neighbourhood lists
+// have been exchanged.
+func settledGrid(t *testing.T, trees int, seed uint64) *tmesh {
+	t.Helper()
+	var edges [][2]int
+	for i := range 16 {
+		if i%4 < 3 {
+			edges = append(edges, [2]int{i, i + 1})
+		}
+		if i < 12 {
+			edges = append(edges, [2]int{i, i + 4})
+		}
+	}
+	me := newTMesh(t, 16, edges, 0, tree.Config{Trees: trees, EpochPeriods: -1}, seed)
+	me.start()
+	me.runUntilConverged(10 * time.Minute)
+	me.clk.RunFor(30 * time.Second)
+	return me
 }
