@@ -249,6 +249,9 @@ func (tr *tree) startTerm() {
 		term++
 	}
 	c := cert.NewClaim(t.id, tr.k, term, term)
+	if tr.amRoot {
+		t.stats.Renewals++
+	}
 	tr.amRoot = true
 	tr.termAt = t.clk.Now()
 	tr.acks = nil

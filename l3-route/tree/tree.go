@@ -110,6 +110,10 @@ type Stats struct {
 	Malformed            uint64
 	Epochs               uint64 // epochs entered
 	Terms                uint64 // terms started as root
+	// Renewals is the share of Terms a root started while it was already
+	// the tree's root (its periodic new term, or one asked for by Renew):
+	// Terms − Renewals are the terms of nodes that stood for root.
+	Renewals uint64
 }
 
 // Trees runs the K trees for one node. It reaches the node through the

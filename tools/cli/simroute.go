@@ -157,6 +157,9 @@ included) is written to a file: where a large mesh's time goes
 					}
 				}
 			}
+			if cmd.Flags().Changed("steady") && cfg.Steady == 0 {
+				return fmt.Errorf("--steady 0s: want %s..%s of mesh time", meshsim.FormatDuration(meshsim.MinSteady), meshsim.FormatDuration(meshsim.MaxSteady))
+			}
 			if mode != 0 && mode != 1 {
 				return fmt.Errorf("--mode %d: want 0 (tree distance) or 1 (common-prefix distance)", mode)
 			}
@@ -236,6 +239,7 @@ included) is written to a file: where a large mesh's time goes
 	f.StringVar(&rf.cfg.Graph, "graph", "", `read the graph from a file instead: one edge "i j" a line, nodes numbered from 0, # comments`)
 	f.IntVar(&mode, "mode", 0, "routing metric: 0 tree distance, 1 common-prefix distance")
 	f.StringSliceVar(&rf.cfg.Adversary, "adversary", nil, "attacks adversary nodes play once the trees converge: "+strings.Join(meshsim.AdversaryKinds, ", ")+" (comma-separated)")
+	f.DurationVar(&rf.cfg.Steady, "steady", 0, fmt.Sprintf("length of the quiet window measured after convergence, before the pairs are routed, %s..%s of mesh time (default: one epoch cycle, 15m on ESP-NOW, two weeks on LoRa); the trees renew every epoch cycle from their terms' starts (\"trees_term_s\"), so this places the routing window on a round of renewals or between two (\"routing_window\" reports the renewals it met)", meshsim.FormatDuration(meshsim.MinSteady), meshsim.FormatDuration(meshsim.MaxSteady)))
 	f.IntVar(&rf.cfg.Attempts, "attempts", 0, "sends per probe, each after a failure in the next best tree, 1..16 (default: the router's, 4; 1: no retry)")
 	f.IntVar(&rf.cfg.Adversaries, "adversaries", 0, "how many adversary nodes (1 to half the nodes; default 1 with --adversary)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of the table")
@@ -306,6 +310,8 @@ func printRouteTable(w io.Writer, r *meshsim.RouteResult) error {
 		p("converged\tthe trees after %.1f s of mesh time; %d names still not confirmed stored when the wait ended", *r.TreesS, r.NamesPending)
 	}
 	printProbes(p, "routes", &r.ProbeStats)
+	rw := r.Window
+	p("routed\tfrom %.1f s of mesh time, for %.1f s: %s of roots in it (%s started in all), %s entered", rw.StartS, rw.MeshS, plural(int(rw.Renewals), "renewal", "renewals"), plural(int(rw.Terms), "term", "terms"), plural(int(rw.Epochs), "epoch", "epochs"))
 	p("deepest\t%s", plural(r.MaxDepth, "level", "levels"))
 	p("addresses\t%d nibbles at most (32 fit the wire); %d places leased (no parent had room)", r.MaxNibbles, r.Leased)
 	air := func(name string, a *meshsim.AirStats) {

@@ -21,7 +21,7 @@ func TestSimRouteJSONAndSVG(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	for _, k := range []string{"nodes", "edges", "trees", "diameter", "converged_s", "converged_claim_periods", "delivered", "pairs", "delivery_ratio", "unreported", "attempts_mean", "stretch_mean", "stretch_p95", "stretch_p95_all_pairs", "steady", "forming", "repair", "loops", "wall_us_per_event"} {
+	for _, k := range []string{"nodes", "edges", "trees", "diameter", "converged_s", "converged_claim_periods", "delivered", "pairs", "delivery_ratio", "unreported", "attempts_mean", "stretch_mean", "stretch_p95", "stretch_p95_all_pairs", "steady", "forming", "repair", "loops", "wall_us_per_event", "routing_window"} {
 		if _, ok := r[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
@@ -122,11 +122,44 @@ func TestRouteBadFlags(t *testing.T) {
 		{"sim", "route", "--trees", "17"},
 		{"sim", "route", "--graph", "/nonexistent/graph"},
 		{"bench", "route", "--nodes", "1"},
+		{"sim", "route", "--steady", "0s"},
 		{"bench", "route", "--modes", "0,3", "--nodes", "10"},
 	} {
 		if _, _, st := run(args...); st == 0 {
 			t.Errorf("%v: status 0", args)
 		}
+	}
+}
+
+// --steady is range-checked with a message naming the flag and the range,
+// before anything runs; set, it places the routing window, which the JSON
+// and the table report.
+func TestSimRouteSteady(t *testing.T) {
+	for _, v := range []string{"0s", "-1m", "500ms", "745h", "soon"} {
+		_, stderr, st := run("sim", "route", "--nodes", "10", "--steady", v)
+		if st == 0 || !strings.Contains(stderr, "--steady") || (v != "soon" && !strings.Contains(stderr, "want 1s..744h of mesh time")) {
+			t.Errorf("--steady %s: status %d, %q", v, st, stderr)
+		}
+	}
+	out, stderr, st := run("sim", "route", "--nodes", "20", "--pairs", "10", "--steady", "100s", "--json")
+	if st != 0 {
+		t.Fatalf("status %d: %s", st, stderr)
+	}
+	var r struct {
+		Converged float64 `json:"converged_s"`
+		Window    struct {
+			StartS float64 `json:"start_s"`
+		} `json:"routing_window"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Window.StartS != r.Converged+100 {
+		t.Errorf("--steady 100s: routed from %v s, converged at %v s", r.Window.StartS, r.Converged)
+	}
+	out, _, _ = run("sim", "route", "--nodes", "20", "--pairs", "10", "--steady", "100s")
+	if !strings.Contains(out, "routed     from ") {
+		t.Errorf("table lacks the routing window:\n%s", out)
 	}
 }
 

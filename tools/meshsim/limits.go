@@ -255,6 +255,9 @@ func (c *RouteConfig) Validate() error {
 			return err
 		}
 	}
+	if c.Steady != 0 && (c.Steady < MinSteady || c.Steady > MaxSteady) {
+		return settingf("steady", c.Steady, "want %s..%s of mesh time", FormatDuration(MinSteady), FormatDuration(MaxSteady))
+	}
 	if math.IsNaN(c.Kill) || c.Kill < 0 || c.Kill > MaxKill {
 		return settingf("kill", c.Kill, "want a share of the nodes, 0..%g", MaxKill)
 	}
@@ -275,6 +278,15 @@ func (c *RouteConfig) Validate() error {
 	}
 	return checkProb("loss", c.Loss)
 }
+
+// MinSteady and MaxSteady bound a steady window set (--steady): a
+// second, and 31 days (LoRa's default window, an epoch cycle of two weeks,
+// fits twice; on ESP-NOW a day of mesh time costs about a hundred times
+// the default 15 minutes' CPU).
+const (
+	MinSteady = time.Second
+	MaxSteady = 31 * 24 * time.Hour
+)
 
 // MaxKill bounds --kill: half the nodes.
 const MaxKill = 0.5

@@ -54,7 +54,12 @@ type RouteConfig struct {
 	MaxConverge time.Duration
 	// Steady is the quiet window after convergence over which the steady
 	// traffic is measured (default: one epoch cycle, EpochPeriods claim
-	// periods, so that every tree renews its epoch once in it).
+	// periods, so that every tree renews its epoch once in it). The pairs
+	// are routed when it ends, so its length also decides whether routing
+	// meets a round of the trees' renewals (each tree renews every
+	// EpochPeriods claim periods from its term's start, TermsS):
+	// RouteResult.Window reports what fell in the routing window. Set, it
+	// is MinSteady..MaxSteady.
 	Steady time.Duration
 	// Progress, when set, is told the stage and how far through it the
 	// measurement is.
@@ -103,6 +108,9 @@ type RouteResult struct {
 	MaxDepth   int `json:"max_depth"`   // levels, the deepest place in any tree
 	MaxNibbles int `json:"max_nibbles"` // of the longest address (32 fit the wire)
 	Leased     int `json:"leased"`      // places that are leases (no parent had room)
+	// Window is when the pairs were routed (probes sent and their
+	// receipts awaited), and the trees' new terms in it.
+	Window RoutingWindow `json:"routing_window"`
 	// Steady is the air over the steady window (control only: no probes
 	// run in it); Forming from the cold start to convergence.
 	Steady  AirStats `json:"steady"`
@@ -150,6 +158,27 @@ type RouteResult struct {
 	SampleRoutes [][]int      `json:"-"` // the paths of the first delivered pairs (at most MaxSampleRoutes)
 	Stretches    []float64    `json:"-"` // every delivered pair's stretch in the main batch, sorted
 	AdversaryReport
+}
+
+// RoutingWindow is the stretch of mesh time in which the pairs were
+// routed: from the first probe sent to the last result (the stages
+// "routing" and "waiting for receipts"). A tree that starts a new term in
+// it moves every node to a new epoch while probes, their lookups and
+// receipts are on the way, so a table compares like with like only
+// between runs whose windows met as many terms.
+type RoutingWindow struct {
+	// StartS is when the first probe was sent (mesh seconds from the cold
+	// start), MeshS the window's length.
+	StartS float64 `json:"start_s"`
+	MeshS  float64 `json:"mesh_s"`
+	// Renewals is the roots' new terms in the window (their periodic
+	// renewals: tree.Stats.Renewals), Terms every term started in it, the
+	// renewals included (Terms − Renewals: nodes that stood for root, a
+	// root buried or an election raced), Epochs the epochs the nodes
+	// entered.
+	Renewals uint64 `json:"renewals"`
+	Terms    uint64 `json:"terms"`
+	Epochs   uint64 `json:"epochs"`
 }
 
 // DepthTime is the places of one depth, and how long after their term
@@ -424,7 +453,11 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	}
 
 	// The pairs.
+	at, t0 := m.clk.Now(), m.totals()
 	res.ProbeStats = m.probeBatch(rng, c.Pairs, m.probeGap(), m.probeWait(), "")
+	t1 := m.totals()
+	res.Window = RoutingWindow{StartS: at.Sub(start).Seconds(), MeshS: m.clk.Now().Sub(at).Seconds(),
+		Renewals: t1.renewals - t0.renewals, Terms: t1.terms - t0.terms, Epochs: t1.epochs - t0.epochs}
 	res.Stretches = m.batchStr
 	m.countHonest(res, m.batch)
 	m.stopAttacks()
@@ -710,9 +743,9 @@ func (m *routeMesh) endStage() {
 }
 
 // nodeTotals are counts summed over every node so far: the root terms
-// started and epochs entered, the routers' Packages originated and
+// started (and of them, the renewals by a root) and epochs entered, the routers' Packages originated and
 // forwarded.
-type nodeTotals struct{ terms, epochs, orig, fwd uint64 }
+type nodeTotals struct{ terms, renewals, epochs, orig, fwd uint64 }
 
 // totals sums the nodes' counts so far (a killed node's until its death:
 // kill closes its trees and router, their counts kept).
@@ -721,6 +754,7 @@ func (m *routeMesh) totals() (n nodeTotals) {
 		if t != nil {
 			s := t.Stats()
 			n.terms += s.Terms
+			n.renewals += s.Renewals
 			n.epochs += s.Epochs
 		}
 		if r := m.rts[i]; r != nil {

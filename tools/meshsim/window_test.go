@@ -1,0 +1,78 @@
+package meshsim
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+)
+
+// TestSteadyPlacesRouting: the steady window's length (RouteConfig.Steady,
+// --steady) decides when the pairs are routed, and RoutingWindow reports
+// the trees' renewals the routing met: a window ending a second before
+// tree 0's second renewal routes through it (at least that renewal, and
+// no node standing for root on this quiet mesh), where the default window,
+// set explicitly, gives the default run field for field. A hubs mesh
+// routed while its trees renewed lost a quarter of its pairs where the
+// default window, between two rounds, lost none (h29seed7): tables must
+// say which it was.
+func TestSteadyPlacesRouting(t *testing.T) {
+	base := RouteConfig{Nodes: 30, Pairs: 20, Seed: 3}
+	def, err := Route(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, cycle := *def.ConvergedS, float64(tree0Cycle)
+	if w := def.Window; w.StartS != conv+cycle || w.MeshS <= 0 || w.Terms < w.Renewals {
+		t.Errorf("default window %+v, converged at %v s", w, conv)
+	}
+	same := base
+	same.Steady = time.Duration(cycle) * time.Second
+	again, err := Route(same)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Window != def.Window || again.Delivered != def.Delivered || again.StretchMean != def.StretchMean || again.Steady.FramesPerNodeMin != def.Steady.FramesPerNodeMin {
+		t.Errorf("--steady of one epoch cycle: %+v, %d delivered; the default %+v, %d", again.Window, again.Delivered, def.Window, def.Delivered)
+	}
+	// Tree 0's second renewal: two cycles after its term began.
+	renew := *def.TermsS[0] + 2*cycle
+	on := base
+	on.Steady = time.Duration((renew - 1 - conv) * float64(time.Second))
+	r, err := Route(on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := r.Window
+	if math.Abs(w.StartS-(renew-1)) > 1e-6 || w.Renewals < 1 || w.Terms != w.Renewals || w.Epochs == 0 {
+		t.Errorf("window set a second before tree 0's renewal at %.1f s: %+v", renew, w)
+	}
+	if r.Loops != 0 {
+		t.Errorf("%d loops", r.Loops)
+	}
+}
+
+// tree0Cycle is the epoch cycle on ESP-NOW, in seconds: the default steady
+// window.
+const tree0Cycle = 900
+
+// TestSteadyOutOfRange: a steady window set outside MinSteady..MaxSteady
+// is refused as a setting, named as the flag, before anything runs.
+func TestSteadyOutOfRange(t *testing.T) {
+	for _, d := range []time.Duration{-time.Second, time.Millisecond, MinSteady - 1, MaxSteady + 1} {
+		c := RouteConfig{Nodes: 10, Topology: Random, Degree: 3, Pairs: 5, Steady: d}
+		var se *SettingError
+		if err := c.Validate(); !errors.As(err, &se) || se.Name != "steady" {
+			t.Errorf("steady %v: %v", d, err)
+		}
+		if _, err := Route(c); err == nil {
+			t.Errorf("steady %v: Route ran", d)
+		}
+	}
+	for _, d := range []time.Duration{0, MinSteady, MaxSteady} {
+		c := RouteConfig{Nodes: 10, Topology: Random, Degree: 3, Pairs: 5, Steady: d}
+		if err := c.Validate(); err != nil {
+			t.Errorf("steady %v: %v", d, err)
+		}
+	}
+}
