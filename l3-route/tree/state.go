@@ -90,6 +90,10 @@ type tree struct {
 	rootDead  bool
 	deadRoot  ed25519.PublicKey
 	deadTime  int64 // the time of the last claim we had from deadRoot
+	// deadTS is the tree_state byte of the term we buried last (hasDeadTS:
+	// we buried one): a new term of ours does not take it (startTerm).
+	deadTS    uint8
+	hasDeadTS bool
 	amRoot    bool
 
 	cur, prev *slot
