@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
+	"github.com/mycelium-mesh/mycelium/l3-route/addr"
 )
 
 // TestLostFloodsPulled: on a line whose every hop loses a third of its
@@ -45,5 +46,52 @@ func TestLostFloodsPulled(t *testing.T) {
 	if !m.allConverged(m.alive()) {
 		m.dump()
 		t.Error("the tree came apart")
+	}
+}
+
+// TestLeafDoesNotPull: a node with one neighbour, without a place and with
+// a request out, does not pull a lost flood from that neighbour: it can
+// only ask the node whose broadcast it lost, and on a hubs mesh that is
+// the gateway, whose crowd's air is what lost it. h29clust's placeless
+// pull (e56f486, not merged) had such nodes pull: on hubs 300 six trees
+// seed 7, 60 of its 62 placeless pullers were the gateway's one-neighbour
+// leaves, and 74 % of their hops failed (docs/routing-notes.md, h29seed7,
+// h30pull). A guard for any pull of nodes without a place.
+func TestLeafDoesNotPull(t *testing.T) {
+	const n = 8
+	m := newMesh(t, n, lineEdges(n), Config{Trees: 1, EpochPeriods: -1}, 7)
+	m.start()
+	m.waitConverged(10 * beaconPeriod)
+	r := m.rootNode(0)
+	mid, leaf, anchor := n-2, n-1, n-3
+	if r >= n/2 {
+		mid, leaf, anchor = 1, 0, 2
+	}
+	a := m.trees[anchor].trees[0]
+	a.cur.next = addr.MaxCoord + 1 // full: no new child
+	delete(a.cur.children, m.id(mid))
+	for _, i := range []int{mid, leaf} {
+		tr := m.trees[i].trees[0]
+		tr.cur, tr.pending = nil, nil
+		tr.changed()
+	}
+	for _, e := range [][2]int{{anchor, mid}, {mid, leaf}} {
+		m.net.Disconnect("espnow", e[0], e[1])
+		m.net.Connect("espnow", e[0], e[1], sim.Independent(0.5), sim.Independent(0.5))
+	}
+	lt := m.trees[leaf].trees[0]
+	cp := m.trees[0].Config().ClaimPeriod
+	asking := 0
+	for range 40 * 8 {
+		m.clk.RunFor(cp / 8)
+		if lt.cur == nil && lt.pending != nil {
+			asking++
+		}
+		if !lt.pulledAt.IsZero() {
+			t.Fatalf("the leaf, with no place and one neighbour, pulled from it at %v", lt.pulledAt)
+		}
+	}
+	if asking == 0 {
+		t.Fatal("the leaf never had a request out without a place: the test shows nothing")
 	}
 }
