@@ -253,7 +253,8 @@ func (tr *tree) startTerm() {
 	// term under the live term's byte; 140 nodes were in it, beside the
 	// 860 of the live one, when routing began 550 s later, and greedy
 	// routing by the byte crossed from one to the other: 163 of 1,000
-	// plain receipts ended "no route" at a namesake, stretch 1.068
+	// receipts lost on their first attempt ("no route" where the other
+	// term's coordinates lay, or taken by a namesake), stretch 1.068
 	// (h30term; with this rule, every receipt on the first attempt).
 	for range 4096 {
 		ts := cert.TreeState(t.pk, tr.k, term)
