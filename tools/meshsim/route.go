@@ -743,8 +743,8 @@ func (m *routeMesh) endStage() {
 }
 
 // nodeTotals are counts summed over every node so far: the root terms
-// started (and of them, the renewals by a root) and epochs entered, the routers' Packages originated and
-// forwarded.
+// started (and of them, the renewals by a root) and epochs entered, the
+// routers' Packages originated and forwarded.
 type nodeTotals struct{ terms, renewals, epochs, orig, fwd uint64 }
 
 // totals sums the nodes' counts so far (a killed node's until its death:

@@ -22,7 +22,10 @@ func TestSteadyPlacesRouting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv, cycle := *def.ConvergedS, float64(tree0Cycle)
+	// The default window: one epoch cycle of the link's profile (15
+	// minutes on ESP-NOW).
+	prof := base.profile()
+	conv, cycle := *def.ConvergedS, (time.Duration(prof.epochPeriods) * prof.claim).Seconds()
 	if w := def.Window; w.StartS != conv+cycle || w.MeshS <= 0 || w.Terms < w.Renewals {
 		t.Errorf("default window %+v, converged at %v s", w, conv)
 	}
@@ -51,10 +54,6 @@ func TestSteadyPlacesRouting(t *testing.T) {
 		t.Errorf("%d loops", r.Loops)
 	}
 }
-
-// tree0Cycle is the epoch cycle on ESP-NOW, in seconds: the default steady
-// window.
-const tree0Cycle = 900
 
 // TestSteadyOutOfRange: a steady window set outside MinSteady..MaxSteady
 // is refused as a setting, named as the flag, before anything runs.
