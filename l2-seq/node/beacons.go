@@ -75,6 +75,7 @@ func (n *Node) beaconBurst() {
 	}
 	n.clk.AfterFunc(time.Duration(longest)*BeaconSpacing, func() {
 		n.weighHearing()
+		n.armQuick()
 		for _, p := range n.peers.Tick() {
 			n.log.Debug("peer timed out", "peer", p.ID.Short())
 			n.forgetProofs(p)
@@ -217,6 +218,9 @@ func (n *Node) receiveBeacon(m Message) {
 	ep.lastSeen = now
 	if bm.Op == beacon.OpBeacon {
 		p.Heard++
+		if p.Counted {
+			n.quickHeard++
+		}
 	}
 	if isNew || (p.Full && !wasFull) {
 		n.peerEvent(p, true)

@@ -1,6 +1,11 @@
 package node
 
-import "github.com/mycelium-mesh/mycelium/l2-seq/peer"
+import (
+	"time"
+
+	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
+	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
+)
 
 // Hearing loss [ours]: a node in range of many neighbours that are hidden
 // from each other (a rooftop gateway) hears everything they send, and
@@ -86,3 +91,95 @@ func (n *Node) neighbourBusy() bool {
 // Busy reports whether we say in our beacons that we miss much of what
 // our neighbours send.
 func (n *Node) Busy() bool { return n.busy }
+
+// Quick weigh [ours]: the window above spans three beacon periods, and
+// the busy flag it sets goes out in the next burst, a period later: three
+// to four minutes from the first lost beacons to the neighbours' slowing.
+// A gateway's receiver collapses faster than that: on hubs routed during
+// a round of the trees' renewals (300 nodes, seed 10, a gateway of 233
+// neighbours) ~200 of them sent it 10–14 thousand frames every 10 s, 85 %
+// MAC retries, for four minutes; it said busy 60 s in and its neighbours
+// heard so only 120 s in (docs/routing-notes.md h32busy). A node that
+// expects many beacons in a slice of the period (a crowded one: only
+// there is the count large enough to mean something in ten seconds)
+// also weighs, every slice, the last whole period, and when it heard at
+// most busyOn of what it expected it says busy at once, in a burst sent
+// then, not at the next period; it clears so too (at busyOff: the same
+// hysteresis), or a spell set in a minute of formation held its crowd's
+// control traffic paced for minutes after. On hubs routed on the trees'
+// renewals the crowd was paced within seconds of the collapse, which
+// then lasted about half as long (h32busy). A node with fewer neighbours
+// never arms it (quickMin): the three-period window alone weighs there.
+
+// quickSlices is how many slices of a beacon period the quick weigh
+// ticks at: every 10 s at the 60 s period, each time over the last whole
+// period (a sliding window: every neighbour's burst falls once in any
+// period, whatever its phase, while one slice's count swung from a third
+// to twice its share on a quiet channel, the bursts bunched in phase).
+const quickSlices = 6
+
+// quickMin is the fewest beacons a period must be expected to bring for
+// the quick weigh to say anything: 90 neighbours sending bursts of four.
+// Only a crowded node gets its verdict this often with a count that means
+// something.
+const quickMin = 360
+
+// armQuick runs after each burst's weighHearing: it sums what the peers
+// counted now send in a period, and keeps the quick ticks going while
+// that is at least quickMin.
+func (n *Node) armQuick() {
+	n.quickExpect = 0
+	if n.cfg.BeaconPeriod <= 0 {
+		return
+	}
+	for _, p := range n.peers.All() {
+		if p.Counted && len(p.Endpoints) > 0 {
+			if l := p.Endpoints[0].Link; l < len(n.links) {
+				n.quickExpect += n.links[l].burstLen()
+			}
+		}
+	}
+	if n.quickExpect >= quickMin && !n.quickOn {
+		n.quickOn = true
+		n.quickFill = 0
+		n.clk.AfterFunc(n.cfg.BeaconPeriod/quickSlices, n.weighQuick)
+	}
+}
+
+// weighQuick closes a slice: what the counted peers' beacons brought over
+// the last quickSlices slices is weighed against a period's worth, and at
+// most busyOn of it says busy at once, in a burst sent now.
+func (n *Node) weighQuick() {
+	if n.closed || n.quickExpect < quickMin {
+		n.quickOn = false
+		return
+	}
+	n.clk.AfterFunc(n.cfg.BeaconPeriod/quickSlices, n.weighQuick)
+	n.quickRing[n.quickIdx] = n.quickHeard
+	n.quickIdx = (n.quickIdx + 1) % quickSlices
+	n.quickHeard = 0
+	if n.quickFill < quickSlices {
+		n.quickFill++
+		return
+	}
+	heard := 0
+	for _, h := range n.quickRing {
+		heard += h
+	}
+	f := float64(heard) / float64(n.quickExpect)
+	switch {
+	case !n.busy && f <= busyOn:
+		n.busy = true
+		n.stats.BusyWindows++
+		n.stats.QuickBusy++
+	case n.busy && f >= busyOff:
+		n.busy = false
+	default:
+		return
+	}
+	for _, t := range n.links {
+		for i := range t.burstLen() {
+			n.clk.AfterFunc(time.Duration(i)*BeaconSpacing, func() { n.SendBeacon(t.idx, beacon.OpBeacon) })
+		}
+	}
+}

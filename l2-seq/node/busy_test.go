@@ -104,3 +104,42 @@ func TestBusyBelievedOnlyWhenProven(t *testing.T) {
 		}
 	}
 }
+
+// A crowded hub's quick weigh says busy within a minute of its hearing
+// collapsing, and its neighbours hear so at once (a burst sent then), not
+// three to four minutes later as the three-period window alone; it says
+// clear again within a minute of hearing well.
+func TestQuickBusySaysSoWithinAMinute(t *testing.T) {
+	const leaves = 100 // 400 beacons a period: above quickMin
+	me := emptyMesh(t, phys.ESPNOW(), 7)
+	for i := range leaves + 1 {
+		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 7}), Seed: 7000 + uint64(i)})
+	}
+	for i := 1; i <= leaves; i++ {
+		me.connect(0, i, sim.Loss{})
+	}
+	me.start()
+	me.discover()
+	hub, leaf := me.nodes[0], me.nodes[1]
+	me.clk.RunFor(6 * time.Minute)
+	if hub.Busy() || leaf.neighbourBusy() {
+		t.Fatal("busy on a clean channel")
+	}
+	for i := 1; i <= leaves; i++ {
+		me.net.Connect("m", i, 0, sim.Loss{P: 0.8}, sim.Loss{})
+	}
+	start := me.clk.Now()
+	ok := me.clk.RunWhile(start.Add(80*time.Second), func() bool { return !leaf.neighbourBusy() })
+	if !ok || !hub.Busy() || hub.Stats().QuickBusy == 0 {
+		t.Fatalf("80 s into 80 %% loss at the hub: hub busy %v (quick %d), leaf hears it %v", hub.Busy(), hub.Stats().QuickBusy, leaf.neighbourBusy())
+	}
+	t.Logf("leaf heard busy %v after the loss began", me.clk.Now().Sub(start))
+	for i := 1; i <= leaves; i++ {
+		me.connect(0, i, sim.Loss{})
+	}
+	start = me.clk.Now()
+	ok = me.clk.RunWhile(start.Add(80*time.Second), func() bool { return leaf.neighbourBusy() })
+	if !ok || hub.Busy() {
+		t.Fatalf("80 s after the loss ended: hub busy %v, leaf hears it %v", hub.Busy(), leaf.neighbourBusy())
+	}
+}

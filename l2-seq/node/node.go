@@ -222,8 +222,17 @@ type Node struct {
 	// weighed what we hear.
 	busy      bool
 	hearTicks int
-	sleep     []*sleeper
-	dec       packet.Packet // scratch for decoding
+	// The quick weigh (busy.go, weighQuick): quickHeard counts the
+	// beacons heard from counted peers in the slice under way, quickRing
+	// the last slices' counts (quickIdx the next to fill, quickFill how
+	// many are), quickExpect what those peers send in a beacon period;
+	// quickOn says the slices are ticking.
+	quickHeard, quickExpect int
+	quickRing               [quickSlices]int
+	quickIdx, quickFill     int
+	quickOn                 bool
+	sleep                   []*sleeper
+	dec                     packet.Packet // scratch for decoding
 
 	bsigCtr  uint32                      // the next signed broadcast's counter (bsig.go)
 	bsigSeen map[identity.NodeID]*bsigRx // senders' replay windows (bsig.go)

@@ -38,6 +38,7 @@ type Stats struct {
 	Broadcasts               BroadcastStats // signed broadcasts (bsig.go)
 	Hop                      HopStats
 	BusyWindows              uint64 // beacon-loss windows (busy.go) we spent saying we are busy
+	QuickBusy                uint64 // times a quick weigh (busy.go, weighQuick) set busy
 }
 
 // Stats returns a copy of the node's counters.
