@@ -218,8 +218,8 @@ func (n *Node) receiveBeacon(m Message) {
 	ep.lastSeen = now
 	if bm.Op == beacon.OpBeacon {
 		p.Heard++
-		if p.Counted {
-			n.quickHeard++
+		if p.Counted && n.quickOn {
+			n.quickHeard++ // (the quick weigh's slice under way: busy.go)
 		}
 	}
 	if isNew || (p.Full && !wasFull) {

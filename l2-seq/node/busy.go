@@ -141,7 +141,7 @@ func (n *Node) armQuick() {
 	}
 	if n.quickExpect >= quickMin && !n.quickOn {
 		n.quickOn = true
-		n.quickFill = 0
+		n.quickFill, n.quickHeard = 0, 0 // a period's ring from now
 		n.clk.AfterFunc(n.cfg.BeaconPeriod/quickSlices, n.weighQuick)
 	}
 }
