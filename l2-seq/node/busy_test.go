@@ -11,20 +11,27 @@ import (
 	"github.com/mycelium-mesh/mycelium/l2-seq/proof"
 )
 
-// A hub that misses most of its neighbours' beacons says it is busy in its
-// own beacons, its neighbours hear it, and both go back once it hears
-// well again.
-func TestBusyHubSaysSoAndRecovers(t *testing.T) {
-	const leaves = 8
-	me := emptyMesh(t, phys.ESPNOW(), 3)
+// starMesh is a hub (node 0) and leaves that hear only the hub, started
+// and discovered.
+func starMesh(t *testing.T, leaves int, seed byte) *mesh {
+	me := emptyMesh(t, phys.ESPNOW(), uint64(seed))
 	for i := range leaves + 1 {
-		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 3}), Seed: 3000 + uint64(i)})
+		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), seed}), Seed: uint64(seed)*1000 + uint64(i)})
 	}
 	for i := 1; i <= leaves; i++ {
 		me.connect(0, i, sim.Loss{})
 	}
 	me.start()
 	me.discover()
+	return me
+}
+
+// A hub that misses most of its neighbours' beacons says it is busy in its
+// own beacons, its neighbours hear it, and both go back once it hears
+// well again.
+func TestBusyHubSaysSoAndRecovers(t *testing.T) {
+	const leaves = 8
+	me := starMesh(t, leaves, 3)
 	hub, leaf := me.nodes[0], me.nodes[1]
 	run := func(d time.Duration) { me.clk.RunWhile(me.clk.Now().Add(d), func() bool { return true }) }
 	run(5 * time.Minute)
@@ -111,15 +118,7 @@ func TestBusyBelievedOnlyWhenProven(t *testing.T) {
 // clear again within a minute of hearing well.
 func TestQuickBusySaysSoWithinAMinute(t *testing.T) {
 	const leaves = 100 // 400 beacons a period: above quickMin
-	me := emptyMesh(t, phys.ESPNOW(), 7)
-	for i := range leaves + 1 {
-		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 7}), Seed: 7000 + uint64(i)})
-	}
-	for i := 1; i <= leaves; i++ {
-		me.connect(0, i, sim.Loss{})
-	}
-	me.start()
-	me.discover()
+	me := starMesh(t, leaves, 7)
 	hub, leaf := me.nodes[0], me.nodes[1]
 	me.clk.RunFor(6 * time.Minute)
 	if hub.Busy() || leaf.neighbourBusy() {
