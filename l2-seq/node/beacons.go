@@ -60,12 +60,9 @@ func (t *txLink) burstLen() int {
 // a message of ten app_ids): what burstLen weighs against the spacing.
 const beaconAirSize = 160
 
-// beaconBurst sends one burst on every link, then counts peers down.
-func (n *Node) beaconBurst() {
-	if n.closed {
-		return
-	}
-	longest := 0
+// sendBursts sends a burst of beacons on every link, spaced by
+// BeaconSpacing, and returns the longest burst's length.
+func (n *Node) sendBursts() (longest int) {
 	for _, t := range n.links {
 		k := t.burstLen()
 		longest = max(longest, k)
@@ -73,6 +70,24 @@ func (n *Node) beaconBurst() {
 			n.clk.AfterFunc(time.Duration(i)*BeaconSpacing, func() { n.SendBeacon(t.idx, beacon.OpBeacon) })
 		}
 	}
+	return longest
+}
+
+// peerBurst is the burst length counted peer p sends on the link we share
+// with it (its first endpoint's), false if we share none.
+func (n *Node) peerBurst(p *peer.Peer) (int, bool) {
+	if len(p.Endpoints) == 0 || p.Endpoints[0].Link >= len(n.links) {
+		return 0, false
+	}
+	return n.links[p.Endpoints[0].Link].burstLen(), true
+}
+
+// beaconBurst sends one burst on every link, then counts peers down.
+func (n *Node) beaconBurst() {
+	if n.closed {
+		return
+	}
+	longest := n.sendBursts()
 	n.clk.AfterFunc(time.Duration(longest)*BeaconSpacing, func() {
 		n.weighHearing()
 		n.armQuick()

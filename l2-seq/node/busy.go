@@ -1,11 +1,6 @@
 package node
 
-import (
-	"time"
-
-	"github.com/mycelium-mesh/mycelium/l2-seq/beacon"
-	"github.com/mycelium-mesh/mycelium/l2-seq/peer"
-)
+import "github.com/mycelium-mesh/mycelium/l2-seq/peer"
 
 // Hearing loss [ours]: a node in range of many neighbours that are hidden
 // from each other (a rooftop gateway) hears everything they send, and
@@ -51,14 +46,11 @@ func (n *Node) weighHearing() {
 	n.hearTicks = 0
 	expected, heard, counted := 0, 0, 0
 	for _, p := range n.peers.All() {
-		if p.Counted && len(p.Endpoints) > 0 {
-			l := p.Endpoints[0].Link
-			if l < len(n.links) {
-				e := hearWindow * n.links[l].burstLen()
-				expected += e
-				counted++
-				heard += min(p.Heard, e)
-			}
+		if b, ok := n.peerBurst(p); ok && p.Counted {
+			e := hearWindow * b
+			expected += e
+			counted++
+			heard += min(p.Heard, e)
 		}
 		p.Heard, p.Counted = 0, true
 	}
@@ -97,9 +89,9 @@ func (n *Node) Busy() bool { return n.busy }
 // to four minutes from the first lost beacons to the neighbours' slowing.
 // A gateway's receiver collapses faster than that: on hubs routed during
 // a round of the trees' renewals (300 nodes, seed 10, a gateway of 233
-// neighbours) ~200 of them sent it 10–14 thousand frames every 10 s, 85 %
-// MAC retries, for four minutes; it said busy 60 s in and its neighbours
-// heard so only 120 s in (docs/routing-notes.md h32busy). A node that
+// neighbours) ~200 of them sent it 8–14 thousand frames every 10 s, 83–85 %
+// MAC retries, for four minutes; it said busy 50 s in and its neighbours
+// heard so only 110 s in (docs/routing-notes.md h32busy). A node that
 // expects many beacons in a slice of the period (a crowded one: only
 // there is the count large enough to mean something in ten seconds)
 // also weighs, every slice, the last whole period, and when it heard at
@@ -133,10 +125,8 @@ func (n *Node) armQuick() {
 		return
 	}
 	for _, p := range n.peers.All() {
-		if p.Counted && len(p.Endpoints) > 0 {
-			if l := p.Endpoints[0].Link; l < len(n.links) {
-				n.quickExpect += n.links[l].burstLen()
-			}
+		if b, ok := n.peerBurst(p); ok && p.Counted {
+			n.quickExpect += b
 		}
 	}
 	if n.quickExpect >= quickMin && !n.quickOn {
@@ -177,9 +167,5 @@ func (n *Node) weighQuick() {
 	default:
 		return
 	}
-	for _, t := range n.links {
-		for i := range t.burstLen() {
-			n.clk.AfterFunc(time.Duration(i)*BeaconSpacing, func() { n.SendBeacon(t.idx, beacon.OpBeacon) })
-		}
-	}
+	n.sendBursts()
 }
