@@ -36,11 +36,16 @@ ST_PROGRESS, ST_COMPLETE, ST_UNKNOWN, ST_EMPTY = 0, 1, 2, 3
 BCAST = b"\xff" * 6
 
 
+# A peer is forgotten after this many of our beacon periods with nothing
+# heard from it (docs/protocol.md 5).
+PEER_TIMEOUT = 4
+
+
 class Peer:
     def __init__(self, nid, mac):
         self.nid = nid
         self.mac = mac
-        self.timeout = 4
+        self.timeout = PEER_TIMEOUT
         self.rx = None  # ticks of the last frame heard
         self.full = False  # lists the capabilities app_id: speaks our protocol
         self.sleeps = False  # lists the modem sleep app_id
@@ -205,8 +210,16 @@ class Node:
                 self._earn()
         peer = self.bymac.get(mac)
         if peer is not None:
+            # Any frame from a peer, not only its beacons, keeps it
+            # (docs/protocol.md 5): on LoRa a Go node's one beacon a period
+            # can collide with our burst several periods running (the two
+            # periods differ by a few percent, so the phases drift slowly),
+            # while its acks, grants and challenges get through; counting
+            # only beacons, the board forgot a node it had heard 1.8 s
+            # before, and a send to it ended unknown_peer.
             peer.rx = now
             peer.rns = 0
+            peer.timeout = PEER_TIMEOUT
         e = mpkt.enc(p.flags)
         if e == mpkt.ENC_RNS:
             if peer is not None:
@@ -384,7 +397,7 @@ class Node:
             self.bymac.pop(p.mac, None)
             p.mac = mac
         self.bymac[mac] = p
-        p.timeout = 4
+        p.timeout = PEER_TIMEOUT
         p.rx = self.clk()
         if apps:
             p.full = p.full or CAPS_APP in apps
