@@ -131,10 +131,24 @@ func (tr *tree) behindOne() *peer.Peer {
 		return nil // without building the list: a gateway has hundreds
 	}
 	ps := t.b.Peers()
-	if len(ps) == 1 && t.clk.Now().Sub(ps[0].LastRx) <= t.cfg.ClaimPeriod*5/2 {
+	if len(ps) == 1 && t.clk.Now().Sub(ps[0].LastRx) <= t.cfg.ClaimPeriod*5/2 && inTrees(ps[0]) {
 		return ps[0]
 	}
 	return nil
+}
+
+// inTrees reports whether the peer may bring us a root's claim: it lists
+// the trees' app_id in its beacons, or we do not know what it lists. A
+// neighbour that lists apps without ours takes no part in the trees (our
+// boards, boards/esp32: their beacons leave the tree app out), so a node
+// whose one neighbour it is waits for no claim through it, and stands
+// when its election delay ends, as a node with no neighbour does. Held
+// as a leaf, a Pi whose one neighbour on LoRa was a board stood
+// MissedClaims claim periods late (three hours at LoRa's default) and
+// gave the board no lease until then (the virtual rack's
+// lora/single/node-to-board took 45 to 60 s of its 60).
+func inTrees(p *peer.Peer) bool {
+	return len(p.Apps) == 0 || slices.Contains(p.Apps, AppID)
 }
 
 // rootYields reports whether this node, a root, yields to the worse live
