@@ -19,6 +19,12 @@ except ImportError:  # CPython
     def ticks_add(a, b):
         return a + b
 
+try:
+    from random import getrandbits
+except ImportError:  # a port built without the random module
+    def getrandbits(_n):
+        return 0
+
 CAPS_APP = mpkt.app_id("Mycelium", "capabilities", 1)
 SLEEP_APP = mpkt.app_id("Mycelium", "modem sleep", 1)
 ROUTE_APP = mpkt.app_id("Mycelium", "route", 1)
@@ -40,6 +46,13 @@ BCAST = b"\xff" * 6
 # heard from it (docs/protocol.md 5).
 PEER_TIMEOUT = 4
 
+# Beacon bursts (docs/protocol.md 5, as l2-seq/node/beacons.go): four
+# beacons 36 ms apart on ESP-NOW, where airtime is cheap; one on LoRa at
+# every setting (four go back to back there and only collide). The period
+# wanders by up to +-10 % so two neighbours whose bursts collide once do
+# not collide every period (LoRa has no carrier sense).
+BURST_ESPNOW, BURST_LORA, BURST_SPACING_MS = 4, 1, 36
+
 
 class Peer:
     def __init__(self, nid, mac):
@@ -57,7 +70,9 @@ class Peer:
 class Node:
     """cfg keys: node_id (32 bytes), beacon_ms, giveup_ms, rx_budget,
     sleep (bool), apps ({app_id: name}), lora (bool: the radio is a
-    RYLR-998, so every packet uses the LoRa schemas 20-30)."""
+    RYLR-998, so every packet uses the LoRa schemas 20-30), seed (int:
+    the beacon jitter's; by default drawn from the port's RNG, which an
+    ESP32 seeds from its hardware RNG)."""
 
     def __init__(self, radio, cfg, clock=ticks_ms):
         self.radio = radio
@@ -68,6 +83,14 @@ class Node:
         self.budget = cfg.get("rx_budget", 16384)
         # The schema family: 0-10 on ESP-NOW, 20-30 on LoRa (PROTOCOL 3).
         self.fam = 20 if cfg.get("lora") else 0
+        self.burst_len = BURST_LORA if cfg.get("lora") else BURST_ESPNOW
+        # The jitter's generator (xorshift32): seeded once, from cfg or the
+        # port's RNG mixed with our node_id, so that two boards differ even
+        # on a port whose RNG starts the same every boot.
+        seed = cfg.get("seed")
+        if seed is None:
+            seed = getrandbits(30) ^ (self.nid[0] << 16 | self.nid[1] << 8 | self.nid[2])
+        self.rnd = (seed & 0xFFFFFFFF) or 0x2545F491
         self.apps = {}  # app_id -> handler(from_nid_or_None, mac, blob)
         self.peers = {}  # node_id -> Peer
         self.bymac = {}  # mac -> Peer
@@ -92,6 +115,7 @@ class Node:
         now = self.clk()
         self.next_beacon = now
         self.burst = 0
+        self.burst_at = now
         # Modem sleep (PROTOCOL 5.3): awake until wake_end, off until off_end.
         self.sleep = bool(cfg.get("sleep", False))
         self.radio_on = True
@@ -435,15 +459,18 @@ class Node:
     def _beacon(self, now):
         if ticks_diff(now, self.next_beacon) < 0:
             return
+        if self.burst == 0:
+            self.burst_at = now
         for m in mpkt.beacon_msgs(mpkt.OP_BEACON, self.nid, self.beacon_apps()):
             self._tx(BCAST, Packet(self.fam, 0, self._next_pid(), mpkt.package(mpkt.BEACON_APP, m)))
         self.burst += 1
-        if self.burst < 4:
-            self.next_beacon = ticks_add(now, 36)
+        if self.burst < self.burst_len:
+            self.next_beacon = ticks_add(now, BURST_SPACING_MS)
             return
         self.burst = 0
         self.stats["beacon_bursts"] += 1
-        self.next_beacon = ticks_add(now, self.beacon_ms)
+        # The next burst a jittered period after this one began.
+        self.next_beacon = ticks_add(self.burst_at, self.beacon_period())
         for nid in list(self.peers):
             p = self.peers[nid]
             p.timeout -= 1
@@ -461,6 +488,19 @@ class Node:
                     break
         elif self.lease_at is not None and ticks_diff(now, self.lease_at) > 4 * self.beacon_ms:
             self._ask_lease(self.proxy)
+
+    def _rand(self):
+        x = self.rnd
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.rnd = x
+        return x
+
+    def beacon_period(self):
+        """A beacon period, ms: beacon_ms +-10 %, uniform."""
+        p = self.beacon_ms
+        return p - p // 10 + self._rand() % (p // 5 + 1)
 
     def goodbye(self):
         for m in mpkt.beacon_msgs(mpkt.OP_DISCONNECT, self.nid, []):
