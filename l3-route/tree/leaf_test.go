@@ -267,10 +267,10 @@ func yieldsAfterBurial(t *testing.T, m *mesh, r, g int, nbrs []int) {
 // does, whatever the neighbour's score; a neighbour that lists the trees'
 // app makes it a leaf that waits (leafElection). On the old code it held
 // its election MissedClaims claim periods for a claim that could not come
-// whenever the neighbour's score was the better (three hours on LoRa, with
+// whenever the neighbour's score was the worse (three hours on LoRa, with
 // no lease for the board meanwhile).
 func TestLeafBesideANodeOutsideTheTrees(t *testing.T) {
-	better := 0
+	held := 0 // seeds where the old code held the election: the neighbour the worse
 	for seed := uint64(1); seed <= 8; seed++ {
 		net := simnet.New()
 		net.AddMedium("espnow", phys.ESPNOW(), seed)
@@ -294,8 +294,8 @@ func TestLeafBesideANodeOutsideTheTrees(t *testing.T) {
 		t0 := tr.trees[0]
 		cp := tr.Config().ClaimPeriod
 		id1 := nodes[1].ID()
-		if cert.Less(cert.Score(ed25519.PublicKey(id1[:]), 0), t0.score) {
-			better++
+		if !cert.Less(cert.Score(ed25519.PublicKey(id1[:]), 0), t0.score) {
+			held++
 		}
 		start := net.Clock.Now()
 		for !t0.amRoot && net.Clock.Now().Sub(start) < 10*cp {
@@ -313,8 +313,8 @@ func TestLeafBesideANodeOutsideTheTrees(t *testing.T) {
 		nodes[0].Close()
 		nodes[1].Close()
 	}
-	if better == 0 {
-		t.Fatal("no seed where the neighbour's score is the better: the test shows nothing")
+	if held == 0 {
+		t.Fatal("no seed where the neighbour's score is the worse: the test shows nothing")
 	}
 	// A neighbour in the trees makes it a leaf.
 	m := newMesh(t, 2, lineEdges(2), Config{Trees: 1}, 1)
