@@ -54,6 +54,14 @@ PEER_TIMEOUT = 4
 BURST_ESPNOW, BURST_LORA, BURST_SPACING_MS = 4, 1, 36
 
 
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _posint(v):
+    return _int(v) and v > 0
+
+
 class Peer:
     def __init__(self, nid, mac):
         self.nid = nid
@@ -79,6 +87,11 @@ class Node:
         self.clk = clock
         self.nid = cfg["node_id"]
         self.beacon_ms = cfg.get("beacon_ms", 60000)
+        # Checked here, with one clear line: a period of 0 would send
+        # beacons on every tick, and a seed that is not an integer would
+        # fail deep in the jitter.
+        if not _posint(self.beacon_ms):
+            raise ValueError("beacon_ms %r: a positive number of milliseconds" % (self.beacon_ms,))
         self.giveup_ms = cfg.get("giveup_ms", 30000)
         self.budget = cfg.get("rx_budget", 16384)
         # The schema family: 0-10 on ESP-NOW, 20-30 on LoRa (PROTOCOL 3).
@@ -88,6 +101,8 @@ class Node:
         # port's RNG mixed with our node_id, so that two boards differ even
         # on a port whose RNG starts the same every boot.
         seed = cfg.get("seed")
+        if seed is not None and not (_int(seed) and seed >= 0):
+            raise ValueError("seed %r: a non-negative integer" % (seed,))
         if seed is None:
             seed = getrandbits(30) ^ (self.nid[0] << 16 | self.nid[1] << 8 | self.nid[2])
         self.rnd = (seed & 0xFFFFFFFF) or 0x2545F491

@@ -45,6 +45,14 @@ type mesh struct {
 // Node i's identity is identity.FromSeed({i, i>>8, seed}): reproducible.
 func newMesh(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64) *mesh {
 	t.Helper()
+	return newMeshOutside(t, n, edges, cfg, seed)
+}
+
+// newMeshOutside is newMesh with the nodes listed in outside taking no
+// part in the trees (a node and its link layer only, as our boards:
+// m.trees[i] is nil).
+func newMeshOutside(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64, outside ...int) *mesh {
+	t.Helper()
 	net := simnet.New()
 	clk := net.Clock
 	m := &mesh{t: t, seed: seed, net: net, clk: clk, med: net.AddMedium("espnow", phys.ESPNOW(), seed), memo: cert.NewMemo()}
@@ -65,6 +73,10 @@ func newMesh(t testing.TB, n int, edges [][2]int, cfg Config, seed uint64) *mesh
 		}
 		m.radios = append(m.radios, r)
 		m.nodes = append(m.nodes, nd)
+		if slices.Contains(outside, i) {
+			m.trees = append(m.trees, nil)
+			continue
+		}
 		tr, err := Attach(nd, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -84,7 +96,9 @@ func testIdentity(i int, seed uint64) identity.Identity {
 func (m *mesh) start() {
 	for i, n := range m.nodes {
 		n.Start()
-		m.trees[i].Start()
+		if m.trees[i] != nil {
+			m.trees[i].Start()
+		}
 	}
 }
 

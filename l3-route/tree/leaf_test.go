@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
-	"github.com/mycelium-mesh/mycelium/l1-link/sim/phys"
-	"github.com/mycelium-mesh/mycelium/l1-link/sim/simnet"
-	"github.com/mycelium-mesh/mycelium/l2-seq/node"
 	"github.com/mycelium-mesh/mycelium/l3-route/cert"
 )
 
@@ -272,46 +269,28 @@ func yieldsAfterBurial(t *testing.T, m *mesh, r, g int, nbrs []int) {
 func TestLeafBesideANodeOutsideTheTrees(t *testing.T) {
 	held := 0 // seeds where the old code held the election: the neighbour the worse
 	for seed := uint64(1); seed <= 8; seed++ {
-		net := simnet.New()
-		net.AddMedium("espnow", phys.ESPNOW(), seed)
-		var nodes []*node.Node
-		for i := range 2 {
-			net.AddStation(sim.Position{X: float64(i)}, "espnow")
-			nd, err := node.New(node.Config{Clock: net.Clock, Links: net.Links(i), Identity: testIdentity(i, seed), Seed: seed*1000 + uint64(i), BeaconPeriod: beaconPeriod})
-			if err != nil {
-				t.Fatal(err)
-			}
-			nodes = append(nodes, nd)
-		}
-		net.Connect("espnow", 0, 1, sim.Independent(0), sim.Independent(0))
-		tr, err := Attach(nodes[0], Config{Trees: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[0].Start()
-		nodes[1].Start() // no trees: only the node layer's own apps
-		tr.Start()
+		m := newMeshOutside(t, 2, lineEdges(2), Config{Trees: 1}, seed, 1)
+		m.start()
+		tr := m.trees[0]
 		t0 := tr.trees[0]
 		cp := tr.Config().ClaimPeriod
-		id1 := nodes[1].ID()
+		id1 := m.id(1)
 		if !cert.Less(cert.Score(ed25519.PublicKey(id1[:]), 0), t0.score) {
 			held++
 		}
-		start := net.Clock.Now()
-		for !t0.amRoot && net.Clock.Now().Sub(start) < 10*cp {
-			net.Clock.RunFor(cp / 8)
+		start := m.clk.Now()
+		for !t0.amRoot && m.clk.Now().Sub(start) < 10*cp {
+			m.clk.RunFor(cp / 8)
 		}
 		if tr.b.PeerCount() != 1 {
 			t.Fatalf("seed %d: %d peers, want the one neighbour: the test shows nothing", seed, tr.b.PeerCount())
 		}
-		if took := net.Clock.Now().Sub(start); !t0.amRoot || took > 2*cp {
+		if took := m.clk.Now().Sub(start); !t0.amRoot || took > 2*cp {
 			t.Errorf("seed %d: root %v after %v: a node whose one neighbour takes no part in the trees stands at its election delay (within 2 claim periods)", seed, t0.amRoot, took)
 		}
 		if behind := t0.behindOne(); behind != nil {
 			t.Errorf("seed %d: taken as a leaf behind a node outside the trees", seed)
 		}
-		nodes[0].Close()
-		nodes[1].Close()
 	}
 	if held == 0 {
 		t.Fatal("no seed where the neighbour's score is the worse: the test shows nothing")

@@ -152,6 +152,16 @@ def run():
     x, y, z = (mnode.Node(None, {"node_id": b"\x01" * 32, "seed": sd}) for sd in (7, 7, 8))
     px = [x.beacon_period() for _ in range(8)]
     check(px == [y.beacon_period() for _ in range(8)] and px != [z.beacon_period() for _ in range(8)], "beacons: jitter seeded")
+    # Bad configuration: one clear error, not a node that beacons every tick.
+    for wrong in ({"beacon_ms": 0}, {"beacon_ms": "60000"}, {"seed": "x"}, {"seed": -1}):
+        cfg = {"node_id": b"\x01" * 32}
+        cfg.update(wrong)
+        try:
+            mnode.Node(None, cfg)
+            err = None
+        except ValueError as e:
+            err = str(e)
+        check(err is not None and list(wrong)[0] in err, "config: %r refused (%r)" % (wrong, err))
 
     # A single, confirmed.
     res = []
