@@ -93,6 +93,18 @@ class Node:
         if not _posint(self.beacon_ms):
             raise ValueError("beacon_ms %r: a positive number of milliseconds" % (self.beacon_ms,))
         self.giveup_ms = cfg.get("giveup_ms", 30000)
+        # A radio that knows its airtime (the RYLR-998: a full frame takes
+        # 0.1 s at SF7/500 kHz, 1.2 s at SF9/125 kHz, 2 s at CR 4/8 and a
+        # 24-symbol preamble) gives up no sooner than 100 full frames'
+        # airtimes, as a Go node does on the same link (l2-seq/node/tx.go):
+        # before the first confirmation of a sequence go up to half its
+        # packets (the asks of mpkt.asks) and the answer, so a fixed time
+        # that ignores the link gives up while frames still get through
+        # (8 s, the virtual rack's, abandoned 2 KiB at SF9/125 kHz, whose
+        # nine frames take 11 s).
+        air = getattr(radio, "airtime_ms", None)
+        if air is not None:
+            self.giveup_ms = max(self.giveup_ms, int(100 * air(radio.mtu) + 0.5))
         self.budget = cfg.get("rx_budget", 16384)
         # The schema family: 0-10 on ESP-NOW, 20-30 on LoRa (PROTOCOL 3).
         self.fam = 20 if cfg.get("lora") else 0

@@ -5,7 +5,9 @@
 # time, so it runs from the board's main loop (and under the virtual
 # board's host, which only delivers UART bytes between steps). It offers
 # the node the radio's interface: send(addr, bytes), recv(), on(bool),
-# mac(); an address is 2 bytes big-endian, b"\x00\x00" broadcast.
+# mac(); an address is 2 bytes big-endian, b"\x00\x00" broadcast. A slow
+# radio also says how long a packet takes on the air (airtime_ms(n), mtu):
+# the node's give-up follows it.
 try:
     from time import ticks_ms, ticks_diff, ticks_add
 except ImportError:  # CPython
@@ -28,6 +30,12 @@ BUSY_TRIES = 100
 TXQ = 8  # packets waiting for the module (the ESP-NOW driver's queue is as small)
 RXQ = 16
 LINE_MAX = 300  # "+RCV=65535,240," + 240 bytes + ",-164,-20" fits
+# The module adds 8 bytes to every payload on the air (its guide; the Go
+# driver's rylr998.AirOverhead).
+AIR_OVERHEAD = 8
+# LoRa bandwidths in Hz by AT+PARAMETER code (l1-link/lora.Bandwidths);
+# the module takes 7, 8 and 9 (125, 250 and 500 kHz).
+BANDWIDTHS = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
 
 
 class FrameError(ValueError):
@@ -72,6 +80,20 @@ def unframe(f):
     return bytes(out)
 
 
+def airtime_ms(params, n):
+    """Time on air in ms of a LoRa payload of n bytes under AT+PARAMETER
+    params "SF,BW,CR,preamble": Semtech AN1200.13 with an explicit header
+    and a CRC, low data rate optimisation when a symbol lasts 16 ms or more
+    (the module's choice), as l1-link/lora.Params.Airtime computes it."""
+    sf, bw, cr, pre = (int(x) for x in params.split(","))
+    sym = (1 << sf) * 1000 / BANDWIDTHS[bw]
+    de = 1 if sym >= 16 else 0
+    num = 8 * n - 4 * sf + 28 + 16
+    den = 4 * (sf - 2 * de)
+    k = (num + den - 1) // den if num > 0 else 0
+    return (pre + 4.25 + 8 + k * (cr + 4)) * sym
+
+
 def _int(b):
     # int() of ASCII digits, with an optional minus; ValueError otherwise.
     if not b or not (b.isdigit() or (b[:1] == b"-" and b[1:].isdigit())):
@@ -86,6 +108,8 @@ class RYLR:
         self.u = uart
         self.addr = addr
         self.clk = clock
+        self.params = params
+        self.mtu = MTU
         self.buf = bytearray()
         self.cmds = []  # [line, query_answer_prefix or None, set_line or None, tries]
         self.cur = None  # the command awaiting its answer
@@ -115,6 +139,12 @@ class RYLR:
     # ---- the node's radio interface ----
     def mac(self):
         return bytes((self.addr >> 8, self.addr & 0xFF))
+
+    def airtime_ms(self, n):
+        """Time on air in ms of a packet of n bytes: its frame is as long
+        (the version byte dropped, a byte before each run), plus the
+        module's 8."""
+        return airtime_ms(self.params, n + AIR_OVERHEAD)
 
     def send(self, mac, b):
         """Queue packet b for address mac (2 bytes; 6 x 0xFF, the node's

@@ -1,9 +1,12 @@
 # Two and three board nodes on an in-process radio with a virtual clock:
 # beacons, singles, a 10 KiB sequence under loss, modem sleep with RNS/NIA,
-# a receiver that vanishes mid-transfer. Runs under MicroPython (wasm) and
-# CPython; run() returns (passed, failures).
+# a receiver that vanishes mid-transfer, a LoRa radio's airtime and the
+# give-up that follows it (a half-duplex channel of airtimes, SlowRadio).
+# Runs under MicroPython (wasm) and CPython; run() returns (passed,
+# failures).
 import mnode
 import mpkt
+import rylr
 
 BC = b"\xff" * 6
 
@@ -64,6 +67,82 @@ class Radio:
         self.up = on
         if not on:
             self.q = []
+
+
+class SlowRadio(Radio):
+    """A RYLR-998 on a LoRa channel: packets queue for the module (at most
+    rylr.TXQ, as rylr.RYLR takes them) and go on the air one at a time,
+    each arriving when its airtime (rylr.airtime_ms under params) is over,
+    unless the receiver transmitted meanwhile (the module is half-duplex
+    and does not listen before it talks). tick(now) moves the air."""
+
+    def __init__(self, air, mac, params):
+        Radio.__init__(self, air, mac)
+        self.params = params
+        self.mtu = rylr.MTU
+        self.txq = []
+        self.until = None
+        self.start = None
+        self.sent = []  # (start, end) of our transmissions
+        self.lost = 0  # frames for us lost while we transmitted
+
+    def airtime_ms(self, n):
+        return rylr.airtime_ms(self.params, n + rylr.AIR_OVERHEAD)
+
+    def send(self, mac, b):
+        if len(self.txq) >= rylr.TXQ:
+            return False
+        self.txq.append((mac, b))
+        return True
+
+    def tick(self, now):
+        if self.until is not None and now >= self.until:
+            mac, b = self.txq.pop(0)
+            start, end = self.start, self.until
+            self.sent.append((start, end))
+            for r in self.air.radios:
+                if r is self or r.dead or not r.up or not (mac == BC or mac == r.macb):
+                    continue
+                if any(s < end and e > start for s, e in r.sent[-4:]) or (r.start is not None and r.start < end):
+                    r.lost += 1
+                    continue
+                r.q.append((self.macb, b))
+            self.until = None
+        if self.until is None and self.txq:
+            self.start = now
+            self.until = now + self.airtime_ms(len(self.txq[0][1]))
+        elif self.until is None:
+            self.start = None
+
+
+def lora_mesh(params, giveup_ms):
+    """Two LoRa nodes on SlowRadios; beacons every 20 s (on a slow channel
+    every 2 s would take a good part of the air)."""
+    clk = Clock()
+    air = Air(clk)
+    nodes = []
+    for i in range(2):
+        r = SlowRadio(air, bytes([2, 0, 0, 0, 0, i + 1]), params)
+        air.radios.append(r)
+        nd = mnode.Node(r, {"node_id": bytes([i + 1]) * 32, "beacon_ms": 20000, "giveup_ms": giveup_ms,
+                            "lora": True, "seed": i + 1}, clk)
+        nd.got = []
+        nd.register(APP, (lambda nd: lambda nid, mac, blob: nd.got.append((nid, bytes(blob))))(nd))
+        nodes.append(nd)
+    return clk, air, nodes
+
+
+def run_air(clk, air, nodes, cond, ms, step=5):
+    end = clk.t + ms
+    while clk.t < end:
+        for r in air.radios:
+            r.tick(clk.t)
+        for nd in nodes:
+            nd.poll()
+        if cond():
+            return True
+        clk.t += step
+    return False
 
 
 APP = mpkt.app_id("hil", "", 1)
@@ -227,6 +306,35 @@ def run():
     run_until(clk, [a, b], lambda: b.ins, 2000)
     air.radios[1].dead = True
     check(run_until(clk, [a, b], lambda: res, 20000) and res and res[0] != 0, "reset mid-transfer: sender reports failure %r" % res)
+
+    # A LoRa radio's airtime (rylr.airtime_ms): l1-link/lora.Params.Airtime
+    # of a full frame (240 bytes + the module's 8) at the rack's SF7/500 kHz,
+    # the firmware's default SF9/125 kHz, and the slowest SF9/125 kHz the
+    # module takes (CR 4/8, a 24-symbol preamble).
+    for params, want in (("7,9,1,12", 98.368), ("9,7,1,12", 1246.208), ("9,7,4,24", 1983.488)):
+        got = rylr.airtime_ms(params, rylr.MTU + rylr.AIR_OVERHEAD)
+        check(abs(got - want) < 0.001, "lora: airtime of a full frame at %s: %r ms, want %r" % (params, got, want))
+    # The give-up follows the link: at least 100 full frames' airtimes on a
+    # radio that knows them; the configured time on one that does not.
+    air = Air(Clock())
+    for params, giveup, want in (("7,9,1,12", 8000, 9837), ("9,7,1,12", 30000, 124621), ("7,9,1,12", 60000, 60000)):
+        nd = mnode.Node(SlowRadio(air, b"\x00\x01", params), {"node_id": b"\x01" * 32, "giveup_ms": giveup, "lora": True})
+        check(nd.giveup_ms == want, "lora: give-up at %s, %d ms configured: %r, want %d" % (params, giveup, nd.giveup_ms, want))
+    check(mnode.Node(air.radio(b"\x02" * 6), {"node_id": b"\x01" * 32, "giveup_ms": 8000}).giveup_ms == 8000,
+          "espnow: the give-up is as configured")
+
+    # 2 KiB (nine packets, the last asking) at the firmware's default
+    # SF9/125 kHz, the virtual rack's 8 s give-up configured: the nine
+    # frames alone take 11 s of air before the first answer can confirm
+    # anything. The sender must not give up while they get through (with
+    # the fixed 8 s it ended abandoned, its frames still going out).
+    clk, air, (a, b) = lora_mesh("9,7,1,12", 8000)
+    run_air(clk, air, [a, b], lambda: b.nid in a.peers and a.nid in b.peers, 60000)
+    res = []
+    a.send(b.nid, APP, blob[:2048], res.append)
+    check(run_air(clk, air, [a, b], lambda: res, 300000) and res == [0],
+          "lora: 2 KiB at SF9/125 kHz confirmed %r (give-up %d ms)" % (res, a.giveup_ms))
+    check(b.got and b.got[-1][1] == blob[:2048], "lora: 2 KiB delivered intact")
 
     # Truncated and garbage frames are counted, never a crash.
     clk, air, (a, b) = mesh(2)
