@@ -103,8 +103,20 @@ class Node:
         # (8 s, the virtual rack's, abandoned 2 KiB at SF9/125 kHz, whose
         # nine frames take 11 s).
         air = getattr(radio, "airtime_ms", None)
+        # Feedback timing in the link's airtimes (docs/protocol.md 4, the
+        # Go node's first guess): an answer comes after two short frames
+        # (48 bytes, a status) and a quarter of a full one, and 2 ms; a
+        # receiver steps in after three of those and two full frames.
+        # On ESP-NOW (no airtime) the fixed floors below rule: 300 ms,
+        # probes up to 2 s apart, 500 ms gaps.
+        self.air_mtu = 0
+        self.fb_ms = 0
         if air is not None:
-            self.giveup_ms = max(self.giveup_ms, int(100 * air(radio.mtu) + 0.5))
+            self.air_mtu = air(radio.mtu)
+            self.giveup_ms = max(self.giveup_ms, int(100 * self.air_mtu + 0.5))
+            self.fb_ms = 2 * air(48) + self.air_mtu / 4 + 2
+        self.probe_max = max(2000, int(4 * self.fb_ms + 1000))
+        self.gap_ms = max(500, int(3 * self.fb_ms + 2 * self.air_mtu))
         self.budget = cfg.get("rx_budget", 16384)
         # The schema family: 0-10 on ESP-NOW, 20-30 on LoRa (PROTOCOL 3).
         self.fam = 20 if cfg.get("lora") else 0
@@ -168,14 +180,31 @@ class Node:
         return apps
 
     # ---- transmit ----
+    def fb_wait(self, least):
+        """How long to wait for the answer to what we just handed the
+        radio: least ms, or on a radio that knows its airtime, the frames
+        queued for it (the one just handed over among them) and the
+        answer: a LoRa module sends one frame at a time, seconds each."""
+        if not self.air_mtu:
+            return least
+        pend = getattr(self.radio, "pending", None)
+        return max(least, int((pend() if pend else 1) * self.air_mtu + self.fb_ms))
+
     def _next_pid(self):
         self.pid = (self.pid + 1) & 0xFF
         return self.pid
 
+    def tx_busy(self):
+        """A radio that queues packets (a LoRa module, seconds a frame)
+        holds two already: a sequence's next packets wait with us, where
+        a status can still take them back, and answers find room."""
+        pend = getattr(self.radio, "pending", None)
+        return pend is not None and pend() >= 2
+
     def _tx(self, mac, p):
+        """Hands p to the radio; False when the radio refused it (its
+        queue full)."""
         b = p.pack()
-        self.stats["tx"] += 1
-        self.stats["tx_bytes"] += len(b)
         # Our own data (not answers, not beacons) earns a skipped cycle:
         # its answer is coming.
         if mpkt.enc(p.flags) in (mpkt.ENC_NONE, mpkt.ENC_ASK) and p.body and p.body[:16] != mpkt.BEACON_APP:
@@ -185,7 +214,11 @@ class Node:
             self.radio.on(True)
             self.radio_on = True
             self.wake_end = ticks_add(self.clk(), 40)
-        self.radio.send(mac, b)
+        if self.radio.send(mac, b) is False:
+            return False
+        self.stats["tx"] += 1
+        self.stats["tx_bytes"] += len(b)
+        return True
 
     def _ack(self, mac, p, err=0, body=b""):
         a = Packet(p.schema, mpkt.ack_flags(p.flags) & ~0x40 & 0xFF, p.pid, body, p.sid, p.ssz,
@@ -601,7 +634,7 @@ class Node:
             idle = ticks_diff(now, s.rx)
             if idle > 2 * self.giveup_ms:
                 del self.ins[key]  # freed: the sender went silent
-            elif idle > 500 * (1 << min(s.fruitless, 5)) and self._full(key[0]):
+            elif idle > self.gap_ms * (1 << min(s.fruitless, 5)) and self._full(key[0]):
                 s.fruitless += 1
                 s.rx = now if s.fruitless < 6 else s.rx
                 self._ack(key[0], s.tmpl, 0, s.status(mpkt.max_body(s.tmpl.schema)))
@@ -670,6 +703,7 @@ class Single:
         self.tries += 1
         self.at = now
         self.n._tx(self.peer.mac, self.p)
+        self.wait = max(self.wait, self.n.fb_wait(150))
 
     def on_ack(self, a, now):
         if a.schema != self.p.schema or a.pid != self.p.pid:
@@ -737,9 +771,9 @@ class OutSeq:
             # No answer: probe (an empty ask on the last packet_id).
             if not self.n.awake(self.peer, now):
                 return
-            self.wait = min(self.wait * 2, 2000)
             self.at = now
             self.n._tx(self.peer.mac, self._packet(self.count - 1, ASK, b""))
+            self.wait = max(min(self.wait * 2, self.n.probe_max), self.n.fb_wait(300))
             return
         if not self.queue:
             return
@@ -750,16 +784,23 @@ class OutSeq:
         # Up to 8 packets a poll: the ESP-NOW send of a real board blocks
         # for each frame anyway.
         for _ in range(8):
-            if not self.queue:
+            if not self.queue or self.n.tx_busy():
                 break
             i = self.queue.pop(0)
             last = not self.queue
             asks = mpkt.asks(self.count)
             flags = ASK if (last or (i in asks and self.count >= 16)) else 0
-            self.n._tx(self.peer.mac, self._packet(i, flags, self.pkg[i * self.mb:(i + 1) * self.mb]))
+            sent = self.n._tx(self.peer.mac, self._packet(i, flags, self.pkg[i * self.mb:(i + 1) * self.mb]))
+            if sent is False and self.n.tx_busy():
+                # The radio's queue is full (a LoRa module's 8 packets,
+                # answers and beacons among them): this one waits for
+                # room rather than going nowhere.
+                self.queue.insert(0, i)
+                break
             if last:
                 self.waiting = True
                 self.at = now
+                self.wait = self.n.fb_wait(300)
 
     def on_ack(self, a, now):
         if a.schema != self.schema or a.sid != self.sid or a.ssz != self.count - 1:

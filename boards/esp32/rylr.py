@@ -146,6 +146,11 @@ class RYLR:
         module's 8."""
         return airtime_ms(self.params, n + AIR_OVERHEAD)
 
+    def pending(self):
+        """Packets handed to us and not yet taken by the module."""
+        n = sum(1 for c in self.cmds if c[0][:8] == b"AT+SEND=")
+        return n + (1 if self.cur is not None and self.cur[0][:8] == b"AT+SEND=" else 0)
+
     def send(self, mac, b):
         """Queue packet b for address mac (2 bytes; 6 x 0xFF, the node's
         broadcast, is address 0). Returns False when it is not taken."""

@@ -89,6 +89,9 @@ class SlowRadio(Radio):
     def airtime_ms(self, n):
         return rylr.airtime_ms(self.params, n + rylr.AIR_OVERHEAD)
 
+    def pending(self):
+        return len(self.txq)
+
     def send(self, mac, b):
         if len(self.txq) >= rylr.TXQ:
             return False
@@ -335,6 +338,31 @@ def run():
     check(run_air(clk, air, [a, b], lambda: res, 300000) and res == [0],
           "lora: 2 KiB at SF9/125 kHz confirmed %r (give-up %d ms)" % (res, a.giveup_ms))
     check(b.got and b.got[-1][1] == blob[:2048], "lora: 2 KiB delivered intact")
+
+    # The feedback timers follow the airtime too: a probe waits for what
+    # the module still has to send and the answer, a receiver's unasked
+    # status for three answers and two full frames, and a sequence keeps
+    # at most two packets in the module's queue. With ESP-NOW's 300 ms
+    # and 500 ms the two ends talked over each other's frames (the module
+    # is half-duplex): 2 KiB at SF9/125 kHz took 90 s, 167 frames lost.
+    clk, air, (a, b) = lora_mesh("9,7,1,12", 30000)
+    run_air(clk, air, [a, b], lambda: b.nid in a.peers and a.nid in b.peers, 60000)
+    res = []
+    t0 = clk.t
+    a.send(b.nid, APP, blob[:2048], res.append)
+    least = 9 * rylr.airtime_ms("9,7,1,12", rylr.MTU + rylr.AIR_OVERHEAD)
+    done = run_air(clk, air, [a, b], lambda: res, 300000) and res == [0]
+    check(done and clk.t - t0 < 2 * least,
+          "lora: 2 KiB at SF9/125 kHz in %d ms %r, want under twice its nine frames' %d ms" % (clk.t - t0, res, least))
+    # The slowest the module takes (SF9/125 kHz, CR 4/8, a 24-symbol
+    # preamble, 2 s a frame): 10 KiB confirmed, the default give-up.
+    clk, air, (a, b) = lora_mesh("9,7,4,24", 30000)
+    run_air(clk, air, [a, b], lambda: b.nid in a.peers and a.nid in b.peers, 60000)
+    res = []
+    a.send(b.nid, APP, blob, res.append)
+    check(run_air(clk, air, [a, b], lambda: res, 900000) and res == [0],
+          "lora: 10 KiB at SF9/125 kHz CR 4/8 confirmed %r" % res)
+    check(b.got and b.got[-1][1] == blob, "lora: 10 KiB at CR 4/8 delivered intact")
 
     # Truncated and garbage frames are counted, never a crash.
     clk, air, (a, b) = mesh(2)
