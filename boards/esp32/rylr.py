@@ -225,6 +225,12 @@ class RYLR:
             self.cur = None
             if c[0][:8] == b"AT+SEND=":
                 self.stats["sent"] += 1
+                # The module sends the frame now, and refuses commands
+                # (+ERR=17) until it is out: the next one waits for its
+                # airtime, as the Go driver's does, instead of asking
+                # every 20 ms (a frame is 0.1 to 2 s of air).
+                n = _int(c[0][8:].split(b",", 2)[1])
+                self.hold = ticks_add(self.clk(), int(self.airtime_ms(n)) + 1)
             if c[4]:
                 self.ready = True
         elif line[:5] == b"+ERR=":

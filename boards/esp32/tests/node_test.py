@@ -148,6 +148,39 @@ def run_air(clk, air, nodes, cond, ms, step=5):
     return False
 
 
+class FakeUART:
+    """machine.UART to a module that answers each command as asked:
+    queries with the value the link wants (so it writes none), the rest
+    with +OK, when answer() is called."""
+
+    def __init__(self):
+        self.lines = []
+        self.rx = b""
+        self.answered = 0
+
+    def any(self):
+        return len(self.rx)
+
+    def read(self, n):
+        d, self.rx = self.rx[:n], self.rx[n:]
+        return d
+
+    def write(self, b):
+        self.lines.append(bytes(b).rstrip(b"\r\n"))
+
+    def answer(self):
+        if self.answered == len(self.lines):
+            return
+        self.answered = len(self.lines)
+        last = self.lines[-1]
+        if last.endswith(b"?"):
+            name = last[3:-1]
+            want = {b"ADDRESS": b"1", b"NETWORKID": b"18", b"PARAMETER": b"9,7,1,12"}[name]
+            self.rx += b"+" + name + b"=" + want + b"\r\n"
+        else:
+            self.rx += b"+OK\r\n"
+
+
 APP = mpkt.app_id("hil", "", 1)
 
 
@@ -363,6 +396,34 @@ def run():
     check(run_air(clk, air, [a, b], lambda: res, 900000) and res == [0],
           "lora: 10 KiB at SF9/125 kHz CR 4/8 confirmed %r" % res)
     check(b.got and b.got[-1][1] == blob, "lora: 10 KiB at CR 4/8 delivered intact")
+
+    # The RYLR-998 link: after the module's +OK to an AT+SEND, the next
+    # command waits for the frame's airtime (the module answers +ERR=17
+    # until the frame is out; the link used to ask again every 20 ms).
+    clk = Clock()
+    uart = FakeUART()
+    link = rylr.RYLR(uart, 1, params="9,7,1,12", clock=clk)
+    for _ in range(20):  # the start-up commands, each answered as asked
+        link.poll()
+        uart.answer()
+    check(link.ready, "rylr: ready after start-up %r" % uart.lines)
+    pkt = b"\x00" + bytes(range(1, 100))
+    link.send(b"\x00\x02", pkt)
+    link.send(b"\x00\x02", pkt)
+    link.poll()
+    check(uart.lines[-1][:8] == b"AT+SEND=", "rylr: the first packet sent %r" % uart.lines[-1:])
+    sent = len(uart.lines)
+    uart.answer()
+    air = link.airtime_ms(len(pkt))
+    asked = []
+    while clk.t < 1000 + air + 10:
+        link.poll()
+        if len(uart.lines) > sent:
+            asked.append(clk.t - 1000)
+            break
+        clk.t += 5
+    check(asked and air <= asked[0] <= air + 10,
+          "rylr: the next AT+SEND %r ms after +OK, want after the frame's %d ms of air" % (asked, air))
 
     # Truncated and garbage frames are counted, never a crash.
     clk, air, (a, b) = mesh(2)
