@@ -86,6 +86,7 @@ func TestBusyBelievedOnlyWhenProven(t *testing.T) {
 		}
 		if !canProve {
 			delete(me.nodes[1].apps, proof.AppID)
+			me.nodes[1].syncApps()
 		}
 		me.connect(0, 1, sim.Loss{})
 		me.start()

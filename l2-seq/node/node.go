@@ -189,6 +189,7 @@ type Node struct {
 	epGen      uint64 // counts the changes of eps (epForget), for senderNote
 
 	apps       map[packet.AppID]Handler
+	appTab     []appEntry                      // apps as a list, for deliverApp (syncApps)
 	checked    map[packet.AppID]CheckedHandler // apps that may refuse a Package (RegisterChecked)
 	streamApps map[packet.AppID]StreamHandler
 	appOrder   []packet.AppID
@@ -301,6 +302,7 @@ func New(cfg Config) (*Node, error) {
 		// Not announced: the capabilities app_id implies it.
 		n.apps[proof.AppID] = n.receiveProof
 	}
+	n.syncApps()
 	return n, nil
 }
 
@@ -332,6 +334,33 @@ func (n *Node) Register(id packet.AppID, h Handler) {
 		n.appOrder = append(n.appOrder, id)
 	}
 	n.apps[id] = h
+	n.syncApps()
+}
+
+// appEntry is one application of appTab.
+type appEntry struct {
+	id packet.AppID
+	h  Handler
+}
+
+// syncApps rebuilds appTab from apps: deliverApp scans a handful of ids
+// instead of hashing 16 bytes into a map for every Package delivered
+// (the map's look-up was 1.5 % of a route simulation's CPU).
+func (n *Node) syncApps() {
+	n.appTab = n.appTab[:0]
+	for id, h := range n.apps {
+		n.appTab = append(n.appTab, appEntry{id, h})
+	}
+}
+
+// app is apps[id] (nil: none).
+func (n *Node) app(id packet.AppID) Handler {
+	for i := range n.appTab {
+		if n.appTab[i].id == id {
+			return n.appTab[i].h
+		}
+	}
+	return nil
 }
 
 // Unregister removes an application.
@@ -340,6 +369,7 @@ func (n *Node) Unregister(id packet.AppID) {
 		return
 	}
 	delete(n.apps, id)
+	n.syncApps()
 	delete(n.streamApps, id)
 	n.appOrder = slices.DeleteFunc(n.appOrder, func(a packet.AppID) bool { return a == id })
 }

@@ -226,7 +226,7 @@ func (n *Node) deliverApp(m Message) error {
 		}
 		return h(m)
 	}
-	h := n.apps[m.App]
+	h := n.app(m.App)
 	if h == nil {
 		n.drop(DropUnknownApp)
 		return ErrUnknownApp
