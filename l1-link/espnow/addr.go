@@ -26,6 +26,22 @@ func (MAC) Network() string { return Network }
 // String formats the MAC as aa:bb:cc:dd:ee:ff.
 func (m MAC) String() string { return net.HardwareAddr(m[:]).String() }
 
+// MACTextSize is the length of a MAC's text (String): aa:bb:cc:dd:ee:ff.
+const MACTextSize = 3*len(MAC{}) - 1
+
+// AppendText appends String's text to b (encoding.TextAppender), without
+// allocating it.
+func (m MAC) AppendText(b []byte) ([]byte, error) {
+	const hex = "0123456789abcdef"
+	for i, c := range m {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hex[c>>4], hex[c&0xf])
+	}
+	return b, nil
+}
+
 // IsBroadcast reports m == ff:ff:ff:ff:ff:ff.
 func (m MAC) IsBroadcast() bool { return m == BroadcastMAC }
 

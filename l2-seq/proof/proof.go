@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/packet"
 )
@@ -143,6 +144,15 @@ func proofInput(b []byte, nonce Nonce, id [NodeIDSize]byte, boot Boot, prover, c
 func appendAddr(b []byte, a link.Addr) []byte {
 	if a == nil {
 		return append(b, 0, 0)
+	}
+	if m, ok := a.(espnow.MAC); ok {
+		// String's bytes, not allocated: an ESP-NOW mesh proves itself
+		// to every neighbour.
+		b = append(b, byte(len(espnow.Network)))
+		b = append(b, espnow.Network...)
+		b = append(b, byte(espnow.MACTextSize))
+		b, _ = m.AppendText(b)
+		return b
 	}
 	net, s := a.Network(), a.String()
 	b = append(b, byte(len(net)))

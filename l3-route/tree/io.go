@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/clock"
+	"github.com/mycelium-mesh/mycelium/l1-link/espnow"
 	"github.com/mycelium-mesh/mycelium/l1-link/link"
 	"github.com/mycelium-mesh/mycelium/l2-seq/identity"
 	"github.com/mycelium-mesh/mycelium/l2-seq/node"
@@ -306,10 +307,18 @@ func sortedEndpoints[V any](m map[peer.Endpoint]V) []peer.Endpoint {
 	return out
 }
 
-// endpointOrder is a fixed order of endpoints.
+// endpointOrder is a fixed order of endpoints: by link, then by the
+// address's text. Two MACs compare by their bytes, the order of their
+// text (fixed-width lower-case hex), without formatting both for every
+// comparison of a sort (6 % of a route simulation's allocations).
 func endpointOrder(a, b peer.Endpoint) int {
 	if a.Link != b.Link {
 		return a.Link - b.Link
+	}
+	if x, ok := a.Addr.(espnow.MAC); ok {
+		if y, ok := b.Addr.(espnow.MAC); ok {
+			return bytes.Compare(x[:], y[:])
+		}
 	}
 	return strings.Compare(a.Addr.String(), b.Addr.String())
 }
