@@ -514,7 +514,9 @@ type goneEpoch struct {
 // watch checks that the root still claims; a silent root's term ends.
 func (tr *tree) watch() {
 	t := tr.t
-	tr.watchTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod/2, tr.watch)
+	if !t.closed { // (closed: its clock, Halted, would arm nothing)
+		tr.watchAlarm.Arm(t.cfg.ClaimPeriod / 2)
+	}
 	if tr.cur == nil && tr.pending == nil {
 		tr.acquire() // candidates that failed us may do better now
 	}

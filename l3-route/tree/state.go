@@ -112,8 +112,7 @@ type tree struct {
 	answerTo   map[peer.Endpoint]answerState // claimants of a worse root our answer is due to (election.go: answer)
 	answerTmr  clock.Timer
 
-	electTmr, claimTmr, watchTmr, reqTmr clock.Timer
-	renewTmr                             clock.Timer // a renewal asked for while the term was too young
+	electTmr, claimTmr, reqTmr, renewTmr clock.Timer // renewTmr: a renewal asked for while the term was too young
 	parentLost                           bool        // our parent in this epoch fell silent (reported once)
 	probing                              bool        // a silent parent is being asked where it is
 	blindTmr                             clock.Timer
@@ -142,6 +141,11 @@ type tree struct {
 	pulledAt                             time.Time                    // when we last asked our parent for one
 	heldSince                            time.Time                    // since when a leaf's election is held back (elect: behindOne)
 	acks                                 map[identity.NodeID]ackState // our term's proven neighbours that acked its claim, answered alone (rootYields)
+
+	// watchAlarm runs watch every half claim period (Start, watch): one
+	// alarm armed again, instead of a Timer and a method value each time
+	// (2 % of what a route simulation allocates).
+	watchAlarm clock.Alarm
 }
 
 // ackState is a proven neighbour that acked the claim of our term (the

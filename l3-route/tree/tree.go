@@ -221,7 +221,8 @@ func (t *Trees) Start() {
 		// ask its parent for the claim at the same instant (and each
 		// stale parent its own), their queries and answers colliding.
 		// Apart, the first to ask mends the flood for the rest.
-		tr.watchTmr = t.clk.AfterFunc(time.Duration(t.rng.Int64N(int64(t.cfg.ClaimPeriod/2)+1)), tr.watch)
+		tr.watchAlarm.InitFunc(t.clk, tr.watch)
+		tr.watchAlarm.Arm(time.Duration(t.rng.Int64N(int64(t.cfg.ClaimPeriod/2) + 1)))
 	}
 }
 
@@ -242,7 +243,8 @@ func (t *Trees) Close() {
 	t.final = t.stats
 	t.clk = clock.Halted(t.clk)
 	for _, tr := range t.trees {
-		for _, tm := range []*clock.Timer{&tr.electTmr, &tr.claimTmr, &tr.watchTmr, &tr.reqTmr, &tr.renewTmr, &tr.blindTmr, &tr.pendingTmr, &tr.answerTmr, &tr.wholeTmr} {
+		tr.watchAlarm.Stop()
+		for _, tm := range []*clock.Timer{&tr.electTmr, &tr.claimTmr, &tr.reqTmr, &tr.renewTmr, &tr.blindTmr, &tr.pendingTmr, &tr.answerTmr, &tr.wholeTmr} {
 			clock.Stop(tm)
 		}
 	}
