@@ -190,6 +190,7 @@ type Node struct {
 
 	apps       map[packet.AppID]Handler
 	appTab     []appEntry                      // apps as a list, for deliverApp (syncApps)
+	beaconIn   beacon.Message                  // receiveBeacon's, decoded into
 	checked    map[packet.AppID]CheckedHandler // apps that may refuse a Package (RegisterChecked)
 	streamApps map[packet.AppID]StreamHandler
 	appOrder   []packet.AppID
