@@ -80,12 +80,33 @@ def unframe(f):
     return bytes(out)
 
 
+def parse_params(params, network=18):
+    """The AT+PARAMETER arguments "SF,BW,CR,preamble" as four ints, checked
+    against what the module takes (as the Go driver's ParamsCode): BW code
+    7, 8 or 9 (125, 250, 500 kHz), SF5 up to SF9, SF10, SF11 there, CR
+    1..4, a preamble of 4..24 on network 18 and 12 on any other.
+    ValueError naming the setting otherwise."""
+    try:
+        sf, bw, cr, pre = (_int(x.strip().encode()) for x in str(params).split(","))
+    except ValueError:
+        raise ValueError("lora params %r: four integers SF,BW,CR,preamble" % (params,))
+    if bw not in (7, 8, 9):
+        raise ValueError("lora params %r: bandwidth code %d, the module takes 7, 8 or 9" % (params, bw))
+    if not 5 <= sf <= bw + 2:
+        raise ValueError("lora params %r: SF%d, the module takes SF5..SF%d at code %d" % (params, sf, bw + 2, bw))
+    if not 1 <= cr <= 4:
+        raise ValueError("lora params %r: coding rate %d not in 1..4" % (params, cr))
+    if (network == 18 and not 4 <= pre <= 24) or (network != 18 and pre != 12):
+        raise ValueError("lora params %r: preamble %d (4..24 on network 18, 12 on others)" % (params, pre))
+    return sf, bw, cr, pre
+
+
 def airtime_ms(params, n):
     """Time on air in ms of a LoRa payload of n bytes under AT+PARAMETER
     params "SF,BW,CR,preamble": Semtech AN1200.13 with an explicit header
     and a CRC, low data rate optimisation when a symbol lasts 16 ms or more
     (the module's choice), as l1-link/lora.Params.Airtime computes it."""
-    sf, bw, cr, pre = (int(x) for x in params.split(","))
+    sf, bw, cr, pre = parse_params(params)
     sym = (1 << sf) * 1000 / BANDWIDTHS[bw]
     de = 1 if sym >= 16 else 0
     num = 8 * n - 4 * sf + 28 + 16
@@ -105,6 +126,7 @@ class RYLR:
     def __init__(self, uart, addr, network=18, params="9,7,1,12", password=None, clock=ticks_ms):
         if not 1 <= addr <= 65535:
             raise ValueError("address 1..65535")
+        parse_params(params, network)  # a clear error at boot, not a module answering +ERR
         self.u = uart
         self.addr = addr
         self.clk = clock

@@ -397,6 +397,18 @@ def run():
           "lora: 10 KiB at SF9/125 kHz CR 4/8 confirmed %r" % res)
     check(b.got and b.got[-1][1] == blob, "lora: 10 KiB at CR 4/8 delivered intact")
 
+    # Modulation the module does not take: one clear error at boot (the
+    # airtime and give-up follow it), not a module answering +ERR.
+    for wrong, net in (("9,7,1", 18), ("x,7,1,12", 18), ("9,6,1,12", 18), ("10,7,1,12", 18),
+                       ("12,9,1,12", 18), ("9,7,5,12", 18), ("9,7,1,25", 18), ("9,7,1,24", 5)):
+        try:
+            rylr.RYLR(FakeUART(), 1, network=net, params=wrong, clock=Clock())
+            err = None
+        except ValueError as e:
+            err = str(e)
+        check(err is not None and "lora params" in err, "rylr: params %r on network %d refused (%r)" % (wrong, net, err))
+    check(rylr.parse_params("11,9,4,24") == (11, 9, 4, 24), "rylr: SF11 at 500 kHz, CR 4/8, preamble 24 taken")
+
     # The RYLR-998 link: after the module's +OK to an AT+SEND, the next
     # command waits for the frame's airtime (the module answers +ERR=17
     # until the frame is out; the link used to ask again every 20 ms).
