@@ -236,18 +236,34 @@ func (b *BlueZ) dial(addr Addr) {
 		return
 	}
 	b.h.Connected(c)
+	if err := c.enableNotify(); err != nil {
+		c.fail(err)
+		return
+	}
+	go c.writer()
+	go c.watch(b.cfg.Poll)
+}
+
+// enableNotify turns the peer's notifications on, unless the connection
+// has ended meanwhile (fail, under the same lock, turns them off).
+func (c *bluezConn) enableNotify() error {
+	c.notify.Lock()
+	defer c.notify.Unlock()
 	for _, ch := range []struct {
 		c     *bluetooth.DeviceCharacteristic
 		bcast bool
 	}{{&c.pkt, false}, {&c.bc, true}} {
+		select {
+		case <-c.gone:
+			return net.ErrClosed
+		default:
+		}
 		bcast := ch.bcast
-		if err := ch.c.EnableNotifications(func(p []byte) { b.h.Received(c, p, bcast) }); err != nil {
-			c.fail(fmt.Errorf("enable notifications: %w", err))
-			return
+		if err := ch.c.EnableNotifications(func(p []byte) { c.b.h.Received(c, p, bcast) }); err != nil {
+			return fmt.Errorf("enable notifications: %w", err)
 		}
 	}
-	go c.writer()
-	go c.watch(b.cfg.Poll)
+	return nil
 }
 
 // connect does the blocking part of a dial.
@@ -388,6 +404,11 @@ type bluezConn struct {
 	gone    chan struct{}
 	ended   chan struct{} // closed once fail has run to its end (BlueZ.Close waits for it)
 	once    sync.Once
+	// notify orders the calls that turn pkt's and bc's notifications on
+	// (dial) and off (fail): tinygo's EnableNotifications keeps its state
+	// in the characteristic unguarded, and a connection may end (Close,
+	// the peer gone) while dial still turns them on.
+	notify sync.Mutex
 }
 
 type bluezTx struct {
@@ -497,8 +518,10 @@ func (c *bluezConn) fail(err error) {
 		}
 		b.mu.Unlock()
 		if c.central {
+			c.notify.Lock()
 			stopNotify(&c.pkt)
 			stopNotify(&c.bc)
+			c.notify.Unlock()
 		}
 		b.h.Disconnected(c, err)
 		close(c.ended)
