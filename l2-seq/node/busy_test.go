@@ -85,8 +85,7 @@ func TestBusyBelievedOnlyWhenProven(t *testing.T) {
 			me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 6}), Seed: uint64(i)})
 		}
 		if !canProve {
-			delete(me.nodes[1].apps, proof.AppID)
-			me.nodes[1].syncApps()
+			me.nodes[1].Unregister(proof.AppID)
 		}
 		me.connect(0, 1, sim.Loss{})
 		me.start()

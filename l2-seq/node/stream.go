@@ -91,7 +91,7 @@ type StreamHandler func(c StreamChunk)
 // may take whole Packages too, with Register); its app_id is announced in
 // beacons.
 func (n *Node) RegisterStream(id packet.AppID, h StreamHandler) {
-	if _, ok := n.apps[id]; !ok {
+	if n.app(id) == nil {
 		if _, ok := n.streamApps[id]; !ok {
 			n.appOrder = append(n.appOrder, id)
 		}
@@ -351,7 +351,7 @@ func (ep *endpoint) pendingBytes() int {
 
 // openStream starts receiving stream id for app.
 func (n *Node) openStream(ep *endpoint, id uint32, app packet.AppID, total int64, now time.Time) (*inStream, error) {
-	h, stream := n.apps[app], n.streamApps[app]
+	h, stream := n.app(app), n.streamApps[app]
 	switch {
 	case h == nil && stream == nil:
 		n.drop(DropUnknownApp)

@@ -199,8 +199,7 @@ func TestUnprovenNeighbourCarriesNoRoutedTraffic(t *testing.T) {
 	for i := range 2 {
 		me.add(sim.Position{}, Config{Identity: identity.FromSeed([32]byte{byte(i + 1), 6}), Seed: uint64(i)})
 	}
-	delete(me.nodes[1].apps, proof.AppID) // it cannot prove
-	me.nodes[1].syncApps()
+	me.nodes[1].Unregister(proof.AppID) // it cannot prove
 	me.connect(0, 1, sim.Loss{})
 	me.start()
 	me.discover()
