@@ -278,6 +278,7 @@ func (tr *tree) startTerm() {
 		term++
 	}
 	c := cert.NewClaim(t.id, tr.k, term, term)
+	periodic := tr.amRoot && t.cfg.EpochPeriods > 0 && tr.claims >= t.cfg.EpochPeriods
 	if tr.amRoot {
 		t.stats.Renewals++
 	}
@@ -286,6 +287,9 @@ func (tr *tree) startTerm() {
 	tr.acks = nil
 	clock.Stop(&tr.renewTmr)
 	tr.claims = 0
+	if !periodic {
+		tr.claims = -tr.stagger()
+	}
 	t.stats.Terms++
 	tr.adopt(c)
 	tr.cur = &slot{pos: Position{Tree: tr.k, TreeState: tr.ts, Term: term, Root: true}, term: c.Term(), chain: cert.Chain{Claim: c}, children: map[identity.NodeID]uint8{}, next: 1}
@@ -295,6 +299,33 @@ func (tr *tree) startTerm() {
 	tr.serveWaiting()
 	clock.Stop(&tr.claimTmr)
 	tr.claimTmr = t.clk.AfterFunc(t.cfg.ClaimPeriod, tr.reclaim)
+}
+
+// stagger is how many claims longer than EpochPeriods a term that is
+// not a periodic renewal (a root's first, or one a repair started) runs
+// [ours]: as many as put its renewal, and so every later one, in tree k's
+// slot of the cycle, the claim periods since the Unix epoch modulo
+// EpochPeriods being k·EpochPeriods/Trees. A term renews the whole tree
+// (every node asks its parent for a place in the new epoch, has its chain
+// answered, announces its position, and re-registers its name when its
+// homes moved), and the trees form within a minute or two of each other
+// at a cold start: with terms of one length their renewals kept that
+// phase for good, six re-formations in a hundred seconds every term (on
+// clustered 1,000 meshes such a round carried four times the frames of
+// the minutes between, and pairs routed in it were lost by the hundred).
+// In slots, the trees renew one at a time, the others routing meanwhile.
+// The roots' clocks need agree only to well within a slot (150 s by
+// default); a clock far off costs only the spread. Never shorter than a
+// term: a shorter one reads as a repair (route's repairEpoch).
+func (tr *tree) stagger() int {
+	c := tr.t.cfg
+	e := int64(c.EpochPeriods)
+	if e <= 0 || c.Trees <= 1 {
+		return 0
+	}
+	slot := int64(tr.k) * e / int64(c.Trees)
+	now := tr.t.clk.Now().UnixNano() / int64(c.ClaimPeriod)
+	return int(((slot-now)%e + e) % e)
 }
 
 // reclaim: the root's periodic claim; every EpochPeriods, a new term.
