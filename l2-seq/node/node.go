@@ -98,7 +98,7 @@ type Budgets struct {
 	RxSequences int // concurrent reassemblies in all (default 32)
 	RxPerPeerSq int // concurrent reassemblies per neighbour (default 4)
 	SendCache   int // bytes of Packages being sent as sequences (default 1 MiB)
-	PendingSend int // sends waiting per neighbour (default 32)
+	PendingSend int // sends waiting per neighbour (default 32; a quarter kept for sends of Priority > 0)
 	Backlog     int // frames queued before we set the throttle flag (default 64)
 	// Assembly is what the node reserves for streams it assembles into
 	// whole Messages for applications that take no chunks (default 16

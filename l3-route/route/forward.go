@@ -274,7 +274,11 @@ func (r *Router) send(rp *routed, next tree.Neighbor, originated bool, from *pee
 		r.stats.Forwarded++
 	}
 	hash := rp.Inner.Hash
-	res := r.b.SendRouted(next.Via, rp.Header, &rp.Pkg, nil)
+	var opt *node.SendOptions
+	if isAnswer(rp) {
+		opt = &node.SendOptions{Priority: answerPriority}
+	}
+	res := r.b.SendRouted(next.Via, rp.Header, &rp.Pkg, opt)
 	res.OnDone(func(err error) {
 		if err == nil {
 			return
@@ -308,6 +312,34 @@ func (r *Router) send(rp *routed, next tree.Neighbor, originated bool, from *pee
 		}
 		r.reportError(rp, err)
 	})
+}
+
+// answerPriority is the l2-seq priority of the answers (isAnswer) on every
+// hop: it lets them into the quarter of a neighbour's send queue that
+// requests, registrations and Packages cannot fill (node.SendOptions), so
+// that a relay whose queue toward its next hop is mostly full refuses new
+// work at once, as before, but still passes on the answers to work done
+// already.
+const answerPriority = 1
+
+// isAnswer reports whether rp finishes work already under way: a routed
+// error report, a receipt, a lookup's or a name lookup's answer, a
+// registration's confirmation, a trace's report. Every relay tells so
+// from the message itself, so the class is carried end to end with no
+// bit of its own on the wire. Dropped, each of these loses a round trip
+// already made (h34renewtrace: on clustered 1,000 seed 2 on a round of
+// renewals, 195 of 263 lookups that failed had found the record and lost
+// the answer, 145 of 232 Packages without a receipt were delivered).
+func isAnswer(rp *routed) bool {
+	if rp.Header.Error {
+		return true
+	}
+	switch controlType(&rp.Inner) {
+	case msgReceipt, msgError, msgReceiptSigned, msgReceiptNonce, msgErrorSigned, msgErrorNonce,
+		msgLookupReply, msgRegistered, msgNameStored, msgNameReply, msgTraceReport:
+		return true
+	}
+	return false
 }
 
 // idAt is the node_id of the neighbour at ep (zero if none or unknown).
