@@ -41,7 +41,9 @@ type Config struct {
 	MissedClaims int
 	// EpochPeriods: a root starts a new term (fresh addresses for all,
 	// repairing what departures broke) every that many claims (default 45,
-	// 15 minutes; negative: never).
+	// 15 minutes; negative: never). A root's first term, and one a repair
+	// started, runs on to its tree's slot of the cycle, so that the trees
+	// renew one at a time (stagger).
 	EpochPeriods int
 	// MaxSkew is how far a claim's time may be ahead of our clock (default 1 min).
 	MaxSkew time.Duration
