@@ -276,7 +276,7 @@ func (r *Router) send(rp *routed, next tree.Neighbor, originated bool, from *pee
 	hash := rp.Inner.Hash
 	var opt *node.SendOptions
 	if isAnswer(rp) {
-		opt = &node.SendOptions{Priority: answerPriority}
+		opt = &answerOpts
 	}
 	res := r.b.SendRouted(next.Via, rp.Header, &rp.Pkg, opt)
 	res.OnDone(func(err error) {
@@ -321,6 +321,10 @@ func (r *Router) send(rp *routed, next tree.Neighbor, originated bool, from *pee
 // work at once, as before, but still passes on the answers to work done
 // already.
 const answerPriority = 1
+
+// answerOpts is the options of every answer's hop: one value, read only
+// (l2-seq keeps nothing of it), not one made on every hop.
+var answerOpts = node.SendOptions{Priority: answerPriority}
 
 // isAnswer reports whether rp finishes work already under way: a routed
 // error report, a receipt, a lookup's or a name lookup's answer, a
