@@ -276,8 +276,15 @@ func (ep *endpoint) fbTimeout() time.Duration {
 	return min(max(d, lo), hi)
 }
 
-// sampleRTT folds a measured feedback delay into the estimate.
+// sampleRTT folds a measured feedback delay into the estimate. A sample
+// below zero (a clock stepped back) is none; one above the longest
+// feedback timeout counts as that, so that the sums below cannot
+// overflow.
 func (ep *endpoint) sampleRTT(d time.Duration) {
+	if d < 0 {
+		return
+	}
+	d = min(d, 4*ep.tl.fbInit+time.Second)
 	if !ep.rttOK {
 		ep.srtt, ep.rttvar, ep.rttOK = d, d/2, true
 		return

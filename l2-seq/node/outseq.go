@@ -239,6 +239,11 @@ func (o *outSeq) next(buf []byte) (outFrame, bool) {
 		o.askOut = true
 		o.timedOut = false
 		o.lastAsk = i
+		// When it left the radio is known only once the link says so
+		// (sent): an answer may come before that (the link reports a
+		// frame done after its MAC ack, which a radio retries while the
+		// neighbour, which heard the first copy, answers already).
+		o.askAt = time.Time{}
 		o.burst++
 		// On a slow half-duplex link nothing may follow the ask onto the
 		// air until its answer has had its chance: hush from now (sent
@@ -475,7 +480,11 @@ func (o *outSeq) onAck(p *packet.Packet) {
 	// since: packets sent after that ask are not lost for being missing
 	// from it, and the time it took is no round trip.
 	current := int(p.PacketID) == o.lastAsk
-	if o.waiting && !o.timedOut && current {
+	if o.waiting && !o.timedOut && current && !o.askAt.IsZero() {
+		// (An answer before the link said the ask was sent is no
+		// round trip: unknown, not the time since the zero time, which
+		// overflowed the estimate into a large negative one, and every
+		// later ask then timed out at once.)
 		o.ep.sampleRTT(n.clk.Now().Sub(o.askAt))
 	}
 	wasWaiting := o.waiting && current
