@@ -272,9 +272,12 @@ func (ep *endpoint) fbTimeout() time.Duration {
 	}
 	d := ep.srtt + 4*ep.rttvar
 	lo := ep.tl.airCtrl + time.Millisecond
-	hi := 4*ep.tl.fbInit + time.Second
-	return min(max(d, lo), hi)
+	return min(max(d, lo), ep.fbMax())
 }
+
+// fbMax is the longest wait for an answer: the cap of the feedback
+// timeout, of a sample and of the estimate's deviation.
+func (ep *endpoint) fbMax() time.Duration { return 4*ep.tl.fbInit + time.Second }
 
 // sampleRTT folds a measured feedback delay into the estimate. A sample
 // below zero (a clock stepped back) is none; one above the longest
@@ -284,7 +287,7 @@ func (ep *endpoint) sampleRTT(d time.Duration) {
 	if d < 0 {
 		return
 	}
-	d = min(d, 4*ep.tl.fbInit+time.Second)
+	d = min(d, ep.fbMax())
 	if !ep.rttOK {
 		ep.srtt, ep.rttvar, ep.rttOK = d, d/2, true
 		return
@@ -306,7 +309,7 @@ func (ep *endpoint) widenRTT() {
 	if !ep.rttOK {
 		ep.srtt, ep.rttvar, ep.rttOK = ep.tl.fbInit, ep.tl.fbInit/2, true
 	}
-	ep.rttvar = min(2*ep.rttvar+ep.tl.airCtrl, 4*ep.tl.fbInit+time.Second)
+	ep.rttvar = min(2*ep.rttvar+ep.tl.airCtrl, ep.fbMax())
 }
 
 // failAll ends every send queued here with err. The queues are emptied
