@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -136,18 +137,15 @@ func (r *Router) scheduleRegister() {
 	now := r.clk.Now()
 	repair := r.repairEpoch()
 	held := r.leases.registeredAll()
-	if !repair && held && r.recordGood() && r.homesKept() && r.holdsAll() && now.Sub(r.regAt) < r.recordLife()/2 {
-		// Every address in the record we registered is still ours (a
-		// tree that moved to a new epoch keeps the old one valid one
-		// epoch longer), it names an address in every tree we have one
-		// in (holdsAll: no tree was added), and every leaseholder whose
-		// record is ours to register has it registered: the records
-		// stand. They are sent again when an address in them is about to
-		// go (the tree's next epoch calls us again), or to refresh them
-		// before the homes forget them (refreshTmr). (A leaseholder that
-		// came since, or came back, has no record of ours yet: it was
-		// found by nobody, or at the proxy it had left, until the
-		// refresh.)
+	if held && len(r.staleHomes()) == 0 {
+		// Every home holds a record of ours that stands (staleHomes),
+		// and every leaseholder whose record is ours to register has it
+		// registered. They are sent again when an address in them is
+		// about to go (the tree's next epoch calls us again), or to
+		// refresh them before the homes forget them (refreshTmr). (A
+		// leaseholder that came since, or came back, has no record of
+		// ours yet: it was found by nobody, or at the proxy it had left,
+		// until the refresh.)
 		return
 	}
 	if r.regTmr == nil {
@@ -198,45 +196,84 @@ func (r *Router) termSpread() time.Duration {
 	return d
 }
 
-// homesKept reports whether the trees holding our record are still in the
-// epochs we stored it in (a new term moves the key's home: the tree's
-// shape changed, and a lookup must find the record at the new one), and
-// still the trees lookupOrder sends records to.
-func (r *Router) homesKept() bool {
-	for k, ts := range r.homes {
-		if p, ok := r.current(k); !ok || p.TreeState != ts {
-			return false
-		}
-	}
-	// And they are still the trees records go to (lookupOrder: a tree
-	// that took a root of its own since, or one that now shares one).
+// home is what one lookup tree's home holds of our record: the epoch of
+// the tree it was stored in, the addresses it names and when it was
+// signed.
+//
+// A new term of one lookup tree moves that tree's home alone [ours]: the
+// other lookup tree's home still holds a record that stands (its address
+// in the renewed tree is of the previous epoch, which routes one epoch
+// more, and that home gets a new record at its own tree's next term,
+// within a cycle). Only the moved home is sent one: sending the record to
+// every home at each lookup tree's new term registered each record
+// twice a cycle in each lookup tree, and on clustered meshes the relays
+// of the chains between towns carried those registrations to the homes
+// in other towns: at 1,000 nodes the busiest of them spent 1.2-2.3 % of
+// the time on the air, two thirds of it on registrations, their
+// confirmations and the acks (docs/routing-notes.md, "h39onehome").
+type home struct {
+	ts    uint8
+	addrs []TreeAddr
+	at    time.Time
+}
+
+// homeAge is how old a home's record may grow before it is stored again
+// (refreshTmr): three quarters of its life, so that the homes of a tree
+// that renews every cycle get the record of its new term first, and a
+// record that is refreshed still has a quarter of its life to reach its
+// home in.
+func (r *Router) homeAge() time.Duration { return r.recordLife() * 3 / 4 }
+
+// staleHomes lists the lookup trees whose home wants our record again:
+// there is none yet (a tree added, or one that now takes our records:
+// lookupOrder), it is of another epoch than the tree's current one (a new
+// term moved the key's home: a lookup must find the record at the new
+// one), it names an address no longer ours (current or previous epoch)
+// or a repaired tree's replaced epoch (repairAddrs), it lacks a tree we
+// are in (namesAll), or it is older than homeAge.
+func (r *Router) staleHomes() []int {
+	var stale []int
+	now := r.clk.Now()
 	sent := 0
 	for _, k := range r.lookupOrder(r.self[:]) {
 		if sent == r.lookupTrees() {
 			break
 		}
-		if _, ok := r.current(k); !ok {
+		p, ok := r.current(k)
+		if !ok {
 			continue
 		}
 		sent++
-		if _, ok := r.homes[k]; !ok {
-			return false
+		h, ok := r.homes[k]
+		if !ok || h.ts != p.TreeState || now.Sub(h.at) >= r.homeAge() || !r.addrsGood(h.addrs) || r.repairAddrs(h.addrs) || !r.namesAll(h.addrs) {
+			stale = append(stale, k)
 		}
 	}
-	return true
+	return stale
 }
 
-// repairEpoch reports whether a tree in which our record names an address
-// has since started a term early (a renewal after a failure: the term it
-// replaced ran less than its EpochPeriods claims) while the record still
-// names the old one.
+// repairEpoch reports whether a tree in which a record of ours at a home
+// names an address has since started a term early (repairAddrs).
 func (r *Router) repairEpoch() bool {
+	for _, h := range r.homes {
+		if r.repairAddrs(h.addrs) {
+			return true
+		}
+	}
+	return r.repairAddrs(r.registered)
+}
+
+// repairAddrs reports whether a tree in which addrs name an address has
+// since started a term early (a renewal after a failure: the term it
+// replaced ran less than its EpochPeriods claims) while they still name
+// the old one.
+func (r *Router) repairAddrs(addrs []TreeAddr) bool {
 	c := r.t.Config()
 	if c.EpochPeriods <= 0 {
 		return false
 	}
 	full := time.Duration(c.EpochPeriods-1) * c.ClaimPeriod
-	for _, a := range r.registered {
+	for _, a := range addrs {
 		cur, ok := r.t.Current(int(a.Tree))
 		prev, okPrev := r.t.Previous(int(a.Tree))
 		if !ok || !okPrev || cur.TreeState == a.TreeState || prev.TreeState != a.TreeState {
@@ -265,13 +302,24 @@ func (r *Router) Registered() bool {
 	return true
 }
 
-// recordGood reports whether every address of the record we registered
-// last is still ours (current or previous epoch: both route).
+// recordGood reports whether every address of the records of ours at
+// the homes is still ours (current or previous epoch: both route).
 func (r *Router) recordGood() bool {
 	if len(r.registered) == 0 {
 		return false
 	}
-	for _, a := range r.registered {
+	for _, h := range r.homes {
+		if !r.addrsGood(h.addrs) {
+			return false
+		}
+	}
+	return r.addrsGood(r.registered)
+}
+
+// addrsGood reports whether every address of addrs is still ours
+// (current or previous epoch).
+func (r *Router) addrsGood(addrs []TreeAddr) bool {
+	for _, a := range addrs {
 		p, ok := r.position(a.TreeState)
 		if !ok || !p.Addr.SameHolder(a.Addr) {
 			return false
@@ -280,24 +328,35 @@ func (r *Router) recordGood() bool {
 	return true
 }
 
-// register stores our record, and those of nodes we proxy for.
+// register stores our record at the homes that want it (staleHomes),
+// and those of nodes we proxy for.
 func (r *Router) register() {
-	rec := Record{ID: r.self, Signer: r.self, Time: r.clk.Now().UnixNano(), Addrs: r.Addrs()}
+	now := r.clk.Now()
+	rec := Record{ID: r.self, Signer: r.self, Time: now.UnixNano(), Addrs: r.Addrs()}
 	if len(rec.Addrs) == 0 || r.leases.leaf {
 		return // (a leaf's record is its proxy's to register)
 	}
-	rec.Sign(r.b.Signer())
-	r.registered = rec.Addrs
-	r.regAt = r.clk.Now()
-	// Refresh before the homes forget it (a record lives recordLife).
+	if stale := r.staleHomes(); len(stale) > 0 {
+		rec.Sign(r.b.Signer())
+		r.registered = rec.Addrs
+		r.regAt = now
+		r.storeLookup(rec, stale)
+	}
+	// Refresh before the homes forget it (a record lives recordLife):
+	// when the oldest home's record reaches homeAge.
+	oldest := now
+	for _, h := range r.homes {
+		if h.at.Before(oldest) {
+			oldest = h.at
+		}
+	}
 	clock.Stop(&r.refreshTmr)
-	r.refreshTmr = r.clk.AfterFunc(r.recordLife()/2, func() {
+	r.refreshTmr = r.clk.AfterFunc(max(oldest.Add(r.homeAge()).Sub(now), 0), func() {
 		r.refreshTmr = nil
 		r.scheduleRegister()
 	})
-	r.storeLookup(rec)
 	for _, lr := range r.leases.records(r) {
-		r.storeLookup(lr)
+		r.storeLookup(lr, nil)
 	}
 	r.registerName()
 }
@@ -384,14 +443,13 @@ func (r *Router) lookupOrder(what []byte) []int {
 	return append(order, later...)
 }
 
-// storeLookup sends a record toward its keys, and again until the node
-// that stores it confirms (a routed message can be lost on the way; a
-// name nobody can find is a node nobody can reach).
-func (r *Router) storeLookup(rec Record) {
+// storeLookup sends a record toward its keys in the lookup trees (those
+// of only, if it is not nil), and again until the node that stores it
+// confirms (a routed message can be lost on the way; a name nobody can
+// find is a node nobody can reach).
+func (r *Router) storeLookup(rec Record, only []int) {
 	sent := 0
-	if rec.ID == r.self {
-		clear(r.homes)
-	}
+	var lookup []int
 	for _, k := range r.lookupOrder(rec.ID[:]) {
 		if sent == r.lookupTrees() {
 			break
@@ -400,12 +458,16 @@ func (r *Router) storeLookup(rec Record) {
 			continue // lookups try the next trees too
 		}
 		sent++
+		lookup = append(lookup, k)
+		if only != nil && !slices.Contains(only, k) {
+			continue
+		}
 		if rec.ID == r.self {
 			p, _ := r.current(k)
 			if r.homes == nil {
-				r.homes = map[int]uint8{}
+				r.homes = map[int]home{}
 			}
-			r.homes[k] = p.TreeState
+			r.homes[k] = home{ts: p.TreeState, addrs: rec.Addrs, at: r.clk.Now()}
 		}
 		key := regKey{id: rec.ID, tree: k}
 		if old := r.regs[key]; old != nil {
@@ -417,6 +479,11 @@ func (r *Router) storeLookup(rec Record) {
 		st := &regState{rec: rec}
 		r.regs[key] = st
 		r.sendRegister(key, st)
+	}
+	if rec.ID == r.self {
+		// A tree that no longer takes our records (we left it, or
+		// lookupOrder moved on) holds no home of ours we keep.
+		maps.DeleteFunc(r.homes, func(k int, _ home) bool { return !slices.Contains(lookup, k) })
 	}
 }
 

@@ -127,7 +127,7 @@ func TestCertifiedProxyLookup(t *testing.T) {
 	cert := revoke.SignProxy(op, board, proxy.n.ID(), now.Add(time.Hour))
 	rec := Record{ID: board, Signer: proxy.n.ID(), Time: now.UnixNano(), Addrs: proxy.rt.Addrs(), Cert: &cert}
 	rec.Sign(hid(1, 61))
-	proxy.rt.storeLookup(rec)
+	proxy.rt.storeLookup(rec, nil)
 	me.clk.RunFor(30 * time.Second)
 	refused := func() (n uint64) {
 		for _, hn := range me.nodes {
@@ -138,7 +138,7 @@ func TestCertifiedProxyLookup(t *testing.T) {
 	before := refused()
 	forged := Record{ID: board, Signer: mallory.n.ID(), Time: me.clk.Now().UnixNano(), Addrs: mallory.rt.Addrs()}
 	forged.Sign(hid(4, 61))
-	mallory.rt.storeLookup(forged)
+	mallory.rt.storeLookup(forged, nil)
 	me.clk.RunFor(30 * time.Second)
 	if refused() == before {
 		t.Fatal("no home refused the uncertified record")
@@ -242,7 +242,7 @@ func TestRevokedProxyCertLookup(t *testing.T) {
 	cert := revoke.SignProxy(op, board, proxy.n.ID(), now.Add(time.Hour))
 	rec := Record{ID: board, Signer: proxy.n.ID(), Time: now.UnixNano(), Addrs: proxy.rt.Addrs(), Cert: &cert}
 	rec.Sign(hid(1, 62))
-	proxy.rt.storeLookup(rec)
+	proxy.rt.storeLookup(rec, nil)
 	me.clk.RunFor(30 * time.Second)
 	lookup := func() (got *Destination, gotErr error) {
 		done := false

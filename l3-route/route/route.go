@@ -210,7 +210,7 @@ type Router struct {
 	regs       map[regKey]*regState        // registrations not yet confirmed
 	regFirst   time.Time                   // the first position change the pending registration waits out
 	registered []TreeAddr                  // the addresses in the record we registered last
-	homes      map[int]uint8               // the trees holding our record, and the epoch (tree_state) we stored it in
+	homes      map[int]home                // the lookup trees holding our record, and what each holds
 	regAt      time.Time                   // when
 	refreshTmr clock.Timer
 	stats      Stats
@@ -464,7 +464,7 @@ func (r *Router) Addrs() []TreeAddr {
 	return out
 }
 
-// holdsAll reports whether the record we registered last names an
+// holdsAll reports whether every record of ours at a home names an
 // address of ours in every tree we have one in (a lease counts), without
 // making them (Registered is asked of every node twice a second while a
 // simulation waits for the names). Its address there may be of the
@@ -477,20 +477,27 @@ func (r *Router) Addrs() []TreeAddr {
 // until the next term had the node register again (a line of 200, seeds 3
 // and 5), the second was never stored with its new tree until then.
 func (r *Router) holdsAll() bool {
+	if len(r.homes) == 0 {
+		return r.namesAll(r.registered)
+	}
+	for _, h := range r.homes {
+		if !r.namesAll(h.addrs) {
+			return false
+		}
+	}
+	return true
+}
+
+// namesAll reports whether addrs name an address in every tree we have
+// one in (a lease counts).
+func (r *Router) namesAll(addrs []TreeAddr) bool {
 	for k := range r.t.Count() {
 		if _, ok := r.t.Current(k); !ok {
 			if _, ok := r.leases.inTree(k); !ok {
 				continue
 			}
 		}
-		named := false
-		for _, b := range r.registered {
-			if int(b.Tree) == k {
-				named = true
-				break
-			}
-		}
-		if !named {
+		if !slices.ContainsFunc(addrs, func(a TreeAddr) bool { return int(a.Tree) == k }) {
 			return false
 		}
 	}
