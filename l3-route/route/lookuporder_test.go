@@ -225,3 +225,55 @@ func TestNewTermMovesOneHome(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupAsksNewestHomeFirst: a lookup asks first the home of the
+// lookup tree whose term started last, which got the record of that
+// term, not the first tree of the fixed order, whose home keeps a record
+// naming the renewed tree's previous epoch (a record naming most trees'
+// previous epochs routes longer on dense meshes: docs/routing-notes.md,
+// "h39onehome"). Whenever a destination's two homes hold records of
+// different terms, the lookup's answer names its current epoch in the
+// tree that renewed last.
+func TestLookupAsksNewestHomeFirst(t *testing.T) {
+	me := lineMesh(t, 8, 3, 5)
+	src := me.nodes[0]
+	cycle := time.Duration(tree.DefaultEpochPeriods) * src.tr.Config().ClaimPeriod
+	checked := 0
+	for step := time.Duration(0); step < 2*cycle; step += 10 * time.Second {
+		me.run(10*time.Second, func() bool { return false })
+		for j := 2; j < len(me.nodes); j++ {
+			dst := me.nodes[j].rt
+			id := dst.self
+			order := dst.lookupOrder(id[:])[:2]
+			first, second := order[0], order[1]
+			p1, ok1 := src.rt.current(first)
+			p2, ok2 := src.rt.current(second)
+			h1, okh1 := dst.homes[first]
+			h2, okh2 := dst.homes[second]
+			if !ok1 || !ok2 || !okh1 || !okh2 || p2.Term <= p1.Term {
+				continue // the fixed order asks the newest first anyway
+			}
+			if h1.ts != p1.TreeState || h2.ts != p2.TreeState || dst.regs[regKey{id, first}] != nil || dst.regs[regKey{id, second}] != nil {
+				continue // a record on its way
+			}
+			if slices.ContainsFunc(h1.addrs, func(a TreeAddr) bool { return int(a.Tree) == second && a.TreeState == p2.TreeState }) {
+				continue // the first home's record names the renewed epoch too
+			}
+			src.rt.cache = map[identity.NodeID]*cachedRecord{}
+			var got Destination
+			var lerr error
+			done := false
+			src.rt.Lookup(id, func(d Destination, err error) { got, lerr, done = d, err, true })
+			if !me.run(lookupPatience, func() bool { return done }) || lerr != nil {
+				t.Fatalf("lookup of node %d: done %v, %v", j, done, lerr)
+			}
+			checked++
+			if !slices.ContainsFunc(got.Addrs, func(a TreeAddr) bool { return int(a.Tree) == second && a.TreeState == p2.TreeState }) {
+				t.Errorf("lookup of node %d: its record names no address in tree %d's epoch %#02x, which renewed last (its home holds one that does)", j, second, p2.TreeState)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no destination's homes held records of different terms: the case is not made")
+	}
+}
