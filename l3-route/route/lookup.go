@@ -211,8 +211,8 @@ func (r *Router) termSpread() time.Duration {
 // twice a cycle in each lookup tree, and on clustered meshes the relays
 // of the chains between towns carried those registrations to the homes
 // in other towns: at 1,000 nodes the busiest of them spent 1.2-2.3 % of
-// the time on the air, two thirds of it on registrations, their
-// confirmations and the acks (docs/routing-notes.md, "h39onehome").
+// the time on the air, about two thirds of it on registrations and their
+// confirmations (docs/routing-notes.md, "h39onehome").
 type home struct {
 	ts    uint8
 	addrs []TreeAddr
