@@ -257,12 +257,22 @@ func (r *Router) staleHomes() []int {
 // repairEpoch reports whether a tree in which a record of ours at a home
 // names an address has since started a term early (repairAddrs).
 func (r *Router) repairEpoch() bool {
+	return len(r.homes) > 0 && !r.everyHome(func(addrs []TreeAddr) bool { return !r.repairAddrs(addrs) })
+}
+
+// everyHome reports whether ok holds for the addresses of the record of
+// ours at every home (false before we registered one: the record we
+// registered last is at the homes it was sent to, so it is among them).
+func (r *Router) everyHome(ok func([]TreeAddr) bool) bool {
+	if len(r.homes) == 0 {
+		return false
+	}
 	for _, h := range r.homes {
-		if r.repairAddrs(h.addrs) {
-			return true
+		if !ok(h.addrs) {
+			return false
 		}
 	}
-	return r.repairAddrs(r.registered)
+	return true
 }
 
 // repairAddrs reports whether a tree in which addrs name an address has
@@ -306,17 +316,7 @@ func (r *Router) Registered() bool {
 
 // recordGood reports whether every address of the records of ours at
 // the homes is still ours (current or previous epoch: both route).
-func (r *Router) recordGood() bool {
-	if len(r.registered) == 0 {
-		return false
-	}
-	for _, h := range r.homes {
-		if !r.addrsGood(h.addrs) {
-			return false
-		}
-	}
-	return r.addrsGood(r.registered)
-}
+func (r *Router) recordGood() bool { return r.everyHome(r.addrsGood) }
 
 // addrsGood reports whether every address of addrs is still ours
 // (current or previous epoch).

@@ -476,17 +476,7 @@ func (r *Router) Addrs() []TreeAddr {
 // gained another for a complete one: the first was not counted registered
 // until the next term had the node register again (a line of 200, seeds 3
 // and 5), the second was never stored with its new tree until then.
-func (r *Router) holdsAll() bool {
-	if len(r.homes) == 0 {
-		return r.namesAll(r.registered)
-	}
-	for _, h := range r.homes {
-		if !r.namesAll(h.addrs) {
-			return false
-		}
-	}
-	return true
-}
+func (r *Router) holdsAll() bool { return r.everyHome(r.namesAll) }
 
 // namesAll reports whether addrs name an address in every tree we have
 // one in (a lease counts).
