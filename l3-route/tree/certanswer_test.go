@@ -449,3 +449,47 @@ func TestWholeChainAskedBeforeSecondBroadcast(t *testing.T) {
 		m.checkTree(0, m.alive())
 	}
 }
+
+// TestRenewalChainForLateChildren [ours]: a gateway that takes its place
+// in a renewal before its children ask (none held) still broadcasts its
+// chain, since its previous place had children (hadChildren), and
+// answers each with its certificate alone. On the old code it broadcast
+// its position alone and every child got the whole chain (three frames
+// of ESP-NOW each): on hubs of 300 nodes seed 10, 270 of a gateway's 738
+// answers in the steady window (h40chainfirst).
+func TestRenewalChainForLateChildren(t *testing.T) {
+	const leaves = 16
+	for _, seed := range []uint64{1, 2, 3} {
+		m, g, kids := certMesh(t, leaves, seed)
+		// The children listen four times as long at the start of an
+		// epoch: the gateway has its place before any of them asks.
+		for _, k := range kids {
+			m.trees[k].cfg.Settle = 4 * m.trees[g].settle()
+		}
+		var held int
+		gt := m.trees[g].trees[0]
+		a := watchAir(m, g, func() {
+			root := m.rootNode(0)
+			cp := m.trees[0].Config().ClaimPeriod
+			m.clk.RunFor(MinTermPeriods * cp)
+			before, _ := m.trees[root].Current(0)
+			m.trees[root].Renew(0)
+			for gt.cur == nil || gt.cur.pos.TreeState == before.TreeState {
+				held = max(held, len(gt.waiting))
+				m.clk.RunFor(10 * time.Millisecond)
+			}
+			if _, ok := m.runUntil(10*cp, func() bool { return m.allConverged(m.alive()) }); !ok {
+				m.dump()
+				t.Fatalf("seed %d: the new term did not converge", seed)
+			}
+		})
+		m.checkTree(0, m.alive())
+		t.Logf("seed %d: %d requests held at most, %d answer frames (%.1f a child), %d notify frames, %d sent again", seed, held, a.answers, float64(a.answers)/leaves, a.notifies, a.again)
+		if held >= chainNotifyMin {
+			t.Fatalf("seed %d: the gateway held %d requests: not the case under test", seed, held)
+		}
+		if a.answers > leaves+leaves/2 {
+			t.Errorf("seed %d: %d answer frames for %d children (a chain each is %d)", seed, a.answers, len(kids), 3*leaves)
+		}
+	}
+}

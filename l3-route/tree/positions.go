@@ -569,11 +569,25 @@ func (tr *tree) notifyAll() {
 	if tr.cur.pos.Root {
 		tr.cur.chainSent = true // a root's position is its whole chain (the claim alone)
 	}
-	if !tr.cur.pos.Root && tr.certAnswers() >= chainNotifyMin {
+	if !tr.cur.pos.Root && (tr.certAnswers() >= chainNotifyMin || tr.hadChildren() >= chainNotifyMin) {
 		// Those we held until we had a place get their certificate alone
 		// (serveWaiting): our chain goes to them all in one broadcast
 		// first, at once (not jittered: their answers follow it in our
 		// queue). One that misses it asks for the whole chain.
+		//
+		// So does a node whose previous place had children, though it
+		// held none of their requests [ours]: they ask again after it
+		// has its place, and holding its chain they ask with
+		// ReqHaveChain (a certificate each in answer); every neighbour
+		// that hears the chain knows its place without asking for it
+		// (a position names a parent it may not know yet). A rooftop
+		// gateway (hubs of 300 nodes, six trees, seed 10) mostly took
+		// its place in a renewal before its children asked and
+		// broadcast its position alone: 270 of its 738 answers in the
+		// steady window were whole chains. On clustered 1,000 the
+		// mean node's air in the steady window went from 0.212 to
+		// 0.179 %: queries, their answers and answers to requests
+		// from 0.078 to 0.049 % (h40chainfirst).
 		tr.cur.chainSent = true
 		tr.cur.chainAgain = true
 		msg := appendNotify(t.buf[:0], &tr.cur.chain)
@@ -643,6 +657,15 @@ func (t *Trees) chainAgainBy(from peer.Endpoint) time.Duration {
 // and 97 a certificate) instead of the chain in each answer pays from
 // two answers on.
 const chainNotifyMin = 2
+
+// hadChildren is how many children our place in the previous epoch of
+// this tree had: about as many will ask us in this one.
+func (tr *tree) hadChildren() int {
+	if tr.prev == nil {
+		return 0
+	}
+	return len(tr.prev.children)
+}
 
 // certAnswers counts the held requests that understand a certificate
 // alone (StatusCert).
