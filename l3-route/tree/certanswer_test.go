@@ -37,6 +37,8 @@ func certMesh(t *testing.T, leaves int, seed uint64) (m *mesh, g int, kids []int
 type air struct {
 	answers, answerBytes, notifies int
 	again                          int // answer frames sent again, by the MAC or the node (not in the counts above)
+	claims                         int // claims sent to one neighbour (pulls answered), first tries
+	pulls                          int // queries for the root's newest claim sent to g, first tries
 }
 
 // watchAir counts node g's tree responses and notifies on the air while
@@ -61,6 +63,15 @@ func watchAirTo(m *mesh, g, to int, f func()) air {
 	var p packet.Packet
 	m.med.SetAttemptLog(func(at *sim.Attempt) {
 		data := at.Data
+		if at.From != m.radios[g] && at.Dst != nil && at.Try == 1 && at.Dst.String() == m.radios[g].Addr().String() &&
+			packet.Decode(hop.Packet(data), &p) == nil && !p.Flags.Ack() {
+			// A pull: a query for the root's newest claim, to g.
+			b := p.Body
+			if len(b) == packet.PackageOverhead+4 && packet.AppID(b[:len(AppID)]) == AppID && b[packet.PackageOverhead] == MsgQuery && b[packet.PackageOverhead+3] == wantClaim {
+				a.pulls++
+			}
+			return
+		}
 		if at.From != m.radios[g] || packet.Decode(hop.Packet(data), &p) != nil || p.Flags.Ack() {
 			return
 		}
@@ -95,6 +106,8 @@ func watchAirTo(m *mesh, g, to int, f func()) air {
 			a.answerBytes += len(data)
 		case typ == MsgNotify:
 			a.notifies++
+		case typ == MsgClaim && at.Dst != nil && at.Try == 1:
+			a.claims++
 		}
 	})
 	defer m.med.SetAttemptLog(nil)

@@ -458,7 +458,18 @@ func (tr *tree) onSuffix(from peer.Endpoint, m *message) {
 func (tr *tree) onQuery(from peer.Endpoint, ts, want uint8) {
 	if want == wantClaim {
 		if tr.haveRoot && !tr.rootDead && ts == tr.ts {
-			tr.t.sendTo(from, appendClaim(tr.t.buf[:0], &tr.latest, tr.distance()))
+			// In a crowd, not with a claim a round and a quarter old
+			// [ours]: a neighbour asks from a round and a half on, so
+			// that one is most likely the round it holds too, and the
+			// query's ACK alone tells it we live. It hears the newer
+			// claim once we have it (pullFor). A rooftop gateway that
+			// missed a round answered two hundred children with the
+			// claim they held (h41pullstale). Out of a crowd (a line,
+			// a ring) a claim a round older than ours may still be the
+			// asker's, and the answer is one frame.
+			if !tr.claimStale() || !tr.t.inCrowd() {
+				tr.t.sendTo(from, appendClaim(tr.t.buf[:0], &tr.latest, tr.distance()))
+			}
 			tr.pullFor(from)
 		}
 		return

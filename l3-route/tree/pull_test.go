@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/mycelium-mesh/mycelium/l1-link/sim"
@@ -93,5 +94,69 @@ func TestLeafDoesNotPull(t *testing.T) {
 	}
 	if asking == 0 {
 		t.Fatal("the leaf never had a request out without a place: the test shows nothing")
+	}
+}
+
+// TestGatewayPullServedByBroadcast [ours]: a gateway that misses a round
+// of the root's claims is pulled by every child of its crowd at once (at
+// a round and a half). It has no newer claim to give them, and answered
+// each with the one it had (theirs too), then each again, one by one,
+// once it had the newer: two claims a child by hops that are acked, on
+// the air round a node that had just lost a broadcast to that air. On
+// hubs of 300 nodes (six trees, seed 10, at a renewal) such a round grew into ninety
+// seconds of pulls, the gateway missing round after round under them,
+// and routed probes through it were lost (h41pullstale). It now answers
+// a pull only with a claim newer than a round and a quarter, and the
+// broadcast that passes the newer claim on serves every child that asked
+// for it; a child that misses that too asks again at its next watch.
+func TestGatewayPullServedByBroadcast(t *testing.T) {
+	const leaves = 24
+	for _, seed := range []uint64{1, 2, 3} {
+		m, g, kids := certMesh(t, leaves, seed)
+		gt := m.trees[g].trees[0]
+		// The gateway's one neighbour that is no leaf of it: the only
+		// way claims come to it.
+		up := -1
+		for j, adj := range m.adj[g] {
+			if adj && !slices.Contains(kids, j) {
+				up = j
+			}
+		}
+		cp := m.trees[0].Config().ClaimPeriod
+		epochs := make([]uint64, len(m.trees))
+		for i, tr := range m.trees {
+			epochs[i] = tr.Stats().Epochs
+		}
+		a := watchAir(m, g, func() {
+			// Just after a claim has come: the next round is lost at the
+			// gateway.
+			fresh := gt.lastFresh
+			if _, ok := m.runUntil(2*cp, func() bool { return gt.lastFresh.After(fresh) }); !ok {
+				t.Fatalf("seed %d: no claim came to the gateway", seed)
+			}
+			// and the gateway's own pulls fail until its children,
+			// stale at a round and a half, have all asked it.
+			m.disconnect(g, up)
+			m.clk.RunFor(cp * 9 / 5)
+			m.connect(g, up)
+			m.clk.RunFor(3 * cp)
+		})
+		pulled := a.pulls
+		t.Logf("seed %d: %d pulls from %d children, %d claims sent to one child", seed, pulled, len(kids), a.claims)
+		if pulled < len(kids)/2 {
+			t.Fatalf("seed %d: %d of %d children pulled: not the case under test", seed, pulled, len(kids))
+		}
+		if a.claims > len(kids)/4 {
+			t.Errorf("seed %d: the gateway sent %d claims to one child each (%d children pulled)", seed, a.claims, pulled)
+		}
+		for i, tr := range m.trees {
+			if tr.Stats().Epochs != epochs[i] {
+				t.Errorf("seed %d: node %d entered a new epoch under a live root", seed, i)
+			}
+		}
+		if !m.allConverged(m.alive()) {
+			m.dump()
+			t.Fatalf("seed %d: the tree came apart", seed)
+		}
 	}
 }
