@@ -54,7 +54,10 @@ type RouteConfig struct {
 	MaxConverge time.Duration
 	// Steady is the quiet window after convergence over which the steady
 	// traffic is measured (default: one epoch cycle, EpochPeriods claim
-	// periods, so that every tree renews its epoch once in it). The pairs
+	// periods). It starts at convergence, and a tree's first term runs on
+	// to the tree's slot of the cycle (tree.stagger), so it holds the
+	// renewals of the trees whose first term ends in it: 2 to 6 terms of
+	// six trees in the README's runs (StageStats.Terms). The pairs
 	// are routed when it ends, so its length also decides whether routing
 	// meets a round of the trees' renewals (each tree renews every
 	// EpochPeriods claim periods from its term's start, TermsS):
