@@ -64,6 +64,14 @@ type RouteConfig struct {
 	// RouteResult.Window reports what fell in the routing window. Set, it
 	// is MinSteady..MaxSteady.
 	Steady time.Duration
+	// SteadyOnCycle starts the steady window once every tree has started
+	// a term since convergence, not at convergence: from its first
+	// renewal on, a tree renews once a cycle at its slot, so a window of
+	// one cycle then holds each tree's renewal once, as on a mesh that
+	// has run for days. The stage before it, "reaching the cycle", lasts
+	// at most two cycles (the slowest tree's first term); SteadyFromS
+	// says when the window began.
+	SteadyOnCycle bool
 	// Progress, when set, is told the stage and how far through it the
 	// measurement is.
 	Progress Progress
@@ -118,6 +126,9 @@ type RouteResult struct {
 	// run in it); Forming from the cold start to convergence.
 	Steady  AirStats `json:"steady"`
 	Forming AirStats `json:"forming"`
+	// SteadyFromS is when the steady window began (seconds from the
+	// start): at convergence, or later with SteadyOnCycle.
+	SteadyFromS float64 `json:"steady_from_s"`
 	// Repair is the failure (--fail-root or --kill) and its repair.
 	Repair *RepairStats `json:"repair,omitempty"`
 	// Loops counts decisions that broke the invariant that rules loops
@@ -433,6 +444,12 @@ func Route(c RouteConfig) (*RouteResult, error) {
 	res.Forming = m.airSince(air0)
 	m.notePeak()
 	m.startAttacks()
+	if c.SteadyOnCycle {
+		if err := m.reachCycle(); err != nil {
+			return nil, err
+		}
+	}
+	res.SteadyFromS = m.clk.Now().Sub(start).Seconds()
 
 	// Steady state: what the trees and names cost once formed, over a
 	// quiet window (the probes would count as routing control).
@@ -1060,4 +1077,45 @@ func (m *routeMesh) hopCounts() *HopCounts {
 		h.Challenges += s.Trust.ChallengesSent
 	}
 	return &h
+}
+
+// reachCycle runs until every tree has started a term since convergence
+// (RouteConfig.SteadyOnCycle), at most two epoch cycles.
+func (m *routeMesh) reachCycle() error {
+	c := m.cfg
+	conv := m.terms()
+	moved := func() int {
+		n := 0
+		for k, t := range m.terms() {
+			if t != conv[k] {
+				n++
+			}
+		}
+		return n
+	}
+	m.begin("reaching the cycle", c.Trees)
+	cycle := time.Duration(m.prof.epochPeriods) * c.ClaimPeriod
+	m.runUntil(m.clk.Now().Add(2*cycle), func() bool { return moved() == c.Trees }, moved)
+	if n := moved(); n < c.Trees {
+		return fmt.Errorf("--steady-on-cycle: %d of %d trees started a term in the two epoch cycles after convergence", n, c.Trees)
+	}
+	return nil
+}
+
+// terms is each tree's current term (its start) as the first live node
+// placed in it has it (0: none placed).
+func (m *routeMesh) terms() []int64 {
+	out := make([]int64, m.cfg.Trees)
+	for k := range out {
+		for i, t := range m.trees {
+			if t == nil || m.dead[i] {
+				continue
+			}
+			if p, ok := t.Current(k); ok {
+				out[k] = p.Term
+				break
+			}
+		}
+	}
+	return out
 }
