@@ -420,10 +420,10 @@ func Route(c RouteConfig) (*RouteResult, error) {
 		s := m.clk.Now().Sub(start).Seconds()
 		res.TreesS = &s
 		res.PlacedByDepth = m.placedByDepth()
-		for k := range c.Trees {
+		for _, term := range m.terms() {
 			var at *float64
-			if p, ok := m.trees[0].Current(k); ok && !m.dead[0] {
-				s := time.Unix(0, p.Term).Sub(start).Seconds()
+			if term != 0 {
+				s := time.Unix(0, term).Sub(start).Seconds()
 				at = &s
 			}
 			res.TermsS = append(res.TermsS, at)
